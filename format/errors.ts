@@ -1,0 +1,77 @@
+/**
+ * The one error class of crimg (spec/FORMAT.md section 2.1). Every failure caused by the
+ * bytes of an image carries a stable `code`; the message names the file offset where known
+ * and a hint that suggests the fix. Messages never contain key material or plaintext.
+ */
+
+/** Stable error codes. Never renamed: tools and other implementations match on them. */
+export const ERROR_CODES = [
+  'BAD_MAGIC',
+  'UNSUPPORTED_VERSION',
+  'UNSUPPORTED_FEATURE',
+  'TRUNCATED',
+  'CORRUPT_HEADER',
+  'CORRUPT_VALIDATION',
+  'CORRUPT_INDEX',
+  'CORRUPT_CHUNK',
+  'LIMIT_EXCEEDED',
+  'NOT_MAPPED',
+  'INCOMPATIBLE',
+  'KEY_REQUIRED',
+  'WRONG_KEY',
+  'AUTH_FAILED',
+  'IO_ERROR',
+  'INVALID_ARGUMENT',
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type CrimgErrorCode = (typeof ERROR_CODES)[number];
+
+/** Where in an image an error was found. All fields optional. */
+export interface CrimgErrorDetail {
+  /** File offset of the damaged structure or byte. */
+  offset?: number;
+  /** Region number (position in the region table). */
+  region?: number;
+  /** Chunk number (position in the chunk table). */
+  chunk?: number;
+  /** Virtual address involved, for NOT_MAPPED and chunk errors. */
+  address?: bigint;
+  /** What the reader should try, e.g. "re-copy the file in binary mode". */
+  hint?: string;
+  /** The underlying error (I/O errors). Never holds key material. */
+  cause?: unknown;
+}
+
+/**
+ * A failure caused by an image's bytes, the host, or the key.
+ * @example
+ * try { await openImage('x.img'); } catch (e) { if (e instanceof CrimgError && e.code === 'TRUNCATED') ... }
+ */
+export class CrimgError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: CrimgErrorCode;
+  readonly offset?: number;
+  readonly region?: number;
+  readonly chunk?: number;
+  readonly address?: bigint;
+  readonly hint?: string;
+
+  constructor(code: CrimgErrorCode, message: string, detail: CrimgErrorDetail = {}) {
+    const at = detail.offset !== undefined ? ` (at file offset ${detail.offset})` : '';
+    const hint = detail.hint ? `; ${detail.hint}` : '';
+    super(`${message}${at}${hint}`, detail.cause !== undefined ? { cause: detail.cause } : undefined);
+    this.name = 'CrimgError';
+    this.code = code;
+    if (detail.offset !== undefined) this.offset = detail.offset;
+    if (detail.region !== undefined) this.region = detail.region;
+    if (detail.chunk !== undefined) this.chunk = detail.chunk;
+    if (detail.address !== undefined) this.address = detail.address;
+    if (detail.hint !== undefined) this.hint = detail.hint;
+  }
+}
+
+/** True when `e` is a CrimgError, optionally with the given code. */
+export function isCrimgError(e: unknown, code?: CrimgErrorCode): e is CrimgError {
+  return e instanceof CrimgError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,505 @@
+/**
+ * The random-access reader (spec/FORMAT.md sections 3, 4 and 8): trusts the trailing index as
+ * the single authority, reads only the footer, header, validation block and region section to
+ * open, and the chunk table on the first data access.
+ */
+import { xxh64 } from './checksum.js';
+import {
+  CHUNK_RECORD_SIZE, CHUNK_ZERO, FOOTER_SIZE, LIMITS, OPTIONAL_MAPPABLE,
+  REGION_RECORD_SIZE, TAG_SIZE, alignUp, cipherName, codecName,
+} from './constants.js';
+import { decodeHeader, peekHeaderSize, type Header } from './header.js';
+import { decodeValidation, type Validation } from './validation.js';
+import { decodeFooter, type Footer } from './footer.js';
+import { ChunkTable, decodeRegionSection, type ChunkRecord, type Region } from './index-table.js';
+import { hex, toHex } from './bytes.js';
+import { CrimgError, isCrimgError, type CrimgErrorCode } from './errors.js';
+import { toBigAddress } from './address.js';
+import { toSource, type RandomAccessSource, type SourceInput } from './source.js';
+import { createChunkDecoder, type ChunkDecoder } from './chunk-decoder.js';
+import type { KeyInput } from './keying.js';
+import type { HostDescription } from './host.js';
+import { featureName } from './host.js';
+
+export interface OpenOptions {
+  /** Master key or passphrase for an encrypted image. */
+  key?: KeyInput;
+  /** 'node' (default) or 'portable' engines for decoding. */
+  engine?: 'node' | 'portable';
+  /** Reader-side caps on scrypt work (section 7.1). */
+  scryptCaps?: { maxMemory?: number; maxP?: number };
+  /** Worker threads for bulk decoding; default one per core for encoded images. */
+  workers?: number;
+}
+
+/** One problem found by {@link Image.verify}. */
+export interface VerifyError {
+  code: CrimgErrorCode;
+  message: string;
+  region?: number;
+  chunk?: number;
+  address?: bigint;
+  length?: number;
+  offset?: number;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  chunksChecked: number;
+  bytesChecked: number;
+  errors: VerifyError[];
+}
+
+export interface VerifyOptions {
+  /** Called after each batch with chunks done and total. */
+  onProgress?: (done: number, total: number) => void;
+  /** Stop listing after this many errors (default 1000). */
+  maxErrors?: number;
+}
+
+/** The result of {@link Image.checkCompatibility}. */
+export interface CompatibilityReport {
+  compatible: boolean;
+  architecture?: { image: string; host: string };
+  pageSize?: { image: number; host: number };
+  labels: { key: string; image: string; host: string | null }[];
+  bitmaps: { key: string; missing: number[]; names: string[] }[];
+}
+
+const MAX_READ_BATCH = 16 * 1024 * 1024;
+
+/**
+ * Opens an image. Reads the footer, header, validation block and region section only.
+ * @param input a path, an fd, bytes, or a {@link RandomAccessSource}.
+ * @throws CrimgError when the image cannot be opened (bad magic, truncated, corrupt index, wrong key...).
+ * @example
+ * const image = await openImage('app.img');
+ * const bytes = await image.read(0x7f0000001000n, 4096);
+ * await image.close();
+ */
+export async function openImage(input: SourceInput, options: OpenOptions = {}): Promise<Image> {
+  const source = await toSource(input);
+  const owned = typeof input === 'string';
+  try {
+    return await Image.open(source, owned, options);
+  } catch (e) {
+    if (owned) await source.close();
+    throw e;
+  }
+}
+
+/** An open image. Methods are safe to call concurrently. */
+export class Image {
+  private chunkTablePromise: Promise<ChunkTable> | null = null;
+
+  private constructor(
+    readonly source: RandomAccessSource,
+    private readonly owned: boolean,
+    readonly header: Header,
+    /** Raw header and validation bytes (they feed the AEAD's `H`). */
+    readonly headerBytes: Uint8Array,
+    readonly validationBytes: Uint8Array,
+    readonly validation: Validation,
+    readonly footer: Footer,
+    private readonly regionList: Region[] | null,
+    private readonly decoder: ChunkDecoder | null,
+    readonly dataStart: number,
+  ) {}
+
+  static async open(source: RandomAccessSource, owned: boolean, options: OpenOptions): Promise<Image> {
+    const size = source.size;
+    const first = await source.read(0, Math.min(16, size));
+    if (size < 16) {
+      peekHeaderSize(padTo16(first)); // bad magic beats truncation
+      throw new CrimgError('TRUNCATED', `the file is ${size} bytes, shorter than a header`, { offset: size });
+    }
+    const headerSize = peekHeaderSize(first);
+    if (size < headerSize) throw new CrimgError('TRUNCATED', `the file is ${size} bytes, shorter than its ${headerSize}-byte header`, { offset: size });
+    const headerBytes = await source.read(0, headerSize);
+    const header = decodeHeader(headerBytes);
+    const vStart = headerSize;
+    const vEnd = vStart + header.validationSize;
+    if (vEnd + FOOTER_SIZE > size) {
+      throw new CrimgError('TRUNCATED', `the file is ${size} bytes; its validation block alone ends at ${vEnd}`, { offset: size, hint: 'the image is incomplete; copy it again' });
+    }
+    const validationBytes = await source.read(vStart, header.validationSize);
+    const validation = decodeValidation(validationBytes, vStart);
+    const footerBase = size - FOOTER_SIZE;
+    const footerBytes = await source.read(footerBase, FOOTER_SIZE);
+    let footer: Footer;
+    try {
+      footer = decodeFooter(footerBytes, footerBase);
+    } catch (e) {
+      if (isCrimgError(e, 'BAD_MAGIC')) {
+        // A valid header with no footer: the file was cut short (or is still being written).
+        throw new CrimgError('TRUNCATED', 'the footer is missing: the image is truncated or was not finished', {
+          offset: size, hint: 'an interrupted write leaves NAME.tmp, never NAME; copy the image again completely',
+        });
+      }
+      throw e;
+    }
+    const dataStart = alignUp(headerSize + header.validationSize, header.pageSize);
+    checkFooter(footer, header, size, dataStart);
+    const decoder = header.cipher !== 0 || header.codec !== 0
+      ? await createChunkDecoder({ header, headerBytes, validationBytes, key: options.key, engine: options.engine ?? 'node', scryptCaps: options.scryptCaps, workers: options.workers })
+      : null;
+    let regions: Region[] | null = null;
+    if (header.cipher === 0 || decoder?.hasKey) {
+      const off = Number(footer.regionSectionOffset);
+      const len = Number(footer.regionSectionLength);
+      const stored = await source.read(off, len);
+      if (xxh64(stored) !== footer.regionSectionChecksum) {
+        throw new CrimgError('CORRUPT_INDEX', 'region section checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
+      }
+      const plain = decoder ? decoder.openIndex(2, BigInt(footer.regionCount), stored, off) : stored;
+      regions = decodeRegionSection(plain, {
+        regionCount: footer.regionCount, stringTableLength: footer.stringTableLength,
+        chunkCount: Number(footer.chunkCount), chunkSize: header.chunkSize, pageSize: header.pageSize, base: off,
+      });
+    }
+    return new Image(source, owned, header, headerBytes, validationBytes, validation, footer, regions, decoder, dataStart);
+  }
+
+  /** Format version as "major.minor". */
+  get version(): string {
+    return `${this.header.major}.${this.header.minor}`;
+  }
+
+  get pageSize(): number { return this.header.pageSize; }
+  get chunkSize(): number { return this.header.chunkSize; }
+  get imageId(): string { return toHex(this.header.imageId); }
+  get compression(): string {
+    return this.header.codec === 0 ? 'none' : `${codecName(this.header.codec)}:${this.header.codecLevel}`;
+  }
+  get encryption(): string { return cipherName(this.header.cipher); }
+  /** True when raw runs may be mapped straight from the file (optional feature MAPPABLE). */
+  get mappable(): boolean { return (this.header.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n; }
+  /** True when the index is encrypted and no key was given. */
+  get indexLocked(): boolean { return this.regionList === null; }
+  get fileSize(): number { return this.source.size; }
+  get chunkCount(): number { return Number(this.footer.chunkCount); }
+
+  /**
+   * The region table, sorted by address.
+   * @throws CrimgError KEY_REQUIRED when the image is encrypted and no key was given.
+   */
+  get regions(): readonly Region[] {
+    if (this.regionList === null) throw keyRequired();
+    return this.regionList;
+  }
+
+  /** The chunk table, loaded and checked on first use. */
+  chunkTable(): Promise<ChunkTable> {
+    if (this.regionList === null) return Promise.reject(keyRequired());
+    this.chunkTablePromise ??= this.loadChunkTable();
+    return this.chunkTablePromise;
+  }
+
+  private async loadChunkTable(): Promise<ChunkTable> {
+    const off = Number(this.footer.chunkTableOffset);
+    const stored = await this.source.read(off, Number(this.footer.chunkTableLength));
+    if (xxh64(stored) !== this.footer.chunkTableChecksum) {
+      throw new CrimgError('CORRUPT_INDEX', 'chunk table checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
+    }
+    const plain = this.decoder ? this.decoder.openIndex(1, this.footer.chunkCount, stored, off) : stored;
+    return new ChunkTable(plain, {
+      dataStart: this.dataStart, dataEnd: off, pageSize: this.header.pageSize, mappable: this.mappable,
+      hasCodec: this.header.codec !== 0, hasCipher: this.header.cipher !== 0, base: off,
+    });
+  }
+
+  /** The region holding `address`, or undefined (binary search). Gaps count as regions. */
+  regionAt(address: bigint | number): Region | undefined {
+    const a = toBigAddress(address);
+    const rs = this.regions;
+    let lo = 0;
+    let hi = rs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = rs[mid]!;
+      if (a < r.address) hi = mid - 1;
+      else if (a >= r.address + r.length) lo = mid + 1;
+      else return r;
+    }
+    return undefined;
+  }
+
+  /** Plain length of chunk `j` of region `r`. */
+  plainLength(r: Region, j: number): number {
+    const cs = BigInt(this.header.chunkSize);
+    const start = BigInt(j) * cs;
+    const end = start + cs < r.length ? start + cs : r.length;
+    return Number(end - start);
+  }
+
+  /**
+   * Exactly the `length` bytes at `address`: zeros for elided chunks, touching only the chunks
+   * needed. A read may span adjacent regions.
+   * @throws CrimgError NOT_MAPPED for unmapped addresses or gaps; CORRUPT_CHUNK, AUTH_FAILED on damage.
+   */
+  async read(address: bigint | number, length: number): Promise<Buffer> {
+    const start = toBigAddress(address);
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`expected a non-negative integer length, got ${length}`);
+    if (length > 2 ** 31) throw new RangeError(`expected a read of at most 2 GiB, got ${length}; use readStream or several reads`);
+    const out = Buffer.alloc(length);
+    await this.readInto(start, out);
+    return out;
+  }
+
+  /** Fills `out` with the bytes at `address` (see {@link read}). */
+  async readInto(address: bigint, out: Uint8Array): Promise<void> {
+    const table = await this.chunkTable();
+    const cs = BigInt(this.header.chunkSize);
+    const end = address + BigInt(out.length);
+    let cur = address;
+    // Plan: which chunk covers which part of `out`.
+    const plan: { rec: ChunkRecord; region: Region; j: number; number: number; from: number; to: number; dst: number }[] = [];
+    while (cur < end) {
+      const r = this.regionAt(cur);
+      if (!r || r.isGap) {
+        throw new CrimgError('NOT_MAPPED', `address ${hex(cur)} is ${r ? `in gap ${r.index}${r.name ? ` (${r.name})` : ''}, which holds no data` : 'not in any region of the image'}`, {
+          address: cur, hint: 'list the regions with `crimg inspect`',
+        });
+      }
+      const rEnd = r.address + r.length < end ? r.address + r.length : end;
+      while (cur < rEnd) {
+        const rel = cur - r.address;
+        const j = Number(rel / cs);
+        const chunkStart = BigInt(j) * cs;
+        const plainLen = this.plainLength(r, j);
+        const from = Number(rel - chunkStart);
+        const chunkEnd = r.address + chunkStart + BigInt(plainLen);
+        const stop = chunkEnd < rEnd ? chunkEnd : rEnd;
+        const to = from + Number(stop - cur);
+        const number = r.firstChunk + j;
+        const rec = table.get(number, plainLen);
+        plan.push({ rec, region: r, j, number, from, to, dst: Number(cur - address) });
+        cur = stop;
+      }
+    }
+    // Execute: coalesce file reads of neighbouring stored chunks, then decode each.
+    let i = 0;
+    while (i < plan.length) {
+      const p = plan[i]!;
+      if (p.rec.flags & CHUNK_ZERO) {
+        out.fill(0, p.dst, p.dst + (p.to - p.from));
+        i++;
+        continue;
+      }
+      let k = i + 1;
+      let runEnd = p.rec.offset + p.rec.storedLength;
+      while (k < plan.length) {
+        const q = plan[k]!.rec;
+        if (q.flags & CHUNK_ZERO || q.offset !== runEnd || runEnd + q.storedLength - p.rec.offset > MAX_READ_BATCH) break;
+        runEnd += q.storedLength;
+        k++;
+      }
+      const bytes = await this.source.read(p.rec.offset, runEnd - p.rec.offset);
+      const batch = plan.slice(i, k);
+      const plains = await Promise.all(batch.map((b) => this.decodeChunk(b.region, b.j, b.number, b.rec, bytes.subarray(b.rec.offset - p.rec.offset, b.rec.offset - p.rec.offset + b.rec.storedLength))));
+      batch.forEach((b, n) => out.set(plains[n]!.subarray(b.from, b.to), b.dst));
+      i = k;
+    }
+  }
+
+  /** Decodes one chunk's stored bytes, checking its checksum (and tag). */
+  async decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array): Promise<Uint8Array> {
+    const plainLength = this.plainLength(region, j);
+    if (this.decoder) {
+      return this.decoder.decode(stored, { rec, plainLength, chunkNumber: number, regionNumber: region.index, address: region.address + BigInt(j) * BigInt(this.header.chunkSize), last: j === region.chunkCount - 1 });
+    }
+    if (xxh64(stored) !== rec.checksum) {
+      throw new CrimgError('CORRUPT_CHUNK', `chunk ${number} (region ${region.index}, address ${hex(region.address + BigInt(j) * BigInt(this.header.chunkSize))}) checksum mismatch`, {
+        offset: rec.offset, chunk: number, region: region.index, hint: 'this part of the image is damaged; restore it from a good copy',
+      });
+    }
+    return stored;
+  }
+
+  /**
+   * Checks every checksum (and authentication tag) and the index's internal consistency.
+   * Lists every bad chunk; throws only when the image cannot be read at all.
+   */
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    const errors: VerifyError[] = [];
+    const maxErrors = options.maxErrors ?? 1000;
+    const push = (e: VerifyError): void => { if (errors.length < maxErrors) errors.push(e); };
+    const table = await this.chunkTable();
+    const total = table.count;
+    let checked = 0;
+    let bytes = 0;
+    let lastEnd = this.dataStart;
+    const regions = this.regions;
+    for (const r of regions) {
+      let stored = 0n;
+      let zeros = 0;
+      // Collect this region's valid records, then read them in coalesced batches.
+      const items: { j: number; number: number; rec: ChunkRecord }[] = [];
+      for (let j = 0; j < r.chunkCount; j++) {
+        const number = r.firstChunk + j;
+        let rec: ChunkRecord;
+        try {
+          rec = table.get(number, this.plainLength(r, j));
+        } catch (e) {
+          push(toVerifyError(e, r, number));
+          continue;
+        }
+        if (rec.flags & CHUNK_ZERO) { zeros++; checked++; continue; }
+        stored += BigInt(rec.storedLength);
+        if (rec.offset < lastEnd) {
+          push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} overlaps the bytes before it (which end at ${lastEnd})`, region: r.index, chunk: number, offset: rec.offset });
+        }
+        lastEnd = Math.max(lastEnd, rec.offset + rec.storedLength);
+        items.push({ j, number, rec });
+      }
+      if (stored !== r.storedBytes) push({ code: 'CORRUPT_INDEX', message: `region ${r.index} records ${r.storedBytes} stored bytes, its chunks hold ${stored}`, region: r.index });
+      if (zeros !== r.zeroChunks) push({ code: 'CORRUPT_INDEX', message: `region ${r.index} records ${r.zeroChunks} zero chunks, its chunks have ${zeros}`, region: r.index });
+      let i = 0;
+      while (i < items.length) {
+        const first = items[i]!.rec;
+        let k = i + 1;
+        let end = first.offset + first.storedLength;
+        while (k < items.length && items[k]!.rec.offset === end && end + items[k]!.rec.storedLength - first.offset <= MAX_READ_BATCH) {
+          end += items[k]!.rec.storedLength;
+          k++;
+        }
+        let buf: Uint8Array;
+        try {
+          buf = await this.source.read(first.offset, end - first.offset);
+        } catch (e) {
+          for (const it of items.slice(i, k)) push(toVerifyError(e, r, it.number, it.rec, this));
+          i = k;
+          continue;
+        }
+        await Promise.all(items.slice(i, k).map(async (it) => {
+          try {
+            await this.decodeChunk(r, it.j, it.number, it.rec, buf.subarray(it.rec.offset - first.offset, it.rec.offset - first.offset + it.rec.storedLength));
+            bytes += this.plainLength(r, it.j);
+          } catch (e) {
+            push(toVerifyError(e, r, it.number, it.rec, this));
+          }
+        }));
+        checked += k - i;
+        i = k;
+        options.onProgress?.(checked, total);
+      }
+    }
+    return { ok: errors.length === 0, chunksChecked: checked, bytesChecked: bytes, errors };
+  }
+
+  /**
+   * Compares the image's restore constraints with a host (section 4).
+   * @param host usually `describeHost()`.
+   */
+  checkCompatibility(host: HostDescription): CompatibilityReport {
+    const v = this.validation;
+    const report: CompatibilityReport = { compatible: true, labels: [], bitmaps: [] };
+    if (v.architecture !== undefined && v.architecture !== host.architecture) {
+      report.architecture = { image: v.architecture, host: host.architecture };
+      report.compatible = false;
+    }
+    const imagePage = v.pageSize ?? this.header.pageSize;
+    if (imagePage !== host.pageSize) {
+      report.pageSize = { image: imagePage, host: host.pageSize };
+      report.compatible = false;
+    }
+    for (const [key, value] of Object.entries(v.labels)) {
+      const h = host.labels[key];
+      if (h !== value) {
+        report.labels.push({ key, image: value, host: h ?? null });
+        report.compatible = false;
+      }
+    }
+    for (const [key, bits] of Object.entries(v.bitmaps)) {
+      const hostBits = host.bitmaps[key] ?? new Uint8Array(0);
+      const missing: number[] = [];
+      for (let i = 0; i < bits.length * 8; i++) {
+        const want = (bits[i >> 3]! >> (i & 7)) & 1;
+        const have = ((hostBits[i >> 3] ?? 0) >> (i & 7)) & 1;
+        if (want && !have) missing.push(i);
+      }
+      if (missing.length) {
+        report.bitmaps.push({ key, missing, names: missing.map((i) => (key === 'cpu.features' ? featureName(i) : `bit ${i}`)) });
+        report.compatible = false;
+      }
+    }
+    return report;
+  }
+
+  /**
+   * Throws INCOMPATIBLE naming what differs, when the host does not meet the constraints.
+   */
+  assertCompatible(host: HostDescription): void {
+    const r = this.checkCompatibility(host);
+    if (r.compatible) return;
+    const parts: string[] = [];
+    if (r.architecture) parts.push(`architecture ${r.architecture.image} (host ${r.architecture.host})`);
+    if (r.pageSize) parts.push(`page size ${r.pageSize.image} (host ${r.pageSize.host})`);
+    for (const l of r.labels) parts.push(`label ${l.key}=${l.image} (host ${l.host ?? 'unset'})`);
+    for (const b of r.bitmaps) parts.push(`${b.key} lacks ${b.names.join(' ')}`);
+    throw new CrimgError('INCOMPATIBLE', `the host does not meet the image's restore constraints: ${parts.join('; ')}`, {
+      hint: 'restore on a host like the one that made the image',
+    });
+  }
+
+  /** Releases the source (when openImage opened it) and the decoder's workers. */
+  async close(): Promise<void> {
+    await this.decoder?.close();
+    if (this.owned) await this.source.close();
+  }
+}
+
+function keyRequired(): CrimgError {
+  return new CrimgError('KEY_REQUIRED', 'the image index is encrypted and no key was given', {
+    hint: 'pass a key (--key-file, --key-env or --passphrase-file)',
+  });
+}
+
+function padTo16(b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(16);
+  out.set(b);
+  return out;
+}
+
+function toVerifyError(e: unknown, r: Region, chunk: number, rec?: ChunkRecord, image?: Image): VerifyError {
+  if (!isCrimgError(e)) throw e;
+  const err: VerifyError = { code: e.code, message: e.message, region: r.index, chunk };
+  if (image) {
+    const j = chunk - r.firstChunk;
+    err.address = r.address + BigInt(j) * BigInt(image.chunkSize);
+    err.length = image.plainLength(r, j);
+  }
+  if (rec) err.offset = rec.offset;
+  else if (e.offset !== undefined) err.offset = e.offset;
+  return err;
+}
+
+/** Section 8.2: the footer's geometry against the file length and limits. */
+function checkFooter(f: Footer, h: Header, size: number, dataStart: number): void {
+  const footerBase = size - FOOTER_SIZE;
+  const corrupt = (why: string, at: number): never => {
+    throw new CrimgError('CORRUPT_INDEX', `footer ${why}`, { offset: footerBase + at, hint: 'the index is damaged; restore the image from a good copy' });
+  };
+  if (toHex(f.imageId) !== toHex(h.imageId)) corrupt('image id differs from the header\'s: the file mixes two images', 0);
+  const t = BigInt(h.cipher !== 0 ? TAG_SIZE : 0);
+  const end = BigInt(footerBase);
+  // Counts first: a hostile count is a limit problem, whatever the lengths beside it say.
+  if (f.regionCount > LIMITS.maxRegions) {
+    throw new CrimgError('LIMIT_EXCEEDED', `footer claims ${f.regionCount} regions (limit ${LIMITS.maxRegions})`, { offset: footerBase + 48 });
+  }
+  if (f.stringTableLength > LIMITS.maxStringTable) {
+    throw new CrimgError('LIMIT_EXCEEDED', `footer claims a ${f.stringTableLength}-byte string table (limit ${LIMITS.maxStringTable})`, { offset: footerBase + 52 });
+  }
+  if (f.chunkCount * BigInt(CHUNK_RECORD_SIZE) > BigInt(size)) {
+    throw new CrimgError('LIMIT_EXCEEDED', `footer claims ${f.chunkCount} chunks, more records than the ${size}-byte file can hold`, { offset: footerBase + 24 });
+  }
+  if (f.chunkTableOffset > end || f.chunkTableOffset + f.chunkTableLength > end || f.regionSectionOffset + f.regionSectionLength > end) {
+    throw new CrimgError('TRUNCATED', `the index reaches past the footer at ${footerBase}: the file is shorter than its index says`, { offset: footerBase + 16 });
+  }
+  if (f.chunkTableOffset < BigInt(dataStart) || f.chunkTableOffset % 8n !== 0n) corrupt(`chunk table offset ${f.chunkTableOffset} is before the data area or unaligned`, 16);
+  if (f.chunkTableLength !== f.chunkCount * BigInt(CHUNK_RECORD_SIZE) + t) corrupt(`chunk table length ${f.chunkTableLength} does not fit ${f.chunkCount} records`, 32);
+  if (f.regionSectionOffset !== f.chunkTableOffset + f.chunkTableLength) corrupt('region section does not follow the chunk table', 40);
+  if (f.regionSectionLength !== BigInt(f.regionCount * REGION_RECORD_SIZE + f.stringTableLength) + t) corrupt(`region section length ${f.regionSectionLength} does not fit ${f.regionCount} regions`, 56);
+  if (f.regionSectionOffset + f.regionSectionLength !== end) corrupt('region section does not end at the footer', 56);
+  if (f.regionCount === 0) corrupt('lists no regions', 48);
+}

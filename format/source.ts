@@ -1,0 +1,114 @@
+/**
+ * Random-access sources: where a reader's bytes come from. The interface is the seam that
+ * lets files, buffers and (later) HTTP range readers be read the same way (cf. yauzl's
+ * RandomAccessReader). Offsets are Numbers: files beyond 2^53 bytes are out of scope.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { fstatSync, readSync } from 'node:fs';
+import { CrimgError } from './errors.js';
+
+/** A readable byte range of known size. */
+export interface RandomAccessSource {
+  /** Total length in bytes. */
+  readonly size: number;
+  /** Exactly `length` bytes at `offset`; throws CrimgError TRUNCATED if they are not there. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** A file descriptor when backed by a local file (lets restore map it). */
+  readonly fd?: number;
+  /** A name for messages (a path, "buffer", a URL). */
+  readonly name: string;
+  /** Releases what the source opened (not an fd the caller passed in). */
+  close(): Promise<void>;
+}
+
+function checkRange(src: RandomAccessSource, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`expected a non-negative integer offset, got ${offset}`);
+  if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`expected a non-negative integer length, got ${length}`);
+  if (offset + length > src.size) {
+    throw new CrimgError('TRUNCATED', `${src.name}: needs bytes [${offset}, ${offset + length}) but the file ends at ${src.size}`, {
+      offset, hint: 'the image is incomplete; copy it again',
+    });
+  }
+}
+
+/** A source over bytes in memory. */
+export class BufferSource implements RandomAccessSource {
+  readonly size: number;
+  readonly name = 'buffer';
+  constructor(private readonly bytes: Uint8Array) {
+    this.size = bytes.length;
+  }
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    return this.bytes.subarray(offset, offset + length);
+  }
+  async close(): Promise<void> {}
+}
+
+/** A source over a local file, by path or by an fd the caller owns. */
+export class FileSource implements RandomAccessSource {
+  private constructor(
+    readonly fd: number,
+    readonly size: number,
+    readonly name: string,
+    private readonly handle: FileHandle | null,
+  ) {}
+
+  /** Opens `path` read-only. @throws CrimgError IO_ERROR */
+  static async open(path: string): Promise<FileSource> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+      throw new CrimgError('IO_ERROR', `cannot open ${path}: ${code}`, { cause: e });
+    }
+    const st = await handle.stat();
+    if (!st.isFile()) {
+      await handle.close();
+      throw new CrimgError('IO_ERROR', `${path} is not a regular file`);
+    }
+    return new FileSource(handle.fd, st.size, path, handle);
+  }
+
+  /** Wraps an open fd; the caller keeps ownership (close() does not close it). */
+  static fromFd(fd: number, name = `fd ${fd}`): FileSource {
+    const st = fstatSync(fd);
+    return new FileSource(fd, st.size, name, null);
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      let n: number;
+      if (this.handle) {
+        n = (await this.handle.read(buf, done, length - done, offset + done)).bytesRead;
+      } else {
+        n = readSync(this.fd, buf, done, length - done, offset + done);
+      }
+      if (n === 0) {
+        throw new CrimgError('TRUNCATED', `${this.name}: the file ended at ${offset + done} while reading [${offset}, ${offset + length})`, { offset: offset + done });
+      }
+      done += n;
+    }
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close();
+  }
+}
+
+/** What `openImage` accepts: a path, an fd, bytes, or any source. */
+export type SourceInput = string | number | Uint8Array | RandomAccessSource;
+
+/** Turns a {@link SourceInput} into a source; `owned` says whether closing it is ours. */
+export async function toSource(input: SourceInput): Promise<RandomAccessSource> {
+  if (typeof input === 'string') return FileSource.open(input);
+  if (typeof input === 'number') return FileSource.fromFd(input);
+  if (input instanceof Uint8Array) return new BufferSource(input);
+  if (input && typeof input === 'object' && typeof input.read === 'function' && typeof input.size === 'number') return input;
+  throw new TypeError(`expected a path, an fd, a Uint8Array or a RandomAccessSource, got ${typeof input}`);
+}

@@ -1,0 +1,205 @@
+/**
+ * Validation block encode/decode, spec/FORMAT.md section 4. Pure: bytes in, fields out.
+ */
+import { xxh64 } from './checksum.js';
+import { LIMITS, VALIDATION_MAGIC, alignUp } from './constants.js';
+import { equalBytes, view } from './bytes.js';
+import { CrimgError } from './errors.js';
+
+/** Record types of section 4. */
+export const RECORD = {
+  producerName: 1,
+  producerVersion: 2,
+  architecture: 3,
+  pageSize: 4,
+  label: 5,
+  bitmap: 6,
+  metric: 7,
+} as const;
+const FLAG_CRITICAL = 1;
+
+/** Restore constraints and identity of an image (section 4). */
+export interface Validation {
+  producerName?: string;
+  producerVersion?: string;
+  /** `uname -m` name; must equal the host's on restore. */
+  architecture?: string;
+  /** Must equal the host's page size on restore. */
+  pageSize?: number;
+  /** Must be equal on restore. */
+  labels: Record<string, string>;
+  /** The image's bits must be a subset of the host's. */
+  bitmaps: Record<string, Uint8Array>;
+  /** Informational numbers. */
+  metrics: Record<string, number>;
+  /** Records of unknown types that were skipped (not critical). */
+  skipped: { type: number; length: number }[];
+}
+
+/** What a writer gives; absent maps mean none. */
+export interface ValidationInput {
+  producerName?: string;
+  producerVersion?: string;
+  architecture?: string;
+  pageSize?: number;
+  labels?: Record<string, string>;
+  bitmaps?: Record<string, Uint8Array>;
+  metrics?: Record<string, number>;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+function checkKey(kind: string, key: string): Uint8Array {
+  const k = enc.encode(key);
+  if (k.length < 1 || k.length > LIMITS.maxKeyLength) {
+    throw new RangeError(`expected a ${kind} key of 1..${LIMITS.maxKeyLength} UTF-8 bytes, got ${k.length} bytes`);
+  }
+  if (key.includes('=') && kind !== 'metric') {
+    throw new RangeError(`expected a ${kind} key without "=", got ${JSON.stringify(key)}`);
+  }
+  return k;
+}
+
+function keyed(k: Uint8Array, rest: Uint8Array): Uint8Array {
+  const out = new Uint8Array(2 + k.length + rest.length);
+  view(out).setUint16(0, k.length, true);
+  out.set(k, 2);
+  out.set(rest, 2 + k.length);
+  return out;
+}
+
+/** Encodes a validation block (section 4), with its checksum. */
+export function encodeValidation(v: ValidationInput): Uint8Array {
+  const records: [number, Uint8Array][] = [];
+  if (v.producerName !== undefined) records.push([RECORD.producerName, enc.encode(v.producerName)]);
+  if (v.producerVersion !== undefined) records.push([RECORD.producerVersion, enc.encode(v.producerVersion)]);
+  if (v.architecture !== undefined) records.push([RECORD.architecture, enc.encode(v.architecture)]);
+  if (v.pageSize !== undefined) {
+    const p = new Uint8Array(4);
+    view(p).setUint32(0, v.pageSize, true);
+    records.push([RECORD.pageSize, p]);
+  }
+  for (const [key, value] of Object.entries(v.labels ?? {})) {
+    records.push([RECORD.label, keyed(checkKey('label', key), enc.encode(value))]);
+  }
+  for (const [key, bits] of Object.entries(v.bitmaps ?? {})) {
+    if (!(bits instanceof Uint8Array)) throw new TypeError(`expected bitmap ${key} as a Uint8Array, got ${typeof bits}`);
+    records.push([RECORD.bitmap, keyed(checkKey('bitmap', key), bits)]);
+  }
+  for (const [key, value] of Object.entries(v.metrics ?? {})) {
+    if (typeof value !== 'number') throw new TypeError(`expected metric ${key} as a number, got ${typeof value}`);
+    const f = new Uint8Array(8);
+    view(f).setFloat64(0, value, true);
+    records.push([RECORD.metric, keyed(checkKey('metric', key), f)]);
+  }
+  if (records.length > LIMITS.maxValidationRecords) {
+    throw new RangeError(`expected at most ${LIMITS.maxValidationRecords} validation records, got ${records.length}`);
+  }
+  let size = 8 + 8;
+  for (const [, p] of records) size += 8 + alignUp(p.length, 8);
+  if (size > LIMITS.maxValidationSize) {
+    throw new RangeError(`expected a validation block of at most ${LIMITS.maxValidationSize} bytes, got ${size}`);
+  }
+  const out = new Uint8Array(size);
+  const dv = view(out);
+  out.set(VALIDATION_MAGIC, 0);
+  dv.setUint32(4, records.length, true);
+  let off = 8;
+  for (const [type, p] of records) {
+    dv.setUint16(off, type, true);
+    dv.setUint16(off + 2, 0, true);
+    dv.setUint32(off + 4, p.length, true);
+    out.set(p, off + 8);
+    off += 8 + alignUp(p.length, 8);
+  }
+  dv.setBigUint64(size - 8, xxh64(out.subarray(0, size - 8)), true);
+  return out;
+}
+
+/**
+ * Decodes a validation block. `base` is its file offset, for messages.
+ * @throws CrimgError CORRUPT_VALIDATION, UNSUPPORTED_FEATURE, LIMIT_EXCEEDED
+ */
+export function decodeValidation(bytes: Uint8Array, base: number): Validation {
+  const size = bytes.length;
+  const corrupt = (why: string, at: number): never => {
+    throw new CrimgError('CORRUPT_VALIDATION', `validation block ${why}`, {
+      offset: base + at, hint: 'the restore constraints are damaged; restore the image from a good copy',
+    });
+  };
+  if (size < 16 || size % 8 !== 0) corrupt(`size ${size} is invalid`, 0);
+  const dv = view(bytes);
+  if (dv.getBigUint64(size - 8, true) !== xxh64(bytes.subarray(0, size - 8))) corrupt('checksum mismatch', size - 8);
+  if (!equalBytes(bytes.subarray(0, 4), VALIDATION_MAGIC)) corrupt('magic is wrong', 0);
+  const count = dv.getUint32(4, true);
+  if (count > LIMITS.maxValidationRecords) {
+    throw new CrimgError('LIMIT_EXCEEDED', `validation block claims ${count} records (limit ${LIMITS.maxValidationRecords})`, { offset: base + 4 });
+  }
+  const v: Validation = { labels: {}, bitmaps: {}, metrics: {}, skipped: [] };
+  const seen = new Set<string>();
+  let off = 8;
+  const end = size - 8;
+  const text = (p: Uint8Array, at: number): string => {
+    try { return dec.decode(p); } catch { return corrupt('holds text that is not UTF-8', at); }
+  };
+  const splitKey = (p: Uint8Array, at: number, minRest: number): [string, Uint8Array] => {
+    if (p.length < 2) corrupt('record is too short for its key length', at);
+    const k = view(p).getUint16(0, true);
+    if (k < 1 || k > LIMITS.maxKeyLength || 2 + k + minRest > p.length) corrupt(`record key length ${k} is invalid`, at);
+    return [text(p.subarray(2, 2 + k), at), p.subarray(2 + k)];
+  };
+  for (let i = 0; i < count; i++) {
+    if (off + 8 > end) corrupt(`record ${i} starts past the end of the records`, off);
+    const type = dv.getUint16(off, true);
+    const flags = dv.getUint16(off + 2, true);
+    const len = dv.getUint32(off + 4, true);
+    const next = off + 8 + alignUp(len, 8);
+    if (next > end) corrupt(`record ${i} of ${len} bytes runs past the end of the block`, off + 4);
+    const p = bytes.subarray(off + 8, off + 8 + len);
+    const at = off;
+    const once = (name: string): void => {
+      if (seen.has(name)) corrupt(`has a second ${name} record`, at);
+      seen.add(name);
+    };
+    switch (type) {
+      case RECORD.producerName: once('producer name'); v.producerName = text(p, at); break;
+      case RECORD.producerVersion: once('producer version'); v.producerVersion = text(p, at); break;
+      case RECORD.architecture: once('architecture'); v.architecture = text(p, at); break;
+      case RECORD.pageSize:
+        once('page size');
+        if (len !== 4) corrupt('page size record is not 4 bytes', at);
+        v.pageSize = view(p).getUint32(0, true);
+        break;
+      case RECORD.label: {
+        const [k, rest] = splitKey(p, at, 0);
+        if (k in v.labels) corrupt(`repeats label ${JSON.stringify(k)}`, at);
+        v.labels[k] = text(rest, at);
+        break;
+      }
+      case RECORD.bitmap: {
+        const [k, rest] = splitKey(p, at, 0);
+        if (k in v.bitmaps) corrupt(`repeats bitmap ${JSON.stringify(k)}`, at);
+        v.bitmaps[k] = rest.slice();
+        break;
+      }
+      case RECORD.metric: {
+        const [k, rest] = splitKey(p, at, 8);
+        if (rest.length !== 8) corrupt('metric record value is not 8 bytes', at);
+        if (k in v.metrics) corrupt(`repeats metric ${JSON.stringify(k)}`, at);
+        v.metrics[k] = view(rest).getFloat64(0, true);
+        break;
+      }
+      default:
+        if (flags & FLAG_CRITICAL) {
+          throw new CrimgError('UNSUPPORTED_FEATURE', `validation record type ${type} is marked critical and unknown to this reader`, {
+            offset: base + at, hint: 'use a newer crimg that understands this restore constraint',
+          });
+        }
+        v.skipped.push({ type, length: len });
+    }
+    off = next;
+  }
+  if (off !== end) corrupt(`records end at ${off}, not at ${end}`, off);
+  return v;
+}

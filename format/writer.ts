@@ -1,0 +1,474 @@
+/**
+ * The streaming image writer (spec/FORMAT.md sections 3 to 8): header and validation block
+ * first, then each region's chunks as they arrive, then the index and the footer. One pass,
+ * memory bounded by the chunks in flight, one write batch, and the index.
+ *
+ * Crash safety: bytes go to `NAME.tmp`; `finish()` fsyncs it, renames it to `NAME` and fsyncs
+ * the directory, so `NAME` is either absent, the previous file, or a complete image.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { openSync, fsyncSync, closeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { xxh64 } from './checksum.js';
+import {
+  CHUNK_RECORD_SIZE, CIPHERS, CODECS, DEFAULT_CHUNK_SIZE, KIND_GAP, LIMITS, OPTIONAL_MAPPABLE, alignUp, isPowerOfTwo, parseKind, parseProt,
+  type CipherName, type RegionKind,
+} from './constants.js';
+import { encodeHeader, type HeaderFields } from './header.js';
+import { encodeValidation, type ValidationInput } from './validation.js';
+import { encodeRegionSection, writeChunkRecord, type RegionRecord } from './index-table.js';
+import { encodeFooter } from './footer.js';
+import { hex } from './bytes.js';
+import { CrimgError } from './errors.js';
+import { toBigAddress } from './address.js';
+import { createChunkEncoder, type ChunkEncoder, type EncodedChunk } from './chunk-encoder.js';
+import type { KeyInput } from './keying.js';
+
+/** Bytes of a region: all at once, or streamed with a length not known in advance. */
+export type RegionData = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
+export interface WriterOptions {
+  /** Page size of the captured process. Default 4096. */
+  pageSize?: number;
+  /** Chunk size: a power of two, multiple of the page size. Default {@link DEFAULT_CHUNK_SIZE}. */
+  chunkSize?: number;
+  /** Restore constraints and identity (section 4). */
+  validation?: ValidationInput;
+  /** Compression: "none" (default), "deflate" or "deflate:LEVEL" (1-9, default 1). */
+  compress?: string;
+  /** Cipher suite; requires `key` or `passphrase`. */
+  encrypt?: CipherName;
+  /** 32-byte master key, or a passphrase (scrypt). */
+  key?: KeyInput;
+  /** scrypt cost for a passphrase: log2 N (default 17), r (8), p (1). */
+  scrypt?: { log2N?: number; r?: number; p?: number };
+  /** 'node' (default, node:zlib and node:crypto) or 'portable' (fflate and @noble/ciphers). */
+  engine?: 'node' | 'portable';
+  /** Worker threads for encoding; default one per core for encoded or encrypted images, 0 = inline. */
+  workers?: number;
+  /** Fixed image id (deterministic test vectors only; ids must be unique). */
+  imageId?: Uint8Array;
+  /** Fixed salt (deterministic test vectors only). */
+  salt?: Uint8Array;
+  /** Creation time, ms since the epoch. Default now. */
+  created?: number | bigint;
+  /** fsync before rename (default true). */
+  fsync?: boolean;
+}
+
+export interface RegionOptions {
+  /** Address of the first byte: bigint, or a Number when exact. Page-aligned. */
+  address: bigint | number;
+  data: RegionData;
+  /** "rw-" style protection; default "rw-". */
+  prot?: string;
+  /** Region kind; default "anonymous". */
+  kind?: Exclude<RegionKind, 'gap'>;
+  name?: string;
+}
+
+export interface GapOptions {
+  address: bigint | number;
+  length: bigint | number;
+  name?: string;
+}
+
+/** What `finish()` reports. */
+export interface WriteSummary {
+  path: string;
+  fileSize: number;
+  regions: number;
+  chunks: number;
+  zeroChunks: number;
+  storedBytes: number;
+  plainBytes: number;
+}
+
+const WRITE_BATCH = 4 * 1024 * 1024;
+const ZERO_PAD = new Uint8Array(LIMITS.maxPageSize);
+
+/**
+ * Writes one image in a single streaming pass.
+ * @example
+ * const w = await ImageWriter.create('app.img', { validation: { architecture: 'x86_64' } });
+ * await w.addRegion({ address: 0x7f0000000000n, data: heapBytes, kind: 'heap', name: 'java heap' });
+ * await w.finish();
+ */
+export class ImageWriter {
+  private readonly records: RegionRecord[] = [];
+  private chunkTable = new Uint8Array(CHUNK_RECORD_SIZE * 1024);
+  private chunkCount = 0;
+  private pos: number;
+  private batch: Uint8Array[] = [];
+  private batchStart: number;
+  private batchBytes = 0;
+  private pendingWrite: Promise<unknown> = Promise.resolve();
+  private prevEnd = 0n;
+  private busy = false;
+  private state: 'open' | 'finished' | 'aborted' = 'open';
+  private zeroChunks = 0;
+  private storedBytes = 0;
+  private plainBytes = 0;
+
+  private constructor(
+    readonly path: string,
+    private readonly tmpPath: string,
+    private readonly fh: FileHandle,
+    private readonly header: Uint8Array,
+    private readonly pageSize: number,
+    private readonly chunkSize: number,
+    private readonly mappable: boolean,
+    private readonly encoder: ChunkEncoder,
+    private readonly doFsync: boolean,
+    dataStart: number,
+  ) {
+    this.pos = dataStart;
+    this.batchStart = dataStart;
+  }
+
+  /**
+   * Creates `path.tmp` and writes the header and validation block.
+   * @throws RangeError/TypeError on bad options; CrimgError IO_ERROR when the file cannot be created.
+   */
+  static async create(path: string, options: WriterOptions = {}): Promise<ImageWriter> {
+    if (typeof path !== 'string' || path.length === 0) throw new TypeError(`expected an output path, got ${typeof path}`);
+    const pageSize = options.pageSize ?? 4096;
+    if (!isPowerOfTwo(pageSize) || pageSize < LIMITS.minPageSize || pageSize > LIMITS.maxPageSize) {
+      throw new RangeError(`expected a page size that is a power of two in ${LIMITS.minPageSize}..${LIMITS.maxPageSize}, got ${pageSize}`);
+    }
+    const chunkSize = options.chunkSize ?? Math.max(DEFAULT_CHUNK_SIZE, pageSize);
+    if (!isPowerOfTwo(chunkSize) || chunkSize < pageSize || chunkSize > LIMITS.maxChunkSize) {
+      throw new RangeError(`expected a chunk size that is a power of two from the page size ${pageSize} to ${LIMITS.maxChunkSize}, got ${chunkSize}`);
+    }
+    const { codec, level } = parseCompress(options.compress ?? 'none');
+    const cipher = options.encrypt === undefined || options.encrypt === 'none' ? 0 : CIPHERS[options.encrypt];
+    if (cipher === undefined) throw new RangeError(`expected a cipher (aes-256-gcm, chacha20-poly1305), got ${JSON.stringify(options.encrypt)}`);
+    if (cipher !== 0 && options.key === undefined) throw new TypeError('expected a key or passphrase with encrypt');
+    const imageId = options.imageId ?? randomBytes(16);
+    if (!(imageId instanceof Uint8Array) || imageId.length !== 16) throw new RangeError('expected a 16-byte image id');
+    const validation = encodeValidation({ pageSize, ...options.validation });
+    const mappable = codec === 0 && cipher === 0;
+    const fields: HeaderFields = {
+      optionalFeatures: mappable ? OPTIONAL_MAPPABLE : 0n,
+      pageSize, chunkSize, imageId,
+      created: BigInt(options.created ?? Date.now()),
+      validationSize: validation.length,
+      codec, codecLevel: level, cipher,
+      kdf: 0, scryptLog2N: 0, scryptR: 0, scryptP: 0,
+      salt: new Uint8Array(16), keyCheck: new Uint8Array(16),
+    };
+    const encoder = await createChunkEncoder({
+      fields, validation, key: options.key, scrypt: options.scrypt, salt: options.salt,
+      engine: options.engine ?? 'node', workers: options.workers,
+    });
+    // The encoder fills the KDF, salt and key check fields before the header is encoded.
+    const header = encodeHeader(fields);
+    encoder.bindHeader(header, validation);
+    const tmpPath = `${path}.tmp`;
+    let fh: FileHandle;
+    try {
+      fh = await open(tmpPath, 'w');
+    } catch (e) {
+      await encoder.close();
+      throw new CrimgError('IO_ERROR', `cannot create ${tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+    }
+    const dataStart = alignUp(header.length + validation.length, pageSize);
+    const w = new ImageWriter(path, tmpPath, fh, header, pageSize, chunkSize, mappable, encoder, options.fsync ?? true, dataStart);
+    await w.writeAt(header, 0);
+    await w.writeAt(validation, header.length);
+    return w;
+  }
+
+  /**
+   * Appends a region. Regions must come in ascending address order without overlap.
+   * @returns the region's record as written.
+   * @throws RangeError when the region is out of order, unaligned or empty.
+   */
+  async addRegion(r: RegionOptions): Promise<RegionRecord> {
+    this.enter();
+    try {
+      const address = toBigAddress(r.address, 'address');
+      this.checkStart(address);
+      const protBits = parseProt(r.prot ?? 'rw-');
+      const kindId = parseKind(r.kind ?? 'anonymous');
+      if (kindId === KIND_GAP) throw new RangeError('expected a data region kind, got "gap": use addGap');
+      const name = r.name ?? '';
+      checkName(name);
+      const regionNumber = this.records.length;
+      const firstChunk = this.chunkCount;
+      const rec: RegionRecord = { address, length: 0n, firstChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits, kindId, name };
+      await this.streamChunks(r.data, rec, regionNumber);
+      if (rec.length === 0n) throw new RangeError(`expected region data at ${hex(address)}, got 0 bytes`);
+      if (address + rec.length > 1n << 64n) throw new RangeError(`region at ${hex(address)} of ${rec.length} bytes runs past the 64-bit address space`);
+      this.records.push(rec);
+      this.prevEnd = address + rec.length;
+      return rec;
+    } catch (e) {
+      await this.abort();
+      throw e;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Appends a gap: a reserved address range with no access and no data (section 8.1). */
+  async addGap(g: GapOptions): Promise<RegionRecord> {
+    this.enter();
+    try {
+      const address = toBigAddress(g.address, 'address');
+      const length = toBigAddress(g.length, 'length');
+      this.checkStart(address);
+      if (length === 0n || length % BigInt(this.pageSize) !== 0n) {
+        throw new RangeError(`expected a gap length that is a positive multiple of the page size ${this.pageSize}, got ${length}`);
+      }
+      if (address + length > 1n << 64n) throw new RangeError(`gap at ${hex(address)} runs past the 64-bit address space`);
+      const name = g.name ?? '';
+      checkName(name);
+      const rec: RegionRecord = { address, length, firstChunk: this.chunkCount, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits: 0, kindId: KIND_GAP, name };
+      this.records.push(rec);
+      this.prevEnd = address + length;
+      return rec;
+    } catch (e) {
+      await this.abort();
+      throw e;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * Writes the index and the footer, fsyncs, and renames `NAME.tmp` to `NAME`.
+   * @throws RangeError when there are no regions.
+   */
+  async finish(): Promise<WriteSummary> {
+    this.enter();
+    try {
+      if (this.records.length === 0) throw new RangeError('expected at least one region before finish()');
+      if (this.records.length > LIMITS.maxRegions) throw new RangeError(`expected at most ${LIMITS.maxRegions} regions, got ${this.records.length}`);
+      await this.flush();
+      const chunkTableOffset = alignUp(this.pos, 8);
+      const chunkPlain = this.chunkTable.subarray(0, this.chunkCount * CHUNK_RECORD_SIZE);
+      const chunkStored = this.encoder.sealIndex(1, BigInt(this.chunkCount), chunkPlain);
+      const region = encodeRegionSection(this.records);
+      if (region.stringTableLength > LIMITS.maxStringTable) throw new RangeError(`expected region names of at most ${LIMITS.maxStringTable} bytes in all`);
+      const regionStored = this.encoder.sealIndex(2, BigInt(this.records.length), region.bytes);
+      const regionOffset = chunkTableOffset + chunkStored.length;
+      const footer = encodeFooter({
+        imageId: this.header.subarray(40, 56),
+        chunkTableOffset: BigInt(chunkTableOffset),
+        chunkCount: BigInt(this.chunkCount),
+        chunkTableLength: BigInt(chunkStored.length),
+        regionSectionOffset: BigInt(regionOffset),
+        regionCount: this.records.length,
+        stringTableLength: region.stringTableLength,
+        regionSectionLength: BigInt(regionStored.length),
+        chunkTableChecksum: xxh64(chunkStored),
+        regionSectionChecksum: xxh64(regionStored),
+      });
+      const pad = new Uint8Array(chunkTableOffset - this.pos);
+      const tail = Buffer.concat([pad, chunkStored, regionStored, footer]);
+      await this.writeAt(tail, this.pos);
+      const fileSize = this.pos + tail.length;
+      if (this.doFsync) await this.fh.sync();
+      await this.fh.close();
+      await rename(this.tmpPath, this.path);
+      if (this.doFsync) fsyncDir(dirname(this.path));
+      this.state = 'finished';
+      await this.encoder.close();
+      return {
+        path: this.path, fileSize, regions: this.records.length, chunks: this.chunkCount,
+        zeroChunks: this.zeroChunks, storedBytes: this.storedBytes, plainBytes: this.plainBytes,
+      };
+    } catch (e) {
+      await this.abort();
+      throw e;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Abandons the image: closes and removes `NAME.tmp`. Safe to call more than once. */
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    await this.pendingWrite.catch(() => {});
+    await this.fh.close().catch(() => {});
+    await unlink(this.tmpPath).catch(() => {});
+    await this.encoder.close().catch(() => {});
+  }
+
+  private enter(): void {
+    if (this.state !== 'open') throw new TypeError(`expected an open writer, got one that is ${this.state}`);
+    if (this.busy) throw new TypeError('expected one call at a time: await the previous addRegion/addGap/finish');
+    this.busy = true;
+  }
+
+  private checkStart(address: bigint): void {
+    if (address % BigInt(this.pageSize) !== 0n) throw new RangeError(`expected a page-aligned address (page size ${this.pageSize}), got ${hex(address)}`);
+    if (address < this.prevEnd) {
+      throw new RangeError(`expected regions in ascending address order without overlap: ${hex(address)} is below the end of the previous region ${hex(this.prevEnd)}`);
+    }
+  }
+
+  /** Cuts the data into chunks; keeps one full chunk back until it knows whether it is the last. */
+  private async streamChunks(data: RegionData, rec: RegionRecord, regionNumber: number): Promise<void> {
+    const cs = this.chunkSize;
+    const inflight: Promise<EncodedChunk>[] = [];
+    const maxInflight = this.encoder.parallelism * 2;
+    let chunkIndex = 0;
+    const submit = async (plain: Uint8Array, last: boolean): Promise<void> => {
+      const number = this.chunkCount + inflight.length;
+      const address = rec.address + BigInt(chunkIndex) * BigInt(cs);
+      inflight.push(this.encoder.encode(plain, { chunkNumber: number, regionNumber, address, last }));
+      chunkIndex++;
+      if (inflight.length >= maxInflight) await this.store(await inflight.shift()!, rec);
+    };
+    // Pieces not yet cut into chunks.
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    const take = (n: number): Uint8Array => {
+      const first = pending[0]!;
+      if (first.length >= n) {
+        const out = first.subarray(0, n);
+        if (first.length === n) pending.shift(); else pending[0] = first.subarray(n);
+        pendingBytes -= n;
+        return out;
+      }
+      const out = new Uint8Array(n);
+      let off = 0;
+      while (off < n) {
+        const p = pending[0]!;
+        const k = Math.min(p.length, n - off);
+        out.set(p.subarray(0, k), off);
+        off += k;
+        if (k === p.length) pending.shift(); else pending[0] = p.subarray(k);
+      }
+      pendingBytes -= n;
+      return out;
+    };
+    const pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = data instanceof Uint8Array ? [data] : data;
+    if (pieces === null || typeof pieces !== 'object' || (!(Symbol.asyncIterator in pieces) && !(Symbol.iterator in pieces))) {
+      throw new TypeError(`expected region data as a Uint8Array, an (async) iterable of Uint8Array or a Readable, got ${typeof data}`);
+    }
+    for await (const piece of pieces as AsyncIterable<Uint8Array>) {
+      if (!(piece instanceof Uint8Array)) throw new TypeError(`expected region data pieces as Uint8Array, got ${typeof piece}`);
+      if (piece.length === 0) continue;
+      pending.push(piece);
+      pendingBytes += piece.length;
+      rec.length += BigInt(piece.length);
+      while (pendingBytes > cs) await submit(take(cs), false);
+    }
+    if (pendingBytes > 0) await submit(take(pendingBytes), true);
+    pending = [];
+    while (inflight.length) await this.store(await inflight.shift()!, rec);
+    if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
+    rec.chunkCount = chunkIndex;
+    // Section 5.2: in a MAPPABLE image the next region's first chunk starts on a page boundary.
+    if (this.mappable && this.pos % this.pageSize !== 0) this.queue(ZERO_PAD.subarray(0, alignUp(this.pos, this.pageSize) - this.pos));
+  }
+
+  /** Records one encoded chunk and queues its bytes. */
+  private async store(c: EncodedChunk, rec: RegionRecord): Promise<void> {
+    const i = this.chunkCount++;
+    if ((i + 1) * CHUNK_RECORD_SIZE > this.chunkTable.length) {
+      const grown = new Uint8Array(this.chunkTable.length * 2);
+      grown.set(this.chunkTable);
+      this.chunkTable = grown;
+    }
+    this.plainBytes += c.plainLength;
+    if (c.stored.length === 0) {
+      writeChunkRecord(this.chunkTable, i, { offset: 0, storedLength: 0, flags: c.flags, checksum: 0n });
+      rec.zeroChunks++;
+      this.zeroChunks++;
+      return;
+    }
+    writeChunkRecord(this.chunkTable, i, { offset: this.pos, storedLength: c.stored.length, flags: c.flags, checksum: c.checksum });
+    rec.storedBytes += BigInt(c.stored.length);
+    this.storedBytes += c.stored.length;
+    this.queue(c.stored);
+    if (this.batchBytes >= WRITE_BATCH) await this.flush();
+  }
+
+  private queue(bytes: Uint8Array): void {
+    this.batch.push(bytes);
+    this.batchBytes += bytes.length;
+    this.pos += bytes.length;
+  }
+
+  /** Starts writing the batch; waits for the previous write first, so at most one batch is in flight. */
+  private async flush(): Promise<void> {
+    await this.pendingWrite;
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    const at = this.batchStart;
+    this.batch = [];
+    this.batchStart = this.pos;
+    this.batchBytes = 0;
+    const p = this.writevAt(batch, at);
+    p.catch(() => {}); // handled: the next flush or finish awaits it and sees the error
+    this.pendingWrite = p;
+  }
+
+  private async writevAt(bufs: Uint8Array[], at: number): Promise<void> {
+    let off = at;
+    let i = 0;
+    let skip = 0; // bytes of bufs[i] already written
+    try {
+      while (i < bufs.length) {
+        const part: Uint8Array[] = [];
+        for (let j = i; j < bufs.length && part.length < 1024; j++) part.push(j === i ? bufs[j]!.subarray(skip) : bufs[j]!); // IOV_MAX
+        const { bytesWritten } = await this.fh.writev(part, off);
+        off += bytesWritten;
+        let n = bytesWritten + skip;
+        while (i < bufs.length && n >= bufs[i]!.length) { n -= bufs[i]!.length; i++; }
+        skip = n;
+      }
+    } catch (e) {
+      throw new CrimgError('IO_ERROR', `cannot write ${this.tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e, offset: off });
+    }
+  }
+
+  private async writeAt(bytes: Uint8Array, at: number): Promise<void> {
+    let done = 0;
+    try {
+      while (done < bytes.length) {
+        const { bytesWritten } = await this.fh.write(bytes, done, bytes.length - done, at + done);
+        done += bytesWritten;
+      }
+    } catch (e) {
+      throw new CrimgError('IO_ERROR', `cannot write ${this.tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e, offset: at + done });
+    }
+  }
+}
+
+function checkName(name: string): void {
+  if (typeof name !== 'string') throw new TypeError(`expected a region name string, got ${typeof name}`);
+  if (Buffer.byteLength(name) > LIMITS.maxNameLength) throw new RangeError(`expected a region name of at most ${LIMITS.maxNameLength} bytes`);
+}
+
+/** Parses "none", "deflate", "deflate:LEVEL". */
+export function parseCompress(text: string): { codec: number; level: number } {
+  const m = /^(none|deflate|zstd)(?::(\d+))?$/.exec(text);
+  if (!m) throw new RangeError(`expected compression none, deflate or deflate:LEVEL, got ${JSON.stringify(text)}`);
+  if (m[1] === 'none') {
+    if (m[2] !== undefined) throw new RangeError('expected no level with compression none');
+    return { codec: CODECS.none, level: 0 };
+  }
+  if (m[1] === 'zstd') {
+    throw new RangeError('compression zstd is reserved in format 1.0 but not implemented by this writer (spec/FORMAT.md section 6)');
+  }
+  const level = m[2] === undefined ? 1 : Number(m[2]);
+  if (level < 1 || level > 9) throw new RangeError(`expected a deflate level 1..9, got ${level}`);
+  return { codec: CODECS.deflate, level };
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try { fsyncSync(fd); } finally { closeSync(fd); }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
+  }
+}
+

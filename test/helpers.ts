@@ -1,0 +1,42 @@
+/** Shared test helpers: temp dirs and memory-like data. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export function tempDir(): { dir: string; path: (name: string) => string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'crimg-test-'));
+  return { dir, path: (n) => join(dir, n), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A deterministic PRNG (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Memory-like bytes: runs of zero, structured and random pages. */
+export function memoryLike(pages: number, seed: number, pageSize = 4096): Buffer {
+  const rnd = prng(seed);
+  const out = Buffer.alloc(pages * pageSize);
+  let p = 0;
+  while (p < pages) {
+    const run = Math.min(pages - p, 1 + Math.floor(rnd() * 8));
+    const kind = rnd();
+    for (let i = 0; i < run; i++, p++) {
+      const page = out.subarray(p * pageSize, (p + 1) * pageSize);
+      if (kind < 0.4) continue;
+      if (kind < 0.7) {
+        for (let o = 0; o < pageSize; o += 8) page.writeBigUInt64LE(0x7f0000000000n + BigInt(Math.floor(rnd() * 65536) * 16), o);
+      } else {
+        for (let o = 0; o < pageSize; o += 4) page.writeUInt32LE(Math.floor(rnd() * 4294967296), o);
+      }
+    }
+  }
+  return out;
+}

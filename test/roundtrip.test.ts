@@ -1,0 +1,81 @@
+import fc from 'fast-check';
+import { readFileSync, existsSync, statSync } from 'node:fs';
+import { ImageWriter, openImage, CrimgError } from '../index.js';
+import { tempDir, memoryLike } from './helpers.js';
+
+const t = tempDir();
+afterAll(() => t.cleanup());
+
+describe('write then read', () => {
+  test('regions, gaps and zero chunks round trip; read at every boundary', async () => {
+    const heap = memoryLike(40, 1);
+    const stack = memoryLike(5, 2);
+    const out = t.path('a.img');
+    const w = await ImageWriter.create(out, { chunkSize: 16384, validation: { architecture: 'x86_64', labels: { engine: 'test' } } });
+    await w.addRegion({ address: 0x10000n, data: heap, kind: 'heap', name: 'heap' });
+    await w.addGap({ address: 0x10000n + BigInt(heap.length), length: 8192n, name: 'guard' });
+    await w.addRegion({ address: 0x10000n + BigInt(heap.length) + 8192n, data: [stack.subarray(0, 100), stack.subarray(100)], prot: 'rw-', kind: 'stack' });
+    const summary = await w.finish();
+    expect(existsSync(out)).toBe(true);
+    expect(existsSync(out + '.tmp')).toBe(false);
+    expect(statSync(out).size).toBe(summary.fileSize);
+    const img = await openImage(out);
+    expect(img.regions).toHaveLength(3);
+    expect(img.regions[1]!.isGap).toBe(true);
+    expect(img.mappable).toBe(true);
+    expect(img.validation.labels).toEqual({ engine: 'test' });
+    for (const off of [0, 1, 4095, 4096, 16383, 16384, 16385, heap.length - 1]) {
+      for (const len of [0, 1, 7, 4096, 16384 + 3]) {
+        const n = Math.min(len, heap.length - off);
+        expect((await img.read(0x10000n + BigInt(off), n)).equals(heap.subarray(off, off + n))).toBe(true);
+      }
+    }
+    expect((await img.read(0x10000n, heap.length)).equals(heap)).toBe(true);
+    const stackAt = img.regions[2]!.address;
+    expect((await img.read(stackAt, stack.length)).equals(stack)).toBe(true);
+    await expect(img.read(0x10000n + BigInt(heap.length), 1)).rejects.toMatchObject({ code: 'NOT_MAPPED' });
+    await expect(img.read(0x0n, 1)).rejects.toMatchObject({ code: 'NOT_MAPPED' });
+    await expect(img.read(stackAt + BigInt(stack.length) - 1n, 2)).rejects.toBeInstanceOf(CrimgError);
+    const report = await img.verify();
+    expect(report).toMatchObject({ ok: true, errors: [] });
+    await img.close();
+  });
+
+  test('random region sets round trip (property)', async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.record({ gapPages: fc.integer({ min: 0, max: 3 }), pages: fc.integer({ min: 1, max: 12 }), tail: fc.integer({ min: 0, max: 4095 }), seed: fc.integer(), split: fc.integer({ min: 1, max: 70000 }) }), { minLength: 1, maxLength: 5 }),
+      fc.constantFrom(4096, 8192, 65536),
+      async (specs, chunkSize) => {
+        const out = t.path('p.img');
+        const w = await ImageWriter.create(out, { chunkSize, fsync: false });
+        let addr = 0x7f0000000000n;
+        const expected: [bigint, Buffer][] = [];
+        for (const s of specs) {
+          addr += BigInt(s.gapPages * 4096);
+          const data = Buffer.concat([memoryLike(s.pages, s.seed), Buffer.alloc(s.tail, 7)]);
+          const pieces: Buffer[] = [];
+          for (let o = 0; o < data.length; o += s.split) pieces.push(data.subarray(o, o + s.split));
+          await w.addRegion({ address: addr, data: (async function* () { yield* pieces; })() });
+          expected.push([addr, data]);
+          addr += BigInt(Math.ceil(data.length / 4096) * 4096);
+        }
+        await w.finish();
+        const img = await openImage(readFileSync(out));
+        for (const [a, d] of expected) expect((await img.read(a, d.length)).equals(d)).toBe(true);
+        expect((await img.verify()).ok).toBe(true);
+        await img.close();
+      }), { numRuns: 40, seed: 42 });
+  });
+
+  test('writer refuses overlapping, unordered and unaligned regions and removes NAME.tmp', async () => {
+    const out = t.path('bad.img');
+    const w = await ImageWriter.create(out);
+    await w.addRegion({ address: 0x20000n, data: Buffer.alloc(8192, 1) });
+    await expect(w.addRegion({ address: 0x21000n, data: Buffer.alloc(4096, 1) })).rejects.toThrow(RangeError);
+    expect(existsSync(out + '.tmp')).toBe(false);
+    expect(existsSync(out)).toBe(false);
+    const w2 = await ImageWriter.create(out);
+    await expect(w2.addRegion({ address: 0x20001n, data: Buffer.alloc(1) })).rejects.toThrow(/page-aligned/);
+    await expect(w2.finish()).rejects.toThrow(TypeError);
+  });
+});
