@@ -1,0 +1,100 @@
+/**
+ * Conformance vectors (spec/vectors/v1): the committed bytes equal a fresh generation (the
+ * generator is deterministic and vectors never change), every valid vector reads as its JSON
+ * says, and every invalid vector fails with the code in its name at its stage.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { openImage, CrimgError } from '../index.js';
+import { generateAll } from '../spec/vectors-lib.js';
+import { tempDir } from './helpers.js';
+
+const V1 = join(process.cwd(), 'spec', 'vectors', 'v1');
+const t = tempDir();
+afterAll(() => t.cleanup());
+
+const valid = readdirSync(V1).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4));
+const invalid = readdirSync(join(V1, 'invalid')).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4));
+
+test('the committed vectors are exactly what the generator writes', async () => {
+  mkdirSync(join(t.dir, 'invalid'), { recursive: true });
+  const files = await generateAll(t.dir);
+  for (const f of files) {
+    expect({ f, same: readFileSync(join(t.dir, f)).equals(readFileSync(join(V1, f))) }).toEqual({ f, same: true });
+    const json = f.replace(/\.img$/, '.json');
+    expect(readFileSync(join(t.dir, json), 'utf8')).toBe(readFileSync(join(V1, json), 'utf8'));
+  }
+  expect(files.length).toBe(valid.length + invalid.length);
+});
+
+describe.each(valid)('valid vector %s', (name) => {
+  test('reads as its JSON says', async () => {
+    const exp = JSON.parse(readFileSync(join(V1, `${name}.json`), 'utf8'));
+    const img = await openImage(join(V1, `${name}.img`));
+    expect(img.version).toBe(exp.version);
+    expect(img.imageId).toBe(exp.imageId);
+    expect(Number(img.header.created)).toBe(exp.created);
+    expect(img.pageSize).toBe(exp.pageSize);
+    expect(img.chunkSize).toBe(exp.chunkSize);
+    expect(img.compression.split(':')[0]).toBe(exp.compression.split(':')[0]);
+    expect(img.encryption).toBe(exp.encryption);
+    const v = img.validation;
+    expect({
+      producerName: v.producerName, producerVersion: v.producerVersion, architecture: v.architecture, pageSize: v.pageSize,
+      labels: v.labels, metrics: v.metrics,
+      bitmaps: Object.fromEntries(Object.entries(v.bitmaps).map(([k, b]) => [k, Buffer.from(b).toString('hex')])),
+    }).toEqual(exp.validation);
+    expect(img.regions.length).toBe(exp.regions.length);
+    for (const [i, r] of img.regions.entries()) {
+      const e = exp.regions[i];
+      expect({ address: '0x' + r.address.toString(16), length: Number(r.length), prot: r.prot, kind: r.kind, name: r.name, chunkCount: r.chunkCount, zeroChunks: r.zeroChunks })
+        .toEqual({ address: e.address, length: e.length, prot: e.prot, kind: e.kind, name: e.name, chunkCount: e.chunkCount, zeroChunks: e.zeroChunks });
+      if (e.sha256) {
+        const bytes = await img.read(r.address, Number(r.length));
+        expect(createHash('sha256').update(bytes).digest('hex')).toBe(e.sha256);
+      } else {
+        await expect(img.read(r.address, 1)).rejects.toMatchObject({ code: 'NOT_MAPPED' });
+      }
+    }
+    expect((await img.verify()).ok).toBe(true);
+    await img.close();
+  });
+
+  test('truncation at every page boundary (and just before the footer) gives a CrimgError, never a crash', async () => {
+    const bytes = readFileSync(join(V1, `${name}.img`));
+    const cuts = [];
+    for (let c = 0; c < bytes.length; c += 4096) cuts.push(c);
+    cuts.push(bytes.length - 1, bytes.length - 96, bytes.length - 97, 7, 127, 129);
+    for (const c of cuts) {
+      const e = await openImage(bytes.subarray(0, c)).then(() => null, (err) => err);
+      expect(e).toBeInstanceOf(CrimgError);
+      expect(['TRUNCATED', 'BAD_MAGIC']).toContain(e.code);
+      if (c >= 16) expect(e.code).toBe('TRUNCATED');
+    }
+  });
+});
+
+describe.each(invalid)('invalid vector %s', (name) => {
+  test('fails with the code in its name', async () => {
+    const exp = JSON.parse(readFileSync(join(V1, 'invalid', `${name}.json`), 'utf8'));
+    expect(name.split('--')[0]).toBe(exp.code);
+    const path = join(V1, 'invalid', `${name}.img`);
+    if (exp.stage === 'open') {
+      await expect(openImage(path)).rejects.toMatchObject({ name: 'CrimgError', code: exp.code });
+      return;
+    }
+    const img = await openImage(path);
+    const report = await img.verify().catch((e) => ({ ok: false, errors: [{ code: (e as CrimgError).code }] }));
+    expect(report.ok).toBe(false);
+    expect(report.errors.map((e) => e.code)).toContain(exp.code);
+    // and a read of all data fails with the same code
+    const failures = [];
+    for (const r of img.regions) {
+      if (r.isGap) continue;
+      failures.push(await img.read(r.address, Number(r.length)).then(() => null, (e) => e.code));
+    }
+    expect(failures).toContain(exp.code);
+    await img.close();
+  });
+});
