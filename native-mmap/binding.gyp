@@ -1,0 +1,19 @@
+# Builds crimg_mmap.node, the native restore shim's low layer (Linux only:
+# MAP_FIXED_NOREPLACE, MAP_POPULATE and the madvise set are Linux API).
+# Run through native-mmap/install.mjs, which tolerates a failed build.
+{
+  "targets": [
+    {
+      "target_name": "crimg_mmap",
+      "sources": ["src/address_space.cc", "src/mmap.cc"],
+      # node-addon-api's "except" flavour: C++ exceptions on, so a JS exception
+      # raised while reading an argument (say a throwing getter on opts)
+      # unwinds cleanly instead of needing a status check after every call.
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+      ],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fvisibility=hidden"]
+    }
+  ]
+}

@@ -1,0 +1,378 @@
+/**
+ * Typed loader for the native restore shim's low layer, the `crimg_mmap.node`
+ * addon built from native-mmap/src by native-mmap/install.mjs.
+ *
+ * It exposes mmap(2), mprotect(2), madvise(2) and munmap(2) to script without
+ * letting script crash the process: mapped memory comes back as external
+ * ArrayBuffers that unmap when collected, MAP_FIXED is only honoured inside a
+ * reservation made by {@link reserve}, and protect/advise only act on ranges
+ * the addon made. Linux only.
+ *
+ * The addon is optional. When it is not built, fails to load, cannot hand out
+ * external ArrayBuffers, or `CRIMG_NO_NATIVE=1` is set, {@link native} is
+ * `null`, {@link nativeStatus} says why, and the typed functions throw
+ * `ERR_CRIMG_NATIVE_UNAVAILABLE`; callers take the portable (read) path.
+ *
+ * Errors, all thrown synchronously:
+ * - wrong argument type: `TypeError`, code `ERR_INVALID_ARG_TYPE`;
+ * - bad value (zero/negative/non-integer length, unaligned offset or address,
+ *   bad prot string, unknown advice, MAP_FIXED outside a reservation, a
+ *   range past end-of-file, a foreign or already-unmapped buffer): `RangeError`,
+ *   code `ERR_INVALID_ARG_VALUE`, message "expected X, got Y";
+ * - failing syscall: {@link SyscallError}, e.g.
+ *   "EEXIST: mmap failed at 0x7f3a1c000000: File exists".
+ *
+ * Hazards no check can remove, as with any mmap user: writing to a buffer
+ * mapped without 'w' is a SIGSEGV; a file truncated by someone else under a
+ * live mapping faults with SIGBUS; an asynchronous operation still using a
+ * view of a buffer must finish before {@link unmap}.
+ */
+import { constants as bufferConstants } from 'node:buffer';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { types } from 'node:util';
+
+/** Permissions as in /proc/self/maps: 'r' or '-', 'w' or '-', 'x' or '-'. */
+export type Prot = `${'r' | '-'}${'w' | '-'}${'x' | '-'}`;
+
+/**
+ * A {@link Prot} that includes read. Mappings are handed to script as
+ * ArrayBuffers, and reading unreadable pages would be a SIGSEGV.
+ */
+export type ReadableProt = `r${'w' | '-'}${'x' | '-'}`;
+
+/** madvise(2) advice: MADV_WILLNEED, MADV_SEQUENTIAL, and so on. */
+export type Advice = 'willneed' | 'sequential' | 'random' | 'hugepage' | 'nohugepage' | 'dontneed';
+
+/** Where to place a mapping. Without `address` the kernel chooses. */
+export interface MapOptions {
+  /** Page-aligned start address; a hint unless `fixed` or `fixedNoReplace`. */
+  address?: bigint;
+  /**
+   * MAP_FIXED: replace the pages at `address`. Only allowed inside a live
+   * {@link Reservation} and not over a live mapping; anywhere else it could
+   * silently destroy memory the process is using, so it is refused.
+   */
+  fixed?: boolean;
+  /**
+   * MAP_FIXED_NOREPLACE (Linux 4.17+): map exactly at `address` or fail with
+   * `EEXIST` if anything is there. On older kernels the flag is ignored by the
+   * kernel; a different address is then unmapped and reported as `EEXIST`.
+   */
+  fixedNoReplace?: boolean;
+  /** MAP_POPULATE: fault the pages in now rather than on first access. */
+  populate?: boolean;
+}
+
+/** Where to place a reservation. MAP_FIXED is deliberately not offered. */
+export interface ReserveOptions {
+  /** Page-aligned start address; a hint unless `fixedNoReplace`. */
+  address?: bigint;
+  /** MAP_FIXED_NOREPLACE: reserve exactly at `address` or fail with `EEXIST`. */
+  fixedNoReplace?: boolean;
+}
+
+/**
+ * A PROT_NONE, MAP_NORESERVE address range held by the addon, into which
+ * {@link mapFile} and {@link mapAnonymous} may place runs with `fixed: true`.
+ *
+ * It is a frozen `{ address, length }` object, not an ArrayBuffer: its pages
+ * are no-access, so a buffer over them would crash on first touch. The addon
+ * type-tags it, so a look-alike object is refused. It is released by
+ * {@link unmap} or when collected, so keep it reachable while placing into it.
+ */
+export interface Reservation {
+  /** First byte, page-aligned. */
+  readonly address: bigint;
+  /** Length in bytes, rounded up to whole pages. */
+  readonly length: number;
+}
+
+/**
+ * A failed syscall, shaped like Node's own system errors.
+ * `errno` is positive, equal to `os.constants.errno[code]`.
+ */
+export interface SyscallError extends Error {
+  /** errno name, e.g. 'EEXIST', 'ENOMEM', 'EINVAL', 'EBADF'; 'UNKNOWN' if unnamed. */
+  code: string;
+  /** errno value, positive. */
+  errno: number;
+  /** The syscall that failed. `fstat` validates a file before mapping it. */
+  syscall: 'fstat' | 'mmap' | 'mprotect' | 'madvise' | 'munmap';
+  /** The address involved, when there was one. */
+  address?: bigint;
+}
+
+/** The addon's API, exactly as native-mmap/src/mmap.cc exports it. */
+export interface NativeMmap {
+  pageSize(): number;
+  mapFile(fd: number, offset: number, length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
+  mapAnonymous(length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
+  reserve(length: number, opts?: ReserveOptions): Reservation;
+  unmap(target: ArrayBuffer | Reservation): void;
+  protect(target: bigint | ArrayBuffer, length: number, prot: Prot): void;
+  advise(target: bigint | ArrayBuffer, length: number, advice: Advice): void;
+  addressOf(buffer: ArrayBuffer): bigint;
+}
+
+/** Whether the addon is usable, and if not, why. */
+export interface NativeStatus {
+  available: boolean;
+  /** Why it is unavailable; absent when available. */
+  reason?: string;
+}
+
+/** Directory holding package.json and native-mmap/, found by walking up. */
+function packageRoot(from: string): string | null {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    // The source tree (<root>/native-mmap/index.ts under jest) and the tsc
+    // output (<root>/build/native-mmap/index.js) sit at different depths.
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'native-mmap', 'binding.gyp'))) {
+      return dir;
+    }
+    if (path.dirname(dir) === dir) return null;
+  }
+}
+
+function load(): { native: NativeMmap | null; status: NativeStatus } {
+  const absent = (reason: string) => ({ native: null, status: { available: false, reason } });
+  if (process.env.CRIMG_NO_NATIVE === '1') return absent('disabled by CRIMG_NO_NATIVE=1');
+  if (process.platform !== 'linux') return absent(`platform ${process.platform} is not supported, Linux only`);
+  const root = packageRoot(path.dirname(fileURLToPath(import.meta.url)));
+  if (root === null) return absent('package root (package.json beside native-mmap/) not found');
+  const file = path.join(root, 'native-mmap', 'build', 'Release', 'crimg_mmap.node');
+  if (!existsSync(file)) return absent(`not built: ${file} is missing (run: node native-mmap/install.mjs)`);
+  let addon: NativeMmap;
+  try {
+    addon = createRequire(import.meta.url)(file) as NativeMmap;
+  } catch (err) {
+    return absent(`failed to load ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    // Runtimes with the V8 memory cage refuse external ArrayBuffers; find out
+    // now, once, rather than on the first real restore.
+    addon.unmap(addon.mapAnonymous(addon.pageSize(), 'r--'));
+  } catch (err) {
+    return absent(`probe mapping failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return { native: addon, status: { available: true } };
+}
+
+const loaded = load();
+
+/**
+ * The raw addon, or `null` when it is unavailable (see {@link nativeStatus}).
+ * Prefer the typed functions below, which add a clearer error when absent.
+ *
+ * @example
+ * if (native) console.log(native.pageSize());
+ */
+export const native: NativeMmap | null = loaded.native;
+
+/**
+ * Whether the addon loaded, decided once at import.
+ *
+ * @returns `{ available: true }`, or `{ available: false, reason }` with the
+ *   reason: not built, failed to load, no external buffers, unsupported
+ *   platform, or `CRIMG_NO_NATIVE=1`.
+ * @example
+ * const s = nativeStatus();
+ * if (!s.available) console.warn(`crimg: portable restore (${s.reason})`);
+ */
+export function nativeStatus(): NativeStatus {
+  return { ...loaded.status };
+}
+
+/**
+ * True if `err` is a {@link SyscallError} thrown by the addon. Works across
+ * realms (the addon's errors belong to the realm that loaded it, which under
+ * jest or node:vm is not the caller's, so `instanceof Error` would fail).
+ *
+ * @example
+ * try { reserve(n, { address, fixedNoReplace: true }); }
+ * catch (err) { if (isSyscallError(err) && err.code === 'EEXIST') retryElsewhere(); else throw err; }
+ */
+export function isSyscallError(err: unknown): err is SyscallError {
+  return (
+    types.isNativeError(err) &&
+    typeof (err as Partial<SyscallError>).code === 'string' &&
+    typeof (err as Partial<SyscallError>).errno === 'number' &&
+    typeof (err as Partial<SyscallError>).syscall === 'string'
+  );
+}
+
+function addon(): NativeMmap {
+  if (loaded.native !== null) return loaded.native;
+  const err = new Error(`crimg native mmap addon unavailable: ${loaded.status.reason}; use the portable path`);
+  (err as Error & { code: string }).code = 'ERR_CRIMG_NATIVE_UNAVAILABLE';
+  throw err;
+}
+
+/** Refuses lengths Node cannot wrap in an ArrayBuffer, before mapping. */
+function checkBufferLength(length: number): void {
+  if (typeof length === 'number' && length > bufferConstants.MAX_LENGTH) {
+    const err = new RangeError(
+      `expected length <= buffer.constants.MAX_LENGTH (${bufferConstants.MAX_LENGTH}), got ${length}; ` +
+        'map large regions as several runs',
+    );
+    (err as RangeError & { code: string }).code = 'ERR_INVALID_ARG_VALUE';
+    throw err;
+  }
+}
+
+/**
+ * The system page size (sysconf(_SC_PAGESIZE)); offsets, addresses and
+ * reservation lengths are multiples of it.
+ *
+ * @throws Error `ERR_CRIMG_NATIVE_UNAVAILABLE` when the addon is absent.
+ * @example
+ * pageSize(); // 4096 on x86-64
+ */
+export function pageSize(): number {
+  return addon().pageSize();
+}
+
+/**
+ * Maps `length` bytes of the file open as `fd`, from `offset`, privately
+ * (MAP_PRIVATE: writes stay in this process, copy-on-write). mmap(2).
+ *
+ * The ArrayBuffer's byteLength is `length`; the finalizer unmaps when it is
+ * collected (or puts PROT_NONE back if it was placed in a reservation). The
+ * fd may be closed afterwards: the mapping keeps its own file reference.
+ *
+ * @param fd - an open file descriptor of a regular file, readable.
+ * @param offset - byte offset in the file, a multiple of {@link pageSize}.
+ * @param length - bytes, > 0; `offset + length` must not exceed the file size
+ *   (pages past end-of-file would fault with SIGBUS).
+ * @param prot - permissions, read required: 'r--', 'rw-', 'r-x', 'rwx'.
+ * @param opts - placement, see {@link MapOptions}.
+ * @throws TypeError on a wrong argument type.
+ * @throws RangeError on a bad value, MAP_FIXED outside a reservation or over
+ *   a live mapping, or a range past end-of-file.
+ * @throws SyscallError e.g. `EBADF` (syscall 'fstat') for a closed fd,
+ *   `EACCES` for a write-only fd, `EEXIST` for a taken `fixedNoReplace` range.
+ * @example
+ * const fd = fs.openSync('image.crimg', 'r');
+ * const run = mapFile(fd, 65536, 8192, 'r--');
+ * new Uint8Array(run)[0];
+ */
+export function mapFile(fd: number, offset: number, length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer {
+  const mmap = addon();
+  checkBufferLength(length);
+  return mmap.mapFile(fd, offset, length, prot, opts);
+}
+
+/**
+ * Maps `length` bytes of zero-filled private anonymous memory. mmap(2) with
+ * MAP_ANONYMOUS. Unmapped by the ArrayBuffer's finalizer, as {@link mapFile}.
+ *
+ * @param length - bytes, > 0.
+ * @param prot - permissions, read required.
+ * @param opts - placement, see {@link MapOptions}; `{ address, fixed: true }`
+ *   places a zero run inside a {@link Reservation}.
+ * @throws TypeError on a wrong argument type.
+ * @throws RangeError on a bad value or a refused placement.
+ * @throws SyscallError e.g. `ENOMEM`, `EEXIST`.
+ * @example
+ * const zeros = mapAnonymous(2 * pageSize(), 'rw-', { address: r.address, fixed: true });
+ */
+export function mapAnonymous(length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer {
+  const mmap = addon();
+  checkBufferLength(length);
+  return mmap.mapAnonymous(length, prot, opts);
+}
+
+/**
+ * Reserves address space: PROT_NONE, MAP_NORESERVE anonymous memory, which
+ * costs no RAM or swap. A restore reserves a region's whole range, then
+ * places its file runs and zero runs with `{ address, fixed: true }`.
+ *
+ * @param length - bytes, > 0, rounded up to whole pages.
+ * @param opts - `{ address, fixedNoReplace: true }` reserves the exact range
+ *   or throws `EEXIST`; `fixed` is refused.
+ * @returns a frozen, type-tagged {@link Reservation}.
+ * @throws TypeError on a wrong argument type.
+ * @throws RangeError on a bad value or `fixed`/`populate` in opts.
+ * @throws SyscallError `ENOMEM` when the address space is exhausted, `EEXIST`.
+ * @example
+ * const r = reserve(16 * pageSize());
+ * mapFile(fd, 0, 4096, 'r--', { address: r.address, fixed: true });
+ */
+export function reserve(length: number, opts?: ReserveOptions): Reservation {
+  return addon().reserve(length, opts);
+}
+
+/**
+ * Unmaps now instead of at collection. munmap(2).
+ *
+ * For an ArrayBuffer the buffer is detached first (every view over it sees
+ * length 0); its pages go back to PROT_NONE if it was placed in a live
+ * reservation. For a {@link Reservation} its free parts are unmapped; runs
+ * placed in it stay mapped, owned by their ArrayBuffers.
+ *
+ * @param target - an ArrayBuffer from {@link mapFile}/{@link mapAnonymous}, or
+ *   a reservation from {@link reserve}; not a view (pass `view.buffer`).
+ * @throws TypeError if `target` is neither.
+ * @throws RangeError if it was already unmapped, or is a foreign ArrayBuffer.
+ * @throws SyscallError `munmap` failures (vm.max_map_count reached).
+ * @example
+ * unmap(run);
+ * run.byteLength; // 0
+ */
+export function unmap(target: ArrayBuffer | Reservation): void {
+  addon().unmap(target);
+}
+
+/**
+ * Changes page permissions. mprotect(2).
+ *
+ * @param target - a page-aligned address inside a reservation or mapping made
+ *   by this addon, or a mapped ArrayBuffer (its start).
+ * @param length - bytes, > 0, rounded up to whole pages; the range must lie
+ *   within one reservation or one mapping.
+ * @param prot - new permissions. Pages backing a live ArrayBuffer must stay
+ *   readable; free parts of a reservation may take any prot.
+ * @throws TypeError on a wrong argument type.
+ * @throws RangeError for ranges this addon does not own, or an unreadable prot
+ *   over a live buffer.
+ * @throws SyscallError e.g. `EACCES` for 'x' on a noexec mount.
+ * @example
+ * protect(run, run.byteLength, 'r-x');
+ */
+export function protect(target: bigint | ArrayBuffer, length: number, prot: Prot): void {
+  addon().protect(target, length, prot);
+}
+
+/**
+ * Advises the kernel about access patterns. madvise(2).
+ *
+ * 'dontneed' drops the pages: anonymous memory reads back as zeros, private
+ * file pages as the file's contents again. 'hugepage'/'nohugepage' fail with
+ * `EINVAL` on kernels without transparent huge pages.
+ *
+ * @param target - as for {@link protect}.
+ * @param length - bytes, > 0, within one reservation or mapping.
+ * @param advice - one of {@link Advice}.
+ * @throws TypeError on a wrong argument type.
+ * @throws RangeError for ranges this addon does not own or unknown advice.
+ * @throws SyscallError e.g. `EINVAL`.
+ * @example
+ * advise(run, run.byteLength, 'willneed');
+ */
+export function advise(target: bigint | ArrayBuffer, length: number, advice: Advice): void {
+  addon().advise(target, length, advice);
+}
+
+/**
+ * The address of a mapped ArrayBuffer, e.g. to find it in /proc/self/maps.
+ *
+ * @throws TypeError if `buffer` is not an ArrayBuffer.
+ * @throws RangeError if the addon did not map it or it was unmapped.
+ * @example
+ * addressOf(run).toString(16); // '7f3a1c000000'
+ */
+export function addressOf(buffer: ArrayBuffer): bigint {
+  return addon().addressOf(buffer);
+}

@@ -1,0 +1,523 @@
+// JS binding of the native restore shim's low layer: mmap, mprotect, madvise
+// and munmap, with every argument validated before any syscall.
+//
+// Conventions (as in node-addon-examples):
+//   - wrong JS type               -> TypeError  code ERR_INVALID_ARG_TYPE
+//   - right type, bad value       -> RangeError code ERR_INVALID_ARG_VALUE
+//     (message "expected X, got Y")
+//   - failing syscall             -> Error with code (errno name), errno,
+//     syscall, address; message "EEXIST: mmap failed at 0x7f..: File exists"
+// Mapped memory is handed out as external ArrayBuffers whose finalizer
+// unmaps; a reservation is a frozen, type-tagged { address, length } object,
+// never an ArrayBuffer, because its pages are PROT_NONE and touching them
+// from script would be a SIGSEGV.
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <cmath>
+#include <string>
+
+#include <napi.h>
+
+#include "address_space.h"
+
+namespace crimg {
+namespace {
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
+
+// Random 128-bit tag proving an object is a reservation handle made here;
+// a look-alike { address, length } from script fails the check.
+constexpr napi_type_tag kReservationTag = {0x6372696d67726573ULL,
+                                           0x9e3d1c54a07b2f61ULL};
+
+// ---------------------------------------------------------------- errors
+
+const char* ErrnoName(int err) {
+  switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case ENXIO: return "ENXIO";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ETXTBSY: return "ETXTBSY";
+    case EFBIG: return "EFBIG";
+    case ENOSPC: return "ENOSPC";
+    case ESPIPE: return "ESPIPE";
+    case EROFS: return "EROFS";
+    case ENOSYS: return "ENOSYS";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EHWPOISON: return "EHWPOISON";
+    default: return "UNKNOWN";  // what libuv's uv_err_name says too
+  }
+}
+
+// strerror_r comes in a GNU (returns char*) and an XSI (returns int) flavour;
+// overloads pick whichever the libc declared.
+[[maybe_unused]] const char* StrerrorResult(int rc, const char* buf) {
+  return rc == 0 ? buf : "Unknown error";
+}
+[[maybe_unused]] const char* StrerrorResult(const char* text, const char*) {
+  return text;
+}
+std::string Strerror(int err) {
+  char buf[128] = {0};
+  return StrerrorResult(strerror_r(err, buf, sizeof buf), buf);
+}
+
+void SetCode(Napi::Error& e, const char* code) {
+  e.Value().Set("code", Napi::String::New(e.Env(), code));
+}
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
+  Napi::Error e = Napi::TypeError::New(env, message);
+  SetCode(e, "ERR_INVALID_ARG_TYPE");
+  throw e;
+}
+
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) {
+  Napi::Error e = Napi::RangeError::New(env, message);
+  SetCode(e, "ERR_INVALID_ARG_VALUE");
+  throw e;
+}
+
+[[noreturn]] void ThrowFailure(Napi::Env env, const Failure& f) {
+  if (f.kind == Failure::Kind::kPolicy) ThrowRange(env, f.message);
+  const char* code = ErrnoName(f.err);
+  std::string message = std::string(code) + ": " + f.syscall + " failed";
+  if (f.has_address) message += " at " + Hex(f.address);
+  message += ": " + Strerror(f.err);
+  Napi::Error e = Napi::Error::New(env, message);
+  Napi::Object o = e.Value();
+  o.Set("code", Napi::String::New(env, code));
+  // Positive, like os.constants.errno (Node's own fs errors use -errno).
+  o.Set("errno", Napi::Number::New(env, f.err));
+  o.Set("syscall", Napi::String::New(env, f.syscall));
+  if (f.has_address) {
+    o.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(f.address)));
+  }
+  throw e;
+}
+
+// "got Y" part of a message. Never runs script: no toString() on objects.
+std::string Describe(const Napi::Value& v) {
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return v.As<Napi::Boolean>().Value() ? "true" : "false";
+    case napi_number: return v.ToString().Utf8Value();
+    case napi_bigint: return v.ToString().Utf8Value() + "n";
+    case napi_string: {
+      std::string s = v.As<Napi::String>().Utf8Value();
+      if (s.size() > 32) s = s.substr(0, 32) + "...";
+      return "'" + s + "'";
+    }
+    case napi_symbol: return "a symbol";
+    case napi_function: return "a function";
+    case napi_external: return "an external";
+    case napi_object:
+      if (v.IsArray()) return "an array";
+      if (v.IsArrayBuffer()) return "an ArrayBuffer";
+      if (v.IsTypedArray()) return "a typed array";
+      if (v.IsDataView()) return "a DataView";
+      return "an object";
+    default: return "a value of unknown type";
+  }
+}
+
+// ---------------------------------------------------------------- arguments
+
+// A safe integer in [min, max].
+double Integer(Napi::Env env, const Napi::Value& v, const char* name,
+               double min, double max) {
+  if (!v.IsNumber()) {
+    ThrowType(env, std::string("expected ") + name + " to be a number, got " +
+                       Describe(v));
+  }
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d || d < min || d > max) {
+    ThrowRange(env, std::string("expected ") + name +
+                        " to be an integer in [" +
+                        std::to_string(static_cast<uint64_t>(min)) + ", " +
+                        std::to_string(static_cast<uint64_t>(max)) +
+                        "], got " + Describe(v));
+  }
+  return d;
+}
+
+size_t Length(Napi::Env env, const Napi::Value& v, const char* name) {
+  double max = kMaxSafeInteger;
+  if (static_cast<double>(SIZE_MAX) < max) max = static_cast<double>(SIZE_MAX);
+  return static_cast<size_t>(Integer(env, v, name, 1, max));
+}
+
+bool PageAligned(uint64_t value) {
+  return value % AddressSpace::Get().page_size() == 0;
+}
+
+uintptr_t Address(Napi::Env env, const Napi::Value& v, const char* name) {
+  if (!v.IsBigInt()) {
+    ThrowType(env, std::string("expected ") + name + " to be a bigint, got " +
+                       Describe(v));
+  }
+  bool lossless = false;
+  const uint64_t a = v.As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless || a == 0 || a > UINTPTR_MAX) {
+    ThrowRange(env, std::string("expected ") + name +
+                        " to be a non-zero pointer-sized address, got " +
+                        Describe(v));
+  }
+  if (!PageAligned(a)) {
+    ThrowRange(env, std::string("expected ") + name +
+                        " to be a multiple of the page size (" +
+                        std::to_string(AddressSpace::Get().page_size()) +
+                        "), got " + Hex(static_cast<uintptr_t>(a)));
+  }
+  return static_cast<uintptr_t>(a);
+}
+
+// "rwx" with '-' for an absent permission, e.g. 'r--', 'rw-', 'r-x', '---'.
+int Prot(Napi::Env env, const Napi::Value& v, std::string* text) {
+  if (!v.IsString()) {
+    ThrowType(env, "expected prot to be a string like 'rw-', got " +
+                       Describe(v));
+  }
+  *text = v.As<Napi::String>().Utf8Value();
+  const std::string& s = *text;
+  if (s.size() != 3 || (s[0] != 'r' && s[0] != '-') ||
+      (s[1] != 'w' && s[1] != '-') || (s[2] != 'x' && s[2] != '-')) {
+    ThrowRange(env, "expected prot to match /^[r-][w-][x-]$/, got " +
+                        Describe(v));
+  }
+  int prot = PROT_NONE;
+  if (s[0] == 'r') prot |= PROT_READ;
+  if (s[1] == 'w') prot |= PROT_WRITE;
+  if (s[2] == 'x') prot |= PROT_EXEC;
+  return prot;
+}
+
+struct MapOptions {
+  bool has_address = false;
+  uintptr_t address = 0;
+  bool fixed = false;
+  bool fixed_no_replace = false;
+  bool populate = false;
+};
+
+bool OptionalBool(Napi::Env env, const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);  // may run a getter; its exception propagates
+  if (v.IsUndefined()) return false;
+  if (!v.IsBoolean()) {
+    ThrowType(env, std::string("expected opts.") + key +
+                       " to be a boolean, got " + Describe(v));
+  }
+  return v.As<Napi::Boolean>().Value();
+}
+
+MapOptions Options(Napi::Env env, const Napi::Value& v) {
+  MapOptions opts;
+  if (v.IsUndefined() || v.IsNull()) return opts;
+  if (!v.IsObject() || v.IsFunction()) {
+    ThrowType(env, "expected opts to be an object, got " + Describe(v));
+  }
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value address = o.Get("address");
+  if (!address.IsUndefined()) {
+    opts.has_address = true;
+    opts.address = Address(env, address, "opts.address");
+  }
+  opts.fixed = OptionalBool(env, o, "fixed");
+  opts.fixed_no_replace = OptionalBool(env, o, "fixedNoReplace");
+  opts.populate = OptionalBool(env, o, "populate");
+  if (opts.fixed && opts.fixed_no_replace) {
+    ThrowRange(env, "expected at most one of opts.fixed and "
+                    "opts.fixedNoReplace, got both");
+  }
+  if ((opts.fixed || opts.fixed_no_replace) && !opts.has_address) {
+    ThrowType(env, std::string("expected opts.address to be a bigint when "
+                               "opts.") +
+                       (opts.fixed ? "fixed" : "fixedNoReplace") +
+                       " is set, got undefined");
+  }
+  return opts;
+}
+
+Placement PlacementOf(const MapOptions& opts) {
+  if (opts.fixed) return Placement::kFixed;
+  if (opts.fixed_no_replace) return Placement::kFixedNoReplace;
+  if (opts.has_address) return Placement::kHint;
+  return Placement::kAnywhere;
+}
+
+// An ArrayBuffer this addon handed out and has not unmapped: its address.
+uintptr_t LiveBufferAddress(Napi::Env env, const Napi::Value& v,
+                            const char* name, size_t* byte_length) {
+  Napi::ArrayBuffer ab = v.As<Napi::ArrayBuffer>();
+  const uintptr_t address = reinterpret_cast<uintptr_t>(ab.Data());
+  *byte_length = ab.ByteLength();
+  if (address == 0 || !AddressSpace::Get().IsLiveMapping(address, *byte_length)) {
+    ThrowRange(env, std::string("expected ") + name +
+                        " to be a live ArrayBuffer from mapFile() or "
+                        "mapAnonymous(), got " +
+                        (address == 0 ? "a detached ArrayBuffer (already "
+                                        "unmapped?)"
+                                      : "an ArrayBuffer this addon did not map"));
+  }
+  return address;
+}
+
+// bigint address or mapped ArrayBuffer, for protect() and advise().
+uintptr_t Target(Napi::Env env, const Napi::Value& v) {
+  if (v.IsBigInt()) return Address(env, v, "address");
+  if (v.IsArrayBuffer()) {
+    size_t byte_length = 0;
+    return LiveBufferAddress(env, v, "buffer", &byte_length);
+  }
+  ThrowType(env, "expected a bigint address or an ArrayBuffer from mapFile() "
+                 "or mapAnonymous(), got " + Describe(v));
+}
+
+// ---------------------------------------------------------------- buffers
+
+void FinalizeMapping(napi_env, void*, void* hint) {
+  AddressSpace::Get().MappingFinalized(static_cast<Mapping*>(hint));
+}
+
+void FinalizeReservation(napi_env, void* data, void*) {
+  AddressSpace::Get().ReservationFinalized(static_cast<Reservation*>(data));
+}
+
+Napi::Value NewMappingBuffer(Napi::Env env, Mapping* m) {
+  napi_value result = nullptr;
+  // The C call, not Napi::ArrayBuffer::New, to see the exact status.
+  const napi_status status = napi_create_external_arraybuffer(
+      env, reinterpret_cast<void*>(m->address), m->byte_length,
+      FinalizeMapping, m, &result);
+  if (status == napi_ok) {
+    AddressSpace::Get().Adopt(m);
+    return Napi::Value(env, result);
+  }
+  AddressSpace::Get().Abandon(m);
+  if (status == napi_no_external_buffers_allowed) {
+    // Runtimes with the V8 memory cage (Electron) cannot wrap foreign memory;
+    // copying would defeat mapping, so say so and let the caller fall back.
+    Napi::Error e = Napi::Error::New(
+        env, "external ArrayBuffers are not allowed in this runtime, so mapped "
+             "memory cannot be handed to script; use the portable (read) path");
+    SetCode(e, "ERR_CRIMG_NO_EXTERNAL_BUFFERS");
+    throw e;
+  }
+  // E.g. Node's ERR_BUFFER_TOO_LARGE above buffer.constants.MAX_LENGTH.
+  if (env.IsExceptionPending()) throw env.GetAndClearPendingException();
+  throw Napi::Error::New(env, "napi_create_external_arraybuffer failed");
+}
+
+Napi::Value DoMap(const Napi::CallbackInfo& info, int fd, uint64_t offset,
+                  size_t length, const Napi::Value& prot_value,
+                  const Napi::Value& opts_value) {
+  Napi::Env env = info.Env();
+  std::string prot_text;
+  const int prot = Prot(env, prot_value, &prot_text);
+  if ((prot & PROT_READ) == 0) {
+    // The result is an ArrayBuffer; reading unreadable pages is a SIGSEGV.
+    ThrowRange(env, "expected a readable prot ('r..') for a mapping handed "
+                    "out as an ArrayBuffer, got '" + prot_text +
+                    "' (use reserve() for no-access ranges)");
+  }
+  const MapOptions opts = Options(env, opts_value);
+  MapRequest req;
+  req.fd = fd;
+  req.offset = offset;
+  req.length = length;
+  req.prot = prot;
+  req.placement = PlacementOf(opts);
+  req.address = opts.address;
+  req.populate = opts.populate;
+  Failure failure;
+  Mapping* m = AddressSpace::Get().Map(req, &failure);
+  if (m == nullptr) ThrowFailure(env, failure);
+  return NewMappingBuffer(env, m);
+}
+
+// ---------------------------------------------------------------- exports
+
+Napi::Value PageSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(
+      info.Env(), static_cast<double>(AddressSpace::Get().page_size()));
+}
+
+// mapFile(fd, offset, length, prot, opts?) -> ArrayBuffer
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int fd = static_cast<int>(Integer(env, info[0], "fd", 0, INT32_MAX));
+  const double offset = Integer(env, info[1], "offset", 0, kMaxSafeInteger);
+  if (!PageAligned(static_cast<uint64_t>(offset))) {
+    ThrowRange(env, "expected offset to be a multiple of the page size (" +
+                        std::to_string(AddressSpace::Get().page_size()) +
+                        "), got " + Describe(info[1]));
+  }
+  const size_t length = Length(env, info[2], "length");
+  return DoMap(info, fd, static_cast<uint64_t>(offset), length, info[3],
+               info[4]);
+}
+
+// mapAnonymous(length, prot, opts?) -> ArrayBuffer (zero-filled)
+Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
+  const size_t length = Length(info.Env(), info[0], "length");
+  return DoMap(info, -1, 0, length, info[1], info[2]);
+}
+
+// reserve(length, opts?) -> frozen { address: bigint, length: number }
+Napi::Value Reserve(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const size_t length = Length(env, info[0], "length");
+  const MapOptions opts = Options(env, info[1]);
+  if (opts.fixed) {
+    ThrowRange(env, "expected opts.fixed to be unset for reserve(), got true "
+                    "(MAP_FIXED could replace memory the process is using; "
+                    "use fixedNoReplace)");
+  }
+  if (opts.populate) {
+    ThrowRange(env, "expected opts.populate to be unset for reserve(), got "
+                    "true (a reservation has no accessible pages)");
+  }
+  Napi::Object handle = Napi::Object::New(env);  // before reserving: may throw
+  Failure failure;
+  Reservation* r = AddressSpace::Get().Reserve(length, PlacementOf(opts),
+                                               opts.address, &failure);
+  if (r == nullptr) ThrowFailure(env, failure);
+  // Wrap next: from here on the handle's finalizer owns the reservation, so
+  // a throw below cannot leak it. Until then it is ours to undo.
+  if (napi_wrap(env, handle, r, FinalizeReservation, nullptr, nullptr) !=
+      napi_ok) {
+    AddressSpace::Get().ReservationFinalized(r);
+    throw Napi::Error::New(env, "napi_wrap failed for a reservation handle");
+  }
+  const auto ro = static_cast<napi_property_attributes>(napi_enumerable);
+  handle.DefineProperties({
+      Napi::PropertyDescriptor::Value(
+          "address", Napi::BigInt::New(env, static_cast<uint64_t>(r->address)),
+          ro),
+      Napi::PropertyDescriptor::Value(
+          "length", Napi::Number::New(env, static_cast<double>(r->span)), ro),
+  });
+  handle.TypeTag(&kReservationTag);
+  handle.Freeze();
+  return handle;
+}
+
+// unmap(bufferOrReservation)
+Napi::Value Unmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Value v = info[0];
+  if (v.IsArrayBuffer()) {
+    size_t byte_length = 0;
+    const uintptr_t address = LiveBufferAddress(env, v, "buffer", &byte_length);
+    // Detach before unmapping: if detaching failed after munmap, script would
+    // keep a view of unmapped memory. Detaching also drops V8's reference, so
+    // the finalizer runs later and finds the record already unmapped.
+    v.As<Napi::ArrayBuffer>().Detach();
+    Failure f = AddressSpace::Get().UnmapAt(address, byte_length);
+    if (f) ThrowFailure(env, f);
+    return env.Undefined();
+  }
+  if (v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kReservationTag)) {
+    void* data = nullptr;
+    if (napi_unwrap(env, v, &data) != napi_ok || data == nullptr) {
+      ThrowType(env, "expected a reservation from reserve(), got a damaged one");
+    }
+    Failure f = AddressSpace::Get().Release(static_cast<Reservation*>(data));
+    if (f) ThrowFailure(env, f);
+    return env.Undefined();
+  }
+  ThrowType(env, "expected an ArrayBuffer from mapFile()/mapAnonymous() or a "
+                 "reservation from reserve(), got " + Describe(v) +
+                 (v.IsTypedArray() ? " (pass view.buffer)" : ""));
+}
+
+// protect(addressOrBuffer, length, prot)
+Napi::Value Protect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uintptr_t address = Target(env, info[0]);
+  const size_t length = Length(env, info[1], "length");
+  std::string prot_text;
+  const int prot = Prot(env, info[2], &prot_text);
+  Failure f = AddressSpace::Get().Protect(address, length, prot, prot_text);
+  if (f) ThrowFailure(env, f);
+  return env.Undefined();
+}
+
+// advise(addressOrBuffer, length, advice)
+Napi::Value Advise(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uintptr_t address = Target(env, info[0]);
+  const size_t length = Length(env, info[1], "length");
+  Napi::Value v = info[2];
+  if (!v.IsString()) {
+    ThrowType(env, "expected advice to be a string, got " + Describe(v));
+  }
+  const std::string name = v.As<Napi::String>().Utf8Value();
+  int advice = 0;
+  if (name == "willneed") advice = MADV_WILLNEED;
+  else if (name == "sequential") advice = MADV_SEQUENTIAL;
+  else if (name == "random") advice = MADV_RANDOM;
+  else if (name == "hugepage") advice = MADV_HUGEPAGE;
+  else if (name == "nohugepage") advice = MADV_NOHUGEPAGE;
+  else if (name == "dontneed") advice = MADV_DONTNEED;
+  else {
+    ThrowRange(env, "expected advice to be one of 'willneed', 'sequential', "
+                    "'random', 'hugepage', 'nohugepage', 'dontneed', got " +
+                        Describe(v));
+  }
+  Failure f = AddressSpace::Get().Advise(address, length, advice);
+  if (f) ThrowFailure(env, f);
+  return env.Undefined();
+}
+
+// addressOf(buffer) -> bigint
+Napi::Value AddressOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer()) {
+    ThrowType(env, "expected an ArrayBuffer from mapFile() or mapAnonymous(), "
+                   "got " + Describe(info[0]));
+  }
+  size_t byte_length = 0;
+  const uintptr_t address =
+      LiveBufferAddress(env, info[0], "buffer", &byte_length);
+  return Napi::BigInt::New(env, static_cast<uint64_t>(address));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
+  exports.Set("mapAnonymous",
+              Napi::Function::New(env, MapAnonymous, "mapAnonymous"));
+  exports.Set("reserve", Napi::Function::New(env, Reserve, "reserve"));
+  exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
+  exports.Set("protect", Napi::Function::New(env, Protect, "protect"));
+  exports.Set("advise", Napi::Function::New(env, Advise, "advise"));
+  exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace crimg
+
+// NODE_API_MODULE pastes the name into an identifier, so it must be unqualified.
+static Napi::Object InitCrimgMmap(Napi::Env env, Napi::Object exports) {
+  return crimg::Init(env, exports);
+}
+NODE_API_MODULE(crimg_mmap, InitCrimgMmap)
