@@ -1,10 +1,17 @@
 /**
  * The reader's per-chunk stage for encoded or encrypted images: checksum, open (AEAD) and
- * decode (spec/FORMAT.md sections 5.3, 6, 7.3, 7.4).
+ * decode, inline for single chunks and on worker threads for batches (spec/FORMAT.md
+ * sections 5.3, 6, 7.2-7.4).
  */
 import type { Header } from './header.js';
 import type { ChunkRecord } from './index-table.js';
-import type { KeyInput } from './keying.js';
+import { toKeySpec, type KeyInput } from './keying.js';
+import { CrimgError, isCrimgError } from './errors.js';
+import { ChunkPool } from '../codec/pool.js';
+import { decodeChunk, type DecodeParams } from '../codec/chunk.js';
+import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
+import { open, suiteForCipherId } from '../codec/aead.js';
+import { deriveKeys, headerHash, resolveMasterKey, verifyKeyCheck, type ImageKeys } from '../codec/keys.js';
 
 export interface DecodeContext {
   rec: ChunkRecord;
@@ -16,9 +23,10 @@ export interface DecodeContext {
 }
 
 export interface ChunkDecoder {
-  /** True when a key was given and it passed the key check. */
+  /** True when the index can be read: no cipher, or a key that passed the key check. */
   readonly hasKey: boolean;
-  decode(stored: Uint8Array, ctx: DecodeContext): Promise<Uint8Array>;
+  /** Decodes one chunk; `parallel` sends it to a worker (for batches). */
+  decode(stored: Uint8Array, ctx: DecodeContext, parallel?: boolean): Promise<Uint8Array>;
   /** Opens a sealed index section (identity without a cipher). `base` is its file offset. */
   openIndex(domain: 1 | 2, count: bigint, stored: Uint8Array, base: number): Uint8Array;
   close(): Promise<void>;
@@ -34,6 +42,89 @@ export interface DecoderSetup {
   workers?: number | undefined;
 }
 
-export async function createChunkDecoder(_s: DecoderSetup): Promise<ChunkDecoder> {
-  throw new RangeError('codecs and ciphers are not wired into the reader yet');
+class CodecDecoder implements ChunkDecoder {
+  private pool: ChunkPool | null = null;
+  private readonly h: Uint8Array;
+
+  constructor(private readonly s: DecoderSetup, private readonly keys: ImageKeys | null) {
+    this.h = headerHash(s.headerBytes, s.validationBytes, s.engine);
+  }
+
+  get hasKey(): boolean {
+    return this.s.header.cipher === 0 || this.keys !== null;
+  }
+
+  decode(stored: Uint8Array, ctx: DecodeContext, parallel = false): Promise<Uint8Array> {
+    const h = this.s.header;
+    const params: DecodeParams = {
+      flags: ctx.rec.flags, plainLength: ctx.plainLength, checksum: ctx.rec.checksum,
+      codec: h.codec, cipher: h.cipher, engine: this.s.engine,
+      at: { chunk: ctx.chunkNumber, region: ctx.regionNumber, offset: ctx.rec.offset, address: ctx.address },
+    };
+    if (h.cipher !== 0) {
+      if (!this.keys) return Promise.reject(keyRequired());
+      params.dataKey = this.keys.dataKey;
+      params.nonce = chunkNonce(ctx.chunkNumber);
+      params.aad = chunkAad({ imageId: h.imageId, headerHash: this.h, chunkNumber: ctx.chunkNumber, regionNumber: ctx.regionNumber, plainLength: ctx.plainLength, address: ctx.address, encoded: false, last: ctx.last });
+    }
+    const workers = this.s.workers ?? 2;
+    if (!parallel || workers === 0) {
+      try {
+        return Promise.resolve(decodeChunk(stored, params));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    this.pool ??= new ChunkPool({ size: workers });
+    return this.pool.decode(stored, params);
+  }
+
+  openIndex(domain: 1 | 2, count: bigint, stored: Uint8Array, base: number): Uint8Array {
+    const h = this.s.header;
+    if (h.cipher === 0) return stored;
+    if (!this.keys) throw keyRequired();
+    const what = domain === 1 ? 'chunk table' : 'region section';
+    if (stored.length < 16) throw new CrimgError('CORRUPT_INDEX', `the sealed ${what} is shorter than a tag`, { offset: base });
+    const aad = indexAad({ imageId: h.imageId, headerHash: this.h, domain, count, plainLength: stored.length - 16 });
+    try {
+      return open(suiteForCipherId(h.cipher), this.keys.indexKey, indexNonce(domain), aad, stored, this.s.engine);
+    } catch (e) {
+      if (isCrimgError(e, 'AUTH_FAILED')) {
+        throw new CrimgError('AUTH_FAILED', `the ${what} does not authenticate: the index, header or validation block was altered`, {
+          offset: base, hint: 'the image was tampered with or damaged; restore it from a good copy',
+        });
+      }
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = null;
+  }
+}
+
+function keyRequired(): CrimgError {
+  return new CrimgError('KEY_REQUIRED', 'the image is encrypted and no key was given', {
+    hint: 'pass a key (--key-file, --key-env or --passphrase-file)',
+  });
+}
+
+/**
+ * The decoder for an image's codec and cipher. With a cipher and a key, derives the subkeys
+ * and checks the key check value first: a wrong key is WRONG_KEY, not corruption (section 7.2).
+ * Without a key the decoder opens, and index or data access gives KEY_REQUIRED.
+ * @throws CrimgError WRONG_KEY, LIMIT_EXCEEDED (scrypt cost), INVALID_ARGUMENT (key kind)
+ */
+export async function createChunkDecoder(s: DecoderSetup): Promise<ChunkDecoder> {
+  const h = s.header;
+  let keys: ImageKeys | null = null;
+  const spec = toKeySpec(s.key);
+  if (h.cipher !== 0 && spec) {
+    const caps = { maxMemory: s.scryptCaps?.maxMemory ?? 256 * 1024 * 1024, maxP: s.scryptCaps?.maxP ?? 16 };
+    const master = resolveMasterKey(spec, { kdf: h.kdf, salt: h.salt, log2N: h.scryptLog2N, r: h.scryptR, p: h.scryptP }, { scryptCaps: caps, engine: s.engine });
+    keys = deriveKeys(master, h.salt, h.imageId, s.engine);
+    verifyKeyCheck(keys.keyCheck, h.keyCheck);
+  }
+  return new CodecDecoder(s, keys);
 }

@@ -1,12 +1,18 @@
 /**
  * The writer's per-chunk stage: zero elision, checksum, and (with a codec or cipher) encoding
- * and sealing (spec/FORMAT.md sections 5.1, 5.3, 7.3, 7.4).
+ * and sealing on a pool of worker threads (spec/FORMAT.md sections 5.1, 5.3, 7.1-7.4).
  */
+import { randomBytes } from 'node:crypto';
 import { xxh64 } from './checksum.js';
 import { CHUNK_RAW, CHUNK_ZERO } from './constants.js';
 import { isAllZero } from './bytes.js';
 import type { HeaderFields } from './header.js';
-import type { KeyInput } from './keying.js';
+import { toKeySpec, type KeyInput } from './keying.js';
+import { ChunkPool } from '../codec/pool.js';
+import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
+import { seal, suiteForCipherId } from '../codec/aead.js';
+import { DEFAULT_SCRYPT_PARAMS, deriveKeys, headerHash, resolveMasterKey, type ImageKeys } from '../codec/keys.js';
+import type { CipherId, CodecId } from '../codec/ids.js';
 
 export interface EncodedChunk {
   stored: Uint8Array;
@@ -62,8 +68,79 @@ class PlainEncoder implements ChunkEncoder {
   async close(): Promise<void> {}
 }
 
-/** The encoder for the image's codec and cipher. */
+/** Encodes (and seals) chunks on worker threads; results come back per chunk. */
+class CodecEncoder implements ChunkEncoder {
+  readonly parallelism: number;
+  private readonly pool: ChunkPool;
+  private h: Uint8Array | null = null;
+
+  constructor(
+    private readonly fields: HeaderFields,
+    private readonly keys: ImageKeys | null,
+    private readonly engine: 'node' | 'portable',
+    workers: number,
+  ) {
+    this.pool = new ChunkPool({ size: workers });
+    this.parallelism = Math.max(1, workers);
+  }
+
+  bindHeader(header: Uint8Array, validation: Uint8Array): void {
+    this.h = headerHash(header, validation, this.engine);
+  }
+
+  async encode(plain: Uint8Array, ctx: ChunkContext): Promise<EncodedChunk> {
+    const f = this.fields;
+    const base = { codec: f.codec as CodecId, level: f.codecLevel, cipher: f.cipher as CipherId, engine: this.engine };
+    // A zero chunk costs a memcmp here instead of a round trip to a worker.
+    if (isAllZero(plain)) return { stored: new Uint8Array(0), flags: CHUNK_ZERO, checksum: 0n, plainLength: plain.length };
+    const params = this.keys
+      ? {
+        ...base, dataKey: this.keys.dataKey, nonce: chunkNonce(ctx.chunkNumber),
+        aad: chunkAad({ imageId: f.imageId, headerHash: this.h!, chunkNumber: ctx.chunkNumber, regionNumber: ctx.regionNumber, plainLength: plain.length, address: ctx.address, encoded: false, last: ctx.last }),
+      }
+      : base;
+    const r = await this.pool.encode(plain, params);
+    return { stored: r.stored, flags: r.flags, checksum: r.checksum, plainLength: plain.length };
+  }
+
+  sealIndex(domain: 1 | 2, count: bigint, plain: Uint8Array): Uint8Array {
+    if (!this.keys) return plain;
+    const f = this.fields;
+    const aad = indexAad({ imageId: f.imageId, headerHash: this.h!, domain, count, plainLength: plain.length });
+    return seal(suiteForCipherId(f.cipher), this.keys.indexKey, indexNonce(domain), aad, plain, this.engine);
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+/**
+ * The encoder for the image's codec and cipher. With a cipher it fills the header's KDF,
+ * scrypt, salt and key check fields (sections 3 and 7.2).
+ */
 export async function createChunkEncoder(s: EncoderSetup): Promise<ChunkEncoder> {
-  if (s.fields.codec === 0 && s.fields.cipher === 0) return new PlainEncoder();
-  throw new RangeError('codecs and ciphers are not wired into the writer yet');
+  const f = s.fields;
+  if (f.codec === 0 && f.cipher === 0) return new PlainEncoder();
+  let keys: ImageKeys | null = null;
+  if (f.cipher !== 0) {
+    const spec = toKeySpec(s.key);
+    if (!spec) throw new TypeError('expected a key or passphrase with encrypt');
+    f.salt = s.salt ?? randomBytes(16);
+    if (f.salt.length !== 16) throw new RangeError(`expected a 16-byte salt, got ${f.salt.length} bytes`);
+    if ('passphrase' in spec) {
+      f.kdf = 1;
+      f.scryptLog2N = s.scrypt?.log2N ?? DEFAULT_SCRYPT_PARAMS.log2N;
+      f.scryptR = s.scrypt?.r ?? DEFAULT_SCRYPT_PARAMS.r;
+      f.scryptP = s.scrypt?.p ?? DEFAULT_SCRYPT_PARAMS.p;
+    }
+    const master = resolveMasterKey(spec, { kdf: f.kdf, salt: f.salt, log2N: f.scryptLog2N, r: f.scryptR, p: f.scryptP }, { engine: s.engine });
+    keys = deriveKeys(master, f.salt, f.imageId, s.engine);
+    f.keyCheck = keys.keyCheck;
+  }
+  return new CodecEncoder(f, keys, s.engine, s.workers ?? defaultWorkers());
+}
+
+function defaultWorkers(): number {
+  return Math.max(1, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2);
 }

@@ -20,6 +20,7 @@ import { createChunkDecoder, type ChunkDecoder } from './chunk-decoder.js';
 import type { KeyInput } from './keying.js';
 import type { HostDescription } from './host.js';
 import { featureName } from './host.js';
+import type { RestoreOptions, RestoreResult } from '../native-mmap/restore.js';
 
 export interface OpenOptions {
   /** Master key or passphrase for an encrypted image. */
@@ -296,17 +297,18 @@ export class Image {
       }
       const bytes = await this.source.read(p.rec.offset, runEnd - p.rec.offset);
       const batch = plan.slice(i, k);
-      const plains = await Promise.all(batch.map((b) => this.decodeChunk(b.region, b.j, b.number, b.rec, bytes.subarray(b.rec.offset - p.rec.offset, b.rec.offset - p.rec.offset + b.rec.storedLength))));
+      const parallel = batch.length > 1;
+      const plains = await Promise.all(batch.map((b) => this.decodeChunk(b.region, b.j, b.number, b.rec, bytes.subarray(b.rec.offset - p.rec.offset, b.rec.offset - p.rec.offset + b.rec.storedLength), parallel)));
       batch.forEach((b, n) => out.set(plains[n]!.subarray(b.from, b.to), b.dst));
       i = k;
     }
   }
 
   /** Decodes one chunk's stored bytes, checking its checksum (and tag). */
-  async decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array): Promise<Uint8Array> {
+  async decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array, parallel = false): Promise<Uint8Array> {
     const plainLength = this.plainLength(region, j);
     if (this.decoder) {
-      return this.decoder.decode(stored, { rec, plainLength, chunkNumber: number, regionNumber: region.index, address: region.address + BigInt(j) * BigInt(this.header.chunkSize), last: j === region.chunkCount - 1 });
+      return this.decoder.decode(stored, { rec, plainLength, chunkNumber: number, regionNumber: region.index, address: region.address + BigInt(j) * BigInt(this.header.chunkSize), last: j === region.chunkCount - 1 }, parallel);
     }
     if (xxh64(stored) !== rec.checksum) {
       throw new CrimgError('CORRUPT_CHUNK', `chunk ${number} (region ${region.index}, address ${hex(region.address + BigInt(j) * BigInt(this.header.chunkSize))}) checksum mismatch`, {
@@ -373,7 +375,7 @@ export class Image {
         }
         await Promise.all(items.slice(i, k).map(async (it) => {
           try {
-            await this.decodeChunk(r, it.j, it.number, it.rec, buf.subarray(it.rec.offset - first.offset, it.rec.offset - first.offset + it.rec.storedLength));
+            await this.decodeChunk(r, it.j, it.number, it.rec, buf.subarray(it.rec.offset - first.offset, it.rec.offset - first.offset + it.rec.storedLength), k - i > 1);
             bytes += this.plainLength(r, it.j);
           } catch (e) {
             push(toVerifyError(e, r, it.number, it.rec, this));
@@ -440,6 +442,15 @@ export class Image {
     throw new CrimgError('INCOMPATIBLE', `the host does not meet the image's restore constraints: ${parts.join('; ')}`, {
       hint: 'restore on a host like the one that made the image',
     });
+  }
+
+  /**
+   * Restores the image's regions into memory (native-mmap/restore.ts): `map` mode maps raw
+   * runs straight from the file, `copy` mode decodes into anonymous memory.
+   */
+  async restore(options: RestoreOptions = {}): Promise<RestoreResult> {
+    const { restoreImage } = await import('../native-mmap/restore.js');
+    return restoreImage(this, options);
   }
 
   /** Releases the source (when openImage opened it) and the decoder's workers. */
