@@ -331,6 +331,9 @@ export class Image {
     let checked = 0;
     let bytes = 0;
     let lastEnd = this.dataStart;
+    // Bytes no structure covers (alignment padding) must be zero: then every byte of the
+    // file is checked by something, and verify notices any change.
+    const padding: [number, number][] = [[this.header.headerSize + this.header.validationSize, this.dataStart]];
     const regions = this.regions;
     for (const r of regions) {
       let stored = 0n;
@@ -350,6 +353,8 @@ export class Image {
         stored += BigInt(rec.storedLength);
         if (rec.offset < lastEnd) {
           push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} overlaps the bytes before it (which end at ${lastEnd})`, region: r.index, chunk: number, offset: rec.offset });
+        } else if (rec.offset > lastEnd) {
+          padding.push([lastEnd, rec.offset]);
         }
         lastEnd = Math.max(lastEnd, rec.offset + rec.storedLength);
         items.push({ j, number, rec });
@@ -384,6 +389,18 @@ export class Image {
         checked += k - i;
         i = k;
         options.onProgress?.(checked, total);
+      }
+    }
+    padding.push([lastEnd, Number(this.footer.chunkTableOffset)]);
+    for (const [from, to] of padding) {
+      for (let at = from; at < to; at += MAX_READ_BATCH) {
+        const n = Math.min(MAX_READ_BATCH, to - at);
+        const b = await this.source.read(at, n);
+        const bad = b.findIndex((x) => x !== 0);
+        if (bad >= 0) {
+          push({ code: 'CORRUPT_INDEX', message: `byte at offset ${at + bad} lies outside every chunk and is not zero padding`, offset: at + bad });
+          break;
+        }
       }
     }
     return { ok: errors.length === 0, chunksChecked: checked, bytesChecked: bytes, errors };

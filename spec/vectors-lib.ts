@@ -4,11 +4,14 @@
  * the tests (regenerate and compare byte for byte, then read and compare with the JSON).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageWriter, type WriterOptions } from '../format/writer.js';
 import { xxh64 } from '../format/checksum.js';
-import { FOOTER_SIZE, HEADER_SIZE, REGION_RECORD_SIZE, CHUNK_RECORD_SIZE } from '../format/constants.js';
+import { FOOTER_SIZE, HEADER_SIZE, REGION_RECORD_SIZE, CHUNK_RECORD_SIZE, TAG_SIZE } from '../format/constants.js';
+import { deriveKeys, headerHash, resolveMasterKey } from '../codec/keys.js';
+import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
+import { open, seal, suiteForCipherId } from '../codec/aead.js';
 
 /** One region of a vector's input. */
 export interface VectorRegion {
@@ -96,6 +99,37 @@ export function validVectors(): VectorDef[] {
         { address: 0x7f00_3000_0000n, data: new Uint8Array(5 * 4096), kind: 'anonymous', name: 'all zero' },
       ],
     },
+    ...codecVectors(text, partial),
+  ];
+}
+
+/** The master key of the encrypted vectors: bytes 0x00..0x1f. */
+export const VECTOR_KEY = Uint8Array.from({ length: 32 }, (_, i) => i);
+/** The passphrase of the passphrase vector. */
+export const VECTOR_PASSPHRASE = 'crimg vector passphrase';
+
+function codecVectors(text: Uint8Array, partial: Uint8Array): VectorDef[] {
+  // The portable engine (fflate, pinned by the lockfile) makes the compressed bytes independent
+  // of the zlib version bundled with Node.
+  const regions = (): VectorRegion[] => [
+    { address: 0x5500_0000_0000n, data: pattern(12, 21), kind: 'heap', name: 'heap' },
+    { address: 0x5500_0001_0000n, data: text.slice(0, 3 * 4096 + 500), kind: 'metadata', prot: 'r--', name: 'strings' },
+    { address: 0x5500_0002_0000n, gapLength: 0x2000n, name: 'guard' },
+    { address: 0x5500_0002_2000n, data: partial, kind: 'stack', name: 'stack' },
+  ];
+  const base = (n: number): WriterOptions => ({
+    imageId: id(n), created: FIXED.created, pageSize: 4096, chunkSize: 8192, validation: FIXED.validation,
+    engine: 'portable', salt: Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i),
+  });
+  return [
+    { name: 'deflate', description: 'deflate level 6 per chunk, no cipher', options: { ...base(3), compress: 'deflate:6' }, regions: regions() },
+    { name: 'aes-256-gcm', description: 'no codec, AES-256-GCM with a raw key', options: { ...base(4), encrypt: 'aes-256-gcm', key: VECTOR_KEY }, regions: regions() },
+    { name: 'chacha20-poly1305', description: 'no codec, ChaCha20-Poly1305 with a raw key', options: { ...base(5), encrypt: 'chacha20-poly1305', key: VECTOR_KEY }, regions: regions() },
+    { name: 'deflate-aes-256-gcm', description: 'deflate level 1 then AES-256-GCM with a raw key', options: { ...base(6), compress: 'deflate:1', encrypt: 'aes-256-gcm', key: VECTOR_KEY }, regions: regions() },
+    {
+      name: 'deflate-chacha20-poly1305-passphrase', description: 'deflate level 9 then ChaCha20-Poly1305, key from a passphrase by scrypt (log2 N 10, r 8, p 1)',
+      options: { ...base(7), compress: 'deflate:9', encrypt: 'chacha20-poly1305', key: { passphrase: VECTOR_PASSPHRASE }, scrypt: { log2N: 10, r: 8, p: 1 } }, regions: regions(),
+    },
   ];
 }
 
@@ -125,6 +159,8 @@ export function expectedJson(def: VectorDef): unknown {
     chunkSize,
     compression: o.compress ?? 'none',
     encryption: o.encrypt ?? 'none',
+    ...(o.key instanceof Uint8Array ? { key: Buffer.from(o.key).toString('hex') } : {}),
+    ...(o.key && !(o.key instanceof Uint8Array) && 'passphrase' in o.key ? { passphrase: String(o.key.passphrase), scrypt: o.scrypt } : {}),
     validation: {
       producerName: v.producerName, producerVersion: v.producerVersion, architecture: v.architecture,
       pageSize: o.pageSize ?? 4096,
@@ -158,6 +194,8 @@ export interface InvalidDef {
   /** Where a reader must fail: opening, or reading data / verifying. */
   stage: 'open' | 'read';
   from: string;
+  /** Key to open with: default the vector's own; null for none. */
+  key?: Uint8Array | null;
   description: string;
   mutate: (b: Buffer) => Buffer;
 }
@@ -198,10 +236,106 @@ function firstStoredChunk(b: Buffer): number {
   throw new Error('no stored chunk');
 }
 
+/** Keys and header hash of an encrypted vector file (spec section 7.2), from its bytes. */
+export function vectorCrypto(b: Buffer, key: Uint8Array | { passphrase: string }): { master: Uint8Array; dataKey: Uint8Array; indexKey: Uint8Array; keyCheck: Uint8Array; h: Uint8Array; suite: 'aes-256-gcm' | 'chacha20-poly1305'; imageId: Uint8Array; salt: Uint8Array } {
+  const hs = b.readUInt32LE(12);
+  const vs = b.readUInt32LE(64);
+  const imageId = b.subarray(40, 56);
+  const salt = b.subarray(80, 96);
+  const spec = key instanceof Uint8Array ? { key } : key;
+  const master = resolveMasterKey(spec, { kdf: b[71]!, salt, log2N: b[72]!, r: b[73]!, p: b[74]! }, { engine: 'portable' });
+  const k = deriveKeys(master, salt, imageId, 'portable');
+  return { master, ...k, h: headerHash(b.subarray(0, hs), b.subarray(hs, hs + vs), 'portable'), suite: suiteForCipherId(b[70]!), imageId, salt };
+}
+
+/** Decrypts the index of an encrypted vector, lets `edit` change it, re-seals it and fixes checksums. */
+function resealIndex(b: Buffer, edit: (chunks: Buffer, regions: Buffer, file: Buffer) => void): Buffer {
+  const c = vectorCrypto(b, VECTOR_KEY);
+  const f = footerAt(b);
+  const ct = chunkTable(b);
+  const chunkCount = b.readBigUInt64LE(f + 24);
+  const ctLen = Number(b.readBigUInt64LE(f + 32));
+  const rs = regionSection(b);
+  const regionCount = b.readUInt32LE(f + 48);
+  const rsLen = Number(b.readBigUInt64LE(f + 56));
+  const openIdx = (d: 1 | 2, count: bigint | number, bytes: Uint8Array): Buffer =>
+    Buffer.from(open(c.suite, c.indexKey, indexNonce(d), indexAad({ imageId: c.imageId, headerHash: c.h, domain: d, count, plainLength: bytes.length - TAG_SIZE }), bytes, 'portable'));
+  const chunks = openIdx(1, chunkCount, b.subarray(ct, ct + ctLen));
+  const regions = openIdx(2, regionCount, b.subarray(rs, rs + rsLen));
+  const out = Buffer.from(b);
+  edit(chunks, regions, out);
+  const sealIdx = (d: 1 | 2, count: bigint | number, plain: Uint8Array): Uint8Array =>
+    seal(c.suite, c.indexKey, indexNonce(d), indexAad({ imageId: c.imageId, headerHash: c.h, domain: d, count, plainLength: plain.length }), plain, 'portable');
+  const sc = sealIdx(1, chunkCount, chunks);
+  const sr = sealIdx(2, regionCount, regions);
+  Buffer.from(sc).copy(out, ct);
+  Buffer.from(sr).copy(out, rs);
+  out.writeBigUInt64LE(xxh64(sc), f + 64);
+  out.writeBigUInt64LE(xxh64(sr), f + 72);
+  return fixFooter(out);
+}
+
+/** Stored (non-zero) chunk records of a plain chunk table: [record index, offset, length]. */
+function storedRecords(chunks: Buffer): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  for (let i = 0; i * CHUNK_RECORD_SIZE < chunks.length; i++) {
+    const len = chunks.readUInt32LE(i * CHUNK_RECORD_SIZE + 8);
+    if (len) out.push([i, Number(chunks.readBigUInt64LE(i * CHUNK_RECORD_SIZE)), len]);
+  }
+  return out;
+}
+
 /** The invalid vectors of format 1.0. */
 export function invalidVectors(): InvalidDef[] {
   const copy = (b: Buffer): Buffer => Buffer.from(b);
   return [
+    { name: 'WRONG_KEY--other-key', code: 'WRONG_KEY', stage: 'open', from: 'aes-256-gcm', key: Buffer.alloc(32, 0xee), description: 'opened with a key that is not the image\'s',
+      mutate: (b) => copy(b) },
+    { name: 'KEY_REQUIRED--no-key', code: 'KEY_REQUIRED', stage: 'read', from: 'chacha20-poly1305', key: null, description: 'opened without a key: header and validation block are readable, the index is not',
+      mutate: (b) => copy(b) },
+    { name: 'AUTH_FAILED--swapped-chunks', code: 'AUTH_FAILED', stage: 'read', from: 'aes-256-gcm', description: 'two chunk records of equal stored length swapped in the (re-sealed) chunk table: reordering',
+      mutate: (b) => resealIndex(b, (chunks) => {
+        const s = storedRecords(chunks);
+        const a = s[0]!;
+        const bb = s.find((x) => x[2] === a[2] && x[0] !== a[0])!;
+        const ra = Buffer.from(chunks.subarray(a[0] * CHUNK_RECORD_SIZE, (a[0] + 1) * CHUNK_RECORD_SIZE));
+        chunks.copy(chunks, a[0] * CHUNK_RECORD_SIZE, bb[0] * CHUNK_RECORD_SIZE, (bb[0] + 1) * CHUNK_RECORD_SIZE);
+        ra.copy(chunks, bb[0] * CHUNK_RECORD_SIZE);
+      }) },
+    { name: 'AUTH_FAILED--chunk-from-other-image', code: 'AUTH_FAILED', stage: 'read', from: 'aes-256-gcm', description: 'the first stored chunk replaced by the same chunk of chacha20-poly1305\'s sibling image sealed with the same key under another image id (checksum fixed in the re-sealed index)',
+      mutate: (b) => {
+        // A sibling: the same vector sealed for image id 99; the same plain bytes, another key schedule.
+        const sibling = SIBLINGS.get('aes-256-gcm');
+        if (!sibling) throw new Error('sibling image missing');
+        return resealIndex(b, (chunks, _r, file) => {
+          const [i, off, len] = storedRecords(chunks)[0]!;
+          sibling.copy(file, off, off, off + len);
+          chunks.writeBigUInt64LE(xxh64(file.subarray(off, off + len)), i * CHUNK_RECORD_SIZE + 16);
+        });
+      } },
+    { name: 'AUTH_FAILED--truncated-last-chunk', code: 'AUTH_FAILED', stage: 'read', from: 'deflate-aes-256-gcm', description: 'the last encoded chunk cut by 5 bytes (record, checksum and region stored bytes fixed in the re-sealed index)',
+      mutate: (b) => resealIndex(b, (chunks, regions, file) => {
+        // The last ENCODED chunk, so the stored-length rules of section 5.3 still hold and the
+        // AEAD is what must catch it; its region's stored byte count follows.
+        const s = storedRecords(chunks).filter(([i]) => chunks.readUInt16LE(i * CHUNK_RECORD_SIZE + 12) & 4);
+        const [i, off, len] = s[s.length - 1]!;
+        chunks.writeUInt32LE(len - 5, i * CHUNK_RECORD_SIZE + 8);
+        chunks.writeBigUInt64LE(xxh64(file.subarray(off, off + len - 5)), i * CHUNK_RECORD_SIZE + 16);
+        for (let r = 0; r * REGION_RECORD_SIZE < regions.length; r++) {
+          const first = Number(regions.readBigUInt64LE(r * REGION_RECORD_SIZE + 16));
+          const count = Number(regions.readBigUInt64LE(r * REGION_RECORD_SIZE + 24));
+          if (i >= first && i < first + count) {
+            regions.writeBigUInt64LE(regions.readBigUInt64LE(r * REGION_RECORD_SIZE + 32) - 5n, r * REGION_RECORD_SIZE + 32);
+            break;
+          }
+        }
+      }) },
+    { name: 'AUTH_FAILED--tampered-header', code: 'AUTH_FAILED', stage: 'open', from: 'deflate-aes-256-gcm', description: 'the creation time changed (header checksum fixed): the header is bound to every sealed message',
+      mutate: (b) => { const c = copy(b); c.writeBigUInt64LE(1_800_000_000_000n, 56); return fixHeader(c); } },
+    { name: 'AUTH_FAILED--tampered-validation', code: 'AUTH_FAILED', stage: 'open', from: 'chacha20-poly1305', description: 'the architecture changed to x86_65 (validation checksum fixed)',
+      mutate: (b) => { const c = copy(b); const i = c.indexOf('x86_64', HEADER_SIZE); c[i + 5] = 0x35; return fixValidation(c); } },
+    { name: 'AUTH_FAILED--tampered-index', code: 'AUTH_FAILED', stage: 'open', from: 'chacha20-poly1305', description: 'one byte of the sealed region section changed (its checksum fixed)',
+      mutate: (b) => { const c = copy(b); c[regionSection(c) + 5]! ^= 1; return fixRegions(c); } },
     { name: 'BAD_MAGIC--first-byte', code: 'BAD_MAGIC', stage: 'open', from: 'minimal', description: 'first magic byte changed',
       mutate: (b) => { const c = copy(b); c[0] = 0x50; return c; } },
     { name: 'BAD_MAGIC--text-mode-crlf', code: 'BAD_MAGIC', stage: 'open', from: 'minimal', description: 'every CR LF turned into LF, as a text-mode transfer does',
@@ -255,6 +389,9 @@ export function invalidVectors(): InvalidDef[] {
   ];
 }
 
+/** Vectors re-made with another image id (for splicing attacks), filled by generateAll. */
+const SIBLINGS = new Map<string, Buffer>();
+
 /** Writes every vector into `dir` (v1 layout): NAME.img + NAME.json, invalid/CODE--what.img + .json. */
 export async function generateAll(dir: string): Promise<string[]> {
   const written: string[] = [];
@@ -262,15 +399,66 @@ export async function generateAll(dir: string): Promise<string[]> {
   for (const def of validVectors()) {
     const p = join(dir, `${def.name}.img`);
     await writeVector(def, p);
-    writeFileSync(join(dir, `${def.name}.json`), JSON.stringify(expectedJson(def), null, 2) + '\n');
-    bytes.set(def.name, readFileSync(p));
+    const b = readFileSync(p);
+    const json = expectedJson(def) as Record<string, unknown>;
+    if (def.options.encrypt) json.crypto = workedExample(b, def.options.key as Uint8Array | { passphrase: string });
+    writeFileSync(join(dir, `${def.name}.json`), JSON.stringify(json, null, 2) + '\n');
+    bytes.set(def.name, b);
     written.push(`${def.name}.img`);
+    if (def.name === 'aes-256-gcm') {
+      const sp = join(dir, 'sibling.tmp');
+      await writeVector({ ...def, options: { ...def.options, imageId: id(99) } }, sp);
+      SIBLINGS.set(def.name, readFileSync(sp));
+      unlinkSync(sp);
+    }
   }
   for (const inv of invalidVectors()) {
     const src = bytes.get(inv.from)!;
     writeFileSync(join(dir, 'invalid', `${inv.name}.img`), inv.mutate(src));
-    writeFileSync(join(dir, 'invalid', `${inv.name}.json`), JSON.stringify({ code: inv.code, stage: inv.stage, from: inv.from, description: inv.description }, null, 2) + '\n');
+    const key = inv.key === undefined ? undefined : inv.key === null ? null : Buffer.from(inv.key).toString('hex');
+    writeFileSync(join(dir, 'invalid', `${inv.name}.json`), JSON.stringify({ code: inv.code, stage: inv.stage, from: inv.from, description: inv.description, ...(key !== undefined ? { key } : {}) }, null, 2) + '\n');
     written.push(`invalid/${inv.name}.img`);
   }
   return written;
+}
+
+/**
+ * The worked example of spec section 7.5 for an encrypted vector: keys, header hash, and the
+ * nonce and associated data of its first sealed chunk, all as hex.
+ */
+export function workedExample(b: Buffer, key: Uint8Array | { passphrase: string }): Record<string, unknown> {
+  const c = vectorCrypto(b, key);
+  const hex = (x: Uint8Array): string => Buffer.from(x).toString('hex');
+  // First sealed chunk: its record, and its region for number, address and last flag.
+  const f = footerAt(b);
+  const ct = chunkTable(b);
+  const rs = regionSection(b);
+  const chunkCount = b.readBigUInt64LE(f + 24);
+  const regionCount = b.readUInt32LE(f + 48);
+  const chunks = Buffer.from(open(c.suite, c.indexKey, indexNonce(1), indexAad({ imageId: c.imageId, headerHash: c.h, domain: 1, count: chunkCount, plainLength: Number(b.readBigUInt64LE(f + 32)) - TAG_SIZE }), b.subarray(ct, ct + Number(b.readBigUInt64LE(f + 32))), 'portable'));
+  const regions = Buffer.from(open(c.suite, c.indexKey, indexNonce(2), indexAad({ imageId: c.imageId, headerHash: c.h, domain: 2, count: regionCount, plainLength: Number(b.readBigUInt64LE(f + 56)) - TAG_SIZE }), b.subarray(rs, rs + Number(b.readBigUInt64LE(f + 56))), 'portable'));
+  const [number, offset, storedLength] = storedRecords(chunks)[0]!;
+  const flags = chunks.readUInt16LE(number * CHUNK_RECORD_SIZE + 12);
+  const chunkSize = b.readUInt32LE(36);
+  let region = 0;
+  for (; region < regionCount; region++) {
+    const first = Number(regions.readBigUInt64LE(region * REGION_RECORD_SIZE + 16));
+    const count = Number(regions.readBigUInt64LE(region * REGION_RECORD_SIZE + 24));
+    if (number >= first && number < first + count) break;
+  }
+  const r = region * REGION_RECORD_SIZE;
+  const j = number - Number(regions.readBigUInt64LE(r + 16));
+  const length = regions.readBigUInt64LE(r + 8);
+  const count = Number(regions.readBigUInt64LE(r + 24));
+  const plainLength = Number(BigInt(j + 1) * BigInt(chunkSize) <= length ? BigInt(chunkSize) : length - BigInt(j) * BigInt(chunkSize));
+  const address = regions.readBigUInt64LE(r) + BigInt(j) * BigInt(chunkSize);
+  const aad = chunkAad({ imageId: c.imageId, headerHash: c.h, chunkNumber: number, regionNumber: region, plainLength, address, encoded: (flags & 4) !== 0, last: j === count - 1 });
+  return {
+    masterKey: hex(c.master), salt: hex(c.salt), imageId: hex(c.imageId), headerHash: hex(c.h),
+    dataKey: hex(c.dataKey), indexKey: hex(c.indexKey), keyCheck: hex(c.keyCheck),
+    firstSealedChunk: {
+      number, region, indexInRegion: j, address: '0x' + address.toString(16), plainLength, flags, offset, storedLength,
+      nonce: hex(chunkNonce(number)), aad: hex(aad),
+    },
+  };
 }
