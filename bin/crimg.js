@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+await (await import('../build/inspect-cli/main.js')).run();

@@ -1,0 +1,59 @@
+/**
+ * What a command writes to: stdout for reports (text or JSON), stderr for progress, plus the
+ * environment that decides colours and progress bars. Commands return their exit status.
+ */
+import { colorsFor, type Colors } from './colors.js';
+import { createProgress, progressEnabled, type Progress } from './progress.js';
+
+/** A writable stream as the CLI uses it (process.stdout, process.stderr, or a test double). */
+export interface Output {
+  write(chunk: string | Uint8Array): boolean;
+  once(event: 'drain', listener: () => void): unknown;
+  isTTY?: boolean;
+  /** Terminal width, when a terminal. */
+  columns?: number;
+}
+
+export interface Cli {
+  readonly stdout: Output;
+  readonly stderr: Output;
+  readonly env: NodeJS.ProcessEnv;
+  /** Colours for stdout's human output. */
+  readonly colors: Colors;
+  /** Writes lines to stdout. */
+  print(...lines: string[]): void;
+  /** Writes a value as indented JSON to stdout; bigints become "0x..." hex strings. */
+  printJson(value: unknown): void;
+  /** Writes bytes to stdout, waiting when the pipe is full. */
+  writeBytes(bytes: Uint8Array): Promise<void>;
+  /** A progress bar on stderr (drawn only when enabled, see progress.ts). */
+  progress(quiet: boolean | undefined, label: string, total: number, unit: 'bytes' | 'items'): Progress;
+}
+
+/** JSON replacer: bigints (addresses) as hex strings, byte arrays as hex. */
+export function jsonReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return '0x' + value.toString(16);
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
+  return value;
+}
+
+export function createCli(stdout: Output, stderr: Output, env: NodeJS.ProcessEnv): Cli {
+  return {
+    stdout,
+    stderr,
+    env,
+    colors: colorsFor(stdout.isTTY, env),
+    print(...lines: string[]): void {
+      stdout.write(lines.map((l) => l + '\n').join(''));
+    },
+    printJson(value: unknown): void {
+      stdout.write(JSON.stringify(value, jsonReplacer, 2) + '\n');
+    },
+    async writeBytes(bytes: Uint8Array): Promise<void> {
+      if (!stdout.write(bytes)) await new Promise<void>((resolve) => stdout.once('drain', resolve));
+    },
+    progress(quiet, label, total, unit) {
+      return createProgress(progressEnabled(stderr.isTTY, env, quiet === true), { stream: stderr, label, total, unit });
+    },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * Key material from the command line (spec/FORMAT.md section 7.1): a key file (32 raw bytes, or
+ * 64 hex characters with an optional trailing newline), an environment variable holding 64 hex
+ * characters, or a passphrase file (the library drops one trailing newline). Parsing is the
+ * library's (codec/keys.ts); this module reads the files and names the source in messages.
+ * Key material never appears in a message.
+ */
+import { readFile } from 'node:fs/promises';
+import type { KeyInput } from '../format/keying.js';
+import { CrimgError, isCrimgError } from '../format/errors.js';
+import { keyFromHex, parseKeyFile, passphraseBytes } from '../codec/keys.js';
+import { usageError } from './errors.js';
+
+/** The key options of a command (also the --out-* ones of convert, under these names). */
+export interface KeySources {
+  keyFile?: string | undefined;
+  keyEnv?: string | undefined;
+  passphraseFile?: string | undefined;
+}
+
+async function readSecret(path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw new CrimgError('IO_ERROR', `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+  }
+}
+
+/** Runs a library parser, prefixing its INVALID_ARGUMENT message with where the key came from. */
+function from<T>(where: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (isCrimgError(e, 'INVALID_ARGUMENT')) throw new CrimgError('INVALID_ARGUMENT', `${where}: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * The KeyInput the options name, or undefined when none is given.
+ * @param prefix option name prefix for messages: '' or 'out-'.
+ * @throws CrimgError INVALID_ARGUMENT when more than one source is given or a key is malformed;
+ *   IO_ERROR when a file cannot be read.
+ */
+export async function readKey(s: KeySources, env: NodeJS.ProcessEnv, prefix = ''): Promise<KeyInput | undefined> {
+  const given = [s.keyFile, s.keyEnv, s.passphraseFile].filter((v) => v !== undefined);
+  if (given.length > 1) throw usageError(`expected one of --${prefix}key-file, --${prefix}key-env, --${prefix}passphrase-file, got ${given.length}`);
+  if (s.keyFile !== undefined) {
+    const bytes = await readSecret(s.keyFile, 'key file');
+    return from(s.keyFile, () => parseKeyFile(bytes));
+  }
+  if (s.keyEnv !== undefined) {
+    const v = env[s.keyEnv];
+    if (v === undefined || v === '') throw usageError(`environment variable ${s.keyEnv} is not set`, `export ${s.keyEnv}=<64 hex characters>`);
+    return from(`environment variable ${s.keyEnv}`, () => keyFromHex(v));
+  }
+  if (s.passphraseFile !== undefined) {
+    // The file's bytes as they are: the library removes the one trailing newline (section 7.1).
+    const bytes = Uint8Array.from(await readSecret(s.passphraseFile, 'passphrase file'));
+    if (passphraseBytes(bytes).length === 0) throw usageError(`passphrase file ${s.passphraseFile} is empty`);
+    return { passphrase: bytes };
+  }
+  return undefined;
+}

@@ -1,0 +1,22 @@
+/** Opening an image with the key the options name (if any), and closing it afterwards. */
+import { openImage, type Image } from '../format/reader.js';
+import { readKey, type KeySources } from './keys.js';
+
+/**
+ * Opens `path`; an encrypted image opened without key options has `indexLocked`.
+ * @throws CrimgError as openImage does (IO_ERROR for a missing file, WRONG_KEY...).
+ */
+export async function openWithKey(path: string, keys: KeySources, env: NodeJS.ProcessEnv): Promise<Image> {
+  const key = await readKey(keys, env);
+  return openImage(path, key === undefined ? {} : { key });
+}
+
+/** Runs `fn` with the open image and closes it whatever happens. */
+export async function withImage<T>(path: string, keys: KeySources, env: NodeJS.ProcessEnv, fn: (image: Image) => Promise<T>): Promise<T> {
+  const image = await openWithKey(path, keys, env);
+  try {
+    return await fn(image);
+  } finally {
+    await image.close();
+  }
+}

@@ -1,0 +1,32 @@
+/** Options shared by several commands, defined once so that their names and help agree. */
+import type { Argv } from 'yargs';
+
+export interface KeyArgs {
+  'key-file': string | undefined;
+  'key-env': string | undefined;
+  'passphrase-file': string | undefined;
+}
+
+export interface JsonArgs {
+  json: boolean | undefined;
+}
+
+/** --key-file, --key-env, --passphrase-file (to read an encrypted image). */
+export function withKeyOptions<T>(y: Argv<T>, what = 'read an encrypted image'): Argv<T & KeyArgs> {
+  return y
+    .option('key-file', { type: 'string', requiresArg: true, group: 'Key:', describe: `key file to ${what}: 32 raw bytes or 64 hex characters` })
+    .option('key-env', { type: 'string', requiresArg: true, group: 'Key:', describe: `environment variable holding the key as 64 hex characters, to ${what}` })
+    .option('passphrase-file', { type: 'string', requiresArg: true, group: 'Key:', describe: `file holding a passphrase (one trailing newline is dropped), to ${what}` }) as unknown as Argv<T & KeyArgs>;
+}
+
+/** --json: machine-readable output. */
+export function withJson<T>(y: Argv<T>): Argv<T & JsonArgs> {
+  return y.option('json', { type: 'boolean', describe: 'print JSON instead of text (addresses as "0x..." strings)' }) as unknown as Argv<T & JsonArgs>;
+}
+
+/** The key sources of parsed arguments, for keys.ts. */
+export function keySources(a: { keyFile?: string | undefined; keyEnv?: string | undefined; passphraseFile?: string | undefined }): {
+  keyFile: string | undefined; keyEnv: string | undefined; passphraseFile: string | undefined;
+} {
+  return { keyFile: a.keyFile, keyEnv: a.keyEnv, passphraseFile: a.passphraseFile };
+}

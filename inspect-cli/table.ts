@@ -1,0 +1,36 @@
+/** Aligned plain-text tables for the human output of the commands. Pure. */
+
+export type Align = 'left' | 'right';
+
+export interface Column {
+  title: string;
+  align?: Align;
+}
+
+/** Visible width: ANSI colour sequences take no room. */
+function width(s: string): number {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\x1b\[[0-9;]*m/g, '').length;
+}
+
+function pad(s: string, w: number, align: Align): string {
+  const fill = ' '.repeat(Math.max(0, w - width(s)));
+  return align === 'right' ? fill + s : s + fill;
+}
+
+/**
+ * Renders rows under a header, columns separated by two spaces, trailing blanks trimmed.
+ * @param indent prefix of every line.
+ */
+export function renderTable(columns: readonly Column[], rows: readonly (readonly string[])[], indent = ''): string[] {
+  const widths = columns.map((c, i) => Math.max(width(c.title), ...rows.map((r) => width(r[i] ?? ''))));
+  const line = (cells: readonly string[]): string =>
+    (indent + columns.map((c, i) => pad(cells[i] ?? '', widths[i]!, c.align ?? 'left')).join('  ')).trimEnd();
+  return [line(columns.map((c) => c.title)), ...rows.map(line)];
+}
+
+/** "key   value" lines with the keys padded to one width. */
+export function renderPairs(pairs: readonly (readonly [string, string])[], indent = ''): string[] {
+  const w = Math.max(0, ...pairs.map(([k]) => width(k)));
+  return pairs.map(([k, v]) => `${indent}${pad(k, w, 'left')}  ${v}`.trimEnd());
+}
