@@ -15,4 +15,11 @@ export type { RandomAccessSource, SourceInput } from './format/source.js';
 export type { Region } from './format/index-table.js';
 export type { Validation, ValidationInput } from './format/validation.js';
 export type { KeyInput } from './format/keying.js';
-export { DEFAULT_CHUNK_SIZE, REGION_KINDS } from './format/constants.js';
+export {
+  DEFAULT_CHUNK_SIZE, REGION_KINDS, CHUNK_ZERO, CHUNK_RAW, CHUNK_ENCODED, CHUNK_ENCRYPTED,
+  parseProt, protToString, parseKind, kindName,
+} from './format/constants.js';
+export { featureName } from './format/host.js';
+export { parseBigNumber, toBigAddress } from './format/address.js';
+export { parseCompress } from './format/writer.js';
+export { parseKeyFile, keyFromHex } from './codec/keys.js';

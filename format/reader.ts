@@ -46,7 +46,9 @@ export interface VerifyError {
 
 export interface VerifyReport {
   ok: boolean;
+  /** Chunks checked, zero chunks included. */
   chunksChecked: number;
+  /** Plain bytes of the stored chunks that checked out (zero chunks hold none). */
   bytesChecked: number;
   errors: VerifyError[];
 }

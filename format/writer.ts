@@ -63,8 +63,8 @@ export interface RegionOptions {
   data: RegionData;
   /** "rw-" style protection; default "rw-". */
   prot?: string;
-  /** Region kind; default "anonymous". */
-  kind?: Exclude<RegionKind, 'gap'>;
+  /** Region kind name, or a kind byte (kinds unknown to this version are kept as they are); default "anonymous". */
+  kind?: Exclude<RegionKind, 'gap'> | number;
   name?: string;
 }
 
@@ -191,7 +191,7 @@ export class ImageWriter {
       const address = toBigAddress(r.address, 'address');
       this.checkStart(address);
       const protBits = parseProt(r.prot ?? 'rw-');
-      const kindId = parseKind(r.kind ?? 'anonymous');
+      const kindId = typeof r.kind === 'number' ? checkKindByte(r.kind) : parseKind(r.kind ?? 'anonymous');
       if (kindId === KIND_GAP) throw new RangeError('expected a data region kind, got "gap": use addGap');
       const name = r.name ?? '';
       checkName(name);
@@ -440,6 +440,11 @@ export class ImageWriter {
       throw new CrimgError('IO_ERROR', `cannot write ${this.tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e, offset: at + done });
     }
   }
+}
+
+function checkKindByte(k: number): number {
+  if (!Number.isInteger(k) || k < 0 || k > 255) throw new RangeError(`expected a kind byte 0..255, got ${k}`);
+  return k;
 }
 
 function checkName(name: string): void {
