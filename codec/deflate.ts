@@ -1,0 +1,105 @@
+/**
+ * Codec id 1, deflate: raw DEFLATE (RFC 1951) with no zlib or gzip wrapper, one complete
+ * stream per chunk (spec/FORMAT.md section 6). Pure and synchronous.
+ *
+ * Decoding is bounded by the chunk's plain length, which the chunk table and region table
+ * fix before any byte is decoded (spec section 5.3: "an encoded chunk that does not decode to
+ * exactly `p` bytes" is `CORRUPT_CHUNK`). No buffer is sized from the stream itself:
+ * - node: zlib stops as soon as the output passes `plainLength` (`maxOutputLength`), so a
+ *   decompression bomb costs at most `plainLength + 1` bytes of output work.
+ * - portable: fflate writes into one preallocated buffer of `plainLength + 1` bytes and
+ *   discards what does not fit; memory is bounded the same way, but fflate keeps decoding
+ *   to the end of the stream, so its CPU time is bounded only by DEFLATE's maximum
+ *   expansion (about 1032 x the stored length, and a stored length is below the plain length).
+ *
+ * Neither engine examines bytes after the end of the final block: the checksum of the stored
+ * bytes (spec section 5.3) and, with a cipher, the tag already cover them.
+ */
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { deflateSync as fflateDeflate, inflateSync as fflateInflate } from 'fflate';
+import { CrimgError } from '../format/errors.js';
+import { expectBytes, expectInt } from './_check.js';
+import { checkEngine, type Engine } from './engine.js';
+import { DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, MAX_CHUNK_SIZE } from './ids.js';
+
+/** Node's zlib refuses output chunk sizes below this (zlib.constants.Z_MIN_CHUNK). */
+const ZLIB_MIN_CHUNK = 64;
+
+/**
+ * Encodes `plain` as one raw DEFLATE stream (spec section 6, codec id 1).
+ *
+ * The two engines produce different (equally valid) streams; each decodes the other's.
+ * @param plain - the chunk's plain bytes, at most 16 MiB.
+ * @param level - 1 (fastest) to 9 (smallest), the header's codec level.
+ * @param engine - `'node'` (node:zlib, default) or `'portable'` (fflate).
+ * @returns the encoded bytes (may be longer than `plain` for incompressible data; the caller
+ *   then stores the chunk raw, spec section 5.1).
+ * @throws TypeError / RangeError on misuse.
+ * @example
+ * const encoded = deflateEncode(new Uint8Array(65536), 1);
+ */
+export function deflateEncode(plain: Uint8Array, level: number, engine?: Engine): Uint8Array {
+  expectBytes('plain', plain);
+  if (plain.byteLength > MAX_CHUNK_SIZE) {
+    throw new RangeError(`expected plain to be at most ${MAX_CHUNK_SIZE} bytes, got ${plain.byteLength} bytes`);
+  }
+  expectInt('level', level, DEFLATE_MIN_LEVEL, DEFLATE_MAX_LEVEL);
+  if (checkEngine(engine) === 'node') {
+    // One output buffer as large as the input: typical chunks come back as a single view
+    // instead of several 16 KiB pieces concatenated.
+    return deflateRawSync(plain, { level, chunkSize: Math.max(ZLIB_MIN_CHUNK, plain.byteLength) });
+  }
+  return fflateDeflate(plain, { level: level as 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 });
+}
+
+/**
+ * Decodes one raw DEFLATE stream that must yield exactly `plainLength` bytes (spec sections 5.3
+ * and 6).
+ * @param encoded - the stream (after opening, when the image has a cipher).
+ * @param plainLength - the chunk's plain length, 1 to 16 MiB: the only size ever allocated.
+ * @param engine - `'node'` (default) or `'portable'`.
+ * @returns `plainLength` bytes.
+ * @throws CrimgError `CORRUPT_CHUNK` when the stream is malformed, truncated, or decodes to more
+ *   or fewer than `plainLength` bytes. TypeError / RangeError on misuse.
+ * @example
+ * const plain = deflateDecode(encoded, 65536);
+ */
+export function deflateDecode(encoded: Uint8Array, plainLength: number, engine?: Engine): Uint8Array {
+  expectBytes('encoded', encoded);
+  expectInt('plainLength', plainLength, 1, MAX_CHUNK_SIZE);
+  const eng = checkEngine(engine);
+  let out: Uint8Array;
+  try {
+    if (eng === 'node') {
+      // The output buffer has one spare byte: a stream that ends at exactly plainLength comes
+      // back in one piece, and one that goes on trips maxOutputLength at once.
+      out = inflateRawSync(encoded, {
+        maxOutputLength: plainLength,
+        chunkSize: Math.max(ZLIB_MIN_CHUNK, plainLength + 1),
+      });
+    } else {
+      if (encoded.byteLength === 0) throw new Error('empty stream');
+      out = fflateInflate(encoded, { out: new Uint8Array(plainLength + 1) });
+    }
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') throw tooLong(plainLength);
+    const why = e instanceof Error ? e.message : String(e);
+    throw new CrimgError('CORRUPT_CHUNK', `deflate stream does not decode (${why})`, {
+      hint: 'the chunk is damaged; verify the image, or re-copy it from its source',
+    });
+  }
+  if (out.byteLength > plainLength) throw tooLong(plainLength);
+  if (out.byteLength < plainLength) {
+    throw new CrimgError('CORRUPT_CHUNK', `deflate stream decodes to ${out.byteLength} bytes, expected ${plainLength}`, {
+      hint: 'the chunk is damaged; verify the image, or re-copy it from its source',
+    });
+  }
+  return out;
+}
+
+function tooLong(plainLength: number): CrimgError {
+  return new CrimgError('CORRUPT_CHUNK', `deflate stream decodes to more than the plain length of ${plainLength} bytes`, {
+    hint: 'the chunk is damaged or crafted; verify the image, or re-copy it from its source',
+  });
+}
