@@ -99,6 +99,7 @@ describe.each(invalid)('invalid vector %s', (name) => {
       expect(img.indexLocked).toBe(true);
       await expect(img.verify()).rejects.toMatchObject({ code: 'KEY_REQUIRED' });
       await expect(img.read(0x1000n, 1)).rejects.toMatchObject({ code: 'KEY_REQUIRED' });
+      await img.close();
       return;
     }
     const report = await img.verify().catch((e) => ({ ok: false, errors: [{ code: (e as CrimgError).code }] }));
