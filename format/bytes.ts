@@ -18,19 +18,6 @@ export function hex(v: bigint | number): string {
   return '0x' + v.toString(16);
 }
 
-/** True when every byte is zero. Buffer.compare against a zero block runs at memcmp speed. */
-const ZERO_BLOCK = Buffer.alloc(64 * 1024);
-export function isAllZero(bytes: Uint8Array): boolean {
-  let off = 0;
-  while (off < bytes.length) {
-    const n = Math.min(ZERO_BLOCK.length, bytes.length - off);
-    const part = Buffer.from(bytes.buffer, bytes.byteOffset + off, n);
-    if (!part.equals(n === ZERO_BLOCK.length ? ZERO_BLOCK : ZERO_BLOCK.subarray(0, n))) return false;
-    off += n;
-  }
-  return true;
-}
-
 /** A u64 read from a DataView as a Number, or null when it does not fit in 2^53. */
 export function u64AsNumber(dv: DataView, off: number): number | null {
   const v = dv.getBigUint64(off, true);

@@ -1,6 +1,6 @@
 /**
  * XXH64 (seed 0) over a byte range: the one checksum algorithm of the format
- * (spec/FORMAT.md section 2.3). xxhash-wasm measured about 6 GiB/s here on
+ * (spec/FORMAT.md section 2.2). xxhash-wasm measured about 6 GiB/s here on
  * 4 KiB..1 MiB inputs, well above disk and page-cache write speeds.
  */
 import xxhash from 'xxhash-wasm';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { xxh64 } from './checksum.js';
 import { CHUNK_RAW, CHUNK_ZERO } from './constants.js';
-import { isAllZero } from './bytes.js';
+import { isZero } from '../codec/chunk.js';
 import type { HeaderFields } from './header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { ChunkPool } from '../codec/pool.js';
@@ -52,7 +52,7 @@ export interface EncoderSetup {
 
 /** Encodes a plain chunk of an image without codec or cipher: zero or raw. */
 export function encodePlainChunk(plain: Uint8Array): EncodedChunk {
-  if (isAllZero(plain)) return { stored: new Uint8Array(0), flags: CHUNK_ZERO, checksum: 0n, plainLength: plain.length };
+  if (isZero(plain)) return { stored: new Uint8Array(0), flags: CHUNK_ZERO, checksum: 0n, plainLength: plain.length };
   return { stored: plain, flags: CHUNK_RAW, checksum: xxh64(plain), plainLength: plain.length };
 }
 
@@ -92,7 +92,7 @@ class CodecEncoder implements ChunkEncoder {
     const f = this.fields;
     const base = { codec: f.codec as CodecId, level: f.codecLevel, cipher: f.cipher as CipherId, engine: this.engine };
     // A zero chunk costs a memcmp here instead of a round trip to a worker.
-    if (isAllZero(plain)) return { stored: new Uint8Array(0), flags: CHUNK_ZERO, checksum: 0n, plainLength: plain.length };
+    if (isZero(plain)) return { stored: new Uint8Array(0), flags: CHUNK_ZERO, checksum: 0n, plainLength: plain.length };
     const params = this.keys
       ? {
         ...base, dataKey: this.keys.dataKey, nonce: chunkNonce(ctx.chunkNumber),

@@ -195,7 +195,8 @@ export function decodeHeader(bytes: Uint8Array): Header {
   }
   if (r.cipher === 0 && r.kdf !== 0) bad('KDF id', 71, `${r.kdf} is set on an unencrypted image`);
   if (r.kdf > 1) throw new CrimgError('UNSUPPORTED_FEATURE', `KDF id ${r.kdf} is not supported by this reader`, { offset: 71 });
-  if (r.kdf === 1 && (r.scryptLog2N < 1 || r.scryptLog2N > 63 || r.scryptR < 1 || r.scryptP < 1)) {
+  if (r.kdf === 0 && (r.scryptLog2N | r.scryptR | r.scryptP) !== 0) bad('scrypt parameters', 72, 'are set with a raw key');
+  if (r.kdf === 1 && (r.scryptLog2N < 1 || r.scryptR < 1 || r.scryptP < 1)) {
     bad('scrypt parameters', 72, `log2N=${r.scryptLog2N} r=${r.scryptR} p=${r.scryptP} are invalid`);
   }
   if (r.codec === CODECS.deflate && (r.codecLevel < 1 || r.codecLevel > 9)) {
