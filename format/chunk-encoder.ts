@@ -34,6 +34,8 @@ export interface ChunkEncoder {
   /** Called once with the final header and validation bytes (they feed the AEAD's `H`). */
   bindHeader(header: Uint8Array, validation: Uint8Array): void;
   encode(plain: Uint8Array, ctx: ChunkContext): Promise<EncodedChunk>;
+  /** A synchronous encode when the encoder needs no context and no worker (no codec, no cipher). */
+  encodeSync?(plain: Uint8Array): EncodedChunk;
   /** Seals an index section (identity without a cipher). `domain` 1 chunk table, 2 region section. */
   sealIndex(domain: 1 | 2, count: bigint, plain: Uint8Array): Uint8Array;
   close(): Promise<void>;
@@ -60,6 +62,9 @@ class PlainEncoder implements ChunkEncoder {
   readonly parallelism = 1;
   bindHeader(): void {}
   async encode(plain: Uint8Array): Promise<EncodedChunk> {
+    return encodePlainChunk(plain);
+  }
+  encodeSync(plain: Uint8Array): EncodedChunk {
     return encodePlainChunk(plain);
   }
   sealIndex(_d: 1 | 2, _c: bigint, plain: Uint8Array): Uint8Array {

@@ -53,7 +53,7 @@ export const LIMITS = {
 } as const;
 
 /** Section 9: default chunk size, chosen by the measurement in bench/chunk-size.ts. */
-export const DEFAULT_CHUNK_SIZE = 64 * 1024;
+export const DEFAULT_CHUNK_SIZE = 16 * 1024;
 
 /** Section 8.1: region kinds. */
 export const REGION_KINDS = ['anonymous', 'heap', 'stack', 'code', 'metadata', 'file', 'gap'] as const;

@@ -244,7 +244,8 @@ export class Image {
     const start = toBigAddress(address);
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`expected a non-negative integer length, got ${length}`);
     if (length > 2 ** 31) throw new RangeError(`expected a read of at most 2 GiB, got ${length}; use readStream or several reads`);
-    const out = Buffer.alloc(length);
+    // Every byte is written by readInto (decoded bytes or zero fill), so no zeroing pass.
+    const out = Buffer.allocUnsafe(length);
     await this.readInto(start, out);
     return out;
   }
@@ -337,6 +338,7 @@ export class Image {
     // file is checked by something, and verify notices any change.
     const padding: [number, number][] = [[this.header.headerSize + this.header.validationSize, this.dataStart]];
     const regions = this.regions;
+    const batches: { r: Region; items: { j: number; number: number; rec: ChunkRecord }[]; offset: number; length: number }[] = [];
     for (const r of regions) {
       let stored = 0n;
       let zeros = 0;
@@ -372,26 +374,32 @@ export class Image {
           end += items[k]!.rec.storedLength;
           k++;
         }
-        let buf: Uint8Array;
-        try {
-          buf = await this.source.read(first.offset, end - first.offset);
-        } catch (e) {
-          for (const it of items.slice(i, k)) push(toVerifyError(e, r, it.number, it.rec, this));
-          i = k;
-          continue;
-        }
-        await Promise.all(items.slice(i, k).map(async (it) => {
+        batches.push({ r, items: items.slice(i, k), offset: first.offset, length: end - first.offset });
+        i = k;
+      }
+    }
+    // Read one batch ahead of checking the current one, so I/O and hashing overlap.
+    const readBatch = (n: number): Promise<Uint8Array | { error: unknown }> =>
+      n < batches.length ? this.source.read(batches[n]!.offset, batches[n]!.length).catch((error: unknown) => ({ error })) : Promise.resolve(new Uint8Array(0));
+    let ahead = readBatch(0);
+    for (let n = 0; n < batches.length; n++) {
+      const { r, items, offset } = batches[n]!;
+      const got = await ahead;
+      ahead = readBatch(n + 1);
+      if (!(got instanceof Uint8Array)) {
+        for (const it of items) push(toVerifyError(got.error, r, it.number, it.rec, this));
+      } else {
+        await Promise.all(items.map(async (it) => {
           try {
-            await this.decodeChunk(r, it.j, it.number, it.rec, buf.subarray(it.rec.offset - first.offset, it.rec.offset - first.offset + it.rec.storedLength), k - i > 1);
+            await this.decodeChunk(r, it.j, it.number, it.rec, got.subarray(it.rec.offset - offset, it.rec.offset - offset + it.rec.storedLength), items.length > 1);
             bytes += this.plainLength(r, it.j);
           } catch (e) {
             push(toVerifyError(e, r, it.number, it.rec, this));
           }
         }));
-        checked += k - i;
-        i = k;
-        options.onProgress?.(checked, total);
       }
+      checked += items.length;
+      options.onProgress?.(checked, total);
     }
     padding.push([lastEnd, Number(this.footer.chunkTableOffset)]);
     for (const [from, to] of padding) {

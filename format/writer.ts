@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { openSync, fsyncSync, closeSync } from 'node:fs';
+import { openSync, fsyncSync, closeSync, fstatSync, read } from 'node:fs';
 import { dirname } from 'node:path';
 import { xxh64 } from './checksum.js';
 import {
@@ -26,7 +26,24 @@ import { createChunkEncoder, type ChunkEncoder, type EncodedChunk } from './chun
 import type { KeyInput } from './keying.js';
 
 /** Bytes of a region: all at once, or streamed with a length not known in advance. */
-export type RegionData = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+/** Region bytes held or streamed by the caller. */
+export type RegionBytes = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+export type RegionData = RegionBytes | FileRange;
+
+/**
+ * A byte range of a file to copy into a region. The writer reads it itself into a few reused
+ * buffers, ahead of hashing and writing: no fresh memory per read (first-touching new pages
+ * costs more than the copy), which is what lets a raw image be written at `cat` speed.
+ */
+export interface FileRange {
+  /** An open file descriptor (the caller keeps ownership), or use `path`. */
+  fd?: number;
+  path?: string;
+  /** Where the range starts; bigint for positions beyond 2^53 (e.g. /proc/PID/mem). Default 0. */
+  position?: number | bigint;
+  /** Bytes to copy; default up to the end of the file (regular files only). */
+  length?: number;
+}
 
 export interface WriterOptions {
   /** Page size of the captured process. Default 4096. */
@@ -86,6 +103,8 @@ export interface WriteSummary {
 }
 
 const WRITE_BATCH = 4 * 1024 * 1024;
+const WRITES_IN_FLIGHT = 2;
+const READ_AHEAD = 2;
 const ZERO_PAD = new Uint8Array(LIMITS.maxPageSize);
 
 /**
@@ -103,7 +122,7 @@ export class ImageWriter {
   private batch: Uint8Array[] = [];
   private batchStart: number;
   private batchBytes = 0;
-  private pendingWrite: Promise<unknown> = Promise.resolve();
+  private pendingWrites: Promise<void>[] = [];
   private prevEnd = 0n;
   private busy = false;
   private state: 'open' | 'finished' | 'aborted' = 'open';
@@ -198,7 +217,9 @@ export class ImageWriter {
       const regionNumber = this.records.length;
       const firstChunk = this.chunkCount;
       const rec: RegionRecord = { address, length: 0n, firstChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits, kindId, name };
-      await this.streamChunks(r.data, rec, regionNumber);
+      if (isFileRange(r.data) && this.encoder.encodeSync) await this.copyFileRange(r.data, rec);
+      else if (isFileRange(r.data)) await this.streamChunks(fileRangePieces(r.data), rec, regionNumber);
+      else await this.streamChunks(r.data as RegionBytes, rec, regionNumber);
       if (rec.length === 0n) throw new RangeError(`expected region data at ${hex(address)}, got 0 bytes`);
       if (address + rec.length > 1n << 64n) throw new RangeError(`region at ${hex(address)} of ${rec.length} bytes runs past the 64-bit address space`);
       this.records.push(rec);
@@ -247,6 +268,7 @@ export class ImageWriter {
       if (this.records.length === 0) throw new RangeError('expected at least one region before finish()');
       if (this.records.length > LIMITS.maxRegions) throw new RangeError(`expected at most ${LIMITS.maxRegions} regions, got ${this.records.length}`);
       await this.flush();
+      await this.drainWrites();
       const chunkTableOffset = alignUp(this.pos, 8);
       const chunkPlain = this.chunkTable.subarray(0, this.chunkCount * CHUNK_RECORD_SIZE);
       const chunkStored = this.encoder.sealIndex(1, BigInt(this.chunkCount), chunkPlain);
@@ -292,7 +314,7 @@ export class ImageWriter {
   async abort(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';
-    await this.pendingWrite.catch(() => {});
+    await Promise.allSettled(this.pendingWrites);
     await this.fh.close().catch(() => {});
     await unlink(this.tmpPath).catch(() => {});
     await this.encoder.close().catch(() => {});
@@ -311,18 +333,114 @@ export class ImageWriter {
     }
   }
 
-  /** Cuts the data into chunks; keeps one full chunk back until it knows whether it is the last. */
-  private async streamChunks(data: RegionData, rec: RegionRecord, regionNumber: number): Promise<void> {
+  /**
+   * Copies a file range into the region: blocks of {@link WRITE_BATCH} bytes (a multiple of
+   * every chunk size) are read into reused buffers, one read ahead; each block's stored chunks
+   * form one write, and a buffer is reused once the write that references it is done.
+   */
+  private async copyFileRange(range: FileRange, rec: RegionRecord): Promise<void> {
+    let fh: FileHandle | null = null;
+    let fd: number;
+    if (range.path !== undefined) {
+      try {
+        fh = await open(range.path, 'r');
+      } catch (e) {
+        throw new CrimgError('IO_ERROR', `cannot open ${range.path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+      }
+      fd = fh.fd;
+    } else if (typeof range.fd === 'number' && Number.isInteger(range.fd) && range.fd >= 0) {
+      fd = range.fd;
+    } else {
+      throw new TypeError('expected a file range with a path or an fd');
+    }
+    try {
+      const start = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
+      if (start < 0n) throw new RangeError(`expected a non-negative position, got ${start}`);
+      let total: number;
+      if (range.length !== undefined) {
+        if (!Number.isSafeInteger(range.length) || range.length <= 0) throw new RangeError(`expected a positive length, got ${range.length}`);
+        total = range.length;
+      } else {
+        const size = BigInt(fstatSync(fd).size);
+        if (size <= start) throw new RangeError(`expected data after position ${start} of a ${size}-byte file`);
+        total = Number(size - start);
+      }
+      const block = WRITE_BATCH;
+      const free: Buffer[] = [];
+      const readBlock = async (i: number): Promise<{ buf: Buffer; n: number }> => {
+        const buf = free.pop() ?? Buffer.allocUnsafe(block);
+        const want = Math.min(block, total - i * block);
+        let done = 0;
+        while (done < want) {
+          const n = await new Promise<number>((resolve, reject) => {
+            read(fd, buf, done, want - done, start + BigInt(i * block + done), (err, bytes) => (err ? reject(err) : resolve(bytes)));
+          }).catch((e: NodeJS.ErrnoException) => {
+            throw new CrimgError('IO_ERROR', `cannot read ${range.path ?? `fd ${fd}`} at ${start + BigInt(i * block + done)}: ${e.code ?? e}`, { cause: e });
+          });
+          if (n === 0) throw new CrimgError('IO_ERROR', `${range.path ?? `fd ${fd}`} ended ${want - done} bytes early at ${start + BigInt(i * block + done)}`);
+          done += n;
+        }
+        return { buf, n: want };
+      };
+      const blocks = Math.ceil(total / block);
+      const cs = this.chunkSize;
+      const encode = this.encoder.encodeSync!.bind(this.encoder);
+      let chunkIndex = 0;
+      // Reads run READ_AHEAD blocks ahead of hashing, on libuv's thread pool beside the writes.
+      const reads: Promise<{ buf: Buffer; n: number }>[] = [];
+      let nextRead = 0;
+      const topUp = (): void => {
+        while (reads.length < READ_AHEAD && nextRead < blocks) reads.push(readBlock(nextRead++));
+      };
+      topUp();
+      for (let i = 0; i < blocks; i++) {
+        const { buf, n } = await reads.shift()!;
+        topUp();
+        for (let off = 0; off < n; off += cs) {
+          this.store(encode(buf.subarray(off, Math.min(n, off + cs))), rec);
+          chunkIndex++;
+        }
+        rec.length += BigInt(n);
+        // This block's stored bytes are one write; its buffer comes back when it is done.
+        const written = this.flushNow();
+        void written.then(() => free.push(buf), () => {});
+        while (this.pendingWrites.length >= WRITES_IN_FLIGHT) await this.pendingWrites.shift();
+      }
+      if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
+      rec.chunkCount = chunkIndex;
+      if (this.mappable && this.pos % this.pageSize !== 0) this.queue(ZERO_PAD.subarray(0, alignUp(this.pos, this.pageSize) - this.pos));
+    } finally {
+      await fh?.close();
+    }
+  }
+
+  /**
+   * Cuts the data into chunks; keeps one full chunk back until it knows whether it is the last
+   * (the `last` flag of the AEAD's associated data, section 7.3). Without codec and cipher the
+   * chunks are encoded synchronously (a memcmp and a hash), with no promise per chunk.
+   */
+  private async streamChunks(data: RegionBytes, rec: RegionRecord, regionNumber: number): Promise<void> {
     const cs = this.chunkSize;
     const inflight: Promise<EncodedChunk>[] = [];
-    const maxInflight = this.encoder.parallelism * 2;
+    const maxInflight = Math.max(4, this.encoder.parallelism * 8);
+    const syncEncode = this.encoder.encodeSync?.bind(this.encoder);
     let chunkIndex = 0;
-    const submit = async (plain: Uint8Array, last: boolean): Promise<void> => {
+    // Returns a promise only when the caller must wait (a full write window or in-flight queue).
+    const submit = (plain: Uint8Array, last: boolean): Promise<void> | undefined => {
+      if (syncEncode) {
+        this.store(syncEncode(plain), rec);
+        chunkIndex++;
+        return this.batchBytes >= WRITE_BATCH ? this.flush() : undefined;
+      }
       const number = this.chunkCount + inflight.length;
       const address = rec.address + BigInt(chunkIndex) * BigInt(cs);
       inflight.push(this.encoder.encode(plain, { chunkNumber: number, regionNumber, address, last }));
       chunkIndex++;
-      if (inflight.length >= maxInflight) await this.store(await inflight.shift()!, rec);
+      if (inflight.length < maxInflight) return undefined;
+      return inflight.shift()!.then((c) => {
+        this.store(c, rec);
+        return this.batchBytes >= WRITE_BATCH ? this.flush() : undefined;
+      });
     };
     // Pieces not yet cut into chunks.
     let pending: Uint8Array[] = [];
@@ -357,19 +475,26 @@ export class ImageWriter {
       pending.push(piece);
       pendingBytes += piece.length;
       rec.length += BigInt(piece.length);
-      while (pendingBytes > cs) await submit(take(cs), false);
+      while (pendingBytes > cs) {
+        const wait = submit(take(cs), false);
+        if (wait) await wait;
+      }
     }
     if (pendingBytes > 0) await submit(take(pendingBytes), true);
     pending = [];
-    while (inflight.length) await this.store(await inflight.shift()!, rec);
+    while (inflight.length) {
+      this.store(await inflight.shift()!, rec);
+      if (this.batchBytes >= WRITE_BATCH) await this.flush();
+    }
     if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
     rec.chunkCount = chunkIndex;
     // Section 5.2: in a MAPPABLE image the next region's first chunk starts on a page boundary.
     if (this.mappable && this.pos % this.pageSize !== 0) this.queue(ZERO_PAD.subarray(0, alignUp(this.pos, this.pageSize) - this.pos));
+    if (this.batchBytes >= WRITE_BATCH) await this.flush();
   }
 
   /** Records one encoded chunk and queues its bytes. */
-  private async store(c: EncodedChunk, rec: RegionRecord): Promise<void> {
+  private store(c: EncodedChunk, rec: RegionRecord): void {
     const i = this.chunkCount++;
     if ((i + 1) * CHUNK_RECORD_SIZE > this.chunkTable.length) {
       const grown = new Uint8Array(this.chunkTable.length * 2);
@@ -387,7 +512,6 @@ export class ImageWriter {
     rec.storedBytes += BigInt(c.stored.length);
     this.storedBytes += c.stored.length;
     this.queue(c.stored);
-    if (this.batchBytes >= WRITE_BATCH) await this.flush();
   }
 
   private queue(bytes: Uint8Array): void {
@@ -396,9 +520,13 @@ export class ImageWriter {
     this.pos += bytes.length;
   }
 
-  /** Starts writing the batch; waits for the previous write first, so at most one batch is in flight. */
+  /**
+   * Starts writing the batch. Up to {@link WRITES_IN_FLIGHT} batches are written at once
+   * (positional writes, so order does not matter), so hashing the next batch overlaps the
+   * kernel's copy of the previous ones.
+   */
   private async flush(): Promise<void> {
-    await this.pendingWrite;
+    while (this.pendingWrites.length >= WRITES_IN_FLIGHT) await this.pendingWrites.shift();
     if (this.batch.length === 0) return;
     const batch = this.batch;
     const at = this.batchStart;
@@ -407,7 +535,25 @@ export class ImageWriter {
     this.batchBytes = 0;
     const p = this.writevAt(batch, at);
     p.catch(() => {}); // handled: the next flush or finish awaits it and sees the error
-    this.pendingWrite = p;
+    this.pendingWrites.push(p);
+  }
+
+  /** Starts writing the current batch now (whatever its size) and returns that write. */
+  private flushNow(): Promise<void> {
+    if (this.batch.length === 0) return Promise.resolve();
+    const batch = this.batch;
+    const at = this.batchStart;
+    this.batch = [];
+    this.batchStart = this.pos;
+    this.batchBytes = 0;
+    const p = this.writevAt(batch, at);
+    p.catch(() => {});
+    this.pendingWrites.push(p);
+    return p;
+  }
+
+  private async drainWrites(): Promise<void> {
+    while (this.pendingWrites.length) await this.pendingWrites.shift();
   }
 
   private async writevAt(bufs: Uint8Array[], at: number): Promise<void> {
@@ -440,6 +586,31 @@ export class ImageWriter {
       throw new CrimgError('IO_ERROR', `cannot write ${this.tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e, offset: at + done });
     }
   }
+}
+
+/** A file range as pieces in fresh buffers (for the encoding path, whose pool copies anyway). */
+async function* fileRangePieces(range: FileRange): AsyncGenerator<Uint8Array> {
+  const fh = range.path !== undefined ? await open(range.path, 'r') : null;
+  const fd = fh ? fh.fd : range.fd!;
+  try {
+    let pos = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
+    let left = range.length ?? Number(BigInt(fstatSync(fd).size) - pos);
+    while (left > 0) {
+      const buf = Buffer.allocUnsafe(Math.min(left, WRITE_BATCH));
+      const n = await new Promise<number>((resolve, reject) => read(fd, buf, 0, buf.length, pos, (e, k) => (e ? reject(e) : resolve(k))));
+      if (n === 0) throw new CrimgError('IO_ERROR', `${range.path ?? `fd ${fd}`} ended ${left} bytes early at ${pos}`);
+      yield buf.subarray(0, n);
+      pos += BigInt(n);
+      left -= n;
+    }
+  } finally {
+    await fh?.close();
+  }
+}
+
+function isFileRange(d: RegionData): d is FileRange {
+  return typeof d === 'object' && d !== null && !(d instanceof Uint8Array) && !(Symbol.asyncIterator in d) && !(Symbol.iterator in d)
+    && ('fd' in d || 'path' in d);
 }
 
 function checkKindByte(k: number): number {

@@ -8,7 +8,7 @@ import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageWriter, type WriterOptions } from '../format/writer.js';
 import { xxh64 } from '../format/checksum.js';
-import { FOOTER_SIZE, HEADER_SIZE, REGION_RECORD_SIZE, CHUNK_RECORD_SIZE, TAG_SIZE } from '../format/constants.js';
+import { DEFAULT_CHUNK_SIZE, FOOTER_SIZE, HEADER_SIZE, REGION_RECORD_SIZE, CHUNK_RECORD_SIZE, TAG_SIZE } from '../format/constants.js';
 import { deriveKeys, headerHash, resolveMasterKey } from '../codec/keys.js';
 import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
 import { open, seal, suiteForCipherId } from '../codec/aead.js';
@@ -148,7 +148,7 @@ const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest(
 /** The expected reader view of a valid vector, computed from its inputs (not by reading it). */
 export function expectedJson(def: VectorDef): unknown {
   const o = def.options;
-  const chunkSize = o.chunkSize ?? 65536;
+  const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const v = o.validation ?? {};
   return {
     description: def.description,

@@ -67,6 +67,25 @@ describe('write then read', () => {
       }), { numRuns: 40, seed: 42 });
   });
 
+  test.each([['none'], ['deflate:1']])('file ranges (path, fd + position + length) as region data, compress %s', async (compress) => {
+    const { writeFileSync, openSync, closeSync } = await import('node:fs');
+    const raw = memoryLike(2100, 9); // > 2 write blocks of 4 MiB
+    const input = t.path('input.bin');
+    writeFileSync(input, Buffer.concat([raw, Buffer.alloc(777, 5)]));
+    const out = t.path('fr.img');
+    const fd = openSync(input, 'r');
+    const w = await ImageWriter.create(out, { chunkSize: 16384, fsync: false, compress, workers: 0 });
+    await w.addRegion({ address: 0x100000n, data: { path: input } });
+    await w.addRegion({ address: 0x10000000n, data: { fd, position: 4096n * 3n, length: 4096 * 700 + 13 } });
+    await w.finish();
+    closeSync(fd);
+    const img = await openImage(out);
+    expect((await img.read(0x100000n, raw.length + 777)).equals(readFileSync(input))).toBe(true);
+    expect((await img.read(0x10000000n, 4096 * 700 + 13)).equals(raw.subarray(4096 * 3, 4096 * 703 + 13))).toBe(true);
+    expect((await img.verify()).ok).toBe(true);
+    await img.close();
+  });
+
   test('writer refuses overlapping, unordered and unaligned regions and removes NAME.tmp', async () => {
     const out = t.path('bad.img');
     const w = await ImageWriter.create(out);
