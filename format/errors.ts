@@ -20,6 +20,9 @@ export const ERROR_CODES = [
   'KEY_REQUIRED',
   'WRONG_KEY',
   'AUTH_FAILED',
+  'ADDRESS_IN_USE',
+  'NO_SUCH_PROCESS',
+  'PERMISSION_DENIED',
   'IO_ERROR',
   'INVALID_ARGUMENT',
 ] as const;

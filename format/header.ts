@@ -194,6 +194,9 @@ export function decodeHeader(bytes: Uint8Array): Header {
     throw new CrimgError('UNSUPPORTED_FEATURE', `cipher id ${r.cipher} is not supported by this reader`, { offset: 70 });
   }
   if (r.cipher === 0 && r.kdf !== 0) bad('KDF id', 71, `${r.kdf} is set on an unencrypted image`);
+  if (r.cipher === 0 && (r.salt.some((x) => x !== 0) || r.keyCheck.some((x) => x !== 0))) {
+    bad('salt / key check value', 80, 'are set on an unencrypted image (they must be zero)');
+  }
   if (r.kdf > 1) throw new CrimgError('UNSUPPORTED_FEATURE', `KDF id ${r.kdf} is not supported by this reader`, { offset: 71 });
   if (r.kdf === 0 && (r.scryptLog2N | r.scryptR | r.scryptP) !== 0) bad('scrypt parameters', 72, 'are set with a raw key');
   if (r.kdf === 1 && (r.scryptLog2N < 1 || r.scryptR < 1 || r.scryptP < 1)) {

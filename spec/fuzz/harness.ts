@@ -1,0 +1,271 @@
+/**
+ * The fuzz harness: runs one damaged image through what a user does with an image (open,
+ * inspect, read every region, verify, restore in copy mode) and checks the robustness
+ * properties of issue 6:
+ *
+ * - the library throws nothing but CrimgError (a TypeError or RangeError from it is a failure:
+ *   the harness makes no documented misuse);
+ * - no step hangs (each is bounded by a timer here; a synchronous loop is caught by the
+ *   watchdog of spec/fuzz/run.ts, which runs cases in worker threads);
+ * - no step allocates beyond a bound (process memory is sampled around each step; the worker
+ *   threads of run.ts also have a heap limit);
+ * - no wrong bytes silently: for an encrypted image, every read (and restored region) either
+ *   fails or gives the original bytes, and verify fails whenever the file changed; for a plain
+ *   image, a read that succeeds with bytes other than the original's is a failure unless
+ *   verify reports an error. A key holder's re-sealed index (`resealed`) gets only the first
+ *   three properties: with the key, any index is authentic.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { openImage, type Image } from '../../format/reader.js';
+import { CrimgError } from '../../format/errors.js';
+import { describeHost, type HostDescription } from '../../format/host.js';
+import type { KeyInput } from '../../format/keying.js';
+import { deriveKeys, headerHash, resolveMasterKey } from '../../codec/keys.js';
+import { suiteForCipherId } from '../../codec/aead.js';
+import type { FuzzCase, VectorInfo } from './mutator.js';
+
+/** What a valid vector holds, read once by the library (test/vectors.test.ts checks it). */
+export interface Original {
+  name: string;
+  encrypted: boolean;
+  key: KeyInput | undefined;
+  /** By region number; `data` null for a gap. */
+  regions: { address: bigint; length: number; data: Uint8Array | null }[];
+}
+
+export interface HarnessOptions {
+  /** Run `image.restore({ mode: 'copy' })` (see {@link probeRestore}). */
+  restore: boolean;
+  /** Bound of each step's time, ms (async hangs; run.ts's watchdog catches sync ones). */
+  stepTimeoutMs?: number;
+  /** Bound of the memory a case may add (ArrayBuffers + JS heap), bytes. */
+  maxGrowth?: number;
+}
+
+/** The outcome of one case. `outcome` starts with FAIL for a property violation. */
+export interface CaseResult {
+  index: number;
+  vector: string;
+  outcome: string;
+  failure?: string;
+  ms: number;
+  steps: string[];
+}
+
+/** Bytes read per read() call and per region: reads of hostile lengths stay bounded by the request. */
+const PIECE = 1 << 20;
+const MAX_READ_PER_REGION = 4 << 20;
+const MAX_REGIONS_READ = 64;
+/** scrypt work a hostile header may ask for, here (the default cap is 256 MiB per open). */
+const SCRYPT_CAPS = { maxMemory: 32 << 20, maxP: 4 };
+
+/** `f()`, or 'timeout' after `ms`; the timer is cleared either way. */
+async function bounded<T>(f: () => Promise<T> | T, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), ms); });
+  try {
+    return await Promise.race([Promise.resolve().then(f), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The valid vectors of `dir` (spec/vectors/v1), for the mutator and the oracle. */
+export async function loadVectors(dir: string): Promise<{ infos: VectorInfo[]; originals: Map<string, Original> }> {
+  const names = readdirSync(dir).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4)).sort();
+  const infos: VectorInfo[] = [];
+  const originals = new Map<string, Original>();
+  for (const name of names) {
+    const bytes = readFileSync(join(dir, `${name}.img`));
+    const exp = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as { key?: string; passphrase?: string };
+    const key: KeyInput | undefined = exp.key ? Buffer.from(exp.key, 'hex') : exp.passphrase ? { passphrase: exp.passphrase } : undefined;
+    const img = await openImage(bytes, { key, workers: 0 });
+    const regions: Original['regions'] = [];
+    for (const r of img.regions) {
+      regions.push({ address: r.address, length: Number(r.length), data: r.isGap ? null : await img.read(r.address, Number(r.length)) });
+    }
+    const encrypted = img.header.cipher !== 0;
+    const info: VectorInfo = { name, bytes };
+    if (encrypted) {
+      const h = img.header;
+      const master = resolveMasterKey(key instanceof Uint8Array ? { key } : (key as { passphrase: string }), { kdf: h.kdf, salt: h.salt, log2N: h.scryptLog2N, r: h.scryptR, p: h.scryptP }, { engine: 'portable' });
+      const k = deriveKeys(master, h.salt, h.imageId, 'portable');
+      info.crypto = { suite: suiteForCipherId(h.cipher), indexKey: k.indexKey, imageId: h.imageId, headerHash: headerHash(img.headerBytes, img.validationBytes, 'portable') };
+    }
+    await img.close();
+    infos.push(info);
+    originals.set(name, { name, encrypted, key, regions });
+  }
+  return { infos, originals };
+}
+
+/**
+ * Whether `image.restore({ mode: 'copy' })` works here (native-mmap/restore.ts is new): a note
+ * when it is missing or not implemented, so that callers skip the restore step.
+ */
+export async function probeRestore(sample: Uint8Array, key?: KeyInput): Promise<{ available: boolean; note?: string }> {
+  let img: Image | undefined;
+  try {
+    img = await openImage(sample, { key, workers: 0 });
+    const r = await img.restore({ mode: 'copy' });
+    r.release();
+    return { available: true };
+  } catch (e) {
+    const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    return { available: false, note: `restore step skipped: image.restore({ mode: 'copy' }) failed on a valid vector (${msg})` };
+  } finally {
+    await img?.close().catch(() => {});
+  }
+}
+
+let host: HostDescription | undefined;
+
+/** Thrown inside a case to stop it as a property failure. */
+class Failure extends Error {
+  constructor(readonly kind: string, message: string) { super(message); }
+}
+
+/** Runs one case. Never throws: every problem is in the result. */
+export async function runCase(c: FuzzCase, original: Original, options: HarnessOptions): Promise<CaseResult> {
+  const t0 = performance.now();
+  const timeout = options.stepTimeoutMs ?? 2000;
+  const maxGrowth = options.maxGrowth ?? 256 << 20;
+  const base = memory();
+  let peak = 0;
+  const checkMemory = (step: string): void => {
+    const grew = memory() - base;
+    peak = Math.max(peak, grew);
+    if (grew > maxGrowth) throw new Failure('alloc', `${step}: memory grew by ${grew} bytes (bound ${maxGrowth})`);
+  };
+  /** A library call: CrimgError is returned as its code, anything else is a failure. */
+  const call = async <T>(step: string, f: () => Promise<T> | T): Promise<T | CrimgError> => {
+    let v: T | 'timeout';
+    try {
+      v = await bounded(f, timeout);
+    } catch (e) {
+      if (e instanceof CrimgError) { checkMemory(step); return e; }
+      if (e instanceof Failure) throw e;
+      const err = e as Error;
+      throw new Failure('exception', `${step}: ${err?.name ?? typeof e}: ${err?.message ?? String(e)}\n${(err?.stack ?? '').split('\n').slice(1, 6).join('\n')}`);
+    }
+    if (v === 'timeout') throw new Failure('hang', `${step}: no answer within ${timeout} ms`);
+    checkMemory(step);
+    return v;
+  };
+
+  let firstError: string | null = null;
+  const note = (stage: string, e: CrimgError): void => { firstError ??= `${stage}:${e.code}`; };
+  let differs: string | null = null;
+  let extended = false;
+  const compare = (regionIndex: number, rel: number, got: Uint8Array, what: string): void => {
+    const o = original.regions[regionIndex];
+    const want = o?.data?.subarray(rel, rel + got.length);
+    if (!want) {
+      differs ??= `${what}: region ${regionIndex} holds no data in the original, yet [${rel}, +${got.length}) was read`;
+      return;
+    }
+    // A plain image's region grown by a consistent rewrite of its (checksummed, not
+    // authenticated) region record reads past the original's end: compare what overlaps.
+    if (want.length < got.length) {
+      if (original.encrypted) differs ??= `${what}: region ${regionIndex} reads ${got.length} bytes at ${rel}, the original has ${want.length}`;
+      extended = true;
+    }
+    if (!Buffer.from(want.buffer, want.byteOffset, want.length).equals(Buffer.from(got.buffer, got.byteOffset, want.length))) {
+      differs ??= `${what}: region ${regionIndex} bytes [${rel}, +${want.length}) differ from the original's`;
+    }
+  };
+
+  let img: Image | undefined;
+  let verifyOk = false;
+  try {
+    // Both engines (node:zlib/node:crypto and fflate/@noble), alternately.
+    const engine = c.index % 2 === 0 ? 'node' : 'portable';
+    const opened = await call('open', () => openImage(c.bytes, { key: original.key, workers: 0, engine, scryptCaps: SCRYPT_CAPS }));
+    if (opened instanceof CrimgError) {
+      note('open', opened);
+    } else {
+      img = opened;
+      const image = img;
+      // inspect: what `crimg inspect` and `crimg stats` show.
+      const inspected = await call('inspect', async () => {
+        void [image.version, image.imageId, image.pageSize, image.chunkSize, image.compression, image.encryption, image.mappable, image.fileSize, image.indexLocked, image.chunkCount];
+        host ??= describeHost();
+        image.checkCompatibility(host);
+        return image.regions.map((r) => ({ ...r }));
+      });
+      if (inspected instanceof CrimgError) note('inspect', inspected);
+      const regions = inspected instanceof CrimgError ? [] : inspected;
+      const table = await call('chunk table', () => image.chunkTable());
+      if (table instanceof CrimgError) note('read', table);
+      else {
+        for (const r of regions) {
+          for (let j = 0; j < Math.min(r.chunkCount, 4096); j++) {
+            const rec = await call('chunk record', () => table.get(r.firstChunk + j, image.plainLength(r, j)));
+            if (rec instanceof CrimgError) { note('read', rec); break; }
+          }
+        }
+      }
+      // read every region, in bounded pieces
+      for (const r of regions.slice(0, MAX_REGIONS_READ)) {
+        if (r.isGap) {
+          const g = await call('read gap', () => image.read(r.address, 1));
+          if (!(g instanceof CrimgError)) differs ??= `read: gap ${r.index} returned bytes`;
+          continue;
+        }
+        const len = Number(r.length);
+        const starts: number[] = [];
+        for (let s = 0; s < len && s < MAX_READ_PER_REGION; s += PIECE) starts.push(s);
+        if (len > MAX_READ_PER_REGION) starts.push(Math.max(0, len - PIECE));
+        for (const s of starts) {
+          const n = Math.min(PIECE, len - s);
+          const got = await call('read', () => image.read(r.address + BigInt(s), n));
+          if (got instanceof CrimgError) { note('read', got); break; }
+          compare(r.index, s, got, 'read');
+        }
+      }
+      const report = await call('verify', () => image.verify({ maxErrors: 10 }));
+      if (report instanceof CrimgError) note('verify', report);
+      else if (!report.ok) firstError ??= `verify:${report.errors[0]!.code}`;
+      else verifyOk = true;
+      if (options.restore) {
+        const restored = await call('restore', () => image.restore({ mode: 'copy' }));
+        if (restored instanceof CrimgError) note('restore', restored);
+        else {
+          try {
+            for (const r of restored.regions) {
+              if (!r.memory) continue;
+              const n = Math.min(r.memory.byteLength, MAX_READ_PER_REGION);
+              compare(r.index, 0, new Uint8Array(r.memory, 0, n), 'restore');
+            }
+          } finally {
+            restored.release();
+          }
+        }
+      }
+    }
+    // The oracle.
+    if (!c.resealed) {
+      if (original.encrypted && differs) throw new Failure('wrong-bytes', `encrypted image gave other bytes than the original's: ${differs}`);
+      if (!original.encrypted && differs && verifyOk && !c.dataRewritten) throw new Failure('wrong-bytes', `verify ok, yet ${differs}`);
+      if (original.encrypted && c.changed && img && verifyOk && firstError === null) {
+        throw new Failure('undetected', 'the encrypted image changed, yet open, reads and verify all succeeded');
+      }
+    }
+    const outcome = firstError ?? (!c.changed ? 'clean' : c.dataRewritten ? 'undetected (data rewritten)' : extended ? 'undetected (region extended)' : 'undetected');
+    return { index: c.index, vector: c.vector, outcome, ms: performance.now() - t0, steps: c.steps };
+  } catch (e) {
+    const f = e instanceof Failure ? e : new Failure('harness', String((e as Error)?.stack ?? e));
+    return { index: c.index, vector: c.vector, outcome: `FAIL:${f.kind}`, failure: f.message, ms: performance.now() - t0, steps: c.steps };
+  } finally {
+    await img?.close().catch(() => {});
+  }
+}
+
+function memory(): number {
+  const m = process.memoryUsage();
+  return m.arrayBuffers + m.heapUsed;
+}
+
+/** Re-exported for run.ts and the tests. */
+export { CrimgError };
