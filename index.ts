@@ -23,3 +23,4 @@ export { featureName } from './format/host.js';
 export { parseBigNumber, toBigAddress } from './format/address.js';
 export { parseCompress } from './format/writer.js';
 export { parseKeyFile, keyFromHex } from './codec/keys.js';
+export * from './capture/index.js';

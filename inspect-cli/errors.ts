@@ -34,7 +34,9 @@ export function describeError(e: unknown): { code: string; message: string } {
 /** Exit status for an error (see the module comment). */
 export function exitCodeOf(e: unknown): number {
   const { code } = describeError(e);
-  return code === 'IO_ERROR' || code === 'INVALID_ARGUMENT' || code === 'INTERNAL' ? EXIT_USAGE : EXIT_BAD_IMAGE;
+  // A process that is gone or refuses to be read is an environment problem, like I/O.
+  const usage = ['IO_ERROR', 'INVALID_ARGUMENT', 'INTERNAL', 'NO_SUCH_PROCESS', 'PERMISSION_DENIED', 'PROCESS_EXITED', 'ADDRESS_IN_USE'];
+  return usage.includes(code as string) ? EXIT_USAGE : EXIT_BAD_IMAGE;
 }
 
 /** "crimg: CODE: message" (the library's message already carries the offset and the hint). */

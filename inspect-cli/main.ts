@@ -19,6 +19,9 @@ import { registerStats } from './commands/stats.js';
 import { registerDiff } from './commands/diff.js';
 import { registerConvert } from './commands/convert.js';
 import { registerCheck } from './commands/check.js';
+import { registerCapture } from './commands/capture.js';
+import { registerImportCore } from './commands/import-core.js';
+import { registerExportCore } from './commands/export-core.js';
 
 const EPILOG = `Exit status: 0 success; 1 the image is invalid, corrupt or incompatible, or the key is wrong; 2 usage or I/O error.
 
@@ -45,7 +48,7 @@ export async function main(argv: string[], streams: MainStreams = {}): Promise<n
   const exit = (code: number): void => { status = code; };
   const parser = yargs()
     .scriptName('crimg')
-    .usage('$0 <command> [options]\n\nInspect, verify, convert and create crimg memory images.')
+    .usage('$0 <command> [options]\n\nInspect, verify, convert and create crimg memory images; capture processes; import and export ELF cores.')
     .exitProcess(false)
     .strict()
     .demandCommand(1, 'expected a command')
@@ -59,7 +62,7 @@ export async function main(argv: string[], streams: MainStreams = {}): Promise<n
     .epilog(EPILOG)
     // Usage errors come without `err`; errors thrown by handlers come with it.
     .fail((msg, err) => { throw err ?? usageError(msg ?? 'invalid command line'); });
-  for (const register of [registerCreate, registerInspect, registerVerify, registerDump, registerExtract, registerStats, registerDiff, registerConvert, registerCheck]) {
+  for (const register of [registerCreate, registerInspect, registerVerify, registerDump, registerExtract, registerStats, registerDiff, registerConvert, registerCheck, registerCapture, registerImportCore, registerExportCore]) {
     register(parser, cli, exit);
   }
   try {

@@ -14,7 +14,7 @@ import { memoryLike } from './helpers.js';
 export const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'crimg.js');
 const BUILT = join(ROOT, 'build', 'inspect-cli', 'main.js');
-const SOURCES = ['index.ts', 'format', 'codec', 'inspect-cli'];
+const SOURCES = ['index.ts', 'format', 'codec', 'inspect-cli', 'capture', 'native-mmap'];
 
 function newestSource(p: string): number {
   const st = statSync(p);

@@ -1,0 +1,163 @@
+/**
+ * export-core: an image as an ELF64 core file that gdb, readelf and other core readers accept.
+ *
+ * - One PT_LOAD per region, in the image's order, each at a page-aligned file offset
+ *   (p_align = the image's page size), p_flags from the region's protection. A gap becomes a
+ *   PT_LOAD with p_filesz 0 and no flags, the kernel's form for memory it did not dump.
+ * - Notes: one NT_PRSTATUS (the pid of the image's `capture.pid` metric, every register zero:
+ *   crimg keeps memory, not threads; gdb needs one thread to open a core), an NT_FILE listing
+ *   the file and code regions whose name is an absolute path (with file offset 0: the region
+ *   table does not record mapping offsets), and two notes of owner "CRIMG" holding the
+ *   validation block and each region's kind and name, so that import-core gives the image back.
+ * - Zero chunks are not written: they are holes of a sparse file, read back as zeros.
+ *
+ * Streaming: a region is read in 8 MiB pieces, one piece ahead; memory stays bounded whatever
+ * the image's size. Written as `CORE.tmp`, renamed to CORE when complete.
+ */
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import type { Image } from '../format/reader.js';
+import { CrimgError } from '../format/errors.js';
+import { isZero } from '../codec/chunk.js';
+import {
+  CRIMG_NOTE_NAME, ELF_ARCHES, NT_CRIMG_REGIONS, NT_CRIMG_VALIDATION, NT_FILE, NT_PRSTATUS, PN_XNUM,
+  archByName, encodeCrimgRegions, encodeFileNote, encodeNote, encodePrStatus, encodeSectionZero, layoutCore,
+  type FileMapping,
+} from './elf-core.js';
+
+export interface ExportCoreOptions {
+  /** Architecture of the core; default the image's (validation block). x86_64 or aarch64. */
+  architecture?: string;
+  /** Thread id of the NT_PRSTATUS note; default the image's `capture.pid` metric, else 1. */
+  pid?: number;
+  /** fsync before renaming into place (default true). */
+  fsync?: boolean;
+  /** Called after each piece with bytes done and the image's data bytes in all. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export interface ExportCoreResult {
+  path: string;
+  fileSize: number;
+  architecture: string;
+  /** PT_LOAD segments: one per region. */
+  segments: number;
+  /** Of those, gaps (p_filesz 0). */
+  gapSegments: number;
+  /** Bytes written to the file (zero chunks are holes). */
+  bytesWritten: number;
+  /** Files listed in NT_FILE. */
+  files: number;
+}
+
+const PIECE = 8 * 1024 * 1024;
+/** Holes are made per block this size: zero blocks are skipped, other bytes written in runs. */
+const HOLE_BLOCK = 64 * 1024;
+
+/**
+ * Writes `image` as the core file `corePath`.
+ * @throws CrimgError UNSUPPORTED_FEATURE when the architecture is not one export-core knows;
+ *   KEY_REQUIRED for an encrypted image opened without its key; CORRUPT_CHUNK, AUTH_FAILED from
+ *   the image; IO_ERROR when the core cannot be written.
+ * @example
+ * const image = await openImage('app.img');
+ * await exportCore(image, 'app.core'); // then: gdb -c app.core
+ */
+export async function exportCore(image: Image, corePath: string, options: ExportCoreOptions = {}): Promise<ExportCoreResult> {
+  const regions = image.regions;
+  const archName = options.architecture ?? image.validation.architecture;
+  const arch = archName === undefined ? undefined : archByName(archName);
+  if (!arch) {
+    const known = ELF_ARCHES.map((a) => a.name).join(', ');
+    throw new CrimgError('UNSUPPORTED_FEATURE', archName === undefined
+      ? 'the image records no architecture, so the core\'s e_machine is unknown'
+      : `export-core writes cores for ${known}, not ${archName}`, { hint: `give the architecture (${known}) explicitly` });
+  }
+  const pageSize = image.pageSize;
+  const metricPid = image.validation.metrics['capture.pid'];
+  const pid = options.pid ?? (metricPid !== undefined && Number.isInteger(metricPid) && metricPid > 0 && metricPid < 2 ** 31 ? metricPid : 1);
+  const files: FileMapping[] = regions
+    .filter((r) => !r.isGap && (r.kind === 'file' || r.kind === 'code') && r.name.startsWith('/'))
+    .map((r) => ({ start: r.address, end: r.address + r.length, pageOffset: 0n, name: r.name }));
+  const noteParts = [encodeNote('CORE', NT_PRSTATUS, encodePrStatus(arch, pid))];
+  if (files.length) noteParts.push(encodeNote('CORE', NT_FILE, encodeFileNote(pageSize, files)));
+  noteParts.push(encodeNote(CRIMG_NOTE_NAME, NT_CRIMG_VALIDATION, image.validationBytes));
+  noteParts.push(encodeNote(CRIMG_NOTE_NAME, NT_CRIMG_REGIONS, encodeCrimgRegions(regions)));
+  const notes = Buffer.concat(noteParts);
+  const layout = layoutCore(arch.machine, regions.map((r) => ({ address: r.address, length: r.length, protBits: r.protBits, hasData: !r.isGap })), notes, pageSize);
+  const total = regions.reduce((s, r) => s + (r.isGap ? 0 : Number(r.length)), 0);
+
+  const tmp = `${corePath}.tmp`;
+  let fh: FileHandle;
+  try {
+    fh = await open(tmp, 'w');
+  } catch (e) {
+    throw new CrimgError('IO_ERROR', `cannot create ${tmp}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+  }
+  let written = 0;
+  let done = 0;
+  try {
+    await writeAll(fh, tmp, layout.head, 0);
+    await writeAll(fh, tmp, notes, layout.notesOffset);
+    if (regions.length + 1 >= PN_XNUM) await writeAll(fh, tmp, encodeSectionZero(regions.length + 1), layout.notesOffset + ((notes.length + 3) & ~3));
+    for (const [i, r] of regions.entries()) {
+      if (r.isGap) continue;
+      let fileAt = layout.offsets[i]!;
+      let at = r.address;
+      const end = r.address + r.length;
+      const nextPiece = (a: bigint): Promise<Buffer> => image.read(a, end - a < BigInt(PIECE) ? Number(end - a) : PIECE);
+      let ahead: Promise<Buffer> | null = nextPiece(at);
+      while (ahead) {
+        const piece: Buffer = await ahead;
+        at += BigInt(piece.length);
+        ahead = at < end ? nextPiece(at) : null;
+        ahead?.catch(() => {}); // awaited on the next turn
+        written += await writeNonZero(fh, tmp, piece, fileAt);
+        fileAt += piece.length;
+        done += piece.length;
+        options.onProgress?.(done, total);
+      }
+    }
+    await fh.truncate(layout.fileSize);
+    if (options.fsync ?? true) await fh.sync();
+    await fh.close();
+    await rename(tmp, corePath);
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    if (e instanceof CrimgError) throw e;
+    throw new CrimgError('IO_ERROR', `cannot write ${tmp}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+  }
+  return {
+    path: corePath, fileSize: layout.fileSize, architecture: arch.name, segments: regions.length,
+    gapSegments: regions.filter((r) => r.isGap).length, bytesWritten: written + layout.notesOffset + notes.length, files: files.length,
+  };
+}
+
+/** Writes the non-zero blocks of `piece` at `at` in runs, leaving holes; returns bytes written. */
+async function writeNonZero(fh: FileHandle, path: string, piece: Buffer, at: number): Promise<number> {
+  let written = 0;
+  let runStart = -1;
+  const flush = async (to: number): Promise<void> => {
+    await writeAll(fh, path, piece.subarray(runStart, to), at + runStart);
+    written += to - runStart;
+    runStart = -1;
+  };
+  for (let o = 0; o < piece.length; o += HOLE_BLOCK) {
+    if (!isZero(piece.subarray(o, Math.min(piece.length, o + HOLE_BLOCK)))) {
+      if (runStart < 0) runStart = o;
+    } else if (runStart >= 0) {
+      await flush(o);
+    }
+  }
+  if (runStart >= 0) await flush(piece.length);
+  return written;
+}
+
+async function writeAll(fh: FileHandle, path: string, bytes: Uint8Array, at: number): Promise<void> {
+  let done = 0;
+  try {
+    while (done < bytes.length) done += (await fh.write(bytes, done, bytes.length - done, at + done)).bytesWritten;
+  } catch (e) {
+    throw new CrimgError('IO_ERROR', `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e, offset: at + done });
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * /proc/PID/maps (proc(5)) and what each mapping becomes in an image. Pure: text in, plans out.
+ *
+ * The rules (also in capture/README.md):
+ * - `[heap]` is a heap region, `[stack]` (and the old `[stack:TID]`) a stack region;
+ * - a file mapping with execute permission is code, any other file mapping is file; the region's
+ *   name is the path as the kernel prints it (" (deleted)" included);
+ * - `[vdso]` is captured as code: it is a few readable pages, and gdb wants them in a core to
+ *   unwind through signal frames (export-core keeps them);
+ * - `[vvar]`, `[vvar_vclock]` and `[vsyscall]` are gaps: the kernel does not serve them through
+ *   /proc/PID/mem (EIO), and they are recreated by the kernel for every process anyway;
+ * - a mapping without read permission (`---p` guard pages and reservations, `--xp`) is a gap:
+ *   /proc/PID/mem would read it (FOLL_FORCE), but the process itself cannot, and a reservation
+ *   may be gigabytes that were never touched;
+ * - a mapping that reaches past 2^53 cannot be read (a file position is a JavaScript Number,
+ *   and Node refuses bigint positions on /proc/PID/mem): it is a gap, with a note;
+ * - anything else is anonymous, named by its pseudo name (`[anon:NAME]`) if it has one.
+ */
+import { hex } from '../format/bytes.js';
+import type { RegionKind } from '../format/constants.js';
+
+/** One line of /proc/PID/maps. */
+export interface MapsEntry {
+  start: bigint;
+  end: bigint;
+  /** "rw-p", "r-xp", "---p", "rw-s"... */
+  perms: string;
+  /** File offset of `start` for a file mapping. */
+  offset: bigint;
+  /** Device "major:minor" of the file, "00:00" for anonymous memory. */
+  dev: string;
+  inode: number;
+  /** The file, a pseudo name like "[heap]", or "" for anonymous memory. */
+  path: string;
+}
+
+const LINE = /^([0-9a-f]+)-([0-9a-f]+)\s+([r-][w-][x-][ps])\s+([0-9a-f]+)\s+([0-9a-f]+:[0-9a-f]+)\s+(\d+)(?:\s+(.*))?$/;
+
+/**
+ * Parses /proc/PID/maps text. Lines must be in ascending address order without overlap, as
+ * the kernel writes them.
+ * @throws RangeError naming the first line that is not a maps line, or is out of order.
+ */
+export function parseMaps(text: string): MapsEntry[] {
+  const out: MapsEntry[] = [];
+  const lines = text.split('\n');
+  let prevEnd = 0n;
+  lines.forEach((line, i) => {
+    if (line.length === 0) return;
+    const m = LINE.exec(line);
+    if (!m) throw new RangeError(`expected a /proc/PID/maps line at line ${i + 1}, got ${JSON.stringify(line.slice(0, 120))}`);
+    const start = BigInt(`0x${m[1]}`);
+    const end = BigInt(`0x${m[2]}`);
+    if (end <= start || start < prevEnd) {
+      throw new RangeError(`expected maps in ascending order without overlap at line ${i + 1}, got ${hex(start)}-${hex(end)} after ${hex(prevEnd)}`);
+    }
+    prevEnd = end;
+    out.push({ start, end, perms: m[3]!, offset: BigInt(`0x${m[4]}`), dev: m[5]!, inode: Number(m[6]), path: m[7] ?? '' });
+  });
+  return out;
+}
+
+/** What one mapping becomes. */
+export type MappingPlan =
+  | { action: 'region'; start: bigint; end: bigint; prot: string; kind: Exclude<RegionKind, 'gap'>; name: string; note?: string }
+  | { action: 'gap'; start: bigint; end: bigint; name: string; note?: string };
+
+/** Pseudo mappings the kernel does not serve through /proc/PID/mem. */
+const KERNEL_GAPS = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
+
+/** The largest address a Number file position reaches exactly. */
+export const MAX_READABLE_ADDRESS = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** What the capture makes of one mapping (see the module comment for the rules). */
+export function planMapping(e: MapsEntry): MappingPlan {
+  const { start, end, path } = e;
+  const span = `${hex(start)}-${hex(end)}`;
+  const label = path === '' ? 'anonymous mapping' : path;
+  if (KERNEL_GAPS.has(path)) {
+    return { action: 'gap', start, end, name: path, note: `${path} at ${span} recorded as a gap: the kernel does not serve it through /proc/PID/mem and recreates it in every process` };
+  }
+  if (end > MAX_READABLE_ADDRESS) {
+    return { action: 'gap', start, end, name: path, note: `${label} at ${span} recorded as a gap: it lies above 2^53, beyond the file positions Node can read /proc/PID/mem at` };
+  }
+  if (e.perms[0] !== 'r') return { action: 'gap', start, end, name: path };
+  const prot = e.perms.slice(0, 3);
+  if (path === '[heap]') return { action: 'region', start, end, prot, kind: 'heap', name: path };
+  if (path === '[stack]' || path.startsWith('[stack:')) return { action: 'region', start, end, prot, kind: 'stack', name: path };
+  if (path === '[vdso]') {
+    return { action: 'region', start, end, prot, kind: 'code', name: path, note: `[vdso] at ${span} captured as code (the kernel maps its own vdso into a restored process; gdb uses this copy to unwind)` };
+  }
+  if (path.startsWith('/')) return { action: 'region', start, end, prot, kind: prot[2] === 'x' ? 'code' : 'file', name: path };
+  return { action: 'region', start, end, prot, kind: 'anonymous', name: path };
+}

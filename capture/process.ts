@@ -1,0 +1,335 @@
+/**
+ * Capture of a live process into an image (issue 7): stop it with SIGSTOP, read
+ * /proc/PID/maps and /proc/PID/mem, write one region (or gap) per mapping with the streaming
+ * writer, resume it with SIGCONT. See proc-maps.ts for what each mapping becomes.
+ *
+ * Memory is bounded: each mapping is read in pieces of `pieceSize` bytes (default 2 MiB) with
+ * two reads ahead, and the writer holds at most its write batch; a mapping of any size never
+ * sits in memory whole.
+ *
+ * Reading /proc/PID/mem needs ptrace read-and-attach permission over the process (same user id
+ * and Yama's ptrace_scope, or CAP_SYS_PTRACE), not PTRACE_ATTACH itself: the process is stopped
+ * with a signal, so it is not traced and a debugger may still attach afterwards.
+ */
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { ImageWriter, type WriteSummary } from '../format/writer.js';
+import { describeHost } from '../format/host.js';
+import { CrimgError, isCrimgError } from '../format/errors.js';
+import { hex } from '../format/bytes.js';
+import type { CipherName } from '../format/constants.js';
+import type { KeyInput } from '../format/keying.js';
+import { parseMaps, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
+import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, signal, waitStopped } from './proc.js';
+import { producerVersion } from './version.js';
+
+export interface CaptureOptions {
+  /** Leave the process stopped afterwards (default false: SIGCONT, even on failure). */
+  leaveStopped?: boolean;
+  /** "none" (default), "deflate" or "deflate:LEVEL". */
+  compress?: string;
+  /** Cipher suite; needs `key`. */
+  encrypt?: CipherName;
+  key?: KeyInput;
+  /** Chunk size; default the writer's. */
+  chunkSize?: number;
+  /** Restore labels the restoring host must match (spec/FORMAT.md section 4). */
+  labels?: Record<string, string>;
+  /** Worker threads for compression and encryption (the writer's default otherwise). */
+  workers?: number;
+  /** fsync the image before renaming it into place (default true). */
+  fsync?: boolean;
+  /** Bytes per read of /proc/PID/mem: a multiple of the page size (default 2 MiB). */
+  pieceSize?: number;
+  /** How long to wait for every thread to stop after SIGSTOP (default 5000 ms). */
+  stopTimeoutMs?: number;
+  /** Called after each piece with bytes read so far and the readable bytes of all mappings. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+/** What {@link captureProcess} did. */
+export interface CaptureResult {
+  pid: number;
+  /** The command name (/proc/PID/comm) at the time of capture. Not stored in the image. */
+  comm: string;
+  summary: WriteSummary;
+  /** Mappings in /proc/PID/maps. */
+  mappings: number;
+  /** Data regions and gaps written. */
+  dataRegions: number;
+  gaps: number;
+  /** Bytes read from /proc/PID/mem. */
+  bytesRead: number;
+  /** Decisions worth telling the user: pseudo mappings recorded as gaps, unreadable pages. */
+  notes: string[];
+  /** How long the process was stopped, in milliseconds (until SIGCONT, or until the end). */
+  stoppedMs: number;
+  /** Wall time of the whole capture in milliseconds. */
+  totalMs: number;
+  /** True when the process was already stopped before the capture (it is then left stopped). */
+  wasStopped: boolean;
+  /** True when the capture sent SIGCONT at the end. */
+  resumed: boolean;
+}
+
+const MiB = 1024 * 1024;
+/** Pieces read ahead of the one the writer takes (reads overlap hashing and writing). */
+const READ_AHEAD = 2;
+
+/**
+ * Captures process `pid` into the image `outPath` (written as `outPath.tmp`, then renamed).
+ *
+ * The validation block records this host's architecture, page size and `cpu.features` (the
+ * captured process ran here), the producer `crimg-capture`, the labels given, and the metric
+ * `capture.pid`. The command name is not recorded: validation labels are restore constraints,
+ * and the format has no informational text record yet.
+ *
+ * @throws TypeError/RangeError on a bad pid or options (the capturing process itself included).
+ * @throws CrimgError no such process, permission denied (naming Yama's ptrace_scope and
+ *   CAP_SYS_PTRACE), process exited during capture, did not stop in time; IO_ERROR when the
+ *   image cannot be written. The process is resumed first (unless `leaveStopped`).
+ * @example
+ * const r = await captureProcess(1234, 'app.img', { compress: 'deflate:1' });
+ * console.log(`${r.summary.regions} regions, stopped for ${r.stoppedMs} ms`);
+ */
+export async function captureProcess(pid: number, outPath: string, options: CaptureOptions = {}): Promise<CaptureResult> {
+  if (!Number.isSafeInteger(pid) || pid <= 0) throw new RangeError(`expected a process id as a positive integer, got ${pid}`);
+  if (pid === process.pid) throw new RangeError(`expected another process than the capturing one (${pid}): a process cannot stop itself and go on reading`);
+  const host = describeHost();
+  const pieceSize = options.pieceSize ?? 2 * MiB;
+  if (!Number.isSafeInteger(pieceSize) || pieceSize <= 0 || pieceSize % host.pageSize !== 0) {
+    throw new RangeError(`expected a piece size that is a positive multiple of the page size ${host.pageSize}, got ${pieceSize}`);
+  }
+  const t0 = performance.now();
+  const stat = await checkProcess(pid);
+  // Open the memory before stopping anything: a refusal then leaves the process untouched.
+  let mem: FileHandle;
+  try {
+    mem = await open(`/proc/${pid}/mem`, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    if (code === 'ENOENT' || code === 'ESRCH') throw noSuchProcess(pid);
+    if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(pid, `read /proc/${pid}/mem, the memory`, code, e);
+    throw new CrimgError('IO_ERROR', `cannot open /proc/${pid}/mem: ${code}`, { cause: e });
+  }
+  // The writer next, also before stopping: bad options, an unwritable path or a passphrase's
+  // scrypt cost the process nothing.
+  let writer: ImageWriter;
+  try {
+    writer = await ImageWriter.create(outPath, {
+      pageSize: host.pageSize,
+      ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+      ...(options.compress !== undefined ? { compress: options.compress } : {}),
+      ...(options.encrypt !== undefined && options.encrypt !== 'none' ? { encrypt: options.encrypt, key: options.key } : {}),
+      ...(options.workers !== undefined ? { workers: options.workers } : {}),
+      ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+      validation: {
+        producerName: 'crimg-capture',
+        producerVersion: producerVersion(),
+        architecture: host.architecture,
+        pageSize: host.pageSize,
+        labels: { ...options.labels },
+        bitmaps: { 'cpu.features': host.bitmaps['cpu.features']! },
+        metrics: { 'capture.pid': pid },
+      },
+    });
+  } catch (e) {
+    await mem.close().catch(() => {});
+    throw e;
+  }
+  const wasStopped = stat.state === 'T' || stat.state === 't';
+  let stoppedAt = 0;
+  let resumedAt = 0;
+  let weStopped = false;
+  try {
+    if (!wasStopped) {
+      if (!signal(pid, 'SIGSTOP')) throw noSuchProcess(pid);
+      weStopped = true;
+      stoppedAt = performance.now();
+      await waitStopped(pid, options.stopTimeoutMs ?? 5000);
+    } else {
+      stoppedAt = performance.now();
+    }
+    const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => stat.comm)).trimEnd();
+    const maps = await readMapsOf(pid, comm);
+    const plans = maps.map(planMapping);
+    const total = plans.reduce((s, p) => s + (p.action === 'region' ? Number(p.end - p.start) : 0), 0);
+    const reader = new MemReader(mem, pid, host.pageSize, pieceSize, total, options.onProgress);
+    const notes: string[] = [];
+    let dataRegions = 0;
+    let gaps = 0;
+    for (const plan of plans) {
+      if (plan.note) notes.push(plan.note);
+      if (plan.action === 'gap') {
+        await writer.addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name });
+        gaps++;
+        continue;
+      }
+      const n = await captureMapping(writer, reader, plan, notes);
+      dataRegions += n.regions;
+      gaps += n.gaps;
+    }
+    // Everything is read: the process may go on while the index is written.
+    if (weStopped && !options.leaveStopped) {
+      resumedAt = performance.now();
+      signal(pid, 'SIGCONT');
+      weStopped = false;
+    }
+    const summary = await writer.finish();
+    const end = performance.now();
+    return {
+      pid, comm, summary, mappings: maps.length, dataRegions, gaps, bytesRead: reader.bytesRead, notes,
+      stoppedMs: Math.round((resumedAt || end) - stoppedAt), totalMs: Math.round(end - t0),
+      wasStopped, resumed: resumedAt !== 0,
+    };
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  } finally {
+    if (weStopped && !options.leaveStopped) signal(pid, 'SIGCONT');
+    await mem.close().catch(() => {});
+  }
+}
+
+/** The parsed /proc/PID/maps. @throws CrimgError permission denied, exited, kernel thread */
+async function readMapsOf(pid: number, comm: string): Promise<MapsEntry[]> {
+  let text: string;
+  try {
+    text = await readFile(`/proc/${pid}/maps`, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(pid, `read /proc/${pid}/maps, the memory map`, code, e);
+    if (!(await isAlive(pid))) throw processExited(pid, 'reading its memory map');
+    throw new CrimgError('IO_ERROR', `cannot read /proc/${pid}/maps: ${code}`, { cause: e });
+  }
+  const maps = parseMaps(text);
+  if (maps.length === 0) {
+    // A process that exited between the checks, or a kernel thread.
+    if (!(await isAlive(pid))) throw processExited(pid, 'reading its memory map');
+    throw new CrimgError('IO_ERROR', `process ${pid} (${comm}) has no memory mappings: it is a kernel thread`, { hint: 'capture a user-space process' });
+  }
+  return maps;
+}
+
+/**
+ * Writes one readable mapping: usually one region. When the kernel refuses some pages (EIO:
+ * device memory, a file truncated under its mapping), the readable parts become regions and
+ * each refused stretch a gap named after the mapping, with a note.
+ */
+async function captureMapping(writer: ImageWriter, reader: MemReader, plan: Extract<MappingPlan, { action: 'region' }>, notes: string[]): Promise<{ regions: number; gaps: number }> {
+  let regions = 0;
+  let gaps = 0;
+  let at = plan.start;
+  while (at < plan.end) {
+    const first = await reader.read(at, plan.end);
+    if (first.length === 0) {
+      const stop = await reader.unreadableUntil(at, plan.end);
+      notes.push(`${plan.name || 'anonymous mapping'} ${hex(at)}-${hex(stop)} (${plan.prot}) recorded as a gap: the kernel refused to read it (EIO)`);
+      await writer.addGap({ address: at, length: stop - at, name: plan.name });
+      gaps++;
+      at = stop;
+      continue;
+    }
+    let next = at + BigInt(first.length);
+    // A short read means the page after it is unreadable: the region ends there.
+    const firstShort = first.length < reader.pieceAt(at, plan.end);
+    async function* pieces(): AsyncGenerator<Uint8Array> {
+      yield first;
+      if (firstShort) return;
+      // Reads ahead: READ_AHEAD pieces are on their way while the writer takes this one.
+      const queue: { at: bigint; want: number; bytes: Promise<Buffer> }[] = [];
+      let queued = next;
+      const fill = (): void => {
+        while (queue.length < READ_AHEAD && queued < plan.end) {
+          const want = reader.pieceAt(queued, plan.end);
+          const bytes = reader.read(queued, plan.end);
+          bytes.catch(() => {}); // awaited below; a writer failure must not leave it unhandled
+          queue.push({ at: queued, want, bytes });
+          queued += BigInt(want);
+        }
+      };
+      try {
+        for (fill(); queue.length; fill()) {
+          const q = queue.shift()!;
+          const b = await q.bytes;
+          if (b.length > 0) {
+            next = q.at + BigInt(b.length);
+            yield b;
+          }
+          if (b.length < q.want) return; // the reads queued after it start past an unreadable page
+        }
+      } finally {
+        // Reads still in flight are dropped; wait for them so none outlives the capture.
+        await Promise.allSettled(queue.map((q) => q.bytes));
+      }
+    }
+    await writer.addRegion({ address: at, data: pieces(), prot: plan.prot, kind: plan.kind, name: plan.name });
+    regions++;
+    at = next;
+  }
+  return { regions, gaps };
+}
+
+/** Reads /proc/PID/mem in pieces, telling unreadable pages from a process that went away. */
+class MemReader {
+  bytesRead = 0;
+
+  constructor(
+    private readonly mem: FileHandle,
+    private readonly pid: number,
+    private readonly pageSize: number,
+    private readonly pieceSize: number,
+    private readonly total: number,
+    private readonly onProgress: ((done: number, total: number) => void) | undefined,
+  ) {}
+
+  /** Bytes a read at `at` asks for: up to the piece size, not past `end`. */
+  pieceAt(at: bigint, end: bigint): number {
+    return end - at < BigInt(this.pieceSize) ? Number(end - at) : this.pieceSize;
+  }
+
+  /**
+   * The bytes at `at` (at most a piece, not past `end`): fewer when a page after the first is
+   * unreadable, none when the first is.
+   * @throws CrimgError when the process has exited; IO_ERROR on an unexpected errno.
+   */
+  async read(at: bigint, end: bigint): Promise<Buffer> {
+    const want = this.pieceAt(at, end);
+    // A fresh buffer per piece: the writer keeps the pieces until their chunks are written.
+    const buf = Buffer.allocUnsafeSlow(want);
+    let n = 0;
+    try {
+      n = (await this.mem.read(buf, 0, want, Number(at))).bytesRead;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? String(e);
+      if (!(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
+      if (code !== 'EIO' && code !== 'EFAULT' && code !== 'ENOMEM') {
+        throw new CrimgError('IO_ERROR', `cannot read /proc/${this.pid}/mem at ${hex(at)}: ${code}`, { cause: e, address: at });
+      }
+    }
+    // The kernel returns 0 once the process's memory is gone; a live process's unreadable page
+    // gives EIO instead, but check rather than guess.
+    if (n === 0 && !(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
+    // Keep whole pages: a read that stopped inside a page stopped at an unreadable one.
+    n -= n % this.pageSize;
+    this.bytesRead += n;
+    this.onProgress?.(this.bytesRead, this.total);
+    return n === want ? buf : buf.subarray(0, n);
+  }
+
+  /** The end of the unreadable stretch starting at `at` (probed a page at a time). */
+  async unreadableUntil(at: bigint, end: bigint): Promise<bigint> {
+    const page = BigInt(this.pageSize);
+    const probe = Buffer.allocUnsafe(1);
+    let cur = at + page;
+    while (cur < end) {
+      try {
+        if ((await this.mem.read(probe, 0, 1, Number(cur))).bytesRead === 1) return cur;
+      } catch (e) {
+        if (isCrimgError(e)) throw e;
+      }
+      if (!(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(cur)}`);
+      cur += page;
+    }
+    return end;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * `crimg capture --pid PID OUT`: the memory of a live process as an image. The process is
+ * stopped with SIGSTOP while its memory is read and resumed with SIGCONT afterwards, also on
+ * failure (unless --leave-stopped). Codec and key options are those of `crimg create`.
+ */
+import type { Argv } from 'yargs';
+import { captureProcess } from '../../capture/process.js';
+import { DEFAULT_CHUNK_SIZE, type CipherName } from '../../format/constants.js';
+import type { Cli } from '../context.js';
+import type { Progress } from '../progress.js';
+import { usageError } from '../errors.js';
+import { readKey } from '../keys.js';
+import { keySources, withJson, withKeyOptions } from '../options.js';
+import { parseSize } from '../numbers.js';
+import { keyedValues } from '../specs.js';
+import { humanBytes, writeSummaryText } from '../text.js';
+
+/** A pid: decimal digits only (a "0x" or "12abc" is a typo, not a process). */
+export function parsePid(text: string | number): number {
+  const t = String(text).trim();
+  if (!/^\d+$/.test(t) || Number(t) === 0 || !Number.isSafeInteger(Number(t))) throw usageError(`expected --pid as a positive decimal process id, got ${JSON.stringify(String(text))}`);
+  return Number(t);
+}
+
+export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
+  return y.command(
+    'capture <out>',
+    'capture the memory of a live process (stopped while it is read)',
+    (a) => withJson(withKeyOptions(a.positional('out', { type: 'string', demandOption: true, describe: 'image file to write' }), 'encrypt the image (with --encrypt)'))
+      .option('pid', { type: 'string', demandOption: true, requiresArg: true, describe: 'process id to capture' })
+      .option('leave-stopped', { type: 'boolean', describe: 'leave the process stopped afterwards (resume it with kill -CONT PID)' })
+      .option('chunk-size', { type: 'string', requiresArg: true, describe: `chunk size, a power of two (default ${DEFAULT_CHUNK_SIZE / 1024}K)` })
+      .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate or deflate:LEVEL (1-9)' })
+      .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
+      .option('label', { type: 'string', array: true, nargs: 1, describe: 'K=V restore label the host must match, repeatable' })
+      .example('$0 capture --pid 1234 app.img', 'capture process 1234')
+      .example('$0 capture --pid 1234 app.img --compress deflate:1 --encrypt aes-256-gcm --key-file app.key', 'compressed and encrypted')
+      .epilog('Reading another process\'s memory needs ptrace access: the same user id (subject to /proc/sys/kernel/yama/ptrace_scope) or CAP_SYS_PTRACE. [vvar], [vsyscall] and mappings without read permission are recorded as gaps; [vdso] is captured as code.'),
+    async (a) => {
+      const pid = parsePid(a.pid);
+      const key = await readKey(keySources(a), cli.env);
+      if (a.encrypt !== undefined && key === undefined) throw usageError(`expected a key option with --encrypt ${a.encrypt}`, 'give --key-file, --key-env or --passphrase-file');
+      if (a.encrypt === undefined && key !== undefined) throw usageError('expected --encrypt SUITE with a key option');
+      let progress: Progress | null = null;
+      let result;
+      try {
+        result = await captureProcess(pid, a.out, {
+          ...(a.chunkSize !== undefined ? { chunkSize: parseSize(a.chunkSize, 'chunk size') } : {}),
+          compress: a.compress,
+          ...(a.encrypt !== undefined ? { encrypt: a.encrypt as CipherName, key } : {}),
+          ...(a.leaveStopped ? { leaveStopped: true } : {}),
+          labels: keyedValues(a.label, '--label', (v) => v),
+          onProgress: (done, total) => {
+            progress ??= cli.progress(a.quiet as boolean | undefined, 'capture', total, 'bytes');
+            progress.update(done);
+          },
+        });
+      } finally {
+        (progress as Progress | null)?.finish();
+      }
+      if (a.json) cli.printJson(result);
+      else if (!a.quiet) {
+        const state = result.wasStopped ? 'it was stopped before and is left stopped'
+          : result.resumed ? `stopped for ${result.stoppedMs} ms, then resumed`
+            : `left stopped after ${result.stoppedMs} ms: resume it with kill -CONT ${pid}`;
+        cli.print(
+          `captured process ${pid} (${result.comm}) into ${a.out}: ${writeSummaryText(result.summary)}`,
+          `  ${result.mappings} mappings: ${result.dataRegions} data regions, ${result.gaps} gaps; read ${humanBytes(result.bytesRead)}; ${state}`,
+          ...result.notes.map((n) => `  note: ${n}`),
+        );
+      }
+      exit(0);
+    },
+  );
+}

@@ -1,0 +1,325 @@
+/**
+ * Capture of a live process (capture/process.ts, `crimg capture`) against the C child of
+ * test/capture-fixture.ts, cross-checked with gcore (imported with import-core) and with gdb
+ * reading crimg's exported core: all must show the child's known bytes at the same addresses.
+ * The live tests skip only when the kernel forbids reading another process's memory here (or
+ * gcc is missing); the gcore/gdb test also when those are missing.
+ */
+import { jest } from '@jest/globals';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openImage, describeHost, type Image } from '../index.js';
+import { captureProcess } from '../capture/process.js';
+import { importCore } from '../capture/elf-import.js';
+import { exportCore } from '../capture/elf-export.js';
+import { MAX_READABLE_ADDRESS, parseMaps, planMapping, type MapsEntry } from '../capture/proc-maps.js';
+import { parseStat } from '../capture/proc.js';
+import { NO_SUCH_PROCESS, PROCESS_EXITED } from '../capture/_codes.js';
+import { tempDir } from './helpers.js';
+import { crimg, json } from './cli-helpers.js';
+import {
+  canReadMemory, compileMemfill, ensureCaptureBuilt, expectedPattern, gcore, gdbBytes, hasTool, startMemfill,
+  type Child, type PatternInfo,
+} from './capture-fixture.js';
+
+jest.setTimeout(40000);
+
+const SEED = 7;
+const PAGE = 4096;
+const tmp = tempDir();
+chmodSync(tmp.dir, 0o755);
+const compiled = compileMemfill(tmp.dir);
+let skipReason: string | null = 'skip' in compiled ? compiled.skip : null;
+const memfill = 'path' in compiled ? compiled.path : '';
+let child: Child<PatternInfo> | null = null;
+if (memfill) {
+  child = await startMemfill(memfill, ['pattern', String(SEED)]);
+  const probe = canReadMemory(child.info.pid, child.info.heap);
+  if (!probe.ok) skipReason = `the kernel forbids reading another process's memory here (${probe.reason})`;
+}
+if (skipReason) console.warn(`live capture tests skipped: ${skipReason}`);
+const live = skipReason ? it.skip : it;
+const withTools = skipReason || !hasTool('gcore') || !hasTool('gdb') ? it.skip : it;
+if (!skipReason && !(hasTool('gcore') && hasTool('gdb'))) console.warn('gcore/gdb comparison skipped: gcore or gdb is not installed');
+
+afterAll(() => {
+  child?.kill();
+  tmp.cleanup();
+});
+
+const info = (): PatternInfo => child!.info;
+const heapBytes = (): Buffer => expectedPattern(SEED, 1, info().heapLen);
+const mmapBytes = (): Buffer => expectedPattern(SEED, 2, info().mmapLen);
+const stackBytes = (): Buffer => expectedPattern(SEED, 3, info().stackLen);
+
+/** The state letter of /proc/PID/stat. */
+function state(pid: number): string {
+  return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).state;
+}
+
+async function waitState(pid: number, want: (s: string) => boolean): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const s = state(pid);
+    if (want(s)) return s;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return state(pid);
+}
+
+/** Checks the three blocks of the pattern child in an image; the guard page when asked. */
+async function expectPattern(image: Image, guardIsGap = true): Promise<void> {
+  const i = info();
+  expect((await image.read(i.heap, i.heapLen)).equals(heapBytes())).toBe(true);
+  const m = mmapBytes();
+  expect((await image.read(i.mmap, 256 * PAGE)).equals(m.subarray(0, 256 * PAGE))).toBe(true);
+  expect((await image.read(i.guard + BigInt(PAGE), i.mmapLen - 257 * PAGE)).equals(m.subarray(257 * PAGE))).toBe(true);
+  expect((await image.read(i.stack, i.stackLen)).equals(stackBytes())).toBe(true);
+  if (guardIsGap) await expect(image.read(i.guard, 16)).rejects.toMatchObject({ code: 'NOT_MAPPED' });
+}
+
+describe('/proc parsing (pure)', () => {
+  const MAPS = [
+    '55dc7ce22000-55dc7ce23000 r--p 00000000 fe:00 2146504                    /tmp/memfill',
+    '55dc7ce23000-55dc7ce24000 r-xp 00001000 fe:00 2146504                    /tmp/memfill',
+    '55dc968e0000-55dc96a01000 rw-p 00000000 00:00 0                          [heap]',
+    '7fd74ee00000-7fd74ef00000 rw-p 00000000 00:00 0 ',
+    '7fd74ef00000-7fd74ef01000 ---p 00000000 00:00 0 ',
+    '7fd74ef01000-7fd74ef02000 rw-s 00000000 00:05 12                         /memfd:my data (deleted)',
+    '7fd74ef02000-7fd74ef03000 rw-p 00000000 00:00 0                          [anon:arena]',
+    '7fd74f5e3000-7fd74f5e7000 r--p 00000000 00:00 0                          [vvar]',
+    '7fd74f5e7000-7fd74f5e9000 r--p 00000000 00:00 0                          [vvar_vclock]',
+    '7fd74f5e9000-7fd74f5eb000 r-xp 00000000 00:00 0                          [vdso]',
+    '7fffa04c3000-7fffa04e4000 rw-p 00000000 00:00 0                          [stack]',
+    'ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]',
+    '',
+  ].join('\n');
+
+  it('parses every field, paths with spaces included', () => {
+    const m = parseMaps(MAPS);
+    expect(m).toHaveLength(12);
+    expect(m[1]).toEqual<MapsEntry>({ start: 0x55dc7ce23000n, end: 0x55dc7ce24000n, perms: 'r-xp', offset: 0x1000n, dev: 'fe:00', inode: 2146504, path: '/tmp/memfill' });
+    expect(m[3]!.path).toBe('');
+    expect(m[5]!.path).toBe('/memfd:my data (deleted)');
+  });
+
+  it('turns each mapping into a region or a gap by the documented rules', () => {
+    const plans = parseMaps(MAPS).map(planMapping);
+    const brief = plans.map((p) => (p.action === 'gap' ? `gap ${p.name}` : `${p.kind} ${p.prot} ${p.name}`));
+    expect(brief).toEqual([
+      'file r-- /tmp/memfill', 'code r-x /tmp/memfill', 'heap rw- [heap]', 'anonymous rw- ', 'gap ',
+      'file rw- /memfd:my data (deleted)', 'anonymous rw- [anon:arena]', 'gap [vvar]', 'gap [vvar_vclock]',
+      'code r-x [vdso]', 'stack rw- [stack]', 'gap [vsyscall]',
+    ]);
+    expect(plans.filter((p) => p.note).map((p) => p.name)).toEqual(['[vvar]', '[vvar_vclock]', '[vdso]', '[vsyscall]']);
+  });
+
+  it('makes a readable mapping above 2^53 a gap with a note', () => {
+    const start = MAX_READABLE_ADDRESS + 1n - (MAX_READABLE_ADDRESS + 1n) % 4096n;
+    const p = planMapping({ start, end: start + 0x2000n, perms: 'rw-p', offset: 0n, dev: '00:00', inode: 0, path: '' });
+    expect(p.action).toBe('gap');
+    expect(p.note).toMatch(/above 2\^53/);
+  });
+
+  it('refuses lines that are not maps lines, and maps out of order', () => {
+    expect(() => parseMaps('hello\n')).toThrow(/line 1/);
+    expect(() => parseMaps('2000-3000 rw-p 00000000 00:00 0\n1000-2000 rw-p 00000000 00:00 0\n')).toThrow(/ascending/);
+    expect(() => parseMaps('3000-2000 rw-p 00000000 00:00 0\n')).toThrow(/ascending/);
+  });
+
+  it('reads a stat line whose command name holds spaces and parentheses', () => {
+    expect(parseStat('123 (a) b (c)) S 1 123 123 0 -1')).toMatchObject({ pid: 123, comm: 'a) b (c)', state: 'S', ppid: 1 });
+  });
+});
+
+describe('captureProcess', () => {
+  live('captures the heap, mapping and stack bytes at their addresses, guard pages as gaps, and resumes', async () => {
+    const path = tmp.path('lib.img');
+    const r = await captureProcess(info().pid, path, { fsync: false });
+    expect(r).toMatchObject({ pid: info().pid, comm: 'memfill', resumed: true, wasStopped: false });
+    expect(r.dataRegions + r.gaps).toBe(r.summary.regions);
+    expect(await waitState(info().pid, (s) => s !== 'T')).not.toBe('T');
+    const image = await openImage(path);
+    try {
+      await expectPattern(image);
+      const host = describeHost();
+      expect(image.validation).toMatchObject({ producerName: 'crimg-capture', architecture: host.architecture, pageSize: host.pageSize, metrics: { 'capture.pid': info().pid } });
+      expect(Buffer.from(image.validation.bitmaps['cpu.features']!).equals(Buffer.from(host.bitmaps['cpu.features']!))).toBe(true);
+      expect(image.regionAt(info().heap)).toMatchObject({ kind: 'heap', name: '[heap]', prot: 'rw-' });
+      expect(image.regionAt(info().stack)).toMatchObject({ kind: 'stack', name: '[stack]' });
+      expect(image.regionAt(info().mmap)).toMatchObject({ kind: 'anonymous', prot: 'rw-' });
+      expect(image.regionAt(info().guard)).toMatchObject({ isGap: true, length: BigInt(PAGE) });
+      expect(image.regions.some((g) => g.kind === 'code' && g.name === memfill && g.prot === 'r-x')).toBe(true);
+      expect(image.regions.some((g) => g.kind === 'code' && g.name === '[vdso]')).toBe(true);
+      // Past the end of its file a mapping cannot be read: its first page is data, the rest a gap.
+      expect(image.regionAt(info().short)).toMatchObject({ kind: 'file', prot: 'r--', length: BigInt(PAGE), name: expect.stringMatching(/ \(deleted\)$/) });
+      expect((await image.read(info().short, PAGE)).every((x) => x === 0x5a)).toBe(true);
+      expect(image.regionAt(info().short + BigInt(PAGE))).toMatchObject({ isGap: true, length: 2n * BigInt(PAGE) });
+      expect(r.notes.some((n) => /\(deleted\) 0x[0-9a-f]+-0x[0-9a-f]+ \(r--\) recorded as a gap: the kernel refused to read it \(EIO\)/.test(n))).toBe(true);
+      const vvar = image.regions.find((g) => g.name === '[vvar]');
+      if (vvar) expect(vvar.isGap).toBe(true);
+      for (let k = 1; k < image.regions.length; k++) {
+        const a = image.regions[k - 1]!;
+        expect(a.address + a.length <= image.regions[k]!.address).toBe(true);
+      }
+      expect((await image.verify()).ok).toBe(true);
+    } finally {
+      await image.close();
+    }
+  });
+
+  live('leaves the process stopped when asked, and then does not resume one it found stopped', async () => {
+    const pid = info().pid;
+    const first = await captureProcess(pid, tmp.path('stopped.img'), { fsync: false, leaveStopped: true });
+    try {
+      expect(first).toMatchObject({ resumed: false, wasStopped: false });
+      expect(state(pid)).toBe('T');
+      const second = await captureProcess(pid, tmp.path('stopped2.img'), { fsync: false });
+      expect(second).toMatchObject({ resumed: false, wasStopped: true });
+      expect(state(pid)).toBe('T');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(await waitState(pid, (s) => s !== 'T')).not.toBe('T');
+  });
+
+  live('writes compressed and encrypted images that read back the same', async () => {
+    const key = randomBytes(32);
+    const path = tmp.path('secret.img');
+    const r = await captureProcess(info().pid, path, { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key, chunkSize: 16384 });
+    expect(r.summary.storedBytes).toBeLessThan(r.summary.plainBytes);
+    const image = await openImage(path, { key });
+    try {
+      expect(image.compression).toBe('deflate:1');
+      expect(image.encryption).toBe('aes-256-gcm');
+      await expectPattern(image);
+    } finally {
+      await image.close();
+    }
+  });
+
+  it('names a pid that is no process', async () => {
+    await expect(captureProcess(2147483646, tmp.path('none.img'))).rejects.toMatchObject({ code: NO_SUCH_PROCESS, message: expect.stringMatching(/process 2147483646: no such process/) });
+    expect(existsSync(tmp.path('none.img.tmp'))).toBe(false);
+  });
+
+  it('refuses its own pid and pids that are not positive integers', async () => {
+    await expect(captureProcess(process.pid, tmp.path('self.img'))).rejects.toThrow(RangeError);
+    await expect(captureProcess(0, tmp.path('zero.img'))).rejects.toThrow(RangeError);
+    await expect(captureProcess(1.5, tmp.path('x.img'))).rejects.toThrow(RangeError);
+  });
+
+  live('reports a process that exits during the capture, and leaves no image behind', async () => {
+    const victim = await startMemfill<PatternInfo>(memfill, ['pattern', '3']);
+    const path = tmp.path('exited.img');
+    try {
+      let killed = false;
+      const p = captureProcess(victim.info.pid, path, {
+        fsync: false, pieceSize: 4 * PAGE,
+        onProgress: () => {
+          if (!killed) { killed = true; process.kill(victim.info.pid, 'SIGKILL'); }
+        },
+      });
+      await expect(p).rejects.toMatchObject({ code: PROCESS_EXITED, message: expect.stringMatching(/exited during capture/) });
+      expect(existsSync(path)).toBe(false);
+      expect(existsSync(`${path}.tmp`)).toBe(false);
+    } finally {
+      victim.kill();
+    }
+  });
+});
+
+describe('crimg capture', () => {
+  beforeAll(() => ensureCaptureBuilt());
+
+  live('captures compressed and encrypted with a key file; dump shows the heap', async () => {
+    const keyFile = tmp.path('cli.key');
+    writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    const out = tmp.path('cli.img');
+    const r = await crimg(['capture', '--pid', String(info().pid), out, '--compress', 'deflate:1', '--encrypt', 'aes-256-gcm', '--key-file', keyFile, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const j = json<{ pid: number; comm: string; resumed: boolean; notes: string[]; summary: { regions: number } }>(r);
+    expect(j).toMatchObject({ pid: info().pid, comm: 'memfill', resumed: true });
+    const d = await crimg(['dump', out, '--address', `0x${info().heap.toString(16)}`, '--length', '256', '--raw', '--key-file', keyFile]);
+    expect(d.status).toBe(0);
+    expect(d.stdoutBytes.equals(heapBytes().subarray(0, 256))).toBe(true);
+  });
+
+  live('prints a summary with the notes in text mode', async () => {
+    const r = await crimg(['capture', '--pid', String(info().pid), tmp.path('text.img')]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^captured process ${info().pid} \\(memfill\\) into .*text\\.img: \\d+ regions`));
+    expect(r.stdout).toMatch(/stopped for \d+ ms, then resumed/);
+    expect(r.stdout).toMatch(/note: \[vdso\] at 0x[0-9a-f]+-0x[0-9a-f]+ captured as code/);
+  });
+
+  it('exits 2 naming a pid that is no process, and refuses a pid that is not a number', async () => {
+    const r = await crimg(['capture', '--pid', '2147483646', tmp.path('none.img')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^crimg: \w+: process 2147483646: no such process/);
+    const bad = await crimg(['capture', '--pid', '12abc', tmp.path('none.img')]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/INVALID_ARGUMENT: expected --pid as a positive decimal process id/);
+  });
+
+  const asNobody = !skipReason && process.getuid?.() === 0 && spawnOk('id', ['nobody']) ? live : it.skip;
+  asNobody('explains a permission refusal as another user, naming ptrace_scope and CAP_SYS_PTRACE', async () => {
+    const dir = tmp.path('nobody');
+    mkdirSync(dir);
+    chmodSync(dir, 0o777);
+    const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'bin', 'crimg.js'), 'capture', '--pid', String(info().pid), join(dir, 'x.img')], {
+      uid: 65534, gid: 65534, encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' },
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/permission denied/);
+    expect(r.stderr).toMatch(/ptrace_scope|Yama/);
+    expect(r.stderr).toMatch(/CAP_SYS_PTRACE/);
+    expect(state(info().pid)).not.toBe('T');
+  });
+});
+
+function spawnOk(cmd: string, args: string[]): boolean {
+  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+}
+
+describe('gcore, import-core, export-core and gdb agree', () => {
+  withTools('show the same bytes at the same addresses as the capture', async () => {
+    const i = info();
+    const mine = tmp.path('cross.img');
+    await captureProcess(i.pid, mine, { fsync: false });
+    // gcore's core, imported.
+    const theirs = gcore(tmp.path('gcore'), i.pid);
+    const imported = tmp.path('gcore.img');
+    const r = await importCore(theirs, imported, { fsync: false });
+    expect(r.architecture).toBe(describeHost().architecture);
+    expect(r.fromCrimg).toBe(false);
+    const a = await openImage(imported);
+    try {
+      // gcore dumps the guard page (as readable zeros): it is data there, not a gap.
+      await expectPattern(a, false);
+      expect(a.regionAt(i.stack)).toMatchObject({ kind: 'stack', name: '[stack]' });
+      expect(a.validation.metrics['core.pid']).toBe(i.pid);
+    } finally {
+      await a.close();
+    }
+    // crimg's image, exported, read by gdb; and gdb on gcore's core.
+    const core = tmp.path('cross.core');
+    const image = await openImage(mine);
+    try {
+      await exportCore(image, core, { fsync: false });
+    } finally {
+      await image.close();
+    }
+    const spots: [bigint, Buffer][] = [
+      [i.heap, heapBytes()], [i.heap + 3n * BigInt(PAGE) + 8n, heapBytes().subarray(3 * PAGE + 8)],
+      [i.mmap + 5n * BigInt(PAGE), mmapBytes().subarray(5 * PAGE)], [i.guard + BigInt(PAGE), mmapBytes().subarray(257 * PAGE)],
+      [i.stack, stackBytes()],
+    ];
+    for (const [address, want] of spots) {
+      expect(gdbBytes(core, address).equals(want.subarray(0, 64))).toBe(true);
+      expect(gdbBytes(theirs, address).equals(want.subarray(0, 64))).toBe(true);
+    }
+  });
+});
