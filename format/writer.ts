@@ -204,9 +204,8 @@ export class ImageWriter {
    * @returns the region's record as written.
    * @throws RangeError when the region is out of order, unaligned or empty.
    */
-  async addRegion(r: RegionOptions): Promise<RegionRecord> {
-    this.enter();
-    try {
+  addRegion(r: RegionOptions): Promise<RegionRecord> {
+    return this.guarded(async () => {
       const address = toBigAddress(r.address, 'address');
       this.checkStart(address);
       const protBits = parseProt(r.prot ?? 'rw-');
@@ -225,18 +224,12 @@ export class ImageWriter {
       this.records.push(rec);
       this.prevEnd = address + rec.length;
       return rec;
-    } catch (e) {
-      await this.abort();
-      throw e;
-    } finally {
-      this.busy = false;
-    }
+    });
   }
 
   /** Appends a gap: a reserved address range with no access and no data (section 8.1). */
-  async addGap(g: GapOptions): Promise<RegionRecord> {
-    this.enter();
-    try {
+  addGap(g: GapOptions): Promise<RegionRecord> {
+    return this.guarded(async () => {
       const address = toBigAddress(g.address, 'address');
       const length = toBigAddress(g.length, 'length');
       this.checkStart(address);
@@ -250,21 +243,15 @@ export class ImageWriter {
       this.records.push(rec);
       this.prevEnd = address + length;
       return rec;
-    } catch (e) {
-      await this.abort();
-      throw e;
-    } finally {
-      this.busy = false;
-    }
+    });
   }
 
   /**
    * Writes the index and the footer, fsyncs, and renames `NAME.tmp` to `NAME`.
    * @throws RangeError when there are no regions.
    */
-  async finish(): Promise<WriteSummary> {
-    this.enter();
-    try {
+  finish(): Promise<WriteSummary> {
+    return this.guarded(async () => {
       if (this.records.length === 0) throw new RangeError('expected at least one region before finish()');
       if (this.records.length > LIMITS.maxRegions) throw new RangeError(`expected at most ${LIMITS.maxRegions} regions, got ${this.records.length}`);
       await this.flush();
@@ -302,12 +289,7 @@ export class ImageWriter {
         path: this.path, fileSize, regions: this.records.length, chunks: this.chunkCount,
         zeroChunks: this.zeroChunks, storedBytes: this.storedBytes, plainBytes: this.plainBytes,
       };
-    } catch (e) {
-      await this.abort();
-      throw e;
-    } finally {
-      this.busy = false;
-    }
+    });
   }
 
   /** Abandons the image: closes and removes `NAME.tmp`. Safe to call more than once. */
@@ -320,10 +302,19 @@ export class ImageWriter {
     await this.encoder.close().catch(() => {});
   }
 
-  private enter(): void {
+  /** Runs one public call: one at a time, on an open writer; any failure abandons the image. */
+  private async guarded<T>(call: () => Promise<T>): Promise<T> {
     if (this.state !== 'open') throw new TypeError(`expected an open writer, got one that is ${this.state}`);
     if (this.busy) throw new TypeError('expected one call at a time: await the previous addRegion/addGap/finish');
     this.busy = true;
+    try {
+      return await call();
+    } catch (e) {
+      await this.abort();
+      throw e;
+    } finally {
+      this.busy = false;
+    }
   }
 
   private checkStart(address: bigint): void {
@@ -527,15 +518,7 @@ export class ImageWriter {
    */
   private async flush(): Promise<void> {
     while (this.pendingWrites.length >= WRITES_IN_FLIGHT) await this.pendingWrites.shift();
-    if (this.batch.length === 0) return;
-    const batch = this.batch;
-    const at = this.batchStart;
-    this.batch = [];
-    this.batchStart = this.pos;
-    this.batchBytes = 0;
-    const p = this.writevAt(batch, at);
-    p.catch(() => {}); // handled: the next flush or finish awaits it and sees the error
-    this.pendingWrites.push(p);
+    void this.flushNow();
   }
 
   /** Starts writing the current batch now (whatever its size) and returns that write. */
@@ -547,7 +530,7 @@ export class ImageWriter {
     this.batchStart = this.pos;
     this.batchBytes = 0;
     const p = this.writevAt(batch, at);
-    p.catch(() => {});
+    p.catch(() => {}); // handled: the next flush or finish awaits it and sees the error
     this.pendingWrites.push(p);
     return p;
   }
