@@ -11,43 +11,12 @@ import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO, chunkFormProblem
 import type { CipherId, CodecId } from '../codec/ids.js';
 import { xxh64 } from '../format/checksum.js';
 import { CrimgError } from '../format/errors.js';
+import { rng, memoryLike } from './codec-fixture.js';
 
 const ENGINES: Engine[] = ['node', 'portable'];
 const CODECS: CodecId[] = [0, 1];
 const CIPHERS: CipherId[] = [0, 1, 2];
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
-}
-
-/** Memory-like bytes: runs of 1-32 4 KiB pages, 40 % zero, 30 % structured, 30 % random. */
-function memoryLike(size: number, seed: number): Uint8Array {
-  const out = new Uint8Array(size);
-  const dv = new DataView(out.buffer);
-  const r = rng(seed);
-  for (let off = 0; off < size;) {
-    const len = Math.min(size - off, (1 + (r() % 32)) * 4096);
-    const kind = r() % 10;
-    if (kind >= 7) {
-      for (let i = off; i + 4 <= off + len; i += 4) dv.setUint32(i, r());
-    } else if (kind >= 4) {
-      for (let i = off; i + 8 <= off + len; i += 8) {
-        const k = r() % 4;
-        if (k === 0) dv.setBigUint64(i, 0x7f0000000000n + BigInt((r() % 0x100000) * 16), true);
-        else if (k === 1) dv.setUint32(i, r() % 256, true);
-        else if (k === 2) for (let j = 0; j < 8; j++) out[i + j] = 0x61 + (r() % 26);
-      }
-    }
-    off += len;
-  }
-  return out;
-}
 
 const dataKey = Uint8Array.from({ length: 32 }, (_, i) => 200 - i);
 const imageId = Uint8Array.from({ length: 16 }, (_, i) => i);

@@ -10,16 +10,8 @@ import { chunkAad, chunkNonce } from '../codec/aad.js';
 import { decodeChunk, encodeChunk, type EncodeParams, type EncodedChunk } from '../codec/chunk.js';
 import { ChunkPool, resolveWorkerScript, type DecodeJob, type EncodeJob } from '../codec/pool.js';
 import { CrimgError } from '../format/errors.js';
+import { rng } from './codec-fixture.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
-}
 
 /** Mostly random bytes with some zero and text stretches: slow to compress at level 9. */
 function bytes(size: number, seed: number): Uint8Array {
