@@ -1,0 +1,126 @@
+/**
+ * Write figures: ImageWriter without codec against `cat INPUT > OUT`, image size against the
+ * input, and the writer's peak RSS. Every write runs in its own process (bench/write-job.ts).
+ * Regions are file ranges `{ path, position, length }` that the writer reads itself; one row
+ * streams the same regions through fs.createReadStream, for comparison.
+ */
+import { TARGETS, freshOutput, tmp, type BenchContext } from './context.js';
+import { median, timeInterleaved, type Runs } from './measure.js';
+import { gibps, mib, pct, times, verdict, type Row } from './table.js';
+import { timeShell } from './tools.js';
+import { runWriteJob, type WriteResult } from './write-job.js';
+
+export interface WriteSection {
+  rows: Row[];
+  /** The ~200-region image written without fsync: the reader sections use it. */
+  image: string;
+  /** The same layout over the first `ctx.small` bytes: the open+inspect comparison uses it. */
+  smallImage: string;
+  raw: Record<string, unknown>;
+}
+
+type Timed = { seconds: number; cpuSeconds: number } & Partial<WriteResult>;
+
+const secondsList = (xs: readonly number[]): string => `${xs.map((x) => x.toFixed(3)).join(' ')} s`;
+
+/** The samples of every contender, for the JSON results. */
+const rawRuns = (runs: Record<string, Runs<Timed>>): Record<string, unknown> => Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, {
+  seconds: v.seconds, samples: v.samples, cpuSeconds: v.results.map((x) => x.cpuSeconds),
+  peakRss: v.results.map((x) => x.peakRss ?? null), summary: v.result.summary ?? null,
+}]));
+
+/** Median CPU seconds of the timed runs. */
+const cpuOf = (runs: { results: Timed[] }): number => median(runs.results.map((x) => x.cpuSeconds));
+
+export async function writeSection(ctx: BenchContext): Promise<WriteSection> {
+  const S = 'write (no codec)';
+  const out = {
+    cat: tmp(ctx, 'cat.out'), one: tmp(ctx, 'one.img'), many: tmp(ctx, 'many.img'), stream: tmp(ctx, 'stream.img'),
+    memory: tmp(ctx, 'memory.img'), catSync: tmp(ctx, 'cat-sync.out'), fsync: tmp(ctx, 'fsync.img'),
+  };
+  const job = { input: ctx.input, totalBytes: ctx.total, fsync: false };
+
+  ctx.log('write: cat vs ImageWriter (1 region, 200 regions as file ranges and as streams, in-memory input), no fsync');
+  const plain = await timeInterleaved<Timed>({
+    cat: () => timeShell('cat "$1" > "$2"', [ctx.input, out.cat]),
+    one: () => runWriteJob({ ...job, output: out.one, regions: 1 }),
+    many: () => runWriteJob({ ...job, output: out.many, regions: ctx.regions }),
+    stream: () => runWriteJob({ ...job, output: out.stream, regions: ctx.regions, source: 'stream' }),
+    memory: () => runWriteJob({ ...job, output: out.memory, regions: ctx.regions, source: 'memory' }),
+  }, { prepare: (name) => freshOutput(out[name as keyof typeof out]) });
+
+  ctx.log('write: cat + sync FILE vs ImageWriter with fsync');
+  const synced = await timeInterleaved<Timed>({
+    catSync: () => timeShell('cat "$1" > "$2" && sync "$2"', [ctx.input, out.catSync]),
+    fsync: () => runWriteJob({ ...job, fsync: true, output: out.fsync, regions: ctx.regions }),
+  }, { prepare: (name) => freshOutput(out[name as keyof typeof out]) });
+  await freshOutput(out.cat, out.catSync, out.fsync, out.memory, out.stream);
+
+  ctx.log('write: the small image for open+inspect');
+  const smallImage = tmp(ctx, 'small.img');
+  await runWriteJob({ ...job, totalBytes: ctx.small, output: smallImage, regions: ctx.regions });
+
+  const cat = plain.cat!.seconds;
+  const catSync = synced.catSync!.seconds;
+  const rows: Row[] = [];
+  const catCpu = cpuOf(plain.cat!);
+  const vsCat = (measure: string, runs: Runs<Timed>, target: boolean): Row => {
+    const s = runs.seconds;
+    const r = cat / s;
+    return {
+      section: S, measure, figure: gibps(ctx.total, s), baseline: `cat ${gibps(ctx.total, cat)}`, ratio: times(r),
+      target: target ? `>= ${TARGETS.writeVsCat.toFixed(2)}x cat` : 'info', result: target ? verdict(r >= TARGETS.writeVsCat) : 'info',
+      value: ctx.total / s, unit: 'B/s', baselineValue: ctx.total / cat, ratioValue: r,
+      note: `CPU (user + system, median): ${cpuOf(runs).toFixed(3)} s, cat ${catCpu.toFixed(3)} s;`
+        + ` wall samples ${secondsList(runs.samples)}, cat ${secondsList(plain.cat!.samples)}`,
+    };
+  };
+  rows.push(vsCat('ImageWriter, 1 region, file range', plain.one!, true));
+  rows.push(vsCat(`ImageWriter, ${ctx.regions} regions, file ranges`, plain.many!, true));
+  rows.push(vsCat(`ImageWriter, ${ctx.regions} regions, fs.createReadStream`, plain.stream!, false));
+  rows.push(vsCat(`ImageWriter, ${ctx.regions} regions, input already in memory`, plain.memory!, false));
+  const fs = synced.fsync!.seconds;
+  rows.push({
+    section: S, measure: `ImageWriter, ${ctx.regions} regions, fsync: true`, figure: gibps(ctx.total, fs),
+    baseline: `cat + sync FILE ${gibps(ctx.total, catSync)}`, ratio: times(catSync / fs), target: 'info', result: 'info',
+    value: ctx.total / fs, unit: 'B/s', baselineValue: ctx.total / catSync, ratioValue: catSync / fs,
+    note: `CPU (median): ${cpuOf(synced.fsync!).toFixed(3)} s, cat + sync ${cpuOf(synced.catSync!).toFixed(3)} s`,
+  });
+
+  // Size: zero elision against the ideal, the input without its zero pages.
+  const zeroFraction = ctx.stats.zeroPages / ctx.stats.pages;
+  const ideal = ctx.total * (1 - zeroFraction);
+  for (const [name, res] of [['1 region', plain.one!], [`${ctx.regions} regions`, plain.many!]] as const) {
+    const size = res.result.summary!.fileSize;
+    const r = size / ideal;
+    rows.push({
+      section: 'image size', measure: `image / input, ${name}`, figure: `${mib(size)} = ${pct(size / ctx.total)}`,
+      baseline: `input minus zero pages (${pct(zeroFraction)}): ${pct(1 - zeroFraction)}`, ratio: times(r),
+      target: `<= ${TARGETS.sizeOverIdeal.toFixed(2)}x ideal`, result: verdict(r <= TARGETS.sizeOverIdeal),
+      value: size, unit: 'B', baselineValue: ideal, ratioValue: r,
+      note: `zero chunks ${res.result.summary!.zeroChunks} of ${res.result.summary!.chunks}: elision saved ${pct(1 - size / ctx.total)} of the input`,
+    });
+  }
+
+  // Peak RSS: the largest of every timed run that streams its input.
+  const rss = (runs: { results: Timed[] }): number => Math.max(...runs.results.map((x) => x.peakRss ?? 0));
+  const peaks = [
+    ['writer peak RSS, 1 region', rss(plain.one!)],
+    [`writer peak RSS, ${ctx.regions} regions`, rss(plain.many!)],
+    [`writer peak RSS, ${ctx.regions} regions, createReadStream`, rss(plain.stream!)],
+    ['writer peak RSS, fsync: true', rss(synced.fsync!)],
+  ] as const;
+  for (const [measure, v] of peaks) {
+    rows.push({
+      section: 'memory', measure, figure: mib(v), baseline: '-', ratio: '-', target: `< ${mib(TARGETS.peakRss)}`,
+      result: verdict(v < TARGETS.peakRss), value: v, unit: 'B',
+    });
+  }
+  return {
+    rows, image: out.many, smallImage,
+    raw: {
+      plain: rawRuns(plain),
+      synced: rawRuns(synced),
+    },
+  };
+}
