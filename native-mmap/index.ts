@@ -115,6 +115,10 @@ export interface NativeMmap {
   protect(target: bigint | ArrayBuffer, length: number, prot: Prot): void;
   advise(target: bigint | ArrayBuffer, length: number, advice: Advice): void;
   addressOf(buffer: ArrayBuffer): bigint;
+  placeRuns(reservation: Reservation, fd: number, runs: Float64Array, prot: Prot): void;
+  view(reservation: Reservation, offset: number, length: number, prot: ReadableProt): ArrayBuffer;
+  /** True when view() buffers escape V8's external-memory accounting (see {@link view}). */
+  readonly unaccountedViews: boolean;
 }
 
 /** Whether the addon is usable, and if not, why. */
@@ -375,4 +379,82 @@ export function advise(target: bigint | ArrayBuffer, length: number, advice: Adv
  */
 export function addressOf(buffer: ArrayBuffer): bigint {
   return addon().addressOf(buffer);
+}
+
+/**
+ * Places many runs into a reservation in one call: one MAP_FIXED mmap(2) per
+ * run, file-backed (MAP_PRIVATE) or anonymous zero memory. This is how a
+ * restore lays out a region: each run of stored chunks from the image file,
+ * each elided zero run anonymous, thousands of them per GiB without a call
+ * per run from script.
+ *
+ * The placed pages belong to the reservation: no ArrayBuffer points at them,
+ * so `prot` may be anything, '---' included, and they are unmapped when the
+ * reservation is released. Hand them to script with {@link view}.
+ *
+ * All or nothing: every run is checked before the first mmap (inside the
+ * reservation, ascending, not overlapping each other or a live buffer, file
+ * ranges inside the file), and if a mmap fails the runs already placed go
+ * back to PROT_NONE before the error is thrown.
+ *
+ * @param reservation - a live reservation from {@link reserve}.
+ * @param fd - a readable regular file for the file runs, or -1 when every run
+ *   is anonymous.
+ * @param runs - `[offset, length, fileOffset]` triples: `offset` into the
+ *   reservation and `fileOffset` page-aligned, `length` > 0 (rounded up to
+ *   whole pages; a file run's last page may be partly past end-of-file, never
+ *   wholly), `fileOffset` -1 for anonymous memory. At most 2^22 runs.
+ * @param prot - permissions of every placed page.
+ * @throws TypeError on a wrong argument type (a look-alike reservation too).
+ * @throws RangeError on a bad run, a released reservation, a run over a live
+ *   buffer or past end-of-file.
+ * @throws SyscallError e.g. `ENOMEM` when vm.max_map_count is reached,
+ *   `EPERM` for 'x' from a noexec mount, `EBADF`.
+ * @example
+ * const r = reserve(4 * pageSize());
+ * // pages 0-1 from the file at offset 8192, pages 2-3 zero
+ * placeRuns(r, fd, Float64Array.of(0, 8192, 8192, 8192, 8192, -1), 'rw-');
+ */
+export function placeRuns(reservation: Reservation, fd: number, runs: Float64Array, prot: Prot): void {
+  addon().placeRuns(reservation, fd, runs, prot);
+}
+
+/**
+ * One ArrayBuffer over part of a reservation, whatever was placed there (file
+ * runs, anonymous runs, or untouched reservation, which reads as zeros):
+ * mprotect(2)s the range to `prot`, which must be readable, and registers it
+ * as a window, so that while the buffer lives no placement, {@link protect}
+ * to an unreadable prot, or release can pull its pages away.
+ *
+ * Dropping the buffer ({@link unmap} or collection) leaves the pages as they
+ * are while the reservation is live: they are still the reservation's. If the
+ * reservation is released first, the buffer keeps its pages mapped and
+ * unmaps them when it goes.
+ *
+ * The buffer is untransferable (a transfer copies, as for every mapped
+ * buffer) and, where the addon can make it so (`native.unaccountedViews`),
+ * not counted as V8 external memory: mapped pages are not heap allocations,
+ * and counting a GiB of them costs a garbage collection per 64 MiB.
+ *
+ * @param reservation - a live reservation from {@link reserve}.
+ * @param offset - byte offset into the reservation, page-aligned.
+ * @param length - the buffer's byteLength, > 0; the range is rounded up to
+ *   whole pages and must lie inside the reservation.
+ * @param prot - readable permissions: 'r--', 'rw-', 'r-x', 'rwx'.
+ * @returns an external ArrayBuffer of `length` bytes.
+ * @throws TypeError on a wrong argument type.
+ * @throws RangeError for a range outside the reservation or overlapping a
+ *   live buffer, an unreadable prot, a released reservation, or a length
+ *   above buffer.constants.MAX_LENGTH (4 GiB on Node 20).
+ * @throws SyscallError `mprotect` failures, e.g. `EACCES` for 'x' over a file
+ *   run from a noexec mount.
+ * @example
+ * placeRuns(r, fd, runs, 'rw-');
+ * const memory = view(r, 0, regionLength, 'rw-');
+ * new Uint8Array(memory)[0];
+ */
+export function view(reservation: Reservation, offset: number, length: number, prot: ReadableProt): ArrayBuffer {
+  const mmap = addon();
+  checkBufferLength(length);
+  return mmap.view(reservation, offset, length, prot);
 }

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace crimg {
 
@@ -48,6 +49,10 @@ struct Mapping {
   Reservation* parent;  // reservation it was placed into, or nullptr
   bool live;            // false once unmapped; the record outlives the pages
   bool buffer_owned;    // set once an ArrayBuffer finalizer owns the record
+  // A window from View(): a buffer over pages its reservation owns. Dropping
+  // it leaves the pages as they are while the reservation is live; after the
+  // reservation is released the window owns (and finally unmaps) its pages.
+  bool window = false;
 };
 
 // A PROT_NONE range held so that placements inside it cannot collide with
@@ -63,6 +68,14 @@ struct Reservation {
 };
 
 enum class Placement { kAnywhere, kHint, kFixed, kFixedNoReplace };
+
+// One run of PlaceRuns: `length` bytes at `offset` into the reservation, from
+// the file at `file_offset`, or anonymous zero memory when `file_offset` < 0.
+struct Run {
+  size_t offset;
+  size_t length;
+  int64_t file_offset;
+};
 
 struct MapRequest {
   int fd = -1;            // -1 for anonymous memory
@@ -101,6 +114,19 @@ class AddressSpace {
   // (their ArrayBuffers may still be reachable) and become standalone.
   Failure Release(Reservation* reservation);
   void ReservationFinalized(Reservation* reservation);
+
+  // Places `runs` (ascending, not overlapping, inside `reservation`, clear of
+  // live buffers) with one MAP_FIXED mmap each. The pages belong to the
+  // reservation: no ArrayBuffer points at them, so any prot is allowed, and
+  // they go when the reservation is released. All or nothing: on failure the
+  // runs already placed go back to PROT_NONE.
+  Failure PlaceRuns(Reservation* reservation, int fd, const std::vector<Run>& runs,
+                    int prot);
+  // Makes [offset, offset + length) of a live reservation readable with
+  // `prot` (mprotect) and registers it as a window (see Mapping::window) that
+  // the caller hands to one ArrayBuffer (Adopt) or Abandons.
+  Mapping* View(Reservation* reservation, size_t offset, size_t length, int prot,
+                Failure* failure);
 
   Failure Protect(uintptr_t address, size_t length, int prot,
                   const std::string& prot_text);

@@ -17,8 +17,10 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include <napi.h>
+#include <v8.h>
 
 #include "address_space.h"
 
@@ -325,6 +327,124 @@ Napi::Value NewMappingBuffer(Napi::Env env, Mapping* m) {
   throw Napi::Error::New(env, "napi_create_external_arraybuffer failed");
 }
 
+// ---------------------------------------------------------------- windows
+//
+// A view() buffer can be hundreds of MiB of file-backed or untouched pages.
+// Made with napi_create_external_arraybuffer, V8 would count every byte as
+// external memory and answer each 64 MiB with a garbage collection (measured:
+// 25 ms for 1 GiB in 200 buffers with an almost empty heap, and it grows with
+// the heap). V8 does not count a backing store whose deleter is
+// BackingStore::EmptyDeleter ("the embedder owns the memory"), so windows are
+// made that way through the V8 API when it is safe to:
+//   - the addon is compiled against this very Node's headers (install.mjs), so
+//     napi_value is v8::Local<v8::Value> as Node's own N-API layer casts it;
+//     checked at load time by a round trip;
+//   - the buffer is marked untransferable (worker_threads.markAsUntransferable,
+//     as Node marks its own external buffers; checked at load time on a probe):
+//     a transfer copies, so no second ArrayBuffer ever shares the memory and
+//     the owner's finalizer (napi_add_finalizer) may release it;
+//   - not with the V8 sandbox, where external backing stores must lie inside
+//     the sandbox.
+// When any of this is unavailable, windows fall back to NewMappingBuffer.
+
+struct WindowState {
+  bool fast = false;
+  Napi::FunctionReference mark_untransferable;
+};
+
+static_assert(sizeof(napi_value) == sizeof(v8::Local<v8::Value>),
+              "napi_value must be a v8::Local<v8::Value>");
+
+napi_value ToNapi(v8::Local<v8::Value> local) {
+  return reinterpret_cast<napi_value>(*local);
+}
+
+// Sets up the per-environment state; never throws.
+void InitWindows(Napi::Env env) {
+  auto* state = new WindowState();
+  env.SetInstanceData<WindowState>(state);
+#if !defined(V8_ENABLE_SANDBOX)
+  try {
+    // process.getBuiltinModule exists from Node 20.16 (package.json: >=20.19).
+    Napi::Object process = env.Global().Get("process").As<Napi::Object>();
+    Napi::Value get = process.Get("getBuiltinModule");
+    if (!get.IsFunction()) return;
+    Napi::Value threads = get.As<Napi::Function>().Call(
+        process, {Napi::String::New(env, "worker_threads")});
+    if (!threads.IsObject()) return;
+    Napi::Value mark = threads.As<Napi::Object>().Get("markAsUntransferable");
+    if (!mark.IsFunction()) return;
+    // The napi_value <-> v8::Local cast, checked once.
+    v8::Isolate* isolate = v8::Isolate::GetCurrent();
+    if (isolate == nullptr) return;
+    napi_value probe = ToNapi(v8::Number::New(isolate, 42.5));
+    double back = 0;
+    if (napi_get_value_double(env, probe, &back) != napi_ok || back != 42.5) {
+      return;
+    }
+    // Marking must work, or a transfer would move the memory out from under
+    // the finalizer: transfer a marked probe over static bytes and check it
+    // was copied (it stays attached). Were it moved, the moved buffer points
+    // at static storage, which is never freed.
+    static char probe_bytes[16];
+    v8::Local<v8::ArrayBuffer> marked = v8::ArrayBuffer::New(
+        isolate, v8::ArrayBuffer::NewBackingStore(
+                     probe_bytes, sizeof probe_bytes,
+                     v8::BackingStore::EmptyDeleter, nullptr));
+    mark.As<Napi::Function>().Call({ToNapi(marked)});
+    Napi::Value clone = env.Global().Get("structuredClone");
+    if (!clone.IsFunction()) return;
+    Napi::Object options = Napi::Object::New(env);
+    Napi::Array transfer = Napi::Array::New(env, 1);
+    transfer.Set(uint32_t{0}, Napi::Value(env, ToNapi(marked)));
+    options.Set("transfer", transfer);
+    clone.As<Napi::Function>().Call({Napi::Value(env, ToNapi(marked)), options});
+    if (marked->ByteLength() != sizeof probe_bytes) return;
+    state->mark_untransferable = Napi::Persistent(mark.As<Napi::Function>());
+    state->fast = true;
+  } catch (const Napi::Error&) {
+    // Leave windows on the N-API path.
+  }
+#endif
+}
+
+void FinalizeWindow(napi_env, void* data, void*) {
+  AddressSpace::Get().MappingFinalized(static_cast<Mapping*>(data));
+}
+
+Napi::Value NewWindowBuffer(Napi::Env env, Mapping* m) {
+  WindowState* state = env.GetInstanceData<WindowState>();
+  if (state == nullptr || !state->fast) return NewMappingBuffer(env, m);
+  if (m->byte_length > v8::TypedArray::kMaxLength) {
+    AddressSpace::Get().Abandon(m);
+    ThrowRange(env, "expected length <= " +
+                        std::to_string(v8::TypedArray::kMaxLength) +
+                        " (the largest ArrayBuffer), got " +
+                        std::to_string(m->byte_length));
+  }
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  std::unique_ptr<v8::BackingStore> store = v8::ArrayBuffer::NewBackingStore(
+      reinterpret_cast<void*>(m->address), m->byte_length,
+      v8::BackingStore::EmptyDeleter, nullptr);
+  v8::Local<v8::ArrayBuffer> ab = v8::ArrayBuffer::New(isolate, std::move(store));
+  napi_value value = ToNapi(ab);
+  try {
+    state->mark_untransferable.Call({value});
+    if (napi_add_finalizer(env, value, m, FinalizeWindow, nullptr, nullptr) !=
+        napi_ok) {
+      throw Napi::Error::New(env, "napi_add_finalizer failed for a view");
+    }
+  } catch (...) {
+    // No finalizer owns the record: take the memory away from the buffer
+    // before giving the record up.
+    ab->Detach(v8::Local<v8::Value>()).Check();
+    AddressSpace::Get().Abandon(m);
+    throw;
+  }
+  AddressSpace::Get().Adopt(m);
+  return Napi::Value(env, value);
+}
+
 Napi::Value DoMap(const Napi::CallbackInfo& info, int fd, uint64_t offset,
                   size_t length, const Napi::Value& prot_value,
                   const Napi::Value& opts_value) {
@@ -448,6 +568,110 @@ Napi::Value Unmap(const Napi::CallbackInfo& info) {
                  (v.IsTypedArray() ? " (pass view.buffer)" : ""));
 }
 
+// The Reservation behind a handle from reserve(); a look-alike is refused.
+Reservation* ReservationArg(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().CheckTypeTag(&kReservationTag)) {
+    ThrowType(env, "expected a reservation from reserve(), got " + Describe(v));
+  }
+  void* data = nullptr;
+  if (napi_unwrap(env, v, &data) != napi_ok || data == nullptr) {
+    ThrowType(env, "expected a reservation from reserve(), got a damaged one");
+  }
+  return static_cast<Reservation*>(data);
+}
+
+// Runs per placeRuns call: far above vm.max_map_count's default (65530),
+// low enough that the copy of the list stays small.
+constexpr size_t kMaxRuns = size_t{1} << 22;
+
+// placeRuns(reservation, fd, runs: Float64Array [offset, length, fileOffset]*,
+//           prot); fileOffset -1 places anonymous zero memory.
+Napi::Value PlaceRuns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Reservation* r = ReservationArg(env, info[0]);
+  // -1 (no file) or an fd; Integer() cannot print a negative minimum.
+  const bool no_file =
+      info[1].IsNumber() && info[1].As<Napi::Number>().DoubleValue() == -1;
+  const int fd =
+      no_file ? -1 : static_cast<int>(Integer(env, info[1], "fd", 0, INT32_MAX));
+  Napi::Value list = info[2];
+  if (!list.IsTypedArray() ||
+      list.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    ThrowType(env, "expected runs to be a Float64Array of [offset, length, "
+                   "fileOffset] triples, got " + Describe(list));
+  }
+  Napi::Float64Array values = list.As<Napi::Float64Array>();
+  const size_t count = values.ElementLength();
+  if (count == 0 || count % 3 != 0 || count / 3 > kMaxRuns) {
+    ThrowRange(env, "expected runs to hold 1 to " + std::to_string(kMaxRuns) +
+                        " [offset, length, fileOffset] triples, got " +
+                        std::to_string(count) + " numbers");
+  }
+  std::string prot_text;
+  const int prot = Prot(env, info[3], &prot_text);
+  // Copied before any check: a SharedArrayBuffer behind the array could
+  // change under us between the checks and the mmaps.
+  std::vector<double> copy(values.Data(), values.Data() + count);
+  std::vector<Run> runs(count / 3);
+  bool any_file = false;
+  for (size_t i = 0; i < runs.size(); i++) {
+    const double offset = copy[3 * i];
+    const double length = copy[3 * i + 1];
+    const double file_offset = copy[3 * i + 2];
+    const auto integer = [](double d, double min) {
+      return std::isfinite(d) && std::floor(d) == d && d >= min &&
+             d <= kMaxSafeInteger;
+    };
+    if (!integer(offset, 0) || !integer(length, 1) ||
+        !integer(file_offset, -1)) {
+      ThrowRange(env, "expected run " + std::to_string(i) +
+                          " to be integers [offset >= 0, length >= 1, "
+                          "fileOffset >= -1], got [" +
+                          Napi::Number::New(env, offset).ToString().Utf8Value() +
+                          ", " +
+                          Napi::Number::New(env, length).ToString().Utf8Value() +
+                          ", " +
+                          Napi::Number::New(env, file_offset)
+                              .ToString()
+                              .Utf8Value() +
+                          "]");
+    }
+    runs[i] = Run{static_cast<size_t>(offset), static_cast<size_t>(length),
+                  static_cast<int64_t>(file_offset)};
+    if (file_offset >= 0) any_file = true;
+  }
+  if (any_file && fd < 0) {
+    ThrowRange(env, "expected an open fd for the file runs, got -1");
+  }
+  Failure f = AddressSpace::Get().PlaceRuns(r, fd, runs, prot);
+  if (f) ThrowFailure(env, f);
+  return env.Undefined();
+}
+
+// view(reservation, offset, length, prot) -> ArrayBuffer over placed pages
+Napi::Value View(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Reservation* r = ReservationArg(env, info[0]);
+  const double offset = Integer(env, info[1], "offset", 0, kMaxSafeInteger);
+  if (!PageAligned(static_cast<uint64_t>(offset))) {
+    ThrowRange(env, "expected offset to be a multiple of the page size (" +
+                        std::to_string(AddressSpace::Get().page_size()) +
+                        "), got " + Describe(info[1]));
+  }
+  const size_t length = Length(env, info[2], "length");
+  std::string prot_text;
+  const int prot = Prot(env, info[3], &prot_text);
+  if ((prot & PROT_READ) == 0) {
+    ThrowRange(env, "expected a readable prot ('r..') for a view handed out "
+                    "as an ArrayBuffer, got '" + prot_text + "'");
+  }
+  Failure failure;
+  Mapping* m = AddressSpace::Get().View(r, static_cast<size_t>(offset), length,
+                                        prot, &failure);
+  if (m == nullptr) ThrowFailure(env, failure);
+  return NewWindowBuffer(env, m);
+}
+
 // protect(addressOrBuffer, length, prot)
 Napi::Value Protect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -501,6 +725,7 @@ Napi::Value AddressOf(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitWindows(env);
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
   exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("mapAnonymous",
@@ -510,6 +735,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("protect", Napi::Function::New(env, Protect, "protect"));
   exports.Set("advise", Napi::Function::New(env, Advise, "advise"));
   exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
+  exports.Set("placeRuns", Napi::Function::New(env, PlaceRuns, "placeRuns"));
+  exports.Set("view", Napi::Function::New(env, View, "view"));
+  // Whether view() buffers escape V8's external-memory accounting (see
+  // NewWindowBuffer); informational.
+  exports.Set("unaccountedViews",
+              Napi::Boolean::New(env, env.GetInstanceData<WindowState>()->fast));
   return exports;
 }
 

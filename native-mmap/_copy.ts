@@ -1,0 +1,164 @@
+/**
+ * Copy mode: regions filled through Image.readInto, which checks every chunk and decodes
+ * compressed and encrypted ones. Into fresh anonymous memory placed by the addon, or, without
+ * it, into plain ArrayBuffers.
+ */
+import type { Image } from '../format/reader.js';
+import type { ChunkTable, Region } from '../format/index-table.js';
+import { CrimgError } from '../format/errors.js';
+import { constants as bufferConstants } from 'node:buffer';
+import { protect, unmap, type Prot } from './index.js';
+import { RecordScanner, dataRuns, pieces, planGeometry, regionLength, type DataRun } from './_plan.js';
+import { adviseAll, placeAll, syscallFailure, viewOf, type Slot } from './_place.js';
+import { advance, entry, fitsBuffer, label, readable, type Progress, type Restoration } from './_result.js';
+import type { RestoreAdvice } from './restore.js';
+
+/** Bytes per readInto call: a multiple of every chunk size (at most 16 MiB). */
+const PIECE = 16 * 1024 * 1024;
+/** readInto calls in flight: file reads overlap decoding, which uses every core within a call. */
+const IN_FLIGHT = 4;
+
+/** Where a region's bytes go: windows over it, opened per piece. */
+interface CopyTarget {
+  region: Region;
+  runs: DataRun[];
+  /** A writable view of `[offset, offset + length)` of the region, and its closing. */
+  window(offset: number, length: number): { bytes: Uint8Array; close(): void };
+  /** Called once every piece is in. */
+  finish(): void;
+}
+
+/**
+ * Fills the targets through readInto, IN_FLIGHT pieces at a time across regions, in order.
+ * Stops at the first error and waits for the pieces in flight before throwing it.
+ */
+async function fill(image: Image, targets: Iterable<CopyTarget>, progress: Progress): Promise<void> {
+  const running = new Set<Promise<void>>();
+  let failure: { error: unknown } | null = null;
+  const fail = (error: unknown): void => {
+    failure ??= { error };
+  };
+  try {
+    for (const t of targets) {
+      let pending = 0;
+      let issued = false;
+      const done = (): void => {
+        if (issued && pending === 0) t.finish();
+      };
+      for (const p of pieces(t.runs, PIECE)) {
+        while (running.size >= IN_FLIGHT) await Promise.race(running);
+        if (failure) break;
+        const w = t.window(p.offset, p.length);
+        pending++;
+        const job: Promise<void> = image.readInto(t.region.address + BigInt(p.offset), w.bytes).then(() => {
+          w.close();
+          pending--;
+          advance(progress, p.length);
+          if (!failure) done();
+        }).catch(fail).finally(() => {
+          running.delete(job);
+        });
+        running.add(job);
+      }
+      if (failure) break;
+      issued = true;
+      done();
+    }
+  } catch (e) {
+    fail(e);
+  }
+  // Nothing is released while a readInto may still write into it.
+  await Promise.all(running);
+  if (failure) throw (failure as { error: unknown }).error;
+}
+
+/** Zero chunks count as done at once: the fresh memory already holds them. */
+function zeroBytes(r: Region, runs: readonly DataRun[]): number {
+  return regionLength(r) - runs.reduce((n, x) => n + x.length, 0);
+}
+
+function protectOrFail(fn: () => void, s: Slot): void {
+  try {
+    fn();
+  } catch (e) {
+    throw syscallFailure(e, `protect ${label(s.region)}`, s.region);
+  }
+}
+
+/**
+ * Copy mode with the addon: fresh anonymous memory per region (one native call for all), filled
+ * through `rw-` views, then the recorded protection: on the view for a readable region (which
+ * becomes its memory), on the bare range for an unreadable one once its view is gone.
+ */
+export async function copyToAnonymous(image: Image, table: ChunkTable, slots: readonly Slot[], advice: RestoreAdvice | undefined, result: Restoration, progress: Progress): Promise<void> {
+  const scan = new RecordScanner(table, planGeometry(image));
+  const runs = slots.map((s) => (s.region.isGap ? [] : dataRuns(scan, s.region)));
+  placeAll(slots, -1, (s) => (s.region.isGap ? null : Float64Array.of(0, s.length, -1)), () => 'rw-', 'allocate memory for');
+  adviseAll(result, slots, advice);
+  function* targets(): Generator<CopyTarget> {
+    for (const [i, s] of slots.entries()) {
+      const r = s.region;
+      if (r.isGap) continue;
+      const whole = fitsBuffer(result, r, s.length) ? viewOf(s, 0, s.length, 'rw-') : null;
+      if (whole) result.own(whole, true);
+      advance(progress, zeroBytes(r, runs[i]!));
+      yield {
+        region: r,
+        runs: runs[i]!,
+        window: (offset, length) => {
+          if (whole) return { bytes: new Uint8Array(whole, offset, length), close: () => {} };
+          const w = viewOf(s, offset, length, 'rw-');
+          return { bytes: new Uint8Array(w), close: () => unmap(w) };
+        },
+        finish: () => {
+          const prot = r.prot as Prot;
+          if (whole && readable(r)) {
+            if (prot !== 'rw-') protectOrFail(() => protect(whole, s.length, prot), s);
+            s.entry.memory = whole;
+          } else {
+            if (whole) unmap(whole);
+            if (prot !== 'rw-') protectOrFail(() => protect(s.res.address + BigInt(s.offset), s.span, prot), s);
+          }
+        },
+      };
+    }
+  }
+  await fill(image, targets(), progress);
+}
+
+/** Copy mode without the addon: plain ArrayBuffers, no placement, no protection. */
+export async function copyToArrayBuffers(image: Image, table: ChunkTable, regions: readonly Region[], result: Restoration, progress: Progress): Promise<void> {
+  const scan = new RecordScanner(table, planGeometry(image));
+  function* targets(): Generator<CopyTarget> {
+    for (const r of regions) {
+      if (r.isGap) {
+        result.regions.push(entry(r, 0n));
+        continue;
+      }
+      const length = regionLength(r);
+      if (!readable(r)) {
+        // Nothing could read it, and there is no address space to put it in.
+        result.regions.push(entry(r, 0n));
+        advance(progress, length);
+        continue;
+      }
+      if (length > bufferConstants.MAX_LENGTH) {
+        throw new CrimgError('LIMIT_EXCEEDED', `${label(r)} is ${length} bytes, more than an ArrayBuffer can hold (${bufferConstants.MAX_LENGTH})`, {
+          region: r.index, hint: 'build the native addon (node native-mmap/install.mjs) to restore it in place',
+        });
+      }
+      const runs = dataRuns(scan, r);
+      const buffer = new ArrayBuffer(length);
+      result.own(buffer, false);
+      result.regions.push(entry(r, 0n, buffer));
+      advance(progress, zeroBytes(r, runs));
+      yield {
+        region: r,
+        runs,
+        window: (offset, len) => ({ bytes: new Uint8Array(buffer, offset, len), close: () => {} }),
+        finish: () => {},
+      };
+    }
+  }
+  await fill(image, targets(), progress);
+}

@@ -1,0 +1,279 @@
+/**
+ * Restore: an image's regions back into memory (issue 4), above the reader and the native shim.
+ *
+ * Address space first: every region's range is reserved whole (PROT_NONE, MAP_NORESERVE). At
+ * recorded addresses, one reservation per region with MAP_FIXED_NOREPLACE; anywhere, one
+ * reservation for all regions, each followed by a no-access guard page. Runs are then placed
+ * inside with MAP_FIXED, which the addon allows only there.
+ *
+ * - **map** mode (raw MAPPABLE images, spec/FORMAT.md sections 3.1 and 5.2): each run of stored
+ *   chunks is mapped straight from the image file (MAP_PRIVATE: writes stay in this process) and
+ *   each run of zero chunks is fresh anonymous memory, one mmap per run, with the region's
+ *   recorded protection; one native call per protection places them all. Zero-copy and lazy: no
+ *   page is read until it is touched, so no chunk checksum is checked either. The integrity check
+ *   of map mode is {@link Image.verify} (`verify: true` runs it first). The cost is one mmap per
+ *   run (about 1.5 us each): memory-like images have thousands of runs per GiB.
+ * - **copy** mode (any image): each region is fresh anonymous memory filled through
+ *   {@link Image.readInto} in 16 MiB pieces, four in flight, which checks every chunk's checksum
+ *   (and tag) and decodes compressed and encrypted chunks; zero chunks are skipped (the memory
+ *   is already zero). Then the recorded protection.
+ * - Without the native addon (not built, or `CRIMG_NO_NATIVE=1`) the regions are copied into
+ *   plain ArrayBuffers: `degraded: true`, with the reason. The library prints nothing.
+ *
+ * What a region becomes:
+ * - readable (`r..`): placed with its protection, and `memory` is one ArrayBuffer over the
+ *   whole region (byteLength = its length, not rounded to pages). Without `w` it is read-only
+ *   memory, as recorded: a write through it is a SIGSEGV that kills the process, as with any
+ *   PROT_READ mapping (Node 20 has no read-only ArrayBuffer to say so);
+ * - unreadable (`---`, `-w-`, `--x`, `-wx`): placed with its protection, content in place, but no
+ *   `memory`: reading an ArrayBuffer over no-access pages would kill the process. (Without the
+ *   addon it is not read at all.)
+ * - a gap: a reserved no-access range (MAP_NORESERVE: no memory charged), no `memory`;
+ * - longer than an ArrayBuffer can be (`buffer.constants.MAX_LENGTH`, 4 GiB on Node 20): placed,
+ *   no `memory`, and a warning.
+ *
+ * The memory lives as long as the result (or a region's `memory`) is reachable; `release()`
+ * frees it at once.
+ */
+import type { Image } from '../format/reader.js';
+import type { Region } from '../format/index-table.js';
+import { CrimgError, isCrimgError } from '../format/errors.js';
+import { nativeStatus, pageSize, type Advice } from './index.js';
+import { RecordScanner, mapPlan, planGeometry, regionLength } from './_plan.js';
+import { mappingHeadroom } from './_maps.js';
+import { ADDRESS_IN_USE, layout, mapRegions } from './_place.js';
+import { copyToAnonymous, copyToArrayBuffers } from './_copy.js';
+import { Restoration } from './_result.js';
+
+/** madvise(2) advice applied to every restored data region (`dontneed` would drop it). */
+export type RestoreAdvice = Exclude<Advice, 'dontneed'>;
+
+export interface RestoreOptions {
+  /**
+   * 'map' (default when the image is MAPPABLE, was opened from a file, and the native addon is
+   * available) or 'copy' (the default otherwise).
+   */
+  mode?: 'map' | 'copy';
+  /**
+   * Place every region at the address it was captured at (MAP_FIXED_NOREPLACE), or fail with
+   * ADDRESS_IN_USE naming the first address that is taken. Default false: anywhere.
+   */
+  atRecordedAddress?: boolean;
+  /** Region numbers (positions in the region table) to restore. Default: all, gaps included. */
+  regions?: readonly number[];
+  /** Called as regions are placed (map) or pieces are filled (copy). */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /**
+   * Advice for every data region, given before any page is touched: 'hugepage' makes the first
+   * touch of anonymous memory (zero runs, copy mode) fault 2 MiB at a time; 'willneed' starts
+   * reading the image file's pages in; 'sequential', 'random', 'nohugepage'. Best effort: a
+   * kernel that refuses it (no transparent huge pages) adds a warning, not an error.
+   */
+  advise?: RestoreAdvice;
+  /**
+   * Map mode: run {@link Image.verify} first and throw its first error, since mapping checks no
+   * checksum. Copy mode checks every chunk anyway and ignores this. Default false.
+   */
+  verify?: boolean;
+}
+
+/** One restored region (or gap). */
+export interface RestoredRegion {
+  /** Region number: position in the region table. */
+  index: number;
+  /** Where it is now; 0n when it was copied into a plain ArrayBuffer (no native addon). */
+  address: bigint;
+  /** Where it was captured (the region table's address). */
+  recordedAddress: bigint;
+  length: bigint;
+  /** Recorded protection, "rwx" style; applied unless `degraded`. */
+  prot: string;
+  /** anonymous, heap, stack, code, metadata, file, gap or unknown(N). */
+  kind: string;
+  name: string;
+  /**
+   * The region's bytes: one ArrayBuffer of `length` bytes over the restored memory. Absent for
+   * gaps, regions without read permission, and regions longer than `buffer.constants.MAX_LENGTH`.
+   * Read-only when `prot` has no `w` (unless `degraded`): never write through it then, a write
+   * is a SIGSEGV. Detached by `release()`.
+   */
+  memory?: ArrayBuffer;
+}
+
+export interface RestoreResult {
+  mode: 'map' | 'copy';
+  /** True when the memory is plain ArrayBuffers: no real placement, no protections, no advice. */
+  degraded: boolean;
+  /** Why it is degraded (or why map mode fell back to copy). */
+  reason?: string;
+  /** In region-table order. */
+  regions: RestoredRegion[];
+  /** Things that did not stop the restore: advice the kernel refused, oversized regions. */
+  warnings: string[];
+  /** Unmaps everything and detaches every `memory`. Idempotent. */
+  release(): void;
+}
+
+/** Placements above which the kernel's mapping limit (vm.max_map_count) is checked first. */
+const MAPPINGS_CHECKED_ABOVE = 16384;
+/** Mappings left to the rest of the process when checking that limit. */
+const MAPPINGS_SPARE = 4096;
+
+const ADVICE: readonly RestoreAdvice[] = ['willneed', 'sequential', 'random', 'hugepage', 'nohugepage'];
+
+/**
+ * Restores `image`'s regions into memory; see the module comment for the modes and what each
+ * region becomes. Usually called as `image.restore(options)`.
+ *
+ * Restore does not check the image's restore constraints: call `image.assertCompatible(host)`
+ * first when the memory is to be run.
+ *
+ * @param image an open image (with its key, when encrypted).
+ * @param options see {@link RestoreOptions}.
+ * @returns the restored regions and `release()`.
+ * @throws TypeError/RangeError on bad options.
+ * @throws CrimgError UNSUPPORTED_FEATURE: map mode on an image that is not raw and MAPPABLE, or
+ *   not opened from a file; `atRecordedAddress` without the native addon.
+ * @throws CrimgError ADDRESS_IN_USE: `atRecordedAddress` and a region's range is taken (or
+ *   refused by the kernel); the message names the first taken address.
+ * @throws CrimgError INCOMPATIBLE: map mode or recorded addresses with an image page size the
+ *   host cannot place (not a multiple of the host's).
+ * @throws CrimgError CORRUPT_INDEX, CORRUPT_CHUNK, AUTH_FAILED, KEY_REQUIRED from the image;
+ *   IO_ERROR when a placement syscall fails (the cause is the addon's errno error).
+ * On any failure everything restored so far is released first.
+ * @example
+ * const image = await openImage('app.img');
+ * const { regions, release } = await image.restore({ atRecordedAddress: true });
+ * new Uint8Array(regions[0].memory!)[0];
+ * release();
+ */
+export async function restoreImage(image: Image, options: RestoreOptions = {}): Promise<RestoreResult> {
+  const o = checkOptions(options);
+  const status = nativeStatus();
+  const fd = image.source.fd;
+  const header = image.header;
+  const raw = image.mappable && header.codec === 0 && header.cipher === 0;
+  let mode = o.mode ?? (raw && fd !== undefined && status.available ? 'map' : 'copy');
+  if (mode === 'map' && !raw) {
+    const what = [
+      image.compression !== 'none' && `compressed (${image.compression})`,
+      image.encryption !== 'none' && `encrypted (${image.encryption})`,
+      !image.mappable && 'without the MAPPABLE feature',
+    ].filter(Boolean).join(', ');
+    throw new CrimgError('UNSUPPORTED_FEATURE', 'map mode needs a raw MAPPABLE image; use mode copy', { hint: `this image is ${what}` });
+  }
+  if (mode === 'map' && fd === undefined) {
+    throw new CrimgError('UNSUPPORTED_FEATURE', `map mode needs an image opened from a file, got a source (${image.source.name}) with no file descriptor; use mode copy`);
+  }
+  if (o.atRecordedAddress && !status.available) {
+    throw new CrimgError('UNSUPPORTED_FEATURE', `restore at recorded addresses needs the native addon, which is unavailable: ${status.reason}`, {
+      hint: 'build it with `node native-mmap/install.mjs`, or restore without atRecordedAddress',
+    });
+  }
+  const hostPage = status.available ? pageSize() : 0;
+  if (status.available && (mode === 'map' || o.atRecordedAddress) && header.pageSize % hostPage !== 0) {
+    throw new CrimgError('INCOMPATIBLE', `the image's page size ${header.pageSize} is not a multiple of the host's ${hostPage}, so its ${mode === 'map' ? 'chunks cannot be mapped' : 'regions cannot be placed at their recorded addresses'}`, {
+      hint: 'restore with mode copy and without atRecordedAddress',
+    });
+  }
+
+  const all = image.regions;
+  const selected = o.regions === undefined ? [...all] : [...o.regions].sort((a, b) => a - b).map((i) => {
+    if (i >= all.length) throw new RangeError(`expected region numbers below ${all.length}, got ${i}`);
+    return all[i]!;
+  });
+  const table = await image.chunkTable();
+  if (!status.available) mode = 'copy';
+  if (mode === 'map' && o.verify) await verifyFirst(image);
+  const result = new Restoration(mode);
+  let plans: Map<Region, Float64Array> | null = null;
+  if (mode === 'map') {
+    const scan = new RecordScanner(table, planGeometry(image));
+    plans = new Map(selected.filter((r) => !r.isGap).map((r) => [r, mapPlan(scan, r)]));
+    let placements = selected.length;
+    for (const p of plans.values()) placements += p.length / 3;
+    if (placements > MAPPINGS_CHECKED_ABOVE) {
+      const headroom = mappingHeadroom();
+      if (placements > headroom - MAPPINGS_SPARE) {
+        result.mode = 'copy';
+        result.reason = `map mode would create ${placements} mappings, more than vm.max_map_count leaves this process (${headroom}); copied instead`;
+        plans = null;
+      }
+    }
+  }
+  if (!status.available) {
+    result.degraded = true;
+    result.reason = o.mode === 'map'
+      ? `map mode needs the native addon, which is unavailable (${status.reason}): copied into ArrayBuffers instead, protections not applied`
+      : `the native addon is unavailable (${status.reason}): copied into ArrayBuffers, protections not applied`;
+  }
+
+  const total = selected.reduce((n, r) => n + (r.isGap ? 0 : regionLength(r)), 0);
+  const progress = { done: 0, total, report: o.onProgress };
+  try {
+    if (!status.available) {
+      await copyToArrayBuffers(image, table, selected, result, progress);
+    } else {
+      const slots = layout(selected, o.atRecordedAddress, result);
+      if (plans) mapRegions(slots, plans, fd!, o.advise, result, progress);
+      else await copyToAnonymous(image, table, slots, o.advise, result, progress);
+    }
+  } catch (e) {
+    try {
+      result.release();
+    } catch {
+      // The restore's own error says more than a failed cleanup.
+    }
+    throw e;
+  }
+  return result;
+}
+
+interface CheckedOptions {
+  mode: 'map' | 'copy' | undefined;
+  atRecordedAddress: boolean;
+  regions: readonly number[] | undefined;
+  onProgress: ((done: number, total: number) => void) | undefined;
+  advise: RestoreAdvice | undefined;
+  verify: boolean;
+}
+
+function checkOptions(options: RestoreOptions): CheckedOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError(`expected an options object, got ${options === null ? 'null' : typeof options}`);
+  const { mode, atRecordedAddress, regions, onProgress, advise: advice, verify } = options;
+  if (mode !== undefined && mode !== 'map' && mode !== 'copy') throw new RangeError(`expected mode 'map' or 'copy', got ${JSON.stringify(mode)}`);
+  for (const [name, v] of [['atRecordedAddress', atRecordedAddress], ['verify', verify]] as const) {
+    if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`expected ${name} to be a boolean, got ${typeof v}`);
+  }
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`expected onProgress to be a function, got ${typeof onProgress}`);
+  if (advice !== undefined && !ADVICE.includes(advice)) throw new RangeError(`expected advise to be one of ${ADVICE.join(', ')}, got ${JSON.stringify(advice)}`);
+  if (regions !== undefined) {
+    if (!Array.isArray(regions)) throw new TypeError(`expected regions to be an array of region numbers, got ${typeof regions}`);
+    const seen = new Set<number>();
+    for (const i of regions) {
+      if (!Number.isSafeInteger(i) || i < 0) throw new RangeError(`expected region numbers to be non-negative integers, got ${String(i)}`);
+      if (seen.has(i)) throw new RangeError(`expected each region number once, got ${i} twice`);
+      seen.add(i);
+    }
+  }
+  return { mode, atRecordedAddress: atRecordedAddress ?? false, regions, onProgress, advise: advice, verify: verify ?? false };
+}
+
+/** Map mode's integrity check: verify() first, its first error thrown. */
+async function verifyFirst(image: Image): Promise<void> {
+  const report = await image.verify({ maxErrors: 1 });
+  if (report.ok) return;
+  const first = report.errors[0]!;
+  throw new CrimgError(first.code, `verify before mapping: ${first.message}`, {
+    ...(first.offset !== undefined && { offset: first.offset }),
+    ...(first.region !== undefined && { region: first.region }),
+    ...(first.chunk !== undefined && { chunk: first.chunk }),
+    ...(first.address !== undefined && { address: first.address }),
+    hint: 'the image is damaged; restore it from a good copy',
+  });
+}
+
+/** True for the CrimgError a failed `atRecordedAddress` placement throws. */
+export function isAddressInUse(e: unknown): e is CrimgError {
+  return isCrimgError(e) && (e.code as string) === ADDRESS_IN_USE;
+}
