@@ -24,6 +24,7 @@ import {
   transferable,
   type ChunkJob,
   type DecodeJob,
+  type DecodeManyJob,
   type EncodeJob,
   type JobReply,
   type JobRequest,
@@ -31,7 +32,7 @@ import {
 } from './_jobs.js';
 import type { DecodeParams, EncodeParams, EncodedChunk } from './chunk.js';
 
-export type { ChunkJob, DecodeJob, EncodeJob, JobResult } from './_jobs.js';
+export type { ChunkJob, DecodeJob, DecodeManyJob, EncodeJob, JobResult } from './_jobs.js';
 
 /** Jobs posted to one worker before it replies: two hide the message round trip. */
 const PER_WORKER_DEPTH = 2;
@@ -166,7 +167,9 @@ export class ChunkPool {
     const id = this.#nextId++;
     const sent: ChunkJob = job.op === 'encode'
       ? { op: 'encode', plain: view, params: copyParamBytes(job.params) }
-      : { op: 'decode', stored: view, params: copyParamBytes(job.params) };
+      : job.op === 'decode'
+        ? { op: 'decode', stored: view, params: copyParamBytes(job.params) }
+        : { op: 'decodeMany', stored: view, parts: job.parts.map((p) => ({ ...p, params: copyParamBytes(p.params) })) };
     const promise = new Promise<JobResult<J>>((resolve, reject) => {
       this.#queue.push({ id, request: { id, job: sent }, transfer, resolve: resolve as Pending['resolve'], reject });
     });
@@ -193,6 +196,16 @@ export class ChunkPool {
    */
   decode(stored: Uint8Array, params: DecodeParams, options?: RunOptions): Promise<Uint8Array> {
     return this.run({ op: 'decode', stored, params }, options);
+  }
+
+  /**
+   * Several chunks stored back to back, decoded by one worker; resolves with their plain bytes
+   * concatenated (in `parts` order).
+   * @example
+   * const plain = await pool.decodeMany(run, [{ start: 0, length: n0, params: p0 }, { start: n0, length: n1, params: p1 }]);
+   */
+  decodeMany(stored: Uint8Array, parts: DecodeManyJob['parts'], options?: RunOptions): Promise<Uint8Array> {
+    return this.run({ op: 'decodeMany', stored, parts }, options);
   }
 
   /**

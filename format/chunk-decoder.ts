@@ -7,6 +7,7 @@ import type { Header } from './header.js';
 import type { ChunkRecord } from './index-table.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { CrimgError, isCrimgError } from './errors.js';
+import { availableParallelism } from 'node:os';
 import { ChunkPool } from '../codec/pool.js';
 import { decodeChunk, type DecodeParams } from '../codec/chunk.js';
 import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
@@ -25,8 +26,13 @@ export interface DecodeContext {
 export interface ChunkDecoder {
   /** True when the index can be read: no cipher, or a key that passed the key check. */
   readonly hasKey: boolean;
-  /** Decodes one chunk; `parallel` sends it to a worker (for batches). */
-  decode(stored: Uint8Array, ctx: DecodeContext, parallel?: boolean): Promise<Uint8Array>;
+  /** Decodes one chunk on the calling thread. */
+  decode(stored: Uint8Array, ctx: DecodeContext): Promise<Uint8Array>;
+  /**
+   * Decodes chunks stored back to back in `stored` (one read): split into one contiguous group
+   * per worker, each group one message. Resolves with each chunk's plain bytes, in order.
+   */
+  decodeMany(stored: Uint8Array, items: { ctx: DecodeContext; start: number; length: number }[]): Promise<Uint8Array[]>;
   /** Opens a sealed index section (identity without a cipher). `base` is its file offset. */
   openIndex(domain: 1 | 2, count: bigint, stored: Uint8Array, base: number): Uint8Array;
   close(): Promise<void>;
@@ -54,7 +60,7 @@ class CodecDecoder implements ChunkDecoder {
     return this.s.header.cipher === 0 || this.keys !== null;
   }
 
-  decode(stored: Uint8Array, ctx: DecodeContext, parallel = false): Promise<Uint8Array> {
+  private params(ctx: DecodeContext): DecodeParams {
     const h = this.s.header;
     const params: DecodeParams = {
       flags: ctx.rec.flags, plainLength: ctx.plainLength, checksum: ctx.rec.checksum,
@@ -62,21 +68,57 @@ class CodecDecoder implements ChunkDecoder {
       at: { chunk: ctx.chunkNumber, region: ctx.regionNumber, offset: ctx.rec.offset, address: ctx.address },
     };
     if (h.cipher !== 0) {
-      if (!this.keys) return Promise.reject(keyRequired());
+      if (!this.keys) throw keyRequired();
       params.dataKey = this.keys.dataKey;
       params.nonce = chunkNonce(ctx.chunkNumber);
       params.aad = chunkAad({ imageId: h.imageId, headerHash: this.h, chunkNumber: ctx.chunkNumber, regionNumber: ctx.regionNumber, plainLength: ctx.plainLength, address: ctx.address, encoded: false, last: ctx.last });
     }
-    const workers = this.s.workers ?? 2;
-    if (!parallel || workers === 0) {
-      try {
-        return Promise.resolve(decodeChunk(stored, params));
-      } catch (e) {
-        return Promise.reject(e);
-      }
+    return params;
+  }
+
+  async decode(stored: Uint8Array, ctx: DecodeContext): Promise<Uint8Array> {
+    return decodeChunk(stored, this.params(ctx));
+  }
+
+  async decodeMany(stored: Uint8Array, items: { ctx: DecodeContext; start: number; length: number }[]): Promise<Uint8Array[]> {
+    const workers = this.s.workers ?? defaultWorkers();
+    let plainTotal = 0;
+    for (const it of items) plainTotal += it.ctx.plainLength;
+    // Small batches cost more in messages than in decoding: keep them on this thread.
+    if (workers === 0 || items.length < 2 || plainTotal < INLINE_BELOW) {
+      return items.map((it) => decodeChunk(stored.subarray(it.start, it.start + it.length), this.params(it.ctx)));
     }
     this.pool ??= new ChunkPool({ size: workers });
-    return this.pool.decode(stored, params);
+    // Contiguous groups of about equal stored size, one per worker.
+    const groups: (typeof items)[] = [];
+    const target = stored.byteLength / workers;
+    let cur: typeof items = [];
+    let curBytes = 0;
+    for (const it of items) {
+      cur.push(it);
+      curBytes += it.length;
+      if (curBytes >= target && groups.length < workers - 1) {
+        groups.push(cur);
+        cur = [];
+        curBytes = 0;
+      }
+    }
+    if (cur.length) groups.push(cur);
+    const results = await Promise.all(groups.map((g) => {
+      const from = g[0]!.start;
+      const to = g[g.length - 1]!.start + g[g.length - 1]!.length;
+      const parts = g.map((it) => ({ start: it.start - from, length: it.length, params: this.params(it.ctx) }));
+      return this.pool!.decodeMany(stored.subarray(from, to), parts);
+    }));
+    const out: Uint8Array[] = [];
+    groups.forEach((g, i) => {
+      let at = 0;
+      for (const it of g) {
+        out.push(results[i]!.subarray(at, at + it.ctx.plainLength));
+        at += it.ctx.plainLength;
+      }
+    });
+    return out;
   }
 
   openIndex(domain: 1 | 2, count: bigint, stored: Uint8Array, base: number): Uint8Array {
@@ -102,6 +144,13 @@ class CodecDecoder implements ChunkDecoder {
     await this.pool?.close();
     this.pool = null;
   }
+}
+
+/** Batches of less plain data than this are decoded on the calling thread. */
+const INLINE_BELOW = 512 * 1024;
+
+function defaultWorkers(): number {
+  return Math.max(1, Math.min(availableParallelism(), 8));
 }
 
 function keyRequired(): CrimgError {

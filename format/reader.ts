@@ -16,7 +16,7 @@ import { hex, toHex } from './bytes.js';
 import { CrimgError, isCrimgError, type CrimgErrorCode } from './errors.js';
 import { toBigAddress } from './address.js';
 import { toSource, type RandomAccessSource, type SourceInput } from './source.js';
-import { createChunkDecoder, type ChunkDecoder } from './chunk-decoder.js';
+import { createChunkDecoder, type ChunkDecoder, type DecodeContext } from './chunk-decoder.js';
 import type { KeyInput } from './keying.js';
 import type { HostDescription } from './host.js';
 import { featureName } from './host.js';
@@ -281,7 +281,9 @@ export class Image {
         cur = stop;
       }
     }
-    // Execute: coalesce file reads of neighbouring stored chunks, then decode each.
+    // Execute: coalesce file reads of neighbouring stored chunks into runs, read one run ahead
+    // of decoding the current one, decode each run as a batch.
+    const runs: { start: number; end: number; offset: number; length: number }[] = [];
     let i = 0;
     while (i < plan.length) {
       const p = plan[i]!;
@@ -298,21 +300,45 @@ export class Image {
         runEnd += q.storedLength;
         k++;
       }
-      const bytes = await this.source.read(p.rec.offset, runEnd - p.rec.offset);
-      const batch = plan.slice(i, k);
-      const parallel = batch.length > 1;
-      const plains = await Promise.all(batch.map((b) => this.decodeChunk(b.region, b.j, b.number, b.rec, bytes.subarray(b.rec.offset - p.rec.offset, b.rec.offset - p.rec.offset + b.rec.storedLength), parallel)));
-      batch.forEach((b, n) => out.set(plains[n]!.subarray(b.from, b.to), b.dst));
+      runs.push({ start: i, end: k, offset: p.rec.offset, length: runEnd - p.rec.offset });
       i = k;
+    }
+    const readRun = (n: number): Promise<Uint8Array> | null => (n < runs.length ? this.source.read(runs[n]!.offset, runs[n]!.length) : null);
+    let ahead = readRun(0);
+    ahead?.catch(() => {});
+    for (let n = 0; n < runs.length; n++) {
+      const run = runs[n]!;
+      const bytes = await ahead!;
+      ahead = readRun(n + 1);
+      ahead?.catch(() => {}); // awaited (and thrown) on the next turn
+      const batch = plan.slice(run.start, run.end);
+      const plains = await this.decodeRun(batch, bytes, run.offset);
+      batch.forEach((b, m) => out.set(plains[m]!.subarray(b.from, b.to), b.dst));
     }
   }
 
+  /**
+   * Decodes chunks stored back to back in `bytes` (read from file offset `base`): on the
+   * decoder's workers for encoded or encrypted images, checksums inline for plain ones.
+   */
+  async decodeRun(items: readonly { region: Region; j: number; number: number; rec: ChunkRecord }[], bytes: Uint8Array, base: number): Promise<Uint8Array[]> {
+    const slice = (rec: ChunkRecord): Uint8Array => bytes.subarray(rec.offset - base, rec.offset - base + rec.storedLength);
+    if (!this.decoder) return Promise.all(items.map((it) => this.decodeChunk(it.region, it.j, it.number, it.rec, slice(it.rec))));
+    return this.decoder.decodeMany(bytes, items.map((it) => ({
+      ctx: this.decodeContext(it.region, it.j, it.number, it.rec), start: it.rec.offset - base, length: it.rec.storedLength,
+    })));
+  }
+
+  private decodeContext(region: Region, j: number, number: number, rec: ChunkRecord): DecodeContext {
+    return {
+      rec, plainLength: this.plainLength(region, j), chunkNumber: number, regionNumber: region.index,
+      address: region.address + BigInt(j) * BigInt(this.header.chunkSize), last: j === region.chunkCount - 1,
+    };
+  }
+
   /** Decodes one chunk's stored bytes, checking its checksum (and tag). */
-  async decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array, parallel = false): Promise<Uint8Array> {
-    const plainLength = this.plainLength(region, j);
-    if (this.decoder) {
-      return this.decoder.decode(stored, { rec, plainLength, chunkNumber: number, regionNumber: region.index, address: region.address + BigInt(j) * BigInt(this.header.chunkSize), last: j === region.chunkCount - 1 }, parallel);
-    }
+  async decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array): Promise<Uint8Array> {
+    if (this.decoder) return this.decoder.decode(stored, this.decodeContext(region, j, number, rec));
     if (xxh64(stored) !== rec.checksum) {
       throw new CrimgError('CORRUPT_CHUNK', `chunk ${number} (region ${region.index}, address ${hex(region.address + BigInt(j) * BigInt(this.header.chunkSize))}) checksum mismatch`, {
         offset: rec.offset, chunk: number, region: region.index, hint: 'this part of the image is damaged; restore it from a good copy',
@@ -389,14 +415,21 @@ export class Image {
       if (!(got instanceof Uint8Array)) {
         for (const it of items) push(toVerifyError(got.error, r, it.number, it.rec, this));
       } else {
-        await Promise.all(items.map(async (it) => {
-          try {
-            await this.decodeChunk(r, it.j, it.number, it.rec, got.subarray(it.rec.offset - offset, it.rec.offset - offset + it.rec.storedLength), items.length > 1);
-            bytes += this.plainLength(r, it.j);
-          } catch (e) {
-            push(toVerifyError(e, r, it.number, it.rec, this));
+        const run = items.map((it) => ({ region: r, j: it.j, number: it.number, rec: it.rec }));
+        const ok = await this.decodeRun(run, got, offset).then(() => true, () => false);
+        if (ok) {
+          for (const it of items) bytes += this.plainLength(r, it.j);
+        } else {
+          // Something in the batch is bad: check chunk by chunk to list each bad one.
+          for (const it of items) {
+            try {
+              await this.decodeChunk(r, it.j, it.number, it.rec, got.subarray(it.rec.offset - offset, it.rec.offset - offset + it.rec.storedLength));
+              bytes += this.plainLength(r, it.j);
+            } catch (e) {
+              push(toVerifyError(e, r, it.number, it.rec, this));
+            }
           }
-        }));
+        }
       }
       checked += items.length;
       options.onProgress?.(checked, total);

@@ -79,9 +79,11 @@ describe('running jobs on workers', () => {
   });
 
   test('a short job overtakes a long one in run(), but ordered() still delivers in submission order', async () => {
-    const long = bytes(3 << 20, 11);
+    const long = bytes(12 << 20, 11);
     const short = bytes(4096, 12);
     const p: EncodeParams = { codec: 1, level: 9, cipher: 0 };
+    // Start both workers first: a worker's start-up must not be what the short job waits on.
+    await Promise.all([pool.encode(short, p), pool.encode(short, p)]);
     const finished: string[] = [];
     await Promise.all([
       pool.encode(long, p).then(() => finished.push('long')),
