@@ -31,6 +31,12 @@ export interface DecodeManyJob {
   stored: Uint8Array;
   /** Each chunk: where its stored bytes lie in `stored`, and how to decode them. */
   parts: { start: number; length: number; params: DecodeParams }[];
+  /**
+   * Where to put the plain bytes: shared memory the caller reuses across jobs, so neither
+   * side pays for fresh pages per job (first touch costs more than the copy). Default: a new
+   * buffer, transferred back.
+   */
+  into?: SharedArrayBuffer;
 }
 
 /** A unit of work for the pool. */
@@ -74,7 +80,8 @@ export function runJob(job: ChunkJob): EncodedChunk | Uint8Array {
 function decodeMany(job: DecodeManyJob): Uint8Array {
   let total = 0;
   for (const p of job.parts) total += p.params.plainLength;
-  const out = new Uint8Array(total);
+  if (job.into && job.into.byteLength < total) throw new RangeError(`expected shared output of at least ${total} bytes, got ${job.into.byteLength}`);
+  const out = job.into ? new Uint8Array(job.into, 0, total) : new Uint8Array(total);
   let at = 0;
   for (const p of job.parts) {
     if (p.start < 0 || p.length < 0 || p.start + p.length > job.stored.byteLength) {

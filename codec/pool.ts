@@ -169,7 +169,7 @@ export class ChunkPool {
       ? { op: 'encode', plain: view, params: copyParamBytes(job.params) }
       : job.op === 'decode'
         ? { op: 'decode', stored: view, params: copyParamBytes(job.params) }
-        : { op: 'decodeMany', stored: view, parts: job.parts.map((p) => ({ ...p, params: copyParamBytes(p.params) })) };
+        : { op: 'decodeMany', stored: view, parts: job.parts.map((p) => ({ ...p, params: copyParamBytes(p.params) })), ...(job.into ? { into: job.into } : {}) };
     const promise = new Promise<JobResult<J>>((resolve, reject) => {
       this.#queue.push({ id, request: { id, job: sent }, transfer, resolve: resolve as Pending['resolve'], reject });
     });
@@ -204,8 +204,10 @@ export class ChunkPool {
    * @example
    * const plain = await pool.decodeMany(run, [{ start: 0, length: n0, params: p0 }, { start: n0, length: n1, params: p1 }]);
    */
-  decodeMany(stored: Uint8Array, parts: DecodeManyJob['parts'], options?: RunOptions): Promise<Uint8Array> {
-    return this.run({ op: 'decodeMany', stored, parts }, options);
+  decodeMany(stored: Uint8Array, parts: DecodeManyJob['parts'], options?: RunOptions & { into?: SharedArrayBuffer }): Promise<Uint8Array> {
+    const job: DecodeManyJob = { op: 'decodeMany', stored, parts };
+    if (options?.into) job.into = options.into;
+    return this.run(job, options);
   }
 
   /**

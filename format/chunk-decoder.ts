@@ -32,10 +32,16 @@ export interface ChunkDecoder {
    * Decodes chunks stored back to back in `stored` (one read): split into one contiguous group
    * per worker, each group one message. Resolves with each chunk's plain bytes, in order.
    */
-  decodeMany(stored: Uint8Array, items: { ctx: DecodeContext; start: number; length: number }[]): Promise<Uint8Array[]>;
+  decodeMany(stored: Uint8Array, items: { ctx: DecodeContext; start: number; length: number }[]): Promise<DecodedRun>;
   /** Opens a sealed index section (identity without a cipher). `base` is its file offset. */
   openIndex(domain: 1 | 2, count: bigint, stored: Uint8Array, base: number): Uint8Array;
   close(): Promise<void>;
+}
+
+/** Plain bytes of a run of chunks; `release()` once they are copied out (they may be reused). */
+export interface DecodedRun {
+  plains: Uint8Array[];
+  release(): void;
 }
 
 export interface DecoderSetup {
@@ -80,13 +86,13 @@ class CodecDecoder implements ChunkDecoder {
     return decodeChunk(stored, this.params(ctx));
   }
 
-  async decodeMany(stored: Uint8Array, items: { ctx: DecodeContext; start: number; length: number }[]): Promise<Uint8Array[]> {
+  async decodeMany(stored: Uint8Array, items: { ctx: DecodeContext; start: number; length: number }[]): Promise<DecodedRun> {
     const workers = this.s.workers ?? defaultWorkers();
     let plainTotal = 0;
     for (const it of items) plainTotal += it.ctx.plainLength;
     // Small batches cost more in messages than in decoding: keep them on this thread.
     if (workers === 0 || items.length < 2 || plainTotal < INLINE_BELOW) {
-      return items.map((it) => decodeChunk(stored.subarray(it.start, it.start + it.length), this.params(it.ctx)));
+      return { plains: items.map((it) => decodeChunk(stored.subarray(it.start, it.start + it.length), this.params(it.ctx))), release: () => {} };
     }
     this.pool ??= new ChunkPool({ size: workers });
     // Contiguous groups of about equal stored size, one per worker.
@@ -104,21 +110,51 @@ class CodecDecoder implements ChunkDecoder {
       }
     }
     if (cur.length) groups.push(cur);
-    const results = await Promise.all(groups.map((g) => {
-      const from = g[0]!.start;
-      const to = g[g.length - 1]!.start + g[g.length - 1]!.length;
-      const parts = g.map((it) => ({ start: it.start - from, length: it.length, params: this.params(it.ctx) }));
-      return this.pool!.decodeMany(stored.subarray(from, to), parts);
-    }));
-    const out: Uint8Array[] = [];
-    groups.forEach((g, i) => {
-      let at = 0;
-      for (const it of g) {
-        out.push(results[i]!.subarray(at, at + it.ctx.plainLength));
-        at += it.ctx.plainLength;
-      }
-    });
-    return out;
+    // Stored bytes go out and plain bytes come back through reused shared memory: fresh
+    // buffers per message would cost a first touch of every page on both sides.
+    const held: SharedArrayBuffer[] = [];
+    const release = (): void => {
+      for (const b of held.splice(0)) this.free(b);
+    };
+    try {
+      const results = await Promise.all(groups.map((g) => {
+        const from = g[0]!.start;
+        const to = g[g.length - 1]!.start + g[g.length - 1]!.length;
+        let plain = 0;
+        for (const it of g) plain += it.ctx.plainLength;
+        const input = this.acquire(to - from);
+        const output = this.acquire(plain);
+        held.push(input, output);
+        new Uint8Array(input, 0, to - from).set(stored.subarray(from, to));
+        const parts = g.map((it) => ({ start: it.start - from, length: it.length, params: this.params(it.ctx) }));
+        return this.pool!.decodeMany(new Uint8Array(input, 0, to - from), parts, { into: output });
+      }));
+      const plains: Uint8Array[] = [];
+      groups.forEach((g, i) => {
+        let at = 0;
+        for (const it of g) {
+          plains.push(results[i]!.subarray(at, at + it.ctx.plainLength));
+          at += it.ctx.plainLength;
+        }
+      });
+      return { plains, release };
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** Shared buffers not in use, reused by later batches. */
+  private readonly shared: SharedArrayBuffer[] = [];
+
+  private acquire(size: number): SharedArrayBuffer {
+    const i = this.shared.findIndex((b) => b.byteLength >= size);
+    if (i >= 0) return this.shared.splice(i, 1)[0]!;
+    return new SharedArrayBuffer(Math.max(1 << 20, 2 ** Math.ceil(Math.log2(size))));
+  }
+
+  private free(b: SharedArrayBuffer): void {
+    if (this.shared.length < 16) this.shared.push(b); // a few batches' worth; the rest is dropped
   }
 
   openIndex(domain: 1 | 2, count: bigint, stored: Uint8Array, base: number): Uint8Array {

@@ -16,7 +16,7 @@ import { hex, toHex } from './bytes.js';
 import { CrimgError, isCrimgError, type CrimgErrorCode } from './errors.js';
 import { toBigAddress } from './address.js';
 import { toSource, type RandomAccessSource, type SourceInput } from './source.js';
-import { createChunkDecoder, type ChunkDecoder, type DecodeContext } from './chunk-decoder.js';
+import { createChunkDecoder, type ChunkDecoder, type DecodeContext, type DecodedRun } from './chunk-decoder.js';
 import type { KeyInput } from './keying.js';
 import type { HostDescription } from './host.js';
 import { featureName } from './host.js';
@@ -250,8 +250,12 @@ export class Image {
     return out;
   }
 
-  /** Fills `out` with the bytes at `address` (see {@link read}). */
-  async readInto(address: bigint, out: Uint8Array): Promise<void> {
+  /**
+   * Fills `out` with the bytes at `address` (see {@link read}). With `zeroFilled`, the caller
+   * promises `out` already holds zeros (fresh anonymous memory): zero chunks are not written,
+   * so their pages are never touched.
+   */
+  async readInto(address: bigint, out: Uint8Array, options: { zeroFilled?: boolean } = {}): Promise<void> {
     const table = await this.chunkTable();
     const cs = BigInt(this.header.chunkSize);
     const end = address + BigInt(out.length);
@@ -283,24 +287,29 @@ export class Image {
     }
     // Execute: coalesce file reads of neighbouring stored chunks into runs, read one run ahead
     // of decoding the current one, decode each run as a batch.
-    const runs: { start: number; end: number; offset: number; length: number }[] = [];
-    let i = 0;
-    while (i < plan.length) {
-      const p = plan[i]!;
+    // Zero chunks are filled here and hold no bytes in the file, so the stored chunks around
+    // them are still neighbours: runs continue across them.
+    const stored: typeof plan = [];
+    for (const p of plan) {
       if (p.rec.flags & CHUNK_ZERO) {
-        out.fill(0, p.dst, p.dst + (p.to - p.from));
-        i++;
-        continue;
+        if (!options.zeroFilled) out.fill(0, p.dst, p.dst + (p.to - p.from));
+      } else {
+        stored.push(p);
       }
+    }
+    const runs: { items: typeof plan; offset: number; length: number }[] = [];
+    let i = 0;
+    while (i < stored.length) {
+      const p = stored[i]!;
       let k = i + 1;
       let runEnd = p.rec.offset + p.rec.storedLength;
-      while (k < plan.length) {
-        const q = plan[k]!.rec;
-        if (q.flags & CHUNK_ZERO || q.offset !== runEnd || runEnd + q.storedLength - p.rec.offset > MAX_READ_BATCH) break;
+      while (k < stored.length) {
+        const q = stored[k]!.rec;
+        if (q.offset !== runEnd || runEnd + q.storedLength - p.rec.offset > MAX_READ_BATCH) break;
         runEnd += q.storedLength;
         k++;
       }
-      runs.push({ start: i, end: k, offset: p.rec.offset, length: runEnd - p.rec.offset });
+      runs.push({ items: stored.slice(i, k), offset: p.rec.offset, length: runEnd - p.rec.offset });
       i = k;
     }
     const readRun = (n: number): Promise<Uint8Array> | null => (n < runs.length ? this.source.read(runs[n]!.offset, runs[n]!.length) : null);
@@ -311,9 +320,10 @@ export class Image {
       const bytes = await ahead!;
       ahead = readRun(n + 1);
       ahead?.catch(() => {}); // awaited (and thrown) on the next turn
-      const batch = plan.slice(run.start, run.end);
-      const plains = await this.decodeRun(batch, bytes, run.offset);
-      batch.forEach((b, m) => out.set(plains[m]!.subarray(b.from, b.to), b.dst));
+      const batch = run.items;
+      const decoded = await this.decodeRun(batch, bytes, run.offset);
+      batch.forEach((b, m) => out.set(decoded.plains[m]!.subarray(b.from, b.to), b.dst));
+      decoded.release();
     }
   }
 
@@ -321,9 +331,12 @@ export class Image {
    * Decodes chunks stored back to back in `bytes` (read from file offset `base`): on the
    * decoder's workers for encoded or encrypted images, checksums inline for plain ones.
    */
-  async decodeRun(items: readonly { region: Region; j: number; number: number; rec: ChunkRecord }[], bytes: Uint8Array, base: number): Promise<Uint8Array[]> {
+  async decodeRun(items: readonly { region: Region; j: number; number: number; rec: ChunkRecord }[], bytes: Uint8Array, base: number): Promise<DecodedRun> {
     const slice = (rec: ChunkRecord): Uint8Array => bytes.subarray(rec.offset - base, rec.offset - base + rec.storedLength);
-    if (!this.decoder) return Promise.all(items.map((it) => this.decodeChunk(it.region, it.j, it.number, it.rec, slice(it.rec))));
+    if (!this.decoder) {
+      const plains = await Promise.all(items.map((it) => this.decodeChunk(it.region, it.j, it.number, it.rec, slice(it.rec))));
+      return { plains, release: () => {} };
+    }
     return this.decoder.decodeMany(bytes, items.map((it) => ({
       ctx: this.decodeContext(it.region, it.j, it.number, it.rec), start: it.rec.offset - base, length: it.rec.storedLength,
     })));
@@ -416,7 +429,7 @@ export class Image {
         for (const it of items) push(toVerifyError(got.error, r, it.number, it.rec, this));
       } else {
         const run = items.map((it) => ({ region: r, j: it.j, number: it.number, rec: it.rec }));
-        const ok = await this.decodeRun(run, got, offset).then(() => true, () => false);
+        const ok = await this.decodeRun(run, got, offset).then((d) => { d.release(); return true; }, () => false);
         if (ok) {
           for (const it of items) bytes += this.plainLength(r, it.j);
         } else {

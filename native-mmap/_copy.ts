@@ -8,7 +8,7 @@ import type { ChunkTable, Region } from '../format/index-table.js';
 import { CrimgError } from '../format/errors.js';
 import { constants as bufferConstants } from 'node:buffer';
 import { protect, unmap, type Prot } from './index.js';
-import { RecordScanner, dataRuns, pieces, planGeometry, regionLength, type DataRun } from './_plan.js';
+import { RecordScanner, dataRuns, planGeometry, regionLength, windows, type DataRun } from './_plan.js';
 import { adviseAll, placeAll, syscallFailure, viewOf, type Slot } from './_place.js';
 import { advance, entry, fitsBuffer, label, readable, type Progress, type Restoration } from './_result.js';
 import type { RestoreAdvice } from './restore.js';
@@ -45,15 +45,15 @@ async function fill(image: Image, targets: Iterable<CopyTarget>, progress: Progr
       const done = (): void => {
         if (issued && pending === 0) t.finish();
       };
-      for (const p of pieces(t.runs, PIECE)) {
+      for (const p of windows(t.runs, PIECE)) {
         while (running.size >= IN_FLIGHT) await Promise.race(running);
         if (failure) break;
         const w = t.window(p.offset, p.length);
         pending++;
-        const job: Promise<void> = image.readInto(t.region.address + BigInt(p.offset), w.bytes).then(() => {
+        const job: Promise<void> = image.readInto(t.region.address + BigInt(p.offset), w.bytes, { zeroFilled: true }).then(() => {
           w.close();
           pending--;
-          advance(progress, p.length);
+          advance(progress, dataIn(t.runs, p));
           if (!failure) done();
         }).catch(fail).finally(() => {
           running.delete(job);
@@ -73,6 +73,13 @@ async function fill(image: Image, targets: Iterable<CopyTarget>, progress: Progr
 }
 
 /** Zero chunks count as done at once: the fresh memory already holds them. */
+/** Bytes of data runs inside a window (progress counts data; zero runs count up front). */
+function dataIn(runs: readonly DataRun[], w: DataRun): number {
+  let n = 0;
+  for (const r of runs) n += Math.max(0, Math.min(r.offset + r.length, w.offset + w.length) - Math.max(r.offset, w.offset));
+  return n;
+}
+
 function zeroBytes(r: Region, runs: readonly DataRun[]): number {
   return regionLength(r) - runs.reduce((n, x) => n + x.length, 0);
 }

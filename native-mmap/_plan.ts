@@ -181,3 +181,29 @@ export function* pieces(runs: readonly DataRun[], piece: number): Generator<Data
     for (let o = 0; o < run.length; o += piece) yield { offset: run.offset + o, length: Math.min(piece, run.length - o) };
   }
 }
+
+/**
+ * Windows of at most `piece` bytes that cover every data run, spanning the zero runs between
+ * them: one window is one readInto (with `zeroFilled`, so the zero chunks inside are not
+ * written), large enough for the decoder to split across its workers. Memory-like data
+ * alternates data and zero runs every few chunks; a piece per data run would hand the decoder
+ * batches too small to be worth a worker.
+ */
+export function* windows(runs: readonly DataRun[], piece: number): Generator<DataRun> {
+  let start = -1;
+  let end = -1;
+  for (const run of runs) {
+    let off = run.offset;
+    const runEnd = run.offset + run.length;
+    while (off < runEnd) {
+      if (start < 0) start = off;
+      end = Math.min(runEnd, start + piece);
+      off = end;
+      if (end - start >= piece) {
+        yield { offset: start, length: end - start };
+        start = -1;
+      }
+    }
+  }
+  if (start >= 0) yield { offset: start, length: end - start };
+}
