@@ -29,7 +29,7 @@ export interface OpenOptions {
   engine?: 'node' | 'portable';
   /** Reader-side caps on scrypt work (section 7.1). */
   scryptCaps?: { maxMemory?: number; maxP?: number };
-  /** Worker threads for bulk decoding; default one per core for encoded images. */
+  /** Worker threads for bulk decoding; default none on 2 cores or fewer (measured: the copies cost more than they save), else cores - 1. */
   workers?: number;
 }
 
