@@ -413,7 +413,7 @@ export class ImageWriter {
   private async streamChunks(data: RegionBytes, rec: RegionRecord, regionNumber: number): Promise<void> {
     const cs = this.chunkSize;
     const inflight: Promise<EncodedChunk>[] = [];
-    const maxInflight = Math.max(4, this.encoder.parallelism * 8);
+    const maxInflight = Math.max(4, this.encoder.parallelism * 16);
     const syncEncode = this.encoder.encodeSync?.bind(this.encoder);
     let chunkIndex = 0;
     // Returns a promise only when the caller must wait (a full write window or in-flight queue).

@@ -30,9 +30,11 @@ const combos = [
 ];
 
 describe.each(combos)('image %o', (combo) => {
-  test.each([['node', 'portable'], ['portable', 'node'], ['node', 'node']])('written by %s engine, read by %s', async (we, re) => {
+  // 'node' writes on libuv's pool (the default), 'node-workers' on worker threads.
+  test.each([['node', 'portable'], ['node-workers', 'portable'], ['portable', 'node'], ['node-workers', 'node']])('written by %s engine, read by %s', async (we, re) => {
     const p = t.path(`c-${we}.img`);
-    await make(p, combo, data, { engine: we, workers: we === 'node' ? 2 : 0 });
+    const writer = we === 'node' ? { engine: 'node' } : we === 'node-workers' ? { engine: 'node', workers: 2 } : { engine: 'portable', workers: 0 };
+    await make(p, combo, data, writer);
     const img = await openImage(p, { key: 'key' in combo ? KEY : undefined, engine: re as 'node' });
     expect(img.mappable).toBe(false);
     const rs = img.regions;
