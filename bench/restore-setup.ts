@@ -4,7 +4,7 @@
  * (bench/layout.ts, one child process per write), the C baseline built with gcc into the same
  * directory, and the standalone entry point that prints the table.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import { writeMemoryLikeFile, type MemoryLikeStats } from './memory-like.js';
 import { MiB } from './measure.js';
 import { formatTable, type Row } from './table.js';
 import { runWriteJob, type WriteResult } from './write-job.js';
+import { collect } from './tools.js';
 
 /** Regions of the realistic layout, as in `npm run bench`. */
 export const REGIONS = 200;
@@ -88,19 +89,10 @@ export function compileC(name: string, dir: string): { binary: string } | { skip
 }
 
 /** Runs a C baseline and parses the JSON object it prints. */
-export function runC<T>(binary: string, args: readonly string[]): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(JSON.parse(out) as T);
-      else reject(new Error(`${binary} ${args.join(' ')} exited with ${code}: ${err.trim()}`));
-    });
-  });
+export async function runC<T>(binary: string, args: readonly string[]): Promise<T> {
+  const { code, out, err } = await collect(binary, args);
+  if (code !== 0) throw new Error(`${binary} ${args.join(' ')} exited with ${code}: ${err.trim()}`);
+  return JSON.parse(out) as T;
 }
 
 /** True when the module at `url` is the script node was started with. */

@@ -47,23 +47,27 @@ export function ensureTool(binary: string, pkg: string, log: (text: string) => v
  *   system) of the processes it ran.
  * @throws Error when it exits non-zero.
  */
-export function timeShell(script: string, args: readonly string[]): Promise<{ seconds: number; cpuSeconds: number }> {
+export async function timeShell(script: string, args: readonly string[]): Promise<{ seconds: number; cpuSeconds: number }> {
+  const t0 = process.hrtime.bigint();
+  const { code, out, err } = await collect('sh', ['-c', `( ${script} ) && times`, 'sh', ...args]);
+  const seconds = since(t0);
+  if (code !== 0) throw new Error(`sh -c '${script}' exited with ${code}: ${err.trim()}`);
+  // `times`: the shell's user and system time, then its children's (the second line).
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(out.trim());
+  const cpuSeconds = m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : NaN;
+  return { seconds, cpuSeconds };
+}
+
+/** Runs a command to its end and collects its exit code, stdout and stderr. */
+export function collect(command: string, args: readonly string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn('sh', ['-c', `( ${script} ) && times`, 'sh', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     child.on('error', reject);
-    child.on('close', (code) => {
-      const seconds = since(t0);
-      if (code !== 0) { reject(new Error(`sh -c '${script}' exited with ${code}: ${err.trim()}`)); return; }
-      // `times`: the shell's user and system time, then its children's (the second line).
-      const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s\s*$/.exec(out.trim());
-      const cpuSeconds = m ? Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4]) : NaN;
-      resolve({ seconds, cpuSeconds });
-    });
+    child.on('close', (code) => resolve({ code, out, err }));
   });
 }
 

@@ -2,10 +2,10 @@
  * A write measured in its own process (bench/child-write.ts), so its peak RSS is the writer's
  * alone: the parent's buffers, caches and heap do not count.
  */
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { WriteSummary } from '../index.js';
 import type { ThreadCpu } from './measure.js';
+import { collect } from './tools.js';
 
 export interface WriteJob {
   /** The memory-like input file. */
@@ -57,20 +57,11 @@ const CHILD = fileURLToPath(new URL('./child-write.js', import.meta.url));
  * Runs `node [execArgv] SCRIPT JOB_JSON` and parses the JSON it prints.
  * @throws Error with the child's message when it exits non-zero.
  */
-export function runNodeChild<T>(script: string, job: unknown, execArgv: readonly string[] = []): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...execArgv, script, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const name = script.replace(/^.*\//, '').replace(/\.js$/, '');
-      if (code !== 0) { reject(new Error(`${name} exited with ${code}: ${err.trim() || out.trim()}`)); return; }
-      resolve(JSON.parse(out) as T);
-    });
-  });
+export async function runNodeChild<T>(script: string, job: unknown, execArgv: readonly string[] = []): Promise<T> {
+  const { code, out, err } = await collect(process.execPath, [...execArgv, script, JSON.stringify(job)]);
+  const name = script.replace(/^.*\//, '').replace(/\.js$/, '');
+  if (code !== 0) throw new Error(`${name} exited with ${code}: ${err.trim() || out.trim()}`);
+  return JSON.parse(out) as T;
 }
 
 /**

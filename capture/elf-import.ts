@@ -27,7 +27,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { ImageWriter, type WriteSummary } from '../format/writer.js';
 import type { ValidationInput } from '../format/validation.js';
-import { decodeValidation } from '../format/validation.js';
+import { decodeValidation, toValidationInput } from '../format/validation.js';
 import { LIMITS, REGION_KINDS, KIND_GAP, isPowerOfTwo, protToString, type CipherName } from '../format/constants.js';
 import { CrimgError } from '../format/errors.js';
 import { hostPageSize } from '../format/host.js';
@@ -220,7 +220,7 @@ export function planImport(core: CoreStructure, options: Pick<ImportCoreOptions,
   for (const n of core.notes) {
     if (n.name === 'CORE' && n.type === NT_PRSTATUS) threads.push(decodePrStatus(n.desc, arch));
     else if (n.name === 'CORE' && n.type === NT_FILE && files === null) files = decodeFileNote(n.desc, n.descOffset);
-    else if (n.name === CRIMG_NOTE_NAME && n.type === NT_CRIMG_VALIDATION) crimgValidation = toInput(decodeValidation(n.desc, n.descOffset));
+    else if (n.name === CRIMG_NOTE_NAME && n.type === NT_CRIMG_VALIDATION) crimgValidation = toValidationInput(decodeValidation(n.desc, n.descOffset));
     else if (n.name === CRIMG_NOTE_NAME && n.type === NT_CRIMG_REGIONS) crimgRegions = decodeCrimgRegions(n.desc, n.descOffset);
   }
   const notePage = files && files.pageSize <= BigInt(LIMITS.maxPageSize) && isPowerOfTwo(Number(files.pageSize)) && files.pageSize >= BigInt(LIMITS.minPageSize) ? Number(files.pageSize) : undefined;
@@ -325,15 +325,6 @@ export function planImport(core: CoreStructure, options: Pick<ImportCoreOptions,
   return plan;
 }
 
-/** A decoded validation block as writer input (unknown record types are not kept). */
-function toInput(v: ReturnType<typeof decodeValidation>): ValidationInput {
-  const out: ValidationInput = { labels: { ...v.labels }, bitmaps: { ...v.bitmaps }, metrics: { ...v.metrics } };
-  if (v.producerName !== undefined) out.producerName = v.producerName;
-  if (v.producerVersion !== undefined) out.producerVersion = v.producerVersion;
-  if (v.architecture !== undefined) out.architecture = v.architecture;
-  if (v.pageSize !== undefined) out.pageSize = v.pageSize;
-  return out;
-}
 
 /** A segment's file bytes in pieces of at most 8 MiB, one read ahead. */
 async function* fileSegment(fh: FileHandle, offset: number, length: number): AsyncGenerator<Uint8Array> {

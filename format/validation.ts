@@ -203,3 +203,13 @@ export function decodeValidation(bytes: Uint8Array, base: number): Validation {
   if (off !== end) corrupt(`records end at ${off}, not at ${end}`, off);
   return v;
 }
+
+/** A decoded validation block as writer input, to carry it into another image (convert, import). Skipped records are not kept. */
+export function toValidationInput(v: Validation): ValidationInput {
+  const out: ValidationInput = { labels: { ...v.labels }, bitmaps: { ...v.bitmaps }, metrics: { ...v.metrics } };
+  if (v.producerName !== undefined) out.producerName = v.producerName;
+  if (v.producerVersion !== undefined) out.producerVersion = v.producerVersion;
+  if (v.architecture !== undefined) out.architecture = v.architecture;
+  if (v.pageSize !== undefined) out.pageSize = v.pageSize;
+  return out;
+}

@@ -8,7 +8,7 @@
 import type { Argv } from 'yargs';
 import { ImageWriter } from '../../format/writer.js';
 import type { Image } from '../../format/reader.js';
-import type { ValidationInput } from '../../format/validation.js';
+import { toValidationInput } from '../../format/validation.js';
 import type { CipherName } from '../../format/constants.js';
 import type { Cli } from '../context.js';
 import { usageError } from '../errors.js';
@@ -22,15 +22,6 @@ import { writeSummaryText } from '../text.js';
 const CIPHER_CHOICES = ['none', 'aes-256-gcm', 'chacha20-poly1305'] as const;
 
 /** The validation block of `image` as writer input (records of unknown types are not kept). */
-function validationOf(image: Image): ValidationInput {
-  const v = image.validation;
-  const out: ValidationInput = { labels: { ...v.labels }, bitmaps: { ...v.bitmaps }, metrics: { ...v.metrics } };
-  if (v.producerName !== undefined) out.producerName = v.producerName;
-  if (v.producerVersion !== undefined) out.producerVersion = v.producerVersion;
-  if (v.architecture !== undefined) out.architecture = v.architecture;
-  if (v.pageSize !== undefined) out.pageSize = v.pageSize;
-  return out;
-}
 
 export function registerConvert(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
   return y.command(
@@ -65,7 +56,7 @@ export function registerConvert(y: Argv, cli: Cli, exit: (code: number) => void)
           chunkSize: a.chunkSize !== undefined ? parseSize(a.chunkSize, 'chunk size') : image.chunkSize,
           compress: a.compress ?? image.compression,
           ...(encrypt !== 'none' ? { encrypt, key } : {}),
-          validation: validationOf(image),
+          validation: toValidationInput(image.validation),
           created: image.header.created,
         });
         const progress = cli.progress(a.quiet as boolean | undefined, 'convert', total, 'bytes');
