@@ -193,7 +193,7 @@ async function readStructure(fh: FileHandle, size: number): Promise<CoreStructur
     if (noteBytes > MAX_NOTES) {
       throw new CrimgError('LIMIT_EXCEEDED', `the core's notes exceed ${MAX_NOTES} bytes`, { offset: range.offset + p.index * PHDR_SIZE + 32 });
     }
-    notes.push(...decodeNotes(await readAt(fh, Number(p.offset), Number(p.filesz)), Number(p.offset)));
+    for (const n of decodeNotes(await readAt(fh, Number(p.offset), Number(p.filesz)), Number(p.offset))) notes.push(n); // no spread: a hostile core can hold millions of notes
   }
   return { machine: h.machine, loads, notes };
 }

@@ -116,19 +116,20 @@ class CodecDecoder implements ChunkDecoder {
     const release = (): void => {
       for (const b of held.splice(0)) this.free(b);
     };
+    const jobs = groups.map((g) => {
+      const from = g[0]!.start;
+      const to = g[g.length - 1]!.start + g[g.length - 1]!.length;
+      let plain = 0;
+      for (const it of g) plain += it.ctx.plainLength;
+      const input = this.acquire(to - from);
+      const output = this.acquire(plain);
+      held.push(input, output);
+      new Uint8Array(input, 0, to - from).set(stored.subarray(from, to));
+      const parts = g.map((it) => ({ start: it.start - from, length: it.length, params: this.params(it.ctx) }));
+      return this.pool!.decodeMany(new Uint8Array(input, 0, to - from), parts, { into: output });
+    });
     try {
-      const results = await Promise.all(groups.map((g) => {
-        const from = g[0]!.start;
-        const to = g[g.length - 1]!.start + g[g.length - 1]!.length;
-        let plain = 0;
-        for (const it of g) plain += it.ctx.plainLength;
-        const input = this.acquire(to - from);
-        const output = this.acquire(plain);
-        held.push(input, output);
-        new Uint8Array(input, 0, to - from).set(stored.subarray(from, to));
-        const parts = g.map((it) => ({ start: it.start - from, length: it.length, params: this.params(it.ctx) }));
-        return this.pool!.decodeMany(new Uint8Array(input, 0, to - from), parts, { into: output });
-      }));
+      const results = await Promise.all(jobs);
       const plains: Uint8Array[] = [];
       groups.forEach((g, i) => {
         let at = 0;
@@ -139,6 +140,9 @@ class CodecDecoder implements ChunkDecoder {
       });
       return { plains, release };
     } catch (e) {
+      // Other groups' workers may still be writing into their shared buffers: wait for every
+      // job before the buffers go back to the free list.
+      await Promise.allSettled(jobs);
       release();
       throw e;
     }

@@ -199,7 +199,7 @@ export function decodeHeader(bytes: Uint8Array): Header {
   }
   if (r.kdf > 1) throw new CrimgError('UNSUPPORTED_FEATURE', `KDF id ${r.kdf} is not supported by this reader`, { offset: 71 });
   if (r.kdf === 0 && (r.scryptLog2N | r.scryptR | r.scryptP) !== 0) bad('scrypt parameters', 72, 'are set with a raw key');
-  if (r.kdf === 1 && (r.scryptLog2N < 1 || r.scryptR < 1 || r.scryptP < 1)) {
+  if (r.kdf === 1 && (r.scryptLog2N < 1 || r.scryptLog2N > 32 || r.scryptLog2N >= 16 * r.scryptR || r.scryptR < 1 || r.scryptP < 1)) {
     bad('scrypt parameters', 72, `log2N=${r.scryptLog2N} r=${r.scryptR} p=${r.scryptP} are invalid`);
   }
   if (r.codec === CODECS.deflate && (r.codecLevel < 1 || r.codecLevel > 9)) {

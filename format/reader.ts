@@ -353,8 +353,9 @@ export class Image {
   async decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array): Promise<Uint8Array> {
     if (this.decoder) return this.decoder.decode(stored, this.decodeContext(region, j, number, rec));
     if (xxh64(stored) !== rec.checksum) {
-      throw new CrimgError('CORRUPT_CHUNK', `chunk ${number} (region ${region.index}, address ${hex(region.address + BigInt(j) * BigInt(this.header.chunkSize))}) checksum mismatch`, {
-        offset: rec.offset, chunk: number, region: region.index, hint: 'this part of the image is damaged; restore it from a good copy',
+      const address = region.address + BigInt(j) * BigInt(this.header.chunkSize);
+      throw new CrimgError('CORRUPT_CHUNK', `chunk ${number} (region ${region.index}, address ${hex(address)}) checksum mismatch`, {
+        offset: rec.offset, chunk: number, region: region.index, address, hint: 'this part of the image is damaged; restore it from a good copy',
       });
     }
     return stored;
@@ -479,14 +480,14 @@ export class Image {
       report.compatible = false;
     }
     for (const [key, value] of Object.entries(v.labels)) {
-      const h = host.labels[key];
+      const h = Object.hasOwn(host.labels, key) ? host.labels[key] : undefined;
       if (h !== value) {
         report.labels.push({ key, image: value, host: h ?? null });
         report.compatible = false;
       }
     }
     for (const [key, bits] of Object.entries(v.bitmaps)) {
-      const hostBits = host.bitmaps[key] ?? new Uint8Array(0);
+      const hostBits = (Object.hasOwn(host.bitmaps, key) ? host.bitmaps[key] : undefined) ?? new Uint8Array(0);
       const missing: number[] = [];
       for (let i = 0; i < bits.length * 8; i++) {
         const want = (bits[i >> 3]! >> (i & 7)) & 1;

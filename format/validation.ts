@@ -136,7 +136,8 @@ export function decodeValidation(bytes: Uint8Array, base: number): Validation {
   if (count > LIMITS.maxValidationRecords) {
     throw new CrimgError('LIMIT_EXCEEDED', `validation block claims ${count} records (limit ${LIMITS.maxValidationRecords})`, { offset: base + 4 });
   }
-  const v: Validation = { labels: {}, bitmaps: {}, metrics: {}, skipped: [] };
+  // Prototype-free maps: keys like "constructor" or "__proto__" are ordinary keys here.
+  const v: Validation = { labels: Object.create(null) as Record<string, string>, bitmaps: Object.create(null) as Record<string, Uint8Array>, metrics: Object.create(null) as Record<string, number>, skipped: [] };
   const seen = new Set<string>();
   let off = 8;
   const end = size - 8;
@@ -173,20 +174,20 @@ export function decodeValidation(bytes: Uint8Array, base: number): Validation {
         break;
       case RECORD.label: {
         const [k, rest] = splitKey(p, at, 0);
-        if (k in v.labels) corrupt(`repeats label ${JSON.stringify(k)}`, at);
+        if (Object.hasOwn(v.labels, k)) corrupt(`repeats label ${JSON.stringify(k)}`, at);
         v.labels[k] = text(rest, at);
         break;
       }
       case RECORD.bitmap: {
         const [k, rest] = splitKey(p, at, 0);
-        if (k in v.bitmaps) corrupt(`repeats bitmap ${JSON.stringify(k)}`, at);
+        if (Object.hasOwn(v.bitmaps, k)) corrupt(`repeats bitmap ${JSON.stringify(k)}`, at);
         v.bitmaps[k] = rest.slice();
         break;
       }
       case RECORD.metric: {
         const [k, rest] = splitKey(p, at, 8);
         if (rest.length !== 8) corrupt('metric record value is not 8 bytes', at);
-        if (k in v.metrics) corrupt(`repeats metric ${JSON.stringify(k)}`, at);
+        if (Object.hasOwn(v.metrics, k)) corrupt(`repeats metric ${JSON.stringify(k)}`, at);
         v.metrics[k] = view(rest).getFloat64(0, true);
         break;
       }

@@ -26,7 +26,12 @@ import { createChunkEncoder, type ChunkEncoder, type EncodedChunk } from './chun
 import type { KeyInput } from './keying.js';
 
 /** Bytes of a region: all at once, or streamed with a length not known in advance. */
-/** Region bytes held or streamed by the caller. */
+/**
+ * Region bytes held or streamed by the caller. The writer keeps views of them (raw chunks are
+ * written from the caller's memory): a Uint8Array may be reused once addRegion resolves, and
+ * the pieces of an iterable must not change until then (Node's streams never reuse a chunk;
+ * a generator that refills one buffer must yield copies).
+ */
 export type RegionBytes = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 export type RegionData = RegionBytes | FileRange;
 
@@ -331,6 +336,7 @@ export class ImageWriter {
    */
   private async copyFileRange(range: FileRange, rec: RegionRecord): Promise<void> {
     let fh: FileHandle | null = null;
+    const reads: Promise<{ buf: Buffer; n: number }>[] = [];
     let fd: number;
     if (range.path !== undefined) {
       try {
@@ -378,10 +384,13 @@ export class ImageWriter {
       const encode = this.encoder.encodeSync!.bind(this.encoder);
       let chunkIndex = 0;
       // Reads run READ_AHEAD blocks ahead of hashing, on libuv's thread pool beside the writes.
-      const reads: Promise<{ buf: Buffer; n: number }>[] = [];
       let nextRead = 0;
       const topUp = (): void => {
-        while (reads.length < READ_AHEAD && nextRead < blocks) reads.push(readBlock(nextRead++));
+        while (reads.length < READ_AHEAD && nextRead < blocks) {
+          const r = readBlock(nextRead++);
+          r.catch(() => {}); // handled: awaited in order below, or settled in finally
+          reads.push(r);
+        }
       };
       topUp();
       for (let i = 0; i < blocks; i++) {
@@ -400,7 +409,11 @@ export class ImageWriter {
       if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
       rec.chunkCount = chunkIndex;
       if (this.mappable && this.pos % this.pageSize !== 0) this.queue(ZERO_PAD.subarray(0, alignUp(this.pos, this.pageSize) - this.pos));
+      // The read buffers are ours, so the writes may go on after this region: no drain here.
     } finally {
+      // A failure can leave reads in flight: let them settle before the file is closed (a
+      // closed fd could be reused by another open, and a rejected read must not go unhandled).
+      await Promise.allSettled(reads);
       await fh?.close();
     }
   }
@@ -481,7 +494,10 @@ export class ImageWriter {
     rec.chunkCount = chunkIndex;
     // Section 5.2: in a MAPPABLE image the next region's first chunk starts on a page boundary.
     if (this.mappable && this.pos % this.pageSize !== 0) this.queue(ZERO_PAD.subarray(0, alignUp(this.pos, this.pageSize) - this.pos));
-    if (this.batchBytes >= WRITE_BATCH) await this.flush();
+    // Raw chunks are views of the caller's bytes: every write that reads them ends before
+    // addRegion resolves, so the caller may reuse its buffers afterwards.
+    await this.flush();
+    await this.drainWrites();
   }
 
   /** Records one encoded chunk and queues its bytes. */
@@ -573,14 +589,23 @@ export class ImageWriter {
 
 /** A file range as pieces in fresh buffers (for the encoding path, whose pool copies anyway). */
 async function* fileRangePieces(range: FileRange): AsyncGenerator<Uint8Array> {
-  const fh = range.path !== undefined ? await open(range.path, 'r') : null;
+  const name = range.path ?? `fd ${range.fd}`;
+  const ioError = (e: unknown, what: string): CrimgError =>
+    new CrimgError('IO_ERROR', `cannot ${what} ${name}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+  let fh: FileHandle | null = null;
+  if (range.path !== undefined) {
+    try { fh = await open(range.path, 'r'); } catch (e) { throw ioError(e, 'open'); }
+  } else if (typeof range.fd !== 'number' || !Number.isInteger(range.fd) || range.fd < 0) {
+    throw new TypeError('expected a file range with a path or an fd');
+  }
   const fd = fh ? fh.fd : range.fd!;
   try {
     let pos = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
     let left = range.length ?? Number(BigInt(fstatSync(fd).size) - pos);
     while (left > 0) {
       const buf = Buffer.allocUnsafe(Math.min(left, WRITE_BATCH));
-      const n = await new Promise<number>((resolve, reject) => read(fd, buf, 0, buf.length, pos, (e, k) => (e ? reject(e) : resolve(k))));
+      const n = await new Promise<number>((resolve, reject) => read(fd, buf, 0, buf.length, pos, (e, k) => (e ? reject(e) : resolve(k))))
+        .catch((e: unknown) => { throw ioError(e, `read at ${pos}`); });
       if (n === 0) throw new CrimgError('IO_ERROR', `${range.path ?? `fd ${fd}`} ended ${left} bytes early at ${pos}`);
       yield buf.subarray(0, n);
       pos += BigInt(n);

@@ -86,6 +86,41 @@ describe('write then read', () => {
     await img.close();
   });
 
+  test('the caller may reuse its buffer once addRegion resolves (raw chunks are written from it)', async () => {
+    const out = t.path('reuse.img');
+    const buf = memoryLike(4096, 21); // 16 MiB: several write batches
+    const copy = Buffer.from(buf);
+    const w = await ImageWriter.create(out, { fsync: false });
+    await w.addRegion({ address: 0x40000000n, data: buf });
+    buf.fill(9);
+    await w.finish();
+    const img = await openImage(out);
+    expect((await img.verify()).ok).toBe(true);
+    expect((await img.read(0x40000000n, copy.length)).equals(copy)).toBe(true);
+    await img.close();
+  });
+
+  test('validation keys that are Object.prototype names round trip', async () => {
+    const out = t.path('keys.img');
+    const labels = JSON.parse('{"constructor":"a","__proto__":"b","toString":"c","hasOwnProperty":"d"}') as Record<string, string>;
+    const w = await ImageWriter.create(out, { fsync: false, validation: { labels, metrics: { constructor: 1 }, bitmaps: { toString: Uint8Array.of(1) } } });
+    await w.addRegion({ address: 0x1000n, data: Buffer.alloc(4096, 1) });
+    await w.finish();
+    const img = await openImage(out);
+    expect(Object.entries(img.validation.labels).sort()).toEqual(Object.entries(labels).sort());
+    expect(img.validation.metrics['constructor']).toBe(1);
+    expect(img.checkCompatibility({ architecture: 'x', pageSize: 4096, labels: {}, bitmaps: {}, cpuFlags: [] }).labels.map((l) => l.key).sort())
+      .toEqual(['__proto__', 'constructor', 'hasOwnProperty', 'toString']);
+    await img.close();
+  });
+
+  test('a file range that cannot be opened is IO_ERROR on both write paths', async () => {
+    for (const compress of ['none', 'deflate:1']) {
+      const w = await ImageWriter.create(t.path('missing.img'), { fsync: false, compress });
+      await expect(w.addRegion({ address: 0x1000n, data: { path: t.path('no-such-file') } })).rejects.toMatchObject({ code: 'IO_ERROR' });
+    }
+  });
+
   test('writer refuses overlapping, unordered and unaligned regions and removes NAME.tmp', async () => {
     const out = t.path('bad.img');
     const w = await ImageWriter.create(out);
