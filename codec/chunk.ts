@@ -54,16 +54,20 @@ const RANDOM_BITS = 6.9;
 export function looksIncompressible(bytes: Uint8Array): boolean {
   const pages = Math.floor(bytes.byteLength / PAGE);
   if (pages === 0) return false;
-  const hist = new Uint16Array(256);
-  for (let p = 0; p < pages; p++) {
-    hist.fill(0);
-    const base = p * PAGE;
-    for (let i = 0; i < SAMPLES; i++) hist[bytes[base + i * STRIDE]!]!++;
-    let sum = 0;
-    for (let b = 0; b < 256; b++) sum += N_LOG_N[hist[b]!]!;
-    if (8 - sum / SAMPLES <= RANDOM_BITS) return false;
-  }
+  for (let p = 0; p < pages; p++) if (!pageLooksRandom(bytes, p)) return false;
   return true;
+}
+
+const hist = new Uint16Array(256);
+
+/** True when whole page `p` of `bytes` looks random (see {@link looksIncompressible}). */
+export function pageLooksRandom(bytes: Uint8Array, p: number): boolean {
+  hist.fill(0);
+  const base = p * PAGE;
+  for (let i = 0; i < SAMPLES; i++) hist[bytes[base + i * STRIDE]!]!++;
+  let sum = 0;
+  for (let b = 0; b < 256; b++) sum += N_LOG_N[hist[b]!]!;
+  return 8 - sum / SAMPLES > RANDOM_BITS;
 }
 
 /** Parameters of {@link encodeChunk}: the image's codec and cipher, and this chunk's nonce and AAD. */

@@ -14,7 +14,8 @@
  * Neither engine examines bytes after the end of the final block: the checksum of the stored
  * bytes (spec section 5.3) and, with a cipher, the tag already cover them.
  */
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { constants as zc, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
 import { Inflate, deflateSync as fflateDeflate } from 'fflate';
 import { CrimgError } from '../format/errors.js';
 import { expectBytes, expectInt } from './_check.js';
@@ -129,4 +130,57 @@ function tooLong(plainLength: number): CrimgError {
   return new CrimgError('CORRUPT_CHUNK', `deflate stream decodes to more than the plain length of ${plainLength} bytes`, {
     hint: 'the chunk is damaged or crafted; verify the image, or re-copy it from its source',
   });
+}
+
+const deflateRawAsync = promisify(deflateRaw) as (b: Uint8Array, o: { level: number; finishFlush: number }) => Promise<Buffer>;
+
+/**
+ * Raw DEFLATE of a chunk whose pages are part random, part compressible, on libuv's thread
+ * pool (node engine): compressible runs of pages are deflated (each run its own compressor,
+ * ended with a sync flush so the next block starts on a byte boundary), random runs become
+ * stored blocks (RFC 1951 section 3.2.4) instead of being searched for matches in vain. The
+ * last block carries BFINAL. Any raw DEFLATE decoder reads the result; pigz uses the same
+ * kind of concatenation. Measured by the codec benchmark: less CPU than deflating the whole
+ * chunk, and a smaller image (stored blocks cost 5 bytes per 64 KiB; a deflate attempt on a
+ * random page costs more).
+ * @param plain - the chunk.
+ * @param level - deflate level 1-9.
+ * @param random - per whole 4 KiB page: true when it looks random; a partial last page counts as compressible.
+ */
+export async function deflatePagesAsync(plain: Uint8Array, level: number, random: readonly boolean[]): Promise<Uint8Array> {
+  const page = 4096;
+  const runs: { start: number; end: number; random: boolean }[] = [];
+  const pages = Math.ceil(plain.byteLength / page);
+  for (let p = 0; p < pages; p++) {
+    const r = random[p] === true;
+    const start = p * page;
+    const end = Math.min(plain.byteLength, start + page);
+    const last = runs[runs.length - 1];
+    if (last && last.random === r) last.end = end;
+    else runs.push({ start, end, random: r });
+  }
+  const parts = await Promise.all(runs.map((run, i) => {
+    const final = i === runs.length - 1;
+    const bytes = plain.subarray(run.start, run.end);
+    return run.random ? Promise.resolve(storedBlocks(bytes, final)) : deflateRawAsync(bytes, { level, finishFlush: final ? zc.Z_FINISH : zc.Z_SYNC_FLUSH });
+  }));
+  return Buffer.concat(parts);
+}
+
+/** Stored blocks holding `bytes` (at most 65535 bytes each), starting on a byte boundary. */
+export function storedBlocks(bytes: Uint8Array, final: boolean): Uint8Array {
+  const n = Math.max(1, Math.ceil(bytes.byteLength / 65535));
+  const out = new Uint8Array(bytes.byteLength + 5 * n);
+  let o = 0;
+  for (let i = 0; i < n; i++) {
+    const seg = bytes.subarray(i * 65535, Math.min(bytes.byteLength, (i + 1) * 65535));
+    out[o] = final && i === n - 1 ? 1 : 0; // BFINAL, BTYPE 00, padding to the byte boundary
+    out[o + 1] = seg.byteLength & 0xff;
+    out[o + 2] = seg.byteLength >> 8;
+    out[o + 3] = ~seg.byteLength & 0xff;
+    out[o + 4] = (~seg.byteLength >> 8) & 0xff;
+    out.set(seg, o + 5);
+    o += 5 + seg.byteLength;
+  }
+  return out;
 }

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { xxh64 } from './checksum.js';
 import { CHUNK_RAW, CHUNK_ZERO } from './constants.js';
-import { isZero, looksIncompressible } from '../codec/chunk.js';
+import { isZero, pageLooksRandom } from '../codec/chunk.js';
+import { deflatePagesAsync } from '../codec/deflate.js';
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED } from './constants.js';
@@ -146,8 +147,12 @@ class ThreadPoolEncoder implements ChunkEncoder {
     if (isZero(plain)) return { stored: new Uint8Array(0), flags: CHUNK_ZERO, checksum: 0n, plainLength: plain.length };
     let body = plain;
     let flags = CHUNK_RAW;
-    if (f.codec === CODEC_DEFLATE && !looksIncompressible(plain)) {
-      const encoded = await deflateRawAsync(plain, { level: f.codecLevel });
+    const pages = Math.floor(plain.byteLength / 4096);
+    const random = f.codec === CODEC_DEFLATE ? Array.from({ length: pages }, (_, p) => pageLooksRandom(plain, p)) : [];
+    const randomCount = random.filter(Boolean).length;
+    if (f.codec === CODEC_DEFLATE && !(pages > 0 && randomCount === pages)) {
+      // Mixed chunks keep their random pages as stored blocks instead of deflating them.
+      const encoded = randomCount > 0 ? await deflatePagesAsync(plain, f.codecLevel, random) : await deflateRawAsync(plain, { level: f.codecLevel });
       if (encoded.byteLength < plain.byteLength) {
         body = encoded;
         flags = CHUNK_ENCODED;

@@ -4,7 +4,7 @@
  */
 import { deflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
-import { deflateDecode, deflateEncode } from '../codec/deflate.js';
+import { deflateDecode, deflateEncode, deflatePagesAsync, storedBlocks } from '../codec/deflate.js';
 import type { Engine } from '../codec/engine.js';
 import { isCrimgError } from '../format/errors.js';
 import { rng, memoryLike } from './codec-fixture.js';
@@ -157,5 +157,30 @@ describe('misuse', () => {
     expect(() => deflateDecode(p, 0)).toThrow(RangeError);
     expect(() => deflateDecode(p, 16 * 1024 * 1024 + 1)).toThrow(RangeError);
     expect(() => deflateDecode('x' as unknown as Uint8Array, 1)).toThrow(TypeError);
+  });
+});
+
+describe('mixed chunks: deflated runs and stored blocks in one stream', () => {
+  const decode = deflateDecode;
+  test.each([
+    ['random, compressible, random', [true, false, true], 3 * 4096],
+    ['compressible then random', [false, true], 2 * 4096],
+    ['random then compressible with a partial page', [true, false], 4096 + 1000],
+    ['a long random run (stored blocks over 64 KiB)', Array.from({ length: 20 }, (_, i) => i !== 0), 20 * 4096],
+  ])('%s decodes with both engines', async (_name, random, size) => {
+    const plain = memoryLike(size, 77);
+    const r = rng(5);
+    (random as boolean[]).forEach((isRandom, p) => {
+      const end = Math.min(size, (p + 1) * 4096);
+      for (let i = p * 4096; i < end; i++) plain[i] = isRandom ? r() & 0xff : (i % 7);
+    });
+    for (const level of [1, 9]) {
+      const enc = await deflatePagesAsync(plain, level, random as boolean[]);
+      for (const engine of ['node', 'portable'] as const) expect(Buffer.from(decode(enc, size, engine)).equals(Buffer.from(plain))).toBe(true);
+    }
+  });
+  test('stored blocks alone are a valid final stream', () => {
+    const bytes = memoryLike(70000, 3);
+    for (const engine of ['node', 'portable'] as const) expect(Buffer.from(deflateDecode(storedBlocks(bytes, true), 70000, engine)).equals(Buffer.from(bytes))).toBe(true);
   });
 });
