@@ -128,6 +128,10 @@ export class ImageWriter {
   private batchStart: number;
   private batchBytes = 0;
   private pendingWrites: Promise<void>[] = [];
+  /** Read buffers of file-range regions whose writes are done. */
+  private freeBuffers: Buffer[] = [];
+  private cachedFile: { path: string; fh: FileHandle; size: bigint | null } | null = null;
+  private prefetch: { key: string; position: bigint; want: number; read: Promise<{ buf: Buffer; n: number }> } | null = null;
   private prevEnd = 0n;
   private busy = false;
   private state: 'open' | 'finished' | 'aborted' = 'open';
@@ -261,6 +265,8 @@ export class ImageWriter {
       if (this.records.length > LIMITS.maxRegions) throw new RangeError(`expected at most ${LIMITS.maxRegions} regions, got ${this.records.length}`);
       await this.flush();
       await this.drainWrites();
+      await this.dropPrefetch('', -1n);
+      await this.closeCached();
       const chunkTableOffset = alignUp(this.pos, 8);
       const chunkPlain = this.chunkTable.subarray(0, this.chunkCount * CHUNK_RECORD_SIZE);
       const chunkStored = this.encoder.sealIndex(1, BigInt(this.chunkCount), chunkPlain);
@@ -302,6 +308,8 @@ export class ImageWriter {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     await Promise.allSettled(this.pendingWrites);
+    await this.dropPrefetch('', -1n).catch(() => {});
+    await this.closeCached();
     await this.fh.close().catch(() => {});
     await unlink(this.tmpPath).catch(() => {});
     await this.encoder.close().catch(() => {});
@@ -335,18 +343,18 @@ export class ImageWriter {
    * form one write, and a buffer is reused once the write that references it is done.
    */
   private async copyFileRange(range: FileRange, rec: RegionRecord): Promise<void> {
-    let fh: FileHandle | null = null;
     const reads: Promise<{ buf: Buffer; n: number }>[] = [];
     let fd: number;
+    let key: string;
+    let size: bigint | null = null; // known for regular files: lets the next region's read start early
     if (range.path !== undefined) {
-      try {
-        fh = await open(range.path, 'r');
-      } catch (e) {
-        throw new CrimgError('IO_ERROR', `cannot open ${range.path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
-      }
-      fd = fh.fd;
+      const f = await this.openCached(range.path);
+      fd = f.fh.fd;
+      size = f.size;
+      key = `path:${range.path}`;
     } else if (typeof range.fd === 'number' && Number.isInteger(range.fd) && range.fd >= 0) {
       fd = range.fd;
+      key = `fd:${fd}`;
     } else {
       throw new TypeError('expected a file range with a path or an fd');
     }
@@ -358,27 +366,25 @@ export class ImageWriter {
         if (!Number.isSafeInteger(range.length) || range.length <= 0) throw new RangeError(`expected a positive length, got ${range.length}`);
         total = range.length;
       } else {
-        const size = BigInt(fstatSync(fd).size);
+        size ??= BigInt(fstatSync(fd).size);
         if (size <= start) throw new RangeError(`expected data after position ${start} of a ${size}-byte file`);
         total = Number(size - start);
       }
       const block = WRITE_BATCH;
-      const free: Buffer[] = [];
-      const readBlock = async (i: number): Promise<{ buf: Buffer; n: number }> => {
-        const buf = free.pop() ?? Buffer.allocUnsafe(block);
+      const name = range.path ?? `fd ${fd}`;
+      const readAt = (position: bigint, want: number): Promise<{ buf: Buffer; n: number }> => readInto(fd, name, this.freeBuffers.pop() ?? Buffer.allocUnsafe(block), position, want);
+      const readBlock = (i: number): Promise<{ buf: Buffer; n: number }> => {
+        const position = start + BigInt(i * block);
         const want = Math.min(block, total - i * block);
-        let done = 0;
-        while (done < want) {
-          const n = await new Promise<number>((resolve, reject) => {
-            read(fd, buf, done, want - done, start + BigInt(i * block + done), (err, bytes) => (err ? reject(err) : resolve(bytes)));
-          }).catch((e: NodeJS.ErrnoException) => {
-            throw new CrimgError('IO_ERROR', `cannot read ${range.path ?? `fd ${fd}`} at ${start + BigInt(i * block + done)}: ${e.code ?? e}`, { cause: e });
-          });
-          if (n === 0) throw new CrimgError('IO_ERROR', `${range.path ?? `fd ${fd}`} ended ${want - done} bytes early at ${start + BigInt(i * block + done)}`);
-          done += n;
+        // The previous region's last step read ahead here when the regions follow each other in the file.
+        const p = this.prefetch;
+        if (i === 0 && p && p.key === key && p.position === position && p.want >= want) {
+          this.prefetch = null;
+          return p.read.then((r) => ({ buf: r.buf, n: want }));
         }
-        return { buf, n: want };
+        return readAt(position, want);
       };
+      await this.dropPrefetch(key, start);
       const blocks = Math.ceil(total / block);
       const cs = this.chunkSize;
       const encode = this.encoder.encodeSync!.bind(this.encoder);
@@ -403,19 +409,59 @@ export class ImageWriter {
         rec.length += BigInt(n);
         // This block's stored bytes are one write; its buffer comes back when it is done.
         const written = this.flushNow();
-        void written.then(() => free.push(buf), () => {});
+        void written.then(() => this.freeBuffers.push(buf), () => {});
         while (this.pendingWrites.length >= WRITES_IN_FLIGHT) await this.pendingWrites.shift();
       }
       if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
       rec.chunkCount = chunkIndex;
       if (this.mappable && this.pos % this.pageSize !== 0) this.queue(ZERO_PAD.subarray(0, alignUp(this.pos, this.pageSize) - this.pos));
+      // Guess that the next region continues in the same file (a dump cut into regions):
+      // start its first read now, so it overlaps this region's writes.
+      const end = start + BigInt(total);
+      // Only for a path: its handle is ours, so no one can close or reuse it under the read.
+      if (range.path !== undefined && size !== null && end < size) {
+        const want = Number(size - end < BigInt(block) ? size - end : BigInt(block));
+        const read = readAt(end, want);
+        read.catch(() => {}); // a failed guess costs nothing: the region that wants it reads again
+        this.prefetch = { key, position: end, want, read };
+      }
       // The read buffers are ours, so the writes may go on after this region: no drain here.
     } finally {
-      // A failure can leave reads in flight: let them settle before the file is closed (a
-      // closed fd could be reused by another open, and a rejected read must not go unhandled).
+      // A failure can leave reads in flight: let them settle (a rejected read must not go
+      // unhandled, and the file must stay open under them).
       await Promise.allSettled(reads);
-      await fh?.close();
     }
+  }
+
+  /** Opens `path` once for a run of regions read from it; the previous file is closed. */
+  private async openCached(path: string): Promise<{ fh: FileHandle; size: bigint | null }> {
+    if (this.cachedFile?.path === path) return this.cachedFile;
+    await this.dropPrefetch('', -1n);
+    await this.closeCached();
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      throw new CrimgError('IO_ERROR', `cannot open ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+    }
+    const st = await fh.stat();
+    this.cachedFile = { path, fh, size: st.isFile() ? BigInt(st.size) : null };
+    return this.cachedFile;
+  }
+
+  private async closeCached(): Promise<void> {
+    const f = this.cachedFile;
+    this.cachedFile = null;
+    await f?.fh.close().catch(() => {});
+  }
+
+  /** Settles a read-ahead that the next region did not take (its buffer goes back to the pool). */
+  private async dropPrefetch(key: string, position: bigint): Promise<void> {
+    const p = this.prefetch;
+    if (!p || (p.key === key && p.position === position)) return;
+    this.prefetch = null;
+    const r = await p.read.catch(() => null);
+    if (r) this.freeBuffers.push(r.buf);
   }
 
   /**
@@ -585,6 +631,22 @@ export class ImageWriter {
       throw new CrimgError('IO_ERROR', `cannot write ${this.tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e, offset: at + done });
     }
   }
+}
+
+/** Reads exactly `want` bytes at `position` into `buf`. @throws CrimgError IO_ERROR */
+async function readInto(fd: number, name: string, buf: Buffer, position: bigint, want: number): Promise<{ buf: Buffer; n: number }> {
+  let done = 0;
+  while (done < want) {
+    const at = position + BigInt(done);
+    const n = await new Promise<number>((resolve, reject) => {
+      read(fd, buf, done, want - done, at, (err, bytes) => (err ? reject(err) : resolve(bytes)));
+    }).catch((e: NodeJS.ErrnoException) => {
+      throw new CrimgError('IO_ERROR', `cannot read ${name} at ${at}: ${e.code ?? e}`, { cause: e });
+    });
+    if (n === 0) throw new CrimgError('IO_ERROR', `${name} ended ${want - done} bytes early at ${at}`);
+    done += n;
+  }
+  return { buf, n: want };
 }
 
 /** A file range as pieces in fresh buffers (for the encoding path, whose pool copies anyway). */

@@ -114,6 +114,35 @@ describe('write then read', () => {
     await img.close();
   });
 
+  test('regions cut from one file, in order, out of order and interleaved with another file', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const a = memoryLike(3000, 31); // ~12 MiB: several 4 MiB blocks
+    const b = memoryLike(300, 32);
+    writeFileSync(t.path('a.bin'), a);
+    writeFileSync(t.path('b.bin'), b);
+    const cuts: [string, Buffer, number, number][] = [
+      ['a.bin', a, 0, 5 << 20], ['a.bin', a, 5 << 20, 4096 * 10], // consecutive: the read-ahead is taken
+      ['a.bin', a, (5 << 20) + 4096 * 20, 4096 * 7], // a hole before: the read-ahead is dropped
+      ['b.bin', b, 0, b.length], // another file
+      ['a.bin', a, 4096, 4096 * 3], // back to the first file, earlier position
+      ['a.bin', a, 4096 * 4, a.length - 4096 * 4], // consecutive again, to the end
+    ];
+    const out = t.path('cuts.img');
+    const w = await ImageWriter.create(out, { fsync: false });
+    let addr = 0x100000000n;
+    const expected: [bigint, Buffer][] = [];
+    for (const [file, bytes, position, length] of cuts) {
+      await w.addRegion({ address: addr, data: { path: t.path(file), position, length } });
+      expected.push([addr, bytes.subarray(position, position + length)]);
+      addr += BigInt(Math.ceil(length / 4096) * 4096) + 0x10000n;
+    }
+    await w.finish();
+    const img = await openImage(out);
+    for (const [at, bytes] of expected) expect((await img.read(at, bytes.length)).equals(bytes)).toBe(true);
+    expect((await img.verify()).ok).toBe(true);
+    await img.close();
+  });
+
   test('a file range that cannot be opened is IO_ERROR on both write paths', async () => {
     for (const compress of ['none', 'deflate:1']) {
       const w = await ImageWriter.create(t.path('missing.img'), { fsync: false, compress });
