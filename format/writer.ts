@@ -108,7 +108,7 @@ export interface WriteSummary {
 }
 
 const WRITE_BATCH = 4 * 1024 * 1024;
-const WRITES_IN_FLIGHT = 2;
+const WRITES_IN_FLIGHT = 4;
 const READ_AHEAD = 2;
 const ZERO_PAD = new Uint8Array(LIMITS.maxPageSize);
 
