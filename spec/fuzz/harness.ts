@@ -35,7 +35,7 @@ export interface Original {
 }
 
 export interface HarnessOptions {
-  /** Run `image.restore({ mode: 'copy' })` (see {@link probeRestore}). */
+  /** Run `image.restore({ mode: 'copy' })` on every case that opens (off only with `npm run fuzz -- --no-restore`). */
   restore: boolean;
   /** Bound of each step's time, ms (async hangs; run.ts's watchdog catches sync ones). */
   stepTimeoutMs?: number;
@@ -98,25 +98,6 @@ export async function loadVectors(dir: string): Promise<{ infos: VectorInfo[]; o
     originals.set(name, { name, encrypted, key, regions });
   }
   return { infos, originals };
-}
-
-/**
- * Whether `image.restore({ mode: 'copy' })` works here (native-mmap/restore.ts is new): a note
- * when it is missing or not implemented, so that callers skip the restore step.
- */
-export async function probeRestore(sample: Uint8Array, key?: KeyInput): Promise<{ available: boolean; note?: string }> {
-  let img: Image | undefined;
-  try {
-    img = await openImage(sample, { key, workers: 0 });
-    const r = await img.restore({ mode: 'copy' });
-    r.release();
-    return { available: true };
-  } catch (e) {
-    const msg = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    return { available: false, note: `restore step skipped: image.restore({ mode: 'copy' }) failed on a valid vector (${msg})` };
-  } finally {
-    await img?.close().catch(() => {});
-  }
 }
 
 let host: HostDescription | undefined;
