@@ -702,7 +702,8 @@ export function parseCompress(text: string): { codec: number; level: number } {
     return { codec: CODECS.none, level: 0 };
   }
   if (m[1] === 'zstd') {
-    throw new RangeError('compression zstd is reserved in format 1.0 but not implemented by this writer (spec/FORMAT.md section 6)');
+    // Codec id 2 is reserved; Node 20 has no zstd encoder (spec/FORMAT.md section 6.1).
+    throw new RangeError('expected compression none or deflate[:LEVEL], got zstd: codec id 2 is reserved, and Node 20 has no zstd encoder (spec/FORMAT.md section 6.1)');
   }
   const level = m[2] === undefined ? 1 : Number(m[2]);
   if (level < 1 || level > 9) throw new RangeError(`expected a deflate level 1..9, got ${level}`);

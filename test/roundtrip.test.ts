@@ -143,6 +143,15 @@ describe('write then read', () => {
     await img.close();
   });
 
+  test('compression option parsing: levels, and zstd refused with the reason', async () => {
+    const { parseCompress } = await import('../index.js');
+    expect(parseCompress('deflate')).toEqual({ codec: 1, level: 1 });
+    expect(parseCompress('deflate:9')).toEqual({ codec: 1, level: 9 });
+    expect(() => parseCompress('deflate:0')).toThrow(RangeError);
+    expect(() => parseCompress('zstd')).toThrow(/codec id 2 is reserved/);
+    await expect(ImageWriter.create(t.path('z.img'), { compress: 'zstd:3' })).rejects.toThrow(RangeError);
+  });
+
   test('a file range that cannot be opened is IO_ERROR on both write paths', async () => {
     for (const compress of ['none', 'deflate:1']) {
       const w = await ImageWriter.create(t.path('missing.img'), { fsync: false, compress });
