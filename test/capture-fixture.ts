@@ -5,9 +5,8 @@
  * their addresses and waits until its stdin closes. Also: gdb output parsing, tool detection.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ensureBuilt } from './cli-helpers.js';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const MEMFILL_SOURCE = join(ROOT, 'bench', 'c', 'memfill.c');
@@ -132,35 +131,5 @@ export function gcore(prefix: string, pid: number): string {
   return path;
 }
 
-function newest(p: string): number {
-  const st = statSync(p);
-  if (!st.isDirectory()) return /\.(ts|js)$/.test(p) ? st.mtimeMs : 0;
-  return Math.max(0, ...readdirSync(p).map((n) => newest(join(p, n))));
-}
-
-/**
- * The CLI tests run the built binary: test/cli-helpers.ts's ensureBuilt() rebuilds when
- * format/, codec/ or inspect-cli/ changed; this also rebuilds when capture/ did.
- */
-export function ensureCaptureBuilt(): void {
-  ensureBuilt();
-  const built = join(ROOT, 'build', 'capture', 'process.js');
-  const stale = (): boolean => !existsSync(built) || newest(join(ROOT, 'build', 'capture')) < newest(join(ROOT, 'capture'));
-  if (!stale()) return;
-  const lock = join(ROOT, 'build', '.capture-test-lock');
-  for (let i = 0; ; i++) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      if (i > 600) throw new Error(`${lock} is held for a minute: remove it if no build is running`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-    }
-  }
-  try {
-    if (stale()) spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore' });
-    if (!existsSync(built)) throw new Error('the build did not produce build/capture/process.js: run `npm run build`');
-  } finally {
-    rmdirSync(lock);
-  }
-}
+/** Builds (once, under a lock) when build/ is older than the sources: capture tests run built JS. */
+export { ensureBuilt as ensureCaptureBuilt } from './cli-helpers.js';

@@ -562,16 +562,23 @@ Mapping* AddressSpace::View(Reservation* r, size_t offset, size_t length,
   return m;
 }
 
+// The page-rounded span of [address, +length) when it fits the address space and lies in
+// this addon's own ranges; `m` is the mapping that starts there, if any. Caller holds mutex_.
+Failure AddressSpace::CheckOwnedSpan(uintptr_t address, size_t length, size_t* span,
+                                     Mapping** m) {
+  if (!RoundUp(length, span) || address > UINTPTR_MAX - *span) {
+    return Failure::Policy("expected address + length to fit the address space");
+  }
+  Reservation* r = nullptr;
+  return CheckOwned(address, address + *span, &r, m);
+}
+
 Failure AddressSpace::Protect(uintptr_t address, size_t length, int prot,
                               const std::string& prot_text) {
   std::lock_guard<std::mutex> lock(mutex_);
   size_t span = 0;
-  if (!RoundUp(length, &span) || address > UINTPTR_MAX - span) {
-    return Failure::Policy("expected address + length to fit the address space");
-  }
-  Reservation* r = nullptr;
   Mapping* m = nullptr;
-  if (Failure f = CheckOwned(address, address + span, &r, &m)) return f;
+  if (Failure f = CheckOwnedSpan(address, length, &span, &m)) return f;
   if (m == nullptr) m = FirstMappingOverlapping(address, address + span);
   if (m != nullptr && (prot & PROT_READ) == 0) {
     // Reading an ArrayBuffer whose pages are not readable is a SIGSEGV.
@@ -589,12 +596,8 @@ Failure AddressSpace::Protect(uintptr_t address, size_t length, int prot,
 Failure AddressSpace::Advise(uintptr_t address, size_t length, int advice) {
   std::lock_guard<std::mutex> lock(mutex_);
   size_t span = 0;
-  if (!RoundUp(length, &span) || address > UINTPTR_MAX - span) {
-    return Failure::Policy("expected address + length to fit the address space");
-  }
-  Reservation* r = nullptr;
   Mapping* m = nullptr;
-  if (Failure f = CheckOwned(address, address + span, &r, &m)) return f;
+  if (Failure f = CheckOwnedSpan(address, length, &span, &m)) return f;
   if (madvise(Ptr(address), span, advice) != 0) {
     return Failure::Errno(errno, "madvise", true, address);
   }

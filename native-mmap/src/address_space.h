@@ -139,6 +139,7 @@ class AddressSpace {
   Mapping* FirstMappingOverlapping(uintptr_t start, uintptr_t end);
   bool OverlapsLost(Reservation& r, uintptr_t start, uintptr_t end,
                     uintptr_t* hit);
+  Failure CheckOwnedSpan(uintptr_t address, size_t length, size_t* span, Mapping** m);
   Failure CheckOwned(uintptr_t start, uintptr_t end, Reservation** reservation,
                      Mapping** mapping);
   void ReReserve(Reservation* r, uintptr_t address, size_t span);

@@ -479,16 +479,22 @@ Napi::Value PageSize(const Napi::CallbackInfo& info) {
       info.Env(), static_cast<double>(AddressSpace::Get().page_size()));
 }
 
+// A non-negative, page-aligned offset argument (file offset or offset in a reservation).
+uint64_t PageAlignedOffset(Napi::Env env, const Napi::Value& v) {
+  const double offset = Integer(env, v, "offset", 0, kMaxSafeInteger);
+  if (!PageAligned(static_cast<uint64_t>(offset))) {
+    ThrowRange(env, "expected offset to be a multiple of the page size (" +
+                        std::to_string(AddressSpace::Get().page_size()) +
+                        "), got " + Describe(v));
+  }
+  return static_cast<uint64_t>(offset);
+}
+
 // mapFile(fd, offset, length, prot, opts?) -> ArrayBuffer
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int fd = static_cast<int>(Integer(env, info[0], "fd", 0, INT32_MAX));
-  const double offset = Integer(env, info[1], "offset", 0, kMaxSafeInteger);
-  if (!PageAligned(static_cast<uint64_t>(offset))) {
-    ThrowRange(env, "expected offset to be a multiple of the page size (" +
-                        std::to_string(AddressSpace::Get().page_size()) +
-                        "), got " + Describe(info[1]));
-  }
+  const uint64_t offset = PageAlignedOffset(env, info[1]);
   const size_t length = Length(env, info[2], "length");
   return DoMap(info, fd, static_cast<uint64_t>(offset), length, info[3],
                info[4]);
@@ -652,12 +658,7 @@ Napi::Value PlaceRuns(const Napi::CallbackInfo& info) {
 Napi::Value View(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Reservation* r = ReservationArg(env, info[0]);
-  const double offset = Integer(env, info[1], "offset", 0, kMaxSafeInteger);
-  if (!PageAligned(static_cast<uint64_t>(offset))) {
-    ThrowRange(env, "expected offset to be a multiple of the page size (" +
-                        std::to_string(AddressSpace::Get().page_size()) +
-                        "), got " + Describe(info[1]));
-  }
+  const uint64_t offset = PageAlignedOffset(env, info[1]);
   const size_t length = Length(env, info[2], "length");
   std::string prot_text;
   const int prot = Prot(env, info[3], &prot_text);
