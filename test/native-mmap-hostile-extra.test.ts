@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { native, nativeStatus } from '../native-mmap/index.js';
+import { outcome } from './native-fixture.js';
 
 const status = nativeStatus();
 const hasPlaceRuns = status.available && typeof (native as unknown as Record<string, unknown>).placeRuns === 'function';
@@ -24,15 +25,6 @@ const addonPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
 const TYPE = 'TypeError:ERR_INVALID_ARG_TYPE';
 const RANGE = 'RangeError:ERR_INVALID_ARG_VALUE';
 
-function outcome(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    const e = err as { name?: string; code?: string };
-    return `${e.name}:${e.code}`;
-  }
-}
 
 describeNative('native-mmap hostile arguments: placeRuns, view, lengths', () => {
   type Loose = (...args: unknown[]) => unknown;

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { native, nativeStatus } from '../native-mmap/index.js';
+import { outcome } from './native-fixture.js';
 
 const status = nativeStatus();
 const describeNative = status.available ? describe : describe.skip;
@@ -27,17 +28,6 @@ const addonPath = path.resolve(
   'crimg_mmap.node',
 );
 
-/** "Name:code" of what `fn` throws, or "ok". Names, not constructors: the
- * addon's errors come from another realm than jest's. */
-function outcome(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ok';
-  } catch (err) {
-    const e = err as { name?: string; code?: string };
-    return `${e.name}:${e.code}`;
-  }
-}
 
 const TYPE = 'TypeError:ERR_INVALID_ARG_TYPE';
 const RANGE = 'RangeError:ERR_INVALID_ARG_VALUE';

@@ -21,8 +21,6 @@ import { writeSummaryText } from '../text.js';
 
 const CIPHER_CHOICES = ['none', 'aes-256-gcm', 'chacha20-poly1305'] as const;
 
-/** The validation block of `image` as writer input (records of unknown types are not kept). */
-
 export function registerConvert(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
   return y.command(
     'convert <in> <out>',
