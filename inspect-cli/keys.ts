@@ -5,7 +5,7 @@
  * library's (codec/keys.ts); this module reads the files and names the source in messages.
  * Key material never appears in a message.
  */
-import { readFile } from 'node:fs/promises';
+import { readSmallFile } from './small-file.js';
 import type { KeyInput } from '../format/keying.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import { keyFromHex, parseKeyFile, passphraseBytes } from '../codec/keys.js';
@@ -18,12 +18,8 @@ export interface KeySources {
   passphraseFile?: string | undefined;
 }
 
-async function readSecret(path: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    throw new CrimgError('IO_ERROR', `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
-  }
+function readSecret(path: string, what: string): Promise<Buffer> {
+  return readSmallFile(path, what, 64 * 1024);
 }
 
 /** Runs a library parser, prefixing its INVALID_ARGUMENT message with where the key came from. */

@@ -8,6 +8,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeCase, Rng } from '../spec/fuzz/mutator.js';
 import { loadVectors, runCase, type CaseResult } from '../spec/fuzz/harness.js';
+import { ensureBuilt } from './cli-helpers.js';
+
+beforeAll(() => ensureBuilt()); // these run built JavaScript in child processes
 
 const V1 = join(process.cwd(), 'spec', 'vectors', 'v1');
 const SEED = 20_260_601;
@@ -51,7 +54,7 @@ test(`${CASES} seeded cases: only CrimgErrors, no hang, bounded memory, no silen
 }, 120_000);
 
 const cli = join(process.cwd(), 'build', 'spec', 'fuzz', 'run.js');
-(existsSync(cli) ? test : test.skip)('npm run fuzz: forked workers with a watchdog, counts per outcome, the seed', () => {
+test('npm run fuzz: forked workers with a watchdog, counts per outcome, the seed', () => {
   const out = execFileSync(process.execPath, [cli, '--cases', '200', '--seed', '7', '--jobs', '2'], { encoding: 'utf8', timeout: 60_000 });
   expect(out).toMatch(/seed 7, 200 cases/);
   expect(out).toMatch(/^200 cases in [\d.]+ s .*seed 7$/m);
@@ -59,7 +62,7 @@ const cli = join(process.cwd(), 'build', 'spec', 'fuzz', 'run.js');
   expect(out).not.toMatch(/FAIL:|FAILURES/);
 }, 70_000);
 
-(existsSync(cli) ? test : test.skip)('the watchdog counts a hanging and a crashing case as failures and goes on', () => {
+test('the watchdog counts a hanging and a crashing case as failures and goes on', () => {
   const r = spawnSync(process.execPath, [cli, '--cases', '40', '--seed', '7', '--jobs', '2', '--timeout', '1000'], {
     encoding: 'utf8', timeout: 60_000, env: { ...process.env, CRIMG_FUZZ_SELFTEST_HANG: '5', CRIMG_FUZZ_SELFTEST_CRASH: '17' },
   });

@@ -3,11 +3,10 @@
  * machine (--host, the default) or a host described in a constraints file; exit 1 if
  * incompatible. `crimg check --print-host` prints this machine in the constraints file format.
  */
-import { readFile } from 'node:fs/promises';
+import { readSmallFile } from '../small-file.js';
 import type { Argv } from 'yargs';
 import { describeHost, type HostDescription } from '../../format/host.js';
 import type { CompatibilityReport } from '../../format/reader.js';
-import { CrimgError } from '../../format/errors.js';
 import type { Cli } from '../context.js';
 import type { Colors } from '../colors.js';
 import { formatConstraints, parseConstraints } from '../constraints.js';
@@ -33,12 +32,7 @@ export function renderCheck(r: CheckJson, c: Colors): string[] {
 async function hostFrom(file: string | undefined, labels: Record<string, string>): Promise<{ host: HostDescription; source: string }> {
   const here = describeHost(labels);
   if (file === undefined) return { host: here, source: 'this host' };
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new CrimgError('IO_ERROR', `cannot read constraints file ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
-  }
+  const text = (await readSmallFile(file, 'constraints file', 1024 * 1024)).toString('utf8');
   return { host: parseConstraints(text, here, file), source: file };
 }
 
