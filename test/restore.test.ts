@@ -340,7 +340,7 @@ describeNative('restore of compressed and encrypted images (copy mode)', () => {
     ['deflate:1 + chacha20-poly1305', { compress: 'deflate:1', encrypt: 'chacha20-poly1305', key }, { key }],
   ])('%s', async (name, writeOptions, openOptions) => {
     const path = t.path(`${name.replace(/[^a-z0-9]/g, '_')}.img`);
-    await writeFixture(path, base, writeOptions);
+    await writeFixture(path, base, writeOptions as Parameters<typeof writeFixture>[2]);
     const coded = await openImage(path, openOptions);
     try {
       expect(coded.mappable).toBe(false);
