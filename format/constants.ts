@@ -11,7 +11,8 @@ export const END_MAGIC = Uint8Array.of(0x89, 0x45, 0x4e, 0x44, 0x0d, 0x0a, 0x1a,
 export const VALIDATION_MAGIC = Uint8Array.of(0x43, 0x52, 0x56, 0x42);
 
 export const FORMAT_MAJOR = 1;
-export const FORMAT_MINOR = 0;
+/** The newest minor version this implementation writes: 1.1 added the optional feature SPARSE. */
+export const FORMAT_MINOR = 1;
 
 /** Section 3: header size written by v1.0 writers, and the accepted range. */
 export const HEADER_SIZE = 128;
@@ -30,6 +31,7 @@ export const REQUIRED_CIPHER = 1n << 1n;
 export const KNOWN_REQUIRED = REQUIRED_CODEC | REQUIRED_CIPHER;
 /** Section 3.1: optional feature bits. */
 export const OPTIONAL_MAPPABLE = 1n << 0n;
+export const OPTIONAL_SPARSE = 1n << 1n;
 
 /** Section 5.3: chunk flags. */
 export const CHUNK_ZERO = 1;

@@ -5,7 +5,7 @@ import { Parser } from 'binary-parser';
 import { xxh64 } from './checksum.js';
 import {
   CIPHERS, CODECS, FORMAT_MAJOR, FORMAT_MINOR, HEADER_MAGIC, HEADER_SIZE, KNOWN_REQUIRED, LIMITS,
-  MAX_HEADER_SIZE, OPTIONAL_MAPPABLE, REQUIRED_CIPHER, REQUIRED_CODEC, isPowerOfTwo,
+  MAX_HEADER_SIZE, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, REQUIRED_CIPHER, REQUIRED_CODEC, isPowerOfTwo,
 } from './constants.js';
 import { equalBytes, view } from './bytes.js';
 import { CrimgError } from './errors.js';
@@ -78,13 +78,16 @@ export function impliedRequired(codec: number, cipher: number): bigint {
   return (codec !== 0 ? REQUIRED_CODEC : 0n) | (cipher !== 0 ? REQUIRED_CIPHER : 0n);
 }
 
-/** Encodes a v1.0 header of {@link HEADER_SIZE} bytes with its checksum. */
+/**
+ * Encodes a header of {@link HEADER_SIZE} bytes with its checksum, as version 1.0, or 1.1 when
+ * the image uses SPARSE (section 10: the lowest version that describes the image).
+ */
 export function encodeHeader(f: HeaderFields): Uint8Array {
   const b = new Uint8Array(HEADER_SIZE);
   const dv = view(b);
   b.set(HEADER_MAGIC, 0);
   dv.setUint16(8, FORMAT_MAJOR, true);
-  dv.setUint16(10, FORMAT_MINOR, true);
+  dv.setUint16(10, (f.optionalFeatures & OPTIONAL_SPARSE) !== 0n ? FORMAT_MINOR : 0, true);
   dv.setUint32(12, HEADER_SIZE, true);
   dv.setBigUint64(16, f.requiredFeatures ?? impliedRequired(f.codec, f.cipher), true);
   dv.setBigUint64(24, f.optionalFeatures, true);
@@ -207,6 +210,9 @@ export function decodeHeader(bytes: Uint8Array): Header {
   }
   if ((r.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n && (r.codec !== 0 || r.cipher !== 0)) {
     bad('optional features', 24, 'MAPPABLE is set on an encoded or encrypted image');
+  }
+  if ((r.optionalFeatures & OPTIONAL_SPARSE) !== 0n && (r.optionalFeatures & OPTIONAL_MAPPABLE) === 0n) {
+    bad('optional features', 24, 'SPARSE is set without MAPPABLE');
   }
   return {
     major: r.major, minor: r.minor, headerSize,

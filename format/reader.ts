@@ -5,7 +5,7 @@
  */
 import { xxh64 } from './checksum.js';
 import {
-  CHUNK_RECORD_SIZE, CHUNK_ZERO, FOOTER_SIZE, LIMITS, OPTIONAL_MAPPABLE,
+  CHUNK_RECORD_SIZE, CHUNK_ZERO, FOOTER_SIZE, LIMITS, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE,
   REGION_RECORD_SIZE, TAG_SIZE, alignUp, cipherName, codecName,
 } from './constants.js';
 import { decodeHeader, peekHeaderSize, type Header } from './header.js';
@@ -177,6 +177,8 @@ export class Image {
   get encryption(): string { return cipherName(this.header.cipher); }
   /** True when raw runs may be mapped straight from the file (optional feature MAPPABLE). */
   get mappable(): boolean { return (this.header.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n; }
+  /** True when each region's bytes lie at one file range, zero chunks as holes (optional feature SPARSE). */
+  get sparse(): boolean { return (this.header.optionalFeatures & OPTIONAL_SPARSE) !== 0n; }
   /** True when the index is encrypted and no key was given. */
   get indexLocked(): boolean { return this.regionList === null; }
   get fileSize(): number { return this.source.size; }
@@ -379,9 +381,13 @@ export class Image {
     const padding: [number, number][] = [[this.header.headerSize + this.header.validationSize, this.dataStart]];
     const regions = this.regions;
     const batches: { r: Region; items: { j: number; number: number; rec: ChunkRecord }[]; offset: number; length: number }[] = [];
+    const sparse = this.sparse;
+    const cs = this.header.chunkSize;
+    let spanEnd = this.dataStart; // SPARSE: where the previous region's span ends
     for (const r of regions) {
       let stored = 0n;
       let zeros = 0;
+      let span = -1; // SPARSE: the file offset of this region's chunk 0
       // Collect this region's valid records, then read them in coalesced batches.
       const items: { j: number; number: number; rec: ChunkRecord }[] = [];
       for (let j = 0; j < r.chunkCount; j++) {
@@ -395,6 +401,20 @@ export class Image {
         }
         if (rec.flags & CHUNK_ZERO) { zeros++; checked++; continue; }
         stored += BigInt(rec.storedLength);
+        if (sparse) {
+          // Section 5.2, SPARSE: chunk j at span + j * chunk size, spans in order, inside the data area.
+          const at = rec.offset - j * cs;
+          if (span < 0) {
+            span = at;
+            const end = at + Math.ceil(Number(r.length) / this.header.pageSize) * this.header.pageSize;
+            if (at < spanEnd || end > Number(this.footer.chunkTableOffset)) {
+              push({ code: 'CORRUPT_INDEX', message: `region ${r.index}'s span [${at}, ${end}) of a SPARSE image overlaps the bytes before it (which end at ${spanEnd}) or the index`, region: r.index, chunk: number, offset: rec.offset });
+            }
+            spanEnd = Math.max(spanEnd, end);
+          } else if (at !== span) {
+            push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} is not at its place ${span + j * cs} in region ${r.index}'s span of a SPARSE image`, region: r.index, chunk: number, offset: rec.offset });
+          }
+        }
         if (rec.offset < lastEnd) {
           push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} overlaps the bytes before it (which end at ${lastEnd})`, region: r.index, chunk: number, offset: rec.offset });
         } else if (rec.offset > lastEnd) {

@@ -12,7 +12,7 @@ import { openSync, fsyncSync, closeSync, fstatSync, read } from 'node:fs';
 import { dirname } from 'node:path';
 import { xxh64 } from './checksum.js';
 import {
-  CHUNK_RECORD_SIZE, CIPHERS, CODECS, DEFAULT_CHUNK_SIZE, KIND_GAP, LIMITS, OPTIONAL_MAPPABLE, alignUp, isPowerOfTwo, parseKind, parseProt,
+  CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, CIPHERS, CODECS, DEFAULT_CHUNK_SIZE, KIND_GAP, LIMITS, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, alignUp, isPowerOfTwo, parseKind, parseProt,
   type CipherName, type RegionKind,
 } from './constants.js';
 import { encodeHeader, type HeaderFields } from './header.js';
@@ -24,6 +24,7 @@ import { CrimgError } from './errors.js';
 import { toBigAddress } from './address.js';
 import { createChunkEncoder, type ChunkEncoder, type EncodedChunk } from './chunk-encoder.js';
 import type { KeyInput } from './keying.js';
+import type { NativeMmap } from '../native-mmap/index.js';
 
 /** Bytes of a region: all at once, or streamed with a length not known in advance. */
 /**
@@ -36,9 +37,14 @@ export type RegionBytes = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint
 export type RegionData = RegionBytes | FileRange;
 
 /**
- * A byte range of a file to copy into a region. The writer reads it itself into a few reused
- * buffers, ahead of hashing and writing: no fresh memory per read (first-touching new pages
- * costs more than the copy), which is what lets a raw image be written at `cat` speed.
+ * A byte range of a file to copy into a region. The writer reads it itself, with no fresh
+ * memory per read (first-touching new pages costs more than the copy). For an image without
+ * codec and cipher, a range of a regular file is mapped (4 MiB at a time, MAP_POPULATE) when
+ * the native addon is built: chunks are tested and hashed in place and written from the
+ * mapping, one copy per stored byte, which is what lets a raw image be written at `cat` speed.
+ * Like any mmap reader, the writer then must not see the file truncated under it (SIGBUS);
+ * `engine: 'portable'` or CRIMG_NO_NATIVE=1 reads into buffers instead. Other files
+ * (/proc/PID/mem, pipes, devices) are always read into a few reused buffers.
  */
 export interface FileRange {
   /** An open file descriptor (the caller keeps ownership), or use `path`. */
@@ -77,6 +83,14 @@ export interface WriterOptions {
   created?: number | bigint;
   /** fsync before rename (default true). */
   fsync?: boolean;
+  /**
+   * 'compact' (default): stored chunks back to back, zero chunks take no file space.
+   * 'sparse' (no codec or cipher only): every region's bytes lie at one file range, chunk j at
+   * the range's start + j * chunk size, zero chunks left as holes (no disk blocks on file
+   * systems with holes; the file's apparent size counts them). A restore then maps each
+   * region with one mmap whatever its zero runs (spec/FORMAT.md section 5.2, SPARSE).
+   */
+  layout?: 'compact' | 'sparse';
 }
 
 export interface RegionOptions {
@@ -127,6 +141,11 @@ export class ImageWriter {
   private batch: Uint8Array[] = [];
   private batchStart: number;
   private batchBytes = 0;
+  /** Contiguous byte runs of the batch before holes (sparse layout), written with it. */
+  private segments: { at: number; bufs: Uint8Array[] }[] = [];
+  /** Per-block scan results of the native path (chunk sums and zero flags). */
+  private scanSums: BigUint64Array | null = null;
+  private scanZero: Uint8Array | null = null;
   private pendingWrites: Promise<void>[] = [];
   /** Read buffers of file-range regions whose writes are done. */
   private freeBuffers: Buffer[] = [];
@@ -150,6 +169,10 @@ export class ImageWriter {
     private readonly encoder: ChunkEncoder,
     private readonly doFsync: boolean,
     dataStart: number,
+    /** Sparse layout: zero chunks are holes (section 5.2). */
+    private readonly sparse: boolean,
+    /** The native addon's chunk scan, for raw images written by the node engine. */
+    private readonly scanner: NativeMmap | null,
   ) {
     this.pos = dataStart;
     this.batchStart = dataStart;
@@ -177,8 +200,13 @@ export class ImageWriter {
     if (!(imageId instanceof Uint8Array) || imageId.length !== 16) throw new RangeError('expected a 16-byte image id');
     const validation = encodeValidation({ pageSize, ...options.validation });
     const mappable = codec === 0 && cipher === 0;
+    const layout = options.layout ?? 'compact';
+    if (layout !== 'compact' && layout !== 'sparse') throw new RangeError(`expected layout 'compact' or 'sparse', got ${JSON.stringify(layout)}`);
+    const sparse = layout === 'sparse';
+    if (sparse && !mappable) throw new RangeError("expected layout 'sparse' only without compression and encryption: encoded chunks cannot be mapped");
+    const engine = options.engine ?? 'node';
     const fields: HeaderFields = {
-      optionalFeatures: mappable ? OPTIONAL_MAPPABLE : 0n,
+      optionalFeatures: mappable ? OPTIONAL_MAPPABLE | (sparse ? OPTIONAL_SPARSE : 0n) : 0n,
       pageSize, chunkSize, imageId,
       created: BigInt(options.created ?? Date.now()),
       validationSize: validation.length,
@@ -188,8 +216,9 @@ export class ImageWriter {
     };
     const encoder = await createChunkEncoder({
       fields, validation, key: options.key, scrypt: options.scrypt, salt: options.salt,
-      engine: options.engine ?? 'node', workers: options.workers,
+      engine, workers: options.workers,
     });
+    const scanner = mappable && engine === 'node' ? await loadScanner() : null;
     // The encoder fills the KDF, salt and key check fields before the header is encoded.
     const header = encodeHeader(fields);
     encoder.bindHeader(header, validation);
@@ -202,7 +231,7 @@ export class ImageWriter {
       throw new CrimgError('IO_ERROR', `cannot create ${tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
     }
     const dataStart = alignUp(header.length + validation.length, pageSize);
-    const w = new ImageWriter(path, tmpPath, fh, header, pageSize, chunkSize, mappable, encoder, options.fsync ?? true, dataStart);
+    const w = new ImageWriter(path, tmpPath, fh, header, pageSize, chunkSize, mappable, encoder, options.fsync ?? true, dataStart, sparse, scanner);
     await w.writeAt(header, 0);
     await w.writeAt(validation, header.length);
     return w;
@@ -372,6 +401,11 @@ export class ImageWriter {
       }
       const block = WRITE_BATCH;
       const name = range.path ?? `fd ${fd}`;
+      await this.dropPrefetch(key, start);
+      if (this.scanner && start + BigInt(total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
+        const regular = range.path !== undefined ? size !== null : fstatSync(fd).isFile();
+        if (regular && await this.copyMapped(this.scanner, fd, name, Number(start), total, rec)) return;
+      }
       const readAt = (position: bigint, want: number): Promise<{ buf: Buffer; n: number }> => readInto(fd, name, this.freeBuffers.pop() ?? Buffer.allocUnsafe(block), position, want);
       const readBlock = (i: number): Promise<{ buf: Buffer; n: number }> => {
         const position = start + BigInt(i * block);
@@ -384,10 +418,10 @@ export class ImageWriter {
         }
         return readAt(position, want);
       };
-      await this.dropPrefetch(key, start);
       const blocks = Math.ceil(total / block);
       const cs = this.chunkSize;
       const encode = this.encoder.encodeSync!.bind(this.encoder);
+      const scanner = this.scanner;
       let chunkIndex = 0;
       // Reads run READ_AHEAD blocks ahead of hashing, on libuv's thread pool beside the writes.
       let nextRead = 0;
@@ -402,9 +436,13 @@ export class ImageWriter {
       for (let i = 0; i < blocks; i++) {
         const { buf, n } = await reads.shift()!;
         topUp();
-        for (let off = 0; off < n; off += cs) {
-          this.store(encode(buf.subarray(off, Math.min(n, off + cs))), rec);
-          chunkIndex++;
+        if (scanner) {
+          chunkIndex += this.storeScanned(scanner, buf.subarray(0, n), rec);
+        } else {
+          for (let off = 0; off < n; off += cs) {
+            this.store(encode(buf.subarray(off, Math.min(n, off + cs))), rec);
+            chunkIndex++;
+          }
         }
         rec.length += BigInt(n);
         // This block's stored bytes are one write; its buffer comes back when it is done.
@@ -414,7 +452,7 @@ export class ImageWriter {
       }
       if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
       rec.chunkCount = chunkIndex;
-      if (this.mappable && this.pos % this.pageSize !== 0) this.queue(ZERO_PAD.subarray(0, alignUp(this.pos, this.pageSize) - this.pos));
+      this.endRegion();
       // Guess that the next region continues in the same file (a dump cut into regions):
       // start its first read now, so it overlaps this region's writes.
       const end = start + BigInt(total);
@@ -431,6 +469,98 @@ export class ImageWriter {
       // unhandled, and the file must stay open under them).
       await Promise.allSettled(reads);
     }
+  }
+
+  /**
+   * The native path for a regular file (see {@link FileRange}): each block of
+   * {@link WRITE_BATCH} bytes is mapped with MAP_POPULATE, scanned in place (zero test and
+   * XXH64 of every chunk), and its stored runs written straight from the mapping, which is
+   * unmapped once that write is done. Hashing the next block overlaps the kernel's copy of
+   * the previous ones (up to {@link WRITES_IN_FLIGHT}).
+   * @returns false, having done nothing, when the file cannot be mapped (the caller reads it).
+   */
+  private async copyMapped(n: NativeMmap, fd: number, name: string, start: number, total: number, rec: RegionRecord): Promise<boolean> {
+    const page = n.pageSize();
+    let chunkIndex = 0;
+    for (let off = 0; off < total; off += WRITE_BATCH) {
+      const want = Math.min(WRITE_BATCH, total - off);
+      const at = start + off;
+      const lead = at % page;
+      let mapping: ArrayBuffer;
+      try {
+        mapping = n.mapFile(fd, at - lead, want + lead, 'r--', { populate: true });
+      } catch (e) {
+        if (off === 0) return false; // not mappable (a file system without mmap, a write-only fd): read it
+        throw new CrimgError('IO_ERROR', `cannot map ${name} at ${at}: ${(e as Error).message}`, { cause: e, offset: at });
+      }
+      const release = (): void => { try { n.unmap(mapping); } catch { /* already released */ } };
+      try {
+        chunkIndex += this.storeScanned(n, new Uint8Array(mapping, lead, want), rec);
+      } catch (e) {
+        release();
+        throw e;
+      }
+      rec.length += BigInt(want);
+      void this.flushNow().then(release, release);
+      while (this.pendingWrites.length >= WRITES_IN_FLIGHT) await this.pendingWrites.shift();
+    }
+    if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
+    rec.chunkCount = chunkIndex;
+    this.endRegion();
+    return true;
+  }
+
+  /**
+   * Records the chunks of `bytes` (whole chunks but for a region's last) from one native scan
+   * and queues their stored runs as views of `bytes`, one per run of stored chunks.
+   * The same records and bytes as {@link store} of the plain encoder, chunk by chunk.
+   * @returns the number of chunks.
+   */
+  private storeScanned(n: NativeMmap, bytes: Uint8Array, rec: RegionRecord): number {
+    const cs = this.chunkSize;
+    const chunks = Math.ceil(bytes.length / cs);
+    if (this.scanSums === null || this.scanSums.length < chunks) {
+      this.scanSums = new BigUint64Array(Math.max(chunks, WRITE_BATCH / cs));
+      this.scanZero = new Uint8Array(this.scanSums.length);
+    }
+    const sums = this.scanSums;
+    const zero = this.scanZero!;
+    n.scanChunks(bytes, cs, sums, zero);
+    let runStart = -1;
+    let runPos = 0; // file offset of the run's first chunk
+    for (let k = 0; k <= chunks; k++) {
+      if (k < chunks && zero[k] === 0) {
+        if (runStart < 0) {
+          runStart = k;
+          runPos = this.pos;
+        }
+        const plain = Math.min(cs, bytes.length - k * cs);
+        this.record(runPos + (k - runStart) * cs, plain, CHUNK_RAW, sums[k]!);
+        rec.storedBytes += BigInt(plain);
+        this.storedBytes += plain;
+        this.plainBytes += plain;
+        continue;
+      }
+      if (runStart >= 0) {
+        this.queue(bytes.subarray(runStart * cs, Math.min(bytes.length, k * cs)));
+        runStart = -1;
+      }
+      if (k === chunks) break;
+      const plain = Math.min(cs, bytes.length - k * cs);
+      this.record(0, 0, CHUNK_ZERO, 0n);
+      rec.zeroChunks++;
+      this.zeroChunks++;
+      this.plainBytes += plain;
+      if (this.sparse) this.skip(plain);
+    }
+    return chunks;
+  }
+
+  /** Section 5.2: in a MAPPABLE image the next region's first chunk starts on a page boundary. */
+  private endRegion(): void {
+    if (!this.mappable || this.pos % this.pageSize === 0) return;
+    const pad = alignUp(this.pos, this.pageSize) - this.pos;
+    if (this.sparse) this.skip(pad); else this.queue(ZERO_PAD.subarray(0, pad));
   }
 
   /** Opens `path` once for a run of regions read from it; the previous file is closed. */
@@ -538,8 +668,7 @@ export class ImageWriter {
     }
     if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
     rec.chunkCount = chunkIndex;
-    // Section 5.2: in a MAPPABLE image the next region's first chunk starts on a page boundary.
-    if (this.mappable && this.pos % this.pageSize !== 0) this.queue(ZERO_PAD.subarray(0, alignUp(this.pos, this.pageSize) - this.pos));
+    this.endRegion();
     // Raw chunks are views of the caller's bytes: every write that reads them ends before
     // addRegion resolves, so the caller may reuse its buffers afterwards.
     await this.flush();
@@ -548,29 +677,45 @@ export class ImageWriter {
 
   /** Records one encoded chunk and queues its bytes. */
   private store(c: EncodedChunk, rec: RegionRecord): void {
+    this.plainBytes += c.plainLength;
+    if (c.stored.length === 0) {
+      this.record(0, 0, c.flags, 0n);
+      rec.zeroChunks++;
+      this.zeroChunks++;
+      if (this.sparse) this.skip(c.plainLength);
+      return;
+    }
+    this.record(this.pos, c.stored.length, c.flags, c.checksum);
+    rec.storedBytes += BigInt(c.stored.length);
+    this.storedBytes += c.stored.length;
+    this.queue(c.stored);
+  }
+
+  /** Appends the next chunk record. */
+  private record(offset: number, storedLength: number, flags: number, checksum: bigint): void {
     const i = this.chunkCount++;
     if ((i + 1) * CHUNK_RECORD_SIZE > this.chunkTable.length) {
       const grown = new Uint8Array(this.chunkTable.length * 2);
       grown.set(this.chunkTable);
       this.chunkTable = grown;
     }
-    this.plainBytes += c.plainLength;
-    if (c.stored.length === 0) {
-      writeChunkRecord(this.chunkTable, i, { offset: 0, storedLength: 0, flags: c.flags, checksum: 0n });
-      rec.zeroChunks++;
-      this.zeroChunks++;
-      return;
-    }
-    writeChunkRecord(this.chunkTable, i, { offset: this.pos, storedLength: c.stored.length, flags: c.flags, checksum: c.checksum });
-    rec.storedBytes += BigInt(c.stored.length);
-    this.storedBytes += c.stored.length;
-    this.queue(c.stored);
+    writeChunkRecord(this.chunkTable, i, { offset, storedLength, flags, checksum });
   }
 
   private queue(bytes: Uint8Array): void {
     this.batch.push(bytes);
     this.batchBytes += bytes.length;
     this.pos += bytes.length;
+  }
+
+  /** Leaves `n` bytes unwritten (a hole of the sparse layout): the batch so far becomes a segment. */
+  private skip(n: number): void {
+    if (this.batch.length > 0) {
+      this.segments.push({ at: this.batchStart, bufs: this.batch });
+      this.batch = [];
+    }
+    this.pos += n;
+    this.batchStart = this.pos;
   }
 
   /**
@@ -585,13 +730,16 @@ export class ImageWriter {
 
   /** Starts writing the current batch now (whatever its size) and returns that write. */
   private flushNow(): Promise<void> {
-    if (this.batch.length === 0) return Promise.resolve();
-    const batch = this.batch;
-    const at = this.batchStart;
+    if (this.batch.length > 0) this.segments.push({ at: this.batchStart, bufs: this.batch });
     this.batch = [];
     this.batchStart = this.pos;
     this.batchBytes = 0;
-    const p = this.writevAt(batch, at);
+    if (this.segments.length === 0) return Promise.resolve();
+    const segments = this.segments;
+    this.segments = [];
+    const p = segments.length === 1
+      ? this.writevAt(segments[0]!.bufs, segments[0]!.at)
+      : Promise.all(segments.map((g) => this.writevAt(g.bufs, g.at))).then(() => {});
     p.catch(() => {}); // handled: the next flush or finish awaits it and sees the error
     this.pendingWrites.push(p);
     return p;
@@ -675,6 +823,16 @@ async function* fileRangePieces(range: FileRange): AsyncGenerator<Uint8Array> {
     }
   } finally {
     await fh?.close();
+  }
+}
+
+/** The native addon when it is built and has the chunk scan; null otherwise (the JS path). */
+async function loadScanner(): Promise<NativeMmap | null> {
+  try {
+    const { native } = await import('../native-mmap/index.js');
+    return native && typeof native.scanChunks === 'function' ? native : null;
+  } catch {
+    return null;
   }
 }
 

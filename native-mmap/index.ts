@@ -117,6 +117,14 @@ export interface NativeMmap {
   addressOf(buffer: ArrayBuffer): bigint;
   placeRuns(reservation: Reservation, fd: number, runs: Float64Array, prot: Prot): void;
   view(reservation: Reservation, offset: number, length: number, prot: ReadableProt): ArrayBuffer;
+  /**
+   * The image writer's chunk scan: for chunk k of `bytes` (cut into `chunkSize` pieces, the
+   * last may be shorter) sets zero[k] = 1 and sums[k] = 0 when it is all zero, else zero[k] = 0
+   * and sums[k] = XXH64 (seed 0). Returns the number of zero chunks.
+   */
+  scanChunks(bytes: Uint8Array, chunkSize: number, sums: BigUint64Array, zero: Uint8Array): number;
+  /** XXH64 (seed 0) of `bytes`. */
+  xxh64(bytes: Uint8Array): bigint;
   /** True when view() buffers escape V8's external-memory accounting (see {@link view}). */
   readonly unaccountedViews: boolean;
 }

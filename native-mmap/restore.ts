@@ -39,7 +39,7 @@ import type { Image } from '../format/reader.js';
 import type { Region } from '../format/index-table.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import { nativeStatus, pageSize, type Advice } from './index.js';
-import { RecordScanner, mapPlan, planGeometry, regionLength } from './_plan.js';
+import { RecordScanner, mapPlan, planGeometry, regionLength, sparsePlan, sparseSpans } from './_plan.js';
 import { mappingHeadroom } from './_maps.js';
 import { ADDRESS_IN_USE, layout, mapRegions } from './_place.js';
 import { copyToAnonymous, copyToArrayBuffers } from './_copy.js';
@@ -189,7 +189,9 @@ export async function restoreImage(image: Image, options: RestoreOptions = {}): 
   let plans: Map<Region, Float64Array> | null = null;
   if (mode === 'map') {
     const scan = new RecordScanner(table, planGeometry(image));
-    plans = new Map(selected.filter((r) => !r.isGap).map((r) => [r, mapPlan(scan, r)]));
+    // A SPARSE image maps each region with one mmap (section 5.2); else one per run.
+    const spans = image.sparse ? sparseSpans(scan, all) : null;
+    plans = new Map(selected.filter((r) => !r.isGap).map((r) => [r, spans ? sparsePlan(spans, r) : mapPlan(scan, r)]));
     let placements = selected.length;
     for (const p of plans.values()) placements += p.length / 3;
     if (placements > MAPPINGS_CHECKED_ABOVE) {

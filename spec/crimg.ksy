@@ -84,7 +84,7 @@ types:
       - id: required_features
         type: u8_halves                           # 16; bit 0 CODEC, bit 1 CIPHER
       - id: optional_features
-        type: u8_halves                           # 24; bit 0 MAPPABLE
+        type: u8_halves                           # 24; bit 0 MAPPABLE, bit 1 SPARSE
       - id: page_size
         type: u4                                  # 32
       - id: chunk_size

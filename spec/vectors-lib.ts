@@ -100,7 +100,26 @@ export function validVectors(): VectorDef[] {
       ],
     },
     ...codecVectors(text, partial),
+    {
+      name: 'sparse',
+      description: 'SPARSE layout (optional feature bit 1): each region at one file range, chunk j at its start + j * chunk size, zero chunks as holes (zero bytes in this file); a region starting with a zero chunk, an all-zero region, a partial last chunk',
+      options: { imageId: id(8), created: FIXED.created, pageSize: 4096, chunkSize: 4096, validation: FIXED.validation, layout: 'sparse' },
+      regions: [
+        { address: 0x7f00_0000_0000n, data: pattern(16, 2), kind: 'heap', name: 'java heap' },
+        { address: 0x7f00_0001_0000n, gapLength: 0x2000n, name: 'guard' },
+        { address: 0x7f00_0001_2000n, data: concatBytes(new Uint8Array(4096), pattern(5, 3)), kind: 'stack', name: 'stack starting with a zero page' },
+        { address: 0x7f00_1000_0000n, data: new Uint8Array(3 * 4096), kind: 'anonymous', name: 'all zero' },
+        { address: 0x7f00_2000_0000n, data: partial, kind: 'metadata', prot: 'r--', name: 'partial last chunk' },
+      ],
+    },
   ];
+}
+
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
 }
 
 /** The master key of the encrypted vectors: bytes 0x00..0x1f. */
@@ -152,7 +171,7 @@ export function expectedJson(def: VectorDef): unknown {
   const v = o.validation ?? {};
   return {
     description: def.description,
-    version: '1.0',
+    version: def.options.layout === 'sparse' ? '1.1' : '1.0',
     imageId: Buffer.from(o.imageId!).toString('hex'),
     created: Number(o.created),
     pageSize: o.pageSize ?? 4096,
@@ -191,8 +210,11 @@ export interface InvalidDef {
   /** File name stem: `CODE--what`. */
   name: string;
   code: string;
-  /** Where a reader must fail: opening, or reading data / verifying. */
-  stage: 'open' | 'read';
+  /**
+   * Where a reader must fail: opening; reading data (and verifying); or only verifying (the
+   * damage is in bytes reads never use but a one-mmap restore of a SPARSE image does).
+   */
+  stage: 'open' | 'read' | 'verify';
   from: string;
   /** Key to open with: default the vector's own; null for none. */
   key?: Uint8Array | null;
@@ -249,6 +271,17 @@ export function vectorCrypto(b: Buffer, key: Uint8Array | { passphrase: string }
 }
 
 /** Decrypts the index of an encrypted vector, lets `edit` change it, re-seals it and fixes checksums. */
+/** Edits the chunk table of an unencrypted image in place and fixes its checksum in the footer. */
+function reindexPlain(b: Buffer, edit: (chunks: Buffer, file: Buffer) => void): Buffer {
+  const out = Buffer.from(b);
+  const f = footerAt(out);
+  const ct = chunkTable(out);
+  const chunks = out.subarray(ct, ct + Number(out.readBigUInt64LE(f + 32)));
+  edit(chunks, out);
+  out.writeBigUInt64LE(xxh64(chunks), f + 64);
+  return fixFooter(out);
+}
+
 function resealIndex(b: Buffer, edit: (chunks: Buffer, regions: Buffer, file: Buffer) => void): Buffer {
   const c = vectorCrypto(b, VECTOR_KEY);
   const f = footerAt(b);
@@ -384,6 +417,35 @@ export function invalidVectors(): InvalidDef[] {
       mutate: (b) => { const c = copy(b); c.writeBigUInt64LE(1n << 60n, footerAt(c) + 24); return fixFooter(c); } },
     { name: 'LIMIT_EXCEEDED--huge-region-count', code: 'LIMIT_EXCEEDED', stage: 'open', from: 'minimal', description: 'footer claims 2^32-1 regions (checksum valid)',
       mutate: (b) => { const c = copy(b); c.writeUInt32LE(0xffffffff, footerAt(c) + 48); return fixFooter(c); } },
+    { name: 'CORRUPT_HEADER--sparse-without-mappable', code: 'CORRUPT_HEADER', stage: 'open', from: 'sparse', description: 'optional feature SPARSE left set, MAPPABLE cleared (checksum valid)',
+      mutate: (b) => { const c = copy(b); c.writeBigUInt64LE(2n, 24); return fixHeader(c); } },
+    { name: 'CORRUPT_INDEX--sparse-chunk-out-of-place', code: 'CORRUPT_INDEX', stage: 'verify', from: 'sparse', description: 'a stored chunk moved into the hole of the zero chunk after it, its record pointing there (index re-sealed): reads still see the right bytes, a one-mmap restore of the region would not',
+      mutate: (b) => reindexPlain(b, (chunks, file) => {
+        const n = chunks.length / CHUNK_RECORD_SIZE;
+        for (let i = 0; i + 1 < n; i++) {
+          const flags = chunks.readUInt16LE(i * CHUNK_RECORD_SIZE + 12);
+          const next = chunks.readUInt16LE((i + 1) * CHUNK_RECORD_SIZE + 12);
+          const len = chunks.readUInt32LE(i * CHUNK_RECORD_SIZE + 8);
+          if (flags !== 2 || next !== 1 || len !== 4096) continue;
+          const off = Number(chunks.readBigUInt64LE(i * CHUNK_RECORD_SIZE));
+          file.copy(file, off + 4096, off, off + 4096);
+          file.fill(0, off, off + 4096);
+          chunks.writeBigUInt64LE(BigInt(off + 4096), i * CHUNK_RECORD_SIZE);
+          return;
+        }
+        throw new Error('no stored chunk followed by a zero chunk');
+      }) },
+    { name: 'CORRUPT_INDEX--sparse-hole-not-zero', code: 'CORRUPT_INDEX', stage: 'verify', from: 'sparse', description: 'a byte written into the hole of a zero chunk inside a region\'s span: reads see zeros, a one-mmap restore would see the byte, so verify refuses it',
+      mutate: (b) => {
+        const c = copy(b);
+        // The stack region starts with a zero chunk: its hole is the page before the first stored chunk of that region.
+        const t = chunkTable(c);
+        let i = 16; // the heap has 16 chunks, the gap none: chunk 16 is the stack's first, a zero chunk
+        while (c.readUInt16LE(t + i * CHUNK_RECORD_SIZE + 12) === 1) i++;
+        const off = Number(c.readBigUInt64LE(t + i * CHUNK_RECORD_SIZE));
+        c[off - (i - 16) * 4096 + 123] = 0x5a; // in the hole of chunk 16
+        return c;
+      } },
     { name: 'LIMIT_EXCEEDED--validation-record-count', code: 'LIMIT_EXCEEDED', stage: 'open', from: 'minimal', description: 'validation block claims 2^31 records (checksum valid)',
       mutate: (b) => { const c = copy(b); c.writeUInt32LE(0x80000000, HEADER_SIZE + 4); return fixValidation(c); } },
   ];

@@ -64,7 +64,7 @@ describe('crimg inspect', () => {
     const d = json<Record<string, unknown>>(await crimg(['inspect', img, '--json']));
     expect(d).toMatchObject({
       version: '1.0', created: '2025-01-02T03:04:05.000Z', pageSize: 4096, chunkSize: 16384,
-      compression: 'none', encryption: 'none', mappable: true, indexEncrypted: false, indexLocked: false,
+      compression: 'none', encryption: 'none', mappable: true, layout: 'compact', indexEncrypted: false, indexLocked: false,
     });
     expect(d['imageId']).toMatch(/^[0-9a-f]{32}$/);
     expect(typeof d['fileSize']).toBe('number');

@@ -31,11 +31,13 @@ export function registerConvert(y: Argv, cli: Cli, exit: (code: number) => void)
       .option('chunk-size', { type: 'string', requiresArg: true, describe: "chunk size of OUT (default: IN's)" })
       .option('compress', { type: 'string', requiresArg: true, describe: "none, deflate or deflate:LEVEL (default: IN's)" })
       .option('encrypt', { type: 'string', choices: CIPHER_CHOICES, requiresArg: true, describe: "cipher of OUT (default: IN's)" })
+      .option('layout', { type: 'string', choices: ['compact', 'sparse'] as const, requiresArg: true, describe: "compact or sparse (raw OUT only; default: IN's when OUT is raw)" })
       .option('out-key-file', { type: 'string', requiresArg: true, group: 'Key:', describe: 'key file to encrypt OUT' })
       .option('out-key-env', { type: 'string', requiresArg: true, group: 'Key:', describe: 'environment variable holding the key (hex) to encrypt OUT' })
       .option('out-passphrase-file', { type: 'string', requiresArg: true, group: 'Key:', describe: 'passphrase file to encrypt OUT' })
       .example('$0 convert app.img small.img --compress deflate:6', 'compress')
       .example('$0 convert app.img big-chunks.img --chunk-size 1M', 'another chunk size')
+      .example('$0 convert app.img fast.img --layout sparse', 'one mapping per region at restore')
       .example('$0 convert app.img secret.img --encrypt aes-256-gcm --out-key-file new.key', 'encrypt with a new key')
       .example('$0 convert secret.img plain.img --key-file app.key --encrypt none', 'decrypt'),
     async (a) => {
@@ -53,6 +55,7 @@ export function registerConvert(y: Argv, cli: Cli, exit: (code: number) => void)
           pageSize: image.pageSize,
           chunkSize: a.chunkSize !== undefined ? parseSize(a.chunkSize, 'chunk size') : image.chunkSize,
           compress: a.compress ?? image.compression,
+          layout: (a.layout ?? (image.sparse && (a.compress ?? image.compression) === 'none' && encrypt === 'none' ? 'sparse' : 'compact')) as 'compact' | 'sparse',
           ...(encrypt !== 'none' ? { encrypt, key } : {}),
           validation: toValidationInput(image.validation),
           created: image.header.created,

@@ -51,7 +51,8 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
       .option('region', { type: 'string', array: true, nargs: 1, demandOption: true, describe: 'ADDR:FILE[:PROT[:KIND[:NAME]]], repeatable; PROT like rw-, KIND anonymous|heap|stack|code|metadata|file' })
       .option('gap', { type: 'string', array: true, nargs: 1, describe: 'ADDR:LEN[:NAME]: a reserved range with no data, repeatable' })
       .option('page-size', { type: 'string', requiresArg: true, describe: "page size (default: this machine's)" })
-      .option('chunk-size', { type: 'string', requiresArg: true, describe: 'chunk size, a power of two (default 64K)' })
+      .option('chunk-size', { type: 'string', requiresArg: true, describe: 'chunk size, a power of two (default 16K)' })
+      .option('layout', { type: 'string', choices: ['compact', 'sparse'] as const, default: 'compact', describe: 'compact, or sparse: each region at one file range with holes for zero chunks, so a map restore needs one mmap per region (no codec or cipher)' })
       .option('label', { type: 'string', array: true, nargs: 1, describe: 'K=V restore label the host must match, repeatable' })
       .option('bitmap', { type: 'string', array: true, nargs: 1, describe: 'K=HEX bitmap (bytes in order) the host must cover, repeatable' })
       .option('metric', { type: 'string', array: true, nargs: 1, describe: 'K=NUM informational metric, repeatable' })
@@ -61,7 +62,8 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
       .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
       .example('$0 create app.img --region 0x7f0000000000:heap.bin:rw-:heap:java-heap', 'one heap region from a raw file')
       .example('$0 create app.img --region 0x400000:text.bin:r-x:code --gap 0x600000:64K:guard --label engine=jvm-21', 'a code region, a guard gap and a restore label')
-      .example('$0 create app.img --region 0x10000:mem.bin --compress deflate:6 --encrypt aes-256-gcm --key-file app.key', 'compressed and encrypted'),
+      .example('$0 create app.img --region 0x10000:mem.bin --compress deflate:6 --encrypt aes-256-gcm --key-file app.key', 'compressed and encrypted')
+      .example('$0 create app.img --region 0x10000:mem.bin --layout sparse', 'raw, for the fastest map restore'),
     async (a) => {
       const entries = await plan(a.region, a.gap ?? []);
       const host = describeHost();
@@ -73,6 +75,7 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
         pageSize: a.pageSize !== undefined ? parseSize(a.pageSize, 'page size') : host.pageSize,
         ...(a.chunkSize !== undefined ? { chunkSize: parseSize(a.chunkSize, 'chunk size') } : {}),
         compress: a.compress,
+        layout: a.layout as 'compact' | 'sparse',
         ...(a.encrypt !== undefined ? { encrypt: a.encrypt as CipherName, key } : {}),
         validation: {
           ...producer,

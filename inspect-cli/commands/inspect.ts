@@ -39,6 +39,8 @@ export interface InspectJson {
   compression: string;
   encryption: string;
   mappable: boolean;
+  /** Layout: "sparse" (each region at one file range, zero chunks as holes) or "compact". */
+  layout: 'compact' | 'sparse';
   fileSize: number;
   validation: {
     producerName: string | null;
@@ -87,6 +89,7 @@ export function describeImage(image: Image, file: string): InspectJson {
     compression: image.compression,
     encryption: image.encryption,
     mappable: image.mappable,
+    layout: image.sparse ? 'sparse' : 'compact',
     fileSize: image.fileSize,
     validation: {
       producerName: v.producerName ?? null,
@@ -145,7 +148,7 @@ export function renderInspect(d: InspectJson, c: Colors): string[] {
     ['chunk size', humanBytes(d.chunkSize)],
     ['compression', d.compression],
     ['encryption', d.encryption],
-    ['mappable', d.mappable ? 'yes' : 'no'],
+    ['mappable', d.mappable ? (d.layout === 'sparse' ? 'yes, sparse: one mapping per region' : 'yes') : 'no'],
     ['file size', `${humanBytes(d.fileSize)} (${d.fileSize} bytes)`],
   ]);
   lines.push('', c.bold('validation block'));

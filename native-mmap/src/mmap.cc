@@ -23,6 +23,7 @@
 #include <v8.h>
 
 #include "address_space.h"
+#include "scan.h"
 
 namespace crimg {
 namespace {
@@ -725,6 +726,52 @@ Napi::Value AddressOf(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, static_cast<uint64_t>(address));
 }
 
+// Bytes of a typed array of `type`, or a TypeError naming `what`.
+struct TypedBytes {
+  uint8_t* data;
+  size_t length;  // elements
+};
+TypedBytes TypedArg(Napi::Env env, const Napi::Value& v, napi_typedarray_type type,
+                    const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    ThrowType(env, std::string("expected ") + what + ", got " + Describe(v));
+  }
+  Napi::TypedArray a = v.As<Napi::TypedArray>();
+  uint8_t* base = static_cast<uint8_t*>(a.ArrayBuffer().Data());
+  if (base == nullptr && a.ByteLength() > 0) {
+    ThrowRange(env, std::string("expected ") + what + " with live memory, got a detached buffer");
+  }
+  return TypedBytes{base == nullptr ? nullptr : base + a.ByteOffset(), a.ElementLength()};
+}
+
+// scanChunks(bytes: Uint8Array, chunkSize, sums: BigUint64Array, zero: Uint8Array) -> zero count
+// The writer's inner loop (format/writer.ts): the zero test and XXH64 of each
+// chunk, straight on the caller's memory, so no copy into a hasher's heap.
+Napi::Value ScanChunksJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TypedBytes bytes = TypedArg(env, info[0], napi_uint8_array, "bytes to be a Uint8Array");
+  const size_t chunk = Length(env, info[1], "chunkSize");
+  TypedBytes sums = TypedArg(env, info[2], napi_biguint64_array, "sums to be a BigUint64Array");
+  TypedBytes zero = TypedArg(env, info[3], napi_uint8_array, "zero to be a Uint8Array");
+  const size_t chunks = bytes.length / chunk + (bytes.length % chunk != 0 ? 1 : 0);
+  if (sums.length < chunks || zero.length < chunks) {
+    ThrowRange(env, "expected sums and zero to hold " + std::to_string(chunks) +
+                        " chunks, got " + std::to_string(sums.length) + " and " +
+                        std::to_string(zero.length));
+  }
+  if (chunks == 0) return Napi::Number::New(env, 0);
+  const size_t zeros = ScanChunks(bytes.data, bytes.length, chunk,
+                                  reinterpret_cast<uint64_t*>(sums.data), zero.data);
+  return Napi::Number::New(env, static_cast<double>(zeros));
+}
+
+// xxh64(bytes: Uint8Array) -> bigint (seed 0)
+Napi::Value Xxh64Js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TypedBytes bytes = TypedArg(env, info[0], napi_uint8_array, "bytes to be a Uint8Array");
+  return Napi::BigInt::New(env, Xxh64(bytes.data == nullptr ? reinterpret_cast<const uint8_t*>("") : bytes.data, bytes.length, 0));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitWindows(env);
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
@@ -738,6 +785,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
   exports.Set("placeRuns", Napi::Function::New(env, PlaceRuns, "placeRuns"));
   exports.Set("view", Napi::Function::New(env, View, "view"));
+  exports.Set("scanChunks", Napi::Function::New(env, ScanChunksJs, "scanChunks"));
+  exports.Set("xxh64", Napi::Function::New(env, Xxh64Js, "xxh64"));
   // Whether view() buffers escape V8's external-memory accounting (see
   // NewWindowBuffer); informational.
   exports.Set("unaccountedViews",

@@ -1,0 +1,126 @@
+// XXH64 and the chunk scan (see scan.h). XXH64 follows the reference
+// specification; test/native-scan.test.ts checks it against xxhash-wasm, the
+// format's checksum of record, on every length from 0 to 300 and on chunks.
+#include "scan.h"
+
+#include <string.h>
+
+namespace crimg {
+namespace {
+
+constexpr uint64_t kP1 = 0x9E3779B185EBCA87ULL;
+constexpr uint64_t kP2 = 0xC2B2AE3D27D4EB4FULL;
+constexpr uint64_t kP3 = 0x165667B19E3779F9ULL;
+constexpr uint64_t kP4 = 0x85EBCA77C2B2AE63ULL;
+constexpr uint64_t kP5 = 0x27D4EB2F165667C5ULL;
+
+inline uint64_t Rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+// Unaligned little-endian loads (x86-64 and aarch64 Linux are little-endian;
+// binding.gyp builds for Linux only).
+inline uint64_t Read64(const uint8_t* p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint32_t Read32(const uint8_t* p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline uint64_t Round(uint64_t acc, uint64_t input) {
+  acc += input * kP2;
+  acc = Rotl(acc, 31);
+  return acc * kP1;
+}
+
+inline uint64_t Merge(uint64_t acc, uint64_t v) {
+  acc ^= Round(0, v);
+  return acc * kP1 + kP4;
+}
+
+}  // namespace
+
+uint64_t Xxh64(const uint8_t* p, size_t len, uint64_t seed) {
+  const uint8_t* const end = p + len;
+  uint64_t h;
+  if (len >= 32) {
+    const uint8_t* const limit = end - 32;
+    uint64_t v1 = seed + kP1 + kP2;
+    uint64_t v2 = seed + kP2;
+    uint64_t v3 = seed;
+    uint64_t v4 = seed - kP1;
+    do {
+      v1 = Round(v1, Read64(p));
+      v2 = Round(v2, Read64(p + 8));
+      v3 = Round(v3, Read64(p + 16));
+      v4 = Round(v4, Read64(p + 24));
+      p += 32;
+    } while (p <= limit);
+    h = Rotl(v1, 1) + Rotl(v2, 7) + Rotl(v3, 12) + Rotl(v4, 18);
+    h = Merge(h, v1);
+    h = Merge(h, v2);
+    h = Merge(h, v3);
+    h = Merge(h, v4);
+  } else {
+    h = seed + kP5;
+  }
+  h += static_cast<uint64_t>(len);
+  while (p + 8 <= end) {
+    h ^= Round(0, Read64(p));
+    h = Rotl(h, 27) * kP1 + kP4;
+    p += 8;
+  }
+  if (p + 4 <= end) {
+    h ^= static_cast<uint64_t>(Read32(p)) * kP1;
+    h = Rotl(h, 23) * kP2 + kP3;
+    p += 4;
+  }
+  while (p < end) {
+    h ^= static_cast<uint64_t>(*p) * kP5;
+    h = Rotl(h, 11) * kP1;
+    p++;
+  }
+  h ^= h >> 33;
+  h *= kP2;
+  h ^= h >> 29;
+  h *= kP3;
+  h ^= h >> 32;
+  return h;
+}
+
+bool IsZero(const uint8_t* p, size_t len) {
+  size_t i = 0;
+  // Data chunks almost always fail on the first word: test it alone first.
+  if (len >= 8 && Read64(p) != 0) return false;
+  for (; i + 64 <= len; i += 64) {
+    uint64_t acc = 0;
+    for (size_t k = 0; k < 64; k += 8) acc |= Read64(p + i + k);
+    if (acc != 0) return false;
+  }
+  for (; i < len; i++) {
+    if (p[i] != 0) return false;
+  }
+  return true;
+}
+
+size_t ScanChunks(const uint8_t* p, size_t len, size_t chunk_size,
+                  uint64_t* sums, uint8_t* zero) {
+  size_t zeros = 0;
+  size_t k = 0;
+  for (size_t off = 0; off < len; off += chunk_size, k++) {
+    const size_t n = len - off < chunk_size ? len - off : chunk_size;
+    if (IsZero(p + off, n)) {
+      zero[k] = 1;
+      sums[k] = 0;
+      zeros++;
+    } else {
+      zero[k] = 0;
+      sums[k] = Xxh64(p + off, n, 0);
+    }
+  }
+  return zeros;
+}
+
+}  // namespace crimg

@@ -1,0 +1,28 @@
+// Chunk scanning for the image writer: the zero test and XXH64 of every chunk
+// of a buffer, in one pass over memory the writer already holds (a read buffer
+// or a mapping of the input file). Pure functions, no syscalls.
+#ifndef CRIMG_SCAN_H_
+#define CRIMG_SCAN_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace crimg {
+
+// XXH64 of `len` bytes at `p` with `seed` (the reference algorithm,
+// github.com/Cyan4973/xxHash, spec doc/xxhash_spec.md).
+uint64_t Xxh64(const uint8_t* p, size_t len, uint64_t seed);
+
+// True when every byte of [p, p + len) is zero. Stops at the first non-zero
+// word, so a chunk of data costs a few loads.
+bool IsZero(const uint8_t* p, size_t len);
+
+// For chunk k of [p, p + len) cut into `chunk_size` pieces (the last may be
+// shorter): zero[k] = 1 and sums[k] = 0 for an all-zero chunk, else zero[k] = 0
+// and sums[k] = XXH64 (seed 0). Returns the number of zero chunks.
+size_t ScanChunks(const uint8_t* p, size_t len, size_t chunk_size,
+                  uint64_t* sums, uint8_t* zero);
+
+}  // namespace crimg
+
+#endif  // CRIMG_SCAN_H_

@@ -1,0 +1,247 @@
+/**
+ * The native write path and the SPARSE layout (spec/FORMAT.md section 5.2):
+ * - the addon's XXH64 and chunk scan agree with xxhash-wasm, the format's checksum of record;
+ * - the node engine (native scan, mapped file ranges) and the portable engine write the same
+ *   bytes for every kind of region data, in both layouts;
+ * - a sparse image has holes, reads and verifies like a compact one, and a map restore places
+ *   each region with one mapping;
+ * - the CLI creates, converts and inspects sparse images.
+ */
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import xxhash from 'xxhash-wasm';
+import { ImageWriter, openImage, type RegionData, type WriterOptions } from '../index.js';
+import { native, nativeStatus } from '../native-mmap/index.js';
+import { readMaps } from '../native-mmap/_maps.js';
+import { crimg, ensureBuilt } from './cli-helpers.js';
+import { memoryLike, prng, tempDir } from './helpers.js';
+
+const t = tempDir();
+afterAll(() => t.cleanup());
+
+const status = nativeStatus();
+if (!status.available) throw new Error(`these tests need the native addon: ${status.reason}`);
+const addon = native!;
+
+describe('native chunk scan', () => {
+  test('xxh64 equals xxhash-wasm for every length 0..300 at three alignments, and on chunks', async () => {
+    const h = await xxhash();
+    const rnd = prng(5);
+    const buf = Uint8Array.from({ length: 70000 }, () => Math.floor(rnd() * 256));
+    for (let len = 0; len <= 300; len++) {
+      for (const at of [0, 1, 7]) {
+        const v = buf.subarray(at, at + len);
+        expect(addon.xxh64(v)).toBe(h.h64Raw(v, 0n));
+      }
+    }
+    for (const len of [4095, 4096, 16384, 65536 + 3]) expect(addon.xxh64(buf.subarray(0, len))).toBe(h.h64Raw(buf.subarray(0, len), 0n));
+  });
+
+  test('scanChunks flags zero chunks and hashes the others, the last chunk short', async () => {
+    const h = await xxhash();
+    const data = Buffer.concat([memoryLike(37, 3), Buffer.alloc(1000), Buffer.from([0, 0, 1])]);
+    const cs = 8192;
+    const n = Math.ceil(data.length / cs);
+    const sums = new BigUint64Array(n + 2).fill(7n);
+    const zero = new Uint8Array(n + 2).fill(9);
+    const zeros = addon.scanChunks(data, cs, sums, zero);
+    let expected = 0;
+    for (let k = 0; k < n; k++) {
+      const c = data.subarray(k * cs, Math.min(data.length, (k + 1) * cs));
+      const isZero = c.every((x) => x === 0);
+      expected += isZero ? 1 : 0;
+      expect([zero[k], sums[k]]).toEqual(isZero ? [1, 0n] : [0, h.h64Raw(c, 0n)]);
+    }
+    expect(zeros).toBe(expected);
+    expect([zero[n], sums[n]]).toEqual([9, 7n]); // nothing written past the chunks
+    expect(addon.scanChunks(new Uint8Array(0), cs, sums, zero)).toBe(0);
+  });
+
+  test('scanChunks refuses wrong types and short outputs without touching memory', () => {
+    const code = (fn: () => unknown): string => { try { fn(); return 'ok'; } catch (e) { return `${(e as Error).name}:${(e as { code?: string }).code}`; } };
+    const data = new Uint8Array(3 * 4096);
+    const s = new BigUint64Array(3);
+    const z = new Uint8Array(3);
+    expect(code(() => addon.scanChunks(data, 4096, s, z))).toBe('ok');
+    expect(code(() => addon.scanChunks([] as unknown as Uint8Array, 4096, s, z))).toBe('TypeError:ERR_INVALID_ARG_TYPE');
+    expect(code(() => addon.scanChunks(data, 4096, new Float64Array(3) as unknown as BigUint64Array, z))).toBe('TypeError:ERR_INVALID_ARG_TYPE');
+    expect(code(() => addon.scanChunks(data, 4096, s, new Int8Array(3) as unknown as Uint8Array))).toBe('TypeError:ERR_INVALID_ARG_TYPE');
+    expect(code(() => addon.scanChunks(data, 0, s, z))).toBe('RangeError:ERR_INVALID_ARG_VALUE');
+    expect(code(() => addon.scanChunks(data, 1.5, s, z))).toBe('RangeError:ERR_INVALID_ARG_VALUE');
+    expect(code(() => addon.scanChunks(data, 4096, new BigUint64Array(2), z))).toBe('RangeError:ERR_INVALID_ARG_VALUE');
+    expect(code(() => addon.scanChunks(data, 4096, s, new Uint8Array(2)))).toBe('RangeError:ERR_INVALID_ARG_VALUE');
+    expect(code(() => addon.xxh64('abc' as unknown as Uint8Array))).toBe('TypeError:ERR_INVALID_ARG_TYPE');
+  });
+});
+
+let input: { path: string; bytes: Buffer } | null = null;
+
+/** The input file, made once: memory-like pages (more than two 4 MiB write blocks) and a short tail. */
+function inputFile(): { path: string; bytes: Buffer } {
+  if (input) return input;
+  const path = t.path('input.bin');
+  const bytes = Buffer.concat([memoryLike(2600, 11), Buffer.alloc(4096 * 5), Buffer.alloc(777, 3)]);
+  writeFileSync(path, bytes);
+  input = { path, bytes };
+  return input;
+}
+
+type Source = 'path' | 'path-unaligned' | 'fd' | 'buffer' | 'pieces' | 'dev-zero';
+
+/** Writes one image of four regions from `source`; returns the file's bytes. */
+async function write(out: string, source: Source, options: WriterOptions): Promise<Buffer> {
+  const { path: inputPath, bytes: inputBytes } = inputFile();
+  const fd = openSync(inputPath, 'r');
+  const zeroFd = openSync('/dev/zero', 'r');
+  try {
+    const cut = (position: number, length: number): RegionData => {
+      switch (source) {
+        case 'path': return { path: inputPath, position, length };
+        case 'path-unaligned': return { path: inputPath, position: position + 100, length: Math.min(length, inputBytes.length - position - 100) };
+        case 'fd': return { fd, position: BigInt(position), length };
+        case 'buffer': return inputBytes.subarray(position, position + length);
+        case 'pieces': return (function* () { for (let o = 0; o < length; o += 70001) yield inputBytes.subarray(position + o, position + Math.min(length, o + 70001)); })();
+        case 'dev-zero': return { fd: zeroFd, length };
+      }
+    };
+    const w = await ImageWriter.create(out, { fsync: false, imageId: new Uint8Array(16).fill(4), created: 1_700_000_000_000n, ...options });
+    // The node engine takes the native path (scan in place; file ranges of regular files mapped).
+    expect((w as unknown as { scanner: unknown }).scanner === null).toBe(options.engine === 'portable');
+    await w.addRegion({ address: 0x7f0000000000n, data: cut(0, 9 << 20), kind: 'heap' });
+    await w.addRegion({ address: 0x7f0001000000n, data: cut(9 << 20, 4096 * 5 + 10) });
+    await w.addGap({ address: 0x7f0002000000n, length: 0x3000n });
+    await w.addRegion({ address: 0x7f0002003000n, data: cut(2600 * 4096, 4096 * 5 + 777), kind: 'stack' });
+    await w.finish();
+    return readFileSync(out);
+  } finally {
+    closeSync(fd);
+    closeSync(zeroFd);
+  }
+}
+
+describe('node engine (native scan) and portable engine write the same bytes', () => {
+  const sources: Source[] = ['path', 'path-unaligned', 'fd', 'buffer', 'pieces', 'dev-zero'];
+  test.each(sources.flatMap((s) => [[s, 'compact'], [s, 'sparse']] as const))('%s, %s layout', async (source, layout) => {
+    const node = await write(t.path(`n-${source}-${layout}.img`), source, { layout });
+    const portable = await write(t.path(`p-${source}-${layout}.img`), source, { layout, engine: 'portable' });
+    expect(node.equals(portable)).toBe(true);
+    const img = await openImage(t.path(`n-${source}-${layout}.img`));
+    expect(img.sparse).toBe(layout === 'sparse');
+    expect((await img.verify()).ok).toBe(true);
+    if (source === 'path' || source === 'fd' || source === 'buffer') {
+      const bytes = inputFile().bytes;
+      expect((await img.read(0x7f0000000000n, 9 << 20)).equals(bytes.subarray(0, 9 << 20))).toBe(true);
+      expect((await img.read(0x7f0002003000n, 4096 * 5 + 777)).equals(bytes.subarray(2600 * 4096))).toBe(true);
+    }
+    await img.close();
+  });
+});
+
+describe('SPARSE layout', () => {
+  test('holes instead of zero chunks; same data, regions and stored bytes as compact', async () => {
+    const compact = t.path('c.img');
+    const sparse = t.path('s.img');
+    await write(compact, 'path', {});
+    await write(sparse, 'path', { layout: 'sparse' });
+    const a = await openImage(compact);
+    const b = await openImage(sparse);
+    expect(b.sparse && b.mappable).toBe(true);
+    expect(b.header.optionalFeatures).toBe(3n);
+    expect(b.regions.map((r) => [r.address, r.length, r.storedBytes, r.zeroChunks])).toEqual(a.regions.map((r) => [r.address, r.length, r.storedBytes, r.zeroChunks]));
+    for (const r of a.regions) if (!r.isGap) expect((await b.read(r.address, Number(r.length))).equals(await a.read(r.address, Number(r.length)))).toBe(true);
+    // Every region's chunk j at span + j * chunk size.
+    const table = await b.chunkTable();
+    for (const r of b.regions) {
+      let span = -1;
+      for (let j = 0; j < r.chunkCount; j++) {
+        const rec = table.get(r.firstChunk + j, Math.min(b.chunkSize, Number(r.length) - j * b.chunkSize));
+        if (rec.storedLength === 0) continue;
+        if (span < 0) span = rec.offset - j * b.chunkSize;
+        expect(rec.offset).toBe(span + j * b.chunkSize);
+      }
+    }
+    // The apparent size counts the holes; the blocks do not (ext4, tmpfs, xfs, btrfs have holes).
+    const sc = statSync(compact);
+    const ss = statSync(sparse);
+    expect(ss.size).toBeGreaterThan(sc.size);
+    expect(ss.blocks * 512).toBeLessThan(ss.size - (1 << 20));
+    await a.close();
+    await b.close();
+  });
+
+  test('refused with a codec or a cipher, and for an unknown layout', async () => {
+    await expect(ImageWriter.create(t.path('x.img'), { layout: 'sparse', compress: 'deflate:1' })).rejects.toThrow(/only without compression and encryption/);
+    await expect(ImageWriter.create(t.path('x.img'), { layout: 'sparse', encrypt: 'aes-256-gcm', key: new Uint8Array(32) })).rejects.toThrow(RangeError);
+    await expect(ImageWriter.create(t.path('x.img'), { layout: 'holes' as 'sparse' })).rejects.toThrow(/expected layout/);
+  });
+
+  test('map restore: one file mapping per region with data, anonymous memory for an all-zero one, bytes equal read()', async () => {
+    const out = t.path('restore.img');
+    const w = await ImageWriter.create(out, { fsync: false, layout: 'sparse' });
+    const heap = memoryLike(3000, 8);
+    await w.addRegion({ address: 0x100000000n, data: heap, kind: 'heap' });
+    await w.addRegion({ address: 0x200000000n, data: Buffer.alloc(5 * 16384) });
+    await w.addRegion({ address: 0x300000000n, data: Buffer.concat([Buffer.alloc(16384), memoryLike(40, 9), Buffer.alloc(100, 1)]), prot: 'r--' });
+    await w.finish();
+    const img = await openImage(out);
+    const res = await img.restore({ mode: 'map' });
+    try {
+      expect(res.mode).toBe('map');
+      const maps = readMaps();
+      for (const [i, r] of res.regions.entries()) {
+        const at = r.address;
+        const end = at + BigInt(Math.ceil(Number(r.length) / 4096) * 4096);
+        const inside = maps.filter((m) => m.start < end && m.end > at);
+        if (i === 1) expect(inside.map((m) => m.path)).toEqual(['']); // anonymous
+        else expect(inside.map((m) => [m.path, m.perms.slice(0, 3)])).toEqual([[out, r.prot]]); // one mapping of the file
+        expect(Buffer.from(r.memory!).equals(await img.read(img.regions[i]!.address, Number(r.length)))).toBe(true);
+      }
+    } finally {
+      res.release();
+      await img.close();
+    }
+  });
+
+  test('a chunk out of its place in a span: verify reports it, map restore refuses it, copy restore works', async () => {
+    const path = 'spec/vectors/v1/invalid/CORRUPT_INDEX--sparse-chunk-out-of-place.img';
+    const img = await openImage(path);
+    const report = await img.verify();
+    expect(report.errors.map((e) => e.code)).toContain('CORRUPT_INDEX');
+    await expect(img.restore({ mode: 'map' })).rejects.toMatchObject({ code: 'CORRUPT_INDEX', message: expect.stringMatching(/not at its place/) });
+    const copy = await img.restore({ mode: 'copy' });
+    const heap = img.regions[0]!;
+    expect(Buffer.from(copy.regions[0]!.memory!).equals(await img.read(heap.address, Number(heap.length)))).toBe(true);
+    copy.release();
+    await img.close();
+  });
+});
+
+describe('CLI', () => {
+  beforeAll(() => ensureBuilt());
+
+  test('create --layout sparse, inspect shows it, convert to compact and back keeps the data', async () => {
+    const mem = t.path('mem.bin');
+    writeFileSync(mem, memoryLike(500, 12));
+    const sparse = t.path('cli-sparse.img');
+    const made = await crimg(['create', sparse, '--region', `0x7f0000000000:${mem}:rw-:heap`, '--layout', 'sparse', '--quiet']);
+    expect(made.status).toBe(0);
+    const human = await crimg(['inspect', sparse]);
+    expect(human.stdout).toMatch(/^mappable\s+yes, sparse: one mapping per region$/m);
+    const asJson = JSON.parse((await crimg(['inspect', sparse, '--json'])).stdout) as { layout: string };
+    expect(asJson.layout).toBe('sparse');
+    const compact = t.path('cli-compact.img');
+    expect((await crimg(['convert', sparse, compact, '--layout', 'compact', '--quiet'])).status).toBe(0);
+    expect((JSON.parse((await crimg(['inspect', compact, '--json'])).stdout) as { layout: string }).layout).toBe('compact');
+    const again = t.path('cli-again.img');
+    expect((await crimg(['convert', compact, again, '--layout', 'sparse', '--quiet'])).status).toBe(0);
+    const a = await openImage(sparse);
+    const b = await openImage(again);
+    expect(b.sparse).toBe(true);
+    expect((await b.read(0x7f0000000000n, 500 * 4096)).equals(readFileSync(mem))).toBe(true);
+    expect((await a.verify()).ok && (await b.verify()).ok).toBe(true);
+    await a.close();
+    await b.close();
+    const refused = await crimg(['create', t.path('bad.img'), '--region', `0x1000:${mem}`, '--layout', 'sparse', '--compress', 'deflate']);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toMatch(/sparse/);
+  });
+});
