@@ -22,6 +22,7 @@ const writer = await ImageWriter.create(job.output, {
   ...(job.compress !== undefined ? { compress: job.compress } : {}),
   ...(job.encrypt !== undefined ? { encrypt: job.encrypt, key: BENCH_KEY } : {}),
   ...(job.workers !== undefined ? { workers: job.workers } : {}),
+  ...(job.layout !== undefined ? { layout: job.layout } : {}),
 });
 for (const r of layout) {
   let data: RegionData;

@@ -50,8 +50,8 @@ export async function makeContext(name: string, total: number): Promise<RestoreB
 }
 
 /** An image of the first `totalBytes` of `input`, in the realistic layout. */
-export function writeImage(input: string, output: string, totalBytes: number, compress?: string): Promise<WriteResult> {
-  return runWriteJob({ input, output, totalBytes, regions: REGIONS, fsync: false, ...(compress !== undefined && { compress }) });
+export function writeImage(input: string, output: string, totalBytes: number, compress?: string, layout?: 'compact' | 'sparse'): Promise<WriteResult> {
+  return runWriteJob({ input, output, totalBytes, regions: REGIONS, fsync: false, ...(compress !== undefined && { compress }), ...(layout !== undefined && { layout }) });
 }
 
 /** `totalBytes` of random bytes (no zero page at all) to `path`. */

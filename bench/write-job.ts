@@ -21,6 +21,8 @@ export interface WriteJob {
   compress?: string;
   /** Cipher suite; the child uses a fixed 32-byte key (a benchmark, not a secret). */
   encrypt?: 'aes-256-gcm' | 'chacha20-poly1305';
+  /** Image layout (default compact). */
+  layout?: 'compact' | 'sparse';
   /** Worker threads of the encoder (default: the writer's, one per core). */
   workers?: number;
   /**

@@ -83,6 +83,41 @@ export class RecordScanner {
     return offset >= g.dataStart && offset + length <= g.dataEnd && offset % g.pageSize === 0 ? offset : OTHER;
   }
 
+  /**
+   * The fast path of {@link sparseSpans} for one region: accepts records while each is exactly a
+   * well-formed ZERO record, or a RAW record of its plain length at `span + j * chunk size`
+   * inside the data area (the span fixed by the first RAW record, page-aligned, at or after no
+   * earlier bound: the caller checks that). Returns the span (-1 if no RAW record yet) and the
+   * first record it did not accept (`count` when it accepted all), or null without the word view.
+   */
+  sparseRun(first: number, count: number, length: number): { span: number; next: number } | null {
+    const w = this.words;
+    if (w === null) return null;
+    const { chunkSize: cs, dataStart, dataEnd, pageSize } = this.g;
+    const full = count - 1; // records before the last have plain length cs
+    let span = -1;
+    let j = 0;
+    for (; j < count; j++) {
+      const k = (first + j) * 6;
+      const flags = w[k + 3]! & 0xffff;
+      if (flags === CHUNK_ZERO) {
+        if ((w[k]! | w[k + 1]! | w[k + 2]! | w[k + 4]! | w[k + 5]!) !== 0) break;
+        continue;
+      }
+      const plain = j < full ? cs : length - j * cs;
+      if (flags !== CHUNK_RAW || w[k + 2]! !== plain || w[k + 1]! >= 0x200000) break;
+      const offset = w[k + 1]! * 0x100000000 + w[k]!;
+      if (span < 0) {
+        if (offset - j * cs < dataStart || offset % pageSize !== 0) break;
+        span = offset - j * cs;
+      } else if (offset !== span + j * cs) {
+        break;
+      }
+      if (offset + plain > dataEnd) break;
+    }
+    return { span, next: j };
+  }
+
   /** The flags of a record, unchecked. */
   flags(number: number): number {
     return this.dv.getUint16(number * CHUNK_RECORD_SIZE + 12, true);
@@ -160,7 +195,15 @@ export function sparseSpans(scan: RecordScanner, regions: readonly Region[]): Fl
     if (r.isGap) continue;
     const length = regionLength(r);
     let span = -1;
-    for (let j = 0; j < r.chunkCount; j++) {
+    // The fast path checks every record in a tight loop over the words and stops at the first
+    // it cannot accept; the loop below (the authority) then starts from there.
+    let j = 0;
+    const fast = scan.sparseRun(r.firstChunk, r.chunkCount, length);
+    if (fast !== null) {
+      span = fast.span;
+      j = fast.next;
+    }
+    for (; j < r.chunkCount; j++) {
       const plain = Math.min(cs, length - j * cs);
       const number = r.firstChunk + j;
       let at = scan.classify(number, plain);
@@ -190,6 +233,23 @@ export function sparseSpans(scan: RecordScanner, regions: readonly Region[]): Fl
     prevEnd = end;
   }
   return out;
+}
+
+/** The spans of each chunk table already checked: the table of an open image never changes. */
+const checkedSpans = new WeakMap<ChunkTable, Float64Array>();
+
+/**
+ * {@link sparseSpans} of an image's chunk table, checked once per opened image (like the table's
+ * checksum, at first use) and remembered with the table: every restore after the first places
+ * its regions without walking the chunk records again.
+ */
+export function sparseSpansOnce(table: ChunkTable, g: PlanGeometry, regions: readonly Region[]): Float64Array {
+  let spans = checkedSpans.get(table);
+  if (spans === undefined) {
+    spans = sparseSpans(new RecordScanner(table, g), regions);
+    checkedSpans.set(table, spans);
+  }
+  return spans;
 }
 
 /**
