@@ -59,7 +59,11 @@ export interface FileRange {
 export interface WriterOptions {
   /** Page size of the captured process. Default 4096. */
   pageSize?: number;
-  /** Chunk size: a power of two, multiple of the page size. Default {@link DEFAULT_CHUNK_SIZE}. */
+  /**
+   * Chunk size: a power of two, multiple of the page size. Default: the page size for an image
+   * without codec and cipher (zero-page elision is then exact, and there is no compression to
+   * lose), else {@link DEFAULT_CHUNK_SIZE} (spec/FORMAT.md section 11).
+   */
   chunkSize?: number;
   /** Restore constraints and identity (section 4). */
   validation?: ValidationInput;
@@ -146,6 +150,8 @@ export class ImageWriter {
   /** Per-block scan results of the native path (chunk sums and zero flags). */
   private scanSums: BigUint64Array | null = null;
   private scanZero: Uint8Array | null = null;
+  /** The chunk table as 32-bit words, for the native path's records. */
+  private tableWords: Uint32Array | null = null;
   private pendingWrites: Promise<void>[] = [];
   /** Read buffers of file-range regions whose writes are done. */
   private freeBuffers: Buffer[] = [];
@@ -188,13 +194,13 @@ export class ImageWriter {
     if (!isPowerOfTwo(pageSize) || pageSize < LIMITS.minPageSize || pageSize > LIMITS.maxPageSize) {
       throw new RangeError(`expected a page size that is a power of two in ${LIMITS.minPageSize}..${LIMITS.maxPageSize}, got ${pageSize}`);
     }
-    const chunkSize = options.chunkSize ?? Math.max(DEFAULT_CHUNK_SIZE, pageSize);
-    if (!isPowerOfTwo(chunkSize) || chunkSize < pageSize || chunkSize > LIMITS.maxChunkSize) {
-      throw new RangeError(`expected a chunk size that is a power of two from the page size ${pageSize} to ${LIMITS.maxChunkSize}, got ${chunkSize}`);
-    }
     const { codec, level } = parseCompress(options.compress ?? 'none');
     const cipher = options.encrypt === undefined || options.encrypt === 'none' ? 0 : CIPHERS[options.encrypt];
     if (cipher === undefined) throw new RangeError(`expected a cipher (aes-256-gcm, chacha20-poly1305), got ${JSON.stringify(options.encrypt)}`);
+    const chunkSize = options.chunkSize ?? defaultChunkSize(pageSize, codec === 0 && cipher === 0);
+    if (!isPowerOfTwo(chunkSize) || chunkSize < pageSize || chunkSize > LIMITS.maxChunkSize) {
+      throw new RangeError(`expected a chunk size that is a power of two from the page size ${pageSize} to ${LIMITS.maxChunkSize}, got ${chunkSize}`);
+    }
     if (cipher !== 0 && options.key === undefined) throw new TypeError('expected a key or passphrase with encrypt');
     const imageId = options.imageId ?? randomBytes(16);
     if (!(imageId instanceof Uint8Array) || imageId.length !== 16) throw new RangeError('expected a 16-byte image id');
@@ -526,6 +532,12 @@ export class ImageWriter {
     const sums = this.scanSums;
     const zero = this.scanZero!;
     n.scanChunks(bytes, cs, sums, zero);
+    // The sums as 32-bit words: copied into the records with no BigInt per chunk.
+    const sumWords = new Uint32Array(sums.buffer, sums.byteOffset, sums.length * 2);
+    this.reserveRecords(chunks);
+    const words = this.tableWords!;
+    let stored = 0;
+    let zeros = 0;
     let runStart = -1;
     let runPos = 0; // file offset of the run's first chunk
     for (let k = 0; k <= chunks; k++) {
@@ -535,10 +547,15 @@ export class ImageWriter {
           runPos = this.pos;
         }
         const plain = Math.min(cs, bytes.length - k * cs);
-        this.record(runPos + (k - runStart) * cs, plain, CHUNK_RAW, sums[k]!);
-        rec.storedBytes += BigInt(plain);
-        this.storedBytes += plain;
-        this.plainBytes += plain;
+        const offset = runPos + (k - runStart) * cs;
+        const w = this.chunkCount++ * 6;
+        words[w] = offset >>> 0;
+        words[w + 1] = Math.floor(offset / 0x100000000);
+        words[w + 2] = plain;
+        words[w + 3] = CHUNK_RAW; // flags u16, reserved u16 zero
+        words[w + 4] = sumWords[2 * k]!;
+        words[w + 5] = sumWords[2 * k + 1]!;
+        stored += plain;
         continue;
       }
       if (runStart >= 0) {
@@ -546,13 +563,17 @@ export class ImageWriter {
         runStart = -1;
       }
       if (k === chunks) break;
-      const plain = Math.min(cs, bytes.length - k * cs);
-      this.record(0, 0, CHUNK_ZERO, 0n);
-      rec.zeroChunks++;
-      this.zeroChunks++;
-      this.plainBytes += plain;
-      if (this.sparse) this.skip(plain);
+      const w = this.chunkCount++ * 6;
+      words.fill(0, w, w + 6);
+      words[w + 3] = CHUNK_ZERO;
+      zeros++;
+      if (this.sparse) this.skip(Math.min(cs, bytes.length - k * cs));
     }
+    rec.storedBytes += BigInt(stored);
+    rec.zeroChunks += zeros;
+    this.storedBytes += stored;
+    this.zeroChunks += zeros;
+    this.plainBytes += bytes.length;
     return chunks;
   }
 
@@ -693,13 +714,25 @@ export class ImageWriter {
 
   /** Appends the next chunk record. */
   private record(offset: number, storedLength: number, flags: number, checksum: bigint): void {
-    const i = this.chunkCount++;
-    if ((i + 1) * CHUNK_RECORD_SIZE > this.chunkTable.length) {
-      const grown = new Uint8Array(this.chunkTable.length * 2);
+    this.reserveRecords(1);
+    writeChunkRecord(this.chunkTable, this.chunkCount++, { offset, storedLength, flags, checksum });
+  }
+
+  /**
+   * Makes room for `n` more chunk records; {@link tableWords} views the table as 32-bit words
+   * (the records are 24 bytes, so 6 words each, little-endian on the hosts the native path runs).
+   */
+  private reserveRecords(n: number): void {
+    const need = (this.chunkCount + n) * CHUNK_RECORD_SIZE;
+    if (need > this.chunkTable.length) {
+      let size = this.chunkTable.length * 2;
+      while (size < need) size *= 2;
+      const grown = new Uint8Array(size);
       grown.set(this.chunkTable);
       this.chunkTable = grown;
+      this.tableWords = null;
     }
-    writeChunkRecord(this.chunkTable, i, { offset, storedLength, flags, checksum });
+    this.tableWords ??= new Uint32Array(this.chunkTable.buffer, this.chunkTable.byteOffset, this.chunkTable.length >> 2);
   }
 
   private queue(bytes: Uint8Array): void {
@@ -826,8 +859,19 @@ async function* fileRangePieces(range: FileRange): AsyncGenerator<Uint8Array> {
   }
 }
 
+/**
+ * The default chunk size (spec/FORMAT.md section 11): the page size for a raw image, whose
+ * zero-page elision is then exact; 16 KiB ({@link DEFAULT_CHUNK_SIZE}) when chunks are encoded
+ * or sealed, where it compresses within a point of larger chunks.
+ */
+export function defaultChunkSize(pageSize: number, raw: boolean): number {
+  return raw ? pageSize : Math.max(DEFAULT_CHUNK_SIZE, pageSize);
+}
+
 /** The native addon when it is built and has the chunk scan; null otherwise (the JS path). */
 async function loadScanner(): Promise<NativeMmap | null> {
+  // The native path writes records as little-endian 32-bit words (so do Linux's x86-64 and aarch64).
+  if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) return null;
   try {
     const { native } = await import('../native-mmap/index.js');
     return native && typeof native.scanChunks === 'function' ? native : null;

@@ -167,7 +167,7 @@ const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest(
 /** The expected reader view of a valid vector, computed from its inputs (not by reading it). */
 export function expectedJson(def: VectorDef): unknown {
   const o = def.options;
-  const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE; // every vector names its chunk size
   const v = o.validation ?? {};
   return {
     description: def.description,

@@ -51,7 +51,7 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
       .option('region', { type: 'string', array: true, nargs: 1, demandOption: true, describe: 'ADDR:FILE[:PROT[:KIND[:NAME]]], repeatable; PROT like rw-, KIND anonymous|heap|stack|code|metadata|file' })
       .option('gap', { type: 'string', array: true, nargs: 1, describe: 'ADDR:LEN[:NAME]: a reserved range with no data, repeatable' })
       .option('page-size', { type: 'string', requiresArg: true, describe: "page size (default: this machine's)" })
-      .option('chunk-size', { type: 'string', requiresArg: true, describe: 'chunk size, a power of two (default 16K)' })
+      .option('chunk-size', { type: 'string', requiresArg: true, describe: 'chunk size, a power of two (default: the page size without --compress and --encrypt, else 16K)' })
       .option('layout', { type: 'string', choices: ['compact', 'sparse'] as const, default: 'compact', describe: 'compact, or sparse: each region at one file range with holes for zero chunks, so a map restore needs one mmap per region (no codec or cipher)' })
       .option('label', { type: 'string', array: true, nargs: 1, describe: 'K=V restore label the host must match, repeatable' })
       .option('bitmap', { type: 'string', array: true, nargs: 1, describe: 'K=HEX bitmap (bytes in order) the host must cover, repeatable' })

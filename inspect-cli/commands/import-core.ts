@@ -20,7 +20,7 @@ export function registerImportCore(y: Argv, cli: Cli, exit: (code: number) => vo
     (a) => withJson(withKeyOptions(a
       .positional('core', { type: 'string', demandOption: true, describe: 'ELF64 little-endian core file' })
       .positional('out', { type: 'string', demandOption: true, describe: 'image file to write' }), 'encrypt the image (with --encrypt)'))
-      .option('chunk-size', { type: 'string', requiresArg: true, describe: `chunk size, a power of two (default ${DEFAULT_CHUNK_SIZE / 1024}K)` })
+      .option('chunk-size', { type: 'string', requiresArg: true, describe: `chunk size, a power of two (default: the page size without --compress and --encrypt, else ${DEFAULT_CHUNK_SIZE / 1024}K)` })
       .option('page-size', { type: 'string', requiresArg: true, describe: "page size of the core's process (default: its NT_FILE note's, else this machine's)" })
       .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate or deflate:LEVEL (1-9)' })
       .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
