@@ -12,6 +12,7 @@ import xxhash from 'xxhash-wasm';
 import { ImageWriter, openImage, type RegionData, type WriterOptions } from '../index.js';
 import { native, nativeStatus } from '../native-mmap/index.js';
 import { readMaps } from '../native-mmap/_maps.js';
+import { checksumEngine, xxh64, xxh64Wasm } from '../format/checksum.js';
 import { crimg, ensureBuilt } from './cli-helpers.js';
 import { memoryLike, prng, tempDir } from './helpers.js';
 
@@ -34,6 +35,9 @@ describe('native chunk scan', () => {
       }
     }
     for (const len of [4095, 4096, 16384, 65536 + 3]) expect(addon.xxh64(buf.subarray(0, len))).toBe(h.h64Raw(buf.subarray(0, len), 0n));
+    // The format's checksum takes the native engine when the addon is built.
+    expect(checksumEngine).toBe('native');
+    expect(xxh64(buf)).toBe(xxh64Wasm(buf));
   });
 
   test('scanChunks flags zero chunks and hashes the others, the last chunk short', async () => {
