@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { xxh64 } from './checksum.js';
 import { CHUNK_RAW, CHUNK_ZERO } from './constants.js';
 import { isZero, pageLooksRandom } from '../codec/chunk.js';
-import { deflatePagesAsync } from '../codec/deflate.js';
+import { NativeDeflater, deflatePagesAsync } from '../codec/deflate.js';
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED } from './constants.js';
@@ -127,16 +127,22 @@ class CodecEncoder implements ChunkEncoder {
 
 /**
  * The node engine's encoder: zero and entropy tests and the checksum on the calling thread,
- * deflate on libuv's thread pool (node:zlib's async API), sealing on the calling thread
- * (node:crypto runs ~1 GiB/s, 16 us a chunk). Measured on 2 cores against the worker pool:
- * no structured clones and no worker round trip (~65 us a chunk), about a fifth less CPU.
+ * deflate on libuv's thread pool (the addon's batched jobs over Node's zlib, else node:zlib's
+ * async API), sealing on the calling thread (the addon's OpenSSL seal, about 5 us a chunk,
+ * else node:crypto, about 12 us). Measured on 2 cores against the worker pool: no structured
+ * clones and no worker round trip (~65 us a chunk), about a fifth less CPU.
  */
 class ThreadPoolEncoder implements ChunkEncoder {
   /** libuv's default pool size: deflates in flight at once. */
   readonly parallelism = 4;
   private h: Uint8Array | null = null;
 
-  constructor(private readonly fields: HeaderFields, private readonly keys: ImageKeys | null) {}
+  constructor(
+    private readonly fields: HeaderFields,
+    private readonly keys: ImageKeys | null,
+    /** The addon's batched deflate; null: node:zlib's async API, one call per chunk. */
+    private readonly native: NativeDeflater | null,
+  ) {}
 
   bindHeader(header: Uint8Array, validation: Uint8Array): void {
     this.h = headerHash(header, validation, 'node');
@@ -152,8 +158,10 @@ class ThreadPoolEncoder implements ChunkEncoder {
     const randomCount = random.filter(Boolean).length;
     if (f.codec === CODEC_DEFLATE && !(pages > 0 && randomCount === pages)) {
       // Mixed chunks keep their random pages as stored blocks instead of deflating them.
-      const encoded = randomCount > 0 ? await deflatePagesAsync(plain, f.codecLevel, random) : await deflateRawAsync(plain, { level: f.codecLevel });
-      if (encoded.byteLength < plain.byteLength) {
+      const encoded = this.native
+        ? await this.native.deflate(plain, randomCount > 0 ? random : null)
+        : randomCount > 0 ? await deflatePagesAsync(plain, f.codecLevel, random) : await deflateRawAsync(plain, { level: f.codecLevel });
+      if (encoded !== null && encoded.byteLength < plain.byteLength) {
         body = encoded;
         flags = CHUNK_ENCODED;
       }
@@ -202,7 +210,9 @@ export async function createChunkEncoder(s: EncoderSetup): Promise<ChunkEncoder>
     f.keyCheck = keys.keyCheck;
   }
   // Worker threads when asked for (or for the portable engine, whose codecs are synchronous).
-  if (s.engine === 'node' && s.workers === undefined) return new ThreadPoolEncoder(f, keys);
+  if (s.engine === 'node' && s.workers === undefined) {
+    return new ThreadPoolEncoder(f, keys, f.codec === CODEC_DEFLATE ? await NativeDeflater.create(f.codecLevel) : null);
+  }
   return new CodecEncoder(f, keys, s.engine, s.workers ?? defaultWorkers());
 }
 

@@ -145,6 +145,8 @@ export class ImageWriter {
   private batch: Uint8Array[] = [];
   private batchStart: number;
   private batchBytes = 0;
+  /** Chunks submitted to the encoder and not yet stored, oldest first, across regions. */
+  private inflight: { p: Promise<EncodedChunk>; rec: RegionRecord }[] = [];
   /** Contiguous byte runs of the batch before holes (sparse layout), written with it. */
   private segments: { at: number; bufs: Uint8Array[] }[] = [];
   /** Per-block scan results of the native path (chunk sums and zero flags). */
@@ -245,7 +247,10 @@ export class ImageWriter {
 
   /**
    * Appends a region. Regions must come in ascending address order without overlap.
-   * @returns the region's record as written.
+   * With a codec or cipher, a file range's last chunks may still be encoding when this
+   * resolves (they overlap the next region's): the record's storedBytes and zeroChunks are
+   * final when finish() resolves; its address, length and chunk count now.
+   * @returns the region's record.
    * @throws RangeError when the region is out of order, unaligned or empty.
    */
   addRegion(r: RegionOptions): Promise<RegionRecord> {
@@ -258,11 +263,12 @@ export class ImageWriter {
       const name = r.name ?? '';
       checkName(name);
       const regionNumber = this.records.length;
-      const firstChunk = this.chunkCount;
+      // Chunks of earlier regions may still be encoding (see streamChunks): they come first.
+      const firstChunk = this.chunkCount + this.inflight.length;
       const rec: RegionRecord = { address, length: 0n, firstChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits, kindId, name };
       if (isFileRange(r.data) && this.encoder.encodeSync) await this.copyFileRange(r.data, rec);
-      else if (isFileRange(r.data)) await this.streamChunks(fileRangePieces(r.data), rec, regionNumber);
-      else await this.streamChunks(r.data as RegionBytes, rec, regionNumber);
+      else if (isFileRange(r.data)) await this.streamChunks(fileRangePieces(r.data), rec, regionNumber, true);
+      else await this.streamChunks(r.data as RegionBytes, rec, regionNumber, false);
       if (rec.length === 0n) throw new RangeError(`expected region data at ${hex(address)}, got 0 bytes`);
       if (address + rec.length > 1n << 64n) throw new RangeError(`region at ${hex(address)} of ${rec.length} bytes runs past the 64-bit address space`);
       this.records.push(rec);
@@ -283,7 +289,7 @@ export class ImageWriter {
       if (address + length > 1n << 64n) throw new RangeError(`gap at ${hex(address)} runs past the 64-bit address space`);
       const name = g.name ?? '';
       checkName(name);
-      const rec: RegionRecord = { address, length, firstChunk: this.chunkCount, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits: 0, kindId: KIND_GAP, name };
+      const rec: RegionRecord = { address, length, firstChunk: this.chunkCount + this.inflight.length, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits: 0, kindId: KIND_GAP, name };
       this.records.push(rec);
       this.prevEnd = address + length;
       return rec;
@@ -298,6 +304,7 @@ export class ImageWriter {
     return this.guarded(async () => {
       if (this.records.length === 0) throw new RangeError('expected at least one region before finish()');
       if (this.records.length > LIMITS.maxRegions) throw new RangeError(`expected at most ${LIMITS.maxRegions} regions, got ${this.records.length}`);
+      await this.drainInflight();
       await this.flush();
       await this.drainWrites();
       await this.dropPrefetch('', -1n);
@@ -620,9 +627,9 @@ export class ImageWriter {
    * (the `last` flag of the AEAD's associated data, section 7.3). Without codec and cipher the
    * chunks are encoded synchronously (a memcmp and a hash), with no promise per chunk.
    */
-  private async streamChunks(data: RegionBytes, rec: RegionRecord, regionNumber: number): Promise<void> {
+  private async streamChunks(data: RegionBytes, rec: RegionRecord, regionNumber: number, owned: boolean): Promise<void> {
     const cs = this.chunkSize;
-    const inflight: Promise<EncodedChunk>[] = [];
+    const inflight = this.inflight;
     const maxInflight = Math.max(4, this.encoder.parallelism * 16);
     const syncEncode = this.encoder.encodeSync?.bind(this.encoder);
     let chunkIndex = 0;
@@ -635,11 +642,14 @@ export class ImageWriter {
       }
       const number = this.chunkCount + inflight.length;
       const address = rec.address + BigInt(chunkIndex) * BigInt(cs);
-      inflight.push(this.encoder.encode(plain, { chunkNumber: number, regionNumber, address, last }));
+      const p = this.encoder.encode(plain, { chunkNumber: number, regionNumber, address, last });
+      p.catch(() => {}); // handled: awaited in order below, by the next region, or by finish()
+      inflight.push({ p, rec });
       chunkIndex++;
       if (inflight.length < maxInflight) return undefined;
-      return inflight.shift()!.then((c) => {
-        this.store(c, rec);
+      const oldest = inflight.shift()!;
+      return oldest.p.then((c) => {
+        this.store(c, oldest.rec);
         return this.batchBytes >= WRITE_BATCH ? this.flush() : undefined;
       });
     };
@@ -683,17 +693,28 @@ export class ImageWriter {
     }
     if (pendingBytes > 0) await submit(take(pendingBytes), true);
     pending = [];
-    while (inflight.length) {
-      this.store(await inflight.shift()!, rec);
-      if (this.batchBytes >= WRITE_BATCH) await this.flush();
-    }
     if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
     rec.chunkCount = chunkIndex;
+    // The writer's own pieces (a file range read into fresh buffers) need not be written
+    // before this resolves: the next region's chunks join the same queue behind these, so the
+    // encoder's pool never drains at a region boundary (200 regions cost ~0.5 s of idle pool
+    // per 512 MiB before). Chunks stored raw from the caller's memory must be written first.
+    if (owned && !syncEncode) return;
+    await this.drainInflight();
     this.endRegion();
     // Raw chunks are views of the caller's bytes: every write that reads them ends before
     // addRegion resolves, so the caller may reuse its buffers afterwards.
     await this.flush();
     await this.drainWrites();
+  }
+
+  /** Stores every chunk still encoding, in order (earlier regions' first). */
+  private async drainInflight(): Promise<void> {
+    while (this.inflight.length) {
+      const e = this.inflight.shift()!;
+      this.store(await e.p, e.rec);
+      if (this.batchBytes >= WRITE_BATCH) await this.flush();
+    }
   }
 
   /** Records one encoded chunk and queues its bytes. */
@@ -830,7 +851,10 @@ async function readInto(fd: number, name: string, buf: Buffer, position: bigint,
   return { buf, n: want };
 }
 
-/** A file range as pieces in fresh buffers (for the encoding path, whose pool copies anyway). */
+/**
+ * A file range as pieces in fresh buffers (for the encoding path: the pieces become the
+ * chunks' plain bytes, so they cannot be reused), one read ahead of the consumer.
+ */
 async function* fileRangePieces(range: FileRange): AsyncGenerator<Uint8Array> {
   const name = range.path ?? `fd ${range.fd}`;
   const ioError = (e: unknown, what: string): CrimgError =>
@@ -842,19 +866,31 @@ async function* fileRangePieces(range: FileRange): AsyncGenerator<Uint8Array> {
     throw new TypeError('expected a file range with a path or an fd');
   }
   const fd = fh ? fh.fd : range.fd!;
+  let ahead: Promise<Uint8Array> | null = null;
   try {
     let pos = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
     let left = range.length ?? Number(BigInt(fstatSync(fd).size) - pos);
+    const readPiece = (at: bigint, want: number): Promise<Uint8Array> => {
+      const buf = Buffer.allocUnsafe(want);
+      return new Promise<number>((resolve, reject) => read(fd, buf, 0, want, at, (e, k) => (e ? reject(e) : resolve(k))))
+        .then((n) => {
+          if (n === 0) throw new CrimgError('IO_ERROR', `${name} ended ${left} bytes early at ${at}`);
+          return buf.subarray(0, n);
+        }, (e: unknown) => { throw ioError(e, `read at ${at}`); });
+    };
     while (left > 0) {
-      const buf = Buffer.allocUnsafe(Math.min(left, WRITE_BATCH));
-      const n = await new Promise<number>((resolve, reject) => read(fd, buf, 0, buf.length, pos, (e, k) => (e ? reject(e) : resolve(k))))
-        .catch((e: unknown) => { throw ioError(e, `read at ${pos}`); });
-      if (n === 0) throw new CrimgError('IO_ERROR', `${range.path ?? `fd ${fd}`} ended ${left} bytes early at ${pos}`);
-      yield buf.subarray(0, n);
-      pos += BigInt(n);
-      left -= n;
+      const piece = await (ahead ?? readPiece(pos, Math.min(left, WRITE_BATCH)));
+      ahead = null;
+      pos += BigInt(piece.length);
+      left -= piece.length;
+      if (left > 0) {
+        ahead = readPiece(pos, Math.min(left, WRITE_BATCH));
+        ahead.catch(() => {}); // awaited on the next turn, or settled in finally
+      }
+      yield piece;
     }
   } finally {
+    if (ahead) await ahead.catch(() => {});
     await fh?.close();
   }
 }

@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "crimg_mmap",
-      "sources": ["src/address_space.cc", "src/mmap.cc", "src/scan.cc"],
+      "sources": ["src/address_space.cc", "src/mmap.cc", "src/scan.cc", "src/aead.cc", "src/deflate.cc"],
       # node-addon-api's "except" flavour: C++ exceptions on, so a JS exception
       # raised while reading an argument (say a throwing getter on opts)
       # unwinds cleanly instead of needing a status check after every call.

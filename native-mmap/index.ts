@@ -125,6 +125,18 @@ export interface NativeMmap {
   scanChunks(bytes: Uint8Array, chunkSize: number, sums: BigUint64Array, zero: Uint8Array): number;
   /** XXH64 (seed 0) of `bytes`. */
   xxh64(bytes: Uint8Array): bigint;
+  /**
+   * Seals `plain` (suite 0 AES-256-GCM, 1 ChaCha20-Poly1305; 32-byte key, 12-byte nonce) into
+   * `out`, which must hold plain.length + 16 bytes: ciphertext, then the tag. Node's OpenSSL.
+   */
+  aeadSeal(suite: 0 | 1, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array): void;
+  /**
+   * Raw DEFLATE of every chunk of `plains` at `level` in one libuv pool job, with Node's zlib:
+   * chunk i's flags are the next ceil(length / 4096) bytes of `random` (1: keep the page as a
+   * stored block), its output goes to `out` at the sum of the previous chunks' lengths, and
+   * sizes[i] is its length, or -1 when it would not be smaller. `done` runs on this thread.
+   */
+  deflateBatch(level: number, plains: Uint8Array[], random: Uint8Array, out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void): void;
   /** True when view() buffers escape V8's external-memory accounting (see {@link view}). */
   readonly unaccountedViews: boolean;
 }

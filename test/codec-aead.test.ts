@@ -3,7 +3,7 @@
  * section 7. Known answers, engine equality, tamper detection, misuse.
  */
 import fc from 'fast-check';
-import { cipherIdForSuite, open, seal, suiteForCipherId, type AeadSuite } from '../codec/aead.js';
+import { cipherIdForSuite, nodeSealEngine, open, seal, sealWithCipheriv, suiteForCipherId, type AeadSuite } from '../codec/aead.js';
 import type { Engine } from '../codec/engine.js';
 import { isCrimgError } from '../format/errors.js';
 
@@ -102,6 +102,20 @@ describe('engines', () => {
         },
       ),
       { seed: 0xae0d, numRuns: 200 },
+    );
+  });
+
+  test('the node engine seals through the addon (Node\'s OpenSSL), byte-identical to createCipheriv', () => {
+    expect(nodeSealEngine).toBe('native');
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...SUITES), fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ minLength: 12, maxLength: 12 }),
+        fc.uint8Array({ maxLength: 100 }), fc.uint8Array({ maxLength: 20000 }),
+        (suite, key, nonce, aad, plaintext) => {
+          expect(toHex(seal(suite, key, nonce, aad, plaintext, 'node'))).toBe(toHex(sealWithCipheriv(suite, key, nonce, aad, plaintext)));
+        },
+      ),
+      { seed: 0x5ea1, numRuns: 200 },
     );
   });
 

@@ -2,9 +2,10 @@
  * codec/deflate.ts: raw DEFLATE per chunk (spec/FORMAT.md section 6, codec id 1), bounded
  * decoding (section 5.3), and node <-> portable interoperability.
  */
-import { deflateRawSync } from 'node:zlib';
+import { deflateRaw, deflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
 import fc from 'fast-check';
-import { deflateDecode, deflateEncode, deflatePagesAsync, storedBlocks } from '../codec/deflate.js';
+import { NativeDeflater, deflateDecode, deflateEncode, deflatePagesAsync, storedBlocks } from '../codec/deflate.js';
 import type { Engine } from '../codec/engine.js';
 import { isCrimgError } from '../format/errors.js';
 import { rng, memoryLike } from './codec-fixture.js';
@@ -182,5 +183,40 @@ describe('mixed chunks: deflated runs and stored blocks in one stream', () => {
   test('stored blocks alone are a valid final stream', () => {
     const bytes = memoryLike(70000, 3);
     for (const engine of ['node', 'portable'] as const) expect(Buffer.from(deflateDecode(storedBlocks(bytes, true), 70000, engine)).equals(Buffer.from(bytes))).toBe(true);
+  });
+});
+
+describe('NativeDeflater (the addon over Node\'s zlib): the same bits as node:zlib, batched', () => {
+  test('every chunk of memory-like data, whole or with random pages kept stored, at levels 1, 6, 9', async () => {
+    const deflateRawAsync = promisify(deflateRaw) as (b: Uint8Array, o: { level: number }) => Promise<Buffer>;
+    for (const level of [1, 6, 9]) {
+      const native = await NativeDeflater.create(level);
+      expect(native).not.toBeNull();
+      const r = rng(level);
+      const chunks: { plain: Uint8Array; random: boolean[] | null }[] = [];
+      for (let i = 0; i < 120; i++) {
+        const size = [16384, 16384, 4096, 16384 - 1000, 65536, 100][i % 6]!;
+        const plain = memoryLike(size, 1000 + i);
+        const pages = Math.floor(size / 4096);
+        let random: boolean[] | null = null;
+        if (i % 3 === 1 && pages > 1) {
+          random = Array.from({ length: pages }, (_, p) => p % 2 === (i & 1));
+          random.forEach((isRandom, p) => { if (isRandom) for (let k = p * 4096; k < (p + 1) * 4096; k++) plain[k] = r() & 0xff; });
+        }
+        if (i % 11 === 5) for (let k = 0; k < size; k++) plain[k] = r() & 0xff; // incompressible: null
+        chunks.push({ plain, random });
+      }
+      // Submitted in one synchronous stretch: several batches of the pool in flight at once.
+      const got = await Promise.all(chunks.map((c) => native!.deflate(c.plain, c.random)));
+      for (const [i, c] of chunks.entries()) {
+        const want = c.random ? await deflatePagesAsync(c.plain, level, c.random) : await deflateRawAsync(c.plain, { level });
+        if (want.byteLength < c.plain.byteLength) {
+          expect(got[i]).not.toBeNull();
+          expect(Buffer.from(got[i]!).equals(want)).toBe(true);
+        } else {
+          expect(got[i]).toBeNull();
+        }
+      }
+    }
   });
 });

@@ -75,6 +75,20 @@ describe('native chunk scan', () => {
     expect(code(() => addon.scanChunks(data, 4096, s, new Uint8Array(2)))).toBe('RangeError:ERR_INVALID_ARG_VALUE');
     expect(code(() => addon.xxh64('abc' as unknown as Uint8Array))).toBe('TypeError:ERR_INVALID_ARG_TYPE');
   });
+
+  test('aeadSeal refuses bad suites, key and nonce lengths and a wrong-sized output, naming no key bytes', () => {
+    const code = (fn: () => unknown): string => { try { fn(); return 'ok'; } catch (e) { return `${(e as Error).name}:${(e as { code?: string }).code}:${(e as Error).message.includes('4141') ? 'LEAK' : ''}`; } };
+    const key = new Uint8Array(32).fill(0x41);
+    const nonce = new Uint8Array(12);
+    const plain = new Uint8Array(100);
+    expect(code(() => addon.aeadSeal(0, key, nonce, new Uint8Array(0), plain, new Uint8Array(116)))).toBe('ok');
+    expect(code(() => addon.aeadSeal(2 as 0, key, nonce, new Uint8Array(0), plain, new Uint8Array(116)))).toBe('RangeError:ERR_INVALID_ARG_VALUE:');
+    expect(code(() => addon.aeadSeal('0' as unknown as 0, key, nonce, new Uint8Array(0), plain, new Uint8Array(116)))).toBe('TypeError:ERR_INVALID_ARG_TYPE:');
+    expect(code(() => addon.aeadSeal(0, key.subarray(1), nonce, new Uint8Array(0), plain, new Uint8Array(116)))).toBe('RangeError:ERR_INVALID_ARG_VALUE:');
+    expect(code(() => addon.aeadSeal(1, key, nonce.subarray(1), new Uint8Array(0), plain, new Uint8Array(116)))).toBe('RangeError:ERR_INVALID_ARG_VALUE:');
+    expect(code(() => addon.aeadSeal(1, key, nonce, new Uint8Array(0), plain, new Uint8Array(115)))).toBe('RangeError:ERR_INVALID_ARG_VALUE:');
+    expect(code(() => addon.aeadSeal(1, key, nonce, [] as unknown as Uint8Array, plain, new Uint8Array(116)))).toBe('TypeError:ERR_INVALID_ARG_TYPE:');
+  });
 });
 
 let input: { path: string; bytes: Buffer } | null = null;

@@ -24,6 +24,8 @@
 
 #include "address_space.h"
 #include "scan.h"
+#include "aead.h"
+#include "deflate.h"
 
 namespace crimg {
 namespace {
@@ -772,6 +774,111 @@ Napi::Value Xxh64Js(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, Xxh64(bytes.data == nullptr ? reinterpret_cast<const uint8_t*>("") : bytes.data, bytes.length, 0));
 }
 
+// aeadSeal(suite: 0 | 1, key: Uint8Array(32), nonce: Uint8Array(12), aad: Uint8Array,
+//          plain: Uint8Array, out: Uint8Array(plain.length + 16))
+// Suite 0 AES-256-GCM, 1 ChaCha20-Poly1305; out = ciphertext || tag. Messages
+// never name the key or the data.
+Napi::Value AeadSealJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) ThrowType(env, "expected suite to be 0 or 1, got " + Describe(info[0]));
+  const double suite = info[0].As<Napi::Number>().DoubleValue();
+  if (suite != 0 && suite != 1) ThrowRange(env, "expected suite to be 0 or 1, got " + Describe(info[0]));
+  TypedBytes key = TypedArg(env, info[1], napi_uint8_array, "key to be a Uint8Array");
+  TypedBytes nonce = TypedArg(env, info[2], napi_uint8_array, "nonce to be a Uint8Array");
+  TypedBytes aad = TypedArg(env, info[3], napi_uint8_array, "aad to be a Uint8Array");
+  TypedBytes plain = TypedArg(env, info[4], napi_uint8_array, "plain to be a Uint8Array");
+  TypedBytes out = TypedArg(env, info[5], napi_uint8_array, "out to be a Uint8Array");
+  if (key.length != 32) ThrowRange(env, "expected a 32-byte key, got " + std::to_string(key.length) + " bytes");
+  if (nonce.length != 12) ThrowRange(env, "expected a 12-byte nonce, got " + std::to_string(nonce.length) + " bytes");
+  if (out.length != plain.length + 16) {
+    ThrowRange(env, "expected out to hold plain.length + 16 = " + std::to_string(plain.length + 16) +
+                        " bytes, got " + std::to_string(out.length));
+  }
+  static const uint8_t kEmpty[1] = {0};
+  const char* failed = AeadSeal(static_cast<int>(suite), key.data, nonce.data,
+                                aad.data ? aad.data : kEmpty, aad.length,
+                                plain.data ? plain.data : kEmpty, plain.length, out.data);
+  if (failed != nullptr) {
+    Napi::Error e = Napi::Error::New(env, std::string("aeadSeal: ") + failed);
+    SetCode(e, "ERR_CRIMG_AEAD");
+    throw e;
+  }
+  return env.Undefined();
+}
+
+// deflateBatch(level, plains: Uint8Array[], random: Uint8Array, out: Uint8Array,
+//              sizes: Int32Array, callback(err)) -> undefined
+// One libuv pool job deflating every chunk of `plains` (see deflate.h): chunk
+// i's flags are the next ceil(len / 4096) bytes of `random`, its output goes
+// to `out` at the sum of the previous chunks' lengths, sizes[i] gets its
+// length or -1. The arrays are held until the callback; they must not change
+// meanwhile.
+class DeflateWorker : public Napi::AsyncWorker {
+ public:
+  DeflateWorker(Napi::Function cb, int level, std::vector<DeflateInput> inputs, int32_t* sizes,
+                Napi::Object keep)
+      : Napi::AsyncWorker(cb, "crimg:deflate"), level_(level), inputs_(std::move(inputs)),
+        sizes_(sizes), keep_(Napi::Persistent(keep)) {}
+
+  void Execute() override {
+    const char* failed = DeflateChunks(level_, inputs_, sizes_);
+    if (failed != nullptr) SetError(failed);
+  }
+
+ private:
+  int level_;
+  std::vector<DeflateInput> inputs_;
+  int32_t* sizes_;
+  Napi::ObjectReference keep_;  // the JS arrays and buffers, alive until the callback
+};
+
+Napi::Value DeflateBatchJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const double level = Integer(env, info[0], "level", 1, 9);
+  if (!info[1].IsArray()) ThrowType(env, "expected plains to be an array of Uint8Array, got " + Describe(info[1]));
+  Napi::Array plains = info[1].As<Napi::Array>();
+  TypedBytes random = TypedArg(env, info[2], napi_uint8_array, "random to be a Uint8Array");
+  TypedBytes out = TypedArg(env, info[3], napi_uint8_array, "out to be a Uint8Array");
+  if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowType(env, "expected sizes to be an Int32Array, got " + Describe(info[4]));
+  }
+  Napi::Int32Array sizes = info[4].As<Napi::Int32Array>();
+  if (!info[5].IsFunction()) ThrowType(env, "expected a callback function, got " + Describe(info[5]));
+  const uint32_t n = plains.Length();
+  if (sizes.ElementLength() < n) {
+    ThrowRange(env, "expected sizes to hold " + std::to_string(n) + " entries, got " + std::to_string(sizes.ElementLength()));
+  }
+  std::vector<DeflateInput> inputs;
+  inputs.reserve(n);
+  size_t out_at = 0;
+  size_t flags_at = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value v = plains.Get(i);
+    TypedBytes plain = TypedArg(env, v, napi_uint8_array, "every plain to be a Uint8Array");
+    if (plain.length > 0x7fffffff) ThrowRange(env, "expected chunks below 2 GiB");
+    const size_t pages = (plain.length + 4095) / 4096;
+    if (flags_at + pages > random.length) {
+      ThrowRange(env, "expected random to hold a flag per 4 KiB page of every chunk, got " + std::to_string(random.length));
+    }
+    if (out_at + plain.length > out.length) {
+      ThrowRange(env, "expected out to hold the plains' total length, got " + std::to_string(out.length));
+    }
+    inputs.push_back(DeflateInput{plain.data, plain.length, random.data + flags_at, out.data + out_at});
+    flags_at += pages;
+    out_at += plain.length;
+  }
+  Napi::Object keep = Napi::Object::New(env);
+  keep.Set("plains", plains);
+  keep.Set("random", info[2]);
+  keep.Set("out", info[3]);
+  keep.Set("sizes", info[4]);
+  auto* w = new DeflateWorker(info[5].As<Napi::Function>(), static_cast<int>(level), std::move(inputs),
+                              reinterpret_cast<int32_t*>(static_cast<uint8_t*>(sizes.ArrayBuffer().Data()) + sizes.ByteOffset()),
+                              keep);
+  w->Queue();
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitWindows(env);
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
@@ -787,6 +894,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("view", Napi::Function::New(env, View, "view"));
   exports.Set("scanChunks", Napi::Function::New(env, ScanChunksJs, "scanChunks"));
   exports.Set("xxh64", Napi::Function::New(env, Xxh64Js, "xxh64"));
+  exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs, "aeadSeal"));
+  exports.Set("deflateBatch", Napi::Function::New(env, DeflateBatchJs, "deflateBatch"));
   // Whether view() buffers escape V8's external-memory accounting (see
   // NewWindowBuffer); informational.
   exports.Set("unaccountedViews",

@@ -1,0 +1,12 @@
+import { codecSection } from './build/bench/codec-section.js';
+import { writeMemoryLikeFile } from './build/bench/memory-like.js';
+import { formatTable } from './build/bench/table.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+const dir = mkdtempSync('/tmp/x/codec-');
+const input = dir + '/input.bin';
+const total = 512 << 20;
+const stats = await writeMemoryLikeFile(input, total, 1);
+const ctx = { dir, input, total, small: total / 8, regions: 200, stats, log: (t) => process.stderr.write('  ... ' + t + '\n') };
+const r = await codecSection(ctx);
+console.log(formatTable(r.rows.filter((x) => /write|size/.test(x.measure))));
+rmSync(dir, { recursive: true, force: true });
