@@ -143,6 +143,45 @@ describe('write then read', () => {
     await img.close();
   });
 
+  test.each([['deflate:1', undefined], ['deflate:6', 'aes-256-gcm'], ['none', 'chacha20-poly1305']] as const)(
+    'many file-range regions pipelined through the encoder (%s, %s), with gaps and caller-memory regions between', async (compress, encrypt) => {
+      const { writeFileSync } = await import('node:fs');
+      const input = memoryLike(1200, 41);
+      writeFileSync(t.path('pipe.bin'), input);
+      const out = t.path('pipe.img');
+      const key = new Uint8Array(32).fill(9);
+      const w = await ImageWriter.create(out, { fsync: false, compress, ...(encrypt ? { encrypt, key } : {}) });
+      const expected: [bigint, Buffer][] = [];
+      let addr = 0x7f0000000000n;
+      let off = 0;
+      for (let i = 0; off < input.length; i++) {
+        const length = Math.min(input.length - off, 4096 * (1 + ((i * 37) % 90)) + (i % 3 === 0 ? 100 : 0));
+        if (i % 7 === 3) {
+          await w.addRegion({ address: addr, data: input.subarray(off, off + length) }); // caller memory: drains the queue
+        } else {
+          await w.addRegion({ address: addr, data: { path: t.path('pipe.bin'), position: off, length } });
+        }
+        expected.push([addr, input.subarray(off, off + length)]);
+        addr += BigInt(Math.ceil(length / 4096) * 4096);
+        if (i % 5 === 2) {
+          await w.addGap({ address: addr, length: 0x2000n });
+          addr += 0x2000n;
+        }
+        addr += 0x10000n;
+        off += length;
+      }
+      await w.finish();
+      const img = await openImage(out, encrypt ? { key } : {});
+      let next = 0;
+      for (const r of img.regions) {
+        expect(r.firstChunk).toBe(next);
+        next += r.chunkCount;
+      }
+      for (const [a, d] of expected) expect((await img.read(a, d.length)).equals(d)).toBe(true);
+      expect((await img.verify()).ok).toBe(true);
+      await img.close();
+    });
+
   test('compression option parsing: levels, and zstd refused with the reason', async () => {
     const { parseCompress } = await import('../index.js');
     expect(parseCompress('deflate')).toEqual({ codec: 1, level: 1 });
