@@ -687,6 +687,13 @@ export class ImageWriter {
       pendingBytes += piece.length;
       rec.length += BigInt(piece.length);
       while (pendingBytes > cs) {
+        if (syncEncode && this.scanner && pending.length === 1) {
+          // Raw image, whole chunks in one piece: one native scan for all of them, their runs
+          // queued as views of the piece (the bytes and records of the chunk-by-chunk path).
+          chunkIndex += this.storeScanned(this.scanner, take(Math.floor((pendingBytes - 1) / cs) * cs), rec);
+          if (this.batchBytes >= WRITE_BATCH) await this.flush();
+          continue;
+        }
         const wait = submit(take(cs), false);
         if (wait) await wait;
       }
