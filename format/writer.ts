@@ -42,9 +42,13 @@ export type RegionData = RegionBytes | FileRange;
  * codec and cipher, a range of a regular file is mapped (4 MiB at a time, MAP_POPULATE) when
  * the native addon is built: chunks are tested and hashed in place and written from the
  * mapping, one copy per stored byte, which is what lets a raw image be written at `cat` speed.
- * Like any mmap reader, the writer then must not see the file truncated under it (SIGBUS);
- * `engine: 'portable'` or CRIMG_NO_NATIVE=1 reads into buffers instead. Other files
- * (/proc/PID/mem, pipes, devices) are always read into a few reused buffers.
+ * The file must then stay as it is until addRegion resolves: as with any mmap reader a
+ * truncation under the writer is a SIGBUS, and a concurrent write can make a stored chunk
+ * differ from the checksum taken of it a moment before (verify() then reports CORRUPT_CHUNK).
+ * For a file that may change (a live process's tmpfs segment), pass `mapFiles: false`: the
+ * writer then reads into its own buffers and hashes and writes the same private copy.
+ * `engine: 'portable'` or CRIMG_NO_NATIVE=1 do too. Other files (/proc/PID/mem, pipes,
+ * devices) are always read into a few reused buffers.
  */
 export interface FileRange {
   /** An open file descriptor (the caller keeps ownership), or use `path`. */
@@ -95,6 +99,11 @@ export interface WriterOptions {
    * region with one mmap whatever its zero runs (spec/FORMAT.md section 5.2, SPARSE).
    */
   layout?: 'compact' | 'sparse';
+  /**
+   * Map regular files of file-range regions instead of reading them (raw images with the
+   * native addon; default true). See {@link FileRange} for when to turn it off.
+   */
+  mapFiles?: boolean;
 }
 
 export interface RegionOptions {
@@ -181,6 +190,8 @@ export class ImageWriter {
     private readonly sparse: boolean,
     /** The native addon's chunk scan, for raw images written by the node engine. */
     private readonly scanner: NativeMmap | null,
+    /** Map regular input files (WriterOptions.mapFiles). */
+    private readonly mapFiles: boolean,
   ) {
     this.pos = dataStart;
     this.batchStart = dataStart;
@@ -239,7 +250,7 @@ export class ImageWriter {
       throw new CrimgError('IO_ERROR', `cannot create ${tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
     }
     const dataStart = alignUp(header.length + validation.length, pageSize);
-    const w = new ImageWriter(path, tmpPath, fh, header, pageSize, chunkSize, mappable, encoder, options.fsync ?? true, dataStart, sparse, scanner);
+    const w = new ImageWriter(path, tmpPath, fh, header, pageSize, chunkSize, mappable, encoder, options.fsync ?? true, dataStart, sparse, scanner, options.mapFiles ?? true);
     await w.writeAt(header, 0);
     await w.writeAt(validation, header.length);
     return w;
@@ -380,7 +391,7 @@ export class ImageWriter {
   }
 
   /**
-   * Copies a file range into the region: blocks of {@link WRITE_BATCH} bytes (a multiple of
+   * Copies a file range into the region: blocks of {@link blockSize} bytes (a multiple of
    * every chunk size) are read into reused buffers, one read ahead; each block's stored chunks
    * form one write, and a buffer is reused once the write that references it is done.
    */
@@ -412,10 +423,10 @@ export class ImageWriter {
         if (size <= start) throw new RangeError(`expected data after position ${start} of a ${size}-byte file`);
         total = Number(size - start);
       }
-      const block = WRITE_BATCH;
+      const block = this.blockSize;
       const name = range.path ?? `fd ${fd}`;
       await this.dropPrefetch(key, start);
-      if (this.scanner && start + BigInt(total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
+      if (this.scanner && this.mapFiles && start + BigInt(total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
         const regular = range.path !== undefined ? size !== null : fstatSync(fd).isFile();
         if (regular && await this.copyMapped(this.scanner, fd, name, Number(start), total, rec)) return;
       }
@@ -486,7 +497,7 @@ export class ImageWriter {
 
   /**
    * The native path for a regular file (see {@link FileRange}): each block of
-   * {@link WRITE_BATCH} bytes is mapped with MAP_POPULATE, scanned in place (zero test and
+   * {@link blockSize} bytes is mapped with MAP_POPULATE, scanned in place (zero test and
    * XXH64 of every chunk), and its stored runs written straight from the mapping, which is
    * unmapped once that write is done. Hashing the next block overlaps the kernel's copy of
    * the previous ones (up to {@link WRITES_IN_FLIGHT}).
@@ -495,8 +506,9 @@ export class ImageWriter {
   private async copyMapped(n: NativeMmap, fd: number, name: string, start: number, total: number, rec: RegionRecord): Promise<boolean> {
     const page = n.pageSize();
     let chunkIndex = 0;
-    for (let off = 0; off < total; off += WRITE_BATCH) {
-      const want = Math.min(WRITE_BATCH, total - off);
+    const block = this.blockSize;
+    for (let off = 0; off < total; off += block) {
+      const want = Math.min(block, total - off);
       const at = start + off;
       const lead = at % page;
       let mapping: ArrayBuffer;
@@ -533,7 +545,7 @@ export class ImageWriter {
     const cs = this.chunkSize;
     const chunks = Math.ceil(bytes.length / cs);
     if (this.scanSums === null || this.scanSums.length < chunks) {
-      this.scanSums = new BigUint64Array(Math.max(chunks, WRITE_BATCH / cs));
+      this.scanSums = new BigUint64Array(Math.max(chunks, this.blockSize / cs));
       this.scanZero = new Uint8Array(this.scanSums.length);
     }
     const sums = this.scanSums;
@@ -769,6 +781,14 @@ export class ImageWriter {
     this.pos += bytes.length;
   }
 
+  /**
+   * The unit file ranges are read (or mapped) and scanned in: {@link WRITE_BATCH}, or one chunk
+   * when chunks are larger, so that a block always holds whole chunks (but a region's last).
+   */
+  private get blockSize(): number {
+    return Math.max(WRITE_BATCH, this.chunkSize);
+  }
+
   /** Leaves `n` bytes unwritten (a hole of the sparse layout): the batch so far becomes a segment. */
   private skip(n: number): void {
     if (this.batch.length > 0) {
@@ -798,9 +818,14 @@ export class ImageWriter {
     if (this.segments.length === 0) return Promise.resolve();
     const segments = this.segments;
     this.segments = [];
+    // All segments settle before the write counts as done (a mapping behind them is released
+    // then); the first failure is the write's.
     const p = segments.length === 1
       ? this.writevAt(segments[0]!.bufs, segments[0]!.at)
-      : Promise.all(segments.map((g) => this.writevAt(g.bufs, g.at))).then(() => {});
+      : Promise.allSettled(segments.map((g) => this.writevAt(g.bufs, g.at))).then((all) => {
+        const failed = all.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      });
     p.catch(() => {}); // handled: the next flush or finish awaits it and sees the error
     this.pendingWrites.push(p);
     return p;

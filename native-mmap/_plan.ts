@@ -202,6 +202,11 @@ export function sparseSpans(scan: RecordScanner, regions: readonly Region[]): Fl
     if (fast !== null) {
       span = fast.span;
       j = fast.next;
+      if (span >= 0 && span < prevEnd) {
+        throw new CrimgError('CORRUPT_INDEX', `region ${r.index}'s span at file offset ${span} overlaps the bytes before it (which end at ${prevEnd}) in a SPARSE image`, {
+          region: r.index, offset: span, hint: 'run crimg verify; restore this image with mode copy',
+        });
+      }
     }
     for (; j < r.chunkCount; j++) {
       const plain = Math.min(cs, length - j * cs);

@@ -270,7 +270,6 @@ export function vectorCrypto(b: Buffer, key: Uint8Array | { passphrase: string }
   return { master, ...k, h: headerHash(b.subarray(0, hs), b.subarray(hs, hs + vs), 'portable'), suite: suiteForCipherId(b[70]!), imageId, salt };
 }
 
-/** Decrypts the index of an encrypted vector, lets `edit` change it, re-seals it and fixes checksums. */
 /** Edits the chunk table of an unencrypted image in place and fixes its checksum in the footer. */
 function reindexPlain(b: Buffer, edit: (chunks: Buffer, file: Buffer) => void): Buffer {
   const out = Buffer.from(b);
@@ -282,6 +281,7 @@ function reindexPlain(b: Buffer, edit: (chunks: Buffer, file: Buffer) => void): 
   return fixFooter(out);
 }
 
+/** Decrypts the index of an encrypted vector, lets `edit` change it, re-seals it and fixes checksums. */
 function resealIndex(b: Buffer, edit: (chunks: Buffer, regions: Buffer, file: Buffer) => void): Buffer {
   const c = vectorCrypto(b, VECTOR_KEY);
   const f = footerAt(b);
@@ -318,7 +318,7 @@ function storedRecords(chunks: Buffer): [number, number, number][] {
   return out;
 }
 
-/** The invalid vectors of format 1.0. */
+/** The invalid vectors of format 1.0 and 1.1 (SPARSE). */
 export function invalidVectors(): InvalidDef[] {
   const copy = (b: Buffer): Buffer => Buffer.from(b);
   return [
@@ -446,6 +446,21 @@ export function invalidVectors(): InvalidDef[] {
         c[off - (i - 16) * 4096 + 123] = 0x5a; // in the hole of chunk 16
         return c;
       } },
+    { name: 'CORRUPT_INDEX--sparse-spans-overlap', code: 'CORRUPT_INDEX', stage: 'verify', from: 'sparse', description: 'the stack region\'s first stored chunk moved into the hole of a zero chunk of the heap region before it, its record pointing there (index re-sealed): the stack\'s span would start inside the heap\'s, so a one-mmap restore of the heap would show the stack\'s bytes',
+      mutate: (b) => reindexPlain(b, (chunks, file) => {
+        const flags = (i: number): number => chunks.readUInt16LE(i * CHUNK_RECORD_SIZE + 12);
+        let heapHole = -1; // a zero chunk of the heap (chunks 0..15) with a stored chunk before it
+        for (let i = 1; i < 16 && heapHole < 0; i++) if (flags(i) === 1 && flags(0) === 2) heapHole = i;
+        let k = 16; // the stack's chunks follow the heap's (the gap has none)
+        while (flags(k) === 1) k++;
+        if (heapHole < 0) throw new Error('no zero chunk in the heap after a stored chunk 0');
+        const heapStart = Number(chunks.readBigUInt64LE(0));
+        const to = heapStart + heapHole * 4096;
+        const from = Number(chunks.readBigUInt64LE(k * CHUNK_RECORD_SIZE));
+        file.copy(file, to, from, from + 4096);
+        file.fill(0, from, from + 4096);
+        chunks.writeBigUInt64LE(BigInt(to), k * CHUNK_RECORD_SIZE);
+      }) },
     { name: 'LIMIT_EXCEEDED--validation-record-count', code: 'LIMIT_EXCEEDED', stage: 'open', from: 'minimal', description: 'validation block claims 2^31 records (checksum valid)',
       mutate: (b) => { const c = copy(b); c.writeUInt32LE(0x80000000, HEADER_SIZE + 4); return fixValidation(c); } },
   ];

@@ -117,6 +117,28 @@ void SetCode(Napi::Error& e, const char* code) {
   throw e;
 }
 
+// The type alone, for arguments whose value must never appear in a message.
+std::string TypeName(const Napi::Value& v) {
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "a boolean";
+    case napi_number: return "a number";
+    case napi_bigint: return "a bigint";
+    case napi_string: return "a string";
+    case napi_symbol: return "a symbol";
+    case napi_function: return "a function";
+    case napi_external: return "an external";
+    case napi_object:
+      if (v.IsArray()) return "an array";
+      if (v.IsArrayBuffer()) return "an ArrayBuffer";
+      if (v.IsTypedArray()) return "another typed array";
+      if (v.IsDataView()) return "a DataView";
+      return "an object";
+    default: return "a value of unknown type";
+  }
+}
+
 // "got Y" part of a message. Never runs script: no toString() on objects.
 std::string Describe(const Napi::Value& v) {
   switch (v.Type()) {
@@ -735,15 +757,25 @@ struct TypedBytes {
 };
 TypedBytes TypedArg(Napi::Env env, const Napi::Value& v, napi_typedarray_type type,
                     const char* what) {
+  // Only the type is named: these arguments hold keys, plaintext and memory contents, so a
+  // wrong one (a string key, say) must not be echoed.
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-    ThrowType(env, std::string("expected ") + what + ", got " + Describe(v));
+    ThrowType(env, std::string("expected ") + what + ", got " + TypeName(v));
   }
-  Napi::TypedArray a = v.As<Napi::TypedArray>();
-  uint8_t* base = static_cast<uint8_t*>(a.ArrayBuffer().Data());
-  if (base == nullptr && a.ByteLength() > 0) {
+  // The element pointer straight from napi_get_typedarray_info: it works for views of
+  // SharedArrayBuffers too, which Napi::TypedArray::ArrayBuffer() refuses.
+  napi_typedarray_type t;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, v, &t, &length, &data, &buffer, &offset) != napi_ok) {
+    ThrowType(env, std::string("expected ") + what + ", got a typed array it cannot read");
+  }
+  if (data == nullptr && length > 0) {
     ThrowRange(env, std::string("expected ") + what + " with live memory, got a detached buffer");
   }
-  return TypedBytes{base == nullptr ? nullptr : base + a.ByteOffset(), a.ElementLength()};
+  return TypedBytes{static_cast<uint8_t*>(data), length};
 }
 
 // scanChunks(bytes: Uint8Array, chunkSize, sums: BigUint64Array, zero: Uint8Array) -> zero count
@@ -811,70 +843,120 @@ Napi::Value AeadSealJs(const Napi::CallbackInfo& info) {
 // One libuv pool job deflating every chunk of `plains` (see deflate.h): chunk
 // i's flags are the next ceil(len / 4096) bytes of `random`, its output goes
 // to `out` at the sum of the previous chunks' lengths, sizes[i] gets its
-// length or -1. The arrays are held until the callback; they must not change
-// meanwhile.
+// length or -1. The inputs are copied before this returns and the results
+// copied into `out` and `sizes` on this thread when the job is done, so the
+// pool thread never touches script-owned memory: a caller may detach, resize
+// or reuse any of the buffers meanwhile (then the callback gets an error).
 class DeflateWorker : public Napi::AsyncWorker {
  public:
-  DeflateWorker(Napi::Function cb, int level, std::vector<DeflateInput> inputs, int32_t* sizes,
-                Napi::Object keep)
-      : Napi::AsyncWorker(cb, "crimg:deflate"), level_(level), inputs_(std::move(inputs)),
-        sizes_(sizes), keep_(Napi::Persistent(keep)) {}
+  DeflateWorker(Napi::Function cb, int level, std::vector<uint8_t> plain, std::vector<size_t> lengths,
+                std::vector<uint8_t> random, Napi::Object keep)
+      : Napi::AsyncWorker(cb, "crimg:deflate"), level_(level), plain_(std::move(plain)),
+        lengths_(std::move(lengths)), random_(std::move(random)), keep_(Napi::Persistent(keep)) {}
 
   void Execute() override {
-    const char* failed = DeflateChunks(level_, inputs_, sizes_);
+    out_.resize(plain_.size());
+    sizes_.assign(lengths_.size(), -1);
+    std::vector<DeflateInput> inputs;
+    inputs.reserve(lengths_.size());
+    size_t at = 0;
+    size_t flags = 0;
+    for (size_t len : lengths_) {
+      inputs.push_back(DeflateInput{plain_.data() + at, len, random_.data() + flags, out_.data() + at});
+      at += len;
+      flags += (len + 4095) / 4096;
+    }
+    const char* failed = DeflateChunks(level_, inputs, sizes_.data());
     if (failed != nullptr) SetError(failed);
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Object keep = keep_.Value();
+    napi_typedarray_type t;
+    size_t out_len = 0, sizes_len = 0, off = 0;
+    void* out = nullptr;
+    void* sizes = nullptr;
+    napi_value ab;
+    const bool ok =
+        napi_get_typedarray_info(env, keep.Get("out"), &t, &out_len, &out, &ab, &off) == napi_ok &&
+        napi_get_typedarray_info(env, keep.Get("sizes"), &t, &sizes_len, &sizes, &ab, &off) == napi_ok &&
+        out != nullptr && sizes != nullptr && out_len >= out_.size() && sizes_len >= sizes_.size();
+    if (!ok) {
+      Napi::Error e = Napi::Error::New(env, "deflateBatch: out or sizes was detached or shrunk while deflating");
+      SetCode(e, "ERR_CRIMG_DEFLATE");
+      Callback().Call({e.Value()});
+      return;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < lengths_.size(); i++) {
+      if (sizes_[i] > 0) memcpy(static_cast<uint8_t*>(out) + at, out_.data() + at, static_cast<size_t>(sizes_[i]));
+      at += lengths_[i];
+    }
+    memcpy(sizes, sizes_.data(), sizes_.size() * sizeof(int32_t));
+    Callback().Call({env.Null()});
   }
 
  private:
   int level_;
-  std::vector<DeflateInput> inputs_;
-  int32_t* sizes_;
-  Napi::ObjectReference keep_;  // the JS arrays and buffers, alive until the callback
+  std::vector<uint8_t> plain_;
+  std::vector<size_t> lengths_;
+  std::vector<uint8_t> random_;
+  std::vector<uint8_t> out_;
+  std::vector<int32_t> sizes_;
+  Napi::ObjectReference keep_;  // out and sizes, written when the job is done
 };
 
 Napi::Value DeflateBatchJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const double level = Integer(env, info[0], "level", 1, 9);
-  if (!info[1].IsArray()) ThrowType(env, "expected plains to be an array of Uint8Array, got " + Describe(info[1]));
-  Napi::Array plains = info[1].As<Napi::Array>();
+  if (!info[1].IsArray()) ThrowType(env, "expected plains to be an array of Uint8Array, got " + TypeName(info[1]));
+  if (!info[5].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[5]));
+  // Every element first (an index getter runs script), then one pointer at a time, each
+  // copied before anything else can run.
+  Napi::Array list = info[1].As<Napi::Array>();
+  const uint32_t n = list.Length();
+  if (n > 4096) ThrowRange(env, "expected at most 4096 chunks in one batch, got " + std::to_string(n));
+  std::vector<Napi::Value> plains;
+  plains.reserve(n);
+  for (uint32_t i = 0; i < n; i++) plains.push_back(list.Get(i));
+  std::vector<uint8_t> plain;
+  std::vector<size_t> lengths;
+  lengths.reserve(n);
+  size_t pages = 0;
+  for (const Napi::Value& v : plains) {
+    TypedBytes b = TypedArg(env, v, napi_uint8_array, "every plain to be a Uint8Array");
+    if (b.length > 0x7fffffff || plain.size() + b.length > (size_t{1} << 31)) {
+      ThrowRange(env, "expected a batch below 2 GiB");
+    }
+    plain.insert(plain.end(), b.data, b.data + b.length);
+    lengths.push_back(b.length);
+    pages += (b.length + 4095) / 4096;
+  }
   TypedBytes random = TypedArg(env, info[2], napi_uint8_array, "random to be a Uint8Array");
+  if (random.length < pages) {
+    ThrowRange(env, "expected random to hold a flag per 4 KiB page of every chunk (" + std::to_string(pages) +
+                        "), got " + std::to_string(random.length));
+  }
+  std::vector<uint8_t> flags(random.data, random.data + pages);
   TypedBytes out = TypedArg(env, info[3], napi_uint8_array, "out to be a Uint8Array");
+  if (out.length < plain.size()) {
+    ThrowRange(env, "expected out to hold the plains' total length " + std::to_string(plain.size()) +
+                        ", got " + std::to_string(out.length));
+  }
   if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    ThrowType(env, "expected sizes to be an Int32Array, got " + Describe(info[4]));
+    ThrowType(env, "expected sizes to be an Int32Array, got " + TypeName(info[4]));
   }
-  Napi::Int32Array sizes = info[4].As<Napi::Int32Array>();
-  if (!info[5].IsFunction()) ThrowType(env, "expected a callback function, got " + Describe(info[5]));
-  const uint32_t n = plains.Length();
-  if (sizes.ElementLength() < n) {
-    ThrowRange(env, "expected sizes to hold " + std::to_string(n) + " entries, got " + std::to_string(sizes.ElementLength()));
-  }
-  std::vector<DeflateInput> inputs;
-  inputs.reserve(n);
-  size_t out_at = 0;
-  size_t flags_at = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    Napi::Value v = plains.Get(i);
-    TypedBytes plain = TypedArg(env, v, napi_uint8_array, "every plain to be a Uint8Array");
-    if (plain.length > 0x7fffffff) ThrowRange(env, "expected chunks below 2 GiB");
-    const size_t pages = (plain.length + 4095) / 4096;
-    if (flags_at + pages > random.length) {
-      ThrowRange(env, "expected random to hold a flag per 4 KiB page of every chunk, got " + std::to_string(random.length));
-    }
-    if (out_at + plain.length > out.length) {
-      ThrowRange(env, "expected out to hold the plains' total length, got " + std::to_string(out.length));
-    }
-    inputs.push_back(DeflateInput{plain.data, plain.length, random.data + flags_at, out.data + out_at});
-    flags_at += pages;
-    out_at += plain.length;
+  TypedBytes sizes = TypedArg(env, info[4], napi_int32_array, "sizes to be an Int32Array");
+  if (sizes.length < n) {
+    ThrowRange(env, "expected sizes to hold " + std::to_string(n) + " entries, got " + std::to_string(sizes.length));
   }
   Napi::Object keep = Napi::Object::New(env);
-  keep.Set("plains", plains);
-  keep.Set("random", info[2]);
   keep.Set("out", info[3]);
   keep.Set("sizes", info[4]);
-  auto* w = new DeflateWorker(info[5].As<Napi::Function>(), static_cast<int>(level), std::move(inputs),
-                              reinterpret_cast<int32_t*>(static_cast<uint8_t*>(sizes.ArrayBuffer().Data()) + sizes.ByteOffset()),
-                              keep);
+  auto* w = new DeflateWorker(info[5].As<Napi::Function>(), static_cast<int>(level), std::move(plain),
+                              std::move(lengths), std::move(flags), keep);
   w->Queue();
   return env.Undefined();
 }
