@@ -201,12 +201,15 @@ try {
   console.log(line(head));
   for (const c of cells) console.log(line(c));
 
-  // The rule. Zero elision works per chunk and is a property of the format: a MAPPABLE image
-  // keeps every chunk that is not entirely zero, so the default should elide well. Per-chunk
-  // costs of the writer (a promise, a hash call, an iovec per chunk) are the implementation's to
-  // batch away, so they inform but do not decide. Among the sizes whose deflate size is within
-  // 1 point of the best and whose index is at most 0.25 % of the input (it is read whole on the
-  // first data access), take the smallest no-codec image; on a tie within 1 point, the larger chunk.
+  // The rules, one per kind of image (spec section 11). Per-chunk costs of the writer (a
+  // promise, a hash call, an iovec per chunk) are the implementation's to batch away, so they
+  // inform but do not decide.
+  // - Encoded or encrypted images: among the sizes whose deflate size is within 1 point of the
+  //   best and whose index is at most 0.25 % of the input (it is read whole on the first data
+  //   access), the smallest no-codec image; on a tie within 1 point, the larger chunk.
+  // - Raw images: the smallest image, which is the smallest chunk (the page): zero elision is a
+  //   property of the format, a MAPPABLE image keeps every chunk that is not entirely zero, and
+  //   there is no compression to lose. Its larger index is accepted.
   const bestDeflate = Math.min(...results.map((r) => r.deflateStoredOverInput));
   const why = (r: Result): string[] => [
     ...(r.deflateStoredOverInput > bestDeflate + 0.01 ? [`deflate size ${(r.deflateStoredOverInput * 100).toFixed(1)} % > best + 1 point`] : []),
@@ -219,12 +222,14 @@ try {
   console.log('');
   for (const r of results) if (why(r).length) console.log(`not ${r.chunkKiB} KiB: ${why(r).join('; ')}`);
   const cheapest = results.reduce((a, b) => (b.writeCpuPerGiB < a.writeCpuPerGiB ? b : a));
-  console.log(`recommendation: ${pick.chunkKiB} KiB: the smallest no-codec image (${(pick.storedOverInput * 100).toFixed(1)} % of the input) of the sizes that pass;`
+  console.log(`recommendation for encoded or encrypted images: ${pick.chunkKiB} KiB: the smallest no-codec image (${(pick.storedOverInput * 100).toFixed(1)} % of the input) of the sizes that pass;`
     + ` its writer CPU is ${(pick.writeCpuPerGiB / cheapest.writeCpuPerGiB).toFixed(2)}x that of ${cheapest.chunkKiB} KiB chunks`);
+  const rawPick = results.reduce((a, b) => (b.storedOverInput < a.storedOverInput ? b : a));
+  console.log(`recommendation for raw images: ${rawPick.chunkKiB} KiB: the smallest image (${(rawPick.storedOverInput * 100).toFixed(1)} % of the input, ideal ${((1 - stats.zeroPages / stats.pages) * 100).toFixed(1)} %), index ${((rawPick.indexBytes / total) * 100).toFixed(2)} % of the input`);
 
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, 'results-chunk-size.json'), JSON.stringify({
-    date: new Date().toISOString(), node: process.version, inputMiB, seed: SEED, regions: REGIONS, input: stats, results, recommendation: pick.chunkKiB,
+    date: new Date().toISOString(), node: process.version, inputMiB, seed: SEED, regions: REGIONS, input: stats, results, recommendation: pick.chunkKiB, rawRecommendation: results.reduce((a, b) => (b.storedOverInput < a.storedOverInput ? b : a)).chunkKiB,
   }, null, 2) + '\n');
   console.log(`results: ${join(outDir, 'results-chunk-size.json')}`);
 } finally {
