@@ -21,6 +21,13 @@ export interface WriteSection {
 
 type Timed = { seconds: number; cpuSeconds: number } & Partial<WriteResult>;
 
+/**
+ * Runs of each no-fsync write. A write of 512 MiB takes ~0.15 s here, and about one in four
+ * (cat's or ours) takes twice as long for reasons outside the process (page-cache writeback
+ * on a shared VM): a median of 3 is then decided by one outlier, a median of 7 is not.
+ */
+const WRITE_RUNS = 7;
+
 const secondsList = (xs: readonly number[]): string => `${xs.map((x) => x.toFixed(3)).join(' ')} s`;
 
 /** The samples of every contender, for the JSON results. */
@@ -40,14 +47,14 @@ export async function writeSection(ctx: BenchContext): Promise<WriteSection> {
   };
   const job = { input: ctx.input, totalBytes: ctx.total, fsync: false };
 
-  ctx.log('write: cat vs ImageWriter (1 region, 200 regions as file ranges and as streams, in-memory input), no fsync');
+  ctx.log(`write: cat vs ImageWriter (1 region, 200 regions as file ranges and as streams, in-memory input), no fsync, ${WRITE_RUNS} runs each`);
   const plain = await timeInterleaved<Timed>({
     cat: () => timeShell('cat "$1" > "$2"', [ctx.input, out.cat]),
     one: () => runWriteJob({ ...job, output: out.one, regions: 1 }),
     many: () => runWriteJob({ ...job, output: out.many, regions: ctx.regions }),
     stream: () => runWriteJob({ ...job, output: out.stream, regions: ctx.regions, source: 'stream' }),
     memory: () => runWriteJob({ ...job, output: out.memory, regions: ctx.regions, source: 'memory' }),
-  }, { prepare: (name) => freshOutput(out[name as keyof typeof out]) });
+  }, { runs: WRITE_RUNS, prepare: (name) => freshOutput(out[name as keyof typeof out]) });
 
   ctx.log('write: cat + sync FILE vs ImageWriter with fsync');
   const synced = await timeInterleaved<Timed>({

@@ -132,18 +132,17 @@ std::string TypeName(const Napi::Value& v) {
     case napi_object:
       if (v.IsArray()) return "an array";
       if (v.IsArrayBuffer()) return "an ArrayBuffer";
-      if (v.IsTypedArray()) return "another typed array";
+      if (v.IsTypedArray()) return "a typed array";
       if (v.IsDataView()) return "a DataView";
       return "an object";
     default: return "a value of unknown type";
   }
 }
 
-// "got Y" part of a message. Never runs script: no toString() on objects.
+// "got Y" part of a message: the value of a boolean, number, bigint or string, else its
+// type. Never runs script: no toString() on objects.
 std::string Describe(const Napi::Value& v) {
   switch (v.Type()) {
-    case napi_undefined: return "undefined";
-    case napi_null: return "null";
     case napi_boolean: return v.As<Napi::Boolean>().Value() ? "true" : "false";
     case napi_number: return v.ToString().Utf8Value();
     case napi_bigint: return v.ToString().Utf8Value() + "n";
@@ -152,16 +151,7 @@ std::string Describe(const Napi::Value& v) {
       if (s.size() > 32) s = s.substr(0, 32) + "...";
       return "'" + s + "'";
     }
-    case napi_symbol: return "a symbol";
-    case napi_function: return "a function";
-    case napi_external: return "an external";
-    case napi_object:
-      if (v.IsArray()) return "an array";
-      if (v.IsArrayBuffer()) return "an ArrayBuffer";
-      if (v.IsTypedArray()) return "a typed array";
-      if (v.IsDataView()) return "a DataView";
-      return "an object";
-    default: return "a value of unknown type";
+    default: return TypeName(v);
   }
 }
 
