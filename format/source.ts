@@ -13,6 +13,11 @@ export interface RandomAccessSource {
   readonly size: number;
   /** Exactly `length` bytes at `offset`; throws CrimgError TRUNCATED if they are not there. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional: fills all of `target` with the bytes at `offset` (same errors as read()), so a
+   * long scan such as verify() can reuse a few buffers instead of allocating one per read.
+   */
+  readInto?(target: Uint8Array, offset: number): Promise<void>;
   /** A file descriptor when backed by a local file (lets restore map it). */
   readonly fd?: number;
   /** A name for messages (a path, "buffer", a URL). */
@@ -78,22 +83,27 @@ export class FileSource implements RandomAccessSource {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    checkRange(this, offset, length);
     const buf = Buffer.allocUnsafe(length);
+    await this.readInto(buf, offset);
+    return buf;
+  }
+
+  async readInto(target: Uint8Array, offset: number): Promise<void> {
+    const length = target.byteLength;
+    checkRange(this, offset, length);
     let done = 0;
     while (done < length) {
       let n: number;
       if (this.handle) {
-        n = (await this.handle.read(buf, done, length - done, offset + done)).bytesRead;
+        n = (await this.handle.read(target, done, length - done, offset + done)).bytesRead;
       } else {
-        n = readSync(this.fd, buf, done, length - done, offset + done);
+        n = readSync(this.fd, target, done, length - done, offset + done);
       }
       if (n === 0) {
         throw new CrimgError('TRUNCATED', `${this.name}: the file ended at ${offset + done} while reading [${offset}, ${offset + length})`, { offset: offset + done });
       }
       done += n;
     }
-    return buf;
   }
 
   async close(): Promise<void> {

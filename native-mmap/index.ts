@@ -125,6 +125,8 @@ export interface NativeMmap {
   scanChunks(bytes: Uint8Array, chunkSize: number, sums: BigUint64Array, zero: Uint8Array): number;
   /** XXH64 (seed 0) of `bytes`. */
   xxh64(bytes: Uint8Array): bigint;
+  /** sums[k] = XXH64 (seed 0) of chunk k of `bytes` cut into `chunkSize` pieces (the last may be shorter). */
+  hashChunks(bytes: Uint8Array, chunkSize: number, sums: BigUint64Array): void;
   /**
    * Seals `plain` (suite 0 AES-256-GCM, 1 ChaCha20-Poly1305; 32-byte key, 12-byte nonce) into
    * `out`, which must hold plain.length + 16 bytes: ciphertext, then the tag. Node's OpenSSL.

@@ -60,6 +60,17 @@ describe('native chunk scan', () => {
     expect(addon.scanChunks(new Uint8Array(0), cs, sums, zero)).toBe(0);
   });
 
+  test('hashChunks hashes every chunk, zero or not, the last short; refuses a short output', async () => {
+    const h = await xxhash();
+    const data = Buffer.concat([memoryLike(9, 4), Buffer.alloc(8192), Buffer.from([1, 2, 3])]);
+    const cs = 4096;
+    const n = Math.ceil(data.length / cs);
+    const sums = new BigUint64Array(n);
+    addon.hashChunks(data, cs, sums);
+    for (let k = 0; k < n; k++) expect(sums[k]).toBe(h.h64Raw(data.subarray(k * cs, Math.min(data.length, (k + 1) * cs)), 0n));
+    expect(() => addon.hashChunks(data, cs, new BigUint64Array(n - 1))).toThrow(/^expected sums to hold 12 chunks, got 11$/);
+  });
+
   test('scanChunks refuses wrong types and short outputs without touching memory', () => {
     const code = (fn: () => unknown): string => { try { fn(); return 'ok'; } catch (e) { return `${(e as Error).name}:${(e as { code?: string }).code}`; } };
     const data = new Uint8Array(3 * 4096);

@@ -789,6 +789,22 @@ Napi::Value ScanChunksJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(zeros));
 }
 
+// hashChunks(bytes: Uint8Array, chunkSize, sums: BigUint64Array) -> undefined
+// XXH64 of every chunk of `bytes` (the last may be shorter): a reader checking a
+// run of stored chunks in one call.
+Napi::Value HashChunksJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TypedBytes bytes = TypedArg(env, info[0], napi_uint8_array, "bytes to be a Uint8Array");
+  const size_t chunk = Length(env, info[1], "chunkSize");
+  TypedBytes sums = TypedArg(env, info[2], napi_biguint64_array, "sums to be a BigUint64Array");
+  const size_t chunks = bytes.length / chunk + (bytes.length % chunk != 0 ? 1 : 0);
+  if (sums.length < chunks) {
+    ThrowRange(env, "expected sums to hold " + std::to_string(chunks) + " chunks, got " + std::to_string(sums.length));
+  }
+  if (chunks > 0) HashChunks(bytes.data, bytes.length, chunk, reinterpret_cast<uint64_t*>(sums.data));
+  return env.Undefined();
+}
+
 // xxh64(bytes: Uint8Array) -> bigint (seed 0)
 Napi::Value Xxh64Js(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -966,6 +982,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("view", Napi::Function::New(env, View, "view"));
   exports.Set("scanChunks", Napi::Function::New(env, ScanChunksJs, "scanChunks"));
   exports.Set("xxh64", Napi::Function::New(env, Xxh64Js, "xxh64"));
+  exports.Set("hashChunks", Napi::Function::New(env, HashChunksJs, "hashChunks"));
   exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs, "aeadSeal"));
   exports.Set("deflateBatch", Napi::Function::New(env, DeflateBatchJs, "deflateBatch"));
   // Whether view() buffers escape V8's external-memory accounting (see

@@ -123,4 +123,11 @@ size_t ScanChunks(const uint8_t* p, size_t len, size_t chunk_size,
   return zeros;
 }
 
+void HashChunks(const uint8_t* p, size_t len, size_t chunk_size, uint64_t* sums) {
+  size_t k = 0;
+  for (size_t off = 0; off < len; off += chunk_size, k++) {
+    sums[k] = Xxh64(p + off, len - off < chunk_size ? len - off : chunk_size, 0);
+  }
+}
+
 }  // namespace crimg

@@ -23,6 +23,10 @@ bool IsZero(const uint8_t* p, size_t len);
 size_t ScanChunks(const uint8_t* p, size_t len, size_t chunk_size,
                   uint64_t* sums, uint8_t* zero);
 
+// sums[k] = XXH64 (seed 0) of chunk k of [p, p + len) cut into `chunk_size`
+// pieces (the last may be shorter), zero or not: a reader checking stored chunks.
+void HashChunks(const uint8_t* p, size_t len, size_t chunk_size, uint64_t* sums);
+
 }  // namespace crimg
 
 #endif  // CRIMG_SCAN_H_
