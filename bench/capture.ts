@@ -5,7 +5,8 @@
  * mapping; CRIMG_BENCH_CAPTURE_MIB sets the size.
  *
  * Contenders, interleaved run by run (medians of 3 after 1 warm-up): crimg's captureProcess
- * in this process (raw without and with fsync, raw with 16 KiB chunks, deflate:1), the
+ * in this process (raw without and with fsync, raw with 16 KiB chunks, deflate:1, raw and
+ * deflate:1 with fileMappings 'gap', which leaves out what gcore leaves out), the
  * `crimg capture` command line (node start-up included, as gdb's start-up is in gcore; it
  * fsyncs), `crimg --version` (the start-up alone), `gcore -o PREFIX PID`, and gcore followed
  * by `sync FILE` (as durable as an fsynced image).
@@ -88,9 +89,9 @@ try {
   log(`memfill pid ${holder.pid} holds the data at 0x${holder.data.toString(16)}`);
 
   const out = (name: string): string => join(dir, name);
-  const lib = (compress: string, name: string, chunkSize?: number, fsync = false) => async (): Promise<Sample> => {
+  const lib = (compress: string, name: string, chunkSize?: number, fsync = false, fileMappings: 'copy' | 'gap' = 'copy') => async (): Promise<Sample> => {
     const t0 = process.hrtime.bigint();
-    const r: CaptureResult = await captureProcess(holder.pid, out(name), { compress, fsync, ...(chunkSize ? { chunkSize } : {}) });
+    const r: CaptureResult = await captureProcess(holder.pid, out(name), { compress, fsync, fileMappings, ...(chunkSize ? { chunkSize } : {}) });
     return { seconds: since(t0), size: r.summary.fileSize, stoppedMs: r.stoppedMs };
   };
   const runs = await timeInterleaved<Sample>({
@@ -98,6 +99,9 @@ try {
     'crimg deflate:1': lib('deflate:1', 'deflate.img'),
     'crimg raw fsync': lib('none', 'rawsync.img', undefined, true),
     'crimg raw 16K': lib('none', 'raw16k.img', 16384),
+    // As gcore: clean read-only file mappings (libraries' code) left to their files.
+    'crimg raw gap': lib('none', 'rawgap.img', undefined, false, 'gap'),
+    'crimg deflate:1 gap': lib('deflate:1', 'deflategap.img', undefined, false, 'gap'),
     // What the command line pays before it captures anything: node and the CLI's modules.
     'crimg start-up': async () => ({ seconds: await timed(process.execPath, [join(root, 'bin', 'crimg.js'), '--version']), size: 0 }),
     'crimg CLI raw': async () => {
@@ -118,6 +122,7 @@ try {
     prepare: async (name) => {
       const file = {
         'crimg raw': 'raw.img', 'crimg deflate:1': 'deflate.img', 'crimg raw fsync': 'rawsync.img', 'crimg raw 16K': 'raw16k.img', 'crimg start-up': 'none',
+        'crimg raw gap': 'rawgap.img', 'crimg deflate:1 gap': 'deflategap.img',
         'crimg CLI raw': 'cli.img', gcore: `gcore.${holder.pid}`, 'gcore + sync': `gsync.${holder.pid}`,
       }[name]!;
       await rm(out(file), { force: true });
@@ -165,6 +170,14 @@ try {
   };
   size('crimg raw', 'image, raw', 0.6);
   size('crimg deflate:1', 'image, deflate:1', 0.4);
+  for (const [name, measure] of [['crimg raw gap', 'image, raw, file mappings as gaps (as gcore)'], ['crimg deflate:1 gap', 'image, deflate:1, file mappings as gaps (as gcore)']] as const) {
+    const s = runs[name]!.result.size;
+    rows.push({
+      section: 'image size', measure, figure: mib(s), baseline: `gcore ${mib(gSize)}`, ratio: pct(s / gSize),
+      target: 'info', result: 'info', value: s, unit: 'B', baselineValue: gSize, ratioValue: s / gSize,
+      note: "fileMappings: 'gap': unwritten read-only mappings of files (the libraries' code and constants, ~2.4 MiB here) are gaps, as gcore leaves them out; the default copies them so the image is self-contained",
+    });
+  }
   const s16 = runs['crimg raw 16K']!.result.size;
   rows.push({
     section: 'image size', measure: 'image, raw, 16 KiB chunks', figure: mib(s16), baseline: `gcore ${mib(gSize)}`, ratio: pct(s16 / gSize),

@@ -71,11 +71,51 @@ const KERNEL_GAPS = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
 /** The largest address a Number file position reaches exactly. */
 export const MAX_READABLE_ADDRESS = BigInt(Number.MAX_SAFE_INTEGER);
 
+/**
+ * The "Anonymous:" size in kB of every mapping in /proc/PID/smaps, by start address: the pages
+ * of a file mapping that the process has written (copy-on-write), which the file no longer
+ * holds. @throws RangeError on a line that is not smaps.
+ */
+export function parseSmapsAnonymous(text: string): Map<bigint, number> {
+  const out = new Map<bigint, number>();
+  let current: bigint | null = null;
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f]+)-[0-9a-f]+\s/.exec(line);
+    if (head) {
+      current = BigInt(`0x${head[1]}`);
+      continue;
+    }
+    const anon = /^Anonymous:\s+(\d+) kB$/.exec(line);
+    if (anon && current !== null) out.set(current, Number(anon[1]));
+  }
+  return out;
+}
+
+/** How {@link planMapping} treats mappings of files the process has not written. */
+export interface PlanOptions {
+  /**
+   * 'copy' (default): every readable mapping is a region, so the image is self-contained.
+   * 'gap': a read-only mapping of a file that still exists, with no page written by the process
+   * (smaps "Anonymous: 0 kB", given in `anonymousKb`), becomes a gap named after the file, as
+   * gcore and CRIU leave clean file pages out: the restorer maps the file there itself.
+   */
+  fileMappings?: 'copy' | 'gap';
+  /** /proc/PID/smaps "Anonymous:" kB by mapping start (needed for 'gap'). */
+  anonymousKb?: ReadonlyMap<bigint, number>;
+}
+
 /** What the capture makes of one mapping (see the module comment for the rules). */
-export function planMapping(e: MapsEntry): MappingPlan {
+export function planMapping(e: MapsEntry, options: PlanOptions = {}): MappingPlan {
   const { start, end, path } = e;
   const span = `${hex(start)}-${hex(end)}`;
   const label = path === '' ? 'anonymous mapping' : path;
+  if (options.fileMappings === 'gap' && path.startsWith('/') && !path.endsWith(' (deleted)') && e.perms[1] === '-'
+    && options.anonymousKb?.get(start) === 0) {
+    return {
+      action: 'gap', start, end, name: path,
+      note: `${path} at ${span} (${e.perms.slice(0, 3)}, file offset ${hex(e.offset)}) recorded as a gap: an unwritten read-only mapping of a file, left for the restorer to map from the file`,
+    };
+  }
   if (KERNEL_GAPS.has(path)) {
     return { action: 'gap', start, end, name: path, note: `${path} at ${span} recorded as a gap: the kernel does not serve it through /proc/PID/mem and recreates it in every process` };
   }

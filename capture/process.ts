@@ -18,7 +18,7 @@ import { CrimgError, isCrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
 import type { CipherName } from '../format/constants.js';
 import type { KeyInput } from '../format/keying.js';
-import { parseMaps, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
+import { parseMaps, parseSmapsAnonymous, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
 import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, signal, waitStopped } from './proc.js';
 import { producerVersion } from './version.js';
 
@@ -44,6 +44,13 @@ export interface CaptureOptions {
   stopTimeoutMs?: number;
   /** Called after each piece with bytes read so far and the readable bytes of all mappings. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /**
+   * 'copy' (default): every readable mapping's bytes go into the image, which is then
+   * self-contained. 'gap': read-only mappings of files the process has not written (libraries'
+   * code and constants) become gaps named after the file, as gcore and CRIU leave them out;
+   * smaller, but the restorer must map those files itself.
+   */
+  fileMappings?: 'copy' | 'gap';
 }
 
 /** What {@link captureProcess} did. */
@@ -99,6 +106,9 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
   if (!Number.isSafeInteger(pieceSize) || pieceSize <= 0 || pieceSize % host.pageSize !== 0) {
     throw new RangeError(`expected a piece size that is a positive multiple of the page size ${host.pageSize}, got ${pieceSize}`);
   }
+  if (options.fileMappings !== undefined && options.fileMappings !== 'copy' && options.fileMappings !== 'gap') {
+    throw new RangeError(`expected fileMappings 'copy' or 'gap', got ${JSON.stringify(options.fileMappings)}`);
+  }
   const t0 = performance.now();
   const stat = await checkProcess(pid);
   // Open the memory before stopping anything: a refusal then leaves the process untouched.
@@ -151,7 +161,9 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
     }
     const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => stat.comm)).trimEnd();
     const maps = await readMapsOf(pid, comm);
-    const plans = maps.map(planMapping);
+    const fileMappings = options.fileMappings ?? 'copy';
+    const anonymousKb = fileMappings === 'gap' ? await readSmapsOf(pid) : undefined;
+    const plans = maps.map((e) => planMapping(e, { fileMappings, ...(anonymousKb && { anonymousKb }) }));
     const total = plans.reduce((s, p) => s + (p.action === 'region' ? Number(p.end - p.start) : 0), 0);
     const reader = new MemReader(mem, pid, host.pageSize, pieceSize, total, options.onProgress);
     const notes: string[] = [];
@@ -187,6 +199,18 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
   } finally {
     if (weStopped && !options.leaveStopped) signal(pid, 'SIGCONT');
     await mem.close().catch(() => {});
+  }
+}
+
+/** "Anonymous:" kB per mapping from /proc/PID/smaps. @throws CrimgError permission denied, exited */
+async function readSmapsOf(pid: number): Promise<Map<bigint, number>> {
+  try {
+    return parseSmapsAnonymous(await readFile(`/proc/${pid}/smaps`, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(pid, `read /proc/${pid}/smaps, which pages of file mappings were written`, code, e);
+    if (!(await isAlive(pid))) throw processExited(pid, 'reading its memory map');
+    throw new CrimgError('IO_ERROR', `cannot read /proc/${pid}/smaps: ${code}`, { cause: e });
   }
 }
 

@@ -14,7 +14,7 @@ import { openImage, describeHost, type Image } from '../index.js';
 import { captureProcess } from '../capture/process.js';
 import { importCore } from '../capture/elf-import.js';
 import { exportCore } from '../capture/elf-export.js';
-import { MAX_READABLE_ADDRESS, parseMaps, planMapping, type MapsEntry } from '../capture/proc-maps.js';
+import { MAX_READABLE_ADDRESS, parseMaps, parseSmapsAnonymous, planMapping, type MapsEntry } from '../capture/proc-maps.js';
 import { parseStat } from '../capture/proc.js';
 import { NO_SUCH_PROCESS, PROCESS_EXITED } from '../capture/_codes.js';
 import { tempDir } from './helpers.js';
@@ -105,7 +105,7 @@ describe('/proc parsing (pure)', () => {
   });
 
   it('turns each mapping into a region or a gap by the documented rules', () => {
-    const plans = parseMaps(MAPS).map(planMapping);
+    const plans = parseMaps(MAPS).map((e) => planMapping(e));
     const brief = plans.map((p) => (p.action === 'gap' ? `gap ${p.name}` : `${p.kind} ${p.prot} ${p.name}`));
     expect(brief).toEqual([
       'file r-- /tmp/memfill', 'code r-x /tmp/memfill', 'heap rw- [heap]', 'anonymous rw- ', 'gap ',
@@ -113,6 +113,25 @@ describe('/proc parsing (pure)', () => {
       'code r-x [vdso]', 'stack rw- [stack]', 'gap [vsyscall]',
     ]);
     expect(plans.filter((p) => p.note).map((p) => p.name)).toEqual(['[vvar]', '[vvar_vclock]', '[vdso]', '[vsyscall]']);
+  });
+
+  it("fileMappings 'gap': only unwritten read-only mappings of existing files become gaps", () => {
+    const maps = parseMaps(MAPS);
+    const smaps = maps.map((e) => `${e.start.toString(16)}-${e.end.toString(16)} ${e.perms} 00000000 00:00 0 ${e.path}\nSize: 4 kB\nAnonymous: ${e.path === '/tmp/memfill' && e.perms === 'r--p' ? 4 : 0} kB\n`).join('');
+    const anonymousKb = parseSmapsAnonymous(smaps);
+    expect(anonymousKb.size).toBe(maps.length);
+    const plans = maps.map((e) => planMapping(e, { fileMappings: 'gap', anonymousKb }));
+    const brief = plans.map((p) => (p.action === 'gap' ? `gap ${p.name}` : `${p.kind} ${p.prot} ${p.name}`));
+    expect(brief).toEqual([
+      'file r-- /tmp/memfill', // written (RELRO-like): copied
+      'gap /tmp/memfill', // clean code: left to the file
+      'heap rw- [heap]', 'anonymous rw- ', 'gap ',
+      'file rw- /memfd:my data (deleted)', // writable, and its file is gone
+      'anonymous rw- [anon:arena]', 'gap [vvar]', 'gap [vvar_vclock]', 'code r-x [vdso]', 'stack rw- [stack]', 'gap [vsyscall]',
+    ]);
+    expect(plans[1]!.note).toMatch(/unwritten read-only mapping of a file, left for the restorer to map from the file/);
+    // Without smaps figures nothing is left out.
+    expect(maps.map((e) => planMapping(e, { fileMappings: 'gap' }).action)).toEqual(maps.map((e) => planMapping(e).action));
   });
 
   it('makes a readable mapping above 2^53 a gap with a note', () => {
@@ -167,6 +186,24 @@ describe('captureProcess', () => {
     } finally {
       await image.close();
     }
+  });
+
+  live("fileMappings 'gap' leaves the program's clean code to its file and still captures the data", async () => {
+    const full = await captureProcess(info().pid, tmp.path('full.img'), { fsync: false });
+    const slim = await captureProcess(info().pid, tmp.path('slim.img'), { fsync: false, fileMappings: 'gap' });
+    const image = await openImage(tmp.path('slim.img'));
+    try {
+      await expectPattern(image);
+      const code = image.regions.filter((g) => g.name === memfill && g.prot === 'r-x');
+      expect(code.length === 0 || code.every((g) => g.isGap)).toBe(true);
+      expect(image.regions.some((g) => g.isGap && g.name.includes('libc'))).toBe(true);
+      expect(slim.summary.storedBytes).toBeLessThan(full.summary.storedBytes);
+      expect(slim.notes.some((n) => /unwritten read-only mapping of a file/.test(n))).toBe(true);
+      expect((await image.verify()).ok).toBe(true);
+    } finally {
+      await image.close();
+    }
+    await expect(captureProcess(info().pid, tmp.path('bad.img'), { fileMappings: 'none' as 'gap' })).rejects.toThrow(RangeError);
   });
 
   live('leaves the process stopped when asked, and then does not resume one it found stopped', async () => {

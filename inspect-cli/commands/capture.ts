@@ -33,7 +33,9 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
       .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate or deflate:LEVEL (1-9)' })
       .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
       .option('label', { type: 'string', array: true, nargs: 1, describe: 'K=V restore label the host must match, repeatable' })
+      .option('file-mappings', { type: 'string', choices: ['copy', 'gap'] as const, default: 'copy', describe: "copy: every readable mapping's bytes (a self-contained image); gap: read-only mappings of files the process has not written become gaps named after the file, as gcore and CRIU leave them out" })
       .example('$0 capture --pid 1234 app.img', 'capture process 1234')
+      .example('$0 capture --pid 1234 app.img --file-mappings gap', "leave libraries' code and constants to be mapped from their files")
       .example('$0 capture --pid 1234 app.img --compress deflate:1 --encrypt aes-256-gcm --key-file app.key', 'compressed and encrypted')
       .epilog('Reading another process\'s memory needs ptrace access: the same user id (subject to /proc/sys/kernel/yama/ptrace_scope) or CAP_SYS_PTRACE. [vvar], [vsyscall] and mappings without read permission are recorded as gaps; [vdso] is captured as code.'),
     async (a) => {
@@ -49,6 +51,7 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           compress: a.compress,
           ...(a.encrypt !== undefined ? { encrypt: a.encrypt as CipherName, key } : {}),
           ...(a.leaveStopped ? { leaveStopped: true } : {}),
+          fileMappings: a.fileMappings as 'copy' | 'gap',
           labels: keyedValues(a.label, '--label', (v) => v),
           onProgress: (done, total) => {
             progress ??= cli.progress(a.quiet as boolean | undefined, 'capture', total, 'bytes');
