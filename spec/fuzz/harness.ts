@@ -15,7 +15,8 @@
  *   verify reports an error. A key holder's re-sealed index (`resealed`) gets only the first
  *   three properties: with the key, any index is authentic.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openImage, type Image } from '../../format/reader.js';
 import { CrimgError } from '../../format/errors.js';
@@ -54,6 +55,17 @@ export interface CaseResult {
 }
 
 /** Bytes read per read() call and per region: reads of hostile lengths stay bounded by the request. */
+/** A file to open map-mode cases from (map mode needs a file descriptor), made on first use. */
+let mapFile: string | null = null;
+function mapCasePath(): string {
+  if (mapFile === null) {
+    const dir = mkdtempSync(join(tmpdir(), 'crimg-fuzz-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    mapFile = join(dir, 'case.img');
+  }
+  return mapFile;
+}
+
 const PIECE = 1 << 20;
 const MAX_READ_PER_REGION = 4 << 20;
 const MAX_REGIONS_READ = 64;
@@ -221,6 +233,36 @@ export async function runCase(c: FuzzCase, original: Original, options: HarnessO
             }
           } finally {
             restored.release();
+          }
+        }
+        // Map mode, for raw images when the addon is there: pages come straight from the file
+        // (a SPARSE image's whole span with one mmap), so every byte is touched here: a range
+        // past the end of the file would be a SIGBUS, a wrong span wrong bytes.
+        if (image.mappable) {
+          const { nativeStatus } = await import('../../native-mmap/index.js');
+          if (nativeStatus().available) {
+            const path = mapCasePath();
+            writeFileSync(path, c.bytes);
+            const fileImage = await call('open', () => openImage(path, { workers: 0 }));
+            if (!(fileImage instanceof CrimgError)) {
+              try {
+                const mapped = await call('restore', () => fileImage.restore({ mode: 'map' }));
+                if (mapped instanceof CrimgError) note('restore', mapped);
+                else {
+                  try {
+                    for (const r of mapped.regions) {
+                      if (!r.memory) continue;
+                      const n = Math.min(r.memory.byteLength, MAX_READ_PER_REGION);
+                      compare(r.index, 0, new Uint8Array(r.memory, 0, n), 'map restore');
+                    }
+                  } finally {
+                    mapped.release();
+                  }
+                }
+              } finally {
+                await fileImage.close().catch(() => {});
+              }
+            }
           }
         }
       }
