@@ -52,7 +52,7 @@ try {
   console.log(`crimg bench: ${inputMiB} MiB memory-like input (seed ${SEED}), ${REGIONS} regions in the realistic layout;`);
   const share = (n: number): string => pct(n / stats.pages);
   console.log(`pages: ${share(stats.zeroPages)} zero, ${share(stats.structuredPages)} structured, ${share(stats.randomPages)} random; generated in ${genSeconds.toFixed(2)} s`);
-  console.log(`node ${process.version}, ${cpus().length} cores; medians of 3 runs after 1 warm-up; ratio > 1 means better than the baseline`);
+  console.log(`node ${process.version}, ${cpus().length} cores; medians of 3 runs after 1 warm-up (7 for the no-fsync writes); ratio > 1 means better than the baseline`);
   console.log(`(sizes: ratio = image / ideal; inspect: ratio = large / small time)\n`);
   console.log(formatTable(rows));
   const failed = rows.filter((r) => r.result === 'FAIL');

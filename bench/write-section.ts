@@ -24,7 +24,8 @@ type Timed = { seconds: number; cpuSeconds: number } & Partial<WriteResult>;
 /**
  * Runs of each no-fsync write. A write of 512 MiB takes ~0.15 s here, and about one in four
  * (cat's or ours) takes twice as long for reasons outside the process (page-cache writeback
- * on a shared VM): a median of 3 is then decided by one outlier, a median of 7 is not.
+ * on a shared VM): a median of 3 is wrong when two of three runs stall (~16 % of the time at
+ * one in four), a median of 7 when four of seven do (~7 %).
  */
 const WRITE_RUNS = 7;
 

@@ -72,21 +72,24 @@ const KERNEL_GAPS = new Set(['[vvar]', '[vvar_vclock]', '[vsyscall]']);
 export const MAX_READABLE_ADDRESS = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
- * The "Anonymous:" size in kB of every mapping in /proc/PID/smaps, by start address: the pages
- * of a file mapping that the process has written (copy-on-write), which the file no longer
- * holds. @throws RangeError on a line that is not smaps.
+ * For every mapping in /proc/PID/smaps, by start address: the kB of its pages that the file
+ * does not hold, that is pages the process wrote (copy-on-write): "Anonymous:" (resident),
+ * "Swap:" (swapped out: a clean file page is dropped, never swapped) and "Private_Hugetlb:",
+ * summed. A mapping whose sum is 0 reads exactly as its file does. ("Private_Dirty:" is not a
+ * sign: it also counts page-cache pages of a file written recently, by anyone.)
  */
-export function parseSmapsAnonymous(text: string): Map<bigint, number> {
+export function parseSmapsWritten(text: string): Map<bigint, number> {
   const out = new Map<bigint, number>();
   let current: bigint | null = null;
   for (const line of text.split('\n')) {
     const head = /^([0-9a-f]+)-[0-9a-f]+\s/.exec(line);
     if (head) {
       current = BigInt(`0x${head[1]}`);
+      out.set(current, 0);
       continue;
     }
-    const anon = /^Anonymous:\s+(\d+) kB$/.exec(line);
-    if (anon && current !== null) out.set(current, Number(anon[1]));
+    const field = /^(Anonymous|Swap|Private_Hugetlb):\s+(\d+) kB$/.exec(line);
+    if (field && current !== null) out.set(current, out.get(current)! + Number(field[2]));
   }
   return out;
 }
@@ -96,12 +99,21 @@ export interface PlanOptions {
   /**
    * 'copy' (default): every readable mapping is a region, so the image is self-contained.
    * 'gap': a read-only mapping of a file that still exists, with no page written by the process
-   * (smaps "Anonymous: 0 kB", given in `anonymousKb`), becomes a gap named after the file, as
-   * gcore and CRIU leave clean file pages out: the restorer maps the file there itself.
+   * (0 in `writtenKb`), becomes a gap, as gcore and CRIU leave clean file pages out: the
+   * restorer maps the file there itself. Its name says what to map: see {@link fileGapName}.
    */
   fileMappings?: 'copy' | 'gap';
-  /** /proc/PID/smaps "Anonymous:" kB by mapping start (needed for 'gap'). */
-  anonymousKb?: ReadonlyMap<bigint, number>;
+  /** Written kB by mapping start, from {@link parseSmapsWritten} (needed for 'gap'). */
+  writtenKb?: ReadonlyMap<bigint, number>;
+}
+
+/**
+ * The name of a gap left for a file mapping (fileMappings 'gap'): `PATH @0xOFFSET PROT`, e.g.
+ * `/usr/lib/libc.so.6 @0x28000 r-x`: what a restorer maps there (a gap's own protection is
+ * none). Parse it from the right: the path may hold spaces.
+ */
+export function fileGapName(path: string, offset: bigint, prot: string): string {
+  return `${path} @${hex(offset)} ${prot}`;
 }
 
 /** What the capture makes of one mapping (see the module comment for the rules). */
@@ -110,9 +122,9 @@ export function planMapping(e: MapsEntry, options: PlanOptions = {}): MappingPla
   const span = `${hex(start)}-${hex(end)}`;
   const label = path === '' ? 'anonymous mapping' : path;
   if (options.fileMappings === 'gap' && path.startsWith('/') && !path.endsWith(' (deleted)') && e.perms[1] === '-'
-    && options.anonymousKb?.get(start) === 0) {
+    && e.perms[0] === 'r' && options.writtenKb?.get(start) === 0) {
     return {
-      action: 'gap', start, end, name: path,
+      action: 'gap', start, end, name: fileGapName(path, e.offset, e.perms.slice(0, 3)),
       note: `${path} at ${span} (${e.perms.slice(0, 3)}, file offset ${hex(e.offset)}) recorded as a gap: an unwritten read-only mapping of a file, left for the restorer to map from the file`,
     };
   }

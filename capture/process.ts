@@ -18,7 +18,7 @@ import { CrimgError, isCrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
 import type { CipherName } from '../format/constants.js';
 import type { KeyInput } from '../format/keying.js';
-import { parseMaps, parseSmapsAnonymous, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
+import { parseMaps, parseSmapsWritten, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
 import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, signal, waitStopped } from './proc.js';
 import { producerVersion } from './version.js';
 
@@ -47,8 +47,8 @@ export interface CaptureOptions {
   /**
    * 'copy' (default): every readable mapping's bytes go into the image, which is then
    * self-contained. 'gap': read-only mappings of files the process has not written (libraries'
-   * code and constants) become gaps named after the file, as gcore and CRIU leave them out;
-   * smaller, but the restorer must map those files itself.
+   * code and constants) become gaps named `PATH @0xOFFSET PROT` (fileGapName), as gcore and
+   * CRIU leave them out; smaller, but the restorer must map those files itself.
    */
   fileMappings?: 'copy' | 'gap';
 }
@@ -162,8 +162,8 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
     const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => stat.comm)).trimEnd();
     const maps = await readMapsOf(pid, comm);
     const fileMappings = options.fileMappings ?? 'copy';
-    const anonymousKb = fileMappings === 'gap' ? await readSmapsOf(pid) : undefined;
-    const plans = maps.map((e) => planMapping(e, { fileMappings, ...(anonymousKb && { anonymousKb }) }));
+    const writtenKb = fileMappings === 'gap' ? await readSmapsOf(pid) : undefined;
+    const plans = maps.map((e) => planMapping(e, { fileMappings, ...(writtenKb && { writtenKb }) }));
     const total = plans.reduce((s, p) => s + (p.action === 'region' ? Number(p.end - p.start) : 0), 0);
     const reader = new MemReader(mem, pid, host.pageSize, pieceSize, total, options.onProgress);
     const notes: string[] = [];
@@ -202,10 +202,10 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
   }
 }
 
-/** "Anonymous:" kB per mapping from /proc/PID/smaps. @throws CrimgError permission denied, exited */
+/** Written kB per mapping from /proc/PID/smaps (parseSmapsWritten). @throws CrimgError permission denied, exited */
 async function readSmapsOf(pid: number): Promise<Map<bigint, number>> {
   try {
-    return parseSmapsAnonymous(await readFile(`/proc/${pid}/smaps`, 'utf8'));
+    return parseSmapsWritten(await readFile(`/proc/${pid}/smaps`, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
     if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(pid, `read /proc/${pid}/smaps, which pages of file mappings were written`, code, e);

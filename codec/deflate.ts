@@ -266,39 +266,50 @@ export class NativeDeflater {
   }
 
   private submit(jobs: typeof this.pending): void {
-    let pages = 0;
-    let bytes = 0;
-    for (const j of jobs) {
-      pages += Math.ceil(j.plain.byteLength / 4096);
-      bytes += j.plain.byteLength;
-    }
-    const random = new Uint8Array(pages);
-    let k = 0;
-    for (const j of jobs) {
-      const n = Math.ceil(j.plain.byteLength / 4096);
-      if (j.random) for (let p = 0; p < n; p++) random[k + p] = j.random[p] === true ? 1 : 0;
-      k += n;
-    }
-    const out = new Uint8Array(bytes);
-    const sizes = new Int32Array(jobs.length);
-    const plains = jobs.map((j) => j.plain);
-    try {
-      this.batch(this.level, plains, random, out, sizes, (err) => {
+    // Every job settles exactly once and the slot is released exactly once, whatever throws
+    // (a failed allocation here, a failed call, an error in the callback's own work).
+    let released = false;
+    const release = (): void => {
+      if (!released) {
+        released = true;
         this.done();
-        if (err) {
-          for (const j of jobs) j.reject(err);
-          return;
+      }
+    };
+    try {
+      let pages = 0;
+      let bytes = 0;
+      for (const j of jobs) {
+        pages += Math.ceil(j.plain.byteLength / 4096);
+        bytes += j.plain.byteLength;
+      }
+      const random = new Uint8Array(pages);
+      let k = 0;
+      for (const j of jobs) {
+        const n = Math.ceil(j.plain.byteLength / 4096);
+        if (j.random) for (let p = 0; p < n; p++) random[k + p] = j.random[p] === true ? 1 : 0;
+        k += n;
+      }
+      const out = new Uint8Array(bytes);
+      const sizes = new Int32Array(jobs.length);
+      this.batch(this.level, jobs.map((j) => j.plain), random, out, sizes, (err) => {
+        try {
+          if (err) {
+            for (const j of jobs) j.reject(err);
+            return;
+          }
+          let at = 0;
+          jobs.forEach((j, i) => {
+            const size = sizes[i]!;
+            j.resolve(size < 0 ? null : out.subarray(at, at + size));
+            at += j.plain.byteLength;
+          });
+        } finally {
+          release();
         }
-        let at = 0;
-        jobs.forEach((j, i) => {
-          const size = sizes[i]!;
-          j.resolve(size < 0 ? null : out.subarray(at, at + size));
-          at += j.plain.byteLength;
-        });
       });
     } catch (e) {
-      this.done();
       for (const j of jobs) j.reject(e);
+      release();
     }
   }
 }

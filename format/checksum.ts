@@ -19,7 +19,7 @@ export function xxh64Wasm(bytes: Uint8Array): bigint {
 const addon = await (async () => {
   try {
     const { native } = await import('../native-mmap/index.js');
-    return native && typeof native.xxh64 === 'function' && typeof native.hashChunks === 'function' ? native : null;
+    return native && typeof native.xxh64 === 'function' ? native : null;
   } catch {
     return null;
   }
@@ -32,7 +32,8 @@ const nativeHash: ((bytes: Uint8Array) => bigint) | null = addon ? addon.xxh64.b
  * XXH64 of every `chunkSize` piece of `bytes` (the last may be shorter) into `sums`: one native
  * call for a run of chunks, or null without the addon (hash them one by one then).
  */
-export const xxh64Chunks: ((bytes: Uint8Array, chunkSize: number, sums: BigUint64Array) => void) | null = addon ? addon.hashChunks.bind(addon) : null;
+export const xxh64Chunks: ((bytes: Uint8Array, chunkSize: number, sums: BigUint64Array) => void) | null =
+  addon && typeof addon.hashChunks === 'function' ? addon.hashChunks.bind(addon) : null;
 
 /** XXH64 of `bytes` with seed 0, as an unsigned 64-bit bigint. */
 export const xxh64: (bytes: Uint8Array) => bigint = nativeHash ?? xxh64Wasm;

@@ -466,7 +466,9 @@ export class Image {
     // Read one batch ahead of checking the current one, so I/O and hashing overlap: into two
     // buffers used in turn when the source can fill a buffer (a fresh one per batch made the
     // garbage collector a quarter of verify's time), else by read().
-    const spare = this.source.readInto ? [0, 1].map(() => new Uint8Array(Math.max(0, ...batches.map((b) => b.length)))) : null;
+    let largest = 0;
+    for (const b of batches) if (b.length > largest) largest = b.length; // no spread: batches may number millions
+    const spare = this.source.readInto ? [0, 1].map(() => new Uint8Array(largest)) : null;
     const readBatch = (n: number): Promise<Uint8Array | { error: unknown }> => {
       if (n >= batches.length) return Promise.resolve(new Uint8Array(0));
       const { offset, length } = batches[n]!;

@@ -15,7 +15,7 @@
  *   verify reports an error. A key holder's re-sealed index (`resealed`) gets only the first
  *   three properties: with the key, any index is authentic.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openImage, type Image } from '../../format/reader.js';
@@ -236,14 +236,17 @@ export async function runCase(c: FuzzCase, original: Original, options: HarnessO
           }
         }
         // Map mode, for raw images when the addon is there: pages come straight from the file
-        // (a SPARSE image's whole span with one mmap), so every byte is touched here: a range
-        // past the end of the file would be a SIGBUS, a wrong span wrong bytes.
+        // (a SPARSE image's whole span with one mmap), so the mapped bytes (up to 4 MiB of each
+        // region, all of every vector's) are read here: a range past the end of the file would
+        // be a SIGBUS, a wrong span wrong bytes. The file is unlinked once open (the fd keeps
+        // it), so a worker killed mid-case leaves nothing behind but its empty directory.
         if (image.mappable) {
           const { nativeStatus } = await import('../../native-mmap/index.js');
           if (nativeStatus().available) {
             const path = mapCasePath();
             writeFileSync(path, c.bytes);
             const fileImage = await call('open', () => openImage(path, { workers: 0 }));
+            unlinkSync(path);
             if (!(fileImage instanceof CrimgError)) {
               try {
                 const mapped = await call('restore', () => fileImage.restore({ mode: 'map' }));
