@@ -18,6 +18,7 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { Image } from '../format/reader.js';
 import { CrimgError } from '../format/errors.js';
 import { isZero } from '../codec/chunk.js';
+import { parseFileGapName } from './proc-maps.js';
 import {
   CRIMG_NOTE_NAME, ELF_ARCHES, NT_CRIMG_REGIONS, NT_CRIMG_VALIDATION, NT_FILE, NT_PRSTATUS, PN_XNUM,
   archByName, encodeCrimgRegions, encodeFileNote, encodeNote, encodePrStatus, encodeSectionZero, layoutCore,
@@ -75,9 +76,17 @@ export async function exportCore(image: Image, corePath: string, options: Export
   const pageSize = image.pageSize;
   const metricPid = image.validation.metrics['capture.pid'];
   const pid = options.pid ?? (metricPid !== undefined && Number.isInteger(metricPid) && metricPid > 0 && metricPid < 2 ** 31 ? metricPid : 1);
-  const files: FileMapping[] = regions
-    .filter((r) => !r.isGap && (r.kind === 'file' || r.kind === 'code') && r.name.startsWith('/'))
-    .map((r) => ({ start: r.address, end: r.address + r.length, pageOffset: 0n, name: r.name }));
+  // Files the regions came from, and the file mappings a capture left as gaps
+  // (fileMappings 'gap'), whose names say which file at which offset: gdb finds them by it.
+  const files: FileMapping[] = [];
+  for (const r of regions) {
+    const left = r.isGap ? parseFileGapName(r.name) : null;
+    if (left && left.offset % BigInt(pageSize) === 0n) {
+      files.push({ start: r.address, end: r.address + r.length, pageOffset: left.offset / BigInt(pageSize), name: left.path });
+    } else if (!r.isGap && (r.kind === 'file' || r.kind === 'code') && r.name.startsWith('/')) {
+      files.push({ start: r.address, end: r.address + r.length, pageOffset: 0n, name: r.name });
+    }
+  }
   const noteParts = [encodeNote('CORE', NT_PRSTATUS, encodePrStatus(arch, pid))];
   if (files.length) noteParts.push(encodeNote('CORE', NT_FILE, encodeFileNote(pageSize, files)));
   noteParts.push(encodeNote(CRIMG_NOTE_NAME, NT_CRIMG_VALIDATION, image.validationBytes));

@@ -116,6 +116,12 @@ export function fileGapName(path: string, offset: bigint, prot: string): string 
   return `${path} @${hex(offset)} ${prot}`;
 }
 
+/** The file mapping a {@link fileGapName} names, or null for any other name. */
+export function parseFileGapName(name: string): { path: string; offset: bigint; prot: string } | null {
+  const m = /^(\/.*) @0x([0-9a-f]+) ([r-][w-][x-])$/.exec(name);
+  return m ? { path: m[1]!, offset: BigInt(`0x${m[2]}`), prot: m[3]! } : null;
+}
+
 /** What the capture makes of one mapping (see the module comment for the rules). */
 export function planMapping(e: MapsEntry, options: PlanOptions = {}): MappingPlan {
   const { start, end, path } = e;

@@ -14,7 +14,8 @@ import { openImage, describeHost, type Image } from '../index.js';
 import { captureProcess } from '../capture/process.js';
 import { importCore } from '../capture/elf-import.js';
 import { exportCore } from '../capture/elf-export.js';
-import { MAX_READABLE_ADDRESS, parseMaps, parseSmapsWritten, planMapping, type MapsEntry } from '../capture/proc-maps.js';
+import { MAX_READABLE_ADDRESS, parseFileGapName, parseMaps, parseSmapsWritten, planMapping, type MapsEntry } from '../capture/proc-maps.js';
+import { NT_FILE, PT_NOTE, decodeElfHeader, decodeFileNote, decodeNotes, decodeProgramHeaders } from '../capture/elf-core.js';
 import { parseStat } from '../capture/proc.js';
 import { NO_SUCH_PROCESS, PROCESS_EXITED } from '../capture/_codes.js';
 import { tempDir } from './helpers.js';
@@ -207,6 +208,17 @@ describe('captureProcess', () => {
       expect(slim.summary.storedBytes).toBeLessThan(full.summary.storedBytes);
       expect(slim.notes.some((n) => /unwritten read-only mapping of a file/.test(n))).toBe(true);
       expect((await image.verify()).ok).toBe(true);
+      // An exported core lists the left-out mappings in NT_FILE, with their file offsets.
+      await exportCore(image, tmp.path('slim.core'));
+      const core = readFileSync(tmp.path('slim.core'));
+      const h = decodeElfHeader(core);
+      const notesSeg = decodeProgramHeaders(core.subarray(Number(h.phoff)), h.phnum, Number(h.phoff)).find((p) => p.type === PT_NOTE)!;
+      const fileNote = decodeNotes(core.subarray(Number(notesSeg.offset), Number(notesSeg.offset + notesSeg.filesz)), Number(notesSeg.offset)).find((n) => n.type === NT_FILE)!;
+      const { files } = decodeFileNote(fileNote.desc, 0);
+      for (const g of image.regions.filter((r) => r.isGap && parseFileGapName(r.name))) {
+        const left = parseFileGapName(g.name)!;
+        expect(files).toContainEqual({ start: g.address, end: g.address + g.length, pageOffset: left.offset / BigInt(PAGE), name: left.path });
+      }
     } finally {
       await image.close();
     }
