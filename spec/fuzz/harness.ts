@@ -221,20 +221,25 @@ export async function runCase(c: FuzzCase, original: Original, options: HarnessO
       if (report instanceof CrimgError) note('verify', report);
       else if (!report.ok) firstError ??= `verify:${report.errors[0]!.code}`;
       else verifyOk = true;
-      if (options.restore) {
-        const restored = await call('restore', () => image.restore({ mode: 'copy' }));
-        if (restored instanceof CrimgError) note('restore', restored);
-        else {
-          try {
-            for (const r of restored.regions) {
-              if (!r.memory) continue;
-              const n = Math.min(r.memory.byteLength, MAX_READ_PER_REGION);
-              compare(r.index, 0, new Uint8Array(r.memory, 0, n), 'restore');
-            }
-          } finally {
-            restored.release();
-          }
+      // Restores `from` in `mode` and holds what the regions hold to the oracle.
+      const checkRestore = async (from: Image, mode: 'copy' | 'map', what: string): Promise<void> => {
+        const restored = await call('restore', () => from.restore({ mode }));
+        if (restored instanceof CrimgError) {
+          note('restore', restored);
+          return;
         }
+        try {
+          for (const r of restored.regions) {
+            if (!r.memory) continue;
+            const n = Math.min(r.memory.byteLength, MAX_READ_PER_REGION);
+            compare(r.index, 0, new Uint8Array(r.memory, 0, n), what);
+          }
+        } finally {
+          restored.release();
+        }
+      };
+      if (options.restore) {
+        await checkRestore(image, 'copy', 'restore');
         // Map mode, for raw images when the addon is there: pages come straight from the file
         // (a SPARSE image's whole span with one mmap), so the mapped bytes (up to 4 MiB of each
         // region, all of every vector's) are read here: a range past the end of the file would
@@ -249,19 +254,7 @@ export async function runCase(c: FuzzCase, original: Original, options: HarnessO
             unlinkSync(path);
             if (!(fileImage instanceof CrimgError)) {
               try {
-                const mapped = await call('restore', () => fileImage.restore({ mode: 'map' }));
-                if (mapped instanceof CrimgError) note('restore', mapped);
-                else {
-                  try {
-                    for (const r of mapped.regions) {
-                      if (!r.memory) continue;
-                      const n = Math.min(r.memory.byteLength, MAX_READ_PER_REGION);
-                      compare(r.index, 0, new Uint8Array(r.memory, 0, n), 'map restore');
-                    }
-                  } finally {
-                    mapped.release();
-                  }
-                }
+                await checkRestore(fileImage, 'map', 'map restore');
               } finally {
                 await fileImage.close().catch(() => {});
               }
