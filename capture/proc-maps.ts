@@ -116,9 +116,12 @@ export function fileGapName(path: string, offset: bigint, prot: string): string 
   return `${path} @${hex(offset)} ${prot}`;
 }
 
-/** The file mapping a {@link fileGapName} names, or null for any other name. */
+/**
+ * The file mapping a {@link fileGapName} names, or null for any other name (an image's names
+ * are untrusted text: an offset beyond 64 bits is not a file offset, so it is no match).
+ */
 export function parseFileGapName(name: string): { path: string; offset: bigint; prot: string } | null {
-  const m = /^(\/.*) @0x([0-9a-f]+) ([r-][w-][x-])$/.exec(name);
+  const m = /^(\/.*) @0x([0-9a-f]{1,16}) ([r-][w-][x-])$/.exec(name);
   return m ? { path: m[1]!, offset: BigInt(`0x${m[2]}`), prot: m[3]! } : null;
 }
 

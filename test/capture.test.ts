@@ -142,6 +142,14 @@ describe('/proc parsing (pure)', () => {
     expect(maps.map((e) => planMapping(e, { fileMappings: 'gap' }).action)).toEqual(maps.map((e) => planMapping(e).action));
   });
 
+  it('reads back the names of file gaps, and nothing else', () => {
+    expect(parseFileGapName('/usr/lib/a b.so @0x28000 r-x')).toEqual({ path: '/usr/lib/a b.so', offset: 0x28000n, prot: 'r-x' });
+    expect(parseFileGapName('/x @0xffffffffffffffff r--')).toEqual({ path: '/x', offset: 0xffffffffffffffffn, prot: 'r--' });
+    for (const name of ['guard', '/x', '/x @0x1 rwxp', 'x @0x1 r--', '/x @0x10000000000000000 r--', '/x @0xZZ r--', `/x @0x${'f'.repeat(4000)} r--`]) {
+      expect(parseFileGapName(name)).toBeNull();
+    }
+  });
+
   it('makes a readable mapping above 2^53 a gap with a note', () => {
     const start = MAX_READABLE_ADDRESS + 1n - (MAX_READABLE_ADDRESS + 1n) % 4096n;
     const p = planMapping({ start, end: start + 0x2000n, perms: 'rw-p', offset: 0n, dev: '00:00', inode: 0, path: '' });
