@@ -10,6 +10,7 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { gcm } from '@noble/ciphers/aes.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { CrimgError } from '../format/errors.js';
+import { native } from '../native-mmap/index.js';
 import { expectBytes, expectOneOf } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
 import { CIPHER_AES_256_GCM, CIPHER_CHACHA20_POLY1305 } from './ids.js';
@@ -21,14 +22,7 @@ export type AeadSuite = 'aes-256-gcm' | 'chacha20-poly1305';
 type NativeSeal = (suite: 0 | 1, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array) => void;
 
 /** The addon's seal (Node's OpenSSL, no per-message object set-up), when it is built. */
-const nativeSeal: NativeSeal | null = await (async () => {
-  try {
-    const { native } = await import('../native-mmap/index.js');
-    return native && typeof native.aeadSeal === 'function' ? native.aeadSeal.bind(native) : null;
-  } catch {
-    return null;
-  }
-})();
+const nativeSeal: NativeSeal | null = native && typeof native.aeadSeal === 'function' ? native.aeadSeal.bind(native) : null;
 
 /** How the node engine seals: 'native' (the addon) or 'cipheriv' (node:crypto). */
 export const nodeSealEngine: 'native' | 'cipheriv' = nativeSeal ? 'native' : 'cipheriv';

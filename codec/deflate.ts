@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import { availableParallelism } from 'node:os';
 import { Inflate, deflateSync as fflateDeflate } from 'fflate';
 import { CrimgError } from '../format/errors.js';
+import { native } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
 import { DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, MAX_CHUNK_SIZE } from './ids.js';
@@ -209,13 +210,8 @@ export class NativeDeflater {
   private constructor(private readonly batch: DeflateBatch, private readonly level: number) {}
 
   /** A deflater at `level`, or null when the addon (or its deflate) is unavailable. */
-  static async create(level: number): Promise<NativeDeflater | null> {
-    try {
-      const { native } = await import('../native-mmap/index.js');
-      return native && typeof native.deflateBatch === 'function' ? new NativeDeflater(native.deflateBatch.bind(native), level) : null;
-    } catch {
-      return null;
-    }
+  static create(level: number): NativeDeflater | null {
+    return native && typeof native.deflateBatch === 'function' ? new NativeDeflater(native.deflateBatch.bind(native), level) : null;
   }
 
   /**

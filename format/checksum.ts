@@ -8,6 +8,7 @@
  * test/sparse.test.ts checks that they agree; CRIMG_NO_NATIVE=1 selects xxhash-wasm.
  */
 import xxhash from 'xxhash-wasm';
+import { native } from '../native-mmap/index.js';
 
 const hasher = await xxhash();
 
@@ -16,14 +17,8 @@ export function xxh64Wasm(bytes: Uint8Array): bigint {
   return hasher.h64Raw(bytes, 0n);
 }
 
-const addon = await (async () => {
-  try {
-    const { native } = await import('../native-mmap/index.js');
-    return native && typeof native.xxh64 === 'function' ? native : null;
-  } catch {
-    return null;
-  }
-})();
+/** The addon, when it is built with the hashing functions (a stale build may lack them). */
+const addon = native && typeof native.xxh64 === 'function' ? native : null;
 
 /** The native addon's XXH64, when it loaded. */
 const nativeHash: ((bytes: Uint8Array) => bigint) | null = addon ? addon.xxh64.bind(addon) : null;

@@ -211,7 +211,7 @@ export async function createChunkEncoder(s: EncoderSetup): Promise<ChunkEncoder>
   }
   // Worker threads when asked for (or for the portable engine, whose codecs are synchronous).
   if (s.engine === 'node' && s.workers === undefined) {
-    return new ThreadPoolEncoder(f, keys, f.codec === CODEC_DEFLATE ? await NativeDeflater.create(f.codecLevel) : null);
+    return new ThreadPoolEncoder(f, keys, f.codec === CODEC_DEFLATE ? NativeDeflater.create(f.codecLevel) : null);
   }
   return new CodecEncoder(f, keys, s.engine, s.workers ?? defaultWorkers());
 }

@@ -24,7 +24,7 @@ import { CrimgError } from './errors.js';
 import { toBigAddress } from './address.js';
 import { createChunkEncoder, type ChunkEncoder, type EncodedChunk } from './chunk-encoder.js';
 import type { KeyInput } from './keying.js';
-import type { NativeMmap } from '../native-mmap/index.js';
+import { native, type NativeMmap } from '../native-mmap/index.js';
 
 /** Bytes of a region: all at once, or streamed with a length not known in advance. */
 /**
@@ -237,7 +237,7 @@ export class ImageWriter {
       fields, validation, key: options.key, scrypt: options.scrypt, salt: options.salt,
       engine, workers: options.workers,
     });
-    const scanner = mappable && engine === 'node' ? await loadScanner() : null;
+    const scanner = mappable && engine === 'node' ? loadScanner() : null;
     // The encoder fills the KDF, salt and key check fields before the header is encoded.
     const header = encodeHeader(fields);
     encoder.bindHeader(header, validation);
@@ -937,15 +937,10 @@ export function defaultChunkSize(pageSize: number, raw: boolean): number {
 }
 
 /** The native addon when it is built and has the chunk scan; null otherwise (the JS path). */
-async function loadScanner(): Promise<NativeMmap | null> {
+function loadScanner(): NativeMmap | null {
   // The native path writes records as little-endian 32-bit words (so do Linux's x86-64 and aarch64).
   if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) return null;
-  try {
-    const { native } = await import('../native-mmap/index.js');
-    return native && typeof native.scanChunks === 'function' ? native : null;
-  } catch {
-    return null;
-  }
+  return native && typeof native.scanChunks === 'function' ? native : null;
 }
 
 function isFileRange(d: RegionData): d is FileRange {
