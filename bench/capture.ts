@@ -22,17 +22,12 @@ import { fileURLToPath } from 'node:url';
 import { captureProcess, type CaptureResult } from '../capture/process.js';
 import { openImage } from '../index.js';
 import { memoryLikePieces, writeMemoryLikeFile } from './memory-like.js';
-import { MiB, since, syncAll, timeInterleaved } from './measure.js';
+import { MiB, envMiB, since, syncAll, timeInterleaved } from './measure.js';
 import { formatTable, mib, ms, pct, times, verdict, type Row } from './table.js';
 import { hasTool } from './tools.js';
 
 const SEED = 1;
-const mibText = process.env.CRIMG_BENCH_CAPTURE_MIB ?? '256';
-const dataMiB = Number(mibText);
-if (!Number.isInteger(dataMiB) || dataMiB < 8) {
-  console.error(`expected CRIMG_BENCH_CAPTURE_MIB to be an integer of at least 8, got ${JSON.stringify(mibText)}`);
-  process.exit(2);
-}
+const dataMiB = envMiB('CRIMG_BENCH_CAPTURE_MIB', 256, 8);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 for (const tool of ['gcc', 'gcore']) {
   if (!hasTool(tool)) {
@@ -146,7 +141,6 @@ try {
   }
 
   const g = runs['gcore']!;
-  const gs = g.seconds;
   const gSize = g.result.size;
   const rows: Row[] = [];
   const speed = (name: string, measure: string, target: boolean, base = 'gcore', note?: string): void => {

@@ -26,7 +26,7 @@ import { isAllZero } from '../format/bytes.js';
 import { freshOutput } from './context.js';
 import { regionAtOffset, regionLayout, type BenchRegion } from './layout.js';
 import { PAGE_SIZE, writeMemoryLikeFile } from './memory-like.js';
-import { GiB, MiB, median, quantile, since, timeRuns } from './measure.js';
+import { GiB, MiB, envMiB, median, quantile, since, timeRuns } from './measure.js';
 import { runWriteJob } from './write-job.js';
 
 const CHUNK_SIZES = [4096, 16384, 65536, 262144, 1048576];
@@ -35,11 +35,7 @@ const MAX_READS = 2000;
 const WRITE_RUNS = 5;
 const SEED = 1;
 
-const inputMiB = Number(process.env.CRIMG_CHUNK_MIB ?? '128');
-if (!Number.isInteger(inputMiB) || inputMiB < 8) {
-  console.error(`expected CRIMG_CHUNK_MIB to be an integer of at least 8, got ${process.env.CRIMG_CHUNK_MIB}`);
-  process.exit(2);
-}
+const inputMiB = envMiB('CRIMG_CHUNK_MIB', 128, 8);
 const total = inputMiB * MiB;
 const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'out');
 

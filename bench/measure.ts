@@ -7,6 +7,20 @@ import { readFileSync, readdirSync } from 'node:fs';
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 
+/**
+ * An input size in MiB from environment variable `name` (default `fallback`): an integer of at
+ * least `min`; else the benchmark says so and exits with status 2.
+ */
+export function envMiB(name: string, fallback: number, min: number): number {
+  const text = process.env[name] ?? String(fallback);
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`expected ${name} to be an integer of at least ${min}, got ${JSON.stringify(text)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
 /** Seconds since `t0` (a `process.hrtime.bigint()` value). */
 export function since(t0: bigint): number {
   return Number(process.hrtime.bigint() - t0) / 1e9;

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeMemoryLikeFile, type MemoryLikeStats } from './memory-like.js';
-import { MiB } from './measure.js';
+import { MiB, envMiB } from './measure.js';
 import { formatTable, type Row } from './table.js';
 import { runWriteJob, type WriteResult } from './write-job.js';
 import { collect } from './tools.js';
@@ -33,10 +33,7 @@ export interface RestoreBenchContext {
 
 /** The input size: CRIMG_BENCH_RESTORE_MIB (default 1024 MiB). */
 export function inputBytes(): number {
-  const text = process.env.CRIMG_BENCH_RESTORE_MIB ?? '1024';
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 64) throw new RangeError(`expected CRIMG_BENCH_RESTORE_MIB to be an integer of at least 64, got ${JSON.stringify(text)}`);
-  return n * MiB;
+  return envMiB('CRIMG_BENCH_RESTORE_MIB', 1024, 64) * MiB;
 }
 
 /** Makes the temp directory and the memory-like input. */

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TARGETS, type BenchContext } from './context.js';
 import { writeMemoryLikeFile } from './memory-like.js';
-import { MiB, since } from './measure.js';
+import { MiB, envMiB, since } from './measure.js';
 import { formatTable, pct, type Row } from './table.js';
 import { writeSection } from './write-section.js';
 import { readSection } from './read-section.js';
@@ -21,12 +21,7 @@ import { CODEC_TARGETS, codecSection } from './codec-section.js';
 const SEED = 1;
 const REGIONS = 200;
 
-const mibText = process.env.CRIMG_BENCH_MIB ?? '512';
-const inputMiB = Number(mibText);
-if (!Number.isInteger(inputMiB) || inputMiB < 8) {
-  console.error(`expected CRIMG_BENCH_MIB to be an integer of at least 8, got ${JSON.stringify(mibText)}`);
-  process.exit(2);
-}
+const inputMiB = envMiB('CRIMG_BENCH_MIB', 512, 8);
 const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'out');
 
 const dir = await mkdtemp(join(tmpdir(), 'crimg-bench-'));
