@@ -28,11 +28,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { ImageWriter, type WriteSummary } from '../format/writer.js';
 import type { ValidationInput } from '../format/validation.js';
 import { decodeValidation, toValidationInput } from '../format/validation.js';
-import { LIMITS, REGION_KINDS, KIND_GAP, isPowerOfTwo, protToString, type CipherName } from '../format/constants.js';
+import { LIMITS, REGION_KINDS, KIND_GAP, isPowerOfTwo, protToString } from '../format/constants.js';
 import { CrimgError } from '../format/errors.js';
 import { hostPageSize } from '../format/host.js';
 import { hex } from '../format/bytes.js';
-import type { KeyInput } from '../format/keying.js';
 import { CORRUPT_CORE } from './_codes.js';
 import {
   CRIMG_NOTE_NAME, ELF_HEADER_SIZE, NT_CRIMG_REGIONS, NT_CRIMG_VALIDATION, NT_FILE, NT_PRSTATUS, PF_R, PF_X, PHDR_SIZE,
@@ -41,16 +40,11 @@ import {
   programHeaderRange, sectionZeroRange, type CrimgRegionInfo, type ElfNote, type FileMapping, type ProgramHeader,
 } from './elf-core.js';
 import { producerVersion } from './version.js';
+import { imageWriterOptions, type ImageOutputOptions } from './_image-options.js';
 
-export interface ImportCoreOptions {
-  compress?: string;
-  encrypt?: CipherName;
-  key?: KeyInput;
-  chunkSize?: number;
+export interface ImportCoreOptions extends ImageOutputOptions {
   /** Page size of the image; default the core's (NT_FILE, CRIMG note), else this host's. */
   pageSize?: number;
-  workers?: number;
-  fsync?: boolean;
   /** Cap on the zeros written for segment tails (p_filesz < p_memsz), in all. Default 16 GiB. */
   maxZeroFill?: number;
   /** Called after each piece with bytes done and the bytes to write in all. */
@@ -102,11 +96,7 @@ export async function importCore(corePath: string, outPath: string, options: Imp
     const plan = planImport(core, options);
     const writer = await ImageWriter.create(outPath, {
       pageSize: plan.pageSize,
-      ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
-      ...(options.compress !== undefined ? { compress: options.compress } : {}),
-      ...(options.encrypt !== undefined && options.encrypt !== 'none' ? { encrypt: options.encrypt, key: options.key } : {}),
-      ...(options.workers !== undefined ? { workers: options.workers } : {}),
-      ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+      ...imageWriterOptions(options),
       validation: plan.validation,
     });
     const total = plan.items.reduce((s, it) => s + (it.gap ? 0 : it.fileBytes + Number(it.zeroTail)), 0);

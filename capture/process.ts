@@ -16,28 +16,16 @@ import { ImageWriter, type WriteSummary } from '../format/writer.js';
 import { describeHost } from '../format/host.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
-import type { CipherName } from '../format/constants.js';
-import type { KeyInput } from '../format/keying.js';
 import { parseMaps, parseSmapsWritten, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
 import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, signal, waitStopped } from './proc.js';
 import { producerVersion } from './version.js';
+import { imageWriterOptions, type ImageOutputOptions } from './_image-options.js';
 
-export interface CaptureOptions {
+export interface CaptureOptions extends ImageOutputOptions {
   /** Leave the process stopped afterwards (default false: SIGCONT, even on failure). */
   leaveStopped?: boolean;
-  /** "none" (default), "deflate" or "deflate:LEVEL". */
-  compress?: string;
-  /** Cipher suite; needs `key`. */
-  encrypt?: CipherName;
-  key?: KeyInput;
-  /** Chunk size; default the writer's. */
-  chunkSize?: number;
   /** Restore labels the restoring host must match (spec/FORMAT.md section 4). */
   labels?: Record<string, string>;
-  /** Worker threads for compression and encryption (the writer's default otherwise). */
-  workers?: number;
-  /** fsync the image before renaming it into place (default true). */
-  fsync?: boolean;
   /** Bytes per read of /proc/PID/mem: a multiple of the page size (default 2 MiB). */
   pieceSize?: number;
   /** How long to wait for every thread to stop after SIGSTOP (default 5000 ms). */
@@ -127,11 +115,7 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
   try {
     writer = await ImageWriter.create(outPath, {
       pageSize: host.pageSize,
-      ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
-      ...(options.compress !== undefined ? { compress: options.compress } : {}),
-      ...(options.encrypt !== undefined && options.encrypt !== 'none' ? { encrypt: options.encrypt, key: options.key } : {}),
-      ...(options.workers !== undefined ? { workers: options.workers } : {}),
-      ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+      ...imageWriterOptions(options),
       validation: {
         producerName: 'crimg-capture',
         producerVersion: producerVersion(),
