@@ -3,9 +3,9 @@
  * /proc/PID/maps and /proc/PID/mem, write one region (or gap) per mapping with the streaming
  * writer, resume it with SIGCONT. See proc-maps.ts for what each mapping becomes.
  *
- * Memory is bounded: each mapping is read in pieces of `pieceSize` bytes (default 2 MiB) with
- * two reads ahead, and the writer holds at most its write batch; a mapping of any size never
- * sits in memory whole.
+ * Memory is bounded: the writer reads each mapping from /proc/PID/mem in blocks of 4 MiB
+ * (`pieceSize`) into a few reused buffers, two reads ahead and at most four writes in flight; a
+ * mapping of any size never sits in memory whole.
  *
  * Reading /proc/PID/mem needs ptrace read-and-attach permission over the process (same user id
  * and Yama's ptrace_scope, or CAP_SYS_PTRACE), not PTRACE_ATTACH itself: the process is stopped
@@ -13,6 +13,7 @@
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { ImageWriter, type WriteSummary } from '../format/writer.js';
+import type { RegionRecord } from '../format/index-table.js';
 import { describeHost } from '../format/host.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
@@ -26,7 +27,10 @@ export interface CaptureOptions extends ImageOutputOptions {
   leaveStopped?: boolean;
   /** Restore labels the restoring host must match (spec/FORMAT.md section 4). */
   labels?: Record<string, string>;
-  /** Bytes per read of /proc/PID/mem: a multiple of the page size (default 2 MiB). */
+  /**
+   * Bytes per read of /proc/PID/mem: a multiple of the page size (default 4 MiB, the writer's
+   * block), rounded up to whole chunks.
+   */
   pieceSize?: number;
   /** How long to wait for every thread to stop after SIGSTOP (default 5000 ms). */
   stopTimeoutMs?: number;
@@ -66,9 +70,6 @@ export interface CaptureResult {
   resumed: boolean;
 }
 
-const MiB = 1024 * 1024;
-/** Pieces read ahead of the one the writer takes (reads overlap hashing and writing). */
-const READ_AHEAD = 2;
 
 /**
  * Captures process `pid` into the image `outPath` (written as `outPath.tmp`, then renamed).
@@ -90,9 +91,9 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
   if (!Number.isSafeInteger(pid) || pid <= 0) throw new RangeError(`expected a process id as a positive integer, got ${pid}`);
   if (pid === process.pid) throw new RangeError(`expected another process than the capturing one (${pid}): a process cannot stop itself and go on reading`);
   const host = describeHost();
-  const pieceSize = options.pieceSize ?? 2 * MiB;
-  if (!Number.isSafeInteger(pieceSize) || pieceSize <= 0 || pieceSize % host.pageSize !== 0) {
-    throw new RangeError(`expected a piece size that is a positive multiple of the page size ${host.pageSize}, got ${pieceSize}`);
+  const pieceSize = options.pieceSize;
+  if (pieceSize !== undefined && (!Number.isSafeInteger(pieceSize) || pieceSize <= 0 || pieceSize > 1 << 30 || pieceSize % host.pageSize !== 0)) {
+    throw new RangeError(`expected a piece size that is a positive multiple of the page size ${host.pageSize}, at most 1 GiB, got ${pieceSize}`);
   }
   if (options.fileMappings !== undefined && options.fileMappings !== 'copy' && options.fileMappings !== 'gap') {
     throw new RangeError(`expected fileMappings 'copy' or 'gap', got ${JSON.stringify(options.fileMappings)}`);
@@ -149,7 +150,7 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
     const writtenKb = fileMappings === 'gap' ? await readSmapsOf(pid) : undefined;
     const plans = maps.map((e) => planMapping(e, { fileMappings, ...(writtenKb && { writtenKb }) }));
     const total = plans.reduce((s, p) => s + (p.action === 'region' ? Number(p.end - p.start) : 0), 0);
-    const reader = new MemReader(mem, pid, host.pageSize, pieceSize, total, options.onProgress);
+    const reader = new MemReader(mem, pid, host.pageSize, options.pieceSize, total, options.onProgress);
     const notes: string[] = [];
     let dataRegions = 0;
     let gaps = 0;
@@ -222,14 +223,17 @@ async function readMapsOf(pid: number, comm: string): Promise<MapsEntry[]> {
  * Writes one readable mapping: usually one region. When the kernel refuses some pages (EIO:
  * device memory, a file truncated under its mapping), the readable parts become regions and
  * each refused stretch a gap named after the mapping, with a note.
+ *
+ * The writer reads /proc/PID/mem itself as a partial file range (FileRange.partial): into a
+ * few reused buffers, where fresh ones per read cost more in page faults than the copy (about
+ * 100 ms per 256 MiB); the region ends at the first unreadable page.
  */
 async function captureMapping(writer: ImageWriter, reader: MemReader, plan: Extract<MappingPlan, { action: 'region' }>, notes: string[]): Promise<{ regions: number; gaps: number }> {
   let regions = 0;
   let gaps = 0;
   let at = plan.start;
   while (at < plan.end) {
-    const first = await reader.read(at, plan.end);
-    if (first.length === 0) {
+    if (!(await reader.readable(at))) {
       const stop = await reader.unreadableUntil(at, plan.end);
       notes.push(`${plan.name || 'anonymous mapping'} ${hex(at)}-${hex(stop)} (${plan.prot}) recorded as a gap: the kernel refused to read it (EIO)`);
       await writer.addGap({ address: at, length: stop - at, name: plan.name });
@@ -237,76 +241,35 @@ async function captureMapping(writer: ImageWriter, reader: MemReader, plan: Extr
       at = stop;
       continue;
     }
-    let next = at + BigInt(first.length);
-    // A short read means the page after it is unreadable: the region ends there.
-    const firstShort = first.length < reader.pieceAt(at, plan.end);
-    async function* pieces(): AsyncGenerator<Uint8Array> {
-      yield first;
-      if (firstShort) return;
-      // Reads ahead: READ_AHEAD pieces are on their way while the writer takes this one.
-      const queue: { at: bigint; want: number; bytes: Promise<Buffer> }[] = [];
-      let queued = next;
-      const fill = (): void => {
-        while (queue.length < READ_AHEAD && queued < plan.end) {
-          const want = reader.pieceAt(queued, plan.end);
-          const bytes = reader.read(queued, plan.end);
-          bytes.catch(() => {}); // awaited below; a writer failure must not leave it unhandled
-          queue.push({ at: queued, want, bytes });
-          queued += BigInt(want);
-        }
-      };
-      try {
-        for (fill(); queue.length; fill()) {
-          const q = queue.shift()!;
-          const b = await q.bytes;
-          if (b.length > 0) {
-            next = q.at + BigInt(b.length);
-            yield b;
-          }
-          if (b.length < q.want) return; // the reads queued after it start past an unreadable page
-        }
-      } finally {
-        // Reads still in flight are dropped; wait for them so none outlives the capture.
-        await Promise.allSettled(queue.map((q) => q.bytes));
-      }
-    }
-    await writer.addRegion({ address: at, data: pieces(), prot: plan.prot, kind: plan.kind, name: plan.name });
+    const rec = await reader.region(writer, at, plan);
     regions++;
-    at = next;
+    at += rec.length;
   }
   return { regions, gaps };
 }
 
-/** Reads /proc/PID/mem in pieces, telling unreadable pages from a process that went away. */
+/** Reads /proc/PID/mem, telling unreadable pages from a process that went away. */
 class MemReader {
   bytesRead = 0;
+  private readonly probe = Buffer.allocUnsafe(1);
 
   constructor(
     private readonly mem: FileHandle,
     private readonly pid: number,
     private readonly pageSize: number,
-    private readonly pieceSize: number,
+    private readonly pieceSize: number | undefined,
     private readonly total: number,
     private readonly onProgress: ((done: number, total: number) => void) | undefined,
   ) {}
 
-  /** Bytes a read at `at` asks for: up to the piece size, not past `end`. */
-  pieceAt(at: bigint, end: bigint): number {
-    return end - at < BigInt(this.pieceSize) ? Number(end - at) : this.pieceSize;
-  }
-
   /**
-   * The bytes at `at` (at most a piece, not past `end`): fewer when a page after the first is
-   * unreadable, none when the first is.
+   * Whether the page at `at` can be read (a one-byte read).
    * @throws CrimgError when the process has exited; IO_ERROR on an unexpected errno.
    */
-  async read(at: bigint, end: bigint): Promise<Buffer> {
-    const want = this.pieceAt(at, end);
-    // A fresh buffer per piece: the writer keeps the pieces until their chunks are written.
-    const buf = Buffer.allocUnsafeSlow(want);
+  async readable(at: bigint): Promise<boolean> {
     let n = 0;
     try {
-      n = (await this.mem.read(buf, 0, want, Number(at))).bytesRead;
+      n = (await this.mem.read(this.probe, 0, 1, Number(at))).bytesRead;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? String(e);
       if (!(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
@@ -317,21 +280,43 @@ class MemReader {
     // The kernel returns 0 once the process's memory is gone; a live process's unreadable page
     // gives EIO instead, but check rather than guess.
     if (n === 0 && !(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
-    // Keep whole pages: a read that stopped inside a page stopped at an unreadable one.
-    n -= n % this.pageSize;
-    this.bytesRead += n;
-    this.onProgress?.(this.bytesRead, this.total);
-    return n === want ? buf : buf.subarray(0, n);
+    return n === 1;
+  }
+
+  /**
+   * Writes the mapping from `at` (a readable page) as one region, up to its end or the first
+   * unreadable page.
+   * @throws CrimgError when the process has exited; IO_ERROR on an unexpected errno.
+   */
+  async region(writer: ImageWriter, at: bigint, plan: Extract<MappingPlan, { action: 'region' }>): Promise<RegionRecord> {
+    const before = this.bytesRead;
+    try {
+      return await writer.addRegion({
+        address: at,
+        data: {
+          fd: this.mem.fd, position: at, length: Number(plan.end - at), partial: true,
+          ...(this.pieceSize !== undefined && { readSize: this.pieceSize }),
+          onRead: (n) => {
+            this.bytesRead = before + n;
+            this.onProgress?.(this.bytesRead, this.total);
+          },
+        },
+        prot: plan.prot, kind: plan.kind, name: plan.name,
+      });
+    } catch (e) {
+      // A read that failed because the process went away is that, not an I/O error.
+      if (!(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
+      throw e;
+    }
   }
 
   /** The end of the unreadable stretch starting at `at` (probed a page at a time). */
   async unreadableUntil(at: bigint, end: bigint): Promise<bigint> {
     const page = BigInt(this.pageSize);
-    const probe = Buffer.allocUnsafe(1);
     let cur = at + page;
     while (cur < end) {
       try {
-        if ((await this.mem.read(probe, 0, 1, Number(cur))).bytesRead === 1) return cur;
+        if ((await this.mem.read(this.probe, 0, 1, Number(cur))).bytesRead === 1) return cur;
       } catch (e) {
         if (isCrimgError(e)) throw e;
       }

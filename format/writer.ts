@@ -58,6 +58,20 @@ export interface FileRange {
   position?: number | bigint;
   /** Bytes to copy; default up to the end of the file (regular files only). */
   length?: number;
+  /**
+   * The range may end early, as /proc/PID/mem does at an unreadable page: a read that fails
+   * with EIO, EFAULT or ENOMEM, comes back empty or stops inside a page ends the region after
+   * the last whole page read, and the record addRegion returns has that shorter length. The
+   * first page must be readable (IO_ERROR otherwise). Needs `length`; never mapped.
+   */
+  partial?: boolean;
+  /** Called after each read with the bytes of this range read so far. */
+  onRead?: (bytes: number) => void;
+  /**
+   * Bytes per read (default 4 MiB), rounded up to a whole number of chunks. Smaller reads mean
+   * more system calls; they exist for callers that must notice a change between reads soon.
+   */
+  readSize?: number;
 }
 
 export interface WriterOptions {
@@ -278,8 +292,12 @@ export class ImageWriter {
       const firstChunk = this.chunkCount + this.inflight.length;
       const rec: RegionRecord = { address, length: 0n, firstChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits, kindId, name };
       if (isFileRange(r.data) && this.encoder.encodeSync) await this.copyFileRange(r.data, rec);
-      else if (isFileRange(r.data)) await this.streamChunks(fileRangePieces(r.data), rec, regionNumber, true);
+      else if (isFileRange(r.data)) await this.streamChunks(fileRangePieces(r.data, this.pageSize, this.readSizeOf(r.data)), rec, regionNumber, true);
       else await this.streamChunks(r.data as RegionBytes, rec, regionNumber, false);
+      if (rec.length === 0n && isFileRange(r.data) && r.data.partial) {
+        const f = r.data;
+        throw new CrimgError('IO_ERROR', `cannot read ${f.path ?? `fd ${f.fd}`} at ${f.position ?? 0}: the first page of the range is unreadable`, { hint: 'start a partial file range at a readable page' });
+      }
       if (rec.length === 0n) throw new RangeError(`expected region data at ${hex(address)}, got 0 bytes`);
       if (address + rec.length > 1n << 64n) throw new RangeError(`region at ${hex(address)} of ${rec.length} bytes runs past the 64-bit address space`);
       this.records.push(rec);
@@ -414,6 +432,8 @@ export class ImageWriter {
     try {
       const start = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
       if (start < 0n) throw new RangeError(`expected a non-negative position, got ${start}`);
+      const partial = range.partial === true;
+      if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
       let total: number;
       if (range.length !== undefined) {
         if (!Number.isSafeInteger(range.length) || range.length <= 0) throw new RangeError(`expected a positive length, got ${range.length}`);
@@ -423,20 +443,21 @@ export class ImageWriter {
         if (size <= start) throw new RangeError(`expected data after position ${start} of a ${size}-byte file`);
         total = Number(size - start);
       }
-      const block = this.blockSize;
+      const block = this.readSizeOf(range);
       const name = range.path ?? `fd ${fd}`;
       await this.dropPrefetch(key, start);
-      if (this.scanner && this.mapFiles && start + BigInt(total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
+      if (this.scanner && this.mapFiles && !partial && start + BigInt(total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
         const regular = range.path !== undefined ? size !== null : fstatSync(fd).isFile();
         if (regular && await this.copyMapped(this.scanner, fd, name, Number(start), total, rec)) return;
       }
-      const readAt = (position: bigint, want: number): Promise<{ buf: Buffer; n: number }> => readInto(fd, name, this.freeBuffers.pop() ?? Buffer.allocUnsafe(block), position, want);
+      const readAt = (position: bigint, want: number): Promise<{ buf: Buffer; n: number }> =>
+        readInto(fd, name, this.takeBuffer(block), position, want, partial ? this.pageSize : 0);
       const readBlock = (i: number): Promise<{ buf: Buffer; n: number }> => {
         const position = start + BigInt(i * block);
         const want = Math.min(block, total - i * block);
         // The previous region's last step read ahead here when the regions follow each other in the file.
         const p = this.prefetch;
-        if (i === 0 && p && p.key === key && p.position === position && p.want >= want) {
+        if (i === 0 && p && !partial && p.key === key && p.position === position && p.want >= want) {
           this.prefetch = null;
           return p.read.then((r) => ({ buf: r.buf, n: want }));
         }
@@ -459,19 +480,27 @@ export class ImageWriter {
       topUp();
       for (let i = 0; i < blocks; i++) {
         const { buf, n } = await reads.shift()!;
-        topUp();
-        if (scanner) {
-          chunkIndex += this.storeScanned(scanner, buf.subarray(0, n), rec);
-        } else {
-          for (let off = 0; off < n; off += cs) {
-            this.store(encode(buf.subarray(off, Math.min(n, off + cs))), rec);
-            chunkIndex++;
+        // Only a partial range comes back short: the region ends with this block.
+        const short = n < Math.min(block, total - i * block);
+        if (!short) topUp();
+        if (n > 0) {
+          if (scanner) {
+            chunkIndex += this.storeScanned(scanner, buf.subarray(0, n), rec);
+          } else {
+            for (let off = 0; off < n; off += cs) {
+              this.store(encode(buf.subarray(off, Math.min(n, off + cs))), rec);
+              chunkIndex++;
+            }
           }
+          rec.length += BigInt(n);
+          // This block's stored bytes are one write; its buffer comes back when it is done.
+          const written = this.flushNow();
+          void written.then(() => this.freeBuffers.push(buf), () => {});
+        } else {
+          this.freeBuffers.push(buf);
         }
-        rec.length += BigInt(n);
-        // This block's stored bytes are one write; its buffer comes back when it is done.
-        const written = this.flushNow();
-        void written.then(() => this.freeBuffers.push(buf), () => {});
+        range.onRead?.(Number(rec.length));
+        if (short) break;
         while (this.pendingWrites.length >= WRITES_IN_FLIGHT) await this.pendingWrites.shift();
       }
       if (chunkIndex > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
@@ -481,7 +510,7 @@ export class ImageWriter {
       // start its first read now, so it overlaps this region's writes.
       const end = start + BigInt(total);
       // Only for a path: its handle is ours, so no one can close or reuse it under the read.
-      if (range.path !== undefined && size !== null && end < size) {
+      if (range.path !== undefined && size !== null && !partial && end < size) {
         const want = Number(size - end < BigInt(block) ? size - end : BigInt(block));
         const read = readAt(end, want);
         read.catch(() => {}); // a failed guess costs nothing: the region that wants it reads again
@@ -789,6 +818,21 @@ export class ImageWriter {
     return Math.max(WRITE_BATCH, this.chunkSize);
   }
 
+  /** Bytes per read of a file range: its readSize rounded up to whole chunks, else {@link blockSize}. */
+  private readSizeOf(range: FileRange): number {
+    const r = range.readSize;
+    if (r === undefined) return this.blockSize;
+    if (!Number.isSafeInteger(r) || r <= 0 || r > 1 << 30) throw new RangeError(`expected a read size of 1 byte to 1 GiB, got ${r}`);
+    return Math.ceil(r / this.chunkSize) * this.chunkSize;
+  }
+
+  /** A reused read buffer of at least `size` bytes, or a new one. */
+  private takeBuffer(size: number): Buffer {
+    const b = this.freeBuffers.pop();
+    if (b && b.length >= size) return b;
+    return Buffer.allocUnsafe(size);
+  }
+
   /** Leaves `n` bytes unwritten (a hole of the sparse layout): the batch so far becomes a segment. */
   private skip(n: number): void {
     if (this.batch.length > 0) {
@@ -867,27 +911,42 @@ export class ImageWriter {
   }
 }
 
-/** Reads exactly `want` bytes at `position` into `buf`. @throws CrimgError IO_ERROR */
-async function readInto(fd: number, name: string, buf: Buffer, position: bigint, want: number): Promise<{ buf: Buffer; n: number }> {
+/** Errors that end a partial file range (an unreadable page of /proc/PID/mem) instead of failing it. */
+const ENDS_PARTIAL = new Set(['EIO', 'EFAULT', 'ENOMEM']);
+
+/**
+ * Reads exactly `want` bytes at `position` into `buf`; with `partialPage` (a partial range's
+ * page size), fewer when the range ends early: whole pages up to the first unreadable one.
+ * @throws CrimgError IO_ERROR
+ */
+async function readInto(fd: number, name: string, buf: Buffer, position: bigint, want: number, partialPage = 0): Promise<{ buf: Buffer; n: number }> {
   let done = 0;
   while (done < want) {
     const at = position + BigInt(done);
-    const n = await new Promise<number>((resolve, reject) => {
-      read(fd, buf, done, want - done, at, (err, bytes) => (err ? reject(err) : resolve(bytes)));
-    }).catch((e: NodeJS.ErrnoException) => {
-      throw new CrimgError('IO_ERROR', `cannot read ${name} at ${at}: ${e.code ?? e}`, { cause: e });
-    });
-    if (n === 0) throw new CrimgError('IO_ERROR', `${name} ended ${want - done} bytes early at ${at}`);
+    let n: number;
+    try {
+      n = await new Promise<number>((resolve, reject) => {
+        read(fd, buf, done, want - done, at, (err, bytes) => (err ? reject(err) : resolve(bytes)));
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? String(e);
+      if (partialPage && ENDS_PARTIAL.has(code)) break;
+      throw new CrimgError('IO_ERROR', `cannot read ${name} at ${at}: ${code}`, { cause: e });
+    }
+    if (n === 0) {
+      if (partialPage) break;
+      throw new CrimgError('IO_ERROR', `${name} ended ${want - done} bytes early at ${at}`);
+    }
     done += n;
   }
-  return { buf, n: want };
+  return { buf, n: partialPage ? done - (done % partialPage) : done };
 }
 
 /**
  * A file range as pieces in fresh buffers (for the encoding path: the pieces become the
  * chunks' plain bytes, so they cannot be reused), one read ahead of the consumer.
  */
-async function* fileRangePieces(range: FileRange): AsyncGenerator<Uint8Array> {
+async function* fileRangePieces(range: FileRange, pageSize: number, readSize: number): AsyncGenerator<Uint8Array> {
   const name = range.path ?? `fd ${range.fd}`;
   const ioError = (e: unknown, what: string): CrimgError =>
     new CrimgError('IO_ERROR', `cannot ${what} ${name}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
@@ -898,11 +957,16 @@ async function* fileRangePieces(range: FileRange): AsyncGenerator<Uint8Array> {
     throw new TypeError('expected a file range with a path or an fd');
   }
   const fd = fh ? fh.fd : range.fd!;
+  const partial = range.partial === true;
+  if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
   let ahead: Promise<Uint8Array> | null = null;
   try {
     let pos = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
     let left = range.length ?? Number(BigInt(fstatSync(fd).size) - pos);
+    let done = 0;
+    // A partial range's piece holds whole pages up to the first unreadable one (see readInto).
     const readPiece = (at: bigint, want: number): Promise<Uint8Array> => {
+      if (partial) return readInto(fd, name, Buffer.allocUnsafe(want), at, want, pageSize).then(({ buf, n }) => buf.subarray(0, n));
       const buf = Buffer.allocUnsafe(want);
       return new Promise<number>((resolve, reject) => read(fd, buf, 0, want, at, (e, k) => (e ? reject(e) : resolve(k))))
         .then((n) => {
@@ -911,12 +975,20 @@ async function* fileRangePieces(range: FileRange): AsyncGenerator<Uint8Array> {
         }, (e: unknown) => { throw ioError(e, `read at ${at}`); });
     };
     while (left > 0) {
-      const piece = await (ahead ?? readPiece(pos, Math.min(left, WRITE_BATCH)));
+      const want = Math.min(left, readSize);
+      const piece = await (ahead ?? readPiece(pos, want));
       ahead = null;
+      if (piece.length === 0) return; // a partial range's first unreadable page
       pos += BigInt(piece.length);
       left -= piece.length;
+      done += piece.length;
+      range.onRead?.(done);
+      if (partial && piece.length < want) {
+        yield piece;
+        return;
+      }
       if (left > 0) {
-        ahead = readPiece(pos, Math.min(left, WRITE_BATCH));
+        ahead = readPiece(pos, Math.min(left, readSize));
         ahead.catch(() => {}); // awaited on the next turn, or settled in finally
       }
       yield piece;

@@ -191,6 +191,56 @@ describe('write then read', () => {
     await expect(ImageWriter.create(t.path('z.img'), { compress: 'zstd:3' })).rejects.toThrow(RangeError);
   });
 
+  test.each([['none', undefined], ['none', 8192], ['deflate:1', undefined], ['deflate:1', 20000]])('a partial file range ends at the last whole page, compress %s, read size %s', async (compress, readSize) => {
+    const { writeFileSync } = await import('node:fs');
+    // 1030 pages and a part page: the file ends inside a page, past the 4 MiB read block.
+    const raw = memoryLike(1030, 12);
+    const input = t.path(`partial-${compress}-${readSize}.bin`);
+    writeFileSync(input, Buffer.concat([raw, Buffer.alloc(100, 7)]));
+    const out = t.path(`partial-${compress}-${readSize}.img`);
+    const seen: number[] = [];
+    const w = await ImageWriter.create(out, { fsync: false, compress, workers: 0 });
+    // Asks for 2000 pages from page 2: gets the 1028 whole pages the file has from there.
+    const rec = await w.addRegion({
+      address: 0x200000n,
+      data: { path: input, position: 8192, length: 2000 * 4096, partial: true, onRead: (n) => seen.push(n), ...(readSize && { readSize }) },
+    });
+    expect(rec.length).toBe(1028n * 4096n);
+    expect(seen.at(-1)).toBe(1028 * 4096);
+    expect(seen.length).toBeGreaterThan(1);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    // The next region starts where that one stopped; a whole range reads as before.
+    await w.addRegion({ address: 0x200000n + rec.length, data: { path: input, length: 4096, partial: true } });
+    await w.finish();
+    const img = await openImage(out);
+    expect((await img.read(0x200000n, 1028 * 4096)).equals(raw.subarray(8192))).toBe(true);
+    expect((await img.read(0x200000n + rec.length, 4096)).equals(raw.subarray(0, 4096))).toBe(true);
+    expect((await img.verify()).ok).toBe(true);
+    await img.close();
+  });
+
+  test('a partial file range whose first page cannot be read is IO_ERROR (EOF, and EIO from /proc/self/mem)', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const input = t.path('short.bin');
+    writeFileSync(input, Buffer.alloc(4000, 1)); // not one whole page
+    for (const compress of ['none', 'deflate:1']) {
+      const w = await ImageWriter.create(t.path('short.img'), { fsync: false, compress, workers: 0 });
+      await expect(w.addRegion({ address: 0x1000n, data: { path: input, length: 8192, partial: true } }))
+        .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(/the first page of the range is unreadable/) });
+      expect(existsSync(t.path('short.img.tmp'))).toBe(false);
+      // Address 0x1000 is never mapped: /proc/self/mem says EIO, which ends a partial range.
+      const w2 = await ImageWriter.create(t.path('eio.img'), { fsync: false, compress, workers: 0 });
+      await expect(w2.addRegion({ address: 0x1000n, data: { path: '/proc/self/mem', position: 0x1000n, length: 8192, partial: true } }))
+        .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(/\/proc\/self\/mem at 4096: the first page/) });
+      // Without `partial` the same read is an error of its own, and a length is needed for partial.
+      const w3 = await ImageWriter.create(t.path('eio.img'), { fsync: false, compress, workers: 0 });
+      await expect(w3.addRegion({ address: 0x1000n, data: { path: '/proc/self/mem', position: 0x1000n, length: 8192 } }))
+        .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(/EIO/) });
+      const w4 = await ImageWriter.create(t.path('eio.img'), { fsync: false, compress, workers: 0 });
+      await expect(w4.addRegion({ address: 0x1000n, data: { path: input, partial: true } })).rejects.toThrow(/expected a length with a partial file range/);
+    }
+  });
+
   test('a file range that cannot be opened is IO_ERROR on both write paths', async () => {
     for (const compress of ['none', 'deflate:1']) {
       const w = await ImageWriter.create(t.path('missing.img'), { fsync: false, compress });
