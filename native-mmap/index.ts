@@ -139,6 +139,12 @@ export interface NativeMmap {
    * sizes[i] is its length, or -1 when it would not be smaller. `done` runs on this thread.
    */
   deflateBatch(level: number, plains: Uint8Array[], random: Uint8Array, out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void): void;
+  /**
+   * Starts writing `length` bytes of file `fd` from `offset` to disk without waiting
+   * (sync_file_range SYNC_FILE_RANGE_WRITE), so that a later fsync has little left to do.
+   * A hint: errors are ignored (fsync reports them).
+   */
+  writeBack(fd: number, offset: number, length: number): void;
   /** True when view() buffers escape V8's external-memory accounting (see {@link view}). */
   readonly unaccountedViews: boolean;
 }

@@ -8,6 +8,7 @@
  * - the CLI creates, converts and inspects sparse images.
  */
 import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { jest } from '@jest/globals';
 import xxhash from 'xxhash-wasm';
 import { ImageWriter, openImage, type RegionData, type WriterOptions } from '../index.js';
 import { native, nativeStatus } from '../native-mmap/index.js';
@@ -69,6 +70,45 @@ describe('native chunk scan', () => {
     addon.hashChunks(data, cs, sums);
     for (let k = 0; k < n; k++) expect(sums[k]).toBe(h.h64Raw(data.subarray(k * cs, Math.min(data.length, (k + 1) * cs)), 0n));
     expect(() => addon.hashChunks(data, cs, new BigUint64Array(n - 1))).toThrow(/^expected sums to hold 12 chunks, got 11$/);
+  });
+
+  test('writeBack: a fsynced image starts the disk writes of every data byte it writes, an unsynced one none', async () => {
+    const data = memoryLike(4096, 8); // 16 MiB: several write batches
+    for (const fsync of [true, false]) {
+      const calls: [number, number][] = [];
+      const spy = jest.spyOn(addon, 'writeBack').mockImplementation((_fd, offset, length) => { calls.push([offset, length]); });
+      try {
+        const out = t.path(`writeback-${fsync}.img`);
+        const w = await ImageWriter.create(out, { fsync });
+        await w.addRegion({ address: 0x100000n, data });
+        const summary = await w.finish();
+        if (!fsync) {
+          expect(calls).toEqual([]);
+          continue;
+        }
+        // The ranges tile the stored bytes: each once, none beyond them.
+        calls.sort((a, b) => a[0] - b[0]);
+        expect(calls.reduce((s, c) => s + c[1], 0)).toBe(summary.storedBytes);
+        for (let i = 1; i < calls.length; i++) expect(calls[i]![0]).toBeGreaterThanOrEqual(calls[i - 1]![0] + calls[i - 1]![1]);
+        const img = await openImage(out);
+        expect((await img.verify()).ok).toBe(true);
+        await img.close();
+      } finally {
+        spy.mockRestore();
+      }
+    }
+    // The real call is a hint: any open fd and range, nothing thrown; bad arguments are refused.
+    const fd = openSync(t.path('writeback-true.img'), 'r');
+    try {
+      expect(addon.writeBack(fd, 0, 4096)).toBeUndefined();
+      // (The addon's errors come from the main realm: check names, not constructors.)
+      const thrown = (fn: () => unknown): string => { try { fn(); return 'ok'; } catch (e) { return `${(e as Error).name}: ${(e as Error).message}`; } };
+      expect(thrown(() => addon.writeBack(-1, 0, 1))).toBe('RangeError: expected fd to be an integer in [0, 2147483647], got -1');
+      expect(thrown(() => addon.writeBack(fd, '0' as unknown as number, 1))).toBe("TypeError: expected offset to be a number, got '0'");
+      expect(thrown(() => addon.writeBack(fd, 0, 1.5))).toMatch(/^RangeError: expected length to be an integer/);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   test('scanChunks refuses wrong types and short outputs without touching memory', () => {
