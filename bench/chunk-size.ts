@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { openImage } from '../index.js';
 import { xxh64 } from '../format/checksum.js';
-import { isAllZero } from '../format/bytes.js';
+import { isZero } from '../codec/chunk.js';
 import { freshOutput } from './context.js';
 import { regionAtOffset, regionLayout, type BenchRegion } from './layout.js';
 import { PAGE_SIZE, writeMemoryLikeFile } from './memory-like.js';
@@ -100,7 +100,7 @@ function emulateDeflate(input: Buffer, layout: readonly BenchRegion[], chunkSize
   for (const r of layout) {
     for (let o = 0; o < r.length; o += chunkSize) {
       const plain = input.subarray(r.fileOffset + o, r.fileOffset + Math.min(r.length, o + chunkSize));
-      if (isAllZero(plain)) continue;
+      if (isZero(plain)) continue;
       const d = deflateRawSync(plain, { level: 1 });
       const raw = d.length >= plain.length;
       const s = raw ? plain : d;

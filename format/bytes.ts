@@ -23,6 +23,3 @@ export function u64AsNumber(dv: DataView, off: number): number | null {
   const v = dv.getBigUint64(off, true);
   return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : null;
 }
-
-/** True when every byte is zero (memcmp against a zero block; see codec/chunk.ts isZero). */
-export { isZero as isAllZero } from '../codec/chunk.js';

@@ -3,12 +3,12 @@
  * 64 hex characters with an optional trailing newline), an environment variable holding 64 hex
  * characters, or a passphrase file (the library drops one trailing newline). Parsing is the
  * library's (codec/keys.ts); this module reads the files and names the source in messages.
- * Key material never appears in a message.
+ * Key material never appears in a message. codec/keys.ts is imported only when a key option is
+ * given.
  */
 import { readSmallFile } from './small-file.js';
 import type { KeyInput } from '../format/keying.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
-import { keyFromHex, parseKeyFile, passphraseBytes } from '../codec/keys.js';
 import { usageError } from './errors.js';
 
 /** The key options of a command (also the --out-* ones of convert, under these names). */
@@ -41,6 +41,8 @@ function from<T>(where: string, parse: () => T): T {
 export async function readKey(s: KeySources, env: NodeJS.ProcessEnv, prefix = ''): Promise<KeyInput | undefined> {
   const given = [s.keyFile, s.keyEnv, s.passphraseFile].filter((v) => v !== undefined);
   if (given.length > 1) throw usageError(`expected one of --${prefix}key-file, --${prefix}key-env, --${prefix}passphrase-file, got ${given.length}`);
+  if (given.length === 0) return undefined;
+  const { keyFromHex, parseKeyFile, passphraseBytes } = await import('../codec/keys.js');
   if (s.keyFile !== undefined) {
     const bytes = await readSecret(s.keyFile, 'key file');
     return from(s.keyFile, () => parseKeyFile(bytes));

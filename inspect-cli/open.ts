@@ -1,5 +1,9 @@
-/** Opening an image with the key the options name (if any), and closing it afterwards. */
-import { openImage, type Image } from '../format/reader.js';
+/**
+ * Opening an image with the key the options name (if any), and closing it afterwards. The
+ * reader is imported when first needed, so commands that never open an image (capture,
+ * create) do not pay for loading it.
+ */
+import type { Image } from '../format/reader.js';
 import { readKey, type KeySources } from './keys.js';
 
 /**
@@ -8,6 +12,7 @@ import { readKey, type KeySources } from './keys.js';
  */
 export async function openWithKey(path: string, keys: KeySources, env: NodeJS.ProcessEnv): Promise<Image> {
   const key = await readKey(keys, env);
+  const { openImage } = await import('../format/reader.js');
   return openImage(path, key === undefined ? {} : { key });
 }
 

@@ -4,7 +4,6 @@
  * failure (unless --leave-stopped). Codec and key options are those of `crimg create`.
  */
 import type { Argv } from 'yargs';
-import { captureProcess } from '../../capture/process.js';
 import { DEFAULT_CHUNK_SIZE, type CipherName } from '../../format/constants.js';
 import type { Cli } from '../context.js';
 import type { Progress } from '../progress.js';
@@ -43,6 +42,7 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
       const key = await readKey(keySources(a), cli.env);
       if (a.encrypt !== undefined && key === undefined) throw usageError(`expected a key option with --encrypt ${a.encrypt}`, 'give --key-file, --key-env or --passphrase-file');
       if (a.encrypt === undefined && key !== undefined) throw usageError('expected --encrypt SUITE with a key option');
+      const { captureProcess } = await import('../../capture/process.js');
       let progress: Progress | null = null;
       let result;
       try {

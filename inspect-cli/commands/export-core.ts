@@ -3,7 +3,6 @@
  * streamed region by region. See capture/elf-export.ts for the layout.
  */
 import type { Argv } from 'yargs';
-import { exportCore } from '../../capture/elf-export.js';
 import type { Cli } from '../context.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
@@ -21,6 +20,7 @@ export function registerExportCore(y: Argv, cli: Cli, exit: (code: number) => vo
       .option('pid', { type: 'string', requiresArg: true, describe: "thread id in the core's NT_PRSTATUS (default: the image's capture.pid, else 1)" })
       .example('$0 export-core app.img app.core && gdb -batch -c app.core -ex "x/8gx 0x7f0000000000"', 'read memory with gdb'),
     async (a) => {
+      const { exportCore } = await import('../../capture/elf-export.js');
       const result = await withImage(a.image, keySources(a), cli.env, async (image) => {
         const progress = cli.progress(a.quiet as boolean | undefined, 'export', 0, 'bytes');
         try {

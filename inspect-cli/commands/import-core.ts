@@ -4,7 +4,6 @@
  * becomes.
  */
 import type { Argv } from 'yargs';
-import { importCore } from '../../capture/elf-import.js';
 import { DEFAULT_CHUNK_SIZE, type CipherName } from '../../format/constants.js';
 import type { Cli } from '../context.js';
 import { usageError } from '../errors.js';
@@ -30,6 +29,7 @@ export function registerImportCore(y: Argv, cli: Cli, exit: (code: number) => vo
       const key = await readKey(keySources(a), cli.env);
       if (a.encrypt !== undefined && key === undefined) throw usageError(`expected a key option with --encrypt ${a.encrypt}`, 'give --key-file, --key-env or --passphrase-file');
       if (a.encrypt === undefined && key !== undefined) throw usageError('expected --encrypt SUITE with a key option');
+      const { importCore } = await import('../../capture/elf-import.js');
       const progress = cli.progress(a.quiet as boolean | undefined, 'import', 0, 'bytes');
       let result;
       try {
