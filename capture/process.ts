@@ -4,8 +4,9 @@
  * writer, resume it with SIGCONT. See proc-maps.ts for what each mapping becomes.
  *
  * Memory is bounded: the writer reads each mapping from /proc/PID/mem in blocks of 4 MiB
- * (`pieceSize`) into a few reused buffers, two reads ahead and at most four writes in flight; a
- * mapping of any size never sits in memory whole.
+ * (`pieceSize`), two reads ahead and at most four writes in flight (raw images: into a few
+ * reused buffers; encoded ones: fresh buffers held until their chunks are encoded, bounded by
+ * the encoder's queue); a mapping of any size never sits in memory whole.
  *
  * Reading /proc/PID/mem needs ptrace read-and-attach permission over the process (same user id
  * and Yama's ptrace_scope, or CAP_SYS_PTRACE), not PTRACE_ATTACH itself: the process is stopped
@@ -28,8 +29,8 @@ export interface CaptureOptions extends ImageOutputOptions {
   /** Restore labels the restoring host must match (spec/FORMAT.md section 4). */
   labels?: Record<string, string>;
   /**
-   * Bytes per read of /proc/PID/mem: a multiple of the page size (default 4 MiB, the writer's
-   * block), rounded up to whole chunks.
+   * Bytes per read of /proc/PID/mem: a multiple of the page size, at most 64 MiB, rounded up
+   * to whole chunks (default: the writer's block, 4 MiB or the chunk size when larger).
    */
   pieceSize?: number;
   /** How long to wait for every thread to stop after SIGSTOP (default 5000 ms). */
@@ -92,8 +93,8 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
   if (pid === process.pid) throw new RangeError(`expected another process than the capturing one (${pid}): a process cannot stop itself and go on reading`);
   const host = describeHost();
   const pieceSize = options.pieceSize;
-  if (pieceSize !== undefined && (!Number.isSafeInteger(pieceSize) || pieceSize <= 0 || pieceSize > 1 << 30 || pieceSize % host.pageSize !== 0)) {
-    throw new RangeError(`expected a piece size that is a positive multiple of the page size ${host.pageSize}, at most 1 GiB, got ${pieceSize}`);
+  if (pieceSize !== undefined && (!Number.isSafeInteger(pieceSize) || pieceSize <= 0 || pieceSize > 64 * 1024 * 1024 || pieceSize % host.pageSize !== 0)) {
+    throw new RangeError(`expected a piece size that is a positive multiple of the page size ${host.pageSize}, at most 64 MiB, got ${pieceSize}`);
   }
   if (options.fileMappings !== undefined && options.fileMappings !== 'copy' && options.fileMappings !== 'gap') {
     throw new RangeError(`expected fileMappings 'copy' or 'gap', got ${JSON.stringify(options.fileMappings)}`);
@@ -224,16 +225,20 @@ async function readMapsOf(pid: number, comm: string): Promise<MapsEntry[]> {
  * device memory, a file truncated under its mapping), the readable parts become regions and
  * each refused stretch a gap named after the mapping, with a note.
  *
- * The writer reads /proc/PID/mem itself as a partial file range (FileRange.partial): into a
- * few reused buffers, where fresh ones per read cost more in page faults than the copy (about
- * 100 ms per 256 MiB); the region ends at the first unreadable page.
+ * The writer reads /proc/PID/mem itself as a partial file range (FileRange.partial): the region
+ * ends at the first unreadable page, and a stretch that starts with one adds nothing, so the
+ * one read decides both "region or gap" and the bytes. For a raw image the reads go into a few
+ * reused buffers, where fresh ones per read cost more in page faults than the copy (about
+ * 100 ms per 256 MiB).
  */
 async function captureMapping(writer: ImageWriter, reader: MemReader, plan: Extract<MappingPlan, { action: 'region' }>, notes: string[]): Promise<{ regions: number; gaps: number }> {
   let regions = 0;
   let gaps = 0;
   let at = plan.start;
   while (at < plan.end) {
-    if (!(await reader.readable(at))) {
+    const rec = await reader.region(writer, at, plan);
+    if (rec.length === 0n) {
+      // The first page is unreadable (the writer added nothing): a gap up to the next readable page.
       const stop = await reader.unreadableUntil(at, plan.end);
       notes.push(`${plan.name || 'anonymous mapping'} ${hex(at)}-${hex(stop)} (${plan.prot}) recorded as a gap: the kernel refused to read it (EIO)`);
       await writer.addGap({ address: at, length: stop - at, name: plan.name });
@@ -241,7 +246,6 @@ async function captureMapping(writer: ImageWriter, reader: MemReader, plan: Extr
       at = stop;
       continue;
     }
-    const rec = await reader.region(writer, at, plan);
     regions++;
     at += rec.length;
   }
@@ -263,38 +267,18 @@ class MemReader {
   ) {}
 
   /**
-   * Whether the page at `at` can be read (a one-byte read).
-   * @throws CrimgError when the process has exited; IO_ERROR on an unexpected errno.
-   */
-  async readable(at: bigint): Promise<boolean> {
-    let n = 0;
-    try {
-      n = (await this.mem.read(this.probe, 0, 1, Number(at))).bytesRead;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? String(e);
-      if (!(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
-      if (code !== 'EIO' && code !== 'EFAULT' && code !== 'ENOMEM') {
-        throw new CrimgError('IO_ERROR', `cannot read /proc/${this.pid}/mem at ${hex(at)}: ${code}`, { cause: e, address: at });
-      }
-    }
-    // The kernel returns 0 once the process's memory is gone; a live process's unreadable page
-    // gives EIO instead, but check rather than guess.
-    if (n === 0 && !(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
-    return n === 1;
-  }
-
-  /**
-   * Writes the mapping from `at` (a readable page) as one region, up to its end or the first
-   * unreadable page.
+   * Writes the mapping from `at` as one region, up to its end or the first unreadable page.
+   * @returns the region's record; length 0 when the page at `at` is unreadable (nothing added).
    * @throws CrimgError when the process has exited; IO_ERROR on an unexpected errno.
    */
   async region(writer: ImageWriter, at: bigint, plan: Extract<MappingPlan, { action: 'region' }>): Promise<RegionRecord> {
     const before = this.bytesRead;
+    let rec: RegionRecord;
     try {
-      return await writer.addRegion({
+      rec = await writer.addRegion({
         address: at,
         data: {
-          fd: this.mem.fd, position: at, length: Number(plan.end - at), partial: true,
+          fd: this.mem.fd, name: `/proc/${this.pid}/mem`, position: at, length: Number(plan.end - at), partial: true,
           ...(this.pieceSize !== undefined && { readSize: this.pieceSize }),
           onRead: (n) => {
             this.bytesRead = before + n;
@@ -308,6 +292,10 @@ class MemReader {
       if (!(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
       throw e;
     }
+    // The kernel returns nothing once the process's memory is gone; a live process's
+    // unreadable page gives EIO instead, but check rather than guess.
+    if (rec.length === 0n && !(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
+    return rec;
   }
 
   /** The end of the unreadable stretch starting at `at` (probed a page at a time). */

@@ -48,7 +48,8 @@ export type RegionData = RegionBytes | FileRange;
  * For a file that may change (a live process's tmpfs segment), pass `mapFiles: false`: the
  * writer then reads into its own buffers and hashes and writes the same private copy.
  * `engine: 'portable'` or CRIMG_NO_NATIVE=1 do too. Other files (/proc/PID/mem, pipes,
- * devices) are always read into a few reused buffers.
+ * devices) are read into a few reused buffers. With a codec or cipher every read takes a fresh
+ * buffer instead: its bytes become the chunks' plain bytes, held until they are encoded.
  */
 export interface FileRange {
   /** An open file descriptor (the caller keeps ownership), or use `path`. */
@@ -58,18 +59,23 @@ export interface FileRange {
   position?: number | bigint;
   /** Bytes to copy; default up to the end of the file (regular files only). */
   length?: number;
+  /** How messages name the file (default: `path`, or `fd N`). */
+  name?: string;
   /**
    * The range may end early, as /proc/PID/mem does at an unreadable page: a read that fails
-   * with EIO, EFAULT or ENOMEM, comes back empty or stops inside a page ends the region after
-   * the last whole page read, and the record addRegion returns has that shorter length. The
-   * first page must be readable (IO_ERROR otherwise). Needs `length`; never mapped.
+   * with EIO, EFAULT or ENOMEM or finds the end of the file ends the region after the last whole
+   * page read (pages counted from `position`), and the record addRegion returns has that shorter
+   * length. When not even the first page can be read, addRegion writes nothing and returns a
+   * record of length 0 that is not in the image; the writer stays open. Needs `length`; never
+   * mapped.
    */
   partial?: boolean;
-  /** Called after each read with the bytes of this range read so far. */
+  /** Called after each read (or mapped block) with the bytes of this range read so far. */
   onRead?: (bytes: number) => void;
   /**
-   * Bytes per read (default 4 MiB), rounded up to a whole number of chunks. Smaller reads mean
-   * more system calls; they exist for callers that must notice a change between reads soon.
+   * Bytes per read, rounded up to a whole number of chunks (default: 4 MiB, or the chunk size
+   * when larger). Smaller reads mean more system calls; they exist for callers that must notice
+   * a change between reads soon.
    */
   readSize?: number;
 }
@@ -151,6 +157,8 @@ export interface WriteSummary {
 const WRITE_BATCH = 4 * 1024 * 1024;
 const WRITES_IN_FLIGHT = 4;
 const READ_AHEAD = 2;
+/** Largest FileRange.readSize: with reads ahead and writes in flight, ~6 such buffers exist. */
+const MAX_READ_SIZE = 64 * 1024 * 1024;
 const ZERO_PAD = new Uint8Array(LIMITS.maxPageSize);
 
 /**
@@ -181,7 +189,10 @@ export class ImageWriter {
   /** Read buffers of file-range regions whose writes are done. */
   private freeBuffers: Buffer[] = [];
   /** The addon's writeBack when the image is fsynced at the end, else null. */
-  private readonly writeBack: ((fd: number, offset: number, length: number) => void) | null;
+  private readonly writeBack: ((fd: number, offset: number, length: number, done: () => void) => void) | null;
+  /** writeBack jobs not yet done (the file stays open until they are), and who waits for them. */
+  private writeBacksInFlight = 0;
+  private writeBacksDone: (() => void) | null = null;
   private cachedFile: { path: string; fh: FileHandle; size: bigint | null } | null = null;
   private prefetch: { key: string; position: bigint; want: number; read: Promise<{ buf: Buffer; n: number }> } | null = null;
   private prevEnd = 0n;
@@ -278,7 +289,8 @@ export class ImageWriter {
    * With a codec or cipher, a file range's last chunks may still be encoding when this
    * resolves (they overlap the next region's): the record's storedBytes and zeroChunks are
    * final when finish() resolves; its address, length and chunk count now.
-   * @returns the region's record.
+   * @returns the region's record; for a partial file range whose first page cannot be read, a
+   *   record of length 0 that is not part of the image (see {@link FileRange.partial}).
    * @throws RangeError when the region is out of order, unaligned or empty.
    */
   addRegion(r: RegionOptions): Promise<RegionRecord> {
@@ -297,10 +309,9 @@ export class ImageWriter {
       if (isFileRange(r.data) && this.encoder.encodeSync) await this.copyFileRange(r.data, rec);
       else if (isFileRange(r.data)) await this.streamChunks(fileRangePieces(r.data, this.pageSize, this.readSizeOf(r.data)), rec, regionNumber, true);
       else await this.streamChunks(r.data as RegionBytes, rec, regionNumber, false);
-      if (rec.length === 0n && isFileRange(r.data) && r.data.partial) {
-        const f = r.data;
-        throw new CrimgError('IO_ERROR', `cannot read ${f.path ?? `fd ${f.fd}`} at ${f.position ?? 0}: the first page of the range is unreadable`, { hint: 'start a partial file range at a readable page' });
-      }
+      // Nothing readable: nothing was queued or recorded (a region always ends page-aligned),
+      // so the image goes on as if this call had not been made.
+      if (rec.length === 0n && isFileRange(r.data) && r.data.partial === true) return rec;
       if (rec.length === 0n) throw new RangeError(`expected region data at ${hex(address)}, got 0 bytes`);
       if (address + rec.length > 1n << 64n) throw new RangeError(`region at ${hex(address)} of ${rec.length} bytes runs past the 64-bit address space`);
       this.records.push(rec);
@@ -364,6 +375,7 @@ export class ImageWriter {
       const tail = Buffer.concat([pad, chunkStored, regionStored, footer]);
       await this.writeAt(tail, this.pos);
       const fileSize = this.pos + tail.length;
+      await this.settleWriteBacks();
       if (this.doFsync) await this.fh.sync();
       await this.fh.close();
       await rename(this.tmpPath, this.path);
@@ -382,6 +394,7 @@ export class ImageWriter {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     await Promise.allSettled(this.pendingWrites);
+    await this.settleWriteBacks();
     await this.dropPrefetch('', -1n).catch(() => {});
     await this.closeCached();
     await this.fh.close().catch(() => {});
@@ -412,9 +425,10 @@ export class ImageWriter {
   }
 
   /**
-   * Copies a file range into the region: blocks of {@link blockSize} bytes (a multiple of
-   * every chunk size) are read into reused buffers, one read ahead; each block's stored chunks
-   * form one write, and a buffer is reused once the write that references it is done.
+   * Copies a file range into the region: blocks of {@link readSizeOf} bytes (a multiple of
+   * every chunk size) are read into reused buffers, {@link READ_AHEAD} reads ahead; each
+   * block's stored chunks form one write, and a buffer is reused once the write that
+   * references it is done.
    */
   private async copyFileRange(range: FileRange, rec: RegionRecord): Promise<void> {
     const reads: Promise<{ buf: Buffer; n: number }>[] = [];
@@ -447,11 +461,11 @@ export class ImageWriter {
         total = Number(size - start);
       }
       const block = this.readSizeOf(range);
-      const name = range.path ?? `fd ${fd}`;
+      const name = range.name ?? range.path ?? `fd ${fd}`;
       await this.dropPrefetch(key, start);
       if (this.scanner && this.mapFiles && !partial && start + BigInt(total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
         const regular = range.path !== undefined ? size !== null : fstatSync(fd).isFile();
-        if (regular && await this.copyMapped(this.scanner, fd, name, Number(start), total, rec)) return;
+        if (regular && await this.copyMapped(this.scanner, fd, name, Number(start), total, rec, range.onRead)) return;
       }
       const readAt = (position: bigint, want: number): Promise<{ buf: Buffer; n: number }> =>
         readInto(fd, name, this.takeBuffer(block), position, want, partial ? this.pageSize : 0);
@@ -521,9 +535,10 @@ export class ImageWriter {
       }
       // The read buffers are ours, so the writes may go on after this region: no drain here.
     } finally {
-      // A failure can leave reads in flight: let them settle (a rejected read must not go
-      // unhandled, and the file must stay open under them).
-      await Promise.allSettled(reads);
+      // A failure or an early end (partial) can leave reads in flight: let them settle (a
+      // rejected read must not go unhandled, and the file must stay open under them). No write
+      // references their buffers, so they are free again.
+      for (const r of await Promise.allSettled(reads)) if (r.status === 'fulfilled') this.freeBuffers.push(r.value.buf);
     }
   }
 
@@ -535,7 +550,7 @@ export class ImageWriter {
    * the previous ones (up to {@link WRITES_IN_FLIGHT}).
    * @returns false, having done nothing, when the file cannot be mapped (the caller reads it).
    */
-  private async copyMapped(n: NativeMmap, fd: number, name: string, start: number, total: number, rec: RegionRecord): Promise<boolean> {
+  private async copyMapped(n: NativeMmap, fd: number, name: string, start: number, total: number, rec: RegionRecord, onRead?: (bytes: number) => void): Promise<boolean> {
     const page = n.pageSize();
     let chunkIndex = 0;
     const block = this.blockSize;
@@ -558,6 +573,7 @@ export class ImageWriter {
         throw e;
       }
       rec.length += BigInt(want);
+      onRead?.(off + want);
       void this.flushNow().then(release, release);
       while (this.pendingWrites.length >= WRITES_IN_FLIGHT) await this.pendingWrites.shift();
     }
@@ -825,7 +841,7 @@ export class ImageWriter {
   private readSizeOf(range: FileRange): number {
     const r = range.readSize;
     if (r === undefined) return this.blockSize;
-    if (!Number.isSafeInteger(r) || r <= 0 || r > 1 << 30) throw new RangeError(`expected a read size of 1 byte to 1 GiB, got ${r}`);
+    if (!Number.isSafeInteger(r) || r <= 0 || r > MAX_READ_SIZE) throw new RangeError(`expected a read size of 1 byte to 64 MiB, got ${r}`);
     return Math.ceil(r / this.chunkSize) * this.chunkSize;
   }
 
@@ -896,13 +912,37 @@ export class ImageWriter {
         while (i < bufs.length && n >= bufs[i]!.length) { n -= bufs[i]!.length; i++; }
         skip = n;
       }
-      // An image that will be fsynced: start its disk writes now, behind the page cache, so
-      // that they overlap the rest of the capture or copy and the final fsync finds little left
-      // (a 160 MiB image: fsync 80 -> 15 ms, measured by bench/capture).
-      if (this.writeBack && off > at) this.writeBack(this.fh.fd, at, off - at);
+      if (this.writeBack) this.startWriteBack(at, off);
     } catch (e) {
       throw new CrimgError('IO_ERROR', `cannot write ${this.tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e, offset: off });
     }
+  }
+
+  /**
+   * An image that will be fsynced starts the disk writes of what it has written, behind the
+   * page cache, so that they overlap the rest of the capture or copy and the final fsync finds
+   * little left (a 160 MiB capture: fsync ~80 -> ~10 ms, bench/capture). Up to the last whole
+   * page only: the next write may still fill a part page, which would then go to disk twice.
+   * A hint: nothing it does can fail the image.
+   */
+  private startWriteBack(from: number, to: number): void {
+    const end = to - (to % this.pageSize);
+    if (end <= from) return;
+    try {
+      this.writeBack!(this.fh.fd, from, end - from, () => {
+        if (--this.writeBacksInFlight === 0 && this.writeBacksDone) this.writeBacksDone();
+      });
+      this.writeBacksInFlight++;
+    } catch {
+      // Never: the arguments are checked above. A hint is not worth failing the image for.
+    }
+  }
+
+  /** Waits for every writeBack job, so that none runs on the file after it is closed. */
+  private async settleWriteBacks(): Promise<void> {
+    if (this.writeBacksInFlight === 0) return;
+    await new Promise<void>((resolve) => { this.writeBacksDone = resolve; });
+    this.writeBacksDone = null;
   }
 
   private async writeAt(bytes: Uint8Array, at: number): Promise<void> {
@@ -946,7 +986,8 @@ async function readInto(fd: number, name: string, buf: Buffer, position: bigint,
     }
     done += n;
   }
-  return { buf, n: partialPage ? done - (done % partialPage) : done };
+  // Whole pages only when the range ended early: a complete read keeps its part page.
+  return { buf, n: partialPage && done < want ? done - (done % partialPage) : done };
 }
 
 /**
@@ -954,9 +995,12 @@ async function readInto(fd: number, name: string, buf: Buffer, position: bigint,
  * chunks' plain bytes, so they cannot be reused), one read ahead of the consumer.
  */
 async function* fileRangePieces(range: FileRange, pageSize: number, readSize: number): AsyncGenerator<Uint8Array> {
-  const name = range.path ?? `fd ${range.fd}`;
-  const ioError = (e: unknown, what: string): CrimgError =>
-    new CrimgError('IO_ERROR', `cannot ${what} ${name}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
+  const name = range.name ?? range.path ?? `fd ${range.fd}`;
+  const partial = range.partial === true;
+  if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
+  if (range.length !== undefined && (!Number.isSafeInteger(range.length) || range.length <= 0)) throw new RangeError(`expected a positive length, got ${range.length}`);
+  const ioError = (e: unknown, verb: string, where = ''): CrimgError =>
+    new CrimgError('IO_ERROR', `cannot ${verb} ${name}${where}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
   let fh: FileHandle | null = null;
   if (range.path !== undefined) {
     try { fh = await open(range.path, 'r'); } catch (e) { throw ioError(e, 'open'); }
@@ -964,8 +1008,6 @@ async function* fileRangePieces(range: FileRange, pageSize: number, readSize: nu
     throw new TypeError('expected a file range with a path or an fd');
   }
   const fd = fh ? fh.fd : range.fd!;
-  const partial = range.partial === true;
-  if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
   let ahead: Promise<Uint8Array> | null = null;
   try {
     let pos = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
@@ -979,7 +1021,7 @@ async function* fileRangePieces(range: FileRange, pageSize: number, readSize: nu
         .then((n) => {
           if (n === 0) throw new CrimgError('IO_ERROR', `${name} ended ${left} bytes early at ${at}`);
           return buf.subarray(0, n);
-        }, (e: unknown) => { throw ioError(e, `read at ${at}`); });
+        }, (e: unknown) => { throw ioError(e, 'read', ` at ${at}`); });
     };
     while (left > 0) {
       const want = Math.min(left, readSize);

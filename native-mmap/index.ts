@@ -140,11 +140,12 @@ export interface NativeMmap {
    */
   deflateBatch(level: number, plains: Uint8Array[], random: Uint8Array, out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void): void;
   /**
-   * Starts writing `length` bytes of file `fd` from `offset` to disk without waiting
-   * (sync_file_range SYNC_FILE_RANGE_WRITE), so that a later fsync has little left to do.
-   * A hint: errors are ignored (fsync reports them).
+   * Starts writing `length` (>= 1) bytes of file `fd` from `offset` to disk without waiting
+   * (sync_file_range SYNC_FILE_RANGE_WRITE, on the libuv pool), so that a later fsync has
+   * little left to do. A hint: `done` runs afterwards with no error, whatever happened (fsync
+   * reports write errors). Keep `fd` open until then.
    */
-  writeBack(fd: number, offset: number, length: number): void;
+  writeBack(fd: number, offset: number, length: number, done: () => void): void;
   /** True when view() buffers escape V8's external-memory accounting (see {@link view}). */
   readonly unaccountedViews: boolean;
 }

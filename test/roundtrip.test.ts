@@ -219,25 +219,67 @@ describe('write then read', () => {
     await img.close();
   });
 
-  test('a partial file range whose first page cannot be read is IO_ERROR (EOF, and EIO from /proc/self/mem)', async () => {
+  test('a partial file range whose first page cannot be read adds nothing and leaves the writer open (EOF, and EIO from /proc/self/mem)', async () => {
     const { writeFileSync } = await import('node:fs');
     const input = t.path('short.bin');
     writeFileSync(input, Buffer.alloc(4000, 1)); // not one whole page
+    const page = memoryLike(1, 3);
     for (const compress of ['none', 'deflate:1']) {
-      const w = await ImageWriter.create(t.path('short.img'), { fsync: false, compress, workers: 0 });
-      await expect(w.addRegion({ address: 0x1000n, data: { path: input, length: 8192, partial: true } }))
-        .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(/the first page of the range is unreadable/) });
-      expect(existsSync(t.path('short.img.tmp'))).toBe(false);
+      const out = t.path(`unreadable-${compress}.img`);
+      const w = await ImageWriter.create(out, { fsync: false, compress, workers: 0 });
+      const eof = await w.addRegion({ address: 0x1000n, data: { path: input, length: 8192, partial: true } });
+      expect(eof.length).toBe(0n);
       // Address 0x1000 is never mapped: /proc/self/mem says EIO, which ends a partial range.
-      const w2 = await ImageWriter.create(t.path('eio.img'), { fsync: false, compress, workers: 0 });
-      await expect(w2.addRegion({ address: 0x1000n, data: { path: '/proc/self/mem', position: 0x1000n, length: 8192, partial: true } }))
-        .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(/\/proc\/self\/mem at 4096: the first page/) });
-      // Without `partial` the same read is an error of its own, and a length is needed for partial.
+      const eio = await w.addRegion({ address: 0x1000n, data: { path: '/proc/self/mem', position: 0x1000n, length: 8192, partial: true } });
+      expect(eio.length).toBe(0n);
+      // Neither took the address range or any file space: the same address is free.
+      await w.addGap({ address: 0x1000n, length: 8192n, name: 'unreadable' });
+      await w.addRegion({ address: 0x3000n, data: page });
+      const summary = await w.finish();
+      expect(summary.regions).toBe(2);
+      const img = await openImage(out);
+      expect(img.regions.map((r) => [r.address, r.isGap])).toEqual([[0x1000n, true], [0x3000n, false]]);
+      expect((await img.read(0x3000n, 4096)).equals(page)).toBe(true);
+      expect((await img.verify()).ok).toBe(true);
+      await img.close();
+      // Without `partial` the same read fails the image, and a partial range needs a length.
       const w3 = await ImageWriter.create(t.path('eio.img'), { fsync: false, compress, workers: 0 });
-      await expect(w3.addRegion({ address: 0x1000n, data: { path: '/proc/self/mem', position: 0x1000n, length: 8192 } }))
-        .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(/EIO/) });
+      await expect(w3.addRegion({ address: 0x1000n, data: { path: '/proc/self/mem', name: 'memory', position: 0x1000n, length: 8192 } }))
+        .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(/^cannot read memory at 4096: EIO$/) });
       const w4 = await ImageWriter.create(t.path('eio.img'), { fsync: false, compress, workers: 0 });
       await expect(w4.addRegion({ address: 0x1000n, data: { path: input, partial: true } })).rejects.toThrow(/expected a length with a partial file range/);
+      for (const length of [0, -4096, 4096.5]) {
+        const w5 = await ImageWriter.create(t.path('len.img'), { fsync: false, compress, workers: 0 });
+        await expect(w5.addRegion({ address: 0x1000n, data: { path: input, length, partial: true } })).rejects.toThrow(/expected a positive length/);
+      }
+    }
+  });
+
+  test.each([['none'], ['deflate:1']])('a partial file range read whole keeps a part page at its end, compress %s', async (compress) => {
+    const { writeFileSync } = await import('node:fs');
+    const input = t.path('tail.bin');
+    const bytes = memoryLike(3, 5).subarray(0, 10000);
+    writeFileSync(input, bytes);
+    const out = t.path(`tail-${compress}.img`);
+    const w = await ImageWriter.create(out, { fsync: false, compress, workers: 0 });
+    const rec = await w.addRegion({ address: 0x10000n, data: { path: input, length: 10000, partial: true } });
+    expect(rec.length).toBe(10000n);
+    await w.finish();
+    const img = await openImage(out);
+    expect((await img.read(0x10000n, 10000)).equals(bytes)).toBe(true);
+    await img.close();
+  });
+
+  test('onRead reports progress on the mapped path too', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const input = t.path('mapped.bin');
+    writeFileSync(input, memoryLike(2048, 6)); // 8 MiB: two mapped blocks
+    for (const mapFiles of [true, false]) {
+      const seen: number[] = [];
+      const w = await ImageWriter.create(t.path('mapped.img'), { fsync: false, mapFiles });
+      await w.addRegion({ address: 0x100000n, data: { path: input, onRead: (n) => seen.push(n) } });
+      await w.finish();
+      expect(seen).toEqual([4 << 20, 8 << 20]);
     }
   });
 

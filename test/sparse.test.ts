@@ -76,7 +76,7 @@ describe('native chunk scan', () => {
     const data = memoryLike(4096, 8); // 16 MiB: several write batches
     for (const fsync of [true, false]) {
       const calls: [number, number][] = [];
-      const spy = jest.spyOn(addon, 'writeBack').mockImplementation((_fd, offset, length) => { calls.push([offset, length]); });
+      const spy = jest.spyOn(addon, 'writeBack').mockImplementation((_fd, offset, length, done) => { calls.push([offset, length]); setImmediate(done); });
       try {
         const out = t.path(`writeback-${fsync}.img`);
         const w = await ImageWriter.create(out, { fsync });
@@ -86,10 +86,12 @@ describe('native chunk scan', () => {
           expect(calls).toEqual([]);
           continue;
         }
-        // The ranges tile the stored bytes: each once, none beyond them.
+        // The ranges tile the stored bytes (raw chunks are pages, so every write ends on a page
+        // boundary): each once, none beyond them.
         calls.sort((a, b) => a[0] - b[0]);
         expect(calls.reduce((s, c) => s + c[1], 0)).toBe(summary.storedBytes);
         for (let i = 1; i < calls.length; i++) expect(calls[i]![0]).toBeGreaterThanOrEqual(calls[i - 1]![0] + calls[i - 1]![1]);
+        for (const [offset, length] of calls) expect((offset + length) % 4096).toBe(0);
         const img = await openImage(out);
         expect((await img.verify()).ok).toBe(true);
         await img.close();
@@ -97,15 +99,21 @@ describe('native chunk scan', () => {
         spy.mockRestore();
       }
     }
-    // The real call is a hint: any open fd and range, nothing thrown; bad arguments are refused.
+    // The real call is a hint: any open fd and range, done called with nothing; bad arguments
+    // are refused before anything is queued.
     const fd = openSync(t.path('writeback-true.img'), 'r');
     try {
-      expect(addon.writeBack(fd, 0, 4096)).toBeUndefined();
+      const args = await new Promise<unknown[]>((resolve) => { addon.writeBack(fd, 0, 4096, (...a: unknown[]) => resolve(a)); });
+      expect(args).toEqual([]);
+      const noop = (): void => {};
       // (The addon's errors come from the main realm: check names, not constructors.)
       const thrown = (fn: () => unknown): string => { try { fn(); return 'ok'; } catch (e) { return `${(e as Error).name}: ${(e as Error).message}`; } };
-      expect(thrown(() => addon.writeBack(-1, 0, 1))).toBe('RangeError: expected fd to be an integer in [0, 2147483647], got -1');
-      expect(thrown(() => addon.writeBack(fd, '0' as unknown as number, 1))).toBe("TypeError: expected offset to be a number, got '0'");
-      expect(thrown(() => addon.writeBack(fd, 0, 1.5))).toMatch(/^RangeError: expected length to be an integer/);
+      expect(thrown(() => addon.writeBack(-1, 0, 1, noop))).toBe('RangeError: expected fd to be an integer in [0, 2147483647], got -1');
+      expect(thrown(() => addon.writeBack(fd, '0' as unknown as number, 1, noop))).toBe("TypeError: expected offset to be a number, got '0'");
+      expect(thrown(() => addon.writeBack(fd, 0, 1.5, noop))).toMatch(/^RangeError: expected length to be an integer/);
+      // 0 would mean "to the end of the file" to the kernel.
+      expect(thrown(() => addon.writeBack(fd, 0, 0, noop))).toMatch(/^RangeError: expected length to be an integer in \[1, /);
+      expect(thrown(() => addon.writeBack(fd, 0, 1, undefined as unknown as () => void))).toBe('TypeError: expected done to be a function, got undefined');
     } finally {
       closeSync(fd);
     }
