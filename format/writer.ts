@@ -449,11 +449,9 @@ export class ImageWriter {
     try {
       const start = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
       if (start < 0n) throw new RangeError(`expected a non-negative position, got ${start}`);
-      const partial = range.partial === true;
-      if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
+      const partial = checkRangeLength(range);
       let total: number;
       if (range.length !== undefined) {
-        if (!Number.isSafeInteger(range.length) || range.length <= 0) throw new RangeError(`expected a positive length, got ${range.length}`);
         total = range.length;
       } else {
         size ??= BigInt(fstatSync(fd).size);
@@ -958,6 +956,19 @@ export class ImageWriter {
   }
 }
 
+/**
+ * Checks a file range's `length` (a positive safe integer when given; required when partial),
+ * for both write paths alike.
+ * @returns whether the range is partial.
+ * @throws RangeError
+ */
+function checkRangeLength(range: FileRange): boolean {
+  const partial = range.partial === true;
+  if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
+  if (range.length !== undefined && (!Number.isSafeInteger(range.length) || range.length <= 0)) throw new RangeError(`expected a positive length, got ${range.length}`);
+  return partial;
+}
+
 /** Errors that end a partial file range (an unreadable page of /proc/PID/mem) instead of failing it. */
 const ENDS_PARTIAL = new Set(['EIO', 'EFAULT', 'ENOMEM']);
 
@@ -996,9 +1007,7 @@ async function readInto(fd: number, name: string, buf: Buffer, position: bigint,
  */
 async function* fileRangePieces(range: FileRange, pageSize: number, readSize: number): AsyncGenerator<Uint8Array> {
   const name = range.name ?? range.path ?? `fd ${range.fd}`;
-  const partial = range.partial === true;
-  if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
-  if (range.length !== undefined && (!Number.isSafeInteger(range.length) || range.length <= 0)) throw new RangeError(`expected a positive length, got ${range.length}`);
+  const partial = checkRangeLength(range);
   const ioError = (e: unknown, verb: string, where = ''): CrimgError =>
     new CrimgError('IO_ERROR', `cannot ${verb} ${name}${where}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
   let fh: FileHandle | null = null;
