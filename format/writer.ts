@@ -7,8 +7,8 @@
  * the directory, so `NAME` is either absent, the previous file, or a complete image.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { openSync, fsyncSync, closeSync, fstatSync, read } from 'node:fs';
+import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { openSync, fsyncSync, closeSync, fstatSync, read, constants as fsConstants } from 'node:fs';
 import { dirname } from 'node:path';
 import { xxh64 } from './checksum.js';
 import {
@@ -378,7 +378,15 @@ export class ImageWriter {
       await this.settleWriteBacks();
       if (this.doFsync) await this.fh.sync();
       await this.fh.close();
-      await rename(this.tmpPath, this.path);
+      // Replacing an image frees the old one inside rename() (ext4: ~50 ms per 160 MiB, as
+      // long as the capture itself) unless someone still has it open: hold it open across the
+      // rename and let the last close free it on libuv's pool after this call returns.
+      const previous = await holdPrevious(this.path);
+      try {
+        await rename(this.tmpPath, this.path);
+      } finally {
+        void previous?.close().catch(() => {});
+      }
       if (this.doFsync) fsyncDir(dirname(this.path));
       this.state = 'finished';
       await this.encoder.close();
@@ -954,6 +962,17 @@ export class ImageWriter {
       throw new CrimgError('IO_ERROR', `cannot write ${this.tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e, offset: at + done });
     }
   }
+}
+
+/**
+ * The regular file at `path`, open, or null (none, not a regular file, not readable): only
+ * ever a file a rename is about to replace, held so that freeing it happens at our close.
+ * Never a FIFO or device (opening those can block or have effects), never through a symlink.
+ */
+async function holdPrevious(path: string): Promise<FileHandle | null> {
+  const st = await lstat(path).catch(() => null);
+  if (!st?.isFile()) return null;
+  return open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch(() => null);
 }
 
 /**

@@ -283,6 +283,40 @@ describe('write then read', () => {
     }
   });
 
+  test('finish() replaces what is at the path: an image, a FIFO (never opened), a symlink (itself, not its target)', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { symlinkSync, lstatSync, writeFileSync: write } = await import('node:fs');
+    const first = memoryLike(300, 1);
+    const second = memoryLike(7, 2);
+    const write1 = async (path: string, data: Uint8Array): Promise<void> => {
+      const w = await ImageWriter.create(path, { fsync: true });
+      await w.addRegion({ address: 0x10000n, data });
+      await w.finish();
+    };
+    const readsAs = async (path: string, data: Uint8Array): Promise<void> => {
+      const img = await openImage(path);
+      expect(img.regions[0]!.length).toBe(BigInt(data.length));
+      expect((await img.read(0x10000n, data.length)).equals(data)).toBe(true);
+      await img.close();
+    };
+    const out = t.path('replaced.img');
+    await write1(out, first);
+    await write1(out, second); // the first is held open across the rename, then closed
+    await readsAs(out, second);
+    const fifo = t.path('fifo.img');
+    execFileSync('mkfifo', [fifo]);
+    await write1(fifo, second); // opening a FIFO for reading would block until a writer came
+    expect(lstatSync(fifo).isFile()).toBe(true);
+    await readsAs(fifo, second);
+    const target = t.path('link-target.bin');
+    write(target, 'kept');
+    const link = t.path('link.img');
+    symlinkSync(target, link);
+    await write1(link, second);
+    expect(lstatSync(link).isFile()).toBe(true);
+    expect(readFileSync(target, 'utf8')).toBe('kept');
+  });
+
   test('a file range that cannot be opened is IO_ERROR on both write paths', async () => {
     for (const compress of ['none', 'deflate:1']) {
       const w = await ImageWriter.create(t.path('missing.img'), { fsync: false, compress });
