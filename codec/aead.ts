@@ -7,12 +7,11 @@
  * Errors never include the key, the nonce's derivation or any plaintext.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { gcm } from '@noble/ciphers/aes.js';
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { CrimgError } from '../format/errors.js';
 import { native } from '../native-mmap/index.js';
 import { expectBytes, expectOneOf } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
+import { portableLibraries } from './portable.js';
 import { CIPHER_AES_256_GCM, CIPHER_CHACHA20_POLY1305 } from './ids.js';
 import { KEY_LENGTH, NONCE_LENGTH, TAG_LENGTH } from './sizes.js';
 
@@ -65,6 +64,7 @@ function checkArgs(suite: unknown, key: unknown, nonce: unknown, aad: unknown, d
 }
 
 function nobleCipher(suite: AeadSuite, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) {
+  const { gcm, chacha20poly1305 } = portableLibraries();
   return suite === 'aes-256-gcm' ? gcm(key, nonce, aad) : chacha20poly1305(key, nonce, aad);
 }
 

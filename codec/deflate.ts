@@ -17,11 +17,11 @@
 import { constants as zc, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { Inflate, deflateSync as fflateDeflate } from 'fflate';
 import { CrimgError } from '../format/errors.js';
 import { native } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
+import { portableLibraries } from './portable.js';
 import { DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, MAX_CHUNK_SIZE } from './ids.js';
 
 /** Node's zlib refuses output chunk sizes below this (zlib.constants.Z_MIN_CHUNK). */
@@ -51,7 +51,7 @@ export function deflateEncode(plain: Uint8Array, level: number, engine?: Engine)
     // instead of several 16 KiB pieces concatenated.
     return deflateRawSync(plain, { level, chunkSize: Math.max(ZLIB_MIN_CHUNK, plain.byteLength) });
   }
-  return fflateDeflate(plain, { level: level as 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 });
+  return portableLibraries().deflateSync(plain, { level: level as 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 });
 }
 
 /**
@@ -114,7 +114,7 @@ function portableInflate(encoded: Uint8Array, plainLength: number): Uint8Array {
   const out = new Uint8Array(plainLength);
   let got = 0;
   let ended = false;
-  const inflater = new Inflate((chunk: Uint8Array, final: boolean) => {
+  const inflater = new (portableLibraries().Inflate)((chunk: Uint8Array, final: boolean) => {
     if (got + chunk.byteLength <= plainLength) out.set(chunk, got);
     got += chunk.byteLength;
     if (final) ended = true;

@@ -5,12 +5,10 @@
  * bytes. Error messages never contain key bytes, passphrases or their lengths.
  */
 import { createHash, hkdfSync, scryptSync } from 'node:crypto';
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { scrypt as nobleScrypt } from '@noble/hashes/scrypt.js';
 import { CrimgError } from '../format/errors.js';
 import { describe, expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
+import { portableLibraries } from './portable.js';
 import { KDF_RAW, KDF_SCRYPT } from './ids.js';
 import { IMAGE_ID_LENGTH, KEY_CHECK_LENGTH, KEY_LENGTH, SALT_LENGTH } from './sizes.js';
 
@@ -213,7 +211,7 @@ export function scrypt(
   // 128 * r * p for B; the slack covers each engine's scratch blocks.
   const maxmem = 128 * r * (N + p + 2) + MiB;
   if (checkEngine(engine) === 'portable') {
-    return nobleScrypt(passphrase, salt, { N, r, p, dkLen: length, maxmem });
+    return portableLibraries().scrypt(passphrase, salt, { N, r, p, dkLen: length, maxmem });
   }
   return new Uint8Array(scryptSync(passphrase, salt, length, { N, r, p, maxmem }));
 }
@@ -241,7 +239,10 @@ export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, 
   expectBytes('salt', salt);
   expectBytes('info', info);
   expectInt('length', length, 1, 255 * 32);
-  if (checkEngine(engine) === 'portable') return hkdf(sha256, ikm, salt, info, length);
+  if (checkEngine(engine) === 'portable') {
+    const { hkdf, sha256 } = portableLibraries();
+    return hkdf(sha256, ikm, salt, info, length);
+  }
   return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
 }
 
@@ -316,7 +317,7 @@ export function headerHash(headerBytes: Uint8Array, validationBytes: Uint8Array,
   expectBytes('headerBytes', headerBytes);
   expectBytes('validationBytes', validationBytes);
   if (checkEngine(engine) === 'portable') {
-    return sha256.create().update(headerBytes).update(validationBytes).digest();
+    return portableLibraries().sha256.create().update(headerBytes).update(validationBytes).digest();
   }
   return new Uint8Array(createHash('sha256').update(headerBytes).update(validationBytes).digest());
 }

@@ -4,12 +4,28 @@
  * (`build/codec/worker.js`).
  */
 import { parentPort } from 'node:worker_threads';
-import { runJob, serializeError, transferable, type JobReply, type JobRequest } from './_jobs.js';
+import { runJob, serializeError, transferable, type ChunkJob, type JobReply, type JobRequest } from './_jobs.js';
+import { loadPortableEngine, portableEngineLoaded } from './portable.js';
 
 if (!parentPort) throw new Error('codec/worker.js must be started as a worker thread by codec/pool.js');
 const port = parentPort;
 
+/** Whether a job runs the portable engine (its libraries load on the first such job). */
+function wantsPortable(job: ChunkJob): boolean {
+  if (job.op === 'decodeMany') return job.parts.some((p) => p.params.engine === 'portable');
+  return job.params.engine === 'portable';
+}
+
 port.on('message', (req: JobRequest) => {
+  if (!portableEngineLoaded() && wantsPortable(req.job)) {
+    // Replies carry their request's id, so this one may overtake none or some others.
+    loadPortableEngine().then(() => handle(req), (e: unknown) => port.postMessage({ id: req.id, ok: false, error: serializeError(e) } satisfies JobReply));
+    return;
+  }
+  handle(req);
+});
+
+function handle(req: JobRequest): void {
   let reply: JobReply;
   let transfer: ArrayBuffer[] = [];
   try {
@@ -27,4 +43,4 @@ port.on('message', (req: JobRequest) => {
     reply = { id: req.id, ok: false, error: serializeError(e) };
   }
   port.postMessage(reply, transfer);
-});
+}

@@ -9,6 +9,7 @@ import { toKeySpec, type KeyInput } from './keying.js';
 import { CrimgError, isCrimgError } from './errors.js';
 import { availableParallelism } from 'node:os';
 import { ChunkPool } from '../codec/pool.js';
+import { loadPortableEngine } from '../codec/portable.js';
 import { decodeChunk, type DecodeParams } from '../codec/chunk.js';
 import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
 import { open, suiteForCipherId } from '../codec/aead.js';
@@ -214,6 +215,7 @@ function keyRequired(): CrimgError {
  */
 export async function createChunkDecoder(s: DecoderSetup): Promise<ChunkDecoder> {
   const h = s.header;
+  if (s.engine === 'portable') await loadPortableEngine();
   let keys: ImageKeys | null = null;
   const spec = toKeySpec(s.key);
   if (h.cipher !== 0 && spec) {

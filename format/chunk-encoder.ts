@@ -14,6 +14,7 @@ import { CODEC_DEFLATE } from '../codec/ids.js';
 import type { HeaderFields } from './header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { ChunkPool } from '../codec/pool.js';
+import { loadPortableEngine } from '../codec/portable.js';
 import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
 import { seal, suiteForCipherId } from '../codec/aead.js';
 import { DEFAULT_SCRYPT_PARAMS, deriveKeys, headerHash, resolveMasterKey, type ImageKeys } from '../codec/keys.js';
@@ -193,6 +194,7 @@ const deflateRawAsync = promisify(deflateRaw) as (b: Uint8Array, o: { level: num
 export async function createChunkEncoder(s: EncoderSetup): Promise<ChunkEncoder> {
   const f = s.fields;
   if (f.codec === 0 && f.cipher === 0) return new PlainEncoder();
+  if (s.engine === 'portable') await loadPortableEngine();
   let keys: ImageKeys | null = null;
   if (f.cipher !== 0) {
     const spec = toKeySpec(s.key);

@@ -12,6 +12,10 @@ import { DEFAULT_CHUNK_SIZE, FOOTER_SIZE, HEADER_SIZE, REGION_RECORD_SIZE, CHUNK
 import { deriveKeys, headerHash, resolveMasterKey } from '../codec/keys.js';
 import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
 import { open, seal, suiteForCipherId } from '../codec/aead.js';
+import { loadPortableEngine } from '../codec/portable.js';
+
+// The portable engine's primitives are called directly here: load its libraries first.
+await loadPortableEngine();
 
 /** One region of a vector's input. */
 export interface VectorRegion {

@@ -6,6 +6,10 @@ import fc from 'fast-check';
 import { cipherIdForSuite, nodeSealEngine, open, seal, sealWithCipheriv, suiteForCipherId, type AeadSuite } from '../codec/aead.js';
 import type { Engine } from '../codec/engine.js';
 import { isCrimgError } from '../format/errors.js';
+import { loadPortableEngine } from '../codec/portable.js';
+
+// The portable engine's primitives are called directly here: load its libraries first.
+await loadPortableEngine();
 
 const ENGINES: Engine[] = ['node', 'portable'];
 const SUITES: AeadSuite[] = ['aes-256-gcm', 'chacha20-poly1305'];

@@ -12,6 +12,10 @@ import type { CipherId, CodecId } from '../codec/ids.js';
 import { xxh64 } from '../format/checksum.js';
 import { CrimgError } from '../format/errors.js';
 import { rng, memoryLike } from './codec-fixture.js';
+import { loadPortableEngine } from '../codec/portable.js';
+
+// The portable engine's primitives are called directly here: load its libraries first.
+await loadPortableEngine();
 
 const ENGINES: Engine[] = ['node', 'portable'];
 const CODECS: CodecId[] = [0, 1];

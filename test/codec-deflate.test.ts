@@ -9,6 +9,10 @@ import { NativeDeflater, deflateDecode, deflateEncode, deflatePagesAsync, stored
 import type { Engine } from '../codec/engine.js';
 import { isCrimgError } from '../format/errors.js';
 import { rng, memoryLike } from './codec-fixture.js';
+import { loadPortableEngine } from '../codec/portable.js';
+
+// The portable engine's primitives are called directly here: load its libraries first.
+await loadPortableEngine();
 
 const ENGINES: Engine[] = ['node', 'portable'];
 const LEVELS = [1, 2, 3, 4, 5, 6, 7, 8, 9];

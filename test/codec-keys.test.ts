@@ -21,6 +21,10 @@ import {
   verifyKeyCheck,
 } from '../codec/keys.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
+import { loadPortableEngine } from '../codec/portable.js';
+
+// The portable engine's primitives are called directly here: load its libraries first.
+await loadPortableEngine();
 
 const ENGINES: Engine[] = ['node', 'portable'];
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s/g, ''), 'hex'));

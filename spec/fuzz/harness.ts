@@ -25,6 +25,10 @@ import type { KeyInput } from '../../format/keying.js';
 import { deriveKeys, headerHash, resolveMasterKey } from '../../codec/keys.js';
 import { suiteForCipherId } from '../../codec/aead.js';
 import type { FuzzCase, VectorInfo } from './mutator.js';
+import { loadPortableEngine } from '../../codec/portable.js';
+
+// The portable engine's primitives are called directly here: load its libraries first.
+await loadPortableEngine();
 
 /** What a valid vector holds, read once by the library (test/vectors.test.ts checks it). */
 export interface Original {

@@ -15,6 +15,10 @@ import { xxh64 } from '../../format/checksum.js';
 import { indexAad, indexNonce } from '../../codec/aad.js';
 import { open as openSealed, seal, type AeadSuite } from '../../codec/aead.js';
 import { deflateSync } from 'fflate';
+import { loadPortableEngine } from '../../codec/portable.js';
+
+// The portable engine's primitives are called directly here: load its libraries first.
+await loadPortableEngine();
 
 /** A seeded PRNG (xorshift128+ folded to 32 bits): fast, deterministic, good enough to fuzz. */
 export class Rng {
