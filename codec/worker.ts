@@ -18,7 +18,7 @@ function wantsPortable(job: ChunkJob): boolean {
 
 port.on('message', (req: JobRequest) => {
   if (!portableEngineLoaded() && wantsPortable(req.job)) {
-    // Replies carry their request's id, so this one may overtake none or some others.
+    // The pool matches replies by id, so later jobs answered before this one are fine.
     loadPortableEngine().then(() => handle(req), (e: unknown) => port.postMessage({ id: req.id, ok: false, error: serializeError(e) } satisfies JobReply));
     return;
   }
