@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { openImage } from '../index.js';
-import { xxh64 } from '../format/checksum.js';
+import { xxh64 } from '../codec/checksum.js';
 import { isZero } from '../codec/chunk.js';
 import { freshOutput } from './context.js';
 import { regionAtOffset, regionLayout, type BenchRegion } from './layout.js';

@@ -1,5 +1,5 @@
 /**
- * Copy-mode restore (native-mmap/restore.ts) of a compressed image: every chunk read, checked
+ * Copy-mode restore (restore/restore.ts) of a compressed image: every chunk read, checked
  * and inflated into fresh anonymous memory, against the command-line decompressors on the same
  * input in the same run: `pigz -d` (the target; skipped when not installed), `zstd -d` of a
  * `zstd -1` file and `gzip -d`, each writing to /dev/null. Throughput is input bytes (the
@@ -12,7 +12,7 @@ import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openImage, type Image } from '../index.js';
 import { nativeStatus } from '../native-mmap/index.js';
-import type { RestoreOptions } from '../native-mmap/restore.js';
+import type { RestoreOptions } from '../restore/restore.js';
 import { regionLayout } from './layout.js';
 import { MiB, since, timeInterleaved } from './measure.js';
 import { REGIONS, isMain, runStandalone, writeImage, type RestoreBenchContext } from './restore-setup.js';

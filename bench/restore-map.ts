@@ -1,5 +1,5 @@
 /**
- * Map-mode restore (native-mmap/restore.ts) of raw images, against a C program doing the same on
+ * Map-mode restore (restore/restore.ts) of raw images, against a C program doing the same on
  * the same files in the same run (bench/c/mmap_touch.c):
  *
  * 1. time to restore. SPARSE images (spec section 5.2): one mmap per region whatever its zero
@@ -18,8 +18,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openImage, type Image } from '../index.js';
 import { advise, nativeStatus, pageSize, placeRuns, reserve, unmap, view } from '../native-mmap/index.js';
-import { RecordScanner, mapPlan, planGeometry, sparsePlan, sparseSpans } from '../native-mmap/_plan.js';
-import type { RestoreAdvice, RestoreResult } from '../native-mmap/restore.js';
+import { RecordScanner, mapPlan, planGeometry, sparsePlan, sparseSpans } from '../restore/_plan.js';
+import type { RestoreAdvice, RestoreResult } from '../restore/restore.js';
 import { GiB, MiB, median, since, timeInterleaved } from './measure.js';
 import { REGIONS, compileC, isMain, runC, runStandalone, writeImage, writeRandomFile, type RestoreBenchContext } from './restore-setup.js';
 import { gibps, ms, times, us, verdict, type Row } from './table.js';

@@ -2,8 +2,8 @@
  * The image options that capture and import-core pass through to the writer unchanged.
  */
 import type { CipherName } from '../format/constants.js';
-import type { KeyInput } from '../format/keying.js';
-import type { WriterOptions } from '../format/writer.js';
+import type { KeyInput } from '../image/keying.js';
+import type { WriterOptions } from '../image/writer.js';
 
 export interface ImageOutputOptions {
   /** "none" (default), "deflate" or "deflate:LEVEL". */

@@ -15,7 +15,7 @@
  * the image's size. Written as `CORE.tmp`, renamed to CORE when complete.
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import type { Image } from '../format/reader.js';
+import type { ImageReader } from '../image/reader.js';
 import { CrimgError } from '../format/errors.js';
 import { isZero } from '../codec/chunk.js';
 import { parseFileGapName } from './proc-maps.js';
@@ -63,7 +63,7 @@ const HOLE_BLOCK = 64 * 1024;
  * const image = await openImage('app.img');
  * await exportCore(image, 'app.core'); // then: gdb -c app.core
  */
-export async function exportCore(image: Image, corePath: string, options: ExportCoreOptions = {}): Promise<ExportCoreResult> {
+export async function exportCore(image: ImageReader, corePath: string, options: ExportCoreOptions = {}): Promise<ExportCoreResult> {
   const regions = image.regions;
   const archName = options.architecture ?? image.validation.architecture;
   const arch = archName === undefined ? undefined : archByName(archName);

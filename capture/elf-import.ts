@@ -25,13 +25,14 @@
  * `maxZeroFill` bytes in all; anything else inconsistent is a CrimgError.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { ImageWriter, type WriteSummary } from '../format/writer.js';
+import { ImageWriter, type WriteSummary } from '../image/writer.js';
 import type { ValidationInput } from '../format/validation.js';
 import { decodeValidation, toValidationInput } from '../format/validation.js';
 import { LIMITS, REGION_KINDS, KIND_GAP, isPowerOfTwo, protToString } from '../format/constants.js';
 import { CrimgError } from '../format/errors.js';
-import { hostPageSize } from '../format/host.js';
+import { hostPageSize } from '../image/host.js';
 import { hex } from '../format/bytes.js';
+import { xxh64 } from '../codec/checksum.js';
 import { CORRUPT_CORE } from './_codes.js';
 import {
   CRIMG_NOTE_NAME, ELF_HEADER_SIZE, NT_CRIMG_REGIONS, NT_CRIMG_VALIDATION, NT_FILE, NT_PRSTATUS, PF_R, PF_X, PHDR_SIZE,
@@ -210,7 +211,7 @@ export function planImport(core: CoreStructure, options: Pick<ImportCoreOptions,
   for (const n of core.notes) {
     if (n.name === 'CORE' && n.type === NT_PRSTATUS) threads.push(decodePrStatus(n.desc, arch));
     else if (n.name === 'CORE' && n.type === NT_FILE && files === null) files = decodeFileNote(n.desc, n.descOffset);
-    else if (n.name === CRIMG_NOTE_NAME && n.type === NT_CRIMG_VALIDATION) crimgValidation = toValidationInput(decodeValidation(n.desc, n.descOffset));
+    else if (n.name === CRIMG_NOTE_NAME && n.type === NT_CRIMG_VALIDATION) crimgValidation = toValidationInput(decodeValidation(n.desc, n.descOffset, xxh64));
     else if (n.name === CRIMG_NOTE_NAME && n.type === NT_CRIMG_REGIONS) crimgRegions = decodeCrimgRegions(n.desc, n.descOffset);
   }
   const notePage = files && files.pageSize <= BigInt(LIMITS.maxPageSize) && isPowerOfTwo(Number(files.pageSize)) && files.pageSize >= BigInt(LIMITS.minPageSize) ? Number(files.pageSize) : undefined;

@@ -13,9 +13,9 @@
  * with a signal, so it is not traced and a debugger may still attach afterwards.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { ImageWriter, type WriteSummary } from '../format/writer.js';
+import { ImageWriter, type WriteSummary } from '../image/writer.js';
 import type { RegionRecord } from '../format/index-table.js';
-import { describeHost } from '../format/host.js';
+import { describeHost } from '../image/host.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
 import { parseMaps, parseSmapsWritten, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';

@@ -7,7 +7,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { CrimgError, type CrimgErrorDetail } from '../format/errors.js';
-import { xxh64 } from '../format/checksum.js';
+import { xxh64 } from './checksum.js';
 import { describe, expectBytes, expectInt } from './_check.js';
 import { CHUNK_AAD_ENCODED_OFFSET } from './aad.js';
 import { open, seal, suiteForCipherId } from './aead.js';

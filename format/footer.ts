@@ -2,7 +2,7 @@
  * Footer encode/decode, spec/FORMAT.md section 8.2. Pure: bytes in, fields out.
  */
 import { Parser } from 'binary-parser';
-import { xxh64 } from './checksum.js';
+import type { Checksum } from './checksum.js';
 import { END_MAGIC, FOOTER_SIZE } from './constants.js';
 import { equalBytes, view } from './bytes.js';
 import { CrimgError } from './errors.js';
@@ -33,7 +33,7 @@ const parser = new Parser()
   .uint64le('chunkTableChecksum')                 // 64
   .uint64le('regionSectionChecksum');             // 72; 80 footer checksum; 88 end magic
 
-export function encodeFooter(f: Footer): Uint8Array {
+export function encodeFooter(f: Footer, xxh64: Checksum): Uint8Array {
   const b = new Uint8Array(FOOTER_SIZE);
   const dv = view(b);
   b.set(f.imageId, 0);
@@ -56,7 +56,7 @@ export function encodeFooter(f: Footer): Uint8Array {
  * @param bytes the file's last {@link FOOTER_SIZE} bytes; `base` their file offset.
  * @throws CrimgError BAD_MAGIC, CORRUPT_INDEX
  */
-export function decodeFooter(bytes: Uint8Array, base: number): Footer {
+export function decodeFooter(bytes: Uint8Array, base: number, xxh64: Checksum): Footer {
   if (!equalBytes(bytes.subarray(88, 96), END_MAGIC)) {
     throw new CrimgError('BAD_MAGIC', 'the end magic is missing: the image is truncated, still being written, or not a crimg image', {
       offset: base + 88,

@@ -2,7 +2,7 @@
  * Header encode/decode, spec/FORMAT.md section 3. Pure: bytes in, fields out.
  */
 import { Parser } from 'binary-parser';
-import { xxh64 } from './checksum.js';
+import type { Checksum } from './checksum.js';
 import {
   CIPHERS, CODECS, FORMAT_MAJOR, FORMAT_MINOR, HEADER_MAGIC, HEADER_SIZE, KNOWN_REQUIRED, LIMITS,
   MAX_HEADER_SIZE, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, REQUIRED_CIPHER, REQUIRED_CODEC, isPowerOfTwo,
@@ -82,7 +82,7 @@ export function impliedRequired(codec: number, cipher: number): bigint {
  * Encodes a header of {@link HEADER_SIZE} bytes with its checksum, as version 1.0, or 1.1 when
  * the image uses SPARSE (section 10: the lowest version that describes the image).
  */
-export function encodeHeader(f: HeaderFields): Uint8Array {
+export function encodeHeader(f: HeaderFields, xxh64: Checksum): Uint8Array {
   const b = new Uint8Array(HEADER_SIZE);
   const dv = view(b);
   b.set(HEADER_MAGIC, 0);
@@ -148,9 +148,10 @@ export function peekHeaderSize(first16: Uint8Array): number {
 /**
  * Decodes and validates a header (section 3, checks in the order the section gives).
  * @param bytes exactly `header size` bytes from offset 0.
+ * @param xxh64 the checksum (section 2.2).
  * @throws CrimgError BAD_MAGIC, UNSUPPORTED_VERSION, CORRUPT_HEADER, UNSUPPORTED_FEATURE
  */
-export function decodeHeader(bytes: Uint8Array): Header {
+export function decodeHeader(bytes: Uint8Array, xxh64: Checksum): Header {
   const headerSize = peekHeaderSize(bytes.subarray(0, 16));
   if (bytes.length < headerSize) {
     throw new CrimgError('TRUNCATED', `header needs ${headerSize} bytes, got ${bytes.length}`, { offset: 0 });

@@ -1,7 +1,7 @@
 /**
  * Validation block encode/decode, spec/FORMAT.md section 4. Pure: bytes in, fields out.
  */
-import { xxh64 } from './checksum.js';
+import type { Checksum } from './checksum.js';
 import { LIMITS, VALIDATION_MAGIC, alignUp } from './constants.js';
 import { equalBytes, view } from './bytes.js';
 import { CrimgError } from './errors.js';
@@ -70,7 +70,7 @@ function keyed(k: Uint8Array, rest: Uint8Array): Uint8Array {
 }
 
 /** Encodes a validation block (section 4), with its checksum. */
-export function encodeValidation(v: ValidationInput): Uint8Array {
+export function encodeValidation(v: ValidationInput, xxh64: Checksum): Uint8Array {
   const records: [number, Uint8Array][] = [];
   if (v.producerName !== undefined) records.push([RECORD.producerName, enc.encode(v.producerName)]);
   if (v.producerVersion !== undefined) records.push([RECORD.producerVersion, enc.encode(v.producerVersion)]);
@@ -121,7 +121,7 @@ export function encodeValidation(v: ValidationInput): Uint8Array {
  * Decodes a validation block. `base` is its file offset, for messages.
  * @throws CrimgError CORRUPT_VALIDATION, UNSUPPORTED_FEATURE, LIMIT_EXCEEDED
  */
-export function decodeValidation(bytes: Uint8Array, base: number): Validation {
+export function decodeValidation(bytes: Uint8Array, base: number, xxh64: Checksum): Validation {
   const size = bytes.length;
   const corrupt = (why: string, at: number): never => {
     throw new CrimgError('CORRUPT_VALIDATION', `validation block ${why}`, {

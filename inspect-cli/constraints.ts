@@ -5,7 +5,7 @@
  * order); every other `KEY=VALUE` is a label. Fields the file leaves out keep this machine's
  * values. Pure.
  */
-import type { HostDescription } from '../format/host.js';
+import type { HostDescription } from '../image/host.js';
 import { toHex } from '../format/bytes.js';
 import { parseBitmapHex } from './specs.js';
 import { usageError } from './errors.js';

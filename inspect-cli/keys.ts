@@ -7,7 +7,7 @@
  * given.
  */
 import { readSmallFile } from './small-file.js';
-import type { KeyInput } from '../format/keying.js';
+import type { KeyInput } from '../image/keying.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import { usageError } from './errors.js';
 

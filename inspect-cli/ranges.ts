@@ -2,7 +2,7 @@
  * Bounded reads of an image's memory: a range is read in pieces of at most `piece` bytes so
  * that extract, convert and diff never hold a whole region in memory.
  */
-import type { Image } from '../format/reader.js';
+import type { Image } from '../restore/image.js';
 
 /** Default piece: 8 MiB, a multiple of every valid page and chunk size up to 8 MiB. */
 export const PIECE = 8 * 1024 * 1024;

@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ImageWriter, type WriterOptions } from '../format/writer.js';
-import { xxh64 } from '../format/checksum.js';
+import { ImageWriter, type WriterOptions } from '../image/writer.js';
+import { xxh64 } from '../codec/checksum.js';
 import { DEFAULT_CHUNK_SIZE, FOOTER_SIZE, HEADER_SIZE, REGION_RECORD_SIZE, CHUNK_RECORD_SIZE, TAG_SIZE } from '../format/constants.js';
 import { deriveKeys, headerHash, resolveMasterKey } from '../codec/keys.js';
 import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';

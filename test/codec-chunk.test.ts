@@ -9,7 +9,7 @@ import { decodeChunk, encodeChunk, isZero, type DecodeParams, type EncodeParams 
 import type { Engine } from '../codec/engine.js';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO, chunkFormProblem } from '../codec/flags.js';
 import type { CipherId, CodecId } from '../codec/ids.js';
-import { xxh64 } from '../format/checksum.js';
+import { xxh64 } from '../codec/checksum.js';
 import { CrimgError } from '../format/errors.js';
 import { rng, memoryLike } from './codec-fixture.js';
 import { loadPortableEngine } from '../codec/portable.js';

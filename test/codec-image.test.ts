@@ -105,7 +105,7 @@ describe('attacks on encrypted images', () => {
   test('a tampered header field is AUTH_FAILED, a tampered index is caught', async () => {
     const bad = Buffer.from(good);
     bad.writeBigUInt64LE(BigInt(Date.now()), 56); // created
-    const { xxh64 } = await import('../format/checksum.js');
+    const { xxh64 } = await import('../codec/checksum.js');
     bad.writeBigUInt64LE(xxh64(bad.subarray(0, 120)), 120);
     expect(await failure(bad)).toBe('AUTH_FAILED');
     const bad2 = Buffer.from(good);

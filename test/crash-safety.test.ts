@@ -1,5 +1,5 @@
 /**
- * Crash safety of the writer (format/writer.ts: bytes go to NAME.tmp, then fsync and rename): a
+ * Crash safety of the writer (image/writer.ts: bytes go to NAME.tmp, then fsync and rename): a
  * child process writing an image over an existing one is killed with SIGKILL at seeded random
  * moments, many times. After each kill the destination is the previous image byte for byte,
  * or a complete image that verifies and reads back exactly (or absent); a NAME.tmp may be left.

@@ -3,7 +3,7 @@
  * in the test, run over every valid vector of spec/vectors/v1, must see what the library sees
  * (header, validation records, footer, regions and chunk table; for encrypted images the
  * header, validation block and the sizes of the sealed sections). Checksums are checked with
- * xxhash-wasm directly, not through format/checksum.ts.
+ * xxhash-wasm directly, not through codec/checksum.ts.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -11,13 +11,13 @@ import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { tempDir } from './helpers.js';
 
-// Nothing that reaches the library is imported statically: format/checksum.ts loads the addon
+// Nothing that reaches the library is imported statically: codec/checksum.ts loads the addon
 // when it is evaluated, and static imports are evaluated before this file's first line.
 const saved = process.env.CRIMG_NO_NATIVE;
 process.env.CRIMG_NO_NATIVE = '1';
 const { nativeStatus } = await import('../native-mmap/index.js');
 const { openImage } = await import('../index.js');
-const { checksumEngine } = await import('../format/checksum.js');
+const { checksumEngine } = await import('../codec/checksum.js');
 const { LAYOUT, regionBytes, writeFixture } = await import('./restore-fixture.js');
 if (saved === undefined) delete process.env.CRIMG_NO_NATIVE;
 else process.env.CRIMG_NO_NATIVE = saved;

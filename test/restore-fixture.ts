@@ -5,7 +5,7 @@
  */
 import { ImageWriter, type WriterOptions } from '../index.js';
 import { prng } from './helpers.js';
-import { readMaps } from '../native-mmap/_maps.js';
+import { readMaps } from '../restore/_maps.js';
 
 export const PAGE = 4096;
 export const CHUNK = 16384;

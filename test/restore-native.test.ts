@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import {
   mapAnonymous, mapFile, native, nativeStatus, pageSize, placeRuns, protect, reserve, unmap, view, type Reservation,
 } from '../native-mmap/index.js';
-import { readMaps } from '../native-mmap/_maps.js';
+import { readMaps } from '../restore/_maps.js';
 
 const status = nativeStatus();
 const describeNative = status.available ? describe : describe.skip;

@@ -1,5 +1,5 @@
 /**
- * Restore plans (native-mmap/_plan.ts): the in-place record scan against a reference built on
+ * Restore plans (restore/_plan.ts): the in-place record scan against a reference built on
  * ChunkTable.get alone, for random images (property), and damaged records, which must reach
  * ChunkTable.get and its CORRUPT_INDEX. Pure: no addon needed.
  */
@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { ImageWriter, openImage, type Image } from '../index.js';
 import { CHUNK_RECORD_SIZE, CHUNK_ZERO } from '../format/constants.js';
 import { ChunkTable, type Region } from '../format/index-table.js';
-import { RecordScanner, dataRuns, mapPlan, pieces, planGeometry } from '../native-mmap/_plan.js';
+import { RecordScanner, dataRuns, mapPlan, pieces, planGeometry } from '../restore/_plan.js';
 import { memoryLike, tempDir } from './helpers.js';
 
 const t = tempDir();

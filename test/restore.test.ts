@@ -1,5 +1,5 @@
 /**
- * Restore (native-mmap/restore.ts) against the kernel's own account of the address space,
+ * Restore (restore/restore.ts) against the kernel's own account of the address space,
  * /proc/self/maps: where each run lands, with what protection, file-backed or anonymous; the
  * bytes against image.read; recorded addresses and their EEXIST path; release.
  * Skipped, with the reason printed, when the native addon is not built
@@ -8,8 +8,8 @@
 import { copyFileSync, openSync, readFileSync, realpathSync, writeSync, closeSync } from 'node:fs';
 import { openImage, type Image } from '../index.js';
 import { nativeStatus, pageSize } from '../native-mmap/index.js';
-import { readMaps, type MapsEntry } from '../native-mmap/_maps.js';
-import type { RestoreResult } from '../native-mmap/restore.js';
+import { readMaps, type MapsEntry } from '../restore/_maps.js';
+import type { RestoreResult } from '../restore/restore.js';
 import { CHUNK, FIXTURE_SPAN, LAYOUT, PAGE, freeBase, regionBytes, writeFixture } from './restore-fixture.js';
 import { tempDir } from './helpers.js';
 

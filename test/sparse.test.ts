@@ -12,8 +12,8 @@ import { jest } from '@jest/globals';
 import xxhash from 'xxhash-wasm';
 import { ImageWriter, openImage, type RegionData, type WriterOptions } from '../index.js';
 import { native, nativeStatus } from '../native-mmap/index.js';
-import { readMaps } from '../native-mmap/_maps.js';
-import { checksumEngine, xxh64, xxh64Wasm } from '../format/checksum.js';
+import { readMaps } from '../restore/_maps.js';
+import { checksumEngine, xxh64, xxh64Wasm } from '../codec/checksum.js';
 import { crimg, ensureBuilt } from './cli-helpers.js';
 import { memoryLike, prng, tempDir } from './helpers.js';
 

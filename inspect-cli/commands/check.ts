@@ -5,8 +5,8 @@
  */
 import { readSmallFile } from '../small-file.js';
 import type { Argv } from 'yargs';
-import { describeHost, type HostDescription } from '../../format/host.js';
-import type { CompatibilityReport } from '../../format/reader.js';
+import { describeHost, type HostDescription } from '../../image/host.js';
+import type { CompatibilityReport } from '../../image/reader.js';
 import type { Cli } from '../context.js';
 import type { Colors } from '../colors.js';
 import { formatConstraints, parseConstraints } from '../constraints.js';

@@ -6,7 +6,7 @@
  * `--encrypt none` is given.
  */
 import type { Argv } from 'yargs';
-import type { Image } from '../../format/reader.js';
+import type { Image } from '../../restore/image.js';
 import type { CipherName } from '../../format/constants.js';
 import type { Cli } from '../context.js';
 import { usageError } from '../errors.js';
@@ -49,7 +49,7 @@ export function registerConvert(y: Argv, cli: Cli, exit: (code: number) => void)
         }
         const regions = image.regions;
         const total = regions.reduce((s, r) => s + (r.isGap ? 0 : Number(r.length)), 0);
-        const [{ ImageWriter }, { toValidationInput }] = await Promise.all([import('../../format/writer.js'), import('../../format/validation.js')]);
+        const [{ ImageWriter }, { toValidationInput }] = await Promise.all([import('../../image/writer.js'), import('../../format/validation.js')]);
         const writer = await ImageWriter.create(a.out, {
           pageSize: image.pageSize,
           chunkSize: a.chunkSize !== undefined ? parseSize(a.chunkSize, 'chunk size') : image.chunkSize,

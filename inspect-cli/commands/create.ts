@@ -6,8 +6,8 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Argv } from 'yargs';
-import type { WriteSummary } from '../../format/writer.js';
-import { describeHost } from '../../format/host.js';
+import type { WriteSummary } from '../../image/writer.js';
+import { describeHost } from '../../image/host.js';
 import { CrimgError } from '../../format/errors.js';
 import type { CipherName } from '../../format/constants.js';
 import type { Cli } from '../context.js';
@@ -71,7 +71,7 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
       const key = await readKey(keySources(a), cli.env);
       if (a.encrypt !== undefined && key === undefined) throw usageError(`expected a key option with --encrypt ${a.encrypt}`, 'give --key-file, --key-env or --passphrase-file');
       if (a.encrypt === undefined && key !== undefined) throw usageError('expected --encrypt SUITE with a key option');
-      const { ImageWriter } = await import('../../format/writer.js');
+      const { ImageWriter } = await import('../../image/writer.js');
       const writer = await ImageWriter.create(a.out, {
         pageSize: a.pageSize !== undefined ? parseSize(a.pageSize, 'page size') : host.pageSize,
         ...(a.chunkSize !== undefined ? { chunkSize: parseSize(a.chunkSize, 'chunk size') } : {}),

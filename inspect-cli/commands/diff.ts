@@ -4,7 +4,7 @@
  * page by page in bounded pieces. Exit 0 whatever the result, unless --exit-code (as git diff).
  */
 import type { Argv } from 'yargs';
-import type { Image } from '../../format/reader.js';
+import type { Image } from '../../restore/image.js';
 import type { Region } from '../../format/index-table.js';
 import type { Cli } from '../context.js';
 import { withImage } from '../open.js';

@@ -4,7 +4,7 @@
  */
 import { open, unlink } from 'node:fs/promises';
 import type { Argv } from 'yargs';
-import type { Image } from '../../format/reader.js';
+import type { Image } from '../../restore/image.js';
 import { CrimgError } from '../../format/errors.js';
 import type { Cli } from '../context.js';
 import { usageError } from '../errors.js';

@@ -4,9 +4,9 @@
  * (spec/FORMAT.md section 8.2).
  */
 import type { Argv } from 'yargs';
-import type { Image } from '../../format/reader.js';
+import type { Image } from '../../restore/image.js';
 import type { Region } from '../../format/index-table.js';
-import { featureName } from '../../format/host.js';
+import { featureName } from '../../image/host.js';
 import type { Cli } from '../context.js';
 import type { Colors } from '../colors.js';
 import { withImage } from '../open.js';

@@ -4,7 +4,7 @@
  * not the data.
  */
 import type { Argv } from 'yargs';
-import type { Image } from '../../format/reader.js';
+import type { Image } from '../../restore/image.js';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO } from '../../format/constants.js';
 import type { Cli } from '../context.js';
 import type { Colors } from '../colors.js';

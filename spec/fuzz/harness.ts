@@ -18,10 +18,10 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openImage, type Image } from '../../format/reader.js';
+import { openImage, type Image } from '../../restore/image.js';
 import { CrimgError } from '../../format/errors.js';
-import { describeHost, type HostDescription } from '../../format/host.js';
-import type { KeyInput } from '../../format/keying.js';
+import { describeHost, type HostDescription } from '../../image/host.js';
+import type { KeyInput } from '../../image/keying.js';
 import { deriveKeys, headerHash, resolveMasterKey } from '../../codec/keys.js';
 import { suiteForCipherId } from '../../codec/aead.js';
 import type { FuzzCase, VectorInfo } from './mutator.js';

@@ -11,7 +11,7 @@
  * may decrypt it with the vector's key, change a record and re-seal it: a hostile index made by
  * a key holder, which only the crash, hang and allocation properties apply to.
  */
-import { xxh64 } from '../../format/checksum.js';
+import { xxh64 } from '../../codec/checksum.js';
 import { indexAad, indexNonce } from '../../codec/aad.js';
 import { open as openSealed, seal, type AeadSuite } from '../../codec/aead.js';
 import { deflateSync } from 'fflate';

@@ -3,10 +3,10 @@
  * decode, inline for single chunks and on worker threads for batches (spec/FORMAT.md
  * sections 5.3, 6, 7.2-7.4).
  */
-import type { Header } from './header.js';
-import type { ChunkRecord } from './index-table.js';
+import type { Header } from '../format/header.js';
+import type { ChunkRecord } from '../format/index-table.js';
 import { toKeySpec, type KeyInput } from './keying.js';
-import { CrimgError, isCrimgError } from './errors.js';
+import { CrimgError, isCrimgError } from '../format/errors.js';
 import { availableParallelism } from 'node:os';
 import { ChunkPool } from '../codec/pool.js';
 import { loadPortableEngine } from '../codec/portable.js';

@@ -8,7 +8,7 @@ import { CrimgError, type CrimgErrorCode } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
 import {
   advise, isSyscallError, pageSize, placeRuns, reserve, view, type Prot, type ReadableProt, type Reservation,
-} from './index.js';
+} from '../native-mmap/index.js';
 import { firstOverlap, readMaps } from './_maps.js';
 import { regionLength } from './_plan.js';
 import { advance, entry, fitsBuffer, label, readable, type Progress, type Restoration } from './_result.js';

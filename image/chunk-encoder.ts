@@ -3,15 +3,15 @@
  * and sealing on a pool of worker threads (spec/FORMAT.md sections 5.1, 5.3, 7.1-7.4).
  */
 import { randomBytes } from 'node:crypto';
-import { xxh64 } from './checksum.js';
-import { CHUNK_RAW, CHUNK_ZERO } from './constants.js';
+import { xxh64 } from '../codec/checksum.js';
+import { CHUNK_RAW, CHUNK_ZERO } from '../format/constants.js';
 import { isZero, pageLooksRandom } from '../codec/chunk.js';
 import { NativeDeflater, deflatePagesAsync } from '../codec/deflate.js';
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
-import { CHUNK_ENCODED, CHUNK_ENCRYPTED } from './constants.js';
+import { CHUNK_ENCODED, CHUNK_ENCRYPTED } from '../format/constants.js';
 import { CODEC_DEFLATE } from '../codec/ids.js';
-import type { HeaderFields } from './header.js';
+import type { HeaderFields } from '../format/header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { ChunkPool } from '../codec/pool.js';
 import { loadPortableEngine } from '../codec/portable.js';

@@ -37,10 +37,10 @@
  * The memory lives as long as the result (or a region's `memory`) is reachable; `release()`
  * frees it at once.
  */
-import type { Image } from '../format/reader.js';
+import type { ImageReader } from '../image/reader.js';
 import type { Region } from '../format/index-table.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
-import { nativeStatus, pageSize, type Advice } from './index.js';
+import { nativeStatus, pageSize, type Advice } from '../native-mmap/index.js';
 import { RecordScanner, mapPlan, planGeometry, regionLength, sparsePlan, sparseSpansOnce } from './_plan.js';
 import { mappingHeadroom } from './_maps.js';
 import { ADDRESS_IN_USE, layout, mapRegions } from './_place.js';
@@ -149,7 +149,7 @@ const ADVICE: readonly RestoreAdvice[] = ['willneed', 'sequential', 'random', 'h
  * new Uint8Array(regions[0].memory!)[0];
  * release();
  */
-export async function restoreImage(image: Image, options: RestoreOptions = {}): Promise<RestoreResult> {
+export async function restoreImage(image: ImageReader, options: RestoreOptions = {}): Promise<RestoreResult> {
   const o = checkOptions(options);
   const status = nativeStatus();
   const fd = image.source.fd;
@@ -264,7 +264,7 @@ function checkOptions(options: RestoreOptions): CheckedOptions {
 }
 
 /** Map mode's integrity check: verify() first, its first error thrown. */
-async function verifyFirst(image: Image): Promise<void> {
+async function verifyFirst(image: ImageReader): Promise<void> {
   const report = await image.verify({ maxErrors: 1 });
   if (report.ok) return;
   const first = report.errors[0]!;

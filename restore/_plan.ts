@@ -15,7 +15,7 @@ import { CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO } from '../format/constants.js
 import { CrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
 import type { ChunkTable, Region } from '../format/index-table.js';
-import type { Image } from '../format/reader.js';
+import type { ImageReader } from '../image/reader.js';
 
 /** What a plan needs to know about the image. */
 export interface PlanGeometry {
@@ -27,7 +27,7 @@ export interface PlanGeometry {
 }
 
 /** The geometry of an open image. */
-export function planGeometry(image: Image): PlanGeometry {
+export function planGeometry(image: ImageReader): PlanGeometry {
   return {
     chunkSize: image.header.chunkSize, pageSize: image.header.pageSize,
     dataStart: image.dataStart, dataEnd: Number(image.footer.chunkTableOffset),

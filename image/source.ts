@@ -5,7 +5,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { fstatSync, readSync } from 'node:fs';
-import { CrimgError } from './errors.js';
+import { CrimgError } from '../format/errors.js';
 
 /** A readable byte range of known size. */
 export interface RandomAccessSource {

@@ -3,11 +3,11 @@
  * compressed and encrypted ones. Into fresh anonymous memory placed by the addon, or, without
  * it, into plain ArrayBuffers.
  */
-import type { Image } from '../format/reader.js';
+import type { ImageReader } from '../image/reader.js';
 import type { ChunkTable, Region } from '../format/index-table.js';
 import { CrimgError } from '../format/errors.js';
 import { constants as bufferConstants } from 'node:buffer';
-import { protect, unmap, type Prot } from './index.js';
+import { protect, unmap, type Prot } from '../native-mmap/index.js';
 import { RecordScanner, dataRuns, planGeometry, regionLength, windows, type DataRun } from './_plan.js';
 import { adviseAll, placeAll, syscallFailure, viewOf, type Slot } from './_place.js';
 import { advance, entry, fitsBuffer, label, readable, type Progress, type Restoration } from './_result.js';
@@ -32,7 +32,7 @@ interface CopyTarget {
  * Fills the targets through readInto, IN_FLIGHT pieces at a time across regions, in order.
  * Stops at the first error and waits for the pieces in flight before throwing it.
  */
-async function fill(image: Image, targets: Iterable<CopyTarget>, progress: Progress): Promise<void> {
+async function fill(image: ImageReader, targets: Iterable<CopyTarget>, progress: Progress): Promise<void> {
   const running = new Set<Promise<void>>();
   let failure: { error: unknown } | null = null;
   const fail = (error: unknown): void => {
@@ -97,7 +97,7 @@ function protectOrFail(fn: () => void, s: Slot): void {
  * through `rw-` views, then the recorded protection: on the view for a readable region (which
  * becomes its memory), on the bare range for an unreadable one once its view is gone.
  */
-export async function copyToAnonymous(image: Image, table: ChunkTable, slots: readonly Slot[], advice: RestoreAdvice | undefined, result: Restoration, progress: Progress): Promise<void> {
+export async function copyToAnonymous(image: ImageReader, table: ChunkTable, slots: readonly Slot[], advice: RestoreAdvice | undefined, result: Restoration, progress: Progress): Promise<void> {
   const scan = new RecordScanner(table, planGeometry(image));
   const runs = slots.map((s) => (s.region.isGap ? [] : dataRuns(scan, s.region)));
   placeAll(slots, -1, (s) => (s.region.isGap ? null : Float64Array.of(0, s.length, -1)), () => 'rw-', 'allocate memory for');
@@ -134,7 +134,7 @@ export async function copyToAnonymous(image: Image, table: ChunkTable, slots: re
 }
 
 /** Copy mode without the addon: plain ArrayBuffers, no placement, no protection. */
-export async function copyToArrayBuffers(image: Image, table: ChunkTable, regions: readonly Region[], result: Restoration, progress: Progress): Promise<void> {
+export async function copyToArrayBuffers(image: ImageReader, table: ChunkTable, regions: readonly Region[], result: Restoration, progress: Progress): Promise<void> {
   const scan = new RecordScanner(table, planGeometry(image));
   function* targets(): Generator<CopyTarget> {
     for (const r of regions) {

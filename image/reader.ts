@@ -3,24 +3,23 @@
  * the single authority, reads only the footer, header, validation block and region section to
  * open, and the chunk table on the first data access.
  */
-import { xxh64, xxh64Chunks } from './checksum.js';
+import { xxh64, xxh64Chunks } from '../codec/checksum.js';
 import {
   CHUNK_RECORD_SIZE, CHUNK_ZERO, FOOTER_SIZE, LIMITS, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE,
   REGION_RECORD_SIZE, TAG_SIZE, alignUp, cipherName, codecName,
-} from './constants.js';
-import { decodeHeader, peekHeaderSize, type Header } from './header.js';
-import { decodeValidation, type Validation } from './validation.js';
-import { decodeFooter, type Footer } from './footer.js';
-import { ChunkTable, decodeRegionSection, type ChunkRecord, type Region } from './index-table.js';
-import { hex, toHex } from './bytes.js';
-import { CrimgError, isCrimgError, type CrimgErrorCode } from './errors.js';
-import { toBigAddress } from './address.js';
+} from '../format/constants.js';
+import { decodeHeader, peekHeaderSize, type Header } from '../format/header.js';
+import { decodeValidation, type Validation } from '../format/validation.js';
+import { decodeFooter, type Footer } from '../format/footer.js';
+import { ChunkTable, decodeRegionSection, type ChunkRecord, type Region } from '../format/index-table.js';
+import { hex, toHex } from '../format/bytes.js';
+import { CrimgError, isCrimgError, type CrimgErrorCode } from '../format/errors.js';
+import { toBigAddress } from '../format/address.js';
 import { toSource, type RandomAccessSource, type SourceInput } from './source.js';
 import { createChunkDecoder, type ChunkDecoder, type DecodeContext, type DecodedRun } from './chunk-decoder.js';
 import type { KeyInput } from './keying.js';
 import type { HostDescription } from './host.js';
 import { featureName } from './host.js';
-import type { RestoreOptions, RestoreResult } from '../native-mmap/restore.js';
 
 export interface OpenOptions {
   /** Master key or passphrase for an encrypted image. */
@@ -33,7 +32,7 @@ export interface OpenOptions {
   workers?: number;
 }
 
-/** One problem found by {@link Image.verify}. */
+/** One problem found by {@link ImageReader.verify}. */
 export interface VerifyError {
   code: CrimgErrorCode;
   message: string;
@@ -60,7 +59,7 @@ export interface VerifyOptions {
   maxErrors?: number;
 }
 
-/** The result of {@link Image.checkCompatibility}. */
+/** The result of {@link ImageReader.checkCompatibility}. */
 export interface CompatibilityReport {
   compatible: boolean;
   architecture?: { image: string; host: string };
@@ -72,44 +71,80 @@ export interface CompatibilityReport {
 const MAX_READ_BATCH = 16 * 1024 * 1024;
 
 /**
- * Opens an image. Reads the footer, header, validation block and region section only.
+ * Opens an image for reading. Reads the footer, header, validation block and region section only.
+ * The package's `openImage` (restore/image.ts) returns the same reader with `restore()` added.
  * @param input a path, an fd, bytes, or a {@link RandomAccessSource}.
  * @throws CrimgError when the image cannot be opened (bad magic, truncated, corrupt index, wrong key...).
  * @example
- * const image = await openImage('app.img');
+ * const image = await openReader('app.img');
  * const bytes = await image.read(0x7f0000001000n, 4096);
  * await image.close();
  */
-export async function openImage(input: SourceInput, options: OpenOptions = {}): Promise<Image> {
+export function openReader(input: SourceInput, options: OpenOptions = {}): Promise<ImageReader> {
+  return openWith(input, options, (parts) => new ImageReader(parts));
+}
+
+/**
+ * Opens `input` and hands the opened parts to `make`; closes a source it opened itself when
+ * opening fails. The seam through which a higher floor builds a richer image object.
+ */
+export async function openWith<T>(input: SourceInput, options: OpenOptions, make: (parts: ImageParts) => T): Promise<T> {
   const source = await toSource(input);
   const owned = typeof input === 'string';
   try {
-    return await Image.open(source, owned, options);
+    return make(await ImageReader.openParts(source, owned, options));
   } catch (e) {
     if (owned) await source.close();
     throw e;
   }
 }
 
+/** What opening an image reads and checks; an {@link ImageReader} is built from it. */
+export interface ImageParts {
+  readonly source: RandomAccessSource;
+  /** True when the reader opened the source itself (and closes it). */
+  readonly owned: boolean;
+  readonly header: Header;
+  readonly headerBytes: Uint8Array;
+  readonly validationBytes: Uint8Array;
+  readonly validation: Validation;
+  readonly footer: Footer;
+  readonly regions: Region[] | null;
+  readonly decoder: ChunkDecoder | null;
+  readonly dataStart: number;
+}
+
 /** An open image. Methods are safe to call concurrently. */
-export class Image {
+export class ImageReader {
   private chunkTablePromise: Promise<ChunkTable> | null = null;
+  readonly source: RandomAccessSource;
+  private readonly owned: boolean;
+  readonly header: Header;
+  /** Raw header and validation bytes (they feed the AEAD's `H`). */
+  readonly headerBytes: Uint8Array;
+  readonly validationBytes: Uint8Array;
+  readonly validation: Validation;
+  readonly footer: Footer;
+  private readonly regionList: Region[] | null;
+  private readonly decoder: ChunkDecoder | null;
+  readonly dataStart: number;
 
-  private constructor(
-    readonly source: RandomAccessSource,
-    private readonly owned: boolean,
-    readonly header: Header,
-    /** Raw header and validation bytes (they feed the AEAD's `H`). */
-    readonly headerBytes: Uint8Array,
-    readonly validationBytes: Uint8Array,
-    readonly validation: Validation,
-    readonly footer: Footer,
-    private readonly regionList: Region[] | null,
-    private readonly decoder: ChunkDecoder | null,
-    readonly dataStart: number,
-  ) {}
+  /** Built by {@link openReader} or {@link openWith} from what they read. */
+  constructor(parts: ImageParts) {
+    this.source = parts.source;
+    this.owned = parts.owned;
+    this.header = parts.header;
+    this.headerBytes = parts.headerBytes;
+    this.validationBytes = parts.validationBytes;
+    this.validation = parts.validation;
+    this.footer = parts.footer;
+    this.regionList = parts.regions;
+    this.decoder = parts.decoder;
+    this.dataStart = parts.dataStart;
+  }
 
-  static async open(source: RandomAccessSource, owned: boolean, options: OpenOptions): Promise<Image> {
+  /** Reads and checks what an open image needs (sections 3, 4, 8.2, 8.1). */
+  static async openParts(source: RandomAccessSource, owned: boolean, options: OpenOptions): Promise<ImageParts> {
     const size = source.size;
     const first = await source.read(0, Math.min(16, size));
     if (size < 16) {
@@ -119,19 +154,19 @@ export class Image {
     const headerSize = peekHeaderSize(first);
     if (size < headerSize) throw new CrimgError('TRUNCATED', `the file is ${size} bytes, shorter than its ${headerSize}-byte header`, { offset: size });
     const headerBytes = await source.read(0, headerSize);
-    const header = decodeHeader(headerBytes);
+    const header = decodeHeader(headerBytes, xxh64);
     const vStart = headerSize;
     const vEnd = vStart + header.validationSize;
     if (vEnd + FOOTER_SIZE > size) {
       throw new CrimgError('TRUNCATED', `the file is ${size} bytes; its validation block alone ends at ${vEnd}`, { offset: size, hint: 'the image is incomplete; copy it again' });
     }
     const validationBytes = await source.read(vStart, header.validationSize);
-    const validation = decodeValidation(validationBytes, vStart);
+    const validation = decodeValidation(validationBytes, vStart, xxh64);
     const footerBase = size - FOOTER_SIZE;
     const footerBytes = await source.read(footerBase, FOOTER_SIZE);
     let footer: Footer;
     try {
-      footer = decodeFooter(footerBytes, footerBase);
+      footer = decodeFooter(footerBytes, footerBase, xxh64);
     } catch (e) {
       if (isCrimgError(e, 'BAD_MAGIC')) {
         // A valid header with no footer: the file was cut short (or is still being written).
@@ -160,7 +195,7 @@ export class Image {
         chunkCount: Number(footer.chunkCount), chunkSize: header.chunkSize, pageSize: header.pageSize, base: off,
       });
     }
-    return new Image(source, owned, header, headerBytes, validationBytes, validation, footer, regions, decoder, dataStart);
+    return { source, owned, header, headerBytes, validationBytes, validation, footer, regions, decoder, dataStart };
   }
 
   /** Format version as "major.minor". */
@@ -574,15 +609,6 @@ export class Image {
     });
   }
 
-  /**
-   * Restores the image's regions into memory (native-mmap/restore.ts): `map` mode maps raw
-   * runs straight from the file, `copy` mode decodes into anonymous memory.
-   */
-  async restore(options: RestoreOptions = {}): Promise<RestoreResult> {
-    const { restoreImage } = await import('../native-mmap/restore.js');
-    return restoreImage(this, options);
-  }
-
   /** Releases the source (when openImage opened it) and the decoder's workers. */
   async close(): Promise<void> {
     await this.decoder?.close();
@@ -602,7 +628,7 @@ function padTo16(b: Uint8Array): Uint8Array {
   return out;
 }
 
-function toVerifyError(e: unknown, r: Region, chunk: number, rec?: ChunkRecord, image?: Image): VerifyError {
+function toVerifyError(e: unknown, r: Region, chunk: number, rec?: ChunkRecord, image?: ImageReader): VerifyError {
   if (!isCrimgError(e)) throw e;
   const err: VerifyError = { code: e.code, message: e.message, region: r.index, chunk };
   if (image) {

@@ -10,18 +10,18 @@ import { randomBytes } from 'node:crypto';
 import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { openSync, fsyncSync, closeSync, fstatSync, read, constants as fsConstants } from 'node:fs';
 import { dirname } from 'node:path';
-import { xxh64 } from './checksum.js';
+import { xxh64 } from '../codec/checksum.js';
 import {
   CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, CIPHERS, CODECS, DEFAULT_CHUNK_SIZE, KIND_GAP, LIMITS, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, alignUp, isPowerOfTwo, parseKind, parseProt,
   type CipherName, type RegionKind,
-} from './constants.js';
-import { encodeHeader, type HeaderFields } from './header.js';
-import { encodeValidation, type ValidationInput } from './validation.js';
-import { encodeRegionSection, writeChunkRecord, type RegionRecord } from './index-table.js';
-import { encodeFooter } from './footer.js';
-import { hex } from './bytes.js';
-import { CrimgError } from './errors.js';
-import { toBigAddress } from './address.js';
+} from '../format/constants.js';
+import { encodeHeader, type HeaderFields } from '../format/header.js';
+import { encodeValidation, type ValidationInput } from '../format/validation.js';
+import { encodeRegionSection, writeChunkRecord, type RegionRecord } from '../format/index-table.js';
+import { encodeFooter } from '../format/footer.js';
+import { hex } from '../format/bytes.js';
+import { CrimgError } from '../format/errors.js';
+import { toBigAddress } from '../format/address.js';
 import { createChunkEncoder, type ChunkEncoder, type EncodedChunk } from './chunk-encoder.js';
 import type { KeyInput } from './keying.js';
 import { native, type NativeMmap } from '../native-mmap/index.js';
@@ -245,7 +245,7 @@ export class ImageWriter {
     if (cipher !== 0 && options.key === undefined) throw new TypeError('expected a key or passphrase with encrypt');
     const imageId = options.imageId ?? randomBytes(16);
     if (!(imageId instanceof Uint8Array) || imageId.length !== 16) throw new RangeError('expected a 16-byte image id');
-    const validation = encodeValidation({ pageSize, ...options.validation });
+    const validation = encodeValidation({ pageSize, ...options.validation }, xxh64);
     const mappable = codec === 0 && cipher === 0;
     const layout = options.layout ?? 'compact';
     if (layout !== 'compact' && layout !== 'sparse') throw new RangeError(`expected layout 'compact' or 'sparse', got ${JSON.stringify(layout)}`);
@@ -267,7 +267,7 @@ export class ImageWriter {
     });
     const scanner = mappable && engine === 'node' ? loadScanner() : null;
     // The encoder fills the KDF, salt and key check fields before the header is encoded.
-    const header = encodeHeader(fields);
+    const header = encodeHeader(fields, xxh64);
     encoder.bindHeader(header, validation);
     const tmpPath = `${path}.tmp`;
     let fh: FileHandle;
@@ -370,7 +370,7 @@ export class ImageWriter {
         regionSectionLength: BigInt(regionStored.length),
         chunkTableChecksum: xxh64(chunkStored),
         regionSectionChecksum: xxh64(regionStored),
-      });
+      }, xxh64);
       const pad = new Uint8Array(chunkTableOffset - this.pos);
       const tail = Buffer.concat([pad, chunkStored, regionStored, footer]);
       await this.writeAt(tail, this.pos);

@@ -4,7 +4,7 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 import type { Region } from '../format/index-table.js';
-import { unmap, type Reservation } from './index.js';
+import { unmap, type Reservation } from '../native-mmap/index.js';
 import type { RestoredRegion, RestoreResult } from './restore.js';
 
 /** The result under construction. */

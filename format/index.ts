@@ -1,0 +1,17 @@
+/**
+ * The format floor (`crimg/format`): the byte layout of spec/FORMAT.md as pure encode/decode,
+ * with no I/O, no engines and no native code. The checksum is injected by the caller.
+ */
+export * from './constants.js';
+export * from './errors.js';
+export type { Checksum } from './checksum.js';
+export { toBigAddress, parseBigNumber } from './address.js';
+export { hex, toHex } from './bytes.js';
+export { encodeHeader, decodeHeader, peekHeaderSize } from './header.js';
+export type { Header, HeaderFields } from './header.js';
+export { encodeValidation, decodeValidation, toValidationInput } from './validation.js';
+export type { Validation, ValidationInput } from './validation.js';
+export { encodeFooter, decodeFooter } from './footer.js';
+export type { Footer } from './footer.js';
+export { encodeRegionSection, decodeRegionSection, writeChunkRecord, ChunkTable } from './index-table.js';
+export type { Region, RegionRecord, ChunkRecord, ChunkBounds, RegionSectionContext } from './index-table.js';
