@@ -11,6 +11,7 @@ export { encodeHeader, decodeHeader, peekHeaderSize } from './header.js';
 export type { Header, HeaderFields } from './header.js';
 export { encodeValidation, decodeValidation, toValidationInput } from './validation.js';
 export type { Validation, ValidationInput } from './validation.js';
+export type { SkippedRecord } from './validation.js';
 export { encodeFooter, decodeFooter } from './footer.js';
 export type { Footer } from './footer.js';
 export { encodeRegionSection, decodeRegionSection, writeChunkRecord, ChunkTable } from './index-table.js';

@@ -32,8 +32,24 @@ export interface Validation {
   bitmaps: Record<string, Uint8Array>;
   /** Informational numbers. */
   metrics: Record<string, number>;
-  /** Records of unknown types that were skipped (not critical). */
-  skipped: { type: number; length: number }[];
+  /**
+   * Records of types this version does not know, in block order: not interpreted (section 4:
+   * a reader skips them unless CRITICAL, which it refuses), but kept so that a copy of the
+   * image (convert, import of an exported core) writes them back unchanged.
+   */
+  skipped: SkippedRecord[];
+}
+
+/** A validation record of a type this version does not know, as it was stored (section 4). */
+export interface SkippedRecord {
+  /** Record type (u16). */
+  type: number;
+  /** Record flags (u16); never CRITICAL, which a reader refuses instead of skipping. */
+  flags: number;
+  /** Payload length in bytes (= payload.length). */
+  length: number;
+  /** Payload without its zero padding. */
+  payload: Uint8Array;
 }
 
 /** What a writer gives; absent maps mean none. */
@@ -45,6 +61,12 @@ export interface ValidationInput {
   labels?: Record<string, string>;
   bitmaps?: Record<string, Uint8Array>;
   metrics?: Record<string, number>;
+  /**
+   * Records of types this version does not know, written after the known ones in this order,
+   * each with its flags and payload as given (to carry {@link Validation.skipped} into another
+   * image). Flags default to 0; CRITICAL is refused: this version's reader would refuse the image.
+   */
+  skipped?: readonly { type: number; flags?: number; payload: Uint8Array }[];
 }
 
 const enc = new TextEncoder();
@@ -69,9 +91,22 @@ function keyed(k: Uint8Array, rest: Uint8Array): Uint8Array {
   return out;
 }
 
+const KNOWN_TYPES = new Set<number>(Object.values(RECORD));
+
+/** A skipped record to write back: type, payload and flags checked. @throws TypeError, RangeError */
+function skippedRecord(r: { type: number; flags?: number; payload: Uint8Array }): [number, Uint8Array, number] {
+  const flags = r.flags ?? 0;
+  if (!Number.isInteger(r.type) || r.type < 0 || r.type > 0xffff) throw new RangeError(`expected a record type 0..65535, got ${r.type}`);
+  if (KNOWN_TYPES.has(r.type)) throw new RangeError(`expected a record type this version does not know, got ${r.type}: give it as its own field`);
+  if (!Number.isInteger(flags) || flags < 0 || flags > 0xffff) throw new RangeError(`expected record flags 0..65535, got ${flags}`);
+  if (flags & FLAG_CRITICAL) throw new RangeError(`expected record type ${r.type} without the CRITICAL flag: a reader of this version refuses it`);
+  if (!(r.payload instanceof Uint8Array)) throw new TypeError(`expected the payload of record type ${r.type} as a Uint8Array, got ${typeof r.payload}`);
+  return [r.type, r.payload, flags];
+}
+
 /** Encodes a validation block (section 4), with its checksum. */
 export function encodeValidation(v: ValidationInput, xxh64: Checksum): Uint8Array {
-  const records: [number, Uint8Array][] = [];
+  const records: [type: number, payload: Uint8Array, flags?: number][] = [];
   if (v.producerName !== undefined) records.push([RECORD.producerName, enc.encode(v.producerName)]);
   if (v.producerVersion !== undefined) records.push([RECORD.producerVersion, enc.encode(v.producerVersion)]);
   if (v.architecture !== undefined) records.push([RECORD.architecture, enc.encode(v.architecture)]);
@@ -93,6 +128,7 @@ export function encodeValidation(v: ValidationInput, xxh64: Checksum): Uint8Arra
     view(f).setFloat64(0, value, true);
     records.push([RECORD.metric, keyed(checkKey('metric', key), f)]);
   }
+  for (const r of v.skipped ?? []) records.push(skippedRecord(r));
   if (records.length > LIMITS.maxValidationRecords) {
     throw new RangeError(`expected at most ${LIMITS.maxValidationRecords} validation records, got ${records.length}`);
   }
@@ -106,9 +142,9 @@ export function encodeValidation(v: ValidationInput, xxh64: Checksum): Uint8Arra
   out.set(VALIDATION_MAGIC, 0);
   dv.setUint32(4, records.length, true);
   let off = 8;
-  for (const [type, p] of records) {
+  for (const [type, p, flags] of records) {
     dv.setUint16(off, type, true);
-    dv.setUint16(off + 2, 0, true);
+    dv.setUint16(off + 2, flags ?? 0, true);
     dv.setUint32(off + 4, p.length, true);
     out.set(p, off + 8);
     off += 8 + alignUp(p.length, 8);
@@ -197,7 +233,7 @@ export function decodeValidation(bytes: Uint8Array, base: number, xxh64: Checksu
             offset: base + at, hint: 'use a newer crimg that understands this restore constraint',
           });
         }
-        v.skipped.push({ type, length: len });
+        v.skipped.push({ type, flags, length: len, payload: p.slice() });
     }
     off = next;
   }
@@ -205,9 +241,13 @@ export function decodeValidation(bytes: Uint8Array, base: number, xxh64: Checksu
   return v;
 }
 
-/** A decoded validation block as writer input, to carry it into another image (convert, import). Skipped records are not kept. */
+/**
+ * A decoded validation block as writer input, to carry it into another image (convert, import):
+ * skipped records are kept, after the known ones, so the copy loses nothing this version cannot read.
+ */
 export function toValidationInput(v: Validation): ValidationInput {
   const out: ValidationInput = { labels: { ...v.labels }, bitmaps: { ...v.bitmaps }, metrics: { ...v.metrics } };
+  if (v.skipped.length > 0) out.skipped = v.skipped.map((r) => ({ type: r.type, flags: r.flags, payload: r.payload }));
   if (v.producerName !== undefined) out.producerName = v.producerName;
   if (v.producerVersion !== undefined) out.producerVersion = v.producerVersion;
   if (v.architecture !== undefined) out.architecture = v.architecture;
