@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { openImage } from '../index.js';
 import { prng, tempDir } from './helpers.js';
 import { ensureBuilt } from './cli-helpers.js';
+import { budget } from './machine.js';
 
 beforeAll(() => ensureBuilt()); // the writer runs as built JavaScript in a child process
 
@@ -156,4 +157,4 @@ test(`SIGKILL at ${KILLS} seeded moments: the destination is the old image or a 
   expect(outcomes.previous ?? 0).toBeGreaterThan(0);
   expect((outcomes.complete ?? 0) + (outcomes['complete (finished before the kill)'] ?? 0)).toBeGreaterThan(0);
   expect(outcomes.absent ?? 0).toBe(0); // the writer never removes NAME before the rename
-}, 60_000);
+}, budget(60_000));

@@ -9,12 +9,15 @@ import { join } from 'node:path';
 import { makeCase, Rng } from '../spec/fuzz/mutator.js';
 import { loadVectors, runCase, type CaseResult } from '../spec/fuzz/harness.js';
 import { ensureBuilt } from './cli-helpers.js';
+import { budget } from './machine.js';
 
 beforeAll(() => ensureBuilt()); // these run built JavaScript in child processes
 
 const V1 = join(process.cwd(), 'spec', 'vectors', 'v1');
 const SEED = 20_260_601;
 const CASES = Number(process.env.CRIMG_FUZZ_TEST_CASES ?? 4000);
+/** A case's budget per step: a hang is a case past it. 2 s on a quiet machine, scaled to this one. */
+const STEP_MS = budget(2000);
 
 let vectors: Awaited<ReturnType<typeof loadVectors>>;
 beforeAll(async () => {
@@ -37,7 +40,7 @@ test(`${CASES} seeded cases: only CrimgErrors, no hang, bounded memory, no silen
   const results: CaseResult[] = [];
   for (let i = 0; i < CASES; i++) {
     const c = makeCase(vectors.infos, SEED, i);
-    results.push(await runCase(c, vectors.originals.get(c.vector)!, { restore: true, stepTimeoutMs: 2000 }));
+    results.push(await runCase(c, vectors.originals.get(c.vector)!, { restore: true, stepTimeoutMs: STEP_MS }));
   }
   const failures = results.filter((r) => r.outcome.startsWith('FAIL'))
     .map((r) => `case ${r.index} (${r.vector}) ${r.outcome}: ${r.steps.join('; ')}: ${r.failure}`);
@@ -50,21 +53,21 @@ test(`${CASES} seeded cases: only CrimgErrors, no hang, bounded memory, no silen
     expect({ o, seen: (counts[o] ?? 0) > 0 }).toEqual({ o, seen: true });
   }
   const slowest = results.reduce((a, b) => (b.ms > a.ms ? b : a));
-  expect(slowest.ms).toBeLessThan(2000);
-}, 120_000);
+  expect(slowest.ms).toBeLessThan(STEP_MS);
+}, budget(120_000));
 
 const cli = join(process.cwd(), 'build', 'spec', 'fuzz', 'run.js');
 test('npm run fuzz: forked workers with a watchdog, counts per outcome, the seed', () => {
-  const out = execFileSync(process.execPath, [cli, '--cases', '200', '--seed', '7', '--jobs', '2'], { encoding: 'utf8', timeout: 60_000 });
+  const out = execFileSync(process.execPath, [cli, '--cases', '200', '--seed', '7', '--jobs', '2'], { encoding: 'utf8', timeout: budget(60_000) });
   expect(out).toMatch(/seed 7, 200 cases/);
   expect(out).toMatch(/^200 cases in [\d.]+ s .*seed 7$/m);
   expect(out).toMatch(/^slowest: case \d+/m);
   expect(out).not.toMatch(/FAIL:|FAILURES/);
-}, 70_000);
+}, budget(70_000));
 
 test('the watchdog counts a hanging and a crashing case as failures and goes on', () => {
-  const r = spawnSync(process.execPath, [cli, '--cases', '40', '--seed', '7', '--jobs', '2', '--timeout', '1000'], {
-    encoding: 'utf8', timeout: 60_000, env: { ...process.env, CRIMG_FUZZ_SELFTEST_HANG: '5', CRIMG_FUZZ_SELFTEST_CRASH: '17' },
+  const r = spawnSync(process.execPath, [cli, '--cases', '40', '--seed', '7', '--jobs', '2', '--timeout', String(STEP_MS)], {
+    encoding: 'utf8', timeout: budget(60_000), env: { ...process.env, CRIMG_FUZZ_SELFTEST_HANG: '5', CRIMG_FUZZ_SELFTEST_CRASH: '17' },
   });
   expect(r.status).toBe(1);
   expect(r.stdout).toMatch(/^40 cases in/m);
@@ -72,4 +75,4 @@ test('the watchdog counts a hanging and a crashing case as failures and goes on'
   expect(r.stdout).toMatch(/^ +1 +FAIL:crash-SIGSEGV$/m);
   expect(r.stdout).toMatch(/case 5 \(.*\) FAIL:hang/);
   expect(r.stdout).toMatch(/case 17 \(.*\) FAIL:crash-SIGSEGV/);
-}, 70_000);
+}, budget(70_000));
