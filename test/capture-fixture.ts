@@ -12,17 +12,28 @@ export const ROOT = resolve(import.meta.dirname, '..');
 export const MEMFILL_SOURCE = join(ROOT, 'bench', 'c', 'memfill.c');
 const PAGE = 4096;
 
+/** Debian packages of the tools the tests run; `.ci/run` installs them where missing. */
+const PACKAGE_OF: Record<string, string> = { gcc: 'gcc', gdb: 'gdb', gcore: 'gdb', readelf: 'binutils' };
+
 export function hasTool(name: string): boolean {
   return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' }).status === 0;
 }
 
-/** Compiles memfill into `dir`; null (with the reason) when gcc is missing or fails. */
-export function compileMemfill(dir: string): { path: string } | { skip: string } {
-  if (!hasTool('gcc')) return { skip: 'gcc is not installed' };
+/**
+ * Throws, naming the package to install, when `name` is not on PATH. The tests never skip for a
+ * missing tool: CI installs every tool they need (`.ci/run`), and so does the README's set-up.
+ */
+export function requireTool(name: string): void {
+  if (!hasTool(name)) throw new Error(`${name} is required by this test and is not installed: apt-get install ${PACKAGE_OF[name] ?? name} (see the README's set-up)`);
+}
+
+/** Compiles memfill into `dir`. @throws Error when gcc is missing or fails. */
+export function compileMemfill(dir: string): string {
+  requireTool('gcc');
   const out = join(dir, 'memfill');
   const r = spawnSync('gcc', ['-O2', '-o', out, MEMFILL_SOURCE], { encoding: 'utf8' });
-  if (r.status !== 0 || !existsSync(out)) return { skip: `gcc failed: ${r.stderr}` };
-  return { path: out };
+  if (r.status !== 0 || !existsSync(out)) throw new Error(`gcc failed to compile ${MEMFILL_SOURCE}: ${r.stderr}`);
+  return out;
 }
 
 /** What the pattern child prints. */
@@ -89,7 +100,7 @@ export function expectedPattern(seed: number, tag: number, length: number): Buff
 
 /**
  * Whether this process may read another process's memory here: tries /proc/PID/mem of `pid`
- * at `address`. The capture tests skip (with this reason) only when the kernel forbids it.
+ * at `address`; the capture tests fail with this reason when the kernel forbids it.
  */
 export function canReadMemory(pid: number, address: bigint): { ok: true } | { ok: false; reason: string } {
   let fd: number;

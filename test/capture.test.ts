@@ -2,13 +2,13 @@
  * Capture of a live process (capture/process.ts, `crimg capture`) against the C child of
  * test/capture-fixture.ts, cross-checked with gcore (imported with import-core) and with gdb
  * reading crimg's exported core: all must show the child's known bytes at the same addresses.
- * The live tests skip only when the kernel forbids reading another process's memory here (or
- * gcc is missing); the gcore/gdb test also when those are missing.
+ * Nothing skips: gcc, gcore and gdb are installed by `.ci/run` (and the README's set-up), and a
+ * kernel that forbids reading another process's memory fails the first test, saying so.
  */
 import { jest } from '@jest/globals';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openImage, describeHost, type Image } from '../index.js';
 import { captureProcess } from '../capture/process.js';
@@ -21,7 +21,7 @@ import { NO_SUCH_PROCESS, PROCESS_EXITED } from '../capture/_codes.js';
 import { tempDir } from './helpers.js';
 import { crimg, json } from './cli-helpers.js';
 import {
-  canReadMemory, compileMemfill, ensureCaptureBuilt, expectedPattern, gcore, gdbBytes, hasTool, startMemfill,
+  canReadMemory, compileMemfill, ensureCaptureBuilt, expectedPattern, gcore, gdbBytes, requireTool, startMemfill,
   type Child, type PatternInfo,
 } from './capture-fixture.js';
 
@@ -31,19 +31,12 @@ const SEED = 7;
 const PAGE = 4096;
 const tmp = tempDir();
 chmodSync(tmp.dir, 0o755);
-const compiled = compileMemfill(tmp.dir);
-let skipReason: string | null = 'skip' in compiled ? compiled.skip : null;
-const memfill = 'path' in compiled ? compiled.path : '';
-let child: Child<PatternInfo> | null = null;
-if (memfill) {
-  child = await startMemfill(memfill, ['pattern', String(SEED)]);
-  const probe = canReadMemory(child.info.pid, child.info.heap);
-  if (!probe.ok) skipReason = `the kernel forbids reading another process's memory here (${probe.reason})`;
-}
-if (skipReason) console.warn(`live capture tests skipped: ${skipReason}`);
-const live = skipReason ? it.skip : it;
-const withTools = skipReason || !hasTool('gcore') || !hasTool('gdb') ? it.skip : it;
-if (!skipReason && !(hasTool('gcore') && hasTool('gdb'))) console.warn('gcore/gdb comparison skipped: gcore or gdb is not installed');
+const memfill = compileMemfill(tmp.dir);
+const child: Child<PatternInfo> | null = await startMemfill(memfill, ['pattern', String(SEED)]);
+
+test('this machine lets a process read another process\'s memory (every capture test needs it)', () => {
+  expect(canReadMemory(child!.info.pid, child!.info.heap)).toEqual({ ok: true });
+});
 
 afterAll(() => {
   child?.kill();
@@ -169,7 +162,7 @@ describe('/proc parsing (pure)', () => {
 });
 
 describe('captureProcess', () => {
-  live('captures the heap, mapping and stack bytes at their addresses, guard pages as gaps, and resumes', async () => {
+  it('captures the heap, mapping and stack bytes at their addresses, guard pages as gaps, and resumes', async () => {
     const path = tmp.path('lib.img');
     const r = await captureProcess(info().pid, path, { fsync: false });
     expect(r).toMatchObject({ pid: info().pid, comm: 'memfill', resumed: true, wasStopped: false });
@@ -204,7 +197,7 @@ describe('captureProcess', () => {
     }
   });
 
-  live("fileMappings 'gap' leaves the program's clean code to its file and still captures the data", async () => {
+  it("fileMappings 'gap' leaves the program's clean code to its file and still captures the data", async () => {
     const full = await captureProcess(info().pid, tmp.path('full.img'), { fsync: false });
     const slim = await captureProcess(info().pid, tmp.path('slim.img'), { fsync: false, fileMappings: 'gap' });
     const image = await openImage(tmp.path('slim.img'));
@@ -233,7 +226,7 @@ describe('captureProcess', () => {
     await expect(captureProcess(info().pid, tmp.path('bad.img'), { fileMappings: 'none' as 'gap' })).rejects.toThrow(RangeError);
   });
 
-  live('leaves the process stopped when asked, and then does not resume one it found stopped', async () => {
+  it('leaves the process stopped when asked, and then does not resume one it found stopped', async () => {
     const pid = info().pid;
     const first = await captureProcess(pid, tmp.path('stopped.img'), { fsync: false, leaveStopped: true });
     try {
@@ -248,7 +241,7 @@ describe('captureProcess', () => {
     expect(await waitState(pid, (s) => s !== 'T')).not.toBe('T');
   });
 
-  live('writes compressed and encrypted images that read back the same', async () => {
+  it('writes compressed and encrypted images that read back the same', async () => {
     const key = randomBytes(32);
     const path = tmp.path('secret.img');
     const r = await captureProcess(info().pid, path, { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key, chunkSize: 16384 });
@@ -274,7 +267,7 @@ describe('captureProcess', () => {
     await expect(captureProcess(1.5, tmp.path('x.img'))).rejects.toThrow(RangeError);
   });
 
-  live('reports a process that exits during the capture, and leaves no image behind', async () => {
+  it('reports a process that exits during the capture, and leaves no image behind', async () => {
     const victim = await startMemfill<PatternInfo>(memfill, ['pattern', '3']);
     const path = tmp.path('exited.img');
     try {
@@ -297,7 +290,7 @@ describe('captureProcess', () => {
 describe('crimg capture', () => {
   beforeAll(() => ensureCaptureBuilt());
 
-  live('captures compressed and encrypted with a key file; dump shows the heap', async () => {
+  it('captures compressed and encrypted with a key file; dump shows the heap', async () => {
     const keyFile = tmp.path('cli.key');
     writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     const out = tmp.path('cli.img');
@@ -311,7 +304,7 @@ describe('crimg capture', () => {
     expect(d.stdoutBytes.equals(heapBytes().subarray(0, 256))).toBe(true);
   });
 
-  live('prints a summary with the notes in text mode', async () => {
+  it('prints a summary with the notes in text mode', async () => {
     const r = await crimg(['capture', '--pid', String(info().pid), tmp.path('text.img')]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^captured process ${info().pid} \\(memfill\\) into .*text\\.img: \\d+ regions`));
@@ -328,17 +321,17 @@ describe('crimg capture', () => {
     expect(bad.stderr).toMatch(/INVALID_ARGUMENT: expected --pid as a positive decimal process id/);
   });
 
-  // nobody must be able to read the checkout (a clone under a 0700 directory is not): then
-  // the binary runs as nobody and the refusal comes from the kernel, as it would for a user.
-  const bin = join(import.meta.dirname, '..', 'bin', 'crimg.js');
-  const nobodyReads = process.getuid?.() === 0 && spawnSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(join(import.meta.dirname, '..', 'build', 'index.js'))})`], { uid: 65534, gid: 65534, stdio: 'ignore' }).status === 0;
-  if (process.getuid?.() === 0 && !nobodyReads) console.warn('capture as nobody skipped: user nobody cannot read this checkout (a parent directory is not world-readable)');
-  const asNobody = !skipReason && nobodyReads && spawnOk('id', ['nobody']) ? live : it.skip;
-  asNobody('explains a permission refusal as another user, naming ptrace_scope and CAP_SYS_PTRACE', async () => {
+  // The CLI runs as nobody against root's process, so the refusal comes from the kernel, as it
+  // would for a user. nobody runs a copy of the package as a user would have it installed (the
+  // built code, the addon and the production dependencies): a checkout under a 0700 directory,
+  // as CI's clone is, is unreadable to nobody.
+  it('explains a permission refusal as another user, naming ptrace_scope and CAP_SYS_PTRACE', async () => {
+    expect({ uid: process.getuid?.(), why: 'the tests run as root to act as another user' }).toMatchObject({ uid: 0 });
     const dir = tmp.path('nobody');
     mkdirSync(dir);
     chmodSync(dir, 0o777);
-    const r = spawnSync(process.execPath, [bin, 'capture', '--pid', String(info().pid), join(dir, 'x.img')], {
+    const pkg = installedCopy(tmp.path('installed'));
+    const r = spawnSync(process.execPath, [join(pkg, 'bin', 'crimg.js'), 'capture', '--pid', String(info().pid), join(dir, 'x.img')], {
       uid: 65534, gid: 65534, encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' },
     });
     expect(r.status).toBe(2);
@@ -349,12 +342,25 @@ describe('crimg capture', () => {
   });
 });
 
-function spawnOk(cmd: string, args: string[]): boolean {
-  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+/**
+ * The package as `npm install` leaves it, copied to `dest` (world-readable): package.json, bin/,
+ * build/, the addon, and the production dependencies that npm lists.
+ */
+function installedCopy(dest: string): string {
+  const root = join(import.meta.dirname, '..');
+  const parts = ['package.json', 'bin', 'build', join('native-mmap', 'binding.gyp'), join('native-mmap', 'build', 'Release', 'crimg_mmap.node')];
+  const ls = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: root, encoding: 'utf8' });
+  expect(ls.status).toBe(0);
+  const deps = ls.stdout.split('\n').map((l) => relative(root, l.trim())).filter((l) => l.startsWith('node_modules'));
+  for (const part of [...parts, ...deps]) cpSync(join(root, part), join(dest, part), { recursive: true });
+  spawnSync('chmod', ['-R', 'a+rX', dest]);
+  return dest;
 }
 
 describe('gcore, import-core, export-core and gdb agree', () => {
-  withTools('show the same bytes at the same addresses as the capture', async () => {
+  it('show the same bytes at the same addresses as the capture', async () => {
+    requireTool('gcore');
+    requireTool('gdb');
     const i = info();
     const mine = tmp.path('cross.img');
     await captureProcess(i.pid, mine, { fsync: false });

@@ -2,7 +2,7 @@
  * ELF core interoperability (capture/elf-*.ts, `crimg import-core`, `crimg export-core`): the
  * pure structures, a failure corpus of hostile cores (each named by its expected error code),
  * random damage that must end in a CrimgError or an image and never a crash, the segment
- * rules of import, and export/import round trips checked with readelf and gdb when installed.
+ * rules of import, and export/import round trips checked with readelf and gdb (both required).
  */
 import { jest } from '@jest/globals';
 import { statSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ import { exportCore } from '../capture/elf-export.js';
 import { CORRUPT_CORE } from '../capture/_codes.js';
 import { prng, tempDir } from './helpers.js';
 import { crimg, json } from './cli-helpers.js';
-import { ensureCaptureBuilt, gdbBytes, hasTool } from './capture-fixture.js';
+import { ensureCaptureBuilt, gdbBytes, requireTool } from './capture-fixture.js';
 
 jest.setTimeout(40000);
 
@@ -340,7 +340,7 @@ describe('export-core', () => {
     }
     const st = statSync(tmp.path('plain.core'));
     expect(st.blocks * 512).toBeLessThan(st.size); // the 40 zero pages are a hole
-    if (!hasTool('readelf')) return;
+    requireTool('readelf');
     const r = spawnSync('readelf', ['-lhnW', tmp.path('plain.core')], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');
@@ -353,7 +353,8 @@ describe('export-core', () => {
     expect(r.stdout).toMatch(/NT_FILE/);
   });
 
-  (hasTool('gdb') ? it : it.skip)('is read by gdb at the recorded addresses', async () => {
+  it('is read by gdb at the recorded addresses', async () => {
+    requireTool('gdb');
     const data = await sourceImage(tmp.path('gdb.img'));
     const image = await openImage(tmp.path('gdb.img'));
     try {
