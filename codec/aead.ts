@@ -18,7 +18,7 @@ import { KEY_LENGTH, NONCE_LENGTH, TAG_LENGTH } from './sizes.js';
 /** An AEAD suite by name; also the node:crypto cipher name. */
 export type AeadSuite = 'aes-256-gcm' | 'chacha20-poly1305';
 
-type NativeSeal = (suite: 0 | 1, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array) => void;
+type NativeSeal = (cipherId: 1 | 2, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array) => void;
 
 /** The addon's seal (Node's OpenSSL, no per-message object set-up), when it is built. */
 const nativeSeal: NativeSeal | null = native && typeof native.aeadSeal === 'function' ? native.aeadSeal.bind(native) : null;
@@ -98,7 +98,7 @@ export function seal(
     // Node's own OpenSSL through the addon: the same bits as createCipheriv below, without its
     // ~10 us of set-up per message (test/codec-aead.test.ts compares them).
     const out = new Uint8Array(plaintext.byteLength + TAG_LENGTH);
-    nativeSeal(suite === 'aes-256-gcm' ? 0 : 1, key, nonce, aad, plaintext, out);
+    nativeSeal(suite === 'aes-256-gcm' ? CIPHER_AES_256_GCM : CIPHER_CHACHA20_POLY1305, key, nonce, aad, plaintext, out);
     return out;
   }
   return sealWithCipheriv(suite, key, nonce, aad, plaintext);

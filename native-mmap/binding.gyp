@@ -5,7 +5,21 @@
   "targets": [
     {
       "target_name": "crimg_mmap",
-      "sources": ["src/address_space.cc", "src/mmap.cc", "src/scan.cc", "src/aead.cc", "src/deflate.cc"],
+      "sources": [
+        "src/addon.cc",
+        "src/args.cc",
+        "src/errors.cc",
+        "src/address_space.cc",
+        "src/placement.cc",
+        "src/buffers.cc",
+        "src/views.cc",
+        "src/mmap_js.cc",
+        "src/codec_js.cc",
+        "src/write_back.cc",
+        "src/scan.cc",
+        "src/aead.cc",
+        "src/deflate.cc"
+      ],
       # node-addon-api's "except" flavour: C++ exceptions on, so a JS exception
       # raised while reading an argument (say a throwing getter on opts)
       # unwinds cleanly instead of needing a status check after every call.

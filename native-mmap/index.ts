@@ -105,7 +105,7 @@ export interface SyscallError extends Error {
   address?: bigint;
 }
 
-/** The addon's API, exactly as native-mmap/src/mmap.cc exports it. */
+/** The addon's API, exactly as native-mmap/src/addon.cc exports it. */
 export interface NativeMmap {
   pageSize(): number;
   mapFile(fd: number, offset: number, length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
@@ -128,10 +128,11 @@ export interface NativeMmap {
   /** sums[k] = XXH64 (seed 0) of chunk k of `bytes` cut into `chunkSize` pieces (the last may be shorter). */
   hashChunks(bytes: Uint8Array, chunkSize: number, sums: BigUint64Array): void;
   /**
-   * Seals `plain` (suite 0 AES-256-GCM, 1 ChaCha20-Poly1305; 32-byte key, 12-byte nonce) into
-   * `out`, which must hold plain.length + 16 bytes: ciphertext, then the tag. Node's OpenSSL.
+   * Seals `plain` under the format's cipher id (spec/FORMAT.md section 7: 1 AES-256-GCM,
+   * 2 ChaCha20-Poly1305; 32-byte key, 12-byte nonce) into `out`, which must hold
+   * plain.length + 16 bytes: ciphertext, then the tag. Node's OpenSSL.
    */
-  aeadSeal(suite: 0 | 1, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array): void;
+  aeadSeal(cipherId: 1 | 2, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array): void;
   /**
    * Raw DEFLATE of every chunk of `plains` at `level` in one libuv pool job, with Node's zlib:
    * chunk i's flags are the next ceil(length / 4096) bytes of `random` (1: keep the page as a

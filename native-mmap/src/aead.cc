@@ -10,7 +10,7 @@
 
 namespace crimg {
 
-const char* AeadSeal(int suite, const uint8_t* key, const uint8_t* nonce,
+const char* AeadSeal(int cipher_id, const uint8_t* key, const uint8_t* nonce,
                      const uint8_t* aad, size_t aad_len, const uint8_t* plain,
                      size_t plain_len, uint8_t* out) {
   if (plain_len > 0x7fffffff || aad_len > 0x7fffffff) return "message too long";
@@ -18,7 +18,8 @@ const char* AeadSeal(int suite, const uint8_t* key, const uint8_t* nonce,
   // fetched once here, it is not (thread-safe static initialisation).
   static EVP_CIPHER* const kAes = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
   static EVP_CIPHER* const kChacha = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
-  const EVP_CIPHER* cipher = suite == 0 ? kAes : kChacha;
+  if (cipher_id != kCipherAes256Gcm && cipher_id != kCipherChacha20Poly1305) return "unknown cipher id";
+  const EVP_CIPHER* cipher = cipher_id == kCipherAes256Gcm ? kAes : kChacha;
   if (cipher == nullptr) return "the cipher is not available in this OpenSSL";
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   if (ctx == nullptr) return "EVP_CIPHER_CTX_new failed";

@@ -1,6 +1,7 @@
 // XXH64 and the chunk scan (see scan.h). XXH64 follows the reference
-// specification; test/native-scan.test.ts checks it against xxhash-wasm, the
-// format's checksum of record, on every length from 0 to 300 and on chunks.
+// specification; test/sparse.test.ts ('native chunk scan') checks it against
+// xxhash-wasm, the format's portable checksum engine, on every length from 0
+// to 300 and on chunks.
 #include "scan.h"
 
 #include <string.h>

@@ -1,0 +1,45 @@
+// The crimg_mmap module: every JS function of the addon, in one list. Keep
+// it in step with the NativeMmap interface of native-mmap/index.ts, which
+// refuses a build lacking any of them.
+#include <napi.h>
+
+#include "bindings.h"
+#include "buffers.h"
+
+namespace crimg {
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitWindows(env);
+  exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
+  exports.Set("mapAnonymous",
+              Napi::Function::New(env, MapAnonymous, "mapAnonymous"));
+  exports.Set("reserve", Napi::Function::New(env, Reserve, "reserve"));
+  exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
+  exports.Set("protect", Napi::Function::New(env, Protect, "protect"));
+  exports.Set("advise", Napi::Function::New(env, Advise, "advise"));
+  exports.Set("addressOf", Napi::Function::New(env, AddressOf, "addressOf"));
+  exports.Set("placeRuns", Napi::Function::New(env, PlaceRuns, "placeRuns"));
+  exports.Set("view", Napi::Function::New(env, View, "view"));
+  exports.Set("scanChunks", Napi::Function::New(env, ScanChunksJs, "scanChunks"));
+  exports.Set("xxh64", Napi::Function::New(env, Xxh64Js, "xxh64"));
+  exports.Set("hashChunks", Napi::Function::New(env, HashChunksJs, "hashChunks"));
+  exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs, "aeadSeal"));
+  exports.Set("writeBack", Napi::Function::New(env, WriteBack, "writeBack"));
+  exports.Set("deflateBatch", Napi::Function::New(env, DeflateBatchJs, "deflateBatch"));
+  // Whether view() buffers escape V8's external-memory accounting (see
+  // buffers.h); informational.
+  exports.Set("unaccountedViews",
+              Napi::Boolean::New(env, UnaccountedViews(env)));
+  return exports;
+}
+
+}  // namespace
+}  // namespace crimg
+
+// NODE_API_MODULE pastes the name into an identifier, so it must be unqualified.
+static Napi::Object InitCrimgMmap(Napi::Env env, Napi::Object exports) {
+  return crimg::Init(env, exports);
+}
+NODE_API_MODULE(crimg_mmap, InitCrimgMmap)

@@ -1,0 +1,34 @@
+// The addon's JS functions, each defined in the file named beside it;
+// addon.cc puts them on the exports object (native-mmap/index.ts types them).
+#ifndef CRIMG_BINDINGS_H_
+#define CRIMG_BINDINGS_H_
+
+#include <napi.h>
+
+namespace crimg {
+
+// mmap_js.cc: the address space (mmap, mprotect, madvise, munmap).
+Napi::Value PageSize(const Napi::CallbackInfo& info);
+Napi::Value MapFile(const Napi::CallbackInfo& info);
+Napi::Value MapAnonymous(const Napi::CallbackInfo& info);
+Napi::Value Reserve(const Napi::CallbackInfo& info);
+Napi::Value Unmap(const Napi::CallbackInfo& info);
+Napi::Value Protect(const Napi::CallbackInfo& info);
+Napi::Value Advise(const Napi::CallbackInfo& info);
+Napi::Value AddressOf(const Napi::CallbackInfo& info);
+Napi::Value PlaceRuns(const Napi::CallbackInfo& info);
+Napi::Value View(const Napi::CallbackInfo& info);
+
+// codec_js.cc: chunk scan and hashes, AEAD seal, deflate batches.
+Napi::Value ScanChunksJs(const Napi::CallbackInfo& info);
+Napi::Value Xxh64Js(const Napi::CallbackInfo& info);
+Napi::Value HashChunksJs(const Napi::CallbackInfo& info);
+Napi::Value AeadSealJs(const Napi::CallbackInfo& info);
+Napi::Value DeflateBatchJs(const Napi::CallbackInfo& info);
+
+// write_back.cc: sync_file_range write-back hints.
+Napi::Value WriteBack(const Napi::CallbackInfo& info);
+
+}  // namespace crimg
+
+#endif  // CRIMG_BINDINGS_H_
