@@ -4,60 +4,34 @@
  * open, and the chunk table on the first data access.
  */
 import { xxh64, xxh64Chunks } from '../codec/checksum.js';
-import {
-  CHUNK_RECORD_SIZE, CHUNK_ZERO, FOOTER_SIZE, LIMITS, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE,
-  REGION_RECORD_SIZE, TAG_SIZE, alignUp, cipherName, codecName,
-} from '../format/constants.js';
-import { decodeHeader, peekHeaderSize, type Header } from '../format/header.js';
-import { decodeValidation, type Validation } from '../format/validation.js';
-import { decodeFooter, type Footer } from '../format/footer.js';
-import { ChunkTable, decodeRegionSection, type ChunkRecord, type Region } from '../format/index-table.js';
+import { CHUNK_ZERO, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, cipherName, codecName } from '../format/constants.js';
+import type { Header } from '../format/header.js';
+import type { Validation } from '../format/validation.js';
+import type { Footer } from '../format/footer.js';
+import { ChunkTable, type ChunkRecord, type Region } from '../format/index-table.js';
 import { hex, toHex } from '../format/bytes.js';
-import { CrimgError, isCrimgError, type CrimgErrorCode } from '../format/errors.js';
+import { CrimgError } from '../format/errors.js';
 import { toBigAddress } from '../format/address.js';
 import { toSource, type RandomAccessSource, type SourceInput } from './source.js';
-import { createChunkDecoder, type ChunkDecoder, type DecodeContext, type DecodedRun } from './chunk-decoder.js';
-import type { KeyInput } from './keying.js';
+import type { ChunkDecoder, DecodeContext, DecodedRun } from './chunk-decoder.js';
 import type { HostDescription } from './host.js';
 import { featureName } from './host.js';
+import { openParts, type ImageParts, type OpenOptions } from './_open.js';
+import { coalesceRuns } from './_runs.js';
+import { verifyImage, type VerifyOptions, type VerifyReport } from './verify.js';
+import { chunkStats, type ChunkStats } from './stats.js';
 
-export interface OpenOptions {
-  /** Master key or passphrase for an encrypted image. */
-  key?: KeyInput;
-  /** 'node' (default) or 'portable' engines for decoding. */
-  engine?: 'node' | 'portable';
-  /** Reader-side caps on scrypt work (section 7.1). */
-  scryptCaps?: { maxMemory?: number; maxP?: number };
-  /** Worker threads for bulk decoding; default none on 2 cores or fewer (measured: the copies cost more than they save), else cores - 1. */
-  workers?: number;
+export type { ImageParts, OpenOptions } from './_open.js';
+export type { VerifyError, VerifyOptions, VerifyReport } from './verify.js';
+
+/** Options of {@link ImageReader.readStream}. */
+export interface ReadStreamOptions {
+  /** The largest piece yielded, in bytes: 1 to 2 GiB, default {@link DEFAULT_PIECE_SIZE}. */
+  pieceSize?: number;
 }
 
-/** One problem found by {@link ImageReader.verify}. */
-export interface VerifyError {
-  code: CrimgErrorCode;
-  message: string;
-  region?: number;
-  chunk?: number;
-  address?: bigint;
-  length?: number;
-  offset?: number;
-}
-
-export interface VerifyReport {
-  ok: boolean;
-  /** Chunks checked, zero chunks included. */
-  chunksChecked: number;
-  /** Plain bytes of the stored chunks that checked out (zero chunks hold none). */
-  bytesChecked: number;
-  errors: VerifyError[];
-}
-
-export interface VerifyOptions {
-  /** Called after each batch with chunks done and total. */
-  onProgress?: (done: number, total: number) => void;
-  /** Stop listing after this many errors (default 1000). */
-  maxErrors?: number;
-}
+/** 8 MiB: a multiple of every valid page and chunk size up to 8 MiB, so pieces stay aligned. */
+export const DEFAULT_PIECE_SIZE = 8 * 1024 * 1024;
 
 /** The result of {@link ImageReader.checkCompatibility}. */
 export interface CompatibilityReport {
@@ -67,8 +41,6 @@ export interface CompatibilityReport {
   labels: { key: string; image: string; host: string | null }[];
   bitmaps: { key: string; missing: number[]; names: string[] }[];
 }
-
-const MAX_READ_BATCH = 16 * 1024 * 1024;
 
 /**
  * Opens an image for reading. Reads the footer, header, validation block and region section only.
@@ -92,26 +64,11 @@ export async function openWith<T>(input: SourceInput, options: OpenOptions, make
   const source = await toSource(input);
   const owned = typeof input === 'string';
   try {
-    return make(await ImageReader.openParts(source, owned, options));
+    return make(await openParts(source, owned, options));
   } catch (e) {
     if (owned) await source.close();
     throw e;
   }
-}
-
-/** What opening an image reads and checks; an {@link ImageReader} is built from it. */
-export interface ImageParts {
-  readonly source: RandomAccessSource;
-  /** True when the reader opened the source itself (and closes it). */
-  readonly owned: boolean;
-  readonly header: Header;
-  readonly headerBytes: Uint8Array;
-  readonly validationBytes: Uint8Array;
-  readonly validation: Validation;
-  readonly footer: Footer;
-  readonly regions: Region[] | null;
-  readonly decoder: ChunkDecoder | null;
-  readonly dataStart: number;
 }
 
 /** An open image. Methods are safe to call concurrently. */
@@ -141,61 +98,6 @@ export class ImageReader {
     this.regionList = parts.regions;
     this.decoder = parts.decoder;
     this.dataStart = parts.dataStart;
-  }
-
-  /** Reads and checks what an open image needs (sections 3, 4, 8.2, 8.1). */
-  static async openParts(source: RandomAccessSource, owned: boolean, options: OpenOptions): Promise<ImageParts> {
-    const size = source.size;
-    const first = await source.read(0, Math.min(16, size));
-    if (size < 16) {
-      peekHeaderSize(padTo16(first)); // bad magic beats truncation
-      throw new CrimgError('TRUNCATED', `the file is ${size} bytes, shorter than a header`, { offset: size });
-    }
-    const headerSize = peekHeaderSize(first);
-    if (size < headerSize) throw new CrimgError('TRUNCATED', `the file is ${size} bytes, shorter than its ${headerSize}-byte header`, { offset: size });
-    const headerBytes = await source.read(0, headerSize);
-    const header = decodeHeader(headerBytes, xxh64);
-    const vStart = headerSize;
-    const vEnd = vStart + header.validationSize;
-    if (vEnd + FOOTER_SIZE > size) {
-      throw new CrimgError('TRUNCATED', `the file is ${size} bytes; its validation block alone ends at ${vEnd}`, { offset: size, hint: 'the image is incomplete; copy it again' });
-    }
-    const validationBytes = await source.read(vStart, header.validationSize);
-    const validation = decodeValidation(validationBytes, vStart, xxh64);
-    const footerBase = size - FOOTER_SIZE;
-    const footerBytes = await source.read(footerBase, FOOTER_SIZE);
-    let footer: Footer;
-    try {
-      footer = decodeFooter(footerBytes, footerBase, xxh64);
-    } catch (e) {
-      if (isCrimgError(e, 'BAD_MAGIC')) {
-        // A valid header with no footer: the file was cut short (or is still being written).
-        throw new CrimgError('TRUNCATED', 'the footer is missing: the image is truncated or was not finished', {
-          offset: size, hint: 'an interrupted write leaves NAME.tmp, never NAME; copy the image again completely',
-        });
-      }
-      throw e;
-    }
-    const dataStart = alignUp(headerSize + header.validationSize, header.pageSize);
-    checkFooter(footer, header, size, dataStart);
-    const decoder = header.cipher !== 0 || header.codec !== 0
-      ? await createChunkDecoder({ header, headerBytes, validationBytes, key: options.key, engine: options.engine ?? 'node', scryptCaps: options.scryptCaps, workers: options.workers })
-      : null;
-    let regions: Region[] | null = null;
-    if (header.cipher === 0 || decoder?.hasKey) {
-      const off = Number(footer.regionSectionOffset);
-      const len = Number(footer.regionSectionLength);
-      const stored = await source.read(off, len);
-      if (xxh64(stored) !== footer.regionSectionChecksum) {
-        throw new CrimgError('CORRUPT_INDEX', 'region section checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
-      }
-      const plain = decoder ? decoder.openIndex(2, BigInt(footer.regionCount), stored, off) : stored;
-      regions = decodeRegionSection(plain, {
-        regionCount: footer.regionCount, stringTableLength: footer.stringTableLength,
-        chunkCount: Number(footer.chunkCount), chunkSize: header.chunkSize, pageSize: header.pageSize, base: off,
-      });
-    }
-    return { source, owned, header, headerBytes, validationBytes, validation, footer, regions, decoder, dataStart };
   }
 
   /** Format version as "major.minor". */
@@ -288,6 +190,25 @@ export class ImageReader {
   }
 
   /**
+   * The `length` bytes at `address` as consecutive pieces of at most `pieceSize` bytes (all but
+   * the last exactly `pieceSize`), reading one piece ahead of the consumer: memory stays at two
+   * pieces whatever the length. A range may span adjacent regions, as in {@link read}.
+   * @throws RangeError at the call for a bad address, length or piece size; CrimgError
+   *   NOT_MAPPED, CORRUPT_CHUNK, AUTH_FAILED while iterating, as read() does.
+   * @example
+   * for await (const piece of image.readStream(region.address, region.length)) await out.write(piece);
+   */
+  readStream(address: bigint | number, length: bigint | number, options: ReadStreamOptions = {}): AsyncGenerator<Buffer> {
+    const start = toBigAddress(address);
+    const end = start + toBigAddress(length, 'length');
+    const piece = options.pieceSize ?? DEFAULT_PIECE_SIZE;
+    if (!Number.isSafeInteger(piece) || piece < 1 || piece > 2 ** 31) {
+      throw new RangeError(`expected pieceSize as an integer from 1 to 2^31, got ${piece}`);
+    }
+    return readPieces(this, start, end, piece);
+  }
+
+  /**
    * Fills `out` with the bytes at `address` (see {@link read}). With `zeroFilled`, the caller
    * promises `out` already holds zeros (fresh anonymous memory): zero chunks are not written,
    * so their pages are never touched.
@@ -334,21 +255,7 @@ export class ImageReader {
         stored.push(p);
       }
     }
-    const runs: { items: typeof plan; offset: number; length: number }[] = [];
-    let i = 0;
-    while (i < stored.length) {
-      const p = stored[i]!;
-      let k = i + 1;
-      let runEnd = p.rec.offset + p.rec.storedLength;
-      while (k < stored.length) {
-        const q = stored[k]!.rec;
-        if (q.offset !== runEnd || runEnd + q.storedLength - p.rec.offset > MAX_READ_BATCH) break;
-        runEnd += q.storedLength;
-        k++;
-      }
-      runs.push({ items: stored.slice(i, k), offset: p.rec.offset, length: runEnd - p.rec.offset });
-      i = k;
-    }
+    const runs = coalesceRuns(stored);
     const readRun = (n: number): Promise<Uint8Array> | null => (n < runs.length ? this.source.read(runs[n]!.offset, runs[n]!.length) : null);
     let ahead = readRun(0);
     ahead?.catch(() => {});
@@ -427,131 +334,17 @@ export class ImageReader {
    * Checks every checksum (and authentication tag) and the index's internal consistency.
    * Lists every bad chunk; throws only when the image cannot be read at all.
    */
-  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
-    const errors: VerifyError[] = [];
-    const maxErrors = options.maxErrors ?? 1000;
-    const push = (e: VerifyError): void => { if (errors.length < maxErrors) errors.push(e); };
-    const table = await this.chunkTable();
-    const total = table.count;
-    let checked = 0;
-    let bytes = 0;
-    let lastEnd = this.dataStart;
-    // Bytes no structure covers (alignment padding) must be zero: then every byte of the
-    // file is checked by something, and verify notices any change.
-    const padding: [number, number][] = [[this.header.headerSize + this.header.validationSize, this.dataStart]];
-    const regions = this.regions;
-    const batches: { r: Region; items: { j: number; number: number; rec: ChunkRecord }[]; offset: number; length: number }[] = [];
-    const sparse = this.sparse;
-    const cs = this.header.chunkSize;
-    let spanEnd = this.dataStart; // SPARSE: where the previous region's span ends
-    for (const r of regions) {
-      let stored = 0n;
-      let zeros = 0;
-      let span = -1; // SPARSE: the file offset of this region's chunk 0
-      // Collect this region's valid records, then read them in coalesced batches.
-      const items: { j: number; number: number; rec: ChunkRecord }[] = [];
-      for (let j = 0; j < r.chunkCount; j++) {
-        const number = r.firstChunk + j;
-        let rec: ChunkRecord;
-        try {
-          rec = table.get(number, this.plainLength(r, j));
-        } catch (e) {
-          push(toVerifyError(e, r, number));
-          continue;
-        }
-        if (rec.flags & CHUNK_ZERO) { zeros++; checked++; continue; }
-        stored += BigInt(rec.storedLength);
-        if (sparse) {
-          // Section 5.2, SPARSE: chunk j at span + j * chunk size, spans in order, inside the data area.
-          const at = rec.offset - j * cs;
-          if (span < 0) {
-            span = at;
-            const end = at + Math.ceil(Number(r.length) / this.header.pageSize) * this.header.pageSize;
-            if (at < spanEnd || end > Number(this.footer.chunkTableOffset)) {
-              push({ code: 'CORRUPT_INDEX', message: `region ${r.index}'s span [${at}, ${end}) of a SPARSE image overlaps the bytes before it (which end at ${spanEnd}) or the index`, region: r.index, chunk: number, offset: rec.offset });
-            }
-            spanEnd = Math.max(spanEnd, end);
-          } else if (at !== span) {
-            push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} is not at its place ${span + j * cs} in region ${r.index}'s span of a SPARSE image`, region: r.index, chunk: number, offset: rec.offset });
-          }
-        }
-        if (rec.offset < lastEnd) {
-          push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} overlaps the bytes before it (which end at ${lastEnd})`, region: r.index, chunk: number, offset: rec.offset });
-        } else if (rec.offset > lastEnd) {
-          padding.push([lastEnd, rec.offset]);
-        }
-        lastEnd = Math.max(lastEnd, rec.offset + rec.storedLength);
-        items.push({ j, number, rec });
-      }
-      if (stored !== r.storedBytes) push({ code: 'CORRUPT_INDEX', message: `region ${r.index} records ${r.storedBytes} stored bytes, its chunks hold ${stored}`, region: r.index });
-      if (zeros !== r.zeroChunks) push({ code: 'CORRUPT_INDEX', message: `region ${r.index} records ${r.zeroChunks} zero chunks, its chunks have ${zeros}`, region: r.index });
-      let i = 0;
-      while (i < items.length) {
-        const first = items[i]!.rec;
-        let k = i + 1;
-        let end = first.offset + first.storedLength;
-        while (k < items.length && items[k]!.rec.offset === end && end + items[k]!.rec.storedLength - first.offset <= MAX_READ_BATCH) {
-          end += items[k]!.rec.storedLength;
-          k++;
-        }
-        batches.push({ r, items: items.slice(i, k), offset: first.offset, length: end - first.offset });
-        i = k;
-      }
-    }
-    // Read one batch ahead of checking the current one, so I/O and hashing overlap: into two
-    // buffers used in turn when the source can fill a buffer (a fresh one per batch made the
-    // garbage collector a quarter of verify's time), else by read().
-    let largest = 0;
-    for (const b of batches) if (b.length > largest) largest = b.length; // no spread: batches may number millions
-    const spare = this.source.readInto ? [0, 1].map(() => new Uint8Array(largest)) : null;
-    const readBatch = (n: number): Promise<Uint8Array | { error: unknown }> => {
-      if (n >= batches.length) return Promise.resolve(new Uint8Array(0));
-      const { offset, length } = batches[n]!;
-      const read = spare
-        ? (async (): Promise<Uint8Array> => { const into = spare[n % 2]!.subarray(0, length); await this.source.readInto!(into, offset); return into; })()
-        : this.source.read(offset, length);
-      return read.catch((error: unknown) => ({ error }));
-    };
-    let ahead = readBatch(0);
-    for (let n = 0; n < batches.length; n++) {
-      const { r, items, offset } = batches[n]!;
-      const got = await ahead;
-      ahead = readBatch(n + 1);
-      if (!(got instanceof Uint8Array)) {
-        for (const it of items) push(toVerifyError(got.error, r, it.number, it.rec, this));
-      } else {
-        const run = items.map((it) => ({ region: r, j: it.j, number: it.number, rec: it.rec }));
-        const ok = await this.decodeRun(run, got, offset).then((d) => { d.release(); return true; }, () => false);
-        if (ok) {
-          for (const it of items) bytes += this.plainLength(r, it.j);
-        } else {
-          // Something in the batch is bad: check chunk by chunk to list each bad one.
-          for (const it of items) {
-            try {
-              await this.decodeChunk(r, it.j, it.number, it.rec, got.subarray(it.rec.offset - offset, it.rec.offset - offset + it.rec.storedLength));
-              bytes += this.plainLength(r, it.j);
-            } catch (e) {
-              push(toVerifyError(e, r, it.number, it.rec, this));
-            }
-          }
-        }
-      }
-      checked += items.length;
-      options.onProgress?.(checked, total);
-    }
-    padding.push([lastEnd, Number(this.footer.chunkTableOffset)]);
-    for (const [from, to] of padding) {
-      for (let at = from; at < to; at += MAX_READ_BATCH) {
-        const n = Math.min(MAX_READ_BATCH, to - at);
-        const b = await this.source.read(at, n);
-        const bad = b.findIndex((x) => x !== 0);
-        if (bad >= 0) {
-          push({ code: 'CORRUPT_INDEX', message: `byte at offset ${at + bad} lies outside every chunk and is not zero padding`, offset: at + bad });
-          break;
-        }
-      }
-    }
-    return { ok: errors.length === 0, chunksChecked: checked, bytesChecked: bytes, errors };
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    return verifyImage(this, options);
+  }
+
+  /**
+   * Bytes mapped, stored and zero, and chunk counts by stored form, per data region, per kind
+   * and in total (reads the chunk table, not the data): see {@link chunkStats}.
+   * @throws CrimgError KEY_REQUIRED without a key for an encrypted image; CORRUPT_INDEX.
+   */
+  chunkStats(): Promise<ChunkStats> {
+    return chunkStats(this);
   }
 
   /**
@@ -622,51 +415,26 @@ function keyRequired(): CrimgError {
   });
 }
 
-function padTo16(b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(16);
-  out.set(b);
-  return out;
-}
-
-function toVerifyError(e: unknown, r: Region, chunk: number, rec?: ChunkRecord, image?: ImageReader): VerifyError {
-  if (!isCrimgError(e)) throw e;
-  const err: VerifyError = { code: e.code, message: e.message, region: r.index, chunk };
-  if (image) {
-    const j = chunk - r.firstChunk;
-    err.address = r.address + BigInt(j) * BigInt(image.chunkSize);
-    err.length = image.plainLength(r, j);
-  }
-  if (rec) err.offset = rec.offset;
-  else if (e.offset !== undefined) err.offset = e.offset;
-  return err;
-}
-
-/** Section 8.2: the footer's geometry against the file length and limits. */
-function checkFooter(f: Footer, h: Header, size: number, dataStart: number): void {
-  const footerBase = size - FOOTER_SIZE;
-  const corrupt = (why: string, at: number): never => {
-    throw new CrimgError('CORRUPT_INDEX', `footer ${why}`, { offset: footerBase + at, hint: 'the index is damaged; restore the image from a good copy' });
+/** The pieces of `[start, end)`: piece n + 1 is read while the consumer holds piece n. */
+async function* readPieces(image: ImageReader, start: bigint, end: bigint, piece: number): AsyncGenerator<Buffer> {
+  const size = BigInt(piece);
+  const readAt = (at: bigint): Promise<Buffer> | null => {
+    if (at >= end) return null;
+    const read = image.read(at, end - at < size ? Number(end - at) : piece);
+    read.catch(() => {}); // awaited (and thrown) on its turn
+    return read;
   };
-  if (toHex(f.imageId) !== toHex(h.imageId)) corrupt('image id differs from the header\'s: the file mixes two images', 0);
-  const t = BigInt(h.cipher !== 0 ? TAG_SIZE : 0);
-  const end = BigInt(footerBase);
-  // Counts first: a hostile count is a limit problem, whatever the lengths beside it say.
-  if (f.regionCount > LIMITS.maxRegions) {
-    throw new CrimgError('LIMIT_EXCEEDED', `footer claims ${f.regionCount} regions (limit ${LIMITS.maxRegions})`, { offset: footerBase + 48 });
+  let at = start;
+  let ahead = readAt(at);
+  try {
+    while (ahead) {
+      const bytes = await ahead;
+      at += BigInt(bytes.length);
+      ahead = readAt(at);
+      yield bytes;
+    }
+  } finally {
+    // A consumer that stops early: let the read ahead finish before the image may be closed.
+    await ahead?.catch(() => {});
   }
-  if (f.stringTableLength > LIMITS.maxStringTable) {
-    throw new CrimgError('LIMIT_EXCEEDED', `footer claims a ${f.stringTableLength}-byte string table (limit ${LIMITS.maxStringTable})`, { offset: footerBase + 52 });
-  }
-  if (f.chunkCount * BigInt(CHUNK_RECORD_SIZE) > BigInt(size)) {
-    throw new CrimgError('LIMIT_EXCEEDED', `footer claims ${f.chunkCount} chunks, more records than the ${size}-byte file can hold`, { offset: footerBase + 24 });
-  }
-  if (f.chunkTableOffset > end || f.chunkTableOffset + f.chunkTableLength > end || f.regionSectionOffset + f.regionSectionLength > end) {
-    throw new CrimgError('TRUNCATED', `the index reaches past the footer at ${footerBase}: the file is shorter than its index says`, { offset: footerBase + 16 });
-  }
-  if (f.chunkTableOffset < BigInt(dataStart) || f.chunkTableOffset % 8n !== 0n) corrupt(`chunk table offset ${f.chunkTableOffset} is before the data area or unaligned`, 16);
-  if (f.chunkTableLength !== f.chunkCount * BigInt(CHUNK_RECORD_SIZE) + t) corrupt(`chunk table length ${f.chunkTableLength} does not fit ${f.chunkCount} records`, 32);
-  if (f.regionSectionOffset !== f.chunkTableOffset + f.chunkTableLength) corrupt('region section does not follow the chunk table', 40);
-  if (f.regionSectionLength !== BigInt(f.regionCount * REGION_RECORD_SIZE + f.stringTableLength) + t) corrupt(`region section length ${f.regionSectionLength} does not fit ${f.regionCount} regions`, 56);
-  if (f.regionSectionOffset + f.regionSectionLength !== end) corrupt('region section does not end at the footer', 56);
-  if (f.regionCount === 0) corrupt('lists no regions', 48);
 }

@@ -1,0 +1,115 @@
+/**
+ * Chunk statistics: how an image's memory is stored (spec/FORMAT.md sections 5.1 and 5.3),
+ * per data region, per kind and in total. Reads the chunk table, never the chunk data.
+ */
+import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO } from '../format/constants.js';
+import type { ChunkTable, Region } from '../format/index-table.js';
+
+/** Chunk counts by stored form (section 5.1). A chunk both encoded and encrypted counts in both. */
+export interface ChunkForms {
+  total: number;
+  zero: number;
+  raw: number;
+  encoded: number;
+  encrypted: number;
+}
+
+/** Byte and chunk counts of a region, a kind, or the whole image. */
+export interface ChunkUsage {
+  /** Plain bytes: the region lengths. */
+  mapped: bigint;
+  /** Bytes stored in the file for them. */
+  stored: bigint;
+  /** Plain bytes of zero chunks (stored as nothing). */
+  zero: bigint;
+  chunks: ChunkForms;
+}
+
+/** The counts of one data region. */
+export interface RegionChunkStats extends ChunkUsage {
+  region: Region;
+}
+
+/** The counts of all data regions of one kind. */
+export interface KindChunkStats extends ChunkUsage {
+  /** The kind name, as `Region.kind` (unknown kinds as `unknown(N)`). */
+  kind: string;
+  regions: number;
+}
+
+/** The result of {@link chunkStats}. */
+export interface ChunkStats {
+  /** Data regions in table order; gaps hold no chunks and are left out. */
+  regions: RegionChunkStats[];
+  /** One entry per kind present, in the order the kinds first appear in the region table. */
+  kinds: KindChunkStats[];
+  totals: ChunkUsage & { regions: number };
+}
+
+/** What chunkStats needs of an open image; `ImageReader` provides it. */
+export interface StatsImage {
+  readonly regions: readonly Region[];
+  chunkTable(): Promise<ChunkTable>;
+  plainLength(r: Region, j: number): number;
+}
+
+function emptyUsage(): ChunkUsage {
+  return { mapped: 0n, stored: 0n, zero: 0n, chunks: { total: 0, zero: 0, raw: 0, encoded: 0, encrypted: 0 } };
+}
+
+function addUsage(to: ChunkUsage, u: ChunkUsage): void {
+  to.mapped += u.mapped;
+  to.stored += u.stored;
+  to.zero += u.zero;
+  for (const k of ['total', 'zero', 'raw', 'encoded', 'encrypted'] as const) to.chunks[k] += u.chunks[k];
+}
+
+/** Counts region `r`'s chunks by their flags in the chunk table. */
+function regionUsage(image: StatsImage, table: ChunkTable, r: Region): ChunkUsage {
+  const u = emptyUsage();
+  u.mapped = r.length;
+  let stored = 0;
+  let zero = 0;
+  for (let j = 0; j < r.chunkCount; j++) {
+    const plain = image.plainLength(r, j);
+    const rec = table.get(r.firstChunk + j, plain);
+    u.chunks.total++;
+    stored += rec.storedLength;
+    if (rec.flags & CHUNK_ZERO) { u.chunks.zero++; zero += plain; }
+    if (rec.flags & CHUNK_RAW) u.chunks.raw++;
+    if (rec.flags & CHUNK_ENCODED) u.chunks.encoded++;
+    if (rec.flags & CHUNK_ENCRYPTED) u.chunks.encrypted++;
+  }
+  u.stored = BigInt(stored);
+  u.zero = BigInt(zero);
+  return u;
+}
+
+/**
+ * Bytes mapped, stored and zero, and chunk counts by stored form, per data region, per kind and
+ * in total.
+ * @param image an open image (an `ImageReader` or the package's `Image`).
+ * @throws CrimgError KEY_REQUIRED for an encrypted image opened without a key; CORRUPT_INDEX
+ *   when the chunk table is damaged.
+ * @example
+ * const { totals } = await chunkStats(image);
+ * console.log(`${totals.chunks.zero} of ${totals.chunks.total} chunks are zero`);
+ */
+export async function chunkStats(image: StatsImage): Promise<ChunkStats> {
+  const table = await image.chunkTable();
+  const regions: RegionChunkStats[] = [];
+  const kinds = new Map<string, KindChunkStats>();
+  const totals: ChunkStats['totals'] = { ...emptyUsage(), regions: 0 };
+  for (const r of image.regions) {
+    if (r.isGap) continue;
+    const u = regionUsage(image, table, r);
+    regions.push({ region: r, ...u, chunks: { ...u.chunks } });
+    let k = kinds.get(r.kind);
+    if (!k) kinds.set(r.kind, (k = { kind: r.kind, regions: 0, ...emptyUsage() }));
+    k.regions++;
+    addUsage(k, u);
+    totals.regions++;
+    addUsage(totals, u);
+  }
+  return { regions, kinds: [...kinds.values()], totals };
+}

@@ -1,0 +1,277 @@
+/**
+ * Verify (spec/FORMAT.md sections 5.2, 5.3 and 8): every chunk's checksum (and authentication
+ * tag), the index's internal consistency, and that the bytes no structure covers are zero
+ * padding. Lists every problem it finds instead of stopping at the first.
+ */
+import { CHUNK_ZERO } from '../format/constants.js';
+import { isCrimgError, type CrimgErrorCode } from '../format/errors.js';
+import type { Header } from '../format/header.js';
+import type { Footer } from '../format/footer.js';
+import type { ChunkRecord, ChunkTable, Region } from '../format/index-table.js';
+import type { RandomAccessSource } from './source.js';
+import type { DecodedRun } from './chunk-decoder.js';
+import { coalesceRuns, MAX_RUN_BYTES, type Run } from './_runs.js';
+
+/** One problem found by {@link verifyImage}. */
+export interface VerifyError {
+  code: CrimgErrorCode;
+  message: string;
+  region?: number;
+  chunk?: number;
+  address?: bigint;
+  length?: number;
+  offset?: number;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** Chunks checked, zero chunks included. */
+  chunksChecked: number;
+  /** Plain bytes of the stored chunks that checked out (zero chunks hold none). */
+  bytesChecked: number;
+  errors: VerifyError[];
+}
+
+export interface VerifyOptions {
+  /** Called after each batch with chunks done and total. */
+  onProgress?: (done: number, total: number) => void;
+  /** Stop listing after this many errors (default 1000). */
+  maxErrors?: number;
+}
+
+/** One chunk of a region, as decodeRun takes it. */
+interface RunItem {
+  region: Region;
+  j: number;
+  number: number;
+  rec: ChunkRecord;
+}
+
+/** What verify needs of an open image; `ImageReader` provides it. */
+export interface VerifiableImage {
+  readonly source: RandomAccessSource;
+  readonly header: Header;
+  readonly footer: Footer;
+  readonly dataStart: number;
+  readonly regions: readonly Region[];
+  readonly sparse: boolean;
+  chunkTable(): Promise<ChunkTable>;
+  plainLength(r: Region, j: number): number;
+  decodeRun(items: readonly RunItem[], bytes: Uint8Array, base: number): Promise<DecodedRun>;
+  decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array): Promise<Uint8Array>;
+}
+
+/** A stored chunk to check; batches of them are read at once. */
+interface Item {
+  j: number;
+  number: number;
+  rec: ChunkRecord;
+}
+
+type Batch = Run<Item> & { r: Region };
+
+/** What walking the chunk table finds. */
+interface Layout {
+  batches: Batch[];
+  /** File ranges between structures: they must hold zeros. */
+  padding: [number, number][];
+  /** Where the stored chunks seen so far end. */
+  lastEnd: number;
+  /** SPARSE: where the previous region's span ends. */
+  spanEnd: number;
+  zeroChunks: number;
+}
+
+/** The errors found, in the order found, up to a cap. */
+class Findings {
+  readonly errors: VerifyError[] = [];
+  constructor(private readonly max: number) {}
+  push(e: VerifyError): void {
+    if (this.errors.length < this.max) this.errors.push(e);
+  }
+}
+
+/**
+ * Checks every checksum (and authentication tag) and the index's internal consistency. Errors
+ * come in file order: the chunk table's (region by region), then the chunks', then padding.
+ * @throws CrimgError only when the image cannot be read at all (KEY_REQUIRED, CORRUPT_INDEX of
+ *   the chunk table itself).
+ * @example
+ * const report = await verifyImage(image, { onProgress: (done, total) => bar.update(done / total) });
+ */
+export async function verifyImage(image: VerifiableImage, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const found = new Findings(options.maxErrors ?? 1000);
+  const table = await image.chunkTable();
+  const layout = collectRecords(image, table, found);
+  let checked = layout.zeroChunks;
+  const bytes = await checkBatches(image, layout.batches, found, (n) => {
+    checked += n;
+    options.onProgress?.(checked, table.count);
+  });
+  layout.padding.push([layout.lastEnd, Number(image.footer.chunkTableOffset)]);
+  await checkPadding(image.source, layout.padding, found);
+  return { ok: found.errors.length === 0, chunksChecked: checked, bytesChecked: bytes, errors: found.errors };
+}
+
+/** Walks every region's chunk records, checking their places, into batches to read. */
+function collectRecords(image: VerifiableImage, table: ChunkTable, found: Findings): Layout {
+  const { header, dataStart } = image;
+  // Bytes no structure covers (alignment padding) must be zero: then every byte of the file
+  // is checked by something, and verify notices any change.
+  const layout: Layout = {
+    batches: [], padding: [[header.headerSize + header.validationSize, dataStart]],
+    lastEnd: dataStart, spanEnd: dataStart, zeroChunks: 0,
+  };
+  for (const r of image.regions) {
+    const items = collectRegion(image, table, r, layout, found);
+    for (const run of coalesceRuns(items)) layout.batches.push({ r, ...run });
+  }
+  return layout;
+}
+
+/** Region `r`'s valid stored records, after checking them and the region's totals. */
+function collectRegion(image: VerifiableImage, table: ChunkTable, r: Region, layout: Layout, found: Findings): Item[] {
+  let stored = 0n;
+  let zeros = 0;
+  let span = -1; // SPARSE: the file offset of this region's chunk 0
+  const items: Item[] = [];
+  for (let j = 0; j < r.chunkCount; j++) {
+    const number = r.firstChunk + j;
+    let rec: ChunkRecord;
+    try {
+      rec = table.get(number, image.plainLength(r, j));
+    } catch (e) {
+      found.push(toVerifyError(e, r, number));
+      continue;
+    }
+    if (rec.flags & CHUNK_ZERO) { zeros++; continue; }
+    stored += BigInt(rec.storedLength);
+    if (image.sparse) span = checkSpan(image, r, j, number, rec, span, layout, found);
+    checkPlace(r, number, rec, layout, found);
+    items.push({ j, number, rec });
+  }
+  if (stored !== r.storedBytes) found.push({ code: 'CORRUPT_INDEX', message: `region ${r.index} records ${r.storedBytes} stored bytes, its chunks hold ${stored}`, region: r.index });
+  if (zeros !== r.zeroChunks) found.push({ code: 'CORRUPT_INDEX', message: `region ${r.index} records ${r.zeroChunks} zero chunks, its chunks have ${zeros}`, region: r.index });
+  layout.zeroChunks += zeros;
+  return items;
+}
+
+/**
+ * Section 5.2, SPARSE: chunk j at span + j * chunk size, spans in order, inside the data area.
+ * @returns the region's span start (`span` when already known).
+ */
+function checkSpan(image: VerifiableImage, r: Region, j: number, number: number, rec: ChunkRecord, span: number, layout: Layout, found: Findings): number {
+  const { chunkSize, pageSize } = image.header;
+  const at = rec.offset - j * chunkSize;
+  if (span >= 0) {
+    if (at !== span) {
+      found.push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} is not at its place ${span + j * chunkSize} in region ${r.index}'s span of a SPARSE image`, region: r.index, chunk: number, offset: rec.offset });
+    }
+    return span;
+  }
+  const end = at + Math.ceil(Number(r.length) / pageSize) * pageSize;
+  if (at < layout.spanEnd || end > Number(image.footer.chunkTableOffset)) {
+    found.push({ code: 'CORRUPT_INDEX', message: `region ${r.index}'s span [${at}, ${end}) of a SPARSE image overlaps the bytes before it (which end at ${layout.spanEnd}) or the index`, region: r.index, chunk: number, offset: rec.offset });
+  }
+  layout.spanEnd = Math.max(layout.spanEnd, end);
+  return at;
+}
+
+/** Stored chunks in file order never overlap; the space between them is padding to check. */
+function checkPlace(r: Region, number: number, rec: ChunkRecord, layout: Layout, found: Findings): void {
+  if (rec.offset < layout.lastEnd) {
+    found.push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} overlaps the bytes before it (which end at ${layout.lastEnd})`, region: r.index, chunk: number, offset: rec.offset });
+  } else if (rec.offset > layout.lastEnd) {
+    layout.padding.push([layout.lastEnd, rec.offset]);
+  }
+  layout.lastEnd = Math.max(layout.lastEnd, rec.offset + rec.storedLength);
+}
+
+/**
+ * Reads and checks the batches in order, one read ahead of the check so that I/O and hashing
+ * overlap; calls `onBatch` with each batch's chunk count.
+ * @returns plain bytes of the chunks that checked out.
+ */
+async function checkBatches(image: VerifiableImage, batches: readonly Batch[], found: Findings, onBatch: (chunks: number) => void): Promise<number> {
+  const readBatch = batchReader(image.source, batches);
+  let bytes = 0;
+  let ahead = readBatch(0);
+  for (let n = 0; n < batches.length; n++) {
+    const batch = batches[n]!;
+    const got = await ahead;
+    ahead = readBatch(n + 1);
+    if (got instanceof Uint8Array) bytes += await checkBatch(image, batch, got, found);
+    else for (const it of batch.items) found.push(toVerifyError(got.error, batch.r, it.number, it.rec, image));
+    onBatch(batch.items.length);
+  }
+  return bytes;
+}
+
+/**
+ * Reads batch `n`, never rejecting (a failed read is returned as `{ error }`). Into two buffers
+ * used in turn when the source can fill a buffer (a fresh one per batch made the garbage
+ * collector a quarter of verify's time), else by read().
+ */
+function batchReader(source: RandomAccessSource, batches: readonly Batch[]): (n: number) => Promise<Uint8Array | { error: unknown }> {
+  let largest = 0;
+  for (const b of batches) if (b.length > largest) largest = b.length; // no spread: batches may number millions
+  const spare = source.readInto ? [0, 1].map(() => new Uint8Array(largest)) : null;
+  return (n) => {
+    if (n >= batches.length) return Promise.resolve(new Uint8Array(0));
+    const { offset, length } = batches[n]!;
+    const read = spare
+      ? (async (): Promise<Uint8Array> => { const into = spare[n % 2]!.subarray(0, length); await source.readInto!(into, offset); return into; })()
+      : source.read(offset, length);
+    return read.catch((error: unknown) => ({ error }));
+  };
+}
+
+/** Checks one batch read into `got`: as one run, then chunk by chunk if the run fails. */
+async function checkBatch(image: VerifiableImage, batch: Batch, got: Uint8Array, found: Findings): Promise<number> {
+  const { r, items, offset } = batch;
+  const run = items.map((it) => ({ region: r, j: it.j, number: it.number, rec: it.rec }));
+  const ok = await image.decodeRun(run, got, offset).then((d) => { d.release(); return true; }, () => false);
+  let bytes = 0;
+  if (ok) {
+    for (const it of items) bytes += image.plainLength(r, it.j);
+    return bytes;
+  }
+  // Something in the batch is bad: check chunk by chunk to list each bad one.
+  for (const it of items) {
+    try {
+      await image.decodeChunk(r, it.j, it.number, it.rec, got.subarray(it.rec.offset - offset, it.rec.offset - offset + it.rec.storedLength));
+      bytes += image.plainLength(r, it.j);
+    } catch (e) {
+      found.push(toVerifyError(e, r, it.number, it.rec, image));
+    }
+  }
+  return bytes;
+}
+
+/** Each padding range must read as zeros; reports the first non-zero byte of a range. */
+async function checkPadding(source: RandomAccessSource, padding: readonly [number, number][], found: Findings): Promise<void> {
+  for (const [from, to] of padding) {
+    for (let at = from; at < to; at += MAX_RUN_BYTES) {
+      const b = await source.read(at, Math.min(MAX_RUN_BYTES, to - at));
+      const bad = b.findIndex((x) => x !== 0);
+      if (bad >= 0) {
+        found.push({ code: 'CORRUPT_INDEX', message: `byte at offset ${at + bad} lies outside every chunk and is not zero padding`, offset: at + bad });
+        break;
+      }
+    }
+  }
+}
+
+/** A CrimgError as a verify finding at chunk `chunk` of `r` (with its address range when `image` is given). */
+function toVerifyError(e: unknown, r: Region, chunk: number, rec?: ChunkRecord, image?: VerifiableImage): VerifyError {
+  if (!isCrimgError(e)) throw e;
+  const err: VerifyError = { code: e.code, message: e.message, region: r.index, chunk };
+  if (image) {
+    const j = chunk - r.firstChunk;
+    err.address = r.address + BigInt(j) * BigInt(image.header.chunkSize);
+    err.length = image.plainLength(r, j);
+  }
+  if (rec) err.offset = rec.offset;
+  else if (e.offset !== undefined) err.offset = e.offset;
+  return err;
+}
