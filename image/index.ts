@@ -4,8 +4,16 @@
  */
 export { ImageReader, openReader, openWith } from './reader.js';
 export type { ImageParts, OpenOptions, VerifyReport, VerifyError, VerifyOptions, CompatibilityReport } from './reader.js';
+export { DEFAULT_PIECE_SIZE } from './reader.js';
+export type { ReadStreamOptions } from './reader.js';
+export { chunkStats } from './stats.js';
+export type { ChunkStats, ChunkUsage, ChunkForms, RegionChunkStats, KindChunkStats } from './stats.js';
+export { diffImages } from './diff.js';
+export type { ImageDiff, DiffOptions, RegionChange, RegionField, MemoryDifference, AddressRange } from './diff.js';
 export { ImageWriter, parseCompress, defaultChunkSize } from './writer.js';
 export type { WriterOptions, RegionOptions, GapOptions, RegionData, RegionBytes, FileRange, WriteSummary } from './writer.js';
+export { convertImage } from './convert.js';
+export type { ConvertOptions } from './convert.js';
 export { BufferSource, FileSource, toSource } from './source.js';
 export type { RandomAccessSource, SourceInput } from './source.js';
 export { describeHost, hostPageSize, CPU_FEATURES, featureBitmap, featureName, readCpuFlags } from './host.js';

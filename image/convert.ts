@@ -1,0 +1,116 @@
+/**
+ * Converting an image: the same memory re-encoded with another chunk size, compression, cipher
+ * or layout, in one streaming pass. What the image says about the memory is carried as it is:
+ * regions and gaps with their addresses, names, protections and kind bytes (an unknown kind
+ * too, spec/FORMAT.md section 8.1), the validation block with the records this version does
+ * not know (section 4), and the creation time. The image id is new (section 3: ids are unique).
+ */
+import type { CipherName } from '../format/constants.js';
+import { toValidationInput } from '../format/validation.js';
+import type { KeyInput } from './keying.js';
+import { ImageReader, openReader } from './reader.js';
+import type { SourceInput } from './source.js';
+import { ImageWriter, type WriteSummary, type WriterOptions } from './writer.js';
+
+export interface ConvertOptions {
+  /** Key or passphrase to open an encrypted input given as a path or bytes; also the default {@link outKey}. */
+  key?: KeyInput;
+  /** Chunk size of the output; default the input's. */
+  chunkSize?: number;
+  /** "none", "deflate" or "deflate:LEVEL"; default the input's codec and level. */
+  compress?: string;
+  /** Cipher of the output; default the input's (an encrypted input stays encrypted unless "none"). */
+  encrypt?: CipherName;
+  /** Key or passphrase to encrypt the output; default {@link key}. */
+  outKey?: KeyInput;
+  /**
+   * 'compact' or 'sparse' (no codec or cipher only). Default: sparse when the input is sparse
+   * and the output has neither codec nor cipher, else compact.
+   */
+  layout?: 'compact' | 'sparse';
+  /**
+   * Called with (bytes done, total bytes of all data regions): once with 0 when the output
+   * file is created, then after each piece the writer has taken.
+   */
+  onProgress?: (done: number, total: number) => void;
+  /** Writer settings passed as they are (see {@link WriterOptions}). */
+  engine?: WriterOptions['engine'];
+  workers?: WriterOptions['workers'];
+  fsync?: WriterOptions['fsync'];
+  scrypt?: WriterOptions['scrypt'];
+}
+
+/**
+ * Writes `output`, an image of the same memory as `input` with the settings of `options`
+ * (unset ones keep the input's). Each region is read in pieces of at most 8 MiB. On failure
+ * the output is aborted: no file is left at `output` (an existing one stays as it was).
+ * @param input an open image (left open), or a path, fd or bytes to open (closed afterwards).
+ * @param output path of the image to write.
+ * @returns what the writer reports.
+ * @throws CrimgError as reading the input does (KEY_REQUIRED for a locked index, CORRUPT_CHUNK,
+ *   AUTH_FAILED...) and IO_ERROR from writing; TypeError when the output is to be encrypted
+ *   and neither `outKey` nor `key` is given; RangeError for settings the writer refuses.
+ * @example
+ * await convertImage('app.img', 'small.img', { compress: 'deflate:6' });
+ * await convertImage('plain.img', 'secret.img', { encrypt: 'aes-256-gcm', outKey: key });
+ */
+export async function convertImage(input: ImageReader | SourceInput, output: string, options: ConvertOptions = {}): Promise<WriteSummary> {
+  if (typeof output !== 'string' || output.length === 0) throw new TypeError(`expected an output path, got ${typeof output}`);
+  const owned = !(input instanceof ImageReader);
+  const image = input instanceof ImageReader ? input : await openReader(input, {
+    ...(options.key !== undefined ? { key: options.key } : {}),
+    ...(options.engine !== undefined ? { engine: options.engine } : {}),
+  });
+  try {
+    return await transcode(image, output, options);
+  } finally {
+    if (owned) await image.close();
+  }
+}
+
+async function transcode(image: ImageReader, output: string, o: ConvertOptions): Promise<WriteSummary> {
+  const regions = image.regions; // KEY_REQUIRED before any file is created
+  const compress = o.compress ?? image.compression;
+  const encrypt = o.encrypt ?? (image.encryption as CipherName);
+  const key = o.outKey ?? o.key;
+  if (encrypt !== 'none' && key === undefined) throw new TypeError(`expected outKey or key to encrypt ${output} with ${encrypt}, got neither`);
+  const layout = o.layout ?? (image.sparse && compress === 'none' && encrypt === 'none' ? 'sparse' : 'compact');
+  const total = regions.reduce((s, r) => s + (r.isGap ? 0 : Number(r.length)), 0);
+  const writer = await ImageWriter.create(output, {
+    pageSize: image.pageSize,
+    chunkSize: o.chunkSize ?? image.chunkSize,
+    compress,
+    layout,
+    ...(encrypt !== 'none' ? { encrypt, key } : {}),
+    validation: toValidationInput(image.validation),
+    created: image.header.created,
+    ...(o.engine !== undefined ? { engine: o.engine } : {}),
+    ...(o.workers !== undefined ? { workers: o.workers } : {}),
+    ...(o.fsync !== undefined ? { fsync: o.fsync } : {}),
+    ...(o.scrypt !== undefined ? { scrypt: o.scrypt } : {}),
+  });
+  let done = 0;
+  o.onProgress?.(0, total);
+  try {
+    for (const r of regions) {
+      if (r.isGap) {
+        await writer.addGap({ address: r.address, length: r.length, name: r.name });
+        continue;
+      }
+      const data = (async function* () {
+        // Fresh 8 MiB pieces (the writer keeps views of them until they are stored), one read ahead.
+        for await (const piece of image.readStream(r.address, r.length)) {
+          yield piece;
+          done += piece.length;
+          o.onProgress?.(done, total);
+        }
+      })();
+      // The kind byte, not its name: a kind this version does not know is kept (section 8.1).
+      await writer.addRegion({ address: r.address, data, prot: r.prot, kind: r.kindId, name: r.name });
+    }
+    return await writer.finish();
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+}
