@@ -1,20 +1,19 @@
 /**
- * `crimg convert IN OUT`: re-encodes an image (chunk size, compression, encryption) in one
- * streaming pass: each region is read in 8 MiB pieces and fed to the writer as an async
- * generator. Gaps, the validation block and the creation time are kept; the image id is new.
+ * `crimg convert IN OUT`: re-encodes an image (chunk size, compression, encryption, layout)
+ * with the library's convertImage, which streams each region in bounded pieces and keeps gaps,
+ * kinds (unknown ones too), the validation block and the creation time; the image id is new.
  * Unset options keep IN's settings, so converting an encrypted image stays encrypted unless
- * `--encrypt none` is given.
+ * `--encrypt none` is given. This module reads the options and keys and prints the result.
  */
 import type { Argv } from 'yargs';
-import type { Image } from '../../restore/image.js';
-import type { CipherName } from '../../format/constants.js';
+import type { CipherName } from '../../format/index.js';
 import type { Cli } from '../context.js';
+import type { Progress } from '../progress.js';
 import { usageError } from '../errors.js';
 import { readKey } from '../keys.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
 import { parseSize } from '../numbers.js';
-import { readPieces } from '../ranges.js';
 import { writeSummaryText } from '../text.js';
 
 const CIPHER_CHOICES = ['none', 'aes-256-gcm', 'chacha20-poly1305'] as const;
@@ -47,41 +46,24 @@ export function registerConvert(y: Argv, cli: Cli, exit: (code: number) => void)
           key ??= await readKey(keySources(a), cli.env);
           if (key === undefined) throw usageError(`expected a key to encrypt ${a.out} with ${encrypt}`, 'give --out-key-file, --out-key-env or --out-passphrase-file (or --encrypt none)');
         }
-        const regions = image.regions;
-        const total = regions.reduce((s, r) => s + (r.isGap ? 0 : Number(r.length)), 0);
-        const [{ ImageWriter }, { toValidationInput }] = await Promise.all([import('../../image/writer.js'), import('../../format/validation.js')]);
-        const writer = await ImageWriter.create(a.out, {
-          pageSize: image.pageSize,
-          chunkSize: a.chunkSize !== undefined ? parseSize(a.chunkSize, 'chunk size') : image.chunkSize,
-          compress: a.compress ?? image.compression,
-          layout: (a.layout ?? (image.sparse && (a.compress ?? image.compression) === 'none' && encrypt === 'none' ? 'sparse' : 'compact')) as 'compact' | 'sparse',
-          ...(encrypt !== 'none' ? { encrypt, key } : {}),
-          validation: toValidationInput(image.validation),
-          created: image.header.created,
-        });
-        const progress = cli.progress(a.quiet as boolean | undefined, 'convert', total, 'bytes');
-        let done = 0;
+        const chunkSize = a.chunkSize !== undefined ? parseSize(a.chunkSize, 'chunk size') : undefined;
+        const { convertImage } = await import('../../image/index.js');
+        let progress: Progress | undefined;
         try {
-          for (const r of regions) {
-            if (r.isGap) {
-              await writer.addGap({ address: r.address, length: r.length, name: r.name });
-              continue;
-            }
-            const data = (async function* () {
-              for await (const piece of readPieces(image, r.address, r.length)) {
-                yield piece;
-                done += piece.length;
-                progress.update(done);
-              }
-            })();
-            await writer.addRegion({ address: r.address, data, prot: r.prot, kind: r.kind as 'anonymous', name: r.name });
-          }
-          return await writer.finish();
-        } catch (e) {
-          await writer.abort();
-          throw e;
+          return await convertImage(image, a.out, {
+            ...(chunkSize !== undefined ? { chunkSize } : {}),
+            ...(a.compress !== undefined ? { compress: a.compress } : {}),
+            ...(a.layout !== undefined ? { layout: a.layout as 'compact' | 'sparse' } : {}),
+            encrypt,
+            ...(key !== undefined ? { outKey: key } : {}),
+            // Called first when OUT is created: the bar exists from then on and is drawn from the first piece.
+            onProgress: (done, total) => {
+              progress ??= cli.progress(a.quiet as boolean | undefined, 'convert', total, 'bytes');
+              if (done > 0) progress.update(done);
+            },
+          });
         } finally {
-          progress.finish();
+          progress?.finish();
         }
       });
       if (a.json) cli.printJson(summary);
