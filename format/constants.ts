@@ -24,6 +24,10 @@ export const CHUNK_RECORD_SIZE = 24;
 export const REGION_RECORD_SIZE = 64;
 /** Section 7: AEAD tag length of both suites. */
 export const TAG_SIZE = 16;
+/** Section 3: lengths of the header's image id (offset 40), salt (80) and key check value (96). */
+export const IMAGE_ID_LENGTH = 16;
+export const SALT_LENGTH = 16;
+export const KEY_CHECK_LENGTH = 16;
 
 /** Section 3.1: required feature bits. */
 export const REQUIRED_CODEC = 1n << 0n;

@@ -9,6 +9,7 @@ import {
 } from './constants.js';
 import { hex, view } from './bytes.js';
 import { CrimgError } from './errors.js';
+import { CHUNK_RECORD, REGION_RECORD, decodeFields, encodeFields, offsetOf, type FieldName } from './fields.js';
 
 /** One region of the region table (section 8.1), as the library returns it. */
 export interface Region {
@@ -46,6 +47,8 @@ export interface RegionRecord {
   name: string;
 }
 
+type RegionField = FieldName<(typeof REGION_RECORD.fields)[number]>;
+
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
 
@@ -54,21 +57,21 @@ export function encodeRegionSection(records: readonly RegionRecord[]): { bytes: 
   const names = records.map((r) => enc.encode(r.name));
   const stringTableLength = names.reduce((s, n) => s + n.length, 0);
   const out = new Uint8Array(records.length * REGION_RECORD_SIZE + stringTableLength);
-  const dv = view(out);
   let str = records.length * REGION_RECORD_SIZE;
   records.forEach((r, i) => {
-    const o = i * REGION_RECORD_SIZE;
-    dv.setBigUint64(o, r.address, true);
-    dv.setBigUint64(o + 8, r.length, true);
-    dv.setBigUint64(o + 16, BigInt(r.firstChunk), true);
-    dv.setBigUint64(o + 24, BigInt(r.chunkCount), true);
-    dv.setBigUint64(o + 32, r.storedBytes, true);
-    dv.setBigUint64(o + 40, BigInt(r.zeroChunks), true);
     const n = names[i]!;
-    dv.setUint32(o + 48, n.length ? str - records.length * REGION_RECORD_SIZE : 0, true);
-    dv.setUint32(o + 52, n.length, true);
-    out[o + 56] = r.protBits;
-    out[o + 57] = r.kindId;
+    encodeFields(REGION_RECORD, {
+      address: r.address,
+      length: r.length,
+      firstChunk: BigInt(r.firstChunk),
+      chunkCount: BigInt(r.chunkCount),
+      storedBytes: r.storedBytes,
+      zeroChunks: BigInt(r.zeroChunks),
+      nameOffset: n.length ? str - records.length * REGION_RECORD_SIZE : 0,
+      nameLength: n.length,
+      protection: r.protBits,
+      kind: r.kindId,
+    }, out, i * REGION_RECORD_SIZE);
     out.set(n, str);
     str += n.length;
   });
@@ -91,7 +94,6 @@ export interface RegionSectionContext {
  * @throws CrimgError CORRUPT_INDEX, LIMIT_EXCEEDED
  */
 export function decodeRegionSection(bytes: Uint8Array, c: RegionSectionContext): Region[] {
-  const dv = view(bytes);
   const strBase = c.regionCount * REGION_RECORD_SIZE;
   if (bytes.length !== strBase + c.stringTableLength) {
     throw new CrimgError('CORRUPT_INDEX', `region section is ${bytes.length} bytes, expected ${strBase + c.stringTableLength}`, { offset: c.base });
@@ -102,43 +104,37 @@ export function decodeRegionSection(bytes: Uint8Array, c: RegionSectionContext):
   let prevEnd = -1n;
   for (let i = 0; i < c.regionCount; i++) {
     const o = i * REGION_RECORD_SIZE;
-    const corrupt = (why: string, at = 0): never => {
-      throw new CrimgError('CORRUPT_INDEX', `region ${i} ${why}`, { offset: c.base + o + at, region: i });
+    const corrupt = (why: string, field: RegionField): never => {
+      throw new CrimgError('CORRUPT_INDEX', `region ${i} ${why}`, { offset: c.base + o + offsetOf(REGION_RECORD, field), region: i });
     };
-    const address = dv.getBigUint64(o, true);
-    const length = dv.getBigUint64(o + 8, true);
-    const firstChunk = dv.getBigUint64(o + 16, true);
-    const chunkCount = dv.getBigUint64(o + 24, true);
-    const storedBytes = dv.getBigUint64(o + 32, true);
-    const zeroChunks = dv.getBigUint64(o + 40, true);
-    const nameOffset = dv.getUint32(o + 48, true);
-    const nameLength = dv.getUint32(o + 52, true);
-    const protBits = bytes[o + 56]!;
-    const kindId = bytes[o + 57]!;
-    if (address % BigInt(c.pageSize) !== 0n) corrupt(`address ${hex(address)} is not page-aligned`, 0);
-    if (length === 0n) corrupt('has length 0', 8);
-    if (address + length > 1n << 64n) corrupt(`${hex(address)} + ${length} runs past the 64-bit address space`, 8);
-    if (address < prevEnd) corrupt(`at ${hex(address)} overlaps or is not after the previous region (ends ${hex(prevEnd)})`, 0);
+    const {
+      address, length, firstChunk, chunkCount, storedBytes, zeroChunks, nameOffset, nameLength,
+      protection: protBits, kind: kindId,
+    } = decodeFields(REGION_RECORD, bytes, o);
+    if (address % BigInt(c.pageSize) !== 0n) corrupt(`address ${hex(address)} is not page-aligned`, 'address');
+    if (length === 0n) corrupt('has length 0', 'length');
+    if (address + length > 1n << 64n) corrupt(`${hex(address)} + ${length} runs past the 64-bit address space`, 'length');
+    if (address < prevEnd) corrupt(`at ${hex(address)} overlaps or is not after the previous region (ends ${hex(prevEnd)})`, 'address');
     prevEnd = address + length;
     const isGap = kindId === KIND_GAP;
     const expectChunks = isGap ? 0n : (length + chunkSize - 1n) / chunkSize;
-    if (chunkCount !== expectChunks) corrupt(`has ${chunkCount} chunks, expected ${expectChunks} for ${length} bytes`, 24);
+    if (chunkCount !== expectChunks) corrupt(`has ${chunkCount} chunks, expected ${expectChunks} for ${length} bytes`, 'chunkCount');
     if (expectChunks > BigInt(LIMITS.maxChunksPerRegion)) {
-      throw new CrimgError('LIMIT_EXCEEDED', `region ${i} has ${expectChunks} chunks (limit ${LIMITS.maxChunksPerRegion})`, { offset: c.base + o + 24, region: i });
+      throw new CrimgError('LIMIT_EXCEEDED', `region ${i} has ${expectChunks} chunks (limit ${LIMITS.maxChunksPerRegion})`, { offset: c.base + o + offsetOf(REGION_RECORD, 'chunkCount'), region: i });
     }
-    if (firstChunk !== BigInt(nextChunk)) corrupt(`first chunk ${firstChunk} should be ${nextChunk}`, 16);
-    if (zeroChunks > chunkCount) corrupt(`zero chunk count ${zeroChunks} exceeds its chunk count`, 40);
-    if (isGap && (protBits !== 0 || storedBytes !== 0n)) corrupt('is a gap with protection or stored bytes', 56);
-    if (protBits & ~7) corrupt(`protection ${protBits} has reserved bits`, 56);
+    if (firstChunk !== BigInt(nextChunk)) corrupt(`first chunk ${firstChunk} should be ${nextChunk}`, 'firstChunk');
+    if (zeroChunks > chunkCount) corrupt(`zero chunk count ${zeroChunks} exceeds its chunk count`, 'zeroChunks');
+    if (isGap && (protBits !== 0 || storedBytes !== 0n)) corrupt('is a gap with protection or stored bytes', 'protection');
+    if (protBits & ~7) corrupt(`protection ${protBits} has reserved bits`, 'protection');
     nextChunk += Number(chunkCount);
-    if (nextChunk > c.chunkCount) corrupt(`chunks run past the chunk table's ${c.chunkCount} records`, 16);
-    if (nameLength > LIMITS.maxNameLength) corrupt(`name length ${nameLength} exceeds ${LIMITS.maxNameLength}`, 52);
-    if (nameOffset + nameLength > c.stringTableLength) corrupt(`name [${nameOffset}, +${nameLength}) lies outside the string table`, 48);
+    if (nextChunk > c.chunkCount) corrupt(`chunks run past the chunk table's ${c.chunkCount} records`, 'firstChunk');
+    if (nameLength > LIMITS.maxNameLength) corrupt(`name length ${nameLength} exceeds ${LIMITS.maxNameLength}`, 'nameLength');
+    if (nameOffset + nameLength > c.stringTableLength) corrupt(`name [${nameOffset}, +${nameLength}) lies outside the string table`, 'nameOffset');
     let name = '';
     try {
       name = dec.decode(bytes.subarray(strBase + nameOffset, strBase + nameOffset + nameLength));
     } catch {
-      corrupt('name is not UTF-8', 48);
+      corrupt('name is not UTF-8', 'nameOffset');
     }
     regions.push({
       index: i, address, length, protBits, prot: protToString(protBits), kindId, kind: kindName(kindId), name,
@@ -171,15 +167,23 @@ export interface ChunkBounds {
   base: number;
 }
 
-/** Encodes one chunk record into `out` at record `i`. */
+// Chunk record field offsets, taken from the table once: the writer encodes and the reader
+// decodes one record per chunk, and a generic walk over the table costs more than the record.
+const CR_OFFSET = offsetOf(CHUNK_RECORD, 'offset');
+const CR_STORED_LENGTH = offsetOf(CHUNK_RECORD, 'storedLength');
+const CR_FLAGS = offsetOf(CHUNK_RECORD, 'flags');
+const CR_RESERVED = CR_FLAGS + 2;
+const CR_CHECKSUM = offsetOf(CHUNK_RECORD, 'checksum');
+
+/** Encodes one chunk record (section 5.3) into `out` at record `i`. */
 export function writeChunkRecord(out: Uint8Array, i: number, r: ChunkRecord): void {
   const dv = view(out);
   const o = i * CHUNK_RECORD_SIZE;
-  dv.setBigUint64(o, BigInt(r.offset), true);
-  dv.setUint32(o + 8, r.storedLength, true);
-  dv.setUint16(o + 12, r.flags, true);
-  dv.setUint16(o + 14, 0, true);
-  dv.setBigUint64(o + 16, r.checksum, true);
+  dv.setBigUint64(o + CR_OFFSET, BigInt(r.offset), true);
+  dv.setUint32(o + CR_STORED_LENGTH, r.storedLength, true);
+  dv.setUint16(o + CR_FLAGS, r.flags, true);
+  dv.setUint16(o + CR_RESERVED, 0, true);
+  dv.setBigUint64(o + CR_CHECKSUM, r.checksum, true);
 }
 
 /**
@@ -205,27 +209,27 @@ export class ChunkTable {
     const corrupt = (why: string, at: number): never => {
       throw new CrimgError('CORRUPT_INDEX', `chunk ${i} ${why}`, { offset: b.base + o + at, chunk: i });
     };
-    const off64 = this.dv.getBigUint64(o, true);
-    const storedLength = this.dv.getUint32(o + 8, true);
-    const flags = this.dv.getUint16(o + 12, true);
-    const checksum = this.dv.getBigUint64(o + 16, true);
-    if (flags & ~0xf) corrupt(`flags 0x${flags.toString(16)} have reserved bits`, 12);
+    const off64 = this.dv.getBigUint64(o + CR_OFFSET, true);
+    const storedLength = this.dv.getUint32(o + CR_STORED_LENGTH, true);
+    const flags = this.dv.getUint16(o + CR_FLAGS, true);
+    const checksum = this.dv.getBigUint64(o + CR_CHECKSUM, true);
+    if (flags & ~0xf) corrupt(`flags 0x${flags.toString(16)} have reserved bits`, CR_FLAGS);
     const form = flags & (CHUNK_ZERO | CHUNK_RAW | CHUNK_ENCODED);
-    if (form !== CHUNK_ZERO && form !== CHUNK_RAW && form !== CHUNK_ENCODED) corrupt(`flags 0x${flags.toString(16)} name no single stored form`, 12);
+    if (form !== CHUNK_ZERO && form !== CHUNK_RAW && form !== CHUNK_ENCODED) corrupt(`flags 0x${flags.toString(16)} name no single stored form`, CR_FLAGS);
     if (form === CHUNK_ZERO) {
-      if (off64 !== 0n || storedLength !== 0 || checksum !== 0n || flags !== CHUNK_ZERO) corrupt('is a zero chunk with stored bytes', 0);
+      if (off64 !== 0n || storedLength !== 0 || checksum !== 0n || flags !== CHUNK_ZERO) corrupt('is a zero chunk with stored bytes', CR_OFFSET);
       return { offset: 0, storedLength: 0, flags, checksum };
     }
-    if (((flags & CHUNK_ENCRYPTED) !== 0) !== b.hasCipher) corrupt('ENCRYPTED flag disagrees with the header cipher', 12);
-    if (form === CHUNK_ENCODED && !b.hasCodec) corrupt('is ENCODED in an image without codec', 12);
+    if (((flags & CHUNK_ENCRYPTED) !== 0) !== b.hasCipher) corrupt('ENCRYPTED flag disagrees with the header cipher', CR_FLAGS);
+    if (form === CHUNK_ENCODED && !b.hasCodec) corrupt('is ENCODED in an image without codec', CR_FLAGS);
     const t = b.hasCipher ? TAG_SIZE : 0;
-    if (form === CHUNK_RAW && storedLength !== plainLength + t) corrupt(`is RAW with ${storedLength} stored bytes for ${plainLength} plain`, 8);
-    if (form === CHUNK_ENCODED && (storedLength <= t || storedLength >= plainLength + t)) corrupt(`is ENCODED with ${storedLength} stored bytes for ${plainLength} plain`, 8);
+    if (form === CHUNK_RAW && storedLength !== plainLength + t) corrupt(`is RAW with ${storedLength} stored bytes for ${plainLength} plain`, CR_STORED_LENGTH);
+    if (form === CHUNK_ENCODED && (storedLength <= t || storedLength >= plainLength + t)) corrupt(`is ENCODED with ${storedLength} stored bytes for ${plainLength} plain`, CR_STORED_LENGTH);
     if (off64 < BigInt(b.dataStart) || off64 + BigInt(storedLength) > BigInt(b.dataEnd)) {
-      corrupt(`bytes [${off64}, +${storedLength}) lie outside the data area [${b.dataStart}, ${b.dataEnd})`, 0);
+      corrupt(`bytes [${off64}, +${storedLength}) lie outside the data area [${b.dataStart}, ${b.dataEnd})`, CR_OFFSET);
     }
     const offset = Number(off64);
-    if (b.mappable && offset % b.pageSize !== 0) corrupt(`offset ${offset} is not page-aligned in a MAPPABLE image`, 0);
+    if (b.mappable && offset % b.pageSize !== 0) corrupt(`offset ${offset} is not page-aligned in a MAPPABLE image`, CR_OFFSET);
     return { offset, storedLength, flags, checksum };
   }
 }

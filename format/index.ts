@@ -16,3 +16,5 @@ export { encodeFooter, decodeFooter } from './footer.js';
 export type { Footer } from './footer.js';
 export { encodeRegionSection, decodeRegionSection, writeChunkRecord, ChunkTable } from './index-table.js';
 export type { Region, RegionRecord, ChunkRecord, ChunkBounds, RegionSectionContext } from './index-table.js';
+export { HEADER, CHUNK_RECORD, REGION_RECORD, FOOTER, offsetOf, sizeOf, decodeFields, encodeFields } from './fields.js';
+export type { Field, FieldName, FieldTable, FieldType, FieldValues } from './fields.js';
