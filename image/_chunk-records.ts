@@ -1,0 +1,160 @@
+/**
+ * The image writer's chunk table and data layout (spec/FORMAT.md sections 5.2 and 5.3): each
+ * stored chunk is queued at the next file offset and recorded there; a zero chunk is recorded
+ * with no bytes, and in the sparse layout leaves a hole of its plain length, so that chunk j of
+ * a region lies at the region's start + j * chunk size. In a MAPPABLE image each region ends
+ * padded to a page boundary.
+ */
+import { CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, alignUp } from '../format/constants.js';
+import { writeChunkRecord, type RegionRecord } from '../format/index-table.js';
+import type { NativeMmap } from '../native-mmap/index.js';
+import type { EncodedChunk } from './chunk-encoder.js';
+import { WRITE_BATCH, type WriteQueue } from './_write-queue.js';
+
+const ZERO_PAD = new Uint8Array(LIMITS.maxPageSize);
+
+/** The chunk records of one image being written, in chunk order, and their totals. */
+export class ChunkRecords {
+  /** Chunk records written so far. */
+  count = 0;
+  zeroChunks = 0;
+  storedBytes = 0;
+  plainBytes = 0;
+  private table = new Uint8Array(CHUNK_RECORD_SIZE * 1024);
+  /** The chunk table as 32-bit words, for the native scan's records. */
+  private words: Uint32Array | null = null;
+  /** Per-block scan results of the native scan (chunk sums and zero flags). */
+  private scanSums: BigUint64Array | null = null;
+  private scanZero: Uint8Array | null = null;
+
+  constructor(
+    private readonly out: WriteQueue,
+    private readonly pageSize: number,
+    private readonly chunkSize: number,
+    /** No codec and no cipher: regions end on a page boundary (section 5.2). */
+    private readonly mappable: boolean,
+    /** Sparse layout: zero chunks are holes (section 5.2, SPARSE). */
+    private readonly sparse: boolean,
+  ) {}
+
+  /** The chunk table's bytes (section 5.3), valid until the next record. */
+  get bytes(): Uint8Array {
+    return this.table.subarray(0, this.count * CHUNK_RECORD_SIZE);
+  }
+
+  /** Records one encoded chunk of `rec` and queues its bytes. */
+  store(c: EncodedChunk, rec: RegionRecord): void {
+    this.plainBytes += c.plainLength;
+    if (c.stored.length === 0) {
+      this.record(0, 0, c.flags, 0n);
+      rec.zeroChunks++;
+      this.zeroChunks++;
+      if (this.sparse) this.out.skip(c.plainLength);
+      return;
+    }
+    this.record(this.out.pos, c.stored.length, c.flags, c.checksum);
+    rec.storedBytes += BigInt(c.stored.length);
+    this.storedBytes += c.stored.length;
+    this.out.queue(c.stored);
+  }
+
+  /**
+   * Records the chunks of `bytes` (whole chunks but for a region's last) from one native scan
+   * and queues their stored runs as views of `bytes`, one per run of stored chunks.
+   * The same records and bytes as {@link store} of the plain encoder, chunk by chunk.
+   * @returns the number of chunks.
+   */
+  storeScanned(n: NativeMmap, bytes: Uint8Array, rec: RegionRecord): number {
+    const cs = this.chunkSize;
+    const out = this.out;
+    const chunks = Math.ceil(bytes.length / cs);
+    if (this.scanSums === null || this.scanSums.length < chunks) {
+      this.scanSums = new BigUint64Array(Math.max(chunks, Math.ceil(WRITE_BATCH / cs)));
+      this.scanZero = new Uint8Array(this.scanSums.length);
+    }
+    const sums = this.scanSums;
+    const zero = this.scanZero!;
+    n.scanChunks(bytes, cs, sums, zero);
+    // The sums as 32-bit words: copied into the records with no BigInt per chunk.
+    const sumWords = new Uint32Array(sums.buffer, sums.byteOffset, sums.length * 2);
+    this.reserve(chunks);
+    const words = this.words!;
+    let stored = 0;
+    let zeros = 0;
+    let runStart = -1;
+    let runPos = 0; // file offset of the run's first chunk
+    for (let k = 0; k <= chunks; k++) {
+      if (k < chunks && zero[k] === 0) {
+        if (runStart < 0) {
+          runStart = k;
+          runPos = out.pos;
+        }
+        const plain = Math.min(cs, bytes.length - k * cs);
+        const offset = runPos + (k - runStart) * cs;
+        // A chunk record (section 5.3): offset u64, stored length u32, flags u16 + reserved u16, checksum u64.
+        const w = this.count++ * 6;
+        words[w] = offset >>> 0;
+        words[w + 1] = Math.floor(offset / 0x100000000);
+        words[w + 2] = plain;
+        words[w + 3] = CHUNK_RAW;
+        words[w + 4] = sumWords[2 * k]!;
+        words[w + 5] = sumWords[2 * k + 1]!;
+        stored += plain;
+        continue;
+      }
+      if (runStart >= 0) {
+        out.queue(bytes.subarray(runStart * cs, Math.min(bytes.length, k * cs)));
+        runStart = -1;
+      }
+      if (k === chunks) break;
+      const w = this.count++ * 6;
+      words.fill(0, w, w + 6);
+      words[w + 3] = CHUNK_ZERO;
+      zeros++;
+      if (this.sparse) out.skip(Math.min(cs, bytes.length - k * cs));
+    }
+    rec.storedBytes += BigInt(stored);
+    rec.zeroChunks += zeros;
+    this.storedBytes += stored;
+    this.zeroChunks += zeros;
+    this.plainBytes += bytes.length;
+    return chunks;
+  }
+
+  /**
+   * Ends region `rec` of `chunks` chunks: sets its chunk count and, in a MAPPABLE image, pads
+   * to a page boundary, where the next region's first chunk starts (section 5.2).
+   * @throws RangeError beyond {@link LIMITS}.maxChunksPerRegion chunks
+   */
+  endRegion(rec: RegionRecord, chunks: number): void {
+    if (chunks > LIMITS.maxChunksPerRegion) throw new RangeError(`expected at most ${LIMITS.maxChunksPerRegion} chunks per region`);
+    rec.chunkCount = chunks;
+    const pos = this.out.pos;
+    if (!this.mappable || pos % this.pageSize === 0) return;
+    const pad = alignUp(pos, this.pageSize) - pos;
+    if (this.sparse) this.out.skip(pad); else this.out.queue(ZERO_PAD.subarray(0, pad));
+  }
+
+  /** Appends the next chunk record. */
+  private record(offset: number, storedLength: number, flags: number, checksum: bigint): void {
+    this.reserve(1);
+    writeChunkRecord(this.table, this.count++, { offset, storedLength, flags, checksum });
+  }
+
+  /**
+   * Makes room for `n` more chunk records; {@link words} views the table as 32-bit words (the
+   * records are 24 bytes, so 6 words each, little-endian on the hosts the native scan runs on).
+   */
+  private reserve(n: number): void {
+    const need = (this.count + n) * CHUNK_RECORD_SIZE;
+    if (need > this.table.length) {
+      let size = this.table.length * 2;
+      while (size < need) size *= 2;
+      const grown = new Uint8Array(size);
+      grown.set(this.table);
+      this.table = grown;
+      this.words = null;
+    }
+    this.words ??= new Uint32Array(this.table.buffer, this.table.byteOffset, this.table.length >> 2);
+  }
+}
