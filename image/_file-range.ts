@@ -1,7 +1,9 @@
 /**
- * File ranges as region data: the image writer reads them itself, into reused buffers for a
- * raw image (or maps a regular file, see {@link FileRange}), into fresh ones for an encoded
- * image, whose chunks keep their plain bytes until they are encoded.
+ * File ranges as region data: the image writer reads them itself. One reader
+ * ({@link FileRangeReader.blocks}) serves both paths: reused buffers for a raw image, whose
+ * chunks are written from them and which come back when the write is done; fresh buffers for
+ * an encoded image, whose chunks keep their plain bytes until they are encoded. A raw image
+ * maps a regular file instead when it can (see {@link FileRange}).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { fstatSync, read } from 'node:fs';
@@ -63,6 +65,21 @@ const MAX_READ_SIZE = 64 * 1024 * 1024;
 /** Errors that end a partial file range (an unreadable page of /proc/PID/mem) instead of failing it. */
 const ENDS_PARTIAL = new Set(['EIO', 'EFAULT', 'ENOMEM']);
 
+/** A file range checked and resolved against its open file. */
+interface OpenRange {
+  fd: number;
+  /** Names the file across regions (a read ahead is only taken by the same file). */
+  key: string;
+  name: string;
+  start: bigint;
+  total: number;
+  partial: boolean;
+  /** The size of a regular file we opened by path; null for an fd or another kind of file. */
+  size: bigint | null;
+  /** Bytes per read: whole chunks. */
+  block: number;
+}
+
 type Block = { buf: Buffer; n: number };
 
 /** Reads (or maps) the file ranges of one image being written. */
@@ -92,16 +109,75 @@ export class FileRangeReader {
   }
 
   /**
-   * Copies a file range into region `rec` of a raw image (`encode`: the plain encoder): blocks of {@link readSizeOf} bytes (a multiple of
-   * every chunk size) are read into reused buffers, {@link READ_AHEAD} reads ahead; each
-   * block's stored chunks form one write, and a buffer is reused once the write that
-   * references it is done.
+   * Copies a file range into region `rec` of a raw image (`encode`: the plain encoder), mapped
+   * when it can be (see {@link copyMapped}), else read in blocks into reused buffers; each
+   * block's stored chunks form one write, and a buffer is reused once that write is done. The
+   * writes may go on after this resolves: the buffers are ours.
+   * @throws TypeError, RangeError on a bad range; CrimgError IO_ERROR
    */
   async copy(range: FileRange, rec: RegionRecord, encode: (plain: Uint8Array) => EncodedChunk): Promise<void> {
-    const reads: Promise<{ buf: Buffer; n: number }>[] = [];
+    const r = await this.open(range);
+    await this.dropPrefetch(r.key, r.start);
+    if (this.scanner && this.mapFiles && !r.partial && r.start + BigInt(r.total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
+      const regular = r.size !== null || (range.path === undefined && fstatSync(r.fd).isFile());
+      if (regular && await this.copyMapped(this.scanner, r, rec, range.onRead)) return;
+    }
+    const cs = this.chunkSize;
+    const scanner = this.scanner;
+    let chunks = 0;
+    for await (const { buf, n } of this.blocks(r, false)) {
+      if (n > 0) {
+        if (scanner) {
+          chunks += this.records.storeScanned(scanner, buf.subarray(0, n), rec);
+        } else {
+          for (let off = 0; off < n; off += cs) {
+            this.records.store(encode(buf.subarray(off, Math.min(n, off + cs))), rec);
+            chunks++;
+          }
+        }
+        rec.length += BigInt(n);
+        // This block's stored bytes are one write; its buffer comes back when it is done.
+        void this.out.flushNow().then(() => this.freeBuffers.push(buf), () => {});
+      } else {
+        this.freeBuffers.push(buf);
+      }
+      range.onRead?.(Number(rec.length));
+      await this.out.waitForRoom();
+    }
+    this.records.endRegion(rec, chunks);
+  }
+
+  /**
+   * A file range as pieces in fresh buffers, for an encoded image: the pieces become the
+   * chunks' plain bytes, so they cannot be reused.
+   * @throws TypeError, RangeError on a bad range; CrimgError IO_ERROR
+   */
+  async *pieces(range: FileRange): AsyncGenerator<Uint8Array> {
+    const r = await this.open(range);
+    await this.dropPrefetch(r.key, r.start);
+    let done = 0;
+    for await (const { buf, n } of this.blocks(r, true)) {
+      if (n === 0) return; // a partial range's first unreadable page
+      done += n;
+      range.onRead?.(done);
+      yield buf.subarray(0, n);
+    }
+  }
+
+  /** Settles a read ahead and closes the file opened by path. Never throws. */
+  async close(): Promise<void> {
+    await this.dropPrefetch('', -1n);
+    await this.closeCached();
+  }
+
+  /**
+   * Checks `range` and opens its file (a path once for a run of regions from it).
+   * @throws TypeError, RangeError; CrimgError IO_ERROR when the path cannot be opened
+   */
+  private async open(range: FileRange): Promise<OpenRange> {
     let fd: number;
     let key: string;
-    let size: bigint | null = null; // known for regular files: lets the next region's read start early
+    let size: bigint | null = null;
     if (range.path !== undefined) {
       const f = await this.openCached(range.path);
       fd = f.fh.fd;
@@ -113,109 +189,86 @@ export class FileRangeReader {
     } else {
       throw new TypeError('expected a file range with a path or an fd');
     }
+    const start = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
+    if (start < 0n) throw new RangeError(`expected a non-negative position, got ${start}`);
+    const partial = range.partial === true;
+    if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
+    let total: number;
+    if (range.length !== undefined) {
+      if (!Number.isSafeInteger(range.length) || range.length <= 0) throw new RangeError(`expected a positive length, got ${range.length}`);
+      total = range.length;
+    } else {
+      const fileSize = size ?? BigInt(fstatSync(fd).size);
+      if (fileSize <= start) throw new RangeError(`expected data after position ${start} of a ${fileSize}-byte file`);
+      total = Number(fileSize - start);
+    }
+    const name = range.name ?? range.path ?? `fd ${fd}`;
+    return { fd, key, name, start, total, partial, size, block: this.readSizeOf(range) };
+  }
+
+  /**
+   * The one reader of file ranges: the range in blocks, in order, {@link READ_AHEAD} reads
+   * ahead of the consumer. Buffers are reused ones that the consumer gives back, or with
+   * `fresh` new ones it keeps. A partial range's last block may be short (whole pages) or
+   * empty. After a whole range of a path, the next block of the file is read ahead for the
+   * next region.
+   */
+  private async *blocks(r: OpenRange, fresh: boolean): AsyncGenerator<Block> {
+    const reads: Promise<Block>[] = [];
+    const count = Math.ceil(r.total / r.block);
+    const wantOf = (i: number): number => Math.min(r.block, r.total - i * r.block);
+    const readAt = (position: bigint, want: number): Promise<Block> =>
+      readInto(r.fd, r.name, fresh ? Buffer.allocUnsafe(want) : this.takeBuffer(r.block), position, want, r.partial ? this.pageSize : 0);
+    const readBlock = (i: number): Promise<Block> => {
+      const position = r.start + BigInt(i * r.block);
+      const want = wantOf(i);
+      // The previous region read ahead here when the regions follow each other in the file.
+      const p = this.prefetch;
+      if (i === 0 && p && !r.partial && p.key === r.key && p.position === position && p.want >= want) {
+        this.prefetch = null;
+        return p.read.then((b) => ({ buf: b.buf, n: want }), () => readAt(position, want));
+      }
+      return readAt(position, want);
+    };
+    let next = 0;
+    const topUp = (): void => {
+      while (reads.length < READ_AHEAD && next < count) {
+        const p = readBlock(next++);
+        p.catch(() => {}); // handled: awaited in order below, or settled in finally
+        reads.push(p);
+      }
+    };
     try {
-      const start = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
-      if (start < 0n) throw new RangeError(`expected a non-negative position, got ${start}`);
-      const partial = checkRangeLength(range);
-      let total: number;
-      if (range.length !== undefined) {
-        total = range.length;
-      } else {
-        size ??= BigInt(fstatSync(fd).size);
-        if (size <= start) throw new RangeError(`expected data after position ${start} of a ${size}-byte file`);
-        total = Number(size - start);
-      }
-      const block = this.readSizeOf(range);
-      const name = range.name ?? range.path ?? `fd ${fd}`;
-      await this.dropPrefetch(key, start);
-      if (this.scanner && this.mapFiles && !partial && start + BigInt(total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
-        const regular = range.path !== undefined ? size !== null : fstatSync(fd).isFile();
-        if (regular && await this.copyMapped(this.scanner, { fd, name, start, total }, rec, range.onRead)) return;
-      }
-      const readAt = (position: bigint, want: number): Promise<{ buf: Buffer; n: number }> =>
-        readInto(fd, name, this.takeBuffer(block), position, want, partial ? this.pageSize : 0);
-      const readBlock = (i: number): Promise<{ buf: Buffer; n: number }> => {
-        const position = start + BigInt(i * block);
-        const want = Math.min(block, total - i * block);
-        // The previous region's last step read ahead here when the regions follow each other in the file.
-        const p = this.prefetch;
-        if (i === 0 && p && !partial && p.key === key && p.position === position && p.want >= want) {
-          this.prefetch = null;
-          return p.read.then((r) => ({ buf: r.buf, n: want }));
-        }
-        return readAt(position, want);
-      };
-      const blocks = Math.ceil(total / block);
-      const cs = this.chunkSize;
-      const scanner = this.scanner;
-      let chunkIndex = 0;
-      // Reads run READ_AHEAD blocks ahead of hashing, on libuv's thread pool beside the writes.
-      let nextRead = 0;
-      const topUp = (): void => {
-        while (reads.length < READ_AHEAD && nextRead < blocks) {
-          const r = readBlock(nextRead++);
-          r.catch(() => {}); // handled: awaited in order below, or settled in finally
-          reads.push(r);
-        }
-      };
       topUp();
-      for (let i = 0; i < blocks; i++) {
-        const { buf, n } = await reads.shift()!;
-        // Only a partial range comes back short: the region ends with this block.
-        const short = n < Math.min(block, total - i * block);
+      for (let i = 0; i < count; i++) {
+        const b = await reads.shift()!;
+        // Only a partial range comes back short: the range ends with this block.
+        const short = b.n < wantOf(i);
         if (!short) topUp();
-        if (n > 0) {
-          if (scanner) {
-            chunkIndex += this.records.storeScanned(scanner, buf.subarray(0, n), rec);
-          } else {
-            for (let off = 0; off < n; off += cs) {
-              this.records.store(encode(buf.subarray(off, Math.min(n, off + cs))), rec);
-              chunkIndex++;
-            }
-          }
-          rec.length += BigInt(n);
-          // This block's stored bytes are one write; its buffer comes back when it is done.
-          const written = this.out.flushNow();
-          void written.then(() => this.freeBuffers.push(buf), () => {});
-        } else {
-          this.freeBuffers.push(buf);
-        }
-        range.onRead?.(Number(rec.length));
-        if (short) break;
-        await this.out.waitForRoom();
+        yield b;
+        if (short) return;
       }
-      this.records.endRegion(rec, chunkIndex);
-      // Guess that the next region continues in the same file (a dump cut into regions):
-      // start its first read now, so it overlaps this region's writes.
-      const end = start + BigInt(total);
-      // Only for a path: its handle is ours, so no one can close or reuse it under the read.
-      if (range.path !== undefined && size !== null && !partial && end < size) {
-        const want = Number(size - end < BigInt(block) ? size - end : BigInt(block));
-        const read = readAt(end, want);
-        read.catch(() => {}); // a failed guess costs nothing: the region that wants it reads again
-        this.prefetch = { key, position: end, want, read };
-      }
-      // The read buffers are ours, so the writes may go on after this region: no drain here.
+      this.readAhead(r, fresh);
     } finally {
-      // A failure or an early end (partial) can leave reads in flight: let them settle (a
-      // rejected read must not go unhandled, and the file must stay open under them). No write
-      // references their buffers, so they are free again.
-      for (const r of await Promise.allSettled(reads)) if (r.status === 'fulfilled') this.freeBuffers.push(r.value.buf);
+      // A failure or an early end can leave reads in flight: let them settle (a rejected read
+      // must not go unhandled, and the file must stay open under them). No write references
+      // their buffers, so reused ones are free again.
+      for (const s of await Promise.allSettled(reads)) if (s.status === 'fulfilled' && !fresh) this.freeBuffers.push(s.value.buf);
     }
   }
 
   /**
-   * A file range as pieces in fresh buffers, for an encoded image: the pieces become the
-   * chunks' plain bytes, so they cannot be reused.
+   * Guesses that the next region continues in the same file (a dump cut into regions) and
+   * starts its first read now, so that it overlaps this region's writes. Only for a path: its
+   * handle is ours, so no one can close or reuse it under the read.
    */
-  pieces(range: FileRange): AsyncGenerator<Uint8Array> {
-    return fileRangePieces(range, this.pageSize, this.readSizeOf(range));
-  }
-
-  /** Settles a read ahead and closes the file opened by path. Never throws. */
-  async close(): Promise<void> {
-    await this.dropPrefetch('', -1n);
-    await this.closeCached();
+  private readAhead(r: OpenRange, fresh: boolean): void {
+    const end = r.start + BigInt(r.total);
+    if (r.size === null || r.partial || end >= r.size) return;
+    const want = Number(r.size - end < BigInt(r.block) ? r.size - end : BigInt(r.block));
+    const read = readInto(r.fd, r.name, fresh ? Buffer.allocUnsafe(want) : this.takeBuffer(r.block), end, want);
+    read.catch(() => {}); // a failed guess costs nothing: the region that wants it reads again
+    this.prefetch = { key: r.key, position: end, want, read };
   }
 
   /**
@@ -226,7 +279,7 @@ export class FileRangeReader {
    * the previous ones.
    * @returns false, having done nothing, when the file cannot be mapped (the caller reads it).
    */
-  private async copyMapped(n: NativeMmap, r: { fd: number; name: string; start: bigint; total: number }, rec: RegionRecord, onRead?: (bytes: number) => void): Promise<boolean> {
+  private async copyMapped(n: NativeMmap, r: OpenRange, rec: RegionRecord, onRead?: (bytes: number) => void): Promise<boolean> {
     const page = n.pageSize();
     const start = Number(r.start);
     const total = r.total;
@@ -333,73 +386,4 @@ async function readInto(fd: number, name: string, buf: Buffer, position: bigint,
   }
   // Whole pages only when the range ended early: a complete read keeps its part page.
   return { buf, n: partialPage && done < want ? done - (done % partialPage) : done };
-}
-
-/**
- * Checks a file range's `length` (a positive safe integer when given; required when partial),
- * for both write paths alike.
- * @returns whether the range is partial.
- * @throws RangeError
- */
-function checkRangeLength(range: FileRange): boolean {
-  const partial = range.partial === true;
-  if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
-  if (range.length !== undefined && (!Number.isSafeInteger(range.length) || range.length <= 0)) throw new RangeError(`expected a positive length, got ${range.length}`);
-  return partial;
-}
-
-/**
- * A file range as pieces in fresh buffers (for the encoding path: the pieces become the
- * chunks' plain bytes, so they cannot be reused), one read ahead of the consumer.
- */
-async function* fileRangePieces(range: FileRange, pageSize: number, readSize: number): AsyncGenerator<Uint8Array> {
-  const name = range.name ?? range.path ?? `fd ${range.fd}`;
-  const partial = checkRangeLength(range);
-  const ioError = (e: unknown, verb: string, where = ''): CrimgError =>
-    new CrimgError('IO_ERROR', `cannot ${verb} ${name}${where}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
-  let fh: FileHandle | null = null;
-  if (range.path !== undefined) {
-    try { fh = await open(range.path, 'r'); } catch (e) { throw ioError(e, 'open'); }
-  } else if (typeof range.fd !== 'number' || !Number.isInteger(range.fd) || range.fd < 0) {
-    throw new TypeError('expected a file range with a path or an fd');
-  }
-  const fd = fh ? fh.fd : range.fd!;
-  let ahead: Promise<Uint8Array> | null = null;
-  try {
-    let pos = typeof range.position === 'bigint' ? range.position : BigInt(range.position ?? 0);
-    let left = range.length ?? Number(BigInt(fstatSync(fd).size) - pos);
-    let done = 0;
-    // A partial range's piece holds whole pages up to the first unreadable one (see readInto).
-    const readPiece = (at: bigint, want: number): Promise<Uint8Array> => {
-      if (partial) return readInto(fd, name, Buffer.allocUnsafe(want), at, want, pageSize).then(({ buf, n }) => buf.subarray(0, n));
-      const buf = Buffer.allocUnsafe(want);
-      return new Promise<number>((resolve, reject) => read(fd, buf, 0, want, at, (e, k) => (e ? reject(e) : resolve(k))))
-        .then((n) => {
-          if (n === 0) throw new CrimgError('IO_ERROR', `${name} ended ${left} bytes early at ${at}`);
-          return buf.subarray(0, n);
-        }, (e: unknown) => { throw ioError(e, 'read', ` at ${at}`); });
-    };
-    while (left > 0) {
-      const want = Math.min(left, readSize);
-      const piece = await (ahead ?? readPiece(pos, want));
-      ahead = null;
-      if (piece.length === 0) return; // a partial range's first unreadable page
-      pos += BigInt(piece.length);
-      left -= piece.length;
-      done += piece.length;
-      range.onRead?.(done);
-      if (partial && piece.length < want) {
-        yield piece;
-        return;
-      }
-      if (left > 0) {
-        ahead = readPiece(pos, Math.min(left, readSize));
-        ahead.catch(() => {}); // awaited on the next turn, or settled in finally
-      }
-      yield piece;
-    }
-  } finally {
-    if (ahead) await ahead.catch(() => {});
-    await fh?.close();
-  }
 }
