@@ -8,7 +8,7 @@
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { CrimgError } from '../format/errors.js';
-import { native } from '../native-mmap/index.js';
+import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectOneOf } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
 import { portableLibraries } from './portable.js';
@@ -18,13 +18,15 @@ import { KEY_LENGTH, NONCE_LENGTH, TAG_LENGTH } from './sizes.js';
 /** An AEAD suite by name; also the node:crypto cipher name. */
 export type AeadSuite = 'aes-256-gcm' | 'chacha20-poly1305';
 
-type NativeSeal = (cipherId: 1 | 2, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array) => void;
-
-/** The addon's seal (Node's OpenSSL, no per-message object set-up), when it is built. */
-const nativeSeal: NativeSeal | null = native && typeof native.aeadSeal === 'function' ? native.aeadSeal.bind(native) : null;
-
-/** How the node engine seals: 'native' (the addon) or 'cipheriv' (node:crypto). */
-export const nodeSealEngine: 'native' | 'cipheriv' = nativeSeal ? 'native' : 'cipheriv';
+/**
+ * How the node engine seals: 'native' (the addon: Node's OpenSSL without per-message object
+ * set-up) when it is available, else 'cipheriv' (node:crypto).
+ * @example
+ * nodeSealEngine(); // 'cipheriv' under CRIMG_NO_NATIVE=1
+ */
+export function nodeSealEngine(): 'native' | 'cipheriv' {
+  return nativeAddon() ? 'native' : 'cipheriv';
+}
 
 /** All suites, in cipher id order (spec section 7 table). */
 export const AEAD_SUITES: readonly AeadSuite[] = Object.freeze(['aes-256-gcm', 'chacha20-poly1305'] as const);
@@ -94,11 +96,12 @@ export function seal(
 ): Uint8Array {
   checkArgs(suite, key, nonce, aad, plaintext, 'plaintext');
   if (checkEngine(engine) === 'portable') return nobleCipher(suite, key, nonce, aad).encrypt(plaintext);
-  if (nativeSeal) {
+  const addon = nativeAddon();
+  if (addon) {
     // Node's own OpenSSL through the addon: the same bits as createCipheriv below, without its
     // ~10 us of set-up per message (test/codec-aead.test.ts compares them).
     const out = new Uint8Array(plaintext.byteLength + TAG_LENGTH);
-    nativeSeal(suite === 'aes-256-gcm' ? CIPHER_AES_256_GCM : CIPHER_CHACHA20_POLY1305, key, nonce, aad, plaintext, out);
+    addon.aeadSeal(suite === 'aes-256-gcm' ? CIPHER_AES_256_GCM : CIPHER_CHACHA20_POLY1305, key, nonce, aad, plaintext, out);
     return out;
   }
   return sealWithCipheriv(suite, key, nonce, aad, plaintext);

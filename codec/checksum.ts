@@ -3,35 +3,111 @@
  * (spec/FORMAT.md section 2.2). Two engines, the same function:
  * - the native addon's (native-mmap/src/scan.cc), when it is built: hashes the caller's memory
  *   in place, about 7 GiB/s here;
- * - xxhash-wasm, everywhere: copies the bytes into its wasm heap first, about 6 GiB/s on
- *   4 KiB..1 MiB inputs plus the copy.
- * test/sparse.test.ts checks that they agree; CRIMG_NO_NATIVE=1 selects xxhash-wasm.
+ * - xxhash-wasm's module, everywhere: copies the bytes into its wasm heap first, about 6 GiB/s
+ *   on 4 KiB..1 MiB inputs plus the copy.
+ * test/sparse.test.ts checks that they agree; CRIMG_NO_NATIVE=1 selects the wasm engine.
+ *
+ * Importing this module runs nothing: the engine is chosen on the first hash, when the addon
+ * loads or the wasm module compiles. Both happen synchronously, so {@link xxh64} stays a plain
+ * function for the format's encoders and decoders.
  */
-import xxhash from 'xxhash-wasm';
-import { native } from '../native-mmap/index.js';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { nativeAddon } from '../native-mmap/index.js';
 
-const hasher = await xxhash();
+type Hash = (bytes: Uint8Array) => bigint;
 
-/** XXH64 of `bytes` with seed 0 by xxhash-wasm, as an unsigned 64-bit bigint. */
-export function xxh64Wasm(bytes: Uint8Array): bigint {
-  return hasher.h64Raw(bytes, 0n);
+/** The part of the WebAssembly global used here (lib es2022 does not declare it). */
+interface Wasm {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: Record<string, unknown> };
+}
+interface WasmMemory {
+  buffer: ArrayBuffer;
+  grow(pages: number): number;
 }
 
-/** The addon, when it is built with the hashing functions (a stale build may lack them). */
-const addon = native && typeof native.xxh64 === 'function' ? native : null;
+const WASM_PAGE = 65536;
 
-/** The native addon's XXH64, when it loaded. */
-const nativeHash: ((bytes: Uint8Array) => bigint) | null = addon ? addon.xxh64.bind(addon) : null;
+/**
+ * xxhash-wasm's module, compiled and instantiated synchronously: the package's own loader is
+ * async, which would cost a top-level await at import. It ships the module as a file for workerd,
+ * byte for byte the one its loaders embed; its exports map hides that file, so it is found
+ * beside the resolved entry point (package layout of xxhash-wasm 1.x: cjs/, workerd/).
+ */
+function instantiateWasm(): Hash {
+  const entry = createRequire(import.meta.url).resolve('xxhash-wasm');
+  const file = path.join(path.dirname(entry), '..', 'workerd', 'xxhash.wasm');
+  const { Module, Instance } = (globalThis as unknown as { WebAssembly: Wasm }).WebAssembly;
+  const { exports } = new Instance(new Module(readFileSync(file)));
+  const mem = exports.mem as WasmMemory | undefined;
+  const h64 = exports.xxh64 as ((at: number, length: number, seed: bigint) => bigint) | undefined;
+  if (typeof h64 !== 'function' || typeof mem?.grow !== 'function') {
+    throw new Error(`xxhash-wasm's module ${file} lacks the mem and xxh64 exports; reinstall xxhash-wasm 1.x`);
+  }
+  let heap = new Uint8Array(mem.buffer);
+  return (bytes) => {
+    if (heap.byteLength < bytes.byteLength) {
+      mem.grow(Math.ceil((bytes.byteLength - heap.byteLength) / WASM_PAGE));
+      heap = new Uint8Array(mem.buffer);
+    }
+    heap.set(bytes);
+    // The wasm i64 comes back signed.
+    return BigInt.asUintN(64, h64(0, bytes.byteLength, 0n));
+  };
+}
+
+let wasmHash: Hash | undefined;
+let hash: Hash | undefined;
+
+/** XXH64 of `bytes` with seed 0 by xxhash-wasm's module, as an unsigned 64-bit bigint. */
+export function xxh64Wasm(bytes: Uint8Array): bigint {
+  return (wasmHash ??= instantiateWasm())(bytes);
+}
+
+function chooseEngine(): Hash {
+  const addon = nativeAddon();
+  return addon ? addon.xxh64.bind(addon) : xxh64Wasm;
+}
+
+/**
+ * XXH64 of `bytes` with seed 0, as an unsigned 64-bit bigint (spec section 2.2).
+ * @param bytes - any length.
+ * @returns the checksum, in [0, 2^64).
+ * @example
+ * xxh64(new Uint8Array(0)); // 0xef46db3751d8e999n
+ */
+export function xxh64(bytes: Uint8Array): bigint {
+  return (hash ??= chooseEngine())(bytes);
+}
 
 /**
  * XXH64 of every `chunkSize` piece of `bytes` (the last may be shorter) into `sums`: one native
- * call for a run of chunks, or null without the addon (hash them one by one then).
+ * call for a run of chunks when the addon is available, else one {@link xxh64} per chunk.
+ * @param bytes - chunks back to back.
+ * @param chunkSize - bytes per chunk, >= 1.
+ * @param sums - receives ceil(bytes.length / chunkSize) checksums.
+ * @example
+ * const sums = new BigUint64Array(2);
+ * xxh64Chunks(twoChunks, 4096, sums);
  */
-export const xxh64Chunks: ((bytes: Uint8Array, chunkSize: number, sums: BigUint64Array) => void) | null =
-  addon && typeof addon.hashChunks === 'function' ? addon.hashChunks.bind(addon) : null;
+export function xxh64Chunks(bytes: Uint8Array, chunkSize: number, sums: BigUint64Array): void {
+  const addon = nativeAddon();
+  if (addon) {
+    addon.hashChunks(bytes, chunkSize, sums);
+    return;
+  }
+  for (let at = 0, k = 0; at < bytes.byteLength; at += chunkSize, k++) {
+    sums[k] = xxh64(bytes.subarray(at, Math.min(at + chunkSize, bytes.byteLength)));
+  }
+}
 
-/** XXH64 of `bytes` with seed 0, as an unsigned 64-bit bigint. */
-export const xxh64: (bytes: Uint8Array) => bigint = nativeHash ?? xxh64Wasm;
-
-/** Which engine {@link xxh64} is: 'native' or 'wasm'. */
-export const checksumEngine: 'native' | 'wasm' = nativeHash ? 'native' : 'wasm';
+/**
+ * Which engine {@link xxh64} uses: 'native' or 'wasm'. Decides it, if no hash has yet.
+ * @example
+ * checksumEngine(); // 'wasm' under CRIMG_NO_NATIVE=1
+ */
+export function checksumEngine(): 'native' | 'wasm' {
+  return nativeAddon() ? 'native' : 'wasm';
+}

@@ -18,7 +18,7 @@ import { constants as zc, deflateRaw, deflateRawSync, inflateRawSync } from 'nod
 import { promisify } from 'node:util';
 import { availableParallelism } from 'node:os';
 import { CrimgError } from '../format/errors.js';
-import { native } from '../native-mmap/index.js';
+import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
 import { portableLibraries } from './portable.js';
@@ -209,9 +209,10 @@ export class NativeDeflater {
 
   private constructor(private readonly batch: DeflateBatch, private readonly level: number) {}
 
-  /** A deflater at `level`, or null when the addon (or its deflate) is unavailable. */
+  /** A deflater at `level`, or null when the addon is unavailable. */
   static create(level: number): NativeDeflater | null {
-    return native && typeof native.deflateBatch === 'function' ? new NativeDeflater(native.deflateBatch.bind(native), level) : null;
+    const addon = nativeAddon();
+    return addon ? new NativeDeflater(addon.deflateBatch.bind(addon), level) : null;
   }
 
   /**

@@ -283,14 +283,14 @@ export class ImageReader {
       // Raw chunks: checksums inline, no promise per chunk (thousands per run at 4 KiB); one
       // native call when the run is whole chunks back to back (a region's last may be short).
       const cs = this.header.chunkSize;
-      let uniform = xxh64Chunks !== null && items.length > 1;
+      let uniform = items.length > 1;
       for (let k = 0; uniform && k < items.length; k++) {
         const rec = items[k]!.rec;
         uniform = rec.offset - base === k * cs && (rec.storedLength === cs || k === items.length - 1);
       }
       if (uniform) {
         const sums = new BigUint64Array(items.length);
-        xxh64Chunks!(u8.subarray(0, (items.length - 1) * cs + items[items.length - 1]!.rec.storedLength), cs, sums);
+        xxh64Chunks(u8.subarray(0, (items.length - 1) * cs + items[items.length - 1]!.rec.storedLength), cs, sums);
         const plains = items.map((it, k) => {
           if (sums[k] !== it.rec.checksum) throw this.checksumMismatch(it.region, it.j, it.number, it.rec);
           return u8.subarray(k * cs, k * cs + it.rec.storedLength);

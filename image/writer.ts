@@ -24,7 +24,7 @@ import { hex } from '../format/bytes.js';
 import { toBigAddress } from '../format/address.js';
 import { createChunkEncoder, type ChunkEncoder } from './chunk-encoder.js';
 import type { KeyInput } from './keying.js';
-import { native, type NativeMmap } from '../native-mmap/index.js';
+import { nativeAddon, type NativeMmap } from '../native-mmap/index.js';
 import { WriteQueue } from './_write-queue.js';
 import { ChunkRecords } from './_chunk-records.js';
 import { ChunkStream, type RegionBytes } from './_chunk-stream.js';
@@ -196,7 +196,7 @@ export class ImageWriter {
     const header = encodeHeader(fields, xxh64);
     encoder.bindHeader(header, validation);
     const doFsync = options.fsync ?? true;
-    const addon = doFsync ? native : null;
+    const addon = doFsync ? nativeAddon() : null;
     const writeBack = addon ? addon.writeBack.bind(addon) : null;
     const dataStart = alignUp(header.length + validation.length, pageSize);
     let out: WriteQueue;
@@ -360,7 +360,7 @@ export function defaultChunkSize(pageSize: number, raw: boolean): number {
 function loadScanner(): NativeMmap | null {
   // The native path writes records as little-endian 32-bit words (so do Linux's x86-64 and aarch64).
   if (new Uint8Array(Uint16Array.of(1).buffer)[0] !== 1) return null;
-  return native;
+  return nativeAddon();
 }
 
 function isFileRange(d: RegionData): d is FileRange {

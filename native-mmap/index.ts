@@ -8,10 +8,14 @@
  * reservation made by {@link reserve}, and protect/advise only act on ranges
  * the addon made. Linux only.
  *
- * The addon is optional. When it is not built, fails to load, cannot hand out
- * external ArrayBuffers, or `CRIMG_NO_NATIVE=1` is set, {@link native} is
+ * The addon is optional. When it is not built, lacks a function of
+ * {@link NativeMmap} (a stale build), fails to load, cannot hand out external
+ * ArrayBuffers, or `CRIMG_NO_NATIVE=1` is set, {@link nativeAddon} returns
  * `null`, {@link nativeStatus} says why, and the typed functions throw
  * `ERR_CRIMG_NATIVE_UNAVAILABLE`; callers take the portable (read) path.
+ *
+ * Importing this module does nothing but read `CRIMG_NO_NATIVE`: the addon is
+ * loaded and probed on first use (any function below), once.
  *
  * Errors, all thrown synchronously:
  * - wrong argument type: `TypeError`, code `ERR_INVALID_ARG_TYPE`;
@@ -170,9 +174,24 @@ function packageRoot(from: string): string | null {
   }
 }
 
+/** Every function of {@link NativeMmap}, checked present when the addon loads. */
+const FUNCTIONS = [
+  'pageSize', 'mapFile', 'mapAnonymous', 'reserve', 'unmap', 'protect', 'advise', 'addressOf',
+  'placeRuns', 'view', 'scanChunks', 'xxh64', 'hashChunks', 'aeadSeal', 'deflateBatch', 'writeBack',
+] as const satisfies readonly (keyof NativeMmap)[];
+type FunctionName = { [K in keyof NativeMmap]: NativeMmap[K] extends (...args: never[]) => unknown ? K : never }[keyof NativeMmap];
+// Fails to compile, naming the function, when NativeMmap gains one that FUNCTIONS lacks.
+({}) satisfies Record<Exclude<FunctionName, (typeof FUNCTIONS)[number]>, never>;
+
+/**
+ * Read when this module is evaluated, not at first use: a caller (or test) that
+ * sets it around its import gets the portable path for that module instance.
+ */
+const disabled = process.env.CRIMG_NO_NATIVE === '1';
+
 function load(): { native: NativeMmap | null; status: NativeStatus } {
   const absent = (reason: string) => ({ native: null, status: { available: false, reason } });
-  if (process.env.CRIMG_NO_NATIVE === '1') return absent('disabled by CRIMG_NO_NATIVE=1');
+  if (disabled) return absent('disabled by CRIMG_NO_NATIVE=1');
   if (process.platform !== 'linux') return absent(`platform ${process.platform} is not supported, Linux only`);
   const root = packageRoot(path.dirname(fileURLToPath(import.meta.url)));
   if (root === null) return absent('package root (package.json beside native-mmap/) not found');
@@ -184,6 +203,13 @@ function load(): { native: NativeMmap | null; status: NativeStatus } {
   } catch (err) {
     return absent(`failed to load ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
+  // Built from this package's own sources, so a function missing means a build older than them.
+  const offered = addon as unknown as Record<string, unknown>;
+  const missing: string[] = FUNCTIONS.filter((name) => typeof offered[name] !== 'function');
+  if (typeof offered.unaccountedViews !== 'boolean') missing.push('unaccountedViews');
+  if (missing.length > 0) {
+    return absent(`stale build: ${file} lacks ${missing.join(', ')} (rebuild: node native-mmap/install.mjs)`);
+  }
   try {
     // Runtimes with the V8 memory cage refuse external ArrayBuffers; find out
     // now, once, rather than on the first real restore.
@@ -194,29 +220,40 @@ function load(): { native: NativeMmap | null; status: NativeStatus } {
   return { native: addon, status: { available: true } };
 }
 
-const loaded = load();
+let loaded: ReturnType<typeof load> | undefined;
+
+/** The addon loaded and probed on first call, the same answer ever after. */
+function loadOnce(): ReturnType<typeof load> {
+  return (loaded ??= load());
+}
 
 /**
  * The raw addon, or `null` when it is unavailable (see {@link nativeStatus}).
- * Prefer the typed functions below, which add a clearer error when absent.
+ * Loads it on the first call. Prefer the typed functions below, which add a
+ * clearer error when absent.
  *
+ * @returns the addon with every function of {@link NativeMmap}, or `null`.
  * @example
+ * const native = nativeAddon();
  * if (native) console.log(native.pageSize());
  */
-export const native: NativeMmap | null = loaded.native;
+export function nativeAddon(): NativeMmap | null {
+  return loadOnce().native;
+}
 
 /**
- * Whether the addon loaded, decided once at import.
+ * Whether the addon loaded, decided on first use (this or any other function
+ * here) and then fixed.
  *
  * @returns `{ available: true }`, or `{ available: false, reason }` with the
- *   reason: not built, failed to load, no external buffers, unsupported
- *   platform, or `CRIMG_NO_NATIVE=1`.
+ *   reason: not built, a stale build lacking functions, failed to load, no
+ *   external buffers, unsupported platform, or `CRIMG_NO_NATIVE=1`.
  * @example
  * const s = nativeStatus();
  * if (!s.available) console.warn(`crimg: portable restore (${s.reason})`);
  */
 export function nativeStatus(): NativeStatus {
-  return { ...loaded.status };
+  return { ...loadOnce().status };
 }
 
 /**
@@ -238,8 +275,9 @@ export function isSyscallError(err: unknown): err is SyscallError {
 }
 
 function addon(): NativeMmap {
-  if (loaded.native !== null) return loaded.native;
-  const err = new Error(`crimg native mmap addon unavailable: ${loaded.status.reason}; use the portable path`);
+  const { native, status } = loadOnce();
+  if (native !== null) return native;
+  const err = new Error(`crimg native mmap addon unavailable: ${status.reason}; use the portable path`);
   (err as Error & { code: string }).code = 'ERR_CRIMG_NATIVE_UNAVAILABLE';
   throw err;
 }

@@ -12,13 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { native, nativeStatus } from '../native-mmap/index.js';
-import { outcome } from './native-fixture.js';
+import { outcome, requireNative } from './native-fixture.js';
 
-const status = nativeStatus();
-const hasPlaceRuns = status.available && typeof (native as unknown as Record<string, unknown>).placeRuns === 'function';
-const describeNative = hasPlaceRuns ? describe : describe.skip;
-if (!hasPlaceRuns) console.warn(`native-mmap extra hostile tests skipped: ${status.reason ?? 'addon without placeRuns/view'}`);
+const native = requireNative();
 
 const addonPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'native-mmap', 'build', 'Release', 'crimg_mmap.node');
 
@@ -26,7 +22,7 @@ const TYPE = 'TypeError:ERR_INVALID_ARG_TYPE';
 const RANGE = 'RangeError:ERR_INVALID_ARG_VALUE';
 
 
-describeNative('native-mmap hostile arguments: placeRuns, view, lengths', () => {
+describe('native-mmap hostile arguments: placeRuns, view, lengths', () => {
   type Loose = (...args: unknown[]) => unknown;
   const raw = native as unknown as Record<'placeRuns' | 'view' | 'reserve' | 'protect' | 'advise' | 'unmap' | 'mapAnonymous' | 'addressOf', Loose>;
   let page: number;
@@ -37,10 +33,10 @@ describeNative('native-mmap hostile arguments: placeRuns, view, lengths', () => 
   let closedFd: number;
 
   beforeAll(() => {
-    page = native!.pageSize();
-    r = native!.reserve(8 * page);
-    released = native!.reserve(page);
-    native!.unmap(released);
+    page = native.pageSize();
+    r = native.reserve(8 * page);
+    released = native.reserve(page);
+    native.unmap(released);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crimg-hostile-extra-'));
     fs.writeFileSync(path.join(dir, 'f.bin'), new Uint8Array(2 * page));
     fd = fs.openSync(path.join(dir, 'f.bin'), 'r');
@@ -49,7 +45,7 @@ describeNative('native-mmap hostile arguments: placeRuns, view, lengths', () => 
   });
 
   afterAll(() => {
-    native!.unmap(r);
+    native.unmap(r);
     fs.closeSync(fd);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -129,9 +125,9 @@ describeNative('native-mmap hostile arguments: placeRuns, view, lengths', () => 
     for (const [, call] of cases()) outcome(call);
     // A view over the whole reservation succeeds only if no refused call left a live buffer
     // in it, and its pages read as zeros.
-    const v = native!.view(r as never, 0, 8 * page, 'r--');
+    const v = native.view(r as never, 0, 8 * page, 'r--');
     expect(new Uint8Array(v).every((b) => b === 0)).toBe(true);
-    native!.unmap(v);
+    native.unmap(v);
   });
 });
 
@@ -178,7 +174,7 @@ let calls = 0;
 })().catch((e) => { console.error(e); process.exit(2); });
 `;
 
-describeNative('placeRuns with a runs array changed by another thread while it is checked', () => {
+describe('placeRuns with a runs array changed by another thread while it is checked', () => {
   test('every call is a valid placement or a RangeError, and the child survives', () => {
     const child = spawnSync(process.execPath, ['-e', CHILD, addonPath], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, NODE_OPTIONS: '' } });
     expect({ status: child.status, signal: child.signal, stderr: child.stderr }).toEqual({ status: 0, signal: null, stderr: '' });

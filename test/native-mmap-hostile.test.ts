@@ -12,12 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { native, nativeStatus } from '../native-mmap/index.js';
-import { outcome } from './native-fixture.js';
+import { outcome, requireNative } from './native-fixture.js';
 
-const status = nativeStatus();
-const describeNative = status.available ? describe : describe.skip;
-if (!status.available) console.warn(`native-mmap hostile tests skipped: ${status.reason}`);
+const native = requireNative();
 
 const addonPath = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -32,7 +29,7 @@ const addonPath = path.resolve(
 const TYPE = 'TypeError:ERR_INVALID_ARG_TYPE';
 const RANGE = 'RangeError:ERR_INVALID_ARG_VALUE';
 
-describeNative('native-mmap hostile arguments, in process', () => {
+describe('native-mmap hostile arguments, in process', () => {
   // The raw addon with its types erased, to pass what TypeScript would refuse.
   type Loose = (...args: unknown[]) => unknown;
   const raw = native as unknown as Record<
@@ -45,15 +42,15 @@ describeNative('native-mmap hostile arguments, in process', () => {
   let buf: ArrayBuffer;
 
   beforeAll(() => {
-    page = native!.pageSize();
+    page = native.pageSize();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crimg-hostile-'));
     fs.writeFileSync(path.join(dir, 'f.bin'), new Uint8Array(2 * page));
     fd = fs.openSync(path.join(dir, 'f.bin'), 'r');
-    buf = native!.mapAnonymous(page, 'rw-');
+    buf = native.mapAnonymous(page, 'rw-');
   });
 
   afterAll(() => {
-    native!.unmap(buf);
+    native.unmap(buf);
     fs.closeSync(fd);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -308,7 +305,7 @@ async function main() {
 main().catch((e) => { console.error(e); process.exit(2); });
 `;
 
-describeNative('native-mmap hostile arguments, in a child process', () => {
+describe('native-mmap hostile arguments, in a child process', () => {
   let result: { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
   let out: Record<string, unknown>;
 

@@ -1,7 +1,7 @@
 /**
  * The native restore shim's low layer against the kernel's own account of the
  * address space, /proc/self/maps: placement, permissions, advice, unmapping.
- * Skipped, with the reason printed, when the addon is not built.
+ * Fails, saying why, when the addon is unavailable (test/native-fixture.ts requireNative).
  */
 import { jest } from '@jest/globals';
 import fs from 'node:fs';
@@ -14,18 +14,15 @@ import {
   isSyscallError,
   mapAnonymous,
   mapFile,
-  native,
-  nativeStatus,
   pageSize,
   protect,
   reserve,
   unmap,
   type Advice,
 } from '../native-mmap/index.js';
+import { requireNative } from './native-fixture.js';
 
-const status = nativeStatus();
-const describeNative = status.available ? describe : describe.skip;
-if (!status.available) console.warn(`native-mmap tests skipped: ${status.reason}`);
+const native = requireNative();
 
 /** One line of /proc/self/maps. */
 interface MapsEntry {
@@ -85,7 +82,7 @@ function pattern(length: number): Uint8Array {
   return bytes;
 }
 
-describeNative('native-mmap', () => {
+describe('native-mmap', () => {
   let dir: string;
   let file: string;
   let fd: number;
@@ -109,7 +106,7 @@ describeNative('native-mmap', () => {
   test('pageSize is a power of two of at least 4 KiB', () => {
     expect(page).toBeGreaterThanOrEqual(4096);
     expect(page & (page - 1)).toBe(0);
-    expect(native?.pageSize()).toBe(page);
+    expect(native.pageSize()).toBe(page);
   });
 
   test('mapFile returns the file bytes, listed in /proc/self/maps with perms, offset and path', () => {
@@ -318,7 +315,7 @@ describe('native-mmap fallback', () => {
       if (saved === undefined) delete process.env.CRIMG_NO_NATIVE;
       else process.env.CRIMG_NO_NATIVE = saved;
     }
-    expect(mod?.native).toBeNull();
+    expect(mod?.nativeAddon()).toBeNull();
     expect(mod?.nativeStatus()).toEqual({ available: false, reason: 'disabled by CRIMG_NO_NATIVE=1' });
     expect(() => mod?.pageSize()).toThrow(expect.objectContaining({ code: 'ERR_CRIMG_NATIVE_UNAVAILABLE' }));
     expect(() => mod?.mapAnonymous(4096, 'rw-')).toThrow(/CRIMG_NO_NATIVE=1; use the portable path/);

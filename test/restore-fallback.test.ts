@@ -11,8 +11,9 @@ import { jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { tempDir } from './helpers.js';
 
-// Nothing that reaches the library is imported statically: codec/checksum.ts loads the addon
-// when it is evaluated, and static imports are evaluated before this file's first line.
+// Nothing that reaches the library is imported statically: native-mmap/index.ts reads
+// CRIMG_NO_NATIVE when it is evaluated, and static imports are evaluated before this file's
+// first line.
 const saved = process.env.CRIMG_NO_NATIVE;
 process.env.CRIMG_NO_NATIVE = '1';
 const { nativeStatus } = await import('../native-mmap/index.js');
@@ -34,7 +35,7 @@ afterAll(() => t.cleanup());
 
 test('the addon is disabled in this file', () => {
   expect(nativeStatus()).toEqual({ available: false, reason: 'disabled by CRIMG_NO_NATIVE=1' });
-  expect(checksumEngine).toBe('wasm'); // and checksums still work (every test below reads)
+  expect(checksumEngine()).toBe('wasm'); // and checksums still work (every test below reads)
 });
 
 describe.each([

@@ -10,13 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  mapAnonymous, mapFile, native, nativeStatus, pageSize, placeRuns, protect, reserve, unmap, view, type Reservation,
+  mapAnonymous, mapFile, pageSize, placeRuns, protect, reserve, unmap, view, type Reservation,
 } from '../native-mmap/index.js';
 import { readMaps } from '../restore/_maps.js';
+import { requireNative } from './native-fixture.js';
 
-const status = nativeStatus();
-const describeNative = status.available ? describe : describe.skip;
-if (!status.available) console.warn(`restore native tests skipped: ${status.reason}`);
+const native = requireNative();
 
 const TYPE = 'TypeError:ERR_INVALID_ARG_TYPE';
 const RANGE = 'RangeError:ERR_INVALID_ARG_VALUE';
@@ -38,7 +37,7 @@ function pageAt(a: bigint): string {
   return e === undefined ? 'unmapped' : `${e.perms}${e.path ? ` ${e.path}` : ''}`;
 }
 
-describeNative('placeRuns and view: hostile arguments', () => {
+describe('placeRuns and view: hostile arguments', () => {
   type Loose = (...args: unknown[]) => unknown;
   const raw = native as unknown as Record<'placeRuns' | 'view', Loose>;
   let dir: string;
@@ -149,7 +148,7 @@ describeNative('placeRuns and view: hostile arguments', () => {
   });
 });
 
-describeNative('placeRuns and view: lifecycle', () => {
+describe('placeRuns and view: lifecycle', () => {
   let dir: string;
   let file: string;
   let fd: number;
@@ -224,7 +223,7 @@ describeNative('placeRuns and view: lifecycle', () => {
   });
 
   test('views are untransferable (a transfer copies) and not counted as V8 external memory', () => {
-    expect(native!.unaccountedViews).toBe(true);
+    expect(native.unaccountedViews).toBe(true);
     const size = 256 * 1024 * 1024;
     const r = reserve(size + page);
     try {
@@ -303,7 +302,7 @@ async function main() {
 main().catch((e) => { console.error(e); process.exit(2); });
 `;
 
-describeNative('placeRuns and view: garbage collection', () => {
+describe('placeRuns and view: garbage collection', () => {
   test('views and reservations are released by their finalizers, never under a live buffer', () => {
     const child = spawnSync(process.execPath, ['--expose-gc', '-e', CHILD, addonPath], {
       encoding: 'utf8', timeout: 20_000, env: { ...process.env, NODE_OPTIONS: '' },
@@ -318,7 +317,7 @@ describeNative('placeRuns and view: garbage collection', () => {
   });
 });
 
-describeNative('placeRuns and view: without a working markAsUntransferable', () => {
+describe('placeRuns and view: without a working markAsUntransferable', () => {
   test('views fall back to accounted N-API buffers, still untransferable', () => {
     const script = String.raw`
       require('worker_threads').markAsUntransferable = () => {};

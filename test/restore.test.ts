@@ -2,20 +2,19 @@
  * Restore (restore/restore.ts) against the kernel's own account of the address space,
  * /proc/self/maps: where each run lands, with what protection, file-backed or anonymous; the
  * bytes against image.read; recorded addresses and their EEXIST path; release.
- * Skipped, with the reason printed, when the native addon is not built
- * (restore-fallback.test.ts covers that path).
+ * Fails, saying why, when the native addon is unavailable (restore-fallback.test.ts covers the
+ * portable path).
  */
 import { copyFileSync, openSync, readFileSync, realpathSync, writeSync, closeSync } from 'node:fs';
 import { openImage, type Image } from '../index.js';
-import { nativeStatus, pageSize } from '../native-mmap/index.js';
+import { pageSize } from '../native-mmap/index.js';
 import { readMaps, type MapsEntry } from '../restore/_maps.js';
 import type { RestoreResult } from '../restore/restore.js';
 import { CHUNK, FIXTURE_SPAN, LAYOUT, PAGE, freeBase, regionBytes, writeFixture } from './restore-fixture.js';
 import { tempDir } from './helpers.js';
+import { requireNative } from './native-fixture.js';
 
-const status = nativeStatus();
-const describeNative = status.available ? describe : describe.skip;
-if (!status.available) console.warn(`restore tests skipped: ${status.reason}`);
+requireNative();
 
 const t = tempDir();
 let base: bigint;
@@ -87,7 +86,7 @@ function fixtureMaps(): string[] {
   return readMaps().filter((e) => e.start < base + BigInt(FIXTURE_SPAN) && base < e.end).map((e) => `${e.start.toString(16)}-${e.end.toString(16)} ${e.perms} ${e.path}`);
 }
 
-describeNative('restore, map mode', () => {
+describe('restore, map mode', () => {
   test('the default is map mode for a raw image opened from a file', async () => {
     const result = await image.restore();
     try {
@@ -224,7 +223,7 @@ describeNative('restore, map mode', () => {
   });
 });
 
-describeNative('restore, copy mode', () => {
+describe('restore, copy mode', () => {
   test('anonymous memory with recorded protections, equal to map mode', async () => {
     const copy = await image.restore({ mode: 'copy' });
     const map = await image.restore({ mode: 'map' });
@@ -287,7 +286,7 @@ describeNative('restore, copy mode', () => {
   });
 });
 
-describeNative('restore options', () => {
+describe('restore options', () => {
   test.each([
     ['mode', { mode: 'mmap' }, RangeError],
     ['regions out of range', { regions: [LAYOUT.length] }, RangeError],
@@ -332,7 +331,7 @@ describeNative('restore options', () => {
   });
 });
 
-describeNative('restore of compressed and encrypted images (copy mode)', () => {
+describe('restore of compressed and encrypted images (copy mode)', () => {
   const key = new Uint8Array(32).map((_, i) => i * 7 + 1);
   test.each([
     ['deflate:1', { compress: 'deflate:1' }, {}],
