@@ -1,6 +1,7 @@
 # Builds crimg_mmap.node, the native restore shim's low layer (Linux only:
 # MAP_FIXED_NOREPLACE, MAP_POPULATE and the madvise set are Linux API).
-# Run through native-mmap/install.mjs, which tolerates a failed build.
+# Run through native-mmap/install.mjs, which tolerates a failed build except in
+# CI or with CRIMG_REQUIRE_NATIVE=1.
 {
   "targets": [
     {

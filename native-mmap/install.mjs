@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 // Builds the native restore shim (native-mmap/build/Release/crimg_mmap.node).
 //
-// Run by `npm install` / `npm ci` as the package's own install script, so it
-// must never fail the install: the addon is an accelerator, and everything
-// works without it through the portable path. Any failure prints one warning
-// line (full log in native-mmap/build/install.log) and exits 0.
+// Run by `npm install` / `npm ci` as the package's own install script. For an
+// end user it must never fail the install: the addon is an accelerator, and
+// everything works without it through the portable path, so any failure
+// prints one warning line (full log in native-mmap/build/install.log) and
+// exits 0. Where the addon is required, in CI (CI set, as CI services do) or
+// with CRIMG_REQUIRE_NATIVE=1, a failure prints the same line as an error and
+// exits 1, so that a broken build cannot pass unnoticed.
 //
 // Offline by design: node-gyp is taken from our node_modules, and when the
 // running node's own headers are installed beside it (distro and tarball
 // layouts: <prefix>/include/node) they are used via --nodedir instead of
 // letting node-gyp try to download a header tarball.
 //
-// CRIMG_NO_NATIVE=1 skips the build (and makes native-mmap/index.ts report
-// the addon as absent).
+// CRIMG_NO_NATIVE=1 skips the build on purpose, required or not (and makes
+// native-mmap/index.ts report the addon as absent).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -23,8 +26,22 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const addon = path.join(here, 'build', 'Release', 'crimg_mmap.node');
 const log = path.join(here, 'build', 'install.log');
 
-/** One warning line, then a successful exit: the install must go on. */
+/** Whether a failed build fails the install: in CI, or when asked to. */
+function required() {
+  if (process.env.CRIMG_REQUIRE_NATIVE === '1') return true;
+  const ci = process.env.CI;
+  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false';
+}
+
+/**
+ * One line saying why the addon was not built. An error and exit 1 where it is
+ * required; else a warning and a successful exit: the install must go on.
+ */
 function skip(reason) {
+  if (required()) {
+    console.error(`crimg: native mmap addon not built (${reason}); it is required here (CI or CRIMG_REQUIRE_NATIVE=1)`);
+    process.exit(1);
+  }
   console.warn(`crimg: native mmap addon not built (${reason}); using the portable path`);
   process.exit(0);
 }
@@ -59,7 +76,10 @@ function failureReason(output) {
 }
 
 function main() {
-  if (process.env.CRIMG_NO_NATIVE === '1') skip('CRIMG_NO_NATIVE=1');
+  if (process.env.CRIMG_NO_NATIVE === '1') {
+    console.warn('crimg: native mmap addon not built (CRIMG_NO_NATIVE=1); using the portable path');
+    return;
+  }
   if (process.platform !== 'linux') skip(`platform ${process.platform} is not supported, Linux only`);
 
   let nodeGyp;
