@@ -3,10 +3,9 @@
  * 6 and 7.3) off the main thread, so compression and encryption use every core while the main
  * thread does I/O. Also an inline mode (size 0) that runs jobs on the calling thread.
  *
- * - {@link ChunkPool.run} runs one job and resolves with its result (reader: random access).
- * - {@link ChunkPool.ordered} gives a queue whose results reach a sink in submission order,
- *   with a bound on the jobs in flight: `submit` waits while the queue is full (writer: chunks
- *   must be written in chunk-table order, spec section 5.2).
+ * {@link ChunkPool.run} runs one job and resolves with its result; `encode`, `decode` and
+ * `decodeMany` are its typed forms. Callers that need results in order (the writer: chunks are
+ * written in chunk-table order, spec section 5.2) keep their own order of promises.
  *
  * Workers load built JavaScript (`build/codec/worker.js`); run `npm run build` first when using
  * the pool from TypeScript sources (jest).
@@ -211,24 +210,6 @@ export class ChunkPool {
   }
 
   /**
-   * A queue whose results reach `sink` one at a time in submission order, with at most
-   * `maxInFlight` jobs submitted but not yet through the sink.
-   * @param sink - called with each result and its submission index; may be async (it is
-   *   awaited before the next result is delivered).
-   * @param options.maxInFlight - default `max(2, 4 * size)`.
-   * @example
-   * const q = pool.ordered<EncodeJob>(async (r) => { await file.write(r.stored); });
-   * for (const plain of chunks) await q.submit({ op: 'encode', plain, params });
-   * await q.drain();
-   */
-  ordered<J extends ChunkJob = ChunkJob>(
-    sink: (result: JobResult<J>, index: number) => void | Promise<void>,
-    options: { maxInFlight?: number } = {},
-  ): OrderedJobs<J> {
-    return new OrderedJobs<J>(this, sink, options.maxInFlight ?? Math.max(2, 4 * this.size));
-  }
-
-  /**
    * Waits for every submitted job to finish, then ends the worker threads. Later jobs reject.
    * Calling it again returns the same promise.
    */
@@ -294,103 +275,5 @@ export class ChunkPool {
         p.reject(e);
       }
     }
-  }
-}
-
-/**
- * Jobs whose results are delivered in submission order, with backpressure. Made by
- * {@link ChunkPool.ordered}. After a job or the sink fails, every later `submit` and `drain`
- * rejects with that error; results after the failed one are dropped.
- */
-export class OrderedJobs<J extends ChunkJob = ChunkJob> {
-  readonly #pool: ChunkPool;
-  readonly #sink: (result: JobResult<J>, index: number) => void | Promise<void>;
-  readonly #maxInFlight: number;
-  readonly #done = new Map<number, { ok: true; value: JobResult<J> } | { ok: false; error: unknown }>();
-  readonly #waiters: Array<() => void> = [];
-  #submitted = 0;
-  #delivered = 0;
-  #delivering = false;
-  #failure: { error: unknown } | undefined;
-
-  /** @internal Use {@link ChunkPool.ordered}. */
-  constructor(pool: ChunkPool, sink: (result: JobResult<J>, index: number) => void | Promise<void>, maxInFlight: number) {
-    if (typeof sink !== 'function') throw new TypeError(`expected sink to be a function, got ${describe(sink)}`);
-    expectInt('maxInFlight', maxInFlight, 1, 1 << 20);
-    this.#pool = pool;
-    this.#sink = sink;
-    this.#maxInFlight = maxInFlight;
-  }
-
-  /** Jobs submitted whose results have not yet been through the sink. */
-  get inFlight(): number {
-    return this.#submitted - this.#delivered;
-  }
-
-  /**
-   * Queues a job; resolves once it is accepted, waiting while `maxInFlight` jobs are in flight.
-   * @throws (rejects) the error of an earlier job or of the sink.
-   */
-  async submit(job: J, options?: RunOptions): Promise<void> {
-    while (!this.#failure && this.inFlight >= this.#maxInFlight) {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
-    if (this.#failure) throw this.#failure.error;
-    const index = this.#submitted++;
-    this.#pool.run(job, options).then(
-      (value) => this.#settle(index, { ok: true, value }),
-      (error: unknown) => this.#settle(index, { ok: false, error }),
-    );
-  }
-
-  /**
-   * Resolves when every submitted result has been through the sink.
-   * @throws (rejects) the first error of a job or of the sink.
-   */
-  async drain(): Promise<void> {
-    while (!this.#failure && this.inFlight > 0) {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-    }
-    if (this.#failure) throw this.#failure.error;
-  }
-
-  #settle(index: number, r: { ok: true; value: JobResult<J> } | { ok: false; error: unknown }): void {
-    if (this.#failure) return;
-    this.#done.set(index, r);
-    void this.#deliver();
-  }
-
-  async #deliver(): Promise<void> {
-    if (this.#delivering) return;
-    this.#delivering = true;
-    try {
-      for (let r = this.#done.get(this.#delivered); r && !this.#failure; r = this.#done.get(this.#delivered)) {
-        this.#done.delete(this.#delivered);
-        if (!r.ok) {
-          this.#fail(r.error);
-          break;
-        }
-        try {
-          await this.#sink(r.value, this.#delivered);
-        } catch (e) {
-          this.#fail(e);
-          break;
-        }
-        this.#delivered++;
-        this.#wake();
-      }
-    } finally {
-      this.#delivering = false;
-    }
-  }
-
-  #fail(error: unknown): void {
-    this.#failure = { error };
-    this.#done.clear();
-    this.#wake();
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
   }
 }

@@ -39,11 +39,11 @@
  */
 import type { ImageReader } from '../image/reader.js';
 import type { Region } from '../format/index-table.js';
-import { CrimgError, isCrimgError } from '../format/errors.js';
+import { CrimgError } from '../format/errors.js';
 import { nativeStatus, pageSize, type Advice } from '../native-mmap/index.js';
 import { RecordScanner, mapPlan, planGeometry, regionLength, sparsePlan, sparseSpansOnce } from './_plan.js';
 import { mappingHeadroom } from './_maps.js';
-import { ADDRESS_IN_USE, layout, mapRegions } from './_place.js';
+import { layout, mapRegions } from './_place.js';
 import { copyToAnonymous, copyToArrayBuffers } from './_copy.js';
 import { Restoration } from './_result.js';
 
@@ -275,9 +275,4 @@ async function verifyFirst(image: ImageReader): Promise<void> {
     ...(first.address !== undefined && { address: first.address }),
     hint: 'the image is damaged; restore it from a good copy',
   });
-}
-
-/** True for the CrimgError a failed `atRecordedAddress` placement throws. */
-export function isAddressInUse(e: unknown): e is CrimgError {
-  return isCrimgError(e) && (e.code as string) === ADDRESS_IN_USE;
 }

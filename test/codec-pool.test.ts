@@ -1,14 +1,14 @@
 /**
- * codec/pool.ts and codec/worker.ts: chunk jobs on worker threads, ordered delivery,
- * backpressure, error propagation, shutdown.
+ * codec/pool.ts and codec/worker.ts: chunk jobs on worker threads, error propagation,
+ * shutdown.
  *
  * Worker threads load built JavaScript (jest's transform does not reach inside a Worker):
  * run `npx tsc -p tsconfig.build.json` (or `npm run build`; `npm test` does it) before this
  * file, or the pool reports that build/codec/worker.js is missing.
  */
 import { chunkAad, chunkNonce } from '../codec/aad.js';
-import { decodeChunk, encodeChunk, type EncodeParams, type EncodedChunk } from '../codec/chunk.js';
-import { ChunkPool, resolveWorkerScript, type DecodeJob, type EncodeJob } from '../codec/pool.js';
+import { decodeChunk, encodeChunk, type EncodeParams } from '../codec/chunk.js';
+import { ChunkPool, resolveWorkerScript, type DecodeJob } from '../codec/pool.js';
 import { CrimgError } from '../format/errors.js';
 import { rng } from './codec-fixture.js';
 
@@ -37,7 +37,6 @@ const sealed = (n: number, plainLength: number) => ({
   nonce: chunkNonce(n),
   aad: chunkAad({ imageId, headerHash, chunkNumber: n, regionNumber: 0, plainLength, address: BigInt(n) * 65536n, encoded: false, last: false }),
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let pool: ChunkPool;
 beforeAll(() => {
@@ -78,7 +77,7 @@ describe('running jobs on workers', () => {
     expect(t.checksum).toBe(expected);
   });
 
-  test('a short job overtakes a long one in run(), but ordered() still delivers in submission order', async () => {
+  test('a short job overtakes a long one in run()', async () => {
     const long = bytes(12 << 20, 11);
     const short = bytes(4096, 12);
     const p: EncodeParams = { codec: 1, level: 9, cipher: 0 };
@@ -90,61 +89,6 @@ describe('running jobs on workers', () => {
       pool.encode(short, p).then(() => finished.push('short')),
     ]);
     expect(finished).toEqual(['short', 'long']);
-
-    const delivered: number[] = [];
-    const q = pool.ordered<EncodeJob>((r, i) => {
-      delivered.push(i);
-      expect(r.stored.length).toBeGreaterThan(0);
-    });
-    await q.submit({ op: 'encode', plain: long, params: p });
-    await q.submit({ op: 'encode', plain: short, params: p });
-    await q.drain();
-    expect(delivered).toEqual([0, 1]);
-  });
-});
-
-describe('ordered delivery with backpressure', () => {
-  test('results arrive in submission order under random job durations and a slow async sink', async () => {
-    const r = rng(99);
-    const jobs = Array.from({ length: 40 }, (_, i) => {
-      const size = [4096, 65536, 262144, 524288][r() % 4]!;
-      return { plain: bytes(size, 1000 + i), params: { codec: 1 as const, level: r() % 2 ? 1 : 9, cipher: 0 as const } };
-    });
-    const got: Array<{ i: number; r: EncodedChunk }> = [];
-    let maxInFlight = 0;
-    const q = pool.ordered<EncodeJob>(async (res, i) => {
-      maxInFlight = Math.max(maxInFlight, q.inFlight);
-      got.push({ i, r: res });
-      if (r() % 3 === 0) await sleep(r() % 4);
-    }, { maxInFlight: 4 });
-    for (const j of jobs) {
-      await q.submit({ op: 'encode', plain: j.plain, params: j.params });
-      expect(q.inFlight).toBeLessThanOrEqual(4);
-    }
-    await q.drain();
-    expect(q.inFlight).toBe(0);
-    expect(got.map((g) => g.i)).toEqual(jobs.map((_, i) => i));
-    expect(maxInFlight).toBeLessThanOrEqual(4);
-    for (const [i, j] of jobs.entries()) expect(got[i]!.r.checksum).toBe(encodeChunk(j.plain, j.params).checksum);
-  });
-
-  test('submit waits while the queue is full and resumes when the sink frees a slot', async () => {
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    const q = pool.ordered<EncodeJob>(async () => {
-      await gate;
-    }, { maxInFlight: 3 });
-    const job: EncodeJob = { op: 'encode', plain: bytes(4096, 5), params: { codec: 1, level: 1, cipher: 0 } };
-    for (let i = 0; i < 3; i++) await q.submit(job);
-    let fourth = false;
-    const p4 = q.submit(job).then(() => (fourth = true));
-    await sleep(150);
-    expect(fourth).toBe(false);
-    expect(q.inFlight).toBe(3);
-    open();
-    await p4;
-    expect(fourth).toBe(true);
-    await q.drain();
   });
 });
 
@@ -174,29 +118,6 @@ describe('errors', () => {
     await expect(pool.encode(plain, { codec: 1, level: 0, cipher: 0 })).rejects.toBeInstanceOf(RangeError);
   });
 
-  test('in an ordered queue, a failed job stops delivery; later submits and drain reject with its code', async () => {
-    const delivered: number[] = [];
-    const q = pool.ordered<DecodeJob>((_, i) => {
-      delivered.push(i);
-    });
-    const ok: DecodeJob = { op: 'decode', stored: good.stored, params: { ...params, flags: good.flags, checksum: good.checksum, plainLength: plain.length } };
-    const broken: DecodeJob = { ...ok, params: { ...ok.params, checksum: good.checksum ^ 1n } };
-    await q.submit(ok);
-    await q.submit(ok);
-    await q.submit(broken);
-    await expect(q.drain()).rejects.toMatchObject({ code: 'CORRUPT_CHUNK' });
-    await expect(q.submit(ok)).rejects.toMatchObject({ code: 'CORRUPT_CHUNK' });
-    expect(delivered).toEqual([0, 1]);
-  });
-
-  test('a sink error stops the queue', async () => {
-    const q = pool.ordered<EncodeJob>(() => {
-      throw new Error('disk full');
-    });
-    await q.submit({ op: 'encode', plain: bytes(4096, 1), params: { codec: 0, level: 0, cipher: 0 } });
-    await expect(q.drain()).rejects.toThrow('disk full');
-  });
-
   test('a worker that cannot start rejects its jobs instead of hanging', async () => {
     const broken = new ChunkPool({ size: 1, workerScript: new URL('file:///nonexistent/crimg-worker.js') });
     await expect(broken.encode(bytes(4096, 1), { codec: 0, level: 0, cipher: 0 })).rejects.toThrow(/chunk worker/);
@@ -205,18 +126,11 @@ describe('errors', () => {
 });
 
 describe('inline mode and shutdown', () => {
-  test('size 0 runs jobs on the calling thread with the same results and order', async () => {
+  test('size 0 runs jobs on the calling thread with the same results', async () => {
     const inline = new ChunkPool({ size: 0 });
     const plain = bytes(65536, 8);
     const r = await inline.encode(plain, { codec: 1, level: 1, cipher: 0 });
     expect(r.checksum).toBe(encodeChunk(plain, { codec: 1, level: 1, cipher: 0 }).checksum);
-    const seen: number[] = [];
-    const q = inline.ordered<EncodeJob>((_, i) => {
-      seen.push(i);
-    }, { maxInFlight: 2 });
-    for (let i = 0; i < 5; i++) await q.submit({ op: 'encode', plain: bytes(4096, i), params: { codec: 1, level: 1, cipher: 0 } });
-    await q.drain();
-    expect(seen).toEqual([0, 1, 2, 3, 4]);
     await expect(inline.encode(plain, { codec: 1, level: 0, cipher: 0 })).rejects.toBeInstanceOf(RangeError);
     expect(inline.threads).toBe(0);
     await inline.close();
@@ -247,7 +161,5 @@ describe('inline mode and shutdown', () => {
   test('misuse', () => {
     expect(() => new ChunkPool({ size: -1 })).toThrow(RangeError);
     expect(() => new ChunkPool({ size: 1.5 })).toThrow(RangeError);
-    expect(() => pool.ordered(null as unknown as () => void)).toThrow(TypeError);
-    expect(() => pool.ordered(() => {}, { maxInFlight: 0 })).toThrow(RangeError);
   });
 });
