@@ -5,8 +5,8 @@
  * order); every other `KEY=VALUE` is a label. Fields the file leaves out keep this machine's
  * values. Pure.
  */
-import type { HostDescription } from '../image/host.js';
-import { toHex } from '../format/bytes.js';
+import type { HostDescription } from '../image/index.js';
+import { toHex } from '../format/index.js';
 import { parseBitmapHex } from './specs.js';
 import { usageError } from './errors.js';
 

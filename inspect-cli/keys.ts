@@ -2,13 +2,13 @@
  * Key material from the command line (spec/FORMAT.md section 7.1): a key file (32 raw bytes, or
  * 64 hex characters with an optional trailing newline), an environment variable holding 64 hex
  * characters, or a passphrase file (the library drops one trailing newline). Parsing is the
- * library's (codec/keys.ts); this module reads the files and names the source in messages.
- * Key material never appears in a message. codec/keys.ts is imported only when a key option is
- * given.
+ * library's (parseKeyFile, keyFromHex, passphraseBytes of `crimg/image`); this module reads the
+ * files and names the source in messages. Key material never appears in a message. The library
+ * is imported only when a key option is given.
  */
 import { readSmallFile } from './small-file.js';
-import type { KeyInput } from '../image/keying.js';
-import { CrimgError, isCrimgError } from '../format/errors.js';
+import type { KeyInput } from '../image/index.js';
+import { CrimgError, isCrimgError } from '../format/index.js';
 import { usageError } from './errors.js';
 
 /** The key options of a command (also the --out-* ones of convert, under these names). */
@@ -42,7 +42,7 @@ export async function readKey(s: KeySources, env: NodeJS.ProcessEnv, prefix = ''
   const given = [s.keyFile, s.keyEnv, s.passphraseFile].filter((v) => v !== undefined);
   if (given.length > 1) throw usageError(`expected one of --${prefix}key-file, --${prefix}key-env, --${prefix}passphrase-file, got ${given.length}`);
   if (given.length === 0) return undefined;
-  const { keyFromHex, parseKeyFile, passphraseBytes } = await import('../codec/keys.js');
+  const { keyFromHex, parseKeyFile, passphraseBytes } = await import('../image/index.js');
   if (s.keyFile !== undefined) {
     const bytes = await readSecret(s.keyFile, 'key file');
     return from(s.keyFile, () => parseKeyFile(bytes));

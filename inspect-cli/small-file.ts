@@ -3,7 +3,7 @@
  * /dev/zero or a multi-gigabyte file must not make the CLI read forever or exhaust memory.
  */
 import { open } from 'node:fs/promises';
-import { CrimgError } from '../format/errors.js';
+import { CrimgError } from '../format/index.js';
 
 /**
  * The whole file, at most `max` bytes.

@@ -3,7 +3,7 @@
  * `ADDR:FILE[:PROT[:KIND[:NAME]]]`, `ADDR:LEN[:NAME]`, `K=V`, `K=HEX`, `K=NUM`, `NAME[:VERSION]`.
  * Pure; values are checked with the library's own parsers so that errors match its rules.
  */
-import { parseKind, parseProt, type RegionKind } from '../format/constants.js';
+import { parseKind, parseProt, type RegionKind } from '../format/index.js';
 import { parseAddress, parseSize } from './numbers.js';
 import { usageError } from './errors.js';
 

@@ -4,7 +4,7 @@
  * failure (unless --leave-stopped). Codec and key options are those of `crimg create`.
  */
 import type { Argv } from 'yargs';
-import { DEFAULT_CHUNK_SIZE, type CipherName } from '../../format/constants.js';
+import { DEFAULT_CHUNK_SIZE, type CipherName } from '../../format/index.js';
 import type { Cli } from '../context.js';
 import type { Progress } from '../progress.js';
 import { usageError } from '../errors.js';
@@ -42,7 +42,7 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
       const key = await readKey(keySources(a), cli.env);
       if (a.encrypt !== undefined && key === undefined) throw usageError(`expected a key option with --encrypt ${a.encrypt}`, 'give --key-file, --key-env or --passphrase-file');
       if (a.encrypt === undefined && key !== undefined) throw usageError('expected --encrypt SUITE with a key option');
-      const { captureProcess } = await import('../../capture/process.js');
+      const { captureProcess } = await import('../../capture/index.js');
       let progress: Progress | null = null;
       let result;
       try {

@@ -5,8 +5,7 @@
  */
 import { readSmallFile } from '../small-file.js';
 import type { Argv } from 'yargs';
-import { describeHost, type HostDescription } from '../../image/host.js';
-import type { CompatibilityReport } from '../../image/reader.js';
+import type { CompatibilityReport, HostDescription } from '../../image/index.js';
 import type { Cli } from '../context.js';
 import type { Colors } from '../colors.js';
 import { formatConstraints, parseConstraints } from '../constraints.js';
@@ -29,8 +28,7 @@ export function renderCheck(r: CheckJson, c: Colors): string[] {
   return lines;
 }
 
-async function hostFrom(file: string | undefined, labels: Record<string, string>): Promise<{ host: HostDescription; source: string }> {
-  const here = describeHost(labels);
+async function hostFrom(file: string | undefined, here: HostDescription): Promise<{ host: HostDescription; source: string }> {
   if (file === undefined) return { host: here, source: 'this host' };
   const text = (await readSmallFile(file, 'constraints file', 1024 * 1024)).toString('utf8');
   return { host: parseConstraints(text, here, file), source: file };
@@ -51,6 +49,7 @@ export function registerCheck(y: Argv, cli: Cli, exit: (code: number) => void): 
       .example('$0 check app.img --constraints target.host', 'can the target restore app.img?'),
     async (a) => {
       const labels = keyedValues(a.label, '--label', (v) => v);
+      const { describeHost } = await import('../../image/index.js');
       if (a.printHost) {
         if (a.img !== undefined) throw usageError('expected no image with --print-host');
         cli.stdout.write(formatConstraints(describeHost(labels)));
@@ -59,7 +58,7 @@ export function registerCheck(y: Argv, cli: Cli, exit: (code: number) => void): 
       }
       if (a.img === undefined) throw usageError('expected an image to check (or --print-host)');
       const img = a.img;
-      const { host, source } = await hostFrom(a.constraints, labels);
+      const { host, source } = await hostFrom(a.constraints, describeHost(labels));
       // The validation block is readable without a key (section 4): no key options needed.
       const report = await withImage(img, {}, cli.env, async (image) => image.checkCompatibility(host));
       const bitmaps: Record<string, string> = {};

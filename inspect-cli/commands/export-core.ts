@@ -20,7 +20,7 @@ export function registerExportCore(y: Argv, cli: Cli, exit: (code: number) => vo
       .option('pid', { type: 'string', requiresArg: true, describe: "thread id in the core's NT_PRSTATUS (default: the image's capture.pid, else 1)" })
       .example('$0 export-core app.img app.core && gdb -batch -c app.core -ex "x/8gx 0x7f0000000000"', 'read memory with gdb'),
     async (a) => {
-      const { exportCore } = await import('../../capture/elf-export.js');
+      const { exportCore } = await import('../../capture/index.js');
       const result = await withImage(a.image, keySources(a), cli.env, async (image) => {
         const progress = cli.progress(a.quiet as boolean | undefined, 'export', 0, 'bytes');
         try {

@@ -4,7 +4,7 @@
  * becomes.
  */
 import type { Argv } from 'yargs';
-import { DEFAULT_CHUNK_SIZE, type CipherName } from '../../format/constants.js';
+import { DEFAULT_CHUNK_SIZE, type CipherName } from '../../format/index.js';
 import type { Cli } from '../context.js';
 import { usageError } from '../errors.js';
 import { readKey } from '../keys.js';
@@ -29,7 +29,7 @@ export function registerImportCore(y: Argv, cli: Cli, exit: (code: number) => vo
       const key = await readKey(keySources(a), cli.env);
       if (a.encrypt !== undefined && key === undefined) throw usageError(`expected a key option with --encrypt ${a.encrypt}`, 'give --key-file, --key-env or --passphrase-file');
       if (a.encrypt === undefined && key !== undefined) throw usageError('expected --encrypt SUITE with a key option');
-      const { importCore } = await import('../../capture/elf-import.js');
+      const { importCore } = await import('../../capture/index.js');
       const progress = cli.progress(a.quiet as boolean | undefined, 'import', 0, 'bytes');
       let result;
       try {
