@@ -16,7 +16,8 @@
  * thread's stack pointer (NT_PRSTATUS) is a stack; the rest is anonymous. Other notes (registers,
  * auxv, signal info) are not kept: an image holds memory only.
  *
- * The validation block: the CRIMG validation note of an exported core as it was; otherwise
+ * The validation block: the CRIMG validation note of an exported core as it was, records of
+ * types this version does not know included (toValidationInput keeps them); otherwise
  * the architecture of e_machine, the page size (NT_FILE's, else this host's), the producer
  * `crimg-import-core` and the metric `core.pid`. No cpu.features: the core does not say.
  *
