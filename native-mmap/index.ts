@@ -500,7 +500,7 @@ export function placeRuns(reservation: Reservation, fd: number, runs: Float64Arr
  * unmaps them when it goes.
  *
  * The buffer is untransferable (a transfer copies, as for every mapped
- * buffer) and, where the addon can make it so (`native.unaccountedViews`),
+ * buffer) and, where the addon can make it so (`nativeAddon()?.unaccountedViews`),
  * not counted as V8 external memory: mapped pages are not heap allocations,
  * and counting a GiB of them costs a garbage collection per 64 MiB.
  *

@@ -24,10 +24,7 @@ export function outcome(fn: () => unknown): string {
 export function requireNative(): NativeMmap {
   const addon = nativeAddon();
   if (addon === null) {
-    throw new Error(
-      `this suite tests the native addon, which is unavailable: ${nativeStatus().reason} ` +
-        '(build it with: node native-mmap/install.mjs)',
-    );
+    throw new Error(`this suite tests the native addon, which is unavailable: ${nativeStatus().reason}`);
   }
   return addon;
 }

@@ -5,8 +5,10 @@
  */
 import { jest } from '@jest/globals';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import {
   addressOf,
@@ -319,5 +321,30 @@ describe('native-mmap fallback', () => {
     expect(mod?.nativeStatus()).toEqual({ available: false, reason: 'disabled by CRIMG_NO_NATIVE=1' });
     expect(() => mod?.pageSize()).toThrow(expect.objectContaining({ code: 'ERR_CRIMG_NATIVE_UNAVAILABLE' }));
     expect(() => mod?.mapAnonymous(4096, 'rw-')).toThrow(/CRIMG_NO_NATIVE=1; use the portable path/);
+  });
+
+  test('a stale build lacking functions of NativeMmap counts as unavailable, naming them', async () => {
+    // The loaded addon's module record, its exports swapped for a copy without two functions
+    // while a fresh instance of the loader loads (it takes the cached record, no second dlopen).
+    const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'native-mmap', 'build', 'Release', 'crimg_mmap.node');
+    const entry = createRequire(import.meta.url).cache[file];
+    expect(entry).toBeDefined();
+    const real = entry!.exports as Record<string, unknown>;
+    const { hashChunks: _hashChunks, writeBack: _writeBack, ...stale } = real;
+    let mod: typeof import('../native-mmap/index.js') | undefined;
+    entry!.exports = stale;
+    try {
+      await jest.isolateModulesAsync(async () => {
+        mod = await import('../native-mmap/index.js');
+      });
+      expect(mod?.nativeAddon()).toBeNull();
+    } finally {
+      entry!.exports = real;
+    }
+    expect(mod?.nativeStatus()).toEqual({
+      available: false,
+      reason: `stale build: ${file} lacks hashChunks, writeBack (rebuild: node native-mmap/install.mjs)`,
+    });
+    expect(() => mod?.pageSize()).toThrow(/stale build: .* lacks hashChunks, writeBack/);
   });
 });
