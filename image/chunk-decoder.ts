@@ -6,8 +6,8 @@
 import type { Header } from '../format/header.js';
 import type { ChunkRecord } from '../format/index-table.js';
 import { toKeySpec, type KeyInput } from './keying.js';
+import { defaultWorkers } from './_workers.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
-import { availableParallelism } from 'node:os';
 import { ChunkPool } from '../codec/pool.js';
 import { loadPortableEngine } from '../codec/portable.js';
 import { decodeChunk, type DecodeParams } from '../codec/chunk.js';
@@ -189,17 +189,6 @@ class CodecDecoder implements ChunkDecoder {
 
 /** Batches of less plain data than this are decoded on the calling thread. */
 const INLINE_BELOW = 512 * 1024;
-
-/**
- * Decoding workers by default: none on 2 cores or fewer. Measured on the 2-vCPU machine
- * (256 MiB deflate:1 image, 16 KiB chunks): inflate runs at ~500 MiB/s on the calling thread,
- * and the workers' extra copies and messages cost about as much CPU as they take off it
- * (full read 400-490 MiB/s with 2 workers vs 490-530 inline). With more cores the pool wins.
- */
-function defaultWorkers(): number {
-  const cores = availableParallelism();
-  return cores <= 2 ? 0 : Math.min(cores - 1, 8);
-}
 
 function keyRequired(): CrimgError {
   return new CrimgError('KEY_REQUIRED', 'the image is encrypted and no key was given', {

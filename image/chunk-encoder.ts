@@ -13,6 +13,7 @@ import { CHUNK_ENCODED, CHUNK_ENCRYPTED } from '../format/constants.js';
 import { CODEC_DEFLATE } from '../codec/ids.js';
 import type { HeaderFields } from '../format/header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
+import { defaultWorkers } from './_workers.js';
 import { ChunkPool } from '../codec/pool.js';
 import { loadPortableEngine } from '../codec/portable.js';
 import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
@@ -211,13 +212,10 @@ export async function createChunkEncoder(s: EncoderSetup): Promise<ChunkEncoder>
     keys = deriveKeys(master, f.salt, f.imageId, s.engine);
     f.keyCheck = keys.keyCheck;
   }
-  // Worker threads when asked for (or for the portable engine, whose codecs are synchronous).
+  // Worker threads when asked for, or for the portable engine, whose codecs are synchronous
+  // (defaultWorkers: none on 2 cores or fewer, then chunks are encoded inline).
   if (s.engine === 'node' && s.workers === undefined) {
     return new ThreadPoolEncoder(f, keys, f.codec === CODEC_DEFLATE ? NativeDeflater.create(f.codecLevel) : null);
   }
   return new CodecEncoder(f, keys, s.engine, s.workers ?? defaultWorkers());
-}
-
-function defaultWorkers(): number {
-  return Math.max(1, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2);
 }

@@ -114,7 +114,12 @@ export class FileSource implements RandomAccessSource {
 /** What `openImage` accepts: a path, an fd, bytes, or any source. */
 export type SourceInput = string | number | Uint8Array | RandomAccessSource;
 
-/** Turns a {@link SourceInput} into a source; `owned` says whether closing it is ours. */
+/**
+ * Turns a {@link SourceInput} into a source: a path is opened here (closing the source closes
+ * it, and is the caller's to do); an fd is wrapped and stays the caller's (close() leaves it
+ * open); bytes are wrapped; a source is returned as it is.
+ * @throws TypeError for any other input; CrimgError IO_ERROR when a path cannot be opened
+ */
 export async function toSource(input: SourceInput): Promise<RandomAccessSource> {
   if (typeof input === 'string') return FileSource.open(input);
   if (typeof input === 'number') return FileSource.fromFd(input);

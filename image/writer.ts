@@ -57,10 +57,11 @@ export interface WriterOptions {
   /** 'node' (default, node:zlib and node:crypto) or 'portable' (fflate and @noble/ciphers). */
   engine?: 'node' | 'portable';
   /**
-   * Worker threads that encode and seal chunks of an encoded or encrypted image; 0 encodes on
-   * the calling thread. Default: with the node engine none (deflate runs on libuv's thread
-   * pool, sealing on the calling thread, which costs less than a worker's messages); with the
-   * portable engine the shared default of the chunk pipelines (see `defaultWorkers`).
+   * Worker threads that encode and seal the chunks of an encoded or encrypted image; 0 encodes
+   * them on the calling thread. Default: with the node engine no workers (deflate runs on
+   * libuv's thread pool and sealing on the calling thread, which costs less than a worker's
+   * messages); with the portable engine one per core beyond the calling thread's, at most 8,
+   * and none on 2 cores or fewer (image/_workers.ts says why). Ignored without codec and cipher.
    */
   workers?: number;
   /** Fixed image id (deterministic test vectors only; ids must be unique). */
