@@ -4,7 +4,7 @@
  * position, address, form and last-chunk status, and each index message to its role and size.
  */
 import { expectBoolean, expectBytes, expectInt, toU64 } from './_check.js';
-import { CHUNK_AAD_LENGTH, HEADER_HASH_LENGTH, IMAGE_ID_LENGTH, INDEX_AAD_LENGTH, NONCE_LENGTH } from './sizes.js';
+import { CHUNK_AAD_LENGTH, HEADER_HASH_LENGTH, IMAGE_ID_LENGTH, INDEX_AAD_LENGTH, NONCE_LENGTH } from '../format/constants.js';
 
 /** Offset of the `u8` form byte (1 ENCODED, 0 RAW) in a chunk's associated data (spec 7.3). */
 export const CHUNK_AAD_ENCODED_OFFSET = 72;

@@ -12,8 +12,7 @@ import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectOneOf } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
 import { portableLibraries } from './portable.js';
-import { CIPHER_AES_256_GCM, CIPHER_CHACHA20_POLY1305 } from './ids.js';
-import { KEY_LENGTH, NONCE_LENGTH, TAG_LENGTH } from './sizes.js';
+import { CIPHER_AES_256_GCM, CIPHER_CHACHA20_POLY1305, KEY_LENGTH, NONCE_LENGTH, TAG_SIZE } from '../format/constants.js';
 
 /** An AEAD suite by name; also the node:crypto cipher name. */
 export type AeadSuite = 'aes-256-gcm' | 'chacha20-poly1305';
@@ -100,7 +99,7 @@ export function seal(
   if (addon) {
     // Node's own OpenSSL through the addon: the same bits as createCipheriv below, without its
     // ~10 us of set-up per message (test/codec-aead.test.ts compares them).
-    const out = new Uint8Array(plaintext.byteLength + TAG_LENGTH);
+    const out = new Uint8Array(plaintext.byteLength + TAG_SIZE);
     addon.aeadSeal(suite === 'aes-256-gcm' ? CIPHER_AES_256_GCM : CIPHER_CHACHA20_POLY1305, key, nonce, aad, plaintext, out);
     return out;
   }
@@ -110,11 +109,11 @@ export function seal(
 /** The node engine's seal through node:crypto's createCipheriv (used when the addon is absent). */
 export function sealWithCipheriv(suite: AeadSuite, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
   const cipher = suite === 'aes-256-gcm'
-    ? createCipheriv(suite, key, nonce, { authTagLength: TAG_LENGTH })
-    : createCipheriv(suite, key, nonce, { authTagLength: TAG_LENGTH });
+    ? createCipheriv(suite, key, nonce, { authTagLength: TAG_SIZE })
+    : createCipheriv(suite, key, nonce, { authTagLength: TAG_SIZE });
   cipher.setAAD(aad, { plaintextLength: plaintext.byteLength });
   // One output allocation: the ciphertext is written where it will be stored, tag after it.
-  const out = new Uint8Array(plaintext.byteLength + TAG_LENGTH);
+  const out = new Uint8Array(plaintext.byteLength + TAG_SIZE);
   const body = cipher.update(plaintext);
   out.set(body, 0);
   const rest = cipher.final();
@@ -148,10 +147,10 @@ export function open(
 ): Uint8Array {
   checkArgs(suite, key, nonce, aad, sealed, 'sealed');
   const eng = checkEngine(engine);
-  if (sealed.byteLength < TAG_LENGTH) {
+  if (sealed.byteLength < TAG_SIZE) {
     throw authFailed(`sealed message of ${sealed.byteLength} bytes is shorter than its 16-byte tag`);
   }
-  const n = sealed.byteLength - TAG_LENGTH;
+  const n = sealed.byteLength - TAG_SIZE;
   if (eng === 'portable') {
     try {
       return nobleCipher(suite, key, nonce, aad).decrypt(sealed);
@@ -160,8 +159,8 @@ export function open(
     }
   }
   const decipher = suite === 'aes-256-gcm'
-    ? createDecipheriv(suite, key, nonce, { authTagLength: TAG_LENGTH })
-    : createDecipheriv(suite, key, nonce, { authTagLength: TAG_LENGTH });
+    ? createDecipheriv(suite, key, nonce, { authTagLength: TAG_SIZE })
+    : createDecipheriv(suite, key, nonce, { authTagLength: TAG_SIZE });
   decipher.setAuthTag(sealed.subarray(n));
   decipher.setAAD(aad, { plaintextLength: n });
   const out = new Uint8Array(n);

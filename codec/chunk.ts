@@ -13,9 +13,11 @@ import { CHUNK_AAD_ENCODED_OFFSET } from './aad.js';
 import { open, seal, suiteForCipherId } from './aead.js';
 import { deflateDecode, deflateEncode } from './deflate.js';
 import { checkEngine, type Engine } from './engine.js';
-import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO, chunkFormProblem } from './flags.js';
-import { CIPHER_NONE, CODEC_DEFLATE, CODEC_NONE, MAX_CHUNK_SIZE, type CipherId, type CodecId } from './ids.js';
-import { CHUNK_AAD_LENGTH, KEY_LENGTH, NONCE_LENGTH } from './sizes.js';
+import {
+  CHUNK_AAD_LENGTH, CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO, CIPHER_NONE, CODEC_DEFLATE, CODEC_NONE,
+  KEY_LENGTH, LIMITS, NONCE_LENGTH, type CipherId, type CodecId,
+} from '../format/constants.js';
+import { chunkFormProblem } from '../format/chunk-form.js';
 
 let zeros = Buffer.alloc(0);
 
@@ -30,8 +32,8 @@ let zeros = Buffer.alloc(0);
 export function isZero(bytes: Uint8Array): boolean {
   expectBytes('bytes', bytes);
   const n = bytes.byteLength;
-  if (n > MAX_CHUNK_SIZE) throw new RangeError(`expected at most ${MAX_CHUNK_SIZE} bytes, got ${n} bytes`);
-  if (zeros.byteLength < n) zeros = Buffer.alloc(Math.min(MAX_CHUNK_SIZE, 2 ** Math.ceil(Math.log2(n))));
+  if (n > LIMITS.maxChunkSize) throw new RangeError(`expected at most ${LIMITS.maxChunkSize} bytes, got ${n} bytes`);
+  if (zeros.byteLength < n) zeros = Buffer.alloc(Math.min(LIMITS.maxChunkSize, 2 ** Math.ceil(Math.log2(n))));
   return Buffer.from(bytes.buffer, bytes.byteOffset, n).equals(zeros.subarray(0, n));
 }
 
@@ -136,7 +138,7 @@ function checkParams(p: unknown, name: string): asserts p is Record<string, unkn
  */
 export function encodeChunk(plain: Uint8Array, p: EncodeParams): EncodedChunk {
   expectBytes('plain', plain);
-  expectInt('plain length', plain.byteLength, 1, MAX_CHUNK_SIZE);
+  expectInt('plain length', plain.byteLength, 1, LIMITS.maxChunkSize);
   checkParams(p, 'encode params');
   expectInt('codec', p.codec, CODEC_NONE, CODEC_DEFLATE);
   expectInt('cipher', p.cipher, 0, 2);
@@ -221,7 +223,7 @@ export function decodeChunk(stored: Uint8Array, p: DecodeParams): Uint8Array {
   expectBytes('stored', stored);
   checkParams(p, 'decode params');
   expectInt('flags', p.flags, 0, 0xffff);
-  expectInt('plainLength', p.plainLength, 1, MAX_CHUNK_SIZE);
+  expectInt('plainLength', p.plainLength, 1, LIMITS.maxChunkSize);
   if (typeof p.checksum !== 'bigint') throw new TypeError(`expected checksum to be a bigint, got ${describe(p.checksum)}`);
   expectInt('codec', p.codec, 0, 255);
   expectInt('cipher', p.cipher, 0, 255);

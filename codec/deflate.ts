@@ -22,7 +22,7 @@ import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
 import { portableLibraries } from './portable.js';
-import { DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, MAX_CHUNK_SIZE } from './ids.js';
+import { DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, LIMITS } from '../format/constants.js';
 
 /** Node's zlib refuses output chunk sizes below this (zlib.constants.Z_MIN_CHUNK). */
 const ZLIB_MIN_CHUNK = 64;
@@ -42,8 +42,8 @@ const ZLIB_MIN_CHUNK = 64;
  */
 export function deflateEncode(plain: Uint8Array, level: number, engine?: Engine): Uint8Array {
   expectBytes('plain', plain);
-  if (plain.byteLength > MAX_CHUNK_SIZE) {
-    throw new RangeError(`expected plain to be at most ${MAX_CHUNK_SIZE} bytes, got ${plain.byteLength} bytes`);
+  if (plain.byteLength > LIMITS.maxChunkSize) {
+    throw new RangeError(`expected plain to be at most ${LIMITS.maxChunkSize} bytes, got ${plain.byteLength} bytes`);
   }
   expectInt('level', level, DEFLATE_MIN_LEVEL, DEFLATE_MAX_LEVEL);
   if (checkEngine(engine) === 'node') {
@@ -68,7 +68,7 @@ export function deflateEncode(plain: Uint8Array, level: number, engine?: Engine)
  */
 export function deflateDecode(encoded: Uint8Array, plainLength: number, engine?: Engine): Uint8Array {
   expectBytes('encoded', encoded);
-  expectInt('plainLength', plainLength, 1, MAX_CHUNK_SIZE);
+  expectInt('plainLength', plainLength, 1, LIMITS.maxChunkSize);
   const eng = checkEngine(engine);
   let out: Uint8Array;
   try {

@@ -9,8 +9,7 @@ import { CrimgError } from '../format/errors.js';
 import { describe, expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
 import { portableLibraries } from './portable.js';
-import { KDF_RAW, KDF_SCRYPT } from './ids.js';
-import { IMAGE_ID_LENGTH, KEY_CHECK_LENGTH, KEY_LENGTH, SALT_LENGTH } from './sizes.js';
+import { IMAGE_ID_LENGTH, KDF_RAW, KDF_SCRYPT, KEY_CHECK_LENGTH, KEY_LENGTH, SALT_LENGTH } from '../format/constants.js';
 
 const MiB = 1024 * 1024;
 const KEY_FILE_HINT = 'a key file holds 32 raw bytes, or 64 hexadecimal characters with an optional trailing newline';

@@ -1,6 +1,7 @@
 /**
- * Byte-layout constants of format version 1.0. Every number here is defined in
- * spec/FORMAT.md; the section is cited beside it.
+ * Byte-layout constants of format version 1.x. Every number here is defined in
+ * spec/FORMAT.md; the section is cited beside it. The byte layout owns them: codec/ imports its
+ * ids, flags and lengths from here rather than keeping copies.
  */
 
 /** Header magic, section 3: "\x89CRI\r\n\x1a\n". */
@@ -22,12 +23,23 @@ export const FOOTER_SIZE = 96;
 /** Section 5.3 and 8.1. */
 export const CHUNK_RECORD_SIZE = 24;
 export const REGION_RECORD_SIZE = 64;
-/** Section 7: AEAD tag length of both suites. */
-export const TAG_SIZE = 16;
-/** Section 3: lengths of the header's image id (offset 40), salt (80) and key check value (96). */
+/** Section 3: lengths of the header's image id (offset 40), salt (80) and key check value (96, section 7.2). */
 export const IMAGE_ID_LENGTH = 16;
 export const SALT_LENGTH = 16;
 export const KEY_CHECK_LENGTH = 16;
+
+/** Section 7: AEAD key length of both suites. */
+export const KEY_LENGTH = 32;
+/** Section 7: AEAD nonce length of both suites. */
+export const NONCE_LENGTH = 12;
+/** Section 7: AEAD tag length of both suites, appended to the ciphertext (section 5.1). */
+export const TAG_SIZE = 16;
+/** Section 7.2: length of the header hash `H` (SHA-256). */
+export const HEADER_HASH_LENGTH = 32;
+/** Section 7.3: associated data length of a sealed chunk. */
+export const CHUNK_AAD_LENGTH = 76;
+/** Section 7.4: associated data length of a sealed index message. */
+export const INDEX_AAD_LENGTH = 65;
 
 /** Section 3.1: required feature bits. */
 export const REQUIRED_CODEC = 1n << 0n;
@@ -37,11 +49,16 @@ export const KNOWN_REQUIRED = REQUIRED_CODEC | REQUIRED_CIPHER;
 export const OPTIONAL_MAPPABLE = 1n << 0n;
 export const OPTIONAL_SPARSE = 1n << 1n;
 
-/** Section 5.3: chunk flags. */
+/** Section 5.3, chunk flags bit 0: all plain bytes are zero; nothing is stored (section 5.1). */
 export const CHUNK_ZERO = 1;
+/** Bit 1: the plain bytes are stored as they are, or sealed (section 5.1). */
 export const CHUNK_RAW = 2;
+/** Bit 2: the plain bytes are stored encoded by the image's codec (section 5.1). */
 export const CHUNK_ENCODED = 4;
+/** Bit 3: the stored bytes are sealed, ciphertext then 16-byte tag (sections 5.1, 7.3). */
 export const CHUNK_ENCRYPTED = 8;
+/** All defined chunk flags; the others are reserved and MUST be 0 (section 5.3). */
+export const CHUNK_FLAGS_KNOWN = CHUNK_ZERO | CHUNK_RAW | CHUNK_ENCODED | CHUNK_ENCRYPTED;
 
 /** Section 9: limits a reader enforces before allocating. */
 export const LIMITS = {
@@ -66,12 +83,39 @@ export const REGION_KINDS = ['anonymous', 'heap', 'stack', 'code', 'metadata', '
 export type RegionKind = (typeof REGION_KINDS)[number];
 export const KIND_GAP = 6;
 
-/** Section 6: codec ids. */
-export const CODECS = { none: 0, deflate: 1, zstd: 2 } as const;
+/** Section 6, codec id 0: no chunk is `ENCODED`. */
+export const CODEC_NONE = 0;
+/** Codec id 1: raw DEFLATE (RFC 1951), one complete stream per chunk. */
+export const CODEC_DEFLATE = 1;
+/** Codec id 2: zstd, reserved; not written or read by this implementation (section 6.1). */
+export const CODEC_ZSTD = 2;
+/** Codec names by id, as options and tools spell them. */
+export const CODECS = { none: CODEC_NONE, deflate: CODEC_DEFLATE, zstd: CODEC_ZSTD } as const;
 export type CodecName = keyof typeof CODECS;
-/** Section 7: cipher ids. */
-export const CIPHERS = { none: 0, 'aes-256-gcm': 1, 'chacha20-poly1305': 2 } as const;
+/** Codec ids this implementation encodes and decodes. */
+export type CodecId = typeof CODEC_NONE | typeof CODEC_DEFLATE;
+/** Section 6: lowest and highest deflate codec level. */
+export const DEFLATE_MIN_LEVEL = 1;
+export const DEFLATE_MAX_LEVEL = 9;
+
+/** Section 7, cipher id 0: no encryption. */
+export const CIPHER_NONE = 0;
+/** Cipher id 1: AES-256-GCM, NIST SP 800-38D. */
+export const CIPHER_AES_256_GCM = 1;
+/** Cipher id 2: ChaCha20-Poly1305, RFC 8439. */
+export const CIPHER_CHACHA20_POLY1305 = 2;
+/** Cipher names by id, as options and tools spell them. */
+export const CIPHERS = { none: CIPHER_NONE, 'aes-256-gcm': CIPHER_AES_256_GCM, 'chacha20-poly1305': CIPHER_CHACHA20_POLY1305 } as const;
 export type CipherName = keyof typeof CIPHERS;
+/** Cipher ids this implementation seals and opens. */
+export type CipherId = (typeof CIPHERS)[CipherName];
+
+/** Section 7.1, KDF id 0: the master key is 32 bytes given by the user. */
+export const KDF_RAW = 0;
+/** KDF id 1: the master key is scrypt of a passphrase. */
+export const KDF_SCRYPT = 1;
+/** KDF ids this implementation understands. */
+export type KdfId = typeof KDF_RAW | typeof KDF_SCRYPT;
 
 /** Name of a codec id, or `unknown(N)`. */
 export function codecName(id: number): string {

@@ -3,8 +3,9 @@
  */
 import type { Checksum } from './checksum.js';
 import {
-  CIPHERS, CODECS, FORMAT_MAJOR, FORMAT_MINOR, HEADER_MAGIC, HEADER_SIZE, KNOWN_REQUIRED, LIMITS,
-  MAX_HEADER_SIZE, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, REQUIRED_CIPHER, REQUIRED_CODEC, isPowerOfTwo,
+  CIPHERS, CODECS, DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, FORMAT_MAJOR, FORMAT_MINOR, HEADER_MAGIC, HEADER_SIZE,
+  KDF_RAW, KDF_SCRYPT, KNOWN_REQUIRED, LIMITS, MAX_HEADER_SIZE, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE,
+  REQUIRED_CIPHER, REQUIRED_CODEC, isPowerOfTwo,
 } from './constants.js';
 import { equalBytes, view } from './bytes.js';
 import { CrimgError } from './errors.js';
@@ -169,17 +170,17 @@ export function decodeHeader(bytes: Uint8Array, xxh64: Checksum): Header {
   if (r.cipher > CIPHERS['chacha20-poly1305']) {
     throw new CrimgError('UNSUPPORTED_FEATURE', `cipher id ${r.cipher} is not supported by this reader`, { offset: offsetOf(HEADER, 'cipher') });
   }
-  if (r.cipher === 0 && r.kdf !== 0) bad('KDF id', 'kdf', `${r.kdf} is set on an unencrypted image`);
+  if (r.cipher === 0 && r.kdf !== KDF_RAW) bad('KDF id', 'kdf', `${r.kdf} is set on an unencrypted image`);
   if (r.cipher === 0 && (r.salt.some((x) => x !== 0) || r.keyCheck.some((x) => x !== 0))) {
     bad('salt / key check value', 'salt', 'are set on an unencrypted image (they must be zero)');
   }
-  if (r.kdf > 1) throw new CrimgError('UNSUPPORTED_FEATURE', `KDF id ${r.kdf} is not supported by this reader`, { offset: offsetOf(HEADER, 'kdf') });
-  if (r.kdf === 0 && (r.scryptLog2N | r.scryptR | r.scryptP) !== 0) bad('scrypt parameters', 'scryptLog2N', 'are set with a raw key');
-  if (r.kdf === 1 && (r.scryptLog2N < 1 || r.scryptLog2N > 32 || r.scryptLog2N >= 16 * r.scryptR || r.scryptR < 1 || r.scryptP < 1)) {
+  if (r.kdf > KDF_SCRYPT) throw new CrimgError('UNSUPPORTED_FEATURE', `KDF id ${r.kdf} is not supported by this reader`, { offset: offsetOf(HEADER, 'kdf') });
+  if (r.kdf === KDF_RAW && (r.scryptLog2N | r.scryptR | r.scryptP) !== 0) bad('scrypt parameters', 'scryptLog2N', 'are set with a raw key');
+  if (r.kdf === KDF_SCRYPT && (r.scryptLog2N < 1 || r.scryptLog2N > 32 || r.scryptLog2N >= 16 * r.scryptR || r.scryptR < 1 || r.scryptP < 1)) {
     bad('scrypt parameters', 'scryptLog2N', `log2N=${r.scryptLog2N} r=${r.scryptR} p=${r.scryptP} are invalid`);
   }
-  if (r.codec === CODECS.deflate && (r.codecLevel < 1 || r.codecLevel > 9)) {
-    bad('codec level', 'codecLevel', `${r.codecLevel} is not a deflate level 1..9`);
+  if (r.codec === CODECS.deflate && (r.codecLevel < DEFLATE_MIN_LEVEL || r.codecLevel > DEFLATE_MAX_LEVEL)) {
+    bad('codec level', 'codecLevel', `${r.codecLevel} is not a deflate level ${DEFLATE_MIN_LEVEL}..${DEFLATE_MAX_LEVEL}`);
   }
   if ((r.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n && (r.codec !== 0 || r.cipher !== 0)) {
     bad('optional features', 'optionalFeatures', 'MAPPABLE is set on an encoded or encrypted image');

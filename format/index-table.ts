@@ -3,10 +3,8 @@
  * 5.3 and 8.1. Pure: bytes in, fields out. The chunk table is read in place (a DataView over
  * its bytes), never expanded into one object per chunk.
  */
-import {
-  CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, KIND_GAP, LIMITS,
-  REGION_RECORD_SIZE, TAG_SIZE, kindName, protToString,
-} from './constants.js';
+import { CHUNK_RECORD_SIZE, CHUNK_ZERO, KIND_GAP, LIMITS, REGION_RECORD_SIZE, kindName, protToString } from './constants.js';
+import { FORM, chunkFormViolation, type FormViolation } from './chunk-form.js';
 import { hex, view } from './bytes.js';
 import { CrimgError } from './errors.js';
 import { CHUNK_RECORD, REGION_RECORD, decodeFields, encodeFields, offsetOf, type FieldName } from './fields.js';
@@ -193,9 +191,13 @@ export function writeChunkRecord(out: Uint8Array, i: number, r: ChunkRecord): vo
 export class ChunkTable {
   private readonly dv: DataView;
   readonly count: number;
+  private readonly dataStart: bigint;
+  private readonly dataEnd: bigint;
 
   constructor(readonly bytes: Uint8Array, private readonly bounds: ChunkBounds) {
     this.dv = view(bytes);
+    this.dataStart = BigInt(bounds.dataStart);
+    this.dataEnd = BigInt(bounds.dataEnd);
     this.count = bytes.length / CHUNK_RECORD_SIZE;
   }
 
@@ -206,30 +208,35 @@ export class ChunkTable {
   get(i: number, plainLength: number): ChunkRecord {
     const o = i * CHUNK_RECORD_SIZE;
     const b = this.bounds;
-    const corrupt = (why: string, at: number): never => {
-      throw new CrimgError('CORRUPT_INDEX', `chunk ${i} ${why}`, { offset: b.base + o + at, chunk: i });
-    };
     const off64 = this.dv.getBigUint64(o + CR_OFFSET, true);
     const storedLength = this.dv.getUint32(o + CR_STORED_LENGTH, true);
     const flags = this.dv.getUint16(o + CR_FLAGS, true);
     const checksum = this.dv.getBigUint64(o + CR_CHECKSUM, true);
-    if (flags & ~0xf) corrupt(`flags 0x${flags.toString(16)} have reserved bits`, CR_FLAGS);
-    const form = flags & (CHUNK_ZERO | CHUNK_RAW | CHUNK_ENCODED);
-    if (form !== CHUNK_ZERO && form !== CHUNK_RAW && form !== CHUNK_ENCODED) corrupt(`flags 0x${flags.toString(16)} name no single stored form`, CR_FLAGS);
-    if (form === CHUNK_ZERO) {
-      if (off64 !== 0n || storedLength !== 0 || checksum !== 0n || flags !== CHUNK_ZERO) corrupt('is a zero chunk with stored bytes', CR_OFFSET);
-      return { offset: 0, storedLength: 0, flags, checksum };
-    }
-    if (((flags & CHUNK_ENCRYPTED) !== 0) !== b.hasCipher) corrupt('ENCRYPTED flag disagrees with the header cipher', CR_FLAGS);
-    if (form === CHUNK_ENCODED && !b.hasCodec) corrupt('is ENCODED in an image without codec', CR_FLAGS);
-    const t = b.hasCipher ? TAG_SIZE : 0;
-    if (form === CHUNK_RAW && storedLength !== plainLength + t) corrupt(`is RAW with ${storedLength} stored bytes for ${plainLength} plain`, CR_STORED_LENGTH);
-    if (form === CHUNK_ENCODED && (storedLength <= t || storedLength >= plainLength + t)) corrupt(`is ENCODED with ${storedLength} stored bytes for ${plainLength} plain`, CR_STORED_LENGTH);
-    if (off64 < BigInt(b.dataStart) || off64 + BigInt(storedLength) > BigInt(b.dataEnd)) {
-      corrupt(`bytes [${off64}, +${storedLength}) lie outside the data area [${b.dataStart}, ${b.dataEnd})`, CR_OFFSET);
+    const v = chunkFormViolation(flags, storedLength, plainLength, b.hasCodec, b.hasCipher, off64, checksum);
+    if (v !== FORM.ok) this.formError(i, v, flags, storedLength, plainLength);
+    if (flags & CHUNK_ZERO) return { offset: 0, storedLength: 0, flags, checksum };
+    if (off64 < this.dataStart || off64 + BigInt(storedLength) > this.dataEnd) {
+      this.corrupt(i, `bytes [${off64}, +${storedLength}) lie outside the data area [${b.dataStart}, ${b.dataEnd})`, CR_OFFSET);
     }
     const offset = Number(off64);
-    if (b.mappable && offset % b.pageSize !== 0) corrupt(`offset ${offset} is not page-aligned in a MAPPABLE image`, CR_OFFSET);
+    if (b.mappable && offset % b.pageSize !== 0) this.corrupt(i, `offset ${offset} is not page-aligned in a MAPPABLE image`, CR_OFFSET);
     return { offset, storedLength, flags, checksum };
+  }
+
+  /** Throws the CORRUPT_INDEX of a section 5.3 violation, at the field it concerns. */
+  private formError(i: number, v: FormViolation, flags: number, storedLength: number, plainLength: number): never {
+    switch (v) {
+      case FORM.reservedBits: return this.corrupt(i, `flags 0x${flags.toString(16)} have reserved bits`, CR_FLAGS);
+      case FORM.notOneForm: return this.corrupt(i, `flags 0x${flags.toString(16)} name no single stored form`, CR_FLAGS);
+      case FORM.encryptedMismatch: return this.corrupt(i, 'ENCRYPTED flag disagrees with the header cipher', CR_FLAGS);
+      case FORM.encodedWithoutCodec: return this.corrupt(i, 'is ENCODED in an image without codec', CR_FLAGS);
+      case FORM.rawLength: return this.corrupt(i, `is RAW with ${storedLength} stored bytes for ${plainLength} plain`, CR_STORED_LENGTH);
+      case FORM.encodedLength: return this.corrupt(i, `is ENCODED with ${storedLength} stored bytes for ${plainLength} plain`, CR_STORED_LENGTH);
+      default: return this.corrupt(i, 'is a zero chunk with stored bytes', CR_OFFSET);
+    }
+  }
+
+  private corrupt(i: number, why: string, field: number): never {
+    throw new CrimgError('CORRUPT_INDEX', `chunk ${i} ${why}`, { offset: this.bounds.base + i * CHUNK_RECORD_SIZE + field, chunk: i });
   }
 }

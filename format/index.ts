@@ -18,3 +18,5 @@ export { encodeRegionSection, decodeRegionSection, writeChunkRecord, ChunkTable 
 export type { Region, RegionRecord, ChunkRecord, ChunkBounds, RegionSectionContext } from './index-table.js';
 export { HEADER, CHUNK_RECORD, REGION_RECORD, FOOTER, offsetOf, sizeOf, decodeFields, encodeFields } from './fields.js';
 export type { Field, FieldName, FieldTable, FieldType, FieldValues } from './fields.js';
+export { FORM, chunkFormViolation, chunkFormProblem } from './chunk-form.js';
+export type { ChunkForm, FormViolation } from './chunk-form.js';

@@ -1,5 +1,5 @@
 /**
- * codec/chunk.ts and codec/flags.ts: the per-chunk pipeline (spec/FORMAT.md sections 5.1, 5.3,
+ * codec/chunk.ts and format/chunk-form.ts: the per-chunk pipeline (spec/FORMAT.md sections 5.1, 5.3,
  * 6, 7.3). Round trips for every codec x cipher x engine pair, stored forms, form rules,
  * integrity and authentication failures.
  */
@@ -7,8 +7,8 @@ import fc from 'fast-check';
 import { chunkAad, chunkNonce } from '../codec/aad.js';
 import { decodeChunk, encodeChunk, isZero, type DecodeParams, type EncodeParams } from '../codec/chunk.js';
 import type { Engine } from '../codec/engine.js';
-import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO, chunkFormProblem } from '../codec/flags.js';
-import type { CipherId, CodecId } from '../codec/ids.js';
+import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO, type CipherId, type CodecId } from '../format/constants.js';
+import { chunkFormProblem } from '../format/chunk-form.js';
 import { xxh64 } from '../codec/checksum.js';
 import { CrimgError } from '../format/errors.js';
 import { rng, memoryLike } from './codec-fixture.js';
