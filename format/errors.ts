@@ -32,6 +32,55 @@ export const ERROR_CODES = [
 /** One of {@link ERROR_CODES}. */
 export type CrimgErrorCode = (typeof ERROR_CODES)[number];
 
+/**
+ * What an error is about, so that a program can react by kind rather than list codes:
+ * - `image`: the bytes of an image (or of an ELF core to import) are not what the format says,
+ *   or a read asks for memory the image does not hold; copying or making it again helps.
+ * - `key`: a key is missing or wrong.
+ * - `host`: this host does not meet the image's restore constraints (section 4).
+ * - `process`: a process is gone, refuses to be read, exited, or has the addresses taken.
+ * - `io`: the operating system failed to read or write a file.
+ * - `usage`: the caller passed a value the library refuses.
+ */
+export type CrimgErrorCategory = 'image' | 'key' | 'host' | 'process' | 'io' | 'usage';
+
+/** The category of every code (spec/FORMAT.md section 2.1 lists the codes). */
+export const ERROR_CATEGORY: Readonly<Record<CrimgErrorCode, CrimgErrorCategory>> = Object.freeze({
+  BAD_MAGIC: 'image',
+  UNSUPPORTED_VERSION: 'image',
+  UNSUPPORTED_FEATURE: 'image',
+  TRUNCATED: 'image',
+  CORRUPT_HEADER: 'image',
+  CORRUPT_VALIDATION: 'image',
+  CORRUPT_INDEX: 'image',
+  CORRUPT_CHUNK: 'image',
+  LIMIT_EXCEEDED: 'image',
+  NOT_MAPPED: 'image',
+  INCOMPATIBLE: 'host',
+  KEY_REQUIRED: 'key',
+  WRONG_KEY: 'key',
+  // A tag that does not verify under a key that passed the key check: the bytes were altered.
+  AUTH_FAILED: 'image',
+  ADDRESS_IN_USE: 'process',
+  NO_SUCH_PROCESS: 'process',
+  PERMISSION_DENIED: 'process',
+  PROCESS_EXITED: 'process',
+  CORRUPT_CORE: 'image',
+  IO_ERROR: 'io',
+  INVALID_ARGUMENT: 'usage',
+});
+
+/**
+ * The category of an error code.
+ * @throws RangeError for a string that is not one of {@link ERROR_CODES}.
+ * @example errorCategory('WRONG_KEY') // 'key'
+ */
+export function errorCategory(code: CrimgErrorCode): CrimgErrorCategory {
+  const c = Object.hasOwn(ERROR_CATEGORY, code) ? ERROR_CATEGORY[code] : undefined;
+  if (c === undefined) throw new RangeError(`expected one of ERROR_CODES, got ${JSON.stringify(code)}`);
+  return c;
+}
+
 /** Where in an image an error was found. All fields optional. */
 export interface CrimgErrorDetail {
   /** File offset of the damaged structure or byte. */
@@ -73,6 +122,11 @@ export class CrimgError extends Error {
     if (detail.chunk !== undefined) this.chunk = detail.chunk;
     if (detail.address !== undefined) this.address = detail.address;
     if (detail.hint !== undefined) this.hint = detail.hint;
+  }
+
+  /** What the error is about (see {@link CrimgErrorCategory}). */
+  get category(): CrimgErrorCategory {
+    return ERROR_CATEGORY[this.code];
   }
 }
 
