@@ -9,8 +9,7 @@ import { isZero, pageLooksRandom } from '../codec/chunk.js';
 import { NativeDeflater, deflatePagesAsync } from '../codec/deflate.js';
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
-import { CHUNK_ENCODED, CHUNK_ENCRYPTED } from '../format/constants.js';
-import { CODEC_DEFLATE } from '../codec/ids.js';
+import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CODEC_DEFLATE } from '../format/constants.js';
 import type { HeaderFields } from '../format/header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { defaultWorkers } from './_workers.js';
@@ -19,7 +18,7 @@ import { loadPortableEngine } from '../codec/portable.js';
 import { chunkAad, chunkNonce, indexAad, indexNonce } from '../codec/aad.js';
 import { seal, suiteForCipherId } from '../codec/aead.js';
 import { DEFAULT_SCRYPT_PARAMS, deriveKeys, headerHash, resolveMasterKey, type ImageKeys } from '../codec/keys.js';
-import type { CipherId, CodecId } from '../codec/ids.js';
+import type { CipherId, CodecId } from '../format/constants.js';
 
 export interface EncodedChunk {
   stored: Uint8Array;
