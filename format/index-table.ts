@@ -7,7 +7,7 @@ import { CHUNK_RECORD_SIZE, CHUNK_ZERO, KIND_GAP, LIMITS, REGION_RECORD_SIZE, ki
 import { FORM, chunkFormViolation, type FormViolation } from './chunk-form.js';
 import { hex, view } from './bytes.js';
 import { CrimgError } from './errors.js';
-import { CHUNK_RECORD, REGION_RECORD, decodeFields, encodeFields, offsetOf, type FieldName } from './fields.js';
+import { CHUNK_RECORD, REGION_RECORD, decodeFields, encodeFields, offsetOf, sizeOf, type FieldName } from './fields.js';
 
 /** One region of the region table (section 8.1), as the library returns it. */
 export interface Region {
@@ -170,7 +170,7 @@ export interface ChunkBounds {
 const CR_OFFSET = offsetOf(CHUNK_RECORD, 'offset');
 const CR_STORED_LENGTH = offsetOf(CHUNK_RECORD, 'storedLength');
 const CR_FLAGS = offsetOf(CHUNK_RECORD, 'flags');
-const CR_RESERVED = CR_FLAGS + 2;
+const CR_RESERVED = CR_FLAGS + sizeOf(CHUNK_RECORD, 'flags'); // the reserved u16 after the flags
 const CR_CHECKSUM = offsetOf(CHUNK_RECORD, 'checksum');
 
 /** Encodes one chunk record (section 5.3) into `out` at record `i`. */
