@@ -13,6 +13,7 @@
  */
 import { CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO } from '../format/constants.js';
 import { CrimgError } from '../format/errors.js';
+import { CHUNK_RECORD, offsetOf } from '../format/fields.js';
 import { hex } from '../format/bytes.js';
 import type { ChunkTable, Region } from '../format/index-table.js';
 import type { ImageReader } from '../image/reader.js';
@@ -52,6 +53,17 @@ const OTHER = -1;
  * Reads chunk records in place (section 5.3 layout: offset u64, length u32, flags u16, checksum
  * u64). Make one per image and reuse it for every region.
  */
+/**
+ * The chunk record's fields as 32-bit word numbers (section 5.3, from format/fields.ts): the
+ * fast paths below read records as words, as the little-endian u64 halves they are.
+ */
+const WORDS = CHUNK_RECORD_SIZE / 4;
+const W_OFFSET = offsetOf(CHUNK_RECORD, 'offset') / 4; // low half; the high half follows
+const W_LENGTH = offsetOf(CHUNK_RECORD, 'storedLength') / 4;
+const W_FLAGS = offsetOf(CHUNK_RECORD, 'flags') / 4; // the u16 flags are its low half
+const W_CHECKSUM = offsetOf(CHUNK_RECORD, 'checksum') / 4;
+const FLAGS_AT = offsetOf(CHUNK_RECORD, 'flags');
+
 export class RecordScanner {
   /** The records as 32-bit words (6 per record), when the host is little-endian and they are aligned. */
   private readonly words: Uint32Array | null;
@@ -63,19 +75,19 @@ export class RecordScanner {
     this.words = LITTLE_ENDIAN && b.byteOffset % 4 === 0 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2) : null;
   }
 
-  /** Word `k` (0..5) of record `number`. */
+  /** Word `k` (0 to WORDS - 1) of record `number`. */
   private word(number: number, k: number): number {
-    return this.words ? this.words[number * 6 + k]! : this.dv.getUint32(number * CHUNK_RECORD_SIZE + 4 * k, true);
+    return this.words ? this.words[number * WORDS + k]! : this.dv.getUint32(number * CHUNK_RECORD_SIZE + 4 * k, true);
   }
 
   /** ZERO, the file offset of a RAW chunk, or OTHER for a record the fast check leaves to get(). */
   classify(number: number, plain: number): number {
-    const lo = this.word(number, 0);
-    const hi = this.word(number, 1);
-    const length = this.word(number, 2);
-    const flags = this.word(number, 3) & 0xffff; // the reserved u16 at 14 is ignored, as get() does
+    const lo = this.word(number, W_OFFSET);
+    const hi = this.word(number, W_OFFSET + 1);
+    const length = this.word(number, W_LENGTH);
+    const flags = this.word(number, W_FLAGS) & 0xffff; // the reserved u16 after flags is ignored, as get() does
     if (flags === CHUNK_ZERO) {
-      return lo === 0 && hi === 0 && length === 0 && this.word(number, 4) === 0 && this.word(number, 5) === 0 ? ZERO : OTHER;
+      return lo === 0 && hi === 0 && length === 0 && this.word(number, W_CHECKSUM) === 0 && this.word(number, W_CHECKSUM + 1) === 0 ? ZERO : OTHER;
     }
     if (flags !== CHUNK_RAW || length !== plain || hi >= 0x200000) return OTHER;
     const offset = hi * 0x100000000 + lo;
@@ -98,15 +110,15 @@ export class RecordScanner {
     let span = -1;
     let j = 0;
     for (; j < count; j++) {
-      const k = (first + j) * 6;
-      const flags = w[k + 3]! & 0xffff;
+      const k = (first + j) * WORDS;
+      const flags = w[k + W_FLAGS]! & 0xffff;
       if (flags === CHUNK_ZERO) {
-        if ((w[k]! | w[k + 1]! | w[k + 2]! | w[k + 4]! | w[k + 5]!) !== 0) break;
+        if ((w[k + W_OFFSET]! | w[k + W_OFFSET + 1]! | w[k + W_LENGTH]! | w[k + W_CHECKSUM]! | w[k + W_CHECKSUM + 1]!) !== 0) break;
         continue;
       }
       const plain = j < full ? cs : length - j * cs;
-      if (flags !== CHUNK_RAW || w[k + 2]! !== plain || w[k + 1]! >= 0x200000) break;
-      const offset = w[k + 1]! * 0x100000000 + w[k]!;
+      if (flags !== CHUNK_RAW || w[k + W_LENGTH]! !== plain || w[k + W_OFFSET + 1]! >= 0x200000) break;
+      const offset = w[k + W_OFFSET + 1]! * 0x100000000 + w[k + W_OFFSET]!;
       if (span < 0) {
         if (offset - j * cs < dataStart || offset % pageSize !== 0) break;
         span = offset - j * cs;
@@ -120,7 +132,7 @@ export class RecordScanner {
 
   /** The flags of a record, unchecked. */
   flags(number: number): number {
-    return this.dv.getUint16(number * CHUNK_RECORD_SIZE + 12, true);
+    return this.dv.getUint16(number * CHUNK_RECORD_SIZE + FLAGS_AT, true);
   }
 
   /** The authority for records the fast check did not accept: throws, or returns the record. */
