@@ -21,9 +21,13 @@ const FLOORS: Record<string, number> = {
   'inspect-cli': 6,
 };
 
-/** What a folder may import from a lower one, when not everything (the issue's rule for codec). */
+/**
+ * What a folder may import from a lower one, when not everything: codec takes from the byte
+ * layout only its error class, its constants and the one statement of section 5.3's chunk-form
+ * rules (which the chunk table's reader shares), never a structure's encoder or decoder.
+ */
 const ONLY: Record<string, Record<string, readonly string[]>> = {
-  codec: { format: ['format/errors.ts', 'format/constants.ts'] },
+  codec: { format: ['format/errors.ts', 'format/constants.ts', 'format/chunk-form.ts'] },
 };
 
 /** The package's public entry points (package.json "exports"): all the CLI may import. */
