@@ -1,12 +1,14 @@
 /**
- * Exit status and the one-line error report of the CLI.
+ * Exit status and the one-line error report of the CLI. The status follows the library's error
+ * category (ERROR_CATEGORY of crimg/format):
  *
  * - 0: success.
- * - 1: the image is invalid, corrupt or incompatible, or the key is wrong (any CrimgError
- *   except IO_ERROR and INVALID_ARGUMENT).
- * - 2: usage or I/O error.
+ * - 1: the image is invalid, corrupt or incompatible, or the key is wrong (categories image,
+ *   key and host).
+ * - 2: usage or I/O error, or a process that is gone, refuses to be read or has the addresses
+ *   taken (categories usage, io and process), and internal errors.
  */
-import { CrimgError, isCrimgError } from '../format/errors.js';
+import { CrimgError, ERROR_CATEGORY, isCrimgError, type CrimgErrorCategory, type CrimgErrorCode } from '../format/index.js';
 
 export const EXIT_OK = 0;
 export const EXIT_BAD_IMAGE = 1;
@@ -22,7 +24,7 @@ function isErrnoError(e: unknown): e is NodeJS.ErrnoException {
 }
 
 /** The error as a CrimgError code and message; misuse errors of the library are usage errors. */
-export function describeError(e: unknown): { code: string; message: string } {
+export function describeError(e: unknown): { code: CrimgErrorCode | 'INTERNAL'; message: string } {
   if (isCrimgError(e)) return { code: e.code, message: e.message };
   if (isErrnoError(e)) return { code: 'IO_ERROR', message: e.message };
   // The library throws TypeError/RangeError for values it refuses (an unaligned address, a bad
@@ -31,12 +33,15 @@ export function describeError(e: unknown): { code: string; message: string } {
   return { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
 }
 
+/** Categories of errors whose cause lies outside the image and the key: exit 2. */
+const USAGE_CATEGORIES: ReadonlySet<CrimgErrorCategory> = new Set(['usage', 'io', 'process']);
+
 /** Exit status for an error (see the module comment). */
 export function exitCodeOf(e: unknown): number {
   const { code } = describeError(e);
-  // A process that is gone or refuses to be read is an environment problem, like I/O.
-  const usage = ['IO_ERROR', 'INVALID_ARGUMENT', 'INTERNAL', 'NO_SUCH_PROCESS', 'PERMISSION_DENIED', 'PROCESS_EXITED', 'ADDRESS_IN_USE'];
-  return usage.includes(code as string) ? EXIT_USAGE : EXIT_BAD_IMAGE;
+  if (code === 'INTERNAL') return EXIT_USAGE;
+  const category = Object.hasOwn(ERROR_CATEGORY, code) ? ERROR_CATEGORY[code] : undefined;
+  return category !== undefined && USAGE_CATEGORIES.has(category) ? EXIT_USAGE : EXIT_BAD_IMAGE;
 }
 
 /** "crimg: CODE: message" (the library's message already carries the offset and the hint). */

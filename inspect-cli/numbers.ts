@@ -2,7 +2,7 @@
  * Numbers on the command line: addresses and lengths as 0x hex or decimal (the library's
  * parseBigNumber), and sizes with an optional binary suffix (64K, 1M).
  */
-import { parseBigNumber } from '../format/address.js';
+import { parseBigNumber } from '../format/index.js';
 
 /** An address: "0x7f0000001000" or decimal. @throws RangeError */
 export function parseAddress(text: string, what = 'address'): bigint {

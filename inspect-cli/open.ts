@@ -3,7 +3,7 @@
  * reader is imported when first needed, so commands that never open an image (capture,
  * create) do not pay for loading it.
  */
-import type { Image } from '../restore/image.js';
+import type { Image } from '../restore/index.js';
 import { readKey, type KeySources } from './keys.js';
 
 /**
@@ -12,7 +12,7 @@ import { readKey, type KeySources } from './keys.js';
  */
 export async function openWithKey(path: string, keys: KeySources, env: NodeJS.ProcessEnv): Promise<Image> {
   const key = await readKey(keys, env);
-  const { openImage } = await import('../restore/image.js');
+  const { openImage } = await import('../restore/index.js');
   return openImage(path, key === undefined ? {} : { key });
 }
 
