@@ -1,15 +1,15 @@
 /**
  * `crimg diff A B`: regions added, removed or changed (length, protection, kind, name), and the
- * page ranges whose bytes differ in regions present in both (same address). Memory is compared
- * page by page in bounded pieces. Exit 0 whatever the result, unless --exit-code (as git diff).
+ * page ranges whose bytes differ in regions present in both (same address): the library's
+ * diffImages(), which compares memory in bounded pieces. Exit 0 whatever the result, unless
+ * --exit-code (as git diff).
  */
 import type { Argv } from 'yargs';
-import type { Image } from '../../restore/image.js';
-import type { Region } from '../../format/index-table.js';
+import type { Region } from '../../format/index.js';
+import type { ImageDiff, RegionField } from '../../image/index.js';
 import type { Cli } from '../context.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
-import { RangeCollector, readPieces, PIECE } from '../ranges.js';
 import { hexAddress, humanBytes, plural } from '../text.js';
 
 interface RegionBrief {
@@ -21,8 +21,6 @@ interface RegionBrief {
   name: string;
 }
 
-type Field = 'length' | 'prot' | 'kind' | 'name';
-
 export interface DiffJson {
   a: string;
   b: string;
@@ -30,7 +28,7 @@ export interface DiffJson {
   pageSize: number;
   added: RegionBrief[];
   removed: RegionBrief[];
-  changed: { address: string; a: RegionBrief; b: RegionBrief; fields: Field[] }[];
+  changed: { address: string; a: RegionBrief; b: RegionBrief; fields: RegionField[] }[];
   memory: { address: string; name: string; ranges: { start: string; end: string; pages: number }[] }[];
 }
 
@@ -38,52 +36,18 @@ function brief(r: Region): RegionBrief {
   return { index: r.index, address: hexAddress(r.address), length: Number(r.length), prot: r.prot, kind: r.kind, name: r.name };
 }
 
-/** Differing pages of `[address, address + length)`, as merged ranges. */
-async function differingPages(a: Image, b: Image, address: bigint, length: bigint, pageSize: number): Promise<{ start: bigint; end: bigint }[]> {
-  const ranges = new RangeCollector();
-  const pa = readPieces(a, address, length, PIECE);
-  const pb = readPieces(b, address, length, PIECE);
-  let at = address;
-  for (;;) {
-    const [x, y] = await Promise.all([pa.next(), pb.next()]);
-    if (x.done || y.done) break;
-    // Pieces are multiples of the page size (PIECE is), so pages line up with `at`.
-    for (let o = 0; o < x.value.length; o += pageSize) {
-      const end = Math.min(o + pageSize, x.value.length);
-      if (!x.value.subarray(o, end).equals(y.value.subarray(o, end))) ranges.add(at + BigInt(o), at + BigInt(end));
-    }
-    at += BigInt(x.value.length);
-  }
-  return ranges.ranges;
-}
-
-export async function diffImages(a: Image, b: Image, nameA: string, nameB: string): Promise<DiffJson> {
-  const pageSize = Math.max(a.pageSize, b.pageSize);
-  const out: DiffJson = { a: nameA, b: nameB, identical: true, pageSize, added: [], removed: [], changed: [], memory: [] };
-  const inB = new Map(b.regions.map((r) => [r.address, r]));
-  const inA = new Map(a.regions.map((r) => [r.address, r]));
-  for (const r of b.regions) if (!inA.has(r.address)) out.added.push(brief(r));
-  for (const ra of a.regions) {
-    const rb = inB.get(ra.address);
-    if (!rb) { out.removed.push(brief(ra)); continue; }
-    const fields: Field[] = [];
-    if (ra.length !== rb.length) fields.push('length');
-    if (ra.prot !== rb.prot) fields.push('prot');
-    if (ra.kind !== rb.kind) fields.push('kind');
-    if (ra.name !== rb.name) fields.push('name');
-    if (fields.length) out.changed.push({ address: hexAddress(ra.address), a: brief(ra), b: brief(rb), fields });
-    if (ra.isGap || rb.isGap) continue;
-    const common = ra.length < rb.length ? ra.length : rb.length;
-    const ranges = await differingPages(a, b, ra.address, common, pageSize);
-    if (ranges.length) {
-      out.memory.push({
-        address: hexAddress(ra.address), name: ra.name,
-        ranges: ranges.map((x) => ({ start: hexAddress(x.start), end: hexAddress(x.end), pages: Math.ceil(Number(x.end - x.start) / pageSize) })),
-      });
-    }
-  }
-  out.identical = !out.added.length && !out.removed.length && !out.changed.length && !out.memory.length;
-  return out;
+/** The JSON model of `crimg diff` (key order is the output's). */
+export function diffJson(d: ImageDiff, nameA: string, nameB: string): DiffJson {
+  return {
+    a: nameA, b: nameB, identical: d.identical, pageSize: d.pageSize,
+    added: d.added.map(brief),
+    removed: d.removed.map(brief),
+    changed: d.changed.map((c) => ({ address: hexAddress(c.address), a: brief(c.a), b: brief(c.b), fields: c.fields })),
+    memory: d.memory.map((m) => ({
+      address: hexAddress(m.a.address), name: m.a.name,
+      ranges: m.ranges.map((x) => ({ start: hexAddress(x.start), end: hexAddress(x.end), pages: Math.ceil(Number(x.end - x.start) / d.pageSize) })),
+    })),
+  };
 }
 
 function regionText(r: RegionBrief): string {
@@ -119,7 +83,8 @@ export function registerDiff(y: Argv, cli: Cli, exit: (code: number) => void): A
       .example('$0 diff a.img b.img --exit-code --json', 'exit 1 if different; the report as JSON'),
     async (args) => {
       const keys = keySources(args);
-      const d = await withImage(args.a, keys, cli.env, (a) => withImage(args.b, keys, cli.env, (b) => diffImages(a, b, args.a, args.b)));
+      const { diffImages } = await import('../../image/index.js');
+      const d = await withImage(args.a, keys, cli.env, (a) => withImage(args.b, keys, cli.env, async (b) => diffJson(await diffImages(a, b), args.a, args.b)));
       if (args.json) cli.printJson(d);
       else cli.print(...renderDiff(d));
       exit(args.exitCode && !d.identical ? 1 : 0);

@@ -8,7 +8,6 @@ import { HexDumper } from '../hexdump.js';
 import { withImage } from '../open.js';
 import { keySources, withKeyOptions } from '../options.js';
 import { parseAddress, parseSize } from '../numbers.js';
-import { readPieces } from '../ranges.js';
 
 const DUMP_PIECE = 64 * 1024; // a multiple of 16: hexdump lines never straddle pieces
 
@@ -28,7 +27,7 @@ export function registerDump(y: Argv, cli: Cli, exit: (code: number) => void): A
       const length = BigInt(parseSize(a.length, 'length'));
       await withImage(a.img, keySources(a), cli.env, async (image) => {
         const dumper = new HexDumper(address, a.all !== true);
-        for await (const piece of readPieces(image, address, length, DUMP_PIECE)) {
+        for await (const piece of image.readStream(address, length, { pieceSize: DUMP_PIECE })) {
           if (a.raw) await cli.writeBytes(piece);
           else {
             const lines = dumper.push(piece);

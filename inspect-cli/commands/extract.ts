@@ -4,14 +4,13 @@
  */
 import { open, unlink } from 'node:fs/promises';
 import type { Argv } from 'yargs';
-import type { Image } from '../../restore/image.js';
-import { CrimgError } from '../../format/errors.js';
+import { CrimgError } from '../../format/index.js';
+import type { Image } from '../../restore/index.js';
 import type { Cli } from '../context.js';
 import { usageError } from '../errors.js';
 import { withImage } from '../open.js';
 import { keySources, withKeyOptions } from '../options.js';
 import { parseAddress, parseSize } from '../numbers.js';
-import { readPieces } from '../ranges.js';
 import { hexAddress, humanBytes } from '../text.js';
 
 /** The address range of region `n`. @throws CrimgError NOT_MAPPED for a gap. */
@@ -47,7 +46,7 @@ export function registerExtract(y: Argv, cli: Cli, exit: (code: number) => void)
         const progress = cli.progress(a.quiet as boolean | undefined, 'extract', Number(length), 'bytes');
         let done = 0;
         try {
-          for await (const piece of readPieces(image, address, length)) {
+          for await (const piece of image.readStream(address, length)) {
             if (fh) {
               let off = 0;
               while (off < piece.length) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;

@@ -4,9 +4,8 @@
  * (spec/FORMAT.md section 8.2).
  */
 import type { Argv } from 'yargs';
-import type { Image } from '../../restore/image.js';
-import type { Region } from '../../format/index-table.js';
-import { featureName } from '../../image/host.js';
+import type { Region } from '../../format/index.js';
+import type { Image } from '../../restore/index.js';
 import type { Cli } from '../context.js';
 import type { Colors } from '../colors.js';
 import { withImage } from '../open.js';
@@ -124,8 +123,11 @@ export function describeImage(image: Image, file: string): InspectJson {
   return out;
 }
 
+/** Names a bit of the `cpu.features` bitmap (the library's featureName). */
+export type FeatureName = (bit: number) => string;
+
 /** Set bits of a bitmap, by CPU feature name for `cpu.features`. */
-function bitNames(key: string, hex: string): string[] {
+function bitNames(key: string, hex: string, featureName: FeatureName): string[] {
   const bytes = Buffer.from(hex, 'hex');
   const names: string[] = [];
   for (let i = 0; i < bytes.length * 8; i++) {
@@ -137,7 +139,7 @@ function bitNames(key: string, hex: string): string[] {
 const MAX_NAMES = 16;
 
 /** The human form of {@link describeImage}'s model. */
-export function renderInspect(d: InspectJson, c: Colors): string[] {
+export function renderInspect(d: InspectJson, c: Colors, featureName: FeatureName): string[] {
   const v = d.validation;
   const lines = renderPairs([
     ['image', d.file],
@@ -158,7 +160,7 @@ export function renderInspect(d: InspectJson, c: Colors): string[] {
   if (v.pageSize !== null) pairs.push(['page size', String(v.pageSize)]);
   for (const [k, val] of Object.entries(v.labels)) pairs.push(['label', `${k}=${val}`]);
   for (const [k, hex] of Object.entries(v.bitmaps)) {
-    const names = bitNames(k, hex);
+    const names = bitNames(k, hex, featureName);
     const shown = names.length > MAX_NAMES ? [...names.slice(0, MAX_NAMES), `... ${names.length - MAX_NAMES} more`] : names;
     pairs.push(['bitmap', `${k}=${hex} (${plural(names.length, 'bit')}${names.length ? `: ${shown.join(' ')}` : ''})`]);
   }
@@ -203,7 +205,10 @@ export function registerInspect(y: Argv, cli: Cli, exit: (code: number) => void)
     async (a) => {
       const d = await withImage(a.img, keySources(a), cli.env, async (image) => describeImage(image, a.img));
       if (a.json) cli.printJson(d);
-      else cli.print(...renderInspect(d, cli.colors));
+      else {
+        const { featureName } = await import('../../image/index.js');
+        cli.print(...renderInspect(d, cli.colors, featureName));
+      }
       exit(0);
     },
   );

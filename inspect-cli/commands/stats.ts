@@ -1,11 +1,10 @@
 /**
  * `crimg stats IMG`: bytes mapped, stored and zero, and how the chunks are stored (zero, raw,
- * encoded; encrypted), per region, per kind and in total. Reads the chunk table (section 5.3),
- * not the data.
+ * encoded; encrypted), per region, per kind and in total: the library's chunkStats(), which
+ * reads the chunk table (section 5.3), not the data.
  */
 import type { Argv } from 'yargs';
-import type { Image } from '../../restore/image.js';
-import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO } from '../../format/constants.js';
+import type { ChunkForms, ChunkStats, ChunkUsage } from '../../image/index.js';
 import type { Cli } from '../context.js';
 import type { Colors } from '../colors.js';
 import { withImage } from '../open.js';
@@ -13,16 +12,7 @@ import { keySources, withJson, withKeyOptions } from '../options.js';
 import { renderTable } from '../table.js';
 import { hexAddress, humanBytes, percent, ratio } from '../text.js';
 
-/** Chunk counts by stored form (section 5.1). */
-export interface ChunkShare {
-  total: number;
-  zero: number;
-  raw: number;
-  encoded: number;
-  encrypted: number;
-}
-
-/** Byte counts of a region, a kind or the whole image. */
+/** Byte counts of a region, a kind or the whole image, as the JSON prints them. */
 export interface Usage {
   /** Plain bytes (the region lengths). */
   mapped: number;
@@ -32,7 +22,7 @@ export interface Usage {
   zero: number;
   /** stored / mapped. */
   ratio: number;
-  chunks: ChunkShare;
+  chunks: ChunkForms;
 }
 
 export interface StatsJson {
@@ -45,50 +35,17 @@ export interface StatsJson {
   totals: Usage & { regions: number };
 }
 
-function emptyUsage(): Usage {
-  return { mapped: 0, stored: 0, zero: 0, ratio: 0, chunks: { total: 0, zero: 0, raw: 0, encoded: 0, encrypted: 0 } };
+function usage(u: ChunkUsage): Usage {
+  return { mapped: Number(u.mapped), stored: Number(u.stored), zero: Number(u.zero), ratio: ratio(u.stored, u.mapped), chunks: { ...u.chunks } };
 }
 
-function addUsage(to: Usage, u: Usage): void {
-  to.mapped += u.mapped;
-  to.stored += u.stored;
-  to.zero += u.zero;
-  for (const k of ['total', 'zero', 'raw', 'encoded', 'encrypted'] as const) to.chunks[k] += u.chunks[k];
-  to.ratio = ratio(to.stored, to.mapped);
-}
-
-/** Counts every data region's chunks by their flags in the chunk table. */
-export async function collectStats(image: Image, file: string): Promise<StatsJson> {
-  const table = await image.chunkTable();
-  const regions: StatsJson['regions'] = [];
-  const kinds = new Map<string, Usage & { kind: string; regions: number }>();
-  const totals: StatsJson['totals'] = { ...emptyUsage(), regions: 0 };
-  for (const r of image.regions) {
-    if (r.isGap) continue;
-    const u = emptyUsage();
-    u.mapped = Number(r.length);
-    for (let j = 0; j < r.chunkCount; j++) {
-      const plain = image.plainLength(r, j);
-      const rec = table.get(r.firstChunk + j, plain);
-      u.chunks.total++;
-      u.stored += rec.storedLength;
-      if (rec.flags & CHUNK_ZERO) { u.chunks.zero++; u.zero += plain; }
-      if (rec.flags & CHUNK_RAW) u.chunks.raw++;
-      if (rec.flags & CHUNK_ENCODED) u.chunks.encoded++;
-      if (rec.flags & CHUNK_ENCRYPTED) u.chunks.encrypted++;
-    }
-    u.ratio = ratio(u.stored, u.mapped);
-    regions.push({ index: r.index, address: hexAddress(r.address), kind: r.kind, name: r.name, ...u, chunks: { ...u.chunks } });
-    let k = kinds.get(r.kind);
-    if (!k) kinds.set(r.kind, (k = { kind: r.kind, regions: 0, ...emptyUsage() }));
-    k.regions++;
-    addUsage(k, u);
-    totals.regions++;
-    addUsage(totals, u);
-  }
+/** The JSON model of `crimg stats` (key order is the output's). */
+export function statsJson(s: ChunkStats, image: { compression: string; encryption: string; chunkSize: number }, file: string): StatsJson {
   return {
     file, compression: image.compression, encryption: image.encryption, chunkSize: image.chunkSize,
-    regions, kinds: [...kinds.values()], totals,
+    regions: s.regions.map((r) => ({ index: r.region.index, address: hexAddress(r.region.address), kind: r.region.kind, name: r.region.name, ...usage(r) })),
+    kinds: s.kinds.map((k) => ({ kind: k.kind, regions: k.regions, ...usage(k) })),
+    totals: { ...usage(s.totals), regions: s.totals.regions },
   };
 }
 
@@ -130,7 +87,7 @@ export function registerStats(y: Argv, cli: Cli, exit: (code: number) => void): 
       .example('$0 stats app.img', 'tables by kind and by region, then totals and the codec share')
       .example('$0 stats app.img --json | jq .totals.chunks', 'how many chunks are zero, raw, encoded'),
     async (a) => {
-      const s = await withImage(a.img, keySources(a), cli.env, (image) => collectStats(image, a.img));
+      const s = await withImage(a.img, keySources(a), cli.env, async (image) => statsJson(await image.chunkStats(), image, a.img));
       if (a.json) cli.printJson(s);
       else cli.print(...renderStats(s, cli.colors));
       exit(0);

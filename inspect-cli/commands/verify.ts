@@ -4,8 +4,8 @@
  * file offset; exit 1 when anything is wrong.
  */
 import type { Argv } from 'yargs';
-import type { Image } from '../../restore/image.js';
-import type { VerifyError, VerifyReport } from '../../image/reader.js';
+import type { VerifyError, VerifyReport } from '../../image/index.js';
+import type { Image } from '../../restore/index.js';
 import type { Cli } from '../context.js';
 import { describeError, exitCodeOf, EXIT_USAGE } from '../errors.js';
 import { withImage } from '../open.js';
