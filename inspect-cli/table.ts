@@ -23,7 +23,9 @@ function pad(s: string, w: number, align: Align): string {
  * @param indent prefix of every line.
  */
 export function renderTable(columns: readonly Column[], rows: readonly (readonly string[])[], indent = ''): string[] {
-  const widths = columns.map((c, i) => Math.max(width(c.title), ...rows.map((r) => width(r[i] ?? ''))));
+  // A loop, not Math.max(...rows): a spread of 125,000 rows or more overflows the stack.
+  const widths = columns.map((c) => width(c.title));
+  for (const r of rows) columns.forEach((_, i) => { widths[i] = Math.max(widths[i]!, width(r[i] ?? '')); });
   const line = (cells: readonly string[]): string =>
     (indent + columns.map((c, i) => pad(cells[i] ?? '', widths[i]!, c.align ?? 'left')).join('  ')).trimEnd();
   return [line(columns.map((c) => c.title)), ...rows.map(line)];
@@ -31,6 +33,7 @@ export function renderTable(columns: readonly Column[], rows: readonly (readonly
 
 /** "key   value" lines with the keys padded to one width. */
 export function renderPairs(pairs: readonly (readonly [string, string])[], indent = ''): string[] {
-  const w = Math.max(0, ...pairs.map(([k]) => width(k)));
+  let w = 0;
+  for (const [k] of pairs) w = Math.max(w, width(k));
   return pairs.map(([k, v]) => `${indent}${pad(k, w, 'left')}  ${v}`.trimEnd());
 }
