@@ -2,8 +2,9 @@
  * Footer encode/decode, spec/FORMAT.md section 8.2. Pure: bytes in, fields out.
  */
 import type { Checksum } from './checksum.js';
-import { END_MAGIC, FOOTER_SIZE } from './constants.js';
-import { equalBytes, view } from './bytes.js';
+import { CHUNK_RECORD_SIZE, END_MAGIC, FOOTER_SIZE, LIMITS, REGION_RECORD_SIZE, TAG_SIZE } from './constants.js';
+import { equalBytes, toHex, view } from './bytes.js';
+import type { Header } from './header.js';
 import { CrimgError } from './errors.js';
 import { FOOTER, decodeFields, encodeFields, offsetOf } from './fields.js';
 
@@ -66,4 +67,40 @@ export function decodeFooter(bytes: Uint8Array, base: number, xxh64: Checksum): 
     regionSectionLength: r.regionSectionLength, chunkTableChecksum: r.chunkTableChecksum,
     regionSectionChecksum: r.regionSectionChecksum,
   };
+}
+
+/**
+ * Section 8.2: the footer's geometry against the file length, the header and the limits of
+ * section 9: counts first (a hostile count is a limit problem whatever the lengths say), then
+ * that the index lies inside the file, then the sections' offsets and lengths.
+ * @param size the file length; `dataStart` where the data area begins (section 5.2).
+ * @throws CrimgError LIMIT_EXCEEDED, TRUNCATED, CORRUPT_INDEX
+ */
+export function checkFooter(f: Footer, h: Header, size: number, dataStart: number): void {
+  const footerBase = size - FOOTER_SIZE;
+  const corrupt = (why: string, at: number): never => {
+    throw new CrimgError('CORRUPT_INDEX', `footer ${why}`, { offset: footerBase + at, hint: 'the index is damaged; restore the image from a good copy' });
+  };
+  if (toHex(f.imageId) !== toHex(h.imageId)) corrupt('image id differs from the header\'s: the file mixes two images', offsetOf(FOOTER, 'imageId'));
+  const t = BigInt(h.cipher !== 0 ? TAG_SIZE : 0);
+  const end = BigInt(footerBase);
+  // Counts first: a hostile count is a limit problem, whatever the lengths beside it say.
+  if (f.regionCount > LIMITS.maxRegions) {
+    throw new CrimgError('LIMIT_EXCEEDED', `footer claims ${f.regionCount} regions (limit ${LIMITS.maxRegions})`, { offset: footerBase + offsetOf(FOOTER, 'regionCount') });
+  }
+  if (f.stringTableLength > LIMITS.maxStringTable) {
+    throw new CrimgError('LIMIT_EXCEEDED', `footer claims a ${f.stringTableLength}-byte string table (limit ${LIMITS.maxStringTable})`, { offset: footerBase + offsetOf(FOOTER, 'stringTableLength') });
+  }
+  if (f.chunkCount * BigInt(CHUNK_RECORD_SIZE) > BigInt(size)) {
+    throw new CrimgError('LIMIT_EXCEEDED', `footer claims ${f.chunkCount} chunks, more records than the ${size}-byte file can hold`, { offset: footerBase + offsetOf(FOOTER, 'chunkCount') });
+  }
+  if (f.chunkTableOffset > end || f.chunkTableOffset + f.chunkTableLength > end || f.regionSectionOffset + f.regionSectionLength > end) {
+    throw new CrimgError('TRUNCATED', `the index reaches past the footer at ${footerBase}: the file is shorter than its index says`, { offset: footerBase + offsetOf(FOOTER, 'chunkTableOffset') });
+  }
+  if (f.chunkTableOffset < BigInt(dataStart) || f.chunkTableOffset % 8n !== 0n) corrupt(`chunk table offset ${f.chunkTableOffset} is before the data area or unaligned`, offsetOf(FOOTER, 'chunkTableOffset'));
+  if (f.chunkTableLength !== f.chunkCount * BigInt(CHUNK_RECORD_SIZE) + t) corrupt(`chunk table length ${f.chunkTableLength} does not fit ${f.chunkCount} records`, offsetOf(FOOTER, 'chunkTableLength'));
+  if (f.regionSectionOffset !== f.chunkTableOffset + f.chunkTableLength) corrupt('region section does not follow the chunk table', offsetOf(FOOTER, 'regionSectionOffset'));
+  if (f.regionSectionLength !== BigInt(f.regionCount * REGION_RECORD_SIZE + f.stringTableLength) + t) corrupt(`region section length ${f.regionSectionLength} does not fit ${f.regionCount} regions`, offsetOf(FOOTER, 'regionSectionLength'));
+  if (f.regionSectionOffset + f.regionSectionLength !== end) corrupt('region section does not end at the footer', offsetOf(FOOTER, 'regionSectionLength'));
+  if (f.regionCount === 0) corrupt('lists no regions', offsetOf(FOOTER, 'regionCount'));
 }

@@ -12,7 +12,7 @@ export type { Header, HeaderFields } from './header.js';
 export { encodeValidation, decodeValidation, toValidationInput } from './validation.js';
 export type { Validation, ValidationInput } from './validation.js';
 export type { SkippedRecord } from './validation.js';
-export { encodeFooter, decodeFooter } from './footer.js';
+export { encodeFooter, decodeFooter, checkFooter } from './footer.js';
 export type { Footer } from './footer.js';
 export { encodeRegionSection, decodeRegionSection, writeChunkRecord, ChunkTable } from './index-table.js';
 export type { Region, RegionRecord, ChunkRecord, ChunkBounds, RegionSectionContext } from './index-table.js';

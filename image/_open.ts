@@ -4,12 +4,11 @@
  * read later, on the first data access.
  */
 import { xxh64 } from '../codec/checksum.js';
-import { CHUNK_RECORD_SIZE, FOOTER_SIZE, LIMITS, REGION_RECORD_SIZE, TAG_SIZE, alignUp } from '../format/constants.js';
+import { FOOTER_SIZE, alignUp } from '../format/constants.js';
 import { decodeHeader, peekHeaderSize, type Header } from '../format/header.js';
 import { decodeValidation, type Validation } from '../format/validation.js';
-import { decodeFooter, type Footer } from '../format/footer.js';
+import { checkFooter, decodeFooter, type Footer } from '../format/footer.js';
 import { decodeRegionSection, type Region } from '../format/index-table.js';
-import { toHex } from '../format/bytes.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import type { RandomAccessSource } from './source.js';
 import { createChunkDecoder, type ChunkDecoder } from './chunk-decoder.js';
@@ -117,34 +116,4 @@ function padTo16(b: Uint8Array): Uint8Array {
   const out = new Uint8Array(16);
   out.set(b);
   return out;
-}
-
-/** Section 8.2: the footer's geometry against the file length and limits. */
-function checkFooter(f: Footer, h: Header, size: number, dataStart: number): void {
-  const footerBase = size - FOOTER_SIZE;
-  const corrupt = (why: string, at: number): never => {
-    throw new CrimgError('CORRUPT_INDEX', `footer ${why}`, { offset: footerBase + at, hint: 'the index is damaged; restore the image from a good copy' });
-  };
-  if (toHex(f.imageId) !== toHex(h.imageId)) corrupt('image id differs from the header\'s: the file mixes two images', 0);
-  const t = BigInt(h.cipher !== 0 ? TAG_SIZE : 0);
-  const end = BigInt(footerBase);
-  // Counts first: a hostile count is a limit problem, whatever the lengths beside it say.
-  if (f.regionCount > LIMITS.maxRegions) {
-    throw new CrimgError('LIMIT_EXCEEDED', `footer claims ${f.regionCount} regions (limit ${LIMITS.maxRegions})`, { offset: footerBase + 48 });
-  }
-  if (f.stringTableLength > LIMITS.maxStringTable) {
-    throw new CrimgError('LIMIT_EXCEEDED', `footer claims a ${f.stringTableLength}-byte string table (limit ${LIMITS.maxStringTable})`, { offset: footerBase + 52 });
-  }
-  if (f.chunkCount * BigInt(CHUNK_RECORD_SIZE) > BigInt(size)) {
-    throw new CrimgError('LIMIT_EXCEEDED', `footer claims ${f.chunkCount} chunks, more records than the ${size}-byte file can hold`, { offset: footerBase + 24 });
-  }
-  if (f.chunkTableOffset > end || f.chunkTableOffset + f.chunkTableLength > end || f.regionSectionOffset + f.regionSectionLength > end) {
-    throw new CrimgError('TRUNCATED', `the index reaches past the footer at ${footerBase}: the file is shorter than its index says`, { offset: footerBase + 16 });
-  }
-  if (f.chunkTableOffset < BigInt(dataStart) || f.chunkTableOffset % 8n !== 0n) corrupt(`chunk table offset ${f.chunkTableOffset} is before the data area or unaligned`, 16);
-  if (f.chunkTableLength !== f.chunkCount * BigInt(CHUNK_RECORD_SIZE) + t) corrupt(`chunk table length ${f.chunkTableLength} does not fit ${f.chunkCount} records`, 32);
-  if (f.regionSectionOffset !== f.chunkTableOffset + f.chunkTableLength) corrupt('region section does not follow the chunk table', 40);
-  if (f.regionSectionLength !== BigInt(f.regionCount * REGION_RECORD_SIZE + f.stringTableLength) + t) corrupt(`region section length ${f.regionSectionLength} does not fit ${f.regionCount} regions`, 56);
-  if (f.regionSectionOffset + f.regionSectionLength !== end) corrupt('region section does not end at the footer', 56);
-  if (f.regionCount === 0) corrupt('lists no regions', 48);
 }

@@ -4,7 +4,7 @@
  * alone, ensureBuilt() rebuilds if stale.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { ImageWriter, describeHost, featureBitmap, openImage } from '../index.js';
+import { describeHost, featureBitmap, openImage } from '../index.js';
 import { tempDir, memoryLike } from './helpers.js';
 import { crimg, crimgInProcess, demoImage, ensureBuilt, json } from './cli-helpers.js';
 

@@ -71,6 +71,7 @@ describe('crimg extract', () => {
     expect(r0.status).toBe(0);
     expect(r0.stdout).toBe(`extracted 0x7f0000000000-0x7f0000028000 (160 KiB) to ${t.path('r0.bin')}\n`);
     expect(r2.stdout).toBe('');
+    expect(range.status).toBe(0);
     const image = await openImage(img);
     expect(readFileSync(t.path('r0.bin')).equals(await image.read(HEAP_AT, heap.length))).toBe(true);
     expect(readFileSync(t.path('r2.bin')).equals(stack)).toBe(true);

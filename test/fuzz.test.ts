@@ -4,7 +4,6 @@
  * bytes returned silently. The long run is `npm run fuzz` (spec/fuzz/run.ts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeCase, Rng } from '../spec/fuzz/mutator.js';
 import { loadVectors, runCase, type CaseResult } from '../spec/fuzz/harness.js';
