@@ -156,6 +156,20 @@ export function offsetOf<F extends Field>(table: FieldTable<F>, name: FieldName<
 }
 
 /**
+ * The chunk record as 32-bit little-endian words, from {@link CHUNK_RECORD}: the index of each
+ * field's first word (a u64 is two, low half first; the u16 flags are the low half of theirs,
+ * the reserved u16 the high half). The writer's and the restore planner's fast paths read and
+ * write records as words, with no BigInt per record.
+ */
+export const CHUNK_RECORD_WORDS = Object.freeze({
+  size: CHUNK_RECORD_SIZE / 4,
+  offset: offsetOf(CHUNK_RECORD, 'offset') / 4,
+  storedLength: offsetOf(CHUNK_RECORD, 'storedLength') / 4,
+  flags: offsetOf(CHUNK_RECORD, 'flags') / 4,
+  checksum: offsetOf(CHUNK_RECORD, 'checksum') / 4,
+});
+
+/**
  * Size in bytes of a field.
  * @throws RangeError for a name the table does not have.
  */

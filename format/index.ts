@@ -16,7 +16,7 @@ export { encodeFooter, decodeFooter, checkFooter } from './footer.js';
 export type { Footer } from './footer.js';
 export { encodeRegionSection, decodeRegionSection, writeChunkRecord, ChunkTable } from './index-table.js';
 export type { Region, RegionRecord, ChunkRecord, ChunkBounds, RegionSectionContext } from './index-table.js';
-export { HEADER, CHUNK_RECORD, REGION_RECORD, FOOTER, offsetOf, sizeOf, decodeFields, encodeFields } from './fields.js';
+export { HEADER, CHUNK_RECORD, CHUNK_RECORD_WORDS, REGION_RECORD, FOOTER, offsetOf, sizeOf, decodeFields, encodeFields } from './fields.js';
 export type { Field, FieldName, FieldTable, FieldType, FieldValues } from './fields.js';
 export { FORM, chunkFormViolation, chunkFormProblem } from './chunk-form.js';
 export type { ChunkForm, FormViolation } from './chunk-form.js';

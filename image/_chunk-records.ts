@@ -7,6 +7,7 @@
  */
 import { CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, alignUp } from '../format/constants.js';
 import { writeChunkRecord, type RegionRecord } from '../format/index-table.js';
+import { CHUNK_RECORD_WORDS as W } from '../format/fields.js';
 import type { NativeMmap } from '../native-mmap/index.js';
 import type { EncodedChunk } from './chunk-encoder.js';
 import { WRITE_BATCH, type WriteQueue } from './_write-queue.js';
@@ -91,14 +92,14 @@ export class ChunkRecords {
         }
         const plain = Math.min(cs, bytes.length - k * cs);
         const offset = runPos + (k - runStart) * cs;
-        // A chunk record (section 5.3): offset u64, stored length u32, flags u16 + reserved u16, checksum u64.
-        const w = this.count++ * 6;
-        words[w] = offset >>> 0;
-        words[w + 1] = Math.floor(offset / 0x100000000);
-        words[w + 2] = plain;
-        words[w + 3] = CHUNK_RAW;
-        words[w + 4] = sumWords[2 * k]!;
-        words[w + 5] = sumWords[2 * k + 1]!;
+        // A chunk record (section 5.3), written as words (format/fields.ts).
+        const w = this.count++ * W.size;
+        words[w + W.offset] = offset >>> 0;
+        words[w + W.offset + 1] = Math.floor(offset / 0x100000000);
+        words[w + W.storedLength] = plain;
+        words[w + W.flags] = CHUNK_RAW; // and the reserved u16 above it 0
+        words[w + W.checksum] = sumWords[2 * k]!;
+        words[w + W.checksum + 1] = sumWords[2 * k + 1]!;
         stored += plain;
         continue;
       }
@@ -107,9 +108,9 @@ export class ChunkRecords {
         runStart = -1;
       }
       if (k === chunks) break;
-      const w = this.count++ * 6;
-      words.fill(0, w, w + 6);
-      words[w + 3] = CHUNK_ZERO;
+      const w = this.count++ * W.size;
+      words.fill(0, w, w + W.size);
+      words[w + W.flags] = CHUNK_ZERO;
       zeros++;
       if (this.sparse) out.skip(Math.min(cs, bytes.length - k * cs));
     }

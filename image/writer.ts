@@ -143,7 +143,7 @@ export class ImageWriter {
     private readonly doFsync: boolean,
     /** Sparse layout: zero chunks are holes (section 5.2). */
     sparse: boolean,
-    /** The native addon's chunk scan, for raw images written by the node engine. */
+    /** The native addon's chunk scan, for raw images written by the node engine (the tests check which path was taken). */
     private readonly scanner: NativeMmap | null,
     /** Map regular input files (WriterOptions.mapFiles). */
     mapFiles: boolean,

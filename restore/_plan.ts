@@ -13,7 +13,7 @@
  */
 import { CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO } from '../format/constants.js';
 import { CrimgError } from '../format/errors.js';
-import { CHUNK_RECORD, offsetOf } from '../format/fields.js';
+import { CHUNK_RECORD, CHUNK_RECORD_WORDS as CW, offsetOf } from '../format/fields.js';
 import { hex } from '../format/bytes.js';
 import type { ChunkTable, Region } from '../format/index-table.js';
 import type { ImageReader } from '../image/reader.js';
@@ -53,15 +53,12 @@ const OTHER = -1;
  * Reads chunk records in place (section 5.3 layout: offset u64, length u32, flags u16, checksum
  * u64). Make one per image and reuse it for every region.
  */
-/**
- * The chunk record's fields as 32-bit word numbers (section 5.3, from format/fields.ts): the
- * fast paths below read records as words, as the little-endian u64 halves they are.
- */
-const WORDS = CHUNK_RECORD_SIZE / 4;
-const W_OFFSET = offsetOf(CHUNK_RECORD, 'offset') / 4; // low half; the high half follows
-const W_LENGTH = offsetOf(CHUNK_RECORD, 'storedLength') / 4;
-const W_FLAGS = offsetOf(CHUNK_RECORD, 'flags') / 4; // the u16 flags are its low half
-const W_CHECKSUM = offsetOf(CHUNK_RECORD, 'checksum') / 4;
+/** The chunk record's words (section 5.3, format/fields.ts), and where its flags lie. */
+const WORDS = CW.size;
+const W_OFFSET = CW.offset; // low half; the high half follows
+const W_LENGTH = CW.storedLength;
+const W_FLAGS = CW.flags; // the u16 flags are its low half
+const W_CHECKSUM = CW.checksum;
 const FLAGS_AT = offsetOf(CHUNK_RECORD, 'flags');
 
 export class RecordScanner {

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CHUNK_RECORD, FOOTER, HEADER, REGION_RECORD, decodeFields, encodeFields, offsetOf, sizeOf, type FieldTable,
+  CHUNK_RECORD, CHUNK_RECORD_WORDS, FOOTER, HEADER, REGION_RECORD, decodeFields, encodeFields, offsetOf, sizeOf, type FieldTable,
 } from '../format/fields.js';
 import { HEADER_SIZE } from '../format/constants.js';
 
@@ -47,6 +47,16 @@ test.each([
   ['### 8.2 Footer', FOOTER],
 ] as const)('%s: the library table is the spec table', (heading, table) => {
   expect(libraryTable(table)).toEqual(specTable(heading, table.size));
+});
+
+test('the chunk record as words: u64s on even words, the flags the low half of word 3', () => {
+  expect(CHUNK_RECORD_WORDS).toEqual({ size: 6, offset: 0, storedLength: 2, flags: 3, checksum: 4 });
+  const rec = new Uint8Array(24);
+  encodeFields(CHUNK_RECORD, { offset: 0x1_0000_2000n, storedLength: 4096, flags: 2, checksum: 0x1122334455667788n }, rec);
+  const w = new Uint32Array(rec.buffer);
+  expect([w[CHUNK_RECORD_WORDS.offset], w[CHUNK_RECORD_WORDS.offset + 1], w[CHUNK_RECORD_WORDS.storedLength], w[CHUNK_RECORD_WORDS.flags]! & 0xffff])
+    .toEqual([0x2000, 1, 4096, 2]);
+  expect([w[CHUNK_RECORD_WORDS.checksum], w[CHUNK_RECORD_WORDS.checksum + 1]]).toEqual([0x55667788, 0x11223344]);
 });
 
 test('offsetOf counts a field from the end against the structure length', () => {
