@@ -9,7 +9,8 @@
  * the addon made. Linux only.
  *
  * The addon is optional. When it is not built, lacks a function of
- * {@link NativeMmap} (a stale build), fails to load, cannot hand out external
+ * {@link NativeMmap} or has another {@link NativeMmap.abiVersion} (a stale
+ * build), fails to load, cannot hand out external
  * ArrayBuffers, or `CRIMG_NO_NATIVE=1` is set, {@link nativeAddon} returns
  * `null`, {@link nativeStatus} says why, and the typed functions throw
  * `ERR_CRIMG_NATIVE_UNAVAILABLE`; callers take the portable (read) path.
@@ -153,6 +154,11 @@ export interface NativeMmap {
   writeBack(fd: number, offset: number, length: number, done: () => void): void;
   /** True when view() buffers escape V8's external-memory accounting (see {@link view}). */
   readonly unaccountedViews: boolean;
+  /**
+   * The bindings' meaning as a number (kAbiVersion in native-mmap/src/addon.cc), bumped
+   * whenever a binding's meaning changes while its name stays; the loader refuses any other.
+   */
+  readonly abiVersion: number;
 }
 
 /** Whether the addon is usable, and if not, why. */
@@ -184,6 +190,15 @@ type FunctionName = { [K in keyof NativeMmap]: NativeMmap[K] extends (...args: n
 ({}) satisfies Record<Exclude<FunctionName, (typeof FUNCTIONS)[number]>, never>;
 
 /**
+ * The {@link NativeMmap.abiVersion} these typings describe. Bump it with kAbiVersion in
+ * native-mmap/src/addon.cc whenever a binding's meaning changes (arguments, numbering, result)
+ * while its name stays: a build from older sources has every name, so the function check
+ * passes it, and only this number tells it apart. 2: aeadSeal takes the format's cipher ids
+ * 1/2 (1 had 0 = AES-256-GCM, 1 = ChaCha20-Poly1305).
+ */
+const ABI_VERSION = 2;
+
+/**
  * Read when this module is evaluated, not at first use: a caller (or test) that
  * sets it around its import gets the portable path for that module instance.
  */
@@ -209,6 +224,11 @@ function load(): { native: NativeMmap | null; status: NativeStatus } {
   if (typeof offered.unaccountedViews !== 'boolean') missing.push('unaccountedViews');
   if (missing.length > 0) {
     return absent(`stale build: ${file} lacks ${missing.join(', ')} (rebuild: node native-mmap/install.mjs)`);
+  }
+  if (offered.abiVersion !== ABI_VERSION) {
+    // Absent in builds from before the number existed (their aeadSeal numbered ciphers 0/1).
+    const abi = typeof offered.abiVersion === 'number' ? `ABI ${offered.abiVersion}` : 'no ABI version';
+    return absent(`stale build: ${file} has ${abi}, expected ${ABI_VERSION}; rebuild with node native-mmap/install.mjs`);
   }
   try {
     // Runtimes with the V8 memory cage refuse external ArrayBuffers; find out
@@ -246,8 +266,9 @@ export function nativeAddon(): NativeMmap | null {
  * here) and then fixed.
  *
  * @returns `{ available: true }`, or `{ available: false, reason }` with the
- *   reason: not built, a stale build lacking functions, failed to load, no
- *   external buffers, unsupported platform, or `CRIMG_NO_NATIVE=1`.
+ *   reason: not built, a stale build (lacking functions, or of another ABI
+ *   version), failed to load, no external buffers, unsupported platform, or
+ *   `CRIMG_NO_NATIVE=1`.
  * @example
  * const s = nativeStatus();
  * if (!s.available) console.warn(`crimg: portable restore (${s.reason})`);

@@ -323,16 +323,19 @@ describe('native-mmap fallback', () => {
     expect(() => mod?.mapAnonymous(4096, 'rw-')).toThrow(/CRIMG_NO_NATIVE=1; use the portable path/);
   });
 
-  test('a stale build lacking functions of NativeMmap counts as unavailable, naming them', async () => {
-    // The loaded addon's module record, its exports swapped for a copy without two functions
-    // while a fresh instance of the loader loads (it takes the cached record, no second dlopen).
+  /**
+   * A fresh instance of the loader, loaded while the addon's module record holds `exports`
+   * (it takes the cached record, no second dlopen), then the real exports back.
+   */
+  async function loadWithExports(
+    make: (real: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<{ file: string; real: Record<string, unknown>; mod: typeof import('../native-mmap/index.js') | undefined }> {
     const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'native-mmap', 'build', 'Release', 'crimg_mmap.node');
     const entry = createRequire(import.meta.url).cache[file];
     expect(entry).toBeDefined();
     const real = entry!.exports as Record<string, unknown>;
-    const { hashChunks: _hashChunks, writeBack: _writeBack, ...stale } = real;
     let mod: typeof import('../native-mmap/index.js') | undefined;
-    entry!.exports = stale;
+    entry!.exports = make(real);
     try {
       await jest.isolateModulesAsync(async () => {
         mod = await import('../native-mmap/index.js');
@@ -341,10 +344,34 @@ describe('native-mmap fallback', () => {
     } finally {
       entry!.exports = real;
     }
+    return { file, real, mod };
+  }
+
+  test('a stale build lacking functions of NativeMmap counts as unavailable, naming them', async () => {
+    const { file, mod } = await loadWithExports(({ hashChunks: _h, writeBack: _w, ...stale }) => stale);
     expect(mod?.nativeStatus()).toEqual({
       available: false,
       reason: `stale build: ${file} lacks hashChunks, writeBack (rebuild: node native-mmap/install.mjs)`,
     });
     expect(() => mod?.pageSize()).toThrow(/stale build: .* lacks hashChunks, writeBack/);
+  });
+
+  test('a stale build with every function but another ABI version counts as unavailable', async () => {
+    // A build from before aeadSeal took the format's cipher ids has every name and no abiVersion;
+    // accepting it would seal 'aes-256-gcm' with ChaCha20-Poly1305.
+    const expected = native.abiVersion;
+    expect(Number.isInteger(expected)).toBe(true);
+    const older = await loadWithExports((real) => ({ ...real, abiVersion: expected - 1 }));
+    expect(older.mod?.nativeStatus()).toEqual({
+      available: false,
+      reason: `stale build: ${older.file} has ABI ${expected - 1}, expected ${expected}; rebuild with node native-mmap/install.mjs`,
+    });
+    expect(() => older.mod?.pageSize()).toThrow(`has ABI ${expected - 1}, expected ${expected}`);
+
+    const unnumbered = await loadWithExports(({ abiVersion: _abi, ...real }) => real);
+    expect(unnumbered.mod?.nativeStatus()).toEqual({
+      available: false,
+      reason: `stale build: ${unnumbered.file} has no ABI version, expected ${expected}; rebuild with node native-mmap/install.mjs`,
+    });
   });
 });

@@ -1,6 +1,6 @@
 // The crimg_mmap module: every JS function of the addon, in one list. Keep
 // it in step with the NativeMmap interface of native-mmap/index.ts, which
-// refuses a build lacking any of them.
+// refuses a build lacking any of them or with another kAbiVersion.
 #include <napi.h>
 
 #include "bindings.h"
@@ -9,8 +9,16 @@
 namespace crimg {
 namespace {
 
+// The bindings' meaning, as a number: bump it whenever a binding's meaning
+// changes (arguments, numbering, result) while its name stays, and set
+// ABI_VERSION in native-mmap/index.ts to match. A stale build keeps every
+// name, so only this number tells it apart. 2: aeadSeal takes the format's
+// cipher ids 1/2 (1 had 0/1).
+constexpr int kAbiVersion = 2;
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitWindows(env);
+  exports.Set("abiVersion", Napi::Number::New(env, kAbiVersion));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
   exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("mapAnonymous",
