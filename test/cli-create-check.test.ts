@@ -72,6 +72,31 @@ describe('crimg create', () => {
     expect(results[1]!.stderr).toMatch(/^crimg: INVALID_ARGUMENT: expected a page-aligned address/);
     expect(readdirSync(t.dir).length).toBe(before);
   });
+
+  test('a file whose stat size is 0 (/proc) is read to its end: one region of its bytes', async () => {
+    const out = t.path('proc.img');
+    const r = await crimg(['create', out, '--region', '0x10000:/proc/self/status']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^created ${out}: 1 region, 1 chunk \\(0 zero\\), `));
+    const image = await openImage(out);
+    expect(image.regions).toHaveLength(1);
+    const length = Number(image.regions[0]!.length);
+    expect(length).toBeGreaterThan(0);
+    const text = (await image.read(0x10000n, length)).toString('latin1');
+    expect(text.startsWith('Name:')).toBe(true);
+    expect(text).toMatch(/\nPid:\t\d+\n/);
+    await image.close();
+  });
+
+  test('an empty regular file is still refused as no region data', async () => {
+    writeFileSync(t.path('empty.bin'), '');
+    const before = readdirSync(t.dir).length;
+    const r = await crimgInProcess(['create', t.path('empty.img'), '--region', `0x10000:${t.path('empty.bin')}`]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('crimg: INVALID_ARGUMENT: expected region data at 0x10000, got 0 bytes\n');
+    expect(readdirSync(t.dir).length).toBe(before);
+  });
 });
 
 describe('crimg check', () => {

@@ -1,9 +1,10 @@
 /**
  * `crimg create OUT --region ADDR:FILE...`: builds an image from raw memory files, each handed
- * to the writer as a file range (the library's fastest path: it reads or maps the file itself
- * into reused buffers). Regions and gaps are written in address order whatever the order on
+ * to the writer as a file range (the library's fastest path: it reads the file itself into
+ * reused buffers), or streamed to its end when stat gives size 0 (/proc, sysfs). Regions and gaps are written in address order whatever the order on
  * the command line. Architecture and page size default to this machine's (describeHost()).
  */
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import type { WriteSummary } from '../../image/index.js';
@@ -16,6 +17,20 @@ import { parseSize } from '../numbers.js';
 import { keyedValues, parseBitmapHex, parseGapSpec, parseMetric, parseProducer, parseRegionSpec, type GapSpec, type RegionSpec } from '../specs.js';
 import { writeSummaryText } from '../text.js';
 import { packageVersion } from '../version.js';
+
+/** Bytes per read of a region file streamed to its end. */
+const READ_SIZE = 1024 * 1024;
+
+/** A file read to its end, for one whose stat size is not its content's; `onRead` gets the bytes so far. */
+async function* streamed(file: string, onRead: (bytes: number) => void): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  for await (const piece of createReadStream(file, { highWaterMark: READ_SIZE })) {
+    const b = piece as Buffer;
+    n += b.length;
+    onRead(n);
+    yield b;
+  }
+}
 
 type Entry = { gap: false; spec: RegionSpec; size: number } | { gap: true; spec: GapSpec };
 
@@ -93,10 +108,13 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
             continue;
           }
           const before = done;
-          // An empty file as no bytes at all: the writer refuses the empty region as it always has.
-          const data = e.size === 0 ? [] : { path: e.spec.file, length: e.size, onRead: (n: number) => progress.update(before + n) };
-          await writer.addRegion({ address: e.spec.address, data, prot: e.spec.prot, kind: e.spec.kind, name: e.spec.name });
-          done += e.size;
+          // A file range only where stat's size is the content's: a file of size 0 (/proc,
+          // sysfs; or truly empty, which the writer refuses as it always has) is read to its end.
+          const data = e.size > 0
+            ? { path: e.spec.file, length: e.size, onRead: (n: number) => progress.update(before + n) }
+            : streamed(e.spec.file, (n) => progress.update(before + n));
+          const rec = await writer.addRegion({ address: e.spec.address, data, prot: e.spec.prot, kind: e.spec.kind, name: e.spec.name });
+          done = before + Number(rec.length);
         }
         summary = await writer.finish();
       } catch (err) {
