@@ -193,7 +193,8 @@ export class FileRangeReader {
       if (!Number.isSafeInteger(range.length) || range.length <= 0) throw new RangeError(`expected a positive length, got ${range.length}`);
       total = range.length;
     } else {
-      const fileSize = size ?? BigInt(fstatSync(fd).size);
+      // Stat again: a cached path's size is from when it was opened, and the file may have grown.
+      const fileSize = BigInt(fstatSync(fd).size);
       if (fileSize <= start) throw new RangeError(`expected data after position ${start} of a ${fileSize}-byte file`);
       total = Number(fileSize - start);
     }

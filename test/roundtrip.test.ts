@@ -86,6 +86,27 @@ describe('write then read', () => {
     await img.close();
   });
 
+  test.each([['none'], ['deflate:1']])('a path with no length is the whole file as it is now, though the writer keeps it open, compress %s', async (compress) => {
+    const { writeFileSync, appendFileSync } = await import('node:fs');
+    const first = memoryLike(3, 31);
+    const more = memoryLike(2, 32);
+    const input = t.path(`grows-${compress}.bin`);
+    writeFileSync(input, first);
+    const out = t.path(`grows-${compress}.img`);
+    const w = await ImageWriter.create(out, { fsync: false, compress, workers: 0 });
+    const r1 = await w.addRegion({ address: 0x100000n, data: { path: input } });
+    appendFileSync(input, more);
+    const r2 = await w.addRegion({ address: 0x200000n, data: { path: input } });
+    await w.finish();
+    expect([r1.length, r2.length]).toEqual([BigInt(first.length), BigInt(first.length + more.length)]);
+    const img = await openImage(out);
+    expect(img.regions.map((r) => r.length)).toEqual([BigInt(first.length), BigInt(first.length + more.length)]);
+    expect((await img.read(0x100000n, first.length)).equals(first)).toBe(true);
+    expect((await img.read(0x200000n, first.length + more.length)).equals(Buffer.concat([first, more]))).toBe(true);
+    expect((await img.verify()).ok).toBe(true);
+    await img.close();
+  });
+
   test('the caller may reuse its buffer once addRegion resolves (raw chunks are written from it)', async () => {
     const out = t.path('reuse.img');
     const buf = memoryLike(4096, 21); // 16 MiB: several write batches
