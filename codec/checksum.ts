@@ -30,21 +30,56 @@ interface WasmMemory {
 
 const WASM_PAGE = 65536;
 
+/** The xxhash-wasm release package.json pins exactly: its file layout is relied on below. */
+const XXHASH_WASM_VERSION = '1.1.0';
+const REMEDY =
+  `reinstall the pinned xxhash-wasm@${XXHASH_WASM_VERSION} (npm install), ` +
+  'or build the native addon (node native-mmap/install.mjs), which hashes without it';
+
 /**
- * xxhash-wasm's module, compiled and instantiated synchronously: the package's own loader is
- * async, which would cost a top-level await at import. It ships the module as a file for workerd,
- * byte for byte the one its loaders embed; its exports map hides that file, so it is found
- * beside the resolved entry point (package layout of xxhash-wasm 1.x: cjs/, workerd/).
+ * Where xxhash-wasm ships its module as a file (for workerd), byte for byte the one its loaders
+ * embed. Its exports map hides that file, so it is found beside the resolved entry point, by the
+ * layout of the pinned release (cjs/, workerd/): a later release may move it, hence the pin.
  */
-function instantiateWasm(): Hash {
-  const entry = createRequire(import.meta.url).resolve('xxhash-wasm');
-  const file = path.join(path.dirname(entry), '..', 'workerd', 'xxhash.wasm');
+function wasmModuleFile(): string {
+  let entry: string;
+  try {
+    entry = createRequire(import.meta.url).resolve('xxhash-wasm');
+  } catch (err) {
+    throw new Error(`the wasm XXH64 engine needs the package xxhash-wasm, which is not installed (${errText(err)}); ${REMEDY}`);
+  }
+  return path.join(path.dirname(entry), '..', 'workerd', 'xxhash.wasm');
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * xxhash-wasm's module at `file`, compiled and instantiated synchronously: the package's own
+ * loader is async, which would cost a top-level await at import.
+ * @param file - the module, xxhash-wasm's workerd/xxhash.wasm.
+ * @returns XXH64 (seed 0) by that module.
+ * @throws Error naming `file` and the remedy (reinstall the pinned xxhash-wasm, or build the
+ *   native addon) when it is missing, unreadable, not a wasm module, or lacks the mem and xxh64
+ *   exports.
+ * @example
+ * const h = loadWasmXxh64(file);
+ * h(new Uint8Array(0)); // 0xef46db3751d8e999n
+ */
+export function loadWasmXxh64(file: string): Hash {
   const { Module, Instance } = (globalThis as unknown as { WebAssembly: Wasm }).WebAssembly;
-  const { exports } = new Instance(new Module(readFileSync(file)));
+  let exports: Record<string, unknown>;
+  try {
+    ({ exports } = new Instance(new Module(readFileSync(file))));
+  } catch (err) {
+    const what = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `failed to load (${errText(err)})`;
+    throw new Error(`xxhash-wasm's module ${file}, the wasm XXH64 engine, ${what}; ${REMEDY}`);
+  }
   const mem = exports.mem as WasmMemory | undefined;
   const h64 = exports.xxh64 as ((at: number, length: number, seed: bigint) => bigint) | undefined;
   if (typeof h64 !== 'function' || typeof mem?.grow !== 'function') {
-    throw new Error(`xxhash-wasm's module ${file} lacks the mem and xxh64 exports; reinstall xxhash-wasm 1.x`);
+    throw new Error(`xxhash-wasm's module ${file}, the wasm XXH64 engine, lacks the mem and xxh64 exports; ${REMEDY}`);
   }
   let heap = new Uint8Array(mem.buffer);
   return (bytes) => {
@@ -58,10 +93,26 @@ function instantiateWasm(): Hash {
   };
 }
 
+/** The wasm engine, or why it failed: loaded on the first hash, once, the same answer ever after. */
+function instantiateWasm(): Hash {
+  try {
+    return loadWasmXxh64(wasmModuleFile());
+  } catch (err) {
+    // Every later hash throws the first failure again rather than retry the file system.
+    return () => {
+      throw err;
+    };
+  }
+}
+
 let wasmHash: Hash | undefined;
 let hash: Hash | undefined;
 
-/** XXH64 of `bytes` with seed 0 by xxhash-wasm's module, as an unsigned 64-bit bigint. */
+/**
+ * XXH64 of `bytes` with seed 0 by xxhash-wasm's module, as an unsigned 64-bit bigint.
+ * @throws Error saying what is missing and what to do when the module cannot be loaded
+ *   (see {@link loadWasmXxh64}); decided on the first call.
+ */
 export function xxh64Wasm(bytes: Uint8Array): bigint {
   return (wasmHash ??= instantiateWasm())(bytes);
 }
@@ -75,6 +126,8 @@ function chooseEngine(): Hash {
  * XXH64 of `bytes` with seed 0, as an unsigned 64-bit bigint (spec section 2.2).
  * @param bytes - any length.
  * @returns the checksum, in [0, 2^64).
+ * @throws Error when neither the native addon nor xxhash-wasm's module is available, saying
+ *   what is missing and what to do (see {@link loadWasmXxh64}).
  * @example
  * xxh64(new Uint8Array(0)); // 0xef46db3751d8e999n
  */

@@ -8,12 +8,14 @@
  * - the CLI creates, converts and inspects sparse images.
  */
 import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { jest } from '@jest/globals';
 import xxhash from 'xxhash-wasm';
 import { ImageWriter, openImage, type RegionData, type WriterOptions } from '../index.js';
 import { nativeAddon, nativeStatus } from '../native-mmap/index.js';
 import { readMaps } from '../restore/_maps.js';
-import { checksumEngine, xxh64, xxh64Wasm } from '../codec/checksum.js';
+import { checksumEngine, loadWasmXxh64, xxh64, xxh64Wasm } from '../codec/checksum.js';
 import { crimg, ensureBuilt } from './cli-helpers.js';
 import { memoryLike, prng, tempDir } from './helpers.js';
 
@@ -39,6 +41,22 @@ describe('native chunk scan', () => {
     // The format's checksum takes the native engine when the addon is built.
     expect(checksumEngine()).toBe('native');
     expect(xxh64(buf)).toBe(xxh64Wasm(buf));
+  });
+
+  test('the wasm engine loads its module by path, and says what to do when it is missing or broken', () => {
+    const pinned = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> })
+      .dependencies['xxhash-wasm'];
+    // Exact: the module file is found by the package's layout, which its exports map hides.
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    const entry = createRequire(import.meta.url).resolve('xxhash-wasm');
+    const real = loadWasmXxh64(join(dirname(entry), '..', 'workerd', 'xxhash.wasm'));
+    expect(real(new Uint8Array(0))).toBe(0xef46db3751d8e999n);
+    const remedy = `reinstall the pinned xxhash-wasm@${pinned} (npm install), or build the native addon (node native-mmap/install.mjs)`;
+    const missing = t.path('moved/xxhash.wasm');
+    expect(() => loadWasmXxh64(missing)).toThrow(`xxhash-wasm's module ${missing}, the wasm XXH64 engine, is missing; ${remedy}`);
+    const junk = t.path('junk.wasm');
+    writeFileSync(junk, 'not wasm');
+    expect(() => loadWasmXxh64(junk)).toThrow(/^xxhash-wasm's module .*junk\.wasm, the wasm XXH64 engine, failed to load \(.+\); reinstall the pinned/);
   });
 
   test('scanChunks flags zero chunks and hashes the others, the last chunk short', async () => {
