@@ -11,7 +11,7 @@ import { protect, unmap, type Prot } from '../native-mmap/index.js';
 import { RecordScanner, dataRuns, planGeometry, regionLength, windows, type DataRun } from './_plan.js';
 import { adviseAll, placeAll, syscallFailure, viewOf, type Slot } from './_place.js';
 import { advance, entry, fitsBuffer, label, readable, type Progress, type Restoration } from './_result.js';
-import type { RestoreAdvice } from './restore.js';
+import type { RestoreAdvice } from './_types.js';
 
 /** Bytes per readInto call: a multiple of every chunk size (at most 16 MiB). */
 const PIECE = 16 * 1024 * 1024;

@@ -12,7 +12,7 @@ import {
 import { firstOverlap, readMaps } from './_maps.js';
 import { regionLength } from './_plan.js';
 import { advance, entry, fitsBuffer, label, readable, type Progress, type Restoration } from './_result.js';
-import type { RestoreAdvice, RestoredRegion } from './restore.js';
+import type { RestoreAdvice, RestoredRegion } from './_types.js';
 
 /** Until format/errors.ts lists it: a region cannot be placed at its recorded address. */
 export const ADDRESS_IN_USE = 'ADDRESS_IN_USE' as CrimgErrorCode;

@@ -5,7 +5,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import type { Region } from '../format/index-table.js';
 import { unmap, type Reservation } from '../native-mmap/index.js';
-import type { RestoredRegion, RestoreResult } from './restore.js';
+import type { RestoredRegion, RestoreResult } from './_types.js';
 
 /** The result under construction. */
 export class Restoration implements RestoreResult {

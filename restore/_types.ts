@@ -1,0 +1,75 @@
+/**
+ * The restore floor's public types: options, result and restored region. Their own file so the
+ * restore steps (_place, _copy, _result) and restore.ts share them without importing each
+ * other in a cycle; restore.ts re-exports them.
+ */
+import type { Advice } from '../native-mmap/index.js';
+
+/** madvise(2) advice applied to every restored data region (`dontneed` would drop it). */
+export type RestoreAdvice = Exclude<Advice, 'dontneed'>;
+
+export interface RestoreOptions {
+  /**
+   * 'map' (default when the image is MAPPABLE, was opened from a file, and the native addon is
+   * available) or 'copy' (the default otherwise).
+   */
+  mode?: 'map' | 'copy';
+  /**
+   * Place every region at the address it was captured at (MAP_FIXED_NOREPLACE), or fail with
+   * ADDRESS_IN_USE naming the first address that is taken. Default false: anywhere.
+   */
+  atRecordedAddress?: boolean;
+  /** Region numbers (positions in the region table) to restore. Default: all, gaps included. */
+  regions?: readonly number[];
+  /** Called as regions are placed (map) or pieces are filled (copy). */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /**
+   * Advice for every data region, given before any page is touched: 'hugepage' makes the first
+   * touch of anonymous memory (zero runs, copy mode) fault 2 MiB at a time; 'willneed' starts
+   * reading the image file's pages in; 'sequential', 'random', 'nohugepage'. Best effort: a
+   * kernel that refuses it (no transparent huge pages) adds a warning, not an error.
+   */
+  advise?: RestoreAdvice;
+  /**
+   * Map mode: run {@link Image.verify} first and throw its first error, since mapping checks no
+   * checksum. Copy mode checks every chunk anyway and ignores this. Default false.
+   */
+  verify?: boolean;
+}
+
+/** One restored region (or gap). */
+export interface RestoredRegion {
+  /** Region number: position in the region table. */
+  index: number;
+  /** Where it is now; 0n when it was copied into a plain ArrayBuffer (no native addon). */
+  address: bigint;
+  /** Where it was captured (the region table's address). */
+  recordedAddress: bigint;
+  length: bigint;
+  /** Recorded protection, "rwx" style; applied unless `degraded`. */
+  prot: string;
+  /** anonymous, heap, stack, code, metadata, file, gap or unknown(N). */
+  kind: string;
+  name: string;
+  /**
+   * The region's bytes: one ArrayBuffer of `length` bytes over the restored memory. Absent for
+   * gaps, regions without read permission, and regions longer than `buffer.constants.MAX_LENGTH`.
+   * Read-only when `prot` has no `w` (unless `degraded`): never write through it then, a write
+   * is a SIGSEGV. Detached by `release()`.
+   */
+  memory?: ArrayBuffer;
+}
+
+export interface RestoreResult {
+  mode: 'map' | 'copy';
+  /** True when the memory is plain ArrayBuffers: no real placement, no protections, no advice. */
+  degraded: boolean;
+  /** Why it is degraded (or why map mode fell back to copy). */
+  reason?: string;
+  /** In region-table order. */
+  regions: RestoredRegion[];
+  /** Things that did not stop the restore: advice the kernel refused, oversized regions. */
+  warnings: string[];
+  /** Unmaps everything and detaches every `memory`. Idempotent. */
+  release(): void;
+}
