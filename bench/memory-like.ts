@@ -1,6 +1,6 @@
 /**
  * A deterministic generator of memory-like bytes, the input of every benchmark
- * (the input described in /work/shared/ANCHORS.md, "Figures measured on this machine kind"):
+ * (a memory-like input as measured on 2-vCPU machines of the kind this project runs on):
  * runs of 1 to 32 pages, each run of one kind, chosen with probability 40 % zero,
  * 30 % structured (pointer-like 8-byte words near a few bases, small integers, ASCII strings),
  * 30 % random (xorshift32 words: incompressible, not cryptographic).
