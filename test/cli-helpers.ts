@@ -6,7 +6,7 @@
  * twice at once).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ImageWriter, featureBitmap } from '../index.js';
 import { memoryLike } from './helpers.js';
@@ -14,7 +14,8 @@ import { memoryLike } from './helpers.js';
 export const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'crimg.js');
 const BUILT = join(ROOT, 'build', 'inspect-cli', 'main.js');
-const SOURCES = ['index.ts', 'format', 'codec', 'inspect-cli', 'capture', 'native-mmap'];
+/** What the build compiles: the `include` of tsconfig.build.json, so the two never disagree. */
+const SOURCES = (JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] }).include;
 
 function newestSource(p: string): number {
   const st = statSync(p);
@@ -26,10 +27,21 @@ function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** Builds (tsc -p tsconfig.build.json) when the build is missing or stale. */
+/** True when build/inspect-cli/main.js is missing or older than a source file. */
+function stale(): boolean {
+  return !existsSync(BUILT) || statSync(BUILT).mtimeMs < Math.max(...SOURCES.map((s) => newestSource(join(ROOT, s))));
+}
+
+/**
+ * Builds (tsc -p tsconfig.build.json) when the build is missing or stale; `npm test` has built
+ * already, so this matters when jest runs alone. Every test then runs the build, fresh or not.
+ */
 export function ensureBuilt(): void {
-  const stale = (): boolean => !existsSync(BUILT) || statSync(BUILT).mtimeMs < Math.max(...SOURCES.map((s) => newestSource(join(ROOT, s))));
-  if (!stale()) return;
+  if (stale()) buildUnderLock();
+}
+
+/** One build at a time across jest workers; a worker that waited finds the build fresh. */
+function buildUnderLock(): void {
   mkdirSync(join(ROOT, 'build'), { recursive: true });
   const lock = join(ROOT, 'build', '.cli-test-lock');
   for (let i = 0; ; i++) {
@@ -42,10 +54,11 @@ export function ensureBuilt(): void {
     }
   }
   try {
-    if (!stale()) return;
-    // tsc exits non-zero when another module has type errors but still emits: check the output.
-    spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore' });
-    if (!existsSync(BUILT)) throw new Error('the build did not produce build/inspect-cli/main.js: run `npm run build`');
+    if (stale()) {
+      // tsc exits non-zero when another module has type errors but still emits: check the output.
+      spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore' });
+      if (!existsSync(BUILT)) throw new Error('the build did not produce build/inspect-cli/main.js: run `npm run build`');
+    }
   } finally {
     rmdirSync(lock);
   }
