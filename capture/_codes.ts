@@ -10,5 +10,7 @@ export const NO_SUCH_PROCESS: CrimgErrorCode = 'NO_SUCH_PROCESS';
 export const PERMISSION_DENIED: CrimgErrorCode = 'PERMISSION_DENIED';
 /** The process exited while it was being captured. */
 export const PROCESS_EXITED: CrimgErrorCode = 'PROCESS_EXITED';
+/** Another capture of the same process is under way (capture/lock.ts). */
+export const PROCESS_BUSY: CrimgErrorCode = 'PROCESS_BUSY';
 /** An ELF core file's structures are inconsistent (overlapping segments, bad notes). */
 export const CORRUPT_CORE: CrimgErrorCode = 'CORRUPT_CORE';
