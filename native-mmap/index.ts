@@ -122,6 +122,13 @@ export interface NativeMmap {
   addressOf(buffer: ArrayBuffer): bigint;
   placeRuns(reservation: Reservation, fd: number, runs: Float64Array, prot: Prot): void;
   view(reservation: Reservation, offset: number, length: number, prot: ReadableProt): ArrayBuffer;
+  /*
+   * The functions below that write into a caller's buffer (scanChunks, hashChunks, aeadSeal,
+   * deflateBatch) throw a RangeError (ERR_INVALID_ARG_VALUE) when the bytes they would write lie,
+   * even partly, in a range this addon mapped without PROT_WRITE (a read-only mapping or view):
+   * the write would be a SIGSEGV. deflateBatch checks again when its results are copied and
+   * passes `done` an ERR_CRIMG_DEFLATE error if the pages were protected meanwhile.
+   */
   /**
    * The image writer's chunk scan: for chunk k of `bytes` (cut into `chunkSize` pieces, the
    * last may be shorter) sets zero[k] = 1 and sums[k] = 0 when it is all zero, else zero[k] = 0

@@ -126,7 +126,69 @@ void AddressSpace::ReReserve(Reservation* r, uintptr_t address, size_t span) {
     // provably ours. Drop whatever is left and never touch it again.
     munmap(Ptr(address), span);
     r->lost[address] = span;
+    ClearProt(address, address + span);
+    return;
   }
+  SetProt(address, address + span, PROT_NONE);
+}
+
+void AddressSpace::ClearProt(uintptr_t start, uintptr_t end) {
+  if (start >= end) return;
+  auto it = prots_.upper_bound(start);
+  if (it != prots_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second.end > start) {
+      // Split the range that straddles `start`; its head stays.
+      const ProtRange whole = prev->second;
+      prev->second.end = start;
+      if (whole.end > end) {
+        prots_[end] = ProtRange{whole.end, whole.prot};
+        return;
+      }
+    }
+  }
+  it = prots_.lower_bound(start);
+  while (it != prots_.end() && it->first < end) {
+    if (it->second.end > end) {
+      // Keep the tail past `end`.
+      const ProtRange tail = it->second;
+      prots_.erase(it);
+      prots_[end] = tail;
+      return;
+    }
+    it = prots_.erase(it);
+  }
+}
+
+void AddressSpace::SetProt(uintptr_t start, uintptr_t end, int prot) {
+  if (start >= end) return;
+  ClearProt(start, end);
+  prots_[start] = ProtRange{end, prot};
+}
+
+Failure AddressSpace::CheckWritable(const void* data, size_t length,
+                                    const char* what) {
+  if (length == 0 || data == nullptr) return Failure();
+  const uintptr_t start = Addr(data);
+  const uintptr_t end = length > UINTPTR_MAX - start ? UINTPTR_MAX : start + length;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = prots_.upper_bound(start);
+  if (it != prots_.begin() && std::prev(it)->second.end > start) it = std::prev(it);
+  for (; it != prots_.end() && it->first < end; ++it) {
+    const int prot = it->second.prot;
+    if ((prot & PROT_WRITE) != 0) continue;
+    std::string text = "---";
+    if (prot & PROT_READ) text[0] = 'r';
+    if (prot & PROT_EXEC) text[2] = 'x';
+    const uintptr_t at = std::max(start, it->first);
+    return Failure::Policy(
+        std::string("expected ") + what + " to be writable memory, got " +
+        std::to_string(length) + " bytes at " + Hex(start) + " whose byte " +
+        std::to_string(at - start) + " lies in a '" + text +
+        "' range this addon mapped at " + Hex(it->first) +
+        " (writing there would be a SIGSEGV; pass a writable buffer)");
+  }
+  return Failure();
 }
 
 Mapping* AddressSpace::Map(const MapRequest& req, Failure* failure) {
@@ -237,6 +299,7 @@ Mapping* AddressSpace::Map(const MapRequest& req, Failure* failure) {
     return nullptr;
   }
   mappings_[m->address] = m;
+  SetProt(m->address, m->address + span, req.prot);
   return m;
 }
 
@@ -265,6 +328,8 @@ Failure AddressSpace::UnmapLocked(Mapping* m) {
     // Only possible if the kernel cannot split a VMA (vm.max_map_count).
     // Keep the record live so the finalizer can retry.
     return Failure::Errno(errno, "munmap", true, m->address);
+  } else {
+    ClearProt(m->address, m->address + m->span);
   }
   mappings_.erase(m->address);
   m->live = false;
@@ -334,6 +399,7 @@ Reservation* AddressSpace::Reserve(size_t length, Placement placement,
     return nullptr;
   }
   reservations_[r->address] = r;
+  SetProt(r->address, r->address + span, PROT_NONE);
   return r;
 }
 
@@ -358,8 +424,11 @@ Failure AddressSpace::Release(Reservation* r) {
   Failure first;
   uintptr_t cursor = r->address;
   auto unmap_gap = [&](uintptr_t from, uintptr_t to) {
-    if (from < to && munmap(Ptr(from), to - from) != 0 && !first) {
-      first = Failure::Errno(errno, "munmap", true, from);
+    if (from >= to) return;
+    if (munmap(Ptr(from), to - from) != 0) {
+      if (!first) first = Failure::Errno(errno, "munmap", true, from);
+    } else {
+      ClearProt(from, to);
     }
   };
   for (const auto& k : keep) {
@@ -432,6 +501,7 @@ Failure AddressSpace::Protect(uintptr_t address, size_t length, int prot,
   if (mprotect(Ptr(address), span, prot) != 0) {
     return Failure::Errno(errno, "mprotect", true, address);
   }
+  SetProt(address, address + span, prot);
   return Failure();
 }
 

@@ -132,6 +132,13 @@ class AddressSpace {
                   const std::string& prot_text);
   Failure Advise(uintptr_t address, size_t length, int advice);
 
+  // Refuses [data, data + length) when any byte of it lies in a range made
+  // here without PROT_WRITE (a read-only mapping or view, a reservation), as a
+  // policy failure naming `what` and the first such range: writing there is a
+  // SIGSEGV. Memory this addon did not map (V8's heap, Buffers) is not
+  // checked. Called on every output buffer before native code writes to it.
+  Failure CheckWritable(const void* data, size_t length, const char* what);
+
  private:
   AddressSpace();
   Reservation* ReservationContaining(uintptr_t start, uintptr_t end);
@@ -144,11 +151,21 @@ class AddressSpace {
                      Mapping** mapping);
   void ReReserve(Reservation* r, uintptr_t address, size_t span);
   Failure UnmapLocked(Mapping* mapping);
+  // The protection of every page range made here, kept in step with each
+  // mmap, mprotect and munmap (CheckWritable reads it). Caller holds mutex_.
+  void SetProt(uintptr_t start, uintptr_t end, int prot);
+  void ClearProt(uintptr_t start, uintptr_t end);
 
   size_t page_size_;
   std::mutex mutex_;
   std::map<uintptr_t, Mapping*> mappings_;          // live, by start address
   std::map<uintptr_t, Reservation*> reservations_;  // live, by start address
+  // Disjoint page ranges by start: end address and PROT_* bits.
+  struct ProtRange {
+    uintptr_t end;
+    int prot;
+  };
+  std::map<uintptr_t, ProtRange> prots_;
 };
 
 // "0x7f12..." for messages.

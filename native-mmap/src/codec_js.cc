@@ -17,6 +17,16 @@
 #include "scan.h"
 
 namespace crimg {
+namespace {
+
+// Throws a RangeError when the `bytes` bytes native code is about to write at
+// `out` lie, even partly, in a range this addon mapped without PROT_WRITE
+// (AddressSpace::CheckWritable): a write there would kill the process.
+void CheckOut(Napi::Env env, const TypedBytes& out, size_t bytes, const char* what) {
+  if (Failure f = AddressSpace::Get().CheckWritable(out.data, bytes, what)) ThrowFailure(env, f);
+}
+
+}  // namespace
 
 // scanChunks(bytes: Uint8Array, chunkSize, sums: BigUint64Array, zero: Uint8Array) -> zero count
 // The writer's inner loop (image/writer.ts): the zero test and XXH64 of each
@@ -34,6 +44,8 @@ Napi::Value ScanChunksJs(const Napi::CallbackInfo& info) {
                         std::to_string(zero.length));
   }
   if (chunks == 0) return Napi::Number::New(env, 0);
+  CheckOut(env, sums, chunks * sizeof(uint64_t), "sums");
+  CheckOut(env, zero, chunks, "zero");
   const size_t zeros = ScanChunks(bytes.data, bytes.length, chunk,
                                   reinterpret_cast<uint64_t*>(sums.data), zero.data);
   return Napi::Number::New(env, static_cast<double>(zeros));
@@ -51,6 +63,7 @@ Napi::Value HashChunksJs(const Napi::CallbackInfo& info) {
   if (sums.length < chunks) {
     ThrowRange(env, "expected sums to hold " + std::to_string(chunks) + " chunks, got " + std::to_string(sums.length));
   }
+  if (chunks > 0) CheckOut(env, sums, chunks * sizeof(uint64_t), "sums");
   if (chunks > 0) HashChunks(bytes.data, bytes.length, chunk, reinterpret_cast<uint64_t*>(sums.data));
   return env.Undefined();
 }
@@ -85,6 +98,7 @@ Napi::Value AeadSealJs(const Napi::CallbackInfo& info) {
     ThrowRange(env, "expected out to hold plain.length + 16 = " + std::to_string(plain.length + 16) +
                         " bytes, got " + std::to_string(out.length));
   }
+  CheckOut(env, out, out.length, "out");
   static const uint8_t kEmpty[1] = {0};
   const char* failed = AeadSeal(static_cast<int>(cipher_id), key.data, nonce.data,
                                 aad.data ? aad.data : kEmpty, aad.length,
@@ -146,6 +160,15 @@ class DeflateWorker : public Napi::AsyncWorker {
         out != nullptr && sizes != nullptr && out_len >= out_.size() && sizes_len >= sizes_.size();
     if (!ok) {
       Napi::Error e = Napi::Error::New(env, "deflateBatch: out or sizes was detached or shrunk while deflating");
+      SetCode(e, "ERR_CRIMG_DEFLATE");
+      Callback().Call({e.Value()});
+      return;
+    }
+    // Checked again here: the pages may have been protected while deflating.
+    Failure f = AddressSpace::Get().CheckWritable(out, out_.size(), "out");
+    if (!f) f = AddressSpace::Get().CheckWritable(sizes, sizes_.size() * sizeof(int32_t), "sizes");
+    if (f) {
+      Napi::Error e = Napi::Error::New(env, "deflateBatch: " + f.message);
       SetCode(e, "ERR_CRIMG_DEFLATE");
       Callback().Call({e.Value()});
       return;
@@ -215,6 +238,8 @@ Napi::Value DeflateBatchJs(const Napi::CallbackInfo& info) {
   if (sizes.length < n) {
     ThrowRange(env, "expected sizes to hold " + std::to_string(n) + " entries, got " + std::to_string(sizes.length));
   }
+  CheckOut(env, out, plain.size(), "out");
+  CheckOut(env, sizes, static_cast<size_t>(n) * sizeof(int32_t), "sizes");
   Napi::Object keep = Napi::Object::New(env);
   keep.Set("out", info[3]);
   keep.Set("sizes", info[4]);

@@ -115,6 +115,7 @@ Failure AddressSpace::PlaceRuns(Reservation* r, int fd,
       }
       return Failure::Errno(err, "mmap", true, at);
     }
+    SetProt(at, at + spans[i], prot);
   }
   return Failure();
 }
@@ -158,6 +159,7 @@ Mapping* AddressSpace::View(Reservation* r, size_t offset, size_t length,
     *failure = Failure::Errno(errno, "mprotect", true, start);
     return nullptr;
   }
+  SetProt(start, start + span, prot);
   Mapping* m = new (std::nothrow) Mapping{start, span, length, r, true, false};
   if (m == nullptr) {
     *failure = Failure::Errno(ENOMEM, "mprotect", true, start);
