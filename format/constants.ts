@@ -83,6 +83,15 @@ export const REGION_KINDS = ['anonymous', 'heap', 'stack', 'code', 'metadata', '
 export type RegionKind = (typeof REGION_KINDS)[number];
 export const KIND_GAP = 6;
 
+/** Section 8.1, region flags bit 0: the mapping was shared (MAP_SHARED, `s` in /proc/PID/maps). */
+export const REGION_SHARED = 1;
+/** Bit 1: the region record's file page holds the mapping's file offset, in pages. */
+export const REGION_FILE_OFFSET = 2;
+/** All defined region flags; a reader ignores the others (section 8.1). */
+export const REGION_FLAGS_KNOWN = REGION_SHARED | REGION_FILE_OFFSET;
+/** Section 8.1: the largest file page a region record holds (a u32). */
+export const MAX_FILE_PAGE = 0xffffffff;
+
 /** Section 6, codec id 0: no chunk is `ENCODED`. */
 export const CODEC_NONE = 0;
 /** Codec id 1: raw DEFLATE (RFC 1951), one complete stream per chunk. */

@@ -116,8 +116,8 @@ export const REGION_RECORD = fieldTable('region record', REGION_RECORD_SIZE, [
   u32('nameLength', 52, '8.1, 9'),
   u8('protection', 56, '8.1'),
   u8('kind', 57, '8.1'),
-  reserved(58, 2, '8.1'), // the spec's u16 "flags", reserved
-  reserved(60, 4, '8.1'),
+  u16('flags', 58, '8.1'),
+  u32('filePage', 60, '8.1'),
 ]);
 
 /** Footer, section 8.2. */

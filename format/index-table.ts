@@ -3,7 +3,10 @@
  * 5.3 and 8.1. Pure: bytes in, fields out. The chunk table is read in place (a DataView over
  * its bytes), never expanded into one object per chunk.
  */
-import { CHUNK_RECORD_SIZE, CHUNK_ZERO, KIND_GAP, LIMITS, REGION_RECORD_SIZE, kindName, protToString } from './constants.js';
+import {
+  CHUNK_RECORD_SIZE, CHUNK_ZERO, KIND_GAP, LIMITS, MAX_FILE_PAGE, REGION_FILE_OFFSET, REGION_RECORD_SIZE, REGION_SHARED,
+  kindName, protToString,
+} from './constants.js';
 import { FORM, chunkFormViolation, type FormViolation } from './chunk-form.js';
 import { hex, view } from './bytes.js';
 import { CrimgError } from './errors.js';
@@ -30,6 +33,14 @@ export interface Region {
   readonly zeroChunks: number;
   /** True for a gap: a reserved range with no access and no data. */
   readonly isGap: boolean;
+  /** True when the mapping was shared (MAP_SHARED, `s` in /proc/PID/maps): region flag SHARED. */
+  readonly shared: boolean;
+  /**
+   * Offset in bytes, in the file the region was mapped from, of its first byte, when recorded
+   * (region flag FILE_OFFSET); undefined when not (images before format 1.2, anonymous memory,
+   * or an offset past what the record holds).
+   */
+  readonly fileOffset?: bigint;
 }
 
 /** What the writer records for a region. */
@@ -43,6 +54,13 @@ export interface RegionRecord {
   protBits: number;
   kindId: number;
   name: string;
+  /** The mapping was shared (region flag SHARED); default false. */
+  shared?: boolean;
+  /**
+   * Offset in bytes of the region's first byte in its file (region flag FILE_OFFSET): a
+   * multiple of the page size, at most {@link MAX_FILE_PAGE} pages; undefined for none.
+   */
+  fileOffset?: bigint;
 }
 
 type RegionField = FieldName<(typeof REGION_RECORD.fields)[number]>;
@@ -50,14 +68,40 @@ type RegionField = FieldName<(typeof REGION_RECORD.fields)[number]>;
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
 
-/** Encodes region table followed by string table (the region section's plain bytes). */
-export function encodeRegionSection(records: readonly RegionRecord[]): { bytes: Uint8Array; stringTableLength: number } {
+/**
+ * The region flags of a writer's options (section 8.1): `shared` as given, `fileOffset` when it
+ * fits a record's file page (below 2^32 pages: 16 TiB with 4 KiB pages), else left out, so the
+ * region is recorded as one of unknown offset rather than refused.
+ * @throws RangeError when the file offset is negative, not an integer, or not a multiple of the
+ *   page size (a mapping's offset always is).
+ */
+export function regionFlagFields(o: { shared?: boolean; fileOffset?: bigint | number }, pageSize: number): { shared: boolean; fileOffset?: bigint } {
+  const shared = o.shared === true;
+  if (o.fileOffset === undefined) return { shared };
+  const offset = typeof o.fileOffset === 'bigint' ? o.fileOffset : Number.isSafeInteger(o.fileOffset) ? BigInt(o.fileOffset) : -1n;
+  if (offset < 0n || offset % BigInt(pageSize) !== 0n) {
+    throw new RangeError(`expected a file offset that is a non-negative multiple of the page size ${pageSize}, got ${o.fileOffset}`);
+  }
+  return offset / BigInt(pageSize) > BigInt(MAX_FILE_PAGE) ? { shared } : { shared, fileOffset: offset };
+}
+
+/**
+ * Encodes region table followed by string table (the region section's plain bytes).
+ * @param pageSize the image's page size: the unit of a record's file page.
+ * @throws RangeError when a file offset is not a multiple of the page size or is past
+ *   {@link MAX_FILE_PAGE} pages (the writer leaves such an offset out).
+ */
+export function encodeRegionSection(records: readonly RegionRecord[], pageSize: number): { bytes: Uint8Array; stringTableLength: number } {
   const names = records.map((r) => enc.encode(r.name));
   const stringTableLength = names.reduce((s, n) => s + n.length, 0);
   const out = new Uint8Array(records.length * REGION_RECORD_SIZE + stringTableLength);
   let str = records.length * REGION_RECORD_SIZE;
   records.forEach((r, i) => {
     const n = names[i]!;
+    const filePage = r.fileOffset === undefined ? 0n : r.fileOffset / BigInt(pageSize);
+    if (r.fileOffset !== undefined && (r.fileOffset < 0n || r.fileOffset % BigInt(pageSize) !== 0n || filePage > BigInt(MAX_FILE_PAGE))) {
+      throw new RangeError(`expected region ${i}'s file offset to be a multiple of the page size ${pageSize} below ${MAX_FILE_PAGE + 1} pages, got ${r.fileOffset}`);
+    }
     encodeFields(REGION_RECORD, {
       address: r.address,
       length: r.length,
@@ -69,6 +113,8 @@ export function encodeRegionSection(records: readonly RegionRecord[]): { bytes: 
       nameLength: n.length,
       protection: r.protBits,
       kind: r.kindId,
+      flags: (r.shared ? REGION_SHARED : 0) | (r.fileOffset !== undefined ? REGION_FILE_OFFSET : 0),
+      filePage: Number(filePage),
     }, out, i * REGION_RECORD_SIZE);
     out.set(n, str);
     str += n.length;
@@ -107,7 +153,7 @@ export function decodeRegionSection(bytes: Uint8Array, c: RegionSectionContext):
     };
     const {
       address, length, firstChunk, chunkCount, storedBytes, zeroChunks, nameOffset, nameLength,
-      protection: protBits, kind: kindId,
+      protection: protBits, kind: kindId, flags, filePage,
     } = decodeFields(REGION_RECORD, bytes, o);
     if (address % BigInt(c.pageSize) !== 0n) corrupt(`address ${hex(address)} is not page-aligned`, 'address');
     if (length === 0n) corrupt('has length 0', 'length');
@@ -134,9 +180,13 @@ export function decodeRegionSection(bytes: Uint8Array, c: RegionSectionContext):
     } catch {
       corrupt('name is not UTF-8', 'nameOffset');
     }
+    // Flags are optional data (section 8.1): unknown bits, and the file page without
+    // FILE_OFFSET, are ignored, never refused.
     regions.push({
       index: i, address, length, protBits, prot: protToString(protBits), kindId, kind: kindName(kindId), name,
       firstChunk: Number(firstChunk), chunkCount: Number(chunkCount), storedBytes, zeroChunks: Number(zeroChunks), isGap,
+      shared: (flags & REGION_SHARED) !== 0,
+      ...(flags & REGION_FILE_OFFSET ? { fileOffset: BigInt(filePage) * BigInt(c.pageSize) } : {}),
     });
   }
   if (nextChunk !== c.chunkCount) {

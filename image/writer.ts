@@ -18,7 +18,7 @@ import {
 } from '../format/constants.js';
 import { encodeHeader, type HeaderFields } from '../format/header.js';
 import { encodeValidation, type ValidationInput } from '../format/validation.js';
-import { encodeRegionSection, type RegionRecord } from '../format/index-table.js';
+import { encodeRegionSection, regionFlagFields, type RegionRecord } from '../format/index-table.js';
 import { encodeFooter } from '../format/footer.js';
 import { hex } from '../format/bytes.js';
 import { toBigAddress } from '../format/address.js';
@@ -97,12 +97,24 @@ export interface RegionOptions {
   /** Region kind name, or a kind byte (kinds unknown to this version are kept as they are); default "anonymous". */
   kind?: Exclude<RegionKind, 'gap'> | number;
   name?: string;
+  /** The mapping was shared (MAP_SHARED, `s` in /proc/PID/maps): region flag SHARED (section 8.1). Default false. */
+  shared?: boolean;
+  /**
+   * Offset in its file of the region's first byte (a file mapping's offset: a multiple of the
+   * page size): region flag FILE_OFFSET (section 8.1). One past 2^32 pages is left out (the
+   * returned record has none). Default none.
+   */
+  fileOffset?: bigint | number;
 }
 
 export interface GapOptions {
   address: bigint | number;
   length: bigint | number;
   name?: string;
+  /** As {@link RegionOptions.shared}, for a file mapping left as a gap. */
+  shared?: boolean;
+  /** As {@link RegionOptions.fileOffset}, for a file mapping left as a gap. */
+  fileOffset?: bigint | number;
 }
 
 /** What `finish()` reports. */
@@ -235,7 +247,7 @@ export class ImageWriter {
       const regionNumber = this.records.length;
       // Chunks of earlier regions may still be encoding (see ChunkStream.add): they come first.
       const firstChunk = this.stream.nextChunk;
-      const rec: RegionRecord = { address, length: 0n, firstChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits, kindId, name };
+      const rec: RegionRecord = { address, length: 0n, firstChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits, kindId, name, ...regionFlagFields(r, this.pageSize) };
       const encodeSync = this.encoder.encodeSync?.bind(this.encoder);
       if (isFileRange(r.data) && encodeSync) await this.files.copy(r.data, rec, encodeSync);
       else if (isFileRange(r.data)) await this.stream.add(this.files.pieces(r.data), rec, regionNumber, true);
@@ -263,7 +275,7 @@ export class ImageWriter {
       if (address + length > 1n << 64n) throw new RangeError(`gap at ${hex(address)} runs past the 64-bit address space`);
       const name = g.name ?? '';
       checkName(name);
-      const rec: RegionRecord = { address, length, firstChunk: this.stream.nextChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits: 0, kindId: KIND_GAP, name };
+      const rec: RegionRecord = { address, length, firstChunk: this.stream.nextChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits: 0, kindId: KIND_GAP, name, ...regionFlagFields(g, this.pageSize) };
       this.records.push(rec);
       this.prevEnd = address + length;
       return rec;
@@ -286,7 +298,7 @@ export class ImageWriter {
       await this.files.close();
       const chunkTableOffset = alignUp(out.pos, 8);
       const chunkStored = this.encoder.sealIndex(1, BigInt(chunks.count), chunks.bytes);
-      const region = encodeRegionSection(this.records);
+      const region = encodeRegionSection(this.records, this.pageSize);
       if (region.stringTableLength > LIMITS.maxStringTable) throw new RangeError(`expected region names of at most ${LIMITS.maxStringTable} bytes in all`);
       const regionStored = this.encoder.sealIndex(2, BigInt(this.records.length), region.bytes);
       const regionOffset = chunkTableOffset + chunkStored.length;
