@@ -5,6 +5,7 @@
  * a region lies at the region's start + j * chunk size. In a MAPPABLE image each region ends
  * padded to a page boundary.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, alignUp } from '../format/constants.js';
 import { writeChunkRecord, type RegionRecord } from '../format/index-table.js';
 import { CHUNK_RECORD_WORDS as W } from '../format/fields.js';
@@ -13,6 +14,24 @@ import type { EncodedChunk } from './chunk-encoder.js';
 import { WRITE_BATCH, type WriteQueue } from './_write-queue.js';
 
 const ZERO_PAD = new Uint8Array(LIMITS.maxPageSize);
+
+/**
+ * The most chunks one image can record: its chunk table (24 bytes a record) is held in memory
+ * while writing and read whole by the reader, and one typed array holds at most
+ * buffer.constants.MAX_LENGTH (4 GiB on Node 20) bytes. A region of 1 TiB is 268,435,456
+ * chunks of 4 KiB but 65,536 of 16 MiB.
+ */
+export const MAX_CHUNKS = Math.floor(Math.min(2 ** 32, bufferConstants.MAX_LENGTH) / CHUNK_RECORD_SIZE);
+
+/**
+ * Refuses `more` chunks after `count` when the chunk table could not hold them, before any
+ * memory is taken for them.
+ * @throws RangeError naming the limit and the fix (a larger chunk size)
+ */
+export function checkTableRoom(count: number, more: number, chunkSize: number): void {
+  if (count + more <= MAX_CHUNKS) return;
+  throw new RangeError(`expected at most ${MAX_CHUNKS} chunks in an image (a chunk table of at most ${MAX_CHUNKS * CHUNK_RECORD_SIZE} bytes), got ${count} and ${more} more of ${chunkSize} bytes: use a larger chunk size (up to ${LIMITS.maxChunkSize})`);
+}
 
 /** The chunk records of one image being written, in chunk order, and their totals. */
 export class ChunkRecords {
@@ -123,6 +142,26 @@ export class ChunkRecords {
   }
 
   /**
+   * Records `count` whole zero chunks of `rec` (a run of zeros given without bytes, or pages a
+   * file range says are absent): records only, no bytes touched; the sparse layout skips their
+   * plain length. The same records as {@link store} of `count` zero chunks.
+   * @throws RangeError beyond the chunk table's limit ({@link MAX_CHUNKS})
+   */
+  storeZeros(count: number, rec: RegionRecord): void {
+    if (count <= 0) return;
+    this.reserve(count);
+    const words = this.words!;
+    const w = this.count * W.size;
+    words.fill(0, w, w + count * W.size);
+    for (let k = 0, at = w + W.flags; k < count; k++, at += W.size) words[at] = CHUNK_ZERO;
+    this.count += count;
+    rec.zeroChunks += count;
+    this.zeroChunks += count;
+    this.plainBytes += count * this.chunkSize;
+    if (this.sparse) this.out.skip(count * this.chunkSize);
+  }
+
+  /**
    * Ends region `rec` of `chunks` chunks: sets its chunk count and, in a MAPPABLE image, pads
    * to a page boundary, where the next region's first chunk starts (section 5.2).
    * @throws RangeError beyond {@link LIMITS}.maxChunksPerRegion chunks
@@ -147,10 +186,12 @@ export class ChunkRecords {
    * records are 24 bytes, so 6 words each, little-endian on the hosts the native scan runs on).
    */
   private reserve(n: number): void {
+    checkTableRoom(this.count, n, this.chunkSize);
     const need = (this.count + n) * CHUNK_RECORD_SIZE;
     if (need > this.table.length) {
       let size = this.table.length * 2;
       while (size < need) size *= 2;
+      size = Math.min(size, MAX_CHUNKS * CHUNK_RECORD_SIZE);
       const grown = new Uint8Array(size);
       grown.set(this.table);
       this.table = grown;

@@ -5,22 +5,44 @@
 import type { RegionRecord } from '../format/index-table.js';
 import type { NativeMmap } from '../native-mmap/index.js';
 import type { ChunkEncoder, EncodedChunk } from './chunk-encoder.js';
-import type { ChunkRecords } from './_chunk-records.js';
+import { checkTableRoom, type ChunkRecords } from './_chunk-records.js';
 import type { WriteQueue } from './_write-queue.js';
 
 /**
- * Region bytes held or streamed by the caller: all at once, or pieces with a length not known
- * in advance. The writer keeps views of them (raw chunks are written from the caller's
- * memory): a Uint8Array may be reused once addRegion resolves, and the pieces of an iterable
- * must not change until then (Node's streams never reuse a chunk; a generator that refills one
- * buffer must yield copies).
+ * A run of zero bytes given by its length instead of its bytes: `{ zeros: 1 << 40 }` is a TiB
+ * of zeros at this point of the region. Whole chunks it covers become ZERO chunk records (holes
+ * in the sparse layout) with no bytes allocated, hashed or scanned; only the chunks at its edges
+ * that it shares with bytes (or that end the region short) are built in memory, one chunk at
+ * most at a time. The image is byte for byte the one the same zeros given as bytes make.
+ * `zeros`: a non-negative safe integer.
  */
-export type RegionBytes = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+export interface ZeroRun {
+  readonly zeros: number;
+}
+
+/** One piece of streamed region data: bytes, or a run of zeros given by its length. */
+export type RegionPiece = Uint8Array | ZeroRun;
+
+/**
+ * Region bytes held or streamed by the caller: all at once, or pieces with a length not known
+ * in advance, bytes or runs of zeros ({@link ZeroRun}). The writer keeps views of the bytes
+ * (raw chunks are written from the caller's memory): a Uint8Array may be reused once addRegion
+ * resolves, and the pieces of an iterable must not change until then (Node's streams never
+ * reuse a chunk; a generator that refills one buffer must yield copies).
+ */
+export type RegionBytes = Uint8Array | AsyncIterable<RegionPiece> | Iterable<RegionPiece>;
+
+/** A chunk on its way through the encoder, or a run of whole zero chunks recorded after it. */
+type Inflight = { p: Promise<EncodedChunk>; zeros: 0; rec: RegionRecord } | { p: null; zeros: number; rec: RegionRecord };
 
 /** The chunks of one image being written that pass through its encoder. */
 export class ChunkStream {
   /** Chunks submitted to the encoder and not yet stored, oldest first, across regions. */
-  private readonly inflight: { p: Promise<EncodedChunk>; rec: RegionRecord }[] = [];
+  private readonly inflight: Inflight[] = [];
+  /** Chunks in {@link inflight} (a zero run entry counts its chunks). */
+  private inflightChunks = 0;
+  /** One chunk of zeros, never written to: the bytes of a zero run's partial chunks. */
+  private zeroChunk: Uint8Array | null = null;
 
   constructor(
     private readonly encoder: ChunkEncoder,
@@ -33,7 +55,7 @@ export class ChunkStream {
 
   /** The number the next region's first chunk gets: chunks of earlier regions may still be encoding. */
   get nextChunk(): number {
-    return this.records.count + this.inflight.length;
+    return this.records.count + this.inflightChunks;
   }
 
   /**
@@ -62,14 +84,23 @@ export class ChunkStream {
       const address = rec.address + BigInt(chunkIndex) * BigInt(cs);
       const p = this.encoder.encode(plain, { chunkNumber: number, regionNumber, address, last });
       p.catch(() => {}); // handled: awaited in order below, by the next region, or by finish()
-      inflight.push({ p, rec });
+      inflight.push({ p, zeros: 0, rec });
+      this.inflightChunks++;
       chunkIndex++;
       if (inflight.length < maxInflight) return undefined;
-      const oldest = inflight.shift()!;
-      return oldest.p.then((c) => {
-        this.records.store(c, oldest.rec);
+      return this.storeOldest();
+    };
+    // Records `count` whole zero chunks: behind the chunks still encoding, in chunk order.
+    const zeroChunks = (count: number): Promise<void> | undefined => {
+      chunkIndex += count;
+      if (inflight.length === 0) {
+        this.records.storeZeros(count, rec);
         return out.full ? out.flush() : undefined;
-      });
+      }
+      checkTableRoom(this.nextChunk, count, cs);
+      inflight.push({ p: null, zeros: count, rec });
+      this.inflightChunks += count;
+      return inflight.length < maxInflight ? undefined : this.storeOldest();
     };
     // Pieces not yet cut into chunks.
     let pending: Uint8Array[] = [];
@@ -94,12 +125,40 @@ export class ChunkStream {
       pendingBytes -= n;
       return joined;
     };
-    const pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = data instanceof Uint8Array ? [data] : data;
+    const pieces: AsyncIterable<RegionPiece> | Iterable<RegionPiece> = data instanceof Uint8Array ? [data] : data;
     if (pieces === null || typeof pieces !== 'object' || (!(Symbol.asyncIterator in pieces) && !(Symbol.iterator in pieces))) {
       throw new TypeError(`expected region data as a Uint8Array, an (async) iterable of Uint8Array or a Readable, got ${typeof data}`);
     }
-    for await (const piece of pieces as AsyncIterable<Uint8Array>) {
-      if (!(piece instanceof Uint8Array)) throw new TypeError(`expected region data pieces as Uint8Array, got ${typeof piece}`);
+    for await (const piece of pieces as AsyncIterable<RegionPiece>) {
+      if (!(piece instanceof Uint8Array)) {
+        let n = zeroRunLength(piece);
+        if (n === 0) continue;
+        rec.length += BigInt(n);
+        // Here pendingBytes <= cs: the chunk being gathered takes zeros up to its end.
+        if (pendingBytes > 0) {
+          const fill = Math.min(n, cs - pendingBytes);
+          if (fill > 0) {
+            pending.push(this.zeros(fill));
+            pendingBytes += fill;
+            n -= fill;
+          }
+          if (n === 0) continue; // it may still be the region's last chunk
+          const wait = submit(take(cs), false);
+          if (wait) await wait;
+        }
+        const whole = Math.floor(n / cs);
+        if (whole > 0) {
+          const wait = zeroChunks(whole);
+          if (wait) await wait;
+        }
+        // The rest starts the next chunk (a zero chunk's `last` flag is never sealed, section 7.3).
+        const tail = n - whole * cs;
+        if (tail > 0) {
+          pending.push(this.zeros(tail));
+          pendingBytes = tail;
+        }
+        continue;
+      }
       if (piece.length === 0) continue;
       pending.push(piece);
       pendingBytes += piece.length;
@@ -135,10 +194,39 @@ export class ChunkStream {
 
   /** Stores every chunk still encoding, in order (earlier regions' first). */
   async drain(): Promise<void> {
-    while (this.inflight.length) {
-      const e = this.inflight.shift()!;
-      this.records.store(await e.p, e.rec);
-      if (this.out.full) await this.out.flush();
-    }
+    while (this.inflight.length) await this.storeOldest();
   }
+
+  /** Stores the oldest entry of {@link inflight} once it is encoded (a zero run at once). */
+  private async storeOldest(): Promise<void> {
+    const e = this.inflight[0]!;
+    if (e.p === null) {
+      this.inflight.shift();
+      this.inflightChunks -= e.zeros;
+      this.records.storeZeros(e.zeros, e.rec);
+    } else {
+      const c = await e.p;
+      this.inflight.shift();
+      this.inflightChunks--;
+      this.records.store(c, e.rec);
+    }
+    if (this.out.full) await this.out.flush();
+  }
+
+  /** `n` zero bytes (at most a chunk), views of one shared chunk of zeros that nothing writes to. */
+  private zeros(n: number): Uint8Array {
+    this.zeroChunk ??= new Uint8Array(this.chunkSize);
+    return this.zeroChunk.subarray(0, n);
+  }
+}
+
+/**
+ * The length of a {@link ZeroRun} piece.
+ * @throws TypeError when `piece` is neither bytes nor a zero run; RangeError on a bad length
+ */
+function zeroRunLength(piece: unknown): number {
+  const n = typeof piece === 'object' && piece !== null && 'zeros' in piece ? (piece as ZeroRun).zeros : undefined;
+  if (n === undefined) throw new TypeError(`expected region data pieces as Uint8Array or { zeros: number }, got ${piece === null ? 'null' : typeof piece}`);
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new RangeError(`expected a zero run of a non-negative safe integer of bytes, got ${String(n)}`);
+  return n;
 }

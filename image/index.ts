@@ -11,7 +11,7 @@ export type { ChunkStats, ChunkUsage, ChunkForms, RegionChunkStats, KindChunkSta
 export { diffImages } from './diff.js';
 export type { ImageDiff, DiffOptions, RegionChange, RegionField, MemoryDifference, AddressRange } from './diff.js';
 export { ImageWriter, parseCompress, defaultChunkSize } from './writer.js';
-export type { WriterOptions, RegionOptions, GapOptions, RegionData, RegionBytes, FileRange, WriteSummary } from './writer.js';
+export type { WriterOptions, RegionOptions, GapOptions, RegionData, RegionBytes, RegionPiece, ZeroRun, FileRange, WriteSummary } from './writer.js';
 export { convertImage } from './convert.js';
 export type { ConvertOptions } from './convert.js';
 export { BufferSource, FileSource, toSource } from './source.js';

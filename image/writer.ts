@@ -30,7 +30,7 @@ import { ChunkRecords } from './_chunk-records.js';
 import { ChunkStream, type RegionBytes } from './_chunk-stream.js';
 import { FileRangeReader, type FileRange } from './_file-range.js';
 
-export type { RegionBytes } from './_chunk-stream.js';
+export type { RegionBytes, RegionPiece, ZeroRun } from './_chunk-stream.js';
 export type { FileRange } from './_file-range.js';
 /** Bytes of a region: held or streamed by the caller ({@link RegionBytes}), or a file range the writer reads. */
 export type RegionData = RegionBytes | FileRange;
