@@ -88,7 +88,7 @@ function protectOrFail(fn: () => void, s: Slot): void {
   try {
     fn();
   } catch (e) {
-    throw syscallFailure(e, `protect ${label(s.region)}`, s.region);
+    throw syscallFailure(e, `protect ${label(s.region)}`, 'copy', s.region);
   }
 }
 

@@ -24,6 +24,8 @@ export interface Slot {
   offset: number;
   length: number;
   span: number;
+  /** The restore's mode, for the hints of errors. */
+  mode: 'map' | 'copy';
   /** Its entry in the result (memory is set once it is ready). */
   entry: RestoredRegion;
 }
@@ -42,7 +44,7 @@ export function layout(regions: readonly Region[], atRecorded: boolean, result: 
   const add = (r: Region, i: number, res: Reservation, offset: number): void => {
     const e = entry(r, res.address + BigInt(offset));
     result.regions.push(e);
-    slots.push({ region: r, res, offset, length: regionLength(r), span: spans[i]!, entry: e });
+    slots.push({ region: r, res, offset, length: regionLength(r), span: spans[i]!, mode: result.mode, entry: e });
   };
   if (atRecorded) {
     regions.forEach((r, i) => {
@@ -57,7 +59,7 @@ export function layout(regions: readonly Region[], atRecorded: boolean, result: 
   try {
     res = reserve(total);
   } catch (e) {
-    throw syscallFailure(e, `reserve ${total} bytes of address space for ${regions.length} regions`);
+    throw syscallFailure(e, `reserve ${total} bytes of address space for ${regions.length} regions`, result.mode);
   }
   result.hold(res);
   let offset = 0;
@@ -89,14 +91,28 @@ function reserveAt(r: Region, span: number): Reservation {
   }
 }
 
-/** A failed syscall as IO_ERROR naming what was being done, with a hint; other errors unchanged. */
-export function syscallFailure(e: unknown, doing: string, r?: Region): unknown {
-  if (!isSyscallError(e)) return e;
-  const hint = e.code === 'EPERM' || e.code === 'EACCES'
-    ? "the image's file system may be mounted noexec (for an executable region), or a security policy refuses it; try mode copy"
-    : e.code === 'ENOMEM'
+/**
+ * The hint for a failed placement syscall (errno name `code`) in `mode`: mode copy is offered
+ * only to a map-mode restore, since a copy-mode one already is one.
+ */
+export function syscallHint(code: string, mode: 'map' | 'copy'): string | undefined {
+  if (code === 'EPERM' || code === 'EACCES') {
+    return mode === 'map'
+      ? "the image's file system may be mounted noexec (for an executable region), or a security policy refuses it; try mode copy"
+      : 'a security policy (such as one refusing writable-then-executable memory) refuses this protection; restore only the regions you need (option regions)';
+  }
+  if (code === 'ENOMEM') {
+    return mode === 'map'
       ? 'out of address space or mappings (vm.max_map_count); try mode copy, or restore fewer regions at a time'
-      : undefined;
+      : 'out of memory, address space or mappings (vm.max_map_count); restore fewer regions at a time (option regions), or free memory';
+  }
+  return undefined;
+}
+
+/** A failed syscall as IO_ERROR naming what was being done, with a hint; other errors unchanged. */
+export function syscallFailure(e: unknown, doing: string, mode: 'map' | 'copy', r?: Region): unknown {
+  if (!isSyscallError(e)) return e;
+  const hint = syscallHint(e.code, mode);
   return new CrimgError('IO_ERROR', `cannot ${doing}: ${e.message}`, {
     cause: e, ...(r && { region: r.index }), ...(hint !== undefined && { hint }),
   });
@@ -136,7 +152,7 @@ export function placeAll(slots: readonly Slot[], fd: number, runsOf: (s: Slot) =
       } catch (e) {
         const at = isSyscallError(e) ? e.address : undefined;
         const s = at === undefined ? g.slots[0]! : g.slots.find((x) => at >= res.address + BigInt(x.offset) && at < res.address + BigInt(x.offset + x.span)) ?? g.slots[0]!;
-        throw syscallFailure(e, `${doing} ${label(s.region)} at ${hex(s.entry.address)}`, s.region);
+        throw syscallFailure(e, `${doing} ${label(s.region)} at ${hex(s.entry.address)}`, s.mode, s.region);
       }
     }
   }
@@ -160,7 +176,7 @@ export function viewOf(s: Slot, offset: number, length: number, prot: ReadablePr
   try {
     return view(s.res, s.offset + offset, length, prot);
   } catch (e) {
-    throw syscallFailure(e, `protect ${label(s.region)} at ${hex(s.entry.address)}`, s.region);
+    throw syscallFailure(e, `protect ${label(s.region)} at ${hex(s.entry.address)}`, s.mode, s.region);
   }
 }
 
