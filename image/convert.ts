@@ -94,7 +94,7 @@ async function transcode(image: ImageReader, output: string, o: ConvertOptions):
   try {
     for (const r of regions) {
       if (r.isGap) {
-        await writer.addGap({ address: r.address, length: r.length, name: r.name });
+        await writer.addGap({ address: r.address, length: r.length, name: r.name, shared: r.shared, fileOffset: r.fileOffset });
         continue;
       }
       const data = (async function* () {
@@ -106,7 +106,7 @@ async function transcode(image: ImageReader, output: string, o: ConvertOptions):
         }
       })();
       // The kind byte, not its name: a kind this version does not know is kept (section 8.1).
-      await writer.addRegion({ address: r.address, data, prot: r.prot, kind: r.kindId, name: r.name });
+      await writer.addRegion({ address: r.address, data, prot: r.prot, kind: r.kindId, name: r.name, shared: r.shared, fileOffset: r.fileOffset });
     }
     return await writer.finish();
   } catch (e) {

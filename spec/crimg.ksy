@@ -1,6 +1,6 @@
 meta:
   id: crimg
-  title: crimg persisted process memory image, format 1.0
+  title: crimg persisted process memory image, format 1.2
   file-extension: img
   license: MIT
   endian: le
@@ -303,10 +303,19 @@ types:
         type: u1                                  # 57
         enum: region_kind
       - id: flags
-        type: u2                                  # 58; reserved
-      - id: reserved
-        size: 4                                   # 60
+        type: u2                                  # 58; bit 0 SHARED, bit 1 FILE_OFFSET (1.2); others ignored
+      - id: file_page
+        type: u4                                  # 60; with FILE_OFFSET the file offset in pages, else ignored
     instances:
+      is_shared:
+        value: (flags & 1) != 0
+        doc: The mapping was shared (MAP_SHARED).
+      has_file_offset:
+        value: (flags & 2) != 0
+        doc: |
+          file_page holds the mapping's file offset (spec section 8.1, format 1.2): the offset
+          in bytes of the region's first byte is file_page * header.page_size, up to 2^48
+          (compute it in 64 bits: the product of two u4 overflows 32).
       name:
         io: _parent._io
         pos: _root.footer.region_count * 64 + name_offset

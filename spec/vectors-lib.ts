@@ -26,6 +26,9 @@ export interface VectorRegion {
   /** Region bytes; undefined for a gap of `gapLength`. */
   data?: Uint8Array;
   gapLength?: bigint;
+  /** Region flags (section 8.1, 1.2). */
+  shared?: boolean;
+  fileOffset?: bigint;
 }
 
 export interface VectorDef {
@@ -69,7 +72,7 @@ function id(n: number): Uint8Array {
   return b;
 }
 
-/** The valid vectors of format 1.0. Never change an existing one: add new ones. */
+/** The valid vectors of format 1.x. Never change an existing one: add new ones. */
 export function validVectors(): VectorDef[] {
   const text = new TextEncoder().encode('crimg conformance vector: the quick brown fox jumps over the lazy dog\n'.repeat(60));
   const codePage = new Uint8Array(4096);
@@ -116,6 +119,20 @@ export function validVectors(): VectorDef[] {
         { address: 0x7f00_2000_0000n, data: partial, kind: 'metadata', prot: 'r--', name: 'partial last chunk' },
       ],
     },
+    {
+      name: 'region-flags',
+      description: 'region flags (1.2, section 8.1): file offsets of a library\'s segments and of a gap left for one, SHARED on a shared file mapping and on shared anonymous memory (no offset), the largest file page 2^32 - 1, and a private anonymous region without flags; the header stays 1.0',
+      options: { imageId: id(9), created: FIXED.created, pageSize: 4096, chunkSize: 4096, validation: FIXED.validation },
+      regions: [
+        { address: 0x7f10_0000_0000n, data: pattern(3, 31), kind: 'code', prot: 'r-x', name: '/usr/lib/x86_64-linux-gnu/libc.so.6', fileOffset: 0x28000n },
+        { address: 0x7f10_0000_3000n, gapLength: 0x2000n, name: '/usr/lib/x86_64-linux-gnu/libc.so.6', fileOffset: 0x2b000n },
+        { address: 0x7f10_0000_5000n, data: pattern(2, 32), kind: 'file', prot: 'r--', name: '/usr/lib/x86_64-linux-gnu/libc.so.6', fileOffset: 0x1bc000n },
+        { address: 0x7f20_0000_0000n, data: pattern(2, 33), kind: 'file', name: '/dev/shm/crimg-vector', shared: true, fileOffset: 0n },
+        { address: 0x7f30_0000_0000n, data: pattern(1, 34), kind: 'anonymous', name: '/dev/zero (deleted)', shared: true },
+        { address: 0x7f40_0000_0000n, data: pattern(1, 35), kind: 'file', prot: 'r--', name: '/srv/huge.dat', fileOffset: 0xffff_ffffn * 4096n },
+        { address: 0x7f50_0000_0000n, data: pattern(2, 36), kind: 'heap', name: 'private anonymous' },
+      ],
+    },
   ];
 }
 
@@ -160,8 +177,9 @@ function codecVectors(text: Uint8Array, partial: Uint8Array): VectorDef[] {
 export async function writeVector(def: VectorDef, path: string): Promise<void> {
   const w = await ImageWriter.create(path, { ...def.options, fsync: false, workers: 0 });
   for (const r of def.regions) {
-    if (r.data) await w.addRegion({ address: r.address, data: r.data, prot: r.prot ?? 'rw-', kind: r.kind ?? 'anonymous', name: r.name ?? '' });
-    else await w.addGap({ address: r.address, length: r.gapLength!, name: r.name ?? '' });
+    const flags = { shared: r.shared, fileOffset: r.fileOffset };
+    if (r.data) await w.addRegion({ address: r.address, data: r.data, prot: r.prot ?? 'rw-', kind: r.kind ?? 'anonymous', name: r.name ?? '', ...flags });
+    else await w.addGap({ address: r.address, length: r.gapLength!, name: r.name ?? '', ...flags });
   }
   await w.finish();
 }
@@ -173,6 +191,9 @@ export function expectedJson(def: VectorDef): unknown {
   const o = def.options;
   const chunkSize = o.chunkSize ?? DEFAULT_CHUNK_SIZE; // every vector names its chunk size
   const v = o.validation ?? {};
+  // Vectors before 1.2's region flags have no `shared` and `fileOffset` keys (their JSON never
+  // changes); a reader sees false and none there.
+  const flags = def.regions.some((r) => r.shared !== undefined || r.fileOffset !== undefined);
   return {
     description: def.description,
     version: def.options.layout === 'sparse' ? '1.1' : '1.0',
@@ -204,6 +225,7 @@ export function expectedJson(def: VectorDef): unknown {
         chunkCount: data ? Math.ceil(data.length / chunkSize) : 0,
         zeroChunks,
         sha256: data ? sha256(data) : null,
+        ...(flags ? { shared: r.shared ?? false, fileOffset: r.fileOffset === undefined ? null : '0x' + r.fileOffset.toString(16) } : {}),
       };
     }),
   };

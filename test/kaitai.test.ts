@@ -145,10 +145,13 @@ describe.each(valid)('Kaitai Struct parser on vector %s', (name) => {
       const kr = k.regionSection.regions.map((r: Parsed) => ({
         address: u64(r.address), length: u64(r.length), protBits: r.prot, kindId: r.kind, name: r.name,
         firstChunk: Number(r.firstChunk), chunkCount: Number(r.chunkCount), storedBytes: BigInt(r.storedBytes), zeroChunks: Number(r.zeroChunks),
+        // Region flags (section 8.1, 1.2): the file offset in pages of the header's page size.
+        shared: r.isShared, fileOffset: r.hasFileOffset ? BigInt(r.filePage) * BigInt(k.header.pageSize) : undefined,
       }));
       expect(kr).toEqual(img.regions.map((r) => ({
         address: r.address, length: r.length, protBits: r.protBits, kindId: r.kindId, name: r.name,
         firstChunk: r.firstChunk, chunkCount: r.chunkCount, storedBytes: r.storedBytes, zeroChunks: r.zeroChunks,
+        shared: r.shared, fileOffset: r.fileOffset,
       })));
 
       const table = await img.chunkTable();

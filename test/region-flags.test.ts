@@ -10,7 +10,7 @@ import {
   offsetOf, type RegionRecord,
 } from '../format/index.js';
 import { regionFlagFields } from '../format/index-table.js';
-import { ImageWriter, openImage } from '../index.js';
+import { ImageWriter, convertImage, openImage } from '../index.js';
 import { tempDir } from './helpers.js';
 
 const t = tempDir();
@@ -112,4 +112,22 @@ test.each([
     expect(file.readUInt32LE(at + 60)).toBe(0x26);
     expect(file.readUInt16LE(at + 2 * REGION_RECORD_SIZE + 58)).toBe(REGION_SHARED | REGION_FILE_OFFSET);
   }
+});
+
+test('convert keeps the flags (the vector region-flags, raw to deflate and back)', async () => {
+  const vector = 'spec/vectors/v1/region-flags.img';
+  const source = await openImage(vector);
+  const want = source.regions.map((r) => [r.shared, r.fileOffset]);
+  await source.close();
+  expect(want.filter(([s, o]) => s || o !== undefined)).toHaveLength(6);
+  await convertImage(vector, t.path('conv.img'), { compress: 'deflate:1' });
+  await convertImage(t.path('conv.img'), t.path('back.img'), { compress: 'none' });
+  for (const p of [t.path('conv.img'), t.path('back.img')]) {
+    const image = await openImage(p);
+    expect(image.regions.map((r) => [r.shared, r.fileOffset])).toEqual(want);
+    await image.close();
+  }
+  // The region section is plain in both: byte for byte the vector's (flags and file pages included).
+  const regionSection = (b: Buffer): Buffer => b.subarray(Number(b.readBigUInt64LE(b.length - 96 + 40)), b.length - 96);
+  expect(regionSection(readFileSync(t.path('back.img'))).equals(regionSection(readFileSync(vector)))).toBe(true);
 });

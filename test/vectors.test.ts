@@ -57,6 +57,9 @@ describe.each(valid)('valid vector %s', (name) => {
       const e = exp.regions[i];
       expect({ address: '0x' + r.address.toString(16), length: Number(r.length), prot: r.prot, kind: r.kind, name: r.name, chunkCount: r.chunkCount, zeroChunks: r.zeroChunks })
         .toEqual({ address: e.address, length: e.length, prot: e.prot, kind: e.kind, name: e.name, chunkCount: e.chunkCount, zeroChunks: e.zeroChunks });
+      // Region flags (1.2): vectors before them have no such keys and read as not shared, no offset.
+      expect({ shared: r.shared, fileOffset: r.fileOffset === undefined ? null : '0x' + r.fileOffset.toString(16) })
+        .toEqual({ shared: e.shared ?? false, fileOffset: e.fileOffset ?? null });
       if (e.sha256) {
         const bytes = await img.read(r.address, Number(r.length));
         expect(createHash('sha256').update(bytes).digest('hex')).toBe(e.sha256);
