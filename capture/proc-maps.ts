@@ -9,9 +9,14 @@
  *   unwind through signal frames (export-core keeps them);
  * - `[vvar]`, `[vvar_vclock]` and `[vsyscall]` are gaps: the kernel does not serve them through
  *   /proc/PID/mem (EIO), and they are recreated by the kernel for every process anyway;
- * - a mapping without read permission (`---p` guard pages and reservations, `--xp`) is a gap:
- *   /proc/PID/mem would read it (FOLL_FORCE), but the process itself cannot, and a reservation
- *   may be gigabytes that were never touched;
+ * - a mapping without read permission (`---p`, `-w-p`, `--xp`) is planned as a region with its
+ *   real protection and `noRead`: /proc/PID/mem reads it (FOLL_FORCE reads what mprotect may make
+ *   readable again), and the capture keeps the pages /proc/PID/pagemap says are present or
+ *   swapped (memory written, then made unreadable); one with no such page (guard pages, never
+ *   touched reservations of gigabytes) becomes a gap;
+ * - memory that exists only in memory is anonymous whatever its name: `/dev/zero` (private, or
+ *   shared as `/dev/zero (deleted)`), `/memfd:NAME (deleted)`, `/anon_hugepage (deleted)` and
+ *   `/SYSV...` (hugetlb and System V shared memory); a file on a hugetlbfs mount is a file;
  * - a mapping that reaches past 2^53 cannot be read (a file position is a JavaScript Number,
  *   and Node refuses bigint positions on /proc/PID/mem): it is a gap, with a note;
  * - anything else is anonymous, named by its pseudo name (`[anon:NAME]`) if it has one.
@@ -62,7 +67,17 @@ export function parseMaps(text: string): MapsEntry[] {
 
 /** What one mapping becomes. */
 export type MappingPlan =
-  | { action: 'region'; start: bigint; end: bigint; prot: string; kind: Exclude<RegionKind, 'gap'>; name: string; note?: string }
+  | {
+    action: 'region'; start: bigint; end: bigint; prot: string; kind: Exclude<RegionKind, 'gap'>; name: string; note?: string;
+    /**
+     * Private anonymous memory: a page /proc/PID/pagemap shows neither present nor swapped is
+     * zero (never written), so it is recorded as zero without a read. Not so for file and
+     * shared memory, whose pages may be in the page cache or another process's page tables.
+     */
+    zeroWhenAbsent: boolean;
+    /** No read permission: only worth a region when some page is present or swapped. */
+    noRead?: boolean;
+  }
   | { action: 'gap'; start: bigint; end: bigint; name: string; note?: string };
 
 /** Pseudo mappings the kernel does not serve through /proc/PID/mem. */
@@ -143,13 +158,44 @@ export function planMapping(e: MapsEntry, options: PlanOptions = {}): MappingPla
   if (end > MAX_READABLE_ADDRESS) {
     return { action: 'gap', start, end, name: path, note: `${label} at ${span} recorded as a gap: it lies above 2^53, beyond the file positions Node can read /proc/PID/mem at` };
   }
-  if (e.perms[0] !== 'r') return { action: 'gap', start, end, name: path };
   const prot = e.perms.slice(0, 3);
-  if (path === '[heap]') return { action: 'region', start, end, prot, kind: 'heap', name: path };
-  if (path === '[stack]' || path.startsWith('[stack:')) return { action: 'region', start, end, prot, kind: 'stack', name: path };
+  const base = { action: 'region' as const, start, end, prot, name: path, ...(e.perms[0] !== 'r' && { noRead: true }) };
+  const privateAnon = e.perms[3] === 'p' && e.inode === 0;
+  if (path === '[heap]') return { ...base, kind: 'heap', zeroWhenAbsent: privateAnon };
+  if (path === '[stack]' || path.startsWith('[stack:')) return { ...base, kind: 'stack', zeroWhenAbsent: privateAnon };
   if (path === '[vdso]') {
-    return { action: 'region', start, end, prot, kind: 'code', name: path, note: `[vdso] at ${span} captured as code (the kernel maps its own vdso into a restored process; gdb uses this copy to unwind)` };
+    return { ...base, kind: 'code', zeroWhenAbsent: false, note: `[vdso] at ${span} captured as code (the kernel maps its own vdso into a restored process; gdb uses this copy to unwind)` };
   }
-  if (path.startsWith('/')) return { action: 'region', start, end, prot, kind: prot[2] === 'x' ? 'code' : 'file', name: path };
-  return { action: 'region', start, end, prot, kind: 'anonymous', name: path };
+  if (isMemoryOnly(path)) return { ...base, kind: 'anonymous', zeroWhenAbsent: e.perms[3] === 'p' && path === '/dev/zero' };
+  if (path.startsWith('/')) return { ...base, kind: prot[2] === 'x' ? 'code' : 'file', zeroWhenAbsent: false };
+  return { ...base, kind: 'anonymous', zeroWhenAbsent: privateAnon };
+}
+
+/**
+ * Paths the kernel prints for memory that no file on disk holds: a private mapping of
+ * /dev/zero (anonymous memory), shared anonymous memory (`/dev/zero (deleted)`), memfd files,
+ * hugetlb anonymous memory and System V shared memory segments.
+ */
+function isMemoryOnly(path: string): boolean {
+  return path === '/dev/zero' || path === '/dev/zero (deleted)' || path.startsWith('/memfd:') || path.startsWith('/anon_hugepage')
+    || /^\/SYSV[0-9a-f]{8}( \(deleted\))?$/.test(path);
+}
+
+/**
+ * Marks the mappings holding a thread's stack pointer as stacks named `[stack:TID]` (kernels
+ * since 4.5 name only the main thread's `[stack]`). `sps` maps thread id to stack pointer; a
+ * mapping already a stack, or not anonymous (a file mapping used as a stack stays a file), is
+ * left as it is. Pure: returns new plans.
+ */
+export function markThreadStacks(plans: readonly MappingPlan[], sps: ReadonlyMap<number, bigint>): MappingPlan[] {
+  const out = [...plans];
+  const sorted = [...sps].sort((a, b) => a[0] - b[0]);
+  for (const [tid, sp] of sorted) {
+    // sp points at the last word pushed: inside the mapping of a thread that has a frame.
+    const i = out.findIndex((p) => p.start <= sp && sp < p.end);
+    const p = i < 0 ? undefined : out[i]!;
+    if (p === undefined || p.action !== 'region' || p.kind !== 'anonymous' || !p.zeroWhenAbsent) continue;
+    out[i] = { ...p, kind: 'stack', name: `[stack:${tid}]` };
+  }
+  return out;
 }

@@ -15,7 +15,14 @@ export interface ProcStat {
   /** R running, S sleeping, D disk sleep, T stopped, t tracing stop, Z zombie, X dead... */
   state: string;
   ppid: number;
+  /** Kernel flags (field 9): PF_KTHREAD marks a kernel thread. */
+  flags: number;
+  /** Start time after boot in clock ticks (field 22): with the pid, names one process for good. */
+  startTime: string;
 }
+
+/** PF_KTHREAD of include/linux/sched.h: the task is a kernel thread (no user memory). */
+const PF_KTHREAD = 0x00200000;
 
 /**
  * Parses /proc/PID/stat text: "PID (COMM) STATE PPID ...". The name may hold spaces and
@@ -26,8 +33,12 @@ export function parseStat(text: string): ProcStat {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) throw new RangeError(`expected a /proc/PID/stat line, got ${JSON.stringify(text.slice(0, 80))}`);
+  // Fields from 3 on (state), so field N is rest[N - 3].
   const rest = text.slice(close + 2).split(' ');
-  return { pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), state: rest[0] ?? '?', ppid: Number(rest[1]) };
+  return {
+    pid: Number(text.slice(0, open).trim()), comm: text.slice(open + 1, close), state: rest[0] ?? '?', ppid: Number(rest[1]),
+    flags: Number(rest[6] ?? 0), startTime: rest[19] ?? '',
+  };
 }
 
 /** /proc/PID/stat, or null when the process is gone. */
@@ -75,8 +86,9 @@ export function noSuchProcess(pid: number, why = 'no such process'): CrimgError 
   return new CrimgError(NO_SUCH_PROCESS, `process ${pid}: ${why}`, { hint: 'check the pid (ps -p PID)' });
 }
 
-export function permissionDenied(pid: number, what: string, errno: string, cause?: unknown): CrimgError {
-  return new CrimgError(PERMISSION_DENIED, `permission denied: cannot ${what} of process ${pid} (${errno})`, { hint: ptraceHint(), cause });
+/** `what`: what was refused, naming the process ("signal (and so stop) process 12"). */
+export function permissionDenied(what: string, errno: string, cause?: unknown): CrimgError {
+  return new CrimgError(PERMISSION_DENIED, `permission denied: cannot ${what} (${errno})`, { hint: ptraceHint(), cause });
 }
 
 export function processExited(pid: number, during: string): CrimgError {
@@ -93,11 +105,15 @@ export async function checkProcess(pid: number): Promise<ProcStat> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
     if (code === 'ESRCH') throw noSuchProcess(pid);
-    if (code === 'EPERM') throw permissionDenied(pid, 'signal (and so stop) the process', code, e);
+    if (code === 'EPERM') throw permissionDenied(`signal (and so stop) process ${pid}`, code, e);
     throw e;
   }
   const stat = await readStat(pid);
   if (stat === null) throw noSuchProcess(pid);
+  if ((stat.flags & PF_KTHREAD) !== 0) {
+    // A kernel thread has no user memory and ignores SIGSTOP; /proc/PID/mem answers ESRCH.
+    throw new CrimgError('INVALID_ARGUMENT', `process ${pid} (${stat.comm}) is a kernel thread: it has no user-space memory to capture`, { hint: 'capture a user-space process (ps -o pid,comm --ppid 2 lists the kernel threads)' });
+  }
   if (stat.state === 'Z' || stat.state === 'X') throw noSuchProcess(pid, 'it is a zombie: it has exited and holds no memory any more');
   return stat;
 }
@@ -137,7 +153,7 @@ export async function waitStopped(pid: number, timeoutMs: number): Promise<void>
     if (states.every((s) => s === 'T' || s === 't' || s === 'Z' || s === 'X')) return;
     if (Date.now() >= deadline) {
       throw new CrimgError('IO_ERROR', `process ${pid} did not stop within ${timeoutMs} ms after SIGSTOP (thread states: ${states.join(' ')})`, {
-        hint: 'a thread in uninterruptible sleep (D) stops only when its system call returns; try again, or raise the timeout',
+        hint: 'a thread in uninterruptible sleep (D) stops only when its system call returns; try again, or raise the timeout (crimg capture --stop-timeout MS, CaptureOptions.stopTimeoutMs)',
       });
     }
     await sleep(delay);

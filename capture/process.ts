@@ -1,25 +1,33 @@
 /**
- * Capture of a live process into an image (issue 7): stop it with SIGSTOP, read
- * /proc/PID/maps and /proc/PID/mem, write one region (or gap) per mapping with the streaming
- * writer, resume it with SIGCONT. See proc-maps.ts for what each mapping becomes.
+ * Capture of a live process into an image (issues 7 and 13): take the per-process lock
+ * (lock.ts), stop it with SIGSTOP, read /proc/PID/maps, the threads' stack pointers
+ * (threads.ts), /proc/PID/pagemap (pagemap.ts) and /proc/PID/mem, write one region (or gap)
+ * per mapping with the streaming writer, resume it with SIGCONT. See proc-maps.ts for what each
+ * mapping becomes. With a codec or cipher the stop covers reading only: the pages go to a raw
+ * stage image (_stage.ts), and the encoding runs after SIGCONT.
  *
- * Memory is bounded: the writer reads each mapping from /proc/PID/mem in blocks of 2 MiB
- * (`pieceSize`), two reads ahead and at most four writes in flight (raw images: into a few
- * reused buffers; encoded ones: fresh buffers held until their chunks are encoded, bounded by
- * the encoder's queue); a mapping of any size never sits in memory whole.
+ * Memory is bounded: the writer reads each file or shared mapping from /proc/PID/mem in blocks
+ * of 2 MiB (`pieceSize`), two reads ahead and at most four writes in flight; private anonymous
+ * memory is read run by run of present pages, in pieces of at most `pieceSize`, the rest given
+ * to the writer as zero runs; a mapping of any size never sits in memory whole.
  *
  * Reading /proc/PID/mem needs ptrace read-and-attach permission over the process (same user id
  * and Yama's ptrace_scope, or CAP_SYS_PTRACE), not PTRACE_ATTACH itself: the process is stopped
  * with a signal, so it is not traced and a debugger may still attach afterwards.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { ImageWriter, type WriteSummary } from '../image/writer.js';
+import { ImageWriter, defaultChunkSize, parseCompress, type RegionPiece, type WriteSummary } from '../image/writer.js';
+import { convertImage } from '../image/convert.js';
 import type { RegionRecord } from '../format/index-table.js';
 import { describeHost } from '../image/host.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
-import { parseMaps, parseSmapsWritten, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
-import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, signal, waitStopped } from './proc.js';
+import { markThreadStacks, parseMaps, parseSmapsWritten, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
+import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, readStat, signal, waitStopped } from './proc.js';
+import { presentRuns, type PageRun } from './pagemap.js';
+import { threadStackPointers } from './threads.js';
+import { lockProcess } from './lock.js';
+import { removeFiles, stagePaths } from './_stage.js';
 import { producerVersion } from './version.js';
 import { imageWriterOptions, type ImageOutputOptions } from './_image-options.js';
 
@@ -49,6 +57,18 @@ export interface CaptureOptions extends ImageOutputOptions {
    * CRIU leave them out; smaller, but the restorer must map those files itself.
    */
   fileMappings?: 'copy' | 'gap';
+  /**
+   * How long to wait for another capture of the same process to finish (default 0: fail at
+   * once with PROCESS_BUSY). See lock.ts.
+   */
+  lockWaitMs?: number;
+  /**
+   * With a codec or cipher: true encodes while the process is stopped, straight into the
+   * image (the stop then lasts as long as the encoding); false (default) reads the pages into a
+   * raw stage file beside the output while stopped, resumes the process, then encodes the
+   * stage into the image (the stop is as short as a raw capture's; the disk briefly holds both).
+   */
+  encodeWhileStopped?: boolean;
 }
 
 /** What {@link captureProcess} did. */
@@ -74,20 +94,27 @@ export interface CaptureResult {
   wasStopped: boolean;
   /** True when the capture sent SIGCONT at the end. */
   resumed: boolean;
+  /** True when the pages went to a raw stage image first and were encoded after the stop. */
+  staged: boolean;
 }
 
 
 /**
- * Captures process `pid` into the image `outPath` (written as `outPath.tmp`, then renamed).
+ * Captures process `pid` into the image `outPath` (written as a temporary file, then renamed).
  *
  * The validation block records this host's architecture, page size and `cpu.features` (the
  * captured process ran here), the producer `crimg-capture`, the labels given, and the metric
  * `capture.pid`. The command name is not recorded: validation labels are restore constraints,
  * and the format has no informational text record yet.
  *
+ * The process is resumed on every path (unless `leaveStopped`): success, an error anywhere,
+ * and SIGINT, SIGTERM or SIGHUP to this process while it is stopped (the cleanup then also
+ * removes the temporary files and the signal ends this process as it would have).
+ *
  * @throws TypeError/RangeError on a bad pid or options (the capturing process itself included).
- * @throws CrimgError no such process, permission denied (naming Yama's ptrace_scope and
- *   CAP_SYS_PTRACE), process exited during capture, did not stop in time; IO_ERROR when the
+ * @throws CrimgError no such process, a kernel thread (INVALID_ARGUMENT), permission denied
+ *   (naming Yama's ptrace_scope and CAP_SYS_PTRACE), another capture of it under way
+ *   (PROCESS_BUSY), process exited during capture, did not stop in time; IO_ERROR when the
  *   image cannot be written. The process is resumed first (unless `leaveStopped`).
  * @example
  * const r = await captureProcess(1234, 'app.img', { compress: 'deflate:1' });
@@ -96,6 +123,7 @@ export interface CaptureResult {
 export async function captureProcess(pid: number, outPath: string, options: CaptureOptions = {}): Promise<CaptureResult> {
   if (!Number.isSafeInteger(pid) || pid <= 0) throw new RangeError(`expected a process id as a positive integer, got ${pid}`);
   if (pid === process.pid) throw new RangeError(`expected another process than the capturing one (${pid}): a process cannot stop itself and go on reading`);
+  if (typeof outPath !== 'string' || outPath.length === 0) throw new TypeError(`expected an output path, got ${typeof outPath}`);
   const host = describeHost();
   const pieceSize = options.pieceSize ?? DEFAULT_PIECE_SIZE;
   if ((!Number.isSafeInteger(pieceSize) || pieceSize <= 0 || pieceSize > 64 * 1024 * 1024 || pieceSize % host.pageSize !== 0)) {
@@ -104,49 +132,79 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
   if (options.fileMappings !== undefined && options.fileMappings !== 'copy' && options.fileMappings !== 'gap') {
     throw new RangeError(`expected fileMappings 'copy' or 'gap', got ${JSON.stringify(options.fileMappings)}`);
   }
+  const lockWaitMs = checkMs(options.lockWaitMs ?? 0, 'lockWaitMs');
+  const stopTimeoutMs = checkMs(options.stopTimeoutMs ?? 5000, 'stopTimeoutMs');
   const t0 = performance.now();
+  await checkProcess(pid);
+  // The lock first: another capture may be stopping and resuming it right now.
+  const first = await readStat(pid);
+  if (first === null) throw noSuchProcess(pid);
+  const lock = await lockProcess(pid, first.startTime, lockWaitMs);
+  const guard = new StopGuard(pid, options.leaveStopped === true);
+  const unregister = onInterrupt(() => guard.interrupted());
+  try {
+    return await captureLocked(pid, outPath, options, host, pieceSize, stopTimeoutMs, t0, guard);
+  } finally {
+    // An exception anywhere: the process goes on (unless asked otherwise), temporaries go.
+    guard.resume();
+    guard.removeTemporaries();
+    unregister();
+    await lock.release();
+  }
+}
+
+/** The capture once the lock is held (see {@link captureProcess}). */
+async function captureLocked(
+  pid: number, outPath: string, options: CaptureOptions, host: ReturnType<typeof describeHost>, pieceSize: number,
+  stopTimeoutMs: number, t0: number, guard: StopGuard,
+): Promise<CaptureResult> {
+  // Checked again under the lock: a capture that held it may have left it stopped, or it exited.
   const stat = await checkProcess(pid);
   // Open the memory before stopping anything: a refusal then leaves the process untouched.
-  let mem: FileHandle;
-  try {
-    mem = await open(`/proc/${pid}/mem`, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? String(e);
-    if (code === 'ENOENT' || code === 'ESRCH') throw noSuchProcess(pid);
-    if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(pid, `read /proc/${pid}/mem, the memory`, code, e);
-    throw new CrimgError('IO_ERROR', `cannot open /proc/${pid}/mem: ${code}`, { cause: e });
-  }
+  const mem = await openProc(pid, 'mem', 'the memory');
+  const notes: string[] = [];
+  const pagemap = await openProc(pid, 'pagemap', 'which pages are present').catch((e: unknown) => {
+    notes.push(`/proc/${pid}/pagemap could not be opened (${isCrimgError(e) ? e.message : String(e)}): every page of every mapping was read, untouched ones included, and mappings without read permission were recorded as gaps`);
+    return null;
+  });
+  const staged = !options.encodeWhileStopped && isEncoded(options);
+  const stage = staged ? stagePaths(outPath) : null;
+  if (stage) guard.temporaries.push(...stage.files);
+  guard.temporaries.push(`${outPath}.tmp`);
   // The writer next, also before stopping: bad options, an unwritable path or a passphrase's
-  // scrypt cost the process nothing.
+  // scrypt cost the process nothing. A staged capture writes a raw image first.
   let writer: ImageWriter;
+  const validation = {
+    producerName: 'crimg-capture',
+    producerVersion: producerVersion(),
+    architecture: host.architecture,
+    pageSize: host.pageSize,
+    labels: { ...options.labels },
+    bitmaps: { 'cpu.features': host.bitmaps['cpu.features']! },
+    metrics: { 'capture.pid': pid },
+  };
   try {
-    writer = await ImageWriter.create(outPath, {
-      pageSize: host.pageSize,
-      ...imageWriterOptions(options),
-      validation: {
-        producerName: 'crimg-capture',
-        producerVersion: producerVersion(),
-        architecture: host.architecture,
-        pageSize: host.pageSize,
-        labels: { ...options.labels },
-        bitmaps: { 'cpu.features': host.bitmaps['cpu.features']! },
-        metrics: { 'capture.pid': pid },
-      },
-    });
+    if (stage) {
+      // Fail now, not after the stop, on options the final writer refuses.
+      checkOutputOptions(options);
+      writer = await ImageWriter.create(stage.path, { pageSize: host.pageSize, fsync: false, validation });
+    } else {
+      writer = await ImageWriter.create(outPath, { pageSize: host.pageSize, ...imageWriterOptions(options), validation });
+    }
   } catch (e) {
     await mem.close().catch(() => {});
+    await pagemap?.close().catch(() => {});
     throw e;
   }
   const wasStopped = stat.state === 'T' || stat.state === 't';
   let stoppedAt = 0;
   let resumedAt = 0;
-  let weStopped = false;
   try {
     if (!wasStopped) {
+      guard.stopping();
       if (!signal(pid, 'SIGSTOP')) throw noSuchProcess(pid);
-      weStopped = true;
       stoppedAt = performance.now();
-      await waitStopped(pid, options.stopTimeoutMs ?? 5000);
+      await waitStopped(pid, stopTimeoutMs);
     } else {
       stoppedAt = performance.now();
     }
@@ -154,42 +212,146 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
     const maps = await readMapsOf(pid, comm);
     const fileMappings = options.fileMappings ?? 'copy';
     const writtenKb = fileMappings === 'gap' ? await readSmapsOf(pid) : undefined;
-    const plans = maps.map((e) => planMapping(e, { fileMappings, ...(writtenKb && { writtenKb }) }));
-    const total = plans.reduce((s, p) => s + (p.action === 'region' ? Number(p.end - p.start) : 0), 0);
+    const sps = await threadStackPointers(pid);
+    const plans = markThreadStacks(maps.map((e) => planMapping(e, { fileMappings, ...(writtenKb && { writtenKb }) })), sps);
+    const total = plans.reduce((s, p) => s + (p.action === 'region' && !p.noRead ? Number(p.end - p.start) : 0), 0);
     const reader = new MemReader(mem, pid, host.pageSize, pieceSize, total, options.onProgress);
-    const notes: string[] = [];
     let dataRegions = 0;
     let gaps = 0;
-    for (const plan of plans) {
+    for (const [i, plan] of plans.entries()) {
       if (plan.note) notes.push(plan.note);
       if (plan.action === 'gap') {
         await writer.addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name });
         gaps++;
         continue;
       }
-      const n = await captureMapping(writer, reader, plan, notes);
+      const present = await presentOf(pagemap, plan, host.pageSize, notes);
+      // Absent pages of file and shared memory are not zeros: those are read whole.
+      const runs = plan.zeroWhenAbsent ? present : null;
+      if (plan.noRead && (present === null || present.length === 0)) {
+        // Nothing was ever written there (guard pages, reservations), or it cannot be known.
+        await writer.addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name });
+        gaps++;
+        continue;
+      }
+      if (plan.noRead) notes.push(`${plan.name || 'anonymous mapping'} ${hex(plan.start)}-${hex(plan.end)} (${plan.prot}) has no read permission but holds memory: its present pages were read through /proc/PID/mem and recorded with protection ${plan.prot}`);
+      const n = await captureMapping(writer, reader, plan, maps[i]!, runs, notes);
       dataRegions += n.regions;
       gaps += n.gaps;
     }
-    // Everything is read: the process may go on while the index is written.
-    if (weStopped && !options.leaveStopped) {
-      resumedAt = performance.now();
-      signal(pid, 'SIGCONT');
-      weStopped = false;
+    // Everything is read: the process may go on while the index is written (and encoded).
+    if (guard.resume()) resumedAt = performance.now();
+    let summary = await writer.finish();
+    if (stage) {
+      summary = await convertImage(stage.path, outPath, {
+        chunkSize: options.chunkSize ?? defaultChunkSize(host.pageSize, false),
+        compress: options.compress ?? 'none',
+        ...(options.encrypt !== undefined && options.encrypt !== 'none' ? { encrypt: options.encrypt, outKey: options.key } : {}),
+        ...(options.workers !== undefined ? { workers: options.workers } : {}),
+        ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+      });
+      removeFiles(stage.files);
     }
-    const summary = await writer.finish();
     const end = performance.now();
     return {
       pid, comm, summary, mappings: maps.length, dataRegions, gaps, bytesRead: reader.bytesRead, notes,
       stoppedMs: Math.round((resumedAt || end) - stoppedAt), totalMs: Math.round(end - t0),
-      wasStopped, resumed: resumedAt !== 0,
+      wasStopped, resumed: resumedAt !== 0, staged,
     };
   } catch (e) {
     await writer.abort();
     throw e;
   } finally {
-    if (weStopped && !options.leaveStopped) signal(pid, 'SIGCONT');
     await mem.close().catch(() => {});
+    await pagemap?.close().catch(() => {});
+  }
+}
+
+/**
+ * What must happen to the process and the temporary files whatever ends the capture: a
+ * return, an exception, or a signal (see image/_interrupt.ts). Synchronous, so that it also
+ * runs from a signal handler just before this process dies.
+ */
+class StopGuard {
+  /** Files to remove if the capture does not complete (the stage, the writer's temporary file). */
+  readonly temporaries: string[] = [];
+  private weStopped = false;
+  private done = false;
+
+  constructor(private readonly pid: number, private readonly leaveStopped: boolean) {}
+
+  /** Called just before SIGSTOP: from now on the process must be resumed. */
+  stopping(): void {
+    this.weStopped = true;
+  }
+
+  /** SIGCONT if this capture stopped the process (and may resume it); true when sent. */
+  resume(): boolean {
+    if (!this.weStopped || this.leaveStopped) return false;
+    this.weStopped = false;
+    try {
+      process.kill(this.pid, 'SIGCONT');
+    } catch {
+      // gone
+    }
+    return true;
+  }
+
+  removeTemporaries(): void {
+    if (this.done) return;
+    this.done = true;
+    removeFiles(this.temporaries);
+  }
+
+  /** The signal cleanup: resume, and remove every temporary file (the final name is untouched). */
+  interrupted(): void {
+    this.resume();
+    this.done = false;
+    this.removeTemporaries();
+  }
+}
+
+function checkMs(v: number, name: string): number {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`expected ${name} as a non-negative integer of milliseconds, got ${v}`);
+  return v;
+}
+
+function isEncoded(o: CaptureOptions): boolean {
+  return (o.compress !== undefined && o.compress !== 'none') || (o.encrypt !== undefined && o.encrypt !== 'none');
+}
+
+/** Refuses, before the process is stopped, output options the final writer would refuse. */
+function checkOutputOptions(o: CaptureOptions): void {
+  if (o.compress !== undefined) parseCompress(o.compress);
+  if (o.encrypt !== undefined && o.encrypt !== 'none' && o.key === undefined) throw new TypeError('expected a key or passphrase with encrypt');
+}
+
+/** Opens /proc/PID/NAME for reading. @throws CrimgError no such process, permission denied, IO_ERROR */
+async function openProc(pid: number, name: string, what: string): Promise<FileHandle> {
+  try {
+    return await open(`/proc/${pid}/${name}`, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    if (code === 'ENOENT' || code === 'ESRCH') throw noSuchProcess(pid);
+    if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(`read /proc/${pid}/${name}, ${what} of process ${pid}`, code, e);
+    throw new CrimgError('IO_ERROR', `cannot open /proc/${pid}/${name}: ${code}`, { cause: e });
+  }
+}
+
+/**
+ * The runs of a mapping to read: for private anonymous memory (and any mapping without read
+ * permission), the present or swapped pages from /proc/PID/pagemap; null for "read it all"
+ * (file and shared memory, whose absent pages are not zeros, or no pagemap). A pagemap that
+ * fails to read falls back to reading everything, with a note (once).
+ */
+async function presentOf(pagemap: FileHandle | null, plan: Extract<MappingPlan, { action: 'region' }>, pageSize: number, notes: string[]): Promise<PageRun[] | null> {
+  if (pagemap === null || (!plan.zeroWhenAbsent && !plan.noRead)) return null;
+  try {
+    return await presentRuns(pagemap, plan.start, plan.end, pageSize);
+  } catch (e) {
+    const note = `/proc/PID/pagemap could not be read (${(e as NodeJS.ErrnoException).code ?? String(e)}): mappings were read whole`;
+    if (!notes.includes(note)) notes.push(note);
+    return null;
   }
 }
 
@@ -199,7 +361,7 @@ async function readSmapsOf(pid: number): Promise<Map<bigint, number>> {
     return parseSmapsWritten(await readFile(`/proc/${pid}/smaps`, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
-    if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(pid, `read /proc/${pid}/smaps, which pages of file mappings were written`, code, e);
+    if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(`read /proc/${pid}/smaps (which pages of file mappings process ${pid} wrote)`, code, e);
     if (!(await isAlive(pid))) throw processExited(pid, 'reading its memory map');
     throw new CrimgError('IO_ERROR', `cannot read /proc/${pid}/smaps: ${code}`, { cause: e });
   }
@@ -212,7 +374,7 @@ async function readMapsOf(pid: number, comm: string): Promise<MapsEntry[]> {
     text = await readFile(`/proc/${pid}/maps`, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
-    if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(pid, `read /proc/${pid}/maps, the memory map`, code, e);
+    if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(`read /proc/${pid}/maps, the memory map of process ${pid}`, code, e);
     if (!(await isAlive(pid))) throw processExited(pid, 'reading its memory map');
     throw new CrimgError('IO_ERROR', `cannot read /proc/${pid}/maps: ${code}`, { cause: e });
   }
@@ -226,22 +388,27 @@ async function readMapsOf(pid: number, comm: string): Promise<MapsEntry[]> {
 }
 
 /**
- * Writes one readable mapping: usually one region. When the kernel refuses some pages (EIO:
- * device memory, a file truncated under its mapping), the readable parts become regions and
- * each refused stretch a gap named after the mapping, with a note.
+ * Writes one mapping: usually one region. When the kernel refuses some pages (EIO: device
+ * memory, a file truncated under its mapping), the readable parts become regions and each
+ * refused stretch a gap named after the mapping, with a note.
  *
- * The writer reads /proc/PID/mem itself as a partial file range (FileRange.partial): the region
- * ends at the first unreadable page, and a stretch that starts with one adds nothing, so the
- * one read decides both "region or gap" and the bytes. For a raw image the reads go into a few
- * reused buffers, where fresh ones per read cost more in page faults than the copy (about
- * 100 ms per 256 MiB).
+ * Without `present` (file and shared memory, or no pagemap) the writer reads /proc/PID/mem
+ * itself as a partial file range (FileRange.partial): the region ends at the first unreadable
+ * page, and a stretch that starts with one adds nothing, so the one read decides both "region
+ * or gap" and the bytes. For a raw image the reads go into a few reused buffers, where fresh
+ * ones per read cost more in page faults than the copy (about 100 ms per 256 MiB).
+ * With `present` (private anonymous memory) only those runs are read; the rest are zero runs
+ * the writer records without bytes, and the target's untouched pages stay untouched.
  */
-async function captureMapping(writer: ImageWriter, reader: MemReader, plan: Extract<MappingPlan, { action: 'region' }>, notes: string[]): Promise<{ regions: number; gaps: number }> {
+async function captureMapping(
+  writer: ImageWriter, reader: MemReader, plan: Extract<MappingPlan, { action: 'region' }>, entry: MapsEntry,
+  present: readonly PageRun[] | null, notes: string[],
+): Promise<{ regions: number; gaps: number }> {
   let regions = 0;
   let gaps = 0;
   let at = plan.start;
   while (at < plan.end) {
-    const rec = await reader.region(writer, at, plan);
+    const rec = await reader.region(writer, at, plan, entry, present);
     if (rec.length === 0n) {
       // The first page is unreadable (the writer added nothing): a gap up to the next readable page.
       const stop = await reader.unreadableUntil(at, plan.end);
@@ -256,6 +423,9 @@ async function captureMapping(writer: ImageWriter, reader: MemReader, plan: Extr
   }
   return { regions, gaps };
 }
+
+/** Errors of a /proc/PID/mem read that mean "this page cannot be read", not a failure. */
+const UNREADABLE = new Set(['EIO', 'EFAULT', 'ENOMEM']);
 
 /** Reads /proc/PID/mem, telling unreadable pages from a process that went away. */
 class MemReader {
@@ -272,26 +442,38 @@ class MemReader {
   ) {}
 
   /**
-   * Writes the mapping from `at` as one region, up to its end or the first unreadable page.
+   * Writes the mapping from `at` as one region, up to its end or the first unreadable page;
+   * with `present`, pages outside those runs are zero runs, never read.
    * @returns the region's record; length 0 when the page at `at` is unreadable (nothing added).
    * @throws CrimgError when the process has exited; IO_ERROR on an unexpected errno.
    */
-  async region(writer: ImageWriter, at: bigint, plan: Extract<MappingPlan, { action: 'region' }>): Promise<RegionRecord> {
+  async region(writer: ImageWriter, at: bigint, plan: Extract<MappingPlan, { action: 'region' }>, entry: MapsEntry, present: readonly PageRun[] | null): Promise<RegionRecord> {
     const before = this.bytesRead;
+    const file = entry.path.startsWith('/') && plan.kind !== 'anonymous';
+    const flags = {
+      ...(entry.perms[3] === 's' && { shared: true }),
+      ...(file && { fileOffset: entry.offset + (at - entry.start) }),
+    };
     let rec: RegionRecord;
     try {
-      rec = await writer.addRegion({
-        address: at,
-        data: {
-          fd: this.mem.fd, name: `/proc/${this.pid}/mem`, position: at, length: Number(plan.end - at), partial: true,
-          readSize: this.pieceSize,
-          onRead: (n) => {
-            this.bytesRead = before + n;
-            this.onProgress?.(this.bytesRead, this.total);
+      if (present !== null) {
+        // The first page must be known readable: a region of no bytes is refused by the writer.
+        if (inRuns(present, at) && !(await this.readable(at))) return { ...EMPTY, address: at };
+        rec = await writer.addRegion({ address: at, data: this.pieces(at, plan.end, present), prot: plan.prot, kind: plan.kind, name: plan.name, ...flags });
+      } else {
+        rec = await writer.addRegion({
+          address: at,
+          data: {
+            fd: this.mem.fd, name: `/proc/${this.pid}/mem`, position: at, length: Number(plan.end - at), partial: true,
+            readSize: this.pieceSize,
+            onRead: (n) => {
+              this.bytesRead = before + n;
+              this.onProgress?.(this.bytesRead, this.total);
+            },
           },
-        },
-        prot: plan.prot, kind: plan.kind, name: plan.name,
-      });
+          prot: plan.prot, kind: plan.kind, name: plan.name, ...flags,
+        });
+      }
     } catch (e) {
       // A read that failed because the process went away is that, not an I/O error.
       if (!(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
@@ -301,6 +483,58 @@ class MemReader {
     // unreadable page gives EIO instead, but check rather than guess.
     if (rec.length === 0n && !(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
     return rec;
+  }
+
+  /**
+   * The bytes of [at, end): present runs read in pieces of at most `pieceSize` (fresh buffers:
+   * the writer keeps them until written), the stretches between them as zero runs. Stops after
+   * the last whole page read when a page cannot be read (the region ends there).
+   */
+  private async *pieces(at: bigint, end: bigint, present: readonly PageRun[]): AsyncGenerator<RegionPiece> {
+    let cur = at;
+    for (const run of present) {
+      if (run.end <= cur) continue;
+      if (run.start >= end) break;
+      if (run.start > cur) {
+        yield { zeros: Number(run.start - cur) };
+        cur = run.start;
+      }
+      const stop = run.end < end ? run.end : end;
+      while (cur < stop) {
+        const want = Number(stop - cur) < this.pieceSize ? Number(stop - cur) : this.pieceSize;
+        const buf = Buffer.allocUnsafe(want);
+        let n = 0;
+        let failed = false;
+        while (n < want) {
+          try {
+            const r = await this.mem.read(buf, n, want - n, Number(cur) + n);
+            if (r.bytesRead === 0) { failed = true; break; }
+            n += r.bytesRead;
+          } catch (e) {
+            if (!UNREADABLE.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+            failed = true;
+            break;
+          }
+        }
+        const whole = n - (n % this.pageSize);
+        if (whole > 0) yield buf.subarray(0, whole);
+        cur += BigInt(whole);
+        this.bytesRead += whole;
+        this.onProgress?.(this.bytesRead, this.total);
+        if (failed || whole < want) return;
+      }
+    }
+    if (cur < end) yield { zeros: Number(end - cur) };
+  }
+
+  /** Whether one byte at `at` can be read. */
+  private async readable(at: bigint): Promise<boolean> {
+    try {
+      return (await this.mem.read(this.probe, 0, 1, Number(at))).bytesRead === 1;
+    } catch (e) {
+      if (UNREADABLE.has((e as NodeJS.ErrnoException).code ?? '')) return false;
+      throw e;
+    }
   }
 
   /** The end of the unreadable stretch starting at `at` (probed a page at a time). */
@@ -318,4 +552,20 @@ class MemReader {
     }
     return end;
   }
+}
+
+const EMPTY: RegionRecord = { address: 0n, length: 0n, firstChunk: 0, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits: 0, kindId: 0, name: '' };
+
+function inRuns(runs: readonly PageRun[], address: bigint): boolean {
+  return runs.some((r) => r.start <= address && address < r.end);
+}
+
+// TEMPORARY until image/_interrupt.ts lands.
+function onInterrupt(cleanup: () => void): () => void {
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => {
+    const h = (): void => { cleanup(); process.kill(process.pid, sig); };
+    process.once(sig, h);
+    return [sig, h] as const;
+  });
+  return () => { for (const [sig, h] of handlers) process.off(sig, h); };
 }

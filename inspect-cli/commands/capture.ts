@@ -21,6 +21,13 @@ export function parsePid(text: string | number): number {
   return Number(t);
 }
 
+/** Milliseconds: decimal digits only. */
+function parseMs(text: string | number, option: string): number {
+  const t = String(text).trim();
+  if (!/^\d{1,9}$/.test(t)) throw usageError(`expected ${option} as a whole number of milliseconds, got ${JSON.stringify(String(text))}`);
+  return Number(t);
+}
+
 export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
   return y.command(
     'capture <out>',
@@ -32,11 +39,14 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
       .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate or deflate:LEVEL (1-9)' })
       .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
       .option('label', { type: 'string', array: true, nargs: 1, describe: 'K=V restore label the host must match, repeatable' })
+      .option('stop-timeout', { type: 'string', requiresArg: true, default: '5000', describe: 'milliseconds to wait for every thread to stop after SIGSTOP' })
+      .option('lock-wait', { type: 'string', requiresArg: true, default: '0', describe: 'milliseconds to wait for another capture of the same process to finish (0: fail at once with PROCESS_BUSY)' })
+      .option('encode-while-stopped', { type: 'boolean', describe: 'compress and encrypt while the process is stopped (default: read raw pages into a stage file beside OUT while stopped, encode after resuming it)' })
       .option('file-mappings', { type: 'string', choices: ['copy', 'gap'] as const, default: 'copy', describe: "copy: every readable mapping's bytes (a self-contained image); gap: read-only mappings of files the process has not written become gaps named 'PATH @0xOFFSET PROT', as gcore and CRIU leave them out" })
       .example('$0 capture --pid 1234 app.img', 'capture process 1234')
       .example('$0 capture --pid 1234 app.img --file-mappings gap', "leave libraries' code and constants to be mapped from their files")
       .example('$0 capture --pid 1234 app.img --compress deflate:1 --encrypt aes-256-gcm --key-file app.key', 'compressed and encrypted')
-      .epilog('Reading another process\'s memory needs ptrace access: the same user id (subject to /proc/sys/kernel/yama/ptrace_scope) or CAP_SYS_PTRACE. [vvar], [vsyscall] and mappings without read permission are recorded as gaps; [vdso] is captured as code.'),
+      .epilog('Reading another process\'s memory needs ptrace access: the same user id (subject to /proc/sys/kernel/yama/ptrace_scope) or CAP_SYS_PTRACE. [vvar] and [vsyscall] are recorded as gaps, and so are mappings without read permission unless they hold written pages; [vdso] is captured as code. SIGINT, SIGTERM and SIGHUP resume the process and remove the temporary files before crimg dies of them. Exit status 2 for a process that is gone, refuses to be read or is being captured already.'),
     async (a) => {
       const pid = parsePid(a.pid);
       const key = await readKey(keySources(a), cli.env);
@@ -51,6 +61,9 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           compress: a.compress,
           ...(a.encrypt !== undefined ? { encrypt: a.encrypt as CipherName, key } : {}),
           ...(a.leaveStopped ? { leaveStopped: true } : {}),
+          stopTimeoutMs: parseMs(a.stopTimeout, '--stop-timeout'),
+          lockWaitMs: parseMs(a.lockWait, '--lock-wait'),
+          ...(a.encodeWhileStopped ? { encodeWhileStopped: true } : {}),
           fileMappings: a.fileMappings as 'copy' | 'gap',
           labels: keyedValues(a.label, '--label', (v) => v),
           onProgress: (done, total) => {
@@ -63,9 +76,10 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
       }
       if (a.json) cli.printJson(result);
       else if (!a.quiet) {
-        const state = result.wasStopped ? 'it was stopped before and is left stopped'
+        const state = (result.wasStopped ? 'it was stopped before and is left stopped'
           : result.resumed ? `stopped for ${result.stoppedMs} ms, then resumed`
-            : `left stopped after ${result.stoppedMs} ms: resume it with kill -CONT ${pid}`;
+            : `left stopped after ${result.stoppedMs} ms: resume it with kill -CONT ${pid}`)
+          + (result.staged ? '; encoded after the stop' : '');
         cli.print(
           `captured process ${pid} (${result.comm}) into ${a.out}: ${writeSummaryText(result.summary)}`,
           `  ${result.mappings} mappings: ${result.dataRegions} data regions, ${result.gaps} gaps; read ${humanBytes(result.bytesRead)}; ${state}`,
