@@ -39,8 +39,15 @@ export interface CompatibilityReport {
   architecture?: { image: string; host: string };
   pageSize?: { image: number; host: number };
   labels: { key: string; image: string; host: string | null }[];
-  bitmaps: { key: string; missing: number[]; names: string[] }[];
+  /**
+   * Per bitmap the host does not cover: how many bits it lacks (`count`), and the first
+   * {@link MAX_LISTED_BITS} of them by number and name: a hostile 1 MiB bitmap lacks 8 million.
+   */
+  bitmaps: { key: string; count: number; missing: number[]; names: string[] }[];
 }
+
+/** Missing bits listed by number and name in a {@link CompatibilityReport}; the rest are counted. */
+export const MAX_LISTED_BITS = 64;
 
 /**
  * Opens an image for reading. Reads the footer, header, validation block and region section only.
@@ -373,13 +380,19 @@ export class ImageReader {
     for (const [key, bits] of Object.entries(v.bitmaps)) {
       const hostBits = (Object.hasOwn(host.bitmaps, key) ? host.bitmaps[key] : undefined) ?? new Uint8Array(0);
       const missing: number[] = [];
-      for (let i = 0; i < bits.length * 8; i++) {
-        const want = (bits[i >> 3]! >> (i & 7)) & 1;
-        const have = ((hostBits[i >> 3] ?? 0) >> (i & 7)) & 1;
-        if (want && !have) missing.push(i);
+      let count = 0;
+      // Byte by byte: bytes the host covers cost one step, and only the first bits are listed.
+      for (let b = 0; b < bits.length; b++) {
+        const lack = bits[b]! & ~(hostBits[b] ?? 0) & 0xff;
+        if (lack === 0) continue;
+        for (let k = 0; k < 8; k++) {
+          if (!((lack >> k) & 1)) continue;
+          count++;
+          if (missing.length < MAX_LISTED_BITS) missing.push(b * 8 + k);
+        }
       }
-      if (missing.length) {
-        report.bitmaps.push({ key, missing, names: missing.map((i) => (key === 'cpu.features' ? featureName(i) : `bit ${i}`)) });
+      if (count) {
+        report.bitmaps.push({ key, count, missing, names: missing.map((i) => (key === 'cpu.features' ? featureName(i) : `bit ${i}`)) });
         report.compatible = false;
       }
     }
@@ -396,7 +409,7 @@ export class ImageReader {
     if (r.architecture) parts.push(`architecture ${r.architecture.image} (host ${r.architecture.host})`);
     if (r.pageSize) parts.push(`page size ${r.pageSize.image} (host ${r.pageSize.host})`);
     for (const l of r.labels) parts.push(`label ${l.key}=${l.image} (host ${l.host ?? 'unset'})`);
-    for (const b of r.bitmaps) parts.push(`${b.key} lacks ${b.names.join(' ')}`);
+    for (const b of r.bitmaps) parts.push(`${b.key} lacks ${b.names.join(' ')}${b.count > b.names.length ? ` and ${b.count - b.names.length} more bits` : ''}`);
     throw new CrimgError('INCOMPATIBLE', `the host does not meet the image's restore constraints: ${parts.join('; ')}`, {
       hint: 'restore on a host like the one that made the image',
     });

@@ -16,7 +16,12 @@ import { usageError } from './errors.js';
  * @throws CrimgError INVALID_ARGUMENT naming the line.
  */
 export function parseConstraints(text: string, base: HostDescription, name: string): HostDescription {
-  const host: HostDescription = { ...base, labels: { ...base.labels }, bitmaps: { ...base.bitmaps }, cpuFlags: [...base.cpuFlags] };
+  // Null-prototype records: `__proto__=x` is a label like any other, not the object's prototype.
+  const host: HostDescription = {
+    ...base, cpuFlags: [...base.cpuFlags],
+    labels: Object.assign(Object.create(null) as Record<string, string>, base.labels),
+    bitmaps: Object.assign(Object.create(null) as Record<string, Uint8Array>, base.bitmaps),
+  };
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;

@@ -22,6 +22,8 @@ export interface Cli {
   readonly colors: Colors;
   /** Writes lines to stdout. */
   print(...lines: string[]): void;
+  /** Writes lines to stdout: {@link print} for an array of any length (a spread of 125,000 lines or more overflows the stack). */
+  printLines(lines: readonly string[]): void;
   /** Writes a value as indented JSON to stdout; bigints become "0x..." hex strings. */
   printJson(value: unknown): void;
   /** Writes bytes to stdout, waiting when the pipe is full. */
@@ -38,14 +40,19 @@ export function jsonReplacer(_key: string, value: unknown): unknown {
 }
 
 export function createCli(stdout: Output, stderr: Output, env: NodeJS.ProcessEnv): Cli {
+  const printLines = (lines: readonly string[]): void => {
+    // Written in parts of bounded size: one string of a million table rows is needless.
+    for (let i = 0; i < lines.length; i += 4096) stdout.write(lines.slice(i, i + 4096).map((l) => l + '\n').join(''));
+  };
   return {
     stdout,
     stderr,
     env,
     colors: colorsFor(stdout.isTTY, env),
     print(...lines: string[]): void {
-      stdout.write(lines.map((l) => l + '\n').join(''));
+      printLines(lines);
     },
+    printLines,
     printJson(value: unknown): void {
       stdout.write(JSON.stringify(value, jsonReplacer, 2) + '\n');
     },

@@ -8,6 +8,7 @@
  * - 2: usage or I/O error, or a process that is gone, refuses to be read or has the addresses
  *   taken (categories usage, io and process), and internal errors.
  */
+import { safeText } from './text.js';
 import { CrimgError, ERROR_CATEGORY, isCrimgError, type CrimgErrorCategory, type CrimgErrorCode } from '../format/index.js';
 
 export const EXIT_OK = 0;
@@ -44,8 +45,12 @@ export function exitCodeOf(e: unknown): number {
   return category !== undefined && USAGE_CATEGORIES.has(category) ? EXIT_USAGE : EXIT_BAD_IMAGE;
 }
 
-/** "crimg: CODE: message" (the library's message already carries the offset and the hint). */
+/**
+ * "crimg: CODE: message" (the library's message already carries the offset and the hint), on
+ * one line; what the message quotes from an image or the command line (a region name, a path)
+ * is made safe for a terminal (text.ts safeText).
+ */
 export function errorLine(e: unknown): string {
   const { code, message } = describeError(e);
-  return `crimg: ${code}: ${message.replace(/\s*\n\s*/g, ' ')}`;
+  return `crimg: ${code}: ${safeText(message.replace(/\s*\n\s*/g, ' '))}`;
 }

@@ -10,6 +10,7 @@ import { hideBin } from 'yargs/helpers';
 import { createCli, type Output } from './context.js';
 import { errorLine, exitCodeOf, usageError } from './errors.js';
 import { packageVersion } from './version.js';
+import { safeText } from './text.js';
 import { registerCreate } from './commands/create.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerVerify } from './commands/verify.js';
@@ -74,7 +75,7 @@ export async function main(argv: string[], streams: MainStreams = {}): Promise<n
     return status;
   } catch (e) {
     stderr.write(errorLine(e) + '\n');
-    if (argv.includes('--debug') && e instanceof Error && e.stack) stderr.write(e.stack + '\n');
+    if (argv.includes('--debug') && e instanceof Error && e.stack) stderr.write(e.stack.split('\n').map(safeText).join('\n') + '\n');
     return exitCodeOf(e);
   }
 }

@@ -88,10 +88,10 @@ export function parseProducer(text: string): { producerName: string; producerVer
 
 /** Applies `parse` to each `K=V` of a repeatable option, refusing a key given twice. */
 export function keyedValues<T>(texts: readonly string[] | undefined, option: string, parse: (v: string, what: string) => T): Record<string, T> {
-  const out: Record<string, T> = {};
+  const out = Object.create(null) as Record<string, T>; // `__proto__` is a key like any other
   for (const t of texts ?? []) {
     const [k, v] = parseKeyValue(t, option);
-    if (Object.prototype.hasOwnProperty.call(out, k)) throw usageError(`${option} ${k} is given twice`);
+    if (Object.hasOwn(out, k)) throw usageError(`${option} ${k} is given twice`);
     out[k] = parse(v, `${option} ${k}`);
   }
   return out;

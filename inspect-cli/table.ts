@@ -9,8 +9,9 @@ export interface Column {
 
 /** Visible width: ANSI colour sequences take no room. */
 function width(s: string): number {
+  // Most cells hold no colour: no regular expression for them (a table may have a million rows).
   // eslint-disable-next-line no-control-regex
-  return s.replace(/\x1b\[[0-9;]*m/g, '').length;
+  return s.includes('\x1b') ? s.replace(/\x1b\[[0-9;]*m/g, '').length : s.length;
 }
 
 function pad(s: string, w: number, align: Align): string {
@@ -25,7 +26,12 @@ function pad(s: string, w: number, align: Align): string {
 export function renderTable(columns: readonly Column[], rows: readonly (readonly string[])[], indent = ''): string[] {
   // A loop, not Math.max(...rows): a spread of 125,000 rows or more overflows the stack.
   const widths = columns.map((c) => width(c.title));
-  for (const r of rows) columns.forEach((_, i) => { widths[i] = Math.max(widths[i]!, width(r[i] ?? '')); });
+  for (const r of rows) {
+    for (let i = 0; i < widths.length; i++) {
+      const w = width(r[i] ?? '');
+      if (w > widths[i]!) widths[i] = w;
+    }
+  }
   const line = (cells: readonly string[]): string =>
     (indent + columns.map((c, i) => pad(cells[i] ?? '', widths[i]!, c.align ?? 'left')).join('  ')).trimEnd();
   return [line(columns.map((c) => c.title)), ...rows.map(line)];

@@ -1,7 +1,35 @@
 /**
- * Text formatting of the numbers the library returns: addresses, byte counts, ratios.
- * Pure functions, no I/O.
+ * Text formatting of what the library returns: addresses, byte counts, ratios, and strings
+ * that come from an image (names, labels, keys) made safe for a terminal. Pure functions, no I/O.
  */
+
+/**
+ * Characters a terminal acts on rather than shows: C0 controls (ESC, BEL, CR, LF...), DEL, C1
+ * controls (U+0080-U+009F, CSI among them), the line and paragraph separators, and the bidi
+ * controls that reorder what is shown (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069).
+ */
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * `s` with every terminal control and bidi character written as a visible escape: `\x1b` for
+ * C0, DEL and C1, `\u202e` for the others. Every string an image (or a command line) supplies
+ * goes through this before it reaches text output, so that a region name cannot move the
+ * cursor, forge a line or reverse what follows. JSON output needs none: JSON.stringify escapes
+ * C0, and JSON readers do not act on the rest.
+ * @example safeText('a\x1b[2Jb') // "a\\x1b[2Jb"
+ */
+export function safeText(s: string): string {
+  return s.replace(UNSAFE, (ch) => {
+    const c = ch.charCodeAt(0);
+    return c <= 0xff ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** A string from an image in double quotes with JSON escapes, then made safe (see {@link safeText}). */
+export function quotedText(s: string | null | undefined): string {
+  return safeText(JSON.stringify(s ?? null));
+}
 
 const UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 

@@ -118,7 +118,7 @@ describe('crimg check', () => {
     expect(json(j)).toEqual({
       file: img, compatible: false,
       labels: [{ key: 'engine', image: 'jvm-21', host: 'jvm-17' }],
-      bitmaps: [{ key: 'cpu.features', missing: [66], names: ['avx512f'] }],
+      bitmaps: [{ key: 'cpu.features', count: 1, missing: [66], names: ['avx512f'] }],
       host: { source: t.path('target.host'), architecture: 'x86_64', pageSize: 4096, labels: { engine: 'jvm-17' }, bitmaps: { 'cpu.features': lacking } },
     });
   });

@@ -13,6 +13,7 @@ import { usageError } from '../errors.js';
 import { withImage } from '../open.js';
 import { withJson } from '../options.js';
 import { keyedValues } from '../specs.js';
+import { quotedText, safeText } from '../text.js';
 
 export interface CheckJson extends CompatibilityReport {
   file: string;
@@ -20,11 +21,15 @@ export interface CheckJson extends CompatibilityReport {
 }
 
 export function renderCheck(r: CheckJson, c: Colors): string[] {
-  const lines = [`${r.file} on ${r.host.source}: ${r.compatible ? c.green('compatible') : c.red('incompatible')}`];
-  if (r.architecture) lines.push(`  architecture: image ${r.architecture.image}, host ${r.architecture.host}`);
+  const lines = [`${safeText(r.file)} on ${safeText(r.host.source)}: ${r.compatible ? c.green('compatible') : c.red('incompatible')}`];
+  if (r.architecture) lines.push(`  architecture: image ${safeText(r.architecture.image)}, host ${safeText(r.architecture.host)}`);
   if (r.pageSize) lines.push(`  page size: image ${r.pageSize.image}, host ${r.pageSize.host}`);
-  for (const l of r.labels) lines.push(`  label ${l.key}: image ${JSON.stringify(l.image)}, host ${l.host === null ? 'unset' : JSON.stringify(l.host)}`);
-  for (const b of r.bitmaps) lines.push(`  bitmap ${b.key}: host lacks ${b.names.join(' ')}`);
+  for (const l of r.labels) lines.push(`  label ${safeText(l.key)}: image ${quotedText(l.image)}, host ${l.host === null ? 'unset' : quotedText(l.host)}`);
+  // The library lists the first missing bits and counts the rest: a bitmap may lack millions.
+  for (const b of r.bitmaps) {
+    const more = b.count > b.names.length ? ` ... ${b.count - b.names.length} more` : '';
+    lines.push(`  bitmap ${safeText(b.key)}: host lacks ${safeText(b.names.join(' '))}${more}`);
+  }
   return lines;
 }
 
@@ -61,11 +66,11 @@ export function registerCheck(y: Argv, cli: Cli, exit: (code: number) => void): 
       const { host, source } = await hostFrom(a.constraints, describeHost(labels));
       // The validation block is readable without a key (section 4): no key options needed.
       const report = await withImage(img, {}, cli.env, async (image) => image.checkCompatibility(host));
-      const bitmaps: Record<string, string> = {};
+      const bitmaps = Object.create(null) as Record<string, string>; // a key `__proto__` too
       for (const [k, v] of Object.entries(host.bitmaps)) bitmaps[k] = Buffer.from(v).toString('hex');
       const out: CheckJson = { file: img, ...report, host: { source, architecture: host.architecture, pageSize: host.pageSize, labels: host.labels, bitmaps } };
       if (a.json) cli.printJson(out);
-      else cli.print(...renderCheck(out, cli.colors));
+      else cli.printLines(renderCheck(out, cli.colors));
       exit(report.compatible ? 0 : 1);
     },
   );

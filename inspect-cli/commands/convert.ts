@@ -14,7 +14,7 @@ import { readKey } from '../keys.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
 import { parseSize } from '../numbers.js';
-import { writeSummaryText } from '../text.js';
+import { safeText, writeSummaryText } from '../text.js';
 
 const CIPHER_CHOICES = ['none', 'aes-256-gcm', 'chacha20-poly1305'] as const;
 
@@ -68,7 +68,7 @@ export function registerConvert(y: Argv, cli: Cli, exit: (code: number) => void)
       });
       if (a.json) cli.printJson(summary);
       else if (!a.quiet) {
-        cli.print(`converted ${a.in} to ${a.out}: ${writeSummaryText(summary)}`);
+        cli.print(`converted ${safeText(a.in)} to ${safeText(a.out)}: ${writeSummaryText(summary)}`);
       }
       exit(0);
     },

@@ -15,7 +15,7 @@ import { readKey } from '../keys.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
 import { parseSize } from '../numbers.js';
 import { keyedValues, parseBitmapHex, parseGapSpec, parseMetric, parseProducer, parseRegionSpec, type GapSpec, type RegionSpec } from '../specs.js';
-import { writeSummaryText } from '../text.js';
+import { safeText, writeSummaryText } from '../text.js';
 import { packageVersion } from '../version.js';
 
 /** Bytes per read of a region file streamed to its end. */
@@ -125,7 +125,7 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
       }
       if (a.json) cli.printJson(summary);
       else if (!a.quiet) {
-        cli.print(`created ${a.out}: ${writeSummaryText(summary)}`);
+        cli.print(`created ${safeText(a.out)}: ${writeSummaryText(summary)}`);
       }
       exit(0);
     },

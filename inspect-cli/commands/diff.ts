@@ -10,7 +10,7 @@ import type { ImageDiff, RegionField } from '../../image/index.js';
 import type { Cli } from '../context.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
-import { hexAddress, humanBytes, plural } from '../text.js';
+import { hexAddress, humanBytes, plural, quotedText, safeText } from '../text.js';
 
 interface RegionBrief {
   index: number;
@@ -51,21 +51,26 @@ export function diffJson(d: ImageDiff, nameA: string, nameB: string): DiffJson {
 }
 
 function regionText(r: RegionBrief): string {
-  return `${r.address} ${humanBytes(r.length)} ${r.prot} ${r.kind}${r.name ? ` "${r.name}"` : ''}`;
+  return `${r.address} ${humanBytes(r.length)} ${r.prot} ${safeText(r.kind)}${r.name ? ` ${quotedText(r.name)}` : ''}`;
 }
 
+/** Differing ranges listed per region in text. */
+const MAX_RANGES = 64;
+
 export function renderDiff(d: DiffJson): string[] {
-  const lines = [`--- ${d.a}`, `+++ ${d.b}`];
+  const lines = [`--- ${safeText(d.a)}`, `+++ ${safeText(d.b)}`];
   for (const r of d.removed) lines.push(`- region ${regionText(r)}`);
   for (const r of d.added) lines.push(`+ region ${regionText(r)}`);
   for (const c of d.changed) {
-    const what = c.fields.map((f) => `${f} ${f === 'length' ? humanBytes(c.a.length) : JSON.stringify(c.a[f])} -> ${f === 'length' ? humanBytes(c.b.length) : JSON.stringify(c.b[f])}`);
+    const what = c.fields.map((f) => `${f} ${f === 'length' ? humanBytes(c.a.length) : quotedText(c.a[f])} -> ${f === 'length' ? humanBytes(c.b.length) : quotedText(c.b[f])}`);
     lines.push(`~ region ${c.address}: ${what.join(', ')}`);
   }
   for (const m of d.memory) {
     const pages = m.ranges.reduce((s, r) => s + r.pages, 0);
-    lines.push(`~ region ${m.address}${m.name ? ` "${m.name}"` : ''}: ${plural(pages, 'page')} differ${pages === 1 ? 's' : ''}`);
-    for (const r of m.ranges) lines.push(`    ${r.start}-${r.end} (${plural(r.pages, 'page')})`);
+    lines.push(`~ region ${m.address}${m.name ? ` ${quotedText(m.name)}` : ''}: ${plural(pages, 'page')} differ${pages === 1 ? 's' : ''}`);
+    // The first ranges of a region, then a count: text summarises, --json lists them all.
+    for (const r of m.ranges.slice(0, MAX_RANGES)) lines.push(`    ${r.start}-${r.end} (${plural(r.pages, 'page')})`);
+    if (m.ranges.length > MAX_RANGES) lines.push(`    ... ${plural(m.ranges.length - MAX_RANGES, 'more range')}`);
   }
   lines.push(d.identical ? 'identical: same regions, same memory' : 'images differ');
   return lines;
@@ -86,7 +91,7 @@ export function registerDiff(y: Argv, cli: Cli, exit: (code: number) => void): A
       const { diffImages } = await import('../../image/index.js');
       const d = await withImage(args.a, keys, cli.env, (a) => withImage(args.b, keys, cli.env, async (b) => diffJson(await diffImages(a, b), args.a, args.b)));
       if (args.json) cli.printJson(d);
-      else cli.print(...renderDiff(d));
+      else cli.printLines(renderDiff(d));
       exit(args.exitCode && !d.identical ? 1 : 0);
     },
   );

@@ -4,9 +4,10 @@
  */
 import type { Argv } from 'yargs';
 import type { Cli } from '../context.js';
+import type { Progress } from '../progress.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
-import { humanBytes } from '../text.js';
+import { humanBytes, safeText } from '../text.js';
 import { parsePid } from './capture.js';
 
 export function registerExportCore(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
@@ -22,21 +23,25 @@ export function registerExportCore(y: Argv, cli: Cli, exit: (code: number) => vo
     async (a) => {
       const { exportCore } = await import('../../capture/index.js');
       const result = await withImage(a.image, keySources(a), cli.env, async (image) => {
-        const progress = cli.progress(a.quiet as boolean | undefined, 'export', 0, 'bytes');
+        // Made at the first report, which brings the total (the image's data bytes).
+        let progress: Progress | undefined;
         try {
           return await exportCore(image, a.core, {
             ...(a.arch !== undefined ? { architecture: a.arch } : {}),
             ...(a.pid !== undefined ? { pid: parsePid(a.pid) } : {}),
-            onProgress: (done) => progress.update(done),
+            onProgress: (done, total) => {
+              progress ??= cli.progress(a.quiet as boolean | undefined, 'export', total, 'bytes');
+              progress.update(done);
+            },
           });
         } finally {
-          progress.finish();
+          progress?.finish();
         }
       });
       if (a.json) cli.printJson(result);
       else if (!a.quiet) {
-        cli.print(`exported ${a.image} to ${a.core}: ${result.segments} segments (${result.gapSegments} gaps), ${result.files} files in NT_FILE, ` +
-          `${result.architecture}; file ${humanBytes(result.fileSize)} (${humanBytes(result.bytesWritten)} written, the rest holes)`);
+        cli.print(`exported ${safeText(a.image)} to ${safeText(a.core)}: ${result.segments} segments (${result.gapSegments} gaps), ${result.files} files in NT_FILE, ` +
+          `${safeText(result.architecture)}; file ${humanBytes(result.fileSize)} (${humanBytes(result.bytesWritten)} written, the rest holes)`);
       }
       exit(0);
     },

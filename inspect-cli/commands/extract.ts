@@ -11,7 +11,7 @@ import { usageError } from '../errors.js';
 import { withImage } from '../open.js';
 import { keySources, withKeyOptions } from '../options.js';
 import { parseAddress, parseSize } from '../numbers.js';
-import { hexAddress, humanBytes } from '../text.js';
+import { hexAddress, humanBytes, safeText } from '../text.js';
 
 /** The address range of region `n`. @throws CrimgError NOT_MAPPED for a gap. */
 function regionRange(image: Image, n: number): { address: bigint; length: bigint } {
@@ -64,7 +64,7 @@ export function registerExtract(y: Argv, cli: Cli, exit: (code: number) => void)
           progress.finish();
         }
         await fh?.close();
-        return `extracted ${hexAddress(address)}-${hexAddress(address + length)} (${humanBytes(length)}) to ${a.output}`;
+        return `extracted ${hexAddress(address)}-${hexAddress(address + length)} (${humanBytes(length)}) to ${safeText(a.output)}`;
       });
       if (a.output !== '-' && !a.quiet) cli.print(summary);
       exit(0);

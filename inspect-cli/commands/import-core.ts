@@ -10,7 +10,7 @@ import { usageError } from '../errors.js';
 import { readKey } from '../keys.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
 import { parseSize } from '../numbers.js';
-import { writeSummaryText } from '../text.js';
+import { safeText, writeSummaryText } from '../text.js';
 
 export function registerImportCore(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
   return y.command(
@@ -46,9 +46,9 @@ export function registerImportCore(y: Argv, cli: Cli, exit: (code: number) => vo
       if (a.json) cli.printJson(result);
       else if (!a.quiet) {
         cli.print(
-          `imported ${a.core} into ${a.out}: ${writeSummaryText(result.summary)}`,
-          `  ${result.segments} segments: ${result.dataRegions} data regions, ${result.gaps} gaps; architecture ${result.architecture ?? 'unknown'}, page size ${result.pageSize}${result.fromCrimg ? '; kinds, names and restore constraints from its CRIMG notes' : ''}`,
-          ...result.notes.map((n) => `  note: ${n}`),
+          `imported ${safeText(a.core)} into ${safeText(a.out)}: ${writeSummaryText(result.summary)}`,
+          `  ${result.segments} segments: ${result.dataRegions} data regions, ${result.gaps} gaps; architecture ${safeText(result.architecture ?? 'unknown')}, page size ${result.pageSize}${result.fromCrimg ? '; kinds, names and restore constraints from its CRIMG notes' : ''}`,
+          ...result.notes.map((n) => `  note: ${safeText(n)}`),
         );
       }
       exit(0);

@@ -11,7 +11,7 @@ import type { Colors } from '../colors.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
 import { renderPairs, renderTable } from '../table.js';
-import { hexAddress, humanBytes, percent, plural, ratio } from '../text.js';
+import { hexAddress, humanBytes, percent, plural, ratio, safeText } from '../text.js';
 
 export interface RegionJson {
   index: number;
@@ -76,7 +76,8 @@ export function regionJson(r: Region): RegionJson {
 
 export function describeImage(image: Image, file: string): InspectJson {
   const v = image.validation;
-  const bitmaps: Record<string, string> = {};
+  // Null-prototype records: a key `__proto__` is a key like any other (check enforces it).
+  const bitmaps = Object.create(null) as Record<string, string>;
   for (const [k, bits] of Object.entries(v.bitmaps)) bitmaps[k] = Buffer.from(bits).toString('hex');
   const out: InspectJson = {
     file,
@@ -95,9 +96,9 @@ export function describeImage(image: Image, file: string): InspectJson {
       producerVersion: v.producerVersion ?? null,
       architecture: v.architecture ?? null,
       pageSize: v.pageSize ?? null,
-      labels: { ...v.labels },
+      labels: Object.assign(Object.create(null) as Record<string, string>, v.labels),
       bitmaps,
-      metrics: { ...v.metrics },
+      metrics: Object.assign(Object.create(null) as Record<string, number>, v.metrics),
       skippedRecords: v.skipped.length,
     },
     indexEncrypted: image.encryption !== 'none',
@@ -126,23 +127,65 @@ export function describeImage(image: Image, file: string): InspectJson {
 /** Names a bit of the `cpu.features` bitmap (the library's featureName). */
 export type FeatureName = (bit: number) => string;
 
-/** Set bits of a bitmap, by CPU feature name for `cpu.features`. */
-function bitNames(key: string, hex: string, featureName: FeatureName): string[] {
-  const bytes = Buffer.from(hex, 'hex');
-  const names: string[] = [];
-  for (let i = 0; i < bytes.length * 8; i++) {
-    if ((bytes[i >> 3]! >> (i & 7)) & 1) names.push(key === 'cpu.features' ? featureName(i) : String(i));
+/** How many of a bitmap's bits are set, and its first runs of set bits (at most `limit`). */
+export function setBitRuns(bytes: Uint8Array, limit: number): { count: number; runs: [number, number][]; moreRuns: boolean } {
+  let count = 0;
+  const runs: [number, number][] = [];
+  let moreRuns = false;
+  let open = -1; // first bit of the run being read, or -1
+  const close = (end: number): void => {
+    if (runs.length < limit) runs.push([open, end]);
+    else moreRuns = true;
+    open = -1;
+  };
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    // Whole bytes first: a megabyte of 0x00 or 0xff costs one step per byte, not eight.
+    if (b === 0) { if (open >= 0) close(i * 8 - 1); continue; }
+    if (b === 0xff) { count += 8; if (open < 0) open = i * 8; continue; }
+    for (let k = 0; k < 8; k++) {
+      if ((b >> k) & 1) { count++; if (open < 0) open = i * 8 + k; } else if (open >= 0) close(i * 8 + k - 1);
+    }
   }
-  return names;
+  if (open >= 0) close(bytes.length * 8 - 1);
+  return { count, runs, moreRuns };
 }
 
+/** Hex digits of a bitmap shown in text; the rest is counted, not printed (--json has it all). */
+const MAX_HEX = 64;
+/** Set bits (or runs of them) named in text. */
 const MAX_NAMES = 16;
+
+/**
+ * "KEY=HEX (N bits: ...)": the set bits by CPU feature name for `cpu.features`, else as runs
+ * ("0-8388607"), at most {@link MAX_NAMES} of them; work and output are bounded by the
+ * bitmap's bytes, never by its bits.
+ */
+export function bitmapText(key: string, hex: string, featureName: FeatureName): string {
+  const bytes = Buffer.from(hex, 'hex');
+  const { count, runs, moreRuns } = setBitRuns(bytes, MAX_NAMES);
+  const shown: string[] = [];
+  let listed = 0;
+  for (const [a, b] of runs) {
+    if (key === 'cpu.features') {
+      for (let i = a; i <= b && shown.length < MAX_NAMES; i++, listed++) shown.push(safeText(featureName(i)));
+    } else {
+      shown.push(a === b ? String(a) : `${a}-${b}`);
+      listed += b - a + 1;
+    }
+    if (shown.length >= MAX_NAMES) break;
+  }
+  if (listed < count) shown.push(`... ${count - listed} more`);
+  else if (moreRuns) shown.push('...');
+  const hexShown = hex.length > MAX_HEX ? `${hex.slice(0, MAX_HEX)}... (${plural(bytes.length, 'byte')})` : hex;
+  return `${safeText(key)}=${hexShown} (${plural(count, 'bit')}${count ? `: ${shown.join(' ')}` : ''})`;
+}
 
 /** The human form of {@link describeImage}'s model. */
 export function renderInspect(d: InspectJson, c: Colors, featureName: FeatureName): string[] {
   const v = d.validation;
   const lines = renderPairs([
-    ['image', d.file],
+    ['image', safeText(d.file)],
     ['format', d.version],
     ['image id', d.imageId],
     ['created', d.created],
@@ -155,18 +198,14 @@ export function renderInspect(d: InspectJson, c: Colors, featureName: FeatureNam
   ]);
   lines.push('', c.bold('validation block'));
   const pairs: [string, string][] = [];
-  if (v.producerName !== null) pairs.push(['producer', [v.producerName, v.producerVersion].filter((x) => x !== null).join(' ')]);
-  if (v.architecture !== null) pairs.push(['architecture', v.architecture]);
+  if (v.producerName !== null) pairs.push(['producer', safeText([v.producerName, v.producerVersion].filter((x) => x !== null).join(' '))]);
+  if (v.architecture !== null) pairs.push(['architecture', safeText(v.architecture)]);
   if (v.pageSize !== null) pairs.push(['page size', String(v.pageSize)]);
-  for (const [k, val] of Object.entries(v.labels)) pairs.push(['label', `${k}=${val}`]);
-  for (const [k, hex] of Object.entries(v.bitmaps)) {
-    const names = bitNames(k, hex, featureName);
-    const shown = names.length > MAX_NAMES ? [...names.slice(0, MAX_NAMES), `... ${names.length - MAX_NAMES} more`] : names;
-    pairs.push(['bitmap', `${k}=${hex} (${plural(names.length, 'bit')}${names.length ? `: ${shown.join(' ')}` : ''})`]);
-  }
-  for (const [k, val] of Object.entries(v.metrics)) pairs.push(['metric', `${k}=${val}`]);
+  for (const [k, val] of Object.entries(v.labels)) pairs.push(['label', safeText(`${k}=${val}`)]);
+  for (const [k, hex] of Object.entries(v.bitmaps)) pairs.push(['bitmap', bitmapText(k, hex, featureName)]);
+  for (const [k, val] of Object.entries(v.metrics)) pairs.push(['metric', `${safeText(k)}=${val}`]);
   if (v.skippedRecords) pairs.push(['skipped', `${plural(v.skippedRecords, 'record')} of unknown types`]);
-  lines.push(...(pairs.length ? renderPairs(pairs, '  ') : ['  (empty)']));
+  for (const l of pairs.length ? renderPairs(pairs, '  ') : ['  (empty)']) lines.push(l);
   lines.push('');
   if (d.regions === null || d.totals === null) {
     lines.push(c.yellow('index: encrypted; the region table needs a key (--key-file, --key-env or --passphrase-file)'));
@@ -174,18 +213,19 @@ export function renderInspect(d: InspectJson, c: Colors, featureName: FeatureNam
   }
   lines.push(c.bold(`regions (${d.regions.length})`));
   const rows = d.regions.map((r) => [
-    String(r.index), r.address, r.end, humanBytes(r.length), r.prot, r.kind,
+    String(r.index), r.address, r.end, humanBytes(r.length), r.prot, safeText(r.kind),
     r.gap ? '-' : String(r.chunkCount), r.gap ? '-' : String(r.zeroChunks), r.gap ? '-' : humanBytes(r.storedBytes),
-    r.gap ? '-' : percent(r.ratio), r.name,
+    r.gap ? '-' : percent(r.ratio), safeText(r.name),
   ]);
-  lines.push(...renderTable([
+  // Pushed one by one: lines.push(...rows) overflows the stack from 125,000 rows.
+  for (const l of renderTable([
     { title: '#', align: 'right' }, { title: 'address', align: 'right' }, { title: 'end', align: 'right' }, { title: 'length', align: 'right' },
     { title: 'prot' }, { title: 'kind' }, { title: 'chunks', align: 'right' }, { title: 'zero', align: 'right' },
     { title: 'stored', align: 'right' }, { title: 'ratio', align: 'right' }, { title: 'name' },
-  ], rows, '  '));
+  ], rows, '  ')) lines.push(l);
   const t = d.totals;
   lines.push('', c.bold('totals'));
-  lines.push(...renderPairs([
+  lines.push(...renderPairs([ // four lines
     ['regions', `${t.regions - t.gaps} data, ${plural(t.gaps, 'gap')} (${humanBytes(t.reserved)} reserved)`],
     ['mapped', `${humanBytes(t.mapped)} (${t.mapped} bytes)`],
     ['stored', `${humanBytes(t.stored)} (${t.stored} bytes), ratio ${percent(t.ratio)}`],
@@ -207,7 +247,7 @@ export function registerInspect(y: Argv, cli: Cli, exit: (code: number) => void)
       if (a.json) cli.printJson(d);
       else {
         const { featureName } = await import('../../image/index.js');
-        cli.print(...renderInspect(d, cli.colors, featureName));
+        cli.printLines(renderInspect(d, cli.colors, featureName));
       }
       exit(0);
     },

@@ -10,7 +10,7 @@ import type { Colors } from '../colors.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
 import { renderTable } from '../table.js';
-import { hexAddress, humanBytes, percent, ratio } from '../text.js';
+import { hexAddress, humanBytes, percent, ratio, safeText } from '../text.js';
 
 /** Byte counts of a region, a kind or the whole image, as the JSON prints them. */
 export interface Usage {
@@ -65,13 +65,14 @@ function share(n: number, total: number): string {
 }
 
 export function renderStats(s: StatsJson, c: Colors): string[] {
-  const lines = [`${s.file}: chunk size ${humanBytes(s.chunkSize)}, compression ${s.compression}, encryption ${s.encryption}`, ''];
+  const lines = [`${safeText(s.file)}: chunk size ${humanBytes(s.chunkSize)}, compression ${s.compression}, encryption ${s.encryption}`, ''];
   lines.push(c.bold('by kind'));
-  lines.push(...renderTable([{ title: 'kind' }, { title: 'regions', align: 'right' }, ...USAGE_COLUMNS],
-    s.kinds.map((k) => [k.kind, String(k.regions), ...usageCells(k)]), '  '));
+  // Pushed one by one: lines.push(...rows) overflows the stack from 125,000 rows.
+  for (const l of renderTable([{ title: 'kind' }, { title: 'regions', align: 'right' }, ...USAGE_COLUMNS],
+    s.kinds.map((k) => [safeText(k.kind), String(k.regions), ...usageCells(k)]), '  ')) lines.push(l);
   lines.push('', c.bold('by region'));
-  lines.push(...renderTable([{ title: '#', align: 'right' }, { title: 'address', align: 'right' }, { title: 'kind' }, ...USAGE_COLUMNS, { title: 'name' }],
-    s.regions.map((r) => [String(r.index), r.address, r.kind, ...usageCells(r), r.name]), '  '));
+  for (const l of renderTable([{ title: '#', align: 'right' }, { title: 'address', align: 'right' }, { title: 'kind' }, ...USAGE_COLUMNS, { title: 'name' }],
+    s.regions.map((r) => [String(r.index), r.address, safeText(r.kind), ...usageCells(r), safeText(r.name)]), '  ')) lines.push(l);
   const t = s.totals;
   lines.push('', c.bold('totals'));
   lines.push(`  ${humanBytes(t.mapped)} mapped in ${t.regions} regions, ${humanBytes(t.stored)} stored (${percent(t.ratio)}), ${humanBytes(t.zero)} zero`);
@@ -89,7 +90,7 @@ export function registerStats(y: Argv, cli: Cli, exit: (code: number) => void): 
     async (a) => {
       const s = await withImage(a.img, keySources(a), cli.env, async (image) => statsJson(await image.chunkStats(), image, a.img));
       if (a.json) cli.printJson(s);
-      else cli.print(...renderStats(s, cli.colors));
+      else cli.printLines(renderStats(s, cli.colors));
       exit(0);
     },
   );

@@ -10,7 +10,7 @@ import type { Cli } from '../context.js';
 import { describeError, exitCodeOf, EXIT_USAGE } from '../errors.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
-import { hexAddress, humanBytes, plural } from '../text.js';
+import { hexAddress, humanBytes, plural, safeText } from '../text.js';
 
 export interface VerifyErrorJson {
   code: string;
@@ -56,7 +56,7 @@ export function renderVerifyError(e: VerifyErrorJson): string {
   if (e.chunk !== undefined) where.push(`chunk ${e.chunk}`);
   if (e.address !== undefined) where.push(e.end !== undefined ? `${e.address}-${e.end}` : e.address);
   if (e.offset !== undefined) where.push(`offset ${e.offset}`);
-  return `${e.code}${where.length ? ` ${where.join(' ')}` : ''}: ${e.message}`;
+  return safeText(`${e.code}${where.length ? ` ${where.join(' ')}` : ''}: ${e.message}`);
 }
 
 export function registerVerify(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
