@@ -9,6 +9,7 @@
  * program header numbering, core layout), include/linux/elfcore.h (struct elf_prstatus).
  */
 import { CrimgError } from '../format/errors.js';
+import { REGION_SHARED } from '../format/constants.js';
 import { hex } from '../format/bytes.js';
 import { CORRUPT_CORE } from './_codes.js';
 
@@ -345,14 +346,17 @@ export interface CrimgRegionInfo {
   kindId: number;
   protBits: number;
   name: string;
+  /** Region flag SHARED (spec/FORMAT.md section 8.1); absent in notes of earlier versions (read as false). */
+  shared?: boolean;
 }
 
 const CRIMG_REGION_SIZE = 32;
 
 /**
  * The NT_CRIMG_REGIONS descriptor: u32 count, u32 zero, then `count` records of 32 bytes
- * {u64 address, u64 length, u8 kind, u8 protection, u16 zero, u32 name offset, u32 name
- * length, u32 zero} in the image's region order, then the names (UTF-8), offsets relative to
+ * {u64 address, u64 length, u8 kind, u8 protection, u16 flags (bit 0 SHARED, as the region
+ * record's; written as zero before), u32 name offset, u32 name length, u32 zero} in the
+ * image's region order, then the names (UTF-8), offsets relative to
  * the end of the records. With it, import-core gives back the kinds, names and gaps the image had.
  */
 export function encodeCrimgRegions(regions: readonly CrimgRegionInfo[]): Uint8Array {
@@ -368,6 +372,7 @@ export function encodeCrimgRegions(regions: readonly CrimgRegionInfo[]): Uint8Ar
     d.setBigUint64(o + 8, r.length, true);
     b[o + 16] = r.kindId;
     b[o + 17] = r.protBits;
+    d.setUint16(o + 18, r.shared ? REGION_SHARED : 0, true);
     d.setUint32(o + 20, s, true);
     d.setUint32(o + 24, names[i]!.length, true);
     b.set(names[i]!, table + s);
@@ -395,6 +400,7 @@ export function decodeCrimgRegions(desc: Uint8Array, base: number): CrimgRegionI
       kindId: desc[o + 16]!,
       protBits: desc[o + 17]! & 7,
       name: utf8.decode(desc.subarray(table + nameAt, table + nameAt + nameLen)),
+      ...(d.getUint16(o + 18, true) & REGION_SHARED ? { shared: true } : {}),
     });
   }
   return out;

@@ -6,9 +6,9 @@
  *   PT_LOAD with p_filesz 0 and no flags, the kernel's form for memory it did not dump.
  * - Notes: one NT_PRSTATUS (the pid of the image's `capture.pid` metric, every register zero:
  *   crimg keeps memory, not threads; gdb needs one thread to open a core), an NT_FILE listing
- *   the file and code regions whose name is an absolute path (with file offset 0: the region
- *   table does not record mapping offsets), and two notes of owner "CRIMG" holding the
- *   validation block and each region's kind and name, so that import-core gives the image back.
+ *   the file mappings at the file offsets the image records (see {@link fileMappings}), and
+ *   two notes of owner "CRIMG" holding the validation block and each region's kind, name and
+ *   shared flag, so that import-core gives the image back.
  * - Zero chunks are not written: they are holes of a sparse file, read back as zeros.
  *
  * Streaming: a region is read in 8 MiB pieces, one piece ahead; memory stays bounded whatever
@@ -16,6 +16,7 @@
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { ImageReader } from '../image/reader.js';
+import type { Region } from '../format/index-table.js';
 import { CrimgError } from '../format/errors.js';
 import { isZero } from '../codec/chunk.js';
 import { parseFileGapName } from './proc-maps.js';
@@ -76,17 +77,7 @@ export async function exportCore(image: ImageReader, corePath: string, options: 
   const pageSize = image.pageSize;
   const metricPid = image.validation.metrics['capture.pid'];
   const pid = options.pid ?? (metricPid !== undefined && Number.isInteger(metricPid) && metricPid > 0 && metricPid < 2 ** 31 ? metricPid : 1);
-  // Files the regions came from, and the file mappings a capture left as gaps
-  // (fileMappings 'gap'), whose names say which file at which offset: gdb finds them by it.
-  const files: FileMapping[] = [];
-  for (const r of regions) {
-    const left = r.isGap ? parseFileGapName(r.name) : null;
-    if (left && left.offset % BigInt(pageSize) === 0n) {
-      files.push({ start: r.address, end: r.address + r.length, pageOffset: left.offset / BigInt(pageSize), name: left.path });
-    } else if (!r.isGap && (r.kind === 'file' || r.kind === 'code') && r.name.startsWith('/')) {
-      files.push({ start: r.address, end: r.address + r.length, pageOffset: 0n, name: r.name });
-    }
-  }
+  const files = fileMappings(regions, pageSize);
   const noteParts = [encodeNote('CORE', NT_PRSTATUS, encodePrStatus(arch, pid))];
   if (files.length) noteParts.push(encodeNote('CORE', NT_FILE, encodeFileNote(pageSize, files)));
   noteParts.push(encodeNote(CRIMG_NOTE_NAME, NT_CRIMG_VALIDATION, image.validationBytes));
@@ -140,6 +131,31 @@ export async function exportCore(image: ImageReader, corePath: string, options: 
     path: corePath, fileSize: layout.fileSize, architecture: arch.name, segments: regions.length,
     gapSegments: regions.filter((r) => r.isGap).length, bytesWritten: written + layout.notesOffset + notes.length, files: files.length,
   };
+}
+
+/**
+ * The NT_FILE list (offsets in pages of `pageSize`): gdb finds a library's symbols by the
+ * offset of each of its mappings. A region named by an absolute path with a recorded file
+ * offset (region flag FILE_OFFSET, section 8.1) is listed at that offset, gaps included (a
+ * library's `---p` mapping); a gap a capture named `PATH @0xOFFSET PROT` (fileMappings 'gap')
+ * at the offset of its name; a file or code region without a recorded offset (images of
+ * earlier writers) at offset 0, which is all such an image says.
+ */
+export function fileMappings(regions: readonly Region[], pageSize: number): FileMapping[] {
+  const page = BigInt(pageSize);
+  const files: FileMapping[] = [];
+  for (const r of regions) {
+    const at = { start: r.address, end: r.address + r.length };
+    const left = r.isGap ? parseFileGapName(r.name) : null;
+    if (left && left.offset % page === 0n) {
+      files.push({ ...at, pageOffset: (r.fileOffset ?? left.offset) / page, name: left.path });
+    } else if (r.fileOffset !== undefined && r.name.startsWith('/')) {
+      files.push({ ...at, pageOffset: r.fileOffset / page, name: r.name });
+    } else if (!r.isGap && (r.kind === 'file' || r.kind === 'code') && r.name.startsWith('/')) {
+      files.push({ ...at, pageOffset: 0n, name: r.name });
+    }
+  }
+  return files;
 }
 
 /** Writes the non-zero blocks of `piece` at `at` in runs, leaving holes; returns bytes written. */

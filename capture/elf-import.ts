@@ -72,10 +72,12 @@ const MAX_NOTES = 64 * 1024 * 1024;
 const PIECE = 8 * 1024 * 1024;
 const ZERO_PIECE = new Uint8Array(1024 * 1024);
 
-/** One region or gap to write. */
-type Item =
-  | { gap: false; address: bigint; fileOffset: number; fileBytes: number; zeroTail: bigint; prot: string; kind: number; name: string }
-  | { gap: true; address: bigint; length: bigint; name: string };
+/**
+ * One region or gap to write. `fileOffset` is where its bytes lie in the core; `mapOffset` the
+ * offset in the mapped file NT_FILE gives (region flag FILE_OFFSET), `shared` the CRIMG note's.
+ */
+type Item = ({ gap: false; address: bigint; fileOffset: number; fileBytes: number; zeroTail: bigint; prot: string; kind: number; name: string }
+  | { gap: true; address: bigint; length: bigint; name: string }) & { mapOffset?: bigint; shared?: boolean };
 
 /**
  * Reads the core `corePath` and writes the image `outPath`.
@@ -106,7 +108,7 @@ export async function importCore(corePath: string, outPath: string, options: Imp
     try {
       for (const it of plan.items) {
         if (it.gap) {
-          await writer.addGap({ address: it.address, length: it.length, name: it.name });
+          await writer.addGap({ address: it.address, length: it.length, name: it.name, shared: it.shared, fileOffset: it.mapOffset });
           continue;
         }
         const pieces = async function* (): AsyncGenerator<Uint8Array> {
@@ -124,7 +126,7 @@ export async function importCore(corePath: string, outPath: string, options: Imp
             options.onProgress?.(done, total);
           }
         };
-        await writer.addRegion({ address: it.address, data: pieces(), prot: it.prot, kind: it.kind, name: it.name });
+        await writer.addRegion({ address: it.address, data: pieces(), prot: it.prot, kind: it.kind, name: it.name, shared: it.shared, fileOffset: it.mapOffset });
       }
       const summary = await writer.finish();
       const result: ImportCoreResult = {
@@ -242,6 +244,15 @@ export function planImport(core: CoreStructure, options: Pick<ImportCoreOptions,
     }
     return undefined;
   };
+  // The offset in its file of address `a`: NT_FILE's page offset times the note's page size
+  // (the kernel's page size; gdb's gcore writes 1 and offsets in bytes), kept when it is a
+  // multiple of the image's page size (the writer leaves out one past 2^32 pages).
+  const mapOffset = (a: bigint): { mapOffset?: bigint } => {
+    const f = fileAt(a);
+    if (!f || !files || files.pageSize === 0n) return {};
+    const off = f.pageOffset * files.pageSize + (a - f.start);
+    return off % page === 0n ? { mapOffset: off } : {};
+  };
   const byAddress = new Map<bigint, CrimgRegionInfo>();
   for (const r of crimgRegions ?? []) byAddress.set(r.address, r);
   const stacks = threads.filter((t) => t.sp !== null && t.sp !== 0n);
@@ -281,8 +292,9 @@ export function planImport(core: CoreStructure, options: Pick<ImportCoreOptions,
       name = Buffer.from(name).subarray(0, LIMITS.maxNameLength).toString('utf8').replace(/\uFFFD+$/, '');
     }
     const prot = info ? protToString(info.protBits) : flagsToProt(p.flags);
+    const flags = { ...mapOffset(p.vaddr), ...(info?.shared ? { shared: true } : {}) };
     if (p.filesz === 0n) {
-      items.push({ gap: true, address: p.vaddr, length: alignUp(p.memsz), name });
+      items.push({ gap: true, address: p.vaddr, length: alignUp(p.memsz), name, ...flags });
       if (p.flags & PF_R && !(info && info.kindId === KIND_GAP)) {
         skipped++;
         skippedBytes += p.memsz;
@@ -294,8 +306,9 @@ export function planImport(core: CoreStructure, options: Pick<ImportCoreOptions,
     if (tail > 0n) {
       if (file) {
         const from = p.vaddr + alignUp(p.filesz);
-        if (from < end) items.push({ gap: false, address: p.vaddr, fileOffset: Number(p.offset), fileBytes: Number(p.filesz), zeroTail: 0n, prot, kind, name }, { gap: true, address: from, length: end - from, name });
-        else items.push({ gap: false, address: p.vaddr, fileOffset: Number(p.offset), fileBytes: Number(p.filesz), zeroTail: 0n, prot, kind, name });
+        const head: Item = { gap: false, address: p.vaddr, fileOffset: Number(p.offset), fileBytes: Number(p.filesz), zeroTail: 0n, prot, kind, name, ...flags };
+        if (from < end) items.push(head, { gap: true, address: from, length: end - from, name, ...mapOffset(from), ...(info?.shared ? { shared: true } : {}) });
+        else items.push(head);
         notes.push(`segment ${p.index} (${name}) at ${hex(p.vaddr)}: ${tail} bytes of file content are not in the core; recorded as a gap`);
         continue;
       }
@@ -305,7 +318,7 @@ export function planImport(core: CoreStructure, options: Pick<ImportCoreOptions,
         throw new CrimgError('LIMIT_EXCEEDED', `core file: segment tails to fill with zeros exceed ${maxZeroFill} bytes (segment ${p.index} at ${hex(p.vaddr)})`, { hint: 'raise maxZeroFill if the core is genuine' });
       }
     }
-    items.push({ gap: false, address: p.vaddr, fileOffset: Number(p.offset), fileBytes: Number(p.filesz), zeroTail, prot, kind, name });
+    items.push({ gap: false, address: p.vaddr, fileOffset: Number(p.offset), fileBytes: Number(p.filesz), zeroTail, prot, kind, name, ...flags });
   }
   if (items.length === 0) throw new CrimgError(CORRUPT_CORE, 'core file: no PT_LOAD segment holds memory: there is nothing to import');
   if (items.length > LIMITS.maxRegions) throw new CrimgError('LIMIT_EXCEEDED', `the core makes ${items.length} regions (limit ${LIMITS.maxRegions})`);

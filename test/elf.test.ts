@@ -5,8 +5,8 @@
  * rules of import, and export/import round trips checked with readelf and gdb (both required).
  */
 import { jest } from '@jest/globals';
-import { statSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { ImageWriter, openImage, isCrimgError, featureBitmap } from '../index.js';
 import {
@@ -15,11 +15,12 @@ import {
   decodeSectionZeroCount, encodeCrimgRegions, encodeFileNote, encodeNote, encodePrStatus, encodeSectionZero, layoutCore, sectionZeroRange,
 } from '../capture/elf-core.js';
 import { importCore } from '../capture/elf-import.js';
-import { exportCore } from '../capture/elf-export.js';
+import { captureProcess } from '../capture/process.js';
+import { exportCore, fileMappings } from '../capture/elf-export.js';
 import { CORRUPT_CORE } from '../capture/_codes.js';
 import { prng, tempDir } from './helpers.js';
 import { crimg, json } from './cli-helpers.js';
-import { ensureCaptureBuilt, gdbBytes, requireTool } from './capture-fixture.js';
+import { ensureCaptureBuilt, gcore, gdbBytes, requireTool } from './capture-fixture.js';
 
 jest.setTimeout(40000);
 
@@ -138,7 +139,10 @@ describe('ELF structures (pure)', () => {
 
   it('round-trips notes, NT_FILE and the CRIMG regions note', () => {
     const files = [{ start: 0x1000n, end: 0x3000n, pageOffset: 2n, name: '/lib/libc.so.6' }, { start: 0x5000n, end: 0x6000n, pageOffset: 0n, name: '/tmp/a file (deleted)' }];
-    const regions = [{ address: 0x1000n, length: 0x2000n, kindId: 3, protBits: 5, name: 'code ✓' }, { address: 0x9000n, length: 0x1000n, kindId: 6, protBits: 0, name: '' }];
+    const regions = [
+      { address: 0x1000n, length: 0x2000n, kindId: 3, protBits: 5, name: 'code ✓' }, { address: 0x9000n, length: 0x1000n, kindId: 6, protBits: 0, name: '' },
+      { address: 0xa000n, length: 0x1000n, kindId: 5, protBits: 3, name: '/dev/shm/x', shared: true },
+    ];
     const seg = Buffer.concat([encodeNote('CORE', NT_FILE, encodeFileNote(PAGE, files)), encodeNote(CRIMG_NOTE_NAME, NT_CRIMG_REGIONS, encodeCrimgRegions(regions))]);
     const notes = decodeNotes(seg, 1000);
     expect(notes.map((n) => [n.name, n.type])).toEqual([['CORE', NT_FILE], [CRIMG_NOTE_NAME, NT_CRIMG_REGIONS]]);
@@ -413,5 +417,117 @@ describe('crimg import-core and export-core', () => {
     const c = await crimg(['import-core', tmp.path('missing.core'), tmp.path('x.img')]);
     expect(c.status).toBe(2);
     expect(c.stderr).toMatch(/IO_ERROR: cannot open .*missing\.core: ENOENT/);
+  });
+});
+
+/** `info proc mappings` of a core as gdb prints it: start, end, file offset, file name. */
+function gdbMappings(core: string): { start: bigint; end: bigint; offset: bigint; file: string }[] {
+  const r = spawnSync('gdb', ['-batch', '-nx', '-c', core, '-ex', 'info proc mappings'], { encoding: 'utf8', timeout: 30000 });
+  const out = [];
+  for (const line of r.stdout.split('\n')) {
+    // "      0x7f0068cba000     0x7f0068e10000   0x156000    0x26000 /usr/lib/x86_64-linux-gnu/libc.so.6"
+    const m = /^\s*(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s+(\S.*)$/.exec(line);
+    if (m) out.push({ start: BigInt(m[1]!), end: BigInt(m[2]!), offset: BigInt(m[3]!), file: m[4]! });
+  }
+  if (out.length === 0) throw new Error(`gdb listed no file mappings of ${core}:\n${r.stdout}\n${r.stderr}`);
+  return out;
+}
+
+describe('file offsets and shared mappings (region flags, spec section 8.1)', () => {
+  const LIBC = '/usr/lib/x86_64-linux-gnu/libc.so.6';
+
+  it('NT_FILE lists recorded offsets, gaps included; regions without one keep offset 0; import-core gives them back', async () => {
+    const w = await ImageWriter.create(tmp.path('offsets.img'), { fsync: false, validation: { architecture: 'x86_64' } });
+    await w.addRegion({ address: 0x7f00_0000_0000n, data: bytes(2 * PAGE, 20), prot: 'r--', kind: 'file', name: LIBC, fileOffset: 0 });
+    await w.addRegion({ address: 0x7f00_0000_2000n, data: bytes(3 * PAGE, 21), prot: 'r-x', kind: 'code', name: LIBC, fileOffset: 0x26000n });
+    await w.addGap({ address: 0x7f00_0000_5000n, length: 0x1000n, name: LIBC, fileOffset: 0x29000n });
+    await w.addRegion({ address: 0x7f00_0000_6000n, data: bytes(PAGE, 22), prot: 'rw-', kind: 'file', name: '/dev/shm/crimg-shared', shared: true, fileOffset: 0x3000n });
+    await w.addRegion({ address: 0x7f00_0001_0000n, data: bytes(PAGE, 23), prot: 'r--', kind: 'file', name: '/srv/old-image-style' });
+    await w.addRegion({ address: 0x7f00_0002_0000n, data: bytes(PAGE, 24), name: 'private anonymous' });
+    await w.finish();
+    const image = await openImage(tmp.path('offsets.img'));
+    try {
+      expect(fileMappings(image.regions, PAGE)).toEqual([
+        { start: 0x7f00_0000_0000n, end: 0x7f00_0000_2000n, pageOffset: 0n, name: LIBC },
+        { start: 0x7f00_0000_2000n, end: 0x7f00_0000_5000n, pageOffset: 0x26n, name: LIBC },
+        { start: 0x7f00_0000_5000n, end: 0x7f00_0000_6000n, pageOffset: 0x29n, name: LIBC },
+        { start: 0x7f00_0000_6000n, end: 0x7f00_0000_7000n, pageOffset: 3n, name: '/dev/shm/crimg-shared' },
+        { start: 0x7f00_0001_0000n, end: 0x7f00_0001_1000n, pageOffset: 0n, name: '/srv/old-image-style' },
+      ]);
+      expect((await exportCore(image, tmp.path('offsets.core'), { fsync: false })).files).toBe(5);
+    } finally {
+      await image.close();
+    }
+    requireTool('gdb');
+    const seen = gdbMappings(tmp.path('offsets.core'));
+    expect(seen.find((m) => m.start === 0x7f00_0000_2000n)).toEqual({ start: 0x7f00_0000_2000n, end: 0x7f00_0000_5000n, offset: 0x26000n, file: LIBC });
+    expect(seen.find((m) => m.start === 0x7f00_0000_5000n)?.offset).toBe(0x29000n);
+    expect(seen.find((m) => m.start === 0x7f00_0000_6000n)?.offset).toBe(0x3000n);
+
+    await importCore(tmp.path('offsets.core'), tmp.path('offsets-back.img'), { fsync: false });
+    const back = await openImage(tmp.path('offsets-back.img'));
+    try {
+      // The offsets come back from NT_FILE, SHARED from the CRIMG regions note.
+      expect(back.regions.map((r) => [r.address, r.shared, r.fileOffset])).toEqual([
+        [0x7f00_0000_0000n, false, 0n], [0x7f00_0000_2000n, false, 0x26000n], [0x7f00_0000_5000n, false, 0x29000n],
+        [0x7f00_0000_6000n, true, 0x3000n], [0x7f00_0001_0000n, false, 0n], [0x7f00_0002_0000n, false, undefined],
+      ]);
+    } finally {
+      await back.close();
+    }
+  });
+
+  it('a live process: captured or gcore\'d, then exported: gdb shows libc\'s mappings at their real offsets', async () => {
+    requireTool('gdb');
+    requireTool('gcore');
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      // Wait until sleep (not the forked node) maps libc.
+      let maps: { start: bigint; end: bigint; perms: string; offset: bigint; file: string }[] = [];
+      for (let i = 0; i < 100 && !maps.some((m) => m.perms === 'r-xp' && m.file.endsWith('/libc.so.6')); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        maps = readFileSync(`/proc/${child.pid}/maps`, 'utf8').split('\n').flatMap((l) => {
+          // "7f4b38224000-7f4b3837a000 r-xp 00026000 fe:00 339380   /usr/lib/x86_64-linux-gnu/libc.so.6"
+          const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ \d+\s+(\/\S*)$/.exec(l);
+          return m ? [{ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), perms: m[3]!, offset: BigInt(`0x${m[4]}`), file: m[5]! }] : [];
+        });
+      }
+      const libc = maps.filter((m) => m.file.endsWith('/libc.so.6'));
+      const text = libc.find((m) => m.perms === 'r-xp');
+      if (!text) throw new Error(`sleep maps no r-xp libc.so.6:\n${maps.map((m) => `${m.perms} ${m.file}`).join('\n')}`);
+      expect(text.offset).toBeGreaterThan(0n);
+
+      // Captured: every libc mapping is a region (r-x included) at its offset.
+      await captureProcess(child.pid!, tmp.path('sleep.img'), { fsync: false });
+      const image = await openImage(tmp.path('sleep.img'));
+      try {
+        const r = image.regions.find((g) => g.address === text.start)!;
+        expect({ name: r.name, kind: r.kind, shared: r.shared, fileOffset: r.fileOffset }).toEqual({ name: text.file, kind: 'code', shared: false, fileOffset: text.offset });
+        await exportCore(image, tmp.path('sleep-captured.core'), { fsync: false });
+      } finally {
+        await image.close();
+      }
+      const exported = gdbMappings(tmp.path('sleep-captured.core'));
+      for (const m of libc) expect({ start: m.start, offset: exported.find((e) => e.start === m.start)?.offset }).toEqual({ start: m.start, offset: m.offset });
+
+      // gcore'd then imported: the segments gcore dumps keep the offsets of its NT_FILE
+      // (gcore leaves unmodified r-x file mappings out, so these are libc's data segments).
+      const core = gcore(tmp.path('sleep'), child.pid!);
+      await importCore(core, tmp.path('sleep-gcore.img'), { fsync: false });
+      const imported = await openImage(tmp.path('sleep-gcore.img'));
+      let dumped: bigint[];
+      try {
+        dumped = libc.filter((m) => imported.regions.some((g) => g.address === m.start && !g.isGap)).map((m) => m.start);
+        expect(dumped.some((a) => libc.find((m) => m.start === a)!.offset > 0n)).toBe(true);
+        for (const a of dumped) expect(imported.regions.find((g) => g.address === a)!.fileOffset).toBe(libc.find((m) => m.start === a)!.offset);
+        await exportCore(imported, tmp.path('sleep-imported.core'), { fsync: false });
+      } finally {
+        await imported.close();
+      }
+      const again = gdbMappings(tmp.path('sleep-imported.core'));
+      for (const a of dumped) expect(again.find((e) => e.start === a)?.offset).toBe(libc.find((m) => m.start === a)!.offset);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
