@@ -142,12 +142,13 @@ export class ChunkRecords {
   }
 
   /**
-   * Records `count` whole zero chunks of `rec` (a run of zeros given without bytes, or pages a
-   * file range says are absent): records only, no bytes touched; the sparse layout skips their
-   * plain length. The same records as {@link store} of `count` zero chunks.
+   * Records `count` zero chunks of `rec` (a run of zeros given without bytes, or pages a file
+   * range says are absent): records only, no bytes touched; the sparse layout skips their plain
+   * length. The same records as {@link store} of `count` zero chunks. `plain`: their plain bytes,
+   * whole chunks but for a region's last, which may be short.
    * @throws RangeError beyond the chunk table's limit ({@link MAX_CHUNKS})
    */
-  storeZeros(count: number, rec: RegionRecord): void {
+  storeZeros(count: number, rec: RegionRecord, plain = count * this.chunkSize): void {
     if (count <= 0) return;
     this.reserve(count);
     const words = this.words!;
@@ -157,8 +158,8 @@ export class ChunkRecords {
     this.count += count;
     rec.zeroChunks += count;
     this.zeroChunks += count;
-    this.plainBytes += count * this.chunkSize;
-    if (this.sparse) this.out.skip(count * this.chunkSize);
+    this.plainBytes += plain;
+    if (this.sparse) this.out.skip(plain);
   }
 
   /**

@@ -8,10 +8,12 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { fstatSync, read } from 'node:fs';
 import { CrimgError } from '../format/errors.js';
+import { LIMITS } from '../format/constants.js';
 import type { RegionRecord } from '../format/index-table.js';
 import type { NativeMmap } from '../native-mmap/index.js';
 import type { EncodedChunk } from './chunk-encoder.js';
-import type { ChunkRecords } from './_chunk-records.js';
+import { checkTableRoom, type ChunkRecords } from './_chunk-records.js';
+import type { RegionPiece } from './_chunk-stream.js';
 import { WRITE_BATCH, type WriteQueue } from './_write-queue.js';
 
 /**
@@ -55,11 +57,36 @@ export interface FileRange {
   /** Called after each read (or mapped block) with the bytes of this range read so far. */
   onRead?: (bytes: number) => void;
   /**
+   * Which parts of the range hold data; every byte outside them is zero and is never read.
+   * For /proc/PID/mem, whose reads of never-touched anonymous pages allocate them in the target:
+   * the caller says which pages are present (or swapped) from /proc/PID/pagemap, and the rest
+   * costs zero chunk records only. A chunk wholly outside is a ZERO chunk recorded without a
+   * read; a chunk partly inside has its present pages read and the rest zero-filled. The image
+   * is the one reading everything would write, byte for byte, when the absent bytes are zero.
+   * Either:
+   * - an array of `{ offset, length }` relative to `position`: ascending, not overlapping,
+   *   within the range, offset and length multiples of the image's page size (the last may end
+   *   at the range's end instead); or
+   * - a function the writer calls once per block of the range, in order, with the block's
+   *   offset (relative to `position`) and length, both whole chunks but for the range's end;
+   *   it returns (or resolves to) the present ranges meeting the block under the same rules
+   *   but for the bounds: parts outside the block are ignored. It may read the page map lazily.
+   * With `partial`, a present page that cannot be read ends the region there, as without
+   * `present`; absent pages are never read, so they never end it. Never mapped (`mapFiles`).
+   */
+  present?: readonly PresentRange[] | ((offset: number, length: number) => readonly PresentRange[] | Promise<readonly PresentRange[]>);
+  /**
    * Bytes per read, rounded up to a whole number of chunks (default: 4 MiB, or the chunk size
    * when larger). Smaller reads mean more system calls; they exist for callers that must notice
    * a change between reads soon.
    */
   readSize?: number;
+}
+
+/** Bytes of a file range that hold data ({@link FileRange.present}), relative to its position. */
+export interface PresentRange {
+  offset: number;
+  length: number;
 }
 
 /** Reads in flight ahead of the consumer, on libuv's thread pool beside the writes. */
@@ -87,9 +114,21 @@ interface OpenRange {
   size: bigint | null;
   /** Bytes per read: whole chunks. */
   block: number;
+  /** The present bytes of a block as sorted [from, to) pairs relative to it; null: all of it. */
+  presentIn: ((at: number, want: number) => Span[] | Promise<Span[]>) | null;
+  /** With a present array: the offset of its first present byte at or after `at`, else the range's length. */
+  nextPresent: ((at: number) => number) | null;
 }
 
-type Block = { buf: Buffer; n: number };
+/** A byte span [from, to) of a block. */
+type Span = [number, number];
+
+/**
+ * A block of a range: `n` bytes from its start. `spans` null: all `n` are in `buf`. Otherwise
+ * only its chunk-aligned spans (all but the last end on a chunk) are in `buf`, which is null
+ * when there are none; the rest of the block is whole zero chunks, never read.
+ */
+type Block = { buf: Buffer | null; n: number; spans: Span[] | null };
 
 /** Reads (or maps) the file ranges of one image being written. */
 export class FileRangeReader {
@@ -128,27 +167,41 @@ export class FileRangeReader {
    */
   async copy(range: FileRange, rec: RegionRecord, encode: (plain: Uint8Array) => EncodedChunk): Promise<void> {
     const r = await this.open(range, this.copyBlock);
-    if (this.scanner && this.mapFiles && !r.partial && r.start + BigInt(r.total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
+    if (this.scanner && this.mapFiles && !r.partial && r.presentIn === null && r.start + BigInt(r.total) <= BigInt(Number.MAX_SAFE_INTEGER)) {
       const regular = r.size !== null || (range.path === undefined && fstatSync(r.fd).isFile());
       if (regular && await this.copyMapped(this.scanner, r, rec, range.onRead)) return;
     }
     const cs = this.chunkSize;
     const scanner = this.scanner;
     let chunks = 0;
-    for await (const { buf, n } of this.blocks(r, false)) {
+    // Whole chunks of plain bytes (but a region's last): one native scan, or chunk by chunk.
+    const storeBytes = (bytes: Uint8Array): number => {
+      if (scanner) return this.records.storeScanned(scanner, bytes, rec);
+      for (let off = 0; off < bytes.length; off += cs) this.records.store(encode(bytes.subarray(off, Math.min(bytes.length, off + cs))), rec);
+      return Math.ceil(bytes.length / cs);
+    };
+    const storeZeros = (from: number, to: number): number => {
+      const count = Math.ceil((to - from) / cs);
+      this.records.storeZeros(count, rec, to - from);
+      return count;
+    };
+    for await (const { buf, n, spans } of this.blocks(r, false)) {
       if (n > 0) {
-        if (scanner) {
-          chunks += this.records.storeScanned(scanner, buf.subarray(0, n), rec);
+        if (spans === null) {
+          chunks += storeBytes(buf!.subarray(0, n));
         } else {
-          for (let off = 0; off < n; off += cs) {
-            this.records.store(encode(buf.subarray(off, Math.min(n, off + cs))), rec);
-            chunks++;
+          let pos = 0;
+          for (const [a, b] of spans) {
+            if (a > pos) chunks += storeZeros(pos, a);
+            chunks += storeBytes(buf!.subarray(a, b));
+            pos = b;
           }
+          if (pos < n) chunks += storeZeros(pos, n);
         }
         rec.length += BigInt(n);
         // This block's stored bytes are one write; its buffer comes back when it is done.
-        void this.out.flushNow().then(() => this.freeBuffers.push(buf), () => {});
-      } else {
+        void this.out.flushNow().then(() => { if (buf) this.freeBuffers.push(buf); }, () => {});
+      } else if (buf) {
         this.freeBuffers.push(buf);
       }
       range.onRead?.(Number(rec.length));
@@ -162,14 +215,25 @@ export class FileRangeReader {
    * chunks' plain bytes, so they cannot be reused.
    * @throws TypeError, RangeError on a bad range; CrimgError IO_ERROR
    */
-  async *pieces(range: FileRange): AsyncGenerator<Uint8Array> {
+  async *pieces(range: FileRange): AsyncGenerator<RegionPiece> {
     const r = await this.open(range, this.blockSize);
     let done = 0;
-    for await (const { buf, n } of this.blocks(r, true)) {
+    for await (const { buf, n, spans } of this.blocks(r, true)) {
       if (n === 0) return; // a partial range's first unreadable page
       done += n;
       range.onRead?.(done);
-      yield buf.subarray(0, n);
+      if (spans === null) {
+        yield buf!.subarray(0, n);
+        continue;
+      }
+      // Absent chunks as zero runs: the chunk stream records them without bytes.
+      let pos = 0;
+      for (const [a, b] of spans) {
+        if (a > pos) yield { zeros: a - pos };
+        yield buf!.subarray(a, b);
+        pos = b;
+      }
+      if (pos < n) yield { zeros: n - pos };
     }
   }
 
@@ -200,8 +264,12 @@ export class FileRangeReader {
     if (partial && range.length === undefined) throw new RangeError('expected a length with a partial file range');
     let total: number;
     if (range.length !== undefined) {
-      if (!Number.isSafeInteger(range.length) || range.length <= 0) throw new RangeError(`expected a positive length, got ${range.length}`);
-      total = range.length;
+      const length: unknown = range.length;
+      const n = typeof length === 'bigint' && length <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(length) : length;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) {
+        throw new RangeError(`expected a positive length of at most ${Number.MAX_SAFE_INTEGER} bytes (Number.MAX_SAFE_INTEGER), got ${String(length)}`);
+      }
+      total = n;
     } else {
       // Stat again: a cached path's size is from when it was opened, and the file may have grown.
       const fileSize = BigInt(fstatSync(fd).size);
@@ -209,7 +277,18 @@ export class FileRangeReader {
       total = Number(fileSize - start);
     }
     const name = range.name ?? range.path ?? `fd ${fd}`;
-    return { fd, name, start, total, partial, size, block: this.readSizeOf(range, defaultBlock) };
+    if (start + BigInt(total) > 1n << 64n) throw new RangeError(`expected a file range within 2^64 bytes, got ${total} bytes at position ${start} of ${name}`);
+    // Refused before any read or table memory: the chunk table could not hold the range.
+    const chunks = Math.ceil(total / this.chunkSize);
+    if (chunks > LIMITS.maxChunksPerRegion) {
+      throw new RangeError(`expected a region of at most ${LIMITS.maxChunksPerRegion} chunks, got ${total} bytes of ${name} in ${this.chunkSize}-byte chunks: use a larger chunk size`);
+    }
+    checkTableRoom(this.records.count, chunks, this.chunkSize);
+    const found = range.present === undefined ? null : presentFinder(range.present, total, this.pageSize);
+    return {
+      fd, name, start, total, partial, size, block: this.readSizeOf(range, defaultBlock),
+      presentIn: found?.presentIn ?? null, nextPresent: found?.nextPresent ?? null,
+    };
   }
 
   /**
@@ -221,28 +300,54 @@ export class FileRangeReader {
    * 531 -> 428 ms without it, with fsync).
    */
   private async *blocks(r: OpenRange, fresh: boolean): AsyncGenerator<Block> {
-    const reads: Promise<Block>[] = [];
-    const count = Math.ceil(r.total / r.block);
-    const wantOf = (i: number): number => Math.min(r.block, r.total - i * r.block);
-    const readBlock = (i: number): Promise<Block> => {
-      const want = wantOf(i);
+    const reads: { p: Promise<Block>; want: number }[] = [];
+    const cs = this.chunkSize;
+    const partialPage = r.partial ? this.pageSize : 0;
+    const readBlock = async (at: number, want: number): Promise<Block> => {
+      if (r.presentIn === null) {
+        const buf = fresh ? Buffer.allocUnsafe(want) : this.takeBuffer(r.block);
+        return { buf, n: await readInto(r.fd, r.name, buf, r.start + BigInt(at), want, partialPage), spans: null };
+      }
+      const present = await r.presentIn(at, want);
+      if (present.length === 0) return { buf: null, n: want, spans: [] };
       const buf = fresh ? Buffer.allocUnsafe(want) : this.takeBuffer(r.block);
-      return readInto(r.fd, r.name, buf, r.start + BigInt(i * r.block), want, r.partial ? this.pageSize : 0);
+      const spans = chunkSpans(present, want, cs);
+      zeroOutside(buf, spans, present);
+      // Only present bytes are read; a partial range's unreadable page ends the block there.
+      for (const [a, b] of present) {
+        const got = await readInto(r.fd, r.name, buf, r.start + BigInt(at + a), b - a, partialPage, a);
+        if (got < b - a) {
+          const n = a + got;
+          return { buf, n, spans: spans.filter(([s0]) => s0 < n).map(([s0, e]): Span => [s0, Math.min(e, n)]) };
+        }
+      }
+      return { buf, n: want, spans };
     };
     let next = 0;
+    // The next block: `r.block` bytes, or with a present array all the absent whole chunks up
+    // to the next present byte at once (a TiB of absent pages is then one block, not 2^16).
+    const nextWant = (at: number): number => {
+      const want = Math.min(r.block, r.total - at);
+      if (r.nextPresent === null) return want;
+      const absent = Math.floor((r.nextPresent(at) - at) / cs) * cs;
+      return r.nextPresent(at) >= r.total ? r.total - at : Math.max(want, absent);
+    };
     const topUp = (): void => {
-      while (reads.length < READ_AHEAD && next < count) {
-        const p = readBlock(next++);
+      while (reads.length < READ_AHEAD && next < r.total) {
+        const want = nextWant(next);
+        const p = readBlock(next, want);
+        next += want;
         p.catch(() => {}); // handled: awaited in order below, or settled in finally
-        reads.push(p);
+        reads.push({ p, want });
       }
     };
     try {
       topUp();
-      for (let i = 0; i < count; i++) {
-        const b = await reads.shift()!;
+      while (reads.length > 0) {
+        const { p, want } = reads.shift()!;
+        const b = await p;
         // Only a partial range comes back short: the range ends with this block.
-        const short = b.n < wantOf(i);
+        const short = b.n < want;
         if (!short) topUp();
         yield b;
         if (short) return;
@@ -251,7 +356,7 @@ export class FileRangeReader {
       // A failure or an early end can leave reads in flight: let them settle (a rejected read
       // must not go unhandled, and the file must stay open under them). No write references
       // their buffers, so reused ones are free again.
-      for (const s of await Promise.allSettled(reads)) if (s.status === 'fulfilled' && !fresh) this.freeBuffers.push(s.value.buf);
+      for (const s0 of await Promise.allSettled(reads.map((x) => x.p))) if (s0.status === 'fulfilled' && !fresh && s0.value.buf) this.freeBuffers.push(s0.value.buf);
     }
   }
 
@@ -334,18 +439,19 @@ export class FileRangeReader {
 }
 
 /**
- * Reads exactly `want` bytes at `position` into `buf`; with `partialPage` (a partial range's
- * page size), fewer when the range ends early: whole pages up to the first unreadable one.
+ * Reads exactly `want` bytes at `position` into `buf` at `into`; with `partialPage` (a partial
+ * range's page size), fewer when the range ends early: whole pages up to the first unreadable
+ * one. @returns the bytes read
  * @throws CrimgError IO_ERROR
  */
-async function readInto(fd: number, name: string, buf: Buffer, position: bigint, want: number, partialPage = 0): Promise<Block> {
+async function readInto(fd: number, name: string, buf: Buffer, position: bigint, want: number, partialPage = 0, into = 0): Promise<number> {
   let done = 0;
   while (done < want) {
     const at = position + BigInt(done);
     let n: number;
     try {
       n = await new Promise<number>((resolve, reject) => {
-        read(fd, buf, done, want - done, at, (err, bytes) => (err ? reject(err) : resolve(bytes)));
+        read(fd, buf, into + done, want - done, at, (err, bytes) => (err ? reject(err) : resolve(bytes)));
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? String(e);
@@ -359,5 +465,107 @@ async function readInto(fd: number, name: string, buf: Buffer, position: bigint,
     done += n;
   }
   // Whole pages only when the range ended early: a complete read keeps its part page.
-  return { buf, n: partialPage && done < want ? done - (done % partialPage) : done };
+  return partialPage && done < want ? done - (done % partialPage) : done;
+}
+
+/**
+ * The lookup of {@link FileRange.present}: the present bytes of a block `[at, at + want)` as
+ * merged spans relative to it. An array is checked once here and searched per block; a
+ * function's answers are checked per block.
+ * @throws RangeError/TypeError on ranges out of order, unaligned or outside the range
+ */
+function presentFinder(present: NonNullable<FileRange['present']>, total: number, pageSize: number): Pick<OpenRange, 'presentIn' | 'nextPresent'> {
+  if (typeof present === 'function') {
+    return { presentIn: async (at, want) => clip(checkRanges(await present(at, want), total, pageSize, false), at, want), nextPresent: null };
+  }
+  const ranges = checkRanges(present, total, pageSize, true);
+  // The first range ending after `at` (binary search).
+  const firstAfter = (at: number): number => {
+    let lo = 0;
+    let hi = ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ranges[mid]![1] <= at) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  };
+  return {
+    presentIn: (at, want) => {
+      const meeting: Span[] = [];
+      for (let i = firstAfter(at); i < ranges.length && ranges[i]![0] < at + want; i++) meeting.push(ranges[i]!);
+      return clip(meeting, at, want);
+    },
+    nextPresent: (at) => {
+      const i = firstAfter(at);
+      return i < ranges.length ? Math.max(at, ranges[i]![0]) : total;
+    },
+  };
+}
+
+/**
+ * Checks present ranges (ascending, not overlapping, page-aligned offsets and lengths, the
+ * last may end at the range's end; with `bounded`, within the range) and returns them as
+ * [from, to) pairs, empty ones dropped.
+ */
+function checkRanges(ranges: unknown, total: number, pageSize: number, bounded: boolean): Span[] {
+  if (!Array.isArray(ranges)) throw new TypeError(`expected present ranges as an array of { offset, length }, got ${typeof ranges}`);
+  const out: Span[] = [];
+  let prevEnd = 0;
+  for (const [i, r] of (ranges as unknown[]).entries()) {
+    const { offset, length } = (r ?? {}) as Partial<PresentRange>;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset! < 0 || length! < 0) {
+      throw new TypeError(`expected present range ${i} as { offset, length } of non-negative safe integers, got ${JSON.stringify(r)}`);
+    }
+    const from = offset!;
+    const to = from + length!;
+    if (length === 0) continue;
+    if (from < prevEnd) throw new RangeError(`expected present ranges ascending without overlap: range ${i} at ${from} starts before ${prevEnd}`);
+    if (from % pageSize !== 0 || (to % pageSize !== 0 && to < total)) {
+      throw new RangeError(`expected present range ${i} (${from}, ${length} bytes) to start and end on pages of ${pageSize} bytes (or end at the range's end ${total})`);
+    }
+    if (bounded && to > total) throw new RangeError(`expected present range ${i} (${from}, ${length} bytes) within the range's ${total} bytes`);
+    out.push([from, Math.min(to, total)]);
+    prevEnd = to;
+  }
+  return out;
+}
+
+/** The parts of `ranges` within `[at, at + want)`, relative to `at`, adjacent ones merged. */
+function clip(ranges: readonly Span[], at: number, want: number): Span[] {
+  const out: Span[] = [];
+  for (const [from, to] of ranges) {
+    const a = Math.max(from, at) - at;
+    const b = Math.min(to, at + want) - at;
+    if (a >= b) continue;
+    const last = out[out.length - 1];
+    if (last && last[1] === a) last[1] = b; else out.push([a, b]);
+  }
+  return out;
+}
+
+/** The chunks of a block of `want` bytes that `present` meets, as merged chunk-aligned spans. */
+function chunkSpans(present: readonly Span[], want: number, cs: number): Span[] {
+  const out: Span[] = [];
+  for (const [a, b] of present) {
+    const s = Math.floor(a / cs) * cs;
+    const e = Math.min(Math.ceil(b / cs) * cs, want);
+    const last = out[out.length - 1];
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e); else out.push([s, e]);
+  }
+  return out;
+}
+
+/** Zero-fills the bytes of `spans` that no `present` span covers (the absent pages of partly present chunks). */
+function zeroOutside(buf: Buffer, spans: readonly Span[], present: readonly Span[]): void {
+  let i = 0;
+  for (const [s, e] of spans) {
+    let pos = s;
+    while (i < present.length && present[i]![0] < e) {
+      const [a, b] = present[i]!;
+      if (a > pos) buf.fill(0, pos, a);
+      pos = Math.max(pos, b);
+      i++;
+    }
+    if (pos < e) buf.fill(0, pos, e);
+  }
 }
