@@ -184,8 +184,8 @@ function isMemoryOnly(path: string): boolean {
 /**
  * Marks the mappings holding a thread's stack pointer as stacks named `[stack:TID]` (kernels
  * since 4.5 name only the main thread's `[stack]`). `sps` maps thread id to stack pointer; a
- * mapping already a stack, or not anonymous (a file mapping used as a stack stays a file), is
- * left as it is. Pure: returns new plans.
+ * mapping already a stack, not private anonymous memory (a file mapping used as a stack stays
+ * a file), or without read permission (a guard page), is left as it is. Pure: returns new plans.
  */
 export function markThreadStacks(plans: readonly MappingPlan[], sps: ReadonlyMap<number, bigint>): MappingPlan[] {
   const out = [...plans];
@@ -194,7 +194,7 @@ export function markThreadStacks(plans: readonly MappingPlan[], sps: ReadonlyMap
     // sp points at the last word pushed: inside the mapping of a thread that has a frame.
     const i = out.findIndex((p) => p.start <= sp && sp < p.end);
     const p = i < 0 ? undefined : out[i]!;
-    if (p === undefined || p.action !== 'region' || p.kind !== 'anonymous' || !p.zeroWhenAbsent) continue;
+    if (p === undefined || p.action !== 'region' || p.kind !== 'anonymous' || !p.zeroWhenAbsent || p.noRead) continue;
     out[i] = { ...p, kind: 'stack', name: `[stack:${tid}]` };
   }
   return out;

@@ -17,8 +17,8 @@ import { readdir, readFile } from 'node:fs/promises';
  */
 export function parseSyscallSp(text: string): bigint | null {
   const f = text.trim().split(/\s+/);
-  if (f.length !== 3 && f.length !== 9) return null;
-  if (!/^-?\d+$/.test(f[0]!)) return null;
+  // "-1 SP PC" outside a system call, "NR ARG1..ARG6 SP PC" (NR >= 0) inside one.
+  if (!(f.length === 3 && f[0] === '-1') && !(f.length === 9 && /^\d+$/.test(f[0]!))) return null;
   const sp = f[f.length - 2]!;
   if (!/^0x[0-9a-f]{1,16}$/.test(sp)) return null;
   const v = BigInt(sp);

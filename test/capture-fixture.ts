@@ -5,7 +5,7 @@
  * their addresses and waits until its stdin closes. Also: gdb output parsing, tool detection.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..');
@@ -34,6 +34,50 @@ export function compileMemfill(dir: string): string {
   const r = spawnSync('gcc', ['-O2', '-o', out, MEMFILL_SOURCE], { encoding: 'utf8' });
   if (r.status !== 0 || !existsSync(out)) throw new Error(`gcc failed to compile ${MEMFILL_SOURCE}: ${r.stderr}`);
   return out;
+}
+
+/** bench/c/capture_target.c (issue 13's target: sparse, unreadable and thread-stack memory). */
+export const TARGET_SOURCE = join(ROOT, 'bench', 'c', 'capture_target.c');
+
+/** Compiles capture_target into `dir`. @throws Error when gcc is missing or fails. */
+export function compileTarget(dir: string): string {
+  requireTool('gcc');
+  const out = join(dir, 'capture_target');
+  const r = spawnSync('gcc', ['-O2', '-pthread', '-o', out, TARGET_SOURCE], { encoding: 'utf8' });
+  if (r.status !== 0 || !existsSync(out)) throw new Error(`gcc failed to compile ${TARGET_SOURCE}: ${r.stderr}`);
+  return out;
+}
+
+/** What capture_target prints (see bench/c/capture_target.c). */
+export interface TargetInfo {
+  pid: number;
+  sparse: bigint;
+  sparseLen: number;
+  hidden: bigint;
+  wonly: bigint;
+  reserve: bigint;
+  data: bigint | null;
+  dataLen: number;
+  tids: number[];
+  stacks: string[];
+}
+
+/** Starts `capture_target THREADS RESERVE_MIB [DATA_FILE]`. */
+export function startTarget(binary: string, threads: number, reserveMiB: number, dataFile?: string): Promise<Child<TargetInfo>> {
+  return startMemfill<TargetInfo>(binary, [String(threads), String(reserveMiB), ...(dataFile ? [dataFile] : [])]);
+}
+
+/** VmRSS of a process in bytes (/proc/PID/status). */
+export function residentBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}
+
+/** The state letter of /proc/PID/stat (R, S, D, T...). */
+export function procState(pid: number): string {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return text.slice(text.lastIndexOf(')') + 2).split(' ')[0]!;
 }
 
 /** What the pattern child prints. */

@@ -1,0 +1,462 @@
+/**
+ * Issue 13: a capture a production runtime can trust, against real processes (the C target of
+ * bench/c/capture_target.c, python3 and node children): written memory made unreadable is kept
+ * with its protection, untouched memory stays untouched (the target's RSS), thread stacks are
+ * named, kinds are honest, one capture of a process at a time (PROCESS_BUSY), the encoding runs
+ * after the stop, and no failure or signal leaves the target stopped or a temporary file behind.
+ */
+import { jest } from '@jest/globals';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openImage } from '../index.js';
+import { captureProcess } from '../capture/process.js';
+import { lockName } from '../capture/lock.js';
+import { collectRuns, entryHoldsMemory, type PageRun } from '../capture/pagemap.js';
+import { parseStatSp, parseSyscallSp } from '../capture/threads.js';
+import { markThreadStacks, parseMaps, planMapping } from '../capture/proc-maps.js';
+import { parseStat, waitStopped } from '../capture/proc.js';
+import { PROCESS_BUSY } from '../capture/_codes.js';
+import { prng, tempDir } from './helpers.js';
+import { crimg } from './cli-helpers.js';
+import { writeMemoryLikeFile } from '../bench/memory-like.js';
+import {
+  ROOT, canReadMemory, compileTarget, ensureCaptureBuilt, procState, residentBytes, startMemfill, startTarget,
+  type Child, type TargetInfo,
+} from './capture-fixture.js';
+
+jest.setTimeout(120000);
+
+const PAGE = 4096;
+const MiB = 1024 * 1024;
+const tmp = tempDir();
+const target = compileTarget(tmp.dir);
+const child: Child<TargetInfo> = await startTarget(target, 3, 2048);
+const info = (): TargetInfo => child.info;
+
+afterAll(() => {
+  child.kill();
+  tmp.cleanup();
+});
+
+test("this machine lets a process read another process's memory", () => {
+  expect(canReadMemory(info().pid, info().sparse + BigInt(PAGE))).toEqual({ ok: true });
+});
+
+/** Waits up to 2 s for the state letter to leave T (SIGCONT wakes the threads asynchronously). */
+async function notStopped(pid: number): Promise<string> {
+  let s = procState(pid);
+  for (let i = 0; i < 200 && (s === 'T' || s === 't'); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    s = procState(pid);
+  }
+  return s;
+}
+
+/** Reads `length` bytes of this process's memory at `address` through /proc/self/mem (FOLL_FORCE: PROT_NONE too). */
+function readOwnMemory(address: bigint, length: number): Buffer {
+  const fd = openSync('/proc/self/mem', 'r');
+  try {
+    const b = Buffer.alloc(length);
+    readSync(fd, b, 0, length, Number(address));
+    return b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe('pure parts', () => {
+  it('reads the stack pointer from task syscall and stat lines', () => {
+    expect(parseSyscallSp('0 0x3 0x7f0f101fedbf 0x1 0x7f0f943afb60 0x0 0x55b248583460 0x7f0f101fed80 0x7f0f944982ec\n')).toBe(0x7f0f101fed80n);
+    expect(parseSyscallSp('-1 0x7ffd1000 0x401000\n')).toBe(0x7ffd1000n);
+    expect(parseSyscallSp('running\n')).toBeNull();
+    expect(parseSyscallSp('')).toBeNull();
+    expect(parseSyscallSp('0 0x1 0x2')).toBeNull();
+    const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+    fields[26] = '140737488346112';
+    expect(parseStatSp(`12 (a b) ${fields.join(' ')}`)).toBe(140737488346112n);
+    fields[26] = '0';
+    expect(parseStatSp(`12 (a) ${fields.join(' ')}`)).toBeNull();
+  });
+
+  it('turns pagemap entries into runs of present or swapped pages', () => {
+    const entries = new Uint8Array(8 * 8);
+    const v = new DataView(entries.buffer);
+    const set = (i: number, hi: number): void => v.setUint32(i * 8 + 4, hi, true);
+    set(1, 0x80000000); // present
+    set(2, 0x40000000); // swapped
+    set(3, 0x00800000); // soft-dirty only: no memory
+    set(5, 0x81000000); // present, exclusive
+    set(7, 0x80000000);
+    const runs: PageRun[] = [{ start: 0x1000n, end: 0x10000n }];
+    collectRuns(entries, 0x10000n, PAGE, runs);
+    expect(runs).toEqual([{ start: 0x1000n, end: 0x10000n }, { start: 0x11000n, end: 0x13000n }, { start: 0x15000n, end: 0x16000n }, { start: 0x17000n, end: 0x18000n }]);
+    // A run reaching the previous end merges with it.
+    const merged: PageRun[] = [{ start: 0x0n, end: 0x11000n }];
+    collectRuns(entries.subarray(8, 24), 0x11000n, PAGE, merged);
+    expect(merged).toEqual([{ start: 0x0n, end: 0x13000n }]);
+    expect(entryHoldsMemory(1n << 63n)).toBe(true);
+    expect(entryHoldsMemory(1n << 55n)).toBe(false);
+  });
+
+  it('gives memory-only mappings the anonymous kind and files the file kind', () => {
+    const maps = parseMaps([
+      '7f0000000000-7f0000100000 rw-p 00000000 00:05 3 /dev/zero',
+      '7f0000100000-7f0000200000 rw-s 00000000 00:01 4 /dev/zero (deleted)',
+      '7f0000200000-7f0000300000 rw-s 00000000 00:01 5 /memfd:cache (deleted)',
+      '7f0000400000-7f0000600000 rw-p 00000000 00:10 6 /anon_hugepage (deleted)',
+      '7f0000600000-7f0000800000 rw-s 00000000 00:01 7 /SYSV0000002a (deleted)',
+      '7f0000800000-7f0000a00000 rw-s 00000000 00:2d 8 /dev/hugepages/pool',
+      '7f0000a00000-7f0000a01000 -w-p 00000000 00:00 0 ',
+      '',
+    ].join('\n'));
+    expect(maps.map((e) => planMapping(e)).map((p) => (p.action === 'region' ? `${p.kind} ${p.zeroWhenAbsent}${p.noRead ? ' noRead' : ''}` : 'gap'))).toEqual([
+      'anonymous true', 'anonymous false', 'anonymous false', 'anonymous false', 'anonymous false', 'file false', 'anonymous true noRead',
+    ]);
+  });
+
+  it('names the anonymous mapping holding each thread stack pointer, and nothing else', () => {
+    const plans = parseMaps([
+      '7f0000000000-7f0000001000 ---p 00000000 00:00 0 ',
+      '7f0000001000-7f0000801000 rw-p 00000000 00:00 0 ',
+      '7f0000801000-7f0000802000 rw-p 00001000 fe:00 9 /lib/x.so',
+      '7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0 [stack]',
+      '',
+    ].join('\n')).map((e) => planMapping(e));
+    const marked = markThreadStacks(plans, new Map([[11, 0x7f0000800ff0n], [10, 0x7ffc00020000n], [12, 0x7f0000801010n], [13, 0x7f0000000800n], [14, 0x1000n]]));
+    expect(marked.map((p) => `${p.action === 'region' ? p.kind : 'gap'} ${p.name}`)).toEqual([
+      'anonymous ', 'stack [stack:11]', 'file /lib/x.so', 'stack [stack]',
+    ]);
+  });
+
+  it('keys the lock by pid and start time, so a reused pid is another lock', () => {
+    expect(lockName(42, '1000')).toBe('\0crimg-capture:42:1000');
+    expect(lockName(42, '1000')).not.toBe(lockName(42, '1001'));
+  });
+
+  it('names the real option in the stop timeout hint', async () => {
+    // A sleeping process that nobody stopped does not stop within 0 ms.
+    await expect(waitStopped(info().pid, 0)).rejects.toMatchObject({ hint: expect.stringMatching(/crimg capture --stop-timeout MS/) });
+  });
+});
+
+describe('memory written, then made unreadable', () => {
+  it('is captured with its protection (C: PROT_NONE and write-only), dumped, and restored in copy mode; an untouched reservation stays a gap', async () => {
+    const i = info();
+    const path = tmp.path('noread.img');
+    const r = await captureProcess(i.pid, path, { fsync: false });
+    expect(await notStopped(i.pid)).not.toBe('T');
+    const image = await openImage(path);
+    try {
+      expect(image.regionAt(i.hidden)).toMatchObject({ isGap: false, prot: '---', kind: 'anonymous', length: BigInt(MiB) });
+      expect((await image.read(i.hidden, 4)).toString()).toBe('DATA');
+      expect((await image.read(i.hidden + 5n * BigInt(PAGE), 5)).toString()).toBe('DATA5');
+      expect((await image.read(i.hidden + 4n, PAGE)).every((b) => b === 0)).toBe(true);
+      expect(image.regionAt(i.wonly)).toMatchObject({ isGap: false, prot: '-w-', kind: 'anonymous' });
+      expect((await image.read(i.wonly, 5)).toString()).toBe('WONLY');
+      expect(image.regionAt(i.reserve)).toMatchObject({ isGap: true, length: 64n * BigInt(MiB) });
+      // The stack guard pages below the threads' stacks were never written: gaps.
+      expect(image.regions.filter((g) => g.isGap && g.length === BigInt(PAGE) && g.name === '').length).toBeGreaterThanOrEqual(3);
+      expect(r.notes.filter((n) => /has no read permission but holds memory/.test(n))).toHaveLength(2);
+      expect((await image.verify()).ok).toBe(true);
+      const index = image.regions.findIndex((g) => g.address === i.hidden);
+      const restored = await image.restore({ mode: 'copy', regions: [index] });
+      try {
+        expect(restored.degraded).toBe(false);
+        const region = restored.regions.find((g) => g.recordedAddress === i.hidden)!;
+        expect(region).toMatchObject({ prot: '---', length: BigInt(MiB) });
+        expect(region.memory).toBeUndefined();
+        expect(readOwnMemory(region.address, 4).toString()).toBe('DATA');
+        expect(readOwnMemory(region.address + 5n * BigInt(PAGE), 5).toString()).toBe('DATA5');
+        const maps = readFileSync('/proc/self/maps', 'utf8');
+        expect(maps).toMatch(new RegExp(`^${region.address.toString(16)}-[0-9a-f]+ ---p`, 'm'));
+      } finally {
+        restored.release();
+      }
+    } finally {
+      await image.close();
+    }
+    ensureCaptureBuilt();
+    const d = await crimg(['dump', path, '--address', `0x${i.hidden.toString(16)}`, '--length', '4', '--raw']);
+    expect(d.status).toBe(0);
+    expect(d.stdoutBytes.toString()).toBe('DATA');
+  });
+
+  it('is captured from a python process (mmap, then mprotect PROT_NONE)', async () => {
+    const script = [
+      'import ctypes, json, mmap, os, sys',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      'libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]',
+      'm = mmap.mmap(-1, 1 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)',
+      "m[:4] = b'DATA'",
+      'a = ctypes.addressof(ctypes.c_char.from_buffer(m))',
+      'assert libc.mprotect(a, 1 << 20, 0) == 0',
+      'z = mmap.mmap(os.open("/dev/zero", os.O_RDWR), 1 << 16, flags=mmap.MAP_PRIVATE)',
+      "z[:4] = b'ZERO'",
+      'fd = os.memfd_create("crimg-test")',
+      'os.ftruncate(fd, 1 << 16)',
+      'f = mmap.mmap(fd, 1 << 16)',
+      "f[:5] = b'MEMFD'",
+      'za = ctypes.addressof(ctypes.c_char.from_buffer(z))',
+      'fa = ctypes.addressof(ctypes.c_char.from_buffer(f))',
+      'print(json.dumps({"pid": os.getpid(), "a": hex(a), "z": hex(za), "f": hex(fa)}), flush=True)',
+      'sys.stdin.read()',
+    ].join('\n');
+    const py = await startMemfill<{ pid: number; a: bigint; z: bigint; f: bigint }>('python3', ['-c', script]);
+    try {
+      const path = tmp.path('python.img');
+      await captureProcess(py.info.pid, path, { fsync: false });
+      expect(await notStopped(py.info.pid)).not.toBe('T');
+      const image = await openImage(path);
+      try {
+        expect(image.regionAt(py.info.a)).toMatchObject({ prot: '---', isGap: false });
+        expect((await image.read(py.info.a, 4)).toString()).toBe('DATA');
+        expect(image.regionAt(py.info.z)).toMatchObject({ kind: 'anonymous', name: '/dev/zero' });
+        expect((await image.read(py.info.z, 4)).toString()).toBe('ZERO');
+        expect(image.regionAt(py.info.f)).toMatchObject({ kind: 'anonymous', name: '/memfd:crimg-test (deleted)' });
+        expect((await image.read(py.info.f, 5)).toString()).toBe('MEMFD');
+      } finally {
+        await image.close();
+      }
+      ensureCaptureBuilt();
+      const d = await crimg(['dump', path, '--address', `0x${py.info.a.toString(16)}`, '--length', '4', '--raw']);
+      expect(d.stdoutBytes.toString()).toBe('DATA');
+    } finally {
+      py.kill();
+    }
+  });
+});
+
+describe('untouched memory', () => {
+  it('is not read: an untouched 2 GiB NORESERVE mapping adds under 16 MiB to the target, and the image holds what it wrote', async () => {
+    const i = info();
+    const before = residentBytes(i.pid);
+    const path = tmp.path('sparse.img');
+    const r = await captureProcess(i.pid, path, { fsync: false });
+    const growth = residentBytes(i.pid) - before;
+    expect({ growthMiB: growth / MiB, under: growth < 16 * MiB }).toMatchObject({ under: true });
+    expect(r.bytesRead).toBeLessThan(16 * MiB);
+    const image = await openImage(path);
+    try {
+      const region = image.regionAt(i.sparse)!;
+      expect(region).toMatchObject({ kind: 'anonymous', prot: 'rw-', length: BigInt(i.sparseLen) });
+      const want = (offset: number, length: number): Buffer => {
+        const b = Buffer.alloc(length);
+        for (const [page, text] of [[1, 'PAGE0001'], [100, 'PAGE0100'], [i.sparseLen / PAGE - 1, 'PAGELAST']] as const) {
+          const at = page * PAGE - offset;
+          if (at >= 0 && at < length) b.write(text, at);
+        }
+        return b;
+      };
+      // A raw image has page-sized chunks: every page but the three written ones is a zero
+      // chunk, and those three hold what the child wrote.
+      expect(image.chunkSize).toBe(PAGE);
+      expect(region).toMatchObject({ chunkCount: i.sparseLen / PAGE, zeroChunks: i.sparseLen / PAGE - 3 });
+      for (const page of [0, 1, 2, 99, 100, 101, i.sparseLen / PAGE - 2, i.sparseLen / PAGE - 1]) {
+        expect((await image.read(i.sparse + BigInt(page * PAGE), PAGE)).equals(want(page * PAGE, PAGE))).toBe(true);
+      }
+      expect((await image.verify()).ok).toBe(true);
+    } finally {
+      await image.close();
+    }
+  });
+});
+
+describe('thread stacks', () => {
+  it('names the mapping of each of 3 blocked threads [stack:TID], with its bytes', async () => {
+    const i = info();
+    const path = tmp.path('threads.img');
+    await captureProcess(i.pid, path, { fsync: false });
+    const image = await openImage(path);
+    try {
+      const stacks = image.regions.filter((g) => /^\[stack:\d+\]$/.test(g.name));
+      expect(stacks.map((g) => g.name).sort()).toEqual(i.tids.map((t) => `[stack:${t}]`).sort());
+      for (const [k, tid] of i.tids.entries()) {
+        const at = BigInt(i.stacks[k]!);
+        expect(image.regionAt(at)).toMatchObject({ kind: 'stack', name: `[stack:${tid}]` });
+        expect((await image.read(at, 6)).toString()).toBe('THREAD');
+      }
+      expect(image.regions.filter((g) => g.name === '[stack]')).toHaveLength(1);
+    } finally {
+      await image.close();
+    }
+  });
+
+  it('names the thread stacks of a node process', async () => {
+    const node = await startMemfill<{ pid: number }>(process.execPath, ['-e', "console.log(JSON.stringify({ pid: process.pid })); process.stdin.resume(); process.stdin.on('end', () => process.exit(0));"]);
+    try {
+      const tids = readdirSync(`/proc/${node.info.pid}/task`).map(Number).filter((t) => t !== node.info.pid);
+      expect(tids.length).toBeGreaterThanOrEqual(4);
+      const path = tmp.path('node.img');
+      await captureProcess(node.info.pid, path, { fsync: false });
+      const image = await openImage(path);
+      try {
+        const named = image.regions.filter((g) => /^\[stack:\d+\]$/.test(g.name)).map((g) => Number(g.name.slice(7, -1)));
+        // Every thread's stack is named after a thread of the process (a few may share none).
+        expect(named.length).toBeGreaterThanOrEqual(4);
+        for (const t of named) expect(tids).toContain(t);
+      } finally {
+        await image.close();
+      }
+    } finally {
+      node.kill();
+    }
+  });
+});
+
+/** Starts a node process holding the capture lock of `pid`; it exits when its stdin closes. */
+async function holdLock(pid: number): Promise<Child<{ held: boolean }>> {
+  const start = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).startTime;
+  const code = `const s = require('net').createServer().listen(${JSON.stringify(lockName(pid, start))}, () => console.log(JSON.stringify({ held: true })));
+process.stdin.resume(); process.stdin.on('end', () => process.exit(0));`;
+  return startMemfill<{ held: boolean }>(process.execPath, ['-e', code]);
+}
+
+describe('one capture of a process at a time', () => {
+  it('fails a capture with PROCESS_BUSY while another holds the lock, leaving the target running and no file', async () => {
+    const holder = await holdLock(info().pid);
+    try {
+      const path = tmp.path('busy.img');
+      await expect(captureProcess(info().pid, path, { fsync: false })).rejects.toMatchObject({ code: PROCESS_BUSY, category: 'process', message: expect.stringMatching(/being captured by another capture/) });
+      expect(procState(info().pid)).not.toBe('T');
+      expect(existsSync(path)).toBe(false);
+      expect(existsSync(`${path}.tmp`)).toBe(false);
+      ensureCaptureBuilt();
+      const cli = await crimg(['capture', '--pid', String(info().pid), path]);
+      expect(cli.status).toBe(2);
+      expect(cli.stderr).toMatch(/^crimg: PROCESS_BUSY: .*--lock-wait MS/);
+    } finally {
+      holder.kill();
+    }
+  });
+
+  it('takes over the lock of a holder that was killed, and waits for one that finishes (lockWaitMs)', async () => {
+    const dead = await holdLock(info().pid);
+    dead.process.kill('SIGKILL');
+    await new Promise((r) => dead.process.once('exit', r));
+    await captureProcess(info().pid, tmp.path('stale.img'), { fsync: false });
+    const holder = await holdLock(info().pid);
+    setTimeout(() => holder.process.stdin!.end(), 300);
+    const r = await captureProcess(info().pid, tmp.path('waited.img'), { fsync: false, lockWaitMs: 20000 });
+    expect(r.resumed).toBe(true);
+    holder.kill();
+  });
+
+  it('of two overlapping captures, the second fails or waits; neither image is torn and the target runs', async () => {
+    const pid = info().pid;
+    const [a, b] = await Promise.allSettled([
+      captureProcess(pid, tmp.path('first.img'), { fsync: false }),
+      captureProcess(pid, tmp.path('second.img'), { fsync: false }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual(['fulfilled', 'rejected']);
+    const rejected = (a.status === 'rejected' ? a : b) as PromiseRejectedResult;
+    expect(rejected.reason).toMatchObject({ code: PROCESS_BUSY });
+    const both = await Promise.all([
+      captureProcess(pid, tmp.path('w1.img'), { fsync: false, lockWaitMs: 60000 }),
+      captureProcess(pid, tmp.path('w2.img'), { fsync: false, lockWaitMs: 60000 }),
+    ]);
+    // Each stopped a running process and resumed it: neither saw the other's stop.
+    for (const r of both) expect(r).toMatchObject({ wasStopped: false, resumed: true });
+    expect(await notStopped(pid)).not.toBe('T');
+    for (const name of ['w1.img', 'w2.img']) {
+      const image = await openImage(tmp.path(name));
+      expect((await image.verify()).ok).toBe(true);
+      expect((await image.read(info().hidden, 4)).toString()).toBe('DATA');
+      await image.close();
+    }
+  });
+});
+
+describe('kernel threads', () => {
+  it('says pid 2 (kthreadd) is a kernel thread, in the library and on the command line (exit 2)', async () => {
+    expect(readFileSync('/proc/2/comm', 'utf8').trim()).toBe('kthreadd');
+    await expect(captureProcess(2, tmp.path('k.img'))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/process 2 \(kthreadd\) is a kernel thread/) });
+    ensureCaptureBuilt();
+    const r = await crimg(['capture', '--pid', '2', tmp.path('k.img')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/kernel thread/);
+    expect(r.stderr).not.toMatch(/NO_SUCH_PROCESS/);
+  });
+});
+
+describe('encoding after the stop', () => {
+  it('stages raw pages beside the output while stopped, encodes after SIGCONT, and leaves only the image', async () => {
+    const dir = tmp.path('staged');
+    spawnSync('mkdir', [dir]);
+    const key = randomBytes(32);
+    const out = join(dir, 'enc.img');
+    const seen: string[] = [];
+    const r = await captureProcess(info().pid, out, {
+      fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key,
+      onProgress: () => { if (seen.length === 0) seen.push(...readdirSync(dir)); },
+    });
+    expect(r.staged).toBe(true);
+    expect(seen.some((f) => /^\.enc\.img\.crimg-stage-[0-9a-f]{12}\.tmp$/.test(f))).toBe(true);
+    expect(readdirSync(dir)).toEqual(['enc.img']);
+    const image = await openImage(out, { key });
+    try {
+      expect(image.compression).toBe('deflate:1');
+      expect(image.encryption).toBe('aes-256-gcm');
+      expect(image.chunkSize).toBe(16384);
+      expect((await image.read(info().hidden, 4)).toString()).toBe('DATA');
+      expect((await image.read(info().sparse + 100n * BigInt(PAGE), 8)).toString()).toBe('PAGE0100');
+      expect(image.validation).toMatchObject({ producerName: 'crimg-capture', metrics: { 'capture.pid': info().pid } });
+      expect((await image.verify()).ok).toBe(true);
+    } finally {
+      await image.close();
+    }
+    const old = await captureProcess(info().pid, join(dir, 'old.img'), { fsync: false, compress: 'deflate:1', encodeWhileStopped: true });
+    expect(old.staged).toBe(false);
+    expect(readdirSync(dir).sort()).toEqual(['enc.img', 'old.img']);
+  });
+});
+
+describe('failures and signals', () => {
+  it('an exception inside the capture resumes the target and removes the temporary files', async () => {
+    const dir = tmp.path('boom');
+    spawnSync('mkdir', [dir]);
+    for (const options of [{}, { compress: 'deflate:1' }]) {
+      await expect(captureProcess(info().pid, join(dir, 'x.img'), { fsync: false, ...options, onProgress: () => { throw new Error('boom'); } })).rejects.toThrow('boom');
+      expect(await notStopped(info().pid)).not.toBe('T');
+      expect(readdirSync(dir)).toEqual([]);
+    }
+  });
+
+  it('SIGTERM at a random point of 20 captures: never a stopped target, a temporary file or a half image', async () => {
+    ensureCaptureBuilt();
+    const data = tmp.path('victim-data.bin');
+    await writeMemoryLikeFile(data, 96 * MiB, 13);
+    const victim = await startTarget(target, 2, 2048, data);
+    const dir = tmp.path('sigterm');
+    spawnSync('mkdir', [dir]);
+    const random = prng(20261205);
+    const outcomes: string[] = [];
+    try {
+      for (let k = 0; k < 20; k++) {
+        const out = join(dir, `c${k}.img`);
+        const args = ['capture', '--pid', String(victim.info.pid), out, '--quiet', ...(k % 2 === 1 ? ['--compress', 'deflate:1'] : [])];
+        const p = spawn(process.execPath, [join(ROOT, 'bin', 'crimg.js'), ...args], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
+        // Node's start-up takes most of the first ~250 ms; the capture runs after it.
+        const delay = Math.floor(random() * 900);
+        const timer = setTimeout(() => p.kill('SIGTERM'), delay);
+        const [code, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => p.once('exit', (c, s) => r([c, s])));
+        clearTimeout(timer);
+        outcomes.push(sig ?? `exit ${code}`);
+        expect(sig === 'SIGTERM' || code === 0).toBe(true);
+        expect(await notStopped(victim.info.pid)).not.toBe('T');
+        const left = readdirSync(dir).filter((f) => f !== `c${k}.img` && !/^c\d+\.img$/.test(f));
+        expect(left).toEqual([]);
+        if (existsSync(out)) {
+          const image = await openImage(out);
+          expect((await image.verify()).ok).toBe(true);
+          await image.close();
+        }
+      }
+    } finally {
+      victim.kill();
+    }
+    // The seed puts kills both before and during captures.
+    expect({ outcomes, killed: outcomes.filter((o) => o === 'SIGTERM').length > 0 }).toMatchObject({ killed: true });
+  });
+});
