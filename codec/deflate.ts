@@ -7,9 +7,13 @@
  * exactly `p` bytes" is `CORRUPT_CHUNK`). No buffer is sized from the stream itself:
  * - node: zlib stops as soon as the output passes `plainLength` (`maxOutputLength`), so a
  *   decompression bomb costs at most `plainLength + 1` bytes of output work.
- * - portable: fflate's streaming decoder is fed 4 KiB slices of the stream and stops as soon
- *   as its output passes `plainLength`, so its work is bounded by `plainLength` plus what one
- *   slice can expand to (DEFLATE's maximum is about 1032 x), not by the whole stream.
+ * - portable: a stream that can expand (DEFLATE's maximum is about 1032 x) to at most
+ *   `plainLength` + 8 MiB is decoded in one call into a `plainLength + 1` buffer, past whose end
+ *   fflate writes nothing (at most ~20 ms of work, no memory); a longer one goes through fflate's
+ *   streaming decoder in slices that can each expand to at most the bytes still expected plus
+ *   min(plainLength, 1 MiB) (1 MiB for the smallest slice, 1 KiB), stopping as soon as the
+ *   output passes `plainLength`: a bomb costs at most `plainLength` + about 1 MiB of output
+ *   work, not the whole stream.
  *
  * Neither engine examines bytes after the end of the final block: the checksum of the stored
  * bytes (spec section 5.3) and, with a cipher, the tag already cover them.
@@ -101,16 +105,46 @@ export function deflateDecode(encoded: Uint8Array, plainLength: number, engine?:
   return out;
 }
 
-/** Input slice of the portable decoder: the most output one push can make is ~1032x this. */
-const PORTABLE_SLICE = 4096;
+/** DEFLATE's largest expansion: 258 bytes from one 2-bit length/distance pair, about 1032 x. */
+const MAX_EXPANSION = 1032;
+/**
+ * Output a one-shot portable decode may be made to produce past the plain length: fflate keeps
+ * decoding past the end of the caller's buffer (writes there are dropped, no memory grows) at
+ * about 2 ns per byte, so a stream that can claim at most this much costs at most ~20 ms.
+ */
+const ONE_SHOT_OVERSHOOT = 8 << 20;
+/** The smallest input slice of the portable streaming decoder (each push costs fflate ~160 KiB of buffers: about 50 us). */
+const MIN_SLICE = 1024;
+/** How far past the plain length a slice may let the output go, at most. */
+const MAX_OVERSHOOT = 1 << 20;
 
 /**
- * fflate's one-shot inflate stops writing at the end of its output buffer but decodes the whole
- * current block first, so a crafted block costs CPU in proportion to its claimed output. The
- * streaming decoder fed in small slices lets us stop as soon as the output passes the plain
- * length (the fuzzer's fixed-Huffman bomb: 3.7 s one-shot, 29 ms sliced).
+ * The input bytes of the next push when `got` of `plainLength` bytes are out: as many as can
+ * expand to at most the bytes still expected plus min(plainLength, 1 MiB), or MIN_SLICE.
+ */
+export function portableSlice(plainLength: number, got: number): number {
+  const allowed = Math.max(0, plainLength - got) + Math.min(plainLength, MAX_OVERSHOOT);
+  return Math.max(MIN_SLICE, Math.floor(allowed / MAX_EXPANSION));
+}
+
+/**
+ * The portable decoder, bounded by the plain length whatever the stream claims:
+ * - a stream that cannot expand past `plainLength` + 8 MiB (DEFLATE expands at most about
+ *   1032 x: a 4 KiB chunk's, and any chunk stored in under ~8 KiB) is decoded in one call into
+ *   a buffer of `plainLength + 1` bytes: fflate decodes the whole stream but writes nothing past
+ *   the buffer (a full buffer means too long), so it costs at most ~20 ms and no memory;
+ * - a longer one goes through fflate's streaming decoder in slices sized by
+ *   {@link portableSlice}, since it decodes each pushed slice whole: no push can take the output
+ *   more than about 1 MiB past the plain length, and decoding stops at the first push that
+ *   passes it, so a bomb costs at most plainLength + about 1 MiB of output.
+ * (With 4 KiB slices for every stream, a 4 KiB chunk inflating to 4 MiB cost 346 ms and +32 MiB.)
  */
 function portableInflate(encoded: Uint8Array, plainLength: number): Uint8Array {
+  if (encoded.byteLength * MAX_EXPANSION <= plainLength + ONE_SHOT_OVERSHOOT) {
+    const got = portableLibraries().inflateSync(encoded, { out: new Uint8Array(plainLength + 1) });
+    if (got.byteLength > plainLength) throw tooLong(plainLength);
+    return got;
+  }
   const out = new Uint8Array(plainLength);
   let got = 0;
   let ended = false;
@@ -119,10 +153,11 @@ function portableInflate(encoded: Uint8Array, plainLength: number): Uint8Array {
     got += chunk.byteLength;
     if (final) ended = true;
   });
-  for (let off = 0; off < encoded.byteLength; off += PORTABLE_SLICE) {
-    const end = Math.min(encoded.byteLength, off + PORTABLE_SLICE);
+  for (let off = 0; off < encoded.byteLength;) {
+    const end = Math.min(encoded.byteLength, off + portableSlice(plainLength, got));
     inflater.push(encoded.subarray(off, end), end === encoded.byteLength);
     if (got > plainLength) throw tooLong(plainLength);
+    off = end;
   }
   if (!ended) throw new Error('unexpected end of stream');
   return got === plainLength ? out : out.subarray(0, got);

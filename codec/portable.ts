@@ -13,7 +13,7 @@ import type { chacha20poly1305 as ChaCha } from '@noble/ciphers/chacha.js';
 import type { hkdf as Hkdf } from '@noble/hashes/hkdf.js';
 import type { sha256 as Sha256 } from '@noble/hashes/sha2.js';
 import type { scrypt as Scrypt } from '@noble/hashes/scrypt.js';
-import type { Inflate as FflateInflate, deflateSync as FflateDeflateSync } from 'fflate';
+import type { Inflate as FflateInflate, deflateSync as FflateDeflateSync, inflateSync as FflateInflateSync } from 'fflate';
 
 /** What the portable engine uses of each library. */
 export interface PortableLibraries {
@@ -23,6 +23,7 @@ export interface PortableLibraries {
   sha256: typeof Sha256;
   scrypt: typeof Scrypt;
   Inflate: typeof FflateInflate;
+  inflateSync: typeof FflateInflateSync;
   deflateSync: typeof FflateDeflateSync;
 }
 
@@ -44,7 +45,7 @@ export function loadPortableEngine(): Promise<void> {
   ]).then(([aes, chacha, hkdf, sha2, scrypt, fflate]) => {
     libraries = {
       gcm: aes.gcm, chacha20poly1305: chacha.chacha20poly1305, hkdf: hkdf.hkdf, sha256: sha2.sha256,
-      scrypt: scrypt.scrypt, Inflate: fflate.Inflate, deflateSync: fflate.deflateSync,
+      scrypt: scrypt.scrypt, Inflate: fflate.Inflate, inflateSync: fflate.inflateSync, deflateSync: fflate.deflateSync,
     };
   }, (e: unknown) => {
     loading = null; // a later call may try again
