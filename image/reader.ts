@@ -15,7 +15,7 @@ import { toBigAddress } from '../format/address.js';
 import { toSource, type RandomAccessSource, type SourceInput } from './source.js';
 import type { ChunkDecoder, DecodeContext, DecodedRun } from './chunk-decoder.js';
 import type { HostDescription } from './host.js';
-import { featureName } from './host.js';
+import { featureName, offeredFeatures } from './host.js';
 import { openParts, type ImageParts, type OpenOptions } from './_open.js';
 import { coalesceRuns } from './_runs.js';
 import { verifyImage, type VerifyOptions, type VerifyReport } from './verify.js';
@@ -378,7 +378,9 @@ export class ImageReader {
       }
     }
     for (const [key, bits] of Object.entries(v.bitmaps)) {
-      const hostBits = (Object.hasOwn(host.bitmaps, key) ? host.bitmaps[key] : undefined) ?? new Uint8Array(0);
+      const given = (Object.hasOwn(host.bitmaps, key) ? host.bitmaps[key] : undefined) ?? new Uint8Array(0);
+      // cpu.features: also the bits older images set for this host's flags (see offeredFeatures).
+      const hostBits = key === 'cpu.features' ? offeredFeatures(given, host.architecture) : given;
       const missing: number[] = [];
       let count = 0;
       // Byte by byte: bytes the host covers cost one step, and only the first bits are listed.
