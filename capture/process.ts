@@ -16,7 +16,7 @@
  * with a signal, so it is not traced and a debugger may still attach afterwards.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { ImageWriter, defaultChunkSize, parseCompress, type RegionPiece, type WriteSummary } from '../image/writer.js';
+import { ImageWriter, defaultChunkSize, parseCompress, type WriteSummary } from '../image/writer.js';
 import { convertImage } from '../image/convert.js';
 import type { RegionRecord } from '../format/index-table.js';
 import { describeHost } from '../image/host.js';
@@ -397,8 +397,9 @@ async function readMapsOf(pid: number, comm: string): Promise<MapsEntry[]> {
  * page, and a stretch that starts with one adds nothing, so the one read decides both "region
  * or gap" and the bytes. For a raw image the reads go into a few reused buffers, where fresh
  * ones per read cost more in page faults than the copy (about 100 ms per 256 MiB).
- * With `present` (private anonymous memory) only those runs are read; the rest are zero runs
- * the writer records without bytes, and the target's untouched pages stay untouched.
+ * With `present` (private anonymous memory) the writer reads only those runs
+ * (FileRange.present); the rest are zero chunks recorded without a read, and the target's
+ * untouched pages stay untouched.
  */
 async function captureMapping(
   writer: ImageWriter, reader: MemReader, plan: Extract<MappingPlan, { action: 'region' }>, entry: MapsEntry,
@@ -424,12 +425,12 @@ async function captureMapping(
   return { regions, gaps };
 }
 
-/** Errors of a /proc/PID/mem read that mean "this page cannot be read", not a failure. */
-const UNREADABLE = new Set(['EIO', 'EFAULT', 'ENOMEM']);
-
 /** Reads /proc/PID/mem, telling unreadable pages from a process that went away. */
 class MemReader {
+  /** Bytes read from /proc/PID/mem (present pages only where a page map was given). */
   bytesRead = 0;
+  /** Bytes of the regions written so far, read or known zero (for progress). */
+  private done = 0;
   private readonly probe = Buffer.allocUnsafe(1);
 
   constructor(
@@ -443,12 +444,11 @@ class MemReader {
 
   /**
    * Writes the mapping from `at` as one region, up to its end or the first unreadable page;
-   * with `present`, pages outside those runs are zero runs, never read.
+   * with `present`, pages outside those runs are zero and never read (FileRange.present).
    * @returns the region's record; length 0 when the page at `at` is unreadable (nothing added).
    * @throws CrimgError when the process has exited; IO_ERROR on an unexpected errno.
    */
   async region(writer: ImageWriter, at: bigint, plan: Extract<MappingPlan, { action: 'region' }>, entry: MapsEntry, present: readonly PageRun[] | null): Promise<RegionRecord> {
-    const before = this.bytesRead;
     const file = entry.path.startsWith('/') && plan.kind !== 'anonymous';
     const flags = {
       ...(entry.perms[3] === 's' && { shared: true }),
@@ -456,24 +456,17 @@ class MemReader {
     };
     let rec: RegionRecord;
     try {
-      if (present !== null) {
-        // The first page must be known readable: a region of no bytes is refused by the writer.
-        if (inRuns(present, at) && !(await this.readable(at))) return { ...EMPTY, address: at };
-        rec = await writer.addRegion({ address: at, data: this.pieces(at, plan.end, present), prot: plan.prot, kind: plan.kind, name: plan.name, ...flags });
-      } else {
-        rec = await writer.addRegion({
-          address: at,
-          data: {
-            fd: this.mem.fd, name: `/proc/${this.pid}/mem`, position: at, length: Number(plan.end - at), partial: true,
-            readSize: this.pieceSize,
-            onRead: (n) => {
-              this.bytesRead = before + n;
-              this.onProgress?.(this.bytesRead, this.total);
-            },
-          },
-          prot: plan.prot, kind: plan.kind, name: plan.name, ...flags,
-        });
-      }
+      rec = await writer.addRegion({
+        address: at,
+        data: {
+          fd: this.mem.fd, name: `/proc/${this.pid}/mem`, position: at, length: Number(plan.end - at), partial: true,
+          readSize: this.pieceSize,
+          ...(present !== null && { present: relativeRuns(present, at, plan.end) }),
+          // Progress counts the range covered, absent pages included.
+          onRead: (n) => this.onProgress?.(Math.min(this.done + n, this.total), this.total),
+        },
+        prot: plan.prot, kind: plan.kind, name: plan.name, ...flags,
+      });
     } catch (e) {
       // A read that failed because the process went away is that, not an I/O error.
       if (!(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
@@ -482,59 +475,9 @@ class MemReader {
     // The kernel returns nothing once the process's memory is gone; a live process's
     // unreadable page gives EIO instead, but check rather than guess.
     if (rec.length === 0n && !(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
+    this.done += Number(rec.length);
+    this.bytesRead += present === null ? Number(rec.length) : relativeRuns(present, at, at + rec.length).reduce((n, r) => n + r.length, 0);
     return rec;
-  }
-
-  /**
-   * The bytes of [at, end): present runs read in pieces of at most `pieceSize` (fresh buffers:
-   * the writer keeps them until written), the stretches between them as zero runs. Stops after
-   * the last whole page read when a page cannot be read (the region ends there).
-   */
-  private async *pieces(at: bigint, end: bigint, present: readonly PageRun[]): AsyncGenerator<RegionPiece> {
-    let cur = at;
-    for (const run of present) {
-      if (run.end <= cur) continue;
-      if (run.start >= end) break;
-      if (run.start > cur) {
-        yield { zeros: Number(run.start - cur) };
-        cur = run.start;
-      }
-      const stop = run.end < end ? run.end : end;
-      while (cur < stop) {
-        const want = Number(stop - cur) < this.pieceSize ? Number(stop - cur) : this.pieceSize;
-        const buf = Buffer.allocUnsafe(want);
-        let n = 0;
-        let failed = false;
-        while (n < want) {
-          try {
-            const r = await this.mem.read(buf, n, want - n, Number(cur) + n);
-            if (r.bytesRead === 0) { failed = true; break; }
-            n += r.bytesRead;
-          } catch (e) {
-            if (!UNREADABLE.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
-            failed = true;
-            break;
-          }
-        }
-        const whole = n - (n % this.pageSize);
-        if (whole > 0) yield buf.subarray(0, whole);
-        cur += BigInt(whole);
-        this.bytesRead += whole;
-        this.onProgress?.(this.bytesRead, this.total);
-        if (failed || whole < want) return;
-      }
-    }
-    if (cur < end) yield { zeros: Number(end - cur) };
-  }
-
-  /** Whether one byte at `at` can be read. */
-  private async readable(at: bigint): Promise<boolean> {
-    try {
-      return (await this.mem.read(this.probe, 0, 1, Number(at))).bytesRead === 1;
-    } catch (e) {
-      if (UNREADABLE.has((e as NodeJS.ErrnoException).code ?? '')) return false;
-      throw e;
-    }
   }
 
   /** The end of the unreadable stretch starting at `at` (probed a page at a time). */
@@ -554,10 +497,15 @@ class MemReader {
   }
 }
 
-const EMPTY: RegionRecord = { address: 0n, length: 0n, firstChunk: 0, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits: 0, kindId: 0, name: '' };
-
-function inRuns(runs: readonly PageRun[], address: bigint): boolean {
-  return runs.some((r) => r.start <= address && address < r.end);
+/** The runs meeting [at, end) as offsets from `at` (FileRange.present). */
+function relativeRuns(runs: readonly PageRun[], at: bigint, end: bigint): { offset: number; length: number }[] {
+  const out: { offset: number; length: number }[] = [];
+  for (const r of runs) {
+    const start = r.start > at ? r.start : at;
+    const stop = r.end < end ? r.end : end;
+    if (start < stop) out.push({ offset: Number(start - at), length: Number(stop - start) });
+  }
+  return out;
 }
 
 // TEMPORARY until image/_interrupt.ts lands.

@@ -392,7 +392,7 @@ describe('encoding after the stop', () => {
       onProgress: () => { if (seen.length === 0) seen.push(...readdirSync(dir)); },
     });
     expect(r.staged).toBe(true);
-    expect(seen.some((f) => /^\.enc\.img\.crimg-stage-[0-9a-f]{12}\.tmp$/.test(f))).toBe(true);
+    expect(seen.some((f) => f.includes('.enc.img.crimg-stage-'))).toBe(true);
     expect(readdirSync(dir)).toEqual(['enc.img']);
     const image = await openImage(out, { key });
     try {
