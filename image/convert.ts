@@ -6,9 +6,10 @@
  * not know (section 4), and the creation time. The image id is new (section 3: ids are unique).
  */
 import type { CipherName } from '../format/constants.js';
-import { toValidationInput } from '../format/validation.js';
+import { toValidationInput, type ValidationInput } from '../format/validation.js';
 import type { KeyInput } from './keying.js';
 import { ImageReader, openReader } from './reader.js';
+import { isZeroRun, readSegments } from './segments.js';
 import type { SourceInput } from './source.js';
 import { ImageWriter, type WriteSummary, type WriterOptions } from './writer.js';
 
@@ -68,6 +69,16 @@ export async function convertImage(input: ImageReader | SourceInput, output: str
   }
 }
 
+/**
+ * The input's validation block as writer input, record for record: a block with no page size
+ * record gets none (`pageSize: undefined` overrides the one the writer adds by default), so a
+ * block of exactly the maximum size (section 9) stays within it.
+ */
+function carriedValidation(image: ImageReader): ValidationInput {
+  const v = toValidationInput(image.validation);
+  return image.validation.pageSize === undefined ? { ...v, pageSize: undefined } : v;
+}
+
 async function transcode(image: ImageReader, output: string, o: ConvertOptions): Promise<WriteSummary> {
   const regions = image.regions; // KEY_REQUIRED before any file is created
   const compress = o.compress ?? image.compression;
@@ -82,7 +93,7 @@ async function transcode(image: ImageReader, output: string, o: ConvertOptions):
     compress,
     layout,
     ...(encrypt !== 'none' ? { encrypt, key } : {}),
-    validation: toValidationInput(image.validation),
+    validation: carriedValidation(image),
     created: image.header.created,
     ...(o.engine !== undefined ? { engine: o.engine } : {}),
     ...(o.workers !== undefined ? { workers: o.workers } : {}),
@@ -98,10 +109,11 @@ async function transcode(image: ImageReader, output: string, o: ConvertOptions):
         continue;
       }
       const data = (async function* () {
-        // Fresh 8 MiB pieces (the writer keeps views of them until they are stored), one read ahead.
-        for await (const piece of image.readStream(r.address, r.length)) {
+        // Fresh 8 MiB pieces (the writer keeps views of them until they are stored), one read
+        // ahead; a run of zero chunks is carried as a run ({ zeros }), never made into bytes.
+        for await (const piece of readSegments(image, r.address, r.length)) {
           yield piece;
-          done += piece.length;
+          done += isZeroRun(piece) ? piece.zeros : piece.length;
           o.onProgress?.(done, total);
         }
       })();

@@ -1,10 +1,13 @@
 /**
  * Image diff: regions added, removed or changed (length, protection, kind, name), and the page
  * ranges whose bytes differ in the regions both images have at the same address. Memory is
- * compared in bounded pieces (two per image at a time), never a whole region at once.
+ * compared in bounded pieces (two per image at a time), never a whole region at once, and runs
+ * of zero chunks by their lengths (image/segments.ts).
  */
 import type { Region } from '../format/index-table.js';
+import { isZero } from '../codec/chunk.js';
 import { DEFAULT_PIECE_SIZE, type ImageReader } from './reader.js';
+import { isZeroRun, readSegments, type Segment, type SegmentedImage } from './segments.js';
 
 /** A region field that {@link diffImages} compares. */
 export type RegionField = 'length' | 'prot' | 'kind' | 'name';
@@ -56,7 +59,7 @@ export interface DiffOptions {
 }
 
 /** What diffImages needs of an open image; `ImageReader` and the package's `Image` provide it. */
-export type DiffableImage = Pick<ImageReader, 'regions' | 'pageSize' | 'readStream'>;
+export type DiffableImage = SegmentedImage & Pick<ImageReader, 'regions' | 'pageSize'>;
 
 /**
  * Compares two images: their region tables by start address, then the bytes of each region
@@ -107,31 +110,103 @@ function changedFields(ra: Region, rb: Region): RegionField[] {
   return fields;
 }
 
-/** Differing pages of `[address, address + length)`, as merged ranges. */
+/** A stream of segments with a cursor into its current one. */
+class Cursor {
+  private seg: Segment | null = null;
+  /** Bytes of the current segment already compared. */
+  private used = 0;
+
+  constructor(private readonly it: AsyncGenerator<Segment>) {}
+
+  /** The current segment and what is left of it, or null at the end. */
+  async current(): Promise<{ seg: Segment; left: number } | null> {
+    while (this.seg === null || this.used === segLength(this.seg)) {
+      const n = await this.it.next();
+      if (n.done) return null;
+      this.seg = n.value;
+      this.used = 0;
+    }
+    return { seg: this.seg, left: segLength(this.seg) - this.used };
+  }
+
+  /** The next `n` bytes of the current segment (not a zero run). */
+  bytes(n: number): Buffer {
+    return (this.seg as Buffer).subarray(this.used, this.used + n);
+  }
+
+  advance(n: number): void {
+    this.used += n;
+  }
+
+  close(): Promise<unknown> {
+    return this.it.return(undefined);
+  }
+}
+
+function segLength(s: Segment): number {
+  return isZeroRun(s) ? s.zeros : s.length;
+}
+
+/**
+ * Differing pages of `[address, address + length)`, as merged ranges. The two images are read
+ * as segments (image/segments.ts): where both have a run of zero chunks nothing is read or
+ * compared, so two terabyte zero runs compare equal in one step; a zero run against bytes
+ * checks the bytes for zeros.
+ */
 async function differingPages(a: DiffableImage, b: DiffableImage, address: bigint, length: bigint, pageSize: number, pieceSize: number): Promise<AddressRange[]> {
   const ranges: AddressRange[] = [];
-  const add = (start: bigint, end: bigint): void => {
+  const regionEnd = address + length;
+  const page = BigInt(pageSize);
+  /** Marks the pages holding [start, end) (offsets from `address`) as differing. */
+  const mark = (start: bigint, end: bigint): void => {
+    const from = address + (start / page) * page;
+    let to = address + ((end + page - 1n) / page) * page;
+    if (to > regionEnd) to = regionEnd;
     const last = ranges[ranges.length - 1];
-    if (last && last.end === start) last.end = end;
-    else ranges.push({ start, end });
+    if (last && last.end >= from) { if (to > last.end) last.end = to; } else ranges.push({ start: from, end: to });
   };
-  const pa = a.readStream(address, length, { pieceSize });
-  const pb = b.readStream(address, length, { pieceSize });
+  const ca = new Cursor(readSegments(a, address, length, { pieceSize }));
+  const cb = new Cursor(readSegments(b, address, length, { pieceSize }));
   try {
-    let at = address;
+    let at = 0n; // offset from `address`
     for (;;) {
-      const [x, y] = await Promise.all([pa.next(), pb.next()]);
-      if (x.done || y.done) break;
-      // Pieces are multiples of the page size, so pages line up with `at`.
-      for (let o = 0; o < x.value.length; o += pageSize) {
-        const end = Math.min(o + pageSize, x.value.length);
-        if (!x.value.subarray(o, end).equals(y.value.subarray(o, end))) add(at + BigInt(o), at + BigInt(end));
+      const [x, y] = await Promise.all([ca.current(), cb.current()]);
+      if (!x || !y) break;
+      const n = Math.min(x.left, y.left);
+      const zx = isZeroRun(x.seg);
+      const zy = isZeroRun(y.seg);
+      if (!(zx && zy)) {
+        // Bytes against bytes, or bytes against a zero run: compared page by page where they differ.
+        const bx = zx ? null : ca.bytes(n);
+        const by = zy ? null : cb.bytes(n);
+        comparePages(bx, by, at, n, pageSize, mark);
       }
-      at += BigInt(x.value.length);
+      ca.advance(n);
+      cb.advance(n);
+      at += BigInt(n);
     }
   } finally {
     // One stream may have failed while the other still reads ahead: let both finish.
-    await Promise.allSettled([pa.return(undefined), pb.return(undefined)]);
+    await Promise.allSettled([ca.close(), cb.close()]);
   }
   return ranges;
+}
+
+/**
+ * Compares `n` bytes at offset `at` of two pieces (null: zeros), marking differing pages; a
+ * whole stretch that agrees costs one comparison. Pages are counted from the region's start.
+ */
+function comparePages(x: Buffer | null, y: Buffer | null, at: bigint, n: number, pageSize: number, mark: (start: bigint, end: bigint) => void): void {
+  const same = (from: number, to: number): boolean => {
+    if (x && y) return x.subarray(from, to).equals(y.subarray(from, to));
+    return isZero((x ?? y)!.subarray(from, to));
+  };
+  if (same(0, n)) return;
+  // Stretches ending at page boundaries of the region: the first may start inside a page.
+  const into = Number(at % BigInt(pageSize));
+  for (let o = 0; o < n;) {
+    const end = Math.min(n, o + pageSize - ((into + o) % pageSize));
+    if (!same(o, end)) mark(at + BigInt(o), at + BigInt(end));
+    o = end;
+  }
 }

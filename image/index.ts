@@ -8,6 +8,8 @@ export { DEFAULT_PIECE_SIZE } from './reader.js';
 export type { ReadStreamOptions } from './reader.js';
 export { chunkStats } from './stats.js';
 export type { ChunkStats, ChunkUsage, ChunkForms, RegionChunkStats, KindChunkStats } from './stats.js';
+export { readSegments, isZeroRun } from './segments.js';
+export type { Segment, SegmentOptions, SegmentedImage } from './segments.js';
 export { diffImages } from './diff.js';
 export type { ImageDiff, DiffOptions, RegionChange, RegionField, MemoryDifference, AddressRange } from './diff.js';
 export { ImageWriter, parseCompress, defaultChunkSize } from './writer.js';
