@@ -102,18 +102,22 @@ export interface HostDescription {
 
 /**
  * Bitmap of flag names by their bits in {@link CPU_FEATURE_TABLE}: the bits of `architecture`'s
- * flags only; unknown names (and architectures) are left out.
+ * flags only; unknown names (and architectures) are left out. It ends with its last non-zero
+ * byte (at least one byte): bits beyond a bitmap's end count as zero (spec/FORMAT.md section 4).
  * @param architecture whose flags `names` are; default this host's (`uname -m`).
  * @example
- * featureBitmap(['sse2', 'aes'], 'x86_64'); // bits 21 and 41, not aarch64's aes (110)
+ * featureBitmap(['sse2', 'aes'], 'x86_64'); // bits 21 and 41, not aarch64's aes (110): 6 bytes
  */
 export function featureBitmap(names: Iterable<string>, architecture: string = machine()): Uint8Array {
   const bits = new Uint8Array(Math.ceil(CPU_FEATURE_TABLE.length / 8));
   const set = new Set(names);
+  let end = 1;
   CPU_FEATURE_TABLE.forEach((f, i) => {
-    if (f.architecture === architecture && set.has(f.name)) bits[i >> 3]! |= 1 << (i & 7);
+    if (f.architecture !== architecture || !set.has(f.name)) return;
+    bits[i >> 3]! |= 1 << (i & 7);
+    end = Math.max(end, (i >> 3) + 1);
   });
-  return bits;
+  return bits.slice(0, end);
 }
 
 /**
