@@ -80,6 +80,7 @@ describe('crimg inspect', () => {
         index: expect.any(Number), address: expect.stringMatching(/^0x[0-9a-f]+$/), end: expect.stringMatching(/^0x[0-9a-f]+$/),
         length: expect.any(Number), prot: expect.stringMatching(/^[r-][w-][x-]$/), kind: expect.any(String), name: expect.any(String),
         gap: expect.any(Boolean), storedBytes: expect.any(Number), zeroChunks: expect.any(Number), chunkCount: expect.any(Number), ratio: expect.any(Number),
+        shared: false, fileOffset: null, // region flags (section 8.1): this image records none
       });
     }
     expect(regions.map((r) => r['address'])).toEqual(['0x' + HEAP_AT.toString(16), '0x' + GAP_AT.toString(16), '0x' + STACK_AT.toString(16)]);

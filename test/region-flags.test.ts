@@ -12,6 +12,7 @@ import {
 import { regionFlagFields } from '../format/index-table.js';
 import { ImageWriter, convertImage, openImage } from '../index.js';
 import { tempDir } from './helpers.js';
+import { crimg, ensureBuilt, json } from './cli-helpers.js';
 
 const t = tempDir();
 afterAll(() => t.cleanup());
@@ -130,4 +131,12 @@ test('convert keeps the flags (the vector region-flags, raw to deflate and back)
   // The region section is plain in both: byte for byte the vector's (flags and file pages included).
   const regionSection = (b: Buffer): Buffer => b.subarray(Number(b.readBigUInt64LE(b.length - 96 + 40)), b.length - 96);
   expect(regionSection(readFileSync(t.path('back.img'))).equals(regionSection(readFileSync(vector)))).toBe(true);
+});
+
+test('crimg inspect --json shows shared and fileOffset of each region', async () => {
+  ensureBuilt();
+  const d = json<{ regions: { name: string; shared: boolean; fileOffset: string | null }[] }>(await crimg(['inspect', 'spec/vectors/v1/region-flags.img', '--json']));
+  expect(d.regions.map((r) => [r.shared, r.fileOffset])).toEqual([
+    [false, '0x28000'], [false, '0x2b000'], [false, '0x1bc000'], [true, '0x0'], [true, null], [false, '0xffffffff000'], [false, null],
+  ]);
 });

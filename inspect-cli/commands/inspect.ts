@@ -26,6 +26,10 @@ export interface RegionJson {
   zeroChunks: number;
   chunkCount: number;
   ratio: number;
+  /** Region flag SHARED (spec/FORMAT.md section 8.1). */
+  shared: boolean;
+  /** The mapping's file offset, "0x..." hex; null when the image records none. */
+  fileOffset: string | null;
 }
 
 export interface InspectJson {
@@ -71,6 +75,7 @@ export function regionJson(r: Region): RegionJson {
     prot: r.prot, kind: r.kind, name: r.name, gap: r.isGap,
     storedBytes: Number(r.storedBytes), zeroChunks: r.zeroChunks, chunkCount: r.chunkCount,
     ratio: r.isGap ? 0 : ratio(r.storedBytes, r.length),
+    shared: r.shared, fileOffset: r.fileOffset === undefined ? null : hexAddress(r.fileOffset),
   };
 }
 
