@@ -113,7 +113,7 @@ export const REGION_FIELDS: readonly Field[] = [
   { name: 'address', at: 0, size: 8 }, { name: 'length', at: 8, size: 8 }, { name: 'first chunk', at: 16, size: 8 },
   { name: 'chunk count', at: 24, size: 8 }, { name: 'stored bytes', at: 32, size: 8 }, { name: 'zero chunks', at: 40, size: 8 },
   { name: 'name offset', at: 48, size: 4 }, { name: 'name length', at: 52, size: 4 }, { name: 'prot', at: 56, size: 1 },
-  { name: 'kind', at: 57, size: 1 }, { name: 'flags', at: 58, size: 2 }, { name: 'reserved', at: 60, size: 4 },
+  { name: 'kind', at: 57, size: 1 }, { name: 'flags', at: 58, size: 2 }, { name: 'file page', at: 60, size: 4 },
 ];
 /** Section 5.3, relative to a 24-byte chunk record. */
 export const CHUNK_FIELDS: readonly Field[] = [
