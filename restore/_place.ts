@@ -180,12 +180,18 @@ export function viewOf(s: Slot, offset: number, length: number, prot: ReadablePr
   }
 }
 
+/** What map mode checks the mapped bytes with (restore/_checkmap.ts), or null for none. */
+export interface MappedCheck {
+  slot(s: Slot, plan: Float64Array, memory: ArrayBuffer | undefined): void;
+}
+
 /**
  * Map mode: every run of every region placed straight from the image file (file runs) or as
  * fresh anonymous memory (zero runs) with the region's protection, then one view per readable
- * region.
+ * region, and, with `check`, every file-mapped chunk hashed in place and compared with the chunk
+ * table before anything is returned.
  */
-export function mapRegions(slots: readonly Slot[], plans: ReadonlyMap<Region, Float64Array>, fd: number, advice: RestoreAdvice | undefined, result: Restoration, progress: Progress): void {
+export function mapRegions(slots: readonly Slot[], plans: ReadonlyMap<Region, Float64Array>, fd: number, advice: RestoreAdvice | undefined, result: Restoration, progress: Progress, check: MappedCheck | null): void {
   placeAll(slots, fd, (s) => plans.get(s.region) ?? null, (s) => s.region.prot as Prot, 'map');
   adviseAll(result, slots, advice);
   for (const s of slots) {
@@ -195,6 +201,8 @@ export function mapRegions(slots: readonly Slot[], plans: ReadonlyMap<Region, Fl
       s.entry.memory = viewOf(s, 0, s.length, s.region.prot as ReadableProt);
       result.own(s.entry.memory, true);
     }
+    const plan = plans.get(s.region);
+    if (check && plan) check.slot(s, plan, s.entry.memory);
     advance(progress, s.length);
   }
 }

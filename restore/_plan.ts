@@ -60,6 +60,7 @@ const W_LENGTH = CW.storedLength;
 const W_FLAGS = CW.flags; // the u16 flags are its low half
 const W_CHECKSUM = CW.checksum;
 const FLAGS_AT = offsetOf(CHUNK_RECORD, 'flags');
+const CHECKSUM_AT = offsetOf(CHUNK_RECORD, 'checksum');
 
 export class RecordScanner {
   /** The records as 32-bit words (6 per record), when the host is little-endian and they are aligned. */
@@ -130,6 +131,11 @@ export class RecordScanner {
   /** The flags of a record, unchecked. */
   flags(number: number): number {
     return this.dv.getUint16(number * CHUNK_RECORD_SIZE + FLAGS_AT, true);
+  }
+
+  /** The checksum of a record, unchecked (a plan has checked the record already). */
+  checksum(number: number): bigint {
+    return this.dv.getBigUint64(number * CHUNK_RECORD_SIZE + CHECKSUM_AT, true);
   }
 
   /** The authority for records the fast check did not accept: throws, or returns the record. */

@@ -31,10 +31,20 @@ export interface RestoreOptions {
    */
   advise?: RestoreAdvice;
   /**
-   * Map mode: run {@link Image.verify} first and throw its first error, since mapping checks no
-   * checksum. Copy mode checks every chunk anyway and ignores this. Default false.
+   * Map mode: run {@link Image.verify} over the whole file first and throw its first error
+   * (padding, the tables, every chunk, selected regions or not). Copy mode checks every chunk it
+   * reads anyway and ignores this. Default false.
    */
   verify?: boolean;
+  /**
+   * Map mode: hash every chunk mapped from the file in place, through the mapping, and compare
+   * it with the chunk table before returning; on a mismatch everything is released and
+   * CORRUPT_CHUNK thrown, so a damaged image never restores silently wrong memory. Default true.
+   * It reads every stored page once (the mapping is no longer lazy): `check: false` is the
+   * explicit unchecked mapping, zero-copy and lazy, whose bytes are whatever the file holds,
+   * damaged or not. Copy mode always checks every chunk and ignores this.
+   */
+  check?: boolean;
 }
 
 /** One restored region (or gap). */

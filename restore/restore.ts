@@ -9,9 +9,12 @@
  * - **map** mode (raw MAPPABLE images, spec/FORMAT.md sections 3.1 and 5.2): each run of stored
  *   chunks is mapped straight from the image file (MAP_PRIVATE: writes stay in this process) and
  *   each run of zero chunks is fresh anonymous memory, one mmap per run, with the region's
- *   recorded protection; one native call per protection places them all. Zero-copy and lazy: no
- *   page is read until it is touched, so no chunk checksum is checked either. The integrity check
- *   of map mode is {@link Image.verify} (`verify: true` runs it first). The cost is one mmap per
+ *   recorded protection; one native call per protection places them all. Zero-copy. Checked by
+ *   default: before returning, every file-mapped chunk is hashed in place through the mapping
+ *   and compared with the chunk table (restore/_checkmap.ts), so every stored page is read once;
+ *   a mismatch releases everything and throws CORRUPT_CHUNK. `check: false` is the explicit
+ *   unchecked mapping (lazy: no page is read until touched, nothing is checked); `verify: true`
+ *   runs {@link Image.verify} on the whole file first. The cost is one mmap per
  *   run (about 2 us each): memory-like images have thousands of runs per GiB. A SPARSE image
  *   (section 5.2) is mapped with one mmap per region, each region's span whole, holes and all:
  *   its geometry is checked from the chunk table once per opened image (about 0.5 ms per GiB).
@@ -45,6 +48,7 @@ import { RecordScanner, mapPlan, planGeometry, regionLength, sparsePlan, sparseS
 import { mappingHeadroom } from './_maps.js';
 import { layout, mapRegions } from './_place.js';
 import { copyToAnonymous, copyToArrayBuffers } from './_copy.js';
+import { MapCheck } from './_checkmap.js';
 import { Restoration } from './_result.js';
 import type { RestoreAdvice, RestoreOptions, RestoreResult } from './_types.js';
 
@@ -123,8 +127,10 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
   if (mode === 'map' && o.verify) await verifyFirst(image);
   const result = new Restoration(mode);
   let plans: Map<Region, Float64Array> | null = null;
+  let check: MapCheck | null = null;
   if (mode === 'map') {
     const scan = new RecordScanner(table, planGeometry(image));
+    if (o.check) check = new MapCheck(scan);
     // A SPARSE image maps each region with one mmap (section 5.2); else one per run.
     const spans = image.sparse ? sparseSpansOnce(table, scan.g, all) : null;
     plans = new Map(selected.filter((r) => !r.isGap).map((r) => [r, spans ? sparsePlan(spans, r) : mapPlan(scan, r)]));
@@ -153,7 +159,7 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
       await copyToArrayBuffers(image, table, selected, result, progress);
     } else {
       const slots = layout(selected, o.atRecordedAddress, result);
-      if (plans) mapRegions(slots, plans, fd!, o.advise, result, progress);
+      if (plans) mapRegions(slots, plans, fd!, o.advise, result, progress, check);
       else await copyToAnonymous(image, table, slots, o.advise, result, progress);
     }
   } catch (e) {
@@ -174,13 +180,14 @@ interface CheckedOptions {
   onProgress: ((done: number, total: number) => void) | undefined;
   advise: RestoreAdvice | undefined;
   verify: boolean;
+  check: boolean;
 }
 
 function checkOptions(options: RestoreOptions): CheckedOptions {
   if (options === null || typeof options !== 'object') throw new TypeError(`expected an options object, got ${options === null ? 'null' : typeof options}`);
-  const { mode, atRecordedAddress, regions, onProgress, advise: advice, verify } = options;
+  const { mode, atRecordedAddress, regions, onProgress, advise: advice, verify, check } = options;
   if (mode !== undefined && mode !== 'map' && mode !== 'copy') throw new RangeError(`expected mode 'map' or 'copy', got ${JSON.stringify(mode)}`);
-  for (const [name, v] of [['atRecordedAddress', atRecordedAddress], ['verify', verify]] as const) {
+  for (const [name, v] of [['atRecordedAddress', atRecordedAddress], ['verify', verify], ['check', check]] as const) {
     if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`expected ${name} to be a boolean, got ${typeof v}`);
   }
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`expected onProgress to be a function, got ${typeof onProgress}`);
@@ -194,7 +201,7 @@ function checkOptions(options: RestoreOptions): CheckedOptions {
       seen.add(i);
     }
   }
-  return { mode, atRecordedAddress: atRecordedAddress ?? false, regions, onProgress, advise: advice, verify: verify ?? false };
+  return { mode, atRecordedAddress: atRecordedAddress ?? false, regions, onProgress, advise: advice, verify: verify ?? false, check: check ?? true };
 }
 
 /** Map mode's integrity check: verify() first, its first error thrown. */

@@ -186,7 +186,7 @@ describe('restore, map mode', () => {
     expect(() => result.release()).not.toThrow();
   });
 
-  test('map mode is lazy: it checks no checksum; verify: true does', async () => {
+  test('map mode checks every mapped chunk by default; check: false is the unchecked lazy mapping; verify: true checks the file first', async () => {
     const bad = t.path('bad.img');
     copyFileSync(imagePath, bad);
     const table = await image.chunkTable();
@@ -196,7 +196,10 @@ describe('restore, map mode', () => {
     closeSync(fd);
     const damaged = await openImage(bad);
     try {
-      const lazy = await damaged.restore({ mode: 'map', regions: [0] });
+      const checked = await damaged.restore({ mode: 'map', regions: [0] }).then(() => null, (e: unknown) => e);
+      expect(checked).toMatchObject({ code: 'CORRUPT_CHUNK', chunk: image.regions[0]!.firstChunk, region: 0, offset: rec.offset });
+      expect(fixtureMaps()).toEqual([]);
+      const lazy = await damaged.restore({ mode: 'map', regions: [0], check: false });
       expect(new Uint8Array(lazy.regions[0]!.memory!)[7]).toBe(0x5a ^ 0xff);
       lazy.release();
       await expect(damaged.restore({ mode: 'map', verify: true })).rejects.toMatchObject({ code: 'CORRUPT_CHUNK' });
