@@ -123,6 +123,63 @@ export const DEFAULT_SCRYPT_CAPS: Readonly<ScryptCaps> = Object.freeze({ maxMemo
 /** Writers' default scrypt parameters: log2 N = 17, r = 8, p = 1 (spec section 7.1). */
 export const DEFAULT_SCRYPT_PARAMS = Object.freeze({ log2N: 17, r: 8, p: 1 });
 
+/**
+ * The scrypt parameters a reader accepts by default (spec section 7.1): at most the writers'
+ * default cost, log2 N = 17, r = 8, p = 1 (128 MiB, about 0.4 s here), as age accepts only
+ * r = 8 and p = 1. An image asking for more is refused before any scrypt work unless the
+ * caller raises these limits (`maxScrypt` of openImage, `--max-scrypt LOG2N,R,P` of the CLI).
+ */
+export const DEFAULT_SCRYPT_LIMITS: Readonly<ScryptLimits> = Object.freeze({ ...DEFAULT_SCRYPT_PARAMS });
+
+/** Largest scrypt parameters a reader accepts, each on its own (spec section 7.1). */
+export interface ScryptLimits {
+  /** Largest log2 N. */
+  log2N: number;
+  /** Largest r. */
+  r: number;
+  /** Largest p. */
+  p: number;
+}
+
+/**
+ * Refuses scrypt parameters above `limits`, each compared on its own (spec section 7.1): call it
+ * with an image's header fields before any scrypt work. The message names the image's cost and
+ * the option that raises the limit; it holds no key material.
+ * @param limits - defaults to {@link DEFAULT_SCRYPT_LIMITS}; a field left out keeps its default.
+ * @throws CrimgError `LIMIT_EXCEEDED`. RangeError when a limit is not an integer 0..255.
+ * @example
+ * checkScryptLimits(17, 8, 1);               // ok: the writers' default
+ * checkScryptLimits(18, 8, 16);              // throws LIMIT_EXCEEDED
+ * checkScryptLimits(20, 8, 1, { log2N: 20 }); // ok: raised by the caller
+ */
+export function checkScryptLimits(log2N: number, r: number, p: number, limits: Partial<ScryptLimits> = DEFAULT_SCRYPT_LIMITS): void {
+  const max = { ...DEFAULT_SCRYPT_LIMITS, ...definedOnly(limits) };
+  expectInt('maxScrypt.log2N', max.log2N, 0, 255);
+  expectInt('maxScrypt.r', max.r, 0, 255);
+  expectInt('maxScrypt.p', max.p, 0, 255);
+  const over: string[] = [];
+  if (log2N > max.log2N) over.push(`log2 N ${log2N} > ${max.log2N}`);
+  if (r > max.r) over.push(`r ${r} > ${max.r}`);
+  if (p > max.p) over.push(`p ${p} > ${max.p}`);
+  if (over.length === 0) return;
+  const memory = 128 * r * 2 ** log2N;
+  throw new CrimgError(
+    'LIMIT_EXCEEDED',
+    `the image asks for scrypt log2 N = ${log2N}, r = ${r}, p = ${p} (${formatBytes(memory)} of memory, ${p} pass${p === 1 ? '' : 'es'}), ` +
+      `over the reader's limit (${over.join(', ')}; default log2 N ${DEFAULT_SCRYPT_LIMITS.log2N}, r ${DEFAULT_SCRYPT_LIMITS.r}, p ${DEFAULT_SCRYPT_LIMITS.p}, what writers use)`,
+    { hint: `if you trust this image, raise the limit: option maxScrypt: { log2N: ${log2N}, r: ${r}, p: ${p} } of openImage, or --max-scrypt ${log2N},${r},${p} on the command line` },
+  );
+}
+
+function definedOnly(o: Partial<ScryptLimits>): Partial<ScryptLimits> {
+  if (typeof o !== 'object' || o === null) throw new TypeError(`expected maxScrypt to be an object, got ${describe(o)}`);
+  const out: Partial<ScryptLimits> = {};
+  if (o.log2N !== undefined) out.log2N = o.log2N;
+  if (o.r !== undefined) out.r = o.r;
+  if (o.p !== undefined) out.p = o.p;
+  return out;
+}
+
 /** Largest log2 N this implementation computes (the portable engine's limit, N <= 2^32). */
 export const MAX_SCRYPT_LOG2N = 32;
 

@@ -3,14 +3,12 @@
  * 5.3 and 8.1. Pure: bytes in, fields out. The chunk table is read in place (a DataView over
  * its bytes), never expanded into one object per chunk.
  */
-import {
-  CHUNK_RECORD_SIZE, CHUNK_ZERO, KIND_GAP, LIMITS, MAX_FILE_PAGE, REGION_FILE_OFFSET, REGION_RECORD_SIZE, REGION_SHARED,
-  kindName, protToString,
-} from './constants.js';
+import { CHUNK_RECORD_SIZE, CHUNK_ZERO, MAX_FILE_PAGE, REGION_FILE_OFFSET, REGION_RECORD_SIZE, REGION_SHARED } from './constants.js';
 import { FORM, chunkFormViolation, type FormViolation } from './chunk-form.js';
-import { hex, view } from './bytes.js';
+import { view } from './bytes.js';
 import { CrimgError } from './errors.js';
-import { CHUNK_RECORD, REGION_RECORD, decodeFields, encodeFields, offsetOf, sizeOf, type FieldName } from './fields.js';
+import { RegionTable } from './region-table.js';
+import { CHUNK_RECORD, REGION_RECORD, encodeFields, offsetOf, sizeOf } from './fields.js';
 
 /** One region of the region table (section 8.1), as the library returns it. */
 export interface Region {
@@ -63,10 +61,7 @@ export interface RegionRecord {
   fileOffset?: bigint;
 }
 
-type RegionField = FieldName<(typeof REGION_RECORD.fields)[number]>;
-
 const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The region flags of a writer's options (section 8.1): `shared` as given, `fileOffset` when it
@@ -134,65 +129,12 @@ export interface RegionSectionContext {
 
 /**
  * Decodes and validates the region section (section 8.1): sorted, not overlapping,
- * page-aligned, chunk numbering consistent with the chunk count.
+ * page-aligned, chunk numbering consistent with the chunk count. Every region as an object:
+ * a reader keeps the section in place instead ({@link RegionTable}).
  * @throws CrimgError CORRUPT_INDEX, LIMIT_EXCEEDED
  */
 export function decodeRegionSection(bytes: Uint8Array, c: RegionSectionContext): Region[] {
-  const strBase = c.regionCount * REGION_RECORD_SIZE;
-  if (bytes.length !== strBase + c.stringTableLength) {
-    throw new CrimgError('CORRUPT_INDEX', `region section is ${bytes.length} bytes, expected ${strBase + c.stringTableLength}`, { offset: c.base });
-  }
-  const regions: Region[] = [];
-  const chunkSize = BigInt(c.chunkSize);
-  let nextChunk = 0;
-  let prevEnd = -1n;
-  for (let i = 0; i < c.regionCount; i++) {
-    const o = i * REGION_RECORD_SIZE;
-    const corrupt = (why: string, field: RegionField): never => {
-      throw new CrimgError('CORRUPT_INDEX', `region ${i} ${why}`, { offset: c.base + o + offsetOf(REGION_RECORD, field), region: i });
-    };
-    const {
-      address, length, firstChunk, chunkCount, storedBytes, zeroChunks, nameOffset, nameLength,
-      protection: protBits, kind: kindId, flags, filePage,
-    } = decodeFields(REGION_RECORD, bytes, o);
-    if (address % BigInt(c.pageSize) !== 0n) corrupt(`address ${hex(address)} is not page-aligned`, 'address');
-    if (length === 0n) corrupt('has length 0', 'length');
-    if (address + length > 1n << 64n) corrupt(`${hex(address)} + ${length} runs past the 64-bit address space`, 'length');
-    if (address < prevEnd) corrupt(`at ${hex(address)} overlaps or is not after the previous region (ends ${hex(prevEnd)})`, 'address');
-    prevEnd = address + length;
-    const isGap = kindId === KIND_GAP;
-    const expectChunks = isGap ? 0n : (length + chunkSize - 1n) / chunkSize;
-    if (chunkCount !== expectChunks) corrupt(`has ${chunkCount} chunks, expected ${expectChunks} for ${length} bytes`, 'chunkCount');
-    if (expectChunks > BigInt(LIMITS.maxChunksPerRegion)) {
-      throw new CrimgError('LIMIT_EXCEEDED', `region ${i} has ${expectChunks} chunks (limit ${LIMITS.maxChunksPerRegion})`, { offset: c.base + o + offsetOf(REGION_RECORD, 'chunkCount'), region: i });
-    }
-    if (firstChunk !== BigInt(nextChunk)) corrupt(`first chunk ${firstChunk} should be ${nextChunk}`, 'firstChunk');
-    if (zeroChunks > chunkCount) corrupt(`zero chunk count ${zeroChunks} exceeds its chunk count`, 'zeroChunks');
-    if (isGap && (protBits !== 0 || storedBytes !== 0n)) corrupt('is a gap with protection or stored bytes', 'protection');
-    if (protBits & ~7) corrupt(`protection ${protBits} has reserved bits`, 'protection');
-    nextChunk += Number(chunkCount);
-    if (nextChunk > c.chunkCount) corrupt(`chunks run past the chunk table's ${c.chunkCount} records`, 'firstChunk');
-    if (nameLength > LIMITS.maxNameLength) corrupt(`name length ${nameLength} exceeds ${LIMITS.maxNameLength}`, 'nameLength');
-    if (nameOffset + nameLength > c.stringTableLength) corrupt(`name [${nameOffset}, +${nameLength}) lies outside the string table`, 'nameOffset');
-    let name = '';
-    try {
-      name = dec.decode(bytes.subarray(strBase + nameOffset, strBase + nameOffset + nameLength));
-    } catch {
-      corrupt('name is not UTF-8', 'nameOffset');
-    }
-    // Flags are optional data (section 8.1): unknown bits, and the file page without
-    // FILE_OFFSET, are ignored, never refused.
-    regions.push({
-      index: i, address, length, protBits, prot: protToString(protBits), kindId, kind: kindName(kindId), name,
-      firstChunk: Number(firstChunk), chunkCount: Number(chunkCount), storedBytes, zeroChunks: Number(zeroChunks), isGap,
-      shared: (flags & REGION_SHARED) !== 0,
-      ...(flags & REGION_FILE_OFFSET ? { fileOffset: BigInt(filePage) * BigInt(c.pageSize) } : {}),
-    });
-  }
-  if (nextChunk !== c.chunkCount) {
-    throw new CrimgError('CORRUPT_INDEX', `regions account for ${nextChunk} chunks, the chunk table has ${c.chunkCount}`, { offset: c.base });
-  }
-  return regions;
+  return new RegionTable(bytes, c).all();
 }
 
 /** A chunk record (section 5.3). */

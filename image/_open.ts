@@ -4,11 +4,12 @@
  * read later, on the first data access.
  */
 import { xxh64 } from '../codec/checksum.js';
-import { FOOTER_SIZE, alignUp } from '../format/constants.js';
+import { FOOTER_SIZE, KDF_SCRYPT, alignUp } from '../format/constants.js';
+import { DEFAULT_SCRYPT_LIMITS, checkScryptLimits } from '../codec/keys.js';
 import { decodeHeader, peekHeaderSize, type Header } from '../format/header.js';
 import { decodeValidation, type Validation } from '../format/validation.js';
 import { checkFooter, decodeFooter, type Footer } from '../format/footer.js';
-import { decodeRegionSection, type Region } from '../format/index-table.js';
+import { RegionTable } from '../format/region-table.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import type { RandomAccessSource } from './source.js';
 import { createChunkDecoder, type ChunkDecoder } from './chunk-decoder.js';
@@ -19,7 +20,16 @@ export interface OpenOptions {
   key?: KeyInput;
   /** 'node' (default) or 'portable' engines for decoding. */
   engine?: 'node' | 'portable';
-  /** Reader-side caps on scrypt work (section 7.1). */
+  /**
+   * Largest scrypt parameters accepted from the image's header (section 7.1), each on its own;
+   * default log2 N 17, r 8, p 1: the writers' default cost. An image asking for more is refused
+   * with LIMIT_EXCEEDED before any scrypt work. Raise it only for images you trust.
+   */
+  maxScrypt?: { log2N?: number; r?: number; p?: number };
+  /**
+   * Further caps on scrypt work (section 7.1): memory `128 * r * N` and `p`. Applied after
+   * {@link maxScrypt}; when left out, `maxScrypt` alone bounds the work.
+   */
   scryptCaps?: { maxMemory?: number; maxP?: number };
   /** Worker threads for bulk decoding; default none on 2 cores or fewer (measured: the copies cost more than they save), else cores - 1. */
   workers?: number;
@@ -35,7 +45,8 @@ export interface ImageParts {
   readonly validationBytes: Uint8Array;
   readonly validation: Validation;
   readonly footer: Footer;
-  readonly regions: Region[] | null;
+  /** The region section, checked and kept in place; null while the index is sealed and no key was given. */
+  readonly regionTable: RegionTable | null;
   readonly decoder: ChunkDecoder | null;
   readonly dataStart: number;
 }
@@ -58,11 +69,23 @@ export async function openParts(source: RandomAccessSource, owned: boolean, opti
   const footer = await readFooter(source);
   const dataStart = alignUp(header.headerSize + header.validationSize, header.pageSize);
   checkFooter(footer, header, size, dataStart);
+  // Section 7.1: the scrypt cost is checked against the reader's limits before any key work.
+  if (header.cipher !== 0 && header.kdf === KDF_SCRYPT && isPassphrase(options.key)) {
+    checkScryptLimits(header.scryptLog2N, header.scryptR, header.scryptP, options.maxScrypt ?? DEFAULT_SCRYPT_LIMITS);
+  }
+  const scryptCaps = options.scryptCaps ?? NO_FURTHER_CAPS;
   const decoder = header.cipher !== 0 || header.codec !== 0
-    ? await createChunkDecoder({ header, headerBytes, validationBytes, key: options.key, engine: options.engine ?? 'node', scryptCaps: options.scryptCaps, workers: options.workers })
+    ? await createChunkDecoder({ header, headerBytes, validationBytes, key: options.key, engine: options.engine ?? 'node', scryptCaps, workers: options.workers })
     : null;
-  const regions = header.cipher === 0 || decoder?.hasKey ? await readRegions(source, header, footer, decoder) : null;
-  return { source, owned, header, headerBytes, validationBytes, validation, footer, regions, decoder, dataStart };
+  const regionTable = header.cipher === 0 || decoder?.hasKey ? await readRegions(source, header, footer, decoder) : null;
+  return { source, owned, header, headerBytes, validationBytes, validation, footer, regionTable, decoder, dataStart };
+}
+
+/** The decoder's own caps once {@link checkScryptLimits} has bounded the work. */
+const NO_FURTHER_CAPS = Object.freeze({ maxMemory: Infinity, maxP: 255 });
+
+function isPassphrase(key: KeyInput | undefined): boolean {
+  return typeof key === 'object' && key !== null && !(key instanceof Uint8Array) && 'passphrase' in key;
 }
 
 /** Section 3: the header, after its magic and size (a wrong magic beats truncation). */
@@ -97,8 +120,11 @@ async function readFooter(source: RandomAccessSource): Promise<Footer> {
   }
 }
 
-/** Section 8.1: the region section, checksummed, opened when sealed, decoded. */
-async function readRegions(source: RandomAccessSource, header: Header, footer: Footer, decoder: ChunkDecoder | null): Promise<Region[]> {
+/**
+ * Section 8.1: the region section, checksummed, opened when sealed, checked in place: time
+ * linear in its stored length, no object per region (section 9 bounds it at 64 MiB + 64 MiB).
+ */
+async function readRegions(source: RandomAccessSource, header: Header, footer: Footer, decoder: ChunkDecoder | null): Promise<RegionTable> {
   const off = Number(footer.regionSectionOffset);
   const len = Number(footer.regionSectionLength);
   const stored = await source.read(off, len);
@@ -106,7 +132,7 @@ async function readRegions(source: RandomAccessSource, header: Header, footer: F
     throw new CrimgError('CORRUPT_INDEX', 'region section checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
   }
   const plain = decoder ? decoder.openIndex(2, BigInt(footer.regionCount), stored, off) : stored;
-  return decodeRegionSection(plain, {
+  return new RegionTable(plain, {
     regionCount: footer.regionCount, stringTableLength: footer.stringTableLength,
     chunkCount: Number(footer.chunkCount), chunkSize: header.chunkSize, pageSize: header.pageSize, base: off,
   });

@@ -9,6 +9,7 @@ import type { Header } from '../format/header.js';
 import type { Validation } from '../format/validation.js';
 import type { Footer } from '../format/footer.js';
 import { ChunkTable, type ChunkRecord, type Region } from '../format/index-table.js';
+import type { RegionTable } from '../format/region-table.js';
 import { hex, toHex } from '../format/bytes.js';
 import { CrimgError } from '../format/errors.js';
 import { toBigAddress } from '../format/address.js';
@@ -78,9 +79,14 @@ export async function openWith<T>(input: SourceInput, options: OpenOptions, make
   }
 }
 
-/** An open image. Methods are safe to call concurrently. */
+/**
+ * An open image. Methods are safe to call concurrently. After {@link close}, every method that
+ * reads the file or decodes throws CrimgError INVALID_ARGUMENT (what was read at open, the
+ * header, validation block and regions, stays readable).
+ */
 export class ImageReader {
   private chunkTablePromise: Promise<ChunkTable> | null = null;
+  private closed = false;
   readonly source: RandomAccessSource;
   private readonly owned: boolean;
   readonly header: Header;
@@ -89,7 +95,7 @@ export class ImageReader {
   readonly validationBytes: Uint8Array;
   readonly validation: Validation;
   readonly footer: Footer;
-  private readonly regionList: Region[] | null;
+  private readonly regionTable: RegionTable | null;
   private readonly decoder: ChunkDecoder | null;
   readonly dataStart: number;
 
@@ -102,7 +108,7 @@ export class ImageReader {
     this.validationBytes = parts.validationBytes;
     this.validation = parts.validation;
     this.footer = parts.footer;
-    this.regionList = parts.regions;
+    this.regionTable = parts.regionTable;
     this.decoder = parts.decoder;
     this.dataStart = parts.dataStart;
   }
@@ -124,22 +130,45 @@ export class ImageReader {
   /** True when each region's bytes lie at one file range, zero chunks as holes (optional feature SPARSE). */
   get sparse(): boolean { return (this.header.optionalFeatures & OPTIONAL_SPARSE) !== 0n; }
   /** True when the index is encrypted and no key was given. */
-  get indexLocked(): boolean { return this.regionList === null; }
+  get indexLocked(): boolean { return this.regionTable === null; }
   get fileSize(): number { return this.source.size; }
   get chunkCount(): number { return Number(this.footer.chunkCount); }
 
   /**
-   * The region table, sorted by address.
+   * The region table, sorted by address: one object per region, made on first access and kept
+   * (about 250 bytes each: 2^20 regions are about 256 MiB). To visit regions without holding
+   * them all, use {@link regionCount} and {@link region}.
    * @throws CrimgError KEY_REQUIRED when the image is encrypted and no key was given.
    */
   get regions(): readonly Region[] {
-    if (this.regionList === null) throw keyRequired();
-    return this.regionList;
+    if (this.regionTable === null) throw keyRequired();
+    return this.regionTable.all();
+  }
+
+  /**
+   * The number of regions (gaps included), without making any region object.
+   * @throws CrimgError KEY_REQUIRED when the image is encrypted and no key was given.
+   */
+  get regionCount(): number {
+    if (this.regionTable === null) throw keyRequired();
+    return this.regionTable.count;
+  }
+
+  /**
+   * Region `index` (0 to {@link regionCount} - 1), made from the region section in place: the
+   * same fields as `regions[index]`, without making the others.
+   * @throws CrimgError KEY_REQUIRED when the image is encrypted and no key was given; RangeError
+   *   for a number out of range.
+   */
+  region(index: number): Region {
+    if (this.regionTable === null) throw keyRequired();
+    return this.regionTable.get(index);
   }
 
   /** The chunk table, loaded and checked on first use. */
   chunkTable(): Promise<ChunkTable> {
-    if (this.regionList === null) return Promise.reject(keyRequired());
+    if (this.closed) return Promise.reject(closedError('chunkTable'));
+    if (this.regionTable === null) return Promise.reject(keyRequired());
     this.chunkTablePromise ??= this.loadChunkTable();
     return this.chunkTablePromise;
   }
@@ -157,20 +186,15 @@ export class ImageReader {
     });
   }
 
-  /** The region holding `address`, or undefined (binary search). Gaps count as regions. */
+  /**
+   * The region holding `address`, or undefined: binary search over the region section in
+   * place (no region object but the one returned). Gaps count as regions.
+   */
   regionAt(address: bigint | number): Region | undefined {
     const a = toBigAddress(address);
-    const rs = this.regions;
-    let lo = 0;
-    let hi = rs.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const r = rs[mid]!;
-      if (a < r.address) hi = mid - 1;
-      else if (a >= r.address + r.length) lo = mid + 1;
-      else return r;
-    }
-    return undefined;
+    if (this.regionTable === null) throw keyRequired();
+    const i = this.regionTable.indexAt(a);
+    return i < 0 ? undefined : this.regionTable.get(i);
   }
 
   /** Plain length of chunk `j` of region `r`. */
@@ -187,6 +211,7 @@ export class ImageReader {
    * @throws CrimgError NOT_MAPPED for unmapped addresses or gaps; CORRUPT_CHUNK, AUTH_FAILED on damage.
    */
   async read(address: bigint | number, length: number): Promise<Buffer> {
+    if (this.closed) throw closedError('read');
     const start = toBigAddress(address);
     if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`expected a non-negative integer length, got ${length}`);
     if (length > 2 ** 31) throw new RangeError(`expected a read of at most 2 GiB, got ${length}; use readStream or several reads`);
@@ -206,6 +231,7 @@ export class ImageReader {
    * for await (const piece of image.readStream(region.address, region.length)) await out.write(piece);
    */
   readStream(address: bigint | number, length: bigint | number, options: ReadStreamOptions = {}): AsyncGenerator<Buffer> {
+    if (this.closed) throw closedError('readStream');
     const start = toBigAddress(address);
     const end = start + toBigAddress(length, 'length');
     const piece = options.pieceSize ?? DEFAULT_PIECE_SIZE;
@@ -221,6 +247,7 @@ export class ImageReader {
    * so their pages are never touched.
    */
   async readInto(address: bigint, out: Uint8Array, options: { zeroFilled?: boolean } = {}): Promise<void> {
+    if (this.closed) throw closedError('readInto');
     const table = await this.chunkTable();
     const cs = BigInt(this.header.chunkSize);
     const end = address + BigInt(out.length);
@@ -283,6 +310,7 @@ export class ImageReader {
    * decoder's workers for encoded or encrypted images, checksums inline for plain ones.
    */
   async decodeRun(items: readonly { region: Region; j: number; number: number; rec: ChunkRecord }[], bytes: Uint8Array, base: number): Promise<DecodedRun> {
+    if (this.closed) throw closedError('decodeRun');
     // A plain Uint8Array view: subarrays of a Buffer are Buffers, several times dearer to make.
     const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const slice = (rec: ChunkRecord): Uint8Array => u8.subarray(rec.offset - base, rec.offset - base + rec.storedLength);
@@ -325,6 +353,7 @@ export class ImageReader {
 
   /** Decodes one chunk's stored bytes, checking its checksum (and tag). */
   async decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array): Promise<Uint8Array> {
+    if (this.closed) throw closedError('decodeChunk');
     if (this.decoder) return this.decoder.decode(stored, this.decodeContext(region, j, number, rec));
     if (xxh64(stored) !== rec.checksum) throw this.checksumMismatch(region, j, number, rec);
     return stored;
@@ -342,6 +371,7 @@ export class ImageReader {
    * Lists every bad chunk; throws only when the image cannot be read at all.
    */
   verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    if (this.closed) return Promise.reject(closedError('verify'));
     return verifyImage(this, options);
   }
 
@@ -351,6 +381,7 @@ export class ImageReader {
    * @throws CrimgError KEY_REQUIRED without a key for an encrypted image; CORRUPT_INDEX.
    */
   chunkStats(): Promise<ChunkStats> {
+    if (this.closed) return Promise.reject(closedError('chunkStats'));
     return chunkStats(this);
   }
 
@@ -417,11 +448,33 @@ export class ImageReader {
     });
   }
 
-  /** Releases the source (when openImage opened it) and the decoder's workers. */
+  /** True once {@link close} was called. */
+  get isClosed(): boolean { return this.closed; }
+
+  /**
+   * Throws CrimgError INVALID_ARGUMENT when the image was closed: for a layer above (restore)
+   * that uses the source or decoder directly.
+   */
+  assertOpen(what: string): void {
+    if (this.closed) throw closedError(what);
+  }
+
+  /**
+   * Releases the source (when openImage opened it) and the decoder's workers. Calling it again
+   * does nothing; any read or decode afterwards throws CrimgError INVALID_ARGUMENT.
+   */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.decoder?.close();
     if (this.owned) await this.source.close();
   }
+}
+
+function closedError(what: string): CrimgError {
+  return new CrimgError('INVALID_ARGUMENT', `${what}() on a closed image`, {
+    hint: 'open the image again (close() releases its file and workers); finish reads before closing',
+  });
 }
 
 function keyRequired(): CrimgError {

@@ -52,6 +52,8 @@ export class BufferSource implements RandomAccessSource {
 
 /** A source over a local file, by path or by an fd the caller owns. */
 export class FileSource implements RandomAccessSource {
+  private closed = false;
+
   private constructor(
     readonly fd: number,
     readonly size: number,
@@ -88,7 +90,11 @@ export class FileSource implements RandomAccessSource {
     return buf;
   }
 
+  /** @throws CrimgError INVALID_ARGUMENT after {@link close} (not a bare EBADF, nor a read of an fd number reused since). */
   async readInto(target: Uint8Array, offset: number): Promise<void> {
+    if (this.closed) {
+      throw new CrimgError('INVALID_ARGUMENT', `${this.name}: read after the source was closed`, { hint: 'open the image again; finish reads before closing' });
+    }
     const length = target.byteLength;
     checkRange(this, offset, length);
     let done = 0;
@@ -107,6 +113,8 @@ export class FileSource implements RandomAccessSource {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.handle?.close();
   }
 }

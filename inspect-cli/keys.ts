@@ -16,6 +16,24 @@ export interface KeySources {
   keyFile?: string | undefined;
   keyEnv?: string | undefined;
   passphraseFile?: string | undefined;
+  /** --max-scrypt LOG2N[,R[,P]]: the scrypt cost accepted from an image (library option maxScrypt). */
+  maxScrypt?: string | undefined;
+}
+
+/**
+ * The library's `maxScrypt` from `--max-scrypt LOG2N[,R[,P]]` (spec section 7.1); undefined
+ * when the option is not given (the library's default, the writers' cost, applies).
+ * @throws CrimgError INVALID_ARGUMENT for anything but one to three integers 0..255.
+ */
+export function parseMaxScrypt(text: string | undefined): { log2N: number; r?: number; p?: number } | undefined {
+  if (text === undefined) return undefined;
+  const parts = text.split(',');
+  const nums = parts.map((x) => (/^\d{1,3}$/.test(x.trim()) ? Number(x.trim()) : NaN));
+  if (parts.length > 3 || nums.some((n) => !(n <= 255))) {
+    throw usageError(`expected --max-scrypt as LOG2N[,R[,P]] with integers 0..255, got ${JSON.stringify(text)}`, 'for example --max-scrypt 18 or --max-scrypt 18,8,2');
+  }
+  const [log2N, r, p] = nums as [number, number | undefined, number | undefined];
+  return { log2N, ...(r !== undefined ? { r } : {}), ...(p !== undefined ? { p } : {}) };
 }
 
 function readSecret(path: string, what: string): Promise<Buffer> {

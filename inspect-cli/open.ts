@@ -4,7 +4,7 @@
  * create) do not pay for loading it.
  */
 import type { Image } from '../restore/index.js';
-import { readKey, type KeySources } from './keys.js';
+import { parseMaxScrypt, readKey, type KeySources } from './keys.js';
 
 /**
  * Opens `path`; an encrypted image opened without key options has `indexLocked`.
@@ -12,8 +12,9 @@ import { readKey, type KeySources } from './keys.js';
  */
 export async function openWithKey(path: string, keys: KeySources, env: NodeJS.ProcessEnv): Promise<Image> {
   const key = await readKey(keys, env);
+  const maxScrypt = parseMaxScrypt(keys.maxScrypt);
   const { openImage } = await import('../restore/index.js');
-  return openImage(path, key === undefined ? {} : { key });
+  return openImage(path, { ...(key === undefined ? {} : { key }), ...(maxScrypt ? { maxScrypt } : {}) });
 }
 
 /** Runs `fn` with the open image and closes it whatever happens. */

@@ -5,6 +5,7 @@ export interface KeyArgs {
   'key-file': string | undefined;
   'key-env': string | undefined;
   'passphrase-file': string | undefined;
+  'max-scrypt': string | undefined;
 }
 
 export interface JsonArgs {
@@ -16,7 +17,8 @@ export function withKeyOptions<T>(y: Argv<T>, what = 'read an encrypted image'):
   return y
     .option('key-file', { type: 'string', requiresArg: true, group: 'Key:', describe: `key file to ${what}: 32 raw bytes or 64 hex characters` })
     .option('key-env', { type: 'string', requiresArg: true, group: 'Key:', describe: `environment variable holding the key as 64 hex characters, to ${what}` })
-    .option('passphrase-file', { type: 'string', requiresArg: true, group: 'Key:', describe: `file holding a passphrase (one trailing newline is dropped), to ${what}` }) as unknown as Argv<T & KeyArgs>;
+    .option('passphrase-file', { type: 'string', requiresArg: true, group: 'Key:', describe: `file holding a passphrase (one trailing newline is dropped), to ${what}` })
+    .option('max-scrypt', { type: 'string', requiresArg: true, group: 'Key:', describe: 'largest scrypt cost accepted from an image read with a passphrase, as LOG2N[,R[,P]] (default 17,8,1: what writers use)' }) as unknown as Argv<T & KeyArgs>;
 }
 
 /** --json: machine-readable output. */
@@ -25,8 +27,8 @@ export function withJson<T>(y: Argv<T>): Argv<T & JsonArgs> {
 }
 
 /** The key sources of parsed arguments, for keys.ts. */
-export function keySources(a: { keyFile?: string | undefined; keyEnv?: string | undefined; passphraseFile?: string | undefined }): {
-  keyFile: string | undefined; keyEnv: string | undefined; passphraseFile: string | undefined;
+export function keySources(a: { keyFile?: string | undefined; keyEnv?: string | undefined; passphraseFile?: string | undefined; maxScrypt?: string | undefined }): {
+  keyFile: string | undefined; keyEnv: string | undefined; passphraseFile: string | undefined; maxScrypt: string | undefined;
 } {
-  return { keyFile: a.keyFile, keyEnv: a.keyEnv, passphraseFile: a.passphraseFile };
+  return { keyFile: a.keyFile, keyEnv: a.keyEnv, passphraseFile: a.passphraseFile, maxScrypt: a.maxScrypt };
 }

@@ -1,0 +1,308 @@
+/**
+ * The region section read in place (spec/FORMAT.md sections 8.1 and 9): the decoded bytes stay
+ * as they are, every record is checked at construction in one loop over 32-bit words (no
+ * object, no BigInt per record), and `Region` objects and names are made only when asked for.
+ *
+ * Why: a table's claims must not set the cost of opening. 2^20 records whose names all point
+ * at one 4096-byte string are 64 MiB of file but 4 GiB of names decoded one by one; here
+ * opening costs one pass over the records plus one UTF-8 check of the string table, and names
+ * are slices of one decoded string table (section 9's 64 MiB at most), whatever the records say.
+ */
+import { isUtf8 } from 'node:buffer';
+import {
+  KIND_GAP, LIMITS, REGION_FILE_OFFSET, REGION_RECORD_SIZE, REGION_SHARED, kindName, protToString,
+} from './constants.js';
+import { hex, view } from './bytes.js';
+import { CrimgError } from './errors.js';
+import { REGION_RECORD, decodeFields, offsetOf, type FieldName } from './fields.js';
+import type { Region, RegionSectionContext } from './index-table.js';
+
+type RegionField = FieldName<(typeof REGION_RECORD.fields)[number]>;
+
+const TWO32 = 4294967296;
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+// Record field offsets, from the field table once (section 8.1).
+const F_ADDRESS = offsetOf(REGION_RECORD, 'address');
+const F_LENGTH = offsetOf(REGION_RECORD, 'length');
+const F_FIRST = offsetOf(REGION_RECORD, 'firstChunk');
+const F_COUNT = offsetOf(REGION_RECORD, 'chunkCount');
+const F_STORED = offsetOf(REGION_RECORD, 'storedBytes');
+const F_ZEROS = offsetOf(REGION_RECORD, 'zeroChunks');
+const F_NAME_OFFSET = offsetOf(REGION_RECORD, 'nameOffset');
+const F_NAME_LENGTH = offsetOf(REGION_RECORD, 'nameLength');
+const F_PROT = offsetOf(REGION_RECORD, 'protection');
+const F_KIND = offsetOf(REGION_RECORD, 'kind');
+const F_FLAGS = offsetOf(REGION_RECORD, 'flags');
+const F_FILE_PAGE = offsetOf(REGION_RECORD, 'filePage');
+
+// One string per protection and kind, shared by every region (2^20 regions, 2^20 fewer strings).
+const PROT_TEXT = Array.from({ length: 8 }, (_, p) => protToString(p));
+const KIND_TEXT = Array.from({ length: 256 }, (_, k) => kindName(k));
+
+const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
+
+/**
+ * The region section of an open image, checked, read in place.
+ * Construction: O(regions + string table) time, no allocation per record.
+ */
+export class RegionTable {
+  /** Number of regions (the footer's region count). */
+  readonly count: number;
+  private readonly dv: DataView;
+  private readonly strings: Uint8Array;
+  /** True when the whole string table is UTF-8: names are then slices of one decoded string. */
+  private readonly utf8Table: boolean;
+  private list: Region[] | null = null;
+  private text: string | null = null;
+  /** UTF-16 units before each 64-byte block of a non-ASCII string table. */
+  private blockUnits: Uint32Array | null = null;
+  /** A string table that is not UTF-8 as a whole: the slices found UTF-8, by offset * 8192 + length. */
+  private readonly utf8Slices = new Set<number>();
+  /** ... and their names once decoded, so that records naming one slice share one string. */
+  private readonly nameCache = new Map<number, string>();
+
+  /**
+   * Checks every record (section 8.1: sorted, not overlapping, page-aligned, chunk numbering
+   * consistent with the chunk count, names inside the string table and UTF-8), with the
+   * codes and messages of {@link decodeRegionSection}.
+   * @throws CrimgError CORRUPT_INDEX, LIMIT_EXCEEDED
+   */
+  constructor(readonly bytes: Uint8Array, private readonly c: RegionSectionContext) {
+    const strBase = c.regionCount * REGION_RECORD_SIZE;
+    if (bytes.length !== strBase + c.stringTableLength) {
+      throw new CrimgError('CORRUPT_INDEX', `region section is ${bytes.length} bytes, expected ${strBase + c.stringTableLength}`, { offset: c.base });
+    }
+    this.count = c.regionCount;
+    this.dv = view(bytes);
+    this.strings = bytes.subarray(strBase);
+    this.utf8Table = isUtf8(this.strings);
+    this.check();
+  }
+
+  /** The loop over 32-bit words; a record it doubts is checked again exactly, which throws. */
+  private check(): void {
+    const { dv, c } = this;
+    const strings = this.strings;
+    const strLen = strings.length;
+    const pageMask = c.pageSize - 1;
+    const perHigh = TWO32 / c.chunkSize; // chunks per 2^32 bytes (chunk sizes are powers of two <= 2^24)
+    const u32 = (o: number): number => dv.getUint32(o, true);
+    const u64 = (o: number): number => dv.getUint32(o + 4, true) * TWO32 + dv.getUint32(o, true); // exact below 2^53
+    let nextChunk = 0;
+    let prevHi = -1; // previous region's end as (hi, lo); hi may be 2^32 (end of the address space)
+    let prevLo = 0;
+    for (let i = 0; i < c.regionCount; i++) {
+      const o = i * REGION_RECORD_SIZE;
+      const aLo = u32(o + F_ADDRESS);
+      const aHi = u32(o + F_ADDRESS + 4);
+      const lLo = u32(o + F_LENGTH);
+      const lHi = u32(o + F_LENGTH + 4);
+      let eLo = aLo + lLo;
+      let eHi = aHi + lHi;
+      if (eLo >= TWO32) { eLo -= TWO32; eHi += 1; }
+      const kind = dv.getUint8(o + F_KIND);
+      const prot = dv.getUint8(o + F_PROT);
+      const isGap = kind === KIND_GAP;
+      const expect = isGap ? 0 : lHi * perHigh + Math.ceil(lLo / c.chunkSize);
+      const count = u64(o + F_COUNT);
+      const zeros = u64(o + F_ZEROS);
+      const nameOffset = u32(o + F_NAME_OFFSET);
+      const nameLength = u32(o + F_NAME_LENGTH);
+      const nameEnd = nameOffset + nameLength;
+      const ok = (aLo & pageMask) === 0
+        && (lLo !== 0 || lHi !== 0)
+        && (eHi < TWO32 || (eHi === TWO32 && eLo === 0))
+        && (aHi > prevHi || (aHi === prevHi && aLo >= prevLo))
+        && count === expect
+        && expect <= LIMITS.maxChunksPerRegion
+        && u64(o + F_FIRST) === nextChunk
+        && zeros <= count
+        && (!isGap || (prot === 0 && u32(o + F_STORED) === 0 && u32(o + F_STORED + 4) === 0))
+        && (prot & ~7) === 0
+        && nextChunk + count <= c.chunkCount
+        && nameLength <= LIMITS.maxNameLength
+        && nameEnd <= strLen
+        && this.nameIsUtf8(nameOffset, nameEnd);
+      if (!ok) this.checkExactly(i, nextChunk);
+      nextChunk += count;
+      prevHi = eHi;
+      prevLo = eLo;
+    }
+    if (nextChunk !== c.chunkCount) {
+      throw new CrimgError('CORRUPT_INDEX', `regions account for ${nextChunk} chunks, the chunk table has ${c.chunkCount}`, { offset: c.base });
+    }
+  }
+
+  /**
+   * Whether the string table's bytes `[start, end)` are UTF-8. A table that is UTF-8 as a whole:
+   * O(1), the slice must only start and end on character boundaries. Otherwise each distinct
+   * slice is checked once (at most 4096 bytes per region, section 9).
+   */
+  private nameIsUtf8(start: number, end: number): boolean {
+    if (start === end) return true;
+    const s = this.strings;
+    if (this.utf8Table) return !isContinuation(s[start]!) && (end === s.length || !isContinuation(s[end]!));
+    const key = start * 8192 + (end - start);
+    if (this.utf8Slices.has(key)) return true;
+    if (!isUtf8(s.subarray(start, end))) return false;
+    this.utf8Slices.add(key);
+    return true;
+  }
+
+  /** Record `i` checked field by field as BigInts, with the exact message; the loop's second opinion. */
+  private checkExactly(i: number, nextChunk: number): void {
+    const c = this.c;
+    const o = i * REGION_RECORD_SIZE;
+    const corrupt = (why: string, field: RegionField): never => {
+      throw new CrimgError('CORRUPT_INDEX', `region ${i} ${why}`, { offset: c.base + o + offsetOf(REGION_RECORD, field), region: i });
+    };
+    const r = decodeFields(REGION_RECORD, this.bytes, o);
+    let prevEnd = -1n;
+    if (i > 0) {
+      const p = decodeFields(REGION_RECORD, this.bytes, o - REGION_RECORD_SIZE);
+      prevEnd = p.address + p.length;
+    }
+    const chunkSize = BigInt(c.chunkSize);
+    if (r.address % BigInt(c.pageSize) !== 0n) corrupt(`address ${hex(r.address)} is not page-aligned`, 'address');
+    if (r.length === 0n) corrupt('has length 0', 'length');
+    if (r.address + r.length > 1n << 64n) corrupt(`${hex(r.address)} + ${r.length} runs past the 64-bit address space`, 'length');
+    if (r.address < prevEnd) corrupt(`at ${hex(r.address)} overlaps or is not after the previous region (ends ${hex(prevEnd)})`, 'address');
+    const isGap = r.kind === KIND_GAP;
+    const expectChunks = isGap ? 0n : (r.length + chunkSize - 1n) / chunkSize;
+    if (r.chunkCount !== expectChunks) corrupt(`has ${r.chunkCount} chunks, expected ${expectChunks} for ${r.length} bytes`, 'chunkCount');
+    if (expectChunks > BigInt(LIMITS.maxChunksPerRegion)) {
+      throw new CrimgError('LIMIT_EXCEEDED', `region ${i} has ${expectChunks} chunks (limit ${LIMITS.maxChunksPerRegion})`, { offset: c.base + o + offsetOf(REGION_RECORD, 'chunkCount'), region: i });
+    }
+    if (r.firstChunk !== BigInt(nextChunk)) corrupt(`first chunk ${r.firstChunk} should be ${nextChunk}`, 'firstChunk');
+    if (r.zeroChunks > r.chunkCount) corrupt(`zero chunk count ${r.zeroChunks} exceeds its chunk count`, 'zeroChunks');
+    if (isGap && (r.protection !== 0 || r.storedBytes !== 0n)) corrupt('is a gap with protection or stored bytes', 'protection');
+    if (r.protection & ~7) corrupt(`protection ${r.protection} has reserved bits`, 'protection');
+    if (nextChunk + Number(r.chunkCount) > c.chunkCount) corrupt(`chunks run past the chunk table's ${c.chunkCount} records`, 'firstChunk');
+    if (r.nameLength > LIMITS.maxNameLength) corrupt(`name length ${r.nameLength} exceeds ${LIMITS.maxNameLength}`, 'nameLength');
+    if (r.nameOffset + r.nameLength > c.stringTableLength) corrupt(`name [${r.nameOffset}, +${r.nameLength}) lies outside the string table`, 'nameOffset');
+    if (!this.nameIsUtf8(r.nameOffset, r.nameOffset + r.nameLength)) corrupt('name is not UTF-8', 'nameOffset');
+  }
+
+  /** Region `i` (0 <= i < count) as a new object; its name decoded now. @throws RangeError */
+  get(i: number): Region {
+    if (this.list) return this.list[i]!;
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new RangeError(`expected a region number 0..${this.count - 1}, got ${i}`);
+    return this.make(i, false);
+  }
+
+  /** Every region, made on the first call (O(regions) objects) and kept. */
+  all(): Region[] {
+    if (!this.list) {
+      // push, not new Array(count): a large preallocated array is a dictionary in V8.
+      const list: Region[] = [];
+      for (let i = 0; i < this.count; i++) list.push(this.make(i, true));
+      this.list = list;
+    }
+    return this.list;
+  }
+
+  /**
+   * The number of the region holding `address`, or -1: binary search over the records in
+   * place. Gaps count as regions.
+   */
+  indexAt(address: bigint): number {
+    if (address < 0n || address >= 1n << 64n) return -1;
+    const hi = Number(address >> 32n);
+    const lo = Number(address & 0xffffffffn);
+    const dv = this.dv;
+    let a = 0;
+    let b = this.count - 1;
+    while (a <= b) {
+      const mid = (a + b) >> 1;
+      const o = mid * REGION_RECORD_SIZE;
+      const aLo = dv.getUint32(o + F_ADDRESS, true);
+      const aHi = dv.getUint32(o + F_ADDRESS + 4, true);
+      if (hi < aHi || (hi === aHi && lo < aLo)) { b = mid - 1; continue; }
+      let eLo = aLo + dv.getUint32(o + F_LENGTH, true);
+      let eHi = aHi + dv.getUint32(o + F_LENGTH + 4, true);
+      if (eLo >= TWO32) { eLo -= TWO32; eHi += 1; }
+      if (hi > eHi || (hi === eHi && lo >= eLo)) a = mid + 1;
+      else return mid;
+    }
+    return -1;
+  }
+
+  /** The name of region `i`: a slice of the decoded string table, or decoded alone. */
+  name(i: number, whole = false): string {
+    const o = i * REGION_RECORD_SIZE;
+    const start = this.dv.getUint32(o + F_NAME_OFFSET, true);
+    const length = this.dv.getUint32(o + F_NAME_LENGTH, true);
+    if (length === 0) return '';
+    if (!this.utf8Table) {
+      const key = start * 8192 + length;
+      let name = this.nameCache.get(key);
+      if (name === undefined) this.nameCache.set(key, (name = dec.decode(this.strings.subarray(start, start + length))));
+      return name;
+    }
+    if (!whole && this.text === null) return dec.decode(this.strings.subarray(start, start + length));
+    const text = this.decodedTable();
+    return text.slice(this.unitsBefore(start), this.unitsBefore(start + length));
+  }
+
+  /** The string table as one string (decoded once: at most 64 MiB of bytes, section 9). */
+  private decodedTable(): string {
+    if (this.text === null) {
+      const s = this.strings;
+      this.text = dec.decode(s);
+      if (this.text.length !== s.length) {
+        // Not ASCII: UTF-16 units before each 64-byte block, to map byte offsets to string indexes.
+        const blocks = new Uint32Array((s.length >> 6) + 2);
+        let units = 0;
+        for (let b = 0; b <= s.length; b += 64) { // to the end: a name may end at the table's end
+          blocks[b >> 6] = units;
+          units += unitsIn(s, b, Math.min(s.length, b + 64));
+        }
+        this.blockUnits = blocks;
+      }
+    }
+    return this.text;
+  }
+
+  /** UTF-16 units of the string table's bytes before byte `p` (a character boundary). */
+  private unitsBefore(p: number): number {
+    const blocks = this.blockUnits;
+    if (!blocks) return p;
+    const b = p >> 6;
+    return blocks[b]! + unitsIn(this.strings, b << 6, p);
+  }
+
+  private make(i: number, whole: boolean): Region {
+    const dv = this.dv;
+    const o = i * REGION_RECORD_SIZE;
+    const kindId = dv.getUint8(o + F_KIND);
+    const protBits = dv.getUint8(o + F_PROT);
+    const flags = dv.getUint16(o + F_FLAGS, true);
+    // Counts were checked below 2^53 at construction: Numbers from two words, no BigInt.
+    const region: { -readonly [K in keyof Region]: Region[K] } = {
+      index: i, address: dv.getBigUint64(o + F_ADDRESS, true), length: dv.getBigUint64(o + F_LENGTH, true), protBits,
+      prot: PROT_TEXT[protBits & 7]!, kindId, kind: KIND_TEXT[kindId]!, name: this.name(i, whole),
+      firstChunk: word64(dv, o + F_FIRST), chunkCount: word64(dv, o + F_COUNT), storedBytes: dv.getBigUint64(o + F_STORED, true),
+      zeroChunks: word64(dv, o + F_ZEROS), isGap: kindId === KIND_GAP, shared: (flags & REGION_SHARED) !== 0,
+    };
+    // Flags are optional data (section 8.1): unknown bits, and the file page without
+    // FILE_OFFSET, are ignored, never refused.
+    if (flags & REGION_FILE_OFFSET) region.fileOffset = BigInt(dv.getUint32(o + F_FILE_PAGE, true)) * BigInt(this.c.pageSize);
+    return region;
+  }
+}
+
+/** A u64 field known to be below 2^53, as a Number. */
+function word64(dv: DataView, o: number): number {
+  return dv.getUint32(o + 4, true) * TWO32 + dv.getUint32(o, true);
+}
+
+/** UTF-16 units of the UTF-8 characters starting in `s[from, to)`. */
+function unitsIn(s: Uint8Array, from: number, to: number): number {
+  let n = 0;
+  for (let k = from; k < to; k++) {
+    const x = s[k]!;
+    if ((x & 0xc0) !== 0x80) n += x >= 0xf0 ? 2 : 1;
+  }
+  return n;
+}
