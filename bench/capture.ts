@@ -12,15 +12,24 @@
  * fsyncs), `crimg --version` (the start-up alone), `gcore -o PREFIX PID`, and gcore followed
  * by `sync FILE` (as durable as an fsynced image).
  * Targets (issue 7): faster than gcore; image at most 60 % of gcore's file raw, 40 % with
- * deflate:1. Writes bench/out/results-capture.json.
+ * deflate:1.
+ *
+ * Issue 13 section, same run: bench/c/capture_target.c holding the same data plus an untouched
+ * 2 GiB MAP_NORESERVE mapping: the target's RSS growth from its first capture (target < 16 MiB),
+ * the stop with deflate:1 + aes-256-gcm (encoded after SIGCONT, the default) against the raw
+ * stop (target <= 1.3x; the stop with encodeWhileStopped for information); and a JVM (java
+ * -Xmx512m holding ~256 MiB of arrays): crimg's stop against gcore's whole run, during which
+ * gdb holds every thread stopped (target <= 0.5x). Medians of 3 after 1 warm-up, interleaved.
+ * Writes bench/out/results-capture.json.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { captureProcess, type CaptureResult } from '../capture/process.js';
+import { captureProcess, type CaptureOptions, type CaptureResult } from '../capture/process.js';
 import { openImage } from '../index.js';
 import { memoryLikePieces, writeMemoryLikeFile } from './memory-like.js';
 import { MiB, envMiB, since, syncAll, timeInterleaved } from './measure.js';
@@ -41,6 +50,8 @@ const dir = await mkdtemp(join(tmpdir(), 'crimg-bench-capture-'));
 const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
 const log = (text: string): void => { process.stderr.write(`  ... ${text}\n`); };
 let child: ReturnType<typeof spawn> | undefined;
+/** Children of the issue 13 section, killed at the end whatever happens. */
+const others: ReturnType<typeof spawn>[] = [];
 process.once('SIGINT', () => { child?.kill('SIGKILL'); cleanup(); process.exit(130); });
 
 /** Starts memfill holding the data file; resolves with its pid and the data's address. */
@@ -201,6 +212,10 @@ try {
     note: "the default raw chunk is the page (4 KiB): every zero page elided, the floor of a raw image of this input plus the index; 16 KiB chunks were the default before",
   });
 
+  child?.stdin?.destroy();
+  child?.kill('SIGKILL');
+  rows.push(...await issue13Rows(data, out));
+
   console.log(`crimg bench/capture: a process holding ${dataMiB} MiB of memory-like bytes (seed ${SEED}) in one anonymous mapping`);
   console.log(`pages: ${pct(stats.zeroPages / stats.pages)} zero, ${pct(stats.structuredPages / stats.pages)} structured, ${pct(stats.randomPages / stats.pages)} random (zero pages are the floor of a raw image: ${pct(1 - stats.zeroPages / stats.pages)} of the data)`);
   console.log(`node ${process.version}, ${cpus().length} cores; medians of 3 runs after 1 warm-up, interleaved; fsync only where a row says so; ratio > 1 (time) or < 100 % (size) is better than gcore\n`);
@@ -217,10 +232,126 @@ try {
 } finally {
   child?.stdin?.destroy();
   child?.kill('SIGKILL');
+  for (const o of others) { o.stdin?.destroy(); o.kill('SIGKILL'); }
   cleanup();
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[s.length >> 1]!;
+}
+
+/** Starts `command args`, which prints one JSON line with its pid; resolves with that line. */
+function startJson<T extends { pid: number }>(command: string, args: string[]): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    others.push(p);
+    let text = '';
+    p.on('error', reject);
+    p.on('exit', (code) => { if (!text.includes('\n')) reject(new Error(`${command} exited with ${code} before printing its pid`)); });
+    p.stdout!.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('\n')) resolve(JSON.parse(text.slice(0, text.indexOf('\n'))) as T);
+    });
+  });
+}
+
+function residentBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+/** A Java program holding ~256 MiB of long arrays (1 MiB each, every page written). */
+const HOLD_JAVA = `import java.util.*;
+public class Hold {
+  public static void main(String[] args) throws Exception {
+    List<long[]> keep = new ArrayList<>();
+    Random r = new Random(1);
+    for (int i = 0; i < 256; i++) {
+      long[] b = new long[131072];
+      for (int j = 0; j < b.length; j += 1 + (j & 7)) b[j] = (j % 3 == 0) ? r.nextLong() : j;
+      keep.add(b);
+    }
+    System.out.println("{\\"pid\\":" + ProcessHandle.current().pid() + "}");
+    System.out.flush();
+    while (System.in.read() >= 0) {}
+    System.out.println(keep.size());
+  }
+}
+`;
+
+/**
+ * Issue 13: untouched memory left alone, codecs outside the stop, and the stop against gcore's
+ * on a JVM.
+ */
+async function issue13Rows(data: string, out: (name: string) => string): Promise<Row[]> {
+  const rows: Row[] = [];
+  const binary = join(dir, 'capture_target');
+  const cc = spawnSync('gcc', ['-O2', '-pthread', '-o', binary, join(root, 'bench', 'c', 'capture_target.c')], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`gcc failed: ${cc.stderr}`);
+  const target = await startJson<{ pid: number; sparseLen: number }>(binary, ['2', '2048', data]);
+  log(`issue 13: capture_target pid ${target.pid} holds ${dataMiB} MiB plus an untouched ${target.sparseLen / MiB} MiB NORESERVE mapping`);
+  const before = residentBytes(target.pid);
+  const first = await captureProcess(target.pid, out('i13-first.img'), { fsync: false });
+  const growth = residentBytes(target.pid) - before;
+  rows.push({
+    section: 'issue 13', measure: 'target RSS growth from its first capture (256 MiB data + untouched 2 GiB NORESERVE)', figure: mib(growth),
+    baseline: 'before 0.0 MiB', ratio: '-', target: '< 16 MiB', result: verdict(growth < 16 * MiB), value: growth, unit: 'B',
+    note: `VmRSS ${mib(before)} before, ${mib(before + growth)} after; ${mib(first.bytesRead)} read from /proc/PID/mem, the rest recorded as zero chunks from /proc/PID/pagemap; stopped ${first.stoppedMs} ms`,
+  });
+  const key = randomBytes(32);
+  const lib = (name: string, o: CaptureOptions) => async (): Promise<Sample> => {
+    const t0 = process.hrtime.bigint();
+    const r = await captureProcess(target.pid, out(name), { fsync: false, ...o });
+    return { seconds: since(t0), size: r.summary.fileSize, stoppedMs: r.stoppedMs };
+  };
+  const runs = await timeInterleaved<Sample>({
+    raw: lib('i13-raw.img', {}),
+    'deflate:1 + aes-256-gcm': lib('i13-enc.img', { compress: 'deflate:1', encrypt: 'aes-256-gcm', key }),
+    'deflate:1 + aes-256-gcm, encodeWhileStopped': lib('i13-encstop.img', { compress: 'deflate:1', encrypt: 'aes-256-gcm', key, encodeWhileStopped: true }),
+  }, { prepare: async () => { syncAll(); } });
+  const stop = (name: string): number => median(runs[name]!.results.map((x) => x.stoppedMs!));
+  const rawStop = stop('raw');
+  for (const [name, limit] of [['deflate:1 + aes-256-gcm', 1.3], ['deflate:1 + aes-256-gcm, encodeWhileStopped', 0]] as const) {
+    const st = stop(name);
+    rows.push({
+      section: 'issue 13', measure: `stop time, ${name}`, figure: `${st} ms`, baseline: `raw ${rawStop} ms`, ratio: times(st / rawStop),
+      target: limit ? `<= ${limit}x raw` : 'info', result: limit ? verdict(st <= limit * rawStop) : 'info', value: st / 1000, unit: 's',
+      baselineValue: rawStop / 1000, ratioValue: st / rawStop,
+      note: `whole capture ${ms(runs[name]!.seconds)} (raw ${ms(runs['raw']!.seconds)})${limit ? ': raw pages staged beside the output while stopped, encoded after SIGCONT' : ': the old path, encoding while stopped'}`,
+    });
+  }
+  // The JVM.
+  const javaDir = join(dir, 'java');
+  await mkdir(javaDir);
+  writeFileSync(join(javaDir, 'Hold.java'), HOLD_JAVA);
+  const jc = spawnSync('javac', ['-d', javaDir, join(javaDir, 'Hold.java')], { encoding: 'utf8' });
+  if (jc.status !== 0) throw new Error(`javac failed: ${jc.stderr}`);
+  const jvm = await startJson<{ pid: number }>('java', ['-Xmx512m', '-cp', javaDir, 'Hold']);
+  log(`issue 13: JVM pid ${jvm.pid} holds ~256 MiB of arrays (-Xmx512m)`);
+  await new Promise((r) => setTimeout(r, 2000)); // let its start-up compilation settle
+  const jBefore = residentBytes(jvm.pid);
+  const jFirst = await captureProcess(jvm.pid, out('jvm-first.img'), { fsync: false });
+  const jGrowth = residentBytes(jvm.pid) - jBefore;
+  const jRuns = await timeInterleaved<Sample>({
+    crimg: async () => {
+      const t0 = process.hrtime.bigint();
+      const r = await captureProcess(jvm.pid, out('jvm.img'), { fsync: false });
+      return { seconds: since(t0), size: r.summary.fileSize, stoppedMs: r.stoppedMs };
+    },
+    gcore: async () => {
+      await rm(out(`jvm-gcore.${jvm.pid}`), { force: true });
+      const s = await timed('gcore', ['-o', out('jvm-gcore'), String(jvm.pid)]);
+      return { seconds: s, size: (await stat(out(`jvm-gcore.${jvm.pid}`))).size };
+    },
+  }, { prepare: async () => { syncAll(); } });
+  const crimgStop = median(jRuns['crimg']!.results.map((x) => x.stoppedMs!)) / 1000;
+  const gcoreTime = jRuns['gcore']!.seconds;
+  rows.push({
+    section: 'issue 13', measure: 'JVM (-Xmx512m, ~256 MiB of arrays): crimg stop time vs gcore', figure: ms(crimgStop), baseline: `gcore ${ms(gcoreTime)}`,
+    ratio: times(crimgStop / gcoreTime), target: '<= 0.5x gcore', result: verdict(crimgStop <= 0.5 * gcoreTime), value: crimgStop, unit: 's',
+    baselineValue: gcoreTime, ratioValue: crimgStop / gcoreTime,
+    note: `gcore's figure is its whole run: gdb attaches every thread first and detaches them last; crimg's whole capture ${ms(jRuns['crimg']!.seconds)}, image ${mib(jRuns['crimg']!.result.size)} (gcore ${mib(jRuns['gcore']!.result.size)}); the JVM's RSS grew ${mib(jGrowth)} from its first capture (${mib(jBefore)} before, ${jFirst.stoppedMs} ms stopped)`,
+  });
+  return rows;
 }

@@ -22,7 +22,7 @@ import type { RegionRecord } from '../format/index-table.js';
 import { describeHost } from '../image/host.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
-import { markThreadStacks, parseMaps, parseSmapsWritten, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
+import { markThreadStacks, parseFileGapName, parseMaps, parseSmapsWritten, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
 import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, readStat, signal, waitStopped } from './proc.js';
 import { presentRuns, type PageRun } from './pagemap.js';
 import { threadStackPointers } from './threads.js';
@@ -221,7 +221,10 @@ async function captureLocked(
     for (const [i, plan] of plans.entries()) {
       if (plan.note) notes.push(plan.note);
       if (plan.action === 'gap') {
-        await writer.addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name });
+        // A file mapping left to its file keeps where in the file it starts, and whether shared.
+        const e = maps[i]!;
+        const fileGap = parseFileGapName(plan.name) !== null ? { fileOffset: e.offset, ...(e.perms[3] === 's' && { shared: true }) } : {};
+        await writer.addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name, ...fileGap });
         gaps++;
         continue;
       }

@@ -185,6 +185,14 @@ describe('captureProcess', () => {
       expect(image.regionAt(info().guard)).toMatchObject({ isGap: false, prot: '---', kind: 'anonymous', length: BigInt(PAGE) });
       expect(r.notes.some((n) => /\(---\) has no read permission but holds memory/.test(n))).toBe(true);
       expect(image.regions.some((g) => g.kind === 'code' && g.name === memfill && g.prot === 'r-x')).toBe(true);
+      // File mappings keep their file offset and shared flag (region flags); anonymous memory has none.
+      const maps = parseMaps(readFileSync(`/proc/${info().pid}/maps`, 'utf8'));
+      for (const e of maps.filter((m) => m.path === memfill || m.path.includes('libc'))) {
+        expect(image.regionAt(e.start)).toMatchObject({ address: e.start, fileOffset: e.offset, shared: false });
+      }
+      expect(maps.some((e) => e.path === memfill && e.offset > 0n)).toBe(true);
+      expect(image.regionAt(info().short)).toMatchObject({ shared: true, fileOffset: 0n });
+      expect(image.regionAt(info().heap)!.fileOffset).toBeUndefined();
       expect(image.regions.some((g) => g.kind === 'code' && g.name === '[vdso]')).toBe(true);
       // Past the end of its file a mapping cannot be read: its first page is data, the rest a gap.
       expect(image.regionAt(info().short)).toMatchObject({ kind: 'file', prot: 'r--', length: BigInt(PAGE), name: expect.stringMatching(/ \(deleted\)$/) });
@@ -214,6 +222,7 @@ describe('captureProcess', () => {
       expect(image.regions.some((g) => g.isGap && /libc.* @0x[0-9a-f]+ r-x$/.test(g.name))).toBe(true);
       expect(slim.summary.storedBytes).toBeLessThan(full.summary.storedBytes);
       expect(slim.notes.some((n) => /unwritten read-only mapping of a file/.test(n))).toBe(true);
+      for (const g of image.regions.filter((r) => r.isGap && parseFileGapName(r.name))) expect(g.fileOffset).toBe(parseFileGapName(g.name)!.offset);
       expect((await image.verify()).ok).toBe(true);
       // An exported core lists the left-out mappings in NT_FILE, with their file offsets.
       await exportCore(image, tmp.path('slim.core'));
