@@ -40,6 +40,34 @@ const F_FILE_PAGE = offsetOf(REGION_RECORD, 'filePage');
 const PROT_TEXT = Array.from({ length: 8 }, (_, p) => protToString(p));
 const KIND_TEXT = Array.from({ length: 256 }, (_, k) => kindName(k));
 
+// The record as 32-bit words (section 8.1, little-endian), from the field table's offsets.
+const WORDS = REGION_RECORD_SIZE / 4;
+const W_ADDRESS = F_ADDRESS / 4;
+const W_LENGTH = F_LENGTH / 4;
+const W_FIRST = F_FIRST / 4;
+const W_COUNT = F_COUNT / 4;
+const W_STORED = F_STORED / 4;
+const W_ZEROS = F_ZEROS / 4;
+const W_NAME_OFFSET = F_NAME_OFFSET / 4;
+const W_NAME_LENGTH = F_NAME_LENGTH / 4;
+const W_PROT_KIND = Math.floor(F_PROT / 4);
+const PROT_SHIFT = (F_PROT % 4) * 8;
+const KIND_SHIFT = (F_KIND - W_PROT_KIND * 4) * 8;
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/**
+ * The first `count` records of `bytes` as little-endian 32-bit words: a view when the bytes are
+ * 4-aligned on a little-endian host, else a copy (read with a DataView, so right on any host).
+ */
+function recordWords(bytes: Uint8Array, count: number): Uint32Array {
+  const n = count * WORDS;
+  if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) return new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+  const dv = view(bytes);
+  const out = new Uint32Array(n);
+  for (let k = 0; k < n; k++) out[k] = dv.getUint32(k * 4, true);
+  return out;
+}
+
 const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
 
 /**
@@ -80,50 +108,55 @@ export class RegionTable {
     this.check();
   }
 
-  /** The loop over 32-bit words; a record it doubts is checked again exactly, which throws. */
+  /**
+   * The loop over 32-bit words (a Uint32Array over the records: several times faster than a
+   * DataView with 2^20 records); a record it doubts is checked again exactly, which throws.
+   */
   private check(): void {
-    const { dv, c } = this;
+    const c = this.c;
+    const w = recordWords(this.bytes, c.regionCount);
     const strings = this.strings;
     const strLen = strings.length;
+    const utf8Table = this.utf8Table;
     const pageMask = c.pageSize - 1;
     const perHigh = TWO32 / c.chunkSize; // chunks per 2^32 bytes (chunk sizes are powers of two <= 2^24)
-    const u32 = (o: number): number => dv.getUint32(o, true);
-    const u64 = (o: number): number => dv.getUint32(o + 4, true) * TWO32 + dv.getUint32(o, true); // exact below 2^53
+    const maxChunks = LIMITS.maxChunksPerRegion;
+    const maxName = LIMITS.maxNameLength;
     let nextChunk = 0;
     let prevHi = -1; // previous region's end as (hi, lo); hi may be 2^32 (end of the address space)
     let prevLo = 0;
     for (let i = 0; i < c.regionCount; i++) {
-      const o = i * REGION_RECORD_SIZE;
-      const aLo = u32(o + F_ADDRESS);
-      const aHi = u32(o + F_ADDRESS + 4);
-      const lLo = u32(o + F_LENGTH);
-      const lHi = u32(o + F_LENGTH + 4);
+      const b = i * WORDS;
+      const aLo = w[b + W_ADDRESS]!;
+      const aHi = w[b + W_ADDRESS + 1]!;
+      const lLo = w[b + W_LENGTH]!;
+      const lHi = w[b + W_LENGTH + 1]!;
       let eLo = aLo + lLo;
       let eHi = aHi + lHi;
       if (eLo >= TWO32) { eLo -= TWO32; eHi += 1; }
-      const kind = dv.getUint8(o + F_KIND);
-      const prot = dv.getUint8(o + F_PROT);
-      const isGap = kind === KIND_GAP;
+      const word = w[b + W_PROT_KIND]!;
+      const prot = (word >>> PROT_SHIFT) & 0xff;
+      const isGap = ((word >>> KIND_SHIFT) & 0xff) === KIND_GAP;
       const expect = isGap ? 0 : lHi * perHigh + Math.ceil(lLo / c.chunkSize);
-      const count = u64(o + F_COUNT);
-      const zeros = u64(o + F_ZEROS);
-      const nameOffset = u32(o + F_NAME_OFFSET);
-      const nameLength = u32(o + F_NAME_LENGTH);
-      const nameEnd = nameOffset + nameLength;
+      const count = w[b + W_COUNT + 1]! * TWO32 + w[b + W_COUNT]!; // exact below 2^53; above, never equal to expect
+      const nameOffset = w[b + W_NAME_OFFSET]!;
+      const nameEnd = nameOffset + w[b + W_NAME_LENGTH]!;
       const ok = (aLo & pageMask) === 0
         && (lLo !== 0 || lHi !== 0)
         && (eHi < TWO32 || (eHi === TWO32 && eLo === 0))
         && (aHi > prevHi || (aHi === prevHi && aLo >= prevLo))
         && count === expect
-        && expect <= LIMITS.maxChunksPerRegion
-        && u64(o + F_FIRST) === nextChunk
-        && zeros <= count
-        && (!isGap || (prot === 0 && u32(o + F_STORED) === 0 && u32(o + F_STORED + 4) === 0))
+        && expect <= maxChunks
+        && w[b + W_FIRST + 1]! * TWO32 + w[b + W_FIRST]! === nextChunk
+        && w[b + W_ZEROS + 1]! * TWO32 + w[b + W_ZEROS]! <= count
+        && (!isGap || (prot === 0 && w[b + W_STORED]! === 0 && w[b + W_STORED + 1]! === 0))
         && (prot & ~7) === 0
         && nextChunk + count <= c.chunkCount
-        && nameLength <= LIMITS.maxNameLength
+        && nameEnd - nameOffset <= maxName
         && nameEnd <= strLen
-        && this.nameIsUtf8(nameOffset, nameEnd);
+        && (nameEnd === nameOffset || (utf8Table
+          ? (strings[nameOffset]! & 0xc0) !== 0x80 && (nameEnd === strLen || (strings[nameEnd]! & 0xc0) !== 0x80)
+          : this.nameIsUtf8(nameOffset, nameEnd)));
       if (!ok) this.checkExactly(i, nextChunk);
       nextChunk += count;
       prevHi = eHi;
@@ -189,6 +222,11 @@ export class RegionTable {
     if (this.list) return this.list[i]!;
     if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new RangeError(`expected a region number 0..${this.count - 1}, got ${i}`);
     return this.make(i, false);
+  }
+
+  /** True once {@link all} has made the array (it no longer needs the section's bytes). */
+  get materialized(): boolean {
+    return this.list !== null;
   }
 
   /** Every region, made on the first call (O(regions) objects) and kept. */

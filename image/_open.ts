@@ -14,6 +14,7 @@ import { CrimgError, isCrimgError } from '../format/errors.js';
 import type { RandomAccessSource } from './source.js';
 import { createChunkDecoder, type ChunkDecoder } from './chunk-decoder.js';
 import type { KeyInput } from './keying.js';
+import { nativeAddon } from '../native-mmap/index.js';
 
 export interface OpenOptions {
   /** Master key or passphrase for an encrypted image. */
@@ -47,6 +48,8 @@ export interface ImageParts {
   readonly footer: Footer;
   /** The region section, checked and kept in place; null while the index is sealed and no key was given. */
   readonly regionTable: RegionTable | null;
+  /** Frees what opening allocated outside the JS heap (a large region section's mapping); once, at close. */
+  readonly release: () => void;
   readonly decoder: ChunkDecoder | null;
   readonly dataStart: number;
 }
@@ -77,8 +80,14 @@ export async function openParts(source: RandomAccessSource, owned: boolean, opti
   const decoder = header.cipher !== 0 || header.codec !== 0
     ? await createChunkDecoder({ header, headerBytes, validationBytes, key: options.key, engine: options.engine ?? 'node', scryptCaps, workers: options.workers })
     : null;
-  const regionTable = header.cipher === 0 || decoder?.hasKey ? await readRegions(source, header, footer, decoder) : null;
-  return { source, owned, header, headerBytes, validationBytes, validation, footer, regionTable, decoder, dataStart };
+  let release = (): void => {};
+  let regionTable: RegionTable | null = null;
+  if (header.cipher === 0 || decoder?.hasKey) {
+    const read = await readRegions(source, header, footer, decoder);
+    regionTable = read.table;
+    release = read.release;
+  }
+  return { source, owned, header, headerBytes, validationBytes, validation, footer, regionTable, release, decoder, dataStart };
 }
 
 /** The decoder's own caps once {@link checkScryptLimits} has bounded the work. */
@@ -124,18 +133,68 @@ async function readFooter(source: RandomAccessSource): Promise<Footer> {
  * Section 8.1: the region section, checksummed, opened when sealed, checked in place: time
  * linear in its stored length, no object per region (section 9 bounds it at 64 MiB + 64 MiB).
  */
-async function readRegions(source: RandomAccessSource, header: Header, footer: Footer, decoder: ChunkDecoder | null): Promise<RegionTable> {
+async function readRegions(source: RandomAccessSource, header: Header, footer: Footer, decoder: ChunkDecoder | null): Promise<{ table: RegionTable; release: () => void }> {
   const off = Number(footer.regionSectionOffset);
   const len = Number(footer.regionSectionLength);
-  const stored = await source.read(off, len);
-  if (xxh64(stored) !== footer.regionSectionChecksum) {
-    throw new CrimgError('CORRUPT_INDEX', 'region section checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
+  const { bytes: stored, release } = await readLarge(source, off, len);
+  try {
+    if (xxh64(stored) !== footer.regionSectionChecksum) {
+      throw new CrimgError('CORRUPT_INDEX', 'region section checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
+    }
+    const plain = decoder ? decoder.openIndex(2, BigInt(footer.regionCount), stored, off) : stored;
+    const inPlace = plain.buffer === stored.buffer;
+    if (!inPlace) release(); // the opened copy is the table; the stored bytes are done with
+    return { table: regionTable(plain, header, footer, off), release: inPlace ? release : () => {} };
+  } catch (e) {
+    release();
+    throw e;
   }
-  const plain = decoder ? decoder.openIndex(2, BigInt(footer.regionCount), stored, off) : stored;
+}
+
+function regionTable(plain: Uint8Array, header: Header, footer: Footer, off: number): RegionTable {
   return new RegionTable(plain, {
     regionCount: footer.regionCount, stringTableLength: footer.stringTableLength,
     chunkCount: Number(footer.chunkCount), chunkSize: header.chunkSize, pageSize: header.pageSize, base: off,
   });
+}
+
+/** Sections from this size are read into huge-page memory (when the native addon is there). */
+const LARGE_SECTION = 4 * 1024 * 1024;
+
+/**
+ * `length` bytes at `offset`; a large read from a file goes into anonymous memory advised for
+ * huge pages. Why: the first touch of fresh 4 KiB pages dominates reading a 64 MiB region
+ * section (measured here, loaded: 300-500 ms for a Buffer against 30-40 ms with huge pages).
+ * `release()` unmaps that memory (the buffer is then detached); for other reads it does nothing.
+ */
+async function readLarge(source: RandomAccessSource, offset: number, length: number): Promise<{ bytes: Uint8Array; release: () => void }> {
+  const addon = length >= LARGE_SECTION && source.readInto ? nativeAddon() : null;
+  if (addon) {
+    let ab: ArrayBuffer | null = null;
+    try {
+      ab = addon.mapAnonymous(Math.ceil(length / addon.pageSize()) * addon.pageSize(), 'rw-');
+      addon.advise(ab, ab.byteLength, 'hugepage');
+    } catch {
+      // No memory map or no huge pages: an ordinary buffer (or the mapping without the advice).
+    }
+    if (ab) {
+      const mapped = ab;
+      let released = false;
+      const release = (): void => {
+        if (!released) addon.unmap(mapped);
+        released = true;
+      };
+      try {
+        const bytes = new Uint8Array(mapped, 0, length);
+        await source.readInto!(bytes, offset);
+        return { bytes, release };
+      } catch (e) {
+        release();
+        throw e;
+      }
+    }
+  }
+  return { bytes: await source.read(offset, length), release: () => {} };
 }
 
 function padTo16(b: Uint8Array): Uint8Array {

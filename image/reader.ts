@@ -97,6 +97,7 @@ export class ImageReader {
   readonly footer: Footer;
   private readonly regionTable: RegionTable | null;
   private readonly decoder: ChunkDecoder | null;
+  private readonly release: () => void;
   readonly dataStart: number;
 
   /** Built by {@link openReader} or {@link openWith} from what they read. */
@@ -110,6 +111,7 @@ export class ImageReader {
     this.footer = parts.footer;
     this.regionTable = parts.regionTable;
     this.decoder = parts.decoder;
+    this.release = parts.release;
     this.dataStart = parts.dataStart;
   }
 
@@ -138,11 +140,21 @@ export class ImageReader {
    * The region table, sorted by address: one object per region, made on first access and kept
    * (about 250 bytes each: 2^20 regions are about 256 MiB). To visit regions without holding
    * them all, use {@link regionCount} and {@link region}.
-   * @throws CrimgError KEY_REQUIRED when the image is encrypted and no key was given.
+   * @throws CrimgError KEY_REQUIRED when the image is encrypted and no key was given;
+   *   INVALID_ARGUMENT on the first access after close().
    */
   get regions(): readonly Region[] {
+    return this.openTable('regions').all();
+  }
+
+  /**
+   * The region table; after close() only when `regions` was made before (close() frees the
+   * section's bytes).
+   */
+  private openTable(what: string): RegionTable {
     if (this.regionTable === null) throw keyRequired();
-    return this.regionTable.all();
+    if (this.closed && !this.regionTable.materialized) throw closedError(what);
+    return this.regionTable;
   }
 
   /**
@@ -161,8 +173,7 @@ export class ImageReader {
    *   for a number out of range.
    */
   region(index: number): Region {
-    if (this.regionTable === null) throw keyRequired();
-    return this.regionTable.get(index);
+    return this.openTable('region').get(index);
   }
 
   /** The chunk table, loaded and checked on first use. */
@@ -192,9 +203,10 @@ export class ImageReader {
    */
   regionAt(address: bigint | number): Region | undefined {
     const a = toBigAddress(address);
-    if (this.regionTable === null) throw keyRequired();
-    const i = this.regionTable.indexAt(a);
-    return i < 0 ? undefined : this.regionTable.get(i);
+    const table = this.openTable('regionAt');
+    if (table.materialized) return binarySearch(table.all(), a);
+    const i = table.indexAt(a);
+    return i < 0 ? undefined : table.get(i);
   }
 
   /** Plain length of chunk `j` of region `r`. */
@@ -466,9 +478,24 @@ export class ImageReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.release();
     await this.decoder?.close();
     if (this.owned) await this.source.close();
   }
+}
+
+/** The region of sorted `rs` holding `a`. */
+function binarySearch(rs: readonly Region[], a: bigint): Region | undefined {
+  let lo = 0;
+  let hi = rs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = rs[mid]!;
+    if (a < r.address) hi = mid - 1;
+    else if (a >= r.address + r.length) lo = mid + 1;
+    else return r;
+  }
+  return undefined;
 }
 
 function closedError(what: string): CrimgError {

@@ -1,0 +1,434 @@
+/**
+ * Issue 14 for the library: every file of the hostile corpus (test/hostile-corpus.ts) opens, or
+ * is refused with the right code, in time and memory bounded by its size rather than by what
+ * its tables claim; scrypt work is capped at the writers' default unless raised; a closed image
+ * refuses reads with a CrimgError; the region section read in place keeps the rules, codes and
+ * messages of the decoder it replaces (differential test against a copy of it).
+ *
+ * Time and memory are measured in a fresh child process per file (the built library), so one
+ * file's garbage never counts against another. Time budgets go through test/machine.ts.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CrimgError, ImageWriter, openImage } from '../index.js';
+import { FileSource } from '../image/index.js';
+import { xxh64 } from '../codec/checksum.js';
+import { DEFAULT_SCRYPT_LIMITS, checkScryptLimits } from '../codec/keys.js';
+import {
+  KIND_GAP, LIMITS, REGION_RECORD, REGION_RECORD_SIZE, decodeFields, decodeRegionSection, encodeRegionSection, hex, kindName, offsetOf, protToString,
+  type Region, type RegionRecord, type RegionSectionContext,
+} from '../format/index.js';
+import { RegionTable } from '../format/region-table.js';
+import { HOSTILE, HOSTILE_PASSPHRASE, assemble, manyRegions, patternPage, scryptHeavy, sharedNameGaps, writeHostileCorpus, type RawRegion } from './hostile-corpus.js';
+import { crimg, ensureBuilt } from './cli-helpers.js';
+import { budget, slowdown } from './machine.js';
+import { prng, tempDir } from './helpers.js';
+
+const t = tempDir();
+afterAll(() => t.cleanup());
+let files: Record<string, string>;
+beforeAll(() => {
+  ensureBuilt(); // the children run the built library
+  files = writeHostileCorpus(join(t.dir, 'corpus'));
+}, budget(60_000));
+
+const MiB = 1 << 20;
+
+/**
+ * The child: opens FILE (with a passphrase when asked) and runs the operations a user runs on
+ * any image (region lookups, a page read, the host check, close, a read after close), printing
+ * each one's time and the process's memory growth after it as JSON.
+ */
+const CHILD = `
+const [lib, file, passphrase] = process.argv.slice(2);
+const { openImage, describeHost } = await import(lib);
+const tiny = process.argv[5];
+// Warm up: load the addon, the checksum and the code paths on a small image, then measure.
+await (await openImage(tiny, { workers: 0 })).close();
+describeHost();
+globalThis.gc(); globalThis.gc();
+const m0 = process.memoryUsage();
+const out = { ops: {}, peakRss: 0, peakHeap: 0 };
+const sample = () => {
+  const m = process.memoryUsage();
+  out.peakRss = Math.max(out.peakRss, m.rss - m0.rss);
+  out.peakHeap = Math.max(out.peakHeap, m.heapUsed + m.external - (m0.heapUsed + m0.external)); // external includes arrayBuffers
+};
+const op = async (name, f) => {
+  const t0 = performance.now();
+  try { await f(); out.ops[name] = { ms: performance.now() - t0 }; }
+  catch (e) { out.ops[name] = { ms: performance.now() - t0, code: e.code ?? String(e) }; }
+  sample();
+};
+let img;
+await op('open', async () => { img = await openImage(file, { workers: 0, ...(passphrase ? { key: { passphrase } } : {}) }); });
+if (img) {
+  if (!img.indexLocked) {
+    await op('regionCount', () => { out.regionCount = img.regionCount; });
+    await op('region', () => { const r = img.region(img.regionCount - 1); out.lastName = r.name.length; });
+    await op('regionAt', () => { const r = img.region(0); out.found = img.regionAt(r.address)?.index; });
+    await op('read', async () => { const r = img.region(0); if (!r.isGap) out.read = (await img.read(r.address, Math.min(4096, Number(r.length)))).length; });
+  }
+  await op('checkCompatibility', () => { img.checkCompatibility(describeHost()); });
+  await op('close', () => img.close());
+  await op('read after close', () => img.read(0, 1));
+}
+console.log(JSON.stringify(out));
+`;
+
+interface ChildResult {
+  ops: Record<string, { ms: number; code?: string }>;
+  peakRss: number;
+  peakHeap: number;
+  regionCount?: number;
+  found?: number;
+}
+
+function measure(file: string, passphrase?: string): ChildResult {
+  const script = t.path('child.mjs');
+  writeFileSync(script, CHILD);
+  const lib = pathToFileURL(join(process.cwd(), 'build', 'index.js')).href;
+  const env = { ...process.env };
+  delete env['NODE_OPTIONS'];
+  const r = spawnSync(process.execPath, ['--expose-gc', script, lib, file, passphrase ?? '', files['unknown-kind']!], { encoding: 'utf8', env, timeout: budget(30_000) });
+  if (r.status !== 0) throw new Error(`child for ${file} exited ${r.status} (${r.signal}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as ChildResult;
+}
+
+describe('the hostile corpus: bounded time and memory per file (issue 14)', () => {
+  const names = Object.keys(HOSTILE);
+  const figures: string[] = [];
+  afterAll(() => {
+    // The figures the README's bounds section quotes (this machine, slowdown as measured).
+    console.log(`hostile corpus, slowdown ${slowdown.toFixed(2)}:\n${figures.join('\n')}`);
+  });
+
+  test.each(names)('%s: open and every operation within the bounds, right outcome', (name) => {
+    const f = HOSTILE[name]!;
+    const size = statSync(files[name]!).size;
+    const got = measure(files[name]!, f.passphrase ? HOSTILE_PASSPHRASE : undefined);
+    const open = got.ops['open']!;
+    figures.push(`  ${name.padEnd(17)} ${(size / MiB).toFixed(1).padStart(5)} MiB: open ${open.ms.toFixed(0)} ms${open.code ? ` (${open.code})` : ''}, ` +
+      `peak +${(got.peakRss / MiB).toFixed(1)} MiB RSS, +${(got.peakHeap / MiB).toFixed(1)} MiB heap+buffers; ` +
+      Object.entries(got.ops).filter(([k]) => k !== 'open').map(([k, v]) => `${k} ${v.ms.toFixed(1)} ms`).join(', '));
+    // Outcome: the plain open succeeds; the passphrase open of the scrypt-heavy header is refused before scrypt.
+    expect({ name, code: open.code ?? 'ok' }).toEqual({ name, code: f.passphrase ? 'LIMIT_EXCEEDED' : f.open });
+    if (!f.passphrase) {
+      expect(got.found).toBe(0);
+      expect(got.ops['read after close']!.code).toBe('INVALID_ARGUMENT');
+    }
+    // Time: 100 ms on a quiet machine, plus reading and checksumming the file once at 1 GiB/s
+    // (a 64 MiB region section must be read: 164 ms). Before: a crash after 30 s, 2.1 s.
+    expect(open.ms).toBeLessThan(budget(100 + size / MiB));
+    for (const [op, v] of Object.entries(got.ops)) {
+      if (op !== 'open') expect({ name, op, fast: v.ms < budget(100) }).toEqual({ name, op, fast: true });
+    }
+    // Memory: the file's index bytes are kept (the region section, in place); beyond them < 64 MiB.
+    expect(got.peakRss - size).toBeLessThan(64 * MiB);
+    expect(got.peakHeap - size).toBeLessThan(64 * MiB);
+  }, budget(60_000));
+});
+
+
+describe('scrypt work a reader accepts (issue 14, item 3)', () => {
+  test('the default is the writers\' cost, each parameter on its own, refused before any scrypt work', () => {
+    expect(DEFAULT_SCRYPT_LIMITS).toEqual({ log2N: 17, r: 8, p: 1 });
+    expect(() => checkScryptLimits(17, 8, 1)).not.toThrow();
+    expect(() => checkScryptLimits(10, 8, 1)).not.toThrow();
+    for (const [n, r, p] of [[18, 8, 1], [17, 9, 1], [17, 8, 2], [18, 8, 16]] as const) {
+      const e = thrown(() => checkScryptLimits(n, r, p));
+      expect(e.code).toBe('LIMIT_EXCEEDED');
+      expect(e.message).toContain(`log2 N = ${n}, r = ${r}, p = ${p}`);
+      expect(e.hint).toContain(`maxScrypt: { log2N: ${n}, r: ${r}, p: ${p} }`);
+      expect(e.hint).toContain(`--max-scrypt ${n},${r},${p}`);
+    }
+    expect(() => checkScryptLimits(18, 8, 16, { log2N: 18, p: 16 })).not.toThrow(); // r keeps its default 8
+    expect(() => checkScryptLimits(18, 9, 1, { log2N: 18 })).toThrow(CrimgError);
+    expect(() => checkScryptLimits(17, 8, 1, { log2N: 300 })).toThrow(RangeError);
+  });
+
+  test('scrypt-heavy: LIMIT_EXCEEDED at open with a passphrase, in no time; without a key it opens locked', async () => {
+    const t0 = performance.now();
+    const e = await openImage(files['scrypt-heavy']!, { key: { passphrase: HOSTILE_PASSPHRASE } }).catch((x: unknown) => x);
+    expect(performance.now() - t0).toBeLessThan(budget(100)); // scrypt at this cost takes ~11 s
+    expect(e).toBeInstanceOf(CrimgError);
+    expect((e as CrimgError).code).toBe('LIMIT_EXCEEDED');
+    expect((e as CrimgError).message).toMatch(/log2 N = 18, r = 8, p = 16 \(256 MiB/);
+    const locked = await openImage(files['scrypt-heavy']!);
+    expect(locked.indexLocked).toBe(true);
+    await locked.close();
+    // A raw key is not scrypt work: the key kind is refused as before.
+    await expect(openImage(files['scrypt-heavy']!, { key: new Uint8Array(32) })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  test('maxScrypt raises the limit: the image\'s scrypt runs (then the wrong key is WRONG_KEY)', async () => {
+    const path = t.path('scrypt-p2.img');
+    writeFileSync(path, scryptHeavy(11, 8, 2)); // 2 MiB, p = 2: over the default p = 1
+    await expect(openImage(path, { key: { passphrase: 'x' } })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+    await expect(openImage(path, { key: { passphrase: 'x' }, maxScrypt: { p: 2 } })).rejects.toMatchObject({ code: 'WRONG_KEY' });
+    // scryptCaps still applies after maxScrypt when given.
+    await expect(openImage(path, { key: { passphrase: 'x' }, maxScrypt: { p: 2 }, scryptCaps: { maxMemory: 1024 } })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
+  });
+
+  test('the CLI refuses it by default and takes --max-scrypt LOG2N,R,P', async () => {
+    const path = t.path('scrypt-p2.img');
+    writeFileSync(path, scryptHeavy(11, 8, 2));
+    const pass = t.path('pass.txt');
+    writeFileSync(pass, 'x\n');
+    const refused = await crimg(['inspect', path, '--passphrase-file', pass]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/LIMIT_EXCEEDED|scrypt/);
+    expect(refused.stderr).toContain('--max-scrypt 11,8,2');
+    const raised = await crimg(['inspect', path, '--passphrase-file', pass, '--max-scrypt', '11,8,2']);
+    expect(raised.stderr).toMatch(/WRONG_KEY|does not match/);
+    const bad = await crimg(['inspect', path, '--passphrase-file', pass, '--max-scrypt', '11,x']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('--max-scrypt');
+  }, budget(30_000));
+
+  test('the committed passphrase vector (log2 N 10) opens with the default', async () => {
+    const v1 = join(process.cwd(), 'spec', 'vectors', 'v1');
+    const exp = JSON.parse(readFileSync(join(v1, 'deflate-chacha20-poly1305-passphrase.json'), 'utf8')) as { passphrase: string };
+    const img = await openImage(join(v1, 'deflate-chacha20-poly1305-passphrase.img'), { key: { passphrase: exp.passphrase }, workers: 0 });
+    expect(img.regionCount).toBeGreaterThan(0);
+    await img.close();
+  });
+});
+
+describe('read after close (issue 14, item 13)', () => {
+  test('every reader method that reads or decodes throws CrimgError INVALID_ARGUMENT, not EBADF', async () => {
+    const path = t.path('small.img');
+    const w = await ImageWriter.create(path, { fsync: false, workers: 0, compress: 'deflate' });
+    await w.addRegion({ address: 0x10000n, data: Buffer.from(patternPage(5)), name: 'a' });
+    await w.finish();
+    const img = await openImage(path, { workers: 0 });
+    const r = img.regions[0]!;
+    const table = await img.chunkTable();
+    await img.close();
+    await img.close(); // twice: nothing
+    expect(img.isClosed).toBe(true);
+    const calls: [string, () => Promise<unknown> | unknown][] = [
+      ['read', () => img.read(r.address, 1)],
+      ['readInto', () => img.readInto(r.address, new Uint8Array(1))],
+      ['readStream', async () => { for await (const piece of img.readStream(r.address, 1)) void piece; }],
+      ['chunkTable', () => img.chunkTable()],
+      ['verify', () => img.verify()],
+      ['chunkStats', () => img.chunkStats()],
+      ['decodeChunk', () => img.decodeChunk(r, 0, 0, table.get(0, 4096), new Uint8Array(8))],
+      ['restore', () => img.restore({ mode: 'copy' })],
+    ];
+    for (const [what, call] of calls) {
+      const e = await Promise.resolve().then(call).then(() => null, (x: unknown) => x);
+      expect({ what, error: e instanceof CrimgError ? e.code : String(e) }).toEqual({ what, error: 'INVALID_ARGUMENT' });
+      expect((e as CrimgError).message).toMatch(/closed/);
+    }
+    // What was read at open stays: header, regions.
+    expect(img.regions[0]!.name).toBe('a');
+    const src = await FileSource.open(path);
+    await src.close();
+    await expect(src.read(0, 1)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+/** The region section decoder before issue 14 (every record an object, every name decoded), the reference. */
+function referenceDecode(bytes: Uint8Array, c: RegionSectionContext): Region[] {
+  const strBase = c.regionCount * REGION_RECORD_SIZE;
+  if (bytes.length !== strBase + c.stringTableLength) {
+    throw new CrimgError('CORRUPT_INDEX', `region section is ${bytes.length} bytes, expected ${strBase + c.stringTableLength}`, { offset: c.base });
+  }
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  const regions: Region[] = [];
+  const chunkSize = BigInt(c.chunkSize);
+  let nextChunk = 0;
+  let prevEnd = -1n;
+  for (let i = 0; i < c.regionCount; i++) {
+    const o = i * REGION_RECORD_SIZE;
+    const corrupt = (why: string, field: Parameters<typeof offsetOf<(typeof REGION_RECORD.fields)[number]>>[1]): never => {
+      throw new CrimgError('CORRUPT_INDEX', `region ${i} ${why}`, { offset: c.base + o + offsetOf(REGION_RECORD, field), region: i });
+    };
+    const { address, length, firstChunk, chunkCount, storedBytes, zeroChunks, nameOffset, nameLength, protection: protBits, kind: kindId, flags, filePage } = decodeFields(REGION_RECORD, bytes, o);
+    if (address % BigInt(c.pageSize) !== 0n) corrupt(`address ${hex(address)} is not page-aligned`, 'address');
+    if (length === 0n) corrupt('has length 0', 'length');
+    if (address + length > 1n << 64n) corrupt(`${hex(address)} + ${length} runs past the 64-bit address space`, 'length');
+    if (address < prevEnd) corrupt(`at ${hex(address)} overlaps or is not after the previous region (ends ${hex(prevEnd)})`, 'address');
+    prevEnd = address + length;
+    const isGap = kindId === KIND_GAP;
+    const expectChunks = isGap ? 0n : (length + chunkSize - 1n) / chunkSize;
+    if (chunkCount !== expectChunks) corrupt(`has ${chunkCount} chunks, expected ${expectChunks} for ${length} bytes`, 'chunkCount');
+    if (expectChunks > BigInt(LIMITS.maxChunksPerRegion)) {
+      throw new CrimgError('LIMIT_EXCEEDED', `region ${i} has ${expectChunks} chunks (limit ${LIMITS.maxChunksPerRegion})`, { offset: c.base + o + offsetOf(REGION_RECORD, 'chunkCount'), region: i });
+    }
+    if (firstChunk !== BigInt(nextChunk)) corrupt(`first chunk ${firstChunk} should be ${nextChunk}`, 'firstChunk');
+    if (zeroChunks > chunkCount) corrupt(`zero chunk count ${zeroChunks} exceeds its chunk count`, 'zeroChunks');
+    if (isGap && (protBits !== 0 || storedBytes !== 0n)) corrupt('is a gap with protection or stored bytes', 'protection');
+    if (protBits & ~7) corrupt(`protection ${protBits} has reserved bits`, 'protection');
+    nextChunk += Number(chunkCount);
+    if (nextChunk > c.chunkCount) corrupt(`chunks run past the chunk table's ${c.chunkCount} records`, 'firstChunk');
+    if (nameLength > LIMITS.maxNameLength) corrupt(`name length ${nameLength} exceeds ${LIMITS.maxNameLength}`, 'nameLength');
+    if (nameOffset + nameLength > c.stringTableLength) corrupt(`name [${nameOffset}, +${nameLength}) lies outside the string table`, 'nameOffset');
+    let name = '';
+    try { name = dec.decode(bytes.subarray(strBase + nameOffset, strBase + nameOffset + nameLength)); } catch { corrupt('name is not UTF-8', 'nameOffset'); }
+    regions.push({
+      index: i, address, length, protBits, prot: protToString(protBits), kindId, kind: kindName(kindId), name,
+      firstChunk: Number(firstChunk), chunkCount: Number(chunkCount), storedBytes, zeroChunks: Number(zeroChunks), isGap,
+      shared: (flags & 1) !== 0, ...(flags & 2 ? { fileOffset: BigInt(filePage) * BigInt(c.pageSize) } : {}),
+    });
+  }
+  if (nextChunk !== c.chunkCount) throw new CrimgError('CORRUPT_INDEX', `regions account for ${nextChunk} chunks, the chunk table has ${c.chunkCount}`, { offset: c.base });
+  return regions;
+}
+
+function outcome(f: () => Region[]): unknown {
+  try {
+    return { regions: f() };
+  } catch (e) {
+    if (!(e instanceof CrimgError)) throw e;
+    return { code: e.code, message: e.message, offset: e.offset };
+  }
+}
+
+function thrown(f: () => unknown): CrimgError {
+  try { f(); } catch (e) { if (e instanceof CrimgError) return e; throw e; }
+  throw new Error('expected a CrimgError');
+}
+
+describe('the region section in place (issue 14, item 1)', () => {
+  const NAMES = ['', 'heap', '[stack]', 'libc.so.6', 'données', 'памяти', '記憶', '🦀 crab', 'x'.repeat(40), 'ü'];
+  /** A valid section of `n` random regions and gaps, and its context. */
+  function section(rnd: () => number, n: number): { bytes: Uint8Array; c: RegionSectionContext } {
+    const records: RegionRecord[] = [];
+    let address = 0x10000n;
+    let chunk = 0;
+    for (let i = 0; i < n; i++) {
+      address += BigInt(Math.floor(rnd() * 3)) * 4096n;
+      const gap = rnd() < 0.3;
+      const length = BigInt(1 + Math.floor(rnd() * 9)) * 4096n - (rnd() < 0.2 && !gap ? 100n : 0n);
+      const chunkCount = gap ? 0 : Math.ceil(Number(length) / 8192);
+      records.push({
+        address, length, firstChunk: chunk, chunkCount, storedBytes: gap ? 0n : BigInt(Math.floor(rnd() * 1000)), zeroChunks: gap ? 0 : Math.floor(rnd() * (chunkCount + 1)),
+        protBits: gap ? 0 : Math.floor(rnd() * 8), kindId: gap ? KIND_GAP : [0, 1, 2, 3, 5, 200][Math.floor(rnd() * 6)]!, name: NAMES[Math.floor(rnd() * NAMES.length)]!,
+        shared: rnd() < 0.2, ...(rnd() < 0.2 ? { fileOffset: BigInt(Math.floor(rnd() * 100)) * 4096n } : {}),
+      });
+      chunk += chunkCount;
+      address += length + 4095n - ((length + 4095n) % 4096n);
+    }
+    const { bytes, stringTableLength } = encodeRegionSection(records, 4096);
+    return { bytes, c: { regionCount: n, stringTableLength, chunkCount: chunk, chunkSize: 8192, pageSize: 4096, base: 5000 } };
+  }
+
+  test('2000 damaged sections: the same regions, or the same code, message and offset as the reference decoder', () => {
+    const rnd = prng(14);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    let refused = 0;
+    for (let k = 0; k < 2000; k++) {
+      const { bytes, c } = section(rnd, 1 + Math.floor(rnd() * 12));
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const strBase = c.regionCount * REGION_RECORD_SIZE;
+      for (let m = 0; m < 1 + Math.floor(rnd() * 2); m++) {
+        const i = Math.floor(rnd() * c.regionCount);
+        const o = i * REGION_RECORD_SIZE;
+        const f = pick(REGION_RECORD.fields);
+        const kind = rnd();
+        if (kind < 0.15 && c.stringTableLength > 0) {
+          bytes[strBase + Math.floor(rnd() * c.stringTableLength)] = pick([0x80, 0xbf, 0xc3, 0xe2, 0xf0, 0xff, 0x41]); // a byte of the string table
+        } else if (f.size === 8) {
+          const cur = dv.getBigUint64(o + f.offset, true);
+          dv.setBigUint64(o + f.offset, BigInt.asUintN(64, pick([0n, 1n, cur + 1n, cur - 1n, cur + 4096n, cur - 4096n, cur * 2n, 1n << 63n, (1n << 64n) - 4096n, (1n << 64n) - 1n, 1n << 53n, (1n << 53n) + 1n, 1n << 32n, cur + (1n << 32n)])), true);
+        } else if (f.size === 4) {
+          const cur = dv.getUint32(o + f.offset, true);
+          dv.setUint32(o + f.offset, pick([0, 1, cur + 1, cur - 1 >>> 0, cur + 2, 4096, 4097, 0xffffffff, c.stringTableLength, c.stringTableLength + 1]) >>> 0, true);
+        } else if (f.size === 2) {
+          dv.setUint16(o + f.offset, Math.floor(rnd() * 65536), true);
+        } else if (f.size === 1) {
+          bytes[o + f.offset] = pick([0, 1, 6, 7, 8, 200, 255]);
+        }
+      }
+      const want = outcome(() => referenceDecode(bytes, c));
+      const got = outcome(() => new RegionTable(bytes, c).all());
+      expect({ k, got }).toEqual({ k, got: want });
+      if ('code' in (want as object)) refused++;
+    }
+    expect(refused).toBeGreaterThan(1000);
+  });
+
+  test('names: slices of one decoded table, multi-byte characters intact, a name cutting a character refused', () => {
+    const rnd = prng(7);
+    const { bytes, c } = section(rnd, 200);
+    const table = new RegionTable(bytes, c);
+    const ref = referenceDecode(bytes, c);
+    expect(Array.from({ length: 200 }, (_, i) => table.get(i))).toEqual(ref); // one at a time, before the table is decoded
+    expect(table.all()).toEqual(ref);
+    // A name record pointing into the middle of "記" (3 bytes): not UTF-8 at its start.
+    const names = new TextEncoder().encode('a記b');
+    const bad = assemble({ region: () => ({ address: 0x10000, length: 4096, kind: KIND_GAP, prot: 0, name: [2, 3], chunks: 'gap' }), regionCount: 1, stringTable: names });
+    return openImage(bad).then(() => { throw new Error('opened'); }, (e: CrimgError) => {
+      expect(e.code).toBe('CORRUPT_INDEX');
+      expect(e.message).toMatch(/region 0 name is not UTF-8/);
+    });
+  });
+
+  test('a string table that is not UTF-8 as a whole: names that are still open, each distinct slice checked once', async () => {
+    const st = Uint8Array.from([...new TextEncoder().encode('good'), 0xff, ...new TextEncoder().encode('also')]);
+    const region = (i: number): RawRegion => ({ address: 0x10000 + i * 8192, length: 4096, kind: KIND_GAP, prot: 0, name: i % 2 ? [5, 4] : [0, 4], chunks: 'gap' });
+    const img = await openImage(assemble({ region, regionCount: 1000, stringTable: st }));
+    expect(img.regions.map((r) => r.name).slice(0, 3)).toEqual(['good', 'also', 'good']);
+    expect(img.regions[998]!.name).toBe(img.regions[0]!.name);
+    const bad = (i: number): RawRegion => ({ ...region(i), name: i === 7 ? [3, 3] : region(i).name });
+    await expect(openImage(assemble({ region: bad, regionCount: 10, stringTable: st }))).rejects.toMatchObject({ code: 'CORRUPT_INDEX', message: expect.stringMatching(/region 7 name is not UTF-8/) });
+  });
+
+  test('2^20 gaps naming one 4096-byte string: one string for all, regionAt by binary search in place', async () => {
+    const bytes = sharedNameGaps();
+    const img = await openImage(bytes);
+    expect(img.regionCount).toBe(1 << 20);
+    const last = img.region((1 << 20) - 1);
+    expect(last.name.length).toBe(4096);
+    expect(img.regionAt(last.address + 4095n)?.index).toBe((1 << 20) - 1);
+    expect(img.regionAt(last.address + 4096n)).toBeUndefined(); // the hole between gaps
+    expect(img.regionAt(0n)).toBeUndefined();
+    expect(img.regionAt((1n << 64n) - 1n)).toBeUndefined();
+    await expect(img.read(last.address, 1)).rejects.toMatchObject({ code: 'NOT_MAPPED' });
+    await img.close();
+  }, budget(30_000));
+
+  test('regionAt agrees with a linear search, including a region that ends at 2^64', async () => {
+    const top = (1n << 64n) - 8192n;
+    const region = (i: number): RawRegion => (i < 99
+      ? { address: 0x10000 + i * 12288, length: 4096 + (i % 2) * 4096, kind: i % 3 ? 0 : KIND_GAP, prot: i % 3 ? 3 : 0, name: [0, 0], chunks: i % 3 ? 'zero' : 'gap' }
+      : { address: top, length: 8192n, kind: 0, prot: 1, name: [0, 0], chunks: 'zero' });
+    const img = await openImage(assemble({ region, regionCount: 100, stringTable: new Uint8Array(0) }));
+    const rs = img.regions;
+    const rnd = prng(3);
+    const probes = [0n, top - 1n, top, (1n << 64n) - 1n, ...rs.flatMap((r) => [r.address - 1n, r.address, r.address + r.length - 1n, r.address + r.length])];
+    for (let k = 0; k < 200; k++) probes.push(0x10000n + BigInt(Math.floor(rnd() * 99 * 12288)));
+    for (const a of probes) {
+      if (a < 0n || a >= 1n << 64n) continue;
+      const linear = rs.find((r) => a >= r.address && a < r.address + r.length);
+      expect({ a, got: img.regionAt(a)?.index }).toEqual({ a, got: linear?.index });
+    }
+    await img.close();
+  });
+
+  test('a valid 2^20-region image: the same regions as the reference decoder, region(i) without the array', async () => {
+    const bytes = manyRegions();
+    const img = await openImage(bytes);
+    expect(img.region(2)).toMatchObject({ index: 2, name: 'r2', chunkCount: 1, zeroChunks: 1, kind: 'anonymous', prot: 'rw-' });
+    expect(img.region(3)).toMatchObject({ index: 3, isGap: true, name: '' });
+    expect(Buffer.from(await img.read(img.region(0).address, 4096)).equals(Buffer.from(patternPage(2)))).toBe(true);
+    expect(Buffer.from(await img.read(img.region(1000).address, 4096)).equals(Buffer.alloc(4096))).toBe(true);
+    // Every region made in place equals the reference's decoding of the section.
+    const f = bytes.length - 96;
+    const dv = new DataView(bytes.buffer, bytes.byteOffset);
+    const off = Number(dv.getBigUint64(f + 40, true));
+    const c = { regionCount: 1 << 20, stringTableLength: dv.getUint32(f + 52, true), chunkCount: Number(dv.getBigUint64(f + 24, true)), chunkSize: 4096, pageSize: 4096, base: off };
+    const sectionBytes = bytes.subarray(off, f);
+    expect(xxh64(sectionBytes)).toBe(dv.getBigUint64(f + 72, true));
+    const ref = referenceDecode(sectionBytes, c);
+    const all = decodeRegionSection(sectionBytes, c);
+    for (let i = 0; i < ref.length; i += 997) expect(all[i]).toEqual(ref[i]);
+    expect(all.length).toBe(ref.length);
+    await img.close();
+  }, budget(60_000));
+});
