@@ -1,14 +1,14 @@
 /**
  * The image writer's output: stored bytes are queued at the next file offset and written in
  * batches of positional writes, several at once; holes of the sparse layout are offsets
- * skipped. The bytes go to `NAME.tmp`, and {@link WriteQueue.commit} fsyncs it, renames it to
- * `NAME` and fsyncs the directory, so `NAME` is either absent, the previous file, or a
- * complete image, whenever the machine stops.
+ * skipped. The bytes go to a temporary file beside `NAME` (image/_output-file.ts: created
+ * exclusively, owner-only by default, removed on interruption), and {@link WriteQueue.commit}
+ * fsyncs it, renames it to `NAME` and fsyncs the directory, so `NAME` is either absent, the
+ * previous file, or a complete image, whenever the machine stops.
  */
-import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { openSync, fsyncSync, closeSync, constants as fsConstants } from 'node:fs';
-import { dirname } from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
 import { CrimgError } from '../format/errors.js';
+import { OutputFile, type OutputFileOptions } from './_output-file.js';
 
 /** Queued bytes that make a batch worth writing. */
 export const WRITE_BATCH = 4 * 1024 * 1024;
@@ -34,30 +34,31 @@ export class WriteQueue {
   private writeBacksInFlight = 0;
   private writeBacksDone: (() => void) | null = null;
 
+  private readonly fh: FileHandle;
+
   private constructor(
-    readonly tmpPath: string,
-    private readonly fh: FileHandle,
+    private readonly file: OutputFile,
     private readonly pageSize: number,
     start: number,
     /** Set when the image is fsynced at the end (see {@link startWriteBack}). */
     private readonly writeBack: WriteBack | null,
   ) {
+    this.fh = file.fh;
     this.pos = start;
     this.batchStart = start;
   }
 
   /**
-   * Creates (or truncates) `tmpPath`; queued bytes start at offset `start`.
-   * @throws CrimgError IO_ERROR when the file cannot be created.
+   * Creates the temporary file of `path` ({@link OutputFile}); queued bytes start at offset `start`.
+   * @throws CrimgError IO_ERROR when the file cannot be created; RangeError on a bad mode
    */
-  static async create(tmpPath: string, pageSize: number, start: number, writeBack: WriteBack | null): Promise<WriteQueue> {
-    let fh: FileHandle;
-    try {
-      fh = await open(tmpPath, 'w');
-    } catch (e) {
-      throw new CrimgError('IO_ERROR', `cannot create ${tmpPath}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
-    }
-    return new WriteQueue(tmpPath, fh, pageSize, start, writeBack);
+  static async create(path: string, pageSize: number, start: number, writeBack: WriteBack | null, options: OutputFileOptions = {}): Promise<WriteQueue> {
+    return new WriteQueue(await OutputFile.create(path, options), pageSize, start, writeBack);
+  }
+
+  /** The temporary file's name. */
+  get tmpPath(): string {
+    return this.file.tmpPath;
   }
 
   /** Queues `bytes` at {@link pos}; they must not change until the write that takes them is done. */
@@ -137,24 +138,13 @@ export class WriteQueue {
   }
 
   /**
-   * Makes the written file `path`: fsyncs it (with `fsync`), closes it, renames it over `path`
-   * and fsyncs the directory. Call after {@link drain}.
-   * @throws CrimgError IO_ERROR or the fs error of fsync, close or rename.
+   * Makes the written file its final name: fsyncs it (with `fsync`), closes it, renames it and
+   * fsyncs the directory ({@link OutputFile.commit}). Call after {@link drain}.
+   * @throws CrimgError IO_ERROR (the temporary file is then removed)
    */
-  async commit(path: string, fsync: boolean): Promise<void> {
+  async commit(fsync: boolean): Promise<void> {
     await this.settleWriteBacks();
-    if (fsync) await this.fh.sync();
-    await this.fh.close();
-    // Replacing an image frees the old one inside rename() (ext4: ~50 ms per 160 MiB, as
-    // long as the capture itself) unless someone still has it open: hold it open across the
-    // rename and let the last close free it on libuv's pool after this call returns.
-    const previous = await holdPrevious(path);
-    try {
-      await rename(this.tmpPath, path);
-    } finally {
-      void previous?.close().catch(() => {});
-    }
-    if (fsync) fsyncDir(dirname(path));
+    await this.file.commit({ fsync });
   }
 
   /** Waits for the writes and writeBack jobs in flight, whether they fail or not. */
@@ -165,8 +155,7 @@ export class WriteQueue {
 
   /** Closes and removes the temporary file (after {@link settle}); never throws. */
   async discard(): Promise<void> {
-    await this.fh.close().catch(() => {});
-    await unlink(this.tmpPath).catch(() => {});
+    await this.file.abort();
   }
 
   private async writevAt(bufs: Uint8Array[], at: number): Promise<void> {
@@ -214,25 +203,5 @@ export class WriteQueue {
     if (this.writeBacksInFlight === 0) return;
     await new Promise<void>((resolve) => { this.writeBacksDone = resolve; });
     this.writeBacksDone = null;
-  }
-}
-
-/**
- * The regular file at `path`, open, or null (none, not a regular file, not readable): only
- * ever a file a rename is about to replace, held so that freeing it happens at our close.
- * Never a FIFO or device (opening those can block or have effects), never through a symlink.
- */
-async function holdPrevious(path: string): Promise<FileHandle | null> {
-  const st = await lstat(path).catch(() => null);
-  if (!st?.isFile()) return null;
-  return open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch(() => null);
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-  } catch {
-    // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
   }
 }

@@ -3,8 +3,11 @@
  * first, then each region's chunks as they arrive, then the index and the footer. One pass,
  * memory bounded by the chunks in flight, one write batch, and the index.
  *
- * Crash safety: bytes go to `NAME.tmp`; `finish()` fsyncs it, renames it to `NAME` and fsyncs
- * the directory, so `NAME` is either absent, the previous file, or a complete image.
+ * Crash safety: bytes go to a temporary file beside `NAME` (`.NAME.<random>.crimg-tmp`,
+ * created exclusively without following symlinks, mode 0600 unless `mode` says otherwise;
+ * image/_output-file.ts); `finish()` fsyncs it, renames it to `NAME` and fsyncs the directory,
+ * so `NAME` is either absent, the previous file, or a complete image. A failed call, abort(),
+ * SIGINT, SIGTERM, SIGHUP and process exit remove the temporary file (image/_interrupt.ts).
  *
  * Its parts: `_chunk-stream.ts` cuts region bytes into chunks for the encoder,
  * `_file-range.ts` reads or maps file ranges, `_chunk-records.ts` builds the chunk table and
@@ -31,7 +34,7 @@ import { ChunkStream, type RegionBytes } from './_chunk-stream.js';
 import { FileRangeReader, type FileRange } from './_file-range.js';
 
 export type { RegionBytes, RegionPiece, ZeroRun } from './_chunk-stream.js';
-export type { FileRange } from './_file-range.js';
+export type { FileRange, PresentRange } from './_file-range.js';
 /** Bytes of a region: held or streamed by the caller ({@link RegionBytes}), or a file range the writer reads. */
 export type RegionData = RegionBytes | FileRange;
 
@@ -72,6 +75,18 @@ export interface WriterOptions {
   created?: number | bigint;
   /** fsync before rename (default true). */
   fsync?: boolean;
+  /**
+   * Permission bits of the image file, 0 to 0o777. Default 0o600, owner only: memory images
+   * hold secrets. Set with fchmod after the file is created, so the umask does not change it.
+   */
+  mode?: number;
+  /**
+   * Remove the temporary file when the process gets SIGINT, SIGTERM or SIGHUP or exits before
+   * finish() (default true). Unless another listener handles the signal, the process then dies
+   * of it as it would have; a host that handles it keeps control and this writer's next call
+   * fails (image/_interrupt.ts).
+   */
+  cleanupOnSignal?: boolean;
   /**
    * 'compact' (default): stored chunks back to back, zero chunks take no file space.
    * 'sparse' (no codec or cipher only): every region's bytes lie at one file range, chunk j at
@@ -166,7 +181,7 @@ export class ImageWriter {
   }
 
   /**
-   * Creates `path.tmp` and writes the header and validation block.
+   * Creates the temporary file of `path` and writes the header and validation block.
    * @throws RangeError/TypeError on bad options; CrimgError IO_ERROR when the file cannot be created.
    */
   static async create(path: string, options: WriterOptions = {}): Promise<ImageWriter> {
@@ -215,7 +230,7 @@ export class ImageWriter {
     const dataStart = alignUp(header.length + validation.length, pageSize);
     let out: WriteQueue;
     try {
-      out = await WriteQueue.create(`${path}.tmp`, pageSize, dataStart, writeBack);
+      out = await WriteQueue.create(path, pageSize, dataStart, writeBack, { mode: options.mode, cleanupOnSignal: options.cleanupOnSignal });
     } catch (e) {
       await encoder.close();
       throw e;
@@ -283,7 +298,7 @@ export class ImageWriter {
   }
 
   /**
-   * Writes the index and the footer, fsyncs, and renames `NAME.tmp` to `NAME`.
+   * Writes the index and the footer, fsyncs, and renames the temporary file to `NAME`.
    * @throws RangeError when there are no regions.
    */
   finish(): Promise<WriteSummary> {
@@ -318,7 +333,7 @@ export class ImageWriter {
       const tail = Buffer.concat([pad, chunkStored, regionStored, footer]);
       await out.writeAt(tail, out.pos);
       const fileSize = out.pos + tail.length;
-      await out.commit(this.path, this.doFsync);
+      await out.commit(this.doFsync);
       this.state = 'finished';
       await this.encoder.close();
       return {
@@ -328,7 +343,7 @@ export class ImageWriter {
     });
   }
 
-  /** Abandons the image: closes and removes `NAME.tmp`. Safe to call more than once. */
+  /** Abandons the image: closes and removes its temporary file (never `NAME`). Safe to call more than once. */
   async abort(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';

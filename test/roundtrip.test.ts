@@ -1,7 +1,14 @@
 import fc from 'fast-check';
-import { readFileSync, existsSync, statSync } from 'node:fs';
+import { readFileSync, existsSync, statSync, readdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { ImageWriter, openImage, CrimgError } from '../index.js';
+import { isTempOf } from '../image/_output-file.js';
 import { tempDir, memoryLike } from './helpers.js';
+
+/** The writer's temporary files of `out` (image/_output-file.ts) still in its directory. */
+function tempsOf(out: string): string[] {
+  return readdirSync(dirname(out)).filter((n) => isTempOf(n, basename(out)));
+}
 
 const t = tempDir();
 afterAll(() => t.cleanup());
@@ -17,7 +24,7 @@ describe('write then read', () => {
     await w.addRegion({ address: 0x10000n + BigInt(heap.length) + 8192n, data: [stack.subarray(0, 100), stack.subarray(100)], prot: 'rw-', kind: 'stack' });
     const summary = await w.finish();
     expect(existsSync(out)).toBe(true);
-    expect(existsSync(out + '.tmp')).toBe(false);
+    expect(tempsOf(out)).toEqual([]);
     expect(statSync(out).size).toBe(summary.fileSize);
     const img = await openImage(out);
     expect(img.regions).toHaveLength(3);
@@ -346,12 +353,13 @@ describe('write then read', () => {
     }
   });
 
-  test('writer refuses overlapping, unordered and unaligned regions and removes NAME.tmp', async () => {
+  test('writer refuses overlapping, unordered and unaligned regions and removes its temporary file', async () => {
     const out = t.path('bad.img');
     const w = await ImageWriter.create(out);
+    expect(tempsOf(out)).toHaveLength(1);
     await w.addRegion({ address: 0x20000n, data: Buffer.alloc(8192, 1) });
     await expect(w.addRegion({ address: 0x21000n, data: Buffer.alloc(4096, 1) })).rejects.toThrow(RangeError);
-    expect(existsSync(out + '.tmp')).toBe(false);
+    expect(tempsOf(out)).toEqual([]);
     expect(existsSync(out)).toBe(false);
     const w2 = await ImageWriter.create(out);
     await expect(w2.addRegion({ address: 0x20001n, data: Buffer.alloc(1) })).rejects.toThrow(/page-aligned/);
