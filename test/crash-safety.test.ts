@@ -1,13 +1,14 @@
 /**
- * Crash safety of the writer (image/writer.ts: bytes go to NAME.tmp, then fsync and rename): a
- * child process writing an image over an existing one is killed with SIGKILL at seeded random
- * moments, many times. After each kill the destination is the previous image byte for byte,
- * or a complete image that verifies and reads back exactly (or absent); a NAME.tmp may be left.
+ * Crash safety of the writer (image/writer.ts: bytes go to a temporary file beside NAME, then
+ * fsync and rename): a child process writing an image over an existing one is killed with
+ * SIGKILL at seeded random moments, many times. After each kill the destination is the previous
+ * image byte for byte, or a complete image that verifies and reads back exactly (or absent); a
+ * temporary file may be left (nothing runs on SIGKILL), and the next writer reports it.
  * The child runs the built library (build/index.js; `npm test` builds first).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openImage } from '../index.js';
@@ -65,7 +66,7 @@ const childPath = t.path('writer.mjs');
 afterAll(() => t.cleanup());
 
 /** Runs the writer; `kill(child, lines)` may SIGKILL it. Resolves when it exits. */
-function runChild(out: string, seed: number, variant: string, killAt?: { ms?: number; afterLine?: string; delayMs?: number }): Promise<{ code: number | null; signal: string | null; ms: number; finishMs: number; stdout: string }> {
+function runChild(out: string, seed: number, variant: string, killAt?: { ms?: number; afterLine?: string; delayMs?: number }): Promise<{ code: number | null; signal: string | null; ms: number; finishMs: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(process.execPath, [childPath, out, String(seed), variant], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
@@ -86,7 +87,7 @@ function runChild(out: string, seed: number, variant: string, killAt?: { ms?: nu
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       if (code !== 0 && signal === null) reject(new Error(`writer failed (${code}): ${stderr}`));
-      else resolve({ code, signal, ms: performance.now() - t0, finishMs: finishAt ? performance.now() - finishAt : 0, stdout });
+      else resolve({ code, signal, ms: performance.now() - t0, finishMs: finishAt ? performance.now() - finishAt : 0, stdout, stderr });
     });
   });
 }
@@ -157,4 +158,11 @@ test(`SIGKILL at ${KILLS} seeded moments: the destination is the old image or a 
   expect(outcomes.previous ?? 0).toBeGreaterThan(0);
   expect((outcomes.complete ?? 0) + (outcomes['complete (finished before the kill)'] ?? 0)).toBeGreaterThan(0);
   expect(outcomes.absent ?? 0).toBe(0); // the writer never removes NAME before the rename
+  // Kills before the rename left temporary files: never reused, and the next writer names them.
+  const stale = readdirSync(t.dir).filter((n) => /^\.app\.img\.[0-9a-f]{16}\.crimg-tmp$/.test(n));
+  expect(stale.length).toBeGreaterThan(0);
+  const next = await runChild(dest, 1, 'plain');
+  expect(next.stdout).toBe('start\nfinish\ndone\n');
+  expect(next.stderr).toContain(`[CRIMG_STALE_TEMP] Warning: ${stale.length} temporary file(s) of ${dest} found`);
+  expect(readdirSync(t.dir).filter((n) => stale.includes(n))).toEqual(stale);
 }, budget(60_000));
