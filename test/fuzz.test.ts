@@ -51,6 +51,13 @@ test(`${CASES} seeded cases: only CrimgErrors, no hang, bounded memory, no silen
     'open:LIMIT_EXCEEDED', 'open:AUTH_FAILED', 'read:CORRUPT_CHUNK', 'read:CORRUPT_INDEX', 'read:AUTH_FAILED', 'verify:CORRUPT_INDEX']) {
     expect({ o, seen: (counts[o] ?? 0) > 0 }).toEqual({ o, seen: true });
   }
+  // Issue 14's structures: names aliased, cut and out of the table, the string table made
+  // invalid UTF-8, the region table grown by up to 2^14 gaps sharing one name (valid images
+  // that open and pass every lookup) or with a footer claiming more regions.
+  for (const what of ['gaps appended', ' name -> [', 'string table byte', 'footer claims']) {
+    expect({ what, reached: results.some((r) => r.steps.some((s) => s.includes(what))) }).toEqual({ what, reached: true });
+  }
+  expect(results.some((r) => r.steps.some((s) => s.includes('gaps appended')) && r.outcome.startsWith('undetected'))).toBe(true);
   const slowest = results.reduce((a, b) => (b.ms > a.ms ? b : a));
   expect(slowest.ms).toBeLessThan(STEP_MS);
 }, budget(120_000));

@@ -193,6 +193,25 @@ export async function runCase(c: FuzzCase, original: Original, options: HarnessO
       });
       if (inspected instanceof CrimgError) note('inspect', inspected);
       const regions = inspected instanceof CrimgError ? [] : inspected;
+      // Lookups in place (issue 14): regionCount, region(i) and regionAt (a binary search over
+      // the region section's bytes) agree with the array and a linear search over it.
+      if (!(inspected instanceof CrimgError)) {
+        const lookup = await call('region lookup', () => {
+          if (image.regionCount !== regions.length) return `regionCount ${image.regionCount}, regions ${regions.length}`;
+          const probes: bigint[] = [0n, (1n << 64n) - 1n];
+          for (const r of regions.slice(0, MAX_REGIONS_READ)) probes.push(r.address, r.address + r.length - 1n, r.address + r.length, r.address === 0n ? 0n : r.address - 1n);
+          for (const a of probes) {
+            if (a >= 1n << 64n) continue;
+            const linear = regions.find((r) => a >= r.address && a < r.address + r.length);
+            const got = image.regionAt(a);
+            if (got?.index !== linear?.index) return `regionAt(${a}) is region ${got?.index}, a linear search says ${linear?.index}`;
+          }
+          const i = regions.length - 1;
+          if (i >= 0 && JSON.stringify({ ...image.region(i) }, big) !== JSON.stringify(regions[i], big)) return `region(${i}) differs from regions[${i}]`;
+          return null;
+        });
+        if (typeof lookup === 'string') throw new Failure('region-lookup', lookup);
+      }
       const table = await call('chunk table', () => image.chunkTable());
       if (table instanceof CrimgError) note('read', table);
       else {
@@ -283,6 +302,11 @@ export async function runCase(c: FuzzCase, original: Original, options: HarnessO
   } finally {
     await img?.close().catch(() => {});
   }
+}
+
+/** JSON.stringify replacer for bigints. */
+function big(_k: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? `${v}n` : v;
 }
 
 function memory(): number {

@@ -326,6 +326,7 @@ function fieldMutation(rng: Rng, b: Bytes, encrypted: boolean): string {
   ];
   if (!encrypted) {
     targets.push(() => structuralMutation(rng, b));
+    targets.push(() => nameMutation(rng, b));
     targets.push(
       () => {
         const i = rng.int(Math.max(1, l.regionCount));
@@ -337,9 +338,9 @@ function fieldMutation(rng: Rng, b: Bytes, encrypted: boolean): string {
       },
     );
   }
-  // Weights: header and footer 1 each, validation 1; plain images: structural 1.5, region
-  // and chunk records 1.5 each.
-  const weights = encrypted ? [1, 1, 1] : [1, 1, 1, 1.5, 1.5, 1.5];
+  // Weights: header and footer 1 each, validation 1; plain images: structural 1.5, names 1,
+  // region and chunk records 1.5 each.
+  const weights = encrypted ? [1, 1, 1] : [1, 1, 1, 1.5, 1, 1.5, 1.5];
   const total = weights.reduce((s, w) => s + w, 0);
   let r = (rng.u32() / 4294967296) * total;
   for (let i = 0; i < targets.length; i++) {
@@ -411,6 +412,77 @@ function structuralMutation(rng: Rng, b: Bytes): string {
     return `region records ${i} and ${k} swapped`;
   }
   return mutateField(rng, b, l.footer, rng.pick(FOOTER_FIELDS), 'footer');
+}
+
+/**
+ * Mutations of a plain image's names (spec sections 8.1 and 9): a record's name pointed at
+ * another record's, at a slice that cuts a multi-byte character, at the whole string table or
+ * past it, at the 4096-byte maximum; a byte of the string table made invalid UTF-8. Names are
+ * decoded lazily and once per string, so these reach the name checks at open and on access.
+ */
+function nameMutation(rng: Rng, b: Bytes): string {
+  const l = layout(b)!;
+  const stringTableLength = u32(b, l.footer + 52);
+  const strBase = l.regionSection + l.regionCount * 64;
+  if (l.regionCount === 0 || !inFile(b, l.regionSection, l.regionCount * 64 + stringTableLength) || strBase + stringTableLength > l.footer) return 'names: section out of file, skipped';
+  const i = rng.int(l.regionCount);
+  const at = l.regionSection + i * 64;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const kind = rng.int(6);
+  if (kind === 0 && stringTableLength > 0) {
+    const k = rng.int(stringTableLength);
+    b[strBase + k] = rng.pick([0x80, 0xbf, 0xc0, 0xc3, 0xe2, 0xed, 0xf0, 0xf5, 0xff]);
+    return `string table byte ${k} made ${b[strBase + k]!.toString(16)}`;
+  }
+  const other = l.regionSection + rng.int(l.regionCount) * 64;
+  const [off, len] = kind === 1 ? [u32(b, other + 48), u32(b, other + 52)] // another record's name
+    : kind === 2 ? [0, stringTableLength] // the whole table
+      : kind === 3 ? [rng.int(stringTableLength + 1), 1 + rng.int(8)] // a short slice anywhere, maybe cutting a character
+        : kind === 4 ? [rng.int(stringTableLength + 1), 4096] // the longest name a record may have
+          : [stringTableLength - rng.int(2), rng.pick([1, 4097, 0xffffffff])]; // at or past the end
+  dv.setUint32(at + 48, off >>> 0, true);
+  dv.setUint32(at + 52, len >>> 0, true);
+  return `region ${i} name -> [${off}, +${len}) of a ${stringTableLength}-byte string table`;
+}
+
+/**
+ * Grows a plain image's region table (spec section 8.1): `k` one-page gaps after the last
+ * region, all naming one existing name, with the footer's counts and lengths adjusted: a valid
+ * image of up to 2^14 more regions (a small form of issue 14's 2^20 gaps sharing one name), or,
+ * with `claim`, a footer that claims more regions than the section holds.
+ */
+function growRegions(rng: Rng, b: Bytes): [Bytes, string] {
+  const l = layout(b);
+  if (!l || l.regionCount === 0) return [b, 'grow regions: no layout, skipped'];
+  const stringTableLength = u32(b, l.footer + 52);
+  const recordsEnd = l.regionSection + l.regionCount * 64;
+  if (!inFile(b, l.regionSection, l.regionCount * 64 + stringTableLength) || recordsEnd + stringTableLength !== l.footer) return [b, 'grow regions: section out of place, skipped'];
+  const k = rng.pick([1, 2, 64, 1000, 1 << 14]);
+  const last = l.regionSection + (l.regionCount - 1) * 64;
+  const lastEnd = BigInt(u64(b, last)) + BigInt(u64(b, last + 8));
+  const page = 65536n; // any page size divides it
+  let address = (lastEnd + page - 1n) / page * page;
+  const name = l.regionSection + rng.int(l.regionCount) * 64;
+  const chunks = BigInt(l.chunkCount);
+  const out = new Uint8Array(b.length + k * 64);
+  out.set(b.subarray(0, recordsEnd), 0);
+  const dv = new DataView(out.buffer);
+  for (let g = 0; g < k; g++) {
+    const at = recordsEnd + g * 64;
+    if (address + 4096n > 1n << 64n) break;
+    dv.setBigUint64(at, address, true);
+    dv.setBigUint64(at + 8, 4096n, true);
+    dv.setBigUint64(at + 16, chunks, true);
+    out.set(b.subarray(name + 48, name + 56), at + 48); // the same name offset and length
+    out[at + 57] = 6; // gap
+    address += page;
+  }
+  out.set(b.subarray(recordsEnd), recordsEnd + k * 64);
+  const f = out.length - FOOTER;
+  const claim = rng.chance(0.2) ? rng.pick([1, 1 << 20, (1 << 20) + 1, 0xffffffff]) : 0;
+  new DataView(out.buffer).setUint32(f + 48, claim || l.regionCount + k, true);
+  setU64(out, f + 56, BigInt(l.regionSectionLength + k * 64));
+  return [out, `${k} gaps appended naming region ${(name - l.regionSection) / 64}'s name${claim ? `, footer claims ${claim} regions` : ''}`];
 }
 
 /**
@@ -534,6 +606,12 @@ export function makeCase(vectors: readonly VectorInfo[], seed: number, index: nu
       steps.push(what);
       dataRewritten = !v.crypto;
     }
+  }
+  if (!v.crypto && rng.chance(0.05)) {
+    const [out, what] = growRegions(rng, b);
+    b = out;
+    steps.push(what);
+    fixChecksums(b);
   }
   const n = 1 + (rng.chance(0.3) ? 1 + rng.int(2) : 0);
   for (let k = 0; k < n; k++) {
