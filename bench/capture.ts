@@ -262,7 +262,7 @@ function residentBytes(pid: number): number {
 }
 
 /** A Java program holding ~256 MiB of long arrays (1 MiB each, every page written). */
-const HOLD_JAVA = `import java.util.*;
+const holdJava = (): string => `import java.util.*;
 public class Hold {
   public static void main(String[] args) throws Exception {
     List<long[]> keep = new ArrayList<>();
@@ -324,7 +324,7 @@ async function issue13Rows(data: string, out: (name: string) => string): Promise
   // The JVM.
   const javaDir = join(dir, 'java');
   await mkdir(javaDir);
-  writeFileSync(join(javaDir, 'Hold.java'), HOLD_JAVA);
+  writeFileSync(join(javaDir, 'Hold.java'), holdJava());
   const jc = spawnSync('javac', ['-d', javaDir, join(javaDir, 'Hold.java')], { encoding: 'utf8' });
   if (jc.status !== 0) throw new Error(`javac failed: ${jc.stderr}`);
   const jvm = await startJson<{ pid: number }>('java', ['-Xmx512m', '-cp', javaDir, 'Hold']);

@@ -17,6 +17,8 @@ export interface ImageOutputOptions {
   workers?: number;
   /** fsync the image before renaming it into place (default true). */
   fsync?: boolean;
+  /** Permission bits of the image, 0 to 0o777 (default the writer's 0o600: images hold secrets). */
+  mode?: number;
 }
 
 /** The writer options `o` sets (an unset one keeps the writer's default; encrypt 'none' is none). */
@@ -27,5 +29,6 @@ export function imageWriterOptions(o: ImageOutputOptions): WriterOptions {
     ...(o.encrypt !== undefined && o.encrypt !== 'none' ? { encrypt: o.encrypt, key: o.key } : {}),
     ...(o.workers !== undefined ? { workers: o.workers } : {}),
     ...(o.fsync !== undefined ? { fsync: o.fsync } : {}),
+    ...(o.mode !== undefined ? { mode: o.mode } : {}),
   };
 }

@@ -11,18 +11,17 @@ import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
-/** Paths of one stage: the raw image and the writer's temporary file while it is written. */
+/**
+ * The path of one stage: the raw image, written by its writer under its own temporary name
+ * (which that writer removes on failure and on signals) and renamed to this path on finish.
+ */
 export interface StagePaths {
-  /** The raw stage image (written as `path.tmp`, then renamed to `path` by the writer). */
   path: string;
-  /** Every file the stage may leave, for the cleanup. */
-  files: string[];
 }
 
 /** A fresh stage name beside `outPath`: `.NAME.crimg-stage-RANDOM` (hidden, unique). */
 export function stagePaths(outPath: string): StagePaths {
-  const path = join(dirname(outPath), `.${basename(outPath)}.crimg-stage-${randomBytes(6).toString('hex')}`);
-  return { path, files: [path, `${path}.tmp`] };
+  return { path: join(dirname(outPath), `.${basename(outPath)}.crimg-stage-${randomBytes(6).toString('hex')}`) };
 }
 
 /** Removes files, ignoring those already gone (synchronous: also used from a signal handler). */

@@ -18,12 +18,13 @@
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { ImageWriter, defaultChunkSize, parseCompress, type WriteSummary } from '../image/writer.js';
 import { convertImage } from '../image/convert.js';
+import { onInterrupt } from '../image/_interrupt.js';
 import type { RegionRecord } from '../format/index-table.js';
 import { describeHost } from '../image/host.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
 import { markThreadStacks, parseFileGapName, parseMaps, parseSmapsWritten, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
-import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, readStat, signal, waitStopped } from './proc.js';
+import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, signal, waitStopped } from './proc.js';
 import { presentRuns, type PageRun } from './pagemap.js';
 import { threadStackPointers } from './threads.js';
 import { lockProcess } from './lock.js';
@@ -135,15 +136,13 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
   const lockWaitMs = checkMs(options.lockWaitMs ?? 0, 'lockWaitMs');
   const stopTimeoutMs = checkMs(options.stopTimeoutMs ?? 5000, 'stopTimeoutMs');
   const t0 = performance.now();
-  await checkProcess(pid);
+  const first = await checkProcess(pid);
   // The lock first: another capture may be stopping and resuming it right now.
-  const first = await readStat(pid);
-  if (first === null) throw noSuchProcess(pid);
   const lock = await lockProcess(pid, first.startTime, lockWaitMs);
   const guard = new StopGuard(pid, options.leaveStopped === true);
   const unregister = onInterrupt(() => guard.interrupted());
   try {
-    return await captureLocked(pid, outPath, options, host, pieceSize, stopTimeoutMs, t0, guard);
+    return await captureLocked(pid, first.startTime, outPath, options, host, pieceSize, stopTimeoutMs, t0, guard);
   } finally {
     // An exception anywhere: the process goes on (unless asked otherwise), temporaries go.
     guard.resume();
@@ -155,11 +154,13 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
 
 /** The capture once the lock is held (see {@link captureProcess}). */
 async function captureLocked(
-  pid: number, outPath: string, options: CaptureOptions, host: ReturnType<typeof describeHost>, pieceSize: number,
+  pid: number, startTime: string, outPath: string, options: CaptureOptions, host: ReturnType<typeof describeHost>, pieceSize: number,
   stopTimeoutMs: number, t0: number, guard: StopGuard,
 ): Promise<CaptureResult> {
-  // Checked again under the lock: a capture that held it may have left it stopped, or it exited.
+  // Checked again under the lock: a capture that held it may have left it stopped, or it
+  // exited (and the pid may name another process now: the lock was that one's).
   const stat = await checkProcess(pid);
+  if (stat.startTime !== startTime) throw noSuchProcess(pid, 'it exited while this capture waited for the lock (the pid now names another process)');
   // Open the memory before stopping anything: a refusal then leaves the process untouched.
   const mem = await openProc(pid, 'mem', 'the memory');
   const notes: string[] = [];
@@ -169,8 +170,9 @@ async function captureLocked(
   });
   const staged = !options.encodeWhileStopped && isEncoded(options);
   const stage = staged ? stagePaths(outPath) : null;
-  if (stage) guard.temporaries.push(...stage.files);
-  guard.temporaries.push(`${outPath}.tmp`);
+  // The writers remove their own temporary files (on signals too); the stage, once renamed
+  // into place by its writer, is the capture's to remove.
+  if (stage) guard.temporaries.push(stage.path);
   // The writer next, also before stopping: bad options, an unwritable path or a passphrase's
   // scrypt cost the process nothing. A staged capture writes a raw image first.
   let writer: ImageWriter;
@@ -187,7 +189,7 @@ async function captureLocked(
     if (stage) {
       // Fail now, not after the stop, on options the final writer refuses.
       checkOutputOptions(options);
-      writer = await ImageWriter.create(stage.path, { pageSize: host.pageSize, fsync: false, validation });
+      writer = await ImageWriter.create(stage.path, { pageSize: host.pageSize, fsync: false, validation, mode: 0o600 });
     } else {
       writer = await ImageWriter.create(outPath, { pageSize: host.pageSize, ...imageWriterOptions(options), validation });
     }
@@ -252,8 +254,9 @@ async function captureLocked(
         ...(options.encrypt !== undefined && options.encrypt !== 'none' ? { encrypt: options.encrypt, outKey: options.key } : {}),
         ...(options.workers !== undefined ? { workers: options.workers } : {}),
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+        ...(options.mode !== undefined ? { mode: options.mode } : {}),
       });
-      removeFiles(stage.files);
+      removeFiles([stage.path]);
     }
     const end = performance.now();
     return {
@@ -276,7 +279,7 @@ async function captureLocked(
  * runs from a signal handler just before this process dies.
  */
 class StopGuard {
-  /** Files to remove if the capture does not complete (the stage, the writer's temporary file). */
+  /** Files to remove if the capture does not complete (the stage image). */
   readonly temporaries: string[] = [];
   private weStopped = false;
   private done = false;
@@ -511,12 +514,3 @@ function relativeRuns(runs: readonly PageRun[], at: bigint, end: bigint): { offs
   return out;
 }
 
-// TEMPORARY until image/_interrupt.ts lands.
-function onInterrupt(cleanup: () => void): () => void {
-  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => {
-    const h = (): void => { cleanup(); process.kill(process.pid, sig); };
-    process.once(sig, h);
-    return [sig, h] as const;
-  });
-  return () => { for (const [sig, h] of handlers) process.off(sig, h); };
-}

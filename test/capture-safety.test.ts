@@ -7,7 +7,7 @@
  */
 import { jest } from '@jest/globals';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openImage } from '../index.js';
@@ -387,13 +387,22 @@ describe('encoding after the stop', () => {
     const key = randomBytes(32);
     const out = join(dir, 'enc.img');
     const seen: string[] = [];
+    const modes: number[] = [];
     const r = await captureProcess(info().pid, out, {
       fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key,
-      onProgress: () => { if (seen.length === 0) seen.push(...readdirSync(dir)); },
+      onProgress: () => {
+        if (seen.length > 0) return;
+        seen.push(...readdirSync(dir));
+        for (const f of seen) modes.push(statSync(join(dir, f)).mode & 0o777);
+      },
     });
     expect(r.staged).toBe(true);
-    expect(seen.some((f) => f.includes('.enc.img.crimg-stage-'))).toBe(true);
+    // While stopped only the stage exists (under its writer's temporary name), owner-only.
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatch(/^\.\.enc\.img\.crimg-stage-[0-9a-f]{12}\.[0-9a-f]+\.crimg-tmp$/);
+    expect(modes).toEqual([0o600]);
     expect(readdirSync(dir)).toEqual(['enc.img']);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
     const image = await openImage(out, { key });
     try {
       expect(image.compression).toBe('deflate:1');
@@ -406,9 +415,20 @@ describe('encoding after the stop', () => {
     } finally {
       await image.close();
     }
-    const old = await captureProcess(info().pid, join(dir, 'old.img'), { fsync: false, compress: 'deflate:1', encodeWhileStopped: true });
+    const old = await captureProcess(info().pid, join(dir, 'old.img'), { fsync: false, compress: 'deflate:1', encodeWhileStopped: true, mode: 0o640 });
     expect(old.staged).toBe(false);
     expect(readdirSync(dir).sort()).toEqual(['enc.img', 'old.img']);
+    expect(statSync(join(dir, 'old.img')).mode & 0o777).toBe(0o640);
+    // The command line: --mode, and the staged image's mode too.
+    ensureCaptureBuilt();
+    const cli = await crimg(['capture', '--pid', String(info().pid), join(dir, 'cli.img'), '--compress', 'deflate:1', '--mode', '644']);
+    expect(cli.stderr).toBe('');
+    expect(cli.stdout).toMatch(/stopped for \d+ ms, then resumed; encoded after the stop/);
+    expect(statSync(join(dir, 'cli.img')).mode & 0o777).toBe(0o644);
+    expect(readdirSync(dir).sort()).toEqual(['cli.img', 'enc.img', 'old.img']);
+    const bad = await crimg(['capture', '--pid', String(info().pid), join(dir, 'bad.img'), '--mode', '999']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/INVALID_ARGUMENT: expected --mode as octal/);
   });
 });
 

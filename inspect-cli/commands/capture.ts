@@ -21,6 +21,13 @@ export function parsePid(text: string | number): number {
   return Number(t);
 }
 
+/** File permission bits: 1 to 4 octal digits, at most 777. */
+function parseMode(text: string | number): number {
+  const t = String(text).trim();
+  if (!/^0?[0-7]{1,3}$/.test(t)) throw usageError(`expected --mode as octal permission bits (e.g. 600, 640), got ${JSON.stringify(String(text))}`);
+  return parseInt(t, 8);
+}
+
 /** Milliseconds: decimal digits only. */
 function parseMs(text: string | number, option: string): number {
   const t = String(text).trim();
@@ -39,6 +46,7 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
       .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate or deflate:LEVEL (1-9)' })
       .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
       .option('label', { type: 'string', array: true, nargs: 1, describe: 'K=V restore label the host must match, repeatable' })
+      .option('mode', { type: 'string', requiresArg: true, default: '600', describe: 'permission bits of the image, octal (default 600: owner only; images hold secrets)' })
       .option('stop-timeout', { type: 'string', requiresArg: true, default: '5000', describe: 'milliseconds to wait for every thread to stop after SIGSTOP' })
       .option('lock-wait', { type: 'string', requiresArg: true, default: '0', describe: 'milliseconds to wait for another capture of the same process to finish (0: fail at once with PROCESS_BUSY)' })
       .option('encode-while-stopped', { type: 'boolean', describe: 'compress and encrypt while the process is stopped (default: read raw pages into a stage file beside OUT while stopped, encode after resuming it)' })
@@ -61,6 +69,7 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           compress: a.compress,
           ...(a.encrypt !== undefined ? { encrypt: a.encrypt as CipherName, key } : {}),
           ...(a.leaveStopped ? { leaveStopped: true } : {}),
+          mode: parseMode(a.mode),
           stopTimeoutMs: parseMs(a.stopTimeout, '--stop-timeout'),
           lockWaitMs: parseMs(a.lockWait, '--lock-wait'),
           ...(a.encodeWhileStopped ? { encodeWhileStopped: true } : {}),
