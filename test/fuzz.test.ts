@@ -52,7 +52,7 @@ test(`${CASES} seeded cases: only CrimgErrors, no hang, bounded memory, no silen
     expect({ o, seen: (counts[o] ?? 0) > 0 }).toEqual({ o, seen: true });
   }
   // Issue 14's structures: names aliased, cut and out of the table, the string table made
-  // invalid UTF-8, the region table grown by up to 2^14 gaps sharing one name (valid images
+  // invalid UTF-8, the region table grown by up to 2^12 gaps sharing one name (valid images
   // that open and pass every lookup) or with a footer claiming more regions.
   for (const what of ['gaps appended', ' name -> [', 'string table byte', 'footer claims']) {
     expect({ what, reached: results.some((r) => r.steps.some((s) => s.includes(what))) }).toEqual({ what, reached: true });

@@ -14,10 +14,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CrimgError, ImageWriter, openImage } from '../index.js';
 import { FileSource } from '../image/index.js';
-import { xxh64 } from '../codec/checksum.js';
 import { DEFAULT_SCRYPT_LIMITS, checkScryptLimits } from '../codec/keys.js';
 import {
-  KIND_GAP, LIMITS, REGION_RECORD, REGION_RECORD_SIZE, decodeFields, decodeRegionSection, encodeRegionSection, hex, kindName, offsetOf, protToString,
+  KIND_GAP, LIMITS, REGION_RECORD, REGION_RECORD_SIZE, decodeFields, encodeRegionSection, hex, kindName, offsetOf, protToString,
   type Region, type RegionRecord, type RegionSectionContext,
 } from '../format/index.js';
 import { RegionTable } from '../format/region-table.js';
@@ -379,7 +378,7 @@ describe('the region section in place (issue 14, item 1)', () => {
     await expect(openImage(assemble({ region: bad, regionCount: 10, stringTable: st }))).rejects.toMatchObject({ code: 'CORRUPT_INDEX', message: expect.stringMatching(/region 7 name is not UTF-8/) });
   });
 
-  test('2^20 gaps naming one 4096-byte string: one string for all, regionAt by binary search in place', async () => {
+  test('2^20 gaps naming one 4096-byte string: region(i) and regionAt by binary search in place, no array', async () => {
     const bytes = sharedNameGaps();
     const img = await openImage(bytes);
     expect(img.regionCount).toBe(1 << 20);
@@ -411,24 +410,23 @@ describe('the region section in place (issue 14, item 1)', () => {
     await img.close();
   });
 
-  test('a valid 2^20-region image: the same regions as the reference decoder, region(i) without the array', async () => {
-    const bytes = manyRegions();
-    const img = await openImage(bytes);
-    expect(img.region(2)).toMatchObject({ index: 2, name: 'r2', chunkCount: 1, zeroChunks: 1, kind: 'anonymous', prot: 'rw-' });
-    expect(img.region(3)).toMatchObject({ index: 3, isGap: true, name: '' });
+  test('a valid 2^20-region image: region(i) without the array, every 997th region as the generator wrote it', async () => {
+    const img = await openImage(manyRegions());
+    expect(img.regionCount).toBe(1 << 20);
+    const base = 0x7f00_0000_0000n;
+    for (let i = 0; i < 1 << 20; i += 997) {
+      const r = img.region(i);
+      const gap = i % 2 === 1;
+      expect(r).toEqual({
+        index: i, address: base + BigInt(i) * 4096n, length: 4096n, protBits: gap ? 0 : 3, prot: gap ? '---' : 'rw-', kindId: gap ? KIND_GAP : 0,
+        kind: gap ? 'gap' : 'anonymous', name: gap ? '' : `r${i}`, firstChunk: Math.ceil(i / 2), chunkCount: gap ? 0 : 1,
+        storedBytes: i === 0 ? 4096n : 0n, zeroChunks: gap || i === 0 ? 0 : 1, isGap: gap, shared: false,
+      });
+      expect(img.regionAt(r.address + 4095n)?.index).toBe(i);
+    }
     expect(Buffer.from(await img.read(img.region(0).address, 4096)).equals(Buffer.from(patternPage(2)))).toBe(true);
     expect(Buffer.from(await img.read(img.region(1000).address, 4096)).equals(Buffer.alloc(4096))).toBe(true);
-    // Every region made in place equals the reference's decoding of the section.
-    const f = bytes.length - 96;
-    const dv = new DataView(bytes.buffer, bytes.byteOffset);
-    const off = Number(dv.getBigUint64(f + 40, true));
-    const c = { regionCount: 1 << 20, stringTableLength: dv.getUint32(f + 52, true), chunkCount: Number(dv.getBigUint64(f + 24, true)), chunkSize: 4096, pageSize: 4096, base: off };
-    const sectionBytes = bytes.subarray(off, f);
-    expect(xxh64(sectionBytes)).toBe(dv.getBigUint64(f + 72, true));
-    const ref = referenceDecode(sectionBytes, c);
-    const all = decodeRegionSection(sectionBytes, c);
-    for (let i = 0; i < ref.length; i += 997) expect(all[i]).toEqual(ref[i]);
-    expect(all.length).toBe(ref.length);
     await img.close();
+    expect(() => img.region(0)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' })); // its bytes were freed
   }, budget(60_000));
 });
