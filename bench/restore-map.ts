@@ -9,6 +9,11 @@
  * 2. restore + touch every page, against C mapping the image file and touching every page.
  * 3. page-fault costs: first writes to the anonymous zero runs, and to a fresh anonymous region,
  *    with and without MADV_HUGEPAGE.
+ * 4. the default, checked map restore (every file-mapped chunk hashed in place before it returns,
+ *    issue 14 item 14) against the unchecked mapping (`check: false`) and C mapping the same
+ *    file and touching every page.
+ *
+ * Sections 1-3 measure the mapping itself, so they restore with `check: false`.
  *
  * Standalone: `node build/bench/restore-map.js` (CRIMG_BENCH_RESTORE_MIB sets the size,
  * default 1024). `restoreMapBench(ctx)` gives the rows to `npm run bench`.
@@ -40,6 +45,7 @@ interface CResult { mapSeconds: number; touchSeconds: number; pages: number; pla
 const S1 = 'map restore: time to restore';
 const S2 = 'map restore: touch every page';
 const S3 = 'page faults (first write, anonymous memory)';
+const S4 = 'map restore: checked (default) vs unchecked';
 
 /** The runs a map restore of `image` places (one mmap each), per region. */
 async function plans(image: Image): Promise<{ plans: Float64Array[]; placements: number }> {
@@ -92,7 +98,7 @@ function touchAll(result: RestoreResult): number {
 
 async function timedRestore(image: Image, options: Parameters<Image['restore']>[0] = {}): Promise<Timed> {
   const t0 = process.hrtime.bigint();
-  const result = await image.restore({ mode: 'map', ...options });
+  const result = await image.restore({ mode: 'map', check: false, ...options });
   const seconds = since(t0);
   result.release();
   return { seconds };
@@ -101,7 +107,7 @@ async function timedRestore(image: Image, options: Parameters<Image['restore']>[
 /** First writes to the zero runs of a map restore: seconds and pages. */
 async function zeroRunWrites(image: Image, list: readonly Float64Array[], advice?: RestoreAdvice): Promise<{ seconds: number; pages: number }> {
   const page = pageSize();
-  const result = await image.restore({ mode: 'map', ...(advice && { advise: advice }) });
+  const result = await image.restore({ mode: 'map', check: false, ...(advice && { advise: advice }) });
   try {
     let pages = 0;
     const t0 = process.hrtime.bigint();
@@ -244,7 +250,7 @@ export async function restoreMapBench(ctx: RestoreBenchContext): Promise<{ rows:
     const openRestore = (path: string) => async (): Promise<Timed> => {
       const t0 = process.hrtime.bigint();
       const image = await openImage(path);
-      const result = await image.restore({ mode: 'map' });
+      const result = await image.restore({ mode: 'map', check: false });
       const seconds = since(t0);
       result.release();
       await image.close();
@@ -265,7 +271,7 @@ export async function restoreMapBench(ctx: RestoreBenchContext): Promise<{ rows:
     ctx.log('map: restore + touch every page vs C (7 runs each, interleaved)');
     const restoreTouch = (image: Image) => async (): Promise<Timed> => {
       const t0 = process.hrtime.bigint();
-      const result = await image.restore({ mode: 'map' });
+      const result = await image.restore({ mode: 'map', check: false });
       touchAll(result);
       const seconds = since(t0);
       result.release();
@@ -338,8 +344,56 @@ export async function restoreMapBench(ctx: RestoreBenchContext): Promise<{ rows:
       baseline: `no advice ${gibps(anon, fresh.plain!.seconds)}`, ratio: times(fresh.plain!.seconds / fresh.hugepage!.seconds), target: 'info', result: 'info',
       note: `per 4 KiB page: ${us(fresh.plain!.seconds / (anon / 4096))} without advice, ${us(fresh.hugepage!.seconds / (anon / 4096))} with hugepage; THP defrag policy "${thpDefrag()}" (madvise: huge page faults of advised memory compact synchronously)`,
     });
-    raw.pageFaults = { zeroRuns: { pages: zeroPages, plain: zero.plain!.samples, hugepage: zero.hugepage!.samples }, fresh: { bytes: anon, plain: fresh.plain!.samples, hugepage: fresh.hugepage!.samples } };
     raw.medianRestoreSeconds = median(t.big!.samples);
+
+    // 4. The default, checked map restore.
+    ctx.log('map: checked (default) vs unchecked restore (9 runs each, interleaved)');
+    const ck = await timeInterleaved<Timed>({
+      checkedSparse: () => timedRestore(images.sparseBig, { check: true }),
+      uncheckedSparse: () => timedRestore(images.sparseBig),
+      checkedCompact: () => timedRestore(images.big, { check: true }),
+      uncheckedCompact: () => timedRestore(images.big),
+      checkedRandom: () => timedRestore(images.randomBig, { check: true }),
+      uncheckedRandom: () => timedRestore(images.randomBig),
+    }, { runs: 9, warmup: 1 });
+    const storedBytes = async (image: Image): Promise<number> => {
+      const table = await image.chunkTable();
+      let n = 0;
+      for (const r of image.regions) for (let j = 0; j < r.chunkCount; j++) n += table.get(r.firstChunk + j, image.plainLength(r, j)).storedLength;
+      return n;
+    };
+    const checkedRow = (name: string, checked: string, unchecked: string, bytes: number, note: string): Row => {
+      const c4 = ck[checked]!.seconds;
+      const u4 = ck[unchecked]!.seconds;
+      return {
+        section: S4, measure: `checked map (default), ${name}`, figure: `${ms(c4)}, ${gibps(bytes, c4)} of stored chunks`,
+        baseline: `unchecked map (check: false) ${ms(u4)}`, ratio: times(c4 / u4), target: 'info', result: 'info',
+        value: c4, unit: 's', baselineValue: u4, ratioValue: c4 / u4, note,
+      };
+    };
+    rows.push(checkedRow(`sparse memory-like ${sizeName(ctx.total)}`, 'checkedSparse', 'uncheckedSparse', await storedBytes(images.sparseBig),
+      'reads every page of each span (zero chunks included) through the mapping and hashes it (XXH64, native); the unchecked mapping reads nothing'));
+    rows.push(checkedRow(`compact memory-like ${sizeName(ctx.total)}`, 'checkedCompact', 'uncheckedCompact', await storedBytes(images.big),
+      'reads and hashes every stored chunk; zero runs are anonymous memory and are not read'));
+    rows.push(checkedRow(`compact random ${sizeName(ctx.total)}`, 'checkedRandom', 'uncheckedRandom', await storedBytes(images.randomBig), 'no zero chunk: every page is read and hashed'));
+    if ('binary' in c) {
+      const whole = tt.cWhole!.seconds;
+      const runs = tt.cRuns!.seconds;
+      rows.push({
+        section: S4, measure: `checked map (default), sparse ${sizeName(ctx.total)}, vs C mmap + touch every page`, figure: ms(ck.checkedSparse!.seconds),
+        baseline: `C mmap+touch the image file ${ms(whole)}`, ratio: times(ck.checkedSparse!.seconds / whole), target: 'info', result: 'info',
+        value: ck.checkedSparse!.seconds, unit: 's', baselineValue: whole, ratioValue: ck.checkedSparse!.seconds / whole,
+        note: `unchecked map + touch every page: ${ms(crimgSparse)} (${times(crimgSparse / whole)})`,
+      });
+      rows.push({
+        section: S4, measure: `checked map (default), compact ${sizeName(ctx.total)}, vs C same mmaps + touch`, figure: ms(ck.checkedCompact!.seconds),
+        baseline: `C same mmaps + touch ${ms(runs)}`, ratio: times(ck.checkedCompact!.seconds / runs), target: 'info', result: 'info',
+        value: ck.checkedCompact!.seconds, unit: 's', baselineValue: runs, ratioValue: ck.checkedCompact!.seconds / runs,
+        note: `unchecked map + touch every page: ${ms(crimg)} (${times(crimg / runs)})`,
+      });
+    }
+    raw.checked = Object.fromEntries(Object.entries(ck).map(([k, v]) => [k, v.samples]));
+    raw.pageFaults = { zeroRuns: { pages: zeroPages, plain: zero.plain!.samples, hugepage: zero.hugepage!.samples }, fresh: { bytes: anon, plain: fresh.plain!.samples, hugepage: fresh.hugepage!.samples } };
   } finally {
     for (const image of Object.values(images)) await image.close();
   }
