@@ -10,8 +10,10 @@ import { restoreImage, type RestoreOptions, type RestoreResult } from './restore
 export class Image extends ImageReader {
   /**
    * Restores the image's regions into memory (restore/restore.ts): `map` mode maps raw runs
-   * straight from the file, `copy` mode decodes into anonymous memory.
-   * @throws CrimgError ADDRESS_IN_USE, INCOMPATIBLE, and the read errors of copy mode.
+   * straight from the file and checks every mapped chunk before returning (`check: false` maps
+   * unchecked), `copy` mode decodes into anonymous memory, checking every chunk.
+   * @throws CrimgError ADDRESS_IN_USE, INCOMPATIBLE, CORRUPT_CHUNK (either mode), and the read
+   *   errors of copy mode.
    * @example
    * const { regions, release } = await image.restore({ mode: 'copy' });
    */
