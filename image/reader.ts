@@ -53,7 +53,9 @@ export const MAX_LISTED_BITS = 64;
 /**
  * Opens an image for reading. Reads the footer, header, validation block and region section only.
  * The package's `openImage` (restore/image.ts) returns the same reader with `restore()` added.
- * @param input a path, an fd, bytes, or a {@link RandomAccessSource}.
+ * @param input a path, an fd, bytes, or a {@link RandomAccessSource}. Bytes are read in place
+ *   (the region and chunk tables are views of them, checked once): keep them unchanged while the
+ *   image is open.
  * @throws CrimgError when the image cannot be opened (bad magic, truncated, corrupt index, wrong key...).
  * @example
  * const image = await openReader('app.img');
