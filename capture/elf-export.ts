@@ -11,14 +11,18 @@
  *   shared flag, so that import-core gives the image back.
  * - Zero chunks are not written: they are holes of a sparse file, read back as zeros.
  *
- * Streaming: a region is read in 8 MiB pieces, one piece ahead; memory stays bounded whatever
- * the image's size. Written as `CORE.tmp`, renamed to CORE when complete.
+ * Streaming: a region is read in 8 MiB pieces, one piece ahead, runs of zero chunks skipped
+ * by their length; memory and work stay bounded by the image's size, not by what it maps.
+ * Written under a temporary name beside CORE (image/_output-file.ts: never following a
+ * symlink, mode 0600 unless `mode`), renamed to CORE when complete.
  */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { ImageReader } from '../image/reader.js';
+import { OutputFile } from '../image/_output-file.js';
 import type { Region } from '../format/index-table.js';
 import { CrimgError } from '../format/errors.js';
 import { isZero } from '../codec/chunk.js';
+import { isZeroRun, readSegments } from '../image/segments.js';
 import { parseFileGapName } from './proc-maps.js';
 import {
   CRIMG_NOTE_NAME, ELF_ARCHES, NT_CRIMG_REGIONS, NT_CRIMG_VALIDATION, NT_FILE, NT_PRSTATUS, PN_XNUM,
@@ -33,6 +37,8 @@ export interface ExportCoreOptions {
   pid?: number;
   /** fsync before renaming into place (default true). */
   fsync?: boolean;
+  /** Permission bits of the core, 0 to 0o777 (default 0o600, owner only: a core holds the process's memory). */
+  mode?: number;
   /** Called after each piece with bytes done and the image's data bytes in all. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
@@ -86,13 +92,11 @@ export async function exportCore(image: ImageReader, corePath: string, options: 
   const layout = layoutCore(arch.machine, regions.map((r) => ({ address: r.address, length: r.length, protBits: r.protBits, hasData: !r.isGap })), notes, pageSize);
   const total = regions.reduce((s, r) => s + (r.isGap ? 0 : Number(r.length)), 0);
 
-  const tmp = `${corePath}.tmp`;
-  let fh: FileHandle;
-  try {
-    fh = await open(tmp, 'w');
-  } catch (e) {
-    throw new CrimgError('IO_ERROR', `cannot create ${tmp}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
-  }
+  // A temporary file beside the core (unpredictable name, O_EXCL | O_NOFOLLOW, mode 0600 unless
+  // `mode`: a core of an encrypted image holds its plaintext), renamed over it when complete.
+  const out = await OutputFile.create(corePath, options.mode !== undefined ? { mode: options.mode } : {});
+  const fh = out.fh;
+  const tmp = out.tmpPath;
   let written = 0;
   let done = 0;
   try {
@@ -102,28 +106,20 @@ export async function exportCore(image: ImageReader, corePath: string, options: 
     for (const [i, r] of regions.entries()) {
       if (r.isGap) continue;
       let fileAt = layout.offsets[i]!;
-      let at = r.address;
-      const end = r.address + r.length;
-      const nextPiece = (a: bigint): Promise<Buffer> => image.read(a, end - a < BigInt(PIECE) ? Number(end - a) : PIECE);
-      let ahead: Promise<Buffer> | null = nextPiece(at);
-      while (ahead) {
-        const piece: Buffer = await ahead;
-        at += BigInt(piece.length);
-        ahead = at < end ? nextPiece(at) : null;
-        ahead?.catch(() => {}); // awaited on the next turn
-        written += await writeNonZero(fh, tmp, piece, fileAt);
-        fileAt += piece.length;
-        done += piece.length;
+      // Runs of zero chunks are skipped (holes) without a byte made or looked at: a terabyte
+      // of zero chunks costs its chunk records, not a terabyte of zeros.
+      for await (const piece of readSegments(image, r.address, r.length, { pieceSize: PIECE })) {
+        const n = isZeroRun(piece) ? piece.zeros : piece.length;
+        if (!isZeroRun(piece)) written += await writeNonZero(fh, tmp, piece, fileAt);
+        fileAt += n;
+        done += n;
         options.onProgress?.(done, total);
       }
     }
     await fh.truncate(layout.fileSize);
-    if (options.fsync ?? true) await fh.sync();
-    await fh.close();
-    await rename(tmp, corePath);
+    await out.commit({ fsync: options.fsync ?? true });
   } catch (e) {
-    await fh.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
+    await out.abort(); // the temporary file only: a file already at corePath stays as it was
     if (e instanceof CrimgError) throw e;
     throw new CrimgError('IO_ERROR', `cannot write ${tmp}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
   }

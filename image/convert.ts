@@ -39,6 +39,8 @@ export interface ConvertOptions {
   workers?: WriterOptions['workers'];
   fsync?: WriterOptions['fsync'];
   scrypt?: WriterOptions['scrypt'];
+  /** Permission bits of the output (default 0o600, the writer's). */
+  mode?: WriterOptions['mode'];
 }
 
 /**
@@ -99,6 +101,7 @@ async function transcode(image: ImageReader, output: string, o: ConvertOptions):
     ...(o.workers !== undefined ? { workers: o.workers } : {}),
     ...(o.fsync !== undefined ? { fsync: o.fsync } : {}),
     ...(o.scrypt !== undefined ? { scrypt: o.scrypt } : {}),
+    ...(o.mode !== undefined ? { mode: o.mode } : {}),
   });
   let done = 0;
   o.onProgress?.(0, total);

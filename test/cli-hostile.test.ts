@@ -3,8 +3,9 @@
  * every bit set, names full of terminal controls, a bitmap keyed `__proto__`. Each test runs the
  * built binary and asserts what reaches stdout and stderr; times only through budget().
  */
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readFileSync, readSync, readdirSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { ImageWriter, openImage } from '../index.js';
+import { HOSTILE } from './hostile-corpus.js';
 import { LIMITS } from '../format/index.js';
 import { tempDir } from './helpers.js';
 import { budget } from './machine.js';
@@ -95,7 +96,7 @@ describe('item 4: a megabyte bitmap with every bit set', () => {
     expect(report.bitmaps).toEqual([{ key: 'big', count: bits, missing: Array.from({ length: 64 }, (_, i) => i), names: Array.from({ length: 64 }, (_, i) => `bit ${i}`) }]);
     expect(checkJson.stdout.length).toBeLessThan(16384);
     expect(inspect.status).toBe(0);
-    expect(inspect.stdout).toMatch(new RegExp(`\\n  bitmap\\s+big=(ff){32}\\.\\.\\. \\(${bytes} bytes\\) \\(${bits} bits: 0-${bits - 1}\\)\\n`));
+    expect(inspect.stdout).toMatch(new RegExp(`\\n  bitmap\\s+big=(ff){64}\\.\\.\\. \\(${bytes} bytes\\) \\(${bits} bits: 0-${bits - 1}\\)\\n`));
     expect(inspect.stdout.length).toBeLessThan(4096);
     // --json is complete: the bitmap as hex.
     const d = json<{ validation: { bitmaps: Record<string, string> } }>(inspectJson);
@@ -232,5 +233,194 @@ describe('item 13: a bitmap keyed __proto__, and the export-core progress total'
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/export \[#+\] 100% 3 MiB\/3 MiB\n$/);
     expect(r.stderr).not.toContain('/0 B');
+  });
+});
+
+/** Runs a command and returns it with its wall time in ms. */
+async function timed(args: string[]): Promise<CliResult & { ms: number }> {
+  const t0 = performance.now();
+  const r = await crimg(args);
+  return { ...r, ms: performance.now() - t0 };
+}
+
+describe('item 5: zero runs cost O(1) per run', () => {
+  const img = t.path('zero-terabyte.img');
+  const TiB = 2 ** 40;
+  beforeAll(() => writeFileSync(img, HOSTILE['zero-terabyte']!.make()));
+
+  test('convert, export-core, diff with itself and extract -o of 1 TiB of zero chunks take well under a second of work', async () => {
+    // Start-up and open, the part that is not the command's work: inspect reads the same index.
+    const base = Math.min(...(await Promise.all([timed(['inspect', img]), timed(['inspect', img])])).map((r) => r.ms));
+    const convert = await timed(['convert', img, t.path('zt-out.img')]);
+    const core = await timed(['export-core', img, t.path('zt.core'), '--arch', 'x86_64']);
+    const diff = await timed(['diff', img, img, '--exit-code']);
+    const diffConverted = await timed(['diff', img, t.path('zt-out.img'), '--exit-code']);
+    const extract = await timed(['extract', img, '--region', '0', '-o', t.path('zt.bin')]);
+    for (const [name, r] of Object.entries({ convert, core, diff, diffConverted, extract })) {
+      expect({ name, status: r.status, stderr: r.stderr }).toEqual({ name, status: 0, stderr: '' });
+      // Each took 1 to 30 minutes, or filled the disk, before.
+      expect({ name, work: Math.max(0, r.ms - base) < budget(1000) }).toEqual({ name, work: true });
+    }
+    // The output keeps 65,536 zero records and stores nothing.
+    const out = await openImage(t.path('zt-out.img'));
+    try {
+      expect(out.regions.map((r) => [r.length, r.zeroChunks, r.storedBytes])).toEqual([[BigInt(TiB), 65536, 0n]]);
+    } finally {
+      await out.close();
+    }
+    expect(diff.stdout).toContain('identical');
+    expect(diffConverted.stdout).toContain('identical');
+    // Holes, not zeros: a terabyte long, a few blocks on disk.
+    for (const f of ['zt.core', 'zt.bin']) {
+      const st = statSync(t.path(f));
+      expect(st.size).toBeGreaterThanOrEqual(TiB);
+      expect(st.blocks * 512).toBeLessThan(1024 * 1024);
+    }
+    expect(statSync(t.path('zt.bin')).size).toBe(TiB);
+  });
+
+  test('data between zero runs: extract (file and stdout), convert to other chunk sizes and diff give the same bytes', async () => {
+    // 64 pages: data, 16 zero pages, data, a zero tail; the other image has data in the middle of the zero run.
+    const page = 4096;
+    const bytes = Buffer.alloc(64 * page);
+    for (let p = 0; p < 64; p++) if (p < 8 || (p >= 24 && p < 40) || p === 50) bytes.fill(p + 1, p * page, (p + 1) * page);
+    bytes[63 * page + 5] = 0; // still zero
+    const a = t.path('mixed-a.img');
+    const b = t.path('mixed-b.img');
+    const wa = await ImageWriter.create(a, { fsync: false, chunkSize: 16384 });
+    await wa.addRegion({ address: 0x100000n, data: bytes, name: 'm' });
+    await wa.finish();
+    const other = Buffer.from(bytes);
+    other[13 * page + 100] = 7; // page 13, inside a zero chunk of `a`
+    other[61 * page] = 1; // page 61, in the zero tail
+    const wb = await ImageWriter.create(b, { fsync: false, chunkSize: 4096 });
+    await wb.addRegion({ address: 0x100000n, data: other, name: 'm' });
+    await wb.finish();
+    const [file, stdout, conv, diff] = await Promise.all([
+      crimg(['extract', a, '--region', '0', '-o', t.path('mixed.bin')]),
+      crimg(['extract', a, '-a', '0x101000', '-n', String(60 * page), '-o', '-']),
+      crimg(['convert', a, t.path('mixed-c.img'), '--chunk-size', '64K', '--compress', 'deflate:1']),
+      crimg(['diff', a, b, '--json']),
+    ]);
+    expect([file.status, stdout.status, conv.status, diff.status]).toEqual([0, 0, 0, 0]);
+    expect(readFileSync(t.path('mixed.bin')).equals(bytes)).toBe(true);
+    expect(stdout.stdoutBytes.equals(bytes.subarray(page, 61 * page))).toBe(true);
+    const c = await openImage(t.path('mixed-c.img'));
+    try {
+      expect((await c.read(0x100000n, bytes.length)).equals(bytes)).toBe(true);
+    } finally {
+      await c.close();
+    }
+    const d = json<{ memory: { ranges: { start: string; end: string }[] }[] }>(diff);
+    expect(d.memory[0]!.ranges).toEqual([
+      { start: '0x10d000', end: '0x10e000', pages: 1 },
+      { start: '0x13d000', end: '0x13e000', pages: 1 },
+    ]);
+    // diff against the converted copy: identical, whatever the chunk sizes.
+    expect((await crimg(['diff', a, t.path('mixed-c.img'), '--exit-code'])).status).toBe(0);
+  });
+});
+
+describe('item 6: convert carries what this version does not know', () => {
+  test('a region of unknown kind 200 and a validation block of exactly the maximum size', async () => {
+    const unknown = t.path('unknown-kind.img');
+    const maxed = t.path('max-validation.img');
+    writeFileSync(unknown, HOSTILE['unknown-kind']!.make());
+    writeFileSync(maxed, HOSTILE['max-validation']!.make());
+    const [u, m] = await Promise.all([
+      crimg(['convert', unknown, t.path('unknown-out.img')]),
+      crimg(['convert', maxed, t.path('max-out.img'), '--compress', 'deflate:1']),
+    ]);
+    expect([u.status, u.stderr, m.status, m.stderr]).toEqual([0, '', 0, '']);
+    const pairs = [[unknown, t.path('unknown-out.img')], [maxed, t.path('max-out.img')]] as const;
+    for (const [from, to] of pairs) {
+      const x = await openImage(from);
+      const y = await openImage(to);
+      try {
+        // The same block, byte for byte (a block at the maximum stays at it), the same regions and bytes.
+        expect(Buffer.from(y.validationBytes).equals(Buffer.from(x.validationBytes))).toBe(true);
+        expect(y.regions.map((r) => [r.address, r.length, r.kindId, r.kind, r.name, r.prot])).toEqual(x.regions.map((r) => [r.address, r.length, r.kindId, r.kind, r.name, r.prot]));
+        const r = x.regions[0]!;
+        expect((await y.read(r.address, Number(r.length))).equals(await x.read(r.address, Number(r.length)))).toBe(true);
+      } finally {
+        await x.close();
+        await y.close();
+      }
+    }
+    const shown = json<{ regions: { kind: string }[] }>(await crimg(['inspect', t.path('unknown-out.img'), '--json']));
+    expect(shown.regions[0]!.kind).toBe('unknown(200)');
+  });
+});
+
+/** Files in `dir` whose names mark them temporary. */
+function temps(dir: string): string[] {
+  return readdirSync(dir).filter((n) => n.includes('crimg-tmp') || n.endsWith('.tmp'));
+}
+
+describe('item 10: extract -o writes a temporary file and renames it', () => {
+  const dir = tempDir();
+  afterAll(() => dir.cleanup());
+  const img = dir.path('x.img');
+  const bad = dir.path('bad.img');
+  const region = Buffer.alloc(3 * 4096, 0x5a);
+  beforeAll(async () => {
+    const w = await ImageWriter.create(img, { fsync: false, validation: { architecture: 'x86_64' } });
+    await w.addRegion({ address: 0x10000n, data: region, name: 'r' });
+    await w.finish();
+    const { copyFileSync } = await import('node:fs');
+    copyFileSync(img, bad);
+    const image = await openImage(img);
+    flip(bad, image.dataStart + 4096 + 7); // the second chunk: reading fails after the first is written
+    await image.close();
+  });
+
+  test('never deletes a file it did not create: keep.bin stays when reading fails, or opening does', async () => {
+    writeFileSync(dir.path('keep.bin'), 'keep\n');
+    const failing = await crimg(['extract', bad, '--region', '0', '-o', dir.path('keep.bin')]);
+    expect(failing.status).toBe(1);
+    expect(failing.stderr).toMatch(/^crimg: CORRUPT_CHUNK: /);
+    writeFileSync(dir.path('not-an-image'), 'x');
+    const unopened = await crimg(['extract', dir.path('not-an-image'), '--region', '0', '-o', dir.path('keep.bin')]);
+    expect(unopened.status).toBe(1);
+    expect(readFileSync(dir.path('keep.bin'), 'utf8')).toBe('keep\n');
+    expect(temps(dir.dir)).toEqual([]);
+  });
+
+  test('a symlink at the output path is replaced, never followed: its target is unchanged', async () => {
+    writeFileSync(dir.path('victim'), 'victim\n');
+    symlinkSync(dir.path('victim'), dir.path('link.bin'));
+    symlinkSync(dir.path('victim'), dir.path('link.core'));
+    const [r, core] = await Promise.all([
+      crimg(['extract', img, '--region', '0', '-o', dir.path('link.bin')]),
+      crimg(['export-core', img, dir.path('link.core')]),
+    ]);
+    expect([r.status, r.stderr, core.status, core.stderr]).toEqual([0, '', 0, '']);
+    expect(readFileSync(dir.path('victim'), 'utf8')).toBe('victim\n');
+    expect(lstatSync(dir.path('link.bin')).isSymbolicLink()).toBe(false);
+    expect(lstatSync(dir.path('link.core')).isSymbolicLink()).toBe(false);
+    expect(readFileSync(dir.path('link.bin')).equals(region)).toBe(true);
+    expect(temps(dir.dir)).toEqual([]);
+  });
+
+  test('--mode: files are 0600 by default (create, convert, export-core, extract), --mode widens', async () => {
+    const mem = dir.path('mem.bin');
+    writeFileSync(mem, region);
+    const runs: [string, string[]][] = [
+      ['create', ['create', dir.path('m-create.img'), '--region', `0x10000:${mem}`]],
+      ['convert', ['convert', img, dir.path('m-convert.img')]],
+      ['export-core', ['export-core', img, dir.path('m-export.core')]],
+      ['extract', ['extract', img, '--region', '0', '-o', dir.path('m-extract.bin')]],
+    ];
+    const results = await Promise.all(runs.flatMap(([, args]) => [crimg(args), crimg([...args.map((x) => x.replace('/m-', '/w-')), '--mode', '644'])]));
+    for (const r of results) expect([r.status, r.stderr]).toEqual([0, '']);
+    for (const [, args] of runs) {
+      const out = args.find((x) => x.includes(`${dir.dir}/m-`))!;
+      expect({ out, mode: statSync(out).mode & 0o777 }).toEqual({ out, mode: 0o600 });
+      const wide = out.replace('/m-', '/w-');
+      expect({ wide, mode: statSync(wide).mode & 0o777 }).toEqual({ wide, mode: 0o644 });
+    }
+    const badMode = await crimg(['extract', img, '--region', '0', '-o', dir.path('n.bin'), '--mode', '999']);
+    expect(badMode.status).toBe(2);
+    expect(badMode.stderr).toMatch(/^crimg: INVALID_ARGUMENT: expected --mode as octal/);
   });
 });

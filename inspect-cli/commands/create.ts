@@ -13,6 +13,7 @@ import type { Cli } from '../context.js';
 import { usageError } from '../errors.js';
 import { readKey } from '../keys.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
+import { modeOption, withMode } from '../file-mode.js';
 import { parseSize } from '../numbers.js';
 import { keyedValues, parseBitmapHex, parseGapSpec, parseMetric, parseProducer, parseRegionSpec, type GapSpec, type RegionSpec } from '../specs.js';
 import { safeText, writeSummaryText } from '../text.js';
@@ -58,7 +59,7 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
   return y.command(
     'create <out>',
     'build an image from raw memory files',
-    (a) => withJson(withKeyOptions(a.positional('out', { type: 'string', demandOption: true, describe: 'image file to write' }), 'encrypt the image (with --encrypt)'))
+    (a) => withMode(withJson(withKeyOptions(a.positional('out', { type: 'string', demandOption: true, describe: 'image file to write' }), 'encrypt the image (with --encrypt)')))
       .option('region', { type: 'string', array: true, nargs: 1, demandOption: true, describe: 'ADDR:FILE[:PROT[:KIND[:NAME]]], repeatable; PROT like rw-, KIND anonymous|heap|stack|code|metadata|file' })
       .option('gap', { type: 'string', array: true, nargs: 1, describe: 'ADDR:LEN[:NAME]: a reserved range with no data, repeatable' })
       .option('page-size', { type: 'string', requiresArg: true, describe: "page size (default: this machine's)" })
@@ -89,6 +90,7 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
         compress: a.compress,
         layout: a.layout as 'compact' | 'sparse',
         ...(a.encrypt !== undefined ? { encrypt: a.encrypt as CipherName, key } : {}),
+        ...modeOption(a),
         validation: {
           ...producer,
           architecture: a.arch ?? host.architecture,

@@ -1,12 +1,15 @@
 /**
  * `crimg extract IMG (--region N | --address A --length N) -o FILE`: the raw bytes of a region
  * or an address range, read in 8 MiB pieces and written as they come (never all in memory).
+ * A file is written under a temporary name and renamed when complete (mode 0600 unless --mode),
+ * with runs of zero chunks as holes; stdout gets every byte, zeros included.
  */
-import { open, unlink } from 'node:fs/promises';
 import type { Argv } from 'yargs';
 import { CrimgError } from '../../format/index.js';
 import type { Image } from '../../restore/index.js';
 import type { Cli } from '../context.js';
+import type { Progress } from '../progress.js';
+import { modeOption, withMode } from '../file-mode.js';
 import { usageError } from '../errors.js';
 import { withImage } from '../open.js';
 import { keySources, withKeyOptions } from '../options.js';
@@ -21,11 +24,61 @@ function regionRange(image: Image, n: number): { address: bigint; length: bigint
   return { address: r.address, length: r.length };
 }
 
+/**
+ * Writes the range to `path` through a temporary file renamed over it when complete (the
+ * library's OutputFile): a symlink at `path` is replaced, never followed; on failure only the
+ * temporary file is removed, so a file already at `path` stays as it was. Runs of zero chunks
+ * are holes (skipped, then the file's length set), never written zeros.
+ */
+async function toFile(path: string, mode: { mode?: number }, image: Image, address: bigint, length: bigint, progress: Progress): Promise<void> {
+  const { OutputFile, readSegments, isZeroRun } = await import('../../image/index.js');
+  const out = await OutputFile.create(path, mode);
+  try {
+    let at = 0;
+    for await (const s of readSegments(image, address, length)) {
+      if (isZeroRun(s)) at += s.zeros;
+      else {
+        for (let o = 0; o < s.length;) o += (await out.fh.write(s, o, s.length - o, at + o)).bytesWritten;
+        at += s.length;
+      }
+      progress.update(at);
+    }
+    await out.fh.truncate(at); // trailing zero runs: holes up to the end
+    await out.commit();
+  } catch (e) {
+    await out.abort();
+    throw e;
+  }
+}
+
+/** Zeros written for runs of zero chunks on stdout: the user asked for the bytes. */
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+/** Writes the range to stdout: a zero run as zeros, in 1 MiB writes that wait for the pipe. */
+async function toStdout(cli: Cli, image: Image, address: bigint, length: bigint, progress: Progress): Promise<void> {
+  const { readSegments, isZeroRun } = await import('../../image/index.js');
+  let done = 0;
+  for await (const s of readSegments(image, address, length)) {
+    if (isZeroRun(s)) {
+      for (let left = s.zeros; left > 0; left -= ZEROS.length) {
+        const n = Math.min(left, ZEROS.length);
+        await cli.writeBytes(ZEROS.subarray(0, n));
+        done += n;
+        progress.update(done);
+      }
+    } else {
+      await cli.writeBytes(s);
+      done += s.length;
+      progress.update(done);
+    }
+  }
+}
+
 export function registerExtract(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
   return y.command(
     'extract <img>',
     'write the raw bytes of a region or an address range to a file',
-    (a) => withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' }))
+    (a) => withMode(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' })))
       .option('region', { alias: 'r', type: 'string', requiresArg: true, describe: 'region number (the # column of `crimg inspect`)' })
       .option('address', { alias: 'a', type: 'string', requiresArg: true, describe: 'start address, 0x hex or decimal (with --length)' })
       .option('length', { alias: 'n', type: 'string', requiresArg: true, describe: 'bytes to extract (with --address)' })
@@ -37,33 +90,18 @@ export function registerExtract(y: Argv, cli: Cli, exit: (code: number) => void)
       if (a.region === undefined && (a.address === undefined || a.length === undefined)) {
         throw usageError('expected --region N, or --address A with --length N');
       }
+      const mode = modeOption(a);
       const summary = await withImage(a.img, keySources(a), cli.env, async (image) => {
         const { address, length } = a.region !== undefined
           ? regionRange(image, parseSize(a.region, 'region number'))
           : { address: parseAddress(a.address!), length: BigInt(parseSize(a.length!, 'length')) };
-        const toStdout = a.output === '-';
-        const fh = toStdout ? null : await open(a.output, 'w');
         const progress = cli.progress(a.quiet as boolean | undefined, 'extract', Number(length), 'bytes');
-        let done = 0;
         try {
-          for await (const piece of image.readStream(address, length)) {
-            if (fh) {
-              let off = 0;
-              while (off < piece.length) off += (await fh.write(piece, off, piece.length - off)).bytesWritten;
-            } else await cli.writeBytes(piece);
-            done += piece.length;
-            progress.update(done);
-          }
-        } catch (e) {
-          if (fh) {
-            await fh.close();
-            await unlink(a.output).catch(() => {});
-          }
-          throw e;
+          if (a.output === '-') await toStdout(cli, image, address, length, progress);
+          else await toFile(a.output, mode, image, address, length, progress);
         } finally {
           progress.finish();
         }
-        await fh?.close();
         return `extracted ${hexAddress(address)}-${hexAddress(address + length)} (${humanBytes(length)}) to ${safeText(a.output)}`;
       });
       if (a.output !== '-' && !a.quiet) cli.print(summary);

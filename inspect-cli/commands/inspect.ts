@@ -156,8 +156,11 @@ export function setBitRuns(bytes: Uint8Array, limit: number): { count: number; r
   return { count, runs, moreRuns };
 }
 
-/** Hex digits of a bitmap shown in text; the rest is counted, not printed (--json has it all). */
-const MAX_HEX = 64;
+/**
+ * Hex digits of a bitmap shown in text (64 bytes: a whole cpu.features bitmap of 402 bits); the
+ * rest is counted, not printed (--json has it all).
+ */
+const MAX_HEX = 128;
 /** Set bits (or runs of them) named in text. */
 const MAX_NAMES = 16;
 
