@@ -68,6 +68,9 @@ function recordWords(bytes: Uint8Array, count: number): Uint32Array {
   return out;
 }
 
+/** log2 of the block size over which bytes outside characters are counted. */
+const BAD_BLOCK = 4;
+
 const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
 
 /**
@@ -79,16 +82,20 @@ export class RegionTable {
   readonly count: number;
   private readonly dv: DataView;
   private readonly strings: Uint8Array;
-  /** True when the whole string table is UTF-8: names are then slices of one decoded string. */
+  /** True when the whole string table is UTF-8 (as every writer makes it). */
   private readonly utf8Table: boolean;
+  /**
+   * The string table names are decoded from: itself, or for a table that is not UTF-8 as a
+   * whole a copy with every byte outside a well-formed character made "?" (which is UTF-8 as a
+   * whole, and equal to the table on every slice that is UTF-8).
+   */
+  private readonly clean: Uint8Array;
+  /** With such a copy: bytes made "?" before each 16-byte block, to count them in O(1) per name. */
+  private readonly badBlocks: Uint32Array | null = null;
   private list: Region[] | null = null;
   private text: string | null = null;
   /** UTF-16 units before each 64-byte block of a non-ASCII string table. */
   private blockUnits: Uint32Array | null = null;
-  /** A string table that is not UTF-8 as a whole: the slices found UTF-8, by offset * 8192 + length. */
-  private readonly utf8Slices = new Set<number>();
-  /** ... and their names once decoded, so that records naming one slice share one string. */
-  private readonly nameCache = new Map<number, string>();
 
   /**
    * Checks every record (section 8.1: sorted, not overlapping, page-aligned, chunk numbering
@@ -105,6 +112,11 @@ export class RegionTable {
     this.dv = view(bytes);
     this.strings = bytes.subarray(strBase);
     this.utf8Table = isUtf8(this.strings);
+    if (this.utf8Table) {
+      this.clean = this.strings;
+    } else {
+      ({ clean: this.clean, badBlocks: this.badBlocks } = sanitize(this.strings));
+    }
     this.check();
   }
 
@@ -168,19 +180,26 @@ export class RegionTable {
   }
 
   /**
-   * Whether the string table's bytes `[start, end)` are UTF-8. A table that is UTF-8 as a whole:
-   * O(1), the slice must only start and end on character boundaries. Otherwise each distinct
-   * slice is checked once (at most 4096 bytes per region, section 9).
+   * Whether the string table's bytes `[start, end)` are UTF-8, in O(1) whatever the table: the
+   * slice starts on a character (not a continuation byte), does not end inside one (the byte at
+   * `end` is not a continuation of a well-formed character), and holds no byte outside a
+   * well-formed character (none in a table that is UTF-8 as a whole; else counted per block).
    */
   private nameIsUtf8(start: number, end: number): boolean {
     if (start === end) return true;
-    const s = this.strings;
-    if (this.utf8Table) return !isContinuation(s[start]!) && (end === s.length || !isContinuation(s[end]!));
-    const key = start * 8192 + (end - start);
-    if (this.utf8Slices.has(key)) return true;
-    if (!isUtf8(s.subarray(start, end))) return false;
-    this.utf8Slices.add(key);
-    return true;
+    if (isContinuation(this.strings[start]!)) return false;
+    if (end < this.clean.length && isContinuation(this.clean[end]!)) return false;
+    const blocks = this.badBlocks;
+    if (blocks === null || blocks[(end >> BAD_BLOCK) + 1]! === blocks[start >> BAD_BLOCK]!) return true; // none near
+    return this.badBefore(end) === this.badBefore(start);
+  }
+
+  /** Bytes of the string table made "?" in the clean copy before byte `p`. */
+  private badBefore(p: number): number {
+    const b = p >> BAD_BLOCK;
+    let n = this.badBlocks![b]!;
+    for (let k = b << BAD_BLOCK; k < p; k++) if (this.strings[k] !== this.clean[k]) n++;
+    return n;
   }
 
   /** Record `i` checked field by field as BigInts, with the exact message; the loop's second opinion. */
@@ -272,13 +291,7 @@ export class RegionTable {
     const start = this.dv.getUint32(o + F_NAME_OFFSET, true);
     const length = this.dv.getUint32(o + F_NAME_LENGTH, true);
     if (length === 0) return '';
-    if (!this.utf8Table) {
-      const key = start * 8192 + length;
-      let name = this.nameCache.get(key);
-      if (name === undefined) this.nameCache.set(key, (name = dec.decode(this.strings.subarray(start, start + length))));
-      return name;
-    }
-    if (!whole && this.text === null) return dec.decode(this.strings.subarray(start, start + length));
+    if (!whole && this.text === null) return dec.decode(this.clean.subarray(start, start + length));
     const text = this.decodedTable();
     return text.slice(this.unitsBefore(start), this.unitsBefore(start + length));
   }
@@ -286,7 +299,7 @@ export class RegionTable {
   /** The string table as one string (decoded once: at most 64 MiB of bytes, section 9). */
   private decodedTable(): string {
     if (this.text === null) {
-      const s = this.strings;
+      const s = this.clean;
       this.text = dec.decode(s);
       if (this.text.length !== s.length) {
         // Not ASCII: UTF-16 units before each 64-byte block, to map byte offsets to string indexes.
@@ -307,7 +320,7 @@ export class RegionTable {
     const blocks = this.blockUnits;
     if (!blocks) return p;
     const b = p >> 6;
-    return blocks[b]! + unitsIn(this.strings, b << 6, p);
+    return blocks[b]! + unitsIn(this.clean, b << 6, p);
   }
 
   private make(i: number, whole: boolean): Region {
@@ -333,6 +346,50 @@ export class RegionTable {
 /** A u64 field known to be below 2^53, as a Number. */
 function word64(dv: DataView, o: number): number {
   return dv.getUint32(o + 4, true) * TWO32 + dv.getUint32(o, true);
+}
+
+/**
+ * A copy of a string table that is not UTF-8 as a whole, with every byte that is not part of a
+ * well-formed character (Unicode table 3-7, what a fatal TextDecoder accepts) made "?", and the
+ * count of such bytes before each 16-byte block (a quarter of the table's size). One pass: O(table).
+ */
+function sanitize(s: Uint8Array): { clean: Uint8Array; badBlocks: Uint32Array } {
+  const clean = s.slice();
+  for (let p = 0; p < s.length;) {
+    const len = sequenceLength(s, p);
+    if (len === 0) clean[p++] = 0x3f;
+    else p += len;
+  }
+  const size = 1 << BAD_BLOCK;
+  const badBlocks = new Uint32Array((s.length >> BAD_BLOCK) + 2);
+  let bad = 0;
+  for (let b = 0; b <= s.length + size; b += size) { // one block past the end, for the look-ahead above
+    badBlocks[b >> BAD_BLOCK] = bad;
+    const end = Math.min(s.length, b + size);
+    for (let k = b; k < end; k++) if (s[k] !== clean[k]) bad++;
+  }
+  return { clean, badBlocks };
+}
+
+/** The length of the well-formed UTF-8 character at `s[p]`, or 0 (Unicode table 3-7). */
+function sequenceLength(s: Uint8Array, p: number): number {
+  const b0 = s[p]!;
+  if (b0 < 0x80) return 1;
+  let len: number;
+  let lo = 0x80;
+  let hi = 0xbf;
+  if (b0 >= 0xc2 && b0 <= 0xdf) len = 2;
+  else if (b0 >= 0xe0 && b0 <= 0xef) { len = 3; if (b0 === 0xe0) lo = 0xa0; else if (b0 === 0xed) hi = 0x9f; }
+  else if (b0 >= 0xf0 && b0 <= 0xf4) { len = 4; if (b0 === 0xf0) lo = 0x90; else if (b0 === 0xf4) hi = 0x8f; }
+  else return 0;
+  if (p + len > s.length) return 0;
+  const b1 = s[p + 1]!;
+  if (b1 < lo || b1 > hi) return 0;
+  for (let k = 2; k < len; k++) {
+    const x = s[p + k]!;
+    if (x < 0x80 || x > 0xbf) return 0;
+  }
+  return len;
 }
 
 /** UTF-16 units of the UTF-8 characters starting in `s[from, to)`. */

@@ -177,6 +177,22 @@ export function sharedNameGaps(count = MAX_REGIONS): Uint8Array {
 }
 
 /**
+ * 2^20 gaps naming 2^20 different slices (up to 4096 bytes each) of an 8 KiB string table that
+ * is not UTF-8 as a whole (one stray byte at its end): no cache helps, each name must be judged
+ * on its own, in O(1). Not in {@link HOSTILE} (the CLI tests need not run it); the library's
+ * test opens it within the same bounds.
+ */
+export function distinctNameGaps(count = MAX_REGIONS): Uint8Array {
+  const table = new Uint8Array(8192);
+  for (let i = 0; i < table.length; i++) table[i] = 0x61 + (i % 26);
+  table[table.length - 1] = 0xff;
+  const region = (i: number): RawRegion => ({
+    address: BASE + i * 8192, length: 4096, kind: KIND_GAP, prot: 0, name: [i & 4095, 4096 - ((i >> 12) & 255)], chunks: 'gap',
+  });
+  return assemble({ region, regionCount: count, stringTable: table });
+}
+
+/**
  * A valid image of 2^20 regions (the limit): even ones a page of zeros (one ZERO chunk) named
  * `r<i>`, odd ones unnamed one-page gaps, region 0 a RAW page (issue 14, item 1).
  */

@@ -20,7 +20,7 @@ import {
   type Region, type RegionRecord, type RegionSectionContext,
 } from '../format/index.js';
 import { RegionTable } from '../format/region-table.js';
-import { HOSTILE, HOSTILE_PASSPHRASE, assemble, manyRegions, patternPage, scryptHeavy, sharedNameGaps, writeHostileCorpus, type RawRegion } from './hostile-corpus.js';
+import { HOSTILE, HOSTILE_PASSPHRASE, assemble, distinctNameGaps, manyRegions, patternPage, scryptHeavy, sharedNameGaps, writeHostileCorpus, type RawRegion } from './hostile-corpus.js';
 import { crimg, ensureBuilt } from './cli-helpers.js';
 import { budget, slowdown } from './machine.js';
 import { prng, tempDir } from './helpers.js';
@@ -130,6 +130,17 @@ describe('the hostile corpus: bounded time and memory per file (issue 14)', () =
   }, budget(60_000));
 });
 
+
+test('2^20 gaps naming 2^20 different slices of a string table that is not UTF-8: the same bounds', () => {
+  const path = t.path('distinct-name-gaps.img');
+  writeFileSync(path, distinctNameGaps());
+  const size = statSync(path).size;
+  const got = measure(path);
+  expect(got.ops['open']!.code).toBeUndefined();
+  expect(got.regionCount).toBe(1 << 20);
+  expect(got.ops['open']!.ms).toBeLessThan(budget(100 + size / MiB));
+  expect(got.peakRss - size).toBeLessThan(64 * MiB);
+}, budget(60_000));
 
 describe('scrypt work a reader accepts (issue 14, item 3)', () => {
   test('the default is the writers\' cost, each parameter on its own, refused before any scrypt work', () => {
@@ -368,7 +379,51 @@ describe('the region section in place (issue 14, item 1)', () => {
     });
   });
 
-  test('a string table that is not UTF-8 as a whole: names that are still open, each distinct slice checked once', async () => {
+  test('string tables of random bytes: every name judged and decoded as a fatal TextDecoder does, in O(1) per name', () => {
+    const rnd = prng(99);
+    const alphabet = [0x41, 0x7a, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf4, 0xf5, 0xff];
+    const valid = [...'aé€😀\u07ff\uffff'].map((ch) => new TextEncoder().encode(ch));
+    let accepted = 0;
+    let refused = 0;
+    for (let k = 0; k < 250; k++) {
+      // A table of well-formed characters and stray bytes, and 40 gaps naming random slices of it.
+      const parts: number[] = [];
+      while (parts.length < 64) {
+        if (rnd() < 0.3) parts.push(alphabet[Math.floor(rnd() * alphabet.length)]!);
+        else parts.push(...valid[Math.floor(rnd() * valid.length)]!);
+      }
+      const table = Uint8Array.from(parts);
+      const records: RegionRecord[] = Array.from({ length: 40 }, (_, i) => ({
+        address: 0x10000n + BigInt(i) * 8192n, length: 4096n, firstChunk: 0, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits: 0, kindId: KIND_GAP, name: '',
+      }));
+      const { bytes } = encodeRegionSection(records, 4096);
+      const section = new Uint8Array(bytes.length + table.length);
+      section.set(bytes);
+      section.set(table, bytes.length);
+      const dv = new DataView(section.buffer);
+      for (let i = 0; i < 40; i++) {
+        const start = Math.floor(rnd() * (table.length + 1));
+        dv.setUint32(i * 64 + 48, start, true);
+        dv.setUint32(i * 64 + 52, Math.floor(rnd() * (table.length - start + 1)), true);
+      }
+      // One record at a time, so that each slice is judged (the first bad one stops a decode).
+      for (let i = 0; i < 40; i++) {
+        const one = new Uint8Array(64 + table.length);
+        one.set(section.subarray(i * 64, i * 64 + 64));
+        one.set(table, 64);
+        new DataView(one.buffer).setBigUint64(0, 0x10000n, true);
+        const c = { regionCount: 1, stringTableLength: table.length, chunkCount: 0, chunkSize: 4096, pageSize: 4096, base: 0 };
+        const want = outcome(() => referenceDecode(one, c));
+        expect({ k, i, got: outcome(() => [new RegionTable(one, c).get(0)]) }).toEqual({ k, i, got: want });
+        expect({ k, i, got: outcome(() => new RegionTable(one, c).all()) }).toEqual({ k, i, got: want });
+        if ('code' in (want as object)) refused++; else accepted++;
+      }
+    }
+    expect(accepted).toBeGreaterThan(600); // both kinds of slice are common
+    expect(refused).toBeGreaterThan(600);
+  });
+
+  test('a string table that is not UTF-8 as a whole: the names that are UTF-8 still open', async () => {
     const st = Uint8Array.from([...new TextEncoder().encode('good'), 0xff, ...new TextEncoder().encode('also')]);
     const region = (i: number): RawRegion => ({ address: 0x10000 + i * 8192, length: 4096, kind: KIND_GAP, prot: 0, name: i % 2 ? [5, 4] : [0, 4], chunks: 'gap' });
     const img = await openImage(assemble({ region, regionCount: 1000, stringTable: st }));
