@@ -15,8 +15,11 @@
  *   output passes `plainLength`: a bomb costs at most `plainLength` + about 1 MiB of output
  *   work, not the whole stream.
  *
- * Neither engine examines bytes after the end of the final block: the checksum of the stored
- * bytes (spec section 5.3) and, with a cipher, the tag already cover them.
+ * A chunk is one complete stream and nothing else (spec section 6): bytes after the end of the
+ * final block are `CORRUPT_CHUNK` in both engines (node: the input zlib consumed, reported by
+ * `info`; portable: the streaming decoder's unconsumed input, or for the one-shot decode, the
+ * stream less its last byte still decoding whole, which a stream that ends in its last byte
+ * cannot).
  */
 import { constants as zc, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -79,10 +82,13 @@ export function deflateDecode(encoded: Uint8Array, plainLength: number, engine?:
     if (eng === 'node') {
       // The output buffer has one spare byte: a stream that ends at exactly plainLength comes
       // back in one piece, and one that goes on trips maxOutputLength at once.
-      out = inflateRawSync(encoded, {
+      const r = inflateRawSync(encoded, {
         maxOutputLength: plainLength,
         chunkSize: Math.max(ZLIB_MIN_CHUNK, plainLength + 1),
-      });
+        info: true,
+      }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+      out = r.buffer;
+      if (out.byteLength === plainLength && r.engine.bytesWritten < encoded.byteLength) throw trailing(encoded.byteLength - r.engine.bytesWritten);
     } else {
       if (encoded.byteLength === 0) throw new Error('empty stream');
       out = portableInflate(encoded, plainLength);
@@ -141,8 +147,20 @@ export function portableSlice(plainLength: number, got: number): number {
  */
 function portableInflate(encoded: Uint8Array, plainLength: number): Uint8Array {
   if (encoded.byteLength * MAX_EXPANSION <= plainLength + ONE_SHOT_OVERSHOOT) {
-    const got = portableLibraries().inflateSync(encoded, { out: new Uint8Array(plainLength + 1) });
+    const inflateSync = portableLibraries().inflateSync;
+    const got = inflateSync(encoded, { out: new Uint8Array(plainLength + 1) });
     if (got.byteLength > plainLength) throw tooLong(plainLength);
+    if (got.byteLength === plainLength && encoded.byteLength > 1) {
+      // fflate reports no consumed length here: a stream that still decodes whole without its
+      // last byte did not end in it (fflate fails at the end of its input otherwise).
+      let whole = false;
+      try {
+        whole = inflateSync(encoded.subarray(0, encoded.byteLength - 1), { out: new Uint8Array(plainLength + 1) }).byteLength === plainLength;
+      } catch {
+        // the stream needs its last byte: nothing follows it
+      }
+      if (whole) throw trailing(1);
+    }
     return got;
   }
   const out = new Uint8Array(plainLength);
@@ -160,7 +178,18 @@ function portableInflate(encoded: Uint8Array, plainLength: number): Uint8Array {
     off = end;
   }
   if (!ended) throw new Error('unexpected end of stream');
+  // fflate keeps the input from the byte of its bit position on (fflate 0.8, pinned by the
+  // lockfile): a partly used byte is the stream's last, any byte beyond it follows the stream.
+  const left = inflater as unknown as { p: Uint8Array; s: { p: number } };
+  const after = left.p.byteLength - ((left.s.p & 7) !== 0 ? 1 : 0);
+  if (got === plainLength && after > 0) throw trailing(after);
   return got === plainLength ? out : out.subarray(0, got);
+}
+
+function trailing(bytes: number): CrimgError {
+  return new CrimgError('CORRUPT_CHUNK', `deflate stream is followed by ${bytes === 1 ? 'at least one byte' : `${bytes} bytes`} in its chunk (a chunk is one complete stream and nothing else)`, {
+    hint: 'the chunk is damaged or crafted; verify the image, or re-copy it from its source',
+  });
 }
 
 function tooLong(plainLength: number): CrimgError {

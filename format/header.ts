@@ -91,12 +91,15 @@ function unknownBits(bits: bigint, known: bigint): string[] {
 
 /**
  * Reads the header size field (offset 12) after checking magic and major version, so the
- * caller knows how many bytes to fetch. `first16` is the file's first 16 bytes.
- * @throws CrimgError BAD_MAGIC, UNSUPPORTED_VERSION, CORRUPT_HEADER
+ * caller knows how many bytes to fetch. `first16` is the file's first 16 bytes, or all of a
+ * shorter file: each of magic, major version and header size is checked only when the bytes
+ * hold all of it, and the first that they do not hold is `TRUNCATED` (section 3: shorter than
+ * 8 bytes is `BAD_MAGIC`; 8 to 15 bytes that start with the magic are a truncated header).
+ * @throws CrimgError BAD_MAGIC, UNSUPPORTED_VERSION, TRUNCATED, CORRUPT_HEADER
  */
 export function peekHeaderSize(first16: Uint8Array): number {
   const magic = offsetOf(HEADER, 'magic');
-  if (!equalBytes(first16.subarray(magic, magic + HEADER_MAGIC.length), HEADER_MAGIC)) {
+  if (first16.length < magic + HEADER_MAGIC.length || !equalBytes(first16.subarray(magic, magic + HEADER_MAGIC.length), HEADER_MAGIC)) {
     const textDamage = first16[0] === 0x43 || (first16[4] === 0x0a && first16[5] !== 0x0a);
     throw new CrimgError('BAD_MAGIC', 'not a crimg image: the header magic is wrong', {
       offset: magic,
@@ -105,14 +108,21 @@ export function peekHeaderSize(first16: Uint8Array): number {
         : 'check that this is a crimg image and that the file is complete',
     });
   }
+  const truncated = (field: string): never => {
+    throw new CrimgError('TRUNCATED', `the file is ${first16.length} bytes: it ends inside the header's ${field}`, {
+      offset: first16.length, hint: 'the image is incomplete; copy it again',
+    });
+  };
   const dv = view(first16);
+  if (first16.length < offsetOf(HEADER, 'major') + 2) truncated('major version');
   const major = dv.getUint16(offsetOf(HEADER, 'major'), true);
   if (major !== FORMAT_MAJOR) {
-    const minor = dv.getUint16(offsetOf(HEADER, 'minor'), true);
+    const minor = first16.length >= offsetOf(HEADER, 'minor') + 2 ? dv.getUint16(offsetOf(HEADER, 'minor'), true) : 0;
     throw new CrimgError('UNSUPPORTED_VERSION', `image format version ${major}.${minor} is not supported (this reader reads ${FORMAT_MAJOR}.x)`, {
       offset: offsetOf(HEADER, 'major'), hint: 'use a crimg release that supports this major version',
     });
   }
+  if (first16.length < offsetOf(HEADER, 'headerSize') + 4) truncated('header size');
   const size = dv.getUint32(offsetOf(HEADER, 'headerSize'), true);
   if (size < HEADER_SIZE || size > MAX_HEADER_SIZE || size % 8 !== 0) {
     throw new CrimgError('CORRUPT_HEADER', `header size ${size} is out of range (${HEADER_SIZE}..${MAX_HEADER_SIZE}, multiple of 8)`, { offset: offsetOf(HEADER, 'headerSize') });
@@ -182,6 +192,7 @@ export function decodeHeader(bytes: Uint8Array, xxh64: Checksum): Header {
   if (r.codec === CODECS.deflate && (r.codecLevel < DEFLATE_MIN_LEVEL || r.codecLevel > DEFLATE_MAX_LEVEL)) {
     bad('codec level', 'codecLevel', `${r.codecLevel} is not a deflate level ${DEFLATE_MIN_LEVEL}..${DEFLATE_MAX_LEVEL}`);
   }
+  if (r.codec === CODECS.none && r.codecLevel !== 0) bad('codec level', 'codecLevel', `${r.codecLevel} is set without a codec (it must be 0)`);
   if ((r.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n && (r.codec !== 0 || r.cipher !== 0)) {
     bad('optional features', 'optionalFeatures', 'MAPPABLE is set on an encoded or encrypted image');
   }

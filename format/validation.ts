@@ -195,6 +195,7 @@ export function decodeValidation(bytes: Uint8Array, base: number, xxh64: Checksu
     if (next > end) corrupt(`record ${i} of ${len} bytes runs past the end of the block`, off + 4);
     const p = bytes.subarray(off + 8, off + 8 + len);
     const at = off;
+    for (let z = off + 8 + len; z < next; z++) if (bytes[z] !== 0) corrupt(`record ${i} has a non-zero padding byte`, z);
     const once = (name: string): void => {
       if (seen.has(name)) corrupt(`has a second ${name} record`, at);
       seen.add(name);

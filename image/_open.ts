@@ -86,6 +86,8 @@ export async function openParts(source: RandomAccessSource, owned: boolean, opti
     const read = await readRegions(source, header, footer, decoder);
     regionTable = read.table;
     release = read.release;
+  } else {
+    await checkSealedRegions(source, footer);
   }
   return { source, owned, header, headerBytes, validationBytes, validation, footer, regionTable, release, decoder, dataStart };
 }
@@ -102,7 +104,7 @@ async function readHeader(source: RandomAccessSource): Promise<{ header: Header;
   const size = source.size;
   const first = await source.read(0, Math.min(16, size));
   if (size < 16) {
-    peekHeaderSize(padTo16(first)); // bad magic beats truncation
+    peekHeaderSize(first); // bad magic beats truncation; a magic then too few bytes is TRUNCATED
     throw new CrimgError('TRUNCATED', `the file is ${size} bytes, shorter than a header`, { offset: size });
   }
   const headerSize = peekHeaderSize(first);
@@ -151,6 +153,22 @@ async function readRegions(source: RandomAccessSource, header: Header, footer: F
   }
 }
 
+/**
+ * Section 8.2: without a key the sealed region section is not opened, but its checksum is
+ * checked at open all the same, as with a key (damage is told from tampering without a key).
+ */
+async function checkSealedRegions(source: RandomAccessSource, footer: Footer): Promise<void> {
+  const off = Number(footer.regionSectionOffset);
+  const { bytes, release } = await readLarge(source, off, Number(footer.regionSectionLength));
+  try {
+    if (xxh64(bytes) !== footer.regionSectionChecksum) {
+      throw new CrimgError('CORRUPT_INDEX', 'region section checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
+    }
+  } finally {
+    release();
+  }
+}
+
 function regionTable(plain: Uint8Array, header: Header, footer: Footer, off: number): RegionTable {
   return new RegionTable(plain, {
     regionCount: footer.regionCount, stringTableLength: footer.stringTableLength,
@@ -195,10 +213,4 @@ async function readLarge(source: RandomAccessSource, offset: number, length: num
     }
   }
   return { bytes: await source.read(offset, length), release: () => {} };
-}
-
-function padTo16(b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(16);
-  out.set(b);
-  return out;
 }

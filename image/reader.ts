@@ -10,6 +10,7 @@ import type { Validation } from '../format/validation.js';
 import type { Footer } from '../format/footer.js';
 import { ChunkTable, type ChunkRecord, type Region } from '../format/index-table.js';
 import type { RegionTable } from '../format/region-table.js';
+import { checkRegionTotals } from '../format/region-totals.js';
 import { hex, toHex } from '../format/bytes.js';
 import { CrimgError } from '../format/errors.js';
 import { toBigAddress } from '../format/address.js';
@@ -193,6 +194,8 @@ export class ImageReader {
       throw new CrimgError('CORRUPT_INDEX', 'chunk table checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
     }
     const plain = this.decoder ? this.decoder.openIndex(1, this.footer.chunkCount, stored, off) : stored;
+    // Section 8.1: the regions' totals against the records, when the table is read (stage read).
+    checkRegionTotals(plain, this.regionTable!.bytes, { regionCount: this.footer.regionCount, base: Number(this.footer.regionSectionOffset) });
     return new ChunkTable(plain, {
       dataStart: this.dataStart, dataEnd: off, pageSize: this.header.pageSize, mappable: this.mappable,
       hasCodec: this.header.codec !== 0, hasCipher: this.header.cipher !== 0, base: off,

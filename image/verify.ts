@@ -1,9 +1,11 @@
 /**
- * Verify (spec/FORMAT.md sections 5.2, 5.3 and 8): every chunk's checksum (and authentication
- * tag), the index's internal consistency, and that the bytes no structure covers are zero
- * padding. Lists every problem it finds instead of stopping at the first.
+ * Verify (spec/FORMAT.md sections 5.2, 5.3, 8 and 12): every chunk's checksum (and
+ * authentication tag), the placement rules of section 5.2 that reads do not need (chunk-table
+ * order, SPARSE spans, MAPPABLE contiguity, packing of encoded and encrypted images), and that
+ * the bytes no structure covers are zero padding. Lists every problem it finds instead of
+ * stopping at the first, in the order of section 12.2.
  */
-import { CHUNK_ZERO } from '../format/constants.js';
+import { CHUNK_ZERO, OPTIONAL_MAPPABLE } from '../format/constants.js';
 import { isCrimgError, type CrimgErrorCode } from '../format/errors.js';
 import type { Header } from '../format/header.js';
 import type { Footer } from '../format/footer.js';
@@ -80,6 +82,10 @@ interface Layout {
   /** SPARSE: where the previous region's span ends. */
   spanEnd: number;
   zeroChunks: number;
+  /** MAPPABLE: adjacent stored chunks of a region are contiguous in the file (section 3.1). */
+  mappable: boolean;
+  /** Encoded or encrypted: stored chunks are packed, each where the previous ends (section 5.2). */
+  packed: boolean;
 }
 
 /** The errors found, in the order found, up to a cap. */
@@ -93,9 +99,11 @@ class Findings {
 
 /**
  * Checks every checksum (and authentication tag) and the index's internal consistency. Errors
- * come in file order: the chunk table's (region by region), then the chunks', then padding.
- * @throws CrimgError only when the image cannot be read at all (KEY_REQUIRED, CORRUPT_INDEX of
- *   the chunk table itself).
+ * come in this order (spec section 12.2): the chunk records and their places, region by
+ * region and chunk by chunk; then the chunks' bytes in the same order; then the padding
+ * ranges in file order.
+ * @throws CrimgError only when the image cannot be read at all (KEY_REQUIRED, or the chunk
+ *   table's own checks at stage `read`: its checksum, tag, and the region totals).
  * @example
  * const report = await verifyImage(image, { onProgress: (done, total) => bar.update(done / total) });
  */
@@ -121,6 +129,7 @@ function collectRecords(image: VerifiableImage, table: ChunkTable, found: Findin
   const layout: Layout = {
     batches: [], padding: [[header.headerSize + header.validationSize, dataStart]],
     lastEnd: dataStart, spanEnd: dataStart, zeroChunks: 0,
+    mappable: (header.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n, packed: header.codec !== 0 || header.cipher !== 0,
   };
   for (const r of image.regions) {
     const items = collectRegion(image, table, r, layout, found);
@@ -129,11 +138,14 @@ function collectRecords(image: VerifiableImage, table: ChunkTable, found: Findin
   return layout;
 }
 
-/** Region `r`'s valid stored records, after checking them and the region's totals. */
+/**
+ * Region `r`'s valid stored records, after checking their places. (Its totals were checked
+ * when the chunk table was read: stage `read`, format/region-totals.ts.)
+ */
 function collectRegion(image: VerifiableImage, table: ChunkTable, r: Region, layout: Layout, found: Findings): Item[] {
-  let stored = 0n;
   let zeros = 0;
   let span = -1; // SPARSE: the file offset of this region's chunk 0
+  let previous: ChunkRecord | null = null; // the record before, when stored (MAPPABLE contiguity)
   const items: Item[] = [];
   for (let j = 0; j < r.chunkCount; j++) {
     const number = r.firstChunk + j;
@@ -144,14 +156,15 @@ function collectRegion(image: VerifiableImage, table: ChunkTable, r: Region, lay
       found.push(toVerifyError(e, r, number));
       continue;
     }
-    if (rec.flags & CHUNK_ZERO) { zeros++; continue; }
-    stored += BigInt(rec.storedLength);
+    if (rec.flags & CHUNK_ZERO) { zeros++; previous = null; continue; }
     if (image.sparse) span = checkSpan(image, r, j, number, rec, span, layout, found);
+    if (layout.mappable && previous && rec.offset !== previous.offset + previous.storedLength) {
+      found.push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} does not follow chunk ${number - 1} (which ends at ${previous.offset + previous.storedLength}) in a MAPPABLE image: adjacent stored chunks of a region must be contiguous`, region: r.index, chunk: number, offset: rec.offset });
+    }
     checkPlace(r, number, rec, layout, found);
+    previous = rec;
     items.push({ j, number, rec });
   }
-  if (stored !== r.storedBytes) found.push({ code: 'CORRUPT_INDEX', message: `region ${r.index} records ${r.storedBytes} stored bytes, its chunks hold ${stored}`, region: r.index });
-  if (zeros !== r.zeroChunks) found.push({ code: 'CORRUPT_INDEX', message: `region ${r.index} records ${r.zeroChunks} zero chunks, its chunks have ${zeros}`, region: r.index });
   layout.zeroChunks += zeros;
   return items;
 }
@@ -177,11 +190,18 @@ function checkSpan(image: VerifiableImage, r: Region, j: number, number: number,
   return at;
 }
 
-/** Stored chunks in file order never overlap; the space between them is padding to check. */
+/**
+ * Section 5.2: stored chunks lie in chunk-table order, each at or after the end of the one
+ * before (so they never overlap); packed (encoded or encrypted images) exactly there; the space
+ * between them is padding to check.
+ */
 function checkPlace(r: Region, number: number, rec: ChunkRecord, layout: Layout, found: Findings): void {
   if (rec.offset < layout.lastEnd) {
-    found.push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} overlaps the bytes before it (which end at ${layout.lastEnd})`, region: r.index, chunk: number, offset: rec.offset });
+    found.push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} is out of chunk-table order or overlaps the bytes before it (which end at ${layout.lastEnd})`, region: r.index, chunk: number, offset: rec.offset });
   } else if (rec.offset > layout.lastEnd) {
+    if (layout.packed) {
+      found.push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} leaves ${rec.offset - layout.lastEnd} bytes after the bytes before it (which end at ${layout.lastEnd}): an encoded or encrypted image's chunks are packed`, region: r.index, chunk: number, offset: rec.offset });
+    }
     layout.padding.push([layout.lastEnd, rec.offset]);
   }
   layout.lastEnd = Math.max(layout.lastEnd, rec.offset + rec.storedLength);

@@ -31,6 +31,8 @@ function keyArgs(exp: VectorJson): { args: string[]; env: Record<string, string>
 const read = (p: string): VectorJson => JSON.parse(readFileSync(p, 'utf8')) as VectorJson;
 const invalid = readdirSync(join(V1, 'invalid')).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4));
 const valid = readdirSync(V1).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4));
+/** Valid vectors changed where a reader must accept the change (spec section 12). */
+const accepted = readdirSync(join(V1, 'accepted')).filter((f) => f.endsWith('.img')).map((f) => `accepted/${f.slice(0, -4)}`);
 
 test.each(invalid)('crimg verify %s exits 1 naming its code', async (name) => {
   const exp = read(join(V1, 'invalid', `${name}.json`));
@@ -59,4 +61,16 @@ test.each(valid)('crimg verify %s exits 0; inspect matches its snapshot', async 
   const inspect = await crimg(['inspect', join(V1, `${name}.img`), ...k.args], k.env);
   expect(inspect.status).toBe(0);
   expect(inspect.stdout).toMatchSnapshot();
+});
+
+test.each(accepted)('crimg verify %s exits 0, and inspect shows what it shows for the vector it was made from', async (name) => {
+  const exp = read(join(V1, `${name}.json`)) as VectorJson & { from: string; version: string };
+  const k = keyArgs(exp);
+  const v = await crimg(['verify', join(V1, `${name}.img`), ...k.args], k.env);
+  expect({ status: v.status, stderr: v.stderr }).toEqual({ status: 0, stderr: '' });
+  const inspect = await crimg(['inspect', '--json', join(V1, `${name}.img`), ...k.args], k.env);
+  expect(inspect.status).toBe(0);
+  const from = await crimg(['inspect', '--json', join(V1, `${exp.from}.img`), ...k.args], k.env);
+  const regions = (out: string): unknown => (JSON.parse(out) as { regions: unknown }).regions;
+  expect(regions(inspect.stdout)).toEqual(regions(from.stdout));
 });

@@ -2,12 +2,15 @@
  * An independent parser for the byte layout: spec/crimg.ksy compiled by kaitai-struct-compiler
  * in the test, run over every valid vector of spec/vectors/v1, must see what the library sees
  * (header, validation records, footer, regions and chunk table; for encrypted images the
- * header, validation block and the sizes of the sealed sections). Checksums are checked with
- * xxhash-wasm directly, not through codec/checksum.ts.
+ * header, validation block and the sizes of the sealed sections), and so must it on the
+ * accepted vectors (spec section 12); on each invalid vector added with section 12, the parser
+ * sees the rule the vector breaks from the bytes alone (or refuses a cut or mis-magicked file).
+ * Checksums are checked with xxhash-wasm directly, not through codec/checksum.ts.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import { load } from 'js-yaml';
 import xxhash from 'xxhash-wasm';
 import { openImage, type Image } from '../index.js';
@@ -15,6 +18,9 @@ import { openImage, type Image } from '../index.js';
 const require = createRequire(import.meta.url);
 const V1 = join(process.cwd(), 'spec', 'vectors', 'v1');
 const valid = readdirSync(V1).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4)).sort();
+/** Valid vectors changed where a reader must accept the change (spec section 12). */
+const accepted = readdirSync(join(V1, 'accepted')).filter((f) => f.endsWith('.img')).map((f) => `accepted/${f.slice(0, -4)}`).sort();
+const invalid = readdirSync(join(V1, 'invalid')).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4)).sort();
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the generated parser is untyped */
 type Parsed = any;
@@ -65,13 +71,16 @@ function validationOf(k: Parsed): Record<string, unknown> {
       case T.LABEL: v.labels[p.key] = p.value; break;
       case T.BITMAP: v.bitmaps[p.key] = hex(p.bits); break;
       case T.METRIC: v.metrics[p.key] = p.value; break;
-      default: throw new Error(`vector holds validation record type ${r.type}`);
+      default:
+        // A type this reader does not know: skipped (section 4), never critical in a valid vector.
+        if (r.isCritical) throw new Error(`vector holds critical validation record type ${r.type}`);
+        v.skipped = (v.skipped ?? 0) + 1;
     }
   }
   return v;
 }
 
-function checkHeaderAndValidation(k: Parsed, img: Image, bytes: Buffer): void {
+function checkHeaderAndValidation(k: Parsed, img: Image, bytes: Buffer, reservedSet = false): void {
   const h = img.header;
   const kh = k.header;
   expect({
@@ -90,13 +99,15 @@ function checkHeaderAndValidation(k: Parsed, img: Image, bytes: Buffer): void {
     salt: hex(h.salt), keyCheck: hex(h.keyCheck), checksum: h.checksum,
   });
   expect(le64(kh.checksum)).toBe(h64(bytes.subarray(0, kh.headerSize - 8)));
-  expect(kh.reserved1.every((x: number) => x === 0) && kh.reserved2.every((x: number) => x === 0)).toBe(true);
+  // Reserved bytes are written as zero; a reader ignores them (the accepted vector that sets them).
+  if (!reservedSet) expect(kh.reserved1.every((x: number) => x === 0) && kh.reserved2.every((x: number) => x === 0)).toBe(true);
 
   const v = img.validation;
   expect(validationOf(k)).toEqual({
     producerName: v.producerName, producerVersion: v.producerVersion, architecture: v.architecture, pageSize: v.pageSize,
     labels: v.labels, metrics: v.metrics,
     bitmaps: Object.fromEntries(Object.entries(v.bitmaps).map(([key, b]) => [key, hex(b)])),
+    ...(v.skipped.length ? { skipped: v.skipped.length } : {}),
   });
   expect(k.validation.recordCount).toBe(k.validation.records.length);
   const vs = kh.headerSize;
@@ -119,13 +130,13 @@ function checkHeaderAndValidation(k: Parsed, img: Image, bytes: Buffer): void {
   expect(le64(kf.footerChecksum)).toBe(h64(bytes.subarray(bytes.length - 96, bytes.length - 16)));
 }
 
-describe.each(valid)('Kaitai Struct parser on vector %s', (name) => {
+describe.each([...valid, ...accepted])('Kaitai Struct parser on vector %s', (name) => {
   test('sees what the library sees', async () => {
     const bytes = readFileSync(join(V1, `${name}.img`));
     const k = parse(bytes);
     const img = await openImage(bytes, { key: keyOf(name), workers: 0 });
     try {
-      checkHeaderAndValidation(k, img, bytes);
+      checkHeaderAndValidation(k, img, bytes, name.endsWith('--header-reserved-bytes'));
       const f = img.footer;
       if (k.isEncrypted) {
         expect(k.chunkTable).toBeUndefined();
@@ -164,7 +175,7 @@ describe.each(valid)('Kaitai Struct parser on vector %s', (name) => {
           const kc = records[n];
           expect({ n, offset: kc.offset, storedLength: kc.storedLength, flags: kc.flags, checksum: hex(kc.checksum) })
             .toEqual({ n, offset: lib.offset, storedLength: lib.storedLength, flags: lib.flags, checksum: hex(Buffer.from(new BigUint64Array([lib.checksum]).buffer)) });
-          expect(kc.reserved).toBe(0);
+          if (!name.endsWith('--chunk-record-reserved-bytes')) expect(kc.reserved).toBe(0);
           if (kc.isZero) {
             expect(kc.stored).toBeUndefined();
           } else {
@@ -180,3 +191,103 @@ describe.each(valid)('Kaitai Struct parser on vector %s', (name) => {
     }
   });
 });
+
+/** A parse, or the error the generated parser threw (a vector cut short or with a wrong magic). */
+function tryParse(bytes: Buffer): Parsed | Error {
+  try {
+    const k = parse(bytes);
+    void k.footer; // instances are lazy: reach the footer too
+    return k;
+  } catch (e) {
+    return e as Error;
+  }
+}
+
+/** Kaitai's own view of each rule an invalid vector breaks (spec section 12): only the bytes, no library. */
+const stored = (k: Parsed): Parsed[] => (k.chunkTable.records as Parsed[]).filter((c) => !c.isZero);
+const regionChunks = (k: Parsed, r: Parsed): Parsed[] => (k.chunkTable.records as Parsed[]).slice(Number(r.firstChunk), Number(r.firstChunk) + Number(r.chunkCount));
+const RULES: Record<string, (k: Parsed, bytes: Buffer) => boolean> = {
+  'LIMIT_EXCEEDED--huge-string-table': (k) => k.footer.stringTableLength > 64 * 1024 * 1024,
+  'LIMIT_EXCEEDED--region-chunk-count': (k) => k.regionSection.regions.some((r: Parsed) => Number(r.chunkCount) >= 2 ** 32),
+  'LIMIT_EXCEEDED--chunk-count-past-file': (k, b) => Number(k.footer.chunkCount) * 24 > b.length && (Number(k.footer.chunkCount) - 1) * 24 <= b.length,
+  'LIMIT_EXCEEDED--scrypt-cost': (k) => k.header.kdfId === (Crimg as any).Kdf.SCRYPT && k.header.scryptLog2N > 17,
+  'CORRUPT_HEADER--header-size-over-limit': (k) => k.header.headerSize > 4096,
+  'CORRUPT_HEADER--validation-size-over-limit': (k) => k.header.validationSize > 1024 * 1024,
+  'CORRUPT_HEADER--chunk-size-over-limit': (k) => k.header.chunkSize > 16 * 1024 * 1024,
+  'CORRUPT_HEADER--page-size': (k) => k.header.pageSize < 4096,
+  'CORRUPT_HEADER--codec-level-without-codec': (k) => k.header.codecId === (Crimg as any).Codec.NONE && k.header.codecLevel !== 0,
+  'CORRUPT_HEADER--salt-without-cipher': (k) => k.header.cipherId === (Crimg as any).Cipher.NONE && k.header.salt.some((x: number) => x !== 0),
+  'CORRUPT_HEADER--key-check-without-cipher': (k) => k.header.cipherId === (Crimg as any).Cipher.NONE && k.header.keyCheck.some((x: number) => x !== 0),
+  'CORRUPT_HEADER--kdf-without-cipher': (k) => k.header.cipherId === (Crimg as any).Cipher.NONE && k.header.kdfId !== (Crimg as any).Kdf.RAW_KEY,
+  'CORRUPT_HEADER--mappable-with-codec': (k) => k.header.codecId !== (Crimg as any).Codec.NONE && (k.header.optionalFeatures.lo & 1) === 1,
+  'CORRUPT_HEADER--codec-bit-mismatch': (k) => k.header.codecId !== (Crimg as any).Codec.NONE && (k.header.requiredFeatures.lo & 1) === 0,
+  'CORRUPT_INDEX--name-too-long': (k) => k.regionSection.regions.some((r: Parsed) => r.nameLength > 4096),
+  'CORRUPT_INDEX--region-checksum-no-key': (k) => h64(k.regionSectionSealed) !== le64(k.footer.regionSectionChecksum),
+  'CORRUPT_INDEX--chunks-out-of-order': (k) => stored(k).some((c, i, all) => i > 0 && Number(c.offset) < Number(all[i - 1].offset) + all[i - 1].storedLength),
+  'CORRUPT_INDEX--mappable-not-contiguous': (k) => (k.header.optionalFeatures.lo & 1) === 1 && k.regionSection.regions.some((r: Parsed) =>
+    regionChunks(k, r).some((c: Parsed, j: number, all: Parsed[]) => j > 0 && !c.isZero && !all[j - 1].isZero && Number(c.offset) !== Number(all[j - 1].offset) + all[j - 1].storedLength)),
+  'CORRUPT_INDEX--encoded-chunks-not-packed': (k) => stored(k).some((c, i, all) => i > 0 && Number(c.offset) > Number(all[i - 1].offset) + all[i - 1].storedLength),
+  'CORRUPT_INDEX--validation-padding-not-zero': (k, b) => b.subarray(k.header.headerSize + k.header.validationSize, k.dataStart).some((x) => x !== 0),
+  'CORRUPT_INDEX--chunk-in-index': (k) => stored(k).some((c) => Number(c.offset) + c.storedLength > Number(k.footer.chunkTableOffset)),
+  'CORRUPT_INDEX--region-stored-bytes': (k) => k.regionSection.regions.some((r: Parsed) =>
+    regionChunks(k, r).reduce((n: number, c: Parsed) => n + c.storedLength, 0) !== Number(r.storedBytes)),
+  'CORRUPT_INDEX--region-zero-chunks': (k) => k.regionSection.regions.some((r: Parsed) =>
+    regionChunks(k, r).filter((c: Parsed) => c.isZero).length !== Number(r.zeroChunks)),
+  'CORRUPT_CHUNK--deflate-trailing-bytes': (k) => stored(k).some((c: Parsed) => {
+    if (!c.isEncoded) return false;
+    // node:zlib, not the library's codec: how much of the stored bytes the stream uses.
+    const r = inflateRawSync(c.stored, { info: true }) as unknown as { engine: { bytesWritten: number } };
+    return r.engine.bytesWritten < c.storedLength;
+  }),
+  'CORRUPT_VALIDATION--record-padding-not-zero': (k) => k.validation.records.some((r: Parsed) => r.padding.some((x: number) => x !== 0)),
+};
+const HEADER_ONLY = new Set(['CORRUPT_HEADER--header-size-over-limit', 'CORRUPT_HEADER--validation-size-over-limit']);
+const stream = (bytes: Buffer): unknown => new KaitaiStream(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
+
+/** Vectors the generated parser must refuse (its `contents` checks, or the end of the file). */
+const REFUSED: Record<string, RegExp> = {
+  'TRUNCATED--header-8-bytes': /EOF|end of stream|requested/i,
+  'TRUNCATED--header-12-bytes': /EOF|end of stream|requested/i,
+  'TRUNCATED--header-15-bytes': /EOF|end of stream|requested/i,
+  'CORRUPT_VALIDATION--magic': /not equal|ValidationNotEqual/i,
+};
+
+describe('Kaitai Struct parser on the invalid vectors of spec section 12', () => {
+  test('every vector added with the section has a rule here', () => {
+    const covered = [...Object.keys(RULES), ...Object.keys(REFUSED)].sort();
+    for (const name of covered) expect(invalid).toContain(name);
+    // The vectors issue 15 added: every name after the last vector of format 1.1.
+    const added = invalid.filter((n) => !FIRST_INVALID.has(n));
+    expect(added.sort()).toEqual(covered);
+  });
+
+  test.each(Object.keys(RULES))('%s: the parser sees the broken rule', (name) => {
+    const bytes = readFileSync(join(V1, 'invalid', `${name}.img`));
+    // A header too long for the file: the header type alone (the image's layout is not the format's).
+    const k = HEADER_ONLY.has(name) ? { header: new (Crimg as any).Header(stream(bytes)) } : tryParse(bytes);
+    expect(k).not.toBeInstanceOf(Error);
+    expect(RULES[name]!(k, bytes)).toBe(true);
+    // ... and the vector it was made from does not break it
+    const from = (JSON.parse(readFileSync(join(V1, 'invalid', `${name}.json`), 'utf8')) as { from: string }).from;
+    const fromBytes = readFileSync(join(V1, `${from}.img`));
+    expect(RULES[name]!(parse(fromBytes), fromBytes)).toBe(false);
+  });
+
+  test.each(Object.keys(REFUSED))('%s: the parser refuses it', (name) => {
+    const k = tryParse(readFileSync(join(V1, 'invalid', `${name}.img`)));
+    expect(k).toBeInstanceOf(Error);
+    expect(String((k as Error).message ?? k) + ' ' + (k as Error).constructor.name).toMatch(REFUSED[name]!);
+  });
+});
+
+/** The invalid vectors before issue 15 (format 1.0 and 1.1's). */
+const FIRST_INVALID = new Set([
+  'WRONG_KEY--other-key', 'KEY_REQUIRED--no-key', 'AUTH_FAILED--swapped-chunks', 'AUTH_FAILED--chunk-from-other-image', 'AUTH_FAILED--truncated-last-chunk',
+  'AUTH_FAILED--tampered-header', 'AUTH_FAILED--tampered-validation', 'AUTH_FAILED--tampered-index', 'BAD_MAGIC--first-byte', 'BAD_MAGIC--text-mode-crlf',
+  'BAD_MAGIC--not-an-image', 'UNSUPPORTED_VERSION--major-2', 'UNSUPPORTED_FEATURE--required-bit-9', 'UNSUPPORTED_FEATURE--codec-zstd', 'UNSUPPORTED_FEATURE--critical-record',
+  'CORRUPT_HEADER--checksum', 'CORRUPT_HEADER--chunk-size', 'CORRUPT_VALIDATION--checksum', 'CORRUPT_INDEX--footer-checksum', 'CORRUPT_INDEX--region-checksum',
+  'CORRUPT_INDEX--chunk-table-checksum', 'CORRUPT_INDEX--overlapping-regions', 'CORRUPT_INDEX--image-id-mismatch', 'CORRUPT_CHUNK--checksum', 'TRUNCATED--in-header',
+  'TRUNCATED--in-validation', 'TRUNCATED--in-data', 'TRUNCATED--in-index', 'TRUNCATED--in-footer', 'TRUNCATED--index-past-end', 'LIMIT_EXCEEDED--huge-chunk-count',
+  'LIMIT_EXCEEDED--huge-region-count', 'CORRUPT_HEADER--sparse-without-mappable', 'CORRUPT_INDEX--sparse-chunk-out-of-place', 'CORRUPT_INDEX--sparse-hole-not-zero',
+  'CORRUPT_INDEX--sparse-spans-overlap', 'LIMIT_EXCEEDED--validation-record-count',
+]);

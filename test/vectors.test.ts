@@ -23,6 +23,8 @@ function keyOf(exp: { key?: string | null; passphrase?: string }): Uint8Array | 
 
 const valid = readdirSync(V1).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4));
 const invalid = readdirSync(join(V1, 'invalid')).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4));
+/** Valid vectors changed where a reader must accept the change (spec section 12): read like valid ones. */
+const accepted = readdirSync(join(V1, 'accepted')).filter((f) => f.endsWith('.img')).map((f) => `accepted/${f.slice(0, -4)}`);
 
 test('the committed vectors are exactly what the generator writes', async () => {
   mkdirSync(join(t.dir, 'invalid'), { recursive: true });
@@ -32,10 +34,10 @@ test('the committed vectors are exactly what the generator writes', async () => 
     const json = f.replace(/\.img$/, '.json');
     expect(readFileSync(join(t.dir, json), 'utf8')).toBe(readFileSync(join(V1, json), 'utf8'));
   }
-  expect(files.length).toBe(valid.length + invalid.length);
+  expect(files.length).toBe(valid.length + invalid.length + accepted.length);
 });
 
-describe.each(valid)('valid vector %s', (name) => {
+describe.each([...valid, ...accepted])('valid vector %s', (name) => {
   test('reads as its JSON says', async () => {
     const exp = JSON.parse(readFileSync(join(V1, `${name}.json`), 'utf8'));
     const img = await openImage(join(V1, `${name}.img`), { key: keyOf(exp) });
@@ -128,4 +130,30 @@ describe.each(invalid)('invalid vector %s', (name) => {
     expect(failures).toContain(exp.code);
     await img.close();
   });
+});
+
+describe('accepted vectors', () => {
+  test.each(accepted)('%s names the valid vector it was made from', (name) => {
+    const exp = JSON.parse(readFileSync(join(V1, `${name}.json`), 'utf8')) as { from: string };
+    expect(name.split('/')[1]!.split('--')[0]).toBe(exp.from);
+    expect(valid).toContain(exp.from);
+  });
+});
+
+test('read-stage vectors fail with their code with the portable engine too (deflate decoding is as strict in both)', async () => {
+  const reads = invalid.map((name) => ({ name, exp: JSON.parse(readFileSync(join(V1, 'invalid', `${name}.json`), 'utf8')) }))
+    .filter(({ exp }) => exp.stage === 'read' && exp.code !== 'KEY_REQUIRED');
+  expect(reads.map((r) => r.name)).toContain('CORRUPT_CHUNK--deflate-trailing-bytes');
+  for (const { name, exp } of reads) {
+    const from = JSON.parse(readFileSync(join(V1, `${exp.from}.json`), 'utf8'));
+    const key = exp.key === null ? undefined : exp.key !== undefined ? keyOf(exp) : keyOf(from);
+    const img = await openImage(join(V1, 'invalid', `${name}.img`), { key, engine: 'portable', workers: 0 });
+    const failures = [];
+    for (const r of img.regions) {
+      if (r.isGap) continue;
+      failures.push(await img.read(r.address, Number(r.length)).then(() => null, (e) => e.code));
+    }
+    expect({ name, failures }).toEqual({ name, failures: expect.arrayContaining([exp.code]) });
+    await img.close();
+  }
 });
