@@ -314,8 +314,17 @@ function reindexPlain(b: Buffer, edit: (chunks: Buffer, file: Buffer) => void): 
  * Checksums of the chunk table, region section and footer are fixed.
  */
 function insertPlain(b: Buffer, at: number, bytes: Uint8Array, grow?: number): Buffer {
-  const n = bytes.length;
-  const out = Buffer.concat([b.subarray(0, at), bytes, b.subarray(at)]);
+  return splicePlain(b, at, 0, bytes, grow);
+}
+
+/**
+ * {@link insertPlain} generalised: `remove` bytes at `at` replaced by `bytes`; stored chunks at or
+ * after `at + remove` move by the difference, and record `grow` (whose stored bytes end at
+ * `at + remove`) grows or shrinks by it.
+ */
+function splicePlain(b: Buffer, at: number, remove: number, bytes: Uint8Array, grow?: number): Buffer {
+  const n = bytes.length - remove;
+  const out = Buffer.concat([b.subarray(0, at), bytes, b.subarray(at + remove)]);
   const f = footerAt(out);
   const ct = chunkTable(out) + n;
   out.writeBigUInt64LE(BigInt(ct), f + 16);
@@ -323,7 +332,7 @@ function insertPlain(b: Buffer, at: number, bytes: Uint8Array, grow?: number): B
   const chunks = out.subarray(ct, ct + Number(out.readBigUInt64LE(f + 32)));
   for (let i = 0; i * CHUNK_RECORD_SIZE < chunks.length; i++) {
     const o = Number(chunks.readBigUInt64LE(i * CHUNK_RECORD_SIZE));
-    if (chunks.readUInt32LE(i * CHUNK_RECORD_SIZE + 8) !== 0 && o >= at) chunks.writeBigUInt64LE(BigInt(o + n), i * CHUNK_RECORD_SIZE);
+    if (chunks.readUInt32LE(i * CHUNK_RECORD_SIZE + 8) !== 0 && o >= at + remove) chunks.writeBigUInt64LE(BigInt(o + n), i * CHUNK_RECORD_SIZE);
   }
   if (grow !== undefined) {
     const o = Number(chunks.readBigUInt64LE(grow * CHUNK_RECORD_SIZE));
@@ -599,6 +608,52 @@ export function invalidVectors(): InvalidDef[] {
       mutate: (b) => { const c = copy(b); c.writeBigUInt64LE(1n, 24); return fixHeader(c); } },
     { name: 'CORRUPT_HEADER--codec-bit-mismatch', code: 'CORRUPT_HEADER', stage: 'open', from: 'deflate', description: 'codec id 1 with the CODEC required bit cleared (checksum valid)',
       mutate: (b) => { const c = copy(b); c.writeBigUInt64LE(0n, 16); return fixHeader(c); } },
+    { name: 'UNSUPPORTED_FEATURE--cipher-3', code: 'UNSUPPORTED_FEATURE', stage: 'open', from: 'minimal', description: 'cipher id 3, unknown, with the CIPHER required bit (checksum valid)',
+      mutate: (b) => { const c = copy(b); c.writeBigUInt64LE(2n, 16); c[70] = 3; return fixHeader(c); } },
+    { name: 'UNSUPPORTED_FEATURE--kdf-2', code: 'UNSUPPORTED_FEATURE', stage: 'open', from: 'aes-256-gcm', description: 'KDF id 2, unknown (checksum valid)',
+      mutate: (b) => { const c = copy(b); c[71] = 2; return fixHeader(c); } },
+    { name: 'CORRUPT_HEADER--scrypt-parameters', code: 'CORRUPT_HEADER', stage: 'open', from: 'deflate-chacha20-poly1305-passphrase', description: 'scrypt log2 N 0, which no scrypt accepts (checksum valid)',
+      mutate: (b) => { const c = copy(b); c[72] = 0; return fixHeader(c); } },
+    { name: 'CORRUPT_HEADER--deflate-level-0', code: 'CORRUPT_HEADER', stage: 'open', from: 'deflate', description: 'codec level 0 with codec deflate (checksum valid)',
+      mutate: (b) => { const c = copy(b); c[69] = 0; return fixHeader(c); } },
+    { name: 'CORRUPT_VALIDATION--record-count', code: 'CORRUPT_VALIDATION', stage: 'open', from: 'minimal', description: 'the record count one more than the records the block holds (checksum valid)',
+      mutate: (b) => { const c = copy(b); c.writeUInt32LE(c.readUInt32LE(HEADER_SIZE + 4) + 1, HEADER_SIZE + 4); return fixValidation(c); } },
+    { name: 'CORRUPT_INDEX--chunk-table-offset-unaligned', code: 'CORRUPT_INDEX', stage: 'open', from: 'minimal', description: 'footer chunk table offset moved 4 bytes down, not a multiple of 8 (checksum valid)',
+      mutate: (b) => { const c = copy(b); c.writeBigUInt64LE(c.readBigUInt64LE(footerAt(c) + 16) - 4n, footerAt(c) + 16); return fixFooter(c); } },
+    { name: 'CORRUPT_INDEX--no-regions', code: 'CORRUPT_INDEX', stage: 'open', from: 'minimal', description: 'the region section removed and the footer saying 0 regions (checksums valid): an image has at least one region',
+      mutate: (b) => {
+        const rs = regionSection(b);
+        const footer = Buffer.from(b.subarray(footerAt(b)));
+        footer.writeUInt32LE(0, 48);
+        footer.writeUInt32LE(0, 52);
+        footer.writeBigUInt64LE(0n, 56);
+        footer.writeBigUInt64LE(xxh64(new Uint8Array(0)), 72);
+        return fixFooter(Buffer.concat([b.subarray(0, rs), footer]));
+      } },
+    { name: 'CORRUPT_INDEX--protection-reserved-bits', code: 'CORRUPT_INDEX', stage: 'open', from: 'minimal', description: 'protection bit 3 set on the region (region checksum valid): bits 3-7 must be 0',
+      mutate: (b) => { const c = copy(b); c[regionSection(c) + 56]! |= 8; return fixRegions(c); } },
+    { name: 'CORRUPT_INDEX--name-outside-string-table', code: 'CORRUPT_INDEX', stage: 'open', from: 'minimal', description: 'the region\'s name offset moved one byte on, so its last byte is past the string table (region checksum valid)',
+      mutate: (b) => { const c = copy(b); c.writeUInt32LE(c.readUInt32LE(regionSection(c) + 48) + 1, regionSection(c) + 48); return fixRegions(c); } },
+    { name: 'AUTH_FAILED--tampered-chunk-table', code: 'AUTH_FAILED', stage: 'read', from: 'chacha20-poly1305', description: 'one byte of the sealed chunk table changed (its checksum fixed): its tag fails when the chunk table is read',
+      mutate: (b) => {
+        const c = copy(b);
+        const t = chunkTable(c);
+        c[t + 3]! ^= 1;
+        const f = footerAt(c);
+        c.writeBigUInt64LE(xxh64(c.subarray(t, t + Number(c.readBigUInt64LE(f + 32)))), f + 64);
+        return fixFooter(c);
+      } },
+    { name: 'CORRUPT_INDEX--chunk-flags', code: 'CORRUPT_INDEX', stage: 'read', from: 'minimal', description: 'reserved chunk flag bit 4 set on the chunk record (chunk table checksum fixed)',
+      mutate: (b) => reindexPlain(b, (chunks) => { chunks.writeUInt16LE(chunks.readUInt16LE(12) | 0x10, 12); }) },
+    { name: 'CORRUPT_INDEX--mappable-unaligned', code: 'CORRUPT_INDEX', stage: 'read', from: 'regions', description: 'chunk 0\'s offset moved 8 bytes on, inside the data area but not page-aligned, in a MAPPABLE image (chunk table checksum fixed)',
+      mutate: (b) => reindexPlain(b, (chunks) => { chunks.writeBigUInt64LE(chunks.readBigUInt64LE(0) + 8n, 0); }) },
+    { name: 'CORRUPT_CHUNK--deflate-truncated', code: 'CORRUPT_CHUNK', stage: 'read', from: 'deflate', description: 'the last 8 bytes of encoded chunk 1\'s stream cut (stored length, checksum, region stored bytes, later offsets fixed): the stream ends early',
+      mutate: (b) => {
+        const t = chunkTable(b);
+        const off = Number(b.readBigUInt64LE(t + CHUNK_RECORD_SIZE));
+        const len = b.readUInt32LE(t + CHUNK_RECORD_SIZE + 8);
+        return splicePlain(b, off + len - 8, 8, new Uint8Array(0), 1);
+      } },
   ];
 }
 
