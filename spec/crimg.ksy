@@ -7,8 +7,13 @@ meta:
   encoding: UTF-8
 doc: |
   Byte layout of a crimg image (spec/FORMAT.md, normative; this description follows it and is
-  checked against the reference reader by test/kaitai.test.ts on every vector of
-  spec/vectors/v1).
+  checked against the reference reader by test/kaitai.test.ts on every valid and accepted
+  vector of spec/vectors/v1; on each invalid vector of spec section 12 the test finds, from
+  this parse alone, the rule the vector breaks).
+
+  The layout only: the rules a reader checks, with their error codes and stages (open, read,
+  verify), are spec section 12. Reserved fields (header `reserved1`, `reserved2`, chunk record
+  `reserved`, region flag bits 2-15) are written zero and ignored when read.
 
   An image is read from its end: the footer (last 96 bytes) locates the chunk table and the
   region section (region table + string table). The header and validation block are at the
