@@ -81,14 +81,27 @@ export class OutputFile {
     if (base === '' || base === '.' || base === '..') throw new TypeError(`expected an output file name, got ${JSON.stringify(path)}`);
     reportStale(dir, base);
     const tmpPath = join(dirname(path), tempName(base));
-    const fh = await createExclusive(tmpPath, mode);
-    const f = new OutputFile(path, tmpPath, fh);
-    if (options.cleanupOnSignal ?? true) {
-      f.dispose = onInterrupt(() => {
-        f.interrupted = true;
-        try { unlinkSync(tmpPath); } catch { /* gone already */ }
-      });
+    // The cleanup is registered before the file exists: a signal that arrives while the open
+    // and fchmod run on libuv's pool would otherwise leave the file behind.
+    let f: OutputFile | null = null;
+    let interrupted = false;
+    const dispose = (options.cleanupOnSignal ?? true)
+      ? onInterrupt(() => {
+        interrupted = true;
+        if (f) f.interrupted = true;
+        try { unlinkSync(tmpPath); } catch { /* not created yet, or gone already */ }
+      })
+      : () => {};
+    let fh: FileHandle;
+    try {
+      fh = await createExclusive(tmpPath, mode);
+    } catch (e) {
+      dispose();
+      throw e;
     }
+    f = new OutputFile(path, tmpPath, fh);
+    f.interrupted = interrupted;
+    f.dispose = dispose;
     return f;
   }
 
