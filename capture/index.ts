@@ -8,5 +8,5 @@ export { importCore } from './elf-import.js';
 export type { ImportCoreOptions, ImportCoreResult } from './elf-import.js';
 export { exportCore } from './elf-export.js';
 export type { ExportCoreOptions, ExportCoreResult } from './elf-export.js';
-export { fileGapName, parseFileGapName, parseMaps, parseSmapsWritten, planMapping } from './proc-maps.js';
+export { fileGapName, markThreadStacks, parseFileGapName, parseMaps, parseSmapsWritten, planMapping } from './proc-maps.js';
 export type { MapsEntry, MappingPlan } from './proc-maps.js';

@@ -330,6 +330,8 @@ function isEncoded(o: CaptureOptions): boolean {
 function checkOutputOptions(o: CaptureOptions): void {
   if (o.compress !== undefined) parseCompress(o.compress);
   if (o.encrypt !== undefined && o.encrypt !== 'none' && o.key === undefined) throw new TypeError('expected a key or passphrase with encrypt');
+  const raw = o.key instanceof Uint8Array ? o.key : o.key !== undefined && 'key' in o.key ? o.key.key : undefined;
+  if (raw !== undefined && raw.length !== 32) throw new RangeError('expected a 32-byte key');
 }
 
 /** Opens /proc/PID/NAME for reading. @throws CrimgError no such process, permission denied, IO_ERROR */

@@ -443,6 +443,47 @@ describe('failures and signals', () => {
     }
   });
 
+  it('a failure after the stop (the output is a directory) resumes the target and removes the stage and temporary files', async () => {
+    const dir = tmp.path('fail-late');
+    spawnSync('mkdir', ['-p', join(dir, 'x.img')]);
+    for (const options of [{}, { compress: 'deflate:1' }]) {
+      await expect(captureProcess(info().pid, join(dir, 'x.img'), { fsync: false, ...options })).rejects.toMatchObject({ code: 'IO_ERROR' });
+      expect(await notStopped(info().pid)).not.toBe('T');
+      expect(readdirSync(dir)).toEqual(['x.img']);
+    }
+    // A key the writer would refuse is refused before the process is stopped.
+    await expect(captureProcess(info().pid, join(dir, 'y.img'), { compress: 'deflate:1', encrypt: 'aes-256-gcm', key: new Uint8Array(5) })).rejects.toThrow(/32-byte key/);
+    expect(readdirSync(dir)).toEqual(['x.img']);
+  });
+
+  it.each(['SIGINT', 'SIGHUP', 'SIGTERM'] as const)('%s while the target is stopped: crimg dies of it, the target runs, no file is left', async (sig) => {
+    ensureCaptureBuilt();
+    const data = tmp.path('stop-data.bin');
+    if (!existsSync(data)) await writeMemoryLikeFile(data, 96 * MiB, 14);
+    const victim = await startTarget(target, 1, 64, data);
+    const dir = tmp.path(`during-${sig}`);
+    spawnSync('mkdir', [dir]);
+    try {
+      for (const extra of [[], ['--compress', 'deflate:1']]) {
+        const p = spawn(process.execPath, [join(ROOT, 'bin', 'crimg.js'), 'capture', '--pid', String(victim.info.pid), join(dir, 'x.img'), '--quiet', ...extra], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
+        const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => p.once('exit', (c, s) => r([c, s])));
+        // Wait for the stop itself, then signal crimg.
+        let seen = false;
+        while (!seen && p.exitCode === null) {
+          seen = procState(victim.info.pid) === 'T';
+          if (!seen) await new Promise((r) => setImmediate(r));
+        }
+        expect(seen).toBe(true);
+        p.kill(sig);
+        expect(await exited).toEqual([null, sig]);
+        expect(await notStopped(victim.info.pid)).not.toBe('T');
+        expect(readdirSync(dir)).toEqual([]);
+      }
+    } finally {
+      victim.kill();
+    }
+  });
+
   it('SIGTERM at a random point of 20 captures: never a stopped target, a temporary file or a half image', async () => {
     ensureCaptureBuilt();
     const data = tmp.path('victim-data.bin');

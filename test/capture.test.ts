@@ -351,6 +351,8 @@ describe('crimg capture', () => {
     });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/permission denied/);
+    // kill(pid, 0) is the first thing refused (issue 13 item 9: the message names the process once).
+    expect(r.stderr).toMatch(new RegExp(`^crimg: PERMISSION_DENIED: permission denied: cannot signal \\(and so stop\\) process ${info().pid} \\(EPERM\\)`));
     expect(r.stderr).toMatch(/ptrace_scope|Yama/);
     expect(r.stderr).toMatch(/CAP_SYS_PTRACE/);
     expect(state(info().pid)).not.toBe('T');
