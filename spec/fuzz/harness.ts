@@ -13,7 +13,8 @@
  *   fails or gives the original bytes, and verify fails whenever the file changed; for a plain
  *   image, a read that succeeds with bytes other than the original's is a failure unless
  *   verify reports an error. A key holder's re-sealed index (`resealed`) gets only the first
- *   three properties: with the key, any index is authentic.
+ *   three properties: with the key, any index is authentic; so does a case made from an
+ *   invalid vector (its own damage may excuse any bytes).
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +24,8 @@ import { CrimgError } from '../../format/errors.js';
 import { describeHost, type HostDescription } from '../../image/host.js';
 import type { KeyInput } from '../../image/keying.js';
 import { deriveKeys, headerHash, resolveMasterKey } from '../../codec/keys.js';
-import { suiteForCipherId } from '../../codec/aead.js';
+import { open as openSealed, suiteForCipherId } from '../../codec/aead.js';
+import { indexAad, indexNonce } from '../../codec/aad.js';
 import type { FuzzCase, VectorInfo } from './mutator.js';
 import { loadPortableEngine } from '../../codec/portable.js';
 
@@ -37,6 +39,23 @@ export interface Original {
   key: KeyInput | undefined;
   /** By region number; `data` null for a gap. */
   regions: { address: bigint; length: number; data: Uint8Array | null }[];
+  /**
+   * An invalid vector used as a seed (spec section 12: a rule already broken): its regions are
+   * those of the vector it was made from, and the oracle holds its cases to the robustness
+   * properties only (its own damage may excuse any bytes), as a re-sealed index's.
+   */
+  invalid?: boolean;
+}
+
+/** Which vectors {@link loadVectors} takes besides the valid ones. */
+export interface LoadOptions {
+  /** The accepted vectors (accepted/, spec section 12.3): valid images a reader must read. Default true. */
+  accepted?: boolean;
+  /**
+   * The invalid vectors of stage read and verify (invalid/): whole images, each with one rule
+   * broken, as seeds for mutations near the rules. Default false.
+   */
+  invalid?: boolean;
 }
 
 export interface HarnessOptions {
@@ -87,9 +106,14 @@ async function bounded<T>(f: () => Promise<T> | T, ms: number): Promise<T | 'tim
   }
 }
 
-/** The valid vectors of `dir` (spec/vectors/v1), for the mutator and the oracle. */
-export async function loadVectors(dir: string): Promise<{ infos: VectorInfo[]; originals: Map<string, Original> }> {
-  const names = readdirSync(dir).filter((f) => f.endsWith('.img')).map((f) => f.slice(0, -4)).sort();
+/**
+ * The valid vectors of `dir` (spec/vectors/v1), and the accepted ones (`accepted/NAME`), for
+ * the mutator and the oracle; with `invalid`, also the invalid vectors of stage read and verify
+ * (`invalid/NAME`), after them.
+ */
+export async function loadVectors(dir: string, load: LoadOptions = {}): Promise<{ infos: VectorInfo[]; originals: Map<string, Original> }> {
+  const imgs = (sub: string): string[] => readdirSync(join(dir, sub)).filter((f) => f.endsWith('.img')).map((f) => (sub ? `${sub}/` : '') + f.slice(0, -4)).sort();
+  const names = [...imgs(''), ...(load.accepted ?? true ? imgs('accepted') : [])];
   const infos: VectorInfo[] = [];
   const originals = new Map<string, Original>();
   for (const name of names) {
@@ -113,7 +137,35 @@ export async function loadVectors(dir: string): Promise<{ infos: VectorInfo[]; o
     infos.push(info);
     originals.set(name, { name, encrypted, key, regions });
   }
+  if (load.invalid) {
+    for (const name of imgs('invalid')) {
+      const exp = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as { stage: string; from: string; key?: string | null };
+      if (exp.stage === 'open' || exp.key !== undefined) continue;
+      // Header and validation block are the `from` vector's (the damage of read and verify
+      // vectors is in the index or the data): so are its index key and header hash.
+      const from = originals.get(exp.from)!;
+      const fromInfo = infos.find((v) => v.name === exp.from)!;
+      const bytes = readFileSync(join(dir, `${name}.img`));
+      // The mutator opens a sealed chunk table to re-seal it: not a seed whose table's tag fails.
+      if (fromInfo.crypto && !chunkTableOpens(bytes, fromInfo.crypto)) continue;
+      infos.push({ name, bytes, ...(fromInfo.crypto ? { crypto: fromInfo.crypto } : {}) });
+      originals.set(name, { ...from, name, invalid: true });
+    }
+  }
   return { infos, originals };
+}
+
+/** Whether the sealed chunk table of `b` opens with `c` (spec section 7.4). */
+function chunkTableOpens(b: Buffer, c: NonNullable<VectorInfo['crypto']>): boolean {
+  const f = b.length - 96;
+  const at = Number(b.readBigUInt64LE(f + 16));
+  const length = Number(b.readBigUInt64LE(f + 32));
+  try {
+    openSealed(c.suite, c.indexKey, indexNonce(1), indexAad({ imageId: c.imageId, headerHash: c.headerHash, domain: 1, count: b.readBigUInt64LE(f + 24), plainLength: length - 16 }), b.subarray(at, at + length), 'portable');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 let host: HostDescription | undefined;
@@ -287,7 +339,7 @@ export async function runCase(c: FuzzCase, original: Original, options: HarnessO
       }
     }
     // The oracle.
-    if (!c.resealed) {
+    if (!c.resealed && !original.invalid) {
       if (original.encrypted && differs) throw new Failure('wrong-bytes', `encrypted image gave other bytes than the original's: ${differs}`);
       if (!original.encrypted && differs && verifyOk && !c.dataRewritten) throw new Failure('wrong-bytes', `verify ok, yet ${differs}`);
       if (original.encrypted && c.changed && img && verifyOk && firstError === null) {

@@ -1,10 +1,12 @@
 /**
  * `npm run fuzz`: the mutation fuzzer over every valid vector of spec/vectors/v1.
  *
- *   npm run fuzz -- [--cases N] [--seed S] [--jobs J] [--timeout MS] [--no-restore]
+ *   npm run fuzz -- [--cases N] [--seed S] [--jobs J] [--timeout MS] [--no-restore] [--invalid]
  *   npm run fuzz -- --seed S --case I [--dump FILE]     replay one case, in this process
  *   --list OUTCOME   also print the cases of one outcome (e.g. undetected)
  *
+ * The vectors are the valid and accepted ones; `--invalid` adds the invalid vectors of stage
+ * read and verify as seeds (spec section 12: mutations near a rule already broken).
  * The budget is `--cases`, else env CRIMG_FUZZ_CASES, else 2000. The seed defaults to a random
  * one and is printed first: a failure is reproduced with `--seed S --case I`. Cases run in J
  * forked processes (default: one per core) with a heap limit; a case that takes longer than
@@ -54,7 +56,8 @@ const cases = int(args.cases ?? process.env.CRIMG_FUZZ_CASES, 'cases', 2000);
 const jobs = Math.max(1, int(args.jobs, 'jobs', availableParallelism()));
 const timeoutMs = int(args.timeout, 'timeout', 2000);
 
-const vectors = await loadVectors(dir);
+const load = { invalid: args.invalid === true };
+const vectors = await loadVectors(dir, load);
 const options: HarnessOptions = { restore: !args['no-restore'], stepTimeoutMs: timeoutMs };
 
 console.log(`crimg fuzz: seed ${seed}, ${args.case !== undefined ? 'one case' : `${cases} cases`}, ${vectors.infos.length} vectors (${vectors.infos.map((v) => v.name).join(', ')})`);
@@ -125,7 +128,7 @@ function spawnWorker(done: () => void): void {
     }
     spawnWorker(done);
   });
-  child.send({ type: 'start', start: { dir, seed, options } });
+  child.send({ type: 'start', start: { dir, seed, options, load } });
 }
 
 await new Promise<void>((resolve) => {

@@ -4,9 +4,9 @@
  * hang can be killed and a native crash (the restore step maps memory) costs one case only.
  */
 import { makeCase } from './mutator.js';
-import { loadVectors, runCase, type HarnessOptions } from './harness.js';
+import { loadVectors, runCase, type HarnessOptions, type LoadOptions } from './harness.js';
 
-interface Start { dir: string; seed: number; options: HarnessOptions }
+interface Start { dir: string; seed: number; options: HarnessOptions; load?: LoadOptions }
 
 const send = (m: unknown): void => { process.send!(m); };
 let ctx: { seed: number; options: HarnessOptions; vectors: Awaited<ReturnType<typeof loadVectors>> } | null = null;
@@ -14,7 +14,7 @@ let ctx: { seed: number; options: HarnessOptions; vectors: Awaited<ReturnType<ty
 process.on('message', (m: { type: 'start'; start: Start } | { type: 'case'; index: number }) => {
   void (async () => {
     if (m.type === 'start') {
-      ctx = { seed: m.start.seed, options: m.start.options, vectors: await loadVectors(m.start.dir) };
+      ctx = { seed: m.start.seed, options: m.start.options, vectors: await loadVectors(m.start.dir, m.start.load) };
       send({ type: 'ready' });
       return;
     }
