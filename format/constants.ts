@@ -60,18 +60,31 @@ export const CHUNK_ENCRYPTED = 8;
 /** All defined chunk flags; the others are reserved and MUST be 0 (section 5.3). */
 export const CHUNK_FLAGS_KNOWN = CHUNK_ZERO | CHUNK_RAW | CHUNK_ENCODED | CHUNK_ENCRYPTED;
 
-/** Section 9: limits a reader enforces before allocating. */
+/**
+ * Section 9: limits a reader enforces before allocating, each with the code a reader reports
+ * (section 9's table, section 12): a count that sizes a reader's work is LIMIT_EXCEEDED, a
+ * field's valid range the code of its structure. All are checked at open.
+ */
 export const LIMITS = {
+  /** Header page size range: CORRUPT_HEADER. */
   minPageSize: 4096,
   maxPageSize: 65536,
+  /** Header chunk size: CORRUPT_HEADER. */
   maxChunkSize: 16 * 1024 * 1024,
+  /** Header validation size range: CORRUPT_HEADER. */
   minValidationSize: 16,
   maxValidationSize: 1024 * 1024,
+  /** Validation block record count: LIMIT_EXCEEDED. */
   maxValidationRecords: 65536,
+  /** Footer region count: LIMIT_EXCEEDED. */
   maxRegions: 1 << 20,
+  /** Footer string table length: LIMIT_EXCEEDED. */
   maxStringTable: 64 * 1024 * 1024,
+  /** Region record name length: CORRUPT_INDEX. */
   maxNameLength: 4096,
+  /** Validation record key length (section 4, 1 to 255 bytes): CORRUPT_VALIDATION. */
   maxKeyLength: 255,
+  /** Chunks of one region (fewer than 2^32): LIMIT_EXCEEDED. */
   maxChunksPerRegion: 0xffffffff,
 } as const;
 
