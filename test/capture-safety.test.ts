@@ -331,6 +331,29 @@ describe('one capture of a process at a time', () => {
     }
   });
 
+  it('crimg capture --lock-wait waits for the holder; --encode-while-stopped and bad numbers', async () => {
+    ensureCaptureBuilt();
+    const holder = await holdLock(info().pid);
+    setTimeout(() => holder.process.stdin!.end(), 300);
+    const dir = tmp.path('cli-options');
+    spawnSync('mkdir', [dir]);
+    try {
+      const r = await crimg(['capture', '--pid', String(info().pid), join(dir, 'w.img'), '--lock-wait', '30000', '--compress', 'deflate:1', '--encode-while-stopped', '--stop-timeout', '10000']);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/stopped for \d+ ms, then resumed\n/);
+      expect(r.stdout).not.toMatch(/encoded after the stop/);
+    } finally {
+      holder.kill();
+    }
+    for (const [option, value] of [['--lock-wait', '-1'], ['--stop-timeout', '5s'], ['--lock-wait', '1e3']]) {
+      const bad = await crimg(['capture', '--pid', String(info().pid), join(dir, 'bad.img'), `${option}=${value}`]);
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toMatch(new RegExp(`INVALID_ARGUMENT: expected ${option} as a whole number of milliseconds`));
+    }
+    expect(readdirSync(dir)).toEqual(['w.img']);
+  });
+
   it('takes over the lock of a holder that was killed, and waits for one that finishes (lockWaitMs)', async () => {
     const dead = await holdLock(info().pid);
     dead.process.kill('SIGKILL');
