@@ -28,6 +28,8 @@ export interface Cli {
   printJson(value: unknown): void;
   /** Writes bytes to stdout, waiting when the pipe is full. */
   writeBytes(bytes: Uint8Array): Promise<void>;
+  /** Writes text to stdout, waiting when the pipe is full (for output streamed in parts). */
+  writeText(text: string): Promise<void>;
   /** A progress bar on stderr (drawn only when enabled, see progress.ts). */
   progress(quiet: boolean | undefined, label: string, total: number, unit: 'bytes' | 'items'): Progress;
 }
@@ -58,6 +60,9 @@ export function createCli(stdout: Output, stderr: Output, env: NodeJS.ProcessEnv
     },
     async writeBytes(bytes: Uint8Array): Promise<void> {
       if (!stdout.write(bytes)) await new Promise<void>((resolve) => stdout.once('drain', resolve));
+    },
+    async writeText(text: string): Promise<void> {
+      if (!stdout.write(text)) await new Promise<void>((resolve) => stdout.once('drain', resolve));
     },
     progress(quiet, label, total, unit) {
       return createProgress(progressEnabled(stderr.isTTY, env, quiet === true), { stream: stderr, label, total, unit });

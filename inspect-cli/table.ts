@@ -20,10 +20,10 @@ function pad(s: string, w: number, align: Align): string {
 }
 
 /**
- * Renders rows under a header, columns separated by two spaces, trailing blanks trimmed.
- * @param indent prefix of every line.
+ * Column widths for `rows` under `columns`' titles: one pass, nothing kept, so rows may come
+ * from a generator (a table of 2^20 regions is measured, then rendered, without holding it).
  */
-export function renderTable(columns: readonly Column[], rows: readonly (readonly string[])[], indent = ''): string[] {
+export function columnWidths(columns: readonly Column[], rows: Iterable<readonly string[]>): number[] {
   // A loop, not Math.max(...rows): a spread of 125,000 rows or more overflows the stack.
   const widths = columns.map((c) => width(c.title));
   for (const r of rows) {
@@ -32,8 +32,21 @@ export function renderTable(columns: readonly Column[], rows: readonly (readonly
       if (w > widths[i]!) widths[i] = w;
     }
   }
-  const line = (cells: readonly string[]): string =>
-    (indent + columns.map((c, i) => pad(cells[i] ?? '', widths[i]!, c.align ?? 'left')).join('  ')).trimEnd();
+  return widths;
+}
+
+/** One line of a table with these column widths (see {@link columnWidths}), trailing blanks trimmed. */
+export function tableLine(columns: readonly Column[], widths: readonly number[], cells: readonly string[], indent = ''): string {
+  return (indent + columns.map((c, i) => pad(cells[i] ?? '', widths[i]!, c.align ?? 'left')).join('  ')).trimEnd();
+}
+
+/**
+ * Renders rows under a header, columns separated by two spaces, trailing blanks trimmed.
+ * @param indent prefix of every line.
+ */
+export function renderTable(columns: readonly Column[], rows: readonly (readonly string[])[], indent = ''): string[] {
+  const widths = columnWidths(columns, rows);
+  const line = (cells: readonly string[]): string => tableLine(columns, widths, cells, indent);
   return [line(columns.map((c) => c.title)), ...rows.map(line)];
 }
 

@@ -26,6 +26,18 @@ export function safeText(s: string): string {
   });
 }
 
+/** Characters of a name shown in text output; the rest is counted (--json has it all). */
+export const MAX_NAME = 256;
+
+/**
+ * A name from an image for text output: made safe ({@link safeText}) and cut at
+ * {@link MAX_NAME} characters with a count of the rest, so that 2^20 regions naming one 4 KiB
+ * string print 2^20 short lines, not 4 GiB.
+ */
+export function shownName(s: string): string {
+  return s.length <= MAX_NAME ? safeText(s) : `${safeText(s.slice(0, MAX_NAME))}... (${s.length - MAX_NAME} more characters)`;
+}
+
 /** A string from an image in double quotes with JSON escapes, then made safe (see {@link safeText}). */
 export function quotedText(s: string | null | undefined): string {
   return safeText(JSON.stringify(s ?? null));

@@ -6,12 +6,12 @@
 import type { Argv } from 'yargs';
 import type { Region } from '../../format/index.js';
 import type { Image } from '../../restore/index.js';
-import type { Cli } from '../context.js';
+import { jsonReplacer, type Cli } from '../context.js';
 import type { Colors } from '../colors.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
-import { renderPairs, renderTable } from '../table.js';
-import { hexAddress, humanBytes, percent, plural, ratio, safeText } from '../text.js';
+import { columnWidths, renderPairs, tableLine, type Column } from '../table.js';
+import { hexAddress, humanBytes, percent, plural, ratio, safeText, shownName } from '../text.js';
 
 export interface RegionJson {
   index: number;
@@ -59,6 +59,7 @@ export interface InspectJson {
   indexEncrypted: boolean;
   /** True when the index is encrypted and no key was given: regions and totals are null. */
   indexLocked: boolean;
+  /** The region table; null while the index is locked (printInspectJson streams it from the image). */
   regions: RegionJson[] | null;
   totals: { regions: number; gaps: number; mapped: number; reserved: number; stored: number; zeroChunks: number; chunks: number; ratio: number } | null;
 }
@@ -112,21 +113,48 @@ export function describeImage(image: Image, file: string): InspectJson {
     totals: null,
   };
   if (image.indexLocked) return out;
-  const regions = image.regions;
+  // Region by region, nothing kept: 2^20 regions naming one 4 KiB string never become 4 GiB of names.
+  const count = image.regionCount;
   let mapped = 0n, reserved = 0n, stored = 0n, zeroChunks = 0, chunks = 0, gaps = 0;
-  for (const r of regions) {
+  for (let i = 0; i < count; i++) {
+    const r = image.region(i);
     if (r.isGap) { gaps++; reserved += r.length; continue; }
     mapped += r.length;
     stored += r.storedBytes;
     zeroChunks += r.zeroChunks;
     chunks += r.chunkCount;
   }
-  out.regions = regions.map(regionJson);
   out.totals = {
-    regions: regions.length, gaps, mapped: Number(mapped), reserved: Number(reserved), stored: Number(stored),
+    regions: count, gaps, mapped: Number(mapped), reserved: Number(reserved), stored: Number(stored),
     zeroChunks, chunks, ratio: ratio(stored, mapped),
   };
   return out;
+}
+
+/** What the region table of {@link describeImage}'s model is made from: the open image. */
+export type RegionSource = Pick<Image, 'regionCount' | 'region'>;
+
+/** Characters of JSON text written at once: the output of 2^20 regions is streamed, never one string. */
+const WRITE_BATCH = 1 << 20;
+
+/**
+ * Writes `d` as JSON, its `regions` made from `image` one at a time and written in batches
+ * (the same bytes as JSON.stringify of the whole with indent 2).
+ */
+export async function printInspectJson(cli: Cli, d: InspectJson, image: RegionSource): Promise<void> {
+  if (d.totals === null) { cli.printJson(d); return; }
+  const mark = '\u0000regions\u0000';
+  const text = JSON.stringify({ ...d, regions: mark }, jsonReplacer, 2);
+  const quoted = JSON.stringify(mark);
+  // The last occurrence: only totals (numbers) follow the regions; a label may hold the mark too.
+  const at = text.lastIndexOf(quoted);
+  let batch = text.slice(0, at) + '[';
+  const count = d.totals.regions;
+  for (let i = 0; i < count; i++) {
+    batch += `${i ? ',' : ''}\n    ${JSON.stringify(regionJson(image.region(i)), jsonReplacer, 2).replace(/\n/g, '\n    ')}`;
+    if (batch.length >= WRITE_BATCH) { await cli.writeText(batch); batch = ''; }
+  }
+  await cli.writeText(`${batch}${count ? '\n  ]' : ']'}${text.slice(at + quoted.length)}\n`);
 }
 
 /** Names a bit of the `cpu.features` bitmap (the library's featureName). */
@@ -189,8 +217,32 @@ export function bitmapText(key: string, hex: string, featureName: FeatureName): 
   return `${safeText(key)}=${hexShown} (${plural(count, 'bit')}${count ? `: ${shown.join(' ')}` : ''})`;
 }
 
-/** The human form of {@link describeImage}'s model. */
-export function renderInspect(d: InspectJson, c: Colors, featureName: FeatureName): string[] {
+const REGION_COLUMNS: readonly Column[] = [
+  { title: '#', align: 'right' }, { title: 'address', align: 'right' }, { title: 'end', align: 'right' }, { title: 'length', align: 'right' },
+  { title: 'prot' }, { title: 'kind' }, { title: 'chunks', align: 'right' }, { title: 'zero', align: 'right' },
+  { title: 'stored', align: 'right' }, { title: 'ratio', align: 'right' }, { title: 'name' },
+];
+
+/** A row of the region table. */
+function regionCells(r: RegionJson): string[] {
+  return [
+    String(r.index), r.address, r.end, humanBytes(r.length), r.prot, safeText(r.kind),
+    r.gap ? '-' : String(r.chunkCount), r.gap ? '-' : String(r.zeroChunks), r.gap ? '-' : humanBytes(r.storedBytes),
+    r.gap ? '-' : percent(r.ratio), shownName(r.name),
+  ];
+}
+
+/** The rows of the region table, made one at a time. */
+function* regionRows(image: RegionSource, count: number): Generator<string[]> {
+  for (let i = 0; i < count; i++) yield regionCells(regionJson(image.region(i)));
+}
+
+/**
+ * The human form of {@link describeImage}'s model, as lines: everything before the region
+ * table (`head`), the table's lines (made from `image` one at a time, in two passes: widths,
+ * then lines), and the totals. Names are shown escaped and cut (text.ts shownName).
+ */
+export function renderInspect(d: InspectJson, c: Colors, featureName: FeatureName, image: RegionSource | null): { head: string[]; table: Iterable<string>; tail: string[] } {
   const v = d.validation;
   const lines = renderPairs([
     ['image', safeText(d.file)],
@@ -215,31 +267,37 @@ export function renderInspect(d: InspectJson, c: Colors, featureName: FeatureNam
   if (v.skippedRecords) pairs.push(['skipped', `${plural(v.skippedRecords, 'record')} of unknown types`]);
   for (const l of pairs.length ? renderPairs(pairs, '  ') : ['  (empty)']) lines.push(l);
   lines.push('');
-  if (d.regions === null || d.totals === null) {
-    lines.push(c.yellow('index: encrypted; the region table needs a key (--key-file, --key-env or --passphrase-file)'));
-    return lines;
-  }
-  lines.push(c.bold(`regions (${d.regions.length})`));
-  const rows = d.regions.map((r) => [
-    String(r.index), r.address, r.end, humanBytes(r.length), r.prot, safeText(r.kind),
-    r.gap ? '-' : String(r.chunkCount), r.gap ? '-' : String(r.zeroChunks), r.gap ? '-' : humanBytes(r.storedBytes),
-    r.gap ? '-' : percent(r.ratio), safeText(r.name),
-  ]);
-  // Pushed one by one: lines.push(...rows) overflows the stack from 125,000 rows.
-  for (const l of renderTable([
-    { title: '#', align: 'right' }, { title: 'address', align: 'right' }, { title: 'end', align: 'right' }, { title: 'length', align: 'right' },
-    { title: 'prot' }, { title: 'kind' }, { title: 'chunks', align: 'right' }, { title: 'zero', align: 'right' },
-    { title: 'stored', align: 'right' }, { title: 'ratio', align: 'right' }, { title: 'name' },
-  ], rows, '  ')) lines.push(l);
   const t = d.totals;
-  lines.push('', c.bold('totals'));
-  lines.push(...renderPairs([ // four lines
+  if (t === null || image === null) {
+    lines.push(c.yellow('index: encrypted; the region table needs a key (--key-file, --key-env or --passphrase-file)'));
+    return { head: lines, table: [], tail: [] };
+  }
+  lines.push(c.bold(`regions (${t.regions})`));
+  const table = (function* () {
+    const widths = columnWidths(REGION_COLUMNS, regionRows(image, t.regions));
+    yield tableLine(REGION_COLUMNS, widths, REGION_COLUMNS.map((col) => col.title), '  ');
+    for (const cells of regionRows(image, t.regions)) yield tableLine(REGION_COLUMNS, widths, cells, '  ');
+  })();
+  const tail = ['', c.bold('totals'), ...renderPairs([
     ['regions', `${t.regions - t.gaps} data, ${plural(t.gaps, 'gap')} (${humanBytes(t.reserved)} reserved)`],
     ['mapped', `${humanBytes(t.mapped)} (${t.mapped} bytes)`],
     ['stored', `${humanBytes(t.stored)} (${t.stored} bytes), ratio ${percent(t.ratio)}`],
     ['chunks', `${t.chunks}, ${t.zeroChunks} zero`],
-  ], '  '));
-  return lines;
+  ], '  ')];
+  return { head: lines, table, tail };
+}
+
+/** Prints {@link renderInspect}'s lines, the table in batches as it is made. */
+async function printInspect(cli: Cli, d: InspectJson, featureName: FeatureName, image: RegionSource | null): Promise<void> {
+  const { head, table, tail } = renderInspect(d, cli.colors, featureName, image);
+  cli.printLines(head);
+  let batch = '';
+  for (const line of table) {
+    batch += line + '\n';
+    if (batch.length >= WRITE_BATCH) { await cli.writeText(batch); batch = ''; }
+  }
+  await cli.writeText(batch);
+  cli.printLines(tail);
 }
 
 export function registerInspect(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
@@ -251,12 +309,13 @@ export function registerInspect(y: Argv, cli: Cli, exit: (code: number) => void)
       .example('$0 inspect app.img --json | jq .totals', 'the same as JSON')
       .example('$0 inspect secret.img --key-file app.key', 'an encrypted image: without a key only header and validation block'),
     async (a) => {
-      const d = await withImage(a.img, keySources(a), cli.env, async (image) => describeImage(image, a.img));
-      if (a.json) cli.printJson(d);
-      else {
-        const { featureName } = await import('../../image/index.js');
-        cli.printLines(renderInspect(d, cli.colors, featureName));
-      }
+      const { featureName } = await import('../../image/index.js');
+      // Printed while the image is open: the region table is read from it row by row.
+      await withImage(a.img, keySources(a), cli.env, async (image) => {
+        const d = describeImage(image, a.img);
+        if (a.json) await printInspectJson(cli, d, image);
+        else await printInspect(cli, d, featureName, image.indexLocked ? null : image);
+      });
       exit(0);
     },
   );
