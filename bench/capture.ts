@@ -98,143 +98,143 @@ try {
     console.log(formatTable(rows));
     process.exitCode = rows.some((r) => r.result === 'FAIL') ? 1 : 0;
   } else {
-  const holder = await startHolder(binary, data);
-  log(`memfill pid ${holder.pid} holds the data at 0x${holder.data.toString(16)}`);
+    const holder = await startHolder(binary, data);
+    log(`memfill pid ${holder.pid} holds the data at 0x${holder.data.toString(16)}`);
 
-  const out = (name: string): string => join(dir, name);
-  const lib = (compress: string, name: string, chunkSize?: number, fsync = false, fileMappings: 'copy' | 'gap' = 'copy') => async (): Promise<Sample> => {
-    const t0 = process.hrtime.bigint();
-    const r: CaptureResult = await captureProcess(holder.pid, out(name), { compress, fsync, fileMappings, ...(chunkSize ? { chunkSize } : {}) });
-    return { seconds: since(t0), size: r.summary.fileSize, stoppedMs: r.stoppedMs };
-  };
-  const runs = await timeInterleaved<Sample>({
-    'crimg raw': lib('none', 'raw.img'),
-    'crimg deflate:1': lib('deflate:1', 'deflate.img'),
-    'crimg raw fsync': lib('none', 'rawsync.img', undefined, true),
-    // Checkpoints overwrite the previous one: the old image (kept between runs) is replaced.
-    'crimg raw fsync, replacing': lib('none', 'replaced.img', undefined, true),
-    'crimg raw 16K': lib('none', 'raw16k.img', 16384),
-    // As gcore: clean read-only file mappings (libraries' code) left to their files.
-    'crimg raw gap': lib('none', 'rawgap.img', undefined, false, 'gap'),
-    'crimg deflate:1 gap': lib('deflate:1', 'deflategap.img', undefined, false, 'gap'),
-    // What the command line pays before it captures anything: node and the CLI's modules.
-    'crimg start-up': async () => ({ seconds: await timed(process.execPath, [join(root, 'bin', 'crimg.js'), '--version']), size: 0 }),
-    'crimg CLI raw': async () => {
-      const s = await timed(process.execPath, [join(root, 'bin', 'crimg.js'), 'capture', '--pid', String(holder.pid), out('cli.img'), '--quiet']);
-      return { seconds: s, size: (await stat(out('cli.img'))).size };
-    },
-    gcore: async () => {
-      const s = await timed('gcore', ['-o', out('gcore'), String(holder.pid)]);
-      return { seconds: s, size: (await stat(out(`gcore.${holder.pid}`))).size };
-    },
-    // The command line fsyncs its image before renaming it into place: compare it with a gcore
-    // whose file is made as durable.
-    'gcore + sync': async () => {
-      const s = await timed('sh', ['-c', 'gcore -o "$1" "$2" > /dev/null && sync "$1.$2"', 'sh', out('gsync'), String(holder.pid)]);
-      return { seconds: s, size: (await stat(out(`gsync.${holder.pid}`))).size };
-    },
-  }, {
-    prepare: async (name) => {
-      const file = {
-        'crimg raw': 'raw.img', 'crimg deflate:1': 'deflate.img', 'crimg raw fsync': 'rawsync.img', 'crimg raw 16K': 'raw16k.img', 'crimg start-up': 'none',
-        'crimg raw gap': 'rawgap.img', 'crimg deflate:1 gap': 'deflategap.img',
-        'crimg CLI raw': 'cli.img', gcore: `gcore.${holder.pid}`, 'gcore + sync': `gsync.${holder.pid}`,
-      }[name]; // undefined: 'crimg raw fsync, replacing', whose previous image stays
-      if (file !== undefined) await rm(out(file), { force: true });
-      syncAll(); // the previous contender's dirty pages are not this one's to write back
-    },
-  });
+    const out = (name: string): string => join(dir, name);
+    const lib = (compress: string, name: string, chunkSize?: number, fsync = false, fileMappings: 'copy' | 'gap' = 'copy') => async (): Promise<Sample> => {
+      const t0 = process.hrtime.bigint();
+      const r: CaptureResult = await captureProcess(holder.pid, out(name), { compress, fsync, fileMappings, ...(chunkSize ? { chunkSize } : {}) });
+      return { seconds: since(t0), size: r.summary.fileSize, stoppedMs: r.stoppedMs };
+    };
+    const runs = await timeInterleaved<Sample>({
+      'crimg raw': lib('none', 'raw.img'),
+      'crimg deflate:1': lib('deflate:1', 'deflate.img'),
+      'crimg raw fsync': lib('none', 'rawsync.img', undefined, true),
+      // Checkpoints overwrite the previous one: the old image (kept between runs) is replaced.
+      'crimg raw fsync, replacing': lib('none', 'replaced.img', undefined, true),
+      'crimg raw 16K': lib('none', 'raw16k.img', 16384),
+      // As gcore: clean read-only file mappings (libraries' code) left to their files.
+      'crimg raw gap': lib('none', 'rawgap.img', undefined, false, 'gap'),
+      'crimg deflate:1 gap': lib('deflate:1', 'deflategap.img', undefined, false, 'gap'),
+      // What the command line pays before it captures anything: node and the CLI's modules.
+      'crimg start-up': async () => ({ seconds: await timed(process.execPath, [join(root, 'bin', 'crimg.js'), '--version']), size: 0 }),
+      'crimg CLI raw': async () => {
+        const s = await timed(process.execPath, [join(root, 'bin', 'crimg.js'), 'capture', '--pid', String(holder.pid), out('cli.img'), '--quiet']);
+        return { seconds: s, size: (await stat(out('cli.img'))).size };
+      },
+      gcore: async () => {
+        const s = await timed('gcore', ['-o', out('gcore'), String(holder.pid)]);
+        return { seconds: s, size: (await stat(out(`gcore.${holder.pid}`))).size };
+      },
+      // The command line fsyncs its image before renaming it into place: compare it with a gcore
+      // whose file is made as durable.
+      'gcore + sync': async () => {
+        const s = await timed('sh', ['-c', 'gcore -o "$1" "$2" > /dev/null && sync "$1.$2"', 'sh', out('gsync'), String(holder.pid)]);
+        return { seconds: s, size: (await stat(out(`gsync.${holder.pid}`))).size };
+      },
+    }, {
+      prepare: async (name) => {
+        const file = {
+          'crimg raw': 'raw.img', 'crimg deflate:1': 'deflate.img', 'crimg raw fsync': 'rawsync.img', 'crimg raw 16K': 'raw16k.img', 'crimg start-up': 'none',
+          'crimg raw gap': 'rawgap.img', 'crimg deflate:1 gap': 'deflategap.img',
+          'crimg CLI raw': 'cli.img', gcore: `gcore.${holder.pid}`, 'gcore + sync': `gsync.${holder.pid}`,
+        }[name]; // undefined: 'crimg raw fsync, replacing', whose previous image stays
+        if (file !== undefined) await rm(out(file), { force: true });
+        syncAll(); // the previous contender's dirty pages are not this one's to write back
+      },
+    });
 
-  // Every image must hold the data set at the address memfill printed (so no size below comes
-  // from dropped data).
-  for (const file of ['raw.img', 'rawgap.img', 'deflate.img', 'deflategap.img']) {
-    log(`checking ${file} against the data set`);
-    const image = await openImage(out(file));
-    let offset = 0;
-    let same = true;
-    for (const piece of memoryLikePieces(dataMiB * MiB, { seed: SEED, pieceSize: 8 * MiB })) {
-      if (!(await image.read(holder.data + BigInt(offset), piece.length)).equals(piece)) same = false;
-      offset += piece.length;
+    // Every image must hold the data set at the address memfill printed (so no size below comes
+    // from dropped data).
+    for (const file of ['raw.img', 'rawgap.img', 'deflate.img', 'deflategap.img']) {
+      log(`checking ${file} against the data set`);
+      const image = await openImage(out(file));
+      let offset = 0;
+      let same = true;
+      for (const piece of memoryLikePieces(dataMiB * MiB, { seed: SEED, pieceSize: 8 * MiB })) {
+        if (!(await image.read(holder.data + BigInt(offset), piece.length)).equals(piece)) same = false;
+        offset += piece.length;
+      }
+      await image.close();
+      if (!same) throw new Error(`${file} does not hold the data set at its address`);
     }
-    await image.close();
-    if (!same) throw new Error(`${file} does not hold the data set at its address`);
-  }
 
-  const g = runs['gcore']!;
-  const gSize = g.result.size;
-  const rows: Row[] = [];
-  const speed = (name: string, measure: string, target: boolean, base = 'gcore', note?: string): void => {
-    const r = runs[name]!;
-    const b = runs[base]!.seconds;
+    const g = runs['gcore']!;
+    const gSize = g.result.size;
+    const rows: Row[] = [];
+    const speed = (name: string, measure: string, target: boolean, base = 'gcore', note?: string): void => {
+      const r = runs[name]!;
+      const b = runs[base]!.seconds;
+      rows.push({
+        section: 'capture time', measure, figure: ms(r.seconds), baseline: `${base} ${ms(b)}`, ratio: times(b / r.seconds),
+        target: target ? '> 1x (faster)' : 'info', result: target ? verdict(r.seconds < b) : 'info',
+        value: r.seconds, unit: 's', baselineValue: b, ratioValue: b / r.seconds, ...(note ? { note } : {}),
+      });
+    };
+    const stopped = (name: string): string => `the process was stopped ${median(runs[name]!.results.map((x) => x.stoppedMs!))} ms of it`;
+    speed('crimg raw', 'captureProcess, raw (library, no fsync)', true, 'gcore', stopped('crimg raw'));
+    speed('crimg raw fsync', 'captureProcess, raw (library, fsync)', true, 'gcore + sync', stopped('crimg raw fsync'));
+    // Replacing: only what happens outside the stopped phase (opening, then index, fsync and
+    // rename after SIGCONT) is compared. The stopped phase of this contender is no guide on this
+    // VM: every other contender deletes its previous file just before it runs, so its writes get
+    // the page-cache pages just freed, while this one's come from pages freed seconds earlier,
+    // which the guest has reported free to the hypervisor (virtio-balloon REPORTING is on here),
+    // so they fault in again on the host: 400-600 ms stopped in the full bench, ~120 ms in every
+    // smaller mix of contenders tried, and with the old image deleted first.
+    const outside = (name: string): number => median(runs[name]!.results.map((x) => x.seconds * 1000 - x.stoppedMs!)) / 1000;
+    const rOut = outside('crimg raw fsync, replacing');
+    const fOut = outside('crimg raw fsync');
     rows.push({
-      section: 'capture time', measure, figure: ms(r.seconds), baseline: `${base} ${ms(b)}`, ratio: times(b / r.seconds),
-      target: target ? '> 1x (faster)' : 'info', result: target ? verdict(r.seconds < b) : 'info',
-      value: r.seconds, unit: 's', baselineValue: b, ratioValue: b / r.seconds, ...(note ? { note } : {}),
+      section: 'capture time', measure: 'captureProcess, raw, fsync: time outside the stop, over the previous image', figure: ms(rOut),
+      baseline: `to a new path ${ms(fOut)}`, ratio: times(fOut / rOut), target: 'info', result: 'info',
+      value: rOut, unit: 's', baselineValue: fOut, ratioValue: fOut / rOut,
+      note: 'the old file is held open across the rename and closed after captureProcess returns, so freeing it (~40 ms per 160 MiB on ext4) is not the caller\'s wait',
     });
-  };
-  const stopped = (name: string): string => `the process was stopped ${median(runs[name]!.results.map((x) => x.stoppedMs!))} ms of it`;
-  speed('crimg raw', 'captureProcess, raw (library, no fsync)', true, 'gcore', stopped('crimg raw'));
-  speed('crimg raw fsync', 'captureProcess, raw (library, fsync)', true, 'gcore + sync', stopped('crimg raw fsync'));
-  // Replacing: only what happens outside the stopped phase (opening, then index, fsync and
-  // rename after SIGCONT) is compared. The stopped phase of this contender is no guide on this
-  // VM: every other contender deletes its previous file just before it runs, so its writes get
-  // the page-cache pages just freed, while this one's come from pages freed seconds earlier,
-  // which the guest has reported free to the hypervisor (virtio-balloon REPORTING is on here),
-  // so they fault in again on the host: 400-600 ms stopped in the full bench, ~120 ms in every
-  // smaller mix of contenders tried, and with the old image deleted first.
-  const outside = (name: string): number => median(runs[name]!.results.map((x) => x.seconds * 1000 - x.stoppedMs!)) / 1000;
-  const rOut = outside('crimg raw fsync, replacing');
-  const fOut = outside('crimg raw fsync');
-  rows.push({
-    section: 'capture time', measure: 'captureProcess, raw, fsync: time outside the stop, over the previous image', figure: ms(rOut),
-    baseline: `to a new path ${ms(fOut)}`, ratio: times(fOut / rOut), target: 'info', result: 'info',
-    value: rOut, unit: 's', baselineValue: fOut, ratioValue: fOut / rOut,
-    note: 'the old file is held open across the rename and closed after captureProcess returns, so freeing it (~40 ms per 160 MiB on ext4) is not the caller\'s wait',
-  });
-  speed('crimg CLI raw', 'crimg capture, raw (node start-up, fsync)', true, 'gcore + sync',
-    `of it, node and the CLI's modules starting (crimg --version): ${ms(runs['crimg start-up']!.seconds)}; gcore's time includes gdb's start-up`);
-  speed('crimg deflate:1', 'captureProcess, deflate:1 (library)', false, 'gcore', stopped('crimg deflate:1'));
-  const size = (name: string, measure: string, limit: number): void => {
-    const s = runs[name]!.result.size;
+    speed('crimg CLI raw', 'crimg capture, raw (node start-up, fsync)', true, 'gcore + sync',
+      `of it, node and the CLI's modules starting (crimg --version): ${ms(runs['crimg start-up']!.seconds)}; gcore's time includes gdb's start-up`);
+    speed('crimg deflate:1', 'captureProcess, deflate:1 (library)', false, 'gcore', stopped('crimg deflate:1'));
+    const size = (name: string, measure: string, limit: number): void => {
+      const s = runs[name]!.result.size;
+      rows.push({
+        section: 'image size', measure, figure: mib(s), baseline: `gcore ${mib(gSize)}`, ratio: pct(s / gSize),
+        target: `<= ${pct(limit)}`, result: verdict(s / gSize <= limit), value: s, unit: 'B', baselineValue: gSize, ratioValue: s / gSize,
+      });
+    };
+    size('crimg raw', 'image, raw', 0.6);
+    size('crimg deflate:1', 'image, deflate:1', 0.4);
+    for (const [name, measure] of [['crimg raw gap', 'image, raw, file mappings as gaps (as gcore)'], ['crimg deflate:1 gap', 'image, deflate:1, file mappings as gaps (as gcore)']] as const) {
+      const s = runs[name]!.result.size;
+      rows.push({
+        section: 'image size', measure, figure: mib(s), baseline: `gcore ${mib(gSize)}`, ratio: pct(s / gSize),
+        target: 'info', result: 'info', value: s, unit: 'B', baselineValue: gSize, ratioValue: s / gSize,
+        note: `fileMappings: 'gap': unwritten read-only mappings of files (the libraries' code and constants) are gaps, as gcore leaves them out; ${mib(runs[name === 'crimg raw gap' ? 'crimg raw' : 'crimg deflate:1']!.result.size - s)} smaller than the default, which copies them so the image is self-contained`,
+      });
+    }
+    const s16 = runs['crimg raw 16K']!.result.size;
     rows.push({
-      section: 'image size', measure, figure: mib(s), baseline: `gcore ${mib(gSize)}`, ratio: pct(s / gSize),
-      target: `<= ${pct(limit)}`, result: verdict(s / gSize <= limit), value: s, unit: 'B', baselineValue: gSize, ratioValue: s / gSize,
+      section: 'image size', measure: 'image, raw, 16 KiB chunks', figure: mib(s16), baseline: `gcore ${mib(gSize)}`, ratio: pct(s16 / gSize),
+      target: 'info', result: 'info', value: s16, unit: 'B', baselineValue: gSize, ratioValue: s16 / gSize,
+      note: "the default raw chunk is the page (4 KiB): every zero page elided, the floor of a raw image of this input plus the index; 16 KiB chunks were the default before",
     });
-  };
-  size('crimg raw', 'image, raw', 0.6);
-  size('crimg deflate:1', 'image, deflate:1', 0.4);
-  for (const [name, measure] of [['crimg raw gap', 'image, raw, file mappings as gaps (as gcore)'], ['crimg deflate:1 gap', 'image, deflate:1, file mappings as gaps (as gcore)']] as const) {
-    const s = runs[name]!.result.size;
-    rows.push({
-      section: 'image size', measure, figure: mib(s), baseline: `gcore ${mib(gSize)}`, ratio: pct(s / gSize),
-      target: 'info', result: 'info', value: s, unit: 'B', baselineValue: gSize, ratioValue: s / gSize,
-      note: `fileMappings: 'gap': unwritten read-only mappings of files (the libraries' code and constants) are gaps, as gcore leaves them out; ${mib(runs[name === 'crimg raw gap' ? 'crimg raw' : 'crimg deflate:1']!.result.size - s)} smaller than the default, which copies them so the image is self-contained`,
-    });
-  }
-  const s16 = runs['crimg raw 16K']!.result.size;
-  rows.push({
-    section: 'image size', measure: 'image, raw, 16 KiB chunks', figure: mib(s16), baseline: `gcore ${mib(gSize)}`, ratio: pct(s16 / gSize),
-    target: 'info', result: 'info', value: s16, unit: 'B', baselineValue: gSize, ratioValue: s16 / gSize,
-    note: "the default raw chunk is the page (4 KiB): every zero page elided, the floor of a raw image of this input plus the index; 16 KiB chunks were the default before",
-  });
 
-  child?.stdin?.destroy();
-  child?.kill('SIGKILL');
-  rows.push(...await issue13Rows(data, out));
+    child?.stdin?.destroy();
+    child?.kill('SIGKILL');
+    rows.push(...await issue13Rows(data, out));
 
-  console.log(`crimg bench/capture: a process holding ${dataMiB} MiB of memory-like bytes (seed ${SEED}) in one anonymous mapping`);
-  console.log(`pages: ${pct(stats.zeroPages / stats.pages)} zero, ${pct(stats.structuredPages / stats.pages)} structured, ${pct(stats.randomPages / stats.pages)} random (zero pages are the floor of a raw image: ${pct(1 - stats.zeroPages / stats.pages)} of the data)`);
-  console.log(`node ${process.version}, ${cpus().length} cores; medians of 3 runs after 1 warm-up, interleaved; fsync only where a row says so; ratio > 1 (time) or < 100 % (size) is better than gcore\n`);
-  console.log(formatTable(rows));
-  const failed = rows.filter((r) => r.result === 'FAIL');
-  console.log(`\n${rows.filter((r) => r.result === 'PASS').length} PASS, ${failed.length} FAIL${failed.length ? `: ${failed.map((r) => r.measure).join('; ')}` : ''}; total ${since(started).toFixed(0)} s`);
-  const outDir = join(root, 'bench', 'out');
-  await mkdir(outDir, { recursive: true });
-  await writeFile(join(outDir, 'results-capture.json'), JSON.stringify({
-    date: new Date().toISOString(), node: process.version, cores: cpus().length, dataMiB, seed: SEED, input: stats, rows,
-    samples: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.results])),
-  }, null, 2) + '\n');
-  console.log(`results: ${join(outDir, 'results-capture.json')}`);
+    console.log(`crimg bench/capture: a process holding ${dataMiB} MiB of memory-like bytes (seed ${SEED}) in one anonymous mapping`);
+    console.log(`pages: ${pct(stats.zeroPages / stats.pages)} zero, ${pct(stats.structuredPages / stats.pages)} structured, ${pct(stats.randomPages / stats.pages)} random (zero pages are the floor of a raw image: ${pct(1 - stats.zeroPages / stats.pages)} of the data)`);
+    console.log(`node ${process.version}, ${cpus().length} cores; medians of 3 runs after 1 warm-up, interleaved; fsync only where a row says so; ratio > 1 (time) or < 100 % (size) is better than gcore\n`);
+    console.log(formatTable(rows));
+    const failed = rows.filter((r) => r.result === 'FAIL');
+    console.log(`\n${rows.filter((r) => r.result === 'PASS').length} PASS, ${failed.length} FAIL${failed.length ? `: ${failed.map((r) => r.measure).join('; ')}` : ''}; total ${since(started).toFixed(0)} s`);
+    const outDir = join(root, 'bench', 'out');
+    await mkdir(outDir, { recursive: true });
+    await writeFile(join(outDir, 'results-capture.json'), JSON.stringify({
+      date: new Date().toISOString(), node: process.version, cores: cpus().length, dataMiB, seed: SEED, input: stats, rows,
+      samples: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.results])),
+    }, null, 2) + '\n');
+    console.log(`results: ${join(outDir, 'results-capture.json')}`);
   }
 } finally {
   child?.stdin?.destroy();

@@ -75,3 +75,24 @@ export async function presentRuns(pagemap: FileHandle, start: bigint, end: bigin
   }
   return out;
 }
+
+/**
+ * The runs of a mapping that hold memory, or null for "read it whole": for private anonymous
+ * memory (`zeroWhenAbsent`) and mappings without read permission (`noRead`), the present or
+ * swapped runs from `pagemap`; null for file and shared memory (whose absent pages are not
+ * zeros) and when there is no page map. A page map that fails to read gives null too, with a
+ * note in `notes` (once): the capture then reads such mappings whole, and records those without
+ * read permission as gaps.
+ */
+export async function runsToRead(
+  pagemap: FileHandle | null, plan: { start: bigint; end: bigint; zeroWhenAbsent: boolean; noRead?: boolean }, pageSize: number, notes: string[],
+): Promise<PageRun[] | null> {
+  if (pagemap === null || (!plan.zeroWhenAbsent && !plan.noRead)) return null;
+  try {
+    return await presentRuns(pagemap, plan.start, plan.end, pageSize);
+  } catch (e) {
+    const note = `/proc/PID/pagemap could not be read (${(e as NodeJS.ErrnoException).code ?? String(e)}): private anonymous mappings were read whole, untouched pages included, and mappings without read permission recorded as gaps`;
+    if (!notes.includes(note)) notes.push(note);
+    return null;
+  }
+}

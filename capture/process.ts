@@ -25,7 +25,7 @@ import { CrimgError, isCrimgError } from '../format/errors.js';
 import { hex } from '../format/bytes.js';
 import { markThreadStacks, parseFileGapName, parseMaps, parseSmapsWritten, planMapping, type MappingPlan, type MapsEntry } from './proc-maps.js';
 import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, signal, waitStopped } from './proc.js';
-import { presentRuns, type PageRun } from './pagemap.js';
+import { runsToRead, type PageRun } from './pagemap.js';
 import { threadStackPointers } from './threads.js';
 import { lockProcess } from './lock.js';
 import { removeFiles, stagePaths } from './_stage.js';
@@ -230,7 +230,7 @@ async function captureLocked(
         gaps++;
         continue;
       }
-      const present = await presentOf(pagemap, plan, host.pageSize, notes);
+      const present = await runsToRead(pagemap, plan, host.pageSize, notes);
       // Absent pages of file and shared memory are not zeros: those are read whole.
       const runs = plan.zeroWhenAbsent ? present : null;
       if (plan.noRead && (present === null || present.length === 0)) {
@@ -343,23 +343,6 @@ async function openProc(pid: number, name: string, what: string): Promise<FileHa
     if (code === 'ENOENT' || code === 'ESRCH') throw noSuchProcess(pid);
     if (code === 'EACCES' || code === 'EPERM') throw permissionDenied(`read /proc/${pid}/${name}, ${what} of process ${pid}`, code, e);
     throw new CrimgError('IO_ERROR', `cannot open /proc/${pid}/${name}: ${code}`, { cause: e });
-  }
-}
-
-/**
- * The runs of a mapping to read: for private anonymous memory (and any mapping without read
- * permission), the present or swapped pages from /proc/PID/pagemap; null for "read it all"
- * (file and shared memory, whose absent pages are not zeros, or no pagemap). A pagemap that
- * fails to read falls back to reading everything, with a note (once).
- */
-async function presentOf(pagemap: FileHandle | null, plan: Extract<MappingPlan, { action: 'region' }>, pageSize: number, notes: string[]): Promise<PageRun[] | null> {
-  if (pagemap === null || (!plan.zeroWhenAbsent && !plan.noRead)) return null;
-  try {
-    return await presentRuns(pagemap, plan.start, plan.end, pageSize);
-  } catch (e) {
-    const note = `/proc/PID/pagemap could not be read (${(e as NodeJS.ErrnoException).code ?? String(e)}): mappings were read whole`;
-    if (!notes.includes(note)) notes.push(note);
-    return null;
   }
 }
 

@@ -8,12 +8,13 @@
 import { jest } from '@jest/globals';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openImage } from '../index.js';
 import { captureProcess } from '../capture/process.js';
 import { lockName } from '../capture/lock.js';
-import { collectRuns, entryHoldsMemory, type PageRun } from '../capture/pagemap.js';
+import { collectRuns, entryHoldsMemory, runsToRead, type PageRun } from '../capture/pagemap.js';
 import { parseStatSp, parseSyscallSp } from '../capture/threads.js';
 import { markThreadStacks, parseMaps, planMapping } from '../capture/proc-maps.js';
 import { parseStat, waitStopped } from '../capture/proc.js';
@@ -98,6 +99,32 @@ describe('pure parts', () => {
     expect(merged).toEqual([{ start: 0x0n, end: 0x13000n }]);
     expect(entryHoldsMemory(1n << 63n)).toBe(true);
     expect(entryHoldsMemory(1n << 55n)).toBe(false);
+  });
+
+  it('reads the page map of anonymous and unreadable mappings only, and falls back with a note when it cannot be read', async () => {
+    const i = info();
+    const pagemap = await open(`/proc/${i.pid}/pagemap`, 'r');
+    const notes: string[] = [];
+    try {
+      const sparse = { start: i.sparse, end: i.sparse + BigInt(i.sparseLen), zeroWhenAbsent: true };
+      expect(await runsToRead(pagemap, sparse, PAGE, notes)).toEqual([1, 100, i.sparseLen / PAGE - 1].map((p) => ({ start: i.sparse + BigInt(p * PAGE), end: i.sparse + BigInt((p + 1) * PAGE) })));
+      expect(await runsToRead(pagemap, { start: i.reserve, end: i.reserve + 64n * BigInt(MiB), zeroWhenAbsent: true, noRead: true }, PAGE, notes)).toEqual([]);
+      expect(await runsToRead(pagemap, { ...sparse, zeroWhenAbsent: false }, PAGE, notes)).toBeNull();
+      expect(await runsToRead(null, sparse, PAGE, notes)).toBeNull();
+      expect(notes).toEqual([]);
+    } finally {
+      await pagemap.close();
+    }
+    // A page map that fails to read (here a directory: EISDIR): read whole, said once.
+    const broken = await open(tmp.dir, 'r');
+    try {
+      const sparse = { start: i.sparse, end: i.sparse + BigInt(i.sparseLen), zeroWhenAbsent: true };
+      expect(await runsToRead(broken, sparse, PAGE, notes)).toBeNull();
+      expect(await runsToRead(broken, sparse, PAGE, notes)).toBeNull();
+      expect(notes).toEqual([expect.stringMatching(/^\/proc\/PID\/pagemap could not be read \(EISDIR\): private anonymous mappings were read whole/)]);
+    } finally {
+      await broken.close();
+    }
   });
 
   it('gives memory-only mappings the anonymous kind and files the file kind', () => {
