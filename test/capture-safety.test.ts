@@ -534,6 +534,32 @@ describe('failures and signals', () => {
     }
   });
 
+  it('SIGTERM while stopped with --leave-stopped: the target stays stopped as asked, no file is left', async () => {
+    ensureCaptureBuilt();
+    const data = tmp.path('stop-data.bin');
+    if (!existsSync(data)) await writeMemoryLikeFile(data, 96 * MiB, 14);
+    const victim = await startTarget(target, 1, 64, data);
+    const dir = tmp.path('leave-stopped');
+    spawnSync('mkdir', [dir]);
+    try {
+      const p = spawn(process.execPath, [join(ROOT, 'bin', 'crimg.js'), 'capture', '--pid', String(victim.info.pid), join(dir, 'x.img'), '--quiet', '--leave-stopped'], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
+      const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => p.once('exit', (c, s) => r([c, s])));
+      let seen = false;
+      while (!seen && p.exitCode === null) {
+        seen = procState(victim.info.pid) === 'T';
+        if (!seen) await new Promise((r) => setImmediate(r));
+      }
+      expect(seen).toBe(true);
+      p.kill('SIGTERM');
+      expect(await exited).toEqual([null, 'SIGTERM']);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(procState(victim.info.pid)).toBe('T');
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      victim.kill();
+    }
+  });
+
   it('SIGTERM at a random point of 20 captures: never a stopped target, a temporary file or a half image', async () => {
     ensureCaptureBuilt();
     const data = tmp.path('victim-data.bin');
