@@ -13,19 +13,13 @@ import { keySources, withJson, withKeyOptions } from '../options.js';
 import { parseSize } from '../numbers.js';
 import { keyedValues } from '../specs.js';
 import { humanBytes, writeSummaryText } from '../text.js';
+import { modeOption, withMode } from '../file-mode.js';
 
 /** A pid: decimal digits only (a "0x" or "12abc" is a typo, not a process). */
 export function parsePid(text: string | number): number {
   const t = String(text).trim();
   if (!/^\d+$/.test(t) || Number(t) === 0 || !Number.isSafeInteger(Number(t))) throw usageError(`expected --pid as a positive decimal process id, got ${JSON.stringify(String(text))}`);
   return Number(t);
-}
-
-/** File permission bits: 1 to 4 octal digits, at most 777. */
-function parseMode(text: string | number): number {
-  const t = String(text).trim();
-  if (!/^0?[0-7]{1,3}$/.test(t)) throw usageError(`expected --mode as octal permission bits (e.g. 600, 640), got ${JSON.stringify(String(text))}`);
-  return parseInt(t, 8);
 }
 
 /** Milliseconds: decimal digits only. */
@@ -39,14 +33,13 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
   return y.command(
     'capture <out>',
     'capture the memory of a live process (stopped while it is read)',
-    (a) => withJson(withKeyOptions(a.positional('out', { type: 'string', demandOption: true, describe: 'image file to write' }), 'encrypt the image (with --encrypt)'))
+    (a) => withMode(withJson(withKeyOptions(a.positional('out', { type: 'string', demandOption: true, describe: 'image file to write' }), 'encrypt the image (with --encrypt)')))
       .option('pid', { type: 'string', demandOption: true, requiresArg: true, describe: 'process id to capture' })
       .option('leave-stopped', { type: 'boolean', describe: 'leave the process stopped afterwards (resume it with kill -CONT PID)' })
       .option('chunk-size', { type: 'string', requiresArg: true, describe: `chunk size, a power of two (default: the page size without --compress and --encrypt, else ${DEFAULT_CHUNK_SIZE / 1024}K)` })
       .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate or deflate:LEVEL (1-9)' })
       .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
       .option('label', { type: 'string', array: true, nargs: 1, describe: 'K=V restore label the host must match, repeatable' })
-      .option('mode', { type: 'string', requiresArg: true, default: '600', describe: 'permission bits of the image, octal (default 600: owner only; images hold secrets)' })
       .option('stop-timeout', { type: 'string', requiresArg: true, default: '5000', describe: 'milliseconds to wait for every thread to stop after SIGSTOP' })
       .option('lock-wait', { type: 'string', requiresArg: true, default: '0', describe: 'milliseconds to wait for another capture of the same process to finish (0: fail at once with PROCESS_BUSY)' })
       .option('encode-while-stopped', { type: 'boolean', describe: 'compress and encrypt while the process is stopped (default: read raw pages into a stage file beside OUT while stopped, encode after resuming it)' })
@@ -69,7 +62,7 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           compress: a.compress,
           ...(a.encrypt !== undefined ? { encrypt: a.encrypt as CipherName, key } : {}),
           ...(a.leaveStopped ? { leaveStopped: true } : {}),
-          mode: parseMode(a.mode),
+          ...modeOption(a),
           stopTimeoutMs: parseMs(a.stopTimeout, '--stop-timeout'),
           lockWaitMs: parseMs(a.lockWait, '--lock-wait'),
           ...(a.encodeWhileStopped ? { encodeWhileStopped: true } : {}),
