@@ -424,3 +424,25 @@ describe('item 10: extract -o writes a temporary file and renames it', () => {
     expect(badMode.stderr).toMatch(/^crimg: INVALID_ARGUMENT: expected --mode as octal/);
   });
 });
+
+describe('long names in text output', () => {
+  test('inspect, stats and diff cut a name at 256 characters and count the rest; --json has it whole', async () => {
+    const long = 'n'.repeat(300) + '\x1b';
+    const img = t.path('long.img');
+    const w = await ImageWriter.create(img, { fsync: false });
+    await w.addRegion({ address: 0x10000n, data: new Uint8Array(4096).fill(1), name: long });
+    await w.finish();
+    const other = t.path('long2.img');
+    const w2 = await ImageWriter.create(other, { fsync: false });
+    await w2.addRegion({ address: 0x20000n, data: new Uint8Array(4096).fill(1), name: long });
+    await w2.finish();
+    const [inspect, stats, diff, js] = await Promise.all([
+      crimg(['inspect', img]), crimg(['stats', img]), crimg(['diff', img, other]), crimg(['inspect', img, '--json']),
+    ]);
+    const cut = `${'n'.repeat(256)}... (45 more characters)`;
+    expect(inspect.stdout).toContain(`  ${cut}\n`);
+    expect(stats.stdout).toContain(`  ${cut}\n`);
+    expect(diff.stdout).toContain(`- region 0x10000 4 KiB rw- anonymous "${'n'.repeat(256)}"... (45 more characters)\n`);
+    expect(json<{ regions: { name: string }[] }>(js).regions[0]!.name).toBe(long);
+  });
+});

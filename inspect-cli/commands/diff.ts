@@ -10,7 +10,7 @@ import type { ImageDiff, RegionField } from '../../image/index.js';
 import type { Cli } from '../context.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
-import { hexAddress, humanBytes, plural, quotedText, safeText } from '../text.js';
+import { MAX_NAME, hexAddress, humanBytes, plural, quotedText, safeText } from '../text.js';
 
 interface RegionBrief {
   index: number;
@@ -51,29 +51,40 @@ export function diffJson(d: ImageDiff, nameA: string, nameB: string): DiffJson {
 }
 
 function regionText(r: RegionBrief): string {
-  return `${r.address} ${humanBytes(r.length)} ${r.prot} ${safeText(r.kind)}${r.name ? ` ${quotedText(r.name)}` : ''}`;
+  return `${r.address} ${humanBytes(r.length)} ${r.prot} ${safeText(r.kind)}${r.name ? ` ${quotedName(r.name)}` : ''}`;
+}
+
+/** A region name in quotes for text: escaped, and cut at MAX_NAME characters (text.ts). */
+function quotedName(name: string): string {
+  return name.length <= MAX_NAME ? quotedText(name) : `${quotedText(name.slice(0, MAX_NAME))}... (${name.length - MAX_NAME} more characters)`;
 }
 
 /** Differing ranges listed per region in text. */
 const MAX_RANGES = 64;
 
-export function renderDiff(d: DiffJson): string[] {
-  const lines = [`--- ${safeText(d.a)}`, `+++ ${safeText(d.b)}`];
-  for (const r of d.removed) lines.push(`- region ${regionText(r)}`);
-  for (const r of d.added) lines.push(`+ region ${regionText(r)}`);
+/** The text report, line by line (a diff of 2^20 regions is printed as it is made). */
+export function* diffLines(d: DiffJson): Generator<string> {
+  yield `--- ${safeText(d.a)}`;
+  yield `+++ ${safeText(d.b)}`;
+  for (const r of d.removed) yield `- region ${regionText(r)}`;
+  for (const r of d.added) yield `+ region ${regionText(r)}`;
   for (const c of d.changed) {
-    const what = c.fields.map((f) => `${f} ${f === 'length' ? humanBytes(c.a.length) : quotedText(c.a[f])} -> ${f === 'length' ? humanBytes(c.b.length) : quotedText(c.b[f])}`);
-    lines.push(`~ region ${c.address}: ${what.join(', ')}`);
+    const what = c.fields.map((f) => `${f} ${f === 'length' ? humanBytes(c.a.length) : f === 'name' ? quotedName(c.a.name) : quotedText(c.a[f])} -> ${f === 'length' ? humanBytes(c.b.length) : f === 'name' ? quotedName(c.b.name) : quotedText(c.b[f])}`);
+    yield `~ region ${c.address}: ${what.join(', ')}`;
   }
   for (const m of d.memory) {
     const pages = m.ranges.reduce((s, r) => s + r.pages, 0);
-    lines.push(`~ region ${m.address}${m.name ? ` ${quotedText(m.name)}` : ''}: ${plural(pages, 'page')} differ${pages === 1 ? 's' : ''}`);
+    yield `~ region ${m.address}${m.name ? ` ${quotedName(m.name)}` : ''}: ${plural(pages, 'page')} differ${pages === 1 ? 's' : ''}`;
     // The first ranges of a region, then a count: text summarises, --json lists them all.
-    for (const r of m.ranges.slice(0, MAX_RANGES)) lines.push(`    ${r.start}-${r.end} (${plural(r.pages, 'page')})`);
-    if (m.ranges.length > MAX_RANGES) lines.push(`    ... ${plural(m.ranges.length - MAX_RANGES, 'more range')}`);
+    for (const r of m.ranges.slice(0, MAX_RANGES)) yield `    ${r.start}-${r.end} (${plural(r.pages, 'page')})`;
+    if (m.ranges.length > MAX_RANGES) yield `    ... ${plural(m.ranges.length - MAX_RANGES, 'more range')}`;
   }
-  lines.push(d.identical ? 'identical: same regions, same memory' : 'images differ');
-  return lines;
+  yield d.identical ? 'identical: same regions, same memory' : 'images differ';
+}
+
+/** {@link diffLines} as an array. */
+export function renderDiff(d: DiffJson): string[] {
+  return [...diffLines(d)];
 }
 
 export function registerDiff(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
@@ -90,8 +101,8 @@ export function registerDiff(y: Argv, cli: Cli, exit: (code: number) => void): A
       const keys = keySources(args);
       const { diffImages } = await import('../../image/index.js');
       const d = await withImage(args.a, keys, cli.env, (a) => withImage(args.b, keys, cli.env, async (b) => diffJson(await diffImages(a, b), args.a, args.b)));
-      if (args.json) cli.printJson(d);
-      else cli.printLines(renderDiff(d));
+      if (args.json) await cli.printJsonStream(d);
+      else await cli.printLineStream(diffLines(d));
       exit(args.exitCode && !d.identical ? 1 : 0);
     },
   );

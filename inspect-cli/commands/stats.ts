@@ -10,7 +10,7 @@ import type { Colors } from '../colors.js';
 import { withImage } from '../open.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
 import { renderTable } from '../table.js';
-import { hexAddress, humanBytes, percent, ratio, safeText } from '../text.js';
+import { hexAddress, humanBytes, percent, ratio, safeText, shownName } from '../text.js';
 
 /** Byte counts of a region, a kind or the whole image, as the JSON prints them. */
 export interface Usage {
@@ -72,7 +72,7 @@ export function renderStats(s: StatsJson, c: Colors): string[] {
     s.kinds.map((k) => [safeText(k.kind), String(k.regions), ...usageCells(k)]), '  ')) lines.push(l);
   lines.push('', c.bold('by region'));
   for (const l of renderTable([{ title: '#', align: 'right' }, { title: 'address', align: 'right' }, { title: 'kind' }, ...USAGE_COLUMNS, { title: 'name' }],
-    s.regions.map((r) => [String(r.index), r.address, safeText(r.kind), ...usageCells(r), safeText(r.name)]), '  ')) lines.push(l);
+    s.regions.map((r) => [String(r.index), r.address, safeText(r.kind), ...usageCells(r), shownName(r.name)]), '  ')) lines.push(l);
   const t = s.totals;
   lines.push('', c.bold('totals'));
   lines.push(`  ${humanBytes(t.mapped)} mapped in ${t.regions} regions, ${humanBytes(t.stored)} stored (${percent(t.ratio)}), ${humanBytes(t.zero)} zero`);
@@ -89,7 +89,7 @@ export function registerStats(y: Argv, cli: Cli, exit: (code: number) => void): 
       .example('$0 stats app.img --json | jq .totals.chunks', 'how many chunks are zero, raw, encoded'),
     async (a) => {
       const s = await withImage(a.img, keySources(a), cli.env, async (image) => statsJson(await image.chunkStats(), image, a.img));
-      if (a.json) cli.printJson(s);
+      if (a.json) await cli.printJsonStream(s);
       else cli.printLines(renderStats(s, cli.colors));
       exit(0);
     },

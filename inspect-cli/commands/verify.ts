@@ -90,7 +90,7 @@ export function registerVerify(y: Argv, cli: Cli, exit: (code: number) => void):
         exit(1);
         return;
       }
-      if (a.json) cli.printJson(report);
+      if (a.json) await cli.printJsonStream(report);
       else {
         const c = cli.colors;
         for (const e of report.errors) cli.print(c.red(renderVerifyError(e)));
