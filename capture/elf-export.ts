@@ -21,6 +21,7 @@ import type { ImageReader } from '../image/reader.js';
 import { OutputFile } from '../image/_output-file.js';
 import type { Region } from '../format/index-table.js';
 import { CrimgError } from '../format/errors.js';
+import { LIMITS } from '../format/constants.js';
 import { isZero } from '../codec/chunk.js';
 import { isZeroRun, readSegments } from '../image/segments.js';
 import { parseFileGapName } from './proc-maps.js';
@@ -71,6 +72,18 @@ const HOLE_BLOCK = 64 * 1024;
  * await exportCore(image, 'app.core'); // then: gdb -c app.core
  */
 export async function exportCore(image: ImageReader, corePath: string, options: ExportCoreOptions = {}): Promise<ExportCoreResult> {
+  // The CRIMG regions note holds each region's name: regions sharing one long name (section 8.1)
+  // would make gigabytes of note. Refused before the file is created, at the string table's limit.
+  let nameBytes = 0;
+  for (let i = 0; i < image.regionCount; i++) {
+    const r = image.region(i);
+    nameBytes += Buffer.byteLength(r.name);
+    if (nameBytes > LIMITS.maxStringTable) {
+      throw new CrimgError('LIMIT_EXCEEDED', `the region names come to more than ${LIMITS.maxStringTable} bytes written once per region (by region ${r.index}), more than a core's CRIMG note may hold`, {
+        region: r.index, hint: 'the image\'s regions share long names, which a core holds once per region: this image cannot be exported whole',
+      });
+    }
+  }
   const regions = image.regions;
   const archName = options.architecture ?? image.validation.architecture;
   const arch = archName === undefined ? undefined : archByName(archName);

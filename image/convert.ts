@@ -5,7 +5,8 @@
  * too, spec/FORMAT.md section 8.1), the validation block with the records this version does
  * not know (section 4), and the creation time. The image id is new (section 3: ids are unique).
  */
-import type { CipherName } from '../format/constants.js';
+import { LIMITS, type CipherName } from '../format/constants.js';
+import { CrimgError } from '../format/errors.js';
 import { toValidationInput, type ValidationInput } from '../format/validation.js';
 import type { KeyInput } from './keying.js';
 import { ImageReader, openReader } from './reader.js';
@@ -72,6 +73,27 @@ export async function convertImage(input: ImageReader | SourceInput, output: str
 }
 
 /**
+ * Refuses, before a byte is written, regions whose names come to more than a string table may
+ * hold (section 9): regions may share one name in the input (section 8.1), but the writer
+ * stores each region's name, so 2^20 regions naming one 4 KiB string would make 4 GiB of names
+ * and fail at the end, after all the data. Stops counting at the limit.
+ * @throws CrimgError LIMIT_EXCEEDED
+ */
+function checkNameBytes(image: ImageReader, output: string): void {
+  let bytes = 0;
+  // Region by region, before the table is made whole: the refusal costs the first 64 MiB of names.
+  for (let i = 0; i < image.regionCount; i++) {
+    const r = image.region(i);
+    bytes += Buffer.byteLength(r.name);
+    if (bytes > LIMITS.maxStringTable) {
+      throw new CrimgError('LIMIT_EXCEEDED', `the region names come to more than ${LIMITS.maxStringTable} bytes written once per region (by region ${r.index}), more than the string table of ${output} may hold`, {
+        region: r.index, hint: 'the input\'s regions share long names, which an image holds once per region: this image cannot be converted',
+      });
+    }
+  }
+}
+
+/**
  * The input's validation block as writer input, record for record: a block with no page size
  * record gets none (`pageSize: undefined` overrides the one the writer adds by default), so a
  * block of exactly the maximum size (section 9) stays within it.
@@ -82,7 +104,8 @@ function carriedValidation(image: ImageReader): ValidationInput {
 }
 
 async function transcode(image: ImageReader, output: string, o: ConvertOptions): Promise<WriteSummary> {
-  const regions = image.regions; // KEY_REQUIRED before any file is created
+  checkNameBytes(image, output); // KEY_REQUIRED or LIMIT_EXCEEDED before any file is created
+  const regions = image.regions;
   const compress = o.compress ?? image.compression;
   const encrypt = o.encrypt ?? (image.encryption as CipherName);
   const key = o.outKey ?? o.key;

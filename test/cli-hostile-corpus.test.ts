@@ -11,7 +11,7 @@
  * MiB of file and 64 MiB + the file's size.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openImage } from '../index.js';
 import { HOSTILE, HOSTILE_PASSPHRASE, writeHostileCorpus } from './hostile-corpus.js';
@@ -150,5 +150,21 @@ describe('the region table of 2^20 regions naming one 4 KiB string', () => {
     expect([r.status, r.stderr]).toEqual([0, '']);
     // The 64 MiB file, its region section, and batches of output: not 4 GiB of names.
     expect({ mib: Math.round(r.rss / MiB), bounded: r.rss < 512 * MiB }).toEqual({ mib: Math.round(r.rss / MiB), bounded: true });
+  }, budget(120_000));
+});
+
+describe('regions sharing one long name', () => {
+  test('convert and export-core refuse before writing (LIMIT_EXCEEDED), not after 4 GiB of names', async () => {
+    const img = files['shared-name-gaps']!;
+    const [base, conv] = await bestOf3(['convert', small, t.path('ok.img')], ['convert', img, t.path('sng.img')]);
+    const core = await run(['export-core', img, t.path('sng.core'), '--arch', 'x86_64']);
+    for (const r of [conv, core]) {
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^crimg: LIMIT_EXCEEDED: the region names come to more than 67108864 bytes written once per region \(by region 16384\)/);
+    }
+    // It took 65 s and 5 GB before failing with "Invalid typed array length".
+    const size = statSync(img).size;
+    expect({ ms: Math.round(conv.ms - base.ms), fast: conv.ms - base.ms < budget(100 + 8 * (size / MiB)) }).toEqual({ ms: Math.round(conv.ms - base.ms), fast: true });
+    expect(readdirSync(t.dir).filter((n) => n.startsWith('sng') || n.includes('.sng'))).toEqual([]);
   }, budget(120_000));
 });
