@@ -3,10 +3,12 @@
  * temporary file, resume a stopped process) run when the process is told to stop.
  *
  * While at least one cleanup is registered, the registry listens to SIGINT, SIGTERM and SIGHUP
- * (and to `exit`). On one of those signals it takes every registered cleanup, removes its own
- * listeners, runs the cleanups (newest first, each once, a throw ignored), and then re-raises
- * the same signal with `process.kill(process.pid, signal)` only when no other listener for that
- * signal remains. So:
+ * (and to `exit`). On one of those signals it takes every registered cleanup, runs them
+ * (newest first, each once, a throw ignored) while its listeners stay in place, so that a
+ * second signal arriving during the cleanups is caught and ignored instead of killing the
+ * process before SIGCONT or the unlink; then it removes its listeners and re-raises the same
+ * signal with `process.kill(process.pid, signal)` only when no other listener for that signal
+ * remains. So:
  * - a program that does not handle the signal dies of it as it would have without crimg (exit
  *   status 128 + signal number in a shell, `signal` set for a parent), with nothing left behind;
  * - a host application that listens to the signal itself keeps control: its listener runs as
@@ -31,8 +33,11 @@ export type InterruptSignal = (typeof INTERRUPT_SIGNALS)[number];
 /** Registered cleanups, oldest first; an entry object per registration, so one function may be registered twice. */
 const cleanups = new Set<{ run: () => void }>();
 let listening = false;
+/** True while the cleanups run: a signal then is ignored (the first one is re-raised after). */
+let running = false;
 
 const onSignal = (signal: NodeJS.Signals): void => {
+  if (running) return;
   runAll();
   // Another listener (the host's) decides what the signal means; with none, die of it.
   if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
@@ -63,17 +68,26 @@ export function pendingInterruptCleanups(): number {
   return cleanups.size;
 }
 
-/** Runs and forgets every cleanup, newest first, and stops listening. */
+/**
+ * Runs and forgets every cleanup, newest first, then stops listening. The listeners stay
+ * until the cleanups are done: a signal in between finds `running` set and is ignored
+ * (removing them first would let it take the default action, death, mid-cleanup).
+ */
 function runAll(): void {
   const list = [...cleanups].reverse();
   cleanups.clear();
-  unlisten();
-  for (const c of list) {
-    try {
-      c.run();
-    } catch {
-      // A cleanup that fails must not stop the others (nor the re-raise).
+  running = true;
+  try {
+    for (const c of list) {
+      try {
+        c.run();
+      } catch {
+        // A cleanup that fails must not stop the others (nor the re-raise).
+      }
     }
+  } finally {
+    running = false;
+    unlisten();
   }
 }
 

@@ -77,6 +77,26 @@ process.stdout.write('ready\\n');
 setInterval(() => {}, 1000);
 `;
 
+/**
+ * argv: marker file. Two cleanups: "quick" (registered first, so it runs last) and "slow",
+ * which writes "cleaning" to stdout and then busy-waits 300 ms (a second signal lands then).
+ */
+const SLOW = `
+import { appendFileSync, writeSync } from 'node:fs';
+import { onInterrupt } from ${JSON.stringify(LIB)};
+const [marker] = process.argv.slice(2);
+onInterrupt(() => appendFileSync(marker, 'quick\\n'));
+onInterrupt(() => {
+  appendFileSync(marker, 'slow start\\n');
+  writeSync(1, 'cleaning\\n');
+  const until = Date.now() + 300;
+  while (Date.now() < until) { /* a cleanup that takes a while */ }
+  appendFileSync(marker, 'slow end\\n');
+});
+process.stdout.write('ready\\n');
+setInterval(() => {}, 1000);
+`;
+
 interface Exit { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
 /** Runs `script` with `args`; sends `signal` a moment after `readyLine` appears (if given). */
@@ -158,6 +178,34 @@ describe('the registry (onInterrupt)', () => {
     const r = await run(registry, [marker, 'none'], 'SIGTERM', 'ready');
     expect(r.signal).toBe('SIGTERM');
     expect(readFileSync(marker, 'utf8')).toBe('listeners 0,0,0,0 -> 1,1,1,1\nlisteners 0,0,0,0\n');
+  });
+
+  test('a second SIGTERM during a slow cleanup is ignored: every cleanup runs, then the process dies of SIGTERM', async () => {
+    const script = t.path('slow.mjs');
+    writeFileSync(script, SLOW);
+    const marker = t.path('marker-slow');
+    const env = { ...process.env };
+    delete env['NODE_OPTIONS'];
+    const child = spawn(process.execPath, [script, marker], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let first = false;
+    let second = false;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (stdout.includes('ready\n') && !first) {
+        first = true;
+        child.kill('SIGTERM');
+      }
+      if (stdout.includes('cleaning\n') && !second) {
+        second = true;
+        setTimeout(() => child.kill('SIGTERM'), 50); // 50 ms into the 300 ms cleanup
+      }
+    });
+    // 'close': after the exit and all of stdout.
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
+    expect(second).toBe(true);
+    expect({ code, signal }).toEqual({ code: null, signal: 'SIGTERM' });
+    expect(readFileSync(marker, 'utf8')).toBe('slow start\nslow end\nquick\n');
   });
 
   test('process exit runs them too, without a signal', async () => {
