@@ -2,8 +2,13 @@
  * Safe output files: every file crimg writes (images, exported cores, extracted bytes) is
  * written to a temporary file beside it and renamed over the final name when complete.
  *
+ * - The final name must be absent, a regular file or a symlink: anything else there (a FIFO, a
+ *   device, a directory, a socket) is refused with INVALID_ARGUMENT before anything is
+ *   written, as the rename would replace it (`-o /dev/null` as root would replace the device).
  * - The temporary file is `.NAME.<16 random hex digits>.crimg-tmp` in the final name's
- *   directory (the same file system, so the rename is atomic), created with
+ *   directory (the same file system, so the rename is atomic), NAME cut to its first
+ *   {@link TEMP_BASE_BYTES} bytes (so a final name of up to 255 bytes has a temporary name
+ *   within the file system's 255), created with
  *   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW: a file or symlink planted at any name is never
  *   opened, followed or truncated, and the name cannot be guessed ahead.
  * - Its mode is 0o600 by default (memory images hold secrets), or `mode`, set with fchmod right
@@ -17,7 +22,10 @@
  *   (image/_interrupt.ts; `cleanupOnSignal: false` opts out).
  * - A temporary file left by SIGKILL (or a power cut) is reported, never reused: creating an
  *   output emits a process warning, code `CRIMG_STALE_TEMP`, naming the temporary files of the
- *   same final name found in the directory and saying they can be removed.
+ *   same final name found in the directory and saying they can be removed. That includes a
+ *   capture's stage (capture/_stage.ts: itself a temporary name of the output) and the stage
+ *   writer's own temporary file (`..NAME.<hex>.crimg-tmp.<hex>.crimg-tmp`). Two final names
+ *   sharing their first {@link TEMP_BASE_BYTES} bytes see each other's temporary files.
  *
  * @example
  * const out = await OutputFile.create('core.elf', { mode: 0o600 });
@@ -38,6 +46,8 @@ import { onInterrupt } from './_interrupt.js';
 
 /** The suffix of every temporary output file. */
 export const TEMP_SUFFIX = '.crimg-tmp';
+/** Bytes of the final name kept inside a temporary name (255 - 1 - 1 - 16 - 10 leaves room). */
+export const TEMP_BASE_BYTES = 100;
 /** Default mode of created files: owner read and write only. */
 export const DEFAULT_OUTPUT_MODE = 0o600;
 
@@ -70,7 +80,8 @@ export class OutputFile {
 
   /**
    * Creates the temporary file of `path` (see the module comment) and reports stale ones.
-   * @throws RangeError on a bad mode; CrimgError IO_ERROR when it cannot be created
+   * @throws RangeError on a bad mode; CrimgError INVALID_ARGUMENT when `path` is something
+   *   else than a regular file or a symlink; IO_ERROR when it cannot be created
    */
   static async create(path: string, options: OutputFileOptions = {}): Promise<OutputFile> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`expected an output path, got ${typeof path}`);
@@ -79,6 +90,7 @@ export class OutputFile {
     const dir = dirname(resolve(path));
     const base = basename(path);
     if (base === '' || base === '.' || base === '..') throw new TypeError(`expected an output file name, got ${JSON.stringify(path)}`);
+    await refuseSpecial(path);
     reportStale(dir, base);
     const tmpPath = join(dirname(path), tempName(base));
     // The cleanup is registered before the file exists: a signal that arrives while the open
@@ -121,6 +133,8 @@ export class OutputFile {
       // Replacing a file frees the old one inside rename() (ext4: ~50 ms per 160 MiB, as long
       // as a capture) unless someone still has it open: hold it open across the rename and let
       // the last close free it on libuv's pool after this call returns.
+      // Checked again: something else may have been put there since create.
+      await refuseSpecial(this.path);
       const previous = await holdPrevious(this.path);
       try {
         if (this.interrupted) throw new Error('interrupted');
@@ -130,6 +144,7 @@ export class OutputFile {
       }
     } catch (e) {
       await this.abort();
+      if (e instanceof CrimgError) throw e;
       if (this.interrupted) throw new CrimgError('IO_ERROR', `${this.path} was not written: an interruption signal removed its temporary file ${this.tmpPath}`, { cause: e });
       throw new CrimgError('IO_ERROR', `cannot complete ${this.path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { cause: e });
     }
@@ -171,16 +186,54 @@ export async function createExclusive(path: string, mode: number): Promise<FileH
   return fh;
 }
 
-/** A fresh temporary name for the final name `base`: `.BASE.<16 hex>.crimg-tmp`. */
-function tempName(base: string): string {
-  return `.${base}.${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`;
+/**
+ * A fresh temporary name for the final name `base`: `.BASE.<16 hex>.crimg-tmp`, BASE cut to
+ * its first {@link TEMP_BASE_BYTES} bytes (at a character boundary).
+ */
+export function tempName(base: string): string {
+  return `.${cutBase(base)}.${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`;
 }
 
-/** Whether `name` is a temporary name of the final name `base`. */
+/** `base` cut to at most {@link TEMP_BASE_BYTES} bytes of UTF-8, never inside a character. */
+function cutBase(base: string): string {
+  if (Buffer.byteLength(base) <= TEMP_BASE_BYTES) return base;
+  let out = '';
+  let bytes = 0;
+  for (const ch of base) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > TEMP_BASE_BYTES) break;
+    out += ch;
+    bytes += n;
+  }
+  return out;
+}
+
+/** `.X.<16 hex>.crimg-tmp`: the X, or null. */
+function tempBase(name: string): string | null {
+  const m = /^\.(.*)\.[0-9a-f]{16}\.crimg-tmp$/s.exec(name);
+  return m ? m[1]! : null;
+}
+
+/**
+ * Whether `name` is a temporary name of the final name `base`: its own
+ * (`.BASE.<hex>.crimg-tmp`, which a capture's stage also is), or the temporary name of one of
+ * those (a stage being written: `..BASE.<hex>.crimg-tmp.<hex>.crimg-tmp`, its inner part cut
+ * like any base).
+ */
 export function isTempOf(name: string, base: string): boolean {
-  const prefix = `.${base}.`;
-  if (!name.startsWith(prefix) || !name.endsWith(TEMP_SUFFIX)) return false;
-  return /^[0-9a-f]{16}$/.test(name.slice(prefix.length, name.length - TEMP_SUFFIX.length));
+  const cut = cutBase(base);
+  const x = tempBase(name);
+  if (x === null) return false;
+  if (x === cut) return true;
+  // A temporary name of a temporary name: x is `.CUT.<hex>.crimg-tmp`, or that cut.
+  if (tempBase(x) === cut) return true;
+  // Or `.CUT.<hex>.crimg-tmp` cut short (a long base): a prefix of it, of a cut's length.
+  if (Buffer.byteLength(x) <= TEMP_BASE_BYTES - 4) return false;
+  const inner = `.${cut}.`;
+  if (inner.startsWith(x)) return true;
+  if (!x.startsWith(inner)) return false;
+  const rest = x.slice(inner.length);
+  return /^[0-9a-f]{0,16}$/.test(rest) || (/^[0-9a-f]{16}/.test(rest) && TEMP_SUFFIX.startsWith(rest.slice(16)));
 }
 
 /**
@@ -202,6 +255,31 @@ function reportStale(dir: string, base: string): void {
       + '(SIGKILL, power loss) and are never reused; remove them if no other crimg process is writing that file.',
     { code: 'CRIMG_STALE_TEMP' },
   );
+}
+
+/**
+ * Refuses a final name that the rename must not replace: anything but a regular file or a
+ * symlink (which is replaced itself, never followed). Absent is fine.
+ * @throws CrimgError INVALID_ARGUMENT naming the path and what it is
+ */
+async function refuseSpecial(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => null);
+  if (st === null || st.isFile() || st.isSymbolicLink()) return;
+  throw new CrimgError('INVALID_ARGUMENT', `${path} is ${fileType(st)}, not a regular file; crimg writes files by rename: give a file path, or use \`-o -\` for stdout`, {
+    hint: 'crimg writes a temporary file and renames it over the output name, which would replace what is there',
+  });
+}
+
+/** What kind of file `st` is, in words ("a FIFO", "a character device"...). */
+export function fileType(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean; isSymbolicLink(): boolean; isFile(): boolean }): string {
+  if (st.isFile()) return 'a regular file';
+  if (st.isSymbolicLink()) return 'a symlink';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a file';
 }
 
 /**

@@ -5,7 +5,7 @@
  * followed), and only ever the writer's own file is removed. Stale temporary files are
  * reported, never reused. Modes are checked in child processes (the umask is per process).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { ImageWriter, openImage } from '../index.js';
 import { OutputFile, createExclusive } from '../image/index.js';
 import { isTempOf } from '../image/_output-file.js';
-import { ensureBuilt } from './cli-helpers.js';
+import { crimg, ensureBuilt } from './cli-helpers.js';
 import { memoryLike, tempDir } from './helpers.js';
 
 const t = tempDir();
@@ -163,6 +163,98 @@ describe('the temporary file', () => {
     expect(readdirSync(d)).toEqual(['core']);
     // A target in a missing directory fails to create, naming the temporary file.
     await expect(OutputFile.create(join(d, 'missing', 'x'))).rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(/^cannot create .*missing\/\.x\.[0-9a-f]{16}\.crimg-tmp: ENOENT$/) });
+  });
+});
+
+describe('what the final name may be', () => {
+  test('a FIFO, a directory or a character device at the final name is refused before anything is written, and stays', async () => {
+    const d = dir();
+    const fifo = join(d, 'pipe.img');
+    spawnSync('mkfifo', [fifo]);
+    mkdirSync(join(d, 'sub.img'));
+    for (const [path, what] of [[fifo, 'a FIFO'], [join(d, 'sub.img'), 'a directory'], ['/dev/null', 'a character device']] as const) {
+      await expect(OutputFile.create(path)).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringContaining(`${path} is ${what}, not a regular file; crimg writes files by rename: give a file path, or use \`-o -\` for stdout`),
+      });
+      await expect(ImageWriter.create(path, { fsync: false })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(lstatSync('/dev/null').isCharacterDevice()).toBe(true);
+    expect(readdirSync(d).sort()).toEqual(['pipe.img', 'sub.img']);
+  });
+
+  test('a FIFO put at the final name after create is refused at commit: the temporary file goes, the FIFO stays', async () => {
+    const d = dir();
+    const path = join(d, 'late.img');
+    const f = await OutputFile.create(path);
+    await f.fh.write(Buffer.from('x'), 0, 1, 0);
+    spawnSync('mkfifo', [path]);
+    await expect(f.commit()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('is a FIFO') });
+    expect(lstatSync(path).isFIFO()).toBe(true);
+    expect(readdirSync(d)).toEqual(['late.img']);
+  });
+
+  test('a 250-byte file name: the temporary name keeps 100 bytes of it (255 at most), stale ones are still reported', async () => {
+    const d = dir();
+    const long = `${'é'.repeat(60)}${'n'.repeat(126)}.img`; // 120 + 126 + 4 = 250 bytes
+    expect(Buffer.byteLength(long)).toBe(250);
+    const out = join(d, long);
+    const w = await ImageWriter.create(out, { fsync: false });
+    const [tmp] = readdirSync(d);
+    expect(Buffer.byteLength(tmp!)).toBe(1 + 100 + 1 + 16 + 10);
+    expect(tmp!.startsWith(`.${'é'.repeat(50)}.`)).toBe(true); // 100 bytes, never half a character
+    expect(isTempOf(tmp!, long)).toBe(true);
+    await w.addRegion({ address: 0x10000, data: memoryLike(2, 3) });
+    await w.finish();
+    expect(readdirSync(d)).toEqual([long]);
+    const stale = join(d, tmp!);
+    writeFileSync(stale, 'left by SIGKILL');
+    const warnings = await staleWarnings(() => writeImage(out));
+    expect(warnings).toEqual([expect.stringContaining(`1 temporary file(s) of ${out} found: ${stale}.`)]);
+    // A stage's writer's temporary name (a temporary name of a temporary name) is one of it too.
+    expect(isTempOf(`.${tmp!.slice(0, 100)}.0123456789abcdef.crimg-tmp`, long)).toBe(true);
+    expect(isTempOf('..short.img.0123456789abcdef.crimg-tmp.fedcba9876543210.crimg-tmp', 'short.img')).toBe(true);
+    expect(isTempOf('..short.img.0123456789abcdef.crimg-tmp.fedcba9876543210.crimg-tmp', 'short.im')).toBe(false);
+    expect(isTempOf('..s.0123456789abcdef.crimg-tmp', 'short.img')).toBe(false);
+  });
+
+  test('crimg extract -o writes into an existing FIFO (streamed to its reader) and character device; a directory is refused', async () => {
+    ensureBuilt();
+    const d = dir();
+    const img = join(d, 'src.img');
+    const bytes = memoryLike(40, 7);
+    const w = await ImageWriter.create(img, { fsync: false });
+    await w.addRegion({ address: 0x10000, data: bytes });
+    await w.addRegion({ address: 0x100000, data: new Uint8Array(8 * 4096) }); // zeros: written as zeros into a stream
+    await w.finish();
+    const fifo = join(d, 'pipe');
+    spawnSync('mkfifo', [fifo]);
+    const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const got: Buffer[] = [];
+    reader.stdout.on('data', (b: Buffer) => got.push(b));
+    const closed = new Promise((r) => reader.on('close', r));
+    const r = await crimg(['extract', img, '--region', '0', '-o', fifo, '--quiet']);
+    await closed;
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(Buffer.concat(got).equals(Buffer.from(bytes))).toBe(true);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    const zeroReader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const zeros: Buffer[] = [];
+    zeroReader.stdout.on('data', (b: Buffer) => zeros.push(b));
+    const zclosed = new Promise((res) => zeroReader.on('close', res));
+    expect((await crimg(['extract', img, '--region', '1', '-o', fifo, '--quiet'])).status).toBe(0);
+    await zclosed;
+    expect(Buffer.concat(zeros).equals(Buffer.alloc(8 * 4096))).toBe(true);
+    const dev = await crimg(['extract', img, '--region', '0', '-o', '/dev/null']);
+    expect({ status: dev.status, stderr: dev.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(dev.stdout).toMatch(/to \/dev\/null/);
+    expect(lstatSync('/dev/null').isCharacterDevice()).toBe(true);
+    mkdirSync(join(d, 'out.bin'));
+    const bad = await crimg(['extract', img, '--region', '0', '-o', join(d, 'out.bin')]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/INVALID_ARGUMENT: .*out\.bin is a directory, not a regular file; crimg writes files by rename/);
+    expect(readdirSync(d).sort()).toEqual(['out.bin', 'pipe', 'src.img']);
   });
 });
 

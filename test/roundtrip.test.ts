@@ -312,7 +312,7 @@ describe('write then read', () => {
     }
   });
 
-  test('finish() replaces what is at the path: an image, a FIFO (never opened), a symlink (itself, not its target)', async () => {
+  test('finish() replaces an image or a symlink (itself, not its target); a FIFO there is refused, never opened or replaced', async () => {
     const { execFileSync } = await import('node:child_process');
     const { symlinkSync, lstatSync, writeFileSync: write } = await import('node:fs');
     const first = memoryLike(300, 1);
@@ -334,9 +334,12 @@ describe('write then read', () => {
     await readsAs(out, second);
     const fifo = t.path('fifo.img');
     execFileSync('mkfifo', [fifo]);
-    await write1(fifo, second); // opening a FIFO for reading would block until a writer came
-    expect(lstatSync(fifo).isFile()).toBe(true);
-    await readsAs(fifo, second);
+    // Opening a FIFO would block until a reader came; a rename would replace it: refused.
+    await expect(write1(fifo, second)).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT', message: expect.stringContaining(`${fifo} is a FIFO, not a regular file; crimg writes files by rename`),
+    });
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(tempsOf(fifo)).toEqual([]);
     const target = t.path('link-target.bin');
     write(target, 'kept');
     const link = t.path('link.img');
