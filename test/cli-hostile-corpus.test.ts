@@ -1,35 +1,41 @@
 /**
  * Every CLI command over the hostile-file corpus of issue 14 (test/hostile-corpus.ts): the
- * outcome it must have, and the time and memory beyond those of the same command on a small
- * valid image (start-up, loading the modules, printing a few lines). The built binary runs
- * with a preload that writes its peak RSS to a file at exit.
+ * outcome it must have, and the time and memory it takes beyond its start-up. One child process
+ * per corpus file runs the built CLI in-process (test/cli-inproc.ts): it loads the CLI once,
+ * warms every command up on a small valid image, then runs each command on the corpus file and
+ * on the small image in turn, three times. Time beyond start-up: the best corpus run less the
+ * best small-image run (printing a few lines), bound 100 ms (test/machine.ts budget()).
+ * Memory: the child's peak RSS after the command's first corpus run less its peak after the
+ * warm-up, bound 64 MiB; the peak is monotonic, so this bounds the command and every one before
+ * it in that child. A command over a bound there is measured again alone in a fresh child
+ * (warm-up and that command), whose figures stand: an earlier command's peak, or a burst of
+ * load, is not its own. Two children run at a time. (Before: ~700 `node` processes, best of 3 each, 269 s, and start-up noise
+ * of 100 ms or more on a busy 2-core machine failing idle runs.)
  *
- * Where the work is the user's explicit request it is not bounded: printing or copying every
- * one of 2^20 regions (inspect, stats, diff, convert, export-core of the two 64 MiB files), and
- * checking every chunk (verify of them). Those are bounded by the file's size and left out here.
- * The other commands on those two files open a 64 MiB index: their bounds are 100 ms + 8 ms per
- * MiB of file and 64 MiB + the file's size.
+ * Where the work is the user's explicit request it is not bounded here: printing, checking or
+ * copying every one of 2^20 regions (inspect, inspect --json, stats, verify, diff of the two
+ * 64 MiB files, and convert, export-core of the valid one). Those are bounded by the file's size
+ * and left out of the matrix; the region table of 2^20 regions is printed once below, in bounded
+ * memory. convert and export-core of the 2^20 regions sharing one long name refuse before
+ * writing, so they are bounded and in the matrix. The other commands on those two files open a
+ * 64 MiB index: their bounds are 100 ms + 8 ms per MiB of file and 64 MiB + the file's size.
  */
-import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { openImage } from '../index.js';
 import { HOSTILE, HOSTILE_PASSPHRASE, writeHostileCorpus } from './hostile-corpus.js';
 import { tempDir } from './helpers.js';
-import { budget } from './machine.js';
-import { ROOT, demoImage, ensureBuilt } from './cli-helpers.js';
+import { budget, slowdown } from './machine.js';
+import { demoImage, ensureBuilt } from './cli-helpers.js';
+import { crimgBatch, type Batch, type BatchRun, type BatchResult } from './cli-inproc.js';
 
 const t = tempDir();
 afterAll(() => t.cleanup());
-const BIN = join(ROOT, 'bin', 'crimg.js');
-const HOOK = t.path('rss-hook.mjs');
 const MiB = 1024 * 1024;
 let files: Record<string, string> = {};
 let small = '';
 
 beforeAll(async () => {
   ensureBuilt();
-  writeFileSync(HOOK, "import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(process.env.CRIMG_TEST_RSS, String(process.resourceUsage().maxRSS * 1024)));\n");
   writeFileSync(t.path('pass'), HOSTILE_PASSPHRASE);
   files = writeHostileCorpus(t.path('corpus'));
   small = t.path('small.img');
@@ -46,46 +52,8 @@ beforeAll(async () => {
       await image.close();
     }
   }
+  for (const name of Object.keys(HOSTILE)) void resultsOf(name);
 }, budget(60_000));
-
-interface Run { status: number; stdout: string; stderr: string; ms: number; rss: number }
-
-let runs = 0;
-/** Runs the built CLI with the RSS hook; with `discard`, stdout goes to /dev/null (not kept). */
-function run(args: string[], discard = false): Promise<Run> {
-  const rssFile = t.path(`rss-${runs++}`);
-  const env: NodeJS.ProcessEnv = { ...process.env, CRIMG_TEST_RSS: rssFile };
-  delete env['NODE_OPTIONS'];
-  delete env['CRIMG_PROGRESS'];
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, ['--import', HOOK, BIN, ...args], { env, stdio: ['ignore', discard ? 'ignore' : 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout?.on('data', (b: Buffer) => out.push(b));
-    child.stderr?.on('data', (b: Buffer) => err.push(b));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      const ms = performance.now() - t0;
-      resolve({ status: status ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), ms, rss: Number(readFileSync(rssFile, 'utf8')) });
-    });
-  });
-}
-
-/**
- * The best of three runs of each command line, taken in turn (base, subject, base, ...) so
- * that a loaded machine slows both alike.
- */
-async function bestOf3(base: string[], subject: string[]): Promise<[Run, Run]> {
-  const b: Run[] = [];
-  const s: Run[] = [];
-  for (let i = 0; i < 3; i++) {
-    b.push(await run(base));
-    s.push(await run(subject));
-  }
-  const pick = (rs: Run[]): Run => ({ ...rs[rs.length - 1]!, ms: Math.min(...rs.map((r) => r.ms)), rss: Math.min(...rs.map((r) => r.rss)) });
-  return [pick(b), pick(s)];
-}
 
 /** The first data region's address of each image (a plain open; the passphrase image has none). */
 const first = new Map<string, string>();
@@ -110,35 +78,109 @@ const COMMANDS: Record<string, Command> = {
   'export-core': (img, out) => ['export-core', img, out, '--arch', 'x86_64'],
 };
 
-/** Commands that enumerate every region or chunk: the user's request at 2^20 regions. */
-const ENUMERATING = new Set(['inspect', 'inspect --json', 'stats', 'verify', 'diff', 'convert', 'export-core']);
-const BIG = new Set(['shared-name-gaps', 'many-regions']);
+/** Commands that print, check or copy every region or chunk: the user's request at 2^20 regions. */
+const EXPLICIT: Record<string, ReadonlySet<string>> = {
+  'many-regions': new Set(['inspect', 'inspect --json', 'stats', 'verify', 'diff', 'convert', 'export-core']),
+  // convert and export-core refuse these before writing (LIMIT_EXCEEDED): bounded, so measured.
+  'shared-name-gaps': new Set(['inspect', 'inspect --json', 'stats', 'verify', 'diff']),
+};
+const BIG = new Set(Object.keys(EXPLICIT));
+const commandsOf = (name: string): string[] => Object.keys(COMMANDS).filter((c) => !EXPLICIT[name]?.has(c));
+const REPEAT = 3;
+
+interface Measured {
+  base: BatchResult; run: BatchResult; extraMs: number; extraRss: number;
+  /** How much the command's first run raised the child's peak (exact when > 0; for the figures). */
+  rise: number;
+}
+interface FileResults { commands: Record<string, Measured>; batch: Batch }
+
+let outputs = 0;
+/** A fresh output path: `small-*` for the small image's runs, NAME-COMMAND-N for the file's. */
+const out = (what: string): string => t.path(`${what.replace(/\W+/g, '-')}-${outputs++}`);
+
+/**
+ * One child: warm-up on the small image (each command once), then per command (small, file)
+ * × 3, in turn. With `table`, the full region table of the file is printed last (its peak must
+ * not count for the bounded commands).
+ */
+async function measure(name: string, cmds: string[], table = false): Promise<FileResults> {
+  const keyArgs = HOSTILE[name]!.passphrase ? ['--passphrase-file', t.path('pass')] : [];
+  const base = (c: string): BatchRun => ({ args: COMMANDS[c]!(small, out('small')), keep: false });
+  const warm = cmds.map(base);
+  const runs: BatchRun[] = [];
+  for (const c of cmds) {
+    const extra = c === 'check' || c === 'check --json' ? [] : keyArgs;
+    for (let i = 0; i < REPEAT; i++) runs.push(base(c), { args: [...COMMANDS[c]!(files[name]!, out(`${name} ${c}`)), ...extra], keep: false });
+  }
+  if (table) runs.push({ args: ['inspect', files[name]!], keep: false });
+  const batch = await crimgBatch(runs, { warm, timeoutMs: budget(60_000) });
+  const commands: Record<string, Measured> = {};
+  cmds.forEach((c, k) => {
+    const mine = batch.runs.slice(k * 2 * REPEAT, (k + 1) * 2 * REPEAT);
+    const bases = mine.filter((_, i) => i % 2 === 0);
+    const subjects = mine.filter((_, i) => i % 2 === 1);
+    const best = (rs: BatchResult[]): number => Math.min(...rs.map((r) => r.ms));
+    const before = mine[0]!.peakRss; // after the small-image run just before it
+    commands[c] = { base: bases[0]!, run: subjects[0]!, extraMs: best(subjects) - best(bases), extraRss: subjects[0]!.peakRss - batch.warmPeakRss, rise: subjects[0]!.peakRss - before };
+  });
+  return { commands, batch };
+}
+
+/** Two children at a time (one per core of the 2-core machines the tests run on). */
+let active = 0;
+const waiting: (() => void)[] = [];
+async function inSlot<T>(f: () => Promise<T>): Promise<T> {
+  while (active >= 2) await new Promise<void>((resolve) => waiting.push(resolve));
+  active++;
+  try {
+    return await f();
+  } finally {
+    active--;
+    waiting.shift()?.();
+  }
+}
+
+const measured = new Map<string, Promise<FileResults>>();
+function resultsOf(name: string): Promise<FileResults> {
+  if (!measured.has(name)) {
+    const p = inSlot(() => measure(name, commandsOf(name), name === 'shared-name-gaps'));
+    p.catch(() => undefined); // the test that awaits it reports the failure
+    measured.set(name, p);
+  }
+  return measured.get(name)!;
+}
+
+const figures: string[] = [];
+afterAll(() => {
+  console.log(`CLI over the hostile corpus, in-process, slowdown ${slowdown.toFixed(2)} (ms beyond the small image; MiB of peak beyond the warm-up, this command's and the ones before it in its child):\n${figures.join('\n')}`);
+});
 
 describe('every CLI command over the hostile corpus', () => {
   const cases: [string, string][] = [];
-  for (const name of Object.keys(HOSTILE)) {
-    for (const cmd of Object.keys(COMMANDS)) {
-      if (BIG.has(name) && ENUMERATING.has(cmd)) continue;
-      cases.push([name, cmd]);
-    }
-  }
+  for (const name of Object.keys(HOSTILE)) for (const cmd of commandsOf(name)) cases.push([name, cmd]);
 
-  test.each(cases)('%s: %s ends with an answer, < 100 ms and < 64 MiB beyond the same command on a small image (64 MiB files: bounds grow with the size)', async (name, cmd) => {
-    const make = COMMANDS[cmd]!;
-    let n = 0;
-    const out = (): string => t.path(`${name}-${cmd.replace(/\W+/g, '-')}-${n++}`);
-    const keyArgs = HOSTILE[name]!.passphrase ? ['--passphrase-file', t.path('pass')] : [];
-    const [base, r] = await bestOf3(make(small, out()), [...make(files[name]!, out()), ...(cmd === 'check' || cmd === 'check --json' ? [] : keyArgs)]);
-    // An answer, never a crash: exit 0 or 1 with output, or exit 1 with one error line.
-    expect({ name, cmd, status: [0, 1].includes(r.status) }).toEqual({ name, cmd, status: true });
-    if (r.status !== 0) expect({ name, cmd, stderr: r.stderr }).toEqual({ name, cmd, stderr: expect.stringMatching(/^(crimg: [A-Z_]+: [^\n]*\n)?$/) });
-    const extraMs = r.ms - base.ms;
-    const extraRss = r.rss - base.rss;
+  test.each(cases)('%s: %s ends with an answer, < 100 ms and < 64 MiB beyond start-up (64 MiB files: bounds grow with the size)', async (name, cmd) => {
     // Opening reads the index, which is most of the two 64 MiB files: for them the bound grows
     // with the file's size (as the library's open does, test/hostile.test.ts).
     const size = statSync(files[name]!).size;
     const msBound = BIG.has(name) ? budget(100 + 8 * (size / MiB)) : budget(100);
     const rssBound = BIG.has(name) ? 64 * MiB + size : 64 * MiB;
+    let m = (await resultsOf(name)).commands[cmd]!;
+    let again = '';
+    if (m.extraMs >= msBound || m.extraRss >= rssBound) {
+      // Over a bound in the file's child: measure the command again alone, in a fresh child,
+      // so that neither an earlier command's peak (the child's peak only grows) nor a burst of
+      // load elsewhere counts against it. The second figures stand, and both are printed.
+      again = `; measured alone: first, in the file's child, ${m.extraMs.toFixed(1)} ms, ${(m.extraRss / MiB).toFixed(1)} MiB`;
+      m = (await inSlot(() => measure(name, [cmd]))).commands[cmd]!;
+    }
+    const { run: r, extraMs, extraRss, rise } = m;
+    figures.push(`  ${name.padEnd(17)} ${cmd.padEnd(15)} exit ${r.status} ${extraMs.toFixed(1).padStart(7)} ms ${(extraRss / MiB).toFixed(1).padStart(6)} MiB (peak raised ${(rise / MiB).toFixed(1)} MiB${again})`);
+    // An answer, never a crash: exit 0 or 1 with output, or exit 1 with one error line.
+    const answered = [0, 1].includes(r.status);
+    expect({ name, cmd, answered, stderr: answered ? '' : r.stderr }).toEqual({ name, cmd, answered: true, stderr: '' });
+    if (r.status !== 0) expect({ name, cmd, stderr: r.stderr }).toEqual({ name, cmd, stderr: expect.stringMatching(/^(crimg: [A-Z_]+: [^\n]*\n)?$/) });
     expect({ name, cmd, ms: Math.round(extraMs), fast: extraMs < msBound }).toEqual({ name, cmd, ms: Math.round(extraMs), fast: true });
     expect({ name, cmd, mib: Math.round(extraRss / MiB), small: extraRss < rssBound }).toEqual({ name, cmd, mib: Math.round(extraRss / MiB), small: true });
   }, budget(60_000));
@@ -146,25 +188,26 @@ describe('every CLI command over the hostile corpus', () => {
 
 describe('the region table of 2^20 regions naming one 4 KiB string', () => {
   test('inspect prints every row in bounded memory, names cut at 256 characters (it ran out of heap at 4 GiB)', async () => {
-    const r = await run(['inspect', files['shared-name-gaps']!], true);
+    const { batch } = await resultsOf('shared-name-gaps');
+    const r = batch.runs.at(-1)!;
     expect([r.status, r.stderr]).toEqual([0, '']);
-    // The 64 MiB file, its region section, and batches of output: not 4 GiB of names.
-    expect({ mib: Math.round(r.rss / MiB), bounded: r.rss < 512 * MiB }).toEqual({ mib: Math.round(r.rss / MiB), bounded: true });
+    expect(r.stdoutLength).toBeGreaterThan(1 << 20); // every row: at least a byte per region
+    // The whole child's peak (the CLI, the 64 MiB file, its region section, batches of output),
+    // not 4 GiB of names.
+    expect({ mib: Math.round(r.peakRss / MiB), bounded: r.peakRss < 512 * MiB }).toEqual({ mib: Math.round(r.peakRss / MiB), bounded: true });
   }, budget(120_000));
 });
 
 describe('regions sharing one long name', () => {
   test('convert and export-core refuse before writing (LIMIT_EXCEEDED), not after 4 GiB of names', async () => {
-    const img = files['shared-name-gaps']!;
-    const [base, conv] = await bestOf3(['convert', small, t.path('ok.img')], ['convert', img, t.path('sng.img')]);
-    const core = await run(['export-core', img, t.path('sng.core'), '--arch', 'x86_64']);
-    for (const r of [conv, core]) {
+    const { commands } = await resultsOf('shared-name-gaps');
+    for (const cmd of ['convert', 'export-core']) {
+      const r = commands[cmd]!.run;
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/^crimg: LIMIT_EXCEEDED: the region names come to more than 67108864 bytes written once per region \(by region 16384\)/);
     }
-    // It took 65 s and 5 GB before failing with "Invalid typed array length".
-    const size = statSync(img).size;
-    expect({ ms: Math.round(conv.ms - base.ms), fast: conv.ms - base.ms < budget(100 + 8 * (size / MiB)) }).toEqual({ ms: Math.round(conv.ms - base.ms), fast: true });
-    expect(readdirSync(t.dir).filter((n) => n.startsWith('sng') || n.includes('.sng'))).toEqual([]);
+    // It took 65 s and 5 GB before failing with "Invalid typed array length"; the time and
+    // memory bounds of both commands are checked in the matrix above.
+    expect(readdirSync(t.dir).filter((n) => /shared-name-gaps-(convert|export-core)-/.test(n))).toEqual([]);
   }, budget(120_000));
 });
