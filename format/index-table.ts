@@ -3,7 +3,8 @@
  * 5.3 and 8.1. Pure: bytes in, fields out. The chunk table is read in place (a DataView over
  * its bytes), never expanded into one object per chunk.
  */
-import { CHUNK_RECORD_SIZE, CHUNK_ZERO, MAX_FILE_PAGE, REGION_FILE_OFFSET, REGION_RECORD_SIZE, REGION_SHARED } from './constants.js';
+import { Buffer } from 'node:buffer';
+import { CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, MAX_FILE_PAGE, REGION_FILE_OFFSET, REGION_RECORD_SIZE, REGION_SHARED } from './constants.js';
 import { FORM, chunkFormViolation, type FormViolation } from './chunk-form.js';
 import { view } from './bytes.js';
 import { CrimgError } from './errors.js';
@@ -82,21 +83,30 @@ export function regionFlagFields(o: { shared?: boolean; fileOffset?: bigint | nu
 
 /**
  * Encodes region table followed by string table (the region section's plain bytes).
+ *
+ * Names are stored once per region, in region order, while they fit section 9's string table
+ * (64 MiB): the layout every image written so far has. Past that, each distinct name is stored
+ * once, where it first occurs, and every region naming it points there (section 8.1 lets
+ * regions share a name): 2^20 gaps naming one 4 KiB string make a 4 KiB table, not 4 GiB.
+ * Names are measured before any is encoded, so names that would not fit are never made into
+ * bytes.
  * @param pageSize the image's page size: the unit of a record's file page.
  * @throws RangeError when a file offset is not a multiple of the page size or is past
- *   {@link MAX_FILE_PAGE} pages (the writer leaves such an offset out).
+ *   {@link MAX_FILE_PAGE} pages (the writer leaves such an offset out), or when the distinct
+ *   names come to more than section 9's string table.
  */
 export function encodeRegionSection(records: readonly RegionRecord[], pageSize: number): { bytes: Uint8Array; stringTableLength: number } {
-  const names = records.map((r) => enc.encode(r.name));
-  const stringTableLength = names.reduce((s, n) => s + n.length, 0);
-  const out = new Uint8Array(records.length * REGION_RECORD_SIZE + stringTableLength);
-  let str = records.length * REGION_RECORD_SIZE;
+  let each = 0;
+  for (const r of records) each += Buffer.byteLength(r.name);
+  const { spans, table } = each <= LIMITS.maxStringTable ? namesInOrder(records, each) : distinctNames(records);
+  const out = new Uint8Array(records.length * REGION_RECORD_SIZE + table.length);
+  out.set(table, records.length * REGION_RECORD_SIZE);
   records.forEach((r, i) => {
-    const n = names[i]!;
     const filePage = r.fileOffset === undefined ? 0n : r.fileOffset / BigInt(pageSize);
     if (r.fileOffset !== undefined && (r.fileOffset < 0n || r.fileOffset % BigInt(pageSize) !== 0n || filePage > BigInt(MAX_FILE_PAGE))) {
       throw new RangeError(`expected region ${i}'s file offset to be a multiple of the page size ${pageSize} below ${MAX_FILE_PAGE + 1} pages, got ${r.fileOffset}`);
     }
+    const length = spans[2 * i + 1]!;
     encodeFields(REGION_RECORD, {
       address: r.address,
       length: r.length,
@@ -104,17 +114,72 @@ export function encodeRegionSection(records: readonly RegionRecord[], pageSize: 
       chunkCount: BigInt(r.chunkCount),
       storedBytes: r.storedBytes,
       zeroChunks: BigInt(r.zeroChunks),
-      nameOffset: n.length ? str - records.length * REGION_RECORD_SIZE : 0,
-      nameLength: n.length,
+      nameOffset: length ? spans[2 * i]! : 0,
+      nameLength: length,
       protection: r.protBits,
       kind: r.kindId,
       flags: (r.shared ? REGION_SHARED : 0) | (r.fileOffset !== undefined ? REGION_FILE_OFFSET : 0),
       filePage: Number(filePage),
     }, out, i * REGION_RECORD_SIZE);
-    out.set(n, str);
-    str += n.length;
   });
-  return { bytes: out, stringTableLength };
+  return { bytes: out, stringTableLength: table.length };
+}
+
+/** Each region's name (offset, length) pairs, and the string table holding them. */
+interface NameLayout {
+  spans: Uint32Array;
+  table: Uint8Array;
+}
+
+/** Every region's name stored after the one before: `bytes` of names in all. */
+function namesInOrder(records: readonly RegionRecord[], bytes: number): NameLayout {
+  const spans = new Uint32Array(2 * records.length);
+  const table = new Uint8Array(bytes);
+  let at = 0;
+  records.forEach((r, i) => {
+    const n = enc.encodeInto(r.name, table.subarray(at)).written;
+    spans[2 * i] = at;
+    spans[2 * i + 1] = n;
+    at += n;
+  });
+  return { spans, table };
+}
+
+/**
+ * Each distinct name stored once, in order of first use. Time: one hash per region's name;
+ * memory: the distinct names (at most the string table's limit, else a RangeError).
+ */
+function distinctNames(records: readonly RegionRecord[]): NameLayout {
+  const spans = new Uint32Array(2 * records.length);
+  const at = new Map<string, number>();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  let last = '';
+  let lastAt = 0;
+  records.forEach((r, i) => {
+    const name = r.name;
+    if (name.length === 0) return;
+    // The same name as the region before (gaps of one reservation): no hash.
+    let offset = name === last ? lastAt : at.get(name);
+    if (offset === undefined) {
+      const b = enc.encode(name);
+      if (size + b.length > LIMITS.maxStringTable) {
+        throw new RangeError(`expected distinct region names of at most ${LIMITS.maxStringTable} bytes in all (region ${i})`);
+      }
+      offset = size;
+      at.set(name, offset);
+      parts.push(b);
+      size += b.length;
+    }
+    spans[2 * i] = offset;
+    spans[2 * i + 1] = Buffer.byteLength(name);
+    last = name;
+    lastAt = offset;
+  });
+  const table = new Uint8Array(size);
+  let p = 0;
+  for (const b of parts) { table.set(b, p); p += b.length; }
+  return { spans, table };
 }
 
 export interface RegionSectionContext {

@@ -6,8 +6,10 @@
  * not know (section 4), and the creation time. The image id is new (section 3: ids are unique).
  */
 import { LIMITS, type CipherName } from '../format/constants.js';
+import { xxh64 } from '../codec/checksum.js';
 import { CrimgError } from '../format/errors.js';
 import { toValidationInput, type ValidationInput } from '../format/validation.js';
+import type { Region } from '../format/index-table.js';
 import type { KeyInput } from './keying.js';
 import { ImageReader, openReader } from './reader.js';
 import { isZeroRun, readSegments } from './segments.js';
@@ -73,23 +75,67 @@ export async function convertImage(input: ImageReader | SourceInput, output: str
 }
 
 /**
- * Refuses, before a byte is written, regions whose names come to more than a string table may
- * hold (section 9): regions may share one name in the input (section 8.1), but the writer
- * stores each region's name, so 2^20 regions naming one 4 KiB string would make 4 GiB of names
- * and fail at the end, after all the data. Stops counting at the limit.
- * @throws CrimgError LIMIT_EXCEEDED
+ * The region names to write, checked before a byte is written against section 9's string
+ * table: the writer stores each region's name while they fit, and past that each distinct
+ * name once (format/index-table.ts), so 2^20 gaps naming one 4 KiB string convert. Returns
+ * a function giving region `i`'s name: as read while they fit; past that, one string per
+ * distinct name (the writer keeps every record's name until the end: one 4 KiB string per
+ * region would be 4 GiB).
+ * @throws CrimgError LIMIT_EXCEEDED when the distinct names come to more than a string table
+ *   may hold (2^20 different 4 KiB names): refused before the output is created.
  */
-function checkNameBytes(image: ImageReader, output: string): void {
+function regionNames(image: ImageReader, output: string): (r: Region) => string {
   let bytes = 0;
-  // Region by region, before the table is made whole: the refusal costs the first 64 MiB of names.
+  // Region by region (one Region alive at a time): the sum stops at the limit.
+  for (let i = 0; i < image.regionCount && bytes <= LIMITS.maxStringTable; i++) bytes += Buffer.byteLength(image.region(i).name);
+  if (bytes <= LIMITS.maxStringTable) return (r) => r.name;
+  const names = new NameSet();
+  let distinct = 0;
   for (let i = 0; i < image.regionCount; i++) {
-    const r = image.region(i);
-    bytes += Buffer.byteLength(r.name);
-    if (bytes > LIMITS.maxStringTable) {
-      throw new CrimgError('LIMIT_EXCEEDED', `the region names come to more than ${LIMITS.maxStringTable} bytes written once per region (by region ${r.index}), more than the string table of ${output} may hold`, {
-        region: r.index, hint: 'the input\'s regions share long names, which an image holds once per region: this image cannot be converted',
+    const name = image.region(i).name;
+    if (names.canonical(name) !== undefined) continue;
+    names.add(name);
+    distinct += Buffer.byteLength(name);
+    if (distinct > LIMITS.maxStringTable) {
+      throw new CrimgError('LIMIT_EXCEEDED', `the distinct region names come to more than ${LIMITS.maxStringTable} bytes (by region ${i}), more than the string table of ${output} may hold`, {
+        region: i, hint: 'an image holds each distinct region name once, at most 64 MiB of them: this image cannot be converted',
       });
     }
+  }
+  return (r) => names.canonical(r.name) ?? r.name;
+}
+
+/**
+ * One string per distinct name. Names are read afresh per region (region(i) decodes them), and
+ * a Map keyed by a fresh 4 KiB string hashes all of it in V8 each time: 9 us a lookup, 19 s for
+ * 2^20 regions here. Keyed by the xxh64 of its bytes instead (about 4 times faster), the same
+ * name as the one before by one comparison; a different name with the same hash goes to a Map
+ * of strings, so a collision costs time, never a wrong name.
+ */
+class NameSet {
+  private readonly byHash = new Map<bigint, string>();
+  private readonly collided = new Map<string, string>();
+  private readonly bytes = Buffer.allocUnsafe(4 * LIMITS.maxNameLength);
+  private last: string | undefined;
+
+  canonical(name: string): string | undefined {
+    if (name === this.last) return this.last; // gaps of one reservation: no hash
+    const got = this.byHash.get(this.hash(name));
+    const found = got === undefined ? undefined : got === name ? got : this.collided.get(name);
+    if (found !== undefined) this.last = found;
+    return found;
+  }
+
+  /** Adds a name {@link canonical} did not find. */
+  add(name: string): void {
+    const h = this.hash(name);
+    if (this.byHash.has(h)) this.collided.set(name, name);
+    else this.byHash.set(h, name);
+    this.last = name;
+  }
+
+  private hash(name: string): bigint {
+    return xxh64(this.bytes.subarray(0, this.bytes.write(name, 'utf8')));
   }
 }
 
@@ -104,14 +150,15 @@ function carriedValidation(image: ImageReader): ValidationInput {
 }
 
 async function transcode(image: ImageReader, output: string, o: ConvertOptions): Promise<WriteSummary> {
-  checkNameBytes(image, output); // KEY_REQUIRED or LIMIT_EXCEEDED before any file is created
-  const regions = image.regions;
+  const nameOf = regionNames(image, output); // KEY_REQUIRED or LIMIT_EXCEEDED before any file is created
+  const count = image.regionCount;
   const compress = o.compress ?? image.compression;
   const encrypt = o.encrypt ?? (image.encryption as CipherName);
   const key = o.outKey ?? o.key;
   if (encrypt !== 'none' && key === undefined) throw new TypeError(`expected outKey or key to encrypt ${output} with ${encrypt}, got neither`);
   const layout = o.layout ?? (image.sparse && compress === 'none' && encrypt === 'none' ? 'sparse' : 'compact');
-  const total = regions.reduce((s, r) => s + (r.isGap ? 0 : Number(r.length)), 0);
+  let total = 0;
+  for (let i = 0; i < count; i++) { const r = image.region(i); if (!r.isGap) total += Number(r.length); }
   const writer = await ImageWriter.create(output, {
     pageSize: image.pageSize,
     chunkSize: o.chunkSize ?? image.chunkSize,
@@ -129,9 +176,12 @@ async function transcode(image: ImageReader, output: string, o: ConvertOptions):
   let done = 0;
   o.onProgress?.(0, total);
   try {
-    for (const r of regions) {
+    // One region at a time from the region section in place (image.regions would keep 2^20
+    // Region objects, about 250 MiB).
+    for (let i = 0; i < count; i++) {
+      const r = image.region(i);
       if (r.isGap) {
-        await writer.addGap({ address: r.address, length: r.length, name: r.name, shared: r.shared, fileOffset: r.fileOffset });
+        await writer.addGap({ address: r.address, length: r.length, name: nameOf(r), shared: r.shared, fileOffset: r.fileOffset });
         continue;
       }
       const data = (async function* () {
@@ -144,7 +194,7 @@ async function transcode(image: ImageReader, output: string, o: ConvertOptions):
         }
       })();
       // The kind byte, not its name: a kind this version does not know is kept (section 8.1).
-      await writer.addRegion({ address: r.address, data, prot: r.prot, kind: r.kindId, name: r.name, shared: r.shared, fileOffset: r.fileOffset });
+      await writer.addRegion({ address: r.address, data, prot: r.prot, kind: r.kindId, name: nameOf(r), shared: r.shared, fileOffset: r.fileOffset });
     }
     return await writer.finish();
   } catch (e) {

@@ -7,7 +7,7 @@ export type { ImageParts, OpenOptions, VerifyReport, VerifyError, VerifyOptions,
 export { DEFAULT_PIECE_SIZE } from './reader.js';
 export type { ReadStreamOptions } from './reader.js';
 export { chunkStats } from './stats.js';
-export type { ChunkStats, ChunkUsage, ChunkForms, RegionChunkStats, KindChunkStats } from './stats.js';
+export type { ChunkStats, ChunkStatsOptions, ChunkUsage, ChunkForms, RegionChunkStats, KindChunkStats } from './stats.js';
 export { readSegments, isZeroRun } from './segments.js';
 export type { Segment, SegmentOptions, SegmentedImage } from './segments.js';
 export { diffImages } from './diff.js';

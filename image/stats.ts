@@ -48,9 +48,19 @@ export interface ChunkStats {
 
 /** What chunkStats needs of an open image; `ImageReader` provides it. */
 export interface StatsImage {
-  readonly regions: readonly Region[];
+  readonly regionCount: number;
+  region(index: number): Region;
+  readonly chunkSize: number;
   chunkTable(): Promise<ChunkTable>;
-  plainLength(r: Region, j: number): number;
+}
+
+export interface ChunkStatsOptions {
+  /**
+   * Called with each data region's counts, in table order, instead of keeping them: the
+   * result's `regions` is then empty and memory stays O(1) whatever the region count (2^20
+   * regions kept are about 200 MiB).
+   */
+  onRegion?: (stats: RegionChunkStats) => void;
 }
 
 function emptyUsage(): ChunkUsage {
@@ -64,14 +74,20 @@ function addUsage(to: ChunkUsage, u: ChunkUsage): void {
   for (const k of ['total', 'zero', 'raw', 'encoded', 'encrypted'] as const) to.chunks[k] += u.chunks[k];
 }
 
-/** Counts region `r`'s chunks by their flags in the chunk table. */
-function regionUsage(image: StatsImage, table: ChunkTable, r: Region): ChunkUsage {
+/**
+ * Counts region `r`'s chunks by their flags in the chunk table. Plain lengths as Numbers: every
+ * chunk is whole but the last (the region's length was checked below 2^64 and its chunk count
+ * below section 9's limit at open).
+ */
+function regionUsage(table: ChunkTable, chunkSize: number, r: Region): ChunkUsage {
   const u = emptyUsage();
   u.mapped = r.length;
   let stored = 0;
   let zero = 0;
+  const last = r.chunkCount - 1;
+  const lastPlain = last >= 0 ? Number(r.length - BigInt(last) * BigInt(chunkSize)) : 0;
   for (let j = 0; j < r.chunkCount; j++) {
-    const plain = image.plainLength(r, j);
+    const plain = j === last ? lastPlain : chunkSize;
     const rec = table.get(r.firstChunk + j, plain);
     u.chunks.total++;
     stored += rec.storedLength;
@@ -87,7 +103,9 @@ function regionUsage(image: StatsImage, table: ChunkTable, r: Region): ChunkUsag
 
 /**
  * Bytes mapped, stored and zero, and chunk counts by stored form, per data region, per kind and
- * in total.
+ * in total. Regions are made one at a time from the region section in place (`region(i)`), never
+ * the whole table: memory is the result's, O(data regions) for `regions`, O(1) with `onRegion`.
+ * Time is O(regions + chunks).
  * @param image an open image (an `ImageReader` or the package's `Image`).
  * @throws CrimgError KEY_REQUIRED for an encrypted image opened without a key; CORRUPT_INDEX
  *   when the chunk table is damaged.
@@ -95,21 +113,25 @@ function regionUsage(image: StatsImage, table: ChunkTable, r: Region): ChunkUsag
  * const { totals } = await chunkStats(image);
  * console.log(`${totals.chunks.zero} of ${totals.chunks.total} chunks are zero`);
  */
-export async function chunkStats(image: StatsImage): Promise<ChunkStats> {
+export async function chunkStats(image: StatsImage, options: ChunkStatsOptions = {}): Promise<ChunkStats> {
   const table = await image.chunkTable();
   const regions: RegionChunkStats[] = [];
   const kinds = new Map<string, KindChunkStats>();
   const totals: ChunkStats['totals'] = { ...emptyUsage(), regions: 0 };
-  for (const r of image.regions) {
+  const onRegion = options.onRegion ?? ((s: RegionChunkStats): void => { regions.push(s); });
+  const count = image.regionCount;
+  for (let i = 0; i < count; i++) {
+    const r = image.region(i);
     if (r.isGap) continue;
-    const u = regionUsage(image, table, r);
-    regions.push({ region: r, ...u, chunks: { ...u.chunks } });
+    const u = regionUsage(table, image.chunkSize, r);
+    // u is this region's own: no copy (a spread copy per region was half the garbage).
     let k = kinds.get(r.kind);
     if (!k) kinds.set(r.kind, (k = { kind: r.kind, regions: 0, ...emptyUsage() }));
     k.regions++;
     addUsage(k, u);
     totals.regions++;
     addUsage(totals, u);
+    onRegion({ region: r, mapped: u.mapped, stored: u.stored, zero: u.zero, chunks: u.chunks });
   }
   return { regions, kinds: [...kinds.values()], totals };
 }

@@ -55,7 +55,8 @@ export interface VerifiableImage {
   readonly header: Header;
   readonly footer: Footer;
   readonly dataStart: number;
-  readonly regions: readonly Region[];
+  readonly regionCount: number;
+  region(index: number): Region;
   readonly sparse: boolean;
   chunkTable(): Promise<ChunkTable>;
   plainLength(r: Region, j: number): number;
@@ -70,7 +71,12 @@ interface Item {
   rec: ChunkRecord;
 }
 
-type Batch = Run<Item> & { r: Region };
+/**
+ * A run of one region's stored chunks, read at once. It holds the region's number, not the
+ * region: regions are made again when their batch is checked, one at a time (2^20 regions kept
+ * whole are about 250 MiB).
+ */
+type Batch = Run<Item> & { region: number };
 
 /** What walking the chunk table finds. */
 interface Layout {
@@ -131,9 +137,11 @@ function collectRecords(image: VerifiableImage, table: ChunkTable, found: Findin
     lastEnd: dataStart, spanEnd: dataStart, zeroChunks: 0,
     mappable: (header.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n, packed: header.codec !== 0 || header.cipher !== 0,
   };
-  for (const r of image.regions) {
+  for (let i = 0; i < image.regionCount; i++) {
+    const r = image.region(i);
+    if (r.chunkCount === 0) continue; // a gap
     const items = collectRegion(image, table, r, layout, found);
-    for (const run of coalesceRuns(items)) layout.batches.push({ r, ...run });
+    for (const run of coalesceRuns(items)) layout.batches.push({ region: i, ...run });
   }
   return layout;
 }
@@ -220,8 +228,9 @@ async function checkBatches(image: VerifiableImage, batches: readonly Batch[], f
     const batch = batches[n]!;
     const got = await ahead;
     ahead = readBatch(n + 1);
-    if (got instanceof Uint8Array) bytes += await checkBatch(image, batch, got, found);
-    else for (const it of batch.items) found.push(toVerifyError(got.error, batch.r, it.number, it.rec, image));
+    const r = image.region(batch.region);
+    if (got instanceof Uint8Array) bytes += await checkBatch(image, r, batch, got, found);
+    else for (const it of batch.items) found.push(toVerifyError(got.error, r, it.number, it.rec, image));
     onBatch(batch.items.length);
   }
   return bytes;
@@ -247,8 +256,8 @@ function batchReader(source: RandomAccessSource, batches: readonly Batch[]): (n:
 }
 
 /** Checks one batch read into `got`: as one run, then chunk by chunk if the run fails. */
-async function checkBatch(image: VerifiableImage, batch: Batch, got: Uint8Array, found: Findings): Promise<number> {
-  const { r, items, offset } = batch;
+async function checkBatch(image: VerifiableImage, r: Region, batch: Batch, got: Uint8Array, found: Findings): Promise<number> {
+  const { items, offset } = batch;
   const run = items.map((it) => ({ region: r, j: it.j, number: it.number, rec: it.rec }));
   const ok = await image.decodeRun(run, got, offset).then((d) => { d.release(); return true; }, () => false);
   let bytes = 0;
