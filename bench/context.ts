@@ -2,8 +2,9 @@
  * What every section of `npm run bench` shares: the input file, its size and page statistics,
  * the temp directory, and the targets the figures are judged against.
  */
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { isTempOf } from '../image/_output-file.js';
 import type { MemoryLikeStats } from './memory-like.js';
 import { syncAll } from './measure.js';
 
@@ -44,11 +45,16 @@ export const TARGETS = {
 /** A path in the temp directory. */
 export const tmp = (ctx: BenchContext, name: string): string => join(ctx.dir, name);
 
-/** Removes `paths` and flushes dirty pages: the untimed preparation of a write run. */
+/**
+ * Removes `paths` and any temporary file a killed writer left for them
+ * (`.NAME.<hex>.crimg-tmp`, image/_output-file.ts), and flushes dirty pages: the untimed
+ * preparation of a write run.
+ */
 export async function freshOutput(...paths: string[]): Promise<void> {
   for (const p of paths) {
     await rm(p, { force: true });
-    await rm(`${p}.tmp`, { force: true });
+    const names = await readdir(dirname(p)).catch(() => [] as string[]);
+    for (const n of names) if (isTempOf(n, basename(p))) await rm(join(dirname(p), n), { force: true });
   }
   syncAll();
 }

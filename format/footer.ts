@@ -50,7 +50,7 @@ export function decodeFooter(bytes: Uint8Array, base: number, xxh64: Checksum): 
   if (!equalBytes(bytes.subarray(magic, magic + END_MAGIC.length), END_MAGIC)) {
     throw new CrimgError('BAD_MAGIC', 'the end magic is missing: the image is truncated, still being written, or not a crimg image', {
       offset: base + magic,
-      hint: 'an interrupted write leaves NAME.tmp, never NAME; copy the image again completely',
+      hint: 'an interrupted crimg write never leaves a partial image under its final name (only a hidden .NAME.<hex>.crimg-tmp beside it); copy the image again completely',
     });
   }
   const r = decodeFields(FOOTER, bytes);

@@ -124,7 +124,7 @@ async function readFooter(source: RandomAccessSource): Promise<Footer> {
     if (isCrimgError(e, 'BAD_MAGIC')) {
       // A valid header with no footer: the file was cut short (or is still being written).
       throw new CrimgError('TRUNCATED', 'the footer is missing: the image is truncated or was not finished', {
-        offset: size, hint: 'an interrupted write leaves NAME.tmp, never NAME; copy the image again completely',
+        offset: size, hint: 'an interrupted crimg write never leaves a partial image under its final name (only a hidden .NAME.<hex>.crimg-tmp beside it); copy the image again completely',
       });
     }
     throw e;
