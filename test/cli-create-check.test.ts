@@ -3,8 +3,9 @@
  * them) compressed and encrypted images. Runs the built binary: `npm test` builds first; run
  * alone, ensureBuilt() rebuilds if stale.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { describeHost, featureBitmap, openImage } from '../index.js';
+import { isTempOf } from '../image/_output-file.js';
 import { tempDir, memoryLike } from './helpers.js';
 import { crimg, crimgInProcess, demoImage, ensureBuilt, json } from './cli-helpers.js';
 
@@ -259,6 +260,28 @@ describe('encrypted images', () => {
   });
 });
 
+test('import-core --mode: the image is 0600 by default, --mode widens it, a bad mode is refused before anything is written', async () => {
+  writeFileSync(t.path('core-heap.bin'), memoryLike(4, 9));
+  const img = t.path('for-core.img');
+  const core = t.path('for-core.core');
+  expect((await crimg(['create', img, '--region', `0x7f0000000000:${t.path('core-heap.bin')}`])).status).toBe(0);
+  expect((await crimg(['export-core', img, core])).status).toBe(0);
+  const plain = t.path('from-core.img');
+  const wide = t.path('from-core-wide.img');
+  for (const r of await Promise.all([crimg(['import-core', core, plain]), crimg(['import-core', core, wide, '--mode', '640'])])) {
+    expect([r.status, r.stderr]).toEqual([0, '']);
+  }
+  expect(statSync(plain).mode & 0o777).toBe(0o600);
+  expect(statSync(wide).mode & 0o777).toBe(0o640);
+  const back = await openImage(wide);
+  expect((await back.read(0x7f0000000000n, 4 * 4096)).equals(readFileSync(t.path('core-heap.bin')))).toBe(true);
+  await back.close();
+  const bad = await crimg(['import-core', core, t.path('bad-mode.img'), '--mode', '999']);
+  expect(bad.status).toBe(2);
+  expect(bad.stderr).toMatch(/^crimg: INVALID_ARGUMENT: expected --mode as octal/);
+  expect(readdirSync(t.dir).filter((n) => n.includes('bad-mode.img'))).toEqual([]);
+});
+
 test('create --compress deflate:6 stores encoded chunks', async () => {
   writeFileSync(t.path('heap.bin'), memoryLike(20, 5));
   const out = t.path('deflate.img');
@@ -266,5 +289,5 @@ test('create --compress deflate:6 stores encoded chunks', async () => {
   const s = json<{ compression: string; totals: { chunks: { encoded: number } } }>(await crimg(['stats', out, '--json']));
   expect(s.compression).toBe('deflate:6');
   expect(s.totals.chunks.encoded).toBeGreaterThan(0);
-  expect(existsSync(out + '.tmp')).toBe(false);
+  expect(readdirSync(t.dir).filter((n) => isTempOf(n, 'deflate.img'))).toEqual([]); // no temporary file (.deflate.img.<hex>.crimg-tmp) left
 });

@@ -11,12 +11,13 @@ import { readKey } from '../keys.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
 import { parseSize } from '../numbers.js';
 import { safeText, writeSummaryText } from '../text.js';
+import { modeOption, withMode } from '../file-mode.js';
 
 export function registerImportCore(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
   return y.command(
     'import-core <core> <out>',
     'convert an ELF core file (gcore, kernel core dump) to an image',
-    (a) => withJson(withKeyOptions(a
+    (a) => withMode(withJson(withKeyOptions(a
       .positional('core', { type: 'string', demandOption: true, describe: 'ELF64 little-endian core file' })
       .positional('out', { type: 'string', demandOption: true, describe: 'image file to write' }), 'encrypt the image (with --encrypt)'))
       .option('chunk-size', { type: 'string', requiresArg: true, describe: `chunk size, a power of two (default: the page size without --compress and --encrypt, else ${DEFAULT_CHUNK_SIZE / 1024}K)` })
@@ -24,8 +25,9 @@ export function registerImportCore(y: Argv, cli: Cli, exit: (code: number) => vo
       .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate or deflate:LEVEL (1-9)' })
       .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
       .example('$0 import-core core.1234 app.img', 'convert a gcore file')
-      .example('$0 import-core core.1234 app.img --compress deflate:1', 'compressed'),
+      .example('$0 import-core core.1234 app.img --compress deflate:1', 'compressed')),
     async (a) => {
+      const mode = modeOption(a); // a bad --mode is refused before anything is read
       const key = await readKey(keySources(a), cli.env);
       if (a.encrypt !== undefined && key === undefined) throw usageError(`expected a key option with --encrypt ${a.encrypt}`, 'give --key-file, --key-env or --passphrase-file');
       if (a.encrypt === undefined && key !== undefined) throw usageError('expected --encrypt SUITE with a key option');
@@ -38,6 +40,7 @@ export function registerImportCore(y: Argv, cli: Cli, exit: (code: number) => vo
           ...(a.pageSize !== undefined ? { pageSize: parseSize(a.pageSize, 'page size') } : {}),
           compress: a.compress,
           ...(a.encrypt !== undefined ? { encrypt: a.encrypt as CipherName, key } : {}),
+          ...mode,
           onProgress: (done) => progress.update(done),
         });
       } finally {
