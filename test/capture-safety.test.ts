@@ -19,6 +19,7 @@ import { parseStatSp, parseSyscallSp } from '../capture/threads.js';
 import { markThreadStacks, parseMaps, planMapping } from '../capture/proc-maps.js';
 import { parseStat, waitStopped } from '../capture/proc.js';
 import { PROCESS_BUSY } from '../capture/_codes.js';
+import { isTempOf } from '../image/_output-file.js';
 import { prng, tempDir } from './helpers.js';
 import { crimg } from './cli-helpers.js';
 import { writeMemoryLikeFile } from '../bench/memory-like.js';
@@ -348,7 +349,7 @@ describe('one capture of a process at a time', () => {
       await expect(captureProcess(info().pid, path, { fsync: false })).rejects.toMatchObject({ code: PROCESS_BUSY, category: 'process', message: expect.stringMatching(/being captured by another capture/) });
       expect(procState(info().pid)).not.toBe('T');
       expect(existsSync(path)).toBe(false);
-      expect(existsSync(`${path}.tmp`)).toBe(false);
+      expect(readdirSync(tmp.dir).filter((n) => isTempOf(n, 'busy.img'))).toEqual([]); // no .busy.img.<hex>.crimg-tmp
       ensureCaptureBuilt();
       const cli = await crimg(['capture', '--pid', String(info().pid), path]);
       expect(cli.status).toBe(2);
