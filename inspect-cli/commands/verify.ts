@@ -36,7 +36,8 @@ function errorJson(e: VerifyError, image: Image): VerifyErrorJson {
   const out: VerifyErrorJson = { code: e.code, message: e.message };
   if (e.region !== undefined) {
     out.region = e.region;
-    const name = image.regions[e.region]?.name;
+    // One region made from the table in place, not the whole table (2^20 regions: ~260 MiB).
+    const name = e.region >= 0 && e.region < image.regionCount ? image.region(e.region).name : undefined;
     if (name) out.regionName = name;
   }
   if (e.chunk !== undefined) out.chunk = e.chunk;
