@@ -28,7 +28,7 @@ import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, 
 import { runsToRead, type PageRun } from './pagemap.js';
 import { threadStackPointers } from './threads.js';
 import { lockProcess } from './lock.js';
-import { removeFiles, stagePaths } from './_stage.js';
+import { STAGE_CIPHER, removeFiles, stageKey, stagePaths } from './_stage.js';
 import { producerVersion } from './version.js';
 import { imageWriterOptions, type ImageOutputOptions } from './_image-options.js';
 
@@ -170,6 +170,8 @@ async function captureLocked(
   });
   const staged = !options.encodeWhileStopped && isEncoded(options);
   const stage = staged ? stagePaths(outPath) : null;
+  // An encrypted capture's stage is sealed with a one-time key: no plaintext page on disk.
+  const sealKey = stage && options.encrypt !== undefined && options.encrypt !== 'none' ? stageKey() : null;
   // The writers remove their own temporary files (on signals too); the stage, once renamed
   // into place by its writer, is the capture's to remove.
   if (stage) guard.temporaries.push(stage.path);
@@ -189,13 +191,19 @@ async function captureLocked(
     if (stage) {
       // Fail now, not after the stop, on options the final writer refuses.
       checkOutputOptions(options);
-      writer = await ImageWriter.create(stage.path, { pageSize: host.pageSize, fsync: false, validation, mode: 0o600 });
+      writer = await ImageWriter.create(stage.path, {
+        pageSize: host.pageSize, fsync: false, validation, mode: 0o600,
+        ...(sealKey && { encrypt: STAGE_CIPHER, key: sealKey }),
+        ...(sealKey && options.workers !== undefined && { workers: options.workers }),
+      });
     } else {
       writer = await ImageWriter.create(outPath, { pageSize: host.pageSize, ...imageWriterOptions(options), validation });
     }
   } catch (e) {
     await mem.close().catch(() => {});
     await pagemap?.close().catch(() => {});
+    sealKey?.fill(0);
+    stage?.release();
     throw e;
   }
   const wasStopped = stat.state === 'T' || stat.state === 't';
@@ -249,9 +257,12 @@ async function captureLocked(
     let summary = await writer.finish();
     if (stage) {
       summary = await convertImage(stage.path, outPath, {
+        ...(sealKey && { key: sealKey }),
         chunkSize: options.chunkSize ?? defaultChunkSize(host.pageSize, false),
         compress: options.compress ?? 'none',
-        ...(options.encrypt !== undefined && options.encrypt !== 'none' ? { encrypt: options.encrypt, outKey: options.key } : {}),
+        // The stage's own cipher must not carry over: the output's is the caller's, or none.
+        encrypt: options.encrypt ?? 'none',
+        ...(options.encrypt !== undefined && options.encrypt !== 'none' ? { outKey: options.key } : {}),
         ...(options.workers !== undefined ? { workers: options.workers } : {}),
         ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
         ...(options.mode !== undefined ? { mode: options.mode } : {}),
@@ -270,6 +281,8 @@ async function captureLocked(
   } finally {
     await mem.close().catch(() => {});
     await pagemap?.close().catch(() => {});
+    sealKey?.fill(0);
+    stage?.release();
   }
 }
 

@@ -93,17 +93,19 @@ export class OutputFile {
     await refuseSpecial(path);
     reportStale(dir, base);
     const tmpPath = join(dirname(path), tempName(base));
+    const release = holdTemp(tmpPath);
     // The cleanup is registered before the file exists: a signal that arrives while the open
     // and fchmod run on libuv's pool would otherwise leave the file behind.
     let f: OutputFile | null = null;
     let interrupted = false;
-    const dispose = (options.cleanupOnSignal ?? true)
+    const unregister = (options.cleanupOnSignal ?? true)
       ? onInterrupt(() => {
         interrupted = true;
         if (f) f.interrupted = true;
         try { unlinkSync(tmpPath); } catch { /* not created yet, or gone already */ }
       })
       : () => {};
+    const dispose = (): void => { unregister(); release(); };
     let fh: FileHandle;
     try {
       fh = await createExclusive(tmpPath, mode);
@@ -187,6 +189,22 @@ export async function createExclusive(path: string, mode: number): Promise<FileH
 }
 
 /**
+ * Temporary files this process is writing or holding now (resolved paths): never reported as
+ * stale by its own writers (a capture's stage is a temporary name of the image it converts to).
+ */
+const live = new Set<string>();
+
+/**
+ * Marks `path` as a live temporary file of this process until the returned function is called
+ * (capture/_stage.ts: the stage, once its writer has renamed it into place).
+ */
+export function holdTemp(path: string): () => void {
+  const p = resolve(path);
+  live.add(p);
+  return () => { live.delete(p); };
+}
+
+/**
  * A fresh temporary name for the final name `base`: `.BASE.<16 hex>.crimg-tmp`, BASE cut to
  * its first {@link TEMP_BASE_BYTES} bytes (at a character boundary).
  */
@@ -243,7 +261,7 @@ export function isTempOf(name: string, base: string): boolean {
 function reportStale(dir: string, base: string): void {
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => isTempOf(n, base));
+    names = readdirSync(dir).filter((n) => isTempOf(n, base) && !live.has(join(dir, n)));
   } catch {
     return; // an unreadable directory: creating the file will say what is wrong
   }

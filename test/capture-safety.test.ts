@@ -20,6 +20,8 @@ import { markThreadStacks, parseMaps, planMapping } from '../capture/proc-maps.j
 import { parseStat, waitStopped } from '../capture/proc.js';
 import { PROCESS_BUSY } from '../capture/_codes.js';
 import { isTempOf } from '../image/_output-file.js';
+import { decodeHeader } from '../format/header.js';
+import { xxh64 } from '../codec/checksum.js';
 import { prng, tempDir } from './helpers.js';
 import { crimg } from './cli-helpers.js';
 import { writeMemoryLikeFile } from '../bench/memory-like.js';
@@ -450,7 +452,8 @@ describe('encoding after the stop', () => {
     expect(r.staged).toBe(true);
     // While stopped only the stage exists (under its writer's temporary name), owner-only.
     expect(seen).toHaveLength(1);
-    expect(seen[0]).toMatch(/^\.\.enc\.img\.crimg-stage-[0-9a-f]{12}\.[0-9a-f]+\.crimg-tmp$/);
+    // The stage is a temporary name of the output; this is its writer's temporary name.
+    expect(seen[0]).toMatch(/^\.\.enc\.img\.[0-9a-f]{16}\.crimg-tmp\.[0-9a-f]{16}\.crimg-tmp$/);
     expect(modes).toEqual([0o600]);
     expect(readdirSync(dir)).toEqual(['enc.img']);
     expect(statSync(out).mode & 0o777).toBe(0o600);
@@ -483,6 +486,84 @@ describe('encoding after the stop', () => {
   });
 });
 
+describe('an encrypted capture never puts plaintext on disk', () => {
+  it('seals the stage with a one-time key: no file beside the output ever holds the plaintext; the image decrypts to it', async () => {
+    const marker = Buffer.from(`CRIMG-PLAINTEXT-${randomBytes(6).toString('hex')}:`);
+    // A python3 child holding 16 MiB of the marker in private anonymous memory.
+    const py = spawn('python3', ['-c', `import os, sys
+m = bytearray(${JSON.stringify(marker.toString())}.encode() * (16 * 1024 * 1024 // ${marker.length}))
+sys.stdout.write(str(os.getpid()) + "\\n"); sys.stdout.flush()
+sys.stdin.read()`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const pid = Number(await new Promise<string>((r) => py.stdout.once('data', (d: Buffer) => r(d.toString()))));
+    const dir = tmp.path('sealed-stage');
+    spawnSync('mkdir', [dir]);
+    const out = join(dir, 'secret.img');
+    const key = randomBytes(32);
+    let scans = 0;
+    let scannedBytes = 0;
+    const leaks: string[] = [];
+    const stageCiphers: number[] = [];
+    const piece = Buffer.alloc(MiB);
+    /** Reads every file in the directory: none may hold the marker; complete headers are noted. */
+    const scan = (): void => {
+      scans++;
+      for (const f of readdirSync(dir)) {
+        let fd: number;
+        try { fd = openSync(join(dir, f), 'r'); } catch { continue; } // renamed or removed meanwhile
+        try {
+          // 1 MiB pieces into one buffer, each overlapping the last by the marker's length.
+          for (let at = 0, n = 0, first = true; ; at += n - marker.length, first = false) {
+            n = readSync(fd, piece, 0, piece.length, at);
+            scannedBytes += n;
+            if (piece.subarray(0, n).includes(marker)) leaks.push(f);
+            if (first && n >= 128 && /^\.secret\.img\.[0-9a-f]{16}\.crimg-tmp$/.test(f)) {
+              try { stageCiphers.push(decodeHeader(piece.subarray(0, 128), xxh64).cipher); } catch { /* header not written yet */ }
+            }
+            if (n < piece.length) break;
+          }
+        } finally {
+          closeSync(fd);
+        }
+      }
+    };
+    // While stopped (onProgress, every 8 MiB read) and while encoding (a timer).
+    let next = 0;
+    const onProgress = (done: number): void => {
+      if (done < next) return;
+      next = done + 8 * MiB;
+      scan();
+    };
+    const timer = setInterval(scan, 50);
+    try {
+      const r = await captureProcess(pid, out, { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key, onProgress });
+      expect(r.staged).toBe(true);
+    } finally {
+      clearInterval(timer);
+      py.kill();
+    }
+    expect(leaks).toEqual([]);
+    expect(scans).toBeGreaterThan(3);
+    expect(scannedBytes).toBeGreaterThan(16 * MiB); // the stage was read while it held the pages
+    // Every complete header seen there (the stage once renamed, the final image) is sealed.
+    expect(stageCiphers.length).toBeGreaterThan(0);
+    expect(stageCiphers.every((c) => c !== 0)).toBe(true);
+    expect(readdirSync(dir)).toEqual(['secret.img']);
+    expect(readFileSync(out).includes(marker)).toBe(false);
+    const image = await openImage(out, { key });
+    try {
+      expect(image.encryption).toBe('aes-256-gcm');
+      let found = 0;
+      for (const g of image.regions) {
+        if (g.isGap || g.length > 64n * BigInt(MiB)) continue;
+        if ((await image.read(g.address, Number(g.length))).includes(marker)) found++;
+      }
+      expect(found).toBeGreaterThan(0);
+    } finally {
+      await image.close();
+    }
+  });
+});
+
 describe('failures and signals', () => {
   it('an exception inside the capture resumes the target and removes the temporary files', async () => {
     const dir = tmp.path('boom');
@@ -498,7 +579,9 @@ describe('failures and signals', () => {
     const dir = tmp.path('fail-late');
     spawnSync('mkdir', ['-p', join(dir, 'x.img')]);
     for (const options of [{}, { compress: 'deflate:1' }]) {
-      await expect(captureProcess(info().pid, join(dir, 'x.img'), { fsync: false, ...options })).rejects.toMatchObject({ code: 'IO_ERROR' });
+      // A directory is not a file to replace (image/_output-file.ts): refused, before the stop
+      // unstaged, when the encoding starts staged.
+      await expect(captureProcess(info().pid, join(dir, 'x.img'), { fsync: false, ...options })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       expect(await notStopped(info().pid)).not.toBe('T');
       expect(readdirSync(dir)).toEqual(['x.img']);
     }
@@ -530,6 +613,49 @@ describe('failures and signals', () => {
         expect(await notStopped(victim.info.pid)).not.toBe('T');
         expect(readdirSync(dir)).toEqual([]);
       }
+    } finally {
+      victim.kill();
+    }
+  });
+
+  it('SIGKILL while the stage is encoded leaves the stage: the next capture of that name warns CRIMG_STALE_TEMP naming it', async () => {
+    ensureCaptureBuilt();
+    const data = tmp.path('stop-data.bin');
+    if (!existsSync(data)) await writeMemoryLikeFile(data, 96 * MiB, 14);
+    const victim = await startTarget(target, 1, 64, data);
+    const dir = tmp.path('killed-stage');
+    spawnSync('mkdir', [dir]);
+    const own = /^\.x\.img\.[0-9a-f]{16}\.crimg-tmp$/; // the stage once renamed, and the image's temporary file
+    try {
+      const p = spawn(process.execPath, [join(ROOT, 'bin', 'crimg.js'), 'capture', '--pid', String(victim.info.pid), join(dir, 'x.img'), '--quiet', '--compress', 'deflate:6'], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
+      const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => p.once('exit', (c, s) => r([c, s])));
+      // The stage is renamed into place once read, after SIGCONT; the encoding then runs.
+      let stage: string | undefined;
+      while (stage === undefined && p.exitCode === null) {
+        stage = readdirSync(dir).find((f) => own.test(f));
+        if (stage === undefined) await new Promise((r) => setImmediate(r));
+      }
+      expect(stage).toBeDefined();
+      p.kill('SIGKILL');
+      expect(await exited).toEqual([null, 'SIGKILL']);
+      expect(await notStopped(victim.info.pid)).not.toBe('T');
+      const left = readdirSync(dir);
+      expect(left).toContain(stage);
+      expect(left.every((f) => own.test(f))).toBe(true);
+      const spy = jest.spyOn(process, 'emitWarning').mockImplementation(() => {});
+      try {
+        await captureProcess(victim.info.pid, join(dir, 'x.img'), { fsync: false, compress: 'deflate:1' });
+        const warnings = spy.mock.calls.filter(([, o]) => typeof o === 'object' && (o as { code?: string }).code === 'CRIMG_STALE_TEMP').map(([m]) => String(m));
+        // Reported once per writer that found them (the stage's, the image's), never the live stage.
+        expect(warnings.length).toBeGreaterThan(0);
+        for (const w of warnings) {
+          expect(w).toContain(`${left.length} temporary file(s) of ${join(dir, 'x.img')} found`);
+          for (const f of left) expect(w).toContain(join(dir, f));
+        }
+      } finally {
+        spy.mockRestore();
+      }
+      expect(readdirSync(dir).sort()).toEqual([...left, 'x.img'].sort()); // reported, never removed
     } finally {
       victim.kill();
     }
