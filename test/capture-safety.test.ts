@@ -486,6 +486,30 @@ describe('encoding after the stop', () => {
   });
 });
 
+describe('what crimg capture prints', () => {
+  it('escapes a command name with terminal controls (prctl PR_SET_NAME "ev\\x1b[2Jil\\x07"), in text; --json keeps it whole', async () => {
+    ensureCaptureBuilt();
+    const py = spawn('python3', ['-c', `import ctypes, os, sys
+ctypes.CDLL(None).prctl(15, b"ev\\x1b[2Jil\\x07", 0, 0, 0)
+sys.stdout.write(str(os.getpid()) + "\\n"); sys.stdout.flush()
+sys.stdin.read()`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const pid = Number(await new Promise<string>((r) => py.stdout.once('data', (d: Buffer) => r(d.toString()))));
+      expect(readFileSync(`/proc/${pid}/comm`, 'utf8')).toBe('ev\x1b[2Jil\x07\n');
+      const dir = tmp.path('evil-comm');
+      spawnSync('mkdir', [dir]);
+      const r = await crimg(['capture', '--pid', String(pid), join(dir, 'e\x1bvil.img')]);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+      expect(r.stdout).toContain(`captured process ${pid} (ev\\x1b[2Jil\\x07) into ${join(dir, 'e\\x1bvil.img')}: `);
+      expect(r.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f]/);
+      const j = await crimg(['capture', '--pid', String(pid), join(dir, 'j.img'), '--json']);
+      expect(JSON.parse(j.stdout)).toMatchObject({ pid, comm: 'ev\x1b[2Jil\x07' });
+    } finally {
+      py.kill();
+    }
+  });
+});
+
 describe('an encrypted capture never puts plaintext on disk', () => {
   it('seals the stage with a one-time key: no file beside the output ever holds the plaintext; the image decrypts to it', async () => {
     const marker = Buffer.from(`CRIMG-PLAINTEXT-${randomBytes(6).toString('hex')}:`);

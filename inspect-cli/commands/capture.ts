@@ -12,7 +12,7 @@ import { readKey } from '../keys.js';
 import { keySources, withJson, withKeyOptions } from '../options.js';
 import { parseSize } from '../numbers.js';
 import { keyedValues } from '../specs.js';
-import { humanBytes, writeSummaryText } from '../text.js';
+import { humanBytes, safeText, shownName, writeSummaryText } from '../text.js';
 import { modeOption, withMode } from '../file-mode.js';
 
 /** A pid: decimal digits only (a "0x" or "12abc" is a typo, not a process). */
@@ -83,9 +83,11 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
             : `left stopped after ${result.stoppedMs} ms: resume it with kill -CONT ${pid}`)
           + (result.staged ? '; encoded after the stop' : '');
         cli.print(
-          `captured process ${pid} (${result.comm}) into ${a.out}: ${writeSummaryText(result.summary)}`,
+          // The command name, mapping names in notes and the path are the target's or the
+          // user's bytes: escaped, so that an "ev\x1b[2Jil" comm cannot drive the terminal.
+          `captured process ${pid} (${shownName(result.comm)}) into ${safeText(a.out)}: ${writeSummaryText(result.summary)}`,
           `  ${result.mappings} mappings: ${result.dataRegions} data regions, ${result.gaps} gaps; read ${humanBytes(result.bytesRead)}; ${state}`,
-          ...result.notes.map((n) => `  note: ${n}`),
+          ...result.notes.map((n) => `  note: ${safeText(n)}`),
         );
       }
       exit(0);
