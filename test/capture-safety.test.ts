@@ -711,7 +711,7 @@ describe('failures and signals', () => {
     }
   });
 
-  it('SIGTERM at a random point of 20 captures: never a stopped target, a temporary file or a half image', async () => {
+  it('SIGTERM at a random point of 20 captures, half of them inside the stop: never a stopped target, a temporary file or a half image', async () => {
     ensureCaptureBuilt();
     const data = tmp.path('victim-data.bin');
     await writeMemoryLikeFile(data, 96 * MiB, 13);
@@ -720,15 +720,32 @@ describe('failures and signals', () => {
     spawnSync('mkdir', [dir]);
     const random = prng(20261205);
     const outcomes: string[] = [];
+    /** The target's state letter (/proc/PID/stat) just before each SIGTERM was sent. */
+    const statesAtKill: string[] = [];
     try {
       for (let k = 0; k < 20; k++) {
         const out = join(dir, `c${k}.img`);
-        const args = ['capture', '--pid', String(victim.info.pid), out, '--quiet', ...(k % 2 === 1 ? ['--compress', 'deflate:1'] : [])];
+        const args = ['capture', '--pid', String(victim.info.pid), out, '--quiet', ...(k % 4 >= 2 ? ['--compress', 'deflate:1'] : [])];
         const p = spawn(process.execPath, [join(ROOT, 'bin', 'crimg.js'), ...args], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
-        // Node's start-up takes most of the first ~250 ms; the capture runs after it.
-        const delay = Math.floor(random() * 900);
-        const timer = setTimeout(() => p.kill('SIGTERM'), delay);
-        const [code, sig] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => p.once('exit', (c, s) => r([c, s])));
+        const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => p.once('exit', (c, s) => r([c, s])));
+        const kill = (): void => {
+          if (p.exitCode !== null || p.signalCode !== null) return;
+          statesAtKill.push(procState(victim.info.pid));
+          p.kill('SIGTERM');
+        };
+        let timer: NodeJS.Timeout | undefined;
+        if (k % 2 === 0) {
+          // Inside the stop: wait for state T, then a seeded 0-9 ms (the stop of 96 MiB lasts longer).
+          const delay = Math.floor(random() * 10);
+          while (p.exitCode === null && procState(victim.info.pid) !== 'T') await new Promise((r) => setImmediate(r));
+          const until = performance.now() + delay;
+          while (performance.now() < until) { /* spin: a timer could fire late */ }
+          kill();
+        } else {
+          // Anywhere: Node's start-up takes most of the first ~250 ms; the capture runs after it.
+          timer = setTimeout(kill, Math.floor(random() * 900));
+        }
+        const [code, sig] = await exited;
         clearTimeout(timer);
         outcomes.push(sig ?? `exit ${code}`);
         expect(sig === 'SIGTERM' || code === 0).toBe(true);
@@ -744,7 +761,10 @@ describe('failures and signals', () => {
     } finally {
       victim.kill();
     }
-    // The seed puts kills both before and during captures.
-    expect({ outcomes, killed: outcomes.filter((o) => o === 'SIGTERM').length > 0 }).toMatchObject({ killed: true });
+    // At least a quarter of the kills landed while the target was stopped, and each of those
+    // killed crimg (its cleanup resumed the target, checked above).
+    const inStop = statesAtKill.filter((st) => st === 'T').length;
+    expect({ outcomes, statesAtKill, inStop: inStop >= 5 }).toMatchObject({ inStop: true });
+    expect(outcomes.filter((o) => o === 'SIGTERM').length).toBeGreaterThanOrEqual(inStop);
   });
 });
