@@ -81,8 +81,8 @@ export async function presentRuns(pagemap: FileHandle, start: bigint, end: bigin
  * memory (`zeroWhenAbsent`) and mappings without read permission (`noRead`), the present or
  * swapped runs from `pagemap`; null for file and shared memory (whose absent pages are not
  * zeros) and when there is no page map. A page map that fails to read gives null too, with a
- * note in `notes` (once): the capture then reads such mappings whole, and records those without
- * read permission as gaps.
+ * note in `notes` (once): the capture then reads such mappings whole, those without read
+ * permission too (capture/process.ts).
  */
 export async function runsToRead(
   pagemap: FileHandle | null, plan: { start: bigint; end: bigint; zeroWhenAbsent: boolean; noRead?: boolean }, pageSize: number, notes: string[],
@@ -91,7 +91,7 @@ export async function runsToRead(
   try {
     return await presentRuns(pagemap, plan.start, plan.end, pageSize);
   } catch (e) {
-    const note = `/proc/PID/pagemap could not be read (${(e as NodeJS.ErrnoException).code ?? String(e)}): private anonymous mappings were read whole, untouched pages included, and mappings without read permission recorded as gaps`;
+    const note = `/proc/PID/pagemap could not be read (${(e as NodeJS.ErrnoException).code ?? String(e)}): private anonymous mappings were read whole, untouched pages included, mappings without read permission too`;
     if (!notes.includes(note)) notes.push(note);
     return null;
   }

@@ -165,7 +165,7 @@ async function captureLocked(
   const mem = await openProc(pid, 'mem', 'the memory');
   const notes: string[] = [];
   const pagemap = await openProc(pid, 'pagemap', 'which pages are present').catch((e: unknown) => {
-    notes.push(`/proc/${pid}/pagemap could not be opened (${isCrimgError(e) ? e.message : String(e)}): every page of every mapping was read, untouched ones included, and mappings without read permission were recorded as gaps`);
+    notes.push(`/proc/${pid}/pagemap could not be opened (${isCrimgError(e) ? e.message : String(e)}): every page of every mapping was read, untouched ones included, mappings without read permission too`);
     return null;
   });
   const staged = !options.encodeWhileStopped && isEncoded(options);
@@ -241,13 +241,20 @@ async function captureLocked(
       const present = await runsToRead(pagemap, plan, host.pageSize, notes);
       // Absent pages of file and shared memory are not zeros: those are read whole.
       const runs = plan.zeroWhenAbsent ? present : null;
-      if (plan.noRead && (present === null || present.length === 0)) {
-        // Nothing was ever written there (guard pages, reservations), or it cannot be known.
+      if (plan.noRead && present !== null && present.length === 0) {
+        // Nothing was ever written there (guard pages, reservations).
         await writer.addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name });
         gaps++;
         continue;
       }
-      if (plan.noRead) notes.push(`${plan.name || 'anonymous mapping'} ${hex(plan.start)}-${hex(plan.end)} (${plan.prot}) has no read permission but holds memory: its present pages were read through /proc/PID/mem and recorded with protection ${plan.prot}`);
+      // Without a page map (it could not be opened or read) what such a mapping holds is
+      // unknown: it is read whole (FOLL_FORCE reads it; untouched pages come back as zeros)
+      // rather than lost as a gap. A large reservation then costs a read of its whole length.
+      if (plan.noRead) {
+        notes.push(present === null
+          ? `${plan.name || 'anonymous mapping'} ${hex(plan.start)}-${hex(plan.end)} (${plan.prot}) has no read permission and the page map could not be read: it was read whole through /proc/PID/mem, untouched pages as zeros, and recorded with protection ${plan.prot}`
+          : `${plan.name || 'anonymous mapping'} ${hex(plan.start)}-${hex(plan.end)} (${plan.prot}) has no read permission but holds memory: its present pages were read through /proc/PID/mem and recorded with protection ${plan.prot}`);
+      }
       const n = await captureMapping(writer, reader, plan, maps[i]!, runs, notes);
       dataRegions += n.regions;
       gaps += n.gaps;
