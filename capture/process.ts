@@ -68,6 +68,8 @@ export interface CaptureOptions extends ImageOutputOptions {
    * image (the stop then lasts as long as the encoding); false (default) reads the pages into a
    * raw stage file beside the output while stopped, resumes the process, then encodes the
    * stage into the image (the stop is as short as a raw capture's; the disk briefly holds both).
+   * With a cipher the stage is sealed with aes-256-gcm under a one-time key held in memory
+   * (capture/_stage.ts): no plaintext on disk, at the cost of sealing during the stop.
    */
   encodeWhileStopped?: boolean;
 }
