@@ -22,8 +22,11 @@ import { hexAddress, humanBytes, safeText } from '../text.js';
 
 /** The address range of region `n`. @throws CrimgError NOT_MAPPED for a gap. */
 function regionRange(image: Image, n: number): { address: bigint; length: bigint } {
-  const r = image.regions[n];
-  if (!r) throw usageError(`expected a region number below ${image.regions.length}, got ${n}`, 'list the regions with `crimg inspect`');
+  // One region made from the table in place (region(i)), not the whole table.
+  if (!Number.isSafeInteger(n) || n < 0 || n >= image.regionCount) {
+    throw usageError(`expected a region number below ${image.regionCount}, got ${n}`, 'list the regions with `crimg inspect`');
+  }
+  const r = image.region(n);
   if (r.isGap) throw new CrimgError('NOT_MAPPED', `region ${n}${r.name ? ` (${r.name})` : ''} is a gap, which holds no data`, { region: n, address: r.address });
   return { address: r.address, length: r.length };
 }
