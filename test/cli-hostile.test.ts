@@ -7,7 +7,7 @@ import { closeSync, lstatSync, openSync, readFileSync, readSync, readdirSync, st
 import { ImageWriter, openImage } from '../index.js';
 import { HOSTILE } from './hostile-corpus.js';
 import { LIMITS } from '../format/index.js';
-import { tempDir } from './helpers.js';
+import { flipByte as flip, tempDir } from './helpers.js';
 import { budget } from './machine.js';
 import { crimg, ensureBuilt, json, type CliResult } from './cli-helpers.js';
 
@@ -34,14 +34,6 @@ function expectSafe(r: CliResult, what: string, whole = true): void {
   }
 }
 
-function flip(path: string, offset: number): void {
-  const fd = openSync(path, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, offset);
-  b[0]! ^= 0xff;
-  writeSync(fd, b, 0, 1, offset);
-  closeSync(fd);
-}
 
 describe('item 2: tables of 125,000 regions and more', () => {
   test('inspect, stats and diff print every row (no stack overflow from a spread)', async () => {

@@ -4,7 +4,7 @@
  */
 import { copyFileSync, openSync, readSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { openImage } from '../index.js';
-import { tempDir } from './helpers.js';
+import { flipByte as flip, tempDir } from './helpers.js';
 import { crimg, crimgInProcess, demoImage, ensureBuilt, json, GAP_AT, HEAP_AT, STACK_AT } from './cli-helpers.js';
 
 const t = tempDir();
@@ -18,15 +18,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.cleanup());
 
-/** Flips one byte of a file. */
-function flip(path: string, offset: number): void {
-  const fd = openSync(path, 'r+');
-  const b = Buffer.alloc(1);
-  readSync(fd, b, 0, 1, offset);
-  b[0]! ^= 0xff;
-  writeSync(fd, b, 0, 1, offset);
-  closeSync(fd);
-}
 
 describe('crimg inspect', () => {
   test('human output: header, validation block, region table, totals', async () => {

@@ -1,5 +1,5 @@
-/** Shared test helpers: temp dirs and memory-like data. */
-import { mkdtempSync, rmSync } from 'node:fs';
+/** Shared test helpers: temp dirs, memory-like data, byte flips. */
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -39,4 +39,17 @@ export function memoryLike(pages: number, seed: number, pageSize = 4096): Buffer
     }
   }
   return out;
+}
+
+/** Flips the bits of `mask` (default all) in the byte of `file` at `at`. */
+export function flipByte(file: string, at: number, mask = 0xff): void {
+  const fd = openSync(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, at);
+    b[0]! ^= mask;
+    writeSync(fd, b, 0, 1, at);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -9,7 +9,7 @@ import { copyFileSync, openSync, readSync, writeSync, closeSync, realpathSync } 
 import { CHUNK_ZERO } from '../format/constants.js';
 import { openImage, type Image } from '../index.js';
 import { LAYOUT, freeBase, regionBytes, writeFixture } from './restore-fixture.js';
-import { prng, tempDir } from './helpers.js';
+import { flipByte as flip, prng, tempDir } from './helpers.js';
 import { requireNative } from './native-fixture.js';
 
 requireNative();
@@ -55,17 +55,6 @@ async function restoreOutcome(image: Image, options: Parameters<Image['restore']
 }
 
 /** Flips byte `at` of `file` with `mask`. */
-function flip(file: string, at: number, mask: number): void {
-  const fd = openSync(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, at);
-    b[0]! ^= mask;
-    writeSync(fd, b, 0, 1, at);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe.each([['compact', 200], ['sparse', 120]] as const)('default restore of a damaged raw %s image (issue 14 item 14)', (layout, flips) => {
   let file: string;
