@@ -28,6 +28,7 @@ export const ERROR_CODES = [
   'CORRUPT_CORE',
   'IO_ERROR',
   'INVALID_ARGUMENT',
+  'SOURCE_CHANGED',
 ] as const;
 
 /** One of {@link ERROR_CODES}. */
@@ -70,6 +71,7 @@ export const ERROR_CATEGORY: Readonly<Record<CrimgErrorCode, CrimgErrorCategory>
   CORRUPT_CORE: 'image',
   IO_ERROR: 'io',
   INVALID_ARGUMENT: 'usage',
+  SOURCE_CHANGED: 'io',
 });
 
 /**
