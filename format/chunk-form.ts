@@ -3,7 +3,7 @@
  * table reader (`ChunkTable.get`, index-table.ts) and the chunk decoder (codec/chunk.ts) both
  * check a record with {@link chunkFormViolation} and word the violation for their caller. Pure.
  */
-import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_FLAGS_KNOWN, CHUNK_RAW, CHUNK_ZERO, TAG_SIZE } from './constants.js';
+import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_FLAGS_KNOWN, CHUNK_IN_PARENT, CHUNK_RAW, CHUNK_ZERO, TAG_SIZE } from './constants.js';
 
 /**
  * The rule of section 5.3 a chunk record breaks, or `ok`. Numbers, not messages, so that the
@@ -31,6 +31,8 @@ export const FORM = {
   rawLength: 9,
   /** ENCODED with a stored length outside `(t, p + t)`. */
   encodedLength: 10,
+  /** IN_PARENT with other flags, an offset, a stored length or a checksum (section 8.3). */
+  inParentForm: 11,
 } as const;
 export type FormViolation = (typeof FORM)[keyof typeof FORM];
 
@@ -40,14 +42,20 @@ export type FormViolation = (typeof FORM)[keyof typeof FORM];
  * on exactly the non-zero chunks of an image with a cipher; ENCODED only with a codec; stored
  * length (`p` plain length, `t` = 16 with a cipher else 0) exactly `p + t` when RAW, more than
  * `t` and less than `p + t` when ENCODED. Placement in the data area is the caller's check.
+ * `hasParent` (the required feature PARENT): IN_PARENT is a form too, alone and storing nothing
+ * (section 8.3); without it the bit is reserved.
  * @returns the first rule broken, in that order, or `FORM.ok`.
  * @example
  * chunkFormViolation(CHUNK_RAW, 4096, 4096, false, false, 8192n, sum); // FORM.ok
  */
 export function chunkFormViolation(
   flags: number, storedLength: number, plainLength: number, hasCodec: boolean, hasCipher: boolean,
-  offset: bigint, checksum: bigint,
+  offset: bigint, checksum: bigint, hasParent = false,
 ): FormViolation {
+  if (hasParent && (flags & CHUNK_IN_PARENT) !== 0) {
+    // Section 8.3: IN_PARENT alone, nothing stored.
+    return flags !== CHUNK_IN_PARENT || storedLength !== 0 || checksum !== 0n || offset !== 0n ? FORM.inParentForm : FORM.ok;
+  }
   if ((flags & ~CHUNK_FLAGS_KNOWN) !== 0) return FORM.reservedBits;
   const form = flags & (CHUNK_ZERO | CHUNK_RAW | CHUNK_ENCODED);
   if (form !== CHUNK_ZERO && form !== CHUNK_RAW && form !== CHUNK_ENCODED) return FORM.notOneForm;
@@ -117,5 +125,7 @@ export function chunkFormProblem(r: ChunkForm): string | undefined {
       return 'an ENCODED chunk needs a codec, but the image has codec id 0';
     case FORM.encodedLength:
       return `an encoded chunk must have stored length from ${t + 1} to ${plainLength + t - 1}, got ${storedLength}`;
+    case FORM.inParentForm:
+      return 'an IN_PARENT chunk must have no other flag and no offset, stored bytes or checksum';
   }
 }

@@ -44,7 +44,12 @@ export const INDEX_AAD_LENGTH = 65;
 /** Section 3.1: required feature bits. */
 export const REQUIRED_CODEC = 1n << 0n;
 export const REQUIRED_CIPHER = 1n << 1n;
-export const KNOWN_REQUIRED = REQUIRED_CODEC | REQUIRED_CIPHER;
+/**
+ * Bit 2, PARENT: the image is a child of a parent image (section 8.3): chunks flagged
+ * {@link CHUNK_IN_PARENT} hold the parent's bytes, named by the validation record type 8.
+ */
+export const REQUIRED_PARENT = 1n << 2n;
+export const KNOWN_REQUIRED = REQUIRED_CODEC | REQUIRED_CIPHER | REQUIRED_PARENT;
 /** Section 3.1: optional feature bits. */
 export const OPTIONAL_MAPPABLE = 1n << 0n;
 export const OPTIONAL_SPARSE = 1n << 1n;
@@ -57,7 +62,13 @@ export const CHUNK_RAW = 2;
 export const CHUNK_ENCODED = 4;
 /** Bit 3: the stored bytes are sealed, ciphertext then 16-byte tag (sections 5.1, 7.3). */
 export const CHUNK_ENCRYPTED = 8;
-/** All defined chunk flags; the others are reserved and MUST be 0 (section 5.3). */
+/**
+ * Bit 4, IN_PARENT (section 8.3): nothing is stored; the plain bytes are the parent image's
+ * chunk at the same address with the same plain length. Only with the required feature PARENT,
+ * and alone: no other flag, offset, stored length and checksum 0.
+ */
+export const CHUNK_IN_PARENT = 16;
+/** All defined chunk flags of an image without PARENT; the others are reserved and MUST be 0 (section 5.3). */
 export const CHUNK_FLAGS_KNOWN = CHUNK_ZERO | CHUNK_RAW | CHUNK_ENCODED | CHUNK_ENCRYPTED;
 
 /**
@@ -86,6 +97,10 @@ export const LIMITS = {
   maxKeyLength: 255,
   /** Chunks of one region (fewer than 2^32): LIMIT_EXCEEDED. */
   maxChunksPerRegion: 0xffffffff,
+  /** Parent images below a child (the parent record's depth, section 8.3): LIMIT_EXCEEDED. */
+  maxChainDepth: 32,
+  /** Parent record location hint, UTF-8 bytes (section 8.3): CORRUPT_VALIDATION. */
+  maxParentHint: 4096,
 } as const;
 
 /** Section 9: default chunk size, chosen by the measurement in bench/chunk-size.ts. */

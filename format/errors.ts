@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'KEY_REQUIRED',
   'WRONG_KEY',
   'AUTH_FAILED',
+  'PARENT_REQUIRED',
+  'PARENT_MISMATCH',
   'ADDRESS_IN_USE',
   'NO_SUCH_PROCESS',
   'PERMISSION_DENIED',
@@ -63,6 +65,9 @@ export const ERROR_CATEGORY: Readonly<Record<CrimgErrorCode, CrimgErrorCategory>
   WRONG_KEY: 'key',
   // A tag that does not verify under a key that passed the key check: the bytes were altered.
   AUTH_FAILED: 'image',
+  // A child image's parent (section 8.3) cannot be found, or is not the image the child names.
+  PARENT_REQUIRED: 'image',
+  PARENT_MISMATCH: 'image',
   ADDRESS_IN_USE: 'process',
   NO_SUCH_PROCESS: 'process',
   PERMISSION_DENIED: 'process',

@@ -4,7 +4,7 @@
  * its bytes), never expanded into one object per chunk.
  */
 import { Buffer } from 'node:buffer';
-import { CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, MAX_FILE_PAGE, REGION_FILE_OFFSET, REGION_RECORD_SIZE, REGION_SHARED } from './constants.js';
+import { CHUNK_IN_PARENT, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, MAX_FILE_PAGE, REGION_FILE_OFFSET, REGION_RECORD_SIZE, REGION_SHARED } from './constants.js';
 import { FORM, chunkFormViolation, type FormViolation } from './chunk-form.js';
 import { view } from './bytes.js';
 import { CrimgError } from './errors.js';
@@ -218,6 +218,8 @@ export interface ChunkBounds {
   mappable: boolean;
   hasCodec: boolean;
   hasCipher: boolean;
+  /** The required feature PARENT: IN_PARENT records are a form (section 8.3). Default false. */
+  hasParent?: boolean;
   /** File offset of the chunk table, for messages. */
   base: number;
 }
@@ -269,9 +271,9 @@ export class ChunkTable {
     const storedLength = this.dv.getUint32(o + CR_STORED_LENGTH, true);
     const flags = this.dv.getUint16(o + CR_FLAGS, true);
     const checksum = this.dv.getBigUint64(o + CR_CHECKSUM, true);
-    const v = chunkFormViolation(flags, storedLength, plainLength, b.hasCodec, b.hasCipher, off64, checksum);
+    const v = chunkFormViolation(flags, storedLength, plainLength, b.hasCodec, b.hasCipher, off64, checksum, b.hasParent === true);
     if (v !== FORM.ok) this.formError(i, v, flags, storedLength, plainLength);
-    if (flags & CHUNK_ZERO) return { offset: 0, storedLength: 0, flags, checksum };
+    if (flags & (CHUNK_ZERO | CHUNK_IN_PARENT)) return { offset: 0, storedLength: 0, flags, checksum };
     if (off64 < this.dataStart || off64 + BigInt(storedLength) > this.dataEnd) {
       this.corrupt(i, `bytes [${off64}, +${storedLength}) lie outside the data area [${b.dataStart}, ${b.dataEnd})`, CR_OFFSET);
     }
@@ -289,6 +291,7 @@ export class ChunkTable {
       case FORM.encodedWithoutCodec: return this.corrupt(i, 'is ENCODED in an image without codec', CR_FLAGS);
       case FORM.rawLength: return this.corrupt(i, `is RAW with ${storedLength} stored bytes for ${plainLength} plain`, CR_STORED_LENGTH);
       case FORM.encodedLength: return this.corrupt(i, `is ENCODED with ${storedLength} stored bytes for ${plainLength} plain`, CR_STORED_LENGTH);
+      case FORM.inParentForm: return this.corrupt(i, `is IN_PARENT with flags 0x${flags.toString(16)}, stored bytes, an offset or a checksum`, CR_FLAGS);
       default: return this.corrupt(i, 'is a zero chunk with stored bytes', CR_OFFSET);
     }
   }

@@ -15,7 +15,25 @@ export const RECORD = {
   label: 5,
   bitmap: 6,
   metric: 7,
+  parent: 8,
 } as const;
+
+/** Section 8.3: length of the parent record's fixed part (image id, index hash, depth, reserved). */
+export const PARENT_RECORD_FIXED = 56;
+/** Section 8.3: length of the parent index hash (SHA-256). */
+export const PARENT_HASH_LENGTH = 32;
+
+/** The parent record (type 8, section 8.3) of a child image. */
+export interface ParentRecord {
+  /** The parent's image id (16 bytes). */
+  imageId: Uint8Array;
+  /** SHA-256 of the parent's header, validation block and index (section 8.3). */
+  indexHash: Uint8Array;
+  /** Images below this one in its chain: 1 when the parent has no parent. */
+  depth: number;
+  /** Where the parent was, as the writer was told (informational): a path relative to the child's directory, or empty. */
+  hint: string;
+}
 const FLAG_CRITICAL = 1;
 
 /** Restore constraints and identity of an image (section 4). */
@@ -32,6 +50,8 @@ export interface Validation {
   bitmaps: Record<string, Uint8Array>;
   /** Informational numbers. */
   metrics: Record<string, number>;
+  /** The parent image of a child (record type 8, section 8.3); absent for a standalone image. */
+  parent?: ParentRecord;
   /**
    * Records of types this version does not know, in block order: not interpreted (section 4:
    * a reader skips them unless CRITICAL, which it refuses), but kept so that a copy of the
@@ -61,6 +81,8 @@ export interface ValidationInput {
   labels?: Record<string, string>;
   bitmaps?: Record<string, Uint8Array>;
   metrics?: Record<string, number>;
+  /** The parent record of a child image (section 8.3), written CRITICAL. */
+  parent?: ParentRecord;
   /**
    * Records of types this version does not know, written after the known ones in this order,
    * each with its flags and payload as given (to carry {@link Validation.skipped} into another
@@ -128,6 +150,7 @@ export function encodeValidation(v: ValidationInput, xxh64: Checksum): Uint8Arra
     view(f).setFloat64(0, value, true);
     records.push([RECORD.metric, keyed(checkKey('metric', key), f)]);
   }
+  if (v.parent !== undefined) records.push([RECORD.parent, encodeParent(v.parent), FLAG_CRITICAL]);
   for (const r of v.skipped ?? []) records.push(skippedRecord(r));
   if (records.length > LIMITS.maxValidationRecords) {
     throw new RangeError(`expected at most ${LIMITS.maxValidationRecords} validation records, got ${records.length}`);
@@ -228,6 +251,10 @@ export function decodeValidation(bytes: Uint8Array, base: number, xxh64: Checksu
         v.metrics[k] = view(rest).getFloat64(0, true);
         break;
       }
+      case RECORD.parent:
+        once('parent');
+        v.parent = decodeParent(p, base + at, corrupt, at);
+        break;
       default:
         if (flags & FLAG_CRITICAL) {
           throw new CrimgError('UNSUPPORTED_FEATURE', `validation record type ${type} is marked critical and unknown to this reader`, {
@@ -242,9 +269,44 @@ export function decodeValidation(bytes: Uint8Array, base: number, xxh64: Checksu
   return v;
 }
 
+/** The payload of a parent record (section 8.3). @throws RangeError on a bad field */
+function encodeParent(r: ParentRecord): Uint8Array {
+  if (!(r.imageId instanceof Uint8Array) || r.imageId.length !== 16) throw new RangeError('expected a 16-byte parent image id');
+  if (!(r.indexHash instanceof Uint8Array) || r.indexHash.length !== PARENT_HASH_LENGTH) throw new RangeError(`expected a ${PARENT_HASH_LENGTH}-byte parent index hash`);
+  if (!Number.isInteger(r.depth) || r.depth < 1 || r.depth > LIMITS.maxChainDepth) {
+    throw new RangeError(`expected a chain depth from 1 to ${LIMITS.maxChainDepth}, got ${r.depth}: flatten the parent first`);
+  }
+  const hint = enc.encode(r.hint);
+  if (hint.length > LIMITS.maxParentHint) throw new RangeError(`expected a parent location hint of at most ${LIMITS.maxParentHint} bytes, got ${hint.length}`);
+  const out = new Uint8Array(PARENT_RECORD_FIXED + hint.length);
+  out.set(r.imageId, 0);
+  out.set(r.indexHash, 16);
+  view(out).setUint32(48, r.depth, true);
+  out.set(hint, PARENT_RECORD_FIXED);
+  return out;
+}
+
+/** Decodes a parent record's payload `p`, at file offset `at`. @throws CrimgError CORRUPT_VALIDATION, LIMIT_EXCEEDED */
+function decodeParent(p: Uint8Array, at: number, corrupt: (why: string, at: number) => never, rel: number): ParentRecord {
+  if (p.length < PARENT_RECORD_FIXED) corrupt(`parent record is ${p.length} bytes, shorter than ${PARENT_RECORD_FIXED}`, rel);
+  const depth = view(p).getUint32(48, true);
+  if (depth === 0) corrupt('parent record has depth 0', rel);
+  if (depth > LIMITS.maxChainDepth) {
+    throw new CrimgError('LIMIT_EXCEEDED', `the image is a child at depth ${depth} of a chain of parent images (limit ${LIMITS.maxChainDepth})`, {
+      offset: at + 8 + 48, hint: 'flatten the chain (`crimg flatten`) closer to the top',
+    });
+  }
+  const hintBytes = p.subarray(PARENT_RECORD_FIXED);
+  if (hintBytes.length > LIMITS.maxParentHint) corrupt(`parent record's location hint is ${hintBytes.length} bytes (at most ${LIMITS.maxParentHint})`, rel);
+  let hint: string;
+  try { hint = dec.decode(hintBytes); } catch { return corrupt('parent record\'s location hint is not UTF-8', rel); }
+  return { imageId: p.slice(0, 16), indexHash: p.slice(16, 16 + PARENT_HASH_LENGTH), depth, hint };
+}
+
 /**
  * A decoded validation block as writer input, to carry it into another image (convert, import):
  * skipped records are kept, after the known ones, so the copy loses nothing this version cannot read.
+ * The parent record is not: the copy holds every byte itself (a standalone image).
  */
 export function toValidationInput(v: Validation): ValidationInput {
   const out: ValidationInput = { labels: { ...v.labels }, bitmaps: { ...v.bitmaps }, metrics: { ...v.metrics } };

@@ -6,7 +6,7 @@
  * padded to a page boundary.
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, alignUp } from '../format/constants.js';
+import { CHUNK_IN_PARENT, CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, alignUp } from '../format/constants.js';
 import { writeChunkRecord, type RegionRecord } from '../format/index-table.js';
 import { CHUNK_RECORD_WORDS as W } from '../format/fields.js';
 import type { NativeMmap } from '../native-mmap/index.js';
@@ -67,6 +67,7 @@ export class ChunkRecords {
     this.plainBytes += c.plainLength;
     if (c.stored.length === 0) {
       this.record(0, 0, c.flags, 0n);
+      if (c.flags & CHUNK_IN_PARENT) return; // a child's chunk held by its parent (section 8.3)
       rec.zeroChunks++;
       this.zeroChunks++;
       if (this.sparse) this.out.skip(c.plainLength);

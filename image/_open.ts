@@ -4,7 +4,7 @@
  * read later, on the first data access.
  */
 import { xxh64 } from '../codec/checksum.js';
-import { FOOTER_SIZE, KDF_SCRYPT, alignUp } from '../format/constants.js';
+import { FOOTER_SIZE, KDF_SCRYPT, REQUIRED_PARENT, alignUp } from '../format/constants.js';
 import { DEFAULT_SCRYPT_LIMITS, checkScryptLimits } from '../codec/keys.js';
 import { decodeHeader, peekHeaderSize, type Header } from '../format/header.js';
 import { decodeValidation, type Validation } from '../format/validation.js';
@@ -15,6 +15,7 @@ import type { RandomAccessSource } from './source.js';
 import { createChunkDecoder, type ChunkDecoder } from './chunk-decoder.js';
 import type { KeyInput } from './keying.js';
 import { nativeAddon } from '../native-mmap/index.js';
+import type { ParentInput } from './_parent.js';
 
 export interface OpenOptions {
   /** Master key or passphrase for an encrypted image. */
@@ -34,6 +35,13 @@ export interface OpenOptions {
   scryptCaps?: { maxMemory?: number; maxP?: number };
   /** Worker threads for bulk decoding; default none on 2 cores or fewer (measured: the copies cost more than they save), else cores - 1. */
   workers?: number;
+  /**
+   * The parent of a child image (spec/FORMAT.md section 8.3): a path, fd, bytes or source, or
+   * `{ source, key, parent }` for an encrypted parent (default key: this image's) or one whose
+   * own parent is elsewhere. Default: the child's location hint, relative to the child's
+   * directory. Opened on the first read that needs it, and checked (image id, index hash).
+   */
+  parent?: ParentInput;
 }
 
 /** What opening an image reads and checks; an `ImageReader` is built from it. */
@@ -52,6 +60,10 @@ export interface ImageParts {
   readonly release: () => void;
   readonly decoder: ChunkDecoder | null;
   readonly dataStart: number;
+  /** The options it was opened with (a child opens its parent with them). */
+  readonly options?: OpenOptions;
+  /** The path it was opened from, when opened by path (a parent's location hint is relative to it). */
+  readonly path?: string;
 }
 
 /**
@@ -69,6 +81,12 @@ export async function openParts(source: RandomAccessSource, owned: boolean, opti
   }
   const validationBytes = await source.read(vStart, header.validationSize);
   const validation = decodeValidation(validationBytes, vStart, xxh64);
+  // Section 8.3: the required feature PARENT and the parent record come together.
+  if (((header.requiredFeatures & REQUIRED_PARENT) !== 0n) !== (validation.parent !== undefined)) {
+    throw new CrimgError('CORRUPT_VALIDATION', validation.parent ? 'validation block has a parent record, but the header lacks the required feature PARENT' : 'the header has the required feature PARENT, but the validation block has no parent record', {
+      offset: vStart, hint: 'the image is damaged; restore it from a good copy',
+    });
+  }
   const footer = await readFooter(source);
   const dataStart = alignUp(header.headerSize + header.validationSize, header.pageSize);
   checkFooter(footer, header, size, dataStart);
@@ -89,7 +107,7 @@ export async function openParts(source: RandomAccessSource, owned: boolean, opti
   } else {
     await checkSealedRegions(source, footer);
   }
-  return { source, owned, header, headerBytes, validationBytes, validation, footer, regionTable, release, decoder, dataStart };
+  return { source, owned, header, headerBytes, validationBytes, validation, footer, regionTable, release, decoder, dataStart, options };
 }
 
 /** The decoder's own caps once {@link checkScryptLimits} has bounded the work. */

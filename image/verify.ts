@@ -5,7 +5,7 @@
  * the bytes no structure covers are zero padding. Lists every problem it finds instead of
  * stopping at the first, in the order of section 12.2.
  */
-import { CHUNK_ZERO, OPTIONAL_MAPPABLE } from '../format/constants.js';
+import { CHUNK_IN_PARENT, CHUNK_ZERO, OPTIONAL_MAPPABLE } from '../format/constants.js';
 import { isCrimgError, type CrimgErrorCode } from '../format/errors.js';
 import type { Header } from '../format/header.js';
 import type { Footer } from '../format/footer.js';
@@ -23,6 +23,13 @@ export interface VerifyError {
   address?: bigint;
   length?: number;
   offset?: number;
+  /**
+   * Which image of a chain the problem belongs to (section 8.3): 0 or absent, the verified
+   * image; 1 its parent; 2 the parent's parent... with {@link imageId} naming it.
+   */
+  image?: number;
+  /** The image id (hex) of the chain's image the problem belongs to, when it is a parent. */
+  imageId?: string;
 }
 
 export interface VerifyReport {
@@ -164,7 +171,8 @@ function collectRegion(image: VerifiableImage, table: ChunkTable, r: Region, lay
       found.push(toVerifyError(e, r, number));
       continue;
     }
-    if (rec.flags & CHUNK_ZERO) { zeros++; previous = null; continue; }
+    // A child's IN_PARENT chunk stores nothing: its parent's chunk is verified with the parent.
+    if (rec.flags & (CHUNK_ZERO | CHUNK_IN_PARENT)) { zeros++; previous = null; continue; }
     if (image.sparse) span = checkSpan(image, r, j, number, rec, span, layout, found);
     if (layout.mappable && previous && rec.offset !== previous.offset + previous.storedLength) {
       found.push({ code: 'CORRUPT_INDEX', message: `chunk ${number} at offset ${rec.offset} does not follow chunk ${number - 1} (which ends at ${previous.offset + previous.storedLength}) in a MAPPABLE image: adjacent stored chunks of a region must be contiguous`, region: r.index, chunk: number, offset: rec.offset });

@@ -16,10 +16,10 @@
 import { randomBytes } from 'node:crypto';
 import { xxh64 } from '../codec/checksum.js';
 import {
-  CIPHERS, CODECS, DEFAULT_CHUNK_SIZE, KIND_GAP, LIMITS, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, alignUp, isPowerOfTwo, parseKind, parseProt,
+  CIPHERS, CODECS, DEFAULT_CHUNK_SIZE, KIND_GAP, LIMITS, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, REQUIRED_PARENT, alignUp, isPowerOfTwo, parseKind, parseProt,
   type CipherName, type RegionKind,
 } from '../format/constants.js';
-import { encodeHeader, type HeaderFields } from '../format/header.js';
+import { encodeHeader, impliedRequired, type HeaderFields } from '../format/header.js';
 import { encodeValidation, type ValidationInput } from '../format/validation.js';
 import { encodeRegionSection, regionFlagFields, type RegionRecord } from '../format/index-table.js';
 import { encodeFooter } from '../format/footer.js';
@@ -32,6 +32,8 @@ import { WriteQueue } from './_write-queue.js';
 import { ChunkRecords } from './_chunk-records.js';
 import { ChunkStream, type RegionBytes } from './_chunk-stream.js';
 import { FileRangeReader, type FileRange } from './_file-range.js';
+import { ParentDiffEncoder, openParentForWriting, type ParentForWriting } from './_parent-writer.js';
+import type { ParentInput } from './_parent.js';
 
 export type { RegionBytes, RegionPiece, ZeroRun } from './_chunk-stream.js';
 export type { FileRange, PresentRange } from './_file-range.js';
@@ -101,6 +103,22 @@ export interface WriterOptions {
    * and safe against a file that changes meanwhile). See {@link FileRange}.
    */
   mapFiles?: boolean;
+  /**
+   * Write a child image of this parent (spec/FORMAT.md section 8.3): a path, fd, bytes or
+   * source, or `{ source, key, parent }` (the parent's key, default `key`; its own parent,
+   * default its location hint). Only chunks whose plain bytes differ from the parent's chunk at
+   * the same address are stored; the others are IN_PARENT records. Page size and chunk size
+   * default to the parent's and must equal them; the child is never MAPPABLE (a restore copies
+   * it, or maps its flattened image); `layout: 'sparse'` is refused. Codec, cipher and key may
+   * differ from the parent's. Reading the child needs the parent, checked by image id and index hash.
+   */
+  parent?: ParentInput;
+  /**
+   * The parent's location hint recorded in the child (informational; a reader looks for the
+   * parent there, relative to the child's directory). Default: the parent's path relative to
+   * the child's directory when the parent was given by path, else none.
+   */
+  parentHint?: string;
 }
 
 export interface RegionOptions {
@@ -141,6 +159,8 @@ export interface WriteSummary {
   zeroChunks: number;
   storedBytes: number;
   plainBytes: number;
+  /** Chunks recorded IN_PARENT (a child image, section 8.3); 0 for a standalone image. */
+  inParentChunks: number;
 }
 
 /**
@@ -186,6 +206,23 @@ export class ImageWriter {
    */
   static async create(path: string, options: WriterOptions = {}): Promise<ImageWriter> {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError(`expected an output path, got ${typeof path}`);
+    if (options.parent === undefined) return ImageWriter.make(path, options, null);
+    if (options.layout === 'sparse') throw new RangeError("expected layout 'compact' for a child image: its chunks are read through the parent, never mapped");
+    const parent = await openParentForWriting(options.parent, path, options.key, options.engine, options.parentHint);
+    try {
+      const ps = parent.reader.pageSize;
+      const cs = parent.reader.chunkSize;
+      if ((options.pageSize ?? ps) !== ps || (options.chunkSize ?? cs) !== cs) {
+        throw new RangeError(`expected the parent's page size ${ps} and chunk size ${cs} for a child image, got ${options.pageSize ?? ps} and ${options.chunkSize ?? cs}`);
+      }
+      return await ImageWriter.make(path, { ...options, pageSize: ps, chunkSize: cs }, parent);
+    } catch (e) {
+      await parent.reader.close();
+      throw e;
+    }
+  }
+
+  private static async make(path: string, options: WriterOptions, parent: ParentForWriting | null): Promise<ImageWriter> {
     const pageSize = options.pageSize ?? 4096;
     if (!isPowerOfTwo(pageSize) || pageSize < LIMITS.minPageSize || pageSize > LIMITS.maxPageSize) {
       throw new RangeError(`expected a page size that is a power of two in ${LIMITS.minPageSize}..${LIMITS.maxPageSize}, got ${pageSize}`);
@@ -200,8 +237,9 @@ export class ImageWriter {
     if (cipher !== 0 && options.key === undefined) throw new TypeError('expected a key or passphrase with encrypt');
     const imageId = options.imageId ?? randomBytes(16);
     if (!(imageId instanceof Uint8Array) || imageId.length !== 16) throw new RangeError('expected a 16-byte image id');
-    const validation = encodeValidation({ pageSize, ...options.validation }, xxh64);
-    const mappable = codec === 0 && cipher === 0;
+    const validation = encodeValidation({ pageSize, ...options.validation, ...(parent ? { parent: parent.record } : {}) }, xxh64);
+    // A child's chunks are not all in its file: never MAPPABLE (section 8.3).
+    const mappable = codec === 0 && cipher === 0 && parent === null;
     const layout = options.layout ?? 'compact';
     if (layout !== 'compact' && layout !== 'sparse') throw new RangeError(`expected layout 'compact' or 'sparse', got ${JSON.stringify(layout)}`);
     const sparse = layout === 'sparse';
@@ -209,6 +247,7 @@ export class ImageWriter {
     const engine = options.engine ?? 'node';
     const fields: HeaderFields = {
       optionalFeatures: mappable ? OPTIONAL_MAPPABLE | (sparse ? OPTIONAL_SPARSE : 0n) : 0n,
+      requiredFeatures: impliedRequired(codec, cipher) | (parent ? REQUIRED_PARENT : 0n),
       pageSize, chunkSize, imageId,
       created: BigInt(options.created ?? Date.now()),
       validationSize: validation.length,
@@ -216,10 +255,11 @@ export class ImageWriter {
       kdf: 0, scryptLog2N: 0, scryptR: 0, scryptP: 0,
       salt: new Uint8Array(16), keyCheck: new Uint8Array(16),
     };
-    const encoder = await createChunkEncoder({
+    const own = await createChunkEncoder({
       fields, validation, key: options.key, scrypt: options.scrypt, salt: options.salt,
       engine, workers: options.workers,
     });
+    const encoder: ChunkEncoder = parent ? new ParentDiffEncoder(own, parent.reader) : own;
     const scanner = mappable && engine === 'node' ? loadScanner() : null;
     // The encoder fills the KDF, salt and key check fields before the header is encoded.
     const header = encodeHeader(fields, xxh64);
@@ -339,6 +379,7 @@ export class ImageWriter {
       return {
         path: this.path, fileSize, regions: this.records.length, chunks: chunks.count,
         zeroChunks: chunks.zeroChunks, storedBytes: chunks.storedBytes, plainBytes: chunks.plainBytes,
+        inParentChunks: this.encoder instanceof ParentDiffEncoder ? this.encoder.inParent : 0,
       };
     });
   }

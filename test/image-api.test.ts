@@ -232,7 +232,7 @@ describe('error categories', () => {
     BAD_MAGIC: 'image', UNSUPPORTED_VERSION: 'image', UNSUPPORTED_FEATURE: 'image', TRUNCATED: 'image',
     CORRUPT_HEADER: 'image', CORRUPT_VALIDATION: 'image', CORRUPT_INDEX: 'image', CORRUPT_CHUNK: 'image',
     LIMIT_EXCEEDED: 'image', NOT_MAPPED: 'image', INCOMPATIBLE: 'host', KEY_REQUIRED: 'key', WRONG_KEY: 'key',
-    AUTH_FAILED: 'image', ADDRESS_IN_USE: 'process', NO_SUCH_PROCESS: 'process', PERMISSION_DENIED: 'process',
+    AUTH_FAILED: 'image', PARENT_REQUIRED: 'image', PARENT_MISMATCH: 'image', ADDRESS_IN_USE: 'process', NO_SUCH_PROCESS: 'process', PERMISSION_DENIED: 'process',
     PROCESS_EXITED: 'process', PROCESS_BUSY: 'process', CORRUPT_CORE: 'image', IO_ERROR: 'io', INVALID_ARGUMENT: 'usage',
   };
 

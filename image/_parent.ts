@@ -1,0 +1,232 @@
+/**
+ * Parent images (spec/FORMAT.md section 8.3): a child image stores only the chunks whose plain
+ * bytes differ from its parent's chunk at the same address; the others are IN_PARENT records.
+ * The child's validation record type 8 names the parent's image id and a SHA-256 of the
+ * parent's header, validation block and index ({@link parentIndexHash}); a reader opens the
+ * parent lazily, on the first IN_PARENT chunk it reads, and refuses a parent that is missing
+ * (PARENT_REQUIRED) or is not that image (PARENT_MISMATCH) before using any byte of it.
+ */
+import { createHash } from 'node:crypto';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { CHUNK_IN_PARENT, LIMITS } from '../format/constants.js';
+import { CrimgError, isCrimgError } from '../format/errors.js';
+import type { Footer } from '../format/footer.js';
+import type { ParentRecord } from '../format/validation.js';
+import type { ChunkTable, Region } from '../format/index-table.js';
+import { hex, toHex } from '../format/bytes.js';
+import type { RandomAccessSource, SourceInput } from './source.js';
+import type { KeyInput } from './keying.js';
+
+/**
+ * A parent image: a path, an fd, bytes or a source; or, for an encrypted parent or one whose
+ * own parent is elsewhere, an object with its `source`, its `key` (default: the child's key) and
+ * its own `parent` (default: its location hint).
+ */
+export type ParentInput = SourceInput | ParentSpec;
+
+/** A parent image with its key and its own parent. */
+export interface ParentSpec {
+  source: SourceInput;
+  /** Key or passphrase of the parent; default the key of the image above it. */
+  key?: KeyInput;
+  /** The parent's parent, when the parent is a child too; default its location hint. */
+  parent?: ParentInput;
+}
+
+/** Whether `p` is a {@link ParentSpec} (an object with a `source`) rather than a source. */
+export function isParentSpec(p: unknown): p is ParentSpec {
+  return typeof p === 'object' && p !== null && !(p instanceof Uint8Array) && 'source' in p && !('read' in p);
+}
+
+/** The spec form of a parent input. */
+export function toParentSpec(p: ParentInput): ParentSpec {
+  return isParentSpec(p) ? p : { source: p };
+}
+
+/** What {@link parentIndexHash} reads of an open image. */
+export interface HashableImage {
+  readonly source: RandomAccessSource;
+  readonly headerBytes: Uint8Array;
+  readonly validationBytes: Uint8Array;
+  readonly footer: Footer;
+}
+
+/**
+ * Section 8.3: SHA-256 of the image's header bytes, its validation block bytes, and its file
+ * bytes from the chunk table offset to the end (chunk table, region section and footer, as
+ * stored). It covers every record of the index, so every chunk's checksum (and, sealed, the
+ * tags that bind the chunks): a parent whose index changed in any byte has another hash.
+ * Reads the index once, in pieces of at most 16 MiB.
+ */
+export async function parentIndexHash(image: HashableImage): Promise<Uint8Array> {
+  const h = createHash('sha256');
+  h.update(image.headerBytes);
+  h.update(image.validationBytes);
+  const start = Number(image.footer.chunkTableOffset);
+  const end = image.source.size;
+  const piece = 16 * 1024 * 1024;
+  for (let at = start; at < end; at += piece) h.update(await image.source.read(at, Math.min(piece, end - at)));
+  return new Uint8Array(h.digest());
+}
+
+/** What a parent link needs of an open image (a child or a parent). */
+export interface ChainImage extends HashableImage {
+  readonly header: { readonly pageSize: number; readonly chunkSize: number; readonly imageId: Uint8Array };
+  readonly validation: { readonly parent?: ParentRecord };
+  readonly chunkCount: number;
+  regionAt(address: bigint): Region | undefined;
+  plainLength(r: Region, j: number): number;
+  close(): Promise<void>;
+}
+
+/** Opens a parent image with the options of the child (key, engine) and its own parent. */
+export type ParentOpener<T extends ChainImage> = (input: SourceInput, key: KeyInput | undefined, parent: ParentInput | undefined) => Promise<T>;
+
+/**
+ * The parent of one child image: opened on first use and checked against the child's parent
+ * record, then kept until the child closes.
+ */
+export class ParentLink<T extends ChainImage> {
+  private opened: Promise<T> | null = null;
+
+  constructor(
+    /** The child's parent record (section 8.3). */
+    readonly record: ParentRecord,
+    /** The parent as the caller gave it, if any. */
+    private readonly given: ParentInput | undefined,
+    /** The child's path, when opened by path: the location hint is relative to its directory. */
+    private readonly childPath: string | undefined,
+    /** The child's key: the parent's when none is given for it. */
+    private readonly childKey: KeyInput | undefined,
+    private readonly open: ParentOpener<T>,
+    /** The child's page and chunk size: the parent's must be the same. */
+    private readonly geometry: { pageSize: number; chunkSize: number },
+  ) {}
+
+  /** Where the parent is looked for: the given source, else the hint beside the child. */
+  get location(): string {
+    if (this.given !== undefined) {
+      const s = toParentSpec(this.given).source;
+      return typeof s === 'string' ? s : typeof s === 'number' ? `fd ${s}` : s instanceof Uint8Array ? 'buffer' : s.name;
+    }
+    return this.hintPath() ?? '(no location)';
+  }
+
+  /** The hint as a path: relative to the child's directory (or the working directory). */
+  private hintPath(): string | undefined {
+    const hint = this.record.hint;
+    if (hint === '') return undefined;
+    return isAbsolute(hint) ? hint : resolve(this.childPath !== undefined ? dirname(this.childPath) : '.', hint);
+  }
+
+  /**
+   * The parent, opened and checked once (a failure is kept: every later call throws it).
+   * @throws CrimgError PARENT_REQUIRED (not given and not found at the hint), PARENT_MISMATCH
+   *   (another image, or its header, validation block or index changed), or the parent's own
+   *   error (KEY_REQUIRED, WRONG_KEY, CORRUPT_*), its message naming the parent.
+   */
+  get(): Promise<T> {
+    this.opened ??= this.load();
+    return this.opened;
+  }
+
+  /** True once the parent was opened (and so must be closed). */
+  get isOpen(): boolean { return this.opened !== null; }
+
+  /** Closes the parent if it was opened. */
+  async close(): Promise<void> {
+    if (this.opened === null) return;
+    const p = await this.opened.catch(() => null);
+    await p?.close();
+  }
+
+  private async load(): Promise<T> {
+    const rec = this.record;
+    const want = toHex(rec.imageId);
+    const spec = this.given !== undefined ? toParentSpec(this.given) : undefined;
+    const input = spec?.source ?? this.hintPath();
+    if (input === undefined) {
+      throw new CrimgError('PARENT_REQUIRED', `the image is a child of image ${want} and records no location for it`, { hint: 'give the parent image (--parent FILE, option parent)' });
+    }
+    let parent: T;
+    try {
+      parent = await this.open(input, spec?.key ?? this.childKey, spec?.parent);
+    } catch (e) {
+      if (isCrimgError(e, 'IO_ERROR')) {
+        throw new CrimgError('PARENT_REQUIRED', `the parent image ${want} is not at ${this.location} (${e.message})`, {
+          hint: 'give the parent image (--parent FILE, option parent), or put it where the child was written against it', cause: e,
+        });
+      }
+      if (isCrimgError(e)) throw new CrimgError(e.code, `parent image ${this.location}: ${e.message}`, { cause: e, ...(e.offset !== undefined ? { offset: e.offset } : {}) });
+      throw e;
+    }
+    try {
+      const got = toHex(parent.header.imageId);
+      if (got !== want) {
+        throw new CrimgError('PARENT_MISMATCH', `${this.location} is image ${got}, not the parent image ${want} this child was written against`, { hint: 'give the child\'s own parent image' });
+      }
+      const hash = await parentIndexHash(parent);
+      if (toHex(hash) !== toHex(rec.indexHash)) {
+        throw new CrimgError('PARENT_MISMATCH', `the parent image ${want} at ${this.location} was changed since the child was written: its header, validation block or index hash differs`, {
+          hint: 'the parent was tampered with or rewritten; restore it from a good copy, or use a flattened child',
+        });
+      }
+      const depth = (parent.validation.parent?.depth ?? 0) + 1;
+      if (depth !== rec.depth) {
+        throw new CrimgError('PARENT_MISMATCH', `the parent image ${want} is at depth ${depth - 1} of its chain, the child records depth ${rec.depth}`, { hint: 'the child was written wrongly; flatten it from a good chain' });
+      }
+      const g = this.geometry;
+      if (parent.header.pageSize !== g.pageSize || parent.header.chunkSize !== g.chunkSize) {
+        throw new CrimgError('PARENT_MISMATCH', `the parent image ${want} has page size ${parent.header.pageSize} and chunk size ${parent.header.chunkSize}, the child ${g.pageSize} and ${g.chunkSize}`, { hint: 'a child and its parent share the page and chunk size' });
+      }
+      return parent;
+    } catch (e) {
+      await parent.close();
+      throw e;
+    }
+  }
+}
+
+/**
+ * Section 8.3: an IN_PARENT chunk of plain length `plain` at `address` needs a chunk of the
+ * parent at the same address with the same plain length.
+ * @throws CrimgError CORRUPT_INDEX naming the child's chunk
+ */
+export function checkParentChunk(parent: ChainImage, address: bigint, plain: number, number: number, region: number): void {
+  const r = parent.regionAt(address);
+  const cs = BigInt(parent.header.chunkSize);
+  if (r !== undefined && !r.isGap && (address - r.address) % cs === 0n && parent.plainLength(r, Number((address - r.address) / cs)) === plain) return;
+  throw new CrimgError('CORRUPT_INDEX', `chunk ${number} (region ${region}, address ${hex(address)}) is IN_PARENT, but the parent has no chunk of ${plain} bytes at that address`, {
+    chunk: number, region, address, hint: 'the child was written against another layout; flatten it from a good chain',
+  });
+}
+
+/** One IN_PARENT piece of a read: `length` bytes at `address` into `dst` of the output. */
+export interface ParentPiece {
+  address: bigint;
+  length: number;
+  dst: number;
+}
+
+/** Consecutive pieces (adjacent in memory and in the output) merged, so the parent reads runs. */
+export function mergePieces(pieces: readonly ParentPiece[]): ParentPiece[] {
+  const out: ParentPiece[] = [];
+  for (const p of pieces) {
+    const last = out[out.length - 1];
+    if (last && last.address + BigInt(last.length) === p.address && last.dst + last.length === p.dst && last.length + p.length <= 2 ** 30) last.length += p.length;
+    else out.push({ ...p });
+  }
+  return out;
+}
+
+/** Chunks of a child image by form, counted from its chunk table (IN_PARENT vs its own). */
+export function countInParent(table: ChunkTable, regions: Iterable<Region>, plainLength: (r: Region, j: number) => number): number {
+  let n = 0;
+  for (const r of regions) {
+    for (let j = 0; j < r.chunkCount; j++) if (table.get(r.firstChunk + j, plainLength(r, j)).flags & CHUNK_IN_PARENT) n++;
+  }
+  return n;
+}
+
+/** The depth limit of section 9, for messages. */
+export const MAX_CHAIN_DEPTH = LIMITS.maxChainDepth;
