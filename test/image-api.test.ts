@@ -234,6 +234,7 @@ describe('error categories', () => {
     LIMIT_EXCEEDED: 'image', NOT_MAPPED: 'image', INCOMPATIBLE: 'host', KEY_REQUIRED: 'key', WRONG_KEY: 'key',
     AUTH_FAILED: 'image', PARENT_REQUIRED: 'image', PARENT_MISMATCH: 'image', ADDRESS_IN_USE: 'process', NO_SUCH_PROCESS: 'process', PERMISSION_DENIED: 'process',
     PROCESS_EXITED: 'process', PROCESS_BUSY: 'process', CORRUPT_CORE: 'image', IO_ERROR: 'io', INVALID_ARGUMENT: 'usage',
+    SOURCE_CHANGED: 'io',
   };
 
   test.each([...ERROR_CODES])('%s has its category, on the table, the function and the error', (code) => {
@@ -249,7 +250,7 @@ describe('error categories', () => {
   });
 
   test('the CLI exit status follows the category: 1 for image, key and host, 2 for the rest (as before)', () => {
-    const usage = ['IO_ERROR', 'INVALID_ARGUMENT', 'NO_SUCH_PROCESS', 'PERMISSION_DENIED', 'PROCESS_EXITED', 'PROCESS_BUSY', 'ADDRESS_IN_USE'];
+    const usage = ['IO_ERROR', 'INVALID_ARGUMENT', 'NO_SUCH_PROCESS', 'PERMISSION_DENIED', 'PROCESS_EXITED', 'PROCESS_BUSY', 'ADDRESS_IN_USE', 'SOURCE_CHANGED'];
     for (const code of ERROR_CODES) expect([code, exitCodeOf(new CrimgError(code, 'x'))]).toEqual([code, usage.includes(code) ? 2 : 1]);
     expect(exitCodeOf(new Error('boom'))).toBe(2);
     expect(exitCodeOf(new RangeError('bad'))).toBe(2);
