@@ -19,16 +19,58 @@
         "src/write_back.cc",
         "src/scan.cc",
         "src/aead.cc",
-        "src/deflate.cc"
+        "src/deflate.cc",
+        "src/chunk_decode.cc",
+        "src/chunk_decode_js.cc"
       ],
       # node-addon-api's "except" flavour: C++ exceptions on, so a JS exception
       # raised while reading an argument (say a throwing getter on opts)
       # unwinds cleanly instead of needing a status check after every call.
       "dependencies": [
-        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+        "zstd"
       ],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fvisibility=hidden"]
+    },
+    # zstd 1.5.7's library, vendored unmodified in deps/zstd (see its VERSION):
+    # codec id 2 (spec/FORMAT.md section 6.2), compressed on the encoder pool
+    # and decoded by src/chunk_decode.cc on any thread. Single-threaded (each
+    # crimg thread has its own context), no legacy formats, no dictionary
+    # builder; symbols hidden so that nothing clashes with the host process.
+    {
+      "target_name": "zstd",
+      "type": "static_library",
+      "defines": ["ZSTD_LEGACY_SUPPORT=0", "ZSTD_NO_TRACE"],
+      "cflags": ["-O3", "-fvisibility=hidden", "-fPIC"],
+      "sources": [
+        "deps/zstd/lib/common/debug.c",
+        "deps/zstd/lib/common/entropy_common.c",
+        "deps/zstd/lib/common/error_private.c",
+        "deps/zstd/lib/common/fse_decompress.c",
+        "deps/zstd/lib/common/pool.c",
+        "deps/zstd/lib/common/threading.c",
+        "deps/zstd/lib/common/xxhash.c",
+        "deps/zstd/lib/common/zstd_common.c",
+        "deps/zstd/lib/compress/fse_compress.c",
+        "deps/zstd/lib/compress/hist.c",
+        "deps/zstd/lib/compress/huf_compress.c",
+        "deps/zstd/lib/compress/zstd_compress.c",
+        "deps/zstd/lib/compress/zstd_compress_literals.c",
+        "deps/zstd/lib/compress/zstd_compress_sequences.c",
+        "deps/zstd/lib/compress/zstd_compress_superblock.c",
+        "deps/zstd/lib/compress/zstd_double_fast.c",
+        "deps/zstd/lib/compress/zstd_fast.c",
+        "deps/zstd/lib/compress/zstd_lazy.c",
+        "deps/zstd/lib/compress/zstd_ldm.c",
+        "deps/zstd/lib/compress/zstd_opt.c",
+        "deps/zstd/lib/compress/zstd_preSplit.c",
+        "deps/zstd/lib/decompress/huf_decompress.c",
+        "deps/zstd/lib/decompress/huf_decompress_amd64.S",
+        "deps/zstd/lib/decompress/zstd_ddict.c",
+        "deps/zstd/lib/decompress/zstd_decompress.c",
+        "deps/zstd/lib/decompress/zstd_decompress_block.c"
+      ]
     }
   ]
 }

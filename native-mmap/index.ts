@@ -153,6 +153,13 @@ export interface NativeMmap {
    */
   deflateBatch(level: number, plains: Uint8Array[], random: Uint8Array, out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void): void;
   /**
+   * Decodes one stored chunk into `out` (exactly `p.plainLength` bytes) on the calling thread,
+   * through the C++ decoder the native readers use (src/chunk_decode.h): form rules, XXH64,
+   * tag, then deflate or zstd, as spec/FORMAT.md section 5.3 orders them. Returns null, or the
+   * CrimgError code and message of the failure (out is then zeroed).
+   */
+  decodeChunk(p: NativeChunkParams, stored: Uint8Array, out: Uint8Array): { code: string; message: string } | null;
+  /**
    * Starts writing `length` (>= 1) bytes of file `fd` from `offset` to disk without waiting
    * (sync_file_range SYNC_FILE_RANGE_WRITE, on the libuv pool), so that a later fsync has
    * little left to do. A hint: `done` runs afterwards with no error, whatever happened (fsync
@@ -166,6 +173,30 @@ export interface NativeMmap {
    * whenever a binding's meaning changes while its name stays; the loader refuses any other.
    */
   readonly abiVersion: number;
+}
+
+/** The image's and the chunk record's fields of {@link NativeMmap.decodeChunk} (spec sections 5.3, 7.3). */
+export interface NativeChunkParams {
+  /** Header codec id (0 none, 1 deflate, 2 zstd) and cipher id (0 none, 1 AES-256-GCM, 2 ChaCha20-Poly1305). */
+  codec: number;
+  cipher: number;
+  /** Header chunk size: a zstd frame's window may not exceed it. */
+  chunkSize: number;
+  /** Kd (32), image id (16) and H (32), with a cipher. */
+  dataKey?: Uint8Array;
+  imageId?: Uint8Array;
+  headerHash?: Uint8Array;
+  /** Chunk number, region number, address of its first byte, whether it is the region's last. */
+  number: bigint;
+  region: number;
+  address: bigint;
+  last: boolean;
+  /** Plain length, and the record's flags and checksum. */
+  plainLength: number;
+  flags: number;
+  checksum: bigint;
+  /** Check XXH64 of the stored bytes first; default true. */
+  verifyChecksum?: boolean;
 }
 
 /** Whether the addon is usable, and if not, why. */
@@ -191,6 +222,7 @@ function packageRoot(from: string): string | null {
 const FUNCTIONS = [
   'pageSize', 'mapFile', 'mapAnonymous', 'reserve', 'unmap', 'protect', 'advise', 'addressOf',
   'placeRuns', 'view', 'scanChunks', 'xxh64', 'hashChunks', 'aeadSeal', 'deflateBatch', 'writeBack',
+  'decodeChunk',
 ] as const satisfies readonly (keyof NativeMmap)[];
 type FunctionName = { [K in keyof NativeMmap]: NativeMmap[K] extends (...args: never[]) => unknown ? K : never }[keyof NativeMmap];
 // Fails to compile, naming the function, when NativeMmap gains one that FUNCTIONS lacks.

@@ -25,6 +25,8 @@ Napi::Value Xxh64Js(const Napi::CallbackInfo& info);
 Napi::Value HashChunksJs(const Napi::CallbackInfo& info);
 Napi::Value AeadSealJs(const Napi::CallbackInfo& info);
 Napi::Value DeflateBatchJs(const Napi::CallbackInfo& info);
+// chunk_decode_js.cc: one chunk through the native decoder (chunk_decode.h).
+Napi::Value DecodeChunkJs(const Napi::CallbackInfo& info);
 
 // write_back.cc: sync_file_range write-back hints.
 Napi::Value WriteBack(const Napi::CallbackInfo& info);
