@@ -6,7 +6,6 @@
  * fsyncs it, renames it to `NAME` and fsyncs the directory, so `NAME` is either absent, the
  * previous file, or a complete image, whenever the machine stops.
  */
-import type { FileHandle } from 'node:fs/promises';
 import { CrimgError } from '../format/errors.js';
 import { OutputFile, type OutputFileOptions } from './_output-file.js';
 
@@ -19,6 +18,21 @@ const IOV_MAX = 1024;
 
 /** The addon's writeBack: starts the disk writes of a byte range, calls `done` when they are queued. */
 export type WriteBack = (fd: number, offset: number, length: number, done: () => void) => void;
+
+/** Where the bytes go: a file's handle, or an upload's (image/remote/output.ts, no fd). */
+interface Sink {
+  readonly fd: number | null;
+  write(bytes: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  writev(bufs: Uint8Array[], position: number): Promise<{ bytesWritten: number }>;
+}
+
+/** A temporary output file, or a multipart upload for `s3://` (written in file order). */
+interface Output {
+  readonly fh: Sink;
+  readonly tmpPath: string;
+  commit(options: { fsync?: boolean }): Promise<void>;
+  abort(): Promise<void>;
+}
 
 /** One image file being written: the queue of stored bytes, the writes in flight, the commit. */
 export class WriteQueue {
@@ -34,16 +48,19 @@ export class WriteQueue {
   private writeBacksInFlight = 0;
   private writeBacksDone: (() => void) | null = null;
 
-  private readonly fh: FileHandle;
+  private readonly fh: Sink;
+  /** Largest number of buffers in one writev: an upload takes all at once, so its writes stay in order. */
+  private readonly iovMax: number;
 
   private constructor(
-    private readonly file: OutputFile,
+    private readonly file: Output,
     private readonly pageSize: number,
     start: number,
     /** Set when the image is fsynced at the end (see {@link startWriteBack}). */
     private readonly writeBack: WriteBack | null,
   ) {
     this.fh = file.fh;
+    this.iovMax = file.fh.fd === null ? Infinity : IOV_MAX;
     this.pos = start;
     this.batchStart = start;
   }
@@ -53,6 +70,10 @@ export class WriteQueue {
    * @throws CrimgError IO_ERROR when the file cannot be created; RangeError on a bad mode
    */
   static async create(path: string, pageSize: number, start: number, writeBack: WriteBack | null, options: OutputFileOptions = {}): Promise<WriteQueue> {
+    if (/^s3:\/\//i.test(path)) {
+      const { S3Upload } = await import('./remote/output.js');
+      return new WriteQueue(await S3Upload.create(path), pageSize, start, null);
+    }
     return new WriteQueue(await OutputFile.create(path, options), pageSize, start, writeBack);
   }
 
@@ -165,7 +186,7 @@ export class WriteQueue {
     try {
       while (i < bufs.length) {
         const part: Uint8Array[] = [];
-        for (let j = i; j < bufs.length && part.length < IOV_MAX; j++) part.push(j === i ? bufs[j]!.subarray(skip) : bufs[j]!);
+        for (let j = i; j < bufs.length && part.length < this.iovMax; j++) part.push(j === i ? bufs[j]!.subarray(skip) : bufs[j]!);
         const { bytesWritten } = await this.fh.writev(part, off);
         off += bytesWritten;
         let n = bytesWritten + skip;
@@ -189,7 +210,7 @@ export class WriteQueue {
     const end = to - (to % this.pageSize);
     if (end <= from) return;
     try {
-      this.writeBack!(this.fh.fd, from, end - from, () => {
+      this.writeBack!(this.fh.fd!, from, end - from, () => {
         if (--this.writeBacksInFlight === 0 && this.writeBacksDone) this.writeBacksDone();
       });
       this.writeBacksInFlight++;

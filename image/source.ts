@@ -123,12 +123,14 @@ export class FileSource implements RandomAccessSource {
 export type SourceInput = string | number | Uint8Array | RandomAccessSource;
 
 /**
- * Turns a {@link SourceInput} into a source: a path is opened here (closing the source closes
- * it, and is the caller's to do); an fd is wrapped and stays the caller's (close() leaves it
+ * Turns a {@link SourceInput} into a source: a path, or an `http(s)://` or `s3://` URL
+ * (image/remote/source.ts), is opened here (closing the source closes it, and is the caller's to do); an fd is wrapped and stays the caller's (close() leaves it
  * open); bytes are wrapped; a source is returned as it is.
  * @throws TypeError for any other input; CrimgError IO_ERROR when a path cannot be opened
  */
 export async function toSource(input: SourceInput): Promise<RandomAccessSource> {
+  // A URL is a remote image (image/remote/): loaded only when one is opened.
+  if (typeof input === 'string' && /^(https?|s3):\/\//i.test(input)) return (await import('./remote/source.js')).RemoteSource.open(input);
   if (typeof input === 'string') return FileSource.open(input);
   if (typeof input === 'number') return FileSource.fromFd(input);
   if (input instanceof Uint8Array) return new BufferSource(input);

@@ -65,7 +65,8 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           ...modeOption(a),
           stopTimeoutMs: parseMs(a.stopTimeout, '--stop-timeout'),
           lockWaitMs: parseMs(a.lockWait, '--lock-wait'),
-          ...(a.encodeWhileStopped ? { encodeWhileStopped: true } : {}),
+          // An s3:// OUT has no directory for a stage file: encode while stopped, nothing on local disk.
+          ...(a.encodeWhileStopped || /^s3:\/\//i.test(a.out) ? { encodeWhileStopped: true } : {}),
           fileMappings: a.fileMappings as 'copy' | 'gap',
           labels: keyedValues(a.label, '--label', (v) => v),
           onProgress: (done, total) => {

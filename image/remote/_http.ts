@@ -1,0 +1,166 @@
+/**
+ * One HTTP(S) request over node:http, with what a remote image source needs and nothing more:
+ * keep-alive agents sized to the connections allowed, a timeout per request, a cap on the
+ * body (a server that answers a range with the whole object is cut off, not read), and a body
+ * that ends before its Content-Length reported as short (`ShortBody`), never as bytes.
+ * Headers are never put into errors: they may carry a signature.
+ */
+import http from 'node:http';
+import https from 'node:https';
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
+  url: URL;
+  headers: Record<string, string>;
+  body?: Uint8Array;
+  /** Milliseconds without progress (connect, headers or body) before the request fails. */
+  timeoutMs: number;
+  /** Largest body read; a longer one (by Content-Length or as it comes) fails with BodyTooLarge. */
+  maxBody: number;
+  agent: http.Agent;
+}
+
+/** A body that ended before its Content-Length (a reset or a server that closed early). */
+export class ShortBody extends Error {
+  constructor(readonly got: number, readonly expected: number) {
+    super(`the response body ended after ${got} of ${expected} bytes`);
+  }
+}
+
+/** A response whose body is longer than the request allows (e.g. a 200 with the whole object). */
+export class BodyTooLarge extends Error {
+  constructor(readonly length: number) {
+    super(`the response body of ${length} bytes is larger than asked for`);
+  }
+}
+
+/** A request that made no progress for its timeout. */
+export class RequestTimeout extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(ms: number) {
+    super(`no progress for ${ms} ms`);
+  }
+}
+
+/** An agent per protocol, keeping up to `connections` sockets alive. */
+export function makeAgent(protocol: string, connections: number): http.Agent {
+  const options = { keepAlive: true, maxSockets: connections, maxFreeSockets: connections };
+  return protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+}
+
+/** Sends one request and reads its whole body (up to `maxBody`). */
+export function httpRequest(r: HttpRequest): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const lib = r.url.protocol === 'https:' ? https : http;
+    let settled = false;
+    const fail = (e: Error): void => {
+      if (settled) return;
+      settled = true;
+      req.destroy();
+      reject(e);
+    };
+    const headers: Record<string, string> = { ...r.headers };
+    if (r.body) headers['content-length'] = String(r.body.length);
+    const req = lib.request(r.url, { method: r.method, headers, agent: r.agent }, (res) => {
+      const declared = res.headers['content-length'] === undefined ? -1 : Number(res.headers['content-length']);
+      if (r.method !== 'HEAD' && declared > r.maxBody) {
+        res.destroy();
+        fail(new BodyTooLarge(declared));
+        return;
+      }
+      const parts: Buffer[] = [];
+      let got = 0;
+      res.on('data', (b: Buffer) => {
+        got += b.length;
+        if (got > r.maxBody) {
+          res.destroy();
+          fail(new BodyTooLarge(got));
+          return;
+        }
+        parts.push(b);
+      });
+      res.on('end', () => {
+        if (settled) return;
+        if (r.method !== 'HEAD' && declared >= 0 && got !== declared) {
+          fail(new ShortBody(got, declared));
+          return;
+        }
+        settled = true;
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parts.length === 1 ? parts[0]! : Buffer.concat(parts, got) });
+      });
+      res.on('aborted', () => fail(new ShortBody(got, declared)));
+      res.on('error', (e) => fail(declared >= 0 && got < declared ? new ShortBody(got, declared) : e));
+      res.on('close', () => {
+        if (!settled && !res.complete) fail(new ShortBody(got, declared));
+      });
+    });
+    req.setTimeout(r.timeoutMs, () => fail(new RequestTimeout(r.timeoutMs)));
+    req.on('error', fail);
+    req.end(r.body);
+  });
+}
+
+/** Whether a failure of {@link httpRequest} is worth another try (resets, timeouts, short bodies). */
+export function isTransient(e: unknown): boolean {
+  if (e instanceof ShortBody || e instanceof RequestTimeout) return true;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && TRANSIENT_CODES.has(code);
+}
+
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'HPE_INVALID_CONSTANT', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** What an error was, in words safe for a message: a code or a class, never headers. */
+export function describeFailure(e: unknown): string {
+  if (e instanceof ShortBody || e instanceof BodyTooLarge || e instanceof RequestTimeout) return e.message;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : (e instanceof Error ? e.name : 'failure');
+}
+
+/**
+ * A URL as it may appear in messages: no user name or password, no query (a presigned URL
+ * carries its signature there), no fragment.
+ */
+export function safeUrl(url: URL): string {
+  const u = new URL(url.href);
+  u.username = '';
+  u.password = '';
+  const q = u.search ? '?<query>' : '';
+  u.search = '';
+  u.hash = '';
+  return u.href + q;
+}
+
+/**
+ * The parts of a `multipart/byteranges` body (RFC 9110 section 14.6): each part's first byte
+ * offset and bytes. Null when the body is not one.
+ */
+export function parseByteRanges(contentType: string, body: Buffer): { start: number; end: number; total: number; bytes: Buffer }[] | null {
+  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  if (!m) return null;
+  const delimiter = Buffer.from(`--${m[1] ?? m[2]}`);
+  const out: { start: number; end: number; total: number; bytes: Buffer }[] = [];
+  let at = body.indexOf(delimiter);
+  while (at >= 0) {
+    const after = at + delimiter.length;
+    if (body[after] === 0x2d && body[after + 1] === 0x2d) return out; // closing delimiter
+    const headEnd = body.indexOf('\r\n\r\n', after);
+    if (headEnd < 0) return null;
+    const head = body.subarray(after, headEnd).toString('latin1');
+    const cr = /content-range:\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)/i.exec(head);
+    if (!cr) return null;
+    const start = Number(cr[1]);
+    const end = Number(cr[2]);
+    const dataStart = headEnd + 4;
+    const dataEnd = dataStart + (end - start + 1);
+    if (dataEnd > body.length) return null;
+    out.push({ start, end, total: cr[3] === '*' ? -1 : Number(cr[3]), bytes: body.subarray(dataStart, dataEnd) });
+    at = body.indexOf(delimiter, dataEnd);
+  }
+  return null;
+}
