@@ -4,7 +4,7 @@
  * open, and the chunk table on the first data access.
  */
 import { xxh64, xxh64Chunks } from '../codec/checksum.js';
-import { CHUNK_IN_PARENT, CHUNK_ZERO, OPTIONAL_MAPPABLE, REQUIRED_PARENT, OPTIONAL_SPARSE, cipherName, codecName } from '../format/constants.js';
+import { CHUNK_ZERO, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, cipherName, codecName } from '../format/constants.js';
 import type { Header } from '../format/header.js';
 import type { Validation } from '../format/validation.js';
 import type { Footer } from '../format/footer.js';
@@ -22,8 +22,6 @@ import { openParts, type ImageParts, type OpenOptions } from './_open.js';
 import { coalesceRuns } from './_runs.js';
 import { verifyImage, type VerifyOptions, type VerifyReport } from './verify.js';
 import { chunkStats, type ChunkStats } from './stats.js';
-import { ParentLink, checkParentChunk, mergePieces, type ParentPiece } from './_parent.js';
-import { verifyChain } from './_parent-verify.js';
 
 export type { ImageParts, OpenOptions } from './_open.js';
 export type { VerifyError, VerifyOptions, VerifyReport } from './verify.js';
@@ -77,8 +75,7 @@ export async function openWith<T>(input: SourceInput, options: OpenOptions, make
   const source = await toSource(input);
   const owned = typeof input === 'string';
   try {
-    const parts = await openParts(source, owned, options);
-    return make(typeof input === 'string' ? { ...parts, path: input } : parts);
+    return make(await openParts(source, owned, options));
   } catch (e) {
     if (owned) await source.close();
     throw e;
@@ -105,8 +102,6 @@ export class ImageReader {
   private readonly decoder: ChunkDecoder | null;
   private readonly release: () => void;
   readonly dataStart: number;
-  /** A child's parent (section 8.3), opened on first use; null for a standalone image. */
-  private readonly parentLink: ParentLink<ImageReader> | null;
 
   /** Built by {@link openReader} or {@link openWith} from what they read. */
   constructor(parts: ImageParts) {
@@ -121,31 +116,7 @@ export class ImageReader {
     this.decoder = parts.decoder;
     this.release = parts.release;
     this.dataStart = parts.dataStart;
-    const rec = parts.validation.parent;
-    const o = parts.options ?? {};
-    this.parentLink = rec === undefined ? null : new ParentLink<ImageReader>(rec, o.parent, parts.path, o.key, (input, key, parent) => {
-      const options: OpenOptions = { ...o, key, parent };
-      if (key === undefined) delete options.key;
-      if (parent === undefined) delete options.parent;
-      return openReader(input, options);
-    }, { pageSize: parts.header.pageSize, chunkSize: parts.header.chunkSize });
   }
-
-  /** True for a child image (required feature PARENT, section 8.3): some chunks are its parent's. */
-  get isChild(): boolean { return (this.header.requiredFeatures & REQUIRED_PARENT) !== 0n; }
-
-  /**
-   * The parent of a child image, opened and checked on the first call (image id and index hash,
-   * section 8.3) and kept until this image closes; null for a standalone image.
-   * @throws CrimgError PARENT_REQUIRED, PARENT_MISMATCH, or the parent's own error
-   */
-  async parent(): Promise<ImageReader | null> {
-    if (this.closed) throw closedError('parent');
-    return this.parentLink === null ? null : this.parentLink.get();
-  }
-
-  /** Where a child's parent is looked for (the given source or the hint); undefined for a standalone image. */
-  get parentLocation(): string | undefined { return this.parentLink?.location; }
 
   /** Format version as "major.minor". */
   get version(): string {
@@ -227,7 +198,7 @@ export class ImageReader {
     checkRegionTotals(plain, this.regionTable!.bytes, { regionCount: this.footer.regionCount, base: Number(this.footer.regionSectionOffset) });
     return new ChunkTable(plain, {
       dataStart: this.dataStart, dataEnd: off, pageSize: this.header.pageSize, mappable: this.mappable,
-      hasCodec: this.header.codec !== 0, hasCipher: this.header.cipher !== 0, hasParent: this.isChild, base: off,
+      hasCodec: this.header.codec !== 0, hasCipher: this.header.cipher !== 0, base: off,
     });
   }
 
@@ -328,11 +299,8 @@ export class ImageReader {
     // Zero chunks are filled here and hold no bytes in the file, so the stored chunks around
     // them are still neighbours: runs continue across them.
     const stored: typeof plan = [];
-    const inParent: ParentPiece[] = [];
     for (const p of plan) {
-      if (p.rec.flags & CHUNK_IN_PARENT) {
-        inParent.push({ address: p.region.address + BigInt(p.j) * cs + BigInt(p.from), length: p.to - p.from, dst: p.dst });
-      } else if (p.rec.flags & CHUNK_ZERO) {
+      if (p.rec.flags & CHUNK_ZERO) {
         if (!options.zeroFilled) out.fill(0, p.dst, p.dst + (p.to - p.from));
       } else {
         stored.push(p);
@@ -351,16 +319,6 @@ export class ImageReader {
       const decoded = await this.decodeRun(batch, bytes, run.offset);
       batch.forEach((b, m) => out.set(decoded.plains[m]!.subarray(b.from, b.to), b.dst));
       decoded.release();
-    }
-    if (inParent.length > 0) {
-      // Section 8.3: the parent's bytes at the same addresses, from a parent checked first.
-      const parent = (await this.parent())!;
-      for (const p of plan) {
-        if (p.rec.flags & CHUNK_IN_PARENT) checkParentChunk(parent, p.region.address + BigInt(p.j) * cs, this.plainLength(p.region, p.j), p.number, p.region.index);
-      }
-      for (const piece of mergePieces(inParent)) {
-        await parent.readInto(piece.address, out.subarray(piece.dst, piece.dst + piece.length), options);
-      }
     }
   }
 
@@ -431,8 +389,7 @@ export class ImageReader {
    */
   verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     if (this.closed) return Promise.reject(closedError('verify'));
-    if (this.parentLink === null) return verifyImage(this, options);
-    return verifyImage(this, options).then((own) => verifyChain(this, own, options));
+    return verifyImage(this, options);
   }
 
   /**
@@ -472,18 +429,7 @@ export class ImageReader {
       const given = (Object.hasOwn(host.bitmaps, key) ? host.bitmaps[key] : undefined) ?? new Uint8Array(0);
       // cpu.features: also the bits older images set for this host's flags (see offeredFeatures).
       const hostBits = key === 'cpu.features' ? offeredFeatures(given, host.architecture) : given;
-      const missing: number[] = [];
-      let count = 0;
-      // Byte by byte: bytes the host covers cost one step, and only the first bits are listed.
-      for (let b = 0; b < bits.length; b++) {
-        const lack = bits[b]! & ~(hostBits[b] ?? 0) & 0xff;
-        if (lack === 0) continue;
-        for (let k = 0; k < 8; k++) {
-          if (!((lack >> k) & 1)) continue;
-          count++;
-          if (missing.length < MAX_LISTED_BITS) missing.push(b * 8 + k);
-        }
-      }
+      const { count, missing } = lackingBits(bits, hostBits);
       if (count) {
         report.bitmaps.push({ key, count, missing, names: missing.map((i) => (key === 'cpu.features' ? featureName(i) : `bit ${i}`)) });
         report.compatible = false;
@@ -530,6 +476,27 @@ export class ImageReader {
     await this.decoder?.close();
     if (this.owned) await this.source.close();
   }
+}
+
+/**
+ * The bits of `bits` that `hostBits` lacks: how many, and the first {@link MAX_LISTED_BITS}.
+ * Byte by byte in tight loops, counted by popcount: a hostile 1 MiB bitmap of set bits (8
+ * million lacking) costs milliseconds, not a step per bit.
+ */
+function lackingBits(bits: Uint8Array, hostBits: Uint8Array): { count: number; missing: number[] } {
+  const missing: number[] = [];
+  let count = 0;
+  const n = bits.length;
+  const shared = Math.min(n, hostBits.length); // no read past hostBits' end (slow in V8)
+  for (let b = 0; b < n; b++) {
+    const lack = b < shared ? bits[b]! & ~hostBits[b]! & 0xff : bits[b]!;
+    if (lack === 0) continue;
+    const c = lack - ((lack >> 1) & 0x55);
+    const d = (c & 0x33) + ((c >> 2) & 0x33);
+    count += (d + (d >> 4)) & 0x0f;
+    if (missing.length < MAX_LISTED_BITS) for (let k = 0; k < 8; k++) if ((lack >> k) & 1 && missing.length < MAX_LISTED_BITS) missing.push(b * 8 + k);
+  }
+  return { count, missing };
 }
 
 /** The region of sorted `rs` holding `a`. */

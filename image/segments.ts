@@ -10,6 +10,7 @@ import { CHUNK_ZERO } from '../format/constants.js';
 import { toBigAddress } from '../format/address.js';
 import { DEFAULT_PIECE_SIZE, type ImageReader } from './reader.js';
 import type { ZeroRun } from './_chunk-stream.js';
+import { zeroRecords } from './_runs.js';
 
 /** A piece of memory: its bytes, or the length of a run of zero chunks. */
 export type Segment = Buffer | ZeroRun;
@@ -106,6 +107,11 @@ function* plan(image: SegmentedImage, table: Awaited<ReturnType<SegmentedImage['
       if (rec.flags & CHUNK_ZERO) {
         if (readLength) { yield { address: readAt, length: readLength }; readLength = 0; }
         zeros += n;
+        // The whole chunks after it up to (not including) the one holding the range's last
+        // byte: their zero records counted on the table's bytes, one step for the run.
+        const lastJ = Number((rEnd - 1n - r.address) / cs);
+        const more = lastJ > j + 1 ? zeroRecords(table, r.firstChunk + j + 1, Math.min(lastJ - j - 1, Math.floor((MAX_RUN - zeros) / image.chunkSize))) : 0;
+        if (more) { zeros += more * image.chunkSize; cur = stop + BigInt(more) * cs; if (zeros >= MAX_RUN) { yield { zeros }; zeros = 0; } continue; }
         // A run stays a safe integer: a region may claim up to 2^56 bytes (2^32 chunks of 16 MiB).
         if (zeros >= MAX_RUN) { yield { zeros }; zeros = 0; }
       } else {

@@ -4,6 +4,7 @@
  */
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO } from '../format/constants.js';
 import type { ChunkTable, Region } from '../format/index-table.js';
+import { zeroRecords } from './_runs.js';
 
 /** Chunk counts by stored form (section 5.1). A chunk both encoded and encrypted counts in both. */
 export interface ChunkForms {
@@ -91,7 +92,16 @@ function regionUsage(table: ChunkTable, chunkSize: number, r: Region): ChunkUsag
     const rec = table.get(r.firstChunk + j, plain);
     u.chunks.total++;
     stored += rec.storedLength;
-    if (rec.flags & CHUNK_ZERO) { u.chunks.zero++; zero += plain; }
+    if (rec.flags & CHUNK_ZERO) {
+      u.chunks.zero++;
+      zero += plain;
+      // The zero records after it but the region's last, counted on the table's bytes in one step.
+      const more = j + 1 < last ? zeroRecords(table, r.firstChunk + j + 1, last - j - 1) : 0;
+      u.chunks.total += more;
+      u.chunks.zero += more;
+      zero += more * chunkSize;
+      j += more;
+    }
     if (rec.flags & CHUNK_RAW) u.chunks.raw++;
     if (rec.flags & CHUNK_ENCODED) u.chunks.encoded++;
     if (rec.flags & CHUNK_ENCRYPTED) u.chunks.encrypted++;
