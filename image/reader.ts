@@ -4,7 +4,7 @@
  * open, and the chunk table on the first data access.
  */
 import { xxh64, xxh64Chunks } from '../codec/checksum.js';
-import { CHUNK_ZERO, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, cipherName, codecName } from '../format/constants.js';
+import { CHUNK_IN_PARENT, CHUNK_ZERO, OPTIONAL_MAPPABLE, REQUIRED_PARENT, OPTIONAL_SPARSE, cipherName, codecName } from '../format/constants.js';
 import type { Header } from '../format/header.js';
 import type { Validation } from '../format/validation.js';
 import type { Footer } from '../format/footer.js';
@@ -22,6 +22,8 @@ import { openParts, type ImageParts, type OpenOptions } from './_open.js';
 import { coalesceRuns } from './_runs.js';
 import { verifyImage, type VerifyOptions, type VerifyReport } from './verify.js';
 import { chunkStats, type ChunkStats } from './stats.js';
+import { ParentLink, checkParentChunk, mergePieces, type ParentPiece } from './_parent.js';
+import { verifyChain } from './_parent-verify.js';
 
 export type { ImageParts, OpenOptions } from './_open.js';
 export type { VerifyError, VerifyOptions, VerifyReport } from './verify.js';
@@ -75,7 +77,8 @@ export async function openWith<T>(input: SourceInput, options: OpenOptions, make
   const source = await toSource(input);
   const owned = typeof input === 'string';
   try {
-    return make(await openParts(source, owned, options));
+    const parts = await openParts(source, owned, options);
+    return make(typeof input === 'string' ? { ...parts, path: input } : parts);
   } catch (e) {
     if (owned) await source.close();
     throw e;
@@ -102,6 +105,8 @@ export class ImageReader {
   private readonly decoder: ChunkDecoder | null;
   private readonly release: () => void;
   readonly dataStart: number;
+  /** A child's parent (section 8.3), opened on first use; null for a standalone image. */
+  private readonly parentLink: ParentLink<ImageReader> | null;
 
   /** Built by {@link openReader} or {@link openWith} from what they read. */
   constructor(parts: ImageParts) {
@@ -116,7 +121,31 @@ export class ImageReader {
     this.decoder = parts.decoder;
     this.release = parts.release;
     this.dataStart = parts.dataStart;
+    const rec = parts.validation.parent;
+    const o = parts.options ?? {};
+    this.parentLink = rec === undefined ? null : new ParentLink<ImageReader>(rec, o.parent, parts.path, o.key, (input, key, parent) => {
+      const options: OpenOptions = { ...o, key, parent };
+      if (key === undefined) delete options.key;
+      if (parent === undefined) delete options.parent;
+      return openReader(input, options);
+    }, { pageSize: parts.header.pageSize, chunkSize: parts.header.chunkSize });
   }
+
+  /** True for a child image (required feature PARENT, section 8.3): some chunks are its parent's. */
+  get isChild(): boolean { return (this.header.requiredFeatures & REQUIRED_PARENT) !== 0n; }
+
+  /**
+   * The parent of a child image, opened and checked on the first call (image id and index hash,
+   * section 8.3) and kept until this image closes; null for a standalone image.
+   * @throws CrimgError PARENT_REQUIRED, PARENT_MISMATCH, or the parent's own error
+   */
+  async parent(): Promise<ImageReader | null> {
+    if (this.closed) throw closedError('parent');
+    return this.parentLink === null ? null : this.parentLink.get();
+  }
+
+  /** Where a child's parent is looked for (the given source or the hint); undefined for a standalone image. */
+  get parentLocation(): string | undefined { return this.parentLink?.location; }
 
   /** Format version as "major.minor". */
   get version(): string {
@@ -198,7 +227,7 @@ export class ImageReader {
     checkRegionTotals(plain, this.regionTable!.bytes, { regionCount: this.footer.regionCount, base: Number(this.footer.regionSectionOffset) });
     return new ChunkTable(plain, {
       dataStart: this.dataStart, dataEnd: off, pageSize: this.header.pageSize, mappable: this.mappable,
-      hasCodec: this.header.codec !== 0, hasCipher: this.header.cipher !== 0, base: off,
+      hasCodec: this.header.codec !== 0, hasCipher: this.header.cipher !== 0, hasParent: this.isChild, base: off,
     });
   }
 
@@ -299,8 +328,11 @@ export class ImageReader {
     // Zero chunks are filled here and hold no bytes in the file, so the stored chunks around
     // them are still neighbours: runs continue across them.
     const stored: typeof plan = [];
+    const inParent: ParentPiece[] = [];
     for (const p of plan) {
-      if (p.rec.flags & CHUNK_ZERO) {
+      if (p.rec.flags & CHUNK_IN_PARENT) {
+        inParent.push({ address: p.region.address + BigInt(p.j) * cs + BigInt(p.from), length: p.to - p.from, dst: p.dst });
+      } else if (p.rec.flags & CHUNK_ZERO) {
         if (!options.zeroFilled) out.fill(0, p.dst, p.dst + (p.to - p.from));
       } else {
         stored.push(p);
@@ -319,6 +351,16 @@ export class ImageReader {
       const decoded = await this.decodeRun(batch, bytes, run.offset);
       batch.forEach((b, m) => out.set(decoded.plains[m]!.subarray(b.from, b.to), b.dst));
       decoded.release();
+    }
+    if (inParent.length > 0) {
+      // Section 8.3: the parent's bytes at the same addresses, from a parent checked first.
+      const parent = (await this.parent())!;
+      for (const p of plan) {
+        if (p.rec.flags & CHUNK_IN_PARENT) checkParentChunk(parent, p.region.address + BigInt(p.j) * cs, this.plainLength(p.region, p.j), p.number, p.region.index);
+      }
+      for (const piece of mergePieces(inParent)) {
+        await parent.readInto(piece.address, out.subarray(piece.dst, piece.dst + piece.length), options);
+      }
     }
   }
 
@@ -389,7 +431,8 @@ export class ImageReader {
    */
   verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     if (this.closed) return Promise.reject(closedError('verify'));
-    return verifyImage(this, options);
+    if (this.parentLink === null) return verifyImage(this, options);
+    return verifyImage(this, options).then((own) => verifyChain(this, own, options));
   }
 
   /**
