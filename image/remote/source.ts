@@ -191,8 +191,14 @@ export class RemoteSource implements RandomAccessSource {
       if (from < tailStart) wanted.push([from, tailStart]);
     }
     if (wanted.length === 0) return;
-    if (this.s3 || wanted.length === 1) await Promise.all(wanted.map((w) => this.fetchInto([w])));
-    else await this.fetchInto(wanted);
+    const spans = this.s3 || wanted.length === 1
+      ? (await Promise.all(wanted.map((w) => this.fetchRanges([w])))).map((b) => b[0]!)
+      : await this.fetchRanges(wanted);
+    spans.forEach((b, i) => this.cache.put(wanted[i]![0], b, true));
+    // The index and the tail as one span: the reader reads the chunk table across both.
+    const last = wanted[wanted.length - 1]!;
+    const tailBytes = this.cache.get(tailStart, size - tailStart);
+    if (last[1] === tailStart && tailBytes) this.cache.put(last[0], Buffer.concat([spans[spans.length - 1]!, tailBytes]), true);
   }
 
   /** Fetches the ranges (one request: multi-range when more than one) into the cache. */

@@ -1,0 +1,237 @@
+/**
+ * Real servers on loopback for the remote-image tests and bench (test/remote-servers.ts
+ * re-exports these): nginx serving a directory with byte ranges (its own prefix, config and
+ * logs in a temporary directory, `daemon off`, an access log of `$bytes_sent` per request), an
+ * S3-API server (s3rver, in this process), and a fault-injecting proxy (node:http) in front of
+ * either. Each start returns a stop; nothing outlives it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A free TCP port on 127.0.0.1 (nginx cannot listen on port 0: bind, read, release). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on `port`. */
+async function waitForPort(port: number, child: ChildProcess, what: string, errors: () => string): Promise<void> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}: ${errors()}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+      c.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`${what} did not listen on ${port}: ${errors()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** One line of nginx's access log. */
+export interface AccessEntry {
+  method: string;
+  uri: string;
+  status: number;
+  /** $bytes_sent: headers and body as sent. */
+  bytesSent: number;
+  range: string;
+}
+
+export interface Nginx {
+  /** `http://127.0.0.1:PORT` */
+  base: string;
+  /** Requests served so far (the log is unbuffered). */
+  log(): AccessEntry[];
+  stop(): Promise<void>;
+}
+
+/** The nginx binary: on PATH, else Debian's place. */
+function nginxBinary(): string {
+  const r = spawnSync('sh', ['-c', 'command -v nginx || true'], { encoding: 'utf8' });
+  const onPath = r.stdout.trim();
+  if (onPath) return onPath;
+  if (existsSync('/usr/sbin/nginx')) return '/usr/sbin/nginx';
+  throw new Error('nginx is not installed: apt-get install -y nginx (the README set-up and .ci/run do)');
+}
+
+/** Starts nginx serving `root` on loopback, as a child of this process. */
+export async function startNginx(root: string): Promise<Nginx> {
+  const dir = mkdtempSync(join(tmpdir(), 'crimg-nginx-'));
+  const port = await freePort();
+  const conf = `
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 512; }
+http {
+  log_format counted '$request_method $uri $status $bytes_sent "$http_range"';
+  access_log ${dir}/access.log counted;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  types { application/octet-stream img; }
+  default_type application/octet-stream;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    location / { }
+  }
+}
+`;
+  writeFileSync(join(dir, 'nginx.conf'), conf);
+  writeFileSync(join(dir, 'access.log'), '');
+  const child = spawn(nginxBinary(), ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+  const errors = (): string => stderr + (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
+  try {
+    await waitForPort(port, child, 'nginx', errors);
+  } catch (e) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    base: `http://127.0.0.1:${port}`,
+    log: () => readFileSync(join(dir, 'access.log'), 'utf8').split('\n').filter(Boolean).map((line) => {
+      const m = /^(\S+) (\S+) (\d+) (\d+) "(.*)"$/.exec(line)!;
+      return { method: m[1]!, uri: m[2]!, status: Number(m[3]), bytesSent: Number(m[4]), range: m[5] === '-' ? '' : m[5]! };
+    }),
+    stop: () => new Promise<void>((resolve) => {
+      const done = (): void => { rmSync(dir, { recursive: true, force: true }); resolve(); };
+      if (child.exitCode !== null) { done(); return; }
+      child.once('exit', done);
+      child.kill('SIGQUIT'); // graceful: finishes the requests in flight
+      setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+    }),
+  };
+}
+
+export interface S3Server {
+  /** The endpoint (`http://127.0.0.1:PORT`), for AWS_ENDPOINT_URL. */
+  endpoint: string;
+  bucket: string;
+  /** s3rver's fixed credentials. */
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Keys (names) stored in the bucket now. */
+  keys(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/** Starts s3rver (an S3-API server, in this process) with one bucket, data in a temporary directory. */
+export async function startS3(bucket = 'images'): Promise<S3Server> {
+  const { default: S3rver } = await import('s3rver');
+  const dir = mkdtempSync(join(tmpdir(), 'crimg-s3-'));
+  const port = await freePort();
+  const server = new S3rver({ port, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: bucket, configs: [] }] });
+  await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
+    keys: async () => {
+      const body = await new Promise<string>((resolve, reject) => {
+        http.get(`${endpoint}/${bucket}`, (res) => {
+          let s = '';
+          res.on('data', (b: Buffer) => { s += b.toString(); });
+          res.on('end', () => resolve(s));
+        }).on('error', reject);
+      });
+      return [...body.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!);
+    },
+    stop: async () => {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What the proxy does with one request. */
+export type Fault = 'pass' | 'reset' | '503' | 'short' | 'stall';
+
+export interface FaultProxy {
+  base: string;
+  /** Requests seen so far. */
+  requests: number;
+  /** Body bytes passed to clients. */
+  bytes: number;
+  /** Decides per request (numbered from 0); set it at any time. */
+  plan: (n: number, req: http.IncomingMessage) => Fault;
+  /** Runs before request `n` is forwarded (e.g. replaces the object). */
+  before: (n: number) => void | Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A proxy on loopback in front of `upstream` (`http://127.0.0.1:PORT`) that injects faults:
+ * `reset` destroys the connection before any answer, `503` answers Service Unavailable,
+ * `short` sends the headers and half the body and then cuts the connection, `stall` never
+ * answers (the client's timeout must fire).
+ */
+export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+  const up = new URL(upstream);
+  const sockets = new Set<net.Socket>();
+  const proxy: FaultProxy = {
+    base: '', requests: 0, bytes: 0,
+    plan: () => 'pass',
+    before: () => {},
+    stop: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+  const server = http.createServer((req, res) => {
+    const n = proxy.requests++;
+    void (async () => {
+      await proxy.before(n);
+      const fault = proxy.plan(n, req);
+      if (fault === 'reset') { req.socket.destroy(); return; }
+      if (fault === 'stall') return;
+      if (fault === '503') { res.writeHead(503, { 'content-length': '0' }); res.end(); return; }
+      const body: Buffer[] = [];
+      for await (const b of req) body.push(b as Buffer);
+      const headers = { ...req.headers };
+      const out = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers }, (ures) => {
+        res.writeHead(ures.statusCode ?? 502, ures.headers);
+        if (fault === 'short') {
+          const len = Number(ures.headers['content-length'] ?? 0);
+          let sent = 0;
+          ures.on('data', (b: Buffer) => {
+            const room = Math.floor(len / 2) - sent;
+            if (room > 0) { res.write(b.subarray(0, room)); sent += Math.min(room, b.length); proxy.bytes += Math.min(room, b.length); }
+            if (sent >= Math.floor(len / 2)) { ures.destroy(); req.socket.destroy(); }
+          });
+          ures.on('end', () => req.socket.destroy());
+          return;
+        }
+        ures.on('data', (b: Buffer) => { proxy.bytes += b.length; });
+        ures.pipe(res);
+      });
+      out.on('error', () => req.socket.destroy());
+      out.end(Buffer.concat(body));
+    })();
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return proxy;
+}

@@ -1,0 +1,210 @@
+/**
+ * Remote images over HTTP from a real nginx on loopback (started and stopped here; requests and
+ * bytes counted from its access log): open in at most two requests, exact bytes, coalesced
+ * and cached reads, copy-mode restore, a replaced object is SOURCE_CHANGED, the CLI's reading
+ * commands on http:// URLs, and no credentials in any message.
+ */
+import { copyFileSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { ImageWriter, openImage, type Image } from '../index.js';
+import { RemoteSource } from '../image/index.js';
+import { CrimgError } from '../format/errors.js';
+import { memoryLike, tempDir } from './helpers.js';
+import { startNginx, type Nginx } from './remote-servers.js';
+import { crimgBatch } from './cli-inproc.js';
+import { crimg } from './cli-helpers.js';
+
+const PAGE = 4096;
+const BASE = 0x7f1200000000n;
+const t = tempDir();
+let nginx: Nginx;
+/** Region 0: 6 MiB memory-like; region 1 after a gap: 1 MiB. */
+const region0 = memoryLike(1536, 18);
+const region1 = memoryLike(256, 19);
+
+async function writeImage(path: string, compress: string, chunkSize?: number): Promise<void> {
+  const w = await ImageWriter.create(path, { compress, ...(chunkSize ? { chunkSize } : {}), fsync: false, validation: { architecture: 'x86_64' } });
+  await w.addRegion({ address: BASE, data: region0, kind: 'heap', name: 'heap' });
+  await w.addGap({ address: BASE + BigInt(region0.length), length: BigInt(16 * PAGE) });
+  await w.addRegion({ address: BASE + BigInt(region0.length + 16 * PAGE), data: region1, name: 'stack' });
+  await w.finish();
+}
+
+/** The access-log entries since `mark` (a count). */
+function since(mark: number): ReturnType<Nginx['log']> {
+  return nginx.log().slice(mark);
+}
+
+beforeAll(async () => {
+  await writeImage(t.path('deflate.img'), 'deflate:1');
+  await writeImage(t.path('raw.img'), 'none');
+  nginx = await startNginx(t.dir);
+});
+
+afterAll(async () => {
+  await nginx?.stop();
+  t.cleanup();
+});
+
+async function expectExact(image: Image): Promise<void> {
+  expect(Buffer.from(await image.read(BASE, region0.length)).equals(region0)).toBe(true);
+  expect(Buffer.from(await image.read(BASE + BigInt(region0.length + 16 * PAGE), region1.length)).equals(region1)).toBe(true);
+}
+
+describe('reading over HTTP (nginx)', () => {
+  test('openImage(url): two requests, of which the second asks for the header; then exact bytes and a clean verify', async () => {
+    const mark = nginx.log().length;
+    const image = await openImage(`${nginx.base}/deflate.img`);
+    try {
+      const open = since(mark);
+      expect(open.length).toBe(2);
+      expect(open[0]!.range).toBe('bytes=-49152');
+      expect(open[1]!.range).toBe('bytes=0-16383');
+      // Everything an inspect shows (regions, chunk statistics) without another request.
+      expect(image.regions.map((r) => r.name)).toEqual(['heap', '', 'stack']);
+      const stats = await image.chunkStats();
+      expect(stats.totals.chunks.total).toBe(448);
+      expect(since(mark).length).toBe(2);
+      await expectExact(image);
+      const report = await image.verify();
+      expect(report.ok).toBe(true);
+    } finally {
+      await image.close();
+    }
+  });
+
+  test('an index larger than the first request: footer and index still in two requests (one multi-range)', async () => {
+    const mark = nginx.log().length;
+    const src = await RemoteSource.open(`${nginx.base}/raw.img`, { tail: 1024, head: 4096 });
+    const image = await openImage(src);
+    try {
+      const open = since(mark);
+      expect(open.length).toBe(2);
+      expect(open[1]!.range).toMatch(/^bytes=0-4095,\d+-\d+$/);
+      await image.chunkStats();
+      expect(since(mark).length).toBe(2);
+      await expectExact(image);
+    } finally {
+      await image.close();
+      await src.close();
+    }
+  });
+
+  test('neighbouring reads coalesce into one request, repeated reads come from the cache, independent ones run in parallel', async () => {
+    const src = await RemoteSource.open(`${nginx.base}/raw.img`, { gap: 0 });
+    try {
+      const file = readFileSync(t.path('raw.img'));
+      const before = src.stats.requests;
+      // 64 neighbouring 4 KiB reads issued together: one request.
+      const at = 1 << 20;
+      const parts = await Promise.all(Array.from({ length: 64 }, (_, i) => src.read(at + i * PAGE, PAGE)));
+      expect(src.stats.requests - before).toBe(1);
+      parts.forEach((p, i) => expect(Buffer.from(p).equals(file.subarray(at + i * PAGE, at + (i + 1) * PAGE))).toBe(true));
+      // The same bytes again: from the cache.
+      await src.read(at + 5 * PAGE, 3 * PAGE);
+      expect(src.stats.requests - before).toBe(1);
+      // Three ranges far apart: three requests, and a long read cut in pieces.
+      const far = await Promise.all([0, 2, 4].map((m) => src.read(m * (1 << 20) + 123456, 1000)));
+      expect(src.stats.requests - before).toBe(4);
+      far.forEach((p, k) => expect(Buffer.from(p).equals(file.subarray(k * 2 * (1 << 20) + 123456, k * 2 * (1 << 20) + 124456))).toBe(true));
+      const small = await RemoteSource.open(`${nginx.base}/raw.img`, { pieceSize: 1 << 20, connections: 3 });
+      const r0 = small.stats.requests;
+      const whole = await small.read(0, 4 * (1 << 20) + 7);
+      expect(small.stats.requests - r0).toBe(5);
+      expect(Buffer.from(whole).equals(file.subarray(0, 4 * (1 << 20) + 7))).toBe(true);
+      await small.close();
+    } finally {
+      await src.close();
+    }
+  });
+
+  test('copy-mode restore from nginx gives the image bytes', async () => {
+    const image = await openImage(`${nginx.base}/deflate.img`);
+    try {
+      const result = await image.restore({ mode: 'copy' });
+      try {
+        expect(Buffer.from(result.regions[0]!.memory!).equals(region0)).toBe(true);
+        expect(Buffer.from(result.regions[2]!.memory!).equals(region1)).toBe(true);
+      } finally {
+        result.release();
+      }
+    } finally {
+      await image.close();
+    }
+  });
+
+  test('the object replaced after open: SOURCE_CHANGED (If-Match refused), never bytes of the new version', async () => {
+    copyFileSync(t.path('deflate.img'), t.path('moving.img'));
+    const image = await openImage(`${nginx.base}/moving.img`);
+    try {
+      await writeImageOther(t.path('moving.next'));
+      const later = new Date(Date.now() + 5000);
+      utimesSync(t.path('moving.next'), later, later);
+      renameSync(t.path('moving.next'), t.path('moving.img'));
+      const err = await image.read(BASE, region0.length).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(CrimgError);
+      expect((err as CrimgError).code).toBe('SOURCE_CHANGED');
+      expect((err as CrimgError).message).toContain('/moving.img');
+      expect(nginx.log().at(-1)!.status).toBe(412);
+    } finally {
+      await image.close();
+    }
+  });
+
+  test('not found, not an image, user:password in the URL: coded errors that name the URL without the password', async () => {
+    const e404 = await openImage(`${nginx.base}/missing.img`).then(() => null, (e: unknown) => e);
+    expect(e404).toMatchObject({ code: 'IO_ERROR' });
+    expect((e404 as Error).message).toContain('404');
+    const secret = 'hunter2-secret';
+    const eAuth = await openImage(`http://user:${secret}@${nginx.base.slice(7)}/missing.img?X-Amz-Signature=${secret}`).then(() => null, (e: unknown) => e);
+    expect(eAuth).toMatchObject({ code: 'IO_ERROR' });
+    expect(String((eAuth as Error).message) + String((eAuth as Error).stack)).not.toContain(secret);
+    writeFileSync(t.path('notimage.img'), Buffer.alloc(100, 7));
+    const bad = await openImage(`${nginx.base}/notimage.img`).then(() => null, (e: unknown) => e);
+    expect(bad).toMatchObject({ code: 'BAD_MAGIC' });
+  });
+});
+
+async function writeImageOther(path: string): Promise<void> {
+  const w = await ImageWriter.create(path, { compress: 'deflate:1', fsync: false });
+  await w.addRegion({ address: BASE, data: memoryLike(1536, 77), kind: 'heap', name: 'heap' });
+  await w.finish();
+}
+
+describe('the CLI reads http:// images', () => {
+  test('inspect, verify, stats, dump, extract, diff, check, export-core and convert on URLs', async () => {
+    const url = `${nginx.base}/deflate.img`;
+    const local = t.path('deflate.img');
+    const runs = [
+      { args: ['inspect', url, '--json'] },
+      { args: ['inspect', local, '--json'] },
+      { args: ['verify', url] },
+      { args: ['stats', url, '--json'] },
+      { args: ['dump', url, '--address', `0x${(BASE + 4096n).toString(16)}`, '--length', '64'] },
+      { args: ['dump', local, '--address', `0x${(BASE + 4096n).toString(16)}`, '--length', '64'] },
+      { args: ['extract', url, '--region', '0', '-o', t.path('region0.bin')] },
+      { args: ['diff', url, local] },
+      { args: ['check', url] },
+      { args: ['export-core', url, t.path('core.elf')] },
+      { args: ['convert', url, t.path('converted.img'), '--compress', 'none'] },
+    ];
+    const { runs: out } = await crimgBatch(runs);
+    out.forEach((r, i) => expect([runs[i]!.args[0], r.status, r.stderr]).toEqual([runs[i]!.args[0], expect.any(Number), expect.any(String)]));
+    const [inspectUrl, inspectLocal, verify, stats, dumpUrl, dumpLocal, extract, diff, , core, convert] = out;
+    for (const r of [inspectUrl, verify, stats, dumpUrl, extract, diff, core, convert]) expect([r!.status, r!.stderr]).toEqual([0, '']);
+    const a = JSON.parse(inspectUrl!.stdout) as Record<string, unknown>;
+    const b = JSON.parse(inspectLocal!.stdout) as Record<string, unknown>;
+    expect(a.regions).toEqual(b.regions);
+    expect(dumpUrl!.stdout).toBe(dumpLocal!.stdout);
+    expect(readFileSync(t.path('region0.bin')).equals(region0)).toBe(true);
+    const converted = await openImage(t.path('converted.img'));
+    try { await expectExact(converted); } finally { await converted.close(); }
+  });
+
+  test('--debug output of a failed remote open carries no credentials', async () => {
+    const secret = 'pa55-word-never-shown';
+    const r = await crimg(['inspect', `http://admin:${secret}@${nginx.base.slice(7)}/missing.img`, '--debug']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('IO_ERROR');
+    expect(r.stderr + r.stdout).not.toContain(secret);
+  });
+});
