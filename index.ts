@@ -17,6 +17,9 @@ export { ImageWriter, parseCompress } from './image/writer.js';
 export type { WriterOptions, RegionOptions, GapOptions, RegionData, FileRange, WriteSummary } from './image/writer.js';
 export { convertImage } from './image/convert.js';
 export type { ConvertOptions } from './image/convert.js';
+export { flattenImage } from './image/flatten.js';
+export type { FlattenOptions } from './image/flatten.js';
+export type { ParentInput, ParentSpec } from './image/_parent.js';
 export { CrimgError, ERROR_CODES, isCrimgError } from './format/errors.js';
 export type { CrimgErrorCode } from './format/errors.js';
 export { ERROR_CATEGORY, errorCategory } from './format/errors.js';
@@ -26,10 +29,10 @@ export type { HostDescription } from './image/host.js';
 export { BufferSource, FileSource } from './image/source.js';
 export type { RandomAccessSource, SourceInput } from './image/source.js';
 export type { Region } from './format/index-table.js';
-export type { Validation, ValidationInput } from './format/validation.js';
+export type { Validation, ValidationInput, ParentRecord } from './format/validation.js';
 export type { KeyInput } from './image/keying.js';
 export {
-  DEFAULT_CHUNK_SIZE, REGION_KINDS, CHUNK_ZERO, CHUNK_RAW, CHUNK_ENCODED, CHUNK_ENCRYPTED,
+  DEFAULT_CHUNK_SIZE, REGION_KINDS, CHUNK_ZERO, CHUNK_RAW, CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_IN_PARENT,
   parseProt, protToString, parseKind, kindName,
 } from './format/constants.js';
 export { parseBigNumber, toBigAddress } from './format/address.js';

@@ -8,6 +8,7 @@ import type { Region } from '../format/index-table.js';
 import { isZero } from '../codec/chunk.js';
 import { DEFAULT_PIECE_SIZE, type ImageReader } from './reader.js';
 import { isZeroRun, readSegments, type Segment, type SegmentedImage } from './segments.js';
+import { isParentOf, ownRanges } from './_parent-diff.js';
 
 /** A region field that {@link diffImages} compares. */
 export type RegionField = 'length' | 'prot' | 'kind' | 'name';
@@ -73,6 +74,10 @@ export type DiffableImage = SegmentedImage & Pick<ImageReader, 'regionCount' | '
  */
 export async function diffImages(a: DiffableImage, b: DiffableImage, options: DiffOptions = {}): Promise<ImageDiff> {
   const { pageSize, pieceSize } = checkSizes(a, b, options);
+  // A child against its own parent (section 8.3): IN_PARENT chunks are equal by construction,
+  // so only the child's stored chunks are read (`diff CHILD PARENT` costs the change, not the image).
+  const child = (await isParentOf(b, a)) ? a : (await isParentOf(a, b)) ? b : null;
+  const byChunks = child !== null && child.chunkSize % pageSize === 0;
   const out: ImageDiff = { identical: true, pageSize, added: [], removed: [], changed: [], memory: [] };
   // Both tables are sorted by address (section 8.1): one merge walk over them, a region of
   // each made at a time from the sections in place (not two Maps of every region: 2^20
@@ -98,7 +103,9 @@ export async function diffImages(a: DiffableImage, b: DiffableImage, options: Di
     if (fields.length) out.changed.push({ address: ra.address, a: ra, b: rb, fields });
     if (!ra.isGap && !rb.isGap) {
       const common = ra.length < rb.length ? ra.length : rb.length;
-      const ranges = await differingPages(a, b, ra.address, common, pageSize, pieceSize);
+      const ranges = byChunks
+        ? await differingOwnPages(a, b, child as ImageReader, child === a ? ra : rb, common, pageSize, pieceSize)
+        : await differingPages(a, b, ra.address, common, pageSize, pieceSize);
       if (ranges.length) out.memory.push({ a: ra, b: rb, ranges });
     }
     ra = ++i < na ? a.region(i) : undefined;
@@ -125,6 +132,18 @@ function changedFields(ra: Region, rb: Region): RegionField[] {
   if (ra.kind !== rb.kind) fields.push('kind');
   if (ra.name !== rb.name) fields.push('name');
   return fields;
+}
+
+/** {@link differingPages} over the ranges the child holds itself, the page ranges merged. */
+async function differingOwnPages(a: DiffableImage, b: DiffableImage, child: ImageReader, r: Region, length: bigint, pageSize: number, pieceSize: number): Promise<AddressRange[]> {
+  const out: AddressRange[] = [];
+  for (const own of await ownRanges(child, r, length)) {
+    for (const x of await differingPages(a, b, own.start, own.length, pageSize, pieceSize)) {
+      const last = out[out.length - 1];
+      if (last && last.end >= x.start) { if (x.end > last.end) last.end = x.end; } else out.push(x);
+    }
+  }
+  return out;
 }
 
 /** A stream of segments with a cursor into its current one. */

@@ -515,6 +515,7 @@ export class ImageReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.parentLink?.close();
     this.release();
     await this.decoder?.close();
     if (this.owned) await this.source.close();

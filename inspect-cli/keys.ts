@@ -18,6 +18,8 @@ export interface KeySources {
   passphraseFile?: string | undefined;
   /** --max-scrypt LOG2N[,R[,P]]: the scrypt cost accepted from an image (library option maxScrypt). */
   maxScrypt?: string | undefined;
+  /** --parent FILE: a child image's parent (library option parent). */
+  parent?: string | undefined;
 }
 
 /**

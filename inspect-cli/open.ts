@@ -14,7 +14,7 @@ export async function openWithKey(path: string, keys: KeySources, env: NodeJS.Pr
   const key = await readKey(keys, env);
   const maxScrypt = parseMaxScrypt(keys.maxScrypt);
   const { openImage } = await import('../restore/index.js');
-  return openImage(path, { ...(key === undefined ? {} : { key }), ...(maxScrypt ? { maxScrypt } : {}) });
+  return openImage(path, { ...(key === undefined ? {} : { key }), ...(maxScrypt ? { maxScrypt } : {}), ...(keys.parent !== undefined ? { parent: keys.parent } : {}) });
 }
 
 /** Runs `fn` with the open image and closes it whatever happens. */

@@ -12,7 +12,7 @@ import type { Progress } from '../progress.js';
 import { usageError } from '../errors.js';
 import { readKey } from '../keys.js';
 import { withImage } from '../open.js';
-import { keySources, withJson, withKeyOptions } from '../options.js';
+import { keySources, withJson, withKeyOptions, withParentOption } from '../options.js';
 import { modeOption, withMode } from '../file-mode.js';
 import { parseSize } from '../numbers.js';
 import { safeText, writeSummaryText } from '../text.js';
@@ -23,9 +23,9 @@ export function registerConvert(y: Argv, cli: Cli, exit: (code: number) => void)
   return y.command(
     'convert <in> <out>',
     're-encode an image: chunk size, compression, encryption (streaming)',
-    (a) => withMode(withJson(withKeyOptions(a
+    (a) => withMode(withJson(withParentOption(withKeyOptions(a
       .positional('in', { type: 'string', demandOption: true, describe: 'image to read' })
-      .positional('out', { type: 'string', demandOption: true, describe: 'image to write' }), 'read IN (and encrypt OUT when no --out-key-* option is given)')))
+      .positional('out', { type: 'string', demandOption: true, describe: 'image to write' }), 'read IN (and encrypt OUT when no --out-key-* option is given)'))))
       .option('chunk-size', { type: 'string', requiresArg: true, describe: "chunk size of OUT (default: IN's)" })
       .option('compress', { type: 'string', requiresArg: true, describe: "none, deflate or deflate:LEVEL (default: IN's)" })
       .option('encrypt', { type: 'string', choices: CIPHER_CHOICES, requiresArg: true, describe: "cipher of OUT (default: IN's)" })

@@ -9,7 +9,7 @@ import type { Region } from '../../format/index.js';
 import type { ImageDiff, RegionField } from '../../image/index.js';
 import type { Cli } from '../context.js';
 import { withImage } from '../open.js';
-import { keySources, withJson, withKeyOptions } from '../options.js';
+import { keySources, withJson, withKeyOptions, withParentOption } from '../options.js';
 import { MAX_NAME, hexAddress, humanBytes, plural, quotedText, safeText } from '../text.js';
 
 interface RegionBrief {
@@ -91,9 +91,9 @@ export function registerDiff(y: Argv, cli: Cli, exit: (code: number) => void): A
   return y.command(
     'diff <a> <b>',
     'compare two images: regions added, removed, changed, and differing page ranges',
-    (y2) => withJson(withKeyOptions(y2
+    (y2) => withJson(withParentOption(withKeyOptions(y2
       .positional('a', { type: 'string', demandOption: true, describe: 'first image' })
-      .positional('b', { type: 'string', demandOption: true, describe: 'second image' }), 'read encrypted images (the same key for both)'))
+      .positional('b', { type: 'string', demandOption: true, describe: 'second image' }), 'read encrypted images (the same key for both)')))
       .option('exit-code', { type: 'boolean', describe: 'exit 1 when the images differ (as git diff --exit-code)' })
       .example('$0 diff before.img after.img', 'regions and page ranges that changed')
       .example('$0 diff a.img b.img --exit-code --json', 'exit 1 if different; the report as JSON'),

@@ -6,7 +6,7 @@ import type { Argv } from 'yargs';
 import type { Cli } from '../context.js';
 import { HexDumper } from '../hexdump.js';
 import { withImage } from '../open.js';
-import { keySources, withKeyOptions } from '../options.js';
+import { keySources, withKeyOptions, withParentOption } from '../options.js';
 import { parseAddress, parseSize } from '../numbers.js';
 
 const DUMP_PIECE = 64 * 1024; // a multiple of 16: hexdump lines never straddle pieces
@@ -15,7 +15,7 @@ export function registerDump(y: Argv, cli: Cli, exit: (code: number) => void): A
   return y.command(
     'dump <img>',
     'hexdump memory at a virtual address (or write the raw bytes with --raw)',
-    (a) => withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' }))
+    (a) => withParentOption(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' })))
       .option('address', { alias: 'a', type: 'string', demandOption: true, requiresArg: true, describe: 'virtual address, 0x hex or decimal' })
       .option('length', { alias: 'n', type: 'string', default: '256', requiresArg: true, describe: 'bytes to show (hex, decimal, or with K/M suffix)' })
       .option('raw', { type: 'boolean', describe: 'write the bytes themselves to stdout' })

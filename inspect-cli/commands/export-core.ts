@@ -6,7 +6,7 @@ import type { Argv } from 'yargs';
 import type { Cli } from '../context.js';
 import type { Progress } from '../progress.js';
 import { withImage } from '../open.js';
-import { keySources, withJson, withKeyOptions } from '../options.js';
+import { keySources, withJson, withKeyOptions, withParentOption } from '../options.js';
 import { modeOption, withMode } from '../file-mode.js';
 import { humanBytes, safeText } from '../text.js';
 import { parsePid } from './capture.js';
@@ -15,9 +15,9 @@ export function registerExportCore(y: Argv, cli: Cli, exit: (code: number) => vo
   return y.command(
     'export-core <image> <core>',
     'write an image as an ELF core file (gdb -c CORE)',
-    (a) => withMode(withJson(withKeyOptions(a
+    (a) => withMode(withJson(withParentOption(withKeyOptions(a
       .positional('image', { type: 'string', demandOption: true, describe: 'image to read' })
-      .positional('core', { type: 'string', demandOption: true, describe: 'core file to write' }))))
+      .positional('core', { type: 'string', demandOption: true, describe: 'core file to write' })))))
       .option('arch', { type: 'string', choices: ['x86_64', 'aarch64'] as const, requiresArg: true, describe: "architecture of the core (default: the image's)" })
       .option('pid', { type: 'string', requiresArg: true, describe: "thread id in the core's NT_PRSTATUS (default: the image's capture.pid, else 1)" })
       .example('$0 export-core app.img app.core && gdb -batch -c app.core -ex "x/8gx 0x7f0000000000"', 'read memory with gdb'),

@@ -16,7 +16,7 @@ import type { Progress } from '../progress.js';
 import { modeOption, withMode } from '../file-mode.js';
 import { usageError } from '../errors.js';
 import { withImage } from '../open.js';
-import { keySources, withKeyOptions } from '../options.js';
+import { keySources, withKeyOptions, withParentOption } from '../options.js';
 import { parseAddress, parseSize } from '../numbers.js';
 import { hexAddress, humanBytes, safeText } from '../text.js';
 
@@ -114,7 +114,7 @@ export function registerExtract(y: Argv, cli: Cli, exit: (code: number) => void)
   return y.command(
     'extract <img>',
     'write the raw bytes of a region or an address range to a file',
-    (a) => withMode(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' })))
+    (a) => withMode(withParentOption(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' }))))
       .option('region', { alias: 'r', type: 'string', requiresArg: true, describe: 'region number (the # column of `crimg inspect`)' })
       .option('address', { alias: 'a', type: 'string', requiresArg: true, describe: 'start address, 0x hex or decimal (with --length)' })
       .option('length', { alias: 'n', type: 'string', requiresArg: true, describe: 'bytes to extract (with --address)' })

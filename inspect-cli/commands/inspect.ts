@@ -4,12 +4,12 @@
  * (spec/FORMAT.md section 8.2).
  */
 import type { Argv } from 'yargs';
-import type { Region } from '../../format/index.js';
+import { isCrimgError, type Region } from '../../format/index.js';
 import type { Image } from '../../restore/index.js';
 import { jsonReplacer, type Cli } from '../context.js';
 import type { Colors } from '../colors.js';
 import { withImage } from '../open.js';
-import { keySources, withJson, withKeyOptions } from '../options.js';
+import { keySources, withJson, withKeyOptions, withParentOption } from '../options.js';
 import { columnWidths, renderPairs, tableLine, type Column } from '../table.js';
 import { hexAddress, humanBytes, percent, plural, ratio, safeText, shownName } from '../text.js';
 
@@ -62,6 +62,43 @@ export interface InspectJson {
   /** The region table; null while the index is locked (printInspectJson streams it from the image). */
   regions: RegionJson[] | null;
   totals: { regions: number; gaps: number; mapped: number; reserved: number; stored: number; zeroChunks: number; chunks: number; ratio: number } | null;
+  /** A child image's chain of parents, nearest first (spec/FORMAT.md section 8.3); absent for a standalone image. */
+  chain?: ChainEntryJson[];
+}
+
+/** One parent of a child image's chain, as `crimg inspect` shows it. */
+export interface ChainEntryJson {
+  /** 1 for the parent, 2 for its parent... */
+  level: number;
+  /** The image id the image above records for it. */
+  imageId: string;
+  /** Where it was looked for. */
+  location: string;
+  /** "ok" once opened and checked (image id and index hash), else the error code. */
+  status: string;
+  /** The error's message when not ok. */
+  error?: string;
+}
+
+/** Opens and checks a child's parents one by one (kept open by the image until it closes). */
+export async function describeChain(image: Image): Promise<ChainEntryJson[] | undefined> {
+  if (!image.isChild) return undefined;
+  const out: ChainEntryJson[] = [];
+  let cur: Pick<Image, 'validation' | 'parentLocation' | 'parent'> = image;
+  for (let level = 1; cur.validation.parent !== undefined; level++) {
+    const entry: ChainEntryJson = { level, imageId: Buffer.from(cur.validation.parent.imageId).toString('hex'), location: cur.parentLocation ?? '', status: 'ok' };
+    out.push(entry);
+    try {
+      const next = await cur.parent();
+      if (next === null) break;
+      cur = next;
+    } catch (e) {
+      entry.status = isCrimgError(e) ? e.code : 'ERROR';
+      entry.error = e instanceof Error ? e.message : String(e);
+      break;
+    }
+  }
+  return out;
 }
 
 function isoTime(ms: bigint): string {
@@ -256,6 +293,13 @@ export function renderInspect(d: InspectJson, c: Colors, featureName: FeatureNam
     ['mappable', d.mappable ? (d.layout === 'sparse' ? 'yes, sparse: one mapping per region' : 'yes') : 'no'],
     ['file size', `${humanBytes(d.fileSize)} (${d.fileSize} bytes)`],
   ]);
+  if (d.chain) {
+    lines.push('', c.bold(`parent chain (${plural(d.chain.length, 'image')} below)`));
+    for (const p of d.chain) {
+      const what = p.status === 'ok' ? c.green('ok') : c.red(`${p.status}: ${safeText(p.error ?? '')}`);
+      lines.push(`  ${p.level}. ${p.imageId} at ${safeText(p.location)}: ${what}`);
+    }
+  }
   lines.push('', c.bold('validation block'));
   const pairs: [string, string][] = [];
   if (v.producerName !== null) pairs.push(['producer', safeText([v.producerName, v.producerVersion].filter((x) => x !== null).join(' '))]);
@@ -304,7 +348,7 @@ export function registerInspect(y: Argv, cli: Cli, exit: (code: number) => void)
   return y.command(
     'inspect <img>',
     'show the header, validation block, region table and totals (reads no chunk data)',
-    (a) => withJson(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' }), 'list the regions of an encrypted image'))
+    (a) => withJson(withParentOption(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' }), 'list the regions of an encrypted image')))
       .example('$0 inspect app.img', 'header, restore constraints and regions as aligned tables')
       .example('$0 inspect app.img --json | jq .totals', 'the same as JSON')
       .example('$0 inspect secret.img --key-file app.key', 'an encrypted image: without a key only header and validation block'),
@@ -313,6 +357,8 @@ export function registerInspect(y: Argv, cli: Cli, exit: (code: number) => void)
       // Printed while the image is open: the region table is read from it row by row.
       await withImage(a.img, keySources(a), cli.env, async (image) => {
         const d = describeImage(image, a.img);
+        const chain = await describeChain(image);
+        if (chain) d.chain = chain;
         if (a.json) await printInspectJson(cli, d, image);
         else await printInspect(cli, d, featureName, image.indexLocked ? null : image);
       });

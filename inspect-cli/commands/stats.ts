@@ -8,7 +8,7 @@ import type { ChunkForms, ChunkStats, ChunkUsage } from '../../image/index.js';
 import type { Cli } from '../context.js';
 import type { Colors } from '../colors.js';
 import { withImage } from '../open.js';
-import { keySources, withJson, withKeyOptions } from '../options.js';
+import { keySources, withJson, withKeyOptions, withParentOption } from '../options.js';
 import { renderTable } from '../table.js';
 import { hexAddress, humanBytes, percent, ratio, safeText, shownName } from '../text.js';
 
@@ -84,7 +84,7 @@ export function registerStats(y: Argv, cli: Cli, exit: (code: number) => void): 
   return y.command(
     'stats <img>',
     'bytes mapped, stored and zero, and chunk forms, per kind and per region',
-    (a) => withJson(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' })))
+    (a) => withJson(withParentOption(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' }))))
       .example('$0 stats app.img', 'tables by kind and by region, then totals and the codec share')
       .example('$0 stats app.img --json | jq .totals.chunks', 'how many chunks are zero, raw, encoded'),
     async (a) => {

@@ -9,7 +9,7 @@ import type { Image } from '../../restore/index.js';
 import type { Cli } from '../context.js';
 import { describeError, exitCodeOf, EXIT_USAGE } from '../errors.js';
 import { withImage } from '../open.js';
-import { keySources, withJson, withKeyOptions } from '../options.js';
+import { keySources, withJson, withKeyOptions, withParentOption } from '../options.js';
 import { hexAddress, humanBytes, plural, safeText } from '../text.js';
 
 export interface VerifyErrorJson {
@@ -64,7 +64,7 @@ export function registerVerify(y: Argv, cli: Cli, exit: (code: number) => void):
   return y.command(
     'verify <img>',
     'check every chunk checksum (and tag) and the index; exit 1 if anything is wrong',
-    (a) => withJson(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' })))
+    (a) => withJson(withParentOption(withKeyOptions(a.positional('img', { type: 'string', demandOption: true, describe: 'image file' }))))
       .example('$0 verify app.img', 'prints "ok" or each bad chunk with region, addresses and file offset')
       .example('$0 verify app.img --json', '{ ok, chunksChecked, bytesChecked, errors: [...] }')
       .example('$0 verify secret.img --key-env CRIMG_KEY', 'an encrypted image: checks the tags too'),

@@ -1,0 +1,392 @@
+/**
+ * Parent images (issue 19, spec/FORMAT.md section 8.3): child images written against a parent
+ * store only the chunks that changed; reading, verifying, restoring and flattening them go
+ * through the parent, which is checked (image id, index hash) before any of its bytes is used.
+ */
+import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
+import { BufferSource, CrimgError, ImageWriter, diffImages, flattenImage, openImage, openReader, type RandomAccessSource, type WriterOptions } from '../index.js';
+import { xxh64 } from '../codec/checksum.js';
+import { CHUNK_IN_PARENT, LIMITS, REQUIRED_PARENT } from '../format/constants.js';
+import { flipByte, memoryLike, tempDir } from './helpers.js';
+
+const t = tempDir();
+afterAll(() => t.cleanup());
+
+const HEAP = 0x7f0000000000n;
+const STACK = 0x7f0000200000n;
+const NEW = 0x7f0000400000n;
+const keyA = randomBytes(32);
+const keyB = randomBytes(32);
+
+interface Memory { heap: Buffer; stack: Buffer }
+
+/** The parent's memory: a heap of 96 pages and a stack of 16. */
+function parentMemory(): Memory {
+  return { heap: memoryLike(96, 11), stack: memoryLike(16, 12) };
+}
+
+/** The child's memory: 3 heap pages rewritten, the stack grown by 4 pages, a new region. */
+function childMemory(p: Memory): Memory & { fresh: Buffer } {
+  const heap = Buffer.from(p.heap);
+  for (const page of [3, 40, 41]) heap.fill(page + 1, page * 4096 + 100, page * 4096 + 300);
+  const stack = Buffer.concat([p.stack, memoryLike(4, 13)]);
+  return { heap, stack, fresh: memoryLike(8, 14) };
+}
+
+async function writeImage(out: string, m: Memory & { fresh?: Buffer }, options: WriterOptions): Promise<Awaited<ReturnType<ImageWriter['finish']>>> {
+  const w = await ImageWriter.create(out, { fsync: false, ...options });
+  await w.addRegion({ address: HEAP, data: m.heap, kind: 'heap', name: 'heap' });
+  await w.addGap({ address: HEAP + BigInt(m.heap.length), length: 8192n, name: 'guard' });
+  await w.addRegion({ address: STACK, data: m.stack, kind: 'stack' });
+  if (m.fresh) await w.addRegion({ address: NEW, data: m.fresh, name: 'new' });
+  return w.finish();
+}
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<CrimgError> {
+  const e = await p.then(() => null, (x: unknown) => x);
+  expect(e).toBeInstanceOf(CrimgError);
+  expect((e as CrimgError).code).toBe(code);
+  return e as CrimgError;
+}
+
+describe('write and read a child', () => {
+  const cases: [string, WriterOptions, WriterOptions][] = [
+    ['raw', {}, {}],
+    ['deflate', { compress: 'deflate:1' }, { compress: 'deflate:6' }],
+    ['aes-256-gcm, one key', { encrypt: 'aes-256-gcm', key: keyA }, { encrypt: 'aes-256-gcm', key: keyA }],
+    ['chacha parent, aes child with another key', { encrypt: 'chacha20-poly1305', key: keyA, compress: 'deflate' }, { encrypt: 'aes-256-gcm', key: keyB }],
+  ];
+  test.each(cases)('%s: stores only what changed; reads, verifies, restores and flattens exact', async (name, po, co) => {
+    const dir = t.path(name.replace(/\W+/g, '-'));
+    mkdirSync(dir, { recursive: true });
+    const pm = parentMemory();
+    const cm = childMemory(pm);
+    const parentPath = `${dir}/base.img`;
+    const childPath = `${dir}/child.img`;
+    const ps = await writeImage(parentPath, pm, { ...po, chunkSize: 16384 });
+    const differentKeys = co.key !== po.key && po.key !== undefined;
+    const parent = differentKeys ? { source: parentPath, key: po.key! } : parentPath;
+    const cs = await writeImage(childPath, cm, { ...co, parent });
+    // 24 heap chunks of 16 KiB: 2 changed (pages 3; 40 and 41), the stack's 4 and its new last
+    // chunk, the new region's 2: the rest are the parent's.
+    expect(cs.inParentChunks).toBe(sameChunks(pm, cm));
+    expect(cs.inParentChunks).toBeGreaterThan(ps.chunks - ps.zeroChunks - 3);
+    expect(cs.storedBytes).toBeLessThan(ps.storedBytes / 4);
+    const open = differentKeys ? { key: co.key!, parent: { source: parentPath, key: po.key! } } : co.key ? { key: co.key } : {};
+    const img = await openImage(childPath, open);
+    try {
+      expect(img.isChild).toBe(true);
+      expect(img.header.requiredFeatures & REQUIRED_PARENT).toBe(REQUIRED_PARENT);
+      expect(img.mappable).toBe(false);
+      expect(img.validation.parent!.depth).toBe(1);
+      expect(img.validation.parent!.hint).toBe('base.img');
+      expect((await img.read(HEAP, cm.heap.length)).equals(cm.heap)).toBe(true);
+      expect((await img.read(STACK, cm.stack.length)).equals(cm.stack)).toBe(true);
+      expect((await img.read(NEW, cm.fresh.length)).equals(cm.fresh)).toBe(true);
+      // A read across a stored chunk and parent chunks, at odd offsets.
+      expect((await img.read(HEAP + 3n * 4096n - 77n, 70000)).equals(cm.heap.subarray(3 * 4096 - 77, 3 * 4096 - 77 + 70000))).toBe(true);
+      const v = await img.verify();
+      expect(v.errors).toEqual([]);
+      expect(v.ok).toBe(true);
+      expect(v.chunksChecked).toBe(cs.chunks + ps.chunks);
+      // Copy restore (the default for a child); map mode is refused: the child is not MAPPABLE.
+      const r = await img.restore();
+      try {
+        expect(r.mode).toBe('copy');
+        expect(Buffer.from(r.regions[0]!.memory!).equals(cm.heap)).toBe(true);
+        expect(Buffer.from(r.regions[2]!.memory!).equals(cm.stack)).toBe(true);
+        expect(Buffer.from(r.regions[3]!.memory!).equals(cm.fresh)).toBe(true);
+      } finally {
+        r.release();
+      }
+      await expectCode(img.restore({ mode: 'map' }), 'UNSUPPORTED_FEATURE');
+      // Flatten: a standalone image with the same bytes.
+      const flat = `${dir}/flat.img`;
+      await flattenImage(img, flat, co.key ? { outKey: co.key } : {});
+      const f = await openImage(flat, co.key ? { key: co.key } : {});
+      try {
+        expect(f.isChild).toBe(false);
+        expect(f.validation.parent).toBeUndefined();
+        expect(f.mappable).toBe(!co.key && !co.compress);
+        for (const reg of img.regions) {
+          if (reg.isGap) continue;
+          expect((await f.read(reg.address, Number(reg.length))).equals(await img.read(reg.address, Number(reg.length)))).toBe(true);
+        }
+        expect((await f.verify()).ok).toBe(true);
+      } finally {
+        await f.close();
+      }
+    } finally {
+      await img.close();
+    }
+  });
+
+  test('a chain of three: the grandchild reads through two parents; verify names the image of a bad chunk', async () => {
+    const pm = parentMemory();
+    const c1 = childMemory(pm);
+    const c2 = { ...c1, heap: Buffer.from(c1.heap) };
+    c2.heap.fill(0x5a, 70 * 4096, 71 * 4096);
+    await writeImage(t.path('g0.img'), pm, { compress: 'deflate' });
+    await writeImage(t.path('g1.img'), c1, { compress: 'deflate', parent: t.path('g0.img') });
+    const s2 = await writeImage(t.path('g2.img'), c2, { compress: 'deflate', parent: t.path('g1.img') });
+    expect(s2.chunks - s2.inParentChunks - s2.zeroChunks).toBe(1); // the one heap chunk that changed
+    const img = await openReader(t.path('g2.img'));
+    expect(img.validation.parent!.depth).toBe(2);
+    expect((await img.read(HEAP, c2.heap.length)).equals(c2.heap)).toBe(true);
+    expect((await img.read(NEW, c2.fresh.length)).equals(c2.fresh)).toBe(true);
+    await img.close();
+    // Damage a stored chunk of the root: verify of the grandchild reports it as image 2's.
+    const root = await openReader(t.path('g0.img'));
+    const table = await root.chunkTable();
+    const rec = table.get(root.regions[0]!.firstChunk + 1, 16384);
+    const rootId = root.imageId;
+    await root.close();
+    flipByte(t.path('g0.img'), rec.offset + 5);
+    const again = await openReader(t.path('g2.img'));
+    const v = await again.verify();
+    expect(v.ok).toBe(false);
+    expect(v.errors).toHaveLength(1);
+    expect(v.errors[0]).toMatchObject({ code: 'CORRUPT_CHUNK', image: 2, imageId: rootId, chunk: 1 });
+    await expectCode(again.read(HEAP, c2.heap.length), 'CORRUPT_CHUNK');
+    await again.close();
+  });
+});
+
+/** Chunks of 16 KiB the child holds equal to the parent's and not all zero: its IN_PARENT chunks. */
+function sameChunks(p: Memory, c: Memory): number {
+  let n = 0;
+  for (const [a, b] of [[p.heap, c.heap], [p.stack, c.stack]] as const) {
+    for (let o = 0; o + 16384 <= a.length; o += 16384) {
+      const x = a.subarray(o, o + 16384);
+      if (x.equals(b.subarray(o, o + 16384)) && !x.every((v) => v === 0)) n++;
+    }
+  }
+  return n;
+}
+
+describe('the parent is checked before any of its bytes is used', () => {
+  const dir = t.path('tamper');
+  const base = `${dir}/base.img`;
+  const child = `${dir}/child.img`;
+  let pm: Memory;
+  let cm: ReturnType<typeof childMemory>;
+  let baseId: Uint8Array;
+
+  beforeAll(async () => {
+    mkdirSync(dir, { recursive: true });
+    pm = parentMemory();
+    cm = childMemory(pm);
+    await writeImage(base, pm, {});
+    await writeImage(child, cm, { parent: base });
+    const r = await openReader(base);
+    baseId = r.header.imageId.slice();
+    await r.close();
+  });
+
+  /** Runs `fn` with base.img replaced by `bytes` (or moved away for null), then puts it back. */
+  async function withBase(bytes: Uint8Array | null, fn: () => Promise<void>): Promise<void> {
+    renameSync(base, `${base}.good`);
+    try {
+      if (bytes) writeFileSync(base, bytes);
+      await fn();
+    } finally {
+      renameSync(`${base}.good`, base);
+    }
+  }
+
+  test('missing: the child opens and reads its own chunks; a parent chunk is PARENT_REQUIRED; verify names image 1; --parent finds it', async () => {
+    await withBase(null, async () => {
+      const img = await openReader(child);
+      expect((await img.read(NEW, cm.fresh.length)).equals(cm.fresh)).toBe(true);
+      const e = await expectCode(img.read(HEAP, 4096), 'PARENT_REQUIRED');
+      expect(e.message).toContain(basename(base));
+      const v = await img.verify();
+      expect(v.ok).toBe(false);
+      expect(v.errors).toEqual([expect.objectContaining({ code: 'PARENT_REQUIRED', image: 1 })]);
+      await img.close();
+      const given = await openReader(child, { parent: `${base}.good` });
+      expect((await given.read(HEAP, cm.heap.length)).equals(cm.heap)).toBe(true);
+      await given.close();
+    });
+  });
+
+  test('a different image at the location: PARENT_MISMATCH, no byte of it read as the child\'s', async () => {
+    const other = t.path('other.img');
+    await writeImage(other, pm, {}); // the same memory, another image id
+    await withBase(readFileSync(other), async () => {
+      const img = await openReader(child);
+      const e = await expectCode(img.read(HEAP, cm.heap.length), 'PARENT_MISMATCH');
+      expect(e.message).toContain('is image');
+      expect((await img.verify()).errors[0]).toMatchObject({ code: 'PARENT_MISMATCH', image: 1 });
+      await img.close();
+    });
+  });
+
+  test('tampered: the parent rewritten under its own image id, or its header changed, is PARENT_MISMATCH', async () => {
+    const forged = t.path('forged.img');
+    const m = { heap: Buffer.from(pm.heap), stack: pm.stack };
+    m.heap[5000] ^= 1; // one byte of a chunk the child takes from its parent
+    await writeImage(forged, m, { imageId: baseId });
+    await withBase(readFileSync(forged), async () => {
+      const img = await openReader(child);
+      const e = await expectCode(img.read(HEAP, cm.heap.length), 'PARENT_MISMATCH');
+      expect(e.message).toContain('changed');
+      await img.close();
+    });
+    // The creation time (header offset 56) changed and the header checksum made right again.
+    const bytes = readFileSync(base);
+    bytes[56] ^= 1;
+    bytes.writeBigUInt64LE(xxh64(bytes.subarray(0, 120)), 120);
+    await withBase(bytes, async () => {
+      const img = await openReader(child);
+      await expectCode(img.read(HEAP, 4096), 'PARENT_MISMATCH');
+      await img.close();
+    });
+  });
+
+  test('the hint is relative to the child: the pair moved together still opens', async () => {
+    const moved = t.path('moved');
+    mkdirSync(moved, { recursive: true });
+    copyFileSync(base, `${moved}/base.img`);
+    copyFileSync(child, `${moved}/child.img`);
+    await withBase(null, async () => {
+      const img = await openReader(`${moved}/child.img`);
+      expect((await img.read(HEAP, cm.heap.length)).equals(cm.heap)).toBe(true);
+      expect(img.parentLocation).toBe(`${moved}/base.img`);
+      await img.close();
+    });
+  });
+
+  test('an encrypted parent with the wrong key is WRONG_KEY naming the parent', async () => {
+    const eb = t.path('enc-base.img');
+    const ec = t.path('enc-child.img');
+    await writeImage(eb, pm, { encrypt: 'aes-256-gcm', key: keyA });
+    await writeImage(ec, cm, { encrypt: 'aes-256-gcm', key: keyB, parent: { source: eb, key: keyA } });
+    const img = await openReader(ec, { key: keyB }); // the parent's key defaults to the child's
+    const e = await expectCode(img.read(HEAP + 16384n, 4096), 'WRONG_KEY'); // chunk 1: the parent's
+    expect(e.message).toContain('parent image');
+    await img.close();
+  });
+
+  test('the PARENT bit without the parent record (or the record without the bit) is CORRUPT_VALIDATION at open', async () => {
+    const bytes = readFileSync(child);
+    expect(bytes.readBigUInt64LE(16) & REQUIRED_PARENT).toBe(REQUIRED_PARENT);
+    bytes.writeBigUInt64LE(bytes.readBigUInt64LE(16) & ~REQUIRED_PARENT, 16);
+    bytes.writeBigUInt64LE(xxh64(bytes.subarray(0, 120)), 120);
+    await expectCode(openReader(bytes), 'CORRUPT_VALIDATION');
+  });
+
+  test('a chunk flagged IN_PARENT in a standalone image is CORRUPT_INDEX (a reserved bit)', async () => {
+    const img = await openReader(base);
+    const table = await img.chunkTable();
+    const off = Number(img.footer.chunkTableOffset);
+    const n = img.regions[0]!.firstChunk + 1;
+    expect(table.get(n, img.chunkSize).flags & CHUNK_IN_PARENT).toBe(0);
+    await img.close();
+    const bytes = readFileSync(base);
+    bytes.writeUInt16LE(CHUNK_IN_PARENT, off + n * 24 + 12);
+    bytes.fill(0, off + n * 24, off + n * 24 + 12);
+    bytes.fill(0, off + n * 24 + 16, off + n * 24 + 24);
+    const tableBytes = bytes.subarray(off, off + img.chunkCount * 24);
+    bytes.writeBigUInt64LE(xxh64(tableBytes), bytes.length - 96 + 64);
+    bytes.writeBigUInt64LE(xxh64(bytes.subarray(bytes.length - 96, bytes.length - 16)), bytes.length - 16);
+    const bad = await openReader(bytes);
+    const e = await expectCode(bad.read(HEAP, 4096 * 3), 'CORRUPT_INDEX');
+    expect(e.message).toMatch(/reserved bits|region 0 records/);
+    await bad.close();
+  });
+});
+
+describe('chain depth', () => {
+  test(`a chain of ${LIMITS.maxChainDepth} children reads; a child below it is refused; a forged depth is LIMIT_EXCEEDED`, async () => {
+    const dir = t.path('deep');
+    mkdirSync(dir, { recursive: true });
+    const mem = Buffer.concat([Buffer.alloc(4096, 1), Buffer.alloc(4096, 2)]);
+    await (async () => {
+      const w = await ImageWriter.create(`${dir}/0.img`, { fsync: false });
+      await w.addRegion({ address: HEAP, data: mem });
+      await w.finish();
+    })();
+    let last = mem;
+    for (let d = 1; d <= LIMITS.maxChainDepth; d++) {
+      last = Buffer.from(last);
+      last[(d % 2) * 4096 + d] = d; // one page changes each time
+      const w = await ImageWriter.create(`${dir}/${d}.img`, { fsync: false, parent: `${dir}/${d - 1}.img` });
+      await w.addRegion({ address: HEAP, data: last });
+      const s = await w.finish();
+      expect(s.inParentChunks).toBe(1);
+    }
+    const deepest = await openReader(`${dir}/${LIMITS.maxChainDepth}.img`);
+    expect(deepest.validation.parent!.depth).toBe(LIMITS.maxChainDepth);
+    expect((await deepest.read(HEAP, 8192)).equals(last)).toBe(true);
+    expect((await deepest.verify()).ok).toBe(true);
+    await deepest.close();
+    await expect(ImageWriter.create(`${dir}/over.img`, { fsync: false, parent: `${dir}/${LIMITS.maxChainDepth}.img` })).rejects.toThrow(/depth limit/);
+    // Depth 33 forged into the record (validation block checksum made right): refused at open.
+    const bytes = readFileSync(`${dir}/${LIMITS.maxChainDepth}.img`);
+    const vStart = bytes.readUInt32LE(12);
+    const vSize = bytes.readUInt32LE(64);
+    const at = bytes.indexOf(Buffer.from([8, 0, 1, 0]), vStart); // record type 8, CRITICAL
+    expect(at).toBeGreaterThan(vStart);
+    bytes.writeUInt32LE(LIMITS.maxChainDepth + 1, at + 8 + 48);
+    bytes.writeBigUInt64LE(xxh64(bytes.subarray(vStart, vStart + vSize - 8)), vStart + vSize - 8);
+    await expectCode(openReader(bytes), 'LIMIT_EXCEEDED');
+  });
+});
+
+/** A source over bytes that counts the bytes read outside `index` (the file's index range). */
+class CountingSource implements RandomAccessSource {
+  readonly size: number;
+  readonly name = 'counting';
+  dataBytes = 0;
+  private readonly inner: BufferSource;
+  constructor(bytes: Uint8Array, private readonly dataEnd: number) {
+    this.inner = new BufferSource(bytes);
+    this.size = bytes.length;
+  }
+  read(offset: number, length: number): Promise<Uint8Array> {
+    const end = Math.min(offset + length, this.dataEnd);
+    if (end > offset) this.dataBytes += end - Math.max(offset, 4096);
+    return this.inner.read(offset, length);
+  }
+  async close(): Promise<void> {}
+}
+
+describe('diff of a child and its parent', () => {
+  test('reads only the chunks the child holds, and finds what a full comparison finds', async () => {
+    const pm = { heap: memoryLike(480, 21), stack: memoryLike(16, 22) };
+    const cm = childMemory(pm);
+    const base = t.path('diff-base.img');
+    const child = t.path('diff-child.img');
+    const flat = t.path('diff-flat.img');
+    await writeImage(base, pm, { compress: 'deflate' });
+    await writeImage(child, cm, { compress: 'deflate', parent: base });
+    await flattenImage(child, flat);
+    const counted = async (path: string): Promise<CountingSource> => {
+      const r = await openReader(path);
+      const end = Number(r.footer.chunkTableOffset);
+      await r.close();
+      return new CountingSource(readFileSync(path), end);
+    };
+    const ps = await counted(base);
+    const psForChild = await counted(base);
+    const cs = await counted(child);
+    const parentImg = await openReader(ps);
+    const childImg = await openReader(cs, { parent: psForChild });
+    const quick = await diffImages(childImg, parentImg);
+    const fullA = await openReader(flat);
+    const fullB = await openReader(base);
+    const full = await diffImages(fullA, fullB);
+    expect(quick.memory.map((m) => m.ranges)).toEqual(full.memory.map((m) => m.ranges));
+    expect(quick.removed.map((r) => r.address)).toEqual([NEW]); // a: the child, b: its parent
+    expect(quick.changed.map((c) => c.fields)).toEqual([['length']]);
+    expect(quick.memory.map((m) => m.ranges)).toEqual([[{ start: HEAP + 3n * 4096n, end: HEAP + 4n * 4096n }, { start: HEAP + 40n * 4096n, end: HEAP + 42n * 4096n }]]);
+    // No chunk of either image decoded beyond the child's own stored ones and the parent's same-address ones.
+    const childStored = statSync(child).size;
+    expect(cs.dataBytes).toBeLessThanOrEqual(childStored);
+    expect(ps.dataBytes + psForChild.dataBytes).toBeLessThan(statSync(base).size / 10);
+    for (const x of [parentImg, childImg, fullA, fullB]) await x.close();
+  });
+});
