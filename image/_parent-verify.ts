@@ -59,7 +59,8 @@ export async function verifyChain(child: ChainVerifiable, own: VerifyReport, opt
     }
   }
   try {
-    const sub = await parent.verify({ ...options, maxErrors: Math.max(1, max - errors.length) });
+    // The parent's own progress is not the child's: its chunks are counted in the totals only.
+    const sub = await parent.verify({ maxErrors: Math.max(1, max - errors.length) });
     chunks += sub.chunksChecked;
     bytes += sub.bytesChecked;
     for (const e of sub.errors) push({ ...e, image: (e.image ?? 0) + 1, imageId: e.imageId ?? parent.imageId });

@@ -22,6 +22,10 @@ export interface VerifyErrorJson {
   end?: string;
   length?: number;
   offset?: number;
+  /** The image of a child's chain the problem belongs to: 1 its parent, 2 the parent's parent... (absent: the image itself). */
+  image?: number;
+  /** That parent's image id. */
+  imageId?: string;
 }
 
 export interface VerifyJson {
@@ -34,10 +38,13 @@ export interface VerifyJson {
 
 function errorJson(e: VerifyError, image: Image): VerifyErrorJson {
   const out: VerifyErrorJson = { code: e.code, message: e.message };
+  if (e.image) out.image = e.image;
+  if (e.imageId !== undefined) out.imageId = e.imageId;
   if (e.region !== undefined) {
     out.region = e.region;
-    // One region made from the table in place, not the whole table (2^20 regions: ~260 MiB).
-    const name = e.region >= 0 && e.region < image.regionCount ? image.region(e.region).name : undefined;
+    // One region made from the table in place, not the whole table (2^20 regions: ~260 MiB);
+    // a parent's region is not this image's.
+    const name = !e.image && e.region >= 0 && e.region < image.regionCount ? image.region(e.region).name : undefined;
     if (name) out.regionName = name;
   }
   if (e.chunk !== undefined) out.chunk = e.chunk;
@@ -53,6 +60,7 @@ function errorJson(e: VerifyError, image: Image): VerifyErrorJson {
 /** One line per problem: code, where (region, chunk, addresses, offset), then the message. */
 export function renderVerifyError(e: VerifyErrorJson): string {
   const where: string[] = [];
+  if (e.image) where.push(`in parent ${e.image}${e.imageId ? ` (${e.imageId})` : ''}`);
   if (e.region !== undefined) where.push(`region ${e.region}${e.regionName ? ` (${e.regionName})` : ''}`);
   if (e.chunk !== undefined) where.push(`chunk ${e.chunk}`);
   if (e.address !== undefined) where.push(e.end !== undefined ? `${e.address}-${e.end}` : e.address);
