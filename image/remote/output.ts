@@ -17,9 +17,9 @@ import { describeFailure, httpRequest, isTransient, makeAgent, type HttpResponse
 import { s3Target, xmlText, type S3Options, type S3Target } from './_s3.js';
 
 export interface RemoteOutputOptions {
-  /** Bytes per uploaded part; default 8 MiB, at least 5 MiB. */
+  /** Bytes per uploaded part; default CRIMG_S3_PART_SIZE (e.g. 16M), else 8 MiB; at least 5 MiB. */
   partSize?: number;
-  /** Parts uploading at once; default 4. */
+  /** Parts uploading at once; default CRIMG_S3_CONNECTIONS, else 4. */
   connections?: number;
   /** Further tries of a request after a transient failure; default 4. */
   retries?: number;
@@ -72,11 +72,11 @@ export class S3Upload {
    * @throws CrimgError INVALID_ARGUMENT (bad URL or part size), IO_ERROR (refused)
    */
   static async create(url: string, options: RemoteOutputOptions = {}): Promise<S3Upload> {
-    const partSize = options.partSize ?? 8 * 1024 * 1024;
+    const partSize = options.partSize ?? envSize('CRIMG_S3_PART_SIZE') ?? 8 * 1024 * 1024;
     if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE || partSize > 5 * 1024 * 1024 * 1024) {
       throw new RangeError(`expected a part size of 5 MiB to 5 GiB, got ${partSize}`);
     }
-    const connections = options.connections ?? 4;
+    const connections = options.connections ?? envSize('CRIMG_S3_CONNECTIONS') ?? 4;
     if (!Number.isSafeInteger(connections) || connections < 1) throw new RangeError(`expected connections >= 1, got ${connections}`);
     const target = s3Target(url, options.s3);
     const agent = makeAgent(target.objectUrl.protocol, connections);
@@ -217,4 +217,13 @@ async function send(target: S3Target, agent: http.Agent, method: 'POST' | 'PUT' 
     });
   }
   throw new CrimgError('IO_ERROR', `${target.name}: ${method} failed after ${retries + 1} tries: ${describeFailure(last)}`);
+}
+
+/** A size from the environment: digits with an optional K, M or G (binary); undefined when unset. */
+export function envSize(name: string, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const m = /^(\d+)([KMG]?)$/i.exec(v.trim());
+  if (!m) throw new CrimgError('INVALID_ARGUMENT', `expected ${name} as a number with an optional K, M or G, got ${JSON.stringify(v)}`);
+  return Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
 }

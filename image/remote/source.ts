@@ -28,11 +28,12 @@ import type { RandomAccessSource } from '../source.js';
 import { BodyTooLarge, ShortBody, describeFailure, httpRequest, isTransient, makeAgent, parseByteRanges, safeUrl, type HttpResponse } from './_http.js';
 import { isS3Url, s3Target, type S3Options, type Signer } from './_s3.js';
 import { Limiter, SpanCache } from './_cache.js';
+import { envSize } from './output.js';
 
 export interface RemoteOptions {
-  /** Requests in flight at once (sockets kept alive); default 8. */
+  /** Requests in flight at once (sockets kept alive); default CRIMG_REMOTE_CONNECTIONS, else 8. */
   connections?: number;
-  /** Bytes the block cache holds; default 64 MiB. */
+  /** Bytes the block cache holds; default CRIMG_REMOTE_CACHE (e.g. 256M), else 64 MiB. */
   cacheBytes?: number;
   /** Further tries after a transient failure; default 4. */
   retries?: number;
@@ -139,6 +140,7 @@ export class RemoteSource implements RandomAccessSource {
       }
       name = safeUrl(url);
     }
+    options = { connections: envSize('CRIMG_REMOTE_CONNECTIONS'), cacheBytes: envSize('CRIMG_REMOTE_CACHE'), ...stripUndefined(options) };
     const src = new RemoteSource(url, name, sign, s3, makeAgent(url.protocol, positive(options.connections, 8, 'connections')), options);
     try {
       await src.start();
@@ -432,4 +434,8 @@ function nonNegative(v: number | undefined, dflt: number, what: string): number 
   if (v === undefined) return dflt;
   if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`expected ${what} to be a non-negative integer, got ${v}`);
   return v;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
