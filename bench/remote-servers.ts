@@ -213,14 +213,21 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       const out = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers }, (ures) => {
         res.writeHead(ures.statusCode ?? 502, ures.headers);
         if (fault === 'short') {
-          const len = Number(ures.headers['content-length'] ?? 0);
+          // Headers and half the body reach the client, then the connection is cut.
+          const half = Math.floor(Number(ures.headers['content-length'] ?? 0) / 2);
           let sent = 0;
+          let cut = false;
+          const cutNow = (): void => { cut = true; ures.destroy(); res.write('', () => req.socket.destroy()); };
+          if (half === 0) { res.flushHeaders(); cutNow(); return; }
           ures.on('data', (b: Buffer) => {
-            const room = Math.floor(len / 2) - sent;
-            if (room > 0) { res.write(b.subarray(0, room)); sent += Math.min(room, b.length); proxy.bytes += Math.min(room, b.length); }
-            if (sent >= Math.floor(len / 2)) { ures.destroy(); req.socket.destroy(); }
+            if (cut) return;
+            const n = Math.min(half - sent, b.length);
+            res.write(b.subarray(0, n));
+            sent += n;
+            proxy.bytes += n;
+            if (sent >= half) cutNow();
           });
-          ures.on('end', () => req.socket.destroy());
+          ures.on('end', () => { if (!cut) cutNow(); });
           return;
         }
         ures.on('data', (b: Buffer) => { proxy.bytes += b.length; });

@@ -59,23 +59,26 @@ export function httpRequest(r: HttpRequest): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const lib = r.url.protocol === 'https:' ? https : http;
     let settled = false;
+    /** Body bytes so far and the Content-Length (-1: none, or no response yet). */
+    let got = 0;
+    let declared = -1;
     const fail = (e: Error): void => {
       if (settled) return;
       settled = true;
       req.destroy();
-      reject(e);
+      // A reset after the headers is a short body, whichever stream reports it first.
+      reject(declared >= 0 && got < declared && !(e instanceof BodyTooLarge) ? new ShortBody(got, declared) : e);
     };
     const headers: Record<string, string> = { ...r.headers };
     if (r.body) headers['content-length'] = String(r.body.length);
     const req = lib.request(r.url, { method: r.method, headers, agent: r.agent }, (res) => {
-      const declared = res.headers['content-length'] === undefined ? -1 : Number(res.headers['content-length']);
+      declared = res.headers['content-length'] === undefined || r.method === 'HEAD' ? -1 : Number(res.headers['content-length']);
       if (r.method !== 'HEAD' && declared > r.maxBody) {
         res.destroy();
         fail(new BodyTooLarge(declared));
         return;
       }
       const parts: Buffer[] = [];
-      let got = 0;
       res.on('data', (b: Buffer) => {
         got += b.length;
         if (got > r.maxBody) {

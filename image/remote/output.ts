@@ -210,7 +210,7 @@ async function send(target: S3Target, agent: http.Agent, method: 'POST' | 'PUT' 
       throw new CrimgError('IO_ERROR', `${target.name}: ${method} failed: ${describeFailure(e)}`);
     }
     if (res.status >= 200 && res.status < 300) return res;
-    if (res.status >= 500 || res.status === 429) { last = new Error(`HTTP ${res.status}`); continue; }
+    if (res.status >= 500 || res.status === 429) { last = Object.assign(new Error(`HTTP ${res.status}`), { code: `HTTP ${res.status}` }); continue; }
     const code = xmlText(res.body.toString('utf8'), 'Code');
     throw new CrimgError('IO_ERROR', `${target.name}: ${method} refused: HTTP ${res.status}${code ? ` ${code}` : ''}`, {
       hint: res.status === 403 ? 'check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket' : 'check the bucket and key',

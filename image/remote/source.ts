@@ -80,6 +80,7 @@ export class RemoteSource implements RandomAccessSource {
   private pending: Pending[] = [];
   private scheduled = false;
   private closed = false;
+  private changedError: CrimgError | null = null;
   size = 0;
   /** The ETag pinned at open, or null (then {@link lastModified}). */
   etag: string | null = null;
@@ -216,6 +217,7 @@ export class RemoteSource implements RandomAccessSource {
     if (offset + length > this.size) {
       throw new CrimgError('TRUNCATED', `${this.name}: needs bytes [${offset}, ${offset + length}) but the object ends at ${this.size}`, { offset, hint: 'the image is incomplete; upload it again' });
     }
+    if (this.changedError) throw this.changedError;
     if (length === 0) return new Uint8Array(0);
     const hit = this.cache.get(offset, length);
     if (hit) return hit;
@@ -330,6 +332,7 @@ export class RemoteSource implements RandomAccessSource {
         await new Promise((r) => setTimeout(r, ms));
       }
       if (this.closed) throw new CrimgError('INVALID_ARGUMENT', `${this.name}: read after the source was closed`);
+      if (this.changedError) throw this.changedError;
       const headers: Record<string, string> = { range };
       if (!first) {
         if (this.etag !== null && !this.etag.startsWith('W/')) headers['if-match'] = this.etag;
@@ -354,7 +357,7 @@ export class RemoteSource implements RandomAccessSource {
       }
       if (s === 416 && first) return res;
       if (s === 412) throw this.changed('a conditional request failed (412)');
-      if (s >= 500 || s === 429 || s === 408) { last = new Error(`HTTP ${s}`); continue; }
+      if (s >= 500 || s === 429 || s === 408) { last = Object.assign(new Error(`HTTP ${s}`), { code: `HTTP ${s}` }); continue; }
       if (s === 416) throw new CrimgError('TRUNCATED', `${this.name}: the object ends before ${ranges ? ranges[ranges.length - 1]![1] : 'the range asked for'} (HTTP 416)`, { hint: 'the image is incomplete; upload it again' });
       if (s === 404) throw this.ioError('not found (HTTP 404)', 'check the URL, bucket and key');
       if (s === 401 || s === 403) throw this.ioError(`access denied (HTTP ${s})`, 'check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or the URL');
@@ -413,8 +416,9 @@ export class RemoteSource implements RandomAccessSource {
     return { start, end, total };
   }
 
+  /** The object changed: this and every later read fail with the same error. */
   private changed(what: string): CrimgError {
-    return new CrimgError('SOURCE_CHANGED', `${this.name} changed while it was read: ${what}; no bytes of the new version were used`, {
+    return this.changedError ??= new CrimgError('SOURCE_CHANGED', `${this.name} changed while it was read: ${what}; no bytes of the new version were used`, {
       hint: 'open the image again (the object was replaced or rewritten since it was opened)',
     });
   }
