@@ -7,7 +7,7 @@
  * (PARENT_REQUIRED) or is not that image (PARENT_MISMATCH) before using any byte of it.
  */
 import { createHash } from 'node:crypto';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { CHUNK_IN_PARENT, LIMITS } from '../format/constants.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import type { Footer } from '../format/footer.js';
@@ -116,7 +116,8 @@ export class ParentLink<T extends ChainImage> {
   private hintPath(): string | undefined {
     const hint = this.record.hint;
     if (hint === '') return undefined;
-    return isAbsolute(hint) ? hint : resolve(this.childPath !== undefined ? dirname(this.childPath) : '.', hint);
+    // Joined, not resolved: a child named by a relative path names its parent relatively too.
+    return isAbsolute(hint) || this.childPath === undefined ? hint : join(dirname(this.childPath), hint);
   }
 
   /**

@@ -87,7 +87,7 @@ types:
       - id: header_size
         type: u4                                  # 12
       - id: required_features
-        type: u8_halves                           # 16; bit 0 CODEC, bit 1 CIPHER
+        type: u8_halves                           # 16; bit 0 CODEC, bit 1 CIPHER, bit 2 PARENT (section 8.3)
       - id: optional_features
         type: u8_halves                           # 24; bit 0 MAPPABLE, bit 1 SPARSE
       - id: page_size
@@ -170,6 +170,7 @@ types:
             'record_type::label': label_payload
             'record_type::bitmap': bitmap_payload
             'record_type::metric': metric_payload
+            'record_type::parent': parent_payload
       - id: padding
         size: (8 - payload_length % 8) % 8
         doc: Zero bytes up to a multiple of 8.
@@ -214,6 +215,22 @@ types:
         size: key_length
       - id: value
         type: f8
+  parent_payload:
+    doc: |
+      Section 8.3: the parent of a child image (record type 8, written CRITICAL, with the
+      required feature PARENT). The child's IN_PARENT chunks hold the parent's bytes.
+    seq:
+      - id: parent_image_id
+        size: 16                                  # 0; the parent's header image id
+      - id: index_hash
+        size: 32                                  # 16; SHA-256 of the parent's header, validation block, and bytes from its chunk table offset to its end
+      - id: depth
+        type: u4                                  # 48; 1 when the parent has no parent; at most 32 (section 9)
+      - id: reserved
+        type: u4                                  # 52; written zero, ignored
+      - id: hint
+        type: str
+        size-eos: true                            # 56; where the parent was, relative to the child's directory (informational)
   footer:
     doc: Section 8.2.
     seq:
@@ -269,6 +286,9 @@ types:
         value: (flags & 4) != 0
       is_encrypted:
         value: (flags & 8) != 0
+      is_in_parent:
+        value: (flags & 16) != 0
+        doc: Section 8.3, a child image's chunk held by its parent (same address, same plain length); nothing stored.
       stored:
         io: _root._io
         pos: offset
@@ -347,6 +367,7 @@ enums:
     5: label
     6: bitmap
     7: metric
+    8: parent
   region_kind:
     0: anonymous
     1: heap

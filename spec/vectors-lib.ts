@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ImageWriter, type WriterOptions } from '../image/writer.js';
 import { xxh64 } from '../codec/checksum.js';
 import { DEFAULT_CHUNK_SIZE, HEADER_SIZE, REGION_RECORD_SIZE, CHUNK_RECORD_SIZE, TAG_SIZE } from '../format/constants.js';
@@ -15,6 +15,7 @@ import { open, seal, suiteForCipherId } from '../codec/aead.js';
 import { loadPortableEngine } from '../codec/portable.js';
 import { chunkTable, firstStoredChunk, fixFooter, fixHeader, fixRegions, fixValidation, footerAt, regionSection, reindexPlain, storedRecords } from './_vector-bytes.js';
 import { acceptedVectors, section12Invalid } from './_vectors-section12.js';
+import { parentInvalid, parentValid } from './_vectors-parent.js';
 
 export { acceptedVectors, type AcceptedDef } from './_vectors-section12.js';
 
@@ -137,6 +138,7 @@ export function validVectors(): VectorDef[] {
         { address: 0x7f50_0000_0000n, data: pattern(2, 36), kind: 'heap', name: 'private anonymous' },
       ],
     },
+    ...parentValid(),
   ];
 }
 
@@ -179,7 +181,9 @@ function codecVectors(text: Uint8Array, partial: Uint8Array): VectorDef[] {
 
 /** Writes a vector's image to `path`; returns what the writer recorded per region. */
 export async function writeVector(def: VectorDef, path: string): Promise<void> {
-  const w = await ImageWriter.create(path, { ...def.options, fsync: false, workers: 0 });
+  // A child's parent is named relative to the vectors' directory (spec/_vectors-parent.ts).
+  const parent = typeof def.options.parent === 'string' ? { parent: join(dirname(path), def.options.parent) } : {};
+  const w = await ImageWriter.create(path, { ...def.options, ...parent, fsync: false, workers: 0 });
   for (const r of def.regions) {
     const flags = { shared: r.shared, fileOffset: r.fileOffset };
     if (r.data) await w.addRegion({ address: r.address, data: r.data, prot: r.prot ?? 'rw-', kind: r.kind ?? 'anonymous', name: r.name ?? '', ...flags });
@@ -437,6 +441,7 @@ export function invalidVectors(): InvalidDef[] {
     { name: 'LIMIT_EXCEEDED--validation-record-count', code: 'LIMIT_EXCEEDED', stage: 'open', from: 'minimal', description: 'validation block claims 2^31 records (checksum valid)',
       mutate: (b) => { const c = copy(b); c.writeUInt32LE(0x80000000, HEADER_SIZE + 4); return fixValidation(c); } },
     ...section12Invalid(),
+    ...parentInvalid(),
   ];
 }
 

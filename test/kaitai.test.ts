@@ -7,7 +7,8 @@
  * sees the rule the vector breaks from the bytes alone (or refuses a cut or mis-magicked file).
  * Checksums are checked with xxhash-wasm directly, not through codec/checksum.ts.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { constants, inflateRawSync } from 'node:zlib';
@@ -71,6 +72,7 @@ function validationOf(k: Parsed): Record<string, unknown> {
       case T.LABEL: v.labels[p.key] = p.value; break;
       case T.BITMAP: v.bitmaps[p.key] = hex(p.bits); break;
       case T.METRIC: v.metrics[p.key] = p.value; break;
+      case T.PARENT: v.parent = { imageId: hex(p.parentImageId), indexHash: hex(p.indexHash), depth: p.depth, hint: p.hint }; break;
       default:
         // A type this reader does not know: skipped (section 4), never critical in a valid vector.
         if (r.isCritical) throw new Error(`vector holds critical validation record type ${r.type}`);
@@ -108,6 +110,7 @@ function checkHeaderAndValidation(k: Parsed, img: Image, bytes: Buffer, reserved
     labels: v.labels, metrics: v.metrics,
     bitmaps: Object.fromEntries(Object.entries(v.bitmaps).map(([key, b]) => [key, hex(b)])),
     ...(v.skipped.length ? { skipped: v.skipped.length } : {}),
+    ...(v.parent ? { parent: { imageId: hex(v.parent.imageId), indexHash: hex(v.parent.indexHash), depth: v.parent.depth, hint: v.parent.hint } } : {}),
   });
   expect(k.validation.recordCount).toBe(k.validation.records.length);
   const vs = kh.headerSize;
@@ -176,7 +179,7 @@ describe.each([...valid, ...accepted])('Kaitai Struct parser on vector %s', (nam
           expect({ n, offset: kc.offset, storedLength: kc.storedLength, flags: kc.flags, checksum: hex(kc.checksum) })
             .toEqual({ n, offset: lib.offset, storedLength: lib.storedLength, flags: lib.flags, checksum: hex(Buffer.from(new BigUint64Array([lib.checksum]).buffer)) });
           if (!name.endsWith('--chunk-record-reserved-bytes')) expect(kc.reserved).toBe(0);
-          if (kc.isZero) {
+          if (kc.isZero || kc.isInParent) {
             expect(kc.stored).toBeUndefined();
           } else {
             // The stored bytes Kaitai locates are the ones the checksum covers, and (raw chunks
@@ -261,7 +264,27 @@ const RULES: Record<string, (k: Parsed, bytes: Buffer, from: Parsed) => boolean>
     return r.engine.bytesWritten < c.storedLength;
   }),
   'CORRUPT_VALIDATION--record-padding-not-zero': (k) => k.validation.records.some((r: Parsed) => r.padding.some((x: number) => x !== 0)),
+  // Parent images (issue 19, spec section 8.3): the rule from the bytes, and the files the hint names.
+  'LIMIT_EXCEEDED--chain-depth': (k) => parentOf(k)?.depth > 32,
+  'CORRUPT_VALIDATION--parent-bit-without-record': (k) => (k.header.requiredFeatures.lo & 4) === 4 && parentOf(k) === undefined,
+  'PARENT_REQUIRED--missing-parent': (k, _b, from) => parentOf(k)?.hint !== parentOf(from)?.hint && !existsSync(join(V1, 'invalid', parentOf(k).hint)),
+  'PARENT_MISMATCH--other-image': (k) => { const p = parentAt(k); return p !== null && hex(p.k.header.imageId) !== hex(parentOf(k).parentImageId); },
+  'PARENT_MISMATCH--tampered-parent': (k) => {
+    const p = parentAt(k);
+    if (p === null || hex(p.k.header.imageId) !== hex(parentOf(k).parentImageId)) return false;
+    const h = createHash('sha256').update(p.bytes.subarray(0, p.k.header.headerSize + p.k.header.validationSize)).update(p.bytes.subarray(Number(p.k.footer.chunkTableOffset)));
+    return h.digest('hex') !== hex(parentOf(k).indexHash);
+  },
 };
+/** The parent record's payload of a parse (record type 8), if any. */
+const parentOf = (k: Parsed): Parsed => (k.validation.records as Parsed[]).find((r) => r.type === (Crimg as any).RecordType.PARENT)?.payload;
+/** The parse of the file an invalid child's hint names (from invalid/), or null when there is none. */
+function parentAt(k: Parsed): { k: Parsed; bytes: Buffer } | null {
+  const path = join(V1, 'invalid', parentOf(k).hint);
+  if (!existsSync(path)) return null;
+  const bytes = readFileSync(path);
+  return { k: parse(bytes), bytes };
+}
 const HEADER_ONLY = new Set(['CORRUPT_HEADER--header-size-over-limit', 'CORRUPT_HEADER--validation-size-over-limit']);
 const stream = (bytes: Buffer): unknown => new KaitaiStream(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
 

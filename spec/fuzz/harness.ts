@@ -39,6 +39,8 @@ export interface Original {
   key: KeyInput | undefined;
   /** By region number; `data` null for a gap. */
   regions: { address: bigint; length: number; data: Uint8Array | null }[];
+  /** A child image's parent (spec section 8.3): the file its hint names in the vectors' directory; cases open with it. */
+  parent?: string;
   /**
    * An invalid vector used as a seed (spec section 12: a rule already broken): its regions are
    * those of the vector it was made from, and the oracle holds its cases to the robustness
@@ -120,7 +122,13 @@ export async function loadVectors(dir: string, load: LoadOptions = {}): Promise<
     const bytes = readFileSync(join(dir, `${name}.img`));
     const exp = JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as { key?: string; passphrase?: string };
     const key: KeyInput | undefined = exp.key ? Buffer.from(exp.key, 'hex') : exp.passphrase ? { passphrase: exp.passphrase } : undefined;
-    const img = await openImage(bytes, { key, workers: 0 });
+    let img = await openImage(bytes, { key, workers: 0 });
+    // A child's hint is relative to its directory; a case is opened from bytes, so given its parent.
+    const parent = img.validation.parent ? join(dir, img.validation.parent.hint) : undefined;
+    if (parent !== undefined) {
+      await img.close();
+      img = await openImage(bytes, { key, workers: 0, parent });
+    }
     const regions: Original['regions'] = [];
     for (const r of img.regions) {
       regions.push({ address: r.address, length: Number(r.length), data: r.isGap ? null : await img.read(r.address, Number(r.length)) });
@@ -135,7 +143,7 @@ export async function loadVectors(dir: string, load: LoadOptions = {}): Promise<
     }
     await img.close();
     infos.push(info);
-    originals.set(name, { name, encrypted, key, regions });
+    originals.set(name, { name, encrypted, key, regions, ...(parent !== undefined ? { parent } : {}) });
   }
   if (load.invalid) {
     for (const name of imgs('invalid')) {
@@ -230,7 +238,7 @@ export async function runCase(c: FuzzCase, original: Original, options: HarnessO
   try {
     // Both engines (node:zlib/node:crypto and fflate/@noble), alternately.
     const engine = c.index % 2 === 0 ? 'node' : 'portable';
-    const opened = await call('open', () => openImage(c.bytes, { key: original.key, workers: 0, engine, scryptCaps: SCRYPT_CAPS }));
+    const opened = await call('open', () => openImage(c.bytes, { key: original.key, workers: 0, engine, scryptCaps: SCRYPT_CAPS, ...(original.parent !== undefined ? { parent: original.parent } : {}) }));
     if (opened instanceof CrimgError) {
       note('open', opened);
     } else {
