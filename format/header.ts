@@ -5,7 +5,7 @@ import type { Checksum } from './checksum.js';
 import {
   CIPHERS, CODECS, DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, FORMAT_MAJOR, FORMAT_MINOR, HEADER_MAGIC, HEADER_SIZE,
   KDF_RAW, KDF_SCRYPT, KNOWN_REQUIRED, LIMITS, MAX_HEADER_SIZE, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE,
-  REQUIRED_CIPHER, REQUIRED_CODEC, isPowerOfTwo,
+  REQUIRED_CIPHER, REQUIRED_CODEC, REQUIRED_PARENT, isPowerOfTwo,
 } from './constants.js';
 import { equalBytes, view } from './bytes.js';
 import { CrimgError } from './errors.js';
@@ -195,6 +195,10 @@ export function decodeHeader(bytes: Uint8Array, xxh64: Checksum): Header {
   if (r.codec === CODECS.none && r.codecLevel !== 0) bad('codec level', 'codecLevel', `${r.codecLevel} is set without a codec (it must be 0)`);
   if ((r.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n && (r.codec !== 0 || r.cipher !== 0)) {
     bad('optional features', 'optionalFeatures', 'MAPPABLE is set on an encoded or encrypted image');
+  }
+  // Section 8.3: a child's chunks are not all in its file.
+  if ((r.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n && (r.requiredFeatures & REQUIRED_PARENT) !== 0n) {
+    bad('optional features', 'optionalFeatures', 'MAPPABLE is set on a child image (required feature PARENT)');
   }
   if ((r.optionalFeatures & OPTIONAL_SPARSE) !== 0n && (r.optionalFeatures & OPTIONAL_MAPPABLE) === 0n) {
     bad('optional features', 'optionalFeatures', 'SPARSE is set without MAPPABLE');

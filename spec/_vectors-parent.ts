@@ -109,5 +109,7 @@ export function parentInvalid(): InvalidDef[] {
       mutate: (b) => { const c = Buffer.from(b); c.writeUInt32LE(33, parentPayload(c) + 48); return fixValidation(c); } },
     { name: 'CORRUPT_VALIDATION--parent-bit-without-record', code: 'CORRUPT_VALIDATION', stage: 'open', from: 'parent-child', description: 'the parent record turned into an unknown type 999 without CRITICAL (skipped), the header\'s required feature PARENT left set (validation checksum fixed)',
       mutate: (b) => { const c = Buffer.from(b); const at = parentPayload(c) - 8; c.writeUInt16LE(999, at); c.writeUInt16LE(0, at + 2); return fixValidation(c); } },
+    { name: 'CORRUPT_HEADER--mappable-child', code: 'CORRUPT_HEADER', stage: 'open', from: 'parent-child', description: 'optional feature MAPPABLE set on the child (header checksum valid): a child\'s chunks are not all in its file',
+      mutate: (b) => { const c = Buffer.from(b); c.writeBigUInt64LE(1n, 24); return fixHeader(c); } },
   ];
 }

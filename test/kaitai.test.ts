@@ -266,6 +266,7 @@ const RULES: Record<string, (k: Parsed, bytes: Buffer, from: Parsed) => boolean>
   'CORRUPT_VALIDATION--record-padding-not-zero': (k) => k.validation.records.some((r: Parsed) => r.padding.some((x: number) => x !== 0)),
   // Parent images (issue 19, spec section 8.3): the rule from the bytes, and the files the hint names.
   'LIMIT_EXCEEDED--chain-depth': (k) => parentOf(k)?.depth > 32,
+  'CORRUPT_HEADER--mappable-child': (k) => (k.header.requiredFeatures.lo & 4) === 4 && (k.header.optionalFeatures.lo & 1) === 1,
   'CORRUPT_VALIDATION--parent-bit-without-record': (k) => (k.header.requiredFeatures.lo & 4) === 4 && parentOf(k) === undefined,
   'PARENT_REQUIRED--missing-parent': (k, _b, from) => parentOf(k)?.hint !== parentOf(from)?.hint && !existsSync(join(V1, 'invalid', parentOf(k).hint)),
   'PARENT_MISMATCH--other-image': (k) => { const p = parentAt(k); return p !== null && hex(p.k.header.imageId) !== hex(parentOf(k).parentImageId); },
