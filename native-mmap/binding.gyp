@@ -21,7 +21,10 @@
         "src/aead.cc",
         "src/deflate.cc",
         "src/chunk_decode.cc",
-        "src/chunk_decode_js.cc"
+        "src/chunk_decode_js.cc",
+        "src/batch_decode.cc",
+        "src/batch_decode_js.cc",
+        "src/provision.cc"
       ],
       # node-addon-api's "except" flavour: C++ exceptions on, so a JS exception
       # raised while reading an argument (say a throwing getter on opts)

@@ -160,6 +160,21 @@ export interface NativeMmap {
    */
   decodeChunk(p: NativeChunkParams, stored: Uint8Array, out: Uint8Array): { code: string; message: string } | null;
   /**
+   * Reads and decodes many chunks of one image in one libuv pool job, on `job.threads` native
+   * threads (0: every core), each chunk through the decoder of {@link decodeChunk}: straight
+   * into reservation memory placed 'rw-' (copy restore) or into scratch that is dropped
+   * (verify). See {@link decodeBatch}.
+   */
+  decodeBatch(job: DecodeBatchJob, done: (err: Error | null, result: DecodeBatchResult) => void): void;
+  /**
+   * zstd (codec id 2, spec/FORMAT.md section 6.2) of `plain` at `level` 1..19 into `out`: one
+   * single-segment frame with its content size. Returns its length, or -1 when it does not fit
+   * in `out` (give plain.length - 1 bytes: only a smaller form is kept). Calling thread.
+   */
+  zstdCompress(level: number, plain: Uint8Array, out: Uint8Array): number;
+  /** zstdCompress of every chunk of `plains` in one libuv pool job, laid out as deflateBatch's results. */
+  zstdBatch(level: number, plains: Uint8Array[], out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void): void;
+  /**
    * Starts writing `length` (>= 1) bytes of file `fd` from `offset` to disk without waiting
    * (sync_file_range SYNC_FILE_RANGE_WRITE, on the libuv pool), so that a later fsync has
    * little left to do. A hint: `done` runs afterwards with no error, whatever happened (fsync
@@ -173,6 +188,52 @@ export interface NativeMmap {
    * whenever a binding's meaning changes while its name stays; the loader refuses any other.
    */
   readonly abiVersion: number;
+}
+
+/** One job of {@link decodeBatch}. */
+export interface DecodeBatchJob {
+  /** The image file, open for reading until the job is done. */
+  fd: number;
+  /** Header codec id, cipher id and chunk size. */
+  codec: number;
+  cipher: number;
+  chunkSize: number;
+  /** Kd (32), image id (16) and H (32), with a cipher; copied, and wiped after the job. */
+  dataKey?: Uint8Array;
+  imageId?: Uint8Array;
+  headerHash?: Uint8Array;
+  /**
+   * 8 words per chunk, in image order: file offset of the stored bytes; chunk number; address
+   * of its first byte; checksum; stored length | plain length << 32; flags | last << 16 |
+   * region number << 32; destination offset in its target (2^64 - 1: decode and drop); the
+   * target's index in `targets`. Zero chunks are skipped (their memory already reads zero).
+   */
+  items: BigUint64Array;
+  /** Reservations the destinations lie in, placed 'rw-'; left placed until the job is done. */
+  targets?: Reservation[];
+  /** Native threads: 0 (default) for every core, up to 256. */
+  threads?: number;
+  /** Provision each destination in bulk (MADV_POPULATE_WRITE) before writing it. */
+  populate?: boolean;
+  /** Report every failing chunk (verify), not only the first in image order (restore). */
+  all?: boolean;
+}
+
+/** A chunk {@link decodeBatch} could not decode: its position in the items, code, message. */
+export interface DecodeBatchFailure {
+  item: number;
+  code: string;
+  message: string;
+}
+
+/** The outcome of {@link decodeBatch}. */
+export interface DecodeBatchResult {
+  /** In item order; at most one unless `all`. */
+  failures: DecodeBatchFailure[];
+  /** Threads used, preads made, and whether destinations were provisioned in bulk. */
+  threads: number;
+  units: number;
+  populated: boolean;
 }
 
 /** The image's and the chunk record's fields of {@link NativeMmap.decodeChunk} (spec sections 5.3, 7.3). */
@@ -223,6 +284,7 @@ const FUNCTIONS = [
   'pageSize', 'mapFile', 'mapAnonymous', 'reserve', 'unmap', 'protect', 'advise', 'addressOf',
   'placeRuns', 'view', 'scanChunks', 'xxh64', 'hashChunks', 'aeadSeal', 'deflateBatch', 'writeBack',
   'decodeChunk',
+  'decodeBatch',
 ] as const satisfies readonly (keyof NativeMmap)[];
 type FunctionName = { [K in keyof NativeMmap]: NativeMmap[K] extends (...args: never[]) => unknown ? K : never }[keyof NativeMmap];
 // Fails to compile, naming the function, when NativeMmap gains one that FUNCTIONS lacks.
@@ -507,6 +569,21 @@ export function advise(target: bigint | ArrayBuffer, length: number, advice: Adv
  */
 export function addressOf(buffer: ArrayBuffer): bigint {
   return addon().addressOf(buffer);
+}
+
+/**
+ * Reads and decodes many chunks of one image on native threads in one call: a destination is
+ * checked (inside its target, writable) before anything starts, each is provisioned in bulk
+ * with `populate`, and no JavaScript runs per chunk. Chunk failures are not rejections: they
+ * come back in `failures` (the first in image order, or all with `all`).
+ *
+ * @throws TypeError / RangeError (rejected) on a bad job: a destination outside its target or
+ *   not writable, a released target, a plain length of 0 or over 16 MiB.
+ */
+export function decodeBatch(job: DecodeBatchJob): Promise<DecodeBatchResult> {
+  return new Promise((resolve, reject) => {
+    addon().decodeBatch(job, (err, result) => (err ? reject(err) : resolve(result)));
+  });
 }
 
 /**

@@ -37,6 +37,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("writeBack", Napi::Function::New(env, WriteBack, "writeBack"));
   exports.Set("deflateBatch", Napi::Function::New(env, DeflateBatchJs, "deflateBatch"));
   exports.Set("decodeChunk", Napi::Function::New(env, DecodeChunkJs, "decodeChunk"));
+  exports.Set("decodeBatch", Napi::Function::New(env, DecodeBatchJs, "decodeBatch"));
   // Whether view() buffers escape V8's external-memory accounting (see
   // buffers.h); informational.
   exports.Set("unaccountedViews",

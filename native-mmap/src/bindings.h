@@ -28,6 +28,9 @@ Napi::Value DeflateBatchJs(const Napi::CallbackInfo& info);
 // chunk_decode_js.cc: one chunk through the native decoder (chunk_decode.h).
 Napi::Value DecodeChunkJs(const Napi::CallbackInfo& info);
 
+// batch_decode_js.cc: many chunks decoded on native threads, into place or dropped.
+Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info);
+
 // write_back.cc: sync_file_range write-back hints.
 Napi::Value WriteBack(const Napi::CallbackInfo& info);
 
