@@ -17,6 +17,9 @@ import type { KeyInput } from './keying.js';
 
 /** Parent bytes read at once while writing a child: 4 MiB, a multiple of every chunk size up to 4 MiB. */
 const WINDOW = 4 * 1024 * 1024;
+
+/** Parent bytes `[start, end)`, being read. */
+interface Window { start: bigint; end: bigint; bytes: Promise<Buffer> }
 const NOTHING = new Uint8Array(0);
 
 /** The opened parent of a child being written, and its record. */
@@ -60,7 +63,9 @@ export async function openParentForWriting(input: ParentInput, out: string, chil
  * read as the chunks come. Closing it closes the parent.
  */
 export class ParentDiffEncoder implements ChunkEncoder {
-  private window: { start: bigint; end: bigint; bytes: Promise<Buffer> } | null = null;
+  private window: Window | null = null;
+  /** The window after {@link window}, read ahead while the current one is compared. */
+  private ahead: Window | null = null;
   /** Chunks recorded IN_PARENT. */
   inParent = 0;
 
@@ -93,6 +98,14 @@ export class ParentDiffEncoder implements ChunkEncoder {
     }
   }
 
+  /** Starts reading the parent's window at `start`, up to {@link WINDOW} bytes and at most `regionEnd`. */
+  private readWindow(start: bigint, regionEnd: bigint): Window {
+    const end = start + BigInt(WINDOW) < regionEnd ? start + BigInt(WINDOW) : regionEnd;
+    const bytes = this.parent.read(start, Number(end - start));
+    bytes.catch(() => {}); // awaited when a chunk needs it (a failed read fails that chunk)
+    return { start, end, bytes };
+  }
+
   /**
    * The parent's plain bytes of its chunk at `address` when it has one of `length` bytes there
    * (section 8.3), else null.
@@ -107,12 +120,11 @@ export class ParentDiffEncoder implements ChunkEncoder {
     const end = address + BigInt(length);
     let w = this.window;
     if (w === null || address < w.start || end > w.end) {
-      const rEnd = r.address + r.length;
-      const wEnd = address + BigInt(WINDOW) < rEnd ? address + BigInt(WINDOW) : rEnd;
-      const bytes = p.read(address, Number(wEnd - address));
-      bytes.catch(() => {}); // awaited below, by this chunk or the next
-      w = { start: address, end: wEnd, bytes };
+      const a = this.ahead;
+      w = a !== null && address >= a.start && end <= a.end ? a : this.readWindow(address, r.address + r.length);
       this.window = w;
+      // The parent's next window decodes while this one is compared (and the child's chunks encode).
+      this.ahead = w.end < r.address + r.length ? this.readWindow(w.end, r.address + r.length) : null;
     }
     const b = await w.bytes;
     const at = Number(address - w.start);
