@@ -7,6 +7,11 @@
  * at one 4096-byte string are 64 MiB of file but 4 GiB of names decoded one by one; here
  * opening costs one pass over the records plus one UTF-8 check of the string table, and names
  * are slices of one decoded string table (section 9's 64 MiB at most), whatever the records say.
+ *
+ * The records need not be in memory: given a {@link SectionRecords} (a file's reader, from
+ * image/_open.ts), they are checked as the caller streams them once, and read again in 4 KiB
+ * blocks through a small cache when a region is asked for. A 64 MiB section then costs its
+ * string table, 2 MiB of cache and what the caller keeps, not 64 MiB.
  */
 import { isUtf8 } from 'node:buffer';
 import {
@@ -73,6 +78,36 @@ const BAD_BLOCK = 4;
 
 const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
 
+/** Bytes of the region section read at once when records are read on demand: 64 records. */
+export const RECORD_BLOCK = 4096;
+/** Blocks the cache of records read on demand holds (direct-mapped): 2 MiB. */
+const CACHE_SLOTS = 512;
+/** Blocks read at once on a miss that follows the block before it (a walk over the regions). */
+const READ_AHEAD = 16;
+
+/**
+ * The records of a region section that is not held in memory (a large file's): how they are
+ * streamed once for the checks at construction, and read again later. No I/O here (format/):
+ * the caller (image/_open.ts) brings it.
+ */
+export interface SectionRecords {
+  /** The string table, which is kept (names are sliced from it). */
+  readonly strings: Uint8Array;
+  /**
+   * Hands every record to `visit`, in order, as pieces of whole records (`first` the number of
+   * the piece's first record). A piece is only valid during the call. The caller decides what
+   * an exception from `visit` means against its own checks (a section checksum beats a record's
+   * error): it may finish its pass and throw its own error instead, or rethrow.
+   */
+  scan(visit: (piece: Uint8Array, first: number) => void): void;
+  /**
+   * Fills `into` with the section's bytes at `offset`, a multiple of {@link RECORD_BLOCK}
+   * inside the records; `into` ends at a block boundary or at the records' end. Synchronous.
+   * @throws CrimgError when they cannot be read or are not the bytes checked at construction.
+   */
+  read(offset: number, into: Uint8Array): void;
+}
+
 /**
  * The region section of an open image, checked, read in place.
  * Construction: O(regions + string table) time, no allocation per record.
@@ -80,7 +115,17 @@ const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
 export class RegionTable {
   /** Number of regions (the footer's region count). */
   readonly count: number;
+  /** The whole section when it is in memory; null when its records are read on demand. */
+  readonly bytes: Uint8Array | null;
+  /** Where records are read on demand from; null when the section is in memory. */
+  private readonly file: SectionRecords | null;
+  /** The section in memory, or the cache of blocks read on demand; {@link dv} views it. */
+  private readonly store: Uint8Array;
   private readonly dv: DataView;
+  /** Per cache slot, the block it holds, or -1. */
+  private tags: Int32Array | null = null;
+  /** The block of the last miss (a miss on the next one reads ahead). */
+  private lastMiss = -2;
   private readonly strings: Uint8Array;
   /** True when the whole string table is UTF-8 (as every writer makes it). */
   private readonly utf8Table: boolean;
@@ -103,14 +148,26 @@ export class RegionTable {
    * codes and messages of {@link decodeRegionSection}.
    * @throws CrimgError CORRUPT_INDEX, LIMIT_EXCEEDED
    */
-  constructor(readonly bytes: Uint8Array, private readonly c: RegionSectionContext) {
+  constructor(section: Uint8Array | SectionRecords, private readonly c: RegionSectionContext) {
     const strBase = c.regionCount * REGION_RECORD_SIZE;
-    if (bytes.length !== strBase + c.stringTableLength) {
-      throw new CrimgError('CORRUPT_INDEX', `region section is ${bytes.length} bytes, expected ${strBase + c.stringTableLength}`, { offset: c.base });
+    const length = section instanceof Uint8Array ? section.length : strBase + section.strings.length;
+    if (length !== strBase + c.stringTableLength) {
+      throw new CrimgError('CORRUPT_INDEX', `region section is ${length} bytes, expected ${strBase + c.stringTableLength}`, { offset: c.base });
     }
     this.count = c.regionCount;
-    this.dv = view(bytes);
-    this.strings = bytes.subarray(strBase);
+    if (section instanceof Uint8Array) {
+      this.bytes = section;
+      this.file = null;
+      this.store = section;
+      this.strings = section.subarray(strBase);
+    } else {
+      this.bytes = null;
+      this.file = section;
+      this.store = new Uint8Array(Math.min(CACHE_SLOTS * RECORD_BLOCK, Math.ceil(strBase / RECORD_BLOCK) * RECORD_BLOCK));
+      this.tags = new Int32Array(CACHE_SLOTS).fill(-1);
+      this.strings = section.strings;
+    }
+    this.dv = view(this.store);
     this.utf8Table = isUtf8(this.strings);
     if (this.utf8Table) {
       this.clean = this.strings;
@@ -126,7 +183,23 @@ export class RegionTable {
    */
   private check(): void {
     const c = this.c;
-    const w = recordWords(this.bytes, c.regionCount);
+    const state = { nextChunk: 0, prevHi: -1, prevLo: 0 };
+    if (this.file === null) {
+      this.checkRecords(recordWords(this.bytes!, c.regionCount), 0, c.regionCount, state);
+    } else {
+      this.file.scan((piece, first) => this.checkRecords(recordWords(piece, piece.length / REGION_RECORD_SIZE), first, piece.length / REGION_RECORD_SIZE, state));
+    }
+    if (state.nextChunk !== c.chunkCount) {
+      throw new CrimgError('CORRUPT_INDEX', `regions account for ${state.nextChunk} chunks, the chunk table has ${c.chunkCount}`, { offset: c.base });
+    }
+  }
+
+  /**
+   * Records `first` to `first + n - 1`, as words `w` (record `first` at word 0), after the
+   * records before them (`state`: the chunk numbering and the previous region's end).
+   */
+  private checkRecords(w: Uint32Array, first: number, n: number, state: { nextChunk: number; prevHi: number; prevLo: number }): void {
+    const c = this.c;
     const strings = this.strings;
     const strLen = strings.length;
     const utf8Table = this.utf8Table;
@@ -134,11 +207,12 @@ export class RegionTable {
     const perHigh = TWO32 / c.chunkSize; // chunks per 2^32 bytes (chunk sizes are powers of two <= 2^24)
     const maxChunks = LIMITS.maxChunksPerRegion;
     const maxName = LIMITS.maxNameLength;
-    let nextChunk = 0;
-    let prevHi = -1; // previous region's end as (hi, lo); hi may be 2^32 (end of the address space)
-    let prevLo = 0;
-    for (let i = 0; i < c.regionCount; i++) {
-      const b = i * WORDS;
+    let nextChunk = state.nextChunk;
+    let prevHi = state.prevHi; // previous region's end as (hi, lo); hi may be 2^32 (end of the address space)
+    let prevLo = state.prevLo;
+    for (let k = 0; k < n; k++) {
+      const i = first + k;
+      const b = k * WORDS;
       const aLo = w[b + W_ADDRESS]!;
       const aHi = w[b + W_ADDRESS + 1]!;
       const lLo = w[b + W_LENGTH]!;
@@ -174,8 +248,54 @@ export class RegionTable {
       prevHi = eHi;
       prevLo = eLo;
     }
-    if (nextChunk !== c.chunkCount) {
-      throw new CrimgError('CORRUPT_INDEX', `regions account for ${nextChunk} chunks, the chunk table has ${c.chunkCount}`, { offset: c.base });
+    state.nextChunk = nextChunk;
+    state.prevHi = prevHi;
+    state.prevLo = prevLo;
+  }
+
+  /**
+   * The offset in {@link store} of record `i`'s 64 bytes: `i * 64` in memory, else in the
+   * cache, its block read (and the next ones, on a walk) on a miss.
+   */
+  private at(i: number): number {
+    if (this.file === null) return i * REGION_RECORD_SIZE;
+    const per = RECORD_BLOCK / REGION_RECORD_SIZE;
+    const block = Math.floor(i / per);
+    const slots = this.store.length / RECORD_BLOCK;
+    const slot = block % slots;
+    if (this.tags![slot] !== block) this.miss(block, slot, slots);
+    return slot * RECORD_BLOCK + (i - block * per) * REGION_RECORD_SIZE;
+  }
+
+  /** Reads `block` into `slot`, and on a walk (a miss on the block after the last one) the blocks after it too. */
+  private miss(block: number, slot: number, slots: number): void {
+    const end = this.count * REGION_RECORD_SIZE;
+    const blocks = Math.ceil(end / RECORD_BLOCK);
+    const n = block === this.lastMiss + 1 ? Math.min(READ_AHEAD, slots - slot, blocks - block) : 1;
+    this.lastMiss = block + n - 1;
+    const from = block * RECORD_BLOCK;
+    const to = Math.min(end, from + n * RECORD_BLOCK);
+    for (let k = 0; k < n; k++) this.tags![slot + k] = -1; // not valid while being read (a read may throw)
+    this.file!.read(from, this.store.subarray(slot * RECORD_BLOCK, slot * RECORD_BLOCK + (to - from)));
+    for (let k = 0; k < n; k++) this.tags![slot + k] = block + k;
+  }
+
+  /**
+   * Hands the records, in order, to `f` as pieces of whole records (`first` the number of a
+   * piece's first record): the whole section's records at once when in memory, else pieces of
+   * at most 1 MiB read for the call. A piece is only valid during the call.
+   */
+  eachRecords(f: (piece: Uint8Array, first: number) => void): void {
+    const end = this.count * REGION_RECORD_SIZE;
+    if (this.file === null) {
+      f(this.bytes!.subarray(0, end), 0);
+      return;
+    }
+    const piece = new Uint8Array(Math.min(end, 1 << 20));
+    for (let at = 0; at < end; at += piece.length) {
+      const part = piece.subarray(0, Math.min(piece.length, end - at));
+      this.file.read(at, part);
+      f(part, at / REGION_RECORD_SIZE);
     }
   }
 
@@ -209,12 +329,13 @@ export class RegionTable {
     const corrupt = (why: string, field: RegionField): never => {
       throw new CrimgError('CORRUPT_INDEX', `region ${i} ${why}`, { offset: c.base + o + offsetOf(REGION_RECORD, field), region: i });
     };
-    const r = decodeFields(REGION_RECORD, this.bytes, o);
+    const r = decodeFields(REGION_RECORD, this.store, this.at(i));
     let prevEnd = -1n;
     if (i > 0) {
-      const p = decodeFields(REGION_RECORD, this.bytes, o - REGION_RECORD_SIZE);
+      const p = decodeFields(REGION_RECORD, this.store, this.at(i - 1));
       prevEnd = p.address + p.length;
     }
+    // at(i - 1) may have put another block where record i was: decoded before it, so no matter.
     const chunkSize = BigInt(c.chunkSize);
     if (r.address % BigInt(c.pageSize) !== 0n) corrupt(`address ${hex(r.address)} is not page-aligned`, 'address');
     if (r.length === 0n) corrupt('has length 0', 'length');
@@ -272,7 +393,7 @@ export class RegionTable {
     let b = this.count - 1;
     while (a <= b) {
       const mid = (a + b) >> 1;
-      const o = mid * REGION_RECORD_SIZE;
+      const o = this.at(mid);
       const aLo = dv.getUint32(o + F_ADDRESS, true);
       const aHi = dv.getUint32(o + F_ADDRESS + 4, true);
       if (hi < aHi || (hi === aHi && lo < aLo)) { b = mid - 1; continue; }
@@ -287,7 +408,7 @@ export class RegionTable {
 
   /** The name of region `i`: a slice of the decoded string table, or decoded alone. */
   name(i: number, whole = false): string {
-    const o = i * REGION_RECORD_SIZE;
+    const o = this.at(i);
     const start = this.dv.getUint32(o + F_NAME_OFFSET, true);
     const length = this.dv.getUint32(o + F_NAME_LENGTH, true);
     if (length === 0) return '';
@@ -325,7 +446,7 @@ export class RegionTable {
 
   private make(i: number, whole: boolean): Region {
     const dv = this.dv;
-    const o = i * REGION_RECORD_SIZE;
+    const o = this.at(i);
     const kindId = dv.getUint8(o + F_KIND);
     const protBits = dv.getUint8(o + F_PROT);
     const flags = dv.getUint16(o + F_FLAGS, true);

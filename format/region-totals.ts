@@ -24,6 +24,8 @@ export interface RegionTotalsContext {
   regionCount: number;
   /** File offset of the region section. */
   base: number;
+  /** The number of the first record in `regions` (a piece of the section's records); default 0. */
+  first?: number;
 }
 
 /**
@@ -41,8 +43,11 @@ export function checkRegionTotals(chunks: Uint8Array, regions: Uint8Array, c: Re
   const words = chunkWords(chunks);
   const cv = words ? null : view(chunks);
   const W = CHUNK_RECORD_SIZE / 4;
-  for (let i = 0; i < c.regionCount; i++) {
-    const o = i * REGION_RECORD_SIZE;
+  const from = c.first ?? 0;
+  for (let k = 0; k < c.regionCount; k++) {
+    const i = from + k; // the region's number, for messages
+    const o = k * REGION_RECORD_SIZE;
+    const at = i * REGION_RECORD_SIZE; // its offset in the section
     const first = rv.getUint32(o + R_FIRST + 4, true) * TWO32 + rv.getUint32(o + R_FIRST, true);
     const count = rv.getUint32(o + R_COUNT + 4, true) * TWO32 + rv.getUint32(o + R_COUNT, true);
     let stored = 0;
@@ -66,12 +71,12 @@ export function checkRegionTotals(chunks: Uint8Array, regions: Uint8Array, c: Re
     const zerosOk = rv.getUint32(o + R_ZEROS, true) === zeros && rv.getUint32(o + R_ZEROS + 4, true) === 0;
     if (!storedOk) {
       throw new CrimgError('CORRUPT_INDEX', `region ${i} records ${rv.getBigUint64(o + R_STORED, true)} stored bytes, its chunks hold ${stored}`, {
-        offset: c.base + o + R_STORED, region: i, hint: 'the index is damaged; restore the image from a good copy',
+        offset: c.base + at + R_STORED, region: i, hint: 'the index is damaged; restore the image from a good copy',
       });
     }
     if (!zerosOk) {
       throw new CrimgError('CORRUPT_INDEX', `region ${i} records ${rv.getBigUint64(o + R_ZEROS, true)} zero chunks, its chunks have ${zeros}`, {
-        offset: c.base + o + R_ZEROS, region: i, hint: 'the index is damaged; restore the image from a good copy',
+        offset: c.base + at + R_ZEROS, region: i, hint: 'the index is damaged; restore the image from a good copy',
       });
     }
   }

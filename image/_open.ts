@@ -4,18 +4,19 @@
  * read later, on the first data access.
  */
 import { xxh64 } from '../codec/checksum.js';
-import { FOOTER_SIZE, KDF_SCRYPT, REQUIRED_PARENT, alignUp } from '../format/constants.js';
+import { FOOTER_SIZE, KDF_SCRYPT, REGION_RECORD_SIZE, REQUIRED_PARENT, alignUp } from '../format/constants.js';
 import { DEFAULT_SCRYPT_LIMITS, checkScryptLimits } from '../codec/keys.js';
 import { decodeHeader, peekHeaderSize, type Header } from '../format/header.js';
 import { decodeValidation, type Validation } from '../format/validation.js';
 import { checkFooter, decodeFooter, type Footer } from '../format/footer.js';
-import { RegionTable } from '../format/region-table.js';
+import { RegionTable, type SectionRecords } from '../format/region-table.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import type { RandomAccessSource } from './source.js';
 import { createChunkDecoder, type ChunkDecoder } from './chunk-decoder.js';
 import type { KeyInput } from './keying.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import type { ParentInput } from './_parent.js';
+import { IN_FILE_SECTION, fileChecksum, sectionInFile } from './_region-file.js';
 
 export interface OpenOptions {
   /** Master key or passphrase for an encrypted image. */
@@ -152,10 +153,18 @@ async function readFooter(source: RandomAccessSource): Promise<Footer> {
 /**
  * Section 8.1: the region section, checksummed, opened when sealed, checked in place: time
  * linear in its stored length, no object per region (section 9 bounds it at 64 MiB + 64 MiB).
+ * A large plain section of a local file stays in the file (image/_region-file.ts): memory is
+ * its string table and a 2 MiB cache. A sealed one is opened whole in memory (the tag covers
+ * all of it): bounded by the file's size. So is any section of a source without a file
+ * descriptor (bytes, remote images).
  */
 async function readRegions(source: RandomAccessSource, header: Header, footer: Footer, decoder: ChunkDecoder | null): Promise<{ table: RegionTable; release: () => void }> {
   const off = Number(footer.regionSectionOffset);
   const len = Number(footer.regionSectionLength);
+  if (header.cipher === 0 && typeof source.fd === 'number' && len >= IN_FILE_SECTION && len === footer.regionCount * REGION_RECORD_SIZE + footer.stringTableLength) {
+    const records = sectionInFile({ fd: source.fd, name: source.name, offset: off, length: len, regionCount: footer.regionCount, checksum: footer.regionSectionChecksum });
+    return { table: regionTable(records, header, footer, off), release: () => {} };
+  }
   const { bytes: stored, release } = await readLarge(source, off, len);
   try {
     if (xxh64(stored) !== footer.regionSectionChecksum) {
@@ -177,6 +186,14 @@ async function readRegions(source: RandomAccessSource, header: Header, footer: F
  */
 async function checkSealedRegions(source: RandomAccessSource, footer: Footer): Promise<void> {
   const off = Number(footer.regionSectionOffset);
+  const len = Number(footer.regionSectionLength);
+  if (typeof source.fd === 'number' && len >= IN_FILE_SECTION) {
+    // Streamed: a large sealed section is not held just to be checksummed.
+    if (fileChecksum({ fd: source.fd, name: source.name, offset: off, length: len }) !== footer.regionSectionChecksum) {
+      throw new CrimgError('CORRUPT_INDEX', 'region section checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
+    }
+    return;
+  }
   const { bytes, release } = await readLarge(source, off, Number(footer.regionSectionLength));
   try {
     if (xxh64(bytes) !== footer.regionSectionChecksum) {
@@ -187,7 +204,7 @@ async function checkSealedRegions(source: RandomAccessSource, footer: Footer): P
   }
 }
 
-function regionTable(plain: Uint8Array, header: Header, footer: Footer, off: number): RegionTable {
+function regionTable(plain: Uint8Array | SectionRecords, header: Header, footer: Footer, off: number): RegionTable {
   return new RegionTable(plain, {
     regionCount: footer.regionCount, stringTableLength: footer.stringTableLength,
     chunkCount: Number(footer.chunkCount), chunkSize: header.chunkSize, pageSize: header.pageSize, base: off,

@@ -4,7 +4,7 @@
  * open, and the chunk table on the first data access.
  */
 import { xxh64, xxh64Chunks } from '../codec/checksum.js';
-import { CHUNK_IN_PARENT, CHUNK_ZERO, OPTIONAL_MAPPABLE, REQUIRED_PARENT, OPTIONAL_SPARSE, cipherName, codecName } from '../format/constants.js';
+import { CHUNK_IN_PARENT, CHUNK_ZERO, OPTIONAL_MAPPABLE, REGION_RECORD_SIZE, REQUIRED_PARENT, OPTIONAL_SPARSE, cipherName, codecName } from '../format/constants.js';
 import type { Header } from '../format/header.js';
 import type { Validation } from '../format/validation.js';
 import type { Footer } from '../format/footer.js';
@@ -224,7 +224,8 @@ export class ImageReader {
     }
     const plain = this.decoder ? this.decoder.openIndex(1, this.footer.chunkCount, stored, off) : stored;
     // Section 8.1: the regions' totals against the records, when the table is read (stage read).
-    checkRegionTotals(plain, this.regionTable!.bytes, { regionCount: this.footer.regionCount, base: Number(this.footer.regionSectionOffset) });
+    const base = Number(this.footer.regionSectionOffset);
+    this.regionTable!.eachRecords((piece, first) => checkRegionTotals(plain, piece, { regionCount: piece.length / REGION_RECORD_SIZE, base, first }));
     return new ChunkTable(plain, {
       dataStart: this.dataStart, dataEnd: off, pageSize: this.header.pageSize, mappable: this.mappable,
       hasCodec: this.header.codec !== 0, hasCipher: this.header.cipher !== 0, hasParent: this.isChild, base: off,

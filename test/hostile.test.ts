@@ -115,15 +115,18 @@ describe('the hostile corpus: bounded time and memory per file (issue 14)', () =
       expect(got.found).toBe(0);
       expect(got.ops['read after close']!.code).toBe('INVALID_ARGUMENT');
     }
-    // Time: 100 ms on a quiet machine, plus reading and checksumming the file once at 1 GiB/s
-    // (a 64 MiB region section must be read: 164 ms). Before: a crash after 30 s, 2.1 s.
-    within(open.ms < budget(100 + size / MiB));
+    // Time: 100 ms on a quiet machine, whatever the file (a 64 MiB region section is read once
+    // in 1 MiB pieces and kept in the file: 55-60 ms warm, 105-160 ms on a machine at load 7).
+    // Before: a crash after 30 s; 2.1 s; then 66-182 ms with the section held in memory.
+    within(open.ms < budget(100));
     for (const [op, v] of Object.entries(got.ops)) {
       if (op !== 'open') expect({ name, op, fast: v.ms < budget(100) }).toEqual({ name, op, fast: true });
     }
-    // Memory: the file's index bytes are kept (the region section, in place); beyond them < 64 MiB.
-    within(got.peakRss - size < 64 * MiB);
-    within(got.peakHeap - size < 64 * MiB);
+    // Memory: < 64 MiB whatever the file. A large region section stays in the file, read by
+    // pread when asked (its string table, a 2 MiB cache and 8 bytes per 4 KiB are kept): the two
+    // 64 MiB files +4-12 MiB here, before +69-73 MiB (the section held in memory).
+    within(got.peakRss < 64 * MiB);
+    within(got.peakHeap < 64 * MiB);
   }, budget(60_000));
 });
 
@@ -135,8 +138,8 @@ test('2^20 gaps naming 2^20 different slices of a string table that is not UTF-8
   const got = measure(path);
   expect(got.ops['open']!.code).toBeUndefined();
   expect(got.regionCount).toBe(1 << 20);
-  expect(got.ops['open']!.ms).toBeLessThan(budget(100 + size / MiB));
-  expect(got.peakRss - size).toBeLessThan(64 * MiB);
+  expect({ size, ms: got.ops['open']!.ms, fast: got.ops['open']!.ms < budget(100) }).toEqual({ size, ms: got.ops['open']!.ms, fast: true });
+  expect(got.peakRss).toBeLessThan(64 * MiB);
 }, budget(60_000));
 
 describe('scrypt work a reader accepts (issue 14, item 3)', () => {
