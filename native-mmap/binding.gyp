@@ -24,7 +24,9 @@
         "src/chunk_decode_js.cc",
         "src/batch_decode.cc",
         "src/batch_decode_js.cc",
-        "src/provision.cc"
+        "src/provision.cc",
+        "src/uffd.cc",
+        "src/uffd_js.cc"
       ],
       # node-addon-api's "except" flavour: C++ exceptions on, so a JS exception
       # raised while reading an argument (say a throwing getter on opts)

@@ -25,7 +25,7 @@ export interface Slot {
   length: number;
   span: number;
   /** The restore's mode, for the hints of errors. */
-  mode: 'map' | 'copy';
+  mode: 'map' | 'copy' | 'lazy';
   /** Its entry in the result (memory is set once it is ready). */
   entry: RestoredRegion;
 }
@@ -95,7 +95,7 @@ function reserveAt(r: Region, span: number): Reservation {
  * The hint for a failed placement syscall (errno name `code`) in `mode`: mode copy is offered
  * only to a map-mode restore, since a copy-mode one already is one.
  */
-export function syscallHint(code: string, mode: 'map' | 'copy'): string | undefined {
+export function syscallHint(code: string, mode: 'map' | 'copy' | 'lazy'): string | undefined {
   if (code === 'EPERM' || code === 'EACCES') {
     return mode === 'map'
       ? "the image's file system may be mounted noexec (for an executable region), or a security policy refuses it; try mode copy"
@@ -110,7 +110,7 @@ export function syscallHint(code: string, mode: 'map' | 'copy'): string | undefi
 }
 
 /** A failed syscall as IO_ERROR naming what was being done, with a hint; other errors unchanged. */
-export function syscallFailure(e: unknown, doing: string, mode: 'map' | 'copy', r?: Region): unknown {
+export function syscallFailure(e: unknown, doing: string, mode: 'map' | 'copy' | 'lazy', r?: Region): unknown {
   if (!isSyscallError(e)) return e;
   const hint = syscallHint(e.code, mode);
   return new CrimgError('IO_ERROR', `cannot ${doing}: ${e.message}`, {

@@ -5,6 +5,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import type { Region } from '../format/index-table.js';
 import { unmap, type Reservation } from '../native-mmap/index.js';
+import type { LazyStats } from '../native-mmap/index.js';
 import type { RestoredRegion, RestoreResult } from './_types.js';
 
 /** The result under construction. */
@@ -16,8 +17,28 @@ export class Restoration implements RestoreResult {
   private readonly reservations: Reservation[] = [];
   private readonly buffers: { buffer: ArrayBuffer; native: boolean }[] = [];
   private released = false;
+  private readonly before: (() => void)[] = [];
+  private readonly after: (() => void)[] = [];
+  /** Settled once every page is in place: at once for map and copy; lazy mode replaces it. */
+  done: Promise<void> = Promise.resolve();
+  /** Lazy mode's first-fault order and counters (restore/_lazy.ts). */
+  lazy: { profile(): number[]; stats(): LazyStats | null } | null = null;
 
-  constructor(public mode: 'map' | 'copy') {}
+  constructor(public mode: 'map' | 'copy' | 'lazy') {}
+
+  readonly accessProfile = (): number[] => this.lazy?.profile() ?? [];
+
+  readonly lazyStats = (): LazyStats | null => this.lazy?.stats() ?? null;
+
+  /** Runs `fn` at release before anything is unmapped (lazy mode: stop the threads). */
+  beforeRelease(fn: () => void): void {
+    this.before.push(fn);
+  }
+
+  /** Runs `fn` at release after everything is unmapped (lazy mode: close the descriptor). */
+  afterRelease(fn: () => void): void {
+    this.after.push(fn);
+  }
 
   /** Keeps a reservation until release (its pages go when it is released or collected). */
   hold(r: Reservation): void {
@@ -33,6 +54,13 @@ export class Restoration implements RestoreResult {
     if (this.released) return;
     this.released = true;
     let failure: unknown = null;
+    for (const fn of this.before.splice(0)) {
+      try {
+        fn();
+      } catch (e) {
+        failure ??= e;
+      }
+    }
     // Views first: while their reservation lives, dropping one changes no page; then each
     // reservation goes with one munmap.
     for (const { buffer, native } of this.buffers.splice(0)) {
@@ -47,6 +75,13 @@ export class Restoration implements RestoreResult {
     for (const r of this.reservations.splice(0)) {
       try {
         unmap(r);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    for (const fn of this.after.splice(0)) {
+      try {
+        fn();
       } catch (e) {
         failure ??= e;
       }

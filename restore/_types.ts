@@ -3,17 +3,30 @@
  * restore steps (_place, _copy, _result) and restore.ts share them without importing each
  * other in a cycle; restore.ts re-exports them.
  */
-import type { Advice } from '../native-mmap/index.js';
+import type { Advice, LazyStats } from '../native-mmap/index.js';
 
 /** madvise(2) advice applied to every restored data region (`dontneed` would drop it). */
 export type RestoreAdvice = Exclude<Advice, 'dontneed'>;
 
 export interface RestoreOptions {
   /**
-   * 'map' (default when the image is MAPPABLE, was opened from a file, and the native addon is
-   * available) or 'copy' (the default otherwise).
+   * 'lazy' (the default where userfaultfd can be had and the image is a local file): returns
+   * before any chunk is decoded; each chunk is checked and decoded on first touch or by the
+   * prefetch threads, and `done` settles when all are in (restore/_lazy.ts). 'copy' (the
+   * default otherwise): every chunk checked and decoded before restore() returns. 'map': raw
+   * MAPPABLE images only, mapped from the file (checked unless `check: false`, the explicit
+   * unchecked zero-copy mapping). Explicit 'lazy' where userfaultfd cannot be had copies
+   * instead, with `mode: 'copy'` and the `reason`.
    */
-  mode?: 'map' | 'copy';
+  mode?: 'map' | 'copy' | 'lazy';
+  /**
+   * Lazy mode: run prefetch threads that install every chunk not yet touched, the image's hot
+   * list first (default true). false installs only what is touched (`done` then waits for every
+   * chunk to be touched): the way to record a complete access profile.
+   */
+  prefetch?: boolean;
+  /** Lazy mode: prefetch threads (default 2). */
+  prefetchThreads?: number;
   /**
    * Place every region at the address it was captured at (MAP_FIXED_NOREPLACE), or fail with
    * ADDRESS_IN_USE naming the first address that is taken. Default false: anywhere.
@@ -71,7 +84,7 @@ export interface RestoredRegion {
 }
 
 export interface RestoreResult {
-  mode: 'map' | 'copy';
+  mode: 'map' | 'copy' | 'lazy';
   /** True when the memory is plain ArrayBuffers: no real placement, no protections, no advice. */
   degraded: boolean;
   /** Why it is degraded (or why map mode fell back to copy). */
@@ -80,6 +93,26 @@ export interface RestoreResult {
   regions: RestoredRegion[];
   /** Things that did not stop the restore: advice the kernel refused, oversized regions. */
   warnings: string[];
-  /** Unmaps everything and detaches every `memory`. Idempotent. */
+  /**
+   * Resolves once every page is in place and the recorded protections are applied (at once in
+   * map and copy mode). Lazy mode: rejects with the CrimgError of the first chunk that failed
+   * its check (code, chunk, region, address; that chunk was not installed), or when released
+   * first. Unobserved, a rejection is not an unhandled one.
+   */
+  done: Promise<void>;
+  /**
+   * Lazy mode: chunk numbers in the order their first fault reached the handler (chunks the
+   * prefetch threads installed before any touch are not in it). Empty in other modes. Feed it
+   * to `optimizeImage` (or `crimg optimize --profile`).
+   */
+  accessProfile(): number[];
+  /** Lazy mode: the handler's counters (faults, chunks installed by faults and by prefetch); else null. */
+  lazyStats(): LazyStats | null;
+  /**
+   * Unmaps everything and detaches every `memory`. Idempotent. Lazy mode: first stops the
+   * handler and prefetch threads (each finishes the chunk in hand), then unmaps, then closes the
+   * userfaultfd, so a thread still waiting on a fault never gets a zero page: it gets what an
+   * access to unmapped memory gets (SIGSEGV, or EFAULT in a system call).
+   */
   release(): void;
 }

@@ -49,6 +49,7 @@ import { mappingHeadroom } from './_maps.js';
 import { layout, mapRegions } from './_place.js';
 import { copyToAnonymous, copyToArrayBuffers } from './_copy.js';
 import { MapCheck } from './_checkmap.js';
+import { hotListOf, lazyAccess, lazyRefusal, lazyRestore } from './_lazy.js';
 import { Restoration } from './_result.js';
 import type { RestoreAdvice, RestoreOptions, RestoreResult } from './_types.js';
 
@@ -93,7 +94,14 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
   const fd = image.source.fd;
   const header = image.header;
   const raw = image.mappable && header.codec === 0 && header.cipher === 0;
-  let mode = o.mode ?? (raw && fd !== undefined && status.available ? 'map' : 'copy');
+  // Trust by default: lazy (every chunk checked before its bytes are usable) where it can be
+  // had, else copy; the unchecked mapping of a raw image is only ever asked for.
+  let lazyWhyNot: string | null = null;
+  if (o.mode === 'lazy' || (o.mode === undefined && status.available)) {
+    lazyWhyNot = lazyRefusal(image);
+    if (lazyWhyNot === null && o.mode === undefined && fd === undefined) lazyWhyNot = `the source ${image.source.name} is not a local file (mode lazy reads it through JavaScript, so the JavaScript thread must not touch a page before done)`;
+  }
+  let mode: 'map' | 'copy' | 'lazy' = o.mode === 'map' ? 'map' : o.mode === 'copy' ? 'copy' : status.available && lazyWhyNot === null ? 'lazy' : 'copy';
   if (mode === 'map' && !raw) {
     const what = [
       image.compression !== 'none' && `compressed (${image.compression})`,
@@ -126,6 +134,10 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
   if (!status.available) mode = 'copy';
   if (mode === 'map' && o.verify) await verifyFirst(image);
   const result = new Restoration(mode);
+  if (mode === 'copy' && lazyWhyNot !== null && status.available) result.reason = `lazy restore is not possible: ${lazyWhyNot}; copied instead`;
+  if (mode === 'lazy' && lazyAccess().userModeOnly) {
+    result.reason = 'userfaultfd in user mode only (vm.unprivileged_userfaultfd is 0 and the process lacks CAP_SYS_PTRACE): a system call given a page not yet in place (write(2) from it, say) fails with EFAULT instead of waiting for it; await done first';
+  }
   let plans: Map<Region, Float64Array> | null = null;
   let check: MapCheck | null = null;
   if (mode === 'map') {
@@ -159,8 +171,15 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
       await copyToArrayBuffers(image, table, selected, result, progress);
     } else {
       const slots = layout(selected, o.atRecordedAddress, result);
-      if (plans) mapRegions(slots, plans, fd!, o.advise, result, progress, check);
-      else await copyToAnonymous(image, table, slots, o.advise, result, progress);
+      if (plans) {
+        mapRegions(slots, plans, fd!, o.advise, result, progress, check);
+      } else if (mode === 'lazy') {
+        const state = lazyRestore(image, table, slots, o.advise, result, progress, { prefetch: o.prefetch, threads: o.prefetchThreads, hot: hotListOf(image) });
+        result.done = state.done;
+        result.lazy = state;
+      } else {
+        await copyToAnonymous(image, table, slots, o.advise, result, progress);
+      }
     }
   } catch (e) {
     try {
@@ -174,7 +193,9 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
 }
 
 interface CheckedOptions {
-  mode: 'map' | 'copy' | undefined;
+  mode: 'map' | 'copy' | 'lazy' | undefined;
+  prefetch: boolean;
+  prefetchThreads: number;
   atRecordedAddress: boolean;
   regions: readonly number[] | undefined;
   onProgress: ((done: number, total: number) => void) | undefined;
@@ -185,9 +206,10 @@ interface CheckedOptions {
 
 function checkOptions(options: RestoreOptions): CheckedOptions {
   if (options === null || typeof options !== 'object') throw new TypeError(`expected an options object, got ${options === null ? 'null' : typeof options}`);
-  const { mode, atRecordedAddress, regions, onProgress, advise: advice, verify, check } = options;
-  if (mode !== undefined && mode !== 'map' && mode !== 'copy') throw new RangeError(`expected mode 'map' or 'copy', got ${JSON.stringify(mode)}`);
-  for (const [name, v] of [['atRecordedAddress', atRecordedAddress], ['verify', verify], ['check', check]] as const) {
+  const { mode, atRecordedAddress, regions, onProgress, advise: advice, verify, check, prefetch, prefetchThreads } = options;
+  if (mode !== undefined && mode !== 'map' && mode !== 'copy' && mode !== 'lazy') throw new RangeError(`expected mode 'map', 'copy' or 'lazy', got ${JSON.stringify(mode)}`);
+  if (prefetchThreads !== undefined && (!Number.isSafeInteger(prefetchThreads) || prefetchThreads < 1 || prefetchThreads > 64)) throw new RangeError(`expected prefetchThreads to be an integer from 1 to 64, got ${String(prefetchThreads)}`);
+  for (const [name, v] of [['atRecordedAddress', atRecordedAddress], ['verify', verify], ['check', check], ['prefetch', prefetch]] as const) {
     if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`expected ${name} to be a boolean, got ${typeof v}`);
   }
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`expected onProgress to be a function, got ${typeof onProgress}`);
@@ -201,7 +223,7 @@ function checkOptions(options: RestoreOptions): CheckedOptions {
       seen.add(i);
     }
   }
-  return { mode, atRecordedAddress: atRecordedAddress ?? false, regions, onProgress, advise: advice, verify: verify ?? false, check: check ?? true };
+  return { mode, prefetch: prefetch ?? true, prefetchThreads: prefetchThreads ?? 2, atRecordedAddress: atRecordedAddress ?? false, regions, onProgress, advise: advice, verify: verify ?? false, check: check ?? true };
 }
 
 /** Map mode's integrity check: verify() first, its first error thrown. */

@@ -38,6 +38,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("deflateBatch", Napi::Function::New(env, DeflateBatchJs, "deflateBatch"));
   exports.Set("decodeChunk", Napi::Function::New(env, DecodeChunkJs, "decodeChunk"));
   exports.Set("decodeBatch", Napi::Function::New(env, DecodeBatchJs, "decodeBatch"));
+  exports.Set("lazyStart", Napi::Function::New(env, LazyStart, "lazyStart"));
+  exports.Set("lazyStop", Napi::Function::New(env, LazyStop, "lazyStop"));
+  exports.Set("lazyClose", Napi::Function::New(env, LazyClose, "lazyClose"));
+  exports.Set("lazyStats", Napi::Function::New(env, LazyStatsJs, "lazyStats"));
+  exports.Set("lazyProfile", Napi::Function::New(env, LazyProfile, "lazyProfile"));
+  exports.Set("lazyFailure", Napi::Function::New(env, LazyFailureJs, "lazyFailure"));
   // Whether view() buffers escape V8's external-memory accounting (see
   // buffers.h); informational.
   exports.Set("unaccountedViews",

@@ -31,6 +31,14 @@ Napi::Value DecodeChunkJs(const Napi::CallbackInfo& info);
 // batch_decode_js.cc: many chunks decoded on native threads, into place or dropped.
 Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info);
 
+// uffd_js.cc: lazy restore through userfaultfd (uffd.h).
+Napi::Value LazyStart(const Napi::CallbackInfo& info);
+Napi::Value LazyStop(const Napi::CallbackInfo& info);
+Napi::Value LazyClose(const Napi::CallbackInfo& info);
+Napi::Value LazyStatsJs(const Napi::CallbackInfo& info);
+Napi::Value LazyProfile(const Napi::CallbackInfo& info);
+Napi::Value LazyFailureJs(const Napi::CallbackInfo& info);
+
 // write_back.cc: sync_file_range write-back hints.
 Napi::Value WriteBack(const Napi::CallbackInfo& info);
 

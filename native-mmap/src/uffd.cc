@@ -1,0 +1,536 @@
+// See uffd.h. The kernel side, from userfaultfd(2) and ioctl_userfaultfd(2):
+// - UFFDIO_COPY of a range copies page by page; it stops at the first page
+//   already present, returning EEXIST when nothing was copied, or EAGAIN with
+//   `copy` = bytes copied before it. Pages present are never replaced, so a
+//   race between the handler and a prefetch thread over one chunk costs a
+//   skipped page, never a clobbered write.
+// - Unless UFFDIO_COPY_MODE_DONTWAKE, the copy wakes every thread waiting on a
+//   fault in the copied range; a fault message read after its page came in is
+//   answered with UFFDIO_WAKE.
+// - Closing the descriptor unregisters the ranges and wakes every waiter: a
+//   still-missing page would then fill with zeros, so it is closed only once
+//   every chunk is in (or poisoned), or after the memory is unmapped.
+#include "uffd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "scan.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef UFFDIO_POISON
+struct uffdio_poison {
+  struct uffdio_range range;
+  __u64 mode;
+  __s64 updated;
+};
+#define _UFFDIO_POISON (0x08)
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC 0xAA
+#define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)
+#endif
+
+namespace crimg {
+namespace {
+
+constexpr uint8_t kPending = 0;
+constexpr uint8_t kBusy = 1;
+constexpr uint8_t kInstalled = 2;
+constexpr uint8_t kFailed = 3;
+
+// UFFDIO_API on `fd` with `features`; false (errno set) when refused.
+bool Handshake(int fd, uint64_t features) {
+  struct uffdio_api api;
+  memset(&api, 0, sizeof api);
+  api.api = UFFD_API;
+  api.features = features;
+  return ioctl(fd, UFFDIO_API, &api) == 0;
+}
+
+// One way of making the descriptor; -1 with errno.
+int Make(int how) {
+  const int flags = O_CLOEXEC | O_NONBLOCK;
+  if (how == 0) return static_cast<int>(syscall(SYS_userfaultfd, flags));
+  if (how == 2) return static_cast<int>(syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY));
+  int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+  if (dev < 0) return -1;
+  int fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+  int e = errno;
+  close(dev);
+  errno = e;
+  return fd;
+}
+
+std::string ErrnoText(const char* what, int e) {
+  return std::string(what) + ": " + strerror(e);
+}
+
+}  // namespace
+
+UffdOpened OpenUffd() {
+  UffdOpened r;
+  static const char* const kVia[] = {"syscall", "/dev/userfaultfd", "syscall (user mode only)"};
+  for (int how = 0; how < 3; how++) {
+    int fd = Make(how);
+    if (fd < 0) {
+      if (!r.why.empty()) r.why += "; ";
+      r.why += ErrnoText(kVia[how], errno);
+      continue;
+    }
+    // UFFD_FEATURE_POISON where the kernel has it (6.6+); a refused
+    // handshake cannot be repeated on the same descriptor, so make another.
+    bool poison = Handshake(fd, UFFD_FEATURE_POISON);
+    if (!poison) {
+      close(fd);
+      fd = Make(how);
+      if (fd < 0 || !Handshake(fd, 0)) {
+        if (!r.why.empty()) r.why += "; ";
+        r.why += ErrnoText(kVia[how], errno);
+        if (fd >= 0) close(fd);
+        continue;
+      }
+    }
+    r.fd = fd;
+    r.user_mode_only = how == 2;
+    r.poison = poison;
+    r.via = kVia[how];
+    return r;
+  }
+  return r;
+}
+
+LazySession::LazySession(LazyConfig config, bool poison, Done done)
+    : config_(std::move(config)), poison_(poison), done_(std::move(done)) {
+  const size_t n = config_.chunks.size();
+  state_.reset(new std::atomic<uint8_t>[n]);
+  faulted_.reset(new std::atomic<uint8_t>[n]);
+  for (size_t i = 0; i < n; i++) {
+    state_[i].store(kPending);
+    faulted_[i].store(0);
+  }
+  by_dest_.resize(n);
+  for (size_t i = 0; i < n; i++) by_dest_[i] = static_cast<uint32_t>(i);
+  std::sort(by_dest_.begin(), by_dest_.end(), [this](uint32_t a, uint32_t b) {
+    return config_.chunks[a].dest < config_.chunks[b].dest;
+  });
+}
+
+const char* LazySession::Start(LazyConfig config, bool poison, Done done,
+                               std::shared_ptr<LazySession>* out, int* err) {
+  *err = 0;
+  const int uffd = config.uffd;
+  size_t registered = 0;
+  for (const auto& range : config.ranges) {
+    struct uffdio_register reg;
+    memset(&reg, 0, sizeof reg);
+    reg.range.start = range.first;
+    reg.range.len = range.second;
+    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+    if (ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) {
+      *err = errno;
+      break;
+    }
+    registered++;
+  }
+  if (*err != 0) {
+    close(uffd);  // unregisters what was registered
+    return "UFFDIO_REGISTER";
+  }
+  std::shared_ptr<LazySession> s(new LazySession(std::move(config), poison, std::move(done)));
+  s->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->stop_fd_ < 0) {
+    *err = errno;
+    s->Close();
+    return "eventfd";
+  }
+  if (s->config_.chunks.empty()) {
+    s->Settle();
+  }
+  s->handler_ = std::thread([self = s] { self->HandlerLoop(); });
+  if (s->config_.prefetch) {
+    const unsigned threads = std::max(1u, s->config_.prefetch_threads);
+    for (unsigned i = 0; i < threads; i++) {
+      s->prefetchers_.emplace_back([raw = s.get()] { raw->PrefetchLoop(); });
+    }
+  }
+  *out = s;
+  return nullptr;
+}
+
+LazySession::~LazySession() {
+  // The last owner: JS released it (Stop and Close ran) or collected it
+  // after every chunk settled; or the handler thread itself, ending.
+  stop_.store(true);
+  if (stop_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);
+  }
+  for (auto& t : prefetchers_) {
+    if (t.joinable()) t.join();
+  }
+  if (handler_.joinable()) {
+    if (handler_.get_id() == std::this_thread::get_id()) {
+      handler_.detach();
+    } else {
+      handler_.join();
+    }
+  }
+  if (!done_called_.exchange(true)) done_(true);
+  Close();
+}
+
+void LazySession::Stop() {
+  std::lock_guard<std::mutex> lock(join_mu_);
+  stop_.store(true);
+  if (stop_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);
+  }
+  for (auto& t : prefetchers_) {
+    if (t.joinable()) t.join();
+  }
+  if (handler_.joinable() && handler_.get_id() != std::this_thread::get_id()) handler_.join();
+  if (!done_called_.exchange(true)) done_(true);
+}
+
+void LazySession::Close() {
+  if (closed_.exchange(true)) return;
+  if (config_.uffd >= 0 && !uffd_closed_.exchange(true)) close(config_.uffd);
+  if (stop_fd_ >= 0) close(stop_fd_);
+}
+
+LazyStats LazySession::Stats() const {
+  LazyStats s;
+  s.faults = faults_.load();
+  s.fault_installs = fault_installs_.load();
+  s.prefetched = prefetched_.load();
+  s.zero_installs = zero_installs_.load();
+  s.eexist = eexist_.load();
+  s.settled = settled_.load();
+  s.total = config_.chunks.size();
+  s.poison = poison_;
+  return s;
+}
+
+std::vector<uint32_t> LazySession::Profile() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return profile_;
+}
+
+LazyFailure LazySession::FirstFailure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
+}
+
+uint64_t LazySession::Span(const LazyChunk& ch) const {
+  const uint64_t p = config_.page_size;
+  return (static_cast<uint64_t>(ch.plain_len) + p - 1) / p * p;
+}
+
+int64_t LazySession::ChunkAt(uint64_t address) const {
+  auto it = std::upper_bound(by_dest_.begin(), by_dest_.end(), address,
+                             [this](uint64_t a, uint32_t c) { return a < config_.chunks[c].dest; });
+  if (it == by_dest_.begin()) return -1;
+  const uint32_t c = *(it - 1);
+  const LazyChunk& ch = config_.chunks[c];
+  return address < ch.dest + Span(ch) ? static_cast<int64_t>(c) : -1;
+}
+
+void LazySession::HandlerLoop() {
+  const int uffd = config_.uffd;
+  const uint64_t page = config_.page_size;
+  struct pollfd fds[2];
+  fds[0] = {uffd, POLLIN, 0};
+  fds[1] = {stop_fd_, POLLIN, 0};
+  struct uffd_msg msgs[64];
+  while (!stop_.load()) {
+    if (Complete()) break;
+    int n = poll(fds, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents != 0) {
+      uint64_t v;
+      (void)!read(stop_fd_, &v, sizeof v);
+      continue;  // stop_ or Complete(), checked above
+    }
+    if ((fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) break;
+    ssize_t got = read(uffd, msgs, sizeof msgs);
+    if (got < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      break;
+    }
+    const size_t count = static_cast<size_t>(got) / sizeof(struct uffd_msg);
+    for (size_t k = 0; k < count && !stop_.load(); k++) {
+      if (msgs[k].event != UFFD_EVENT_PAGEFAULT) continue;
+      faults_.fetch_add(1, std::memory_order_relaxed);
+      const uint64_t addr = msgs[k].arg.pagefault.address & ~(page - 1);
+      const int64_t c = ChunkAt(addr);
+      if (c < 0) {
+        // Not a chunk's page (none is registered without one): zeros,
+        // as the kernel would give without us.
+        Zero(addr, page);
+        continue;
+      }
+      if (faulted_[c].exchange(1) == 0) {
+        std::lock_guard<std::mutex> lock(mu_);
+        profile_.push_back(static_cast<uint32_t>(c));
+      }
+      Resolve(static_cast<uint32_t>(c), true);
+    }
+  }
+  // Every chunk in (or poisoned): the registration is no longer needed, and
+  // a page dropped later (MADV_DONTNEED) should fill with zeros as any
+  // anonymous page, not wait for a handler that is gone. With a failed chunk
+  // left missing (no poison), the descriptor stays open until release.
+  if (!stop_.load() && Complete()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failure_.code.empty() || poison_) {
+      if (!uffd_closed_.exchange(true)) close(config_.uffd);
+    }
+  }
+}
+
+void LazySession::PrefetchLoop() {
+  const size_t n = config_.order.size();
+  while (!stop_.load(std::memory_order_relaxed)) {
+    const size_t i = next_.fetch_add(1);
+    if (i >= n) break;
+    const uint32_t c = config_.order[i];
+    uint8_t expected = kPending;
+    if (state_[c].compare_exchange_strong(expected, kBusy)) Install(c, false);
+  }
+}
+
+void LazySession::Resolve(uint32_t c, bool by_fault) {
+  uint8_t expected = kPending;
+  if (state_[c].compare_exchange_strong(expected, kBusy)) {
+    Install(c, by_fault);
+    return;
+  }
+  // Busy: its installer's copy (or poison) wakes the waiter. Installed or
+  // failed: the page came in (or was poisoned) before this message was read.
+  if (by_fault && expected != kBusy) {
+    const LazyChunk& ch = config_.chunks[c];
+    struct uffdio_range range;
+    range.start = ch.dest;
+    range.len = Span(ch);
+    ioctl(config_.uffd, UFFDIO_WAKE, &range);
+  }
+}
+
+void LazySession::Install(uint32_t c, bool by_fault) {
+  // Per thread: the decoder's streams and scratch, the stored bytes, the
+  // page-rounded plain bytes handed to UFFDIO_COPY.
+  thread_local ChunkDecoder decoder;
+  thread_local std::vector<uint8_t> in, out;
+  const LazyChunk& ch = config_.chunks[c];
+  const uint64_t span = Span(ch);
+  if (const char* problem = ChunkFormProblem(ch.flags, ch.stored_len, ch.plain_len,
+                                             config_.contexts.empty() ? 0 : config_.contexts[0].codec,
+                                             config_.contexts.empty() ? 0 : config_.contexts[0].cipher, ch.checksum)) {
+    Fail(c, "CORRUPT_INDEX", std::string(problem) + "; the chunk table is damaged, verify the image");
+    return;
+  }
+  if (!(ch.flags & kChunkZero) &&
+      (ch.offset < config_.data_start || ch.offset > config_.data_end || ch.stored_len > config_.data_end - ch.offset)) {
+    Fail(c, "CORRUPT_INDEX", "the chunk's stored bytes lie outside the data area; the chunk table is damaged, verify the image");
+    return;
+  }
+  // Counted before the pages go in: the woken thread may read the counters at once.
+  (by_fault ? fault_installs_ : prefetched_).fetch_add(1, std::memory_order_relaxed);
+  if (ch.flags & kChunkZero) {
+    zero_installs_.fetch_add(1, std::memory_order_relaxed);
+    Zero(ch.dest, span);
+  } else {
+    if (ch.source >= config_.sources.size() || ch.context >= config_.contexts.size()) {
+      Fail(c, "INVALID_ARGUMENT", "no source or key for this chunk");
+      return;
+    }
+    const LazySource& src = config_.sources[ch.source];
+    out.resize(span);
+    // A raw unencrypted chunk is read straight into the page buffer and
+    // checked there; others are read, then checked and decoded into it.
+    const bool direct = (ch.flags & (kChunkRaw | kChunkEncrypted)) == kChunkRaw && ch.stored_len == ch.plain_len;
+    if (!direct) in.resize(ch.stored_len);
+    uint8_t* dst = direct ? out.data() : in.data();
+    const char* failed = nullptr;
+    if (src.fd >= 0) {
+      size_t done = 0;
+      while (done < ch.stored_len) {
+        ssize_t r = pread(src.fd, dst + done, ch.stored_len - done, static_cast<off_t>(ch.offset + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+          failed = strerror(errno);
+          break;
+        }
+        if (r == 0) {
+          failed = "the file ends before the chunk's stored bytes";
+          break;
+        }
+        done += static_cast<size_t>(r);
+      }
+    } else if (src.read) {
+      failed = src.read(ch.offset, ch.stored_len, dst, stop_);
+    } else {
+      failed = "the source has no reader";
+    }
+    if (failed != nullptr) {
+      Fail(c, "IO_ERROR", std::string("cannot read the chunk's stored bytes: ") + failed);
+      return;
+    }
+    if (direct) {
+      if (Xxh64(dst, ch.stored_len, 0) != ch.checksum) {
+        memset(dst, 0, ch.stored_len);
+        Fail(c, "CORRUPT_CHUNK", "checksum of the stored bytes does not match the chunk table");
+        return;
+      }
+    } else {
+      const LazyContext& ctx = config_.contexts[ch.context];
+      ChunkImage image;
+      image.codec = ctx.codec;
+      image.cipher = ctx.cipher;
+      image.chunk_size = ctx.chunk_size;
+      image.data_key = ctx.cipher != 0 ? ctx.key : nullptr;
+      image.image_id = ctx.image_id;
+      image.header_hash = ctx.header_hash;
+      ChunkRecord rec;
+      rec.number = ch.number;
+      rec.region = ch.region;
+      rec.address = ch.address;
+      rec.last = ch.last;
+      rec.plain_length = ch.plain_len;
+      rec.stored_length = ch.stored_len;
+      rec.flags = ch.flags;
+      rec.checksum = ch.checksum;
+      ChunkResult r = decoder.Decode(image, rec, dst, out.data());
+      if (r.status != ChunkStatus::kOk) {
+        Fail(c, r.code(), r.message);
+        return;
+      }
+    }
+    if (span > ch.plain_len) memset(out.data() + ch.plain_len, 0, span - ch.plain_len);
+    // False only when the memory went away (release): nothing left to do.
+    Copy(ch.dest, out.data(), span);
+  }
+  state_[c].store(kInstalled);
+  Settle();
+}
+
+bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {
+  const uint64_t page = config_.page_size;
+  uint64_t done = 0;
+  int spins = 0;
+  while (done < length) {
+    struct uffdio_copy cp;
+    memset(&cp, 0, sizeof cp);
+    cp.dst = dest + done;
+    cp.src = reinterpret_cast<uint64_t>(src + done);
+    cp.len = length - done;
+    if (ioctl(config_.uffd, UFFDIO_COPY, &cp) == 0) return true;
+    const int e = errno;
+    if (cp.copy > 0) done += static_cast<uint64_t>(cp.copy);
+    if (e == EEXIST) {
+      eexist_.fetch_add(1, std::memory_order_relaxed);
+      done += page;
+    } else if (e == EAGAIN) {
+      // Copied part (and stopped at a present page, met next time), or the
+      // address space changing under us: try again, a bounded number of times.
+      if (cp.copy <= 0 && ++spins > 1000) return false;
+      if (cp.copy <= 0) std::this_thread::yield();
+    } else {
+      return false;  // ENOENT, ESRCH, EINVAL: unregistered or unmapped
+    }
+  }
+  return true;
+}
+
+bool LazySession::Zero(uint64_t dest, uint64_t length) {
+  const uint64_t page = config_.page_size;
+  uint64_t done = 0;
+  int spins = 0;
+  while (done < length) {
+    struct uffdio_zeropage zp;
+    memset(&zp, 0, sizeof zp);
+    zp.range.start = dest + done;
+    zp.range.len = length - done;
+    if (ioctl(config_.uffd, UFFDIO_ZEROPAGE, &zp) == 0) return true;
+    const int e = errno;
+    if (zp.zeropage > 0) done += static_cast<uint64_t>(zp.zeropage);
+    if (e == EEXIST) {
+      eexist_.fetch_add(1, std::memory_order_relaxed);
+      done += page;
+    } else if (e == EAGAIN) {
+      if (zp.zeropage <= 0 && ++spins > 1000) return false;
+      if (zp.zeropage <= 0) std::this_thread::yield();
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+void LazySession::Fail(uint32_t c, const char* code, std::string detail) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failure_.code.empty()) {
+      failure_.code = code;
+      failure_.chunk = c;
+      failure_.detail = std::move(detail);
+    }
+  }
+  const LazyChunk& ch = config_.chunks[c];
+  if (poison_) {
+    // Any access to these pages from now on is a SIGBUS; a thread waiting
+    // on one is woken into it.
+    const uint64_t page = config_.page_size;
+    const uint64_t span = Span(ch);
+    uint64_t done = 0;
+    while (done < span) {
+      struct uffdio_poison p;
+      memset(&p, 0, sizeof p);
+      p.range.start = ch.dest + done;
+      p.range.len = span - done;
+      if (ioctl(config_.uffd, UFFDIO_POISON, &p) == 0) break;
+      const int e = errno;
+      if (p.updated > 0) done += static_cast<uint64_t>(p.updated);
+      if (e == EEXIST) {
+        done += page;
+      } else if (e != EAGAIN) {
+        break;
+      }
+    }
+  }
+  state_[c].store(kFailed);
+  Settle();
+}
+
+void LazySession::Settle() {
+  const size_t total = config_.chunks.size();
+  const size_t n = total == 0 ? 0 : settled_.fetch_add(1) + 1;
+  if (n != total) return;
+  if (!done_called_.exchange(true)) done_(false);
+  if (stop_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(stop_fd_, &one, sizeof one);  // the handler ends
+  }
+}
+
+}  // namespace crimg

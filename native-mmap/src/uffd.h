@@ -1,0 +1,185 @@
+// Lazy restore through userfaultfd (restore/_lazy.ts): the memory of a
+// restore is registered for MISSING faults; a handler thread resolves each
+// fault by decoding the whole chunk that holds it and installing it with one
+// UFFDIO_COPY (UFFDIO_ZEROPAGE for a zero chunk), and prefetch threads install
+// the other chunks, a hot list first, then in image order. No JavaScript runs
+// per fault or per chunk read from a file.
+//
+// Never unverified bytes: a chunk is installed only after its checksum (and
+// tag, and exact decoding) passed; a chunk that fails is not installed, its
+// pages are poisoned (UFFDIO_POISON: any access is a SIGBUS, as a read error
+// under a file mapping) where the kernel offers it, else left missing with the
+// descriptor kept open, so a thread touching them waits until release.
+//
+// No N-API in this layer (uffd_js.cc binds it).
+#ifndef CRIMG_UFFD_H_
+#define CRIMG_UFFD_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chunk_decode.h"
+
+namespace crimg {
+
+
+// One chunk to install.
+struct LazyChunk {
+  uint64_t dest;        // where its first byte goes (in the restore's memory)
+  uint64_t address;     // its recorded address (associated data of a sealed chunk)
+  uint64_t offset;      // file offset of its stored bytes
+  uint64_t checksum;    // XXH64 of the stored bytes
+  uint64_t number;      // its number in its image's chunk table (nonce)
+  uint32_t plain_len;
+  uint32_t stored_len;
+  uint32_t region;      // its region number (associated data)
+  uint16_t flags;       // kChunk* bits (chunk_decode.h)
+  bool last;            // its region's last chunk (associated data)
+  uint16_t source;      // index into LazyConfig::sources
+  uint16_t context;     // index into LazyConfig::contexts
+};
+
+// How the chunks of one image are decoded: codec, cipher and key.
+struct LazyContext {
+  int codec = 0;   // 0 none, 1 deflate, 2 zstd
+  int cipher = 0;  // 0 none, 1 AES-256-GCM, 2 ChaCha20-Poly1305
+  uint32_t chunk_size = 0;
+  uint8_t key[32] = {};  // the data key Kd (section 7.2)
+  uint8_t image_id[16] = {};
+  uint8_t header_hash[32] = {};
+};
+
+// Reads `length` bytes at `offset` into `out`; nullptr or what failed.
+// A file source is a pread on `fd`; another source calls `read` (a JS
+// callback through a thread-safe function, see uffd_js.cc).
+struct LazySource {
+  int fd = -1;
+  std::function<const char*(uint64_t offset, size_t length, uint8_t* out, const std::atomic<bool>& stop)> read;
+};
+
+// Why a chunk was not installed: a CrimgError code (CORRUPT_CHUNK,
+// AUTH_FAILED, CORRUPT_INDEX, IO_ERROR, ...) and what happened.
+struct LazyFailure {
+  std::string code;     // empty: no failure
+  uint32_t chunk = 0;   // index into LazyConfig::chunks
+  std::string detail;   // no key material, no plaintext
+};
+
+struct LazyConfig {
+  int uffd = -1;                        // from OpenUffd, owned from here on
+  size_t page_size = 4096;
+  bool user_mode_only = false;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [start, length) registered
+  std::vector<LazyChunk> chunks;
+  std::vector<uint32_t> order;          // prefetch order (indices into chunks)
+  bool prefetch = true;
+  unsigned prefetch_threads = 2;
+  std::vector<LazySource> sources;
+  std::vector<LazyContext> contexts;
+  // The data area: a stored chunk outside it is CORRUPT_INDEX (section 5).
+  uint64_t data_start = 0;
+  uint64_t data_end = 0;
+};
+
+// Statistics, for accessProfile() and the bench.
+struct LazyStats {
+  uint64_t faults = 0;          // fault messages read by the handler
+  uint64_t fault_installs = 0;  // chunks installed by the handler for a fault
+  uint64_t prefetched = 0;      // chunks installed by prefetch threads
+  uint64_t zero_installs = 0;   // zero chunks (UFFDIO_ZEROPAGE)
+  uint64_t eexist = 0;          // pages found present while installing
+  uint64_t settled = 0;         // chunks installed or failed
+  uint64_t total = 0;
+  bool poison = false;          // UFFDIO_POISON in use for failed chunks
+};
+
+// userfaultfd(2), trying in order: the syscall; the syscall with
+// UFFD_USER_MODE_ONLY (allowed without privilege when the sysctl
+// vm.unprivileged_userfaultfd is 0); /dev/userfaultfd (USERFAULTFD_IOC_NEW,
+// for a process allowed to open it where a seccomp filter forbids the
+// syscall). Then UFFDIO_API with UFFD_FEATURE_POISON when the kernel has it.
+// Returns the descriptor or -1 with `why` saying what each attempt met.
+struct UffdOpened {
+  int fd = -1;
+  bool user_mode_only = false;
+  bool poison = false;
+  const char* via = "";  // "syscall", "syscall (user mode only)", "/dev/userfaultfd"
+  std::string why;       // when fd < 0
+};
+UffdOpened OpenUffd();
+
+class LazySession : public std::enable_shared_from_this<LazySession> {
+ public:
+  // `done` runs once, on some thread, when every chunk is settled (installed
+  // or failed), or when the session is stopped first (stopped = true).
+  using Done = std::function<void(bool stopped)>;
+
+  // Registers the ranges and starts the threads; nullptr or what failed
+  // (then nothing is left registered and the descriptor is closed).
+  static const char* Start(LazyConfig config, bool poison, Done done,
+                           std::shared_ptr<LazySession>* out, int* err);
+
+  ~LazySession();
+
+  // Stops and joins the threads (each finishes the chunk in hand). The
+  // descriptor stays open: the caller unmaps the memory, then Close().
+  void Stop();
+  // Closes the descriptors (a thread still waiting on a fault then retries:
+  // on unmapped memory a SIGSEGV, or EFAULT for a system call).
+  void Close();
+
+  LazyStats Stats() const;
+  // Chunk indices in the order their first fault reached the handler.
+  std::vector<uint32_t> Profile() const;
+  LazyFailure FirstFailure() const;
+  uint64_t ChunkNumber(uint32_t c) const { return config_.chunks[c].number; }
+  bool Complete() const { return settled_.load() == config_.chunks.size(); }
+
+ private:
+  explicit LazySession(LazyConfig config, bool poison, Done done);
+  void HandlerLoop();
+  void PrefetchLoop();
+  // Installs chunk c unless another thread has it; by_fault: for a fault.
+  void Resolve(uint32_t c, bool by_fault);
+  void Install(uint32_t c, bool by_fault);
+  bool Copy(uint64_t dest, const uint8_t* src, uint64_t length);
+  bool Zero(uint64_t dest, uint64_t length);
+  void Fail(uint32_t c, const char* code, std::string detail);
+  void Settle();
+  int64_t ChunkAt(uint64_t address) const;
+  uint64_t Span(const LazyChunk& ch) const;
+
+  LazyConfig config_;
+  bool poison_;
+  Done done_;
+  std::vector<uint32_t> by_dest_;
+  std::unique_ptr<std::atomic<uint8_t>[]> state_;
+  std::unique_ptr<std::atomic<uint8_t>[]> faulted_;
+  std::atomic<size_t> next_{0};
+  std::atomic<size_t> settled_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> done_called_{false};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> uffd_closed_{false};
+  int stop_fd_ = -1;
+  std::thread handler_;
+  std::vector<std::thread> prefetchers_;
+  mutable std::mutex mu_;  // profile_, failure_
+  std::vector<uint32_t> profile_;
+  LazyFailure failure_;
+  std::atomic<uint64_t> faults_{0}, fault_installs_{0}, prefetched_{0}, zero_installs_{0}, eexist_{0};
+  std::mutex join_mu_;
+};
+
+}  // namespace crimg
+
+#endif  // CRIMG_UFFD_H_

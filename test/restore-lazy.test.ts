@@ -1,0 +1,290 @@
+/**
+ * Lazy restore (restore/_lazy.ts, native-mmap/src/uffd.cc): bytes exact in every suite, the
+ * recorded protections once done, the first-fault profile, a corrupt chunk never reaching
+ * memory, release while faults are pending, two restores at once, and the fallbacks (user-mode
+ * only as nobody, copy when no userfaultfd can be had, /dev/userfaultfd under a seccomp filter).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, openSync, closeSync, write, writeFileSync, realpathSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ImageWriter, openImage } from '../index.js';
+import { readMaps } from '../restore/_maps.js';
+import { LAYOUT, regionBytes, writeFixture, freeBase } from './restore-fixture.js';
+import { flipByte, memoryLike, tempDir } from './helpers.js';
+import { requireNative } from './native-fixture.js';
+
+requireNative();
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const KEY = new Uint8Array(32).fill(7);
+const t = tempDir();
+const SUITES = [
+  { name: 'raw', options: {} },
+  { name: 'deflate:1', options: { compress: 'deflate:1' } },
+  { name: 'zstd:1 + chacha20-poly1305', options: { compress: 'zstd:1', encrypt: 'chacha20-poly1305', key: KEY } },
+  { name: 'deflate:6 + aes-256-gcm', options: { compress: 'deflate:6', encrypt: 'aes-256-gcm', key: KEY } },
+] as const;
+
+afterAll(() => t.cleanup());
+
+describe.each(SUITES)('lazy restore of the fixture, $name', ({ name, options }) => {
+  test('returns lazily, every readable region byte-exact, recorded protections once done', async () => {
+    const file = t.path(`${name.replace(/\W+/g, '_')}.img`);
+    await writeFixture(file, freeBase(), options as never);
+    const image = await openImage(file, 'key' in options ? { key: KEY } : {});
+    const r = await image.restore({ mode: 'lazy' });
+    try {
+      expect(r.mode).toBe('lazy');
+      expect(r.reason).toBeUndefined();
+      for (const [i, l] of LAYOUT.entries()) {
+        const e = r.regions[i]!;
+        if (l.gap !== undefined || !l.prot.startsWith('r')) {
+          expect(e.memory).toBeUndefined();
+          continue;
+        }
+        expect(Buffer.from(e.memory!).equals(regionBytes(l, i))).toBe(true);
+      }
+      await r.done;
+      const maps = readMaps();
+      const code = r.regions[2]!;
+      expect(maps.find((m) => m.start <= code.address && code.address < m.end)!.perms).toBe('r-xp');
+      const none = r.regions[3]!;
+      expect(maps.find((m) => m.start <= none.address && none.address < m.end)!.perms).toBe('---p');
+      expect(r.lazyStats()!.settled).toBe(r.lazyStats()!.total);
+    } finally {
+      r.release();
+      await image.close();
+    }
+  });
+});
+
+describe('lazy restore of a memory-like image', () => {
+  const file = t.path('big.img');
+  const data = memoryLike(2048, 17); // 8 MiB
+  beforeAll(async () => {
+    const w = await ImageWriter.create(file, { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key: KEY, chunkSize: 65536 });
+    await w.addRegion({ address: 0x200000000n, data, prot: 'rw-', kind: 'heap', name: 'heap' });
+    await w.finish();
+  });
+
+  test('without prefetch, the access profile lists chunks in first-touch order and only touched chunks fault', async () => {
+    const image = await openImage(file, { key: KEY });
+    const r = await image.restore({ mode: 'lazy', prefetch: false });
+    try {
+      const m = new Uint8Array(r.regions[0]!.memory!);
+      const order = [37, 3, 100, 64, 3, 37, 127];
+      for (const c of order) expect(m[c * 65536 + 100]).toBe(data[c * 65536 + 100]);
+      expect(r.accessProfile()).toEqual([37, 3, 100, 64, 127]);
+      const s = r.lazyStats()!;
+      expect(s.faultInstalls).toBe(5);
+      expect(s.prefetched).toBe(0);
+      // done waits for every chunk; release first rejects it with the reason.
+      r.release();
+      await expect(r.done).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/released before every chunk/) });
+    } finally {
+      r.release();
+      await image.close();
+    }
+  });
+
+  test('release while kernel-mode faults are pending: the process lives on, the writes finish or fail with EFAULT', async () => {
+    const image = await openImage(file, { key: KEY });
+    const r = await image.restore({ mode: 'lazy', prefetch: false });
+    const m = new Uint8Array(r.regions[0]!.memory!);
+    // write(2) from untouched pages: the libuv threads fault in the kernel and wait on the handler.
+    const writes = [0, 1, 2, 3].map((k) => new Promise<string>((resolve) => {
+      const fd = openSync(t.path(`w${k}`), 'w');
+      write(fd, m.subarray(k * 2 << 20, (k * 2 + 2) << 20), (e) => {
+        closeSync(fd);
+        resolve(e ? e.code ?? String(e) : 'ok');
+      });
+    }));
+    r.release();
+    const outcomes = await Promise.all(writes);
+    for (const o of outcomes) expect(['ok', 'EFAULT']).toContain(o);
+    await expect(r.done).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await image.close();
+  });
+
+  test('twice in one process, at once: both byte-exact, each with its own handler', async () => {
+    const image = await openImage(file, { key: KEY });
+    const [a, b] = await Promise.all([image.restore({ mode: 'lazy' }), image.restore({ mode: 'lazy' })]);
+    try {
+      expect(Buffer.from(a.regions[0]!.memory!).equals(data)).toBe(true);
+      expect(Buffer.from(b.regions[0]!.memory!).equals(data)).toBe(true);
+      await Promise.all([a.done, b.done]);
+    } finally {
+      a.release();
+      b.release();
+      await image.close();
+    }
+  });
+
+  test('the default mode is lazy', async () => {
+    const image = await openImage(file, { key: KEY });
+    const r = await image.restore();
+    try {
+      expect(r.mode).toBe('lazy');
+      await r.done;
+      expect(Buffer.from(r.regions[0]!.memory!).equals(data)).toBe(true);
+    } finally {
+      r.release();
+      await image.close();
+    }
+  });
+});
+
+/** Runs `script` (ESM, importing the built library) in a child, optionally as nobody and/or under a seccomp filter. */
+function child(script: string, opts: { nobody?: boolean; seccomp?: boolean } = {}): { status: number | null; signal: string | null; stdout: string; stderr: string } {
+  const file = t.path(`child-${Math.random().toString(36).slice(2)}.mjs`);
+  writeFileSync(file, script.replaceAll('@LIB@', path.join(ROOT, 'build', 'index.js')));
+  chmodSync(file, 0o644);
+  let cmd = process.execPath;
+  let args = [file];
+  if (opts.seccomp) {
+    args = [cmd, ...args];
+    cmd = seccompLauncher();
+  }
+  if (opts.nobody) {
+    args = ['--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--', cmd, ...args];
+    cmd = 'setpriv';
+  }
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+let launcher: string | undefined;
+/** A tiny launcher that makes userfaultfd(2) fail with EPERM (seccomp, as Docker's default profile does), then execs its arguments. */
+function seccompLauncher(): string {
+  if (launcher) return launcher;
+  const src = t.path('nouffd.c');
+  writeFileSync(src, `#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char** argv) {
+  struct sock_filter f[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_userfaultfd, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = { sizeof f / sizeof f[0], f };
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) { perror("seccomp"); return 99; }
+  execv(argv[1], argv + 1);
+  perror("execv");
+  return 98;
+}
+`);
+  launcher = t.path('nouffd');
+  execFileSync('cc', ['-O1', '-o', launcher, src]);
+  chmodSync(launcher, 0o755);
+  return launcher;
+}
+
+describe('a corrupt chunk never reaches memory, and the fallbacks', () => {
+  let file: string;
+  const data = memoryLike(256, 5); // 1 MiB, 16 chunks of 64 KiB
+  let firstStored = 0;
+  beforeAll(async () => {
+    const dir = realpathSync(t.dir);
+    chmodSync(dir, 0o755);
+    file = path.join(dir, 'shared.img');
+    const w = await ImageWriter.create(file, { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key: KEY, chunkSize: 65536 });
+    await w.addRegion({ address: 0x300000000n, data, prot: 'r--', kind: 'heap', name: 'heap' });
+    await w.finish();
+    chmodSync(file, 0o644);
+    const image = await openImage(file, { key: KEY });
+    const table = await image.chunkTable();
+    for (let c = 0; c < 16 && firstStored === 0; c++) {
+      const rec = table.get(c, 65536);
+      if (rec.storedLength > 0 && c >= 2) firstStored = c;
+    }
+    await image.close();
+  });
+
+  const KEYHEX = Buffer.from(KEY).toString('hex');
+  const restoreScript = (body: string, img = () => file): string => `
+import { openImage } from '@LIB@';
+import { writeSync, openSync } from 'node:fs';
+const image = await openImage(${JSON.stringify(img())}, { key: Buffer.from('${KEYHEX}', 'hex') });
+${body}
+`;
+
+  test('corrupt chunk: done rejects naming it, the other chunks are exact, and a touch of its pages is a SIGBUS', async () => {
+    const bad = t.path('bad.img');
+    await fsp.copyFile(file, bad);
+    const image = await openImage(bad, { key: KEY });
+    const rec = (await image.chunkTable()).get(firstStored, 65536);
+    await image.close();
+    flipByte(bad, rec.offset + 10);
+    chmodSync(bad, 0o644);
+    const img2 = await openImage(bad, { key: KEY });
+    const r = await img2.restore({ mode: 'lazy' });
+    await expect(r.done).rejects.toMatchObject({ code: 'CORRUPT_CHUNK', chunk: firstStored, message: expect.stringMatching(/installed nothing/) });
+    const m = new Uint8Array(r.regions[0]!.memory!);
+    for (let c = 0; c < 16; c++) {
+      if (c === firstStored) continue;
+      expect(Buffer.from(m.subarray(c * 65536, (c + 1) * 65536)).equals(data.subarray(c * 65536, (c + 1) * 65536))).toBe(true);
+    }
+    r.release();
+    await img2.close();
+    // In a child: touching the failed chunk is a SIGBUS, never its bytes.
+    const out = child(restoreScript(`
+const r = await image.restore({ mode: 'lazy' });
+await r.done.catch((e) => console.log('done', e.code));
+console.log('touching');
+console.log('got', new Uint8Array(r.regions[0].memory)[${firstStored} * 65536 + 10]);
+`, () => bad));
+    expect(out.stdout).toContain('done CORRUPT_CHUNK');
+    expect(out.stdout).toContain('touching');
+    expect(out.stdout).not.toContain('got');
+    expect(out.signal).toBe('SIGBUS');
+  });
+
+  test('as nobody (vm.unprivileged_userfaultfd=0): user-mode-only lazy restore; write(2) from a page not yet in place fails with EFAULT', () => {
+    const out = child(restoreScript(`
+const r = await image.restore({ mode: 'lazy', prefetch: false });
+console.log(JSON.stringify({ mode: r.mode, reason: r.reason }));
+const m = new Uint8Array(r.regions[0].memory);
+const fd = openSync('/dev/null', 'w');
+try { writeSync(fd, m.subarray(5 * 65536, 6 * 65536)); console.log('write ok'); } catch (e) { console.log('write', e.code); }
+console.log('byte', m[5 * 65536 + 1]);
+try { writeSync(fd, m.subarray(5 * 65536, 6 * 65536)); console.log('write after touch ok'); } catch (e) { console.log('write after touch', e.code); }
+r.release();
+`), { nobody: true });
+    expect(out.stderr).toBe('');
+    const info = JSON.parse(out.stdout.split('\n')[0]!);
+    expect(info.mode).toBe('lazy');
+    expect(info.reason).toMatch(/user mode only.*EFAULT/);
+    expect(out.stdout).toContain(`byte ${data[5 * 65536 + 1]}`);
+    expect(out.stdout).toContain('write EFAULT');
+    expect(out.stdout).toContain('write after touch ok');
+    expect(out.status).toBe(0);
+  });
+
+  test('with userfaultfd(2) forbidden (seccomp): as root through /dev/userfaultfd; as nobody copy mode, saying why', () => {
+    const script = restoreScript(`
+const r = await image.restore();
+await r.done;
+console.log(JSON.stringify({ mode: r.mode, reason: r.reason, ok: Buffer.from(r.regions[0].memory).subarray(0, 8).toString('hex') }));
+r.release();
+`);
+    const first = data.subarray(0, 8).toString('hex');
+    const root = child(script, { seccomp: true });
+    expect(root.stderr).toBe('');
+    expect(JSON.parse(root.stdout)).toEqual({ mode: 'lazy', ok: first });
+    const nobody = child(script, { seccomp: true, nobody: true });
+    expect(nobody.stderr).toBe('');
+    const info = JSON.parse(nobody.stdout);
+    expect(info.mode).toBe('copy');
+    expect(info.ok).toBe(first);
+    expect(info.reason).toMatch(/lazy restore is not possible: userfaultfd is not available \(syscall: Operation not permitted; \/dev\/userfaultfd: Permission denied; syscall \(user mode only\): Operation not permitted\)/);
+  });
+});
