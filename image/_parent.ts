@@ -202,22 +202,58 @@ export function checkParentChunk(parent: ChainImage, address: bigint, plain: num
   });
 }
 
-/** One IN_PARENT piece of a read: `length` bytes at `address` into `dst` of the output. */
+/** One IN_PARENT piece of a read: bytes `[from, from + length)` of the chunk at `chunk` into `dst` of the output. */
 export interface ParentPiece {
-  address: bigint;
+  /** Address of the chunk's first byte, its plain length, its number and its region's. */
+  chunk: bigint;
+  plain: number;
+  number: number;
+  region: number;
+  from: number;
   length: number;
   dst: number;
 }
 
-/** Consecutive pieces (adjacent in memory and in the output) merged, so the parent reads runs. */
-export function mergePieces(pieces: readonly ParentPiece[]): ParentPiece[] {
-  const out: ParentPiece[] = [];
+/**
+ * Fills `out` at each piece's `dst` with the parent's bytes at the same addresses: every chunk
+ * checked against the parent's chunks first ({@link checkParentChunk}), then consecutive pieces
+ * (adjacent in memory and in `out`) read as one run.
+ * @throws CrimgError CORRUPT_INDEX, and what reading the parent throws
+ */
+export async function readFromParent(parent: ChainImage & { readInto(address: bigint, out: Uint8Array, o: { zeroFilled?: boolean }): Promise<void> }, pieces: readonly ParentPiece[], out: Uint8Array, options: { zeroFilled?: boolean }): Promise<void> {
+  const runs: { address: bigint; length: number; dst: number }[] = [];
   for (const p of pieces) {
-    const last = out[out.length - 1];
-    if (last && last.address + BigInt(last.length) === p.address && last.dst + last.length === p.dst && last.length + p.length <= 2 ** 30) last.length += p.length;
-    else out.push({ ...p });
+    checkParentChunk(parent, p.chunk, p.plain, p.number, p.region);
+    const address = p.chunk + BigInt(p.from);
+    const last = runs[runs.length - 1];
+    if (last && last.address + BigInt(last.length) === address && last.dst + last.length === p.dst && last.length + p.length <= 2 ** 30) last.length += p.length;
+    else runs.push({ address, length: p.length, dst: p.dst });
   }
-  return out;
+  for (const r of runs) await parent.readInto(r.address, out.subarray(r.dst, r.dst + r.length), options);
+}
+
+/** What a reader was opened with, as {@link parentLinkOf} needs it. */
+interface LinkParts {
+  readonly validation: { readonly parent?: ParentRecord };
+  readonly header: { readonly pageSize: number; readonly chunkSize: number };
+  readonly options?: { parent?: ParentInput; key?: KeyInput };
+  readonly path?: string;
+}
+
+/**
+ * The parent link of an image being opened (null for a standalone image): the parent is opened
+ * with the child's options, its own key (default the child's) and its own parent.
+ */
+export function parentLinkOf<T extends ChainImage, O extends { parent?: ParentInput; key?: KeyInput }>(parts: LinkParts & { readonly options?: O }, open: (input: SourceInput, options: O) => Promise<T>): ParentLink<T> | null {
+  const rec = parts.validation.parent;
+  if (rec === undefined) return null;
+  const o = parts.options ?? ({} as O);
+  return new ParentLink<T>(rec, o.parent, parts.path, o.key, (input, key, parent) => {
+    const options: O = { ...o, key, parent };
+    if (key === undefined) delete options.key;
+    if (parent === undefined) delete options.parent;
+    return open(input, options);
+  }, { pageSize: parts.header.pageSize, chunkSize: parts.header.chunkSize });
 }
 
 /** Chunks of a child image by form, counted from its chunk table (IN_PARENT vs its own). */

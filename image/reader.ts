@@ -22,7 +22,7 @@ import { openParts, type ImageParts, type OpenOptions } from './_open.js';
 import { coalesceRuns } from './_runs.js';
 import { verifyImage, type VerifyOptions, type VerifyReport } from './verify.js';
 import { chunkStats, type ChunkStats } from './stats.js';
-import { ParentLink, checkParentChunk, mergePieces, type ParentPiece } from './_parent.js';
+import { parentLinkOf, readFromParent, type ParentLink, type ParentPiece } from './_parent.js';
 import { verifyChain } from './_parent-verify.js';
 
 export type { ImageParts, OpenOptions } from './_open.js';
@@ -121,14 +121,7 @@ export class ImageReader {
     this.decoder = parts.decoder;
     this.release = parts.release;
     this.dataStart = parts.dataStart;
-    const rec = parts.validation.parent;
-    const o = parts.options ?? {};
-    this.parentLink = rec === undefined ? null : new ParentLink<ImageReader>(rec, o.parent, parts.path, o.key, (input, key, parent) => {
-      const options: OpenOptions = { ...o, key, parent };
-      if (key === undefined) delete options.key;
-      if (parent === undefined) delete options.parent;
-      return openReader(input, options);
-    }, { pageSize: parts.header.pageSize, chunkSize: parts.header.chunkSize });
+    this.parentLink = parentLinkOf(parts, (input, options) => openReader(input, options));
   }
 
   /** True for a child image (required feature PARENT, section 8.3): some chunks are its parent's. */
@@ -332,7 +325,7 @@ export class ImageReader {
     const inParent: ParentPiece[] = [];
     for (const p of plan) {
       if (p.rec.flags & CHUNK_IN_PARENT) {
-        inParent.push({ address: p.region.address + BigInt(p.j) * cs + BigInt(p.from), length: p.to - p.from, dst: p.dst });
+        inParent.push({ chunk: p.region.address + BigInt(p.j) * cs, plain: this.plainLength(p.region, p.j), number: p.number, region: p.region.index, from: p.from, length: p.to - p.from, dst: p.dst });
       } else if (p.rec.flags & CHUNK_ZERO) {
         if (!options.zeroFilled) out.fill(0, p.dst, p.dst + (p.to - p.from));
       } else {
@@ -353,16 +346,8 @@ export class ImageReader {
       batch.forEach((b, m) => out.set(decoded.plains[m]!.subarray(b.from, b.to), b.dst));
       decoded.release();
     }
-    if (inParent.length > 0) {
-      // Section 8.3: the parent's bytes at the same addresses, from a parent checked first.
-      const parent = (await this.parent())!;
-      for (const p of plan) {
-        if (p.rec.flags & CHUNK_IN_PARENT) checkParentChunk(parent, p.region.address + BigInt(p.j) * cs, this.plainLength(p.region, p.j), p.number, p.region.index);
-      }
-      for (const piece of mergePieces(inParent)) {
-        await parent.readInto(piece.address, out.subarray(piece.dst, piece.dst + piece.length), options);
-      }
-    }
+    // Section 8.3: the parent's bytes at the same addresses, from a parent checked first.
+    if (inParent.length > 0) await readFromParent((await this.parent())!, inParent, out, options);
   }
 
   /**
