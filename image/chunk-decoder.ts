@@ -34,6 +34,8 @@ export interface ChunkDecoder {
    * per worker, each group one message. Resolves with each chunk's plain bytes, in order.
    */
   decodeMany(stored: Uint8Array, items: { ctx: DecodeContext; start: number; length: number }[]): Promise<DecodedRun>;
+  /** `Kd` and `H` (sections 7.2, 7.3) for the native batch decoder; null without cipher or key. */
+  chunkKeys(): { dataKey: Uint8Array; headerHash: Uint8Array } | null;
   /** Opens a sealed index section (identity without a cipher). `base` is its file offset. */
   openIndex(domain: 1 | 2, count: bigint, stored: Uint8Array, base: number): Uint8Array;
   close(): Promise<void>;
@@ -160,6 +162,10 @@ class CodecDecoder implements ChunkDecoder {
 
   private free(b: SharedArrayBuffer): void {
     if (this.shared.length < 16) this.shared.push(b); // a few batches' worth; the rest is dropped
+  }
+
+  chunkKeys(): { dataKey: Uint8Array; headerHash: Uint8Array } | null {
+    return this.keys ? { dataKey: this.keys.dataKey, headerHash: this.h } : null;
   }
 
   openIndex(domain: 1 | 2, count: bigint, stored: Uint8Array, base: number): Uint8Array {

@@ -396,6 +396,14 @@ export class ImageReader {
     };
   }
 
+  /**
+   * `Kd` and `H` of an encrypted image opened with its key, for the native batch decoder
+   * (image/_native-batch.ts); null without cipher or key. Never logged or shown.
+   */
+  chunkKeys(): { dataKey: Uint8Array; headerHash: Uint8Array } | null {
+    return this.decoder?.chunkKeys() ?? null;
+  }
+
   /** Decodes one chunk's stored bytes, checking its checksum (and tag). */
   async decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array): Promise<Uint8Array> {
     if (this.closed) throw closedError('decodeChunk');

@@ -13,6 +13,7 @@ import type { ChunkRecord, ChunkTable, Region } from '../format/index-table.js';
 import type { RandomAccessSource } from './source.js';
 import type { DecodedRun } from './chunk-decoder.js';
 import { coalesceRuns, MAX_RUN_BYTES, type Run } from './_runs.js';
+import { nativeBatchRefusal, verifyNative, type NativeBatchImage } from './_native-batch.js';
 
 /** One problem found by {@link verifyImage}. */
 export interface VerifyError {
@@ -69,6 +70,8 @@ export interface VerifiableImage {
   plainLength(r: Region, j: number): number;
   decodeRun(items: readonly RunItem[], bytes: Uint8Array, base: number): Promise<DecodedRun>;
   decodeChunk(region: Region, j: number, number: number, rec: ChunkRecord, stored: Uint8Array): Promise<Uint8Array>;
+  /** With it (ImageReader), the native batch decoder checks the chunks when it can take the image. */
+  chunkKeys?(): { dataKey: Uint8Array; headerHash: Uint8Array } | null;
 }
 
 /** A stored chunk to check; batches of them are read at once. */
@@ -104,7 +107,7 @@ interface Layout {
 /** The errors found, in the order found, up to a cap. */
 class Findings {
   readonly errors: VerifyError[] = [];
-  constructor(private readonly max: number) {}
+  constructor(readonly max: number) {}
   push(e: VerifyError): void {
     if (this.errors.length < this.max) this.errors.push(e);
   }
@@ -229,6 +232,13 @@ function checkPlace(r: Region, number: number, rec: ChunkRecord, layout: Layout,
  * @returns plain bytes of the chunks that checked out.
  */
 async function checkBatches(image: VerifiableImage, batches: readonly Batch[], found: Findings, onBatch: (chunks: number) => void): Promise<number> {
+  if (image.chunkKeys && nativeBatchRefusal(image as NativeBatchImage & VerifiableImage) === null) {
+    // Same findings in the same order, each worded by the JavaScript path (image/_native-batch.ts).
+    return verifyNative(image as NativeBatchImage & VerifiableImage, batches, (e, c) => {
+      found.push(toVerifyError(e, c.region, c.number, c.rec, image));
+      return found.errors.length < found.max;
+    }, onBatch);
+  }
   const readBatch = batchReader(image.source, batches);
   let bytes = 0;
   let ahead = readBatch(0);
