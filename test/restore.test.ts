@@ -87,10 +87,11 @@ function fixtureMaps(): string[] {
 }
 
 describe('restore, map mode', () => {
-  test('the default is map mode for a raw image opened from a file', async () => {
+  test('the default is lazy mode (checked per chunk) for a raw image opened from a file; map is asked for', async () => {
     const result = await image.restore();
     try {
-      expect(result).toMatchObject({ mode: 'map', degraded: false, warnings: [] });
+      await result.done;
+      expect(result).toMatchObject({ mode: 'lazy', degraded: false, warnings: [] });
       expect(result.reason).toBeUndefined();
       expect(result.regions.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5]);
     } finally {
@@ -347,7 +348,7 @@ describe('restore of compressed and encrypted images (copy mode)', () => {
     try {
       expect(coded.mappable).toBe(false);
       await expect(coded.restore({ mode: 'map' })).rejects.toMatchObject({ code: 'UNSUPPORTED_FEATURE' });
-      const result = await coded.restore({ atRecordedAddress: true });
+      const result = await coded.restore({ mode: 'copy', atRecordedAddress: true });
       try {
         expect(result.mode).toBe('copy');
         await checkPlacement(result, 'copy');
