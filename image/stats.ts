@@ -2,7 +2,7 @@
  * Chunk statistics: how an image's memory is stored (spec/FORMAT.md sections 5.1 and 5.3),
  * per data region, per kind and in total. Reads the chunk table, never the chunk data.
  */
-import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO } from '../format/constants.js';
+import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_IN_PARENT, CHUNK_RAW, CHUNK_ZERO } from '../format/constants.js';
 import type { ChunkTable, Region } from '../format/index-table.js';
 import { zeroRecords } from './_runs.js';
 
@@ -13,6 +13,8 @@ export interface ChunkForms {
   raw: number;
   encoded: number;
   encrypted: number;
+  /** A child image's chunks held by its parent (IN_PARENT, spec section 8.3); absent for a standalone image. */
+  inParent?: number;
 }
 
 /** Byte and chunk counts of a region, a kind, or the whole image. */
@@ -73,6 +75,7 @@ function addUsage(to: ChunkUsage, u: ChunkUsage): void {
   to.stored += u.stored;
   to.zero += u.zero;
   for (const k of ['total', 'zero', 'raw', 'encoded', 'encrypted'] as const) to.chunks[k] += u.chunks[k];
+  if (u.chunks.inParent !== undefined) to.chunks.inParent = (to.chunks.inParent ?? 0) + u.chunks.inParent;
 }
 
 /**
@@ -105,6 +108,7 @@ function regionUsage(table: ChunkTable, chunkSize: number, r: Region): ChunkUsag
     if (rec.flags & CHUNK_RAW) u.chunks.raw++;
     if (rec.flags & CHUNK_ENCODED) u.chunks.encoded++;
     if (rec.flags & CHUNK_ENCRYPTED) u.chunks.encrypted++;
+    if (rec.flags & CHUNK_IN_PARENT) u.chunks.inParent = (u.chunks.inParent ?? 0) + 1;
   }
   u.stored = BigInt(stored);
   u.zero = BigInt(zero);

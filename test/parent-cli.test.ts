@@ -57,6 +57,13 @@ test('inspect shows the chain; verify checks it; flatten, diff and extract work 
   const d = JSON.parse((await crimg(['diff', child, base, '--json'])).stdout) as { memory: { ranges: { start: string; end: string }[] }[] };
   expect(d.memory.map((m) => m.ranges)).toEqual([[{ start: `0x${(HEAP + 10n * 4096n).toString(16)}`, end: `0x${(HEAP + 11n * 4096n).toString(16)}`, pages: 1 }]]);
 
+  const st = await crimg(['stats', child]);
+  expect(st.stdout).toMatch(/chunks 16: zero \d+ \(.*\), raw 0 \(0%\), encoded 1 \(.*\), encrypted 0 \(0%\), in parent \d+ /);
+  const stJson = JSON.parse((await crimg(['stats', child, '--json'])).stdout) as { totals: { chunks: { total: number; zero: number; encoded: number; inParent: number } } };
+  const c = stJson.totals.chunks;
+  expect(c.zero + c.encoded + c.inParent).toBe(c.total);
+  expect('inParent' in (JSON.parse((await crimg(['stats', base, '--json'])).stdout) as { totals: { chunks: object } }).totals.chunks).toBe(false);
+
   const out = t.path('heap.bin');
   const x = await crimg(['extract', child, '--region', '0', '-o', out]);
   expect([x.status, x.stderr]).toEqual([0, '']);

@@ -76,7 +76,7 @@ export function renderStats(s: StatsJson, c: Colors): string[] {
   const t = s.totals;
   lines.push('', c.bold('totals'));
   lines.push(`  ${humanBytes(t.mapped)} mapped in ${t.regions} regions, ${humanBytes(t.stored)} stored (${percent(t.ratio)}), ${humanBytes(t.zero)} zero`);
-  lines.push(`  chunks ${t.chunks.total}: zero ${share(t.chunks.zero, t.chunks.total)}, raw ${share(t.chunks.raw, t.chunks.total)}, encoded ${share(t.chunks.encoded, t.chunks.total)}, encrypted ${share(t.chunks.encrypted, t.chunks.total)}`);
+  lines.push(`  chunks ${t.chunks.total}: zero ${share(t.chunks.zero, t.chunks.total)}, raw ${share(t.chunks.raw, t.chunks.total)}, encoded ${share(t.chunks.encoded, t.chunks.total)}, encrypted ${share(t.chunks.encrypted, t.chunks.total)}${t.chunks.inParent !== undefined ? `, in parent ${share(t.chunks.inParent, t.chunks.total)}` : ''}`);
   return lines;
 }
 
