@@ -12,9 +12,10 @@ import { describe, expectBytes, expectInt } from './_check.js';
 import { CHUNK_AAD_ENCODED_OFFSET } from './aad.js';
 import { open, seal, suiteForCipherId } from './aead.js';
 import { deflateDecode, deflateEncode } from './deflate.js';
+import { zstdDecode, zstdEncode } from './zstd.js';
 import { checkEngine, type Engine } from './engine.js';
 import {
-  CHUNK_AAD_LENGTH, CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO, CIPHER_NONE, CODEC_DEFLATE, CODEC_NONE,
+  CHUNK_AAD_LENGTH, CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_RAW, CHUNK_ZERO, CIPHER_NONE, CODEC_DEFLATE, CODEC_NONE, CODEC_ZSTD, ZSTD_MAX_LEVEL,
   KEY_LENGTH, LIMITS, NONCE_LENGTH, type CipherId, type CodecId,
 } from '../format/constants.js';
 import { chunkFormProblem } from '../format/chunk-form.js';
@@ -74,9 +75,9 @@ export function pageLooksRandom(bytes: Uint8Array, p: number): boolean {
 
 /** Parameters of {@link encodeChunk}: the image's codec and cipher, and this chunk's nonce and AAD. */
 export interface EncodeParams {
-  /** Header codec id: 0 none, 1 deflate. */
+  /** Header codec id: 0 none, 1 deflate, 2 zstd. */
   codec: CodecId;
-  /** Codec level, 1 to 9 with deflate; ignored without a codec. */
+  /** Codec level, 1 to 9 with deflate, 1 to 19 with zstd; ignored without a codec. */
   level: number;
   /** Header cipher id: 0 none, 1 AES-256-GCM, 2 ChaCha20-Poly1305. */
   cipher: CipherId;
@@ -140,9 +141,9 @@ export function encodeChunk(plain: Uint8Array, p: EncodeParams): EncodedChunk {
   expectBytes('plain', plain);
   expectInt('plain length', plain.byteLength, 1, LIMITS.maxChunkSize);
   checkParams(p, 'encode params');
-  expectInt('codec', p.codec, CODEC_NONE, CODEC_DEFLATE);
+  expectInt('codec', p.codec, CODEC_NONE, CODEC_ZSTD);
   expectInt('cipher', p.cipher, 0, 2);
-  if (p.codec !== CODEC_NONE) expectInt('level', p.level, 1, 9);
+  if (p.codec !== CODEC_NONE) expectInt('level', p.level, 1, p.codec === CODEC_ZSTD ? ZSTD_MAX_LEVEL : 9);
   const engine = checkEngine(p.engine);
   if (p.cipher !== CIPHER_NONE) checkSealParams(p);
 
@@ -153,6 +154,12 @@ export function encodeChunk(plain: Uint8Array, p: EncodeParams): EncodedChunk {
   if (p.codec === CODEC_DEFLATE && !looksIncompressible(plain)) {
     const encoded = deflateEncode(plain, p.level, engine);
     if (encoded.byteLength < plain.byteLength) {
+      body = encoded;
+      flags = CHUNK_ENCODED;
+    }
+  } else if (p.codec === CODEC_ZSTD && !looksIncompressible(plain)) {
+    const encoded = zstdEncode(plain, p.level, engine);
+    if (encoded !== null) {
       body = encoded;
       flags = CHUNK_ENCODED;
     }
@@ -250,7 +257,7 @@ export function decodeChunk(stored: Uint8Array, p: DecodeParams): Uint8Array {
     });
   }
   const encoded = (p.flags & CHUNK_ENCODED) !== 0;
-  if (encoded && p.codec !== CODEC_DEFLATE) {
+  if (encoded && p.codec !== CODEC_DEFLATE && p.codec !== CODEC_ZSTD) {
     throw new CrimgError('UNSUPPORTED_FEATURE', `${label}unknown codec id ${p.codec}`, {
       ...at,
       hint: 'the image was written by a newer crimg; upgrade to read it',
@@ -263,7 +270,8 @@ export function decodeChunk(stored: Uint8Array, p: DecodeParams): Uint8Array {
       checkSealParams(p);
       body = open(suite, p.dataKey, p.nonce, aadWithForm(p.aad, encoded), stored, engine);
     }
-    return encoded ? deflateDecode(body, p.plainLength, engine) : body;
+    if (!encoded) return body;
+    return p.codec === CODEC_ZSTD ? zstdDecode(body, p.plainLength, engine) : deflateDecode(body, p.plainLength, engine);
   } catch (e) {
     if (!(e instanceof CrimgError) || p.at === undefined) throw e;
     const reason = e.hint !== undefined && e.message.endsWith(`; ${e.hint}`)

@@ -14,6 +14,7 @@ import type { hkdf as Hkdf } from '@noble/hashes/hkdf.js';
 import type { sha256 as Sha256 } from '@noble/hashes/sha2.js';
 import type { scrypt as Scrypt } from '@noble/hashes/scrypt.js';
 import type { Inflate as FflateInflate, deflateSync as FflateDeflateSync, inflateSync as FflateInflateSync } from 'fflate';
+import type { decompress as FzstdDecompress } from 'fzstd';
 
 /** What the portable engine uses of each library. */
 export interface PortableLibraries {
@@ -25,6 +26,8 @@ export interface PortableLibraries {
   Inflate: typeof FflateInflate;
   inflateSync: typeof FflateInflateSync;
   deflateSync: typeof FflateDeflateSync;
+  /** fzstd's one-shot decoder (codec/zstd.ts checks the frame rules first). */
+  zstdDecompress: typeof FzstdDecompress;
 }
 
 let libraries: PortableLibraries | null = null;
@@ -41,11 +44,12 @@ export function loadPortableEngine(): Promise<void> {
   if (libraries) return Promise.resolve();
   loading ??= Promise.all([
     import('@noble/ciphers/aes.js'), import('@noble/ciphers/chacha.js'), import('@noble/hashes/hkdf.js'),
-    import('@noble/hashes/sha2.js'), import('@noble/hashes/scrypt.js'), import('fflate'),
-  ]).then(([aes, chacha, hkdf, sha2, scrypt, fflate]) => {
+    import('@noble/hashes/sha2.js'), import('@noble/hashes/scrypt.js'), import('fflate'), import('fzstd'),
+  ]).then(([aes, chacha, hkdf, sha2, scrypt, fflate, fzstd]) => {
     libraries = {
       gcm: aes.gcm, chacha20poly1305: chacha.chacha20poly1305, hkdf: hkdf.hkdf, sha256: sha2.sha256,
       scrypt: scrypt.scrypt, Inflate: fflate.Inflate, inflateSync: fflate.inflateSync, deflateSync: fflate.deflateSync,
+      zstdDecompress: fzstd.decompress,
     };
   }, (e: unknown) => {
     loading = null; // a later call may try again

@@ -124,16 +124,19 @@ export const MAX_FILE_PAGE = 0xffffffff;
 export const CODEC_NONE = 0;
 /** Codec id 1: raw DEFLATE (RFC 1951), one complete stream per chunk. */
 export const CODEC_DEFLATE = 1;
-/** Codec id 2: zstd, reserved; not written or read by this implementation (section 6.1). */
+/** Codec id 2: zstd, one single-segment frame per chunk (section 6.2). */
 export const CODEC_ZSTD = 2;
 /** Codec names by id, as options and tools spell them. */
 export const CODECS = { none: CODEC_NONE, deflate: CODEC_DEFLATE, zstd: CODEC_ZSTD } as const;
 export type CodecName = keyof typeof CODECS;
 /** Codec ids this implementation encodes and decodes. */
-export type CodecId = typeof CODEC_NONE | typeof CODEC_DEFLATE;
+export type CodecId = typeof CODEC_NONE | typeof CODEC_DEFLATE | typeof CODEC_ZSTD;
 /** Section 6: lowest and highest deflate codec level. */
 export const DEFLATE_MIN_LEVEL = 1;
 export const DEFLATE_MAX_LEVEL = 9;
+/** Section 6: lowest and highest zstd codec level. */
+export const ZSTD_MIN_LEVEL = 1;
+export const ZSTD_MAX_LEVEL = 19;
 
 /** Section 7, cipher id 0: no encryption. */
 export const CIPHER_NONE = 0;

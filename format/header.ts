@@ -3,7 +3,7 @@
  */
 import type { Checksum } from './checksum.js';
 import {
-  CIPHERS, CODECS, DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, FORMAT_MAJOR, FORMAT_MINOR, HEADER_MAGIC, HEADER_SIZE,
+  CIPHERS, CODECS, DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL, FORMAT_MAJOR, FORMAT_MINOR, HEADER_MAGIC, HEADER_SIZE,
   KDF_RAW, KDF_SCRYPT, KNOWN_REQUIRED, LIMITS, MAX_HEADER_SIZE, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE,
   REQUIRED_CIPHER, REQUIRED_CODEC, REQUIRED_PARENT, isPowerOfTwo,
 } from './constants.js';
@@ -172,9 +172,9 @@ export function decodeHeader(bytes: Uint8Array, xxh64: Checksum): Header {
   if (((r.requiredFeatures & REQUIRED_CIPHER) !== 0n) !== (r.cipher !== 0)) {
     bad('cipher id', 'cipher', `${r.cipher} disagrees with the CIPHER required feature bit`);
   }
-  if (r.codec !== CODECS.none && r.codec !== CODECS.deflate) {
-    throw new CrimgError('UNSUPPORTED_FEATURE', `codec id ${r.codec}${r.codec === CODECS.zstd ? ' (zstd)' : ''} is not supported by this reader`, {
-      offset: offsetOf(HEADER, 'codec'), hint: r.codec === CODECS.zstd ? 'convert the image with a crimg that has zstd' : 'use a newer crimg',
+  if (r.codec !== CODECS.none && r.codec !== CODECS.deflate && r.codec !== CODECS.zstd) {
+    throw new CrimgError('UNSUPPORTED_FEATURE', `codec id ${r.codec} is not supported by this reader`, {
+      offset: offsetOf(HEADER, 'codec'), hint: 'use a newer crimg',
     });
   }
   if (r.cipher > CIPHERS['chacha20-poly1305']) {
@@ -191,6 +191,9 @@ export function decodeHeader(bytes: Uint8Array, xxh64: Checksum): Header {
   }
   if (r.codec === CODECS.deflate && (r.codecLevel < DEFLATE_MIN_LEVEL || r.codecLevel > DEFLATE_MAX_LEVEL)) {
     bad('codec level', 'codecLevel', `${r.codecLevel} is not a deflate level ${DEFLATE_MIN_LEVEL}..${DEFLATE_MAX_LEVEL}`);
+  }
+  if (r.codec === CODECS.zstd && (r.codecLevel < ZSTD_MIN_LEVEL || r.codecLevel > ZSTD_MAX_LEVEL)) {
+    bad('codec level', 'codecLevel', `${r.codecLevel} is not a zstd level ${ZSTD_MIN_LEVEL}..${ZSTD_MAX_LEVEL}`);
   }
   if (r.codec === CODECS.none && r.codecLevel !== 0) bad('codec level', 'codecLevel', `${r.codecLevel} is set without a codec (it must be 0)`);
   if ((r.optionalFeatures & OPTIONAL_MAPPABLE) !== 0n && (r.codec !== 0 || r.cipher !== 0)) {

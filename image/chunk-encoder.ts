@@ -9,7 +9,8 @@ import { isZero, pageLooksRandom } from '../codec/chunk.js';
 import { NativeDeflater, deflatePagesAsync } from '../codec/deflate.js';
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
-import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CODEC_DEFLATE } from '../format/constants.js';
+import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CODEC_DEFLATE, CODEC_ZSTD } from '../format/constants.js';
+import { NativeZstd, zstdWriteUnsupported } from '../codec/zstd.js';
 import type { HeaderFields } from '../format/header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { defaultWorkers } from './_workers.js';
@@ -143,6 +144,8 @@ class ThreadPoolEncoder implements ChunkEncoder {
     private readonly keys: ImageKeys | null,
     /** The addon's batched deflate; null: node:zlib's async API, one call per chunk. */
     private readonly native: NativeDeflater | null,
+    /** The addon's batched zstd, for codec 2 (which has no other encoder). */
+    private readonly zstd: NativeZstd | null = null,
   ) {}
 
   bindHeader(header: Uint8Array, validation: Uint8Array): void {
@@ -163,6 +166,12 @@ class ThreadPoolEncoder implements ChunkEncoder {
         ? await this.native.deflate(plain, randomCount > 0 ? random : null)
         : randomCount > 0 ? await deflatePagesAsync(plain, f.codecLevel, random) : await deflateRawAsync(plain, { level: f.codecLevel });
       if (encoded !== null && encoded.byteLength < plain.byteLength) {
+        body = encoded;
+        flags = CHUNK_ENCODED;
+      }
+    } else if (this.zstd && !(pages > 0 && Array.from({ length: pages }, (_, p) => pageLooksRandom(plain, p)).every(Boolean))) {
+      const encoded = await this.zstd.compress(plain);
+      if (encoded !== null) {
         body = encoded;
         flags = CHUNK_ENCODED;
       }
@@ -195,6 +204,9 @@ export async function createChunkEncoder(s: EncoderSetup): Promise<ChunkEncoder>
   const f = s.fields;
   if (f.codec === 0 && f.cipher === 0) return new PlainEncoder();
   if (s.engine === 'portable') await loadPortableEngine();
+  // zstd is written by the addon only (codec/zstd.ts): refuse before any key work.
+  const zstd = f.codec === CODEC_ZSTD && s.engine === 'node' ? NativeZstd.create(f.codecLevel) : null;
+  if (f.codec === CODEC_ZSTD && zstd === null) throw zstdWriteUnsupported(s.engine);
   let keys: ImageKeys | null = null;
   if (f.cipher !== 0) {
     const spec = toKeySpec(s.key);
@@ -213,8 +225,8 @@ export async function createChunkEncoder(s: EncoderSetup): Promise<ChunkEncoder>
   }
   // Worker threads when asked for, or for the portable engine, whose codecs are synchronous
   // (defaultWorkers: none on 2 cores or fewer, then chunks are encoded inline).
-  if (s.engine === 'node' && s.workers === undefined) {
-    return new ThreadPoolEncoder(f, keys, f.codec === CODEC_DEFLATE ? NativeDeflater.create(f.codecLevel) : null);
+  if (s.engine === 'node' && (s.workers === undefined || zstd !== null)) {
+    return new ThreadPoolEncoder(f, keys, f.codec === CODEC_DEFLATE ? NativeDeflater.create(f.codecLevel) : null, zstd);
   }
   return new CodecEncoder(f, keys, s.engine, s.workers ?? defaultWorkers());
 }

@@ -18,6 +18,7 @@ import { xxh64 } from '../codec/checksum.js';
 import {
   CIPHERS, CODECS, DEFAULT_CHUNK_SIZE, KIND_GAP, LIMITS, OPTIONAL_MAPPABLE, OPTIONAL_SPARSE, REQUIRED_PARENT, alignUp, isPowerOfTwo, parseKind, parseProt,
   type CipherName, type RegionKind,
+  ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL,
 } from '../format/constants.js';
 import { encodeHeader, impliedRequired, type HeaderFields } from '../format/header.js';
 import { encodeValidation, type ValidationInput } from '../format/validation.js';
@@ -51,7 +52,7 @@ export interface WriterOptions {
   chunkSize?: number;
   /** Restore constraints and identity (section 4). */
   validation?: ValidationInput;
-  /** Compression: "none" (default), "deflate" or "deflate:LEVEL" (1-9, default 1). */
+  /** Compression: "none" (default), "deflate" or "deflate:LEVEL" (1-9, default 1), "zstd" or "zstd:LEVEL" (1-19, default 1; native addon). */
   compress?: string;
   /** Cipher suite; requires `key` or `passphrase`. */
   encrypt?: CipherName;
@@ -448,17 +449,19 @@ function checkName(name: string): void {
   if (Buffer.byteLength(name) > LIMITS.maxNameLength) throw new RangeError(`expected a region name of at most ${LIMITS.maxNameLength} bytes`);
 }
 
-/** Parses "none", "deflate", "deflate:LEVEL". */
+/** Parses "none", "deflate", "deflate:LEVEL" (1-9, default 1), "zstd", "zstd:LEVEL" (1-19, default 1). */
 export function parseCompress(text: string): { codec: number; level: number } {
   const m = /^(none|deflate|zstd)(?::(\d+))?$/.exec(text);
-  if (!m) throw new RangeError(`expected compression none, deflate or deflate:LEVEL, got ${JSON.stringify(text)}`);
+  if (!m) throw new RangeError(`expected compression none, deflate[:LEVEL] or zstd[:LEVEL], got ${JSON.stringify(text)}`);
   if (m[1] === 'none') {
     if (m[2] !== undefined) throw new RangeError('expected no level with compression none');
     return { codec: CODECS.none, level: 0 };
   }
   if (m[1] === 'zstd') {
-    // Codec id 2 is reserved; Node 20 has no zstd encoder (spec/FORMAT.md section 6.1).
-    throw new RangeError('expected compression none or deflate[:LEVEL], got zstd: codec id 2 is reserved, and Node 20 has no zstd encoder (spec/FORMAT.md section 6.1)');
+    // Codec id 2 (spec/FORMAT.md section 6.2), written by the native addon (codec/zstd.ts).
+    const zl = m[2] === undefined ? 1 : Number(m[2]);
+    if (zl < ZSTD_MIN_LEVEL || zl > ZSTD_MAX_LEVEL) throw new RangeError(`expected a zstd level ${ZSTD_MIN_LEVEL}..${ZSTD_MAX_LEVEL}, got ${zl}`);
+    return { codec: CODECS.zstd, level: zl };
   }
   const level = m[2] === undefined ? 1 : Number(m[2]);
   if (level < 1 || level > 9) throw new RangeError(`expected a deflate level 1..9, got ${level}`);

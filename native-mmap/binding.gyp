@@ -22,6 +22,8 @@
         "src/deflate.cc",
         "src/chunk_decode.cc",
         "src/chunk_decode_js.cc",
+        "src/zstd_encode.cc",
+        "src/zstd_js.cc",
         "src/batch_decode.cc",
         "src/batch_decode_js.cc",
         "src/provision.cc",

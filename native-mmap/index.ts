@@ -342,9 +342,9 @@ function packageRoot(from: string): string | null {
 const FUNCTIONS = [
   'pageSize', 'mapFile', 'mapAnonymous', 'reserve', 'unmap', 'protect', 'advise', 'addressOf',
   'placeRuns', 'view', 'scanChunks', 'xxh64', 'hashChunks', 'aeadSeal', 'deflateBatch', 'writeBack',
-  'decodeChunk',
-  'decodeBatch',
+  'decodeChunk', 'zstdCompress', 'zstdBatch',
   'lazyStart', 'lazyStop', 'lazyClose', 'lazyStats', 'lazyProfile', 'lazyFailure',
+  'decodeBatch',
 ] as const satisfies readonly (keyof NativeMmap)[];
 type FunctionName = { [K in keyof NativeMmap]: NativeMmap[K] extends (...args: never[]) => unknown ? K : never }[keyof NativeMmap];
 // Fails to compile, naming the function, when NativeMmap gains one that FUNCTIONS lacks.

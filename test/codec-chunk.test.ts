@@ -239,7 +239,7 @@ describe('failures', () => {
 
   test('unknown ids are UNSUPPORTED_FEATURE', () => {
     const enc = encodeChunk(plain, encodeParams(1, 0, plain.length, 'node'));
-    expect(code(() => decodeChunk(enc.stored, decodeParams(enc, 2, 0, plain.length, 'node')))).toBe('UNSUPPORTED_FEATURE');
+    expect(code(() => decodeChunk(enc.stored, decodeParams(enc, 3, 0, plain.length, 'node')))).toBe('UNSUPPORTED_FEATURE');
     const sealed = encodeChunk(plain, encodeParams(0, 1, plain.length, 'node'));
     expect(code(() => decodeChunk(sealed.stored, decodeParams(sealed, 0, 3, plain.length, 'node')))).toBe('UNSUPPORTED_FEATURE');
   });
@@ -273,7 +273,7 @@ describe('misuse', () => {
   test('encode', () => {
     expect(() => encodeChunk(new Uint8Array(0), { codec: 0, level: 0, cipher: 0 })).toThrow(RangeError);
     expect(() => encodeChunk(p, { codec: 1, level: 0, cipher: 0 })).toThrow(/expected level to be an integer from 1 to 9, got 0/);
-    expect(() => encodeChunk(p, { codec: 2 as CodecId, level: 1, cipher: 0 })).toThrow(RangeError);
+    expect(() => encodeChunk(p, { codec: 3 as CodecId, level: 1, cipher: 0 })).toThrow(RangeError);
     expect(() => encodeChunk(p, { codec: 0, level: 1, cipher: 1 })).toThrow(/expected dataKey to be a Uint8Array of 32 bytes, got undefined/);
     expect(() => encodeChunk(p, { codec: 0, level: 1, cipher: 1, ...sealing(10), aad: new Uint8Array(65) })).toThrow(RangeError);
     expect(() => encodeChunk(p, null as unknown as EncodeParams)).toThrow(TypeError);

@@ -70,7 +70,7 @@ export function registerCreate(y: Argv, cli: Cli, exit: (code: number) => void):
       .option('metric', { type: 'string', array: true, nargs: 1, describe: 'K=NUM informational metric, repeatable' })
       .option('arch', { type: 'string', requiresArg: true, describe: "architecture, uname -m (default: this machine's)" })
       .option('producer', { type: 'string', requiresArg: true, describe: 'NAME[:VERSION] of the producing runtime (default crimg)' })
-      .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate or deflate:LEVEL (1-9)' })
+      .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate[:LEVEL] (1-9) or zstd[:LEVEL] (1-19)' })
       .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
       .example('$0 create app.img --region 0x7f0000000000:heap.bin:rw-:heap:java-heap', 'one heap region from a raw file')
       .example('$0 create app.img --region 0x400000:text.bin:r-x:code --gap 0x600000:64K:guard --label engine=jvm-21', 'a code region, a guard gap and a restore label')

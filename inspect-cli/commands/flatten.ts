@@ -24,7 +24,7 @@ export function registerFlatten(y: Argv, cli: Cli, exit: (code: number) => void)
     (a) => withMode(withJson(withParentOption(withKeyOptions(a
       .positional('child', { type: 'string', demandOption: true, describe: 'child image to read' }), 'read CHILD and its parents (and encrypt OUT)'))))
       .option('out', { alias: 'o', type: 'string', demandOption: true, requiresArg: true, describe: 'standalone image to write' })
-      .option('compress', { type: 'string', requiresArg: true, describe: "none, deflate or deflate:LEVEL (default: CHILD's)" })
+      .option('compress', { type: 'string', requiresArg: true, describe: "none, deflate[:LEVEL] or zstd[:LEVEL] (default: CHILD's)" })
       .option('encrypt', { type: 'string', choices: CIPHER_CHOICES, requiresArg: true, describe: "cipher of OUT (default: CHILD's)" })
       .example('$0 flatten child.img -o whole.img', 'the parent is found where the child records it')
       .example('$0 flatten child.img --parent base.img -o whole.img', 'name the parent')

@@ -22,7 +22,7 @@ export function registerImportCore(y: Argv, cli: Cli, exit: (code: number) => vo
       .positional('out', { type: 'string', demandOption: true, describe: 'image file to write' }), 'encrypt the image (with --encrypt)'))
       .option('chunk-size', { type: 'string', requiresArg: true, describe: `chunk size, a power of two (default: the page size without --compress and --encrypt, else ${DEFAULT_CHUNK_SIZE / 1024}K)` })
       .option('page-size', { type: 'string', requiresArg: true, describe: "page size of the core's process (default: its NT_FILE note's, else this machine's)" })
-      .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate or deflate:LEVEL (1-9)' })
+      .option('compress', { type: 'string', requiresArg: true, default: 'none', describe: 'none, deflate[:LEVEL] (1-9) or zstd[:LEVEL] (1-19)' })
       .option('encrypt', { type: 'string', choices: ['aes-256-gcm', 'chacha20-poly1305'] as const, requiresArg: true, describe: 'cipher suite; needs a key option' })
       .example('$0 import-core core.1234 app.img', 'convert a gcore file')
       .example('$0 import-core core.1234 app.img --compress deflate:1', 'compressed')),

@@ -37,6 +37,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("writeBack", Napi::Function::New(env, WriteBack, "writeBack"));
   exports.Set("deflateBatch", Napi::Function::New(env, DeflateBatchJs, "deflateBatch"));
   exports.Set("decodeChunk", Napi::Function::New(env, DecodeChunkJs, "decodeChunk"));
+  exports.Set("zstdCompress", Napi::Function::New(env, ZstdCompressJs, "zstdCompress"));
+  exports.Set("zstdBatch", Napi::Function::New(env, ZstdBatchJs, "zstdBatch"));
   exports.Set("decodeBatch", Napi::Function::New(env, DecodeBatchJs, "decodeBatch"));
   exports.Set("lazyStart", Napi::Function::New(env, LazyStart, "lazyStart"));
   exports.Set("lazyStop", Napi::Function::New(env, LazyStop, "lazyStop"));

@@ -28,8 +28,9 @@ Napi::Value DeflateBatchJs(const Napi::CallbackInfo& info);
 // chunk_decode_js.cc: one chunk through the native decoder (chunk_decode.h).
 Napi::Value DecodeChunkJs(const Napi::CallbackInfo& info);
 
-// batch_decode_js.cc: many chunks decoded on native threads, into place or dropped.
-Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info);
+// zstd_js.cc: zstd encoding of chunks (zstd_encode.h).
+Napi::Value ZstdCompressJs(const Napi::CallbackInfo& info);
+Napi::Value ZstdBatchJs(const Napi::CallbackInfo& info);
 
 // uffd_js.cc: lazy restore through userfaultfd (uffd.h).
 Napi::Value LazyStart(const Napi::CallbackInfo& info);
@@ -38,6 +39,9 @@ Napi::Value LazyClose(const Napi::CallbackInfo& info);
 Napi::Value LazyStatsJs(const Napi::CallbackInfo& info);
 Napi::Value LazyProfile(const Napi::CallbackInfo& info);
 Napi::Value LazyFailureJs(const Napi::CallbackInfo& info);
+
+// batch_decode_js.cc: many chunks decoded on native threads, into place or dropped.
+Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info);
 
 // write_back.cc: sync_file_range write-back hints.
 Napi::Value WriteBack(const Napi::CallbackInfo& info);

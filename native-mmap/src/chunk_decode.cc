@@ -208,6 +208,10 @@ ChunkResult Unzstd(ZSTD_DCtx* d, const ChunkImage& image, const ChunkRecord& rec
     return Fail(ChunkStatus::kCorruptChunk, rec, "zstd frame names dictionary %u (dictionaries are not allowed)",
                 fh.dictID);
   }
+  // Frame_Header_Descriptor bit 5 (RFC 8878 3.1.1.1.1): the window is the content size.
+  if (fh.frameType != ZSTD_frame || len < 5 || (src[4] & 0x20) == 0) {
+    return Fail(ChunkStatus::kCorruptChunk, rec, "zstd frame is not single-segment (its window must be its content size)");
+  }
   if (fh.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN) {
     return Fail(ChunkStatus::kCorruptChunk, rec, "zstd frame has no content size (required, the plain length %u)",
                 rec.plain_length);

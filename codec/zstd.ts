@@ -1,0 +1,258 @@
+/**
+ * Codec id 2, zstd (spec/FORMAT.md section 6.2): one single-segment zstd frame (RFC 8878) per
+ * chunk, with its content size equal to the chunk's plain length, no dictionary, and nothing
+ * before or after it. Pure and synchronous, as codec/deflate.ts.
+ *
+ * - node engine: zstd 1.5.7 compiled into the native addon (native-mmap/deps/zstd): encoding
+ *   through `zstdCompress` / `zstdBatch`, decoding through the C++ chunk decoder
+ *   (native-mmap/src/chunk_decode.h), the same code the native readers run on their threads.
+ *   Without the addon, decoding falls back to fzstd and encoding is `UNSUPPORTED_FEATURE`.
+ * - portable engine: decodes with fzstd (pure JavaScript); it has no zstd encoder, so asking it
+ *   to write zstd is `UNSUPPORTED_FEATURE` naming the fix.
+ *
+ * Before fzstd sees a byte, {@link zstdFrameProblem} checks the frame rules on the frame header
+ * and block headers alone (no decoding): so both engines refuse the same frames with
+ * `CORRUPT_CHUNK`, and fzstd only ever decodes a frame whose content size is the plain length,
+ * into a buffer of that size, its work bounded by the frame's bytes.
+ */
+import { availableParallelism } from 'node:os';
+import { CrimgError } from '../format/errors.js';
+import { nativeAddon } from '../native-mmap/index.js';
+import { expectBytes, expectInt } from './_check.js';
+import { checkEngine, type Engine } from './engine.js';
+import { portableLibraries } from './portable.js';
+import { CHUNK_ENCODED, LIMITS, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from '../format/constants.js';
+
+const HINT = 'the chunk is damaged; verify the image, or re-copy it from its source';
+const MAGIC = 0xfd2fb528;
+/** RFC 8878 3.1.1.2: a block's decompressed size is at most min(window, 128 KiB). */
+const BLOCK_MAX = 128 * 1024;
+
+function corrupt(why: string): CrimgError {
+  return new CrimgError('CORRUPT_CHUNK', `zstd ${why}`, { hint: HINT });
+}
+
+/**
+ * The first rule of section 6.2 that `frame` breaks, from its headers alone, or undefined.
+ * Walks the frame header and every block header: the magic (a skippable frame is refused), a
+ * single-segment frame with a content size equal to `plainLength`, no dictionary id, the
+ * reserved bit clear, blocks that fit, raw and RLE blocks that do not add up past the plain
+ * length, and the frame (with its checksum, when flagged) ending exactly at the end of the
+ * bytes.
+ * @example
+ * zstdFrameProblem(frame, 16384); // undefined for a good frame
+ */
+export function zstdFrameProblem(frame: Uint8Array, plainLength: number): string | undefined {
+  const n = frame.byteLength;
+  if (n < 4) return `frame is truncated (${n} bytes)`;
+  const magic = (frame[0]! | (frame[1]! << 8) | (frame[2]! << 16) | (frame[3]! << 24)) >>> 0;
+  if ((magic & 0xfffffff0) >>> 0 === 0x184d2a50) return 'skippable frame (a chunk is one zstd frame and nothing else)';
+  if (magic !== MAGIC) return 'frame header does not decode (unknown magic)';
+  if (n < 5) return 'frame header is truncated';
+  const fhd = frame[4]!;
+  const fcsFlag = fhd >> 6;
+  const single = (fhd >> 5) & 1;
+  const checksum = (fhd >> 2) & 1;
+  const dictFlag = fhd & 3;
+  if (fhd & 0x08) return 'frame header does not decode (reserved bit set)';
+  const dictBytes = [0, 1, 2, 4][dictFlag]!;
+  const fcsBytes = fcsFlag === 0 ? single : 1 << fcsFlag;
+  const headerLength = 5 + (single ? 0 : 1) + dictBytes + fcsBytes;
+  if (n < headerLength) return `frame header is truncated (${n} bytes)`;
+  let at = 5 + (single ? 0 : 1);
+  let dictId = 0;
+  for (let i = 0; i < dictBytes; i++) dictId += frame[at + i]! * 2 ** (8 * i);
+  at += dictBytes;
+  if (dictId !== 0) return `frame names dictionary ${dictId} (dictionaries are not allowed)`;
+  if (!single) return 'frame is not single-segment (its window must be its content size)';
+  let size = 0;
+  for (let i = 0; i < fcsBytes; i++) size += frame[at + i]! * 2 ** (8 * i);
+  if (fcsBytes === 2) size += 256;
+  at += fcsBytes;
+  if (size !== plainLength) return `frame content size ${size} is not the plain length ${plainLength}`;
+  let known = 0;
+  for (;;) {
+    if (at + 3 > n) return 'frame is truncated or malformed (a block header is cut off)';
+    const h = frame[at]! | (frame[at + 1]! << 8) | (frame[at + 2]! << 16);
+    at += 3;
+    const last = h & 1;
+    const type = (h >> 1) & 3;
+    const blockSize = h >>> 3;
+    if (type === 3) return 'frame does not decode (reserved block type)';
+    if (blockSize > Math.min(BLOCK_MAX, plainLength)) return 'frame does not decode (a block is larger than the window)';
+    const stored = type === 1 ? 1 : blockSize;
+    if (at + stored > n) return 'frame is truncated or malformed (a block is cut off)';
+    at += stored;
+    if (type !== 2) {
+      known += blockSize;
+      if (known > plainLength) return `frame decodes to more than the plain length of ${plainLength} bytes`;
+    }
+    if (last) break;
+  }
+  if (checksum) at += 4;
+  if (at > n) return 'frame is truncated or malformed (its checksum is cut off)';
+  if (at < n) return `frame is followed by ${n - at} bytes in its chunk (a chunk is one zstd frame and nothing else)`;
+  return undefined;
+}
+
+/**
+ * Encodes `plain` as one zstd frame (spec section 6.2) with the native addon.
+ * @param plain - the chunk's plain bytes, 1 byte to 16 MiB.
+ * @param level - 1 (fastest) to 19, the header's codec level.
+ * @param engine - `'node'` (default); `'portable'` cannot write zstd.
+ * @returns the frame, or null when it would not be smaller than `plain` (store the chunk raw).
+ * @throws CrimgError `UNSUPPORTED_FEATURE` with the portable engine or without the addon.
+ *   TypeError / RangeError on misuse.
+ * @example
+ * const frame = zstdEncode(plain, 1);
+ */
+export function zstdEncode(plain: Uint8Array, level: number, engine?: Engine): Uint8Array | null {
+  expectBytes('plain', plain);
+  expectInt('plain length', plain.byteLength, 1, LIMITS.maxChunkSize);
+  expectInt('level', level, ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL);
+  const addon = checkEngine(engine) === 'node' ? nativeAddon() : null;
+  if (addon === null) throw zstdWriteUnsupported(checkEngine(engine));
+  const out = new Uint8Array(plain.byteLength - 1);
+  const n = addon.zstdCompress(level, plain, out);
+  return n < 0 ? null : out.subarray(0, n);
+}
+
+/** The `UNSUPPORTED_FEATURE` error of a zstd write the engine cannot do. */
+export function zstdWriteUnsupported(engine: Engine): CrimgError {
+  return new CrimgError('UNSUPPORTED_FEATURE', engine === 'portable'
+    ? 'the portable engine cannot write zstd (codec id 2): it has a zstd decoder only'
+    : 'zstd (codec id 2) needs the native addon to write, and it is not built', {
+    hint: engine === 'portable'
+      ? "use the node engine (engine: 'node', the default) with the native addon, or deflate"
+      : 'build it with node native-mmap/install.mjs (CRIMG_REQUIRE_NATIVE=1 shows why it failed), or use deflate',
+  });
+}
+
+/**
+ * Decodes one zstd frame that must yield exactly `plainLength` bytes (spec sections 5.3, 6.2).
+ * @param frame - the frame (after opening, when the image has a cipher).
+ * @param plainLength - the chunk's plain length, 1 to 16 MiB: the only size ever allocated.
+ * @param engine - `'node'` (native decoder, else fzstd) or `'portable'` (fzstd).
+ * @returns `plainLength` bytes.
+ * @throws CrimgError `CORRUPT_CHUNK` for a frame that breaks section 6.2 or does not decode to
+ *   exactly `plainLength` bytes. TypeError / RangeError on misuse.
+ * @example
+ * const plain = zstdDecode(frame, 16384);
+ */
+export function zstdDecode(frame: Uint8Array, plainLength: number, engine?: Engine): Uint8Array {
+  expectBytes('frame', frame);
+  expectInt('plainLength', plainLength, 1, LIMITS.maxChunkSize);
+  const addon = checkEngine(engine) === 'node' ? nativeAddon() : null;
+  if (addon !== null) {
+    const out = new Uint8Array(plainLength);
+    const r = addon.decodeChunk({
+      codec: 2, cipher: 0, chunkSize: 0, number: 0n, region: 0, address: 0n, last: false, plainLength,
+      flags: CHUNK_ENCODED, checksum: 0n, verifyChecksum: false,
+    }, frame, out);
+    if (r === null) return out;
+    if (r.code === 'CORRUPT_INDEX') throw corrupt(`frame of ${frame.byteLength} bytes is not smaller than the plain length ${plainLength}`);
+    throw new CrimgError(r.code === 'CORRUPT_CHUNK' ? 'CORRUPT_CHUNK' : 'IO_ERROR', r.message.replace(/^chunk 0: /, ''), { hint: HINT });
+  }
+  const problem = zstdFrameProblem(frame, plainLength);
+  if (problem !== undefined) throw corrupt(problem);
+  let out: Uint8Array;
+  try {
+    out = portableLibraries().zstdDecompress(frame, new Uint8Array(plainLength));
+  } catch (e) {
+    throw corrupt(`frame does not decode (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (out.byteLength !== plainLength) throw corrupt(`frame decodes to ${out.byteLength} bytes, expected ${plainLength}`);
+  return out;
+}
+
+type ZstdBatch = (level: number, plains: Uint8Array[], out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void) => void;
+
+/** Chunks per native zstd job, as codec/deflate.ts's NATIVE_BATCH. */
+const NATIVE_BATCH = 16;
+
+/**
+ * The node engine's zstd on the encoder pool: chunks submitted in one synchronous stretch go to
+ * libuv's pool as jobs of up to {@link NATIVE_BATCH} chunks (native-mmap/src/zstd_js.cc), at
+ * most one job per core at a time, as codec/deflate.ts's NativeDeflater.
+ */
+export class NativeZstd {
+  private pending: { plain: Uint8Array; resolve: (r: Uint8Array | null) => void; reject: (e: unknown) => void }[] = [];
+  private scheduled = false;
+  private readonly queued: (typeof this.pending)[] = [];
+  private running = 0;
+  private readonly maxJobs = Math.max(1, availableParallelism());
+
+  private constructor(private readonly batch: ZstdBatch, private readonly level: number) {}
+
+  /** An encoder at `level` 1..19, or null when the addon is unavailable. */
+  static create(level: number): NativeZstd | null {
+    expectInt('level', level, ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL);
+    const addon = nativeAddon();
+    return addon ? new NativeZstd(addon.zstdBatch.bind(addon), level) : null;
+  }
+
+  /** One zstd frame of `plain`, or null when it would not be smaller than `plain`. */
+  compress(plain: Uint8Array): Promise<Uint8Array | null> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ plain, resolve, reject });
+      if (this.pending.length >= NATIVE_BATCH) {
+        this.flush();
+      } else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          this.flush();
+        });
+      }
+    });
+  }
+
+  private flush(): void {
+    const all = this.pending;
+    this.pending = [];
+    for (let i = 0; i < all.length; i += NATIVE_BATCH) this.queued.push(all.slice(i, i + NATIVE_BATCH));
+    this.startJobs();
+  }
+
+  private startJobs(): void {
+    while (this.running < this.maxJobs && this.queued.length > 0) {
+      this.running++;
+      this.submit(this.queued.shift()!);
+    }
+  }
+
+  private submit(jobs: typeof this.pending): void {
+    let released = false;
+    const release = (): void => {
+      if (!released) {
+        released = true;
+        this.running--;
+        this.startJobs();
+      }
+    };
+    try {
+      const bytes = jobs.reduce((s, j) => s + j.plain.byteLength, 0);
+      const out = new Uint8Array(bytes);
+      const sizes = new Int32Array(jobs.length);
+      this.batch(this.level, jobs.map((j) => j.plain), out, sizes, (err) => {
+        try {
+          if (err) {
+            for (const j of jobs) j.reject(err);
+            return;
+          }
+          let at = 0;
+          jobs.forEach((j, i) => {
+            const size = sizes[i]!;
+            j.resolve(size < 0 ? null : out.subarray(at, at + size));
+            at += j.plain.byteLength;
+          });
+        } finally {
+          release();
+        }
+      });
+    } catch (e) {
+      for (const j of jobs) j.reject(e);
+      release();
+    }
+  }
+}

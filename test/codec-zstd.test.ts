@@ -1,0 +1,155 @@
+/**
+ * Codec id 2, zstd (spec/FORMAT.md section 6.2; codec/zstd.ts): images written with the native
+ * encoder round trip through both engines (the portable engine decodes the native frames with
+ * fzstd, byte for byte), the portable engine refuses to write zstd with UNSUPPORTED_FEATURE
+ * naming the fix, and hostile frames (skippable, dictionary id, not single-segment, window
+ * larger than the chunk, content size other than the plain length, truncated, trailing bytes)
+ * are CORRUPT_CHUNK in the native decoder, the node engine and the portable engine alike, with
+ * bounded output.
+ */
+import { ImageWriter, openImage, CrimgError } from '../index.js';
+import { parseCompress } from '../image/writer.js';
+import { decodeChunk, encodeChunk } from '../codec/chunk.js';
+import { xxh64 } from '../codec/checksum.js';
+import { loadPortableEngine } from '../codec/portable.js';
+import { zstdDecode, zstdEncode, zstdFrameProblem } from '../codec/zstd.js';
+import { CHUNK_ENCODED } from '../format/constants.js';
+import { tempDir, memoryLike } from './helpers.js';
+import { requireNative } from './native-fixture.js';
+
+await loadPortableEngine();
+const native = requireNative();
+const t = tempDir();
+afterAll(() => t.cleanup());
+
+const key = Uint8Array.from({ length: 32 }, (_, i) => i * 5 + 3);
+
+describe('zstd images', () => {
+  test.each([
+    ['zstd:1', undefined], ['zstd:3', 'aes-256-gcm'], ['zstd:1', 'chacha20-poly1305'],
+  ] as const)('%s %s: written natively, read by both engines, verified', async (compress, encrypt) => {
+    const data = memoryLike(96, 7); // 384 KiB: zero, structured and random pages
+    const tail = data.subarray(0, 5000);
+    const out = t.path(`z-${compress}-${encrypt ?? 'none'}.img`);
+    const w = await ImageWriter.create(out, { compress, ...(encrypt ? { encrypt, key } : {}), fsync: false });
+    await w.addRegion({ address: 0x7f0000000000n, data, name: 'heap' });
+    await w.addRegion({ address: 0x7f0000100000n, data: tail, name: 'tail' });
+    await w.finish();
+    for (const engine of ['node', 'portable'] as const) {
+      const img = await openImage(out, { ...(encrypt ? { key } : {}), engine });
+      expect(img.compression).toBe(compress); // what inspect and stats print
+      expect((await img.read(0x7f0000000000n, data.length)).equals(data)).toBe(true);
+      expect((await img.read(0x7f0000100000n, tail.length)).equals(tail)).toBe(true);
+      expect(await img.verify()).toMatchObject({ ok: true, errors: [] });
+      const stats = await img.chunkStats();
+      expect(stats.totals.chunks.encoded).toBeGreaterThan(0);
+      await img.close();
+    }
+  });
+
+  test('the portable engine cannot write zstd: UNSUPPORTED_FEATURE naming the fix', async () => {
+    const err = await ImageWriter.create(t.path('p.img'), { compress: 'zstd:1', engine: 'portable' }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CrimgError);
+    expect(err).toMatchObject({ code: 'UNSUPPORTED_FEATURE', message: expect.stringMatching(/portable engine cannot write zstd.*use the node engine/) });
+    expect(() => zstdEncode(new Uint8Array(100).fill(1), 1, 'portable')).toThrow(/portable engine cannot write zstd/);
+  });
+
+  test('compression option parsing: zstd levels 1..19, default 1', () => {
+    expect(parseCompress('zstd')).toEqual({ codec: 2, level: 1 });
+    expect(parseCompress('zstd:19')).toEqual({ codec: 2, level: 19 });
+    expect(() => parseCompress('zstd:0')).toThrow(/expected a zstd level 1..19, got 0/);
+    expect(() => parseCompress('zstd:20')).toThrow(/expected a zstd level 1..19, got 20/);
+  });
+});
+
+describe('frames: native and portable decode each other byte for byte', () => {
+  test.each([1, 3, 9, 19])('level %i over structured and mixed chunks', (level) => {
+    for (const [size, seed] of [[16384, 1], [65536, 2], [5000, 3], [4096 * 33, 4]] as const) {
+      const plain = memoryLike(Math.ceil(size / 4096), seed).subarray(0, size);
+      if (plain.every((b) => b === 0)) continue;
+      const frame = zstdEncode(plain, level);
+      if (frame === null) continue; // incompressible: stored raw
+      expect(zstdFrameProblem(frame, size)).toBeUndefined();
+      expect(frame[4]! & 0x20).toBe(0x20); // single-segment
+      expect(Buffer.from(zstdDecode(frame, size, 'portable')).equals(Buffer.from(plain))).toBe(true);
+      expect(Buffer.from(zstdDecode(frame, size, 'node')).equals(Buffer.from(plain))).toBe(true);
+    }
+  });
+
+  test('encodeChunk (node) then decodeChunk (portable), with a cipher', () => {
+    const plain = Uint8Array.from({ length: 16384 }, (_v, i) => (i % 48 < 4 ? i & 0xff : 0x41 + ((i >> 5) % 7)));
+    const e = encodeChunk(plain, { codec: 2, level: 1, cipher: 0 });
+    expect(e.flags).toBe(CHUNK_ENCODED);
+    const back = decodeChunk(e.stored, { flags: e.flags, checksum: e.checksum, plainLength: plain.length, codec: 2, cipher: 0, engine: 'portable' });
+    expect(Buffer.from(back).equals(Buffer.from(plain))).toBe(true);
+  });
+});
+
+/** A frame rebuilt with another header: single-segment or with a window, a dictionary id, a content size. */
+function reheader(frame: Uint8Array, o: { single?: boolean; dictId?: number; size?: number | null; windowLog?: number; reserved?: boolean }): Uint8Array {
+  const fhd = frame[4]!;
+  const fcsFlag = fhd >> 6;
+  const single = (fhd >> 5) & 1;
+  const dictBytes = [0, 1, 2, 4][fhd & 3]!;
+  const fcsBytes = fcsFlag === 0 ? single : 1 << fcsFlag;
+  const at = 5 + (single ? 0 : 1) + dictBytes;
+  let size = 0;
+  for (let i = 0; i < fcsBytes; i++) size += frame[at + i]! * 2 ** (8 * i);
+  if (fcsBytes === 2) size += 256;
+  const body = frame.subarray(at + fcsBytes);
+  const newSingle = o.single ?? true;
+  const newSize = o.size === undefined ? size : o.size;
+  const head: number[] = [0x28, 0xb5, 0x2f, 0xfd];
+  const dict = o.dictId ?? 0;
+  head.push((newSize === null ? 0 : 2 << 6) | (newSingle ? 0x20 : 0) | (o.reserved ? 0x08 : 0) | (dict ? 3 : 0) | (fhd & 0x04));
+  if (!newSingle) head.push(((o.windowLog ?? 17) - 10) << 3);
+  if (dict) head.push(dict & 0xff, (dict >> 8) & 0xff, (dict >> 16) & 0xff, dict >>> 24);
+  if (newSize !== null) head.push(newSize & 0xff, (newSize >> 8) & 0xff, (newSize >> 16) & 0xff, newSize >>> 24);
+  return Uint8Array.from([...head, ...body]);
+}
+
+describe('hostile frames are CORRUPT_CHUNK in every decoder (spec 6.2)', () => {
+  const CHUNK = 65536;
+  const plain = Uint8Array.from({ length: CHUNK }, (_v, i) => (i % 64 < 6 ? (i * 7) & 0xff : 0x61 + ((i >> 6) % 26)));
+  const good = zstdEncode(plain, 1)!;
+  const cases: [string, Uint8Array, number, RegExp][] = [
+    ['the good frame rebuilt (control)', reheader(good, {}), CHUNK, /^$/],
+    ['a skippable frame before the frame', Uint8Array.from([0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4, ...good]), CHUNK, /skippable/],
+    ['a dictionary id', reheader(good, { dictId: 77 }), CHUNK, /dictionar/],
+    ['not single-segment, window 128 KiB > chunk', reheader(good, { single: false, windowLog: 17 }), CHUNK, /single-segment/],
+    ['not single-segment, no content size', reheader(good, { single: false, size: null, windowLog: 16 }), CHUNK, /single-segment/],
+    ['content size larger than the plain length', reheader(good, { size: CHUNK + 1 }), CHUNK, /content size/],
+    ['content size smaller than the plain length', reheader(good, { size: CHUNK - 1 }), CHUNK, /content size/],
+    ['the reserved header bit', reheader(good, { reserved: true }), CHUNK, /reserved|does not decode/],
+    ['truncated by one byte', good.subarray(0, good.length - 1), CHUNK, /truncated|cut off|does not decode/],
+    ['truncated to its header', good.subarray(0, 9), CHUNK, /truncated|cut off/],
+    ['a trailing byte', Uint8Array.from([...good, 0]), CHUNK, /followed by 1 bytes/],
+    ['a second frame after it', Uint8Array.from([...good, ...good]), CHUNK, /followed by/],
+    ['a magic that is not zstd', Uint8Array.from([0x29, ...good.subarray(1)]), CHUNK, /does not decode|magic/],
+    ['three bytes', good.subarray(0, 3), CHUNK, /truncated/],
+  ];
+  test.each(cases)('%s', (_name, frame, plainLength, why) => {
+    const codes: string[] = [];
+    for (const engine of ['node', 'portable'] as const) {
+      try {
+        const out = zstdDecode(frame, plainLength, engine);
+        expect(out.byteLength).toBe(plainLength);
+        codes.push('ok');
+      } catch (e) {
+        if (!(e instanceof CrimgError)) throw e;
+        expect(e.message).toMatch(why);
+        codes.push(e.code);
+      }
+    }
+    // The C++ decoder as the native readers call it, with the chunk size.
+    const out = new Uint8Array(plainLength).fill(0x77);
+    const r = native.decodeChunk({
+      codec: 2, cipher: 0, chunkSize: CHUNK, number: 3n, region: 0, address: 0n, last: false, plainLength,
+      flags: CHUNK_ENCODED, checksum: xxh64(frame),
+    }, frame, out);
+    const nat = r === null ? 'ok' : r.code;
+    if (r !== null) expect(out.every((b) => b === 0)).toBe(true);
+    const expected = why.source === '^$' ? 'ok' : 'CORRUPT_CHUNK';
+    expect({ node: codes[0], portable: codes[1], native: nat }).toEqual({ node: expected, portable: expected, native: expected });
+  });
+});
