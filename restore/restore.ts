@@ -106,7 +106,7 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
     const what = [
       image.compression !== 'none' && `compressed (${image.compression})`,
       image.encryption !== 'none' && `encrypted (${image.encryption})`,
-      !image.mappable && 'without the MAPPABLE feature',
+      !image.mappable && (image.isChild ? 'a child image, whose parent holds some of its chunks (flatten it to map it)' : 'without the MAPPABLE feature'),
     ].filter(Boolean).join(', ');
     throw new CrimgError('UNSUPPORTED_FEATURE', 'map mode needs a raw MAPPABLE image; use mode copy', { hint: `this image is ${what}` });
   }
