@@ -1,0 +1,133 @@
+/**
+ * Lazy restore against copy and map (issue 17): a memory-like image (CRIMG_BENCH_LAZY_MIB,
+ * default 1024 MiB, 64 KiB chunks) zstd:1 (deflate:1 with CRIMG_BENCH_LAZY_CODEC=deflate:1)
+ * + aes-256-gcm, and raw. Medians of CRIMG_BENCH_RUNS (default 3) of:
+ * - restore() to the first readable byte (lazy: one fault; copy: the whole decode);
+ * - a 10 % working set (10 % of the chunks, chosen at random, one byte of every page read, in
+ *   random order) then stop: lazy vs copy; then lazy on the same image rewritten with that
+ *   working set's recorded access profile as its hot list (faults that reached the handler
+ *   counted in both);
+ * - touching every page (then `done`): lazy vs copy;
+ * - raw: first byte and touch-all, lazy vs map (checked, the default map).
+ * Prints one line per figure. The machine is shared: report the load with the figures.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { ImageWriter, openImage } from '../index.js';
+import { memoryLikePieces } from './memory-like.js';
+
+const MIB = Number(process.env.CRIMG_BENCH_LAZY_MIB ?? 1024);
+const RUNS = Number(process.env.CRIMG_BENCH_RUNS ?? 3);
+const CODEC = process.env.CRIMG_BENCH_LAZY_CODEC ?? 'zstd:1';
+const CHUNK = 65536;
+const PAGE = 4096;
+const KEY = new Uint8Array(32).fill(3);
+const BASE = 0x500000000000n;
+
+const dir = mkdtempSync(path.join(tmpdir(), 'crimg-bench-lazy-'));
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+}
+
+async function write(file: string, options: object, hot?: number[]): Promise<void> {
+  const payload = new Uint8Array((hot?.length ?? 0) * 12);
+  const dv = new DataView(payload.buffer);
+  hot?.forEach((c, k) => {
+    dv.setBigUint64(k * 12, BigInt(c), true);
+    dv.setUint32(k * 12 + 8, 1, true);
+  });
+  const w = await ImageWriter.create(file, { fsync: false, chunkSize: CHUNK, ...options, ...(hot && { validation: { skipped: [{ type: 9, payload }] } }) });
+  const data = Buffer.concat([...memoryLikePieces(MIB << 20)]);
+  await w.addRegion({ address: BASE, data, prot: 'rw-', kind: 'heap', name: 'heap' });
+  await w.finish();
+}
+
+/** 10 % of the chunks in a fixed random order. */
+function workingSet(): number[] {
+  const chunks = (MIB << 20) / CHUNK;
+  const r = rng(42);
+  const all = Array.from({ length: chunks }, (_, i) => i);
+  for (let i = all.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [all[i], all[j]] = [all[j]!, all[i]!];
+  }
+  return all.slice(0, Math.ceil(chunks / 10));
+}
+
+let sink = 0;
+function touch(m: Uint8Array, chunks: readonly number[]): void {
+  for (const c of chunks) for (let p = 0; p < CHUNK; p += PAGE) sink += m[c * CHUNK + p]!;
+}
+
+interface Run { ms: number; faults: number }
+
+async function measure(file: string, mode: 'lazy' | 'copy' | 'map', what: 'first' | 'set' | 'all', opts: object, set: number[]): Promise<Run> {
+  const image = await openImage(file, opts);
+  await image.chunkTable();
+  const t0 = now();
+  const r = await image.restore({ mode });
+  const m = new Uint8Array(r.regions[0]!.memory!);
+  if (what === 'first') sink += m[(MIB << 19) + 5]!;
+  else if (what === 'set') touch(m, set);
+  else {
+    for (let i = 0; i < m.length; i += PAGE) sink += m[i]!;
+    await r.done;
+  }
+  const ms = now() - t0;
+  const faults = r.lazyStats()?.faultInstalls ?? 0;
+  r.release();
+  await image.close();
+  return { ms, faults };
+}
+
+async function series(label: string, f: () => Promise<Run>): Promise<number> {
+  const runs: Run[] = [];
+  for (let i = 0; i < RUNS; i++) runs.push(await f());
+  const ms = median(runs.map((x) => x.ms));
+  const faults = median(runs.map((x) => x.faults));
+  console.log(`${label.padEnd(48)} ${ms.toFixed(2).padStart(10)} ms  handler faults ${faults}`);
+  return ms;
+}
+
+async function main(): Promise<void> {
+  console.log(`lazy restore bench: ${MIB} MiB memory-like, ${CHUNK / 1024} KiB chunks, ${CODEC} + aes-256-gcm and raw; ${RUNS} runs, medians; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const enc = path.join(dir, 'enc.img');
+  const raw = path.join(dir, 'raw.img');
+  const hot = path.join(dir, 'hot.img');
+  const o = { key: KEY };
+  await write(enc, { compress: CODEC, encrypt: 'aes-256-gcm', key: KEY });
+  await write(raw, {});
+  const set = workingSet();
+  // The profile of the working set, recorded without prefetch (prefetched chunks never fault).
+  const image = await openImage(enc, o);
+  const r = await image.restore({ mode: 'lazy', prefetch: false });
+  touch(new Uint8Array(r.regions[0]!.memory!), set);
+  const profile = r.accessProfile();
+  r.release();
+  await image.close();
+  await write(hot, { compress: CODEC, encrypt: 'aes-256-gcm', key: KEY }, profile);
+
+  const lazyFirst = await series('encoded: first byte, lazy', () => measure(enc, 'lazy', 'first', o, set));
+  const copyFirst = await series('encoded: first byte, copy', () => measure(enc, 'copy', 'first', o, set));
+  const lazySet = await series('encoded: 10 % working set, lazy', () => measure(enc, 'lazy', 'set', o, set));
+  const copySet = await series('encoded: 10 % working set, copy', () => measure(enc, 'copy', 'set', o, set));
+  const hotSet = await series('encoded: 10 % working set, lazy + hot list', () => measure(hot, 'lazy', 'set', o, set));
+  const lazyAll = await series('encoded: touch every page, lazy', () => measure(enc, 'lazy', 'all', o, set));
+  const copyAll = await series('encoded: touch every page, copy', () => measure(enc, 'copy', 'all', o, set));
+  const rawLazyFirst = await series('raw: first byte, lazy', () => measure(raw, 'lazy', 'first', {}, set));
+  const rawMapFirst = await series('raw: first byte, map (checked)', () => measure(raw, 'map', 'first', {}, set));
+  const rawLazyAll = await series('raw: touch every page, lazy', () => measure(raw, 'lazy', 'all', {}, set));
+  const rawMapAll = await series('raw: touch every page, map (checked)', () => measure(raw, 'map', 'all', {}, set));
+  console.log(`first byte: copy / lazy ${(copyFirst / lazyFirst).toFixed(1)}x; working set: copy / lazy ${(copySet / lazySet).toFixed(2)}x (target >= 5), lazy / lazy+hot ${(lazySet / hotSet).toFixed(2)}x (target >= 1.5); touch all: lazy / copy ${(lazyAll / copyAll).toFixed(2)}x (target <= 1.3); raw: lazy / map first byte ${(rawLazyFirst / rawMapFirst).toFixed(2)}x, touch all ${(rawLazyAll / rawMapAll).toFixed(2)}x (sink ${sink & 1})`);
+}
+
+try {
+  await main();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
