@@ -15,7 +15,6 @@
  */
 import { copyFileSync, readFileSync, renameSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openImage, type Image } from '../index.js';
 import { RemoteSource, type RandomAccessSource } from '../image/index.js';
 import { CrimgError, FOOTER_SIZE, decodeFooter } from '../format/index.js';
@@ -28,7 +27,9 @@ import { startFaultProxy, startNginx, type Nginx } from './remote-servers.js';
 
 export const REMOTE_TARGETS = { inspectRequests: 2, inspectSlack: 64 * 1024, restoreVsCurl: 0.8, workingSet: 1.5 } as const;
 
-const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'crimg.js');
+/** The CLI of this build (beside this module), as `node -e` runs it (argv[1] is a placeholder): bin/crimg.js always takes build/'s. */
+const CLI_MAIN = new URL('../inspect-cli/main.js', import.meta.url).href;
+const CLI = ['--input-type=module', '-e', `await (await import(${JSON.stringify(CLI_MAIN)})).run();`];
 
 /** nginx's log entries from `mark` on, once it has stopped growing (a line is written after the answer). */
 async function settledLog(nginx: Nginx, mark: number): Promise<ReturnType<Nginx['log']>> {
@@ -65,6 +66,12 @@ async function restoreDigest(image: Image): Promise<{ seconds: number; digest: b
 
 export async function remoteBench(ctx: RestoreBenchContext): Promise<{ rows: Row[] }> {
   const rows: Row[] = [];
+  // Each row as it is measured, so a later failure does not lose the earlier figures.
+  const push = rows.push.bind(rows);
+  rows.push = (...r: Row[]): number => {
+    for (const x of r) ctx.log(`${x.section}: ${x.measure}: ${x.figure}${x.baseline ? ` vs ${x.baseline}` : ''}${x.ratio ? ` (${x.ratio})` : ''} ${x.result}`);
+    return push(...r);
+  };
   const total = ctx.total;
   const imgPath = join(ctx.dir, 'remote.img');
   ctx.log(`writing the ${total / MiB} MiB deflate:1 image`);
@@ -79,7 +86,7 @@ export async function remoteBench(ctx: RestoreBenchContext): Promise<{ rows: Row
     // 1. inspect over HTTP, counted at the server.
     const S1 = 'inspect over HTTP (counted at nginx)';
     let mark = nginx.log().length;
-    const ins = await collect(process.execPath, [CLI, 'inspect', url]);
+    const ins = await collect(process.execPath, [...CLI, 'crimg', 'inspect', url]);
     if (ins.code !== 0) throw new Error(`crimg inspect ${url} failed: ${ins.err}`);
     const log = await settledLog(nginx, mark);
     const sent = log.reduce((n, e) => n + e.bytesSent, 0);
