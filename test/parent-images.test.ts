@@ -167,6 +167,40 @@ function sameChunks(p: Memory, c: Memory): number {
   return n;
 }
 
+describe('a child of file ranges and zero runs', () => {
+  test('file-range, zero-run and streamed regions are compared with the parent as bytes are', async () => {
+    const pm = parentMemory();
+    const cm = childMemory(pm);
+    const base = t.path('fr-base.img');
+    const out = t.path('fr-child.img');
+    await writeImage(base, pm, { compress: 'deflate' });
+    const heapFile = t.path('heap.bin');
+    writeFileSync(heapFile, cm.heap);
+    const w = await ImageWriter.create(out, { fsync: false, compress: 'deflate', parent: base });
+    await w.addRegion({ address: HEAP, data: { path: heapFile, length: cm.heap.length } });
+    await w.addRegion({ address: STACK, data: [cm.stack.subarray(0, 5000), { zeros: 0 }, cm.stack.subarray(5000)] });
+    await w.addRegion({ address: NEW, data: [{ zeros: 16384 }, cm.fresh.subarray(16384)] }); // the first 16 KiB as zeros
+    const s = await w.finish();
+    expect(s.inParentChunks).toBe(sameChunks(pm, cm));
+    const img = await openReader(out);
+    expect((await img.read(HEAP, cm.heap.length)).equals(cm.heap)).toBe(true);
+    expect((await img.read(STACK, cm.stack.length)).equals(cm.stack)).toBe(true);
+    const fresh = Buffer.from(cm.fresh);
+    fresh.fill(0, 0, 16384);
+    expect((await img.read(NEW, fresh.length)).equals(fresh)).toBe(true);
+    expect((await img.verify()).ok).toBe(true);
+    await img.close();
+  });
+
+  test('options a child cannot have are refused before anything is written', async () => {
+    const base = t.path('opt-base.img');
+    await writeImage(base, parentMemory(), {});
+    await expect(ImageWriter.create(t.path('x.img'), { parent: base, layout: 'sparse' })).rejects.toThrow(/compact/);
+    await expect(ImageWriter.create(t.path('x.img'), { parent: base, chunkSize: 16384 })).rejects.toThrow(/chunk size 4096/);
+    await expectCode(ImageWriter.create(t.path('x.img'), { parent: t.path('nothing.img') }), 'IO_ERROR');
+  });
+});
+
 describe('the parent is checked before any of its bytes is used', () => {
   const dir = t.path('tamper');
   const base = `${dir}/base.img`;
