@@ -294,7 +294,7 @@ types:
         pos: offset
         size: stored_length
         if: stored_length != 0
-        doc: The stored bytes in the data area (raw, raw DEFLATE, or ciphertext + tag).
+        doc: The stored bytes in the data area (raw, raw DEFLATE, one zstd frame, or ciphertext + tag).
   region_section:
     doc: Section 8.1. The region table, then the string table.
     seq:

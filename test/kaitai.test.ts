@@ -209,7 +209,33 @@ function tryParse(bytes: Buffer): Parsed | Error {
 /** Kaitai's own view of each rule an invalid vector breaks (spec section 12): only the bytes, no library. */
 const stored = (k: Parsed): Parsed[] => (k.chunkTable.records as Parsed[]).filter((c) => !c.isZero);
 const regionChunks = (k: Parsed, r: Parsed): Parsed[] => (k.chunkTable.records as Parsed[]).slice(Number(r.firstChunk), Number(r.firstChunk) + Number(r.chunkCount));
+/** The first encoded chunk's zstd frame (spec section 6.2): its bytes, header fields and where its blocks end. */
+function zstdFrame(k: Parsed): { f: Uint8Array; fhd: number; size: number; end: number } {
+  const f = (k.chunkTable.records as Parsed[]).find((c) => c.isEncoded).stored as Uint8Array;
+  const fhd = f[4]!;
+  const single = (fhd >> 5) & 1;
+  const fcsBytes = fhd >> 6 === 0 ? single : 1 << (fhd >> 6);
+  let at = 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3]!;
+  let size = 0;
+  for (let i = 0; i < fcsBytes; i++) size += f[at + i]! * 2 ** (8 * i);
+  if (fcsBytes === 2) size += 256;
+  at += fcsBytes;
+  for (let last = 0; !last && at + 3 <= f.length;) {
+    const h = f[at]! | (f[at + 1]! << 8) | (f[at + 2]! << 16);
+    last = h & 1;
+    at += 3 + (((h >> 1) & 3) === 1 ? 1 : h >>> 3);
+  }
+  return { f, fhd, size, end: at + ((fhd >> 2) & 1) * 4 };
+}
 const RULES: Record<string, (k: Parsed, bytes: Buffer, from: Parsed) => boolean> = {
+  'CORRUPT_CHUNK--zstd-skippable-frame': (k) => (Buffer.from(zstdFrame(k).f).readUInt32LE(0) & ~0xf) >>> 0 === 0x184d2a50,
+  'CORRUPT_CHUNK--zstd-dictionary-id': (k) => (zstdFrame(k).fhd & 3) !== 0,
+  'CORRUPT_CHUNK--zstd-window-over-chunk': (k) => (zstdFrame(k).fhd & 0x20) === 0 && 1024 << (zstdFrame(k).f[5]! >> 3) > k.header.chunkSize,
+  'CORRUPT_CHUNK--zstd-content-size': (k) => zstdFrame(k).size !== k.header.chunkSize,
+  'CORRUPT_CHUNK--zstd-trailing-byte': (k) => zstdFrame(k).end < zstdFrame(k).f.length,
+  'CORRUPT_CHUNK--zstd-truncated': (k) => zstdFrame(k).end > zstdFrame(k).f.length,
+  'CORRUPT_HEADER--zstd-level-20': (k) => k.header.codecId === (Crimg as any).Codec.ZSTD && k.header.codecLevel > 19,
+  'UNSUPPORTED_FEATURE--codec-3': (k) => k.header.codecId === 3 && (k.header.requiredFeatures.lo & 1) === 1,
   'UNSUPPORTED_FEATURE--cipher-3': (k) => k.header.cipherId === 3 && (k.header.requiredFeatures.lo & 2) === 2,
   'UNSUPPORTED_FEATURE--kdf-2': (k) => k.header.kdfId === 2,
   'CORRUPT_HEADER--scrypt-parameters': (k) => k.header.kdfId === (Crimg as any).Kdf.SCRYPT && k.header.scryptLog2N === 0,

@@ -88,9 +88,28 @@ describe.each([...valid, ...accepted])('valid vector %s', (name) => {
   });
 });
 
+/**
+ * Invalid vectors a later rule made valid: kept forever (their bytes and JSON never change), and
+ * read as the valid images they now are. The rule each tested has a new vector.
+ */
+const SUPERSEDED: Record<string, { compression: string; by: string }> = {
+  // Codec id 2 is zstd since issue 16 (spec section 6.2): this minimal image with codec 2 level 1
+  // now opens. An unknown codec id is UNSUPPORTED_FEATURE--codec-3.
+  'UNSUPPORTED_FEATURE--codec-zstd': { compression: 'zstd:1', by: 'UNSUPPORTED_FEATURE--codec-3' },
+};
+
 describe.each(invalid)('invalid vector %s', (name) => {
   test('fails with the code in its name', async () => {
     const exp = JSON.parse(readFileSync(join(V1, 'invalid', `${name}.json`), 'utf8'));
+    const superseded = SUPERSEDED[name];
+    if (superseded !== undefined) {
+      expect(invalid).toContain(superseded.by);
+      const img = await openImage(join(V1, 'invalid', `${name}.img`));
+      expect(img.compression).toBe(superseded.compression);
+      expect((await img.read(img.regions[0]!.address, Number(img.regions[0]!.length))).length).toBe(Number(img.regions[0]!.length));
+      await img.close();
+      return;
+    }
     expect(name.split('--')[0]).toBe(exp.code);
     const path = join(V1, 'invalid', `${name}.img`);
     const from = JSON.parse(readFileSync(join(V1, `${exp.from}.json`), 'utf8'));
