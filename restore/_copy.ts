@@ -178,7 +178,8 @@ async function copyNative(image: ImageReader, table: ChunkTable, slots: readonly
   slots.forEach((s, i) => {
     if (!s.region.isGap) advance(progress, s.length - stored[i]!);
   });
-  const failures = await items.run(image, { all: false, populate: true });
+  // CRIMG_NATIVE_POPULATE=0: page by page instead (the bench's comparison).
+  const failures = await items.run(image, { all: false, populate: process.env.CRIMG_NATIVE_POPULATE !== '0' });
   if (failures.length > 0) {
     const f = failures[0]!;
     throw await jsErrorOf(image, items.chunk(image, f.item), f);

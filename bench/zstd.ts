@@ -1,0 +1,225 @@
+/**
+ * Issue 16's proof, in one run on the memory-like input (default 512 MiB, 200 regions), medians
+ * of 3 interleaved runs after a warm-up:
+ * - writing a zstd:1 image against `zstd -1 -T2` writing the same input to a file, both durable
+ *   (the image is fsynced; zstd's file by `sync`), and the image's size against zstd's file;
+ * - copy-mode restore of the zstd:1 image (native batch decoder, every core, zero runs free)
+ *   against `zstd -d` of zstd's own file to /dev/null; with aes-256-gcm on top;
+ * - verify() of the zstd:1 image against the deflate:1 image's;
+ * - copy restore under a cold page supply (the first restore of a fresh process) and a warm one
+ *   (the next, after the first released its memory), with and without bulk provisioning
+ *   (CRIMG_NATIVE_POPULATE=0).
+ *
+ * Standalone: `node build/bench/zstd.js` (CRIMG_BENCH_ZSTD_MIB sets the size, default 512), or
+ * `npm run bench:zstd`.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openImage, type Image } from '../index.js';
+import { nativeBatchRefusal } from '../image/_native-batch.js';
+import { freshOutput } from './context.js';
+import { MiB, envMiB, since, syncAll, timeInterleaved } from './measure.js';
+import { REGIONS, isMain, makeContext, type RestoreBenchContext } from './restore-setup.js';
+import { formatTable, mib, mibps, ms, times, verdict, type Row } from './table.js';
+import { hasTool, timeShell } from './tools.js';
+import { BENCH_KEY, runNodeChild, runWriteJob } from './write-job.js';
+
+/** Targets of issue 16. */
+export const ZSTD_TARGETS = {
+  /** zstd:1 image write time over `zstd -1 -T2` to a file (both durable): at least as fast. */
+  writeVsZstd: 1.0,
+  /** zstd:1 image size over zstd's output: at most. */
+  sizeVsZstd: 1.03,
+  /** Copy restore of the zstd:1 image over `zstd -d` of zstd's file to /dev/null: at least. */
+  restoreVsZstd: 1.0,
+  /** Copy restore with aes-256-gcm on top over without: at most this much slower. */
+  aesSlowdown: 1.15,
+  /** verify() of the zstd:1 image over the deflate:1 image's: at least. */
+  verifyVsDeflate: 2.0,
+} as const;
+
+const S1 = 'zstd:1 write (durable, fsync / sync)';
+const S2 = 'zstd:1 copy restore and verify';
+const S3 = 'copy restore: cold and warm page supply';
+
+const SELF = fileURLToPath(import.meta.url);
+
+async function timedRestore(image: Image, advise?: 'hugepage'): Promise<{ seconds: number }> {
+  const t0 = process.hrtime.bigint();
+  const result = await image.restore({ mode: 'copy', ...(advise && { advise }) });
+  const seconds = since(t0);
+  result.release();
+  return { seconds };
+}
+
+async function timedVerify(image: Image): Promise<{ seconds: number }> {
+  const t0 = process.hrtime.bigint();
+  const report = await image.verify();
+  const seconds = since(t0);
+  if (!report.ok) throw new Error(`verify found ${report.errors.length} errors in a freshly written image: ${report.errors[0]?.message}`);
+  return { seconds };
+}
+
+/** One child: the first copy restore of a fresh process (cold page supply), then the next (warm). */
+interface ColdWarm { cold: number; warm: number; native: boolean }
+
+async function child(job: { image: string; key: boolean }): Promise<ColdWarm> {
+  const image = await openImage(job.image, job.key ? { key: BENCH_KEY } : {});
+  try {
+    const native = nativeBatchRefusal(image) === null;
+    const cold = (await timedRestore(image)).seconds;
+    const warm = (await timedRestore(image)).seconds;
+    return { cold, warm, native };
+  } finally {
+    await image.close();
+  }
+}
+
+export async function zstdBench(ctx: RestoreBenchContext): Promise<{ rows: Row[]; raw: Record<string, unknown> }> {
+  const rows: Row[] = [];
+  const raw: Record<string, unknown> = {};
+  const T = ZSTD_TARGETS;
+  const f = {
+    zimg: join(ctx.dir, 'zstd1.img'), zaes: join(ctx.dir, 'zstd1-aes.img'), dimg: join(ctx.dir, 'deflate1.img'),
+    zfile: join(ctx.dir, 'input.zst'),
+  };
+  const total = ctx.total;
+  const rate = (s: number): number => total / MiB / s;
+  const tool = hasTool('zstd');
+
+  // Write: the image fsynced by the writer, zstd's file by sync; outputs removed and dirty
+  // pages flushed before each run.
+  ctx.log('zstd: timing the zstd:1 write and zstd -1 -T2 (durable both)');
+  const writers: Record<string, () => Promise<{ seconds: number }>> = {
+    crimg: async () => ({ seconds: (await runWriteJob({ input: ctx.input, output: f.zimg, totalBytes: total, regions: REGIONS, fsync: true, compress: 'zstd:1' })).seconds }),
+  };
+  if (tool) writers.zstd = () => timeShell('zstd -q -1 -T2 -f "$1" -o "$2" && sync', [ctx.input, f.zfile]);
+  const w = await timeInterleaved(writers, { prepare: (name) => freshOutput(name === 'crimg' ? f.zimg : f.zfile) });
+  raw.write = Object.fromEntries(Object.entries(w).map(([k, v]) => [k, v.samples]));
+  const imageSize = (await stat(f.zimg)).size;
+  if (tool) {
+    const z = w.zstd!.seconds;
+    const c = w.crimg!.seconds;
+    rows.push({
+      section: S1, measure: 'crimg write zstd:1, fsynced (ImageWriter, 200 regions)', figure: mibps(total, c),
+      baseline: `zstd -1 -T2 to a file, then sync: ${mibps(total, z)}`, ratio: times(z / c), target: `>= ${times(T.writeVsZstd)}`,
+      result: verdict(z / c >= T.writeVsZstd), value: rate(c), unit: 'MiB/s', baselineValue: rate(z), ratioValue: z / c,
+    });
+    const zsize = (await stat(f.zfile)).size;
+    rows.push({
+      section: S1, measure: 'zstd:1 image size', figure: mib(imageSize), baseline: `zstd -1 output ${mib(zsize)}`,
+      ratio: times(imageSize / zsize), target: `<= ${times(T.sizeVsZstd)}`, result: verdict(imageSize / zsize <= T.sizeVsZstd),
+      value: imageSize, unit: 'B', baselineValue: zsize, ratioValue: imageSize / zsize,
+    });
+  } else {
+    rows.push({ section: S1, measure: 'crimg write zstd:1 vs zstd -1 -T2', figure: mibps(total, w.crimg!.seconds), baseline: 'skipped (zstd not installed)', ratio: '-', target: '-', result: 'skipped' });
+  }
+
+  ctx.log('zstd: writing the zstd:1 + aes-256-gcm and the deflate:1 images');
+  await runWriteJob({ input: ctx.input, output: f.zaes, totalBytes: total, regions: REGIONS, fsync: false, compress: 'zstd:1', encrypt: 'aes-256-gcm' });
+  await runWriteJob({ input: ctx.input, output: f.dimg, totalBytes: total, regions: REGIONS, fsync: false, compress: 'deflate:1' });
+  syncAll();
+
+  const zimg = await openImage(f.zimg);
+  const zaes = await openImage(f.zaes, { key: BENCH_KEY });
+  const dimg = await openImage(f.dimg);
+  try {
+    const engine = nativeBatchRefusal(zimg) ?? 'native batch decoder, every core';
+    ctx.log('zstd: timing copy restores, zstd -d, and verify (interleaved)');
+    const contenders: Record<string, () => Promise<{ seconds: number }>> = {
+      restore: () => timedRestore(zimg),
+      restoreHuge: () => timedRestore(zimg, 'hugepage'),
+      restoreAes: () => timedRestore(zaes),
+      verifyZstd: () => timedVerify(zimg),
+      verifyDeflate: () => timedVerify(dimg),
+    };
+    if (tool) contenders.zstdD = () => timeShell('zstd -q -d -c "$1" > /dev/null', [f.zfile]);
+    const t = await timeInterleaved(contenders);
+    raw.restore = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.samples]));
+    const r = t.restore!.seconds;
+    if (tool) {
+      const z = t.zstdD!.seconds;
+      rows.push({
+        section: S2, measure: `copy restore of the zstd:1 image (${engine})`, figure: mibps(total, r),
+        baseline: `zstd -d of zstd's file to /dev/null ${mibps(total, z)}`, ratio: times(z / r), target: `>= ${times(T.restoreVsZstd)}`,
+        result: verdict(z / r >= T.restoreVsZstd), value: rate(r), unit: 'MiB/s', baselineValue: rate(z), ratioValue: z / r,
+      });
+    }
+    const h = t.restoreHuge!.seconds;
+    rows.push({
+      section: S2, measure: "copy restore of the zstd:1 image, advise: 'hugepage'", figure: mibps(total, h),
+      baseline: tool ? `zstd -d ${mibps(total, t.zstdD!.seconds)}` : `no advice ${mibps(total, r)}`, ratio: tool ? times(t.zstdD!.seconds / h) : times(r / h),
+      target: 'info', result: 'info', value: rate(h), unit: 'MiB/s', note: `no advice ${mibps(total, r)}: 2 MiB pages where a populated range covers them`,
+    });
+    const a = t.restoreAes!.seconds;
+    rows.push({
+      section: S2, measure: 'copy restore, zstd:1 + aes-256-gcm', figure: mibps(total, a), baseline: `zstd:1 alone ${mibps(total, r)}`,
+      ratio: `${times(a / r)} the time`, target: `<= ${times(T.aesSlowdown)}`, result: verdict(a / r <= T.aesSlowdown),
+      value: rate(a), unit: 'MiB/s', baselineValue: rate(r), ratioValue: a / r,
+    });
+    const vz = t.verifyZstd!.seconds;
+    const vd = t.verifyDeflate!.seconds;
+    rows.push({
+      section: S2, measure: 'verify() of the zstd:1 image', figure: mibps(total, vz), baseline: `deflate:1 image ${mibps(total, vd)}`,
+      ratio: times(vd / vz), target: `>= ${times(T.verifyVsDeflate)}`, result: verdict(vd / vz >= T.verifyVsDeflate),
+      value: rate(vz), unit: 'MiB/s', baselineValue: rate(vd), ratioValue: vd / vz,
+    });
+  } finally {
+    await zimg.close();
+    await zaes.close();
+    await dimg.close();
+  }
+
+  // Cold and warm page supply: each child restores twice; three children per setting.
+  ctx.log('zstd: cold and warm copy restores in fresh processes, with and without bulk provisioning');
+  const runs = async (populate: boolean): Promise<ColdWarm[]> => {
+    const out: ColdWarm[] = [];
+    const before = process.env.CRIMG_NATIVE_POPULATE;
+    process.env.CRIMG_NATIVE_POPULATE = populate ? '1' : '0';
+    try {
+      for (let i = 0; i < 3; i++) out.push(await runNodeChild<ColdWarm>(SELF, { image: f.zimg, key: false }));
+    } finally {
+      if (before === undefined) delete process.env.CRIMG_NATIVE_POPULATE;
+      else process.env.CRIMG_NATIVE_POPULATE = before;
+    }
+    return out;
+  };
+  const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+  const on = await runs(true);
+  const off = await runs(false);
+  raw.coldWarm = { populate: on, noPopulate: off };
+  for (const [name, set] of [['bulk provisioning (MADV_POPULATE_WRITE)', on], ['page by page (CRIMG_NATIVE_POPULATE=0)', off]] as const) {
+    const cold = med(set.map((x) => x.cold));
+    const warm = med(set.map((x) => x.warm));
+    rows.push({
+      section: S3, measure: `${name}: cold (first restore of a fresh process)`, figure: `${mibps(total, cold)} (${ms(cold)})`,
+      baseline: `warm (its next restore) ${mibps(total, warm)} (${ms(warm)})`, ratio: times(warm / cold), target: 'info', result: 'info',
+      value: rate(cold), unit: 'MiB/s', baselineValue: rate(warm), ratioValue: warm / cold,
+      note: set.every((x) => x.native) ? 'native batch decoder' : 'JavaScript path (no native batch decoder)',
+    });
+  }
+  return { rows, raw };
+}
+
+if (process.argv[2] !== undefined && process.argv[1] === SELF && process.argv[2].startsWith('{')) {
+  // A child of the cold/warm measure: one job, its result as JSON.
+  console.log(JSON.stringify(await child(JSON.parse(process.argv[2]) as { image: string; key: boolean })));
+} else if (isMain(import.meta.url)) {
+  const total = envMiB('CRIMG_BENCH_ZSTD_MIB', 512, 64) * MiB;
+  const started = process.hrtime.bigint();
+  const ctx = await makeContext('zstd', total);
+  const { rm } = await import('node:fs/promises');
+  try {
+    const { rows } = await zstdBench(ctx);
+    console.log([
+      `crimg zstd (issue 16): ${total / MiB} MiB memory-like input (seed 1), ${REGIONS} regions; node ${process.version}`,
+      'medians of 3 runs after a warm-up (interleaved); throughput = input bytes / second; ratio > 1 = crimg faster (size: smaller is better)\n',
+    ].join('\n'));
+    console.log(formatTable(rows));
+    const failed = rows.filter((r) => r.result === 'FAIL');
+    console.log(`\n${rows.filter((r) => r.result === 'PASS').length} PASS, ${failed.length} FAIL${failed.length ? `: ${failed.map((r) => r.measure).join('; ')}` : ''}; total ${since(started).toFixed(0)} s`);
+  } finally {
+    await rm(ctx.dir, { recursive: true, force: true });
+  }
+}
