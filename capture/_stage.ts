@@ -1,30 +1,27 @@
 /**
- * Staging (issue 13, item 5): with a codec or cipher, the capture reads the stopped process's
- * pages into a raw image next to the output (a "stage": no encoding, so the stop lasts as long
- * as reading and copying the pages), resumes the process, and only then encodes the stage into
- * the final image with convertImage, which streams it in bounded pieces. The stage is an
- * owner-only file in the output's directory (same file system, so no other disk is filled and
- * nothing lands in a shared /tmp), and is removed on every path: success, failure, and the
+ * Staging (issues 13 and 19): with a codec or cipher, or a pre-copy, the capture reads the
+ * process's pages into a memory log next to the output (capture/_mem-log.ts: no encoding, so
+ * the stop lasts as long as reading and writing the pages), resumes the process, and only then
+ * writes the image from the log with the caller's codec and cipher (capture/_replay.ts). The log
+ * is an owner-only file in the output's directory (same file system, so no other disk is filled
+ * and nothing lands in a shared /tmp; an output given as a URL has none, and the log goes to
+ * the system's temporary directory), and is removed on every path: success, failure, and the
  * signals the capture handles.
  *
- * The stage is named as a temporary file of the output (`.NAME.<16 hex>.crimg-tmp`,
- * image/_output-file.ts), so a stage left by SIGKILL is reported by the next writer of NAME
- * (warning CRIMG_STALE_TEMP), as the stage writer's own temporary file is.
+ * The log is named as a temporary file of the output (`.NAME.<16 hex>.crimg-tmp`,
+ * image/_output-file.ts), so a log left by SIGKILL is reported by the next writer of NAME
+ * (warning CRIMG_STALE_TEMP), as a writer's own temporary file is.
  *
- * When the caller asked for a cipher, the stage is sealed too: aes-256-gcm (no codec, so the
- * stop stays short) under a random one-time key held only in memory ({@link stageKey}), so the
- * plaintext of an encrypted capture never reaches the disk; the conversion opens the stage
- * with that key and writes the final image with the caller's codec, cipher and key.
+ * When the caller asked for a cipher, the log is sealed: AES-256-GCM per piece under a random
+ * one-time key held only in memory ({@link stageKey}), so the plaintext of an encrypted capture
+ * never reaches the disk.
  */
 import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { holdTemp, tempName } from '../image/_output-file.js';
 
-/**
- * The path of one stage: the raw image, written by its writer under its own temporary name
- * (which that writer removes on failure and on signals) and renamed to this path on finish.
- */
+/** The path of one stage (the memory log), and the hold on its name. */
 export interface StagePaths {
   path: string;
   /** Ends this process's claim on the name (until then its own writers do not report it as stale). */
@@ -37,12 +34,9 @@ export function stagePaths(outPath: string): StagePaths {
   return { path, release: holdTemp(path) };
 }
 
-/** The stage's cipher when the output is encrypted: fast, with the writer's workers. */
-export const STAGE_CIPHER = 'aes-256-gcm' as const;
-
 /**
- * A one-time 32-byte key for a sealed stage: random, never stored, logged or reused; the
- * caller fills it with zeros when the stage is gone.
+ * A one-time 32-byte key for a sealed log: random, never stored, logged or reused; the caller
+ * fills it with zeros when the log is gone.
  */
 export function stageKey(): Uint8Array {
   return new Uint8Array(randomBytes(32));

@@ -96,3 +96,58 @@ export async function runsToRead(
     return null;
   }
 }
+
+/** Bit 55 of a page map entry: the page was written since the last `4 > /proc/PID/clear_refs`. */
+const SOFT_DIRTY_HIGH = 1 << 23;
+
+/** Which pages of a range hold memory, and which of those are soft-dirty (written since the last clear). */
+export interface PageStates {
+  /** Present or swapped. */
+  present: PageRun[];
+  /** Present or swapped, and soft-dirty (bit 55). */
+  dirty: PageRun[];
+}
+
+/**
+ * The present-or-swapped runs of [start, end) and, among them, the soft-dirty ones (bit 55),
+ * from one read of an open /proc/PID/pagemap (a pre-copy's stop, capture/_precopy.ts). Call
+ * while the process is stopped.
+ * @throws the read's error; a short read gives the runs found so far.
+ */
+export async function pageStates(pagemap: FileHandle, start: bigint, end: bigint, pageSize: number): Promise<PageStates> {
+  const out: PageStates = { present: [], dirty: [] };
+  const page = BigInt(pageSize);
+  const buf = Buffer.allocUnsafe(PAGEMAP_READ_BYTES);
+  const perRead = BigInt(PAGEMAP_READ_BYTES / 8);
+  for (let at = start; at < end;) {
+    const pages = (end - at) / page < perRead ? (end - at) / page : perRead;
+    const want = Number(pages) * 8;
+    const { bytesRead } = await pagemap.read(buf, 0, want, Number((at / page) * 8n));
+    const whole = bytesRead - (bytesRead % 8);
+    const entries = buf.subarray(0, whole);
+    collectRuns(entries, at, pageSize, out.present);
+    collectWhere(entries, at, pageSize, out.dirty, (high) => (high & 0xc0000000) !== 0 && (high & SOFT_DIRTY_HIGH) !== 0);
+    if (whole < want) break;
+    at += pages * page;
+  }
+  return out;
+}
+
+/** As {@link collectRuns}, for the entries whose high word passes `test`. Pure. */
+export function collectWhere(entries: Uint8Array, firstAddress: bigint, pageSize: number, out: PageRun[], test: (high: number) => boolean): void {
+  const view = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+  const page = BigInt(pageSize);
+  const n = entries.byteLength >>> 3;
+  let i = 0;
+  while (i < n) {
+    if (!test(view.getUint32(i * 8 + 4, true))) { i++; continue; }
+    let j = i + 1;
+    while (j < n && test(view.getUint32(j * 8 + 4, true))) j++;
+    const start = firstAddress + BigInt(i) * page;
+    const end = firstAddress + BigInt(j) * page;
+    const last = out[out.length - 1];
+    if (last !== undefined && last.end === start) last.end = end;
+    else out.push({ start, end });
+    i = j;
+  }
+}

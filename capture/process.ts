@@ -3,8 +3,9 @@
  * (lock.ts), stop it with SIGSTOP, read /proc/PID/maps, the threads' stack pointers
  * (threads.ts), /proc/PID/pagemap (pagemap.ts) and /proc/PID/mem, write one region (or gap)
  * per mapping with the streaming writer, resume it with SIGCONT. See proc-maps.ts for what each
- * mapping becomes. With a codec or cipher the stop covers reading only: the pages go to a raw
- * stage image (_stage.ts), and the encoding runs after SIGCONT.
+ * mapping becomes. With a codec or cipher the stop covers reading only: the pages go to a
+ * memory log (_mem-log.ts, _stage.ts), and the image is written from it after SIGCONT
+ * (_replay.ts). A pre-copy (_precopy.ts) reads most pages while the process runs.
  *
  * Memory is bounded: the writer reads each file or shared mapping from /proc/PID/mem in blocks
  * of 2 MiB (`pieceSize`), two reads ahead and at most four writes in flight; private anonymous
@@ -16,8 +17,9 @@
  * with a signal, so it is not traced and a debugger may still attach afterwards.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { ImageWriter, defaultChunkSize, parseCompress, type WriteSummary } from '../image/writer.js';
-import { convertImage } from '../image/convert.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ImageWriter, type WriteSummary } from '../image/writer.js';
 import { onInterrupt } from '../image/_interrupt.js';
 import type { RegionRecord } from '../format/index-table.js';
 import { describeHost } from '../image/host.js';
@@ -28,7 +30,11 @@ import { checkProcess, isAlive, noSuchProcess, permissionDenied, processExited, 
 import { runsToRead, type PageRun } from './pagemap.js';
 import { threadStackPointers } from './threads.js';
 import { lockProcess } from './lock.js';
-import { STAGE_CIPHER, removeFiles, stageKey, stagePaths } from './_stage.js';
+import { removeFiles, stageKey, stagePaths } from './_stage.js';
+import { MemLog } from './_mem-log.js';
+import { logMapping, regionFlags, replay, unreadableUntil, type RegionPlan, type ReplayItem } from './_replay.js';
+import { clearSoftDirty, mappingKey, runningPass, softDirtyUnavailable, stopPass, type RunningPass, type Tracking } from './_precopy.js';
+import type { ParentInput } from '../image/_parent.js';
 import { producerVersion } from './version.js';
 import { imageWriterOptions, type ImageOutputOptions } from './_image-options.js';
 
@@ -69,9 +75,31 @@ export interface CaptureOptions extends ImageOutputOptions {
    * raw stage file beside the output while stopped, resumes the process, then encodes the
    * stage into the image (the stop is as short as a raw capture's; the disk briefly holds both).
    * With a cipher the stage is sealed with aes-256-gcm under a one-time key held in memory
-   * (capture/_stage.ts): no plaintext on disk, at the cost of sealing during the stop.
+   * (capture/_stage.ts): no plaintext on disk. The pages go to a memory log
+   * (capture/_mem-log.ts), sealed piece by piece while the next pieces are read.
    */
   encodeWhileStopped?: boolean;
+  /**
+   * Pre-copy (capture/_precopy.ts): clear the soft-dirty bits, read the memory while the
+   * process runs, then stop it and read only the pages written since (and mappings that
+   * appeared or changed). The image is the one a full stop makes at the moment of the stop;
+   * the stop is as long as reading what changed. A kernel without soft-dirty tracking (no
+   * CONFIG_MEM_SOFT_DIRTY) makes the stop read every page again but seal and write only those
+   * whose checksum changed (tracking 'checksums'); without a page map, or for a process
+   * already stopped, it falls back to a full stop. {@link CaptureResult.preCopy} says which.
+   * Not with `encodeWhileStopped`.
+   */
+  preCopy?: boolean;
+  /**
+   * Pre-copy only: awaited after the running pass, just before SIGSTOP (tests and demos change
+   * the process there: whatever it does then is in the image).
+   */
+  beforeStop?: () => void | Promise<void>;
+  /**
+   * Write a child image of this earlier image (ImageWriter's `parent`, spec/FORMAT.md section
+   * 8.3): only chunks that differ from the parent's are stored.
+   */
+  parent?: ParentInput;
 }
 
 /** What {@link captureProcess} did. */
@@ -97,8 +125,16 @@ export interface CaptureResult {
   wasStopped: boolean;
   /** True when the capture sent SIGCONT at the end. */
   resumed: boolean;
-  /** True when the pages went to a raw stage image first and were encoded after the stop. */
+  /** True when the pages went to a memory log first and were encoded after the stop. */
   staged: boolean;
+  /** Bytes read from /proc/PID/mem while the process was stopped (all of bytesRead without pre-copy). */
+  stoppedBytesRead: number;
+  /**
+   * With `preCopy`: used (how written pages were found, the bytes read while the process ran,
+   * the bytes the stop took from the process instead of the running pass (changed pages and
+   * new mappings), and why soft-dirty bits were not used), or why it fell back to a full stop.
+   */
+  preCopy?: { used: true; tracking: 'soft-dirty' | 'checksums'; runningBytes: number; changedBytes: number; why?: string } | { used: false; fallback: string };
 }
 
 
@@ -135,6 +171,7 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
   if (options.fileMappings !== undefined && options.fileMappings !== 'copy' && options.fileMappings !== 'gap') {
     throw new RangeError(`expected fileMappings 'copy' or 'gap', got ${JSON.stringify(options.fileMappings)}`);
   }
+  if (options.preCopy && options.encodeWhileStopped) throw new RangeError('expected preCopy or encodeWhileStopped, not both: a pre-copy encodes after the stop');
   const lockWaitMs = checkMs(options.lockWaitMs ?? 0, 'lockWaitMs');
   const stopTimeoutMs = checkMs(options.stopTimeoutMs ?? 5000, 'stopTimeoutMs');
   const t0 = performance.now();
@@ -170,16 +207,19 @@ async function captureLocked(
     notes.push(`/proc/${pid}/pagemap could not be opened (${isCrimgError(e) ? e.message : String(e)}): every page of every mapping was read, untouched ones included, mappings without read permission too`);
     return null;
   });
-  const staged = !options.encodeWhileStopped && isEncoded(options);
-  const stage = staged ? stagePaths(outPath) : null;
-  // An encrypted capture's stage is sealed with a one-time key: no plaintext page on disk.
+  // With a codec or cipher, or a pre-copy, the pages go to a memory log, and the image is
+  // written from it after SIGCONT (capture/_mem-log.ts, capture/_replay.ts).
+  const staged = options.preCopy === true || (!options.encodeWhileStopped && isEncoded(options));
+  // The log lies beside OUT (same file system); an OUT that is a URL (s3://) has no
+  // directory: the system's temporary directory then.
+  const stage = staged ? stagePaths(/^[a-z][a-z0-9+.-]*:\/\//i.test(outPath) ? join(tmpdir(), 'crimg-capture') : outPath) : null;
+  // An encrypted capture's log is sealed with a one-time key: no plaintext page on disk.
   const sealKey = stage && options.encrypt !== undefined && options.encrypt !== 'none' ? stageKey() : null;
-  // The writers remove their own temporary files (on signals too); the stage, once renamed
-  // into place by its writer, is the capture's to remove.
   if (stage) guard.temporaries.push(stage.path);
-  // The writer next, also before stopping: bad options, an unwritable path or a passphrase's
-  // scrypt cost the process nothing. A staged capture writes a raw image first.
+  // The writer next, also before stopping: bad options, an unwritable path, a passphrase's
+  // scrypt or a parent that cannot be opened cost the process nothing.
   let writer: ImageWriter;
+  let log: MemLog | null = null;
   const validation = {
     producerName: 'crimg-capture',
     producerVersion: producerVersion(),
@@ -190,16 +230,17 @@ async function captureLocked(
     metrics: { 'capture.pid': pid },
   };
   try {
+    writer = await ImageWriter.create(outPath, {
+      pageSize: host.pageSize, ...imageWriterOptions(options), validation,
+      ...(options.parent !== undefined && { parent: options.parent }),
+    });
     if (stage) {
-      // Fail now, not after the stop, on options the final writer refuses.
-      checkOutputOptions(options);
-      writer = await ImageWriter.create(stage.path, {
-        pageSize: host.pageSize, fsync: false, validation, mode: 0o600,
-        ...(sealKey && { encrypt: STAGE_CIPHER, key: sealKey }),
-        ...(sealKey && options.workers !== undefined && { workers: options.workers }),
-      });
-    } else {
-      writer = await ImageWriter.create(outPath, { pageSize: host.pageSize, ...imageWriterOptions(options), validation });
+      try {
+        log = await MemLog.create(stage.path, sealKey, pieceSize, host.pageSize);
+      } catch (e) {
+        await writer.abort();
+        throw e;
+      }
     }
   } catch (e) {
     await mem.close().catch(() => {});
@@ -212,6 +253,27 @@ async function captureLocked(
   let stoppedAt = 0;
   let resumedAt = 0;
   try {
+    let reader: MemReader | null = null;
+    const progress = new Progress(options.onProgress);
+    // Pre-copy: the running pass, unless soft-dirty tracking is missing.
+    let preCopy: CaptureResult['preCopy'];
+    let before: RunningPass | null = null;
+    let tracking: Tracking = 'soft-dirty';
+    if (options.preCopy) {
+      const why = wasStopped ? 'the process was already stopped' : pagemap === null ? `/proc/${pid}/pagemap could not be opened` : null;
+      if (why !== null) {
+        preCopy = { used: false, fallback: why };
+      } else {
+        // Soft-dirty bits where the kernel has them, else the pages' checksums.
+        const noSoftDirty = (await softDirtyUnavailable()) ?? await clearSoftDirty(pid);
+        if (noSoftDirty !== null) tracking = 'checksums';
+        before = await runningPass(pid, mem, pagemap!, log!, host.pageSize, options.fileMappings === 'gap', tracking, (n) => progress.read(n));
+        preCopy = { used: true, tracking, runningBytes: log!.readBytes, changedBytes: 0, ...(noSoftDirty !== null && { why: noSoftDirty }) };
+        await options.beforeStop?.();
+      }
+    }
+    const runningBytes = log?.readBytes ?? 0;
+    const runningLogged = log?.bytes ?? 0;
     if (!wasStopped) {
       guard.stopping();
       if (!signal(pid, 'SIGSTOP')) throw noSuchProcess(pid);
@@ -226,27 +288,45 @@ async function captureLocked(
     const writtenKb = fileMappings === 'gap' ? await readSmapsOf(pid) : undefined;
     const sps = await threadStackPointers(pid);
     const plans = markThreadStacks(maps.map((e) => planMapping(e, { fileMappings, ...(writtenKb && { writtenKb }) })), sps);
-    const total = plans.reduce((s, p) => s + (p.action === 'region' && !p.noRead ? Number(p.end - p.start) : 0), 0);
-    const reader = new MemReader(mem, pid, host.pageSize, pieceSize, total, options.onProgress);
-    let dataRegions = 0;
-    let gaps = 0;
+    progress.total = plans.reduce((s, p) => s + (p.action === 'region' && !p.noRead ? Number(p.end - p.start) : 0), 0);
+    progress.start();
+    if (!log) reader = new MemReader(mem, pid, host.pageSize, pieceSize, progress);
+    const items: ReplayItem[] = [];
     for (const [i, plan] of plans.entries()) {
       if (plan.note) notes.push(plan.note);
       if (plan.action === 'gap') {
         // A file mapping left to its file keeps where in the file it starts, and whether shared.
         const e = maps[i]!;
         const fileGap = parseFileGapName(plan.name) !== null ? { fileOffset: e.offset, ...(e.perms[3] === 's' && { shared: true }) } : {};
-        await writer.addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name, ...fileGap });
-        gaps++;
+        const gap = { address: plan.start, length: plan.end - plan.start, name: plan.name, ...fileGap };
+        if (log) items.push({ type: 'gap', gap });
+        else {
+          await writer.addGap(gap);
+          reader!.counts.gaps++;
+        }
         continue;
+      }
+      const base = before?.get(mappingKey(maps[i]!));
+      if (base && !plan.noRead && maps[i]!.perms[3] === 'p') {
+        // Read whole while it ran: only what changed since.
+        const item = await stopPass(log!, mem, pagemap!, pid, host.pageSize, plan, maps[i]!, base, tracking, (n) => progress.read(n));
+        if (item) {
+          items.push(item);
+          progress.covered(plan.end - plan.start);
+          continue;
+        }
       }
       const present = await runsToRead(pagemap, plan, host.pageSize, notes);
       // Absent pages of file and shared memory are not zeros: those are read whole.
       const runs = plan.zeroWhenAbsent ? present : null;
       if (plan.noRead && present !== null && present.length === 0) {
         // Nothing was ever written there (guard pages, reservations).
-        await writer.addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name });
-        gaps++;
+        const gap = { address: plan.start, length: plan.end - plan.start, name: plan.name };
+        if (log) items.push({ type: 'gap', gap });
+        else {
+          await writer.addGap(gap);
+          reader!.counts.gaps++;
+        }
         continue;
       }
       // Without a page map (it could not be opened or read) what such a mapping holds is
@@ -257,32 +337,30 @@ async function captureLocked(
           ? `${plan.name || 'anonymous mapping'} ${hex(plan.start)}-${hex(plan.end)} (${plan.prot}) has no read permission and the page map could not be read: it was read whole through /proc/PID/mem, untouched pages as zeros, and recorded with protection ${plan.prot}`
           : `${plan.name || 'anonymous mapping'} ${hex(plan.start)}-${hex(plan.end)} (${plan.prot}) has no read permission but holds memory: its present pages were read through /proc/PID/mem and recorded with protection ${plan.prot}`);
       }
-      const n = await captureMapping(writer, reader, plan, maps[i]!, runs, notes);
-      dataRegions += n.regions;
-      gaps += n.gaps;
+      if (log) {
+        items.push(...await logMapping(log, mem, pid, host.pageSize, plan, maps[i]!, runs, notes, (n) => progress.read(n)));
+        progress.covered(plan.end - plan.start);
+      } else {
+        await captureMapping(writer, reader!, plan, maps[i]!, runs, notes);
+      }
     }
-    // Everything is read: the process may go on while the index is written (and encoded).
+    // Everything is read: the process may go on while the image is written (and encoded).
+    await log?.flush();
     if (guard.resume()) resumedAt = performance.now();
-    let summary = await writer.finish();
-    if (stage) {
-      summary = await convertImage(stage.path, outPath, {
-        ...(sealKey && { key: sealKey }),
-        chunkSize: options.chunkSize ?? defaultChunkSize(host.pageSize, false),
-        compress: options.compress ?? 'none',
-        // The stage's own cipher must not carry over: the output's is the caller's, or none.
-        encrypt: options.encrypt ?? 'none',
-        ...(options.encrypt !== undefined && options.encrypt !== 'none' ? { outKey: options.key } : {}),
-        ...(options.workers !== undefined ? { workers: options.workers } : {}),
-        ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
-        ...(options.mode !== undefined ? { mode: options.mode } : {}),
-      });
-      removeFiles([stage.path]);
+    const stoppedBytesRead = log ? log.readBytes - runningBytes : reader!.bytesRead;
+    if (preCopy?.used) preCopy.changedBytes = log!.bytes - runningLogged;
+    if (log) await replay(writer, log, items);
+    const summary = await writer.finish();
+    const counts = log ? countItems(items) : reader!.counts;
+    if (log) {
+      await log.close();
+      removeFiles([log.path]);
     }
     const end = performance.now();
     return {
-      pid, comm, summary, mappings: maps.length, dataRegions, gaps, bytesRead: reader.bytesRead, notes,
+      pid, comm, summary, mappings: maps.length, dataRegions: counts.regions, gaps: counts.gaps, bytesRead: log ? log.readBytes : reader!.bytesRead, notes,
       stoppedMs: Math.round((resumedAt || end) - stoppedAt), totalMs: Math.round(end - t0),
-      wasStopped, resumed: resumedAt !== 0, staged,
+      wasStopped, resumed: resumedAt !== 0, staged, stoppedBytesRead, ...(preCopy && { preCopy }),
     };
   } catch (e) {
     await writer.abort();
@@ -290,8 +368,38 @@ async function captureLocked(
   } finally {
     await mem.close().catch(() => {});
     await pagemap?.close().catch(() => {});
+    await log?.close();
     sealKey?.fill(0);
     stage?.release();
+  }
+}
+
+/** Regions and gaps among `items`. */
+function countItems(items: readonly ReplayItem[]): { regions: number; gaps: number } {
+  const regions = items.filter((x) => x.type === 'region').length;
+  return { regions, gaps: items.length - regions };
+}
+
+/** Progress of a capture: bytes of the mappings covered so far (read or known zero) of the readable total. */
+class Progress {
+  total = 0;
+  private done = 0;
+  private base = 0;
+  constructor(private readonly report: ((done: number, total: number) => void) | undefined) {}
+  /** The stop begins: count from zero again (the running pass counted against nothing). */
+  start(): void {
+    this.done = 0;
+    this.base = 0;
+  }
+  read(n: number): void {
+    this.done += n;
+    if (this.total > 0) this.report?.(Math.min(this.base + this.done, this.total), this.total);
+  }
+  /** A mapping of `length` bytes is done. */
+  covered(length: bigint): void {
+    this.base += Number(length);
+    this.done = 0;
+    if (this.total > 0) this.report?.(Math.min(this.base, this.total), this.total);
   }
 }
 
@@ -348,14 +456,6 @@ function isEncoded(o: CaptureOptions): boolean {
   return (o.compress !== undefined && o.compress !== 'none') || (o.encrypt !== undefined && o.encrypt !== 'none');
 }
 
-/** Refuses, before the process is stopped, output options the final writer would refuse. */
-function checkOutputOptions(o: CaptureOptions): void {
-  if (o.compress !== undefined) parseCompress(o.compress);
-  if (o.encrypt !== undefined && o.encrypt !== 'none' && o.key === undefined) throw new TypeError('expected a key or passphrase with encrypt');
-  const raw = o.key instanceof Uint8Array ? o.key : o.key !== undefined && 'key' in o.key ? o.key.key : undefined;
-  if (raw !== undefined && raw.length !== 32) throw new RangeError('expected a 32-byte key');
-}
-
 /** Opens /proc/PID/NAME for reading. @throws CrimgError no such process, permission denied, IO_ERROR */
 async function openProc(pid: number, name: string, what: string): Promise<FileHandle> {
   try {
@@ -401,9 +501,10 @@ async function readMapsOf(pid: number, comm: string): Promise<MapsEntry[]> {
 }
 
 /**
- * Writes one mapping: usually one region. When the kernel refuses some pages (EIO: device
- * memory, a file truncated under its mapping), the readable parts become regions and each
- * refused stretch a gap named after the mapping, with a note.
+ * Writes one mapping straight into the image (no memory log): usually one region. When the
+ * kernel refuses some pages (EIO: device memory, a file truncated under its mapping), the
+ * readable parts become regions and each refused stretch a gap named after the mapping, with
+ * a note.
  *
  * Without `present` (file and shared memory, or no pagemap) the writer reads /proc/PID/mem
  * itself as a partial file range (FileRange.partial): the region ends at the first unreadable
@@ -412,47 +513,40 @@ async function readMapsOf(pid: number, comm: string): Promise<MapsEntry[]> {
  * ones per read cost more in page faults than the copy (about 100 ms per 256 MiB).
  * With `present` (private anonymous memory) the writer reads only those runs
  * (FileRange.present); the rest are zero chunks recorded without a read, and the target's
- * untouched pages stay untouched.
+ * untouched pages stay untouched. capture/_replay.ts's logMapping makes the same regions and gaps.
  */
 async function captureMapping(
-  writer: ImageWriter, reader: MemReader, plan: Extract<MappingPlan, { action: 'region' }>, entry: MapsEntry,
-  present: readonly PageRun[] | null, notes: string[],
-): Promise<{ regions: number; gaps: number }> {
-  let regions = 0;
-  let gaps = 0;
+  writer: ImageWriter, reader: MemReader, plan: RegionPlan, entry: MapsEntry, present: readonly PageRun[] | null, notes: string[],
+): Promise<void> {
   let at = plan.start;
   while (at < plan.end) {
     const rec = await reader.region(writer, at, plan, entry, present);
     if (rec.length === 0n) {
       // The first page is unreadable (the writer added nothing): a gap up to the next readable page.
-      const stop = await reader.unreadableUntil(at, plan.end);
+      const stop = await unreadableUntil(reader.mem, reader.pid, at, plan.end, reader.pageSize);
       notes.push(`${plan.name || 'anonymous mapping'} ${hex(at)}-${hex(stop)} (${plan.prot}) recorded as a gap: the kernel refused to read it (EIO)`);
       await writer.addGap({ address: at, length: stop - at, name: plan.name });
-      gaps++;
+      reader.counts.gaps++;
       at = stop;
       continue;
     }
-    regions++;
+    reader.counts.regions++;
     at += rec.length;
   }
-  return { regions, gaps };
 }
 
-/** Reads /proc/PID/mem, telling unreadable pages from a process that went away. */
+/** Reads /proc/PID/mem into the image, telling unreadable pages from a process that went away. */
 class MemReader {
   /** Bytes read from /proc/PID/mem (present pages only where a page map was given). */
   bytesRead = 0;
-  /** Bytes of the regions written so far, read or known zero (for progress). */
-  private done = 0;
-  private readonly probe = Buffer.allocUnsafe(1);
+  readonly counts = { regions: 0, gaps: 0 };
 
   constructor(
-    private readonly mem: FileHandle,
-    private readonly pid: number,
-    private readonly pageSize: number,
+    readonly mem: FileHandle,
+    readonly pid: number,
+    readonly pageSize: number,
     private readonly pieceSize: number,
-    private readonly total: number,
-    private readonly onProgress: ((done: number, total: number) => void) | undefined,
+    private readonly progress: Progress,
   ) {}
 
   /**
@@ -461,13 +555,9 @@ class MemReader {
    * @returns the region's record; length 0 when the page at `at` is unreadable (nothing added).
    * @throws CrimgError when the process has exited; IO_ERROR on an unexpected errno.
    */
-  async region(writer: ImageWriter, at: bigint, plan: Extract<MappingPlan, { action: 'region' }>, entry: MapsEntry, present: readonly PageRun[] | null): Promise<RegionRecord> {
-    const file = entry.path.startsWith('/') && plan.kind !== 'anonymous';
-    const flags = {
-      ...(entry.perms[3] === 's' && { shared: true }),
-      ...(file && { fileOffset: entry.offset + (at - entry.start) }),
-    };
+  async region(writer: ImageWriter, at: bigint, plan: RegionPlan, entry: MapsEntry, present: readonly PageRun[] | null): Promise<RegionRecord> {
     let rec: RegionRecord;
+    let last = 0;
     try {
       rec = await writer.addRegion({
         address: at,
@@ -476,9 +566,9 @@ class MemReader {
           readSize: this.pieceSize,
           ...(present !== null && { present: relativeRuns(present, at, plan.end) }),
           // Progress counts the range covered, absent pages included.
-          onRead: (n) => this.onProgress?.(Math.min(this.done + n, this.total), this.total),
+          onRead: (n) => { this.progress.read(n - last); last = n; },
         },
-        prot: plan.prot, kind: plan.kind, name: plan.name, ...flags,
+        prot: plan.prot, kind: plan.kind, name: plan.name, ...regionFlags(plan, entry, at),
       });
     } catch (e) {
       // A read that failed because the process went away is that, not an I/O error.
@@ -488,25 +578,9 @@ class MemReader {
     // The kernel returns nothing once the process's memory is gone; a live process's
     // unreadable page gives EIO instead, but check rather than guess.
     if (rec.length === 0n && !(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(at)}`);
-    this.done += Number(rec.length);
+    this.progress.covered(rec.length);
     this.bytesRead += present === null ? Number(rec.length) : relativeRuns(present, at, at + rec.length).reduce((n, r) => n + r.length, 0);
     return rec;
-  }
-
-  /** The end of the unreadable stretch starting at `at` (probed a page at a time). */
-  async unreadableUntil(at: bigint, end: bigint): Promise<bigint> {
-    const page = BigInt(this.pageSize);
-    let cur = at + page;
-    while (cur < end) {
-      try {
-        if ((await this.mem.read(this.probe, 0, 1, Number(cur))).bytesRead === 1) return cur;
-      } catch (e) {
-        if (isCrimgError(e)) throw e;
-      }
-      if (!(await isAlive(this.pid))) throw processExited(this.pid, `reading its memory at ${hex(cur)}`);
-      cur += page;
-    }
-    return end;
   }
 }
 
@@ -520,4 +594,3 @@ function relativeRuns(runs: readonly PageRun[], at: bigint, end: bigint): { offs
   }
   return out;
 }
-

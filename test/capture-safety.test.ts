@@ -450,11 +450,11 @@ describe('encoding after the stop', () => {
       },
     });
     expect(r.staged).toBe(true);
-    // While stopped only the stage exists (under its writer's temporary name), owner-only.
-    expect(seen).toHaveLength(1);
-    // The stage is a temporary name of the output; this is its writer's temporary name.
-    expect(seen[0]).toMatch(/^\.\.enc\.img\.[0-9a-f]{16}\.crimg-tmp\.[0-9a-f]{16}\.crimg-tmp$/);
-    expect(modes).toEqual([0o600]);
+    // While stopped: the memory log and the image's temporary file (the writer is created
+    // before the stop), both temporary names of the output, owner-only.
+    expect(seen).toHaveLength(2);
+    for (const f of seen) expect(f).toMatch(/^\.enc\.img\.[0-9a-f]{16}\.crimg-tmp$/);
+    expect(modes).toEqual([0o600, 0o600]);
     expect(readdirSync(dir)).toEqual(['enc.img']);
     expect(statSync(out).mode & 0o777).toBe(0o600);
     const image = await openImage(out, { key });
@@ -603,14 +603,14 @@ describe('failures and signals', () => {
     const dir = tmp.path('fail-late');
     spawnSync('mkdir', ['-p', join(dir, 'x.img')]);
     for (const options of [{}, { compress: 'deflate:1' }]) {
-      // A directory is not a file to replace (image/_output-file.ts): refused, before the stop
-      // unstaged, when the encoding starts staged.
+      // A directory is not a file to replace (image/_output-file.ts): refused before the stop,
+      // staged or not (the image's writer is created first).
       await expect(captureProcess(info().pid, join(dir, 'x.img'), { fsync: false, ...options })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       expect(await notStopped(info().pid)).not.toBe('T');
       expect(readdirSync(dir)).toEqual(['x.img']);
     }
     // A key the writer would refuse is refused before the process is stopped.
-    await expect(captureProcess(info().pid, join(dir, 'y.img'), { compress: 'deflate:1', encrypt: 'aes-256-gcm', key: new Uint8Array(5) })).rejects.toThrow(/32-byte key/);
+    await expect(captureProcess(info().pid, join(dir, 'y.img'), { compress: 'deflate:1', encrypt: 'aes-256-gcm', key: new Uint8Array(5) })).rejects.toThrow(/32 bytes/);
     expect(readdirSync(dir)).toEqual(['x.img']);
   });
 
@@ -649,16 +649,21 @@ describe('failures and signals', () => {
     const victim = await startTarget(target, 1, 64, data);
     const dir = tmp.path('killed-stage');
     spawnSync('mkdir', [dir]);
-    const own = /^\.x\.img\.[0-9a-f]{16}\.crimg-tmp$/; // the stage once renamed, and the image's temporary file
+    const own = /^\.x\.img\.[0-9a-f]{16}\.crimg-tmp$/; // the memory log, and the image's temporary file
     try {
       const p = spawn(process.execPath, [join(ROOT, 'bin', 'crimg.js'), 'capture', '--pid', String(victim.info.pid), join(dir, 'x.img'), '--quiet', '--compress', 'deflate:6'], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
       const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => p.once('exit', (c, s) => r([c, s])));
-      // The stage is renamed into place once read, after SIGCONT; the encoding then runs.
-      let stage: string | undefined;
-      while (stage === undefined && p.exitCode === null) {
-        stage = readdirSync(dir).find((f) => own.test(f));
-        if (stage === undefined) await new Promise((r) => setImmediate(r));
+      // The log exists before the stop; once the target runs again (SIGCONT), the image is
+      // written from the log (deflate:6 of 96 MiB: seconds).
+      let stopped = false;
+      while (p.exitCode === null) {
+        const t = procState(victim.info.pid) === 'T';
+        if (stopped && !t) break;
+        stopped ||= t;
+        await new Promise((r) => setImmediate(r));
       }
+      expect(stopped).toBe(true);
+      const stage = readdirSync(dir).find((f) => own.test(f));
       expect(stage).toBeDefined();
       p.kill('SIGKILL');
       expect(await exited).toEqual([null, 'SIGKILL']);

@@ -43,10 +43,13 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
       .option('stop-timeout', { type: 'string', requiresArg: true, default: '5000', describe: 'milliseconds to wait for every thread to stop after SIGSTOP' })
       .option('lock-wait', { type: 'string', requiresArg: true, default: '0', describe: 'milliseconds to wait for another capture of the same process to finish (0: fail at once with PROCESS_BUSY)' })
       .option('encode-while-stopped', { type: 'boolean', describe: 'compress and encrypt while the process is stopped (default: read raw pages into a stage file beside OUT while stopped, encode after resuming it)' })
+      .option('pre-copy', { type: 'boolean', conflicts: 'encode-while-stopped', describe: 'read the memory while the process runs, then stop it only for the pages written since (soft-dirty bits; a kernel without them makes the stop read every page again and write only the changed ones, and the output says so)' })
+      .option('parent', { type: 'string', requiresArg: true, describe: 'write a child image of this earlier capture: only chunks that differ from it are stored (reading the child needs it)' })
       .option('file-mappings', { type: 'string', choices: ['copy', 'gap'] as const, default: 'copy', describe: "copy: every readable mapping's bytes (a self-contained image); gap: read-only mappings of files the process has not written become gaps named 'PATH @0xOFFSET PROT', as gcore and CRIU leave them out" })
       .example('$0 capture --pid 1234 app.img', 'capture process 1234')
       .example('$0 capture --pid 1234 app.img --file-mappings gap', "leave libraries' code and constants to be mapped from their files")
       .example('$0 capture --pid 1234 app.img --compress deflate:1 --encrypt aes-256-gcm --key-file app.key', 'compressed and encrypted')
+      .example('$0 capture --pid 1234 app2.img --pre-copy --parent app.img', 'a short stop, and only what changed since app.img')
       .epilog('Reading another process\'s memory needs ptrace access: the same user id (subject to /proc/sys/kernel/yama/ptrace_scope) or CAP_SYS_PTRACE. [vvar] and [vsyscall] are recorded as gaps, and so are mappings without read permission unless they hold written pages; [vdso] is captured as code. SIGINT, SIGTERM and SIGHUP resume the process and remove the temporary files before crimg dies of them. Exit status 2 for a process that is gone, refuses to be read or is being captured already.'),
     async (a) => {
       const pid = parsePid(a.pid);
@@ -66,7 +69,10 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           stopTimeoutMs: parseMs(a.stopTimeout, '--stop-timeout'),
           lockWaitMs: parseMs(a.lockWait, '--lock-wait'),
           // An s3:// OUT has no directory for a stage file: encode while stopped, nothing on local disk.
-          ...(a.encodeWhileStopped || /^s3:\/\//i.test(a.out) ? { encodeWhileStopped: true } : {}),
+          // (A pre-copy logs its pages in the temporary directory then, sealed when encrypted.)
+          ...(a.encodeWhileStopped || (/^s3:\/\//i.test(a.out) && !a.preCopy) ? { encodeWhileStopped: true } : {}),
+          ...(a.preCopy ? { preCopy: true } : {}),
+          ...(a.parent !== undefined ? { parent: a.parent } : {}),
           fileMappings: a.fileMappings as 'copy' | 'gap',
           labels: keyedValues(a.label, '--label', (v) => v),
           onProgress: (done, total) => {
@@ -83,11 +89,16 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           : result.resumed ? `stopped for ${result.stoppedMs} ms, then resumed`
             : `left stopped after ${result.stoppedMs} ms: resume it with kill -CONT ${pid}`)
           + (result.staged ? '; encoded after the stop' : '');
+        const pre = result.preCopy === undefined ? []
+          : result.preCopy.used ? [`  pre-copy: read ${humanBytes(result.preCopy.runningBytes)} while it ran, ${humanBytes(result.stoppedBytesRead)} while stopped`
+            + (result.preCopy.tracking === 'checksums' ? `; changed pages found by checksum, every page read again while stopped (${safeText(result.preCopy.why ?? '')})` : '; changed pages found by soft-dirty bits')]
+            : [`  pre-copy fell back to a full stop: ${safeText(result.preCopy.fallback)}`];
         cli.print(
           // The command name, mapping names in notes and the path are the target's or the
           // user's bytes: escaped, so that an "ev\x1b[2Jil" comm cannot drive the terminal.
           `captured process ${pid} (${shownName(result.comm)}) into ${safeText(a.out)}: ${writeSummaryText(result.summary)}`,
           `  ${result.mappings} mappings: ${result.dataRegions} data regions, ${result.gaps} gaps; read ${humanBytes(result.bytesRead)}; ${state}`,
+          ...pre,
           ...result.notes.map((n) => `  note: ${safeText(n)}`),
         );
       }

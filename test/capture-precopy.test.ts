@@ -1,0 +1,317 @@
+/**
+ * Pre-copy capture (issue 19, capture/_precopy.ts) and the memory log every encoded capture
+ * goes through (capture/_mem-log.ts, capture/_replay.ts), against bench/c/rewriter.c: a process
+ * whose writer thread rewrites whole pages with generation numbers on a schedule the test
+ * computes, so an image shows whether each page holds the generation it held at the stop.
+ * Also `crimg capture --pre-copy --parent`, and the fallback to a full stop.
+ */
+import { jest } from '@jest/globals';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { openImage, type Image } from '../index.js';
+import { captureProcess, type CaptureResult } from '../capture/process.js';
+import { isTempOf } from '../image/_output-file.js';
+import { softDirtyUnavailable } from '../capture/_precopy.js';
+import { complement, overlay, unionRuns, type Slice } from '../capture/_replay.js';
+import { collectWhere } from '../capture/pagemap.js';
+import type { LogPiece } from '../capture/_mem-log.js';
+import { tempDir } from './helpers.js';
+import { crimg, json } from './cli-helpers.js';
+import { ROOT, ensureCaptureBuilt, requireTool } from './capture-fixture.js';
+
+jest.setTimeout(60000);
+
+const PAGE = 4096;
+const tmp = tempDir();
+
+interface Rewriter {
+  pid: number;
+  header: bigint;
+  gen: bigint;
+  pages: number;
+  zap: bigint;
+  gone: bigint;
+  /** Sends a one-letter command and resolves with its JSON answer. */
+  command(c: string): Promise<Record<string, unknown>>;
+  kill(): void;
+}
+
+function compileRewriter(): string {
+  requireTool('gcc');
+  const out = join(tmp.dir, 'rewriter');
+  const r = spawnSync('gcc', ['-O2', '-pthread', '-o', out, join(ROOT, 'bench', 'c', 'rewriter.c')], { encoding: 'utf8' });
+  if (r.status !== 0 || !existsSync(out)) throw new Error(`gcc failed: ${r.stderr}`);
+  return out;
+}
+const binary = compileRewriter();
+
+/**
+ * Starts the rewriter. Its threads' rseq areas are off (GLIBC_TUNABLES): the kernel rewrites a
+ * thread's rseq cpu_id whenever it moves to another CPU, even while "paused", and the tests
+ * compare images taken at different moments.
+ */
+function startRewriter(mib: number, perSecond: number, dataFile?: string): Promise<Rewriter> {
+  return new Promise((resolve, reject) => {
+    const p: ChildProcess = spawn(binary, [String(mib), String(perSecond), ...(dataFile ? [dataFile] : [])], {
+      stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GLIBC_TUNABLES: 'glibc.pthread.rseq=0' },
+    });
+    let buf = '';
+    const waiting: ((v: Record<string, unknown>) => void)[] = [];
+    let first = true;
+    p.on('error', reject);
+    p.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const v = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+        buf = buf.slice(nl + 1);
+        if (first) {
+          first = false;
+          resolve({
+            pid: v['pid'] as number, header: BigInt(v['header'] as string), gen: BigInt(v['gen'] as string), pages: v['pages'] as number,
+            zap: BigInt(v['zap'] as string), gone: BigInt(v['gone'] as string),
+            command: (c) => new Promise((r) => { waiting.push(r); p.stdin!.write(c); }),
+            kill: () => {
+              try { process.kill(p.pid!, 'SIGCONT'); } catch { /* gone */ }
+              p.stdin!.destroy();
+              p.kill('SIGKILL');
+            },
+          });
+        } else waiting.shift()?.(v);
+      }
+    });
+  });
+}
+
+/** page_of(g) of rewriter.c: splitmix64(g) mod pages. */
+function pageOf(g: bigint, pages: number): number {
+  const M = (1n << 64n) - 1n;
+  let x = (g + 0x9e3779b97f4a7c15n) & M;
+  x = ((x ^ (x >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+  x = ((x ^ (x >> 27n)) * 0x94d049bb133111ebn) & M;
+  return Number((x ^ (x >> 31n)) % BigInt(pages));
+}
+
+/**
+ * Checks that every page of the rewriter's gen mapping in `image` holds, in all its words, the
+ * generation it held when the header said G (the header's value in the same image): the last
+ * g <= G that wrote it, or its initial value (0, or as the data file says); the page of G + 1
+ * may hold G + 1. Returns G.
+ */
+async function expectConsistent(image: Image, w: Rewriter, initial: (page: number) => bigint = () => 0n): Promise<bigint> {
+  const head = await image.read(w.header, 32);
+  expect(head.subarray(0, 8).toString('latin1')).toBe('GENHEAD\0');
+  const G = head.readBigUInt64LE(8);
+  const expected = Array.from({ length: w.pages }, (_, p) => initial(p));
+  for (let g = 1n; g <= G; g++) expected[pageOf(g, w.pages)] = g;
+  const next = pageOf(G + 1n, w.pages);
+  const bytes = await image.read(w.gen, w.pages * PAGE);
+  const bad: string[] = [];
+  for (let p = 0; p < w.pages; p++) {
+    const page = bytes.subarray(p * PAGE, (p + 1) * PAGE);
+    const first = page.readBigUInt64LE(0);
+    if (!page.equals(Buffer.alloc(PAGE, page.subarray(0, 8)))) bad.push(`page ${p} is torn: not every word is word 0's ${first}`);
+    if (first !== expected[p] && !(p === next && first === G + 1n)) bad.push(`page ${p} holds generation ${first}, expected ${expected[p]} (header ${G})`);
+  }
+  expect(bad.slice(0, 5)).toEqual([]);
+  return G;
+}
+
+/** Every region and gap of an image with its bytes, for comparing two images' contents. */
+async function contents(image: Image): Promise<{ table: string[]; bytes: Map<string, Buffer> }> {
+  const table: string[] = [];
+  const bytes = new Map<string, Buffer>();
+  for (const r of image.regions) {
+    const row = `${r.address.toString(16)} ${r.length} ${r.kind} ${r.prot} ${r.name} ${r.shared} ${r.fileOffset ?? ''}`;
+    table.push(row);
+    if (r.kind !== 'gap') bytes.set(row, await image.read(r.address, Number(r.length)));
+  }
+  return { table, bytes };
+}
+
+function tempsIn(dir: string, base: string): string[] {
+  return readdirSync(dir).filter((n) => isTempOf(n, base));
+}
+
+describe('run arithmetic and page map bits (pure)', () => {
+  const piece = (address: number, length: number, seq: number): LogPiece => ({ address: BigInt(address), length, offset: 0, seq });
+  const run = (a: number, b: number) => ({ start: BigInt(a), end: BigInt(b) });
+  const plain = (xs: Slice[]) => xs.map((x) => [Number(x.start), Number(x.end), x.piece.seq]);
+  it('lays the stop\'s slices over the running pass\'s, which give way only where told', () => {
+    const a = piece(0, 0x4000, 1);
+    const b = piece(0x6000, 0x2000, 2);
+    const base: Slice[] = [{ start: 0n, end: 0x4000n, piece: a }, { start: 0x6000n, end: 0x8000n, piece: b }];
+    const fresh = piece(0x1000, 0x1000, 3);
+    const out = overlay(base, [run(0x1000, 0x2000), run(0x3000, 0x7000)], [{ start: 0x1000n, end: 0x2000n, piece: fresh }]);
+    expect(plain(out)).toEqual([[0, 0x1000, 1], [0x1000, 0x2000, 3], [0x2000, 0x3000, 1], [0x7000, 0x8000, 2]]);
+    expect(plain(overlay(base, [], []))).toEqual([[0, 0x4000, 1], [0x6000, 0x8000, 2]]);
+    expect(plain(overlay(base, [run(0, 0x10000)], []))).toEqual([]);
+  });
+  it('complements and merges runs', () => {
+    expect(complement([run(0x1000, 0x2000), run(0x3000, 0x4000)], 0n, 0x5000n)).toEqual([run(0, 0x1000), run(0x2000, 0x3000), run(0x4000, 0x5000)]);
+    expect(complement([], 0n, 0x1000n)).toEqual([run(0, 0x1000)]);
+    expect(unionRuns([run(0, 0x1000), run(0x3000, 0x4000)], [run(0x1000, 0x2000), run(0x3800, 0x5000)])).toEqual([run(0, 0x2000), run(0x3000, 0x5000)]);
+  });
+  it('reads soft-dirty (bit 55) among present or swapped entries', () => {
+    const e = Buffer.alloc(8 * 6);
+    const hi = [0x80800000, 0x80000000, 0x00800000, 0x40800000, 0, 0x80800000]; // present+sd, present, sd only, swapped+sd, none, present+sd
+    hi.forEach((h, i) => e.writeUInt32LE(h >>> 0, i * 8 + 4));
+    const dirty: { start: bigint; end: bigint }[] = [];
+    collectWhere(e, 0x10000n, 4096, dirty, (h) => (h & 0xc0000000) !== 0 && (h & (1 << 23)) !== 0);
+    expect(dirty).toEqual([run(0x10000, 0x11000), run(0x13000, 0x14000), run(0x15000, 0x16000)]);
+  });
+});
+
+const softDirty = await softDirtyUnavailable();
+/** How this kernel lets a pre-copy find written pages: soft-dirty bits, else checksums. */
+const tracking = softDirty === null ? 'soft-dirty' : 'checksums';
+
+test('the soft-dirty check agrees with the kernel configuration (CONFIG_MEM_SOFT_DIRTY)', () => {
+  const config = spawnSync('sh', ['-c', 'zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r) 2>/dev/null'], { encoding: 'utf8' }).stdout;
+  expect(config).toMatch(/MEM_SOFT_DIRTY/);
+  const has = /^CONFIG_MEM_SOFT_DIRTY=y$/m.test(config);
+  expect(softDirty).toBe(has ? null : 'this kernel does not track soft-dirty pages (no CONFIG_MEM_SOFT_DIRTY)');
+});
+
+describe('captureProcess preCopy', () => {
+  it('reads while the process rewrites pages, stops only for the written ones, and shows each page at its generation as of the stop', async () => {
+    const w = await startRewriter(32, 4000);
+    try {
+      const key = randomBytes(32);
+      const path = tmp.path('pre.img');
+      let mapped = 0n;
+      const r: CaptureResult = await captureProcess(w.pid, path, {
+        fsync: false, preCopy: true, compress: 'deflate:1', encrypt: 'aes-256-gcm', key,
+        // Between the passes: drop the zap pages, unmap gone, map a new mapping.
+        beforeStop: async () => {
+          await w.command('z');
+          // Mapped before gone is unmapped, so that it cannot take gone's place.
+          mapped = BigInt((await w.command('n'))['mapped'] as string);
+          await w.command('u');
+        },
+      });
+      expect(r.preCopy).toMatchObject({ used: true, tracking });
+      expect(r.staged).toBe(true);
+      const { runningBytes, changedBytes } = r.preCopy as { runningBytes: number; changedBytes: number };
+      expect(runningBytes).toBeGreaterThanOrEqual(w.pages * PAGE);
+      // The stop took what changed from the process: less than the running pass read (the
+      // writer rewrites 4000 of 8192 pages a second).
+      expect(changedBytes).toBeLessThan(runningBytes);
+      // Soft-dirty: the stop reads only that; checksums: it reads everything again.
+      if (tracking === 'soft-dirty') expect(r.stoppedBytesRead).toBe(changedBytes);
+      else expect(r.stoppedBytesRead).toBeGreaterThan(changedBytes);
+      expect(r.bytesRead).toBe(runningBytes + r.stoppedBytesRead);
+      expect(tempsIn(tmp.dir, 'pre.img')).toEqual([]);
+      const image = await openImage(path, { key });
+      try {
+        await expectConsistent(image, w);
+        expect((await image.read(w.zap, 64 * 1024)).equals(Buffer.alloc(64 * 1024))).toBe(true);
+        expect(image.regions.some((x) => x.kind !== 'gap' && x.address <= w.gone && w.gone < x.address + x.length)).toBe(false);
+        const fresh = await image.read(mapped, 64 * 1024);
+        expect(fresh.subarray(0, 6).toString()).toBe('NEWMAP');
+        expect(fresh.subarray(6).equals(Buffer.alloc(64 * 1024 - 6, 'N'))).toBe(true);
+      } finally {
+        await image.close();
+      }
+    } finally {
+      w.kill();
+    }
+  });
+
+  it('writes what a full stop writes, region for region and byte for byte (writer paused)', async () => {
+    const w = await startRewriter(8, 2000);
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      await w.command('p');
+      const key = randomBytes(32);
+      // The direct path (raw), the log (deflate + cipher) and a pre-copy.
+      await captureProcess(w.pid, tmp.path('full-raw.img'), { fsync: false });
+      await captureProcess(w.pid, tmp.path('full-enc.img'), { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key });
+      const pre = await captureProcess(w.pid, tmp.path('pre-raw.img'), { fsync: false, preCopy: true });
+      expect(pre.preCopy).toMatchObject({ used: true, tracking, changedBytes: 0 });
+      const images = [await openImage(tmp.path('full-raw.img')), await openImage(tmp.path('full-enc.img'), { key }), await openImage(tmp.path('pre-raw.img'))];
+      try {
+        const [a, b, c] = await Promise.all(images.map(contents));
+        expect(b!.table).toEqual(a!.table);
+        expect(c!.table).toEqual(a!.table);
+        for (const row of a!.table) {
+          // Thread stacks hold the paused threads' sleeping frames: compare everything else.
+          if (row.includes(' stack ')) continue;
+          expect([row, b!.bytes.get(row)?.equals(a!.bytes.get(row)!)]).toEqual([row, a!.bytes.has(row) ? true : undefined]);
+          expect([row, c!.bytes.get(row)?.equals(a!.bytes.get(row)!)]).toEqual([row, a!.bytes.has(row) ? true : undefined]);
+        }
+        await expectConsistent(images[2]!, w);
+      } finally {
+        for (const i of images) await i.close();
+      }
+    } finally {
+      w.kill();
+    }
+  });
+
+  it('falls back to a full stop for a process already stopped, and says why', async () => {
+    const w = await startRewriter(4, 1000);
+    try {
+      process.kill(w.pid, 'SIGSTOP');
+      const r = await captureProcess(w.pid, tmp.path('stopped.img'), { fsync: false, preCopy: true });
+      expect(r.preCopy).toEqual({ used: false, fallback: 'the process was already stopped' });
+      expect(r.wasStopped).toBe(true);
+      expect(r.stoppedBytesRead).toBe(r.bytesRead);
+      const image = await openImage(tmp.path('stopped.img'));
+      try {
+        await expectConsistent(image, w);
+      } finally {
+        await image.close();
+      }
+    } finally {
+      w.kill();
+    }
+  });
+
+  it('refuses preCopy with encodeWhileStopped', async () => {
+    await expect(captureProcess(process.ppid, tmp.path('x.img'), { preCopy: true, encodeWhileStopped: true })).rejects.toThrow(RangeError);
+  });
+});
+
+describe('crimg capture --pre-copy --parent', () => {
+  it('captures a child image against an earlier capture that reads back as the process; without the addon it says it compared checksums', async () => {
+    ensureCaptureBuilt();
+    // Every page starts as the data file's: all words 0xdada000000000000 + page number.
+    const data = Buffer.alloc(16 * 1024 * 1024);
+    const initial = (p: number): bigint => 0xdada000000000000n + BigInt(p);
+    for (let p = 0; p < data.length / PAGE; p++) for (let i = 0; i < PAGE; i += 8) data.writeBigUInt64LE(initial(p), p * PAGE + i);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(tmp.path('data.bin'), data);
+    const w = await startRewriter(16, 100, tmp.path('data.bin'));
+    try {
+      const base = tmp.path('base.img');
+      const child = tmp.path('child.img');
+      const one = await crimg(['capture', '--pid', String(w.pid), base, '--json', '--pre-copy']);
+      expect(one.status).toBe(0);
+      expect(json<{ preCopy: { used: boolean; tracking: string } }>(one).preCopy).toMatchObject({ used: true, tracking });
+      const two = await crimg(['capture', '--pid', String(w.pid), child, '--pre-copy', '--parent', base]);
+      expect(two.status).toBe(0);
+      expect(two.stdout).toMatch(tracking === 'soft-dirty'
+        ? /pre-copy: read .* while it ran, .* while stopped; changed pages found by soft-dirty bits/
+        : /pre-copy: read .* while it ran, .* while stopped; changed pages found by checksum, every page read again while stopped \(this kernel does not track soft-dirty pages/);
+      const image = await openImage(child);
+      try {
+        await expectConsistent(image, w, initial);
+      } finally {
+        await image.close();
+      }
+      // 100 of 4096 pages rewritten a second, a second or two between the captures: the child
+      // stores those, the parent all 16 MiB.
+      const { statSync } = await import('node:fs');
+      expect(statSync(child).size).toBeLessThan(statSync(base).size / 4);
+      const three = await crimg(['capture', '--pid', String(w.pid), tmp.path('nonative.img'), '--pre-copy'], { CRIMG_NO_NATIVE: '1' });
+      expect(three.status).toBe(0);
+      expect(three.stdout).toContain('changed pages found by checksum, every page read again while stopped (checking soft-dirty tracking needs the native addon');
+    } finally {
+      w.kill();
+    }
+  });
+});
+
+afterAll(() => tmp.cleanup());
