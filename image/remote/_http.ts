@@ -24,6 +24,8 @@ export interface HttpRequest {
   /** Largest body read; a longer one (by Content-Length or as it comes) fails with BodyTooLarge. */
   maxBody: number;
   agent: http.Agent;
+  /** Where the body goes (its whole length is expected): no copy of chunks gathered. */
+  into?: Uint8Array;
 }
 
 /** A body that ended before its Content-Length (a reset or a server that closed early). */
@@ -78,15 +80,19 @@ export function httpRequest(r: HttpRequest): Promise<HttpResponse> {
         fail(new BodyTooLarge(declared));
         return;
       }
+      // The body is copied once, as it comes, into a buffer of its declared length (or `into`).
+      const size = r.into ? r.into.length : declared;
+      const dest = r.into ?? (size >= 0 ? Buffer.allocUnsafe(size) : null);
       const parts: Buffer[] = [];
       res.on('data', (b: Buffer) => {
-        got += b.length;
-        if (got > r.maxBody) {
+        if (got + b.length > r.maxBody || (dest && got + b.length > dest.length)) {
           res.destroy();
-          fail(new BodyTooLarge(got));
+          fail(new BodyTooLarge(got + b.length));
           return;
         }
-        parts.push(b);
+        if (dest) dest.set(b, got);
+        else parts.push(b);
+        got += b.length;
       });
       res.on('end', () => {
         if (settled) return;
@@ -95,7 +101,8 @@ export function httpRequest(r: HttpRequest): Promise<HttpResponse> {
           return;
         }
         settled = true;
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parts.length === 1 ? parts[0]! : Buffer.concat(parts, got) });
+        const body = dest ? Buffer.from(dest.buffer, dest.byteOffset, got) : parts.length === 1 ? parts[0]! : Buffer.concat(parts, got);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
       });
       res.on('aborted', () => fail(new ShortBody(got, declared)));
       res.on('error', (e) => fail(declared >= 0 && got < declared ? new ShortBody(got, declared) : e));

@@ -273,7 +273,7 @@ export class RemoteSource implements RandomAccessSource {
         const jobs: Promise<void>[] = [];
         for (let at = start; at < end; at += this.o.pieceSize) {
           const to = Math.min(end, at + this.o.pieceSize);
-          jobs.push(this.fetchRanges([[at, to]]).then(([b]) => { out.set(b!, at - start); }));
+          jobs.push(this.fetchRanges([[at, to]], out.subarray(at - start, to - start)).then(() => {}));
         }
         await Promise.all(jobs);
         bytes = out;
@@ -288,13 +288,13 @@ export class RemoteSource implements RandomAccessSource {
    * One request for `ranges` ([start, end) each, ascending, apart), retried when transient;
    * the bytes of each range. More than one range is a multi-range request.
    */
-  private fetchRanges(ranges: [number, number][]): Promise<Uint8Array[]> {
+  private fetchRanges(ranges: [number, number][], into?: Uint8Array): Promise<Uint8Array[]> {
     const header = `bytes=${ranges.map(([s, e]) => `${s}-${e - 1}`).join(',')}`;
     const total = ranges.reduce((n, [s, e]) => n + e - s, 0);
     // A multipart body adds part headers: room for them, not for a whole object.
     const maxBody = ranges.length === 1 ? total : total + 1024 * ranges.length + 1024;
     return this.limiter.run(async () => {
-      const res = await this.request(header, ranges, maxBody, false);
+      const res = await this.request(header, ranges, maxBody, false, ranges.length === 1 ? into : undefined);
       if (ranges.length === 1) {
         const [s, e] = ranges[0]!;
         this.rangeOf(res, s, e, false);
@@ -323,7 +323,7 @@ export class RemoteSource implements RandomAccessSource {
    * Sends a GET for `range` with the pinned condition, retrying transient failures.
    * `first`: the opening request (nothing pinned yet; a 416 is an empty object).
    */
-  private async request(range: string, ranges: [number, number][] | null, maxBody: number, first: boolean): Promise<HttpResponse> {
+  private async request(range: string, ranges: [number, number][] | null, maxBody: number, first: boolean, into?: Uint8Array): Promise<HttpResponse> {
     let last: unknown = null;
     for (let attempt = 0; attempt <= this.o.retries; attempt++) {
       if (attempt > 0) {
@@ -341,7 +341,7 @@ export class RemoteSource implements RandomAccessSource {
       let res: HttpResponse;
       try {
         this.stats.requests++;
-        res = await httpRequest({ method: 'GET', url: this.url, headers: await this.sign('GET', this.url, headers), timeoutMs: this.o.timeoutMs, maxBody, agent: this.agent });
+        res = await httpRequest({ method: 'GET', url: this.url, headers: await this.sign('GET', this.url, headers), timeoutMs: this.o.timeoutMs, maxBody, agent: this.agent, ...(into ? { into } : {}) });
       } catch (e) {
         if (e instanceof BodyTooLarge) {
           throw this.ioError(`answered a range request with ${e.length} bytes: the server does not serve byte ranges`, 'serve the image from a server with range requests (nginx, S3)');
