@@ -17,6 +17,8 @@ export { ImageWriter, parseCompress } from './image/writer.js';
 export type { WriterOptions, RegionOptions, GapOptions, RegionData, FileRange, WriteSummary } from './image/writer.js';
 export { convertImage } from './image/convert.js';
 export type { ConvertOptions } from './image/convert.js';
+export { optimizeImage } from './image/optimize.js';
+export type { OptimizeOptions, OptimizeSummary } from './image/optimize.js';
 export { flattenImage } from './image/flatten.js';
 export type { FlattenOptions } from './image/flatten.js';
 export type { ParentInput, ParentSpec } from './image/_parent.js';

@@ -9,6 +9,7 @@ import { DEFAULT_SCRYPT_LIMITS, checkScryptLimits } from '../codec/keys.js';
 import { decodeHeader, peekHeaderSize, type Header } from '../format/header.js';
 import { decodeValidation, type Validation } from '../format/validation.js';
 import { checkFooter, decodeFooter, type Footer } from '../format/footer.js';
+import { checkHotList } from './optimize-hot-list.js';
 import { RegionTable, type SectionRecords } from '../format/region-table.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
 import type { RandomAccessSource } from './source.js';
@@ -91,6 +92,7 @@ export async function openParts(source: RandomAccessSource, owned: boolean, opti
   const footer = await readFooter(source);
   const dataStart = alignUp(header.headerSize + header.validationSize, header.pageSize);
   checkFooter(footer, header, size, dataStart);
+  checkHotList(header.optionalFeatures, validation, footer.chunkCount, vStart); // section 4.1
   // Section 7.1: the scrypt cost is checked against the reader's limits before any key work.
   if (header.cipher !== 0 && header.kdf === KDF_SCRYPT && isPassphrase(options.key)) {
     checkScryptLimits(header.scryptLog2N, header.scryptR, header.scryptP, options.maxScrypt ?? DEFAULT_SCRYPT_LIMITS);

@@ -15,6 +15,7 @@ import { ImageReader, openReader } from './reader.js';
 import { isZeroRun, readSegments } from './segments.js';
 import type { SourceInput } from './source.js';
 import { ImageWriter, type WriteSummary, type WriterOptions } from './writer.js';
+import { HOT_LIST_RECORD, encodeHotList } from './optimize-hot-list.js';
 
 export interface ConvertOptions {
   /** Key or passphrase to open an encrypted input given as a path or bytes; also the default {@link outKey}. */
@@ -44,6 +45,12 @@ export interface ConvertOptions {
   scrypt?: WriterOptions['scrypt'];
   /** Permission bits of the output (default 0o600, the writer's). */
   mode?: WriterOptions['mode'];
+  /**
+   * The output's hot list (spec/FORMAT.md section 4.1): chunk numbers, distinct, below the
+   * chunk count; null for none. Default: the input's, dropped when the chunk size changes (its
+   * numbers name the input's chunks). image/optimize.ts sets it from an access profile.
+   */
+  hotList?: readonly number[] | null;
 }
 
 /**
@@ -144,8 +151,14 @@ class NameSet {
  * record gets none (`pageSize: undefined` overrides the one the writer adds by default), so a
  * block of exactly the maximum size (section 9) stays within it.
  */
-function carriedValidation(image: ImageReader): ValidationInput {
+function carriedValidation(image: ImageReader, o: ConvertOptions): ValidationInput {
   const v = toValidationInput(image.validation);
+  const sameChunks = (o.chunkSize ?? image.chunkSize) === image.chunkSize;
+  if (o.hotList !== undefined || !sameChunks) {
+    const skipped = (v.skipped ?? []).filter((r) => r.type !== HOT_LIST_RECORD);
+    if (o.hotList) skipped.push({ type: HOT_LIST_RECORD, flags: 0, payload: encodeHotList(o.hotList) });
+    v.skipped = skipped;
+  }
   return image.validation.pageSize === undefined ? { ...v, pageSize: undefined } : v;
 }
 
@@ -165,7 +178,7 @@ async function transcode(image: ImageReader, output: string, o: ConvertOptions):
     compress,
     layout,
     ...(encrypt !== 'none' ? { encrypt, key } : {}),
-    validation: carriedValidation(image),
+    validation: carriedValidation(image, o),
     created: image.header.created,
     ...(o.engine !== undefined ? { engine: o.engine } : {}),
     ...(o.workers !== undefined ? { workers: o.workers } : {}),

@@ -20,6 +20,8 @@ export { onInterrupt, INTERRUPT_SIGNALS } from './_interrupt.js';
 export type { InterruptSignal } from './_interrupt.js';
 export { convertImage } from './convert.js';
 export type { ConvertOptions } from './convert.js';
+export { optimizeImage } from './optimize.js';
+export type { OptimizeOptions, OptimizeSummary } from './optimize.js';
 export { flattenImage } from './flatten.js';
 export type { FlattenOptions } from './flatten.js';
 export { parentIndexHash } from './_parent.js';

@@ -22,6 +22,7 @@ import {
 } from '../format/constants.js';
 import { encodeHeader, impliedRequired, type HeaderFields } from '../format/header.js';
 import { encodeValidation, type ValidationInput } from '../format/validation.js';
+import { HOT_LIST_RECORD, OPTIONAL_HOT_LIST } from './optimize-hot-list.js';
 import { encodeRegionSection, regionFlagFields, type RegionRecord } from '../format/index-table.js';
 import { encodeFooter } from '../format/footer.js';
 import { hex } from '../format/bytes.js';
@@ -247,7 +248,7 @@ export class ImageWriter {
     if (sparse && !mappable) throw new RangeError("expected layout 'sparse' only without compression and encryption: encoded chunks cannot be mapped");
     const engine = options.engine ?? 'node';
     const fields: HeaderFields = {
-      optionalFeatures: mappable ? OPTIONAL_MAPPABLE | (sparse ? OPTIONAL_SPARSE : 0n) : 0n,
+      optionalFeatures: (mappable ? OPTIONAL_MAPPABLE | (sparse ? OPTIONAL_SPARSE : 0n) : 0n) | (options.validation?.skipped?.some((r) => r.type === HOT_LIST_RECORD) ? OPTIONAL_HOT_LIST : 0n),
       requiredFeatures: impliedRequired(codec, cipher) | (parent ? REQUIRED_PARENT : 0n),
       pageSize, chunkSize, imageId,
       created: BigInt(options.created ?? Date.now()),

@@ -24,6 +24,7 @@ import { registerCapture } from './commands/capture.js';
 import { registerImportCore } from './commands/import-core.js';
 import { registerExportCore } from './commands/export-core.js';
 import { registerFlatten } from './commands/flatten.js';
+import { registerOptimize } from './commands/optimize.js';
 
 const EPILOG = `Exit status: 0 success; 1 the image is invalid, corrupt or incompatible, or the key is wrong; 2 usage or I/O error.
 
@@ -64,7 +65,7 @@ export async function main(argv: string[], streams: MainStreams = {}): Promise<n
     .epilog(EPILOG)
     // Usage errors come without `err`; errors thrown by handlers come with it.
     .fail((msg, err) => { throw err ?? usageError(msg ?? 'invalid command line'); });
-  for (const register of [registerCreate, registerInspect, registerVerify, registerDump, registerExtract, registerStats, registerDiff, registerConvert, registerCheck, registerCapture, registerImportCore, registerExportCore, registerFlatten]) {
+  for (const register of [registerCreate, registerInspect, registerVerify, registerDump, registerExtract, registerStats, registerDiff, registerConvert, registerCheck, registerCapture, registerImportCore, registerExportCore, registerFlatten, registerOptimize]) {
     register(parser, cli, exit);
   }
   try {

@@ -16,6 +16,8 @@ import type { ChunkTable, Region } from '../format/index-table.js';
 import { hex } from '../format/bytes.js';
 import type { ImageReader } from '../image/reader.js';
 import { jsErrorOf } from '../image/_native-batch.js';
+import type { LazyChain } from './_lazy-chain.js';
+import { hotListChunks } from '../image/optimize-hot-list.js';
 import {
   nativeAddon, pageSize, protect, reserve, unmap, type LazySession, type LazyStats, type Prot,
 } from '../native-mmap/index.js';
@@ -70,14 +72,15 @@ export function lazyAccess(): LazyAccess {
  * Why lazy mode cannot restore `image` here (the caller copies instead and says so), or null.
  * @throws CrimgError KEY_REQUIRED: an encrypted image opened without its key.
  */
-export function lazyRefusal(image: ImageReader): string | null {
+export function lazyRefusal(image: ImageReader, chain?: LazyChain): string | null {
   if (nativeAddon() === null) return 'the native addon is unavailable';
   const h = image.header;
   if (h.cipher !== 0 && image.chunkKeys() === null) {
     throw new CrimgError('KEY_REQUIRED', 'the image is encrypted and no key was given', { hint: 'open the image with its key' });
   }
   if (!NATIVE_CODECS.has(h.codec)) return `codec ${h.codec} is unknown to the native decoder`;
-  if (image.isChild) return 'the image has a parent (its IN_PARENT chunks live in another file)';
+  if (image.isChild && chain === undefined) return 'the image has a parent (its IN_PARENT chunks live in another file)';
+  if (chain?.refusal) return chain.refusal;
   const page = pageSize();
   if (h.chunkSize % page !== 0) return `the image's chunk size ${h.chunkSize} is not a multiple of the host's page size ${page}`;
   const a = lazyAccess();
@@ -106,7 +109,7 @@ export interface LazyState {
  * The result's `release()` stops the threads (each ends the chunk in hand), unmaps, then closes
  * the descriptor, so a thread still waiting on a fault never gets a zero page.
  */
-export function lazyRestore(image: ImageReader, table: ChunkTable, slots: readonly Slot[], advice: RestoreAdvice | undefined, result: Restoration, progress: Progress, run: LazyRun): LazyState {
+export function lazyRestore(image: ImageReader, table: ChunkTable, slots: readonly Slot[], advice: RestoreAdvice | undefined, result: Restoration, progress: Progress, run: LazyRun, chain?: LazyChain): LazyState {
   const native = nativeAddon()!;
   const h = image.header;
   placeAll(slots, -1, (s) => (s.region.isGap ? null : Float64Array.of(0, s.length, -1)), () => 'rw-', 'allocate memory for');
@@ -152,7 +155,10 @@ export function lazyRestore(image: ImageReader, table: ChunkTable, slots: readon
       return;
     }
     const failure = native.lazyFailure(session);
-    if (failure) {
+    if (failure && chain) {
+      // A chunk of a child's chain: its number may be a parent's (restore/_lazy-chain.ts).
+      settle.reject(new CrimgError(failure.code as never, `chunk ${failure.chunk} of the child's chain (the child's or a parent's number): ${failure.detail}; lazy restore installed nothing there`));
+    } else if (failure) {
       failed(image, table, failure).then(settle.reject, settle.reject);
       return;
     }
@@ -171,8 +177,9 @@ export function lazyRestore(image: ImageReader, table: ChunkTable, slots: readon
       ranges: data.map((s) => ({ reservation: s.res, offset: s.offset, length: s.span })),
       table: table.bytes, regions, chunkSize: h.chunkSize, dataStart: image.dataStart, dataEnd: Number(image.footer.chunkTableOffset),
       hot: Float64Array.from(run.hot), prefetch: run.prefetch, threads: run.threads,
-      sources: [source],
-      contexts: [{ codec: h.codec, cipher: h.cipher, chunkSize: h.chunkSize, ...(keys && { key: keys.dataKey, imageId: h.imageId, headerHash: keys.headerHash }) }],
+      sources: [source, ...(chain?.sources ?? [])],
+      contexts: [{ codec: h.codec, cipher: h.cipher, chunkSize: h.chunkSize, ...(keys && { key: keys.dataKey, imageId: h.imageId, headerHash: keys.headerHash }) }, ...(chain?.contexts ?? [])],
+      ...(chain && { resolved: chain.resolve(slots, table, h.chunkSize) }),
     }, onDone);
   } catch (e) {
     const errno = (e as { code?: string }).code === 'ERR_CRIMG_UFFD';
@@ -239,25 +246,11 @@ function regionOf(regions: readonly Region[], chunk: number): Region | undefined
   return undefined;
 }
 
-/** Validation record type of the hot list (spec/FORMAT.md section 4.1). */
-export const HOT_LIST_RECORD = 9;
-
 /**
  * The image's hot list (validation record type 9, section 4.1): chunk numbers to prefetch
- * first, in order; runs of `u64 first chunk, u32 count`. A list that breaks its rules is
- * ignored (it only orders prefetching: the bytes restored never depend on it).
+ * first, in order. Checked at open (image/optimize-hot-list.ts); it only orders fetching: the
+ * bytes restored never depend on it.
  */
 export function hotListOf(image: ImageReader): number[] {
-  const rec = image.validation.skipped.find((r) => r.type === HOT_LIST_RECORD);
-  if (!rec || rec.payload.length % 12 !== 0) return [];
-  const dv = new DataView(rec.payload.buffer, rec.payload.byteOffset, rec.payload.byteLength);
-  const count = image.chunkCount;
-  const out: number[] = [];
-  for (let o = 0; o < rec.payload.length; o += 12) {
-    const first = dv.getBigUint64(o, true);
-    const n = dv.getUint32(o + 8, true);
-    if (n === 0 || first + BigInt(n) > BigInt(count)) return [];
-    for (let k = 0; k < n; k++) out.push(Number(first) + k);
-  }
-  return out;
+  return hotListChunks(image.validation, image.chunkCount);
 }
