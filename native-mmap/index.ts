@@ -132,8 +132,15 @@ export interface LazySpec {
   hot: Float64Array;
   prefetch: boolean;
   threads: number;
-  sources: ({ fd: number } | { read(offset: number, length: number): Promise<Uint8Array> })[];
+  /** A file (with its own data area when it is a parent image's, spec section 8.3) or a JS reader. */
+  sources: ({ fd: number; dataStart?: number; dataEnd?: number } | { read(offset: number, length: number): Promise<Uint8Array> })[];
   contexts: { codec: number; cipher: number; chunkSize: number; key?: Uint8Array; imageId?: Uint8Array; headerHash?: Uint8Array }[];
+  /**
+   * A child image's IN_PARENT chunks resolved to the chain's chunk that holds them (spec section
+   * 8.3): 8 words each, [index in the chunk list, offset, stored length | flags << 32, checksum,
+   * number, region | last << 32, source | context << 16, 0].
+   */
+  resolved?: BigUint64Array;
 }
 
 /** Counters of a lazy session. */

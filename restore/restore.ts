@@ -50,6 +50,7 @@ import { layout, mapRegions } from './_place.js';
 import { copyToAnonymous, copyToArrayBuffers } from './_copy.js';
 import { MapCheck } from './_checkmap.js';
 import { hotListOf, lazyAccess, lazyRefusal, lazyRestore } from './_lazy.js';
+import { lazyChain } from './_lazy-chain.js';
 import { Restoration } from './_result.js';
 import type { RestoreAdvice, RestoreOptions, RestoreResult } from './_types.js';
 
@@ -97,8 +98,10 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
   // Trust by default: lazy (every chunk checked before its bytes are usable) where it can be
   // had, else copy; the unchecked mapping of a raw image is only ever asked for.
   let lazyWhyNot: string | null = null;
+  // A child's chain is opened and checked first (spec section 8.3), its IN_PARENT chunks resolved.
+  const chain = image.isChild && (o.mode === 'lazy' || (o.mode === undefined && status.available)) ? await lazyChain(image) : undefined;
   if (o.mode === 'lazy' || (o.mode === undefined && status.available)) {
-    lazyWhyNot = lazyRefusal(image);
+    lazyWhyNot = lazyRefusal(image, chain);
     if (lazyWhyNot === null && o.mode === undefined && fd === undefined) lazyWhyNot = `the source ${image.source.name} is not a local file (mode lazy reads it through JavaScript, so the JavaScript thread must not touch a page before done)`;
   }
   let mode: 'map' | 'copy' | 'lazy' = o.mode === 'map' ? 'map' : o.mode === 'copy' ? 'copy' : status.available && lazyWhyNot === null ? 'lazy' : 'copy';
@@ -174,7 +177,7 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
       if (plans) {
         mapRegions(slots, plans, fd!, o.advise, result, progress, check);
       } else if (mode === 'lazy') {
-        const state = lazyRestore(image, table, slots, o.advise, result, progress, { prefetch: o.prefetch, threads: o.prefetchThreads, hot: hotListOf(image) });
+        const state = lazyRestore(image, table, slots, o.advise, result, progress, { prefetch: o.prefetch, threads: o.prefetchThreads, hot: hotListOf(image) }, chain);
         result.done = state.done;
         result.lazy = state;
       } else {

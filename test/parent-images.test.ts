@@ -92,7 +92,7 @@ describe('write and read a child', () => {
       expect(v.ok).toBe(true);
       expect(v.chunksChecked).toBe(cs.chunks + ps.chunks);
       // Copy restore (the default for a child); map mode is refused: the child is not MAPPABLE.
-      const r = await img.restore();
+      const r = await img.restore({ mode: 'copy' });
       try {
         expect(r.mode).toBe('copy');
         expect(Buffer.from(r.regions[0]!.memory!).equals(cm.heap)).toBe(true);
@@ -100,6 +100,18 @@ describe('write and read a child', () => {
         expect(Buffer.from(r.regions[3]!.memory!).equals(cm.fresh)).toBe(true);
       } finally {
         r.release();
+      }
+      // Lazy restore: the handler installs the child's chunks and, for IN_PARENT ones, the
+      // chain's (each from its image's file with its key), the chain checked first.
+      const lz = await img.restore({ mode: 'lazy' });
+      try {
+        expect([lz.mode, lz.reason]).toEqual(['lazy', undefined]);
+        await lz.done;
+        expect(Buffer.from(lz.regions[0]!.memory!).equals(cm.heap)).toBe(true);
+        expect(Buffer.from(lz.regions[2]!.memory!).equals(cm.stack)).toBe(true);
+        expect(Buffer.from(lz.regions[3]!.memory!).equals(cm.fresh)).toBe(true);
+      } finally {
+        lz.release();
       }
       const mapped = await expectCode(img.restore({ mode: 'map' }), 'UNSUPPORTED_FEATURE');
       if (!co.key && !co.compress) expect(mapped.message).toContain('a child image');
@@ -138,6 +150,15 @@ describe('write and read a child', () => {
     expect((await img.read(HEAP, c2.heap.length)).equals(c2.heap)).toBe(true);
     expect((await img.read(NEW, c2.fresh.length)).equals(c2.fresh)).toBe(true);
     await img.close();
+    // Lazy restore through two parents: chunks resolved down the chain, each decoded with its image's codec.
+    const lazy = await openImage(t.path('g2.img'));
+    const lz = await lazy.restore({ mode: 'lazy' });
+    expect(lz.mode).toBe('lazy');
+    await lz.done;
+    expect(Buffer.from(lz.regions[0]!.memory!).equals(c2.heap)).toBe(true);
+    expect(Buffer.from(lz.regions[3]!.memory!).equals(c2.fresh)).toBe(true);
+    lz.release();
+    await lazy.close();
     // Damage a stored chunk of the root: verify of the grandchild reports it as image 2's.
     const root = await openReader(t.path('g0.img'));
     const table = await root.chunkTable();
@@ -152,6 +173,12 @@ describe('write and read a child', () => {
     expect(v.errors[0]).toMatchObject({ code: 'CORRUPT_CHUNK', image: 2, imageId: rootId, chunk: 1 });
     await expectCode(again.read(HEAP, c2.heap.length), 'CORRUPT_CHUNK');
     await again.close();
+    // A lazy restore installs nothing of the damaged chunk: done rejects with its code.
+    const bad = await openImage(t.path('g2.img'));
+    const blz = await bad.restore({ mode: 'lazy' });
+    await expectCode(blz.done, 'CORRUPT_CHUNK');
+    blz.release();
+    await bad.close();
   });
 });
 

@@ -343,14 +343,19 @@ void LazySession::Install(uint32_t c, bool by_fault) {
   thread_local std::vector<uint8_t> in, out;
   const LazyChunk& ch = config_.chunks[c];
   const uint64_t span = Span(ch);
+  // The chunk's own image: a child's IN_PARENT chunk comes from a parent (section 8.3).
+  const LazyContext* own = ch.context < config_.contexts.size() ? &config_.contexts[ch.context] : nullptr;
+  const LazySource* from = ch.source < config_.sources.size() ? &config_.sources[ch.source] : nullptr;
+  const uint64_t data_start = from != nullptr && from->has_bounds ? from->data_start : config_.data_start;
+  const uint64_t data_end = from != nullptr && from->has_bounds ? from->data_end : config_.data_end;
   if (const char* problem = ChunkFormProblem(ch.flags, ch.stored_len, ch.plain_len,
-                                             config_.contexts.empty() ? 0 : config_.contexts[0].codec,
-                                             config_.contexts.empty() ? 0 : config_.contexts[0].cipher, ch.checksum)) {
+                                             own == nullptr ? 0 : own->codec,
+                                             own == nullptr ? 0 : own->cipher, ch.checksum)) {
     Fail(c, "CORRUPT_INDEX", std::string(problem) + "; the chunk table is damaged, verify the image");
     return;
   }
   if (!(ch.flags & kChunkZero) &&
-      (ch.offset < config_.data_start || ch.offset > config_.data_end || ch.stored_len > config_.data_end - ch.offset)) {
+      (ch.offset < data_start || ch.offset > data_end || ch.stored_len > data_end - ch.offset)) {
     Fail(c, "CORRUPT_INDEX", "the chunk's stored bytes lie outside the data area; the chunk table is damaged, verify the image");
     return;
   }

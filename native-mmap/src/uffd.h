@@ -63,6 +63,10 @@ struct LazyContext {
 // callback through a thread-safe function, see uffd_js.cc).
 struct LazySource {
   int fd = -1;
+  // Its image's data area, when not the config's (a parent image's file, section 8.3).
+  bool has_bounds = false;
+  uint64_t data_start = 0;
+  uint64_t data_end = 0;
   std::function<const char*(uint64_t offset, size_t length, uint8_t* out, const std::atomic<bool>& stop)> read;
 };
 

@@ -223,6 +223,30 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
       if (!taken[i]) config.order.push_back(static_cast<uint32_t>(i));
     }
   }
+  // A child image's IN_PARENT chunks resolved to their parent's (section 8.3): 8 words
+  // each, [index in the chunk list, offset, stored length | flags << 32, checksum, number,
+  // region | last << 32, source | context << 16, 0]; applied after the prefetch order
+  // (which follows the child's chunk numbers). Sources and contexts are checked at install.
+  Napi::Value resolved = spec.Get("resolved");
+  if (!resolved.IsUndefined()) {
+    TypedBytes res = TypedArg(env, resolved, napi_biguint64_array, "spec.resolved to be a BigUint64Array");
+    if (res.length % 8 != 0) ThrowRange(env, "expected spec.resolved to hold 8 words per chunk");
+    const uint64_t* w = reinterpret_cast<const uint64_t*>(res.data);
+    for (size_t k = 0; k < res.length / 8; k++) {
+      const uint64_t* x = w + k * 8;
+      if (x[0] >= config.chunks.size()) ThrowRange(env, "expected spec.resolved[" + std::to_string(k) + "] to name a chunk of the regions");
+      LazyChunk& c = config.chunks[x[0]];
+      c.offset = x[1];
+      c.stored_len = static_cast<uint32_t>(x[2] & 0xffffffffu);
+      c.flags = static_cast<uint16_t>((x[2] >> 32) & 0xffffu);
+      c.checksum = x[3];
+      c.number = x[4];
+      c.region = static_cast<uint32_t>(x[5] & 0xffffffffu);
+      c.last = ((x[5] >> 32) & 1u) != 0;
+      c.source = static_cast<uint16_t>(x[6] & 0xffffu);
+      c.context = static_cast<uint16_t>((x[6] >> 16) & 0xffffu);
+    }
+  }
   Napi::Value pf = spec.Get("prefetch");
   config.prefetch = !pf.IsBoolean() || pf.As<Napi::Boolean>().Value();
   config.prefetch_threads = static_cast<unsigned>(Integer(env, spec.Get("threads"), "spec.threads", 1, 64));
@@ -236,6 +260,12 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
     if (fd.IsNumber()) {
       LazySource s;
       s.fd = static_cast<int>(Integer(env, fd, "sources[].fd", 0, 2147483647));
+      // A parent image's file (section 8.3): its own data area.
+      if (o.Get("dataEnd").IsNumber()) {
+        s.has_bounds = true;
+        s.data_start = static_cast<uint64_t>(Integer(env, o.Get("dataStart"), "sources[].dataStart", 0, kMaxSafeInteger));
+        s.data_end = static_cast<uint64_t>(Integer(env, o.Get("dataEnd"), "sources[].dataEnd", 0, kMaxSafeInteger));
+      }
       config.sources.push_back(std::move(s));
     } else if (o.Get("read").IsFunction()) {
       config.sources.push_back(JsSource(env, o.Get("read").As<Napi::Function>()));
