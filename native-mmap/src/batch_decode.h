@@ -69,6 +69,9 @@ std::vector<BatchFailure> DecodeBatch(const BatchJob& job, const std::vector<Bat
 bool PopulateWrite(uintptr_t address, size_t length);
 // Whether this kernel has MADV_POPULATE_WRITE (probed on first use).
 bool PopulateSupported();
+// MADV_HUGEPAGE on every aligned 2 MiB of [start, end) (best effort): a range
+// that destinations cover whole, so that populating it takes 2 MiB pages.
+void HugeWhereCovered(uintptr_t start, uintptr_t end);
 
 }  // namespace crimg
 
