@@ -40,6 +40,9 @@ const MATRIX: { name: string; options: WriterOptions }[] = [
   { name: 'deflate:6 aes-256-gcm', options: { compress: 'deflate:6', encrypt: 'aes-256-gcm', key } },
   { name: 'none chacha20-poly1305', options: { encrypt: 'chacha20-poly1305', key } },
   { name: 'deflate:1 chacha20-poly1305', options: { compress: 'deflate:1', encrypt: 'chacha20-poly1305', key } },
+  { name: 'zstd:1', options: { compress: 'zstd:1' } },
+  { name: 'zstd:3 aes-256-gcm', options: { compress: 'zstd:3', encrypt: 'aes-256-gcm', key } },
+  { name: 'zstd:1 chacha20-poly1305', options: { compress: 'zstd:1', encrypt: 'chacha20-poly1305', key } },
 ];
 
 /** Restores in copy mode with the native decoder on or off; the bytes of each data region. */
@@ -124,7 +127,14 @@ async function decodeWith(path: string, options: WriterOptions, threads: number)
   }
 }
 
-test.each([1, 2, 3, 8])('decodeBatch with %i threads writes the exact bytes (deflate:1 aes-256-gcm)', async (threads) => {
+test.each([1, 2, 3, 8])('decodeBatch with %i threads writes the exact bytes (deflate:1 aes-256-gcm, zstd:1)', async (threads) => {
+  const zstd: WriterOptions = { compress: 'zstd:1' };
+  const zpath = t.path(`threads-zstd-${threads}.img`);
+  const zdata = contents(900 + threads);
+  await write(zpath, zdata, zstd);
+  const zgot = await decodeWith(zpath, zstd, threads);
+  expect(zgot[0]!.equals(zdata[0]!)).toBe(true);
+  expect(zgot[1]!.equals(zdata[1]!)).toBe(true);
   const options: WriterOptions = { compress: 'deflate:1', encrypt: 'aes-256-gcm', key };
   const path = t.path(`threads-${threads}.img`);
   const data = contents(500 + threads);
@@ -175,6 +185,7 @@ async function storedChunks(path: string, options: WriterOptions): Promise<numbe
 describe.each([
   { name: 'none', options: {} as WriterOptions },
   { name: 'deflate:1 aes-256-gcm', options: { compress: 'deflate:1', encrypt: 'aes-256-gcm', key } as WriterOptions },
+  { name: 'zstd:1', options: { compress: 'zstd:1' } as WriterOptions },
 ])('a corrupt $name image', ({ name, options }) => {
   test('rejects with the code and number of the first corrupt chunk in image order, as the JavaScript path does', async () => {
     const path = t.path(`corrupt-${name.replace(/[^a-z0-9]/g, '_')}.img`);

@@ -66,6 +66,8 @@ describe.each([
   { name: 'deflate:1', options: { compress: 'deflate:1' } as WriterOptions },
   { name: 'deflate:1 aes-256-gcm', options: { compress: 'deflate:1', encrypt: 'aes-256-gcm', key } as WriterOptions },
   { name: 'none chacha20-poly1305', options: { encrypt: 'chacha20-poly1305', key } as WriterOptions },
+  { name: 'zstd:1', options: { compress: 'zstd:1' } as WriterOptions },
+  { name: 'zstd:1 aes-256-gcm', options: { compress: 'zstd:1', encrypt: 'aes-256-gcm', key } as WriterOptions },
 ])('verify of a $name image', ({ name, options }) => {
   const path = t.path(`${name.replace(/[^a-z0-9]/g, '_')}.img`);
 
