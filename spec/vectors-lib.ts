@@ -16,6 +16,7 @@ import { loadPortableEngine } from '../codec/portable.js';
 import { chunkTable, firstStoredChunk, fixFooter, fixHeader, fixRegions, fixValidation, footerAt, regionSection, reindexPlain, storedRecords } from './_vector-bytes.js';
 import { acceptedVectors, section12Invalid } from './_vectors-section12.js';
 import { parentInvalid, parentValid } from './_vectors-parent.js';
+import { prefetchInvalid, prefetchValid } from './_vectors-prefetch.js';
 import { zstdInvalid, zstdValid } from './_vectors-zstd.js';
 
 export { acceptedVectors, type AcceptedDef } from './_vectors-section12.js';
@@ -140,6 +141,7 @@ export function validVectors(): VectorDef[] {
       ],
     },
     ...parentValid(),
+    ...prefetchValid(),
     ...zstdValid(),
   ];
 }
@@ -444,6 +446,7 @@ export function invalidVectors(): InvalidDef[] {
       mutate: (b) => { const c = copy(b); c.writeUInt32LE(0x80000000, HEADER_SIZE + 4); return fixValidation(c); } },
     ...section12Invalid(),
     ...parentInvalid(),
+    ...prefetchInvalid(),
     ...zstdInvalid(),
   ];
 }

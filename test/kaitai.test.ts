@@ -302,7 +302,23 @@ const RULES: Record<string, (k: Parsed, bytes: Buffer, from: Parsed) => boolean>
     const h = createHash('sha256').update(p.bytes.subarray(0, p.k.header.headerSize + p.k.header.validationSize)).update(p.bytes.subarray(Number(p.k.footer.chunkTableOffset)));
     return h.digest('hex') !== hex(parentOf(k).indexHash);
   },
+  // The hot list (issue 17, spec section 4.1): record type 9 (raw bytes to the parser), optional bit 2.
+  'CORRUPT_VALIDATION--hot-list-bit-without-record': (k) => (k.header.optionalFeatures.lo & 4) === 4 && hotLists(k).length === 0,
+  'CORRUPT_VALIDATION--hot-list-record-without-bit': (k) => (k.header.optionalFeatures.lo & 4) === 0 && hotLists(k).length > 0,
+  'CORRUPT_VALIDATION--hot-list-twice': (k) => hotLists(k).length > 1,
+  'CORRUPT_VALIDATION--hot-list-length': (k) => hotLists(k).some((r) => r.payloadLength === 0 || r.payloadLength % 12 !== 0),
+  'CORRUPT_VALIDATION--hot-list-count-0': (k) => hotRuns(k).some(([, n]) => n === 0),
+  'CORRUPT_VALIDATION--hot-list-out-of-range': (k) => hotRuns(k).some(([f, n]) => f + n > Number(k.footer.chunkCount)),
+  'CORRUPT_VALIDATION--hot-list-duplicate': (k) => hotRuns(k).some(([f, n], i, all) => all.some(([g, m], j) => j !== i && n > 0 && m > 0 && f < g + m && g < f + n)),
 };
+const hotLists = (k: Parsed): Parsed[] => (k.validation.records as Parsed[]).filter((r) => r.type === 9);
+/** The runs (first chunk, count) of the first hot-list record. */
+function hotRuns(k: Parsed): [number, number][] {
+  const p = Buffer.from(hotLists(k)[0]?.payload ?? []);
+  const out: [number, number][] = [];
+  for (let o = 0; o + 12 <= p.length; o += 12) out.push([Number(p.readBigUInt64LE(o)), p.readUInt32LE(o + 8)]);
+  return out;
+}
 /** The parent record's payload of a parse (record type 8), if any. */
 const parentOf = (k: Parsed): Parsed => (k.validation.records as Parsed[]).find((r) => r.type === (Crimg as any).RecordType.PARENT)?.payload;
 /** The parse of the file an invalid child's hint names (from invalid/), or null when there is none. */
