@@ -142,6 +142,20 @@ describe('reading over HTTP (nginx)', () => {
     }
   });
 
+  test('an encrypted image over HTTP: the same bytes twice (the second time from the cache: nothing decrypted in place)', async () => {
+    const key = new Uint8Array(32).fill(7);
+    const w = await ImageWriter.create(t.path('sealed.img'), { compress: 'deflate:1', encrypt: 'aes-256-gcm', key, fsync: false });
+    await w.addRegion({ address: BASE, data: region1, name: 'secret' });
+    await w.finish();
+    const image = await openImage(`${nginx.base}/sealed.img`, { key });
+    try {
+      for (let i = 0; i < 2; i++) expect(Buffer.from(await image.read(BASE, region1.length)).equals(region1)).toBe(true);
+      expect(image.regions[0]!.name).toBe('secret');
+    } finally {
+      await image.close();
+    }
+  });
+
   test('the object replaced after open: SOURCE_CHANGED (If-Match refused), never bytes of the new version', async () => {
     copyFileSync(t.path('deflate.img'), t.path('moving.img'));
     const image = await openImage(`${nginx.base}/moving.img`);
