@@ -52,6 +52,8 @@ export interface AccessEntry {
 export interface Nginx {
   /** `http://127.0.0.1:PORT` */
   base: string;
+  /** `https://127.0.0.1:PORT` when started with `tls`, else null. */
+  tlsBase: string | null;
   /** Requests served so far (the log is unbuffered). */
   log(): AccessEntry[];
   stop(): Promise<void>;
@@ -66,10 +68,28 @@ function nginxBinary(): string {
   throw new Error('nginx is not installed: apt-get install -y nginx (the README set-up and .ci/run do)');
 }
 
-/** Starts nginx serving `root` on loopback, as a child of this process. */
-export async function startNginx(root: string): Promise<Nginx> {
+/**
+ * A self-signed certificate for 127.0.0.1 (openssl), PEM files in `dir`: the certificate is
+ * also its own CA (`ca` of RemoteOptions).
+ */
+export function selfSignedCert(dir: string): { cert: string; key: string; pem: string } {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert,
+    '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.error?.message ?? r.stderr}`);
+  return { cert, key, pem: readFileSync(cert, 'utf8') };
+}
+
+/** Starts nginx serving `root` on loopback, as a child of this process (and over TLS on a second port with `tls`). */
+export async function startNginx(root: string, options: { tls?: { cert: string; key: string } } = {}): Promise<Nginx> {
   const dir = mkdtempSync(join(tmpdir(), 'crimg-nginx-'));
   const port = await freePort();
+  const tlsPort = options.tls ? await freePort() : 0;
+  const tls = options.tls ? `
+    listen 127.0.0.1:${tlsPort} ssl;
+    ssl_certificate ${options.tls.cert};
+    ssl_certificate_key ${options.tls.key};` : '';
   const conf = `
 daemon off;
 master_process off;
@@ -91,7 +111,7 @@ http {
   tcp_nopush on;
   keepalive_requests 100000;
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port};${tls}
     root ${root};
     location / { }
   }
@@ -112,6 +132,7 @@ http {
   }
   return {
     base: `http://127.0.0.1:${port}`,
+    tlsBase: options.tls ? `https://127.0.0.1:${tlsPort}` : null,
     log: () => readFileSync(join(dir, 'access.log'), 'utf8').split('\n').filter(Boolean).map((line) => {
       const m = /^(\S+) (\S+) (\d+) (\d+) "(.*)"$/.exec(line)!;
       return { method: m[1]!, uri: m[2]!, status: Number(m[3]), bytesSent: Number(m[4]), range: m[5] === '-' ? '' : m[5]! };

@@ -9,7 +9,7 @@ import { ImageWriter, openImage, type Image } from '../index.js';
 import { RemoteSource } from '../image/index.js';
 import { CrimgError } from '../format/errors.js';
 import { memoryLike, tempDir } from './helpers.js';
-import { startNginx, type Nginx } from './remote-servers.js';
+import { selfSignedCert, startNginx, type Nginx } from './remote-servers.js';
 import { crimgBatch } from './cli-inproc.js';
 import { crimg } from './cli-helpers.js';
 
@@ -17,6 +17,7 @@ const PAGE = 4096;
 const BASE = 0x7f1200000000n;
 const t = tempDir();
 let nginx: Nginx;
+let cert: ReturnType<typeof selfSignedCert>;
 /** Region 0: 6 MiB memory-like; region 1 after a gap: 1 MiB. */
 const region0 = memoryLike(1536, 18);
 const region1 = memoryLike(256, 19);
@@ -47,7 +48,8 @@ async function since(mark: number): Promise<ReturnType<Nginx['log']>> {
 beforeAll(async () => {
   await writeImage(t.path('deflate.img'), 'deflate:1');
   await writeImage(t.path('raw.img'), 'none');
-  nginx = await startNginx(t.dir);
+  cert = selfSignedCert(t.dir);
+  nginx = await startNginx(t.dir, { tls: cert });
 });
 
 afterAll(async () => {
@@ -140,6 +142,20 @@ describe('reading over HTTP (nginx)', () => {
     } finally {
       await image.close();
     }
+  });
+
+  test('https:// (nginx with a self-signed certificate): exact bytes with it as the CA; without, IO_ERROR naming the TLS failure', async () => {
+    const src = await RemoteSource.open(`${nginx.tlsBase}/deflate.img`, { ca: cert.pem });
+    const image = await openImage(src);
+    try {
+      await expectExact(image);
+    } finally {
+      await image.close();
+      await src.close();
+    }
+    const err = await openImage(`${nginx.tlsBase}/deflate.img`).then(() => null, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'IO_ERROR' });
+    expect((err as Error).message).toMatch(/SELF_SIGNED|CERT/);
   });
 
   test('an encrypted image over HTTP: the same bytes twice (the second time from the cache: nothing decrypted in place)', async () => {

@@ -50,10 +50,10 @@ export class RequestTimeout extends Error {
   }
 }
 
-/** An agent per protocol, keeping up to `connections` sockets alive. */
-export function makeAgent(protocol: string, connections: number): http.Agent {
+/** An agent per protocol, keeping up to `connections` sockets alive; `ca` replaces the trusted roots of https. */
+export function makeAgent(protocol: string, connections: number, ca?: string | Uint8Array): http.Agent {
   const options = { keepAlive: true, maxSockets: connections, maxFreeSockets: connections };
-  return protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+  return protocol === 'https:' ? new https.Agent({ ...options, ...(ca !== undefined ? { ca: typeof ca === 'string' ? ca : Buffer.from(ca) } : {}) }) : new http.Agent(options);
 }
 
 /** Sends one request and reads its whole body (up to `maxBody`). */

@@ -51,6 +51,8 @@ export interface RemoteOptions {
   head?: number;
   /** S3 settings for `s3://` (else from the environment). */
   s3?: S3Options;
+  /** PEM certificates trusted for `https://` instead of Node's roots (a private CA, a test server). */
+  ca?: string | Uint8Array;
 }
 
 /** Whether `input` names a remote image (`http://`, `https://`, `s3://`). */
@@ -85,7 +87,7 @@ export class RemoteSource implements RandomAccessSource {
   /** The ETag pinned at open, or null (then {@link lastModified}). */
   etag: string | null = null;
   lastModified: string | null = null;
-  private readonly o: Required<Omit<RemoteOptions, 's3'>>;
+  private readonly o: Required<Omit<RemoteOptions, 's3' | 'ca'>>;
 
   private constructor(
     private readonly url: URL,
@@ -142,7 +144,7 @@ export class RemoteSource implements RandomAccessSource {
       name = safeUrl(url);
     }
     options = { connections: envSize('CRIMG_REMOTE_CONNECTIONS'), cacheBytes: envSize('CRIMG_REMOTE_CACHE'), ...stripUndefined(options) };
-    const src = new RemoteSource(url, name, sign, s3, makeAgent(url.protocol, positive(options.connections, 8, 'connections')), options);
+    const src = new RemoteSource(url, name, sign, s3, makeAgent(url.protocol, positive(options.connections, 8, 'connections'), options.ca), options);
     try {
       await src.start();
     } catch (e) {
