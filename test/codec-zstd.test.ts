@@ -14,12 +14,15 @@ import { xxh64 } from '../codec/checksum.js';
 import { loadPortableEngine } from '../codec/portable.js';
 import { zstdDecode, zstdEncode, zstdFrameProblem } from '../codec/zstd.js';
 import { CHUNK_ENCODED } from '../format/constants.js';
+import { writeFileSync } from 'node:fs';
 import { tempDir, memoryLike } from './helpers.js';
+import { crimg, ensureBuilt, json } from './cli-helpers.js';
 import { requireNative } from './native-fixture.js';
 
 await loadPortableEngine();
 const native = requireNative();
 const t = tempDir();
+beforeAll(() => ensureBuilt());
 afterAll(() => t.cleanup());
 
 const key = Uint8Array.from({ length: 32 }, (_, i) => i * 5 + 3);
@@ -62,6 +65,36 @@ describe('zstd images', () => {
   });
 });
 
+describe('crimg --compress zstd:N', () => {
+  test('create and convert write zstd; inspect and stats show it; verify passes', async () => {
+    const heap = memoryLike(40, 9);
+    writeFileSync(t.path('heap.bin'), heap);
+    const made = t.path('cli-z.img');
+    const c = await crimg(['create', made, '--region', `0x7f0000000000:${t.path('heap.bin')}:rw-:heap`, '--compress', 'zstd:5']);
+    expect({ status: c.status, stderr: c.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(json(await crimg(['inspect', made, '--json']))).toMatchObject({ compression: 'zstd:5' });
+    expect((await crimg(['inspect', made])).stdout).toMatch(/^compression\s+zstd:5$/m);
+    expect((await crimg(['stats', made])).stdout).toMatch(/compression zstd:5/);
+    const converted = t.path('cli-z2.img');
+    const v = await crimg(['convert', made, converted, '--compress', 'zstd:1', '--encrypt', 'chacha20-poly1305', '--key-file', keyFile()]);
+    expect({ status: v.status, stderr: v.stderr }).toEqual({ status: 0, stderr: '' });
+    const img = await openImage(converted, { key });
+    expect(img.compression).toBe('zstd:1');
+    expect((await img.read(0x7f0000000000n, heap.length)).equals(heap)).toBe(true);
+    await img.close();
+    expect((await crimg(['verify', converted, '--key-file', keyFile()])).status).toBe(0);
+    const bad = await crimg(['create', t.path('bad.img'), '--region', `0x7f0000000000:${t.path('heap.bin')}`, '--compress', 'zstd:20']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/expected a zstd level 1..19, got 20/);
+  });
+});
+
+function keyFile(): string {
+  const p = t.path('k.key');
+  writeFileSync(p, key);
+  return p;
+}
+
 describe('frames: native and portable decode each other byte for byte', () => {
   test.each([1, 3, 9, 19])('level %i over structured and mixed chunks', (level) => {
     for (const [size, seed] of [[16384, 1], [65536, 2], [5000, 3], [4096 * 33, 4]] as const) {
@@ -76,7 +109,7 @@ describe('frames: native and portable decode each other byte for byte', () => {
     }
   });
 
-  test('encodeChunk (node) then decodeChunk (portable), with a cipher', () => {
+  test('encodeChunk (node engine) then decodeChunk (portable engine)', () => {
     const plain = Uint8Array.from({ length: 16384 }, (_v, i) => (i % 48 < 4 ? i & 0xff : 0x41 + ((i >> 5) % 7)));
     const e = encodeChunk(plain, { codec: 2, level: 1, cipher: 0 });
     expect(e.flags).toBe(CHUNK_ENCODED);
