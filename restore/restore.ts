@@ -22,6 +22,22 @@
  *   {@link Image.readInto} in 16 MiB pieces, four in flight, which checks every chunk's checksum
  *   (and tag) and decodes compressed and encrypted chunks; zero chunks are skipped (the memory
  *   is already zero). Then the recorded protection.
+ * - **lazy** mode (any image the native decoder knows, local file or any source; the default
+ *   where userfaultfd can be had, restore/_lazy.ts): every region is placed as fresh anonymous
+ *   memory (`rw-` until `done`) and registered with userfaultfd, and restore returns before any
+ *   chunk is read. The addon's handler thread resolves each first touch by reading, checking
+ *   (checksum, tag) and decoding the whole chunk holding it and installing it with one
+ *   UFFDIO_COPY (UFFDIO_ZEROPAGE for a zero chunk); prefetch threads install the rest, the
+ *   image's hot list first (section 4.1), then image order. `done` resolves once every chunk is
+ *   in and the recorded protections are applied; it rejects naming the first chunk that
+ *   failed, whose pages are poisoned (a touch is SIGBUS), never filled. `release()` stops the
+ *   threads, unmaps, then closes the descriptor. A source without a file descriptor is read
+ *   through its `read()` on the JavaScript thread (one call per chunk): that thread must not
+ *   touch a page before `done`, so such sources default to copy. Where userfaultfd is refused
+ *   the syscall, /dev/userfaultfd and user-mode-only are tried, then copy (`reason` says why).
+ * - The hot list also orders an unchecked map (`check: false`: MADV_WILLNEED on the hot
+ *   chunks first, restore/_lazy-hot.ts); a checked map and copy mode return only once every
+ *   page was read, so they read in file order.
  * - Without the native addon (not built, or `CRIMG_NO_NATIVE=1`) the regions are copied into
  *   plain ArrayBuffers: `degraded: true`, with the reason. The library prints nothing.
  *
@@ -51,6 +67,7 @@ import { copyToAnonymous, copyToArrayBuffers } from './_copy.js';
 import { MapCheck } from './_checkmap.js';
 import { hotListOf, lazyAccess, lazyRefusal, lazyRestore } from './_lazy.js';
 import { lazyChain } from './_lazy-chain.js';
+import { adviseHot } from './_lazy-hot.js';
 import { Restoration } from './_result.js';
 import type { RestoreAdvice, RestoreOptions, RestoreResult } from './_types.js';
 
@@ -176,6 +193,7 @@ export async function restoreImage(image: ImageReader, options: RestoreOptions =
       const slots = layout(selected, o.atRecordedAddress, result);
       if (plans) {
         mapRegions(slots, plans, fd!, o.advise, result, progress, check);
+        if (!check) adviseHot(slots, hotListOf(image), header.chunkSize); // unchecked: nothing read yet, hot pages first
       } else if (mode === 'lazy') {
         const state = lazyRestore(image, table, slots, o.advise, result, progress, { prefetch: o.prefetch, threads: o.prefetchThreads, hot: hotListOf(image) }, chain);
         result.done = state.done;

@@ -212,7 +212,8 @@ describe('a corrupt chunk never reaches memory, and the fallbacks', () => {
   const KEYHEX = Buffer.from(KEY).toString('hex');
   const restoreScript = (body: string, img = () => file): string => `
 import { openImage } from '@LIB@';
-import { writeSync, openSync } from 'node:fs';
+import { writeSync, openSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 const image = await openImage(${JSON.stringify(img())}, { key: Buffer.from('${KEYHEX}', 'hex') });
 ${body}
 `;
@@ -253,7 +254,9 @@ console.log('got', new Uint8Array(r.regions[0].memory)[${firstStored} * 65536 + 
 const r = await image.restore({ mode: 'lazy', prefetch: false });
 console.log(JSON.stringify({ mode: r.mode, reason: r.reason }));
 const m = new Uint8Array(r.regions[0].memory);
-const fd = openSync('/dev/null', 'w');
+const sink = tmpdir() + '/crimg-efault-' + process.pid;
+const fd = openSync(sink, 'w');
+unlinkSync(sink);
 try { writeSync(fd, m.subarray(5 * 65536, 6 * 65536)); console.log('write ok'); } catch (e) { console.log('write', e.code); }
 console.log('byte', m[5 * 65536 + 1]);
 try { writeSync(fd, m.subarray(5 * 65536, 6 * 65536)); console.log('write after touch ok'); } catch (e) { console.log('write after touch', e.code); }
