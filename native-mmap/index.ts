@@ -132,14 +132,9 @@ export interface LazySpec {
   hot: Float64Array;
   prefetch: boolean;
   threads: number;
-  /** A file (with its own data area when it is a parent image's, spec section 8.3) or a JS reader. */
   sources: ({ fd: number; dataStart?: number; dataEnd?: number } | { read(offset: number, length: number): Promise<Uint8Array> })[];
   contexts: { codec: number; cipher: number; chunkSize: number; key?: Uint8Array; imageId?: Uint8Array; headerHash?: Uint8Array }[];
-  /**
-   * A child image's IN_PARENT chunks resolved to the chain's chunk that holds them (spec section
-   * 8.3): 8 words each, [index in the chunk list, offset, stored length | flags << 32, checksum,
-   * number, region | last << 32, source | context << 16, 0].
-   */
+  /** A child's IN_PARENT chunks resolved down its chain, 8 words each (spec 8.3; native-mmap/src/uffd_js.cc). */
   resolved?: BigUint64Array;
 }
 
