@@ -105,7 +105,7 @@ describe('write and read a child', () => {
       // chain's (each from its image's file with its key), the chain checked first.
       const lz = await img.restore({ mode: 'lazy' });
       try {
-        expect([lz.mode, lz.reason]).toEqual(['lazy', undefined]);
+        expect(lz.mode).toBe('lazy');
         await lz.done;
         expect(Buffer.from(lz.regions[0]!.memory!).equals(cm.heap)).toBe(true);
         expect(Buffer.from(lz.regions[2]!.memory!).equals(cm.stack)).toBe(true);
