@@ -226,12 +226,14 @@ describe('the CLI reads http:// images', () => {
       { args: ['extract', url, '--region', '0', '-o', t.path('region0.bin')] },
       { args: ['diff', url, local] },
       { args: ['check', url] },
+      { args: ['check', local] },
       { args: ['export-core', url, t.path('core.elf')] },
       { args: ['convert', url, t.path('converted.img'), '--compress', 'none'] },
     ];
     const { runs: out } = await crimgBatch(runs);
     out.forEach((r, i) => expect([runs[i]!.args[0], r.status, r.stderr]).toEqual([runs[i]!.args[0], expect.any(Number), expect.any(String)]));
-    const [inspectUrl, inspectLocal, verify, stats, dumpUrl, dumpLocal, extract, diff, , core, convert] = out;
+    const [inspectUrl, inspectLocal, verify, stats, dumpUrl, dumpLocal, extract, diff, checkUrl, checkLocal, core, convert] = out;
+    expect([checkUrl!.status, checkUrl!.stdout.replace(url, 'IMG')]).toEqual([checkLocal!.status, checkLocal!.stdout.replace(local, 'IMG')]);
     for (const r of [inspectUrl, verify, stats, dumpUrl, extract, diff, core, convert]) expect([r!.status, r!.stderr]).toEqual([0, '']);
     const a = JSON.parse(inspectUrl!.stdout) as Record<string, unknown>;
     const b = JSON.parse(inspectLocal!.stdout) as Record<string, unknown>;
