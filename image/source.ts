@@ -1,7 +1,7 @@
 /**
  * Random-access sources: where a reader's bytes come from. The interface is the seam that
- * lets files, buffers and (later) HTTP range readers be read the same way (cf. yauzl's
- * RandomAccessReader). Offsets are Numbers: files beyond 2^53 bytes are out of scope.
+ * lets files, buffers and remote objects (image/remote/: HTTP range requests, S3) be read the
+ * same way (cf. yauzl's RandomAccessReader). Offsets are Numbers: files beyond 2^53 bytes are out of scope.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { fstatSync, readSync } from 'node:fs';

@@ -31,7 +31,7 @@ export interface HttpRequest {
 /** A body that ended before its Content-Length (a reset or a server that closed early). */
 export class ShortBody extends Error {
   constructor(readonly got: number, readonly expected: number) {
-    super(`the response body ended after ${got} of ${expected} bytes`);
+    super(expected >= 0 ? `the response body ended after ${got} of ${expected} bytes` : `the response body ended early, after ${got} bytes`);
   }
 }
 
