@@ -202,38 +202,85 @@ const deflateRawAsync = promisify(deflateRaw) as (b: Uint8Array, o: { level: num
 
 /**
  * Raw DEFLATE of a chunk whose pages are part random, part compressible, on libuv's thread
- * pool (node engine): compressible runs of pages are deflated (each run its own compressor,
- * ended with a sync flush so the next block starts on a byte boundary), random runs become
- * stored blocks (RFC 1951 section 3.2.4) instead of being searched for matches in vain. The
- * last block carries BFINAL. Any raw DEFLATE decoder reads the result; pigz uses the same
- * kind of concatenation. Measured by the codec benchmark: less CPU than deflating the whole
- * chunk, and a smaller image (stored blocks cost 5 bytes per 64 KiB; a deflate attempt on a
- * random page costs more).
+ * pool (node engine): the chunk whole, as one stream, the bytes of node:zlib's deflateRaw at
+ * `level` (and of the addon's deflateBatch, {@link NativeDeflater}). So no chunk is ever larger
+ * than zlib's own deflate of it.
+ *
+ * Why not the page flags: runs of random pages were kept as stored blocks between runs of
+ * compressible pages deflated each as a fresh stream. A page judged random from 256 sampled
+ * bytes may hold compressible runs, and each fresh stream lost the window and paid a sync flush
+ * and new code tables: on memory whose pages mix random and structured runs, 32 MiB made 13.9 MB
+ * against 12.4 MB for zlib per chunk (issue 16). A chunk whose every page looks random
+ * throughout ({@link looksIncompressibleThroughout}) is not deflated at all (the encoder stores
+ * it raw), which keeps most of the CPU that skipping saved.
  * @param plain - the chunk.
  * @param level - deflate level 1-9.
- * @param random - per whole 4 KiB page: true when it looks random; a partial last page counts as compressible.
+ * @param _random - per whole 4 KiB page, whether it looks random: no longer used (kept for callers).
  */
-export async function deflatePagesAsync(plain: Uint8Array, level: number, random: readonly boolean[]): Promise<Uint8Array> {
-  const page = 4096;
-  const runs: { start: number; end: number; random: boolean }[] = [];
-  const pages = Math.ceil(plain.byteLength / page);
-  for (let p = 0; p < pages; p++) {
-    const r = random[p] === true;
-    const start = p * page;
-    const end = Math.min(plain.byteLength, start + page);
-    const last = runs[runs.length - 1];
-    if (last && last.random === r) last.end = end;
-    else runs.push({ start, end, random: r });
-  }
-  const parts = await Promise.all(runs.map((run, i) => {
-    const final = i === runs.length - 1;
-    const bytes = plain.subarray(run.start, run.end);
-    return run.random ? Promise.resolve(storedBlocks(bytes, final)) : deflateRawAsync(bytes, { level, finishFlush: final ? zc.Z_FINISH : zc.Z_SYNC_FLUSH });
-  }));
-  return Buffer.concat(parts);
+export async function deflatePagesAsync(plain: Uint8Array, level: number, _random: readonly boolean[]): Promise<Uint8Array> {
+  return deflateRawAsync(plain, { level, finishFlush: zc.Z_FINISH });
 }
 
-/** Stored blocks holding `bytes` (at most 65535 bytes each), starting on a byte boundary. */
+/** n * log2(n) for n = 0..4096: histogram terms of a page's entropy. */
+const PAGE_N_LOG_N = Float64Array.from({ length: 4097 }, (_, n) => (n === 0 ? 0 : n * Math.log2(n)));
+const pageHist = new Int32Array(256);
+const quarterHist = new Int32Array(256);
+
+/**
+ * True when zlib is not expected to shrink `plain`, looking at every byte (the addon's
+ * LooksIncompressible in native-mmap/src/deflate.cc, for the engine without it): whole pages
+ * only, each 1 KiB quarter above 7.75 bits per byte and each page above 7.94 (uniform random
+ * bytes measure 0.1 % below 7.751 and 7.941; a structured run of a few dozen bytes brings its
+ * quarter below), and 4-byte repeats within zlib's 32 KiB window no more than chance makes
+ * (copied bytes are no longer random to deflate). The encoder stores a chunk raw without deflating it only when this
+ * holds and its 256-sample test (codec/chunk.ts pageLooksRandom) flagged every page.
+ */
+export function looksIncompressibleThroughout(plain: Uint8Array): boolean {
+  const n = plain.byteLength;
+  if (n === 0 || n % 4096 !== 0) return false;
+  for (let base = 0; base < n; base += 4096) {
+    pageHist.fill(0);
+    for (let k = 0; k < 4; k++) {
+      quarterHist.fill(0);
+      const from = base + k * 1024;
+      for (let i = from; i < from + 1024; i++) quarterHist[plain[i]!]!++;
+      let q = 0;
+      for (let b = 0; b < 256; b++) {
+        const c = quarterHist[b]!;
+        q += PAGE_N_LOG_N[c]!;
+        pageHist[b]! += c;
+      }
+      if (10 - q / 1024 <= 7.75) return false;
+    }
+    let whole = 0;
+    for (let b = 0; b < 256; b++) whole += PAGE_N_LOG_N[pageHist[b]!]!;
+    if (12 - whole / 4096 <= 7.94) return false;
+  }
+  return repeats(plain) <= Math.floor(n / 65536);
+}
+
+const head = new Uint32Array(1 << 15);
+
+/**
+ * Positions of `p` whose 4 bytes equal those at the last earlier position of the same hash
+ * within 32 KiB (zlib's window; a chunk is its own stream): random bytes repeat 4 bytes by
+ * chance about once per 2^17 bytes, a copy of L bytes counts about L - 3 times. As the addon's
+ * Repeats.
+ */
+function repeats(p: Uint8Array): number {
+  head.fill(0);
+  let count = 0;
+  for (let i = 0; i + 4 <= p.length; i++) {
+    const w = (p[i]! | (p[i + 1]! << 8) | (p[i + 2]! << 16) | (p[i + 3]! << 24)) >>> 0;
+    const h = Math.imul(w, 2654435761) >>> 17;
+    const prev = head[h]!;
+    if (prev !== 0 && i - (prev - 1) <= 32768 && p[prev - 1] === p[i] && p[prev] === p[i + 1] && p[prev + 1] === p[i + 2] && p[prev + 2] === p[i + 3]) count++;
+    head[h] = i + 1;
+  }
+  return count;
+}
+
+/** Stored blocks holding `bytes` (at most 65535 bytes each), starting on a byte boundary (tests make streams of them). */
 export function storedBlocks(bytes: Uint8Array, final: boolean): Uint8Array {
   const n = Math.max(1, Math.ceil(bytes.byteLength / 65535));
   const out = new Uint8Array(bytes.byteLength + 5 * n);
@@ -258,8 +305,8 @@ const NATIVE_BATCH = 16;
 
 /**
  * The node engine's deflate through the native addon (native-mmap/src/deflate.cc): Node's own
- * zlib, the same bits as {@link deflateRawAsync} / {@link deflatePagesAsync} (tested byte for
- * byte), but chunks submitted in one synchronous stretch go to the pool as jobs of up to
+ * zlib, the same bits as {@link deflateRawAsync} / {@link deflatePagesAsync}: each chunk whole,
+ * as one stream (tested byte for byte), but chunks submitted in one synchronous stretch go to the pool as jobs of up to
  * {@link NATIVE_BATCH} chunks instead of one Transform stream and one pool wake-up per chunk,
  * which cost the main thread about 17 us a chunk here.
  */
@@ -280,8 +327,11 @@ export class NativeDeflater {
   }
 
   /**
-   * Raw DEFLATE of `plain`, its whole pages flagged in `random` kept as stored blocks (null:
-   * none). Resolves to the encoded bytes, or null when they would not be smaller than `plain`.
+   * Raw DEFLATE of `plain`, whole, as one stream (see {@link deflatePagesAsync}). When
+   * `random` flags every page, the addon first looks at every byte on the pool thread, as
+   * {@link looksIncompressibleThroughout} does, and resolves to null without deflating when
+   * the chunk looks random throughout. Resolves to the encoded bytes, or null when they would
+   * not be smaller than `plain`.
    */
   deflate(plain: Uint8Array, random: readonly boolean[] | null): Promise<Uint8Array | null> {
     return new Promise((resolve, reject) => {

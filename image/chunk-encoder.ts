@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { xxh64 } from '../codec/checksum.js';
 import { CHUNK_RAW, CHUNK_ZERO } from '../format/constants.js';
 import { isZero, pageLooksRandom } from '../codec/chunk.js';
-import { NativeDeflater, deflatePagesAsync } from '../codec/deflate.js';
+import { NativeDeflater, deflatePagesAsync, looksIncompressibleThroughout } from '../codec/deflate.js';
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CODEC_DEFLATE, CODEC_ZSTD } from '../format/constants.js';
@@ -160,8 +160,9 @@ class ThreadPoolEncoder implements ChunkEncoder {
     const pages = Math.floor(plain.byteLength / 4096);
     const random = f.codec === CODEC_DEFLATE ? Array.from({ length: pages }, (_, p) => pageLooksRandom(plain, p)) : [];
     const randomCount = random.filter(Boolean).length;
-    if (f.codec === CODEC_DEFLATE && !(pages > 0 && randomCount === pages)) {
-      // Mixed chunks keep their random pages as stored blocks instead of deflating them.
+    // A chunk whose pages all look random is stored raw without deflating only when every byte
+    // looks random too: checked by the addon on its pool thread, else here (codec/deflate.ts).
+    if (f.codec === CODEC_DEFLATE && (this.native !== null || !(pages > 0 && randomCount === pages && looksIncompressibleThroughout(plain)))) {
       const encoded = this.native
         ? await this.native.deflate(plain, randomCount > 0 ? random : null)
         : randomCount > 0 ? await deflatePagesAsync(plain, f.codecLevel, random) : await deflateRawAsync(plain, { level: f.codecLevel });

@@ -14,18 +14,20 @@ namespace crimg {
 struct DeflateInput {
   const uint8_t* plain;
   size_t length;
-  // One flag per 4 KiB page of the chunk (the last may be partial): 1 = store
-  // the page as a stored block instead of compressing it.
+  // One flag per 4 KiB page of the chunk (the last may be partial), 1 = the
+  // page looks random to the encoder's sample. A chunk whose every page is
+  // flagged is checked byte by byte and, when it looks random throughout, not
+  // deflated (-1); any other chunk is deflated whole (see deflate.cc).
   const uint8_t* random;
   // Where the output goes; capacity is length - 1 (only a smaller form is kept).
   uint8_t* out;
 };
 
-// Deflates each input as one raw DEFLATE stream: runs of compressible pages
-// compressed (each run a fresh stream, Z_SYNC_FLUSH between runs, Z_FINISH at
-// the end), runs of random pages as stored blocks, as codec/deflate.ts's
-// deflatePagesAsync does. sizes[i] = bytes written, or -1 when the encoded form
-// would not be smaller than the plain chunk. Returns nullptr or what failed.
+// Deflates each input as one raw DEFLATE stream, the chunk whole (the bytes of
+// node:zlib's deflateRawSync at the same level). sizes[i] = bytes written, or
+// -1 when the encoded form would not be smaller than the plain chunk, or when
+// every page is flagged and looks random throughout (not tried). Returns
+// nullptr or what failed.
 const char* DeflateChunks(int level, const std::vector<DeflateInput>& inputs,
                           int32_t* sizes);
 
