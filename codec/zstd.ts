@@ -15,12 +15,13 @@
  * `CORRUPT_CHUNK`, and fzstd only ever decodes a frame whose content size is the plain length,
  * into a buffer of that size, its work bounded by the frame's bytes.
  */
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { CrimgError } from '../format/errors.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
-import { portableLibraries } from './portable.js';
+import { portableEngineLoaded, portableLibraries } from './portable.js';
 import { CHUNK_ENCODED, LIMITS, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from '../format/constants.js';
 
 const HINT = 'the chunk is damaged; verify the image, or re-copy it from its source';
@@ -157,12 +158,24 @@ export function zstdDecode(frame: Uint8Array, plainLength: number, engine?: Engi
   if (problem !== undefined) throw corrupt(problem);
   let out: Uint8Array;
   try {
-    out = portableLibraries().zstdDecompress(frame, new Uint8Array(plainLength));
+    out = fzstdDecompress()(frame, new Uint8Array(plainLength));
   } catch (e) {
     throw corrupt(`frame does not decode (${e instanceof Error ? e.message : String(e)})`);
   }
   if (out.byteLength !== plainLength) throw corrupt(`frame decodes to ${out.byteLength} bytes, expected ${plainLength}`);
   return out;
+}
+
+let fzstd: typeof import('fzstd').decompress | null = null;
+
+/**
+ * fzstd's decoder: the portable engine's when it is loaded, else fzstd required on first use
+ * (synchronously, as the codec's primitives are), for the node engine without the addon.
+ */
+function fzstdDecompress(): typeof import('fzstd').decompress {
+  if (portableEngineLoaded()) return portableLibraries().zstdDecompress;
+  fzstd ??= (createRequire(import.meta.url)('fzstd') as typeof import('fzstd')).decompress;
+  return fzstd;
 }
 
 type ZstdBatch = (level: number, plains: Uint8Array[], out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void) => void;

@@ -14,7 +14,9 @@ import { xxh64 } from '../codec/checksum.js';
 import { loadPortableEngine } from '../codec/portable.js';
 import { zstdDecode, zstdEncode, zstdFrameProblem } from '../codec/zstd.js';
 import { CHUNK_ENCODED } from '../format/constants.js';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tempDir, memoryLike } from './helpers.js';
 import { crimg, ensureBuilt, json } from './cli-helpers.js';
 import { requireNative } from './native-fixture.js';
@@ -55,6 +57,31 @@ describe('zstd images', () => {
     expect(err).toBeInstanceOf(CrimgError);
     expect(err).toMatchObject({ code: 'UNSUPPORTED_FEATURE', message: expect.stringMatching(/portable engine cannot write zstd.*use the node engine/) });
     expect(() => zstdEncode(new Uint8Array(100).fill(1), 1, 'portable')).toThrow(/portable engine cannot write zstd/);
+  });
+
+  test('without the addon (CRIMG_NO_NATIVE=1): the node engine reads zstd with fzstd, and writing zstd is UNSUPPORTED_FEATURE naming the build', async () => {
+    const data = memoryLike(24, 3);
+    const out = t.path('no-native.img');
+    const w = await ImageWriter.create(out, { compress: 'zstd:1', fsync: false });
+    await w.addRegion({ address: 0x7f0000000000n, data });
+    await w.finish();
+    writeFileSync(t.path('data.bin'), data);
+    const script = `
+      import { readFileSync } from 'node:fs';
+      import { ImageWriter, openImage } from ${JSON.stringify(join(process.cwd(), 'build', 'index.js'))};
+      import { nativeStatus } from ${JSON.stringify(join(process.cwd(), 'build', 'native-mmap', 'index.js'))};
+      const img = await openImage(process.argv[1]);
+      const same = (await img.read(0x7f0000000000n, ${data.length})).equals(readFileSync(process.argv[2]));
+      const report = await img.verify();
+      await img.close();
+      const refused = await ImageWriter.create(process.argv[3], { compress: 'zstd:1' }).then(() => 'created', (e) => e.code + ': ' + e.message);
+      console.log(JSON.stringify({ native: nativeStatus().available, same, ok: report.ok, refused }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, out, t.path('data.bin'), t.path('never.img')], { env: { ...process.env, CRIMG_NO_NATIVE: '1' }, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      native: false, same: true, ok: true,
+      refused: expect.stringMatching(/^UNSUPPORTED_FEATURE: zstd \(codec id 2\) needs the native addon to write.*build it with node native-mmap\/install.mjs/),
+    });
   });
 
   test('compression option parsing: zstd levels 1..19, default 1', () => {
