@@ -119,14 +119,18 @@ http {
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
   writeFileSync(join(dir, 'access.log'), '');
-  const child = spawn(nginxBinary(), ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // nginx under a shell that stops it when its stdin closes: at stop(), and also when this
+  // process dies without stopping it (a killed test worker), so no nginx outlives the test.
+  // (An asynchronous list reads /dev/null unless told otherwise: the watcher reads fd 3, the pipe.)
+  const script = 'exec 3<&0; nginx_bin="$1"; shift; "$nginx_bin" "$@" </dev/null & n=$!; (read _ <&3 || true; kill -QUIT $n 2>/dev/null) & wait $n';
+  const child = spawn('sh', ['-c', script, 'sh', nginxBinary(), '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['pipe', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
   const errors = (): string => stderr + (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
   try {
     await waitForPort(port, child, 'nginx', errors);
   } catch (e) {
-    child.kill('SIGKILL');
+    child.stdin!.end();
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
@@ -141,8 +145,8 @@ http {
       const done = (): void => { rmSync(dir, { recursive: true, force: true }); resolve(); };
       if (child.exitCode !== null) { done(); return; }
       child.once('exit', done);
-      child.kill('SIGQUIT'); // graceful: finishes the requests in flight
-      setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      child.stdin!.end(); // the shell sends SIGQUIT: graceful, finishes the requests in flight
+      setTimeout(() => { try { process.kill(Number(readFileSync(join(dir, 'nginx.pid'), 'utf8')), 'SIGKILL'); } catch { /* gone */ } }, 3000).unref();
     }),
   };
 }
