@@ -13,6 +13,7 @@
 import { readFileSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { xxh64Chunks } from '../codec/checksum.js';
 import { REGION_RECORD_SIZE } from '../format/constants.js';
 import { CrimgError } from '../format/errors.js';
 import { RECORD_BLOCK, type SectionRecords } from '../format/region-table.js';
@@ -32,7 +33,6 @@ export const IN_FILE_SECTION = 4 * 1024 * 1024;
  */
 interface Stream {
   mem: { buffer: ArrayBuffer; grow(pages: number): number };
-  xxh64(at: number, length: number, seed: bigint): bigint;
   init64(state: number, seed: bigint): void;
   update64(state: number, at: number, length: number): void;
   digest64(state: number): bigint;
@@ -66,9 +66,13 @@ function begin(s: Stream): void {
 /** `length` bytes at `at` of the module's memory (a fresh view: growing the memory detaches old ones). */
 const wasmBytes = (s: Stream, length: number, at = DATA): Uint8Array => new Uint8Array(s.mem.buffer, at, length);
 
-/** XXH64 of each {@link RECORD_BLOCK} of the `length` bytes at `at` of the module's memory (the last may be short) into `sums`. */
+/**
+ * XXH64 of each {@link RECORD_BLOCK} of the `length` bytes at `at` of the module's memory (the
+ * last may be short) into `sums`: the addon's hashChunks in one call when built (no BigInt per
+ * block), else xxh64 per block.
+ */
 function blockSums(s: Stream, at: number, length: number, sums: BigUint64Array): void {
-  for (let o = 0, k = 0; o < length; o += RECORD_BLOCK, k++) sums[k] = BigInt.asUintN(64, s.xxh64(at + o, Math.min(RECORD_BLOCK, length - o), 0n));
+  xxh64Chunks(wasmBytes(s, length, at), RECORD_BLOCK, sums.subarray(0, Math.ceil(length / RECORD_BLOCK)));
 }
 
 /** Where the section lies and what it must hash to. */
