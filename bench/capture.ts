@@ -17,10 +17,14 @@
  * Issue 13 section, same run: bench/c/capture_target.c holding the same data plus an untouched
  * 2 GiB MAP_NORESERVE mapping: the target's RSS growth from its first capture (target < 16 MiB),
  * the stop with deflate:1 + aes-256-gcm (encoded after SIGCONT, the default) against the raw
- * stop (target <= 1.3x; the stop with encodeWhileStopped for information); and a JVM (java
+ * stop (target <= 1.3x, medians of 5 after 1 warm-up; the stop with encodeWhileStopped for
+ * information); and a JVM (java
  * -Xmx512m holding ~256 MiB of arrays): crimg's stop against gcore's whole run, during which
  * gdb holds every thread stopped (target <= 0.5x). Medians of 3 after 1 warm-up, interleaved.
- * Writes bench/out/results-capture.json. CRIMG_BENCH_CAPTURE_SECTION=issue13 runs that section alone.
+ * Issue 19 section (bench/capture-precopy.ts): pre-copy's stop against a full stop, a child
+ * image's size and time against a full image's, and a restored child against the process.
+ * Writes bench/out/results-capture.json. CRIMG_BENCH_CAPTURE_SECTION=issue13 (or issue19) runs
+ * that section alone.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -35,6 +39,8 @@ import { memoryLikePieces, writeMemoryLikeFile } from './memory-like.js';
 import { MiB, envMiB, since, syncAll, timeInterleaved } from './measure.js';
 import { formatTable, mib, ms, pct, times, verdict, type Row } from './table.js';
 import { hasTool } from './tools.js';
+import { issue19Rows } from './capture-precopy.js';
+import { nativeStatus } from '../native-mmap/index.js';
 
 const SEED = 1;
 const dataMiB = envMiB('CRIMG_BENCH_CAPTURE_MIB', 256, 8);
@@ -84,6 +90,10 @@ function timed(cmd: string, args: string[]): Promise<number> {
 
 interface Sample { seconds: number; size: number; stoppedMs?: number }
 
+// Loaded first (and kept): the capture's sealing and checksums use it, and the figures without it are others.
+const native = nativeStatus();
+log(native.available ? 'native addon loaded' : `native addon UNAVAILABLE (${native.reason}): sealing and checksums take their slow paths`);
+
 try {
   const started = process.hrtime.bigint();
   const data = join(dir, 'data.bin');
@@ -92,9 +102,10 @@ try {
   const binary = join(dir, 'memfill');
   const cc = spawnSync('gcc', ['-O2', '-o', binary, join(root, 'bench', 'c', 'memfill.c')], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`gcc failed: ${cc.stderr}`);
-  if (process.env['CRIMG_BENCH_CAPTURE_SECTION'] === 'issue13') {
-    // Only the issue 13 section (a quicker run while working on it).
-    const rows = await issue13Rows(data, (name) => join(dir, name));
+  const only = process.env['CRIMG_BENCH_CAPTURE_SECTION'];
+  if (only === 'issue13' || only === 'issue19') {
+    // Only one issue's section (a quicker run while working on it).
+    const rows = only === 'issue13' ? await issue13Rows(data, (name) => join(dir, name)) : await issue19Rows(root, dir, data, log, others);
     console.log(formatTable(rows));
     process.exitCode = rows.some((r) => r.result === 'FAIL') ? 1 : 0;
   } else {
@@ -221,6 +232,7 @@ try {
     child?.stdin?.destroy();
     child?.kill('SIGKILL');
     rows.push(...await issue13Rows(data, out));
+    rows.push(...await issue19Rows(root, dir, data, log, others));
 
     console.log(`crimg bench/capture: a process holding ${dataMiB} MiB of memory-like bytes (seed ${SEED}) in one anonymous mapping`);
     console.log(`pages: ${pct(stats.zeroPages / stats.pages)} zero, ${pct(stats.structuredPages / stats.pages)} structured, ${pct(stats.randomPages / stats.pages)} random (zero pages are the floor of a raw image: ${pct(1 - stats.zeroPages / stats.pages)} of the data)`);
@@ -325,7 +337,7 @@ async function issue13Rows(data: string, out: (name: string) => string): Promise
     raw: lib('i13-raw.img', {}),
     'deflate:1 + aes-256-gcm': lib('i13-enc.img', { compress: 'deflate:1', encrypt: 'aes-256-gcm', key }),
     'deflate:1 + aes-256-gcm, encodeWhileStopped': lib('i13-encstop.img', { compress: 'deflate:1', encrypt: 'aes-256-gcm', key, encodeWhileStopped: true }),
-  }, { prepare: async () => { syncAll(); } });
+  }, { runs: 5, prepare: async () => { syncAll(); } });
   const stop = (name: string): number => median(runs[name]!.results.map((x) => x.stoppedMs!));
   const rawStop = stop('raw');
   for (const [name, limit] of [['deflate:1 + aes-256-gcm', 1.3], ['deflate:1 + aes-256-gcm, encodeWhileStopped', 0]] as const) {
@@ -334,7 +346,7 @@ async function issue13Rows(data: string, out: (name: string) => string): Promise
       section: 'issue 13', measure: `stop time, ${name}`, figure: `${st} ms`, baseline: `raw ${rawStop} ms`, ratio: times(st / rawStop),
       target: limit ? `<= ${limit}x raw` : 'info', result: limit ? verdict(st <= limit * rawStop) : 'info', value: st / 1000, unit: 's',
       baselineValue: rawStop / 1000, ratioValue: st / rawStop,
-      note: `whole capture ${ms(runs[name]!.seconds)} (raw ${ms(runs['raw']!.seconds)})${limit ? ': raw pages staged beside the output while stopped, encoded after SIGCONT' : ': the old path, encoding while stopped'}`,
+      note: `whole capture ${ms(runs[name]!.seconds)} (raw ${ms(runs['raw']!.seconds)})${limit ? ': pages logged beside the output while stopped (sealed piece by piece under a one-time key), encoded after SIGCONT' : ': the old path, encoding while stopped'}`,
     });
   }
   // The JVM.
