@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <new>
 #include <thread>
 
 #include "scan.h"
@@ -111,7 +112,14 @@ class Batch {
       if (!job_.all && stop_.load(std::memory_order_acquire)) return;
       const size_t u = next_.fetch_add(1, std::memory_order_relaxed);
       if (u >= units_.size()) return;
-      if (!Process(units_[u], &decoder, &stored, &drop)) stop_.store(true, std::memory_order_release);
+      bool ok = false;
+      try {
+        ok = Process(units_[u], &decoder, &stored, &drop);
+      } catch (const std::bad_alloc&) {
+        // A scratch buffer could not grow: this unit's chunks fail, the process lives.
+        ok = ReadFailed(units_[u], ENOMEM, "decoding");
+      }
+      if (!ok) stop_.store(true, std::memory_order_release);
     }
   }
 
@@ -199,12 +207,12 @@ class Batch {
     return ok;
   }
 
-  bool ReadFailed(const Unit& u, int err) {
+  bool ReadFailed(const Unit& u, int err, const char* doing = "reading") {
     char why[96];
     const char* text = strerror_r(err, why, sizeof why);  // GNU: returns the text
     char message[200];
-    snprintf(message, sizeof message, "chunk %llu: reading %zu stored bytes at offset %llu failed: %s",
-             static_cast<unsigned long long>(items_[u.first].rec.number), u.bytes,
+    snprintf(message, sizeof message, "chunk %llu: %s %zu stored bytes at offset %llu failed: %s",
+             static_cast<unsigned long long>(items_[u.first].rec.number), doing, u.bytes,
              static_cast<unsigned long long>(u.offset), text);
     // Every chunk of the unit is unread: each is a finding when all are wanted (verify).
     for (size_t i = u.first; i < (job_.all ? u.first + u.count : u.first + 1); i++) {

@@ -62,7 +62,13 @@ class BatchWorker : public Napi::AsyncWorker {
   // Failures found before the job (record forms), by item index.
   std::vector<BatchFailure> early;
 
-  void Execute() override { failures_ = DecodeBatch(job, items, &stats_); }
+  void Execute() override {
+    try {
+      failures_ = DecodeBatch(job, items, &stats_);
+    } catch (const std::exception& e) {
+      SetError(std::string("decodeBatch: ") + e.what());  // bad_alloc, thread start-up
+    }
+  }
 
   void Hold(Napi::Array targets) { targets_ = Napi::Persistent(targets); }
 
