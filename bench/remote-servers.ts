@@ -2,15 +2,18 @@
  * Real servers on loopback for the remote-image tests and bench (test/remote-servers.ts
  * re-exports these): nginx serving a directory with byte ranges (its own prefix, config and
  * logs in a temporary directory, `daemon off`, an access log of `$bytes_sent` per request), an
- * S3-API server (s3rver, in this process), and a fault-injecting proxy (node:http) in front of
- * either. Each start returns a stop; nothing outlives it.
+ * S3-API server (s3rver's own CLI, a child node process), and a fault-injecting proxy
+ * (node:http) in front of either. The servers are child processes under a shell that stops them
+ * when this process's pipe to it closes (at stop(), or when this process dies), so nothing
+ * outlives the test or bench that started it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** A free TCP port on 127.0.0.1 (nginx cannot listen on port 0: bind, read, release). */
 export function freePort(): Promise<number> {
@@ -81,6 +84,17 @@ export function selfSignedCert(dir: string): { cert: string; key: string; pem: s
   return { cert, key, pem: readFileSync(cert, 'utf8') };
 }
 
+/**
+ * Runs `argv` under a shell that sends it `signal` when its stdin (a pipe from this process)
+ * closes: at stop() (`child.stdin.end()`), and also when this process dies without stopping it
+ * (a killed test worker), so no server outlives the test. (An asynchronous list reads /dev/null
+ * unless told otherwise: the watcher reads fd 3, the pipe.)
+ */
+function watched(signal: 'QUIT' | 'TERM', argv: string[]): ChildProcess {
+  const script = `exec 3<&0; "$@" </dev/null & n=$!; (read _ <&3 || true; kill -${signal} $n 2>/dev/null) & wait $n`;
+  return spawn('sh', ['-c', script, 'sh', ...argv], { stdio: ['pipe', 'ignore', 'pipe'] });
+}
+
 /** Starts nginx serving `root` on loopback, as a child of this process (and over TLS on a second port with `tls`). */
 export async function startNginx(root: string, options: { tls?: { cert: string; key: string } } = {}): Promise<Nginx> {
   const dir = mkdtempSync(join(tmpdir(), 'crimg-nginx-'));
@@ -119,11 +133,7 @@ http {
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
   writeFileSync(join(dir, 'access.log'), '');
-  // nginx under a shell that stops it when its stdin closes: at stop(), and also when this
-  // process dies without stopping it (a killed test worker), so no nginx outlives the test.
-  // (An asynchronous list reads /dev/null unless told otherwise: the watcher reads fd 3, the pipe.)
-  const script = 'exec 3<&0; nginx_bin="$1"; shift; "$nginx_bin" "$@" </dev/null & n=$!; (read _ <&3 || true; kill -QUIT $n 2>/dev/null) & wait $n';
-  const child = spawn('sh', ['-c', script, 'sh', nginxBinary(), '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const child = watched('QUIT', [nginxBinary(), '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')]);
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
   const errors = (): string => stderr + (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
@@ -158,21 +168,35 @@ export interface S3Server {
   /** s3rver's fixed credentials. */
   accessKeyId: string;
   secretAccessKey: string;
+  /** The process id of the shell that runs s3rver (it stops s3rver when this process's pipe closes). */
+  pid: number;
   /** Keys (names) stored in the bucket now. */
   keys(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
-/** Starts s3rver (an S3-API server, in this process) with one bucket, data in a temporary directory. */
+/**
+ * Starts s3rver (an S3-API server) with one bucket, data in a temporary directory: its CLI in a
+ * child node process on a free loopback port, stopped (SIGTERM, then SIGKILL) by stop() or
+ * when this process's pipe to it closes.
+ */
 export async function startS3(bucket = 'images'): Promise<S3Server> {
-  const { default: S3rver } = await import('s3rver');
+  const cli = join(dirname(createRequire(import.meta.url).resolve('s3rver/package.json')), 'bin', 's3rver.js');
   const dir = mkdtempSync(join(tmpdir(), 'crimg-s3-'));
   const port = await freePort();
-  const server = new S3rver({ port, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: bucket, configs: [] }] });
-  await server.run();
+  const child = watched('TERM', [process.execPath, cli, '-d', join(dir, 'data'), '-a', '127.0.0.1', '-p', String(port), '-s', '--configure-bucket', bucket]);
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+  try {
+    await waitForPort(port, child, 's3rver', () => stderr);
+  } catch (e) {
+    child.stdin!.end();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const endpoint = `http://127.0.0.1:${port}`;
   return {
-    endpoint, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER',
+    endpoint, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', pid: child.pid!,
     keys: async () => {
       const body = await new Promise<string>((resolve, reject) => {
         http.get(`${endpoint}/${bucket}`, (res) => {
@@ -183,10 +207,13 @@ export async function startS3(bucket = 'images'): Promise<S3Server> {
       });
       return [...body.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!);
     },
-    stop: async () => {
-      await server.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => new Promise<void>((resolve) => {
+      const done = (): void => { rmSync(dir, { recursive: true, force: true }); resolve(); };
+      if (child.exitCode !== null) { done(); return; }
+      child.once('exit', done);
+      child.stdin!.end();
+      setTimeout(() => { try { child.kill('SIGKILL'); } catch { /* gone */ } }, 3000).unref();
+    }),
   };
 }
 

@@ -1,5 +1,5 @@
 /**
- * Remote images in an S3-API server (s3rver, started here on loopback, signed requests):
+ * Remote images in an S3-API server (s3rver's CLI, a child process started here on loopback, signed requests):
  * ImageWriter.create('s3://...') as a multipart upload in several parts, read back exactly;
  * an aborted or failed upload leaves no object; a replaced object is SOURCE_CHANGED (s3rver
  * ignores If-Match: the ETag check catches it); wrong credentials are a coded error that
