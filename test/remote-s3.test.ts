@@ -6,7 +6,7 @@
  * never shows the secret; the CLI's convert, capture, inspect and verify on s3:// URLs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { ImageWriter, openImage } from '../index.js';
 import { RemoteSource } from '../image/index.js';
 import { CrimgError } from '../format/errors.js';
@@ -132,6 +132,24 @@ describe('S3 (s3rver on loopback)', () => {
     const ok = await crimg(['inspect', `s3://${s3.bucket}/private.img`, '--debug'], { ...s3Env(), AWS_SECRET_ACCESS_KEY: secretOk });
     expect(ok.status).toBe(0);
     expect(ok.stderr + ok.stdout).not.toContain(secretOk);
+  });
+
+  test('keys, region and endpoint from a profile in the shared credentials and config files (AWS_PROFILE), none in the environment; a wrong key there is IO_ERROR without the secret', async () => {
+    await upload('profiled.img', data.subarray(0, 1 << 20));
+    const creds = t.path('credentials');
+    const config = t.path('config');
+    writeFileSync(creds, `[default]\naws_access_key_id = NOSUCHKEY\naws_secret_access_key = not-this-one\n\n[ci]\naws_access_key_id = ${s3.accessKeyId}\naws_secret_access_key = ${s3.secretAccessKey}\n`);
+    writeFileSync(config, `[default]\nregion = eu-west-1\n\n[profile ci]\nregion = us-east-1\nendpoint_url = ${s3.endpoint}\ns3 =\n  addressing_style = path\n`);
+    const env = { AWS_ENDPOINT_URL: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_REGION: '', AWS_SHARED_CREDENTIALS_FILE: creds, AWS_CONFIG_FILE: config, AWS_PROFILE: 'ci' };
+    const v = await crimg(['verify', `s3://${s3.bucket}/profiled.img`], env);
+    expect([v.status, v.stderr]).toEqual([0, '']);
+    const secret = 'profile-secret-0123456789';
+    writeFileSync(creds, `[ci]\naws_access_key_id = NOSUCHKEY\naws_secret_access_key = ${secret}\n`);
+    const bad = await crimg(['inspect', `s3://${s3.bucket}/profiled.img`, '--debug'], env);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('IO_ERROR');
+    expect(bad.stderr).toContain('403');
+    expect(bad.stderr + bad.stdout).not.toContain(secret);
   });
 
   test('crimg convert local -> s3:// and crimg capture --pid P s3:// write nothing locally; inspect and verify read them', async () => {

@@ -4,23 +4,26 @@
  * server), else AWS's virtual-hosted name for the region. Requests are signed with Signature
  * Version 4 by aws4fetch's `AwsV4Signer` (a maintained 88 KB signer with no dependencies;
  * the official SDK v3 client with lib-storage is 23 MB in 38 packages and takes ~200 ms to
- * import against ~7 ms, for the five calls used here). Without credentials requests go
- * unsigned (public buckets). The secret is only ever an input of the signature.
+ * import against ~7 ms, for the five calls used here). Settings come from the options, else
+ * the environment and the shared credentials and config files (image/remote/_aws-config.ts).
+ * Without credentials requests go unsigned (public buckets). The secret is only ever an input
+ * of the signature.
  */
 import { AwsV4Signer } from 'aws4fetch';
 import { CrimgError } from '../../format/errors.js';
+import { awsSettings } from './_aws-config.js';
 
 /** Explicit S3 settings; each one left out comes from the environment. */
 export interface S3Options {
-  /** Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000` (path-style addressing). Env: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL. */
+  /** Endpoint of an S3-compatible server, e.g. `http://127.0.0.1:9000` (path-style addressing). Env: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's endpoint_url. */
   endpoint?: string;
-  /** Env: AWS_REGION, AWS_DEFAULT_REGION; default us-east-1. */
+  /** Env: AWS_REGION, AWS_DEFAULT_REGION, the profile's region; default us-east-1. */
   region?: string;
-  /** Env: AWS_ACCESS_KEY_ID. */
+  /** With secretAccessKey; else AWS_ACCESS_KEY_ID, else the profile's keys (AWS_PROFILE, credentials and config files). */
   accessKeyId?: string;
-  /** Env: AWS_SECRET_ACCESS_KEY. */
+  /** With accessKeyId; else AWS_SECRET_ACCESS_KEY, else the profile's. */
   secretAccessKey?: string;
-  /** Env: AWS_SESSION_TOKEN. */
+  /** Used with explicit keys; else AWS_SESSION_TOKEN, else the profile's aws_session_token. */
   sessionToken?: string;
 }
 
@@ -51,8 +54,10 @@ export function s3Target(url: string, options: S3Options = {}, env: NodeJS.Proce
   }
   const bucket = m[1]!;
   const key = m[2]!;
-  const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
-  const endpoint = options.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  const explicitKeys = Boolean(options.accessKeyId && options.secretAccessKey);
+  const chain = options.region && options.endpoint && explicitKeys ? {} : awsSettings(env, explicitKeys);
+  const region = options.region ?? chain.region ?? 'us-east-1';
+  const endpoint = options.endpoint ?? chain.endpoint;
   const path = key.split('/').map((s) => encodeURIComponent(s)).join('/');
   let objectUrl: URL;
   if (endpoint) {
@@ -68,9 +73,9 @@ export function s3Target(url: string, options: S3Options = {}, env: NodeJS.Proce
   } else {
     objectUrl = new URL(`https://${bucket}.s3.${region}.amazonaws.com/${path}`);
   }
-  const accessKeyId = options.accessKeyId ?? env.AWS_ACCESS_KEY_ID;
-  const secretAccessKey = options.secretAccessKey ?? env.AWS_SECRET_ACCESS_KEY;
-  const sessionToken = options.sessionToken ?? env.AWS_SESSION_TOKEN;
+  const accessKeyId = explicitKeys ? options.accessKeyId : chain.accessKeyId;
+  const secretAccessKey = explicitKeys ? options.secretAccessKey : chain.secretAccessKey;
+  const sessionToken = explicitKeys ? options.sessionToken : chain.sessionToken;
   const sign: Signer = accessKeyId && secretAccessKey
     ? async (method, u, headers) => {
       const signer = new AwsV4Signer({ method, url: u.href, headers, accessKeyId, secretAccessKey, sessionToken, region, service: 's3' });
