@@ -91,7 +91,7 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           + (result.staged ? '; encoded after the stop' : '');
         const pre = result.preCopy === undefined ? []
           : result.preCopy.used ? [`  pre-copy: read ${humanBytes(result.preCopy.runningBytes)} while it ran, ${humanBytes(result.stoppedBytesRead)} while stopped`
-            + (result.preCopy.tracking === 'checksums' ? `; changed pages found by checksum, every page read again while stopped (${safeText(result.preCopy.why ?? '')})` : '; changed pages found by soft-dirty bits')]
+            + (result.preCopy.tracking === 'checksums' ? `; changed pages found by checksum, every page read again while stopped: ${safeText(result.preCopy.why ?? '')}` : '; changed pages found by soft-dirty bits')]
             : [`  pre-copy fell back to a full stop: ${safeText(result.preCopy.fallback)}`];
         cli.print(
           // The command name, mapping names in notes and the path are the target's or the
