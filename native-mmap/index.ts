@@ -38,6 +38,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
+import type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_batch.js';
+
+export type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_batch.js';
 
 /** Permissions as in /proc/self/maps: 'r' or '-', 'w' or '-', 'x' or '-'. */
 export type Prot = `${'r' | '-'}${'w' | '-'}${'x' | '-'}`;
@@ -249,52 +252,6 @@ export interface NativeMmap {
    * whenever a binding's meaning changes while its name stays; the loader refuses any other.
    */
   readonly abiVersion: number;
-}
-
-/** One job of {@link decodeBatch}. */
-export interface DecodeBatchJob {
-  /** The image file, open for reading until the job is done. */
-  fd: number;
-  /** Header codec id, cipher id and chunk size. */
-  codec: number;
-  cipher: number;
-  chunkSize: number;
-  /** Kd (32), image id (16) and H (32), with a cipher; copied, and wiped after the job. */
-  dataKey?: Uint8Array;
-  imageId?: Uint8Array;
-  headerHash?: Uint8Array;
-  /**
-   * 8 words per chunk, in image order: file offset of the stored bytes; chunk number; address
-   * of its first byte; checksum; stored length | plain length << 32; flags | last << 16 |
-   * region number << 32; destination offset in its target (2^64 - 1: decode and drop); the
-   * target's index in `targets`. Zero chunks are skipped (their memory already reads zero).
-   */
-  items: BigUint64Array;
-  /** Reservations the destinations lie in, placed 'rw-'; left placed until the job is done. */
-  targets?: Reservation[];
-  /** Native threads: 0 (default) for every core, up to 256. */
-  threads?: number;
-  /** Provision each destination in bulk (MADV_POPULATE_WRITE) before writing it. */
-  populate?: boolean;
-  /** Report every failing chunk (verify), not only the first in image order (restore). */
-  all?: boolean;
-}
-
-/** A chunk {@link decodeBatch} could not decode: its position in the items, code, message. */
-export interface DecodeBatchFailure {
-  item: number;
-  code: string;
-  message: string;
-}
-
-/** The outcome of {@link decodeBatch}. */
-export interface DecodeBatchResult {
-  /** In item order; at most one unless `all`. */
-  failures: DecodeBatchFailure[];
-  /** Threads used, preads made, and whether destinations were provisioned in bulk. */
-  threads: number;
-  units: number;
-  populated: boolean;
 }
 
 /** The image's and the chunk record's fields of {@link NativeMmap.decodeChunk} (spec sections 5.3, 7.3). */
