@@ -14,6 +14,8 @@ import type { ChunkRecord, Region } from '../format/index-table.js';
 import { hex } from '../format/bytes.js';
 import { decodeBatch, nativeAddon, type DecodeBatchFailure, type Reservation } from '../native-mmap/index.js';
 import type { ImageReader } from './reader.js';
+import { RemoteSource } from './remote/source.js';
+import { decodeFetched } from './remote/_batch.js';
 
 /** Words per chunk in the items array (batch_decode_js.cc). */
 const WORDS = 8;
@@ -25,14 +27,15 @@ const NATIVE_CODECS = new Set([0, 1, 2]);
 
 /**
  * Why the native batch decoder cannot take `image`, or null when it can: it needs the addon,
- * a local file (an fd), a codec it knows, the key of an encrypted image, and no parent (a
- * child's IN_PARENT chunks live in another file).
+ * a local file (an fd) or a remote image (fetched in windows, image/remote/_batch.ts), a codec
+ * it knows, the key of an encrypted image, and no parent (a child's IN_PARENT chunks live in
+ * another file).
  */
 export function nativeBatchRefusal(image: NativeBatchImage): string | null {
   const native = nativeAddon();
   if (native === null || typeof (native as { decodeBatch?: unknown }).decodeBatch !== 'function') return 'the native addon is unavailable';
   if (process.env.CRIMG_NATIVE_DECODE === '0') return 'disabled by CRIMG_NATIVE_DECODE=0';
-  if (image.source.fd === undefined) return `the source ${image.source.name} is not a local file`;
+  if (image.source.fd === undefined && !(image.source instanceof RemoteSource)) return `the source ${image.source.name} is not a local file`;
   const h = image.header;
   if (!NATIVE_CODECS.has(h.codec)) return `codec ${h.codec} is unknown to the native decoder`;
   if ((h.requiredFeatures & REQUIRED_PARENT) !== 0n) return 'the image has a parent';
@@ -127,13 +130,15 @@ export class BatchItems {
     if (this.n === 0) return [];
     const h = image.header;
     const keys = h.cipher !== 0 ? image.chunkKeys() : null;
-    const result = await decodeBatch({
-      fd: image.source.fd!, codec: h.codec, cipher: h.cipher, chunkSize: h.chunkSize,
+    const job = {
+      codec: h.codec, cipher: h.cipher, chunkSize: h.chunkSize,
       ...(keys && { dataKey: keys.dataKey, headerHash: keys.headerHash, imageId: h.imageId }),
       items: this.words.subarray(0, this.n * WORDS), targets: this.targets,
       threads: o.threads ?? 0, populate: o.populate, all: o.all,
-    });
-    return result.failures;
+    };
+    // A remote image: its stored bytes fetched window by window, decoded from memory.
+    if (image.source.fd === undefined) return decodeFetched(image.source, job);
+    return (await decodeBatch({ fd: image.source.fd, ...job })).failures;
   }
 }
 

@@ -12,6 +12,8 @@ import { memoryLike, tempDir } from './helpers.js';
 import { selfSignedCert, startNginx, type Nginx } from './remote-servers.js';
 import { crimgBatch } from './cli-inproc.js';
 import { crimg } from './cli-helpers.js';
+import { nativeBatchRefusal } from '../image/_native-batch.js';
+import { windowsOf } from '../image/remote/_batch.js';
 
 const PAGE = 4096;
 const BASE = 0x7f1200000000n;
@@ -142,6 +144,81 @@ describe('reading over HTTP (nginx)', () => {
     } finally {
       await image.close();
     }
+  });
+
+  test('copy restore of a remote image decodes on native threads from fetched 16 MiB windows: raw, deflate and aes exact; a damaged chunk is the local restore\'s error; a replaced object is SOURCE_CHANGED', async () => {
+    // 40 MiB: more than two windows of stored bytes raw, about two deflated.
+    const big = memoryLike(10240, 21);
+    const key = new Uint8Array(32).fill(9);
+    for (const [name, options] of [['big-raw.img', { compress: 'none' }], ['big-deflate.img', { compress: 'deflate:1' }], ['big-aes.img', { compress: 'deflate:1', encrypt: 'aes-256-gcm', key }]] as const) {
+      const w = await ImageWriter.create(t.path(name), { ...options, fsync: false });
+      await w.addRegion({ address: BASE, data: big, name: 'heap' });
+      await w.finish();
+    }
+    for (const name of ['big-raw.img', 'big-deflate.img', 'big-aes.img']) {
+      const src = await RemoteSource.open(`${nginx.base}/${name}`);
+      const image = await openImage(src, name === 'big-aes.img' ? { key } : {});
+      try {
+        expect(nativeBatchRefusal(image)).toBeNull();
+        const before = src.stats.requests;
+        const result = await image.restore({ mode: 'copy' });
+        try {
+          expect([name, Buffer.from(result.regions[0]!.memory!).equals(big)]).toEqual([name, true]);
+        } finally {
+          result.release();
+        }
+        // Stored bytes in 4 MiB pieces, each asked for once: no chunk read on its own.
+        expect(src.stats.requests - before).toBeLessThanOrEqual(Math.ceil(src.size / (4 << 20)) + 3);
+      } finally {
+        await image.close();
+        await src.close();
+      }
+    }
+    // One byte flipped in a stored chunk of the second window: the same error as the local file's restore.
+    const bad = readFileSync(t.path('big-deflate.img'));
+    bad[Math.floor(bad.length * 0.7)] ^= 0x40;
+    writeFileSync(t.path('big-bad.img'), bad);
+    const errorOf = async (where: string): Promise<CrimgError> => {
+      const image = await openImage(where);
+      try {
+        const e = await image.restore({ mode: 'copy' }).then((r) => { r.release(); return null; }, (x: unknown) => x);
+        expect(e).toBeInstanceOf(CrimgError);
+        return e as CrimgError;
+      } finally {
+        await image.close();
+      }
+    };
+    const local = await errorOf(t.path('big-bad.img'));
+    const remote = await errorOf(`${nginx.base}/big-bad.img`);
+    expect(local.code).toMatch(/^CORRUPT_/);
+    expect([remote.code, remote.message]).toEqual([local.code, local.message]);
+    // Replaced between open and restore: SOURCE_CHANGED, no memory left behind.
+    copyFileSync(t.path('big-deflate.img'), t.path('big-moving.img'));
+    const image = await openImage(`${nginx.base}/big-moving.img`);
+    try {
+      copyFileSync(t.path('big-raw.img'), t.path('big-moving.next'));
+      const later = new Date(Date.now() + 5000);
+      utimesSync(t.path('big-moving.next'), later, later);
+      renameSync(t.path('big-moving.next'), t.path('big-moving.img'));
+      const e = await image.restore({ mode: 'copy' }).then((r) => { r.release(); return null; }, (x: unknown) => x);
+      expect(e).toMatchObject({ code: 'SOURCE_CHANGED' });
+    } finally {
+      await image.close();
+    }
+  });
+
+  test('windowsOf: items cut where their stored bytes stop following each other or a window would pass its size', () => {
+    const items = new BigUint64Array(8 * 6);
+    const put = (i: number, offset: number, stored: number): void => {
+      items[i * 8] = BigInt(offset);
+      items[i * 8 + 4] = BigInt(stored) | (65536n << 32n);
+    };
+    [[100, 50], [150, 50], [200, 60], [100000, 10], [100010, 90000], [190010, 20000]].forEach(([o, n], i) => put(i, o!, n!));
+    expect(windowsOf(items, 100000)).toEqual([
+      { first: 0, count: 3, start: 100, end: 260 },
+      { first: 3, count: 2, start: 100000, end: 190010 },
+      { first: 5, count: 1, start: 190010, end: 210010 },
+    ]);
   });
 
   test('https:// (nginx with a self-signed certificate): exact bytes with it as the CA; without, IO_ERROR naming the TLS failure', async () => {

@@ -169,7 +169,7 @@ class Batch {
     if (populate_) Provision(u);
     if (u.direct) {
       uint8_t* at = items_[u.first].dest;
-      if (const int err = ReadFully(job_.fd, at, u.bytes, u.offset)) {
+      if (const int err = Read(at, u.bytes, u.offset)) {
         memset(at, 0, u.bytes);
         return ReadFailed(u, err);
       }
@@ -188,7 +188,7 @@ class Batch {
       return ok;
     }
     if (stored->size() < u.bytes) stored->resize(u.bytes);
-    if (const int err = ReadFully(job_.fd, stored->data(), u.bytes, u.offset)) return ReadFailed(u, err);
+    if (const int err = Read(stored->data(), u.bytes, u.offset)) return ReadFailed(u, err);
     bool ok = true;
     for (size_t i = u.first; i < u.first + u.count; i++) {
       const BatchItem& it = items_[i];
@@ -205,6 +205,17 @@ class Batch {
       if (!job_.all) return false;
     }
     return ok;
+  }
+
+  // The stored bytes at `offset`: from the file, or from job_.memory.
+  int Read(uint8_t* out, size_t length, uint64_t offset) {
+    if (job_.memory == nullptr) return ReadFully(job_.fd, out, length, offset);
+    if (offset < job_.memory_base || offset - job_.memory_base > job_.memory_length ||
+        length > job_.memory_length - (offset - job_.memory_base)) {
+      return EIO;
+    }
+    memcpy(out, job_.memory + (offset - job_.memory_base), length);
+    return 0;
   }
 
   bool ReadFailed(const Unit& u, int err, const char* doing = "reading") {

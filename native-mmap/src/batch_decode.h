@@ -37,6 +37,12 @@ struct BatchItem {
 
 struct BatchJob {
   int fd = -1;
+  // Instead of the file: stored bytes already in memory (a remote image's
+  // span), memory[k] being the byte at file offset memory_base + k; borrowed
+  // for the call. An item outside it fails as a short read (EIO).
+  const uint8_t* memory = nullptr;
+  uint64_t memory_base = 0;
+  size_t memory_length = 0;
   ChunkImage image;          // pointers borrowed for the call
   unsigned threads = 0;      // 0: every core (hardware_concurrency)
   bool populate = false;     // provision destination pages in bulk before writing them

@@ -3,7 +3,9 @@
 // reservation's placed memory or into scratch that is dropped.
 //
 // decodeBatch(job, done(err, result))
-//   job.fd                 the image file, open for reading until done runs
+//   job.fd                 the image file, open for reading until done runs; or
+//   job.stored, job.storedBase  a Uint8Array of stored bytes already in memory
+//                          and the file offset of its first byte (a remote span)
 //   job.codec, job.cipher  header ids; job.chunkSize the header chunk size
 //   job.dataKey (32), job.imageId (16), job.headerHash (32): Uint8Arrays,
 //                          with a cipher (copied, wiped after the job)
@@ -135,7 +137,15 @@ Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info) {
   auto* w = new BatchWorker(info[1].As<Napi::Function>(), job);
   try {
     BatchJob& j = w->job;
-    j.fd = static_cast<int>(Integer(env, job.Get("fd"), "fd", 0, INT32_MAX));
+    if (job.Get("stored").IsUndefined()) {
+      j.fd = static_cast<int>(Integer(env, job.Get("fd"), "fd", 0, INT32_MAX));
+    } else {
+      // Stored bytes in memory (kept alive with the job; not to be changed until done runs).
+      TypedBytes m = TypedArg(env, job.Get("stored"), napi_uint8_array, "stored to be a Uint8Array");
+      j.memory = static_cast<const uint8_t*>(m.data);
+      j.memory_length = m.length;
+      j.memory_base = static_cast<uint64_t>(Integer(env, job.Get("storedBase"), "storedBase", 0, INT64_MAX));
+    }
     j.image.codec = static_cast<int>(Integer(env, job.Get("codec"), "codec", 0, 255));
     j.image.cipher = static_cast<int>(Integer(env, job.Get("cipher"), "cipher", 0, 255));
     j.image.chunk_size = static_cast<uint32_t>(Integer(env, job.Get("chunkSize"), "chunkSize", 1, kMaxPlain));

@@ -1,0 +1,81 @@
+/**
+ * The native batch decoder (native-mmap decodeBatch) for a source without a file descriptor,
+ * such as a remote image: the batch's chunks are cut into windows of contiguous stored bytes
+ * (at most {@link WINDOW} each), each window is fetched by one `read()` (which a RemoteSource
+ * serves as parallel range requests) and decoded from memory (`stored`) on native threads,
+ * while the next windows are being fetched. The JavaScript thread only receives bytes; no
+ * chunk is decoded on it. Memory: at most {@link AHEAD} + 1 windows of stored bytes.
+ *
+ * Failures keep decodeBatch's meaning: item numbers of the whole batch, the first in image order
+ * unless `all` (windows are decoded in order and, without `all`, none after a failing one). A
+ * window that cannot be fetched throws the source's error (TRUNCATED, SOURCE_CHANGED,
+ * IO_ERROR).
+ */
+import { decodeBatch, type DecodeBatchFailure, type DecodeBatchJob } from '../../native-mmap/index.js';
+import type { RandomAccessSource } from '../source.js';
+
+/** Stored bytes per window: four 4 MiB pieces, fetched in parallel. */
+export const WINDOW = 16 * 1024 * 1024;
+/** Windows fetched ahead of the one being decoded. */
+export const AHEAD = 2;
+/** Words per item (batch_decode_js.cc). */
+const WORDS = 8;
+
+interface Window {
+  first: number;
+  count: number;
+  start: number;
+  end: number;
+}
+
+/** Cuts items (8 words each, in image order) into windows of stored bytes that follow each other. */
+export function windowsOf(items: BigUint64Array, window = WINDOW): Window[] {
+  const out: Window[] = [];
+  const n = items.length / WORDS;
+  let cur: Window | null = null;
+  for (let i = 0; i < n; i++) {
+    const start = Number(items[i * WORDS]!);
+    const end = start + Number(items[i * WORDS + 4]! & 0xffffffffn);
+    // Zero chunks (nothing stored) stay with the window they fall in.
+    if (cur && start >= cur.start && Math.max(cur.end, end) - cur.start <= window && start <= cur.end + 4096) {
+      cur.count++;
+      cur.end = Math.max(cur.end, end);
+      continue;
+    }
+    cur = { first: i, count: 1, start, end };
+    out.push(cur);
+  }
+  return out;
+}
+
+/**
+ * decodeBatch of `job` (without fd) with its stored bytes read from `source`, window by window.
+ * @returns the failures, as decodeBatch gives them for the whole batch
+ */
+export async function decodeFetched(source: RandomAccessSource, job: Omit<DecodeBatchJob, 'fd' | 'stored' | 'storedBase'>, window = WINDOW): Promise<DecodeBatchFailure[]> {
+  const wins = windowsOf(job.items, window);
+  const fetches: Promise<Uint8Array>[] = [];
+  const fetch = (k: number): void => {
+    if (k < wins.length && fetches[k] === undefined) {
+      const w = wins[k]!;
+      const p = source.read(w.start, w.end - w.start);
+      p.catch(() => {}); // awaited in order below; a later window's failure may never be
+      fetches[k] = p;
+    }
+  };
+  const failures: DecodeBatchFailure[] = [];
+  for (let k = 0; k < wins.length; k++) {
+    for (let a = k; a <= k + AHEAD; a++) fetch(a);
+    const w = wins[k]!;
+    const stored = await fetches[k]!;
+    delete fetches[k]; // let the window's bytes go once decoded
+    const result = await decodeBatch({
+      ...job,
+      items: job.items.subarray(w.first * WORDS, (w.first + w.count) * WORDS),
+      stored, storedBase: w.start,
+    } as DecodeBatchJob); // `stored` stands for `fd` (batch_decode_js.cc)
+    for (const f of result.failures) failures.push({ ...f, item: f.item + w.first });
+    if (!job.all && failures.length > 0) break;
+  }
+  return failures;
+}
