@@ -119,7 +119,7 @@ export async function remoteBench(ctx: RestoreBenchContext): Promise<{ rows: Row
           tCurl.push(since(t1));
         }
       }
-      // The decode path a source without an fd takes (the remote one): the image in memory.
+      // The JavaScript decoder's path (a buffer source: no fd, not remote), for comparison.
       const tMem: number[] = [];
       const inMemory = await openImage(readFileSync(imgPath));
       try {
@@ -131,7 +131,7 @@ export async function remoteBench(ctx: RestoreBenchContext): Promise<{ rows: Row
       const l = median(tLocal);
       const m = median(tMem);
       rows.push({ section: S2, measure: 'restore from local file (decode cost)', figure: mibps(total, l), baseline: '', ratio: '', target: '', result: 'info', value: l });
-      rows.push({ section: S2, measure: 'restore from memory (no fd: the decode path of a remote source)', figure: mibps(total, m), baseline: '', ratio: '', target: '', result: 'info', value: m, note: `restore from nginx is ${times(m / r)} of it` });
+      rows.push({ section: S2, measure: 'restore from a buffer source (the JavaScript decoder; remote sources decode natively)', figure: mibps(total, m), baseline: '', ratio: '', target: '', result: 'info', value: m, note: `restore from nginx is ${times(m / r)} of it` });
       if (curl) {
         const c = median(tCurl);
         const base = c + l;
