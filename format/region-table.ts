@@ -78,6 +78,11 @@ const BAD_BLOCK = 4;
 
 const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
 
+/** Indexes of the state {@link RegionTable} carries from piece to piece of records. */
+const NEXT_CHUNK = 0;
+const PREV_HI = 1;
+const PREV_LO = 2;
+
 /** Bytes of the region section read at once when records are read on demand: 64 records. */
 export const RECORD_BLOCK = 4096;
 /** Blocks the cache of records read on demand holds (direct-mapped): 2 MiB. */
@@ -183,14 +188,16 @@ export class RegionTable {
    */
   private check(): void {
     const c = this.c;
-    const state = { nextChunk: 0, prevHi: -1, prevLo: 0 };
+    // The numbering and the previous region's end, carried from piece to piece (numbers in a
+    // Float64Array: an object's fields changed representation, Smi to double, mid-way).
+    const state = Float64Array.of(0, -1, 0);
     if (this.file === null) {
       this.checkRecords(recordWords(this.bytes!, c.regionCount), 0, c.regionCount, state);
     } else {
       this.file.scan((piece, first) => this.checkRecords(recordWords(piece, piece.length / REGION_RECORD_SIZE), first, piece.length / REGION_RECORD_SIZE, state));
     }
-    if (state.nextChunk !== c.chunkCount) {
-      throw new CrimgError('CORRUPT_INDEX', `regions account for ${state.nextChunk} chunks, the chunk table has ${c.chunkCount}`, { offset: c.base });
+    if (state[NEXT_CHUNK] !== c.chunkCount) {
+      throw new CrimgError('CORRUPT_INDEX', `regions account for ${state[NEXT_CHUNK]} chunks, the chunk table has ${c.chunkCount}`, { offset: c.base });
     }
   }
 
@@ -198,7 +205,7 @@ export class RegionTable {
    * Records `first` to `first + n - 1`, as words `w` (record `first` at word 0), after the
    * records before them (`state`: the chunk numbering and the previous region's end).
    */
-  private checkRecords(w: Uint32Array, first: number, n: number, state: { nextChunk: number; prevHi: number; prevLo: number }): void {
+  private checkRecords(w: Uint32Array, first: number, n: number, state: Float64Array): void {
     const c = this.c;
     const strings = this.strings;
     const strLen = strings.length;
@@ -207,9 +214,9 @@ export class RegionTable {
     const perHigh = TWO32 / c.chunkSize; // chunks per 2^32 bytes (chunk sizes are powers of two <= 2^24)
     const maxChunks = LIMITS.maxChunksPerRegion;
     const maxName = LIMITS.maxNameLength;
-    let nextChunk = state.nextChunk;
-    let prevHi = state.prevHi; // previous region's end as (hi, lo); hi may be 2^32 (end of the address space)
-    let prevLo = state.prevLo;
+    let nextChunk = state[NEXT_CHUNK]!;
+    let prevHi = state[PREV_HI]!; // previous region's end as (hi, lo); hi may be 2^32 (end of the address space)
+    let prevLo = state[PREV_LO]!;
     for (let k = 0; k < n; k++) {
       const i = first + k;
       const b = k * WORDS;
@@ -247,10 +254,12 @@ export class RegionTable {
       nextChunk += count;
       prevHi = eHi;
       prevLo = eLo;
+      // Stored in the loop, not after it: code after the loop has no type feedback yet when
+      // the loop is optimized mid-way, and the optimized code bailed out there on every piece.
+      state[NEXT_CHUNK] = nextChunk;
+      state[PREV_HI] = prevHi;
+      state[PREV_LO] = prevLo;
     }
-    state.nextChunk = nextChunk;
-    state.prevHi = prevHi;
-    state.prevLo = prevLo;
   }
 
   /**
