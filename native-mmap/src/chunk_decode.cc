@@ -333,7 +333,10 @@ ChunkResult ChunkDecoder::Decode(const ChunkImage& image, const ChunkRecord& rec
   if (image.codec == kCodecDeflate) {
     if (inflate_ == nullptr) {
       z_stream* z = new (std::nothrow) z_stream;
-      if (z == nullptr) return Fail(ChunkStatus::kIoError, rec, "out of memory for an inflate stream");
+      if (z == nullptr) {
+        memset(out, 0, rec.plain_length);
+        return Fail(ChunkStatus::kIoError, rec, "out of memory for an inflate stream");
+      }
       memset(z, 0, sizeof *z);
       if (inflateInit2(z, -15) != Z_OK) {
         delete z;
