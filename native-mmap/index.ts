@@ -149,6 +149,8 @@ export interface LazyStats {
   faultInstalls: number;
   /** Chunks the prefetch threads installed. */
   prefetched: number;
+  /** Faults on a chunk a prefetch thread had in hand, which the handler decoded too (rather than wait on that nicer thread). */
+  assists: number;
   zeroInstalls: number;
   /** Pages found already present while installing (races, harmless). */
   eexist: number;

@@ -19,11 +19,14 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 
+#include "batch_decode.h"
 #include "scan.h"
 
 #ifndef UFFD_USER_MODE_ONLY
@@ -83,6 +86,13 @@ std::string ErrnoText(const char* what, int e) {
 
 }  // namespace
 
+void Prefault(const void* p, size_t bytes) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  if (p != nullptr && end > start) PopulateWrite(start, end - start);
+}
+
 UffdOpened OpenUffd() {
   UffdOpened r;
   static const char* const kVia[] = {"syscall", "/dev/userfaultfd", "syscall (user mode only)"};
@@ -120,15 +130,18 @@ LazySession::LazySession(LazyConfig config, bool poison, Done done)
   const size_t n = config_.chunks.size();
   state_.reset(new std::atomic<uint8_t>[n]);
   faulted_.reset(new std::atomic<uint8_t>[n]);
-  for (size_t i = 0; i < n; i++) {
-    state_[i].store(kPending);
-    faulted_[i].store(0);
-  }
   by_dest_.resize(n);
-  for (size_t i = 0; i < n; i++) by_dest_[i] = static_cast<uint32_t>(i);
-  std::sort(by_dest_.begin(), by_dest_.end(), [this](uint32_t a, uint32_t b) {
-    return config_.chunks[a].dest < config_.chunks[b].dest;
-  });
+  Prefault(state_.get(), n);
+  Prefault(faulted_.get(), n);
+  Prefault(by_dest_.data(), n * sizeof(uint32_t));
+  for (size_t i = 0; i < n; i++) {
+    state_[i].store(kPending, std::memory_order_relaxed);
+    faulted_[i].store(0, std::memory_order_relaxed);
+    by_dest_[i] = static_cast<uint32_t>(i);
+  }
+  // Regions are handed over in address order, so this is usually sorted already.
+  const auto by_dest = [this](uint32_t a, uint32_t b) { return config_.chunks[a].dest < config_.chunks[b].dest; };
+  if (!std::is_sorted(by_dest_.begin(), by_dest_.end(), by_dest)) std::sort(by_dest_.begin(), by_dest_.end(), by_dest);
 }
 
 const char* LazySession::Start(LazyConfig config, bool poison, Done done,
@@ -162,13 +175,18 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
   if (s->config_.chunks.empty()) {
     s->Settle();
   }
-  s->handler_ = std::thread([self = s] { self->HandlerLoop(); });
-  if (s->config_.prefetch) {
-    const unsigned threads = std::max(1u, s->config_.prefetch_threads);
-    for (unsigned i = 0; i < threads; i++) {
-      s->prefetchers_.emplace_back([raw = s.get()] { raw->PrefetchLoop(); });
+  // The prefetch threads are started by the handler thread, off the caller's
+  // path (restore returns about 0.3 ms sooner); only the handler touches
+  // prefetchers_ until it is joined, and Stop() joins it first.
+  s->handler_ = std::thread([self = s] {
+    if (self->config_.prefetch && !self->stop_.load()) {
+      const unsigned threads = std::max(1u, self->config_.prefetch_threads);
+      for (unsigned i = 0; i < threads; i++) {
+        self->prefetchers_.emplace_back([raw = self.get()] { raw->PrefetchLoop(); });
+      }
     }
-  }
+    self->HandlerLoop();
+  });
   *out = s;
   return nullptr;
 }
@@ -181,15 +199,16 @@ LazySession::~LazySession() {
     uint64_t one = 1;
     (void)!write(stop_fd_, &one, sizeof one);
   }
-  for (auto& t : prefetchers_) {
-    if (t.joinable()) t.join();
-  }
+  // The handler first: it starts the prefetch threads (on this thread, it is past that).
   if (handler_.joinable()) {
     if (handler_.get_id() == std::this_thread::get_id()) {
       handler_.detach();
     } else {
       handler_.join();
     }
+  }
+  for (auto& t : prefetchers_) {
+    if (t.joinable()) t.join();
   }
   if (!done_called_.exchange(true)) done_(true);
   Close();
@@ -202,10 +221,11 @@ void LazySession::Stop() {
     uint64_t one = 1;
     (void)!write(stop_fd_, &one, sizeof one);
   }
+  // The handler first: it starts the prefetch threads, and touches prefetchers_ until it ends.
+  if (handler_.joinable() && handler_.get_id() != std::this_thread::get_id()) handler_.join();
   for (auto& t : prefetchers_) {
     if (t.joinable()) t.join();
   }
-  if (handler_.joinable() && handler_.get_id() != std::this_thread::get_id()) handler_.join();
   if (!done_called_.exchange(true)) done_(true);
 }
 
@@ -220,6 +240,7 @@ LazyStats LazySession::Stats() const {
   s.faults = faults_.load();
   s.fault_installs = fault_installs_.load();
   s.prefetched = prefetched_.load();
+  s.assists = assists_.load();
   s.zero_installs = zero_installs_.load();
   s.eexist = eexist_.load();
   s.settled = settled_.load();
@@ -310,6 +331,13 @@ void LazySession::HandlerLoop() {
 
 void LazySession::PrefetchLoop() {
   const size_t n = config_.order.size();
+  {
+    // Background work (uffd.h kPrefetchNice); raising one's own nice is always allowed.
+    const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+    errno = 0;
+    const int nice = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0) (void)setpriority(PRIO_PROCESS, tid, std::min(19, nice + kPrefetchNice));
+  }
   while (!stop_.load(std::memory_order_relaxed)) {
     const size_t i = next_.fetch_add(1);
     if (i >= n) break;
@@ -325,8 +353,13 @@ void LazySession::Resolve(uint32_t c, bool by_fault) {
     Install(c, by_fault);
     return;
   }
-  // Busy: its installer's copy (or poison) wakes the waiter. Installed or
+  // Busy: its installer's copy (or poison) wakes the waiter; the handler
+  // decodes it too rather than wait on a nicer prefetch thread. Installed or
   // failed: the page came in (or was poisoned) before this message was read.
+  if (by_fault && expected == kBusy) {
+    Assist(c);
+    return;
+  }
   if (by_fault && expected != kBusy) {
     const LazyChunk& ch = config_.chunks[c];
     struct uffdio_range range;
@@ -339,9 +372,40 @@ void LazySession::Resolve(uint32_t c, bool by_fault) {
 void LazySession::Install(uint32_t c, bool by_fault) {
   // Per thread: the decoder's streams and scratch, the stored bytes, the
   // page-rounded plain bytes handed to UFFDIO_COPY.
-  thread_local ChunkDecoder decoder;
   thread_local std::vector<uint8_t> in, out;
   const LazyChunk& ch = config_.chunks[c];
+  std::string detail;
+  if (const char* code = Produce(ch, in, out, &detail)) {
+    if (strcmp(code, "ZERO") != 0) {
+      Fail(c, code, std::move(detail));
+      return;
+    }
+    // Counted before the pages go in: the woken thread may read the counters at once.
+    (by_fault ? fault_installs_ : prefetched_).fetch_add(1, std::memory_order_relaxed);
+    zero_installs_.fetch_add(1, std::memory_order_relaxed);
+    Zero(ch.dest, Span(ch));
+  } else {
+    (by_fault ? fault_installs_ : prefetched_).fetch_add(1, std::memory_order_relaxed);
+    // False only when the memory went away (release): nothing left to do.
+    Copy(ch.dest, out.data(), Span(ch));
+  }
+  state_[c].store(kInstalled);
+  Settle();
+}
+
+void LazySession::Assist(uint32_t c) {
+  thread_local std::vector<uint8_t> in, out;
+  const LazyChunk& ch = config_.chunks[c];
+  std::string detail;
+  const char* code = Produce(ch, in, out, &detail);
+  if (code != nullptr && strcmp(code, "ZERO") != 0) return;  // the owner fails it
+  assists_.fetch_add(1, std::memory_order_relaxed);
+  if (code != nullptr) Zero(ch.dest, Span(ch));
+  else Copy(ch.dest, out.data(), Span(ch));
+}
+
+const char* LazySession::Produce(const LazyChunk& ch, std::vector<uint8_t>& in, std::vector<uint8_t>& out, std::string* detail) {
+  thread_local ChunkDecoder decoder;
   const uint64_t span = Span(ch);
   // The chunk's own image: a child's IN_PARENT chunk comes from a parent (section 8.3).
   const LazyContext* own = ch.context < config_.contexts.size() ? &config_.contexts[ch.context] : nullptr;
@@ -351,92 +415,83 @@ void LazySession::Install(uint32_t c, bool by_fault) {
   if (const char* problem = ChunkFormProblem(ch.flags, ch.stored_len, ch.plain_len,
                                              own == nullptr ? 0 : own->codec,
                                              own == nullptr ? 0 : own->cipher, ch.checksum)) {
-    Fail(c, "CORRUPT_INDEX", std::string(problem) + "; the chunk table is damaged, verify the image");
-    return;
+    *detail = std::string(problem) + "; the chunk table is damaged, verify the image";
+    return "CORRUPT_INDEX";
   }
   if (!(ch.flags & kChunkZero) &&
       (ch.offset < data_start || ch.offset > data_end || ch.stored_len > data_end - ch.offset)) {
-    Fail(c, "CORRUPT_INDEX", "the chunk's stored bytes lie outside the data area; the chunk table is damaged, verify the image");
-    return;
+    *detail = "the chunk's stored bytes lie outside the data area; the chunk table is damaged, verify the image";
+    return "CORRUPT_INDEX";
   }
-  // Counted before the pages go in: the woken thread may read the counters at once.
-  (by_fault ? fault_installs_ : prefetched_).fetch_add(1, std::memory_order_relaxed);
-  if (ch.flags & kChunkZero) {
-    zero_installs_.fetch_add(1, std::memory_order_relaxed);
-    Zero(ch.dest, span);
+  if (ch.flags & kChunkZero) return "ZERO";
+  if (ch.source >= config_.sources.size() || ch.context >= config_.contexts.size()) {
+    *detail = "no source or key for this chunk";
+    return "INVALID_ARGUMENT";
+  }
+  const LazySource& src = config_.sources[ch.source];
+  out.resize(span);
+  // A raw unencrypted chunk is read straight into the page buffer and
+  // checked there; others are read, then checked and decoded into it.
+  const bool direct = (ch.flags & (kChunkRaw | kChunkEncrypted)) == kChunkRaw && ch.stored_len == ch.plain_len;
+  if (!direct) in.resize(ch.stored_len);
+  uint8_t* dst = direct ? out.data() : in.data();
+  const char* failed = nullptr;
+  if (src.fd >= 0) {
+    size_t done = 0;
+    while (done < ch.stored_len) {
+      ssize_t r = pread(src.fd, dst + done, ch.stored_len - done, static_cast<off_t>(ch.offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        failed = strerror(errno);
+        break;
+      }
+      if (r == 0) {
+        failed = "the file ends before the chunk's stored bytes";
+        break;
+      }
+      done += static_cast<size_t>(r);
+    }
+  } else if (src.read) {
+    failed = src.read(ch.offset, ch.stored_len, dst, stop_);
   } else {
-    if (ch.source >= config_.sources.size() || ch.context >= config_.contexts.size()) {
-      Fail(c, "INVALID_ARGUMENT", "no source or key for this chunk");
-      return;
-    }
-    const LazySource& src = config_.sources[ch.source];
-    out.resize(span);
-    // A raw unencrypted chunk is read straight into the page buffer and
-    // checked there; others are read, then checked and decoded into it.
-    const bool direct = (ch.flags & (kChunkRaw | kChunkEncrypted)) == kChunkRaw && ch.stored_len == ch.plain_len;
-    if (!direct) in.resize(ch.stored_len);
-    uint8_t* dst = direct ? out.data() : in.data();
-    const char* failed = nullptr;
-    if (src.fd >= 0) {
-      size_t done = 0;
-      while (done < ch.stored_len) {
-        ssize_t r = pread(src.fd, dst + done, ch.stored_len - done, static_cast<off_t>(ch.offset + done));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-          failed = strerror(errno);
-          break;
-        }
-        if (r == 0) {
-          failed = "the file ends before the chunk's stored bytes";
-          break;
-        }
-        done += static_cast<size_t>(r);
-      }
-    } else if (src.read) {
-      failed = src.read(ch.offset, ch.stored_len, dst, stop_);
-    } else {
-      failed = "the source has no reader";
-    }
-    if (failed != nullptr) {
-      Fail(c, "IO_ERROR", std::string("cannot read the chunk's stored bytes: ") + failed);
-      return;
-    }
-    if (direct) {
-      if (Xxh64(dst, ch.stored_len, 0) != ch.checksum) {
-        memset(dst, 0, ch.stored_len);
-        Fail(c, "CORRUPT_CHUNK", "checksum of the stored bytes does not match the chunk table");
-        return;
-      }
-    } else {
-      const LazyContext& ctx = config_.contexts[ch.context];
-      ChunkImage image;
-      image.codec = ctx.codec;
-      image.cipher = ctx.cipher;
-      image.chunk_size = ctx.chunk_size;
-      image.data_key = ctx.cipher != 0 ? ctx.key : nullptr;
-      image.image_id = ctx.image_id;
-      image.header_hash = ctx.header_hash;
-      ChunkRecord rec;
-      rec.number = ch.number;
-      rec.region = ch.region;
-      rec.address = ch.address;
-      rec.last = ch.last;
-      rec.plain_length = ch.plain_len;
-      rec.stored_length = ch.stored_len;
-      rec.flags = ch.flags;
-      rec.checksum = ch.checksum;
-      ChunkResult r = decoder.Decode(image, rec, dst, out.data());
-      if (r.status != ChunkStatus::kOk) {
-        Fail(c, r.code(), r.message);
-        return;
-      }
-    }
-    if (span > ch.plain_len) memset(out.data() + ch.plain_len, 0, span - ch.plain_len);
-    // False only when the memory went away (release): nothing left to do.
-    Copy(ch.dest, out.data(), span);
+    failed = "the source has no reader";
   }
-  state_[c].store(kInstalled);
-  Settle();
+  if (failed != nullptr) {
+    *detail = std::string("cannot read the chunk's stored bytes: ") + failed;
+    return "IO_ERROR";
+  }
+  if (direct) {
+    if (Xxh64(dst, ch.stored_len, 0) != ch.checksum) {
+      memset(dst, 0, ch.stored_len);
+      *detail = "checksum of the stored bytes does not match the chunk table";
+      return "CORRUPT_CHUNK";
+    }
+  } else {
+    const LazyContext& ctx = config_.contexts[ch.context];
+    ChunkImage image;
+    image.codec = ctx.codec;
+    image.cipher = ctx.cipher;
+    image.chunk_size = ctx.chunk_size;
+    image.data_key = ctx.cipher != 0 ? ctx.key : nullptr;
+    image.image_id = ctx.image_id;
+    image.header_hash = ctx.header_hash;
+    ChunkRecord rec;
+    rec.number = ch.number;
+    rec.region = ch.region;
+    rec.address = ch.address;
+    rec.last = ch.last;
+    rec.plain_length = ch.plain_len;
+    rec.stored_length = ch.stored_len;
+    rec.flags = ch.flags;
+    rec.checksum = ch.checksum;
+    ChunkResult r = decoder.Decode(image, rec, dst, out.data());
+    if (r.status != ChunkStatus::kOk) {
+      *detail = r.message;
+      return r.code();
+    }
+  }
+  if (span > ch.plain_len) memset(out.data() + ch.plain_len, 0, span - ch.plain_len);
+  return nullptr;
 }
 
 bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {

@@ -101,6 +101,7 @@ struct LazyStats {
   uint64_t prefetched = 0;      // chunks installed by prefetch threads
   uint64_t zero_installs = 0;   // zero chunks (UFFDIO_ZEROPAGE)
   uint64_t eexist = 0;          // pages found present while installing
+  uint64_t assists = 0;         // faults on a chunk in a prefetch thread's hands, decoded by the handler too
   uint64_t settled = 0;         // chunks installed or failed
   uint64_t total = 0;
   bool poison = false;          // UFFDIO_POISON in use for failed chunks
@@ -120,6 +121,16 @@ struct UffdOpened {
   std::string why;       // when fd < 0
 };
 UffdOpened OpenUffd();
+
+// Makes the pages of [p, p + bytes) present in one call (MADV_POPULATE_WRITE
+// on the whole pages inside it; best effort): a fresh vector of a session's
+// size would otherwise fault page by page on first write.
+void Prefault(const void* p, size_t bytes);
+
+// Prefetch threads run this much nicer than the process (setpriority per
+// thread): they are background work, and a thread touching the memory, or the
+// handler serving it, must not wait behind them for a core.
+constexpr int kPrefetchNice = 10;
 
 class LazySession : public std::enable_shared_from_this<LazySession> {
  public:
@@ -155,6 +166,13 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   // Installs chunk c unless another thread has it; by_fault: for a fault.
   void Resolve(uint32_t c, bool by_fault);
   void Install(uint32_t c, bool by_fault);
+  // A fault on a chunk a (nicer) prefetch thread has in hand: decoded and
+  // copied here too, at the handler's priority; the first copy wins (EEXIST
+  // for the other), the owner settles it. Nothing on failure: the owner fails it.
+  void Assist(uint32_t c);
+  // Reads, checks and decodes chunk c into `out` (its span, zero-padded);
+  // nullptr, or the CrimgError code with `detail` set.
+  const char* Produce(const LazyChunk& ch, std::vector<uint8_t>& in, std::vector<uint8_t>& out, std::string* detail);
   bool Copy(uint64_t dest, const uint8_t* src, uint64_t length);
   bool Zero(uint64_t dest, uint64_t length);
   void Fail(uint32_t c, const char* code, std::string detail);
@@ -180,7 +198,7 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   mutable std::mutex mu_;  // profile_, failure_
   std::vector<uint32_t> profile_;
   LazyFailure failure_;
-  std::atomic<uint64_t> faults_{0}, fault_installs_{0}, prefetched_{0}, zero_installs_{0}, eexist_{0};
+  std::atomic<uint64_t> faults_{0}, fault_installs_{0}, prefetched_{0}, zero_installs_{0}, eexist_{0}, assists_{0};
   std::mutex join_mu_;
 };
 
