@@ -41,6 +41,8 @@ import { types } from 'node:util';
 import type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_batch.js';
 
 export type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_batch.js';
+import type { NativeChunkParams } from './_chunk.js';
+export type { NativeChunkParams } from './_chunk.js';
 
 /** Permissions as in /proc/self/maps: 'r' or '-', 'w' or '-', 'x' or '-'. */
 export type Prot = `${'r' | '-'}${'w' | '-'}${'x' | '-'}`;
@@ -203,10 +205,8 @@ export interface NativeMmap {
    */
   deflateBatch(level: number, plains: Uint8Array[], random: Uint8Array, out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void): void;
   /**
-   * Decodes one stored chunk into `out` (exactly `p.plainLength` bytes) on the calling thread,
-   * through the C++ decoder the native readers use (src/chunk_decode.h): form rules, XXH64,
-   * tag, then deflate or zstd, as spec/FORMAT.md section 5.3 orders them. Returns null, or the
-   * CrimgError code and message of the failure (out is then zeroed).
+   * One stored chunk into `out` (p.plainLength bytes), on this thread, by the native readers' C++
+   * decoder (src/chunk_decode.h, spec 5.3's order): null, or the failure's code and message (out zeroed).
    */
   decodeChunk(p: NativeChunkParams, stored: Uint8Array, out: Uint8Array): { code: string; message: string } | null;
   /**
@@ -216,11 +216,7 @@ export interface NativeMmap {
    * (verify). See {@link decodeBatch}.
    */
   decodeBatch(job: DecodeBatchJob, done: (err: Error | null, result: DecodeBatchResult) => void): void;
-  /**
-   * zstd (codec id 2, spec/FORMAT.md section 6.2) of `plain` at `level` 1..19 into `out`: one
-   * single-segment frame with its content size. Returns its length, or -1 when it does not fit
-   * in `out` (give plain.length - 1 bytes: only a smaller form is kept). Calling thread.
-   */
+  /** One zstd frame (spec 6.2) of `plain` at `level` 1..19 into `out`, on this thread: its length, or -1 when it does not fit. */
   zstdCompress(level: number, plain: Uint8Array, out: Uint8Array): number;
   /** zstdCompress of every chunk of `plains` in one libuv pool job, laid out as deflateBatch's results. */
   zstdBatch(level: number, plains: Uint8Array[], out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void): void;
@@ -254,30 +250,6 @@ export interface NativeMmap {
    * whenever a binding's meaning changes while its name stays; the loader refuses any other.
    */
   readonly abiVersion: number;
-}
-
-/** The image's and the chunk record's fields of {@link NativeMmap.decodeChunk} (spec sections 5.3, 7.3). */
-export interface NativeChunkParams {
-  /** Header codec id (0 none, 1 deflate, 2 zstd) and cipher id (0 none, 1 AES-256-GCM, 2 ChaCha20-Poly1305). */
-  codec: number;
-  cipher: number;
-  /** Header chunk size: a zstd frame's window may not exceed it. */
-  chunkSize: number;
-  /** Kd (32), image id (16) and H (32), with a cipher. */
-  dataKey?: Uint8Array;
-  imageId?: Uint8Array;
-  headerHash?: Uint8Array;
-  /** Chunk number, region number, address of its first byte, whether it is the region's last. */
-  number: bigint;
-  region: number;
-  address: bigint;
-  last: boolean;
-  /** Plain length, and the record's flags and checksum. */
-  plainLength: number;
-  flags: number;
-  checksum: bigint;
-  /** Check XXH64 of the stored bytes first; default true. */
-  verifyChecksum?: boolean;
 }
 
 /** Whether the addon is usable, and if not, why. */
