@@ -41,6 +41,8 @@ import { types } from 'node:util';
 import type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_batch.js';
 
 export type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_batch.js';
+import type { LazyBindings } from './_lazy.js';
+export type { LazySession, LazySpec, LazyStats } from './_lazy.js';
 import type { NativeChunkParams } from './_chunk.js';
 export type { NativeChunkParams } from './_chunk.js';
 
@@ -115,55 +117,8 @@ export interface SyscallError extends Error {
   address?: bigint;
 }
 
-/** A lazy-restore session handle from {@link NativeMmap.lazyStart} (opaque, type-tagged). */
-export interface LazySession {
-  readonly __lazySession: never;
-}
-
-/**
- * What {@link NativeMmap.lazyStart} installs: the chunks of `regions` (5 words each: placed
- * address, recorded address, length, first chunk, region number) read from `table` (the chunk
- * table's bytes, section 5.3); `hot` chunk numbers are prefetched first, then the rest in image
- * order. The source is a file descriptor or a JS read callback; the context the image's codec,
- * cipher and data key.
- */
-export interface LazySpec {
-  ranges: { reservation: Reservation; offset: number; length: number }[];
-  table: Uint8Array;
-  regions: BigUint64Array;
-  chunkSize: number;
-  dataStart: number;
-  dataEnd: number;
-  hot: Float64Array;
-  prefetch: boolean;
-  threads: number;
-  sources: ({ fd: number; dataStart?: number; dataEnd?: number } | { read(offset: number, length: number): Promise<Uint8Array> })[];
-  contexts: { codec: number; cipher: number; chunkSize: number; key?: Uint8Array; imageId?: Uint8Array; headerHash?: Uint8Array }[];
-  /** A child's IN_PARENT chunks resolved down its chain, 8 words each (spec 8.3; native-mmap/src/uffd_js.cc). */
-  resolved?: BigUint64Array;
-}
-
-/** Counters of a lazy session. */
-export interface LazyStats {
-  /** Fault messages the handler read. */
-  faults: number;
-  /** Chunks the handler installed for a fault. */
-  faultInstalls: number;
-  /** Chunks the prefetch threads installed. */
-  prefetched: number;
-  /** Faults on a chunk a prefetch thread had in hand, which the handler decoded too (rather than wait on that nicer thread). */
-  assists: number;
-  zeroInstalls: number;
-  /** Pages found already present while installing (races, harmless). */
-  eexist: number;
-  settled: number;
-  total: number;
-  /** Failed chunks are poisoned (UFFDIO_POISON): an access is a SIGBUS. */
-  poison: boolean;
-}
-
-/** The addon's API, exactly as native-mmap/src/addon.cc exports it. */
-export interface NativeMmap {
+/** The addon's API, exactly as native-mmap/src/addon.cc exports it (the lazy-restore bindings in _lazy.ts). */
+export interface NativeMmap extends LazyBindings {
   pageSize(): number;
   mapFile(fd: number, offset: number, length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
   mapAnonymous(length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
@@ -227,22 +182,6 @@ export interface NativeMmap {
    * reports write errors). Keep `fd` open until then.
    */
   writeBack(fd: number, offset: number, length: number, done: () => void): void;
-  /**
-   * Lazy restore (native-mmap/src/uffd.h, restore/_lazy.ts): registers `spec.ranges` (inside
-   * live reservations) with a new userfaultfd and starts the fault handler and prefetch
-   * threads; `done(stopped)` runs on this thread once every chunk is installed or failed, or
-   * once lazyStop came first. `session: null` with `why` when no userfaultfd could be made.
-   */
-  lazyStart(spec: LazySpec, done: (stopped: boolean) => void): { session: LazySession; via: string; userModeOnly: boolean; poison: boolean } | { session: null; why: string };
-  /** Stops and joins the session's threads (each ends the chunk in hand); the memory is untouched. */
-  lazyStop(session: LazySession): void;
-  /** Closes the session's descriptors: call after the memory is unmapped. */
-  lazyClose(session: LazySession): void;
-  lazyStats(session: LazySession): LazyStats;
-  /** Chunk numbers in the order their first fault reached the handler. */
-  lazyProfile(session: LazySession): Float64Array;
-  /** The first chunk that was not installed, or null. */
-  lazyFailure(session: LazySession): { code: string; chunk: number; detail: string } | null;
   /** True when view() buffers escape V8's external-memory accounting (see {@link view}). */
   readonly unaccountedViews: boolean;
   /**
