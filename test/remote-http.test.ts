@@ -12,6 +12,7 @@ import { memoryLike, tempDir } from './helpers.js';
 import { selfSignedCert, startNginx, type Nginx } from './remote-servers.js';
 import { crimgBatch } from './cli-inproc.js';
 import { crimg } from './cli-helpers.js';
+import { writeFile } from 'node:fs/promises';
 import { nativeBatchRefusal } from '../image/_native-batch.js';
 import { windowsOf } from '../image/remote/_batch.js';
 
@@ -146,17 +147,18 @@ describe('reading over HTTP (nginx)', () => {
     }
   });
 
-  test('copy restore of a remote image decodes on native threads from fetched 16 MiB windows: raw, deflate and aes exact; a damaged chunk is the local restore\'s error; a replaced object is SOURCE_CHANGED', async () => {
-    // 40 MiB: more than two windows of stored bytes raw, about two deflated.
-    const big = memoryLike(10240, 21);
+  test('copy restore of a remote image decodes on native threads from fetched windows (4 pieces): raw, deflate and aes exact; a damaged chunk is the local restore\'s error; a replaced object is SOURCE_CHANGED', async () => {
+    // 10 MiB in 4 MiB windows (1 MiB pieces): three windows raw, two deflated.
+    const big = memoryLike(2560, 21);
     const key = new Uint8Array(32).fill(9);
+    const PIECE = 1 << 20;
     for (const [name, options] of [['big-raw.img', { compress: 'none' }], ['big-deflate.img', { compress: 'deflate:1' }], ['big-aes.img', { compress: 'deflate:1', encrypt: 'aes-256-gcm', key }]] as const) {
       const w = await ImageWriter.create(t.path(name), { ...options, fsync: false });
       await w.addRegion({ address: BASE, data: big, name: 'heap' });
       await w.finish();
     }
     for (const name of ['big-raw.img', 'big-deflate.img', 'big-aes.img']) {
-      const src = await RemoteSource.open(`${nginx.base}/${name}`);
+      const src = await RemoteSource.open(`${nginx.base}/${name}`, { pieceSize: PIECE });
       const image = await openImage(src, name === 'big-aes.img' ? { key } : {});
       try {
         expect(nativeBatchRefusal(image)).toBeNull();
@@ -167,18 +169,18 @@ describe('reading over HTTP (nginx)', () => {
         } finally {
           result.release();
         }
-        // Stored bytes in 4 MiB pieces, each asked for once: no chunk read on its own.
-        expect(src.stats.requests - before).toBeLessThanOrEqual(Math.ceil(src.size / (4 << 20)) + 3);
+        // Stored bytes in 1 MiB pieces, each asked for once: no chunk read on its own.
+        expect(src.stats.requests - before).toBeLessThanOrEqual(Math.ceil(src.size / PIECE) + 3);
       } finally {
         await image.close();
         await src.close();
       }
     }
-    // One byte flipped in a stored chunk of the second window: the same error as the local file's restore.
+    // One byte flipped in a stored chunk 70 % into the file (past the first window): the local restore's error.
     const bad = readFileSync(t.path('big-deflate.img'));
     bad[Math.floor(bad.length * 0.7)] ^= 0x40;
     writeFileSync(t.path('big-bad.img'), bad);
-    const errorOf = async (where: string): Promise<CrimgError> => {
+    const errorOf = async (where: string | RemoteSource): Promise<CrimgError> => {
       const image = await openImage(where);
       try {
         const e = await image.restore({ mode: 'copy' }).then((r) => { r.release(); return null; }, (x: unknown) => x);
@@ -189,7 +191,8 @@ describe('reading over HTTP (nginx)', () => {
       }
     };
     const local = await errorOf(t.path('big-bad.img'));
-    const remote = await errorOf(`${nginx.base}/big-bad.img`);
+    const badSrc = await RemoteSource.open(`${nginx.base}/big-bad.img`, { pieceSize: PIECE });
+    const remote = await errorOf(badSrc).finally(() => badSrc.close());
     expect(local.code).toMatch(/^CORRUPT_/);
     expect([remote.code, remote.message]).toEqual([local.code, local.message]);
     // Replaced between open and restore: SOURCE_CHANGED, no memory left behind.
@@ -204,6 +207,54 @@ describe('reading over HTTP (nginx)', () => {
       expect(e).toMatchObject({ code: 'SOURCE_CHANGED' });
     } finally {
       await image.close();
+    }
+  });
+
+  test('lazy restore of a remote image (mode lazy): a fault is a range request to nginx made through read(); exact once done; the default stays copy and says why', async () => {
+    const image = await openImage(`${nginx.base}/deflate.img`);
+    try {
+      const dflt = await image.restore();
+      expect(dflt.mode).toBe('copy');
+      expect(dflt.reason).toMatch(/not a local file .*must not touch a page before done/);
+      dflt.release();
+    } finally {
+      await image.close();
+    }
+    // A fresh open (nothing of the data area in its cache yet).
+    const fresh = await openImage(`${nginx.base}/deflate.img`);
+    try {
+      // No prefetch: only faults install chunks. Three chunks of the restored memory are written
+      // to files by libuv's pool threads (fs.promises.writeFile of a view): each write faults,
+      // the handler asks read() on this (free) JavaScript thread, which asks nginx.
+      const lazy = await fresh.restore({ mode: 'lazy', prefetch: false });
+      try {
+        expect(lazy.mode).toBe('lazy');
+        const cs = fresh.chunkSize;
+        const mark = nginx.log().length;
+        for (const k of [40, 150, 300]) {
+          await writeFile(t.path(`lazy-${k}`), new Uint8Array(lazy.regions[0]!.memory!, k * cs, cs));
+          expect([k, readFileSync(t.path(`lazy-${k}`)).equals(region0.subarray(k * cs, (k + 1) * cs))]).toEqual([k, true]);
+        }
+        const stats = lazy.lazyStats()!;
+        expect(stats.faultInstalls).toBeGreaterThanOrEqual(3);
+        expect(stats.prefetched).toBe(0);
+        const asked = (await since(mark)).filter((e) => e.uri === '/deflate.img' && e.status === 206);
+        expect(asked.length).toBeGreaterThanOrEqual(3); // one range request per fault, at least
+      } finally {
+        lazy.release();
+      }
+      await expect(lazy.done).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      // With prefetch: every chunk in, exact, once done (nothing touched before).
+      const full = await fresh.restore({ mode: 'lazy' });
+      try {
+        await full.done;
+        expect(Buffer.from(full.regions[0]!.memory!).equals(region0)).toBe(true);
+        expect(Buffer.from(full.regions[2]!.memory!).equals(region1)).toBe(true);
+      } finally {
+        full.release();
+      }
+    } finally {
+      await fresh.close();
     }
   });
 

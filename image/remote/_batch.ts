@@ -1,7 +1,7 @@
 /**
  * The native batch decoder (native-mmap decodeBatch) for a source without a file descriptor,
  * such as a remote image: the batch's chunks are cut into windows of contiguous stored bytes
- * (at most {@link WINDOW} each), each window is fetched by one `read()` (which a RemoteSource
+ * (four of a RemoteSource's `pieceSize`, 16 MiB by default), each window is fetched by one `read()` (which a RemoteSource
  * serves as parallel range requests) and decoded from memory (`stored`) on native threads,
  * while the next windows are being fetched. The JavaScript thread only receives bytes; no
  * chunk is decoded on it. Memory: at most {@link AHEAD} + 1 windows of stored bytes.
@@ -14,8 +14,10 @@
 import { decodeBatch, type DecodeBatchFailure, type DecodeBatchJob } from '../../native-mmap/index.js';
 import type { RandomAccessSource } from '../source.js';
 
-/** Stored bytes per window: four 4 MiB pieces, fetched in parallel. */
+/** Stored bytes per window: four of the source's pieces (4 MiB by default), fetched in parallel. */
 export const WINDOW = 16 * 1024 * 1024;
+/** Pieces per window. */
+const PIECES = 4;
 /** Windows fetched ahead of the one being decoded. */
 export const AHEAD = 2;
 /** Words per item (batch_decode_js.cc). */
@@ -52,7 +54,8 @@ export function windowsOf(items: BigUint64Array, window = WINDOW): Window[] {
  * decodeBatch of `job` (without fd) with its stored bytes read from `source`, window by window.
  * @returns the failures, as decodeBatch gives them for the whole batch
  */
-export async function decodeFetched(source: RandomAccessSource, job: Omit<DecodeBatchJob, 'fd' | 'stored' | 'storedBase'>, window = WINDOW): Promise<DecodeBatchFailure[]> {
+export async function decodeFetched(source: RandomAccessSource & { pieceSize?: number }, job: Omit<DecodeBatchJob, 'fd' | 'stored' | 'storedBase'>): Promise<DecodeBatchFailure[]> {
+  const window = source.pieceSize !== undefined ? PIECES * source.pieceSize : WINDOW;
   const wins = windowsOf(job.items, window);
   const fetches: Promise<Uint8Array>[] = [];
   const fetch = (k: number): void => {

@@ -112,6 +112,11 @@ export class RemoteSource implements RandomAccessSource {
     this.limiter = new Limiter(this.o.connections);
   }
 
+  /** Bytes per range request of a long read (a native decode window is four of them, image/remote/_batch.ts). */
+  get pieceSize(): number {
+    return this.o.pieceSize;
+  }
+
   /**
    * Opens `input` (`http(s)://...` or `s3://bucket/key`): pins its version and size and
    * reads its header, footer and index (see the module comment).
