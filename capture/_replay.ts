@@ -176,13 +176,32 @@ export async function replay(writer: ImageWriter, log: MemLog, items: readonly R
   }
 }
 
-/** [start, end) of memory: the slices' bytes, zero runs between them. */
+/** Pieces read back ahead of the one being written (each is up to the piece size, 2 MiB). */
+const READ_AHEAD = 2;
+
+/** [start, end) of memory: the slices' bytes, zero runs between them; the next pieces are read while one is written. */
 async function* regionBytes(log: MemLog, start: bigint, end: bigint, slices: readonly Slice[]): AsyncGenerator<RegionPiece> {
+  const pieces: LogPiece[] = [];
+  for (const s of slices) if (pieces[pieces.length - 1] !== s.piece) pieces.push(s.piece);
+  const reads: Promise<Uint8Array>[] = [];
+  const readUpTo = (k: number): void => {
+    while (reads.length <= k && reads.length < pieces.length) {
+      const r = log.read(pieces[reads.length]!);
+      r.catch(() => {}); // awaited below; a read left behind by an earlier failure must not crash the process
+      reads.push(r);
+    }
+  };
   let at = start;
+  let k = -1;
   let held = null as { piece: LogPiece; bytes: Uint8Array } | null;
   for (const s of slices) {
     if (s.start > at) yield { zeros: Number(s.start - at) };
-    if (held?.piece !== s.piece) held = { piece: s.piece, bytes: await log.read(s.piece) };
+    if (held?.piece !== s.piece) {
+      k++;
+      readUpTo(k + READ_AHEAD);
+      held = { piece: s.piece, bytes: await reads[k]! };
+      delete reads[k];
+    }
     yield held.bytes.subarray(Number(s.start - s.piece.address), Number(s.end - s.piece.address));
     at = s.end;
   }
