@@ -48,7 +48,13 @@
     {
       "target_name": "zstd",
       "type": "static_library",
-      "defines": ["ZSTD_LEGACY_SUPPORT=0", "ZSTD_NO_TRACE"],
+      # zstd.h marks its API visibility("default") unless told otherwise: the
+      # empty ZSTD*_VISIBLE keep it out of the addon's dynamic symbols (so no
+      # other zstd in the process, e.g. a newer Node's, can interpose).
+      "defines": ["ZSTD_LEGACY_SUPPORT=0", "ZSTD_NO_TRACE", "ZSTDLIB_VISIBLE=", "ZSTDERRORLIB_VISIBLE=", "ZDICTLIB_VISIBLE="],
+      "direct_dependent_settings": {
+        "defines": ["ZSTDLIB_VISIBLE=", "ZSTDERRORLIB_VISIBLE="]
+      },
       "cflags": ["-O3", "-fvisibility=hidden", "-fPIC"],
       "sources": [
         "deps/zstd/lib/common/debug.c",
