@@ -17,6 +17,7 @@
 // session is stopped first (stopped = true). Keys are copied into the session
 // and named nowhere.
 #include <string.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -31,6 +32,7 @@
 #include "args.h"
 #include "bindings.h"
 #include "errors.h"
+#include "batch_decode.h"
 #include "uffd.h"
 
 namespace crimg {
@@ -69,6 +71,18 @@ void Answer(const std::shared_ptr<ReadRequest>& req, const char* error) {
   if (error != nullptr) req->error = error;
   req->cv.notify_all();
 }
+
+}  // namespace
+
+// uffd.h; here for room (uffd.cc is near the 600-line limit).
+void Prefault(const void* p, size_t bytes) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(page - 1);
+  if (p != nullptr && end > start) PopulateWrite(start, end - start);
+}
+
+namespace {
 
 // The reader of a source with a JS read(offset, length) callback, called
 // through a thread-safe function from the handler and prefetch threads.
