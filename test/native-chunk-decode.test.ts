@@ -5,6 +5,8 @@
  * matrix (flipped stored byte, wrong tag, trailing byte after the stream, short stream, form
  * rules), in the order of spec/FORMAT.md section 5.3. A failure leaves the output zeroed.
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { chunkAad, chunkNonce } from '../codec/aad.js';
 import { seal, suiteForCipherId } from '../codec/aead.js';
 import { decodeChunk, encodeChunk, type EncodedChunk } from '../codec/chunk.js';
@@ -215,4 +217,11 @@ describe('corruption: the same code in the same order (spec 5.3)', () => {
     const r = native.decodeChunk({ ...p, cipher: 1, flags: CHUNK_RAW | CHUNK_ENCRYPTED, checksum: xxh64(new Uint8Array(32)) }, new Uint8Array(32), new Uint8Array(16));
     expect(r?.code).toBe('INVALID_ARGUMENT');
   });
+});
+
+test('the vendored zstd is not among the addon\'s dynamic symbols (nothing else in the process can interpose)', () => {
+  const r = spawnSync('nm', ['-D', '--defined-only', join(process.cwd(), 'native-mmap', 'build', 'Release', 'crimg_mmap.node')], { encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/napi_register_module_v1|node_api_module_get_api_version/);
+  expect(r.stdout.split('\n').filter((l) => /zstd|\bHUF_|\bFSE_|XXH/i.test(l))).toEqual([]);
 });
