@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { xxh64 } from '../codec/checksum.js';
 import { CHUNK_RAW, CHUNK_ZERO } from '../format/constants.js';
-import { isZero, pageLooksRandom } from '../codec/chunk.js';
+import { isZero, looksIncompressible, pageLooksRandom } from '../codec/chunk.js';
 import { NativeDeflater, deflatePagesAsync, looksIncompressibleThroughout } from '../codec/deflate.js';
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -170,7 +170,7 @@ class ThreadPoolEncoder implements ChunkEncoder {
         body = encoded;
         flags = CHUNK_ENCODED;
       }
-    } else if (this.zstd && !(pages > 0 && Array.from({ length: pages }, (_, p) => pageLooksRandom(plain, p)).every(Boolean))) {
+    } else if (this.zstd && !looksIncompressible(plain)) {
       const encoded = await this.zstd.compress(plain);
       if (encoded !== null) {
         body = encoded;
