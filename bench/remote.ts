@@ -24,6 +24,7 @@ import { isMain, runStandalone, writeImage, type RestoreBenchContext } from './r
 import { mib, mibps, times, verdict, type Row } from './table.js';
 import { collect, hasTool } from './tools.js';
 import { startFaultProxy, startNginx, type Nginx } from './remote-servers.js';
+import { nativeStatus } from '../native-mmap/index.js';
 
 export const REMOTE_TARGETS = { inspectRequests: 2, inspectSlack: 64 * 1024, restoreVsCurl: 0.8, workingSet: 1.5 } as const;
 
@@ -72,6 +73,10 @@ export async function remoteBench(ctx: RestoreBenchContext): Promise<{ rows: Row
     for (const x of r) ctx.log(`${x.section}: ${x.measure}: ${x.figure}${x.baseline ? ` vs ${x.baseline}` : ''}${x.ratio ? ` (${x.ratio})` : ''} ${x.result}`);
     return push(...r);
   };
+  // Loaded now (not at the first restore, when another build may have the file half written);
+  // without it both restores take the JavaScript decoder and the figures are others.
+  const native = nativeStatus();
+  ctx.log(native.available ? 'native addon loaded' : `native addon UNAVAILABLE (${native.reason}): restores decode on the JavaScript thread`);
   const total = ctx.total;
   const imgPath = join(ctx.dir, 'remote.img');
   ctx.log(`writing the ${total / MiB} MiB deflate:1 image`);
