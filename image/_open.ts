@@ -156,7 +156,7 @@ async function readFooter(source: RandomAccessSource): Promise<Footer> {
  * Section 8.1: the region section, checksummed, opened when sealed, checked in place: time
  * linear in its stored length, no object per region (section 9 bounds it at 64 MiB + 64 MiB).
  * A large plain section of a local file stays in the file (image/_region-file.ts): memory is
- * its string table and a 2 MiB cache. A sealed one is opened whole in memory (the tag covers
+ * its string table and a 4 MiB cache. A sealed one is opened whole in memory (the tag covers
  * all of it): bounded by the file's size. So is any section of a source without a file
  * descriptor (bytes, remote images).
  */

@@ -1,8 +1,8 @@
 /**
  * A large region section of a local file kept in the file (issue 14): its records are read
  * once at open, in 1 MiB pieces, for the section checksum and the checks of section 8.1, and
- * read again by pread in 4 KiB blocks when a region is asked for (format/region-table.ts holds
- * a 2 MiB cache of them). Only the string table stays in memory. Each 4 KiB block's XXH64 is
+ * read again by pread in 64 KiB lines when a region is asked for (format/region-table.ts holds
+ * a 4 MiB cache of them). Only the string table stays in memory. Each 4 KiB block's XXH64 is
  * kept from the pass at open (8 bytes per 4 KiB) and checked on every later read, so a file
  * changed after open is told (SOURCE_CHANGED), never read as checked records. pread, not mmap:
  * a file truncated under the reader is an error, not a SIGBUS.

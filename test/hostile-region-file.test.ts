@@ -63,11 +63,14 @@ test('the same regions, lookups and reads from the file as from the same bytes i
   expect(inFile).toMatchObject({ count: COUNT, read: 4096 });
   const image = await openImage(path, { workers: 0 });
   try {
-    // Lookups far apart (each a binary search through the block cache), and the regions array.
-    for (const i of [0, 1, 4095, 4096, 30_001, COUNT - 1]) {
+    // Lookups far apart and at the edges of the 1024-record lines the lookup index keeps (first
+    // and last byte of each region), past the end, and the regions array.
+    for (const i of [0, 1, 1023, 1024, 1025, 4095, 4096, 30_001, COUNT - 1024, COUNT - 1]) {
       const r = image.region(i);
-      expect(image.regionAt(r.address + 100n)?.index).toBe(i);
+      expect([i, image.regionAt(r.address)?.index, image.regionAt(r.address + r.length - 1n)?.index]).toEqual([i, i, i]);
     }
+    const last = image.region(COUNT - 1);
+    expect(image.regionAt(last.address + last.length)).toBeUndefined();
     expect(image.regionAt(0x1000n)).toBeUndefined();
     expect(image.regions.map(line).join('\n')).toBe((inFile as { regions: string }).regions);
   } finally {
