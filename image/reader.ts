@@ -218,7 +218,9 @@ export class ImageReader {
     const plain = this.decoder ? this.decoder.openIndex(1, this.footer.chunkCount, stored, off) : stored;
     // Section 8.1: the regions' totals against the records, when the table is read (stage read).
     const base = Number(this.footer.regionSectionOffset);
-    this.regionTable!.eachRecords((piece, first) => checkRegionTotals(plain, piece, { regionCount: piece.length / REGION_RECORD_SIZE, base, first }));
+    // No chunk at all: every region is a gap, whose totals (0) were checked at open; the
+    // records of a large section are not read again for nothing.
+    if (this.footer.chunkCount > 0n) this.regionTable!.eachRecords((piece, first) => checkRegionTotals(plain, piece, { regionCount: piece.length / REGION_RECORD_SIZE, base, first }));
     return new ChunkTable(plain, {
       dataStart: this.dataStart, dataEnd: off, pageSize: this.header.pageSize, mappable: this.mappable,
       hasCodec: this.header.codec !== 0, hasCipher: this.header.cipher !== 0, hasParent: this.isChild, base: off,
