@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { BufferSource, CrimgError, ImageWriter, diffImages, flattenImage, openImage, openReader, type RandomAccessSource, type WriterOptions } from '../index.js';
 import { xxh64 } from '../codec/checksum.js';
-import { CHUNK_IN_PARENT, LIMITS, REQUIRED_PARENT } from '../format/constants.js';
+import { CHUNK_IN_PARENT, CHUNK_ZERO, LIMITS, REQUIRED_PARENT } from '../format/constants.js';
+import { nativeAddon } from '../native-mmap/index.js';
+import { parentCompareCounts } from '../image/_parent-writer.js';
 import { flipByte, memoryLike, tempDir } from './helpers.js';
 
 const t = tempDir();
@@ -450,5 +452,86 @@ describe('diff of a child and its parent', () => {
     expect(cs.dataBytes).toBeLessThanOrEqual(childStored);
     expect(ps.dataBytes + psForChild.dataBytes).toBeLessThan(statSync(base).size / 10);
     for (const x of [parentImg, childImg, fullA, fullB]) await x.close();
+  });
+});
+
+describe('the parent compared on native threads', () => {
+  /** Writes `m` against `parent` with the native decoder on or off; the parent chunks compared, by how. */
+  async function counted(out: string, m: Memory & { fresh?: Buffer }, o: WriterOptions, native: boolean): Promise<{ s: Awaited<ReturnType<ImageWriter['finish']>>; d: typeof parentCompareCounts }> {
+    const before = { ...parentCompareCounts };
+    const saved = process.env.CRIMG_NATIVE_DECODE;
+    if (!native) process.env.CRIMG_NATIVE_DECODE = '0';
+    try {
+      const s = await writeImage(out, m, o);
+      const d = { ...parentCompareCounts };
+      for (const k of Object.keys(d) as (keyof typeof d)[]) d[k] -= before[k];
+      return { s, d };
+    } finally {
+      if (saved === undefined) delete process.env.CRIMG_NATIVE_DECODE;
+      else process.env.CRIMG_NATIVE_DECODE = saved;
+    }
+  }
+
+  test('stored, ZERO and chained parent chunks: decodeBatch gives the child the JavaScript path gives, exact; a damaged parent chunk fails alike', async () => {
+    expect(nativeAddon()).not.toBeNull(); // the addon is built for the suite: this test is about it
+    const dir = t.path('native-compare');
+    mkdirSync(dir, { recursive: true });
+    const pm = parentMemory();
+    pm.heap.fill(0, 48 * 4096, 52 * 4096); // one 16 KiB chunk of zeros at least
+    const c1 = childMemory(pm);
+    const c2 = { ...c1, heap: Buffer.from(c1.heap) };
+    c2.heap.fill(0x5a, 70 * 4096 + 9, 70 * 4096 + 900);
+    const o: WriterOptions = { compress: 'deflate:1', encrypt: 'aes-256-gcm', key: keyA };
+    await writeImage(`${dir}/p.img`, pm, { ...o, chunkSize: 16384 });
+    const zeroChunks = (b: Buffer): number => {
+      let n = 0;
+      for (let at = 0; at < b.length; at += 16384) if (b.subarray(at, at + 16384).every((v) => v === 0)) n++;
+      return n;
+    };
+    // The child's heap (24 chunks) and its stack's first 4 have a parent chunk at their address.
+    const one = await counted(`${dir}/c1.img`, c1, { ...o, parent: `${dir}/p.img` }, true);
+    expect(one.d).toEqual({ native: 28 - zeroChunks(pm.heap) - zeroChunks(pm.stack), chained: 0, zero: zeroChunks(pm.heap) + zeroChunks(pm.stack), js: 0 });
+    expect(one.s.inParentChunks).toBe(sameChunks(pm, c1));
+    // A parent that is a child: its IN_PARENT chunks are read down its chain, the rest decoded natively.
+    const two = await counted(`${dir}/c2.img`, c2, { ...o, parent: `${dir}/c1.img` }, true);
+    expect(two.d.chained).toBe(one.s.inParentChunks);
+    expect(two.d.native).toBeGreaterThan(0);
+    expect(two.d.native + two.d.chained + two.d.zero).toBe(24 + 5 + 2); // heap, stack, the new region
+    expect(two.d.js).toBe(0);
+    expect(two.s.chunks - two.s.inParentChunks - two.s.zeroChunks).toBe(1); // the one heap chunk that changed
+    // The JavaScript path writes the same child.
+    const js = await counted(`${dir}/c2-js.img`, c2, { ...o, parent: `${dir}/c1.img` }, false);
+    expect(js.d.native + js.d.chained + js.d.zero).toBe(0);
+    expect(js.d.js).toBe(31);
+    expect(js.s.inParentChunks).toBe(two.s.inParentChunks);
+    expect(js.s.storedBytes).toBe(two.s.storedBytes);
+    for (const f of ['c2.img', 'c2-js.img']) {
+      const img = await openReader(`${dir}/${f}`, { key: keyA });
+      try {
+        expect((await img.read(HEAP, c2.heap.length)).equals(c2.heap)).toBe(true);
+        expect((await img.read(STACK, c2.stack.length)).equals(c2.stack)).toBe(true);
+        expect((await img.read(NEW, c2.fresh.length)).equals(c2.fresh)).toBe(true);
+        expect((await img.verify()).ok).toBe(true);
+      } finally {
+        await img.close();
+      }
+    }
+    // A damaged stored chunk of the parent: both paths refuse the child with the same error.
+    const root = await openReader(`${dir}/p.img`, { key: keyA });
+    const table = await root.chunkTable();
+    const heap = root.regions[0]!;
+    let j = 0;
+    while (table.get(heap.firstChunk + j, 16384).flags & CHUNK_ZERO) j++;
+    const rec = table.get(heap.firstChunk + j, 16384);
+    await root.close();
+    flipByte(`${dir}/p.img`, rec.offset + 7);
+    const failed = async (native: boolean): Promise<CrimgError> => {
+      const e = await counted(`${dir}/bad-${native}.img`, c1, { ...o, parent: `${dir}/p.img` }, native).then(() => null, (x: unknown) => x);
+      expect(e).toBeInstanceOf(CrimgError);
+      return e as CrimgError;
+    };
+    const [a, b] = [await failed(true), await failed(false)];
+    expect(a.code).toBe('CORRUPT_CHUNK');
+    expect([a.code, a.message, a.chunk]).toEqual([b.code, b.message, b.chunk]);
   });
 });
