@@ -76,7 +76,7 @@ export async function decodeFetched(source: RandomAccessSource & { pieceSize?: n
       ...job,
       items: job.items.subarray(w.first * WORDS, (w.first + w.count) * WORDS),
       stored, storedBase: w.start,
-    } as DecodeBatchJob); // `stored` stands for `fd` (batch_decode_js.cc)
+    });
     for (const f of result.failures) failures.push({ ...f, item: f.item + w.first });
     if (!job.all && failures.length > 0) break;
   }
