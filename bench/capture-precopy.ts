@@ -8,16 +8,22 @@
  * - A child image (pre-copy, `parent`: a full image taken with the writer paused, then 1 s of
  *   rewriting = 2 % of the pages, paused again): its stored bytes against the parent's (target
  *   <= 4 % of the parent plus the child's index), and its whole capture time against the
- *   parent's (target >= 5x faster). Medians of 3.
+ *   parent's (target >= 5x faster). Medians of 3. Both at the default chunk size (16 KiB with
+ *   deflate) and at 4 KiB (a page per chunk: a rewritten page then changes one chunk, not four).
+ * - The library writer alone (ImageWriter from memory, no process): a full image and a child of it
+ *   after 2 % of the pages changed, both chunk sizes, the child's parent compared on native
+ *   threads (decodeBatch) and, for comparison, on the JavaScript thread (CRIMG_NATIVE_DECODE=0).
+ *   CRIMG_BENCH_CHILD_WRITE_MIB (default 256) MiB. Medians of 3, interleaved.
  * - With the writer paused, a child image restored in copy mode (and lazily where the restore
  *   offers it) against the process's memory read through /proc/PID/mem: exact.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { open as openFile } from 'node:fs/promises';
+import { open as openFile, readFile, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { captureProcess, type CaptureOptions } from '../capture/process.js';
-import { openImage } from '../index.js';
+import { ImageWriter, openImage, type WriterOptions } from '../index.js';
+import { nativeAddon } from '../native-mmap/index.js';
 import { MiB, envMiB, since, syncAll, timeInterleaved } from './measure.js';
 import { mib, ms, pct, times, verdict, type Row } from './table.js';
 
@@ -90,38 +96,47 @@ export async function issue19Rows(root: string, dir: string, data: string, log: 
   });
 
   // A child image after 2 % of the pages changed: the writer paused for each capture, run 1 s
-  // (2 %) between them, so the change is that whatever the captures' own durations.
-  const childRuns: Sample[] = [];
-  const parents: Sample[] = [];
+  // (2 %) between them, so the change is that whatever the captures' own durations. Each round
+  // takes a parent at the default chunk size and one at 4 KiB, then a child of each after the
+  // same change.
+  const sizes = [{ tag: 'd', label: 'default chunks (16 KiB)', o: {} }, { tag: '4k', label: '4 KiB chunks', o: { chunkSize: 4096 } }];
+  const childRuns: Record<string, Sample[]> = { d: [], '4k': [] };
+  const parents: Record<string, Sample[]> = { d: [], '4k': [] };
   for (let i = 0; i < 3; i++) {
     await w.command('p');
     syncAll();
-    parents.push(await lib(`i19-parent${i}.img`, {})());
+    for (const z of sizes) parents[z.tag]!.push(await lib(`i19-parent-${z.tag}${i}.img`, z.o)());
     await w.command('r');
     await new Promise((r) => setTimeout(r, 1000));
     await w.command('p');
     syncAll();
-    childRuns.push(await lib(`i19-child${i}.img`, { preCopy: true, parent: out(`i19-parent${i}.img`) })());
+    for (const z of sizes) childRuns[z.tag]!.push(await lib(`i19-child-${z.tag}${i}.img`, { preCopy: true, parent: out(`i19-parent-${z.tag}${i}.img`) })());
     await w.command('r');
+    for (const z of sizes) for (const f of [`i19-parent-${z.tag}${i}.img`, `i19-child-${z.tag}${i}.img`]) await rm(out(f), { force: true });
   }
-  const mid = [...childRuns.keys()].sort((a, b) => childRuns[a]!.stored - childRuns[b]!.stored)[1]!;
-  const child = childRuns[mid]!;
-  const parent = parents[mid]!;
-  const index = child.size - child.stored;
-  rows.push({
-    section: 'issue 19', measure: 'child image after 2 % of the pages changed: stored chunk bytes', figure: mib(child.stored),
-    baseline: `parent ${mib(parent.stored)}`, ratio: pct(child.stored / parent.stored), target: '<= 4.0 % (+ index)',
-    result: verdict(child.stored <= 0.04 * parent.stored), value: child.size, unit: 'B', baselineValue: parent.size, ratioValue: child.size / parent.size,
-    note: `file ${mib(child.size)}, of it index and headers ${mib(index)} (parent file ${mib(parent.size)}); 16 KiB chunks (deflate's default): a rewritten 4 KiB page makes its whole chunk differ; median of 3`,
-  });
-  const fullTime = median(parents.map((x) => x.seconds));
-  const childTime = median(childRuns.map((x) => x.seconds));
-  rows.push({
-    section: 'issue 19', measure: 'child image (pre-copy, parent given): whole capture time', figure: ms(childTime), baseline: `full ${ms(fullTime)}`,
-    ratio: times(fullTime / childTime), target: '>= 5x faster', result: verdict(fullTime >= 5 * childTime),
-    value: childTime, unit: 's', baselineValue: fullTime, ratioValue: fullTime / childTime,
-    note: `stopped ${child.stoppedMs} ms; the writer compares every chunk with the parent's decoded chunk (image/_parent-writer.ts) and stores only those that differ`,
-  });
+  for (const z of sizes) {
+    const kids = childRuns[z.tag]!;
+    const ps = parents[z.tag]!;
+    const mid = [...kids.keys()].sort((a, b) => kids[a]!.stored - kids[b]!.stored)[1]!;
+    const child = kids[mid]!;
+    const parent = ps[mid]!;
+    const index = child.size - child.stored;
+    rows.push({
+      section: 'issue 19', measure: `child image after 2 % of the pages changed, ${z.label}: stored chunk bytes`, figure: mib(child.stored),
+      baseline: `parent ${mib(parent.stored)}`, ratio: pct(child.stored / parent.stored), target: '<= 4.0 % (+ index)',
+      result: verdict(child.stored <= 0.04 * parent.stored), value: child.size, unit: 'B', baselineValue: parent.size, ratioValue: child.size / parent.size,
+      note: `file ${mib(child.size)}, of it index and headers ${mib(index)} (parent file ${mib(parent.size)}); ${z.tag === 'd' ? 'a rewritten 4 KiB page makes its whole 16 KiB chunk differ' : 'a page per chunk'}; median of 3`,
+    });
+    const fullTime = median(ps.map((x) => x.seconds));
+    const childTime = median(kids.map((x) => x.seconds));
+    rows.push({
+      section: 'issue 19', measure: `child image (pre-copy, parent given), ${z.label}: whole capture time`, figure: ms(childTime), baseline: `full ${ms(fullTime)}`,
+      ratio: times(fullTime / childTime), target: '>= 5x faster', result: verdict(fullTime >= 5 * childTime),
+      value: childTime, unit: 's', baselineValue: fullTime, ratioValue: fullTime / childTime,
+      note: `stopped ${child.stoppedMs} ms; the parent's chunks decoded on native threads (image/_parent-writer.ts), compared, only those that differ stored; median of 3`,
+    });
+  }
+  rows.push(...await writerRows(dir, data, log));
 
   // Exactness: the writer paused, a child restored against the memory itself.
   await w.command('p');
@@ -162,6 +177,69 @@ export async function issue19Rows(root: string, dir: string, data: string, log: 
     });
   } finally {
     await w.command('r');
+  }
+  return rows;
+}
+
+/**
+ * The library writer alone: a full image of `CRIMG_BENCH_CHILD_WRITE_MIB` MiB of memory-like
+ * bytes (the data file, repeated) and a child of it after 2 % of its pages were rewritten
+ * (spread at random), deflate:1 + aes-256-gcm, at the default chunk size and at 4 KiB. The
+ * child is written with its parent decoded on native threads, and on the JavaScript thread
+ * (CRIMG_NATIVE_DECODE=0) for comparison. Medians of 3, interleaved.
+ */
+async function writerRows(dir: string, data: string, log: (t: string) => void): Promise<Row[]> {
+  const sizeMiB = envMiB('CRIMG_BENCH_CHILD_WRITE_MIB', 256, 16);
+  const src = await readFile(data);
+  const before = Buffer.alloc(sizeMiB * MiB);
+  for (let at = 0; at < before.length; at += src.length) src.copy(before, at, 0, Math.min(src.length, before.length - at));
+  const after = Buffer.from(before);
+  const pages = before.length / 4096;
+  const changed = Math.round(pages * 0.02);
+  let seed = 19;
+  const rnd = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let k = 0; k < changed; k++) {
+    const page = Math.floor(rnd() * pages);
+    // Another page's bytes with a generation stamp: still memory-like, certainly different.
+    const from = Math.floor(rnd() * pages) * 4096;
+    before.copy(after, page * 4096, from, from + 4096);
+    after.writeUInt32LE(0x19000000 + k, page * 4096);
+  }
+  const key = randomBytes(32);
+  const base: WriterOptions = { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key };
+  const ADDRESS = 0x7f0000000000n;
+  const write = async (name: string, bytes: Buffer, o: WriterOptions): Promise<{ seconds: number; stored: number; size: number; inParent: number }> => {
+    const t0 = process.hrtime.bigint();
+    const wr = await ImageWriter.create(join(dir, name), { ...base, ...o });
+    await wr.addRegion({ address: ADDRESS, data: bytes, kind: 'heap' });
+    const r = await wr.finish();
+    return { seconds: since(t0), stored: r.storedBytes, size: r.fileSize, inParent: r.inParentChunks };
+  };
+  const jsOnly = <T>(fn: () => Promise<T>) => async (): Promise<T> => {
+    process.env.CRIMG_NATIVE_DECODE = '0';
+    try { return await fn(); } finally { delete process.env.CRIMG_NATIVE_DECODE; }
+  };
+  log(`issue 19 writer: ${sizeMiB} MiB, ${changed} pages (2 %) rewritten; native addon ${nativeAddon() !== null ? 'loaded' : 'MISSING (the child compares on the JavaScript thread)'}`);
+  const rows: Row[] = [];
+  for (const [tag, label, o] of [['d', 'default chunks (16 KiB)', {}], ['4k', '4 KiB chunks', { chunkSize: 4096 }]] as const) {
+    const parent = `i19-w-parent-${tag}.img`;
+    await write(parent, before, o);
+    const runs = await timeInterleaved({
+      full: () => write(`i19-w-full-${tag}.img`, after, o),
+      native: () => write(`i19-w-child-${tag}.img`, after, { parent: join(dir, parent) }),
+      js: jsOnly(() => write(`i19-w-childjs-${tag}.img`, after, { parent: join(dir, parent) })),
+    }, { prepare: () => { syncAll(); } });
+    const full = runs['full']!.seconds;
+    const nat = runs['native']!.seconds;
+    const js = runs['js']!.seconds;
+    const c = runs['native']!.result;
+    rows.push({
+      section: 'issue 19', measure: `library writer, child after 2 % of ${sizeMiB} MiB changed, ${label}: write time`, figure: ms(nat), baseline: `full ${ms(full)}`,
+      ratio: times(full / nat), target: '>= 5x faster', result: verdict(full >= 5 * nat),
+      value: nat, unit: 's', baselineValue: full, ratioValue: full / nat,
+      note: `parent compared on the JavaScript thread: ${ms(js)} (${times(full / js)}); child ${mib(c.stored)} stored of ${mib(runs['full']!.result.stored)} (${pct(c.stored / runs['full']!.result.stored)}), ${c.inParent} chunks IN_PARENT; deflate:1 + aes-256-gcm; median of 3`,
+    });
+    for (const f of [parent, `i19-w-full-${tag}.img`, `i19-w-child-${tag}.img`, `i19-w-childjs-${tag}.img`]) await rm(join(dir, f), { force: true });
   }
   return rows;
 }
