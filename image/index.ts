@@ -21,6 +21,7 @@ export type { InterruptSignal } from './_interrupt.js';
 export { convertImage } from './convert.js';
 export type { ConvertOptions } from './convert.js';
 export { optimizeImage } from './optimize.js';
+export { HOT_LIST_RECORD, hotListChunks } from './optimize-hot-list.js';
 export type { OptimizeOptions, OptimizeSummary } from './optimize.js';
 export { flattenImage } from './flatten.js';
 export type { FlattenOptions } from './flatten.js';

@@ -142,6 +142,12 @@ test('crimg optimize IMG --profile P -o OUT writes the list; a bad profile is a 
   expect(hotListOf(image)).toEqual([12, 13, 1]);
   expect(Buffer.from(await image.read(BASE, data.length)).equals(data)).toBe(true);
   await image.close();
+  // inspect names the list (two runs: 12-13, then 1), never "a record of unknown type".
+  const shown = await crimg(['inspect', out, '--key-file', keyFile, '--json']);
+  expect(json(shown).validation).toMatchObject({ hotList: { chunks: 3, runs: 2 }, skippedRecords: 0 });
+  const text = await crimg(['inspect', out, '--key-file', keyFile]);
+  expect(text.stdout).toMatch(/hot list +3 chunks fetched first by a lazy restore \(2 runs\)/);
+  expect(text.stdout).not.toMatch(/unknown type/);
   writeFileSync(p, '{"chunks": [1]}');
   const bad = await crimg(['optimize', src, '--profile', p, '-o', t.path('bad.img'), '--key-file', keyFile]);
   expect(bad.status).not.toBe(0);

@@ -5,6 +5,7 @@
  */
 import type { Argv } from 'yargs';
 import { isCrimgError, type Region } from '../../format/index.js';
+import { HOT_LIST_RECORD, hotListChunks } from '../../image/index.js';
 import type { Image } from '../../restore/index.js';
 import { jsonReplacer, type Cli } from '../context.js';
 import type { Colors } from '../colors.js';
@@ -53,7 +54,10 @@ export interface InspectJson {
     labels: Record<string, string>;
     bitmaps: Record<string, string>;
     metrics: Record<string, number>;
+    /** Records of types this reader does not know (the hot list, type 9, is not one of them). */
     skippedRecords: number;
+    /** The hot list (spec/FORMAT.md section 4.1): chunks a restore fetches first; absent without one. */
+    hotList?: { chunks: number; runs: number };
   };
   /** True when the image has a cipher: its index (region and chunk tables) is encrypted. */
   indexEncrypted: boolean;
@@ -142,13 +146,15 @@ export function describeImage(image: Image, file: string): InspectJson {
       labels: Object.assign(Object.create(null) as Record<string, string>, v.labels),
       bitmaps,
       metrics: Object.assign(Object.create(null) as Record<string, number>, v.metrics),
-      skippedRecords: v.skipped.length,
+      skippedRecords: v.skipped.filter((r) => r.type !== HOT_LIST_RECORD).length,
     },
     indexEncrypted: image.encryption !== 'none',
     indexLocked: image.indexLocked,
     regions: null,
     totals: null,
   };
+  const hot = v.skipped.find((r) => r.type === HOT_LIST_RECORD);
+  if (hot) out.validation.hotList = { chunks: hotListChunks(v, image.chunkCount).length, runs: hot.payload.length / 12 };
   if (image.indexLocked) return out;
   // Region by region, nothing kept: 2^20 regions naming one 4 KiB string never become 4 GiB of names.
   const count = image.regionCount;
@@ -308,6 +314,7 @@ export function renderInspect(d: InspectJson, c: Colors, featureName: FeatureNam
   for (const [k, val] of Object.entries(v.labels)) pairs.push(['label', safeText(`${k}=${val}`)]);
   for (const [k, hex] of Object.entries(v.bitmaps)) pairs.push(['bitmap', bitmapText(k, hex, featureName)]);
   for (const [k, val] of Object.entries(v.metrics)) pairs.push(['metric', `${safeText(k)}=${val}`]);
+  if (v.hotList) pairs.push(['hot list', `${plural(v.hotList.chunks, 'chunk')} fetched first by a lazy restore (${plural(v.hotList.runs, 'run')})`]);
   if (v.skippedRecords) pairs.push(['skipped', `${plural(v.skippedRecords, 'record')} of unknown types`]);
   for (const l of pairs.length ? renderPairs(pairs, '  ') : ['  (empty)']) lines.push(l);
   lines.push('');
