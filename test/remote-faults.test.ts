@@ -13,6 +13,7 @@ import { RemoteSource, type RemoteOptions } from '../image/index.js';
 import { CrimgError } from '../format/errors.js';
 import { memoryLike, prng, tempDir } from './helpers.js';
 import { startFaultProxy, startNginx, type FaultProxy, type Fault, type Nginx } from './remote-servers.js';
+import { crimg } from './cli-helpers.js';
 
 const BASE = 0x7f5600000000n;
 const t = tempDir();
@@ -50,6 +51,7 @@ afterAll(async () => {
 beforeEach(() => {
   proxy.plan = () => 'pass';
   proxy.before = () => {};
+  proxy.headers = () => {};
 });
 
 /** Opens a.img through the proxy and reads its region: the bytes, or the error. */
@@ -71,6 +73,45 @@ async function readThrough(name: string, options: RemoteOptions = FAST): Promise
     throw e;
   }
 }
+
+/**
+ * Opens `name` through the proxy, then runs `afterOpen` (a change of the server's answers or
+ * of the object), then reads the region: the bytes, or the error.
+ */
+async function readAfterOpen(name: string, options: RemoteOptions, afterOpen: () => void): Promise<Buffer | CrimgError> {
+  try {
+    const src = await RemoteSource.open(`${proxy.base}/${name}`, options);
+    try {
+      const image = await openImage(src);
+      try {
+        afterOpen();
+        return Buffer.from(await image.read(BASE, Number(image.regions[0]!.length)));
+      } finally {
+        await image.close();
+      }
+    } finally {
+      await src.close();
+    }
+  } catch (e) {
+    if (e instanceof CrimgError) return e;
+    throw e;
+  }
+}
+
+/** Serves a fresh copy of a.img as served.img, with its own mtime (so its own ETag). */
+function serveA(mtime: number): void {
+  copyFileSync(t.path('a.img'), t.path('served.next'));
+  utimesSync(t.path('served.next'), mtime, mtime);
+  renameSync(t.path('served.next'), t.path('served.img'));
+}
+
+/** Replaces served.img by b.img (another size, mtime now). */
+function replaceByB(): void {
+  copyFileSync(t.path('b.img'), t.path('served.next'));
+  renameSync(t.path('served.next'), t.path('served.img'));
+}
+
+const noValidators = (_n: number, h: http.IncomingHttpHeaders): void => { delete h.etag; delete h['last-modified']; };
 
 /** A plan that injects `fault` into the first `times` tries of every request after the opening ones. */
 function firstTries(fault: Fault, times: number): (n: number, req: http.IncomingMessage) => Fault {
@@ -169,5 +210,84 @@ describe('faults through a proxy in front of nginx', () => {
     // Both ends are reached: most runs recover, some fail with a code.
     expect(outcomes['bytes of A'] ?? 0).toBeGreaterThan(10);
     expect((outcomes.SOURCE_CHANGED ?? 0) + (outcomes.IO_ERROR ?? 0) + (outcomes.TRUNCATED ?? 0)).toBeGreaterThan(0);
+  });
+});
+
+describe('version pinning: validators missing, dropped, weak; the size', () => {
+  test('a server with neither ETag nor Last-Modified is refused at open; accepted with allowUnpinned (library) and CRIMG_REMOTE_UNPINNED=1 (CLI, with a warning)', async () => {
+    proxy.headers = noValidators;
+    const refused = await readThrough('a.img');
+    expect(refused).toMatchObject({ code: 'IO_ERROR' });
+    expect((refused as Error).message).toMatch(/no ETag and no Last-Modified.*allowUnpinned: true \(CRIMG_REMOTE_UNPINNED=1\)/);
+    const got = await readThrough('a.img', { ...FAST, allowUnpinned: true });
+    expect(Buffer.isBuffer(got) && got.equals(versionA)).toBe(true);
+    const cliRefused = await crimg(['verify', `${proxy.base}/a.img`]);
+    expect(cliRefused.status).not.toBe(0);
+    expect(cliRefused.stderr).toContain('CRIMG_REMOTE_UNPINNED=1');
+    const cliOk = await crimg(['verify', `${proxy.base}/a.img`], { CRIMG_REMOTE_UNPINNED: '1' });
+    expect(cliOk.status).toBe(0);
+    expect(cliOk.stderr).toMatch(/is read unpinned \(CRIMG_REMOTE_UNPINNED=1\)/);
+  });
+
+  test('a pinned validator missing from a later answer is SOURCE_CHANGED (the ETag, the Last-Modified), before any of its bytes are used', async () => {
+    for (const drop of ['etag', 'last-modified'] as const) {
+      const got = await readAfterOpen('a.img', FAST, () => { proxy.headers = (_n, h) => { delete h[drop]; }; });
+      expect([drop, got]).toEqual([drop, expect.objectContaining({ code: 'SOURCE_CHANGED' })]);
+      expect((got as Error).message).toContain(drop === 'etag' ? 'the answer has no ETag' : 'the answer has no Last-Modified');
+      proxy.headers = () => {};
+    }
+  });
+
+  test('only Last-Modified (no ETag): the object replaced after open is SOURCE_CHANGED (If-Unmodified-Since), not a damaged image', async () => {
+    serveA(1_500_000);
+    proxy.headers = (_n, h) => { delete h.etag; };
+    const got = await readAfterOpen('served.img', { ...FAST, connections: 1 }, replaceByB);
+    expect(got).toMatchObject({ code: 'SOURCE_CHANGED' });
+  });
+
+  test('a weak ETag: If-Unmodified-Since is sent (never If-Match), the weak ETag is compared on every answer; alone it is refused unless allowUnpinned', async () => {
+    const weak = (_n: number, h: http.IncomingHttpHeaders): void => { if (h.etag) h.etag = `W/${h.etag}`; };
+    const sent: http.IncomingHttpHeaders[] = [];
+    proxy.plan = (_n, req) => { sent.push(req.headers); return 'pass'; };
+    proxy.headers = weak;
+    const got = await readThrough('a.img');
+    expect(Buffer.isBuffer(got) && got.equals(versionA)).toBe(true);
+    const later = sent.slice(1);
+    expect(later.length).toBeGreaterThan(0);
+    expect(later.every((h) => h['if-match'] === undefined && typeof h['if-unmodified-since'] === 'string')).toBe(true);
+    // Another weak ETag in a later answer, Last-Modified unchanged: SOURCE_CHANGED.
+    const other = await readAfterOpen('a.img', FAST, () => { proxy.headers = (_n, h) => { h.etag = 'W/"another"'; }; });
+    expect(other).toMatchObject({ code: 'SOURCE_CHANGED', message: expect.stringContaining('its ETag changed') });
+    // A weak ETag and no Last-Modified: no strong validator.
+    const weakOnly = (_n: number, h: http.IncomingHttpHeaders): void => { weak(_n, h); delete h['last-modified']; };
+    proxy.headers = weakOnly;
+    expect(await readThrough('a.img')).toMatchObject({ code: 'IO_ERROR', message: expect.stringContaining('only a weak ETag and no Last-Modified') });
+    const accepted = await readThrough('a.img', { ...FAST, allowUnpinned: true });
+    expect(Buffer.isBuffer(accepted) && accepted.equals(versionA)).toBe(true);
+    const weakChanged = await readAfterOpen('a.img', { ...FAST, allowUnpinned: true }, () => {
+      proxy.headers = (_n, h) => { h.etag = 'W/"another"'; delete h['last-modified']; };
+    });
+    expect(weakChanged).toMatchObject({ code: 'SOURCE_CHANGED' });
+  });
+
+  test('a size change under unchanged validators (a same-second rewrite, an unpinned server) is SOURCE_CHANGED from the Content-Range length', async () => {
+    // The server ignores the conditions and keeps answering with the validators of the version
+    // opened, as nginx would for a rewrite within the same second (its ETag is mtime and size:
+    // here the size differs).
+    serveA(1_600_000);
+    proxy.plan = (_n, req) => { delete req.headers['if-match']; delete req.headers['if-unmodified-since']; return 'pass'; };
+    let pinned: { etag?: string; lm?: string } | null = null;
+    proxy.headers = (_n, h) => {
+      pinned ??= { etag: h.etag, lm: h['last-modified'] };
+      h.etag = pinned.etag;
+      h['last-modified'] = pinned.lm;
+    };
+    const got = await readAfterOpen('served.img', { ...FAST, connections: 1 }, replaceByB);
+    expect(got).toMatchObject({ code: 'SOURCE_CHANGED', message: expect.stringMatching(/its size is now \d+, not \d+/) });
+    // No validators at all, accepted unpinned: the size still catches a replacement of another size.
+    serveA(1_600_001);
+    proxy.headers = noValidators;
+    const unpinned = await readAfterOpen('served.img', { ...FAST, connections: 1, allowUnpinned: true }, replaceByB);
+    expect(unpinned).toMatchObject({ code: 'SOURCE_CHANGED', message: expect.stringMatching(/its size is now/) });
   });
 });

@@ -2,10 +2,17 @@
  * Remote images: a {@link RandomAccessSource} over HTTP(S) range requests, for `https://`,
  * `http://` and `s3://` (any S3-compatible endpoint, image/remote/_s3.ts).
  *
- * - Pinned: the object's ETag (else Last-Modified) and size are taken from the first response;
- *   every later request is conditional on it (If-Match, else If-Unmodified-Since) and every
- *   response is checked against it, so a changed object is SOURCE_CHANGED, never bytes of two
- *   versions (a server that ignores If-Match is caught by the check).
+ * - Pinned: the object's ETag, Last-Modified and size are taken from the first response.
+ *   Every later request is conditional (If-Match on a strong ETag; If-Unmodified-Since on
+ *   Last-Modified when the ETag is weak or absent: RFC 9110 forbids If-Match with a weak one),
+ *   and every response must carry the same ETag and Last-Modified as the first (a validator
+ *   missing or different) and the same complete length in Content-Range, else SOURCE_CHANGED:
+ *   never bytes of two versions, also from servers that ignore the conditions. A server with
+ *   no strong validator (neither a strong ETag nor Last-Modified) is refused at open (IO_ERROR)
+ *   unless {@link RemoteOptions.allowUnpinned} or CRIMG_REMOTE_UNPINNED=1 accepts it; then only
+ *   the size (and a weak ETag, if any) is checked, and a warning says the source is unpinned.
+ *   What no validator catches: a rewrite that keeps both (nginx's ETag is mtime and size, its
+ *   Last-Modified has one-second granularity: a same-size rewrite within the same second).
  * - Opening reads the footer and index in at most two requests: the first asks for the last
  *   {@link RemoteOptions.tail} bytes (HTTP; S3 asks for the first `head` bytes and then the
  *   tail, as some S3 servers mishandle suffix ranges), the footer in it says where the index
@@ -53,6 +60,11 @@ export interface RemoteOptions {
   s3?: S3Options;
   /** PEM certificates trusted for `https://` instead of Node's roots (a private CA, a test server). */
   ca?: string | Uint8Array;
+  /**
+   * Accept a server with no strong validator (neither a strong ETag nor Last-Modified): a
+   * replacement of the same size is then not detected. Default CRIMG_REMOTE_UNPINNED=1, else false.
+   */
+  allowUnpinned?: boolean;
 }
 
 /** Whether `input` names a remote image (`http://`, `https://`, `s3://`). */
@@ -84,9 +96,12 @@ export class RemoteSource implements RandomAccessSource {
   private closed = false;
   private changedError: CrimgError | null = null;
   size = 0;
-  /** The ETag pinned at open, or null (then {@link lastModified}). */
+  /** The ETag pinned at open (strong, or weak `W/"..."`), or null. */
   etag: string | null = null;
+  /** The Last-Modified pinned at open, or null. */
   lastModified: string | null = null;
+  /** What pins the version: a strong ETag, Last-Modified, or nothing (only the size; accepted by `allowUnpinned`). */
+  pinnedBy: 'etag' | 'last-modified' | 'none' = 'none';
   private readonly o: Required<Omit<RemoteOptions, 's3' | 'ca'>>;
 
   private constructor(
@@ -107,6 +122,7 @@ export class RemoteSource implements RandomAccessSource {
       pieceSize: positive(options.pieceSize, 4 << 20, 'pieceSize'),
       tail: positive(options.tail, 48 << 10, 'tail'),
       head: positive(options.head, 16 << 10, 'head'),
+      allowUnpinned: options.allowUnpinned ?? false,
     };
     this.cache = new SpanCache(this.o.cacheBytes);
     this.limiter = new Limiter(this.o.connections);
@@ -148,13 +164,18 @@ export class RemoteSource implements RandomAccessSource {
       }
       name = safeUrl(url);
     }
-    options = { connections: envSize('CRIMG_REMOTE_CONNECTIONS'), cacheBytes: envSize('CRIMG_REMOTE_CACHE'), ...stripUndefined(options) };
+    const unpinnedByEnv = options.allowUnpinned === undefined && process.env.CRIMG_REMOTE_UNPINNED === '1';
+    options = { connections: envSize('CRIMG_REMOTE_CONNECTIONS'), cacheBytes: envSize('CRIMG_REMOTE_CACHE'), ...(unpinnedByEnv ? { allowUnpinned: true } : {}), ...stripUndefined(options) };
     const src = new RemoteSource(url, name, sign, s3, makeAgent(url.protocol, positive(options.connections, 8, 'connections'), options.ca), options);
     try {
       await src.start();
     } catch (e) {
       await src.close();
       throw e;
+    }
+    if (src.pinnedBy === 'none' && src.size > 0 && unpinnedByEnv) {
+      // Set far from the call (the CLI, a service's environment): say so on stderr.
+      process.emitWarning(`${name} is read unpinned (CRIMG_REMOTE_UNPINNED=1): the server sends neither a strong ETag nor Last-Modified, so a replacement of the same size is not detected`, { code: 'CRIMG_REMOTE_UNPINNED' });
     }
     return src;
   }
@@ -172,6 +193,10 @@ export class RemoteSource implements RandomAccessSource {
       return;
     }
     this.pin(res);
+    if (this.pinnedBy === 'none' && !this.o.allowUnpinned) {
+      throw this.ioError(`the server sends ${this.etag !== null ? 'only a weak ETag' : 'no ETag'} and no Last-Modified, so a change of the object while it is read could not be detected`,
+        'serve it from a server with ETag or Last-Modified (nginx, S3), or accept the risk with allowUnpinned: true (CRIMG_REMOTE_UNPINNED=1)');
+    }
     const got = this.rangeOf(res, -1, -1, true);
     this.size = got.total;
     this.cache.put(got.start, res.body, true);
@@ -320,7 +345,8 @@ export class RemoteSource implements RandomAccessSource {
       return ranges.map(([s, e]) => {
         const p = parts.find((q) => q.start <= s && e - 1 <= q.end);
         if (!p) throw this.ioError(`left out bytes [${s}, ${e}) of a multi-range answer`);
-        if (p.total >= 0 && p.total !== this.size) throw this.changed(`its size is now ${p.total}, not ${this.size}`);
+        if (p.total < 0) throw this.ioError(`answered bytes [${p.start}, ${p.end + 1}) of a multi-range request without the object's size`);
+        if (p.total !== this.size) throw this.changed(`its size is now ${p.total}, not ${this.size}`);
         return p.bytes.subarray(s - p.start, e - p.start);
       });
     });
@@ -342,7 +368,7 @@ export class RemoteSource implements RandomAccessSource {
       if (this.changedError) throw this.changedError;
       const headers: Record<string, string> = { range };
       if (!first) {
-        if (this.etag !== null && !this.etag.startsWith('W/')) headers['if-match'] = this.etag;
+        if (this.pinnedBy === 'etag') headers['if-match'] = this.etag!;
         else if (this.lastModified !== null) headers['if-unmodified-since'] = this.lastModified;
       }
       let res: HttpResponse;
@@ -382,17 +408,19 @@ export class RemoteSource implements RandomAccessSource {
     this.etag = typeof etag === 'string' && etag.length > 0 ? etag : null;
     const lm = res.headers['last-modified'];
     this.lastModified = typeof lm === 'string' && lm.length > 0 ? lm : null;
+    this.pinnedBy = this.etag !== null && !this.etag.startsWith('W/') ? 'etag' : this.lastModified !== null ? 'last-modified' : 'none';
   }
 
-  /** A response of another version than the pinned one is SOURCE_CHANGED. */
+  /**
+   * A response of another version than the pinned one is SOURCE_CHANGED: each validator
+   * pinned at open (a weak ETag too) must come back, unchanged; one missing counts as changed
+   * (an object replaced behind a server or proxy that stopped sending it).
+   */
   private checkVersion(res: HttpResponse): void {
     const etag = res.headers.etag;
-    if (this.etag !== null) {
-      if (typeof etag === 'string' && etag !== this.etag) throw this.changed('its ETag changed');
-    } else if (this.lastModified !== null) {
-      const lm = res.headers['last-modified'];
-      if (typeof lm === 'string' && lm !== this.lastModified) throw this.changed('its Last-Modified changed');
-    }
+    if (this.etag !== null && etag !== this.etag) throw this.changed(typeof etag === 'string' && etag.length > 0 ? 'its ETag changed' : 'the answer has no ETag, the first had one');
+    const lm = res.headers['last-modified'];
+    if (this.lastModified !== null && lm !== this.lastModified) throw this.changed(typeof lm === 'string' && lm.length > 0 ? 'its Last-Modified changed' : 'the answer has no Last-Modified, the first had one');
   }
 
   /**
