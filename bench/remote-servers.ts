@@ -84,15 +84,50 @@ export function selfSignedCert(dir: string): { cert: string; key: string; pem: s
   return { cert, key, pem: readFileSync(cert, 'utf8') };
 }
 
+/** A server under a watching shell: the shell, and the server's own process id once the shell has said it. */
+interface Watched {
+  shell: ChildProcess;
+  server: Promise<number | null>;
+}
+
 /**
  * Runs `argv` under a shell that sends it `signal` when its stdin (a pipe from this process)
  * closes: at stop() (`child.stdin.end()`), and also when this process dies without stopping it
  * (a killed test worker), so no server outlives the test. (An asynchronous list reads /dev/null
- * unless told otherwise: the watcher reads fd 3, the pipe.)
+ * unless told otherwise: the watcher reads fd 3, the pipe.) The shell prints the server's
+ * process id (`$!`) on its stdout, so that a stop that times out can SIGKILL the server itself:
+ * killing the shell alone would leave the server running.
  */
-function watched(signal: 'QUIT' | 'TERM', argv: string[]): ChildProcess {
-  const script = `exec 3<&0; "$@" </dev/null & n=$!; (read _ <&3 || true; kill -${signal} $n 2>/dev/null) & wait $n`;
-  return spawn('sh', ['-c', script, 'sh', ...argv], { stdio: ['pipe', 'ignore', 'pipe'] });
+function watched(signal: 'QUIT' | 'TERM', argv: string[]): Watched {
+  const script = `exec 3<&0; "$@" </dev/null >/dev/null & n=$!; echo $n; (read _ <&3 || true; kill -${signal} $n 2>/dev/null) & wait $n`;
+  const shell = spawn('sh', ['-c', script, 'sh', ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const server = new Promise<number | null>((resolve) => {
+    let out = '';
+    shell.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const line = /^(\d+)\n/.exec(out);
+      if (line) resolve(Number(line[1]));
+    });
+    shell.once('exit', () => resolve(null));
+  });
+  return { shell, server };
+}
+
+/**
+ * Stops a watched server: closes the pipe (the shell sends the server its signal), and after
+ * `graceMs` SIGKILLs the server and the shell if the shell has not exited.
+ */
+function stopWatched(w: Watched, graceMs: number, done: () => void): void {
+  if (w.shell.exitCode !== null || w.shell.signalCode !== null) { done(); return; }
+  w.shell.once('exit', done);
+  w.shell.stdin!.end();
+  setTimeout(() => {
+    void w.server.then((pid) => {
+      for (const p of [pid, w.shell.pid]) {
+        if (p) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+      }
+    });
+  }, graceMs).unref();
 }
 
 /** Starts nginx serving `root` on loopback, as a child of this process (and over TLS on a second port with `tls`). */
@@ -133,7 +168,8 @@ http {
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
   writeFileSync(join(dir, 'access.log'), '');
-  const child = watched('QUIT', [nginxBinary(), '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')]);
+  const w = watched('QUIT', [nginxBinary(), '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')]);
+  const child = w.shell;
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
   const errors = (): string => stderr + (existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '');
@@ -151,12 +187,9 @@ http {
       const m = /^(\S+) (\S+) (\d+) (\d+) "(.*)"$/.exec(line)!;
       return { method: m[1]!, uri: m[2]!, status: Number(m[3]), bytesSent: Number(m[4]), range: m[5] === '-' ? '' : m[5]! };
     }),
+    // The shell sends SIGQUIT (graceful: finishes the requests in flight); SIGKILL after 3 s.
     stop: () => new Promise<void>((resolve) => {
-      const done = (): void => { rmSync(dir, { recursive: true, force: true }); resolve(); };
-      if (child.exitCode !== null) { done(); return; }
-      child.once('exit', done);
-      child.stdin!.end(); // the shell sends SIGQUIT: graceful, finishes the requests in flight
-      setTimeout(() => { try { process.kill(Number(readFileSync(join(dir, 'nginx.pid'), 'utf8')), 'SIGKILL'); } catch { /* gone */ } }, 3000).unref();
+      stopWatched(w, 3000, () => { rmSync(dir, { recursive: true, force: true }); resolve(); });
     }),
   };
 }
@@ -170,6 +203,8 @@ export interface S3Server {
   secretAccessKey: string;
   /** The process id of the shell that runs s3rver (it stops s3rver when this process's pipe closes). */
   pid: number;
+  /** The process id of s3rver itself (null if the shell exited before saying it). */
+  serverPid: Promise<number | null>;
   /** Keys (names) stored in the bucket now. */
   keys(): Promise<string[]>;
   stop(): Promise<void>;
@@ -184,7 +219,8 @@ export async function startS3(bucket = 'images'): Promise<S3Server> {
   const cli = join(dirname(createRequire(import.meta.url).resolve('s3rver/package.json')), 'bin', 's3rver.js');
   const dir = mkdtempSync(join(tmpdir(), 'crimg-s3-'));
   const port = await freePort();
-  const child = watched('TERM', [process.execPath, cli, '-d', join(dir, 'data'), '-a', '127.0.0.1', '-p', String(port), '-s', '--configure-bucket', bucket]);
+  const w = watched('TERM', [process.execPath, cli, '-d', join(dir, 'data'), '-a', '127.0.0.1', '-p', String(port), '-s', '--configure-bucket', bucket]);
+  const child = w.shell;
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
   try {
@@ -196,7 +232,7 @@ export async function startS3(bucket = 'images'): Promise<S3Server> {
   }
   const endpoint = `http://127.0.0.1:${port}`;
   return {
-    endpoint, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', pid: child.pid!,
+    endpoint, bucket, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', pid: child.pid!, serverPid: w.server,
     keys: async () => {
       const body = await new Promise<string>((resolve, reject) => {
         http.get(`${endpoint}/${bucket}`, (res) => {
@@ -207,12 +243,9 @@ export async function startS3(bucket = 'images'): Promise<S3Server> {
       });
       return [...body.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!);
     },
+    // The shell sends SIGTERM; SIGKILL to s3rver and the shell after 3 s.
     stop: () => new Promise<void>((resolve) => {
-      const done = (): void => { rmSync(dir, { recursive: true, force: true }); resolve(); };
-      if (child.exitCode !== null) { done(); return; }
-      child.once('exit', done);
-      child.stdin!.end();
-      setTimeout(() => { try { child.kill('SIGKILL'); } catch { /* gone */ } }, 3000).unref();
+      stopWatched(w, 3000, () => { rmSync(dir, { recursive: true, force: true }); resolve(); });
     }),
   };
 }
@@ -230,6 +263,8 @@ export interface FaultProxy {
   plan: (n: number, req: http.IncomingMessage) => Fault;
   /** Runs before request `n` is forwarded (e.g. replaces the object). */
   before: (n: number) => void | Promise<void>;
+  /** Edits the upstream's response headers of request `n` before they are sent (e.g. drops the ETag). */
+  headers: (n: number, headers: http.IncomingHttpHeaders) => void;
   stop(): Promise<void>;
 }
 
@@ -237,7 +272,8 @@ export interface FaultProxy {
  * A proxy on loopback in front of `upstream` (`http://127.0.0.1:PORT`) that injects faults:
  * `reset` destroys the connection before any answer, `503` answers Service Unavailable,
  * `short` sends the headers and half the body and then cuts the connection, `stall` never
- * answers (the client's timeout must fire).
+ * answers (the client's timeout must fire); `headers` may rewrite the answer's headers (a server
+ * without validators, a dropped ETag).
  */
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const up = new URL(upstream);
@@ -246,6 +282,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     base: '', requests: 0, bytes: 0,
     plan: () => 'pass',
     before: () => {},
+    headers: () => {},
     stop: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());
@@ -263,7 +300,9 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       for await (const b of req) body.push(b as Buffer);
       const headers = { ...req.headers };
       const out = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers }, (ures) => {
-        res.writeHead(ures.statusCode ?? 502, ures.headers);
+        const headers = { ...ures.headers };
+        proxy.headers(n, headers);
+        res.writeHead(ures.statusCode ?? 502, headers);
         if (fault === 'short') {
           // Headers and half the body reach the client, then the connection is cut.
           const half = Math.floor(Number(ures.headers['content-length'] ?? 0) / 2);
