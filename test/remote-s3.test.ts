@@ -6,7 +6,7 @@
  * never shows the secret; the CLI's convert, capture, inspect and verify on s3:// URLs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { ImageWriter, openImage } from '../index.js';
 import { RemoteSource } from '../image/index.js';
 import { CrimgError } from '../format/errors.js';
@@ -183,5 +183,24 @@ describe('S3 (s3rver on loopback)', () => {
     } finally {
       await image.close();
     }
+  });
+
+  test('stop() of a server that does not answer SIGTERM (stopped by SIGSTOP) kills s3rver itself, not only its shell', async () => {
+    const other = await startS3('spare');
+    const pid = await other.serverPid;
+    expect(pid).not.toBeNull();
+    expect(pid).not.toBe(other.pid);
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('s3rver');
+    process.kill(pid!, 'SIGSTOP');
+    await other.stop(); // SIGTERM stays pending; after 3 s SIGKILL to s3rver and the shell
+    const alive = (p: number): boolean => {
+      try {
+        return !/^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 100 && alive(pid!); i++) await new Promise((r) => setTimeout(r, 20));
+    expect([alive(pid!), alive(other.pid)]).toEqual([false, false]);
   });
 });
