@@ -28,6 +28,7 @@
         "src/batch_decode_js.cc",
         "src/provision.cc",
         "src/uffd.cc",
+        "src/uffd_open.cc",
         "src/uffd_js.cc"
       ],
       # node-addon-api's "except" flavour: C++ exceptions on, so a JS exception

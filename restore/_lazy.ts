@@ -157,7 +157,7 @@ export function lazyRestore(image: ImageReader, table: ChunkTable, slots: readon
     const failure = native.lazyFailure(session);
     if (failure && chain) {
       // A chunk of a child's chain: its number may be a parent's (restore/_lazy-chain.ts).
-      settle.reject(new CrimgError(failure.code as never, `chunk ${failure.chunk} of the child's chain (the child's or a parent's number): ${failure.detail}; lazy restore installed nothing there`));
+      settle.reject(new CrimgError(failure.code as never, `chunk ${failure.chunk} of the child (its bytes from the child or a parent): ${failure.detail}; lazy restore installed nothing there`, { chunk: failure.chunk }));
     } else if (failure) {
       failed(image, table, failure).then(settle.reject, settle.reject);
       return;
@@ -217,9 +217,10 @@ async function failed(image: ImageReader, table: ChunkTable, f: { code: string; 
     try {
       const rec = table.get(f.chunk, plainLength);
       const e = await jsErrorOf(image, { region, j, number: f.chunk, rec, plainLength }, { index: 0, code: f.code, message: f.detail } as never);
-      if (isCrimgError(e)) return withNote(e);
+      // Only the same failure: the image may be closed by now (a "closed image" error is not this chunk's).
+      if (isCrimgError(e) && e.code === f.code) return withNote(e);
     } catch (e) {
-      if (isCrimgError(e)) return withNote(e);
+      if (isCrimgError(e) && e.code === f.code) return withNote(e);
     }
     return new CrimgError(f.code as never, `chunk ${f.chunk} (region ${region.index}, address ${hex(address)}): ${f.detail}; lazy restore installed nothing there`, {
       chunk: f.chunk, region: region.index, address,

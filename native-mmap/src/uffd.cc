@@ -25,12 +25,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <system_error>
 
 #include "scan.h"
 
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
 #ifndef UFFD_FEATURE_POISON
 #define UFFD_FEATURE_POISON (1 << 14)
 #endif
@@ -42,10 +40,6 @@ struct uffdio_poison {
 };
 #define _UFFDIO_POISON (0x08)
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
-#endif
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC 0xAA
-#define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)
 #endif
 
 namespace crimg {
@@ -59,66 +53,11 @@ constexpr uint8_t kFailed = 3;
 // UFFDIO_COPY (Install and Assist share them; a thread does one at a time).
 thread_local std::vector<uint8_t> t_in, t_out;
 
-// UFFDIO_API on `fd` with `features`; false (errno set) when refused.
-bool Handshake(int fd, uint64_t features) {
-  struct uffdio_api api;
-  memset(&api, 0, sizeof api);
-  api.api = UFFD_API;
-  api.features = features;
-  return ioctl(fd, UFFDIO_API, &api) == 0;
-}
-
-// One way of making the descriptor; -1 with errno.
-int Make(int how) {
-  const int flags = O_CLOEXEC | O_NONBLOCK;
-  if (how == 0) return static_cast<int>(syscall(SYS_userfaultfd, flags));
-  if (how == 2) return static_cast<int>(syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY));
-  int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-  if (dev < 0) return -1;
-  int fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
-  int e = errno;
-  close(dev);
-  errno = e;
-  return fd;
-}
-
 std::string ErrnoText(const char* what, int e) {
   return std::string(what) + ": " + strerror(e);
 }
 
 }  // namespace
-
-UffdOpened OpenUffd() {
-  UffdOpened r;
-  static const char* const kVia[] = {"syscall", "/dev/userfaultfd", "syscall (user mode only)"};
-  for (int how = 0; how < 3; how++) {
-    int fd = Make(how);
-    if (fd < 0) {
-      if (!r.why.empty()) r.why += "; ";
-      r.why += ErrnoText(kVia[how], errno);
-      continue;
-    }
-    // UFFD_FEATURE_POISON where the kernel has it (6.6+); a refused
-    // handshake cannot be repeated on the same descriptor, so make another.
-    bool poison = Handshake(fd, UFFD_FEATURE_POISON);
-    if (!poison) {
-      close(fd);
-      fd = Make(how);
-      if (fd < 0 || !Handshake(fd, 0)) {
-        if (!r.why.empty()) r.why += "; ";
-        r.why += ErrnoText(kVia[how], errno);
-        if (fd >= 0) close(fd);
-        continue;
-      }
-    }
-    r.fd = fd;
-    r.user_mode_only = how == 2;
-    r.poison = poison;
-    r.via = kVia[how];
-    return r;
-  }
-  return r;
-}
 
 LazySession::LazySession(LazyConfig config, bool poison, Done done)
     : config_(std::move(config)), poison_(poison), done_(std::move(done)) {
@@ -143,6 +82,27 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
                                std::shared_ptr<LazySession>* out, int* err) {
   *err = 0;
   const int uffd = config.uffd;
+  // The session reads its own dups: the caller may close its image (and the
+  // number be reused for another file) before every chunk is in.
+  const auto undo = [&config](size_t dups) {
+    for (size_t i = 0; i < dups; i++) {
+      if (config.sources[i].fd >= 0) close(config.sources[i].fd);
+    }
+    for (auto& src : config.sources) {
+      if (src.release) src.release();
+    }
+  };
+  for (size_t i = 0; i < config.sources.size(); i++) {
+    if (config.sources[i].fd < 0) continue;
+    const int dup = fcntl(config.sources[i].fd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) {
+      *err = errno;
+      undo(i);
+      close(uffd);
+      return "dup";
+    }
+    config.sources[i].fd = dup;
+  }
   size_t registered = 0;
   for (const auto& range : config.ranges) {
     struct uffdio_register reg;
@@ -157,6 +117,7 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
     registered++;
   }
   if (*err != 0) {
+    undo(config.sources.size());
     close(uffd);  // unregisters what was registered
     return "UFFDIO_REGISTER";
   }
@@ -164,6 +125,7 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
   s->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->stop_fd_ < 0) {
     *err = errno;
+    s->done_called_.store(true);  // the caller reports it, done never runs
     s->Close();
     return "eventfd";
   }
@@ -173,15 +135,26 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
   // The prefetch threads are started by the handler thread, off the caller's
   // path (restore returns about 0.3 ms sooner); only the handler touches
   // prefetchers_ until it is joined, and Stop() joins it first.
-  s->handler_ = std::thread([self = s] {
-    if (self->config_.prefetch && !self->stop_.load()) {
-      const unsigned threads = std::max(1u, self->config_.prefetch_threads);
-      for (unsigned i = 0; i < threads; i++) {
-        self->prefetchers_.emplace_back([raw = self.get()] { raw->PrefetchLoop(); });
+  try {
+    s->handler_ = std::thread([self = s] {
+      if (self->config_.prefetch && !self->stop_.load()) {
+        const unsigned threads = std::max(1u, self->config_.prefetch_threads);
+        try {
+          for (unsigned i = 0; i < threads; i++) {
+            self->prefetchers_.emplace_back([raw = self.get()] { raw->PrefetchLoop(); });
+          }
+        } catch (const std::exception&) {
+          // Fewer prefetch threads (none: the handler installs every chunk on its fault).
+        }
       }
-    }
-    self->HandlerLoop();
-  });
+      self->HandlerLoop();
+    });
+  } catch (const std::system_error& e) {
+    *err = e.code().value();
+    s->done_called_.store(true);
+    s->Close();
+    return "thread creation";
+  }
   *out = s;
   return nullptr;
 }
@@ -190,10 +163,7 @@ LazySession::~LazySession() {
   // The last owner: JS released it (Stop and Close ran) or collected it
   // after every chunk settled; or the handler thread itself, ending.
   stop_.store(true);
-  if (stop_fd_ >= 0) {
-    uint64_t one = 1;
-    (void)!write(stop_fd_, &one, sizeof one);
-  }
+  Wake();
   // The handler first: it starts the prefetch threads (on this thread, it is past that).
   if (handler_.joinable()) {
     if (handler_.get_id() == std::this_thread::get_id()) {
@@ -211,47 +181,33 @@ LazySession::~LazySession() {
 
 void LazySession::Stop() {
   std::lock_guard<std::mutex> lock(join_mu_);
+  if (closed_.load()) return;
   stop_.store(true);
-  if (stop_fd_ >= 0) {
-    uint64_t one = 1;
-    (void)!write(stop_fd_, &one, sizeof one);
-  }
+  Wake();
   // The handler first: it starts the prefetch threads, and touches prefetchers_ until it ends.
   if (handler_.joinable() && handler_.get_id() != std::this_thread::get_id()) handler_.join();
   for (auto& t : prefetchers_) {
     if (t.joinable()) t.join();
   }
   if (!done_called_.exchange(true)) done_(true);
+  if (!handler_.joinable()) ReleaseReaders();
 }
 
 void LazySession::Close() {
   if (closed_.exchange(true)) return;
   if (config_.uffd >= 0 && !uffd_closed_.exchange(true)) close(config_.uffd);
-  if (stop_fd_ >= 0) close(stop_fd_);
-}
-
-LazyStats LazySession::Stats() const {
-  LazyStats s;
-  s.faults = faults_.load();
-  s.fault_installs = fault_installs_.load();
-  s.prefetched = prefetched_.load();
-  s.assists = assists_.load();
-  s.zero_installs = zero_installs_.load();
-  s.eexist = eexist_.load();
-  s.settled = settled_.load();
-  s.total = config_.chunks.size();
-  s.poison = poison_;
-  return s;
-}
-
-std::vector<uint32_t> LazySession::Profile() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return profile_;
-}
-
-LazyFailure LazySession::FirstFailure() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return failure_;
+  {
+    // Set to -1 as it closes: a later Wake() (the destructor's) must not
+    // write into whatever file reuses the number.
+    std::lock_guard<std::mutex> lock(fd_mu_);
+    if (stop_fd_ >= 0) close(stop_fd_);
+    stop_fd_ = -1;
+  }
+  for (auto& src : config_.sources) {
+    if (src.fd >= 0) close(src.fd);
+    src.fd = -1;
+  }
+  ReleaseReaders();
 }
 
 uint64_t LazySession::Span(const LazyChunk& ch) const {
@@ -316,7 +272,11 @@ void LazySession::HandlerLoop() {
       }
       if (faulted_[c].exchange(1) == 0) {
         std::lock_guard<std::mutex> lock(mu_);
-        profile_.push_back(static_cast<uint32_t>(c));
+        try {
+          profile_.push_back(static_cast<uint32_t>(c));
+        } catch (const std::exception&) {
+          // Out of memory: the profile misses it; the fault is still served.
+        }
       }
       Resolve(static_cast<uint32_t>(c), true);
     }
@@ -326,10 +286,18 @@ void LazySession::HandlerLoop() {
   // anonymous page, not wait for a handler that is gone. With a failed chunk
   // left missing (no poison), the descriptor stays open until release.
   if (!stop_.load() && Complete()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (failure_.code.empty() || poison_) {
-      if (!uffd_closed_.exchange(true)) close(config_.uffd);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (failure_.code.empty() || poison_) {
+        if (!uffd_closed_.exchange(true)) close(config_.uffd);
+      }
     }
+    // No chunk is left to read (a prefetch thread holds none once all are
+    // settled): the readers go now, not at release, which may never come.
+    for (auto& t : prefetchers_) {
+      if (t.joinable()) t.join();
+    }
+    ReleaseReaders();
   }
 }
 
@@ -364,7 +332,10 @@ void LazySession::Resolve(uint32_t c, bool by_fault) {
     Assist(c);
     return;
   }
-  if (by_fault && expected != kBusy) {
+  // Only installed: a failed chunk's pages are poisoned (the poison woke the
+  // thread) or, without poison, left missing, its thread waiting until
+  // release; waking it would fault again at once, a busy loop.
+  if (by_fault && expected == kInstalled) {
     const LazyChunk& ch = config_.chunks[c];
     struct uffdio_range range;
     range.start = ch.dest;
@@ -378,19 +349,33 @@ void LazySession::Install(uint32_t c, bool by_fault) {
   std::vector<uint8_t>& out = t_out;
   const LazyChunk& ch = config_.chunks[c];
   std::string detail;
-  if (const char* code = Produce(ch, in, out, &detail)) {
-    if (strcmp(code, "ZERO") != 0) {
-      Fail(c, code, std::move(detail));
-      return;
-    }
-    // Counted before the pages go in: the woken thread may read the counters at once.
-    (by_fault ? fault_installs_ : prefetched_).fetch_add(1, std::memory_order_relaxed);
-    zero_installs_.fetch_add(1, std::memory_order_relaxed);
-    Zero(ch.dest, Span(ch));
-  } else {
-    (by_fault ? fault_installs_ : prefetched_).fetch_add(1, std::memory_order_relaxed);
-    // False only when the memory went away (release): nothing left to do.
-    Copy(ch.dest, out.data(), Span(ch));
+  const char* code = nullptr;
+  try {
+    code = Produce(ch, in, out, &detail);
+  } catch (const std::exception&) {  // bad_alloc growing the buffers
+    code = "IO_ERROR";
+    detail = "out of memory";
+  }
+  // Released meanwhile (a read answered "stopped", say): not a failure of the chunk.
+  if (stop_.load()) return;
+  if (code != nullptr && strcmp(code, "ZERO") != 0) {
+    Fail(c, code, std::move(detail));
+    return;
+  }
+  // Counted before the pages go in: the woken thread may read the counters at once.
+  auto& counter = by_fault ? fault_installs_ : prefetched_;
+  counter.fetch_add(1, std::memory_order_relaxed);
+  if (code != nullptr) zero_installs_.fetch_add(1, std::memory_order_relaxed);
+  const bool in_place = code != nullptr ? Zero(ch.dest, Span(ch)) : Copy(ch.dest, out.data(), Span(ch));
+  if (!in_place && !stop_.load()) {
+    // ENOMEM, or EAGAIN past the retries: counted installed, its pages
+    // would read zeros once the descriptor closes.
+    const int e = errno;
+    counter.fetch_sub(1, std::memory_order_relaxed);
+    if (code != nullptr) zero_installs_.fetch_sub(1, std::memory_order_relaxed);
+    Fail(c, "IO_ERROR", ErrnoText(code != nullptr ? "cannot install the chunk's zero pages (UFFDIO_ZEROPAGE)"
+                                                  : "cannot install the chunk's pages (UFFDIO_COPY)", e));
+    return;
   }
   state_[c].store(kInstalled);
   Settle();
@@ -401,7 +386,12 @@ void LazySession::Assist(uint32_t c) {
   std::vector<uint8_t>& out = t_out;
   const LazyChunk& ch = config_.chunks[c];
   std::string detail;
-  const char* code = Produce(ch, in, out, &detail);
+  const char* code = nullptr;
+  try {
+    code = Produce(ch, in, out, &detail);
+  } catch (const std::exception&) {
+    return;  // out of memory: the owner installs (or fails) it
+  }
   if (code != nullptr && strcmp(code, "ZERO") != 0) return;  // the owner fails it
   assists_.fetch_add(1, std::memory_order_relaxed);
   if (code != nullptr) Zero(ch.dest, Span(ch));
@@ -517,10 +507,10 @@ bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {
     } else if (e == EAGAIN) {
       // Copied part (and stopped at a present page, met next time), or the
       // address space changing under us: try again, a bounded number of times.
-      if (cp.copy <= 0 && ++spins > 1000) return false;
+      if (cp.copy <= 0 && ++spins > 1000) return (errno = EAGAIN, false);
       if (cp.copy <= 0) std::this_thread::yield();
     } else {
-      return false;  // ENOENT, ESRCH, EINVAL: unregistered or unmapped
+      return (errno = e, false);  // ENOMEM; ENOENT, ESRCH, EINVAL: unregistered or unmapped
     }
   }
   return true;
@@ -542,10 +532,10 @@ bool LazySession::Zero(uint64_t dest, uint64_t length) {
       eexist_.fetch_add(1, std::memory_order_relaxed);
       done += page;
     } else if (e == EAGAIN) {
-      if (zp.zeropage <= 0 && ++spins > 1000) return false;
+      if (zp.zeropage <= 0 && ++spins > 1000) return (errno = EAGAIN, false);
       if (zp.zeropage <= 0) std::this_thread::yield();
     } else {
-      return false;
+      return (errno = e, false);
     }
   }
   return true;
@@ -591,10 +581,7 @@ void LazySession::Settle() {
   const size_t n = total == 0 ? 0 : settled_.fetch_add(1) + 1;
   if (n != total) return;
   if (!done_called_.exchange(true)) done_(false);
-  if (stop_fd_ >= 0) {
-    uint64_t one = 1;
-    (void)!write(stop_fd_, &one, sizeof one);  // the handler ends
-  }
+  Wake();  // the handler ends
 }
 
 }  // namespace crimg

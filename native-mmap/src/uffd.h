@@ -39,6 +39,7 @@ struct LazyChunk {
   uint64_t offset;      // file offset of its stored bytes
   uint64_t checksum;    // XXH64 of the stored bytes
   uint64_t number;      // its number in its image's chunk table (nonce)
+  uint64_t listed;      // its number in the restored image's table (a child's own, for the profile and failures)
   uint32_t plain_len;
   uint32_t stored_len;
   uint32_t region;      // its region number (associated data)
@@ -62,12 +63,14 @@ struct LazyContext {
 // A file source is a pread on `fd`; another source calls `read` (a JS
 // callback through a thread-safe function, see uffd_js.cc).
 struct LazySource {
-  int fd = -1;
+  int fd = -1;          // the caller's; Start dups it, the session reads and closes its dup
   // Its image's data area, when not the config's (a parent image's file, section 8.3).
   bool has_bounds = false;
   uint64_t data_start = 0;
   uint64_t data_end = 0;
   std::function<const char*(uint64_t offset, size_t length, uint8_t* out, const std::atomic<bool>& stop)> read;
+  // Called once when no thread will call `read` again (the JS reader is let go).
+  std::function<void()> release;
 };
 
 // Why a chunk was not installed: a CrimgError code (CORRUPT_CHUNK,
@@ -147,16 +150,19 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
 
   // Stops and joins the threads (each finishes the chunk in hand). The
   // descriptor stays open: the caller unmaps the memory, then Close().
+  // Nothing after Close().
   void Stop();
-  // Closes the descriptors (a thread still waiting on a fault then retries:
-  // on unmapped memory a SIGSEGV, or EFAULT for a system call).
+  // Closes the descriptors, the dups of the sources' files among them, and
+  // lets the readers go (a thread still waiting on a fault then retries: on
+  // unmapped memory a SIGSEGV, or EFAULT for a system call). After Stop(), or
+  // with no thread running.
   void Close();
 
   LazyStats Stats() const;
   // Chunk indices in the order their first fault reached the handler.
   std::vector<uint32_t> Profile() const;
   LazyFailure FirstFailure() const;
-  uint64_t ChunkNumber(uint32_t c) const { return config_.chunks[c].number; }
+  uint64_t ChunkNumber(uint32_t c) const { return config_.chunks[c].listed; }
   bool Complete() const { return settled_.load() == config_.chunks.size(); }
 
  private:
@@ -177,6 +183,10 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   bool Zero(uint64_t dest, uint64_t length);
   void Fail(uint32_t c, const char* code, std::string detail);
   void Settle();
+  // Ends the handler's poll (the eventfd, unless closed).
+  void Wake();
+  // Lets every source's reader go, once (no thread may read after).
+  void ReleaseReaders();
   int64_t ChunkAt(uint64_t address) const;
   uint64_t Span(const LazyChunk& ch) const;
 
@@ -192,7 +202,9 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   std::atomic<bool> done_called_{false};
   std::atomic<bool> closed_{false};
   std::atomic<bool> uffd_closed_{false};
+  std::mutex fd_mu_;  // stop_fd_: written by any thread, closed by Close()
   int stop_fd_ = -1;
+  std::atomic<bool> readers_released_{false};
   std::thread handler_;
   std::vector<std::thread> prefetchers_;
   mutable std::mutex mu_;  // profile_, failure_

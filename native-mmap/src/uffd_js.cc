@@ -91,6 +91,9 @@ LazySource JsSource(Napi::Env env, Napi::Function read) {
       Napi::ThreadSafeFunction::New(env, read, "crimg:lazy-read", 0, 1));
   tsfn->Unref(env);  // the session's done callback keeps the loop alive
   LazySource s;
+  // Once no thread reads (settled, stopped or closed): else the function, and
+  // the image source it holds, would never be collected.
+  s.release = [tsfn] { tsfn->Release(); };
   s.read = [tsfn](uint64_t offset, size_t length, uint8_t* out, const std::atomic<bool>& stop) -> const char* {
     auto req = std::make_shared<ReadRequest>();
     req->offset = offset;
@@ -216,6 +219,7 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
       c.dest = dest + j * chunk_size;
       c.address = recorded + j * chunk_size;
       c.number = first + j;
+      c.listed = c.number;
       c.plain_len = static_cast<uint32_t>(j + 1 < n ? chunk_size : length - j * chunk_size);
       c.region = region;
       c.last = j + 1 == n;
@@ -318,6 +322,9 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
   UffdOpened opened = OpenUffd();
   Napi::Object result = Napi::Object::New(env);
   if (opened.fd < 0) {
+    for (auto& src : config.sources) {
+      if (src.release) src.release();
+    }
     result.Set("session", env.Null());
     result.Set("why", opened.why);
     return result;

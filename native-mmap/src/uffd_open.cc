@@ -1,0 +1,128 @@
+// OpenUffd (uffd.h), apart from uffd.cc for room: userfaultfd(2) tried three
+// ways, then the UFFDIO_API handshake, with UFFD_FEATURE_POISON when the
+// kernel has it. And the session's small members: Wake, ReleaseReaders and
+// the accessors.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "uffd.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC 0xAA
+#define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)
+#endif
+
+namespace crimg {
+namespace {
+
+// UFFDIO_API on `fd` with `features`; false (errno set) when refused.
+bool Handshake(int fd, uint64_t features) {
+  struct uffdio_api api;
+  memset(&api, 0, sizeof api);
+  api.api = UFFD_API;
+  api.features = features;
+  return ioctl(fd, UFFDIO_API, &api) == 0;
+}
+
+// One way of making the descriptor; -1 with errno.
+int Make(int how) {
+  const int flags = O_CLOEXEC | O_NONBLOCK;
+  if (how == 0) return static_cast<int>(syscall(SYS_userfaultfd, flags));
+  if (how == 2) return static_cast<int>(syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY));
+  int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+  if (dev < 0) return -1;
+  int fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+  int e = errno;
+  close(dev);
+  errno = e;
+  return fd;
+}
+
+std::string ErrnoText(const char* what, int e) {
+  return std::string(what) + ": " + strerror(e);
+}
+
+}  // namespace
+
+UffdOpened OpenUffd() {
+  UffdOpened r;
+  static const char* const kVia[] = {"syscall", "/dev/userfaultfd", "syscall (user mode only)"};
+  for (int how = 0; how < 3; how++) {
+    int fd = Make(how);
+    if (fd < 0) {
+      if (!r.why.empty()) r.why += "; ";
+      r.why += ErrnoText(kVia[how], errno);
+      continue;
+    }
+    // UFFD_FEATURE_POISON where the kernel has it (6.6+); a refused
+    // handshake cannot be repeated on the same descriptor, so make another.
+    bool poison = Handshake(fd, UFFD_FEATURE_POISON);
+    if (!poison) {
+      close(fd);
+      fd = Make(how);
+      if (fd < 0 || !Handshake(fd, 0)) {
+        if (!r.why.empty()) r.why += "; ";
+        r.why += ErrnoText(kVia[how], errno);
+        if (fd >= 0) close(fd);
+        continue;
+      }
+    }
+    r.fd = fd;
+    r.user_mode_only = how == 2;
+    r.poison = poison;
+    r.via = kVia[how];
+    return r;
+  }
+  return r;
+}
+
+void LazySession::Wake() {
+  std::lock_guard<std::mutex> lock(fd_mu_);
+  if (stop_fd_ < 0) return;
+  uint64_t one = 1;
+  (void)!write(stop_fd_, &one, sizeof one);
+}
+
+void LazySession::ReleaseReaders() {
+  if (readers_released_.exchange(true)) return;
+  for (auto& src : config_.sources) {
+    if (src.release) src.release();
+  }
+}
+
+LazyStats LazySession::Stats() const {
+  LazyStats s;
+  s.faults = faults_.load();
+  s.fault_installs = fault_installs_.load();
+  s.prefetched = prefetched_.load();
+  s.assists = assists_.load();
+  s.zero_installs = zero_installs_.load();
+  s.eexist = eexist_.load();
+  s.settled = settled_.load();
+  s.total = config_.chunks.size();
+  s.poison = poison_;
+  return s;
+}
+
+std::vector<uint32_t> LazySession::Profile() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return profile_;
+}
+
+LazyFailure LazySession::FirstFailure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
+}
+
+}  // namespace crimg

@@ -1,0 +1,201 @@
+/**
+ * Lazy restore's descriptors, readers and numbers (restore/_lazy.ts, native-mmap/src/uffd.cc):
+ * a collected session writes into no file that reused its eventfd's number; the image may be
+ * closed (and its number reused) before `done`; a failure found after close keeps its own code;
+ * the JavaScript reader of a non-fd source is let go once the session ends; a child's profile and
+ * failures name the child's chunk numbers; a release while a read() is pending rejects `done` as
+ * released, not as an I/O error.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ImageWriter, openImage } from '../index.js';
+import type { RandomAccessSource } from '../image/source.js';
+import { flipByte, memoryLike, tempDir } from './helpers.js';
+import { requireNative } from './native-fixture.js';
+
+requireNative();
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const t = tempDir();
+const CHUNK = 16384;
+const data = memoryLike(1024, 41); // 4 MiB: 256 chunks
+const file = t.path('plain.img');
+
+beforeAll(async () => {
+  const w = await ImageWriter.create(file, { fsync: false, chunkSize: CHUNK });
+  await w.addRegion({ address: 0x340000000n, data, prot: 'rw-', kind: 'heap', name: 'heap' });
+  await w.finish();
+});
+afterAll(() => t.cleanup());
+
+/** Runs `script` (ESM; @LIB@ is the built library, @FILE@ the image, @DIR@ a scratch folder) in a child node with --expose-gc. */
+function child(script: string): { status: number | null; signal: string | null; stdout: string; stderr: string } {
+  const js = t.path(`child-${Math.random().toString(36).slice(2)}.mjs`);
+  writeFileSync(js, script.replaceAll('@LIB@', path.join(ROOT, 'build', 'index.js'))
+    .replaceAll('@FILE@', file).replaceAll('@DIR@', t.dir));
+  const r = spawnSync(process.execPath, ['--expose-gc', js], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('a released session, once collected, writes into no file that reused its descriptors', () => {
+  const out = child(`
+import { openImage } from '@LIB@';
+import { openSync, writeSync, closeSync, readFileSync } from 'node:fs';
+const image = await openImage('@FILE@');
+let r = await image.restore({ mode: 'lazy' });
+await r.done;
+r.release();
+r = null;
+const fds = [];
+for (let i = 0; i < 6; i++) { const fd = openSync('@DIR@/victim' + i, 'w'); writeSync(fd, 'victim ' + i + '\\n'); fds.push(fd); }
+for (let i = 0; i < 10; i++) { globalThis.gc(); await new Promise((res) => setTimeout(res, 10)); }
+for (const fd of fds) closeSync(fd);
+for (let i = 0; i < 6; i++) console.log(JSON.stringify(readFileSync('@DIR@/victim' + i, 'latin1')));
+await image.close();
+`);
+  expect(out.stderr).toBe('');
+  expect(out.stdout.trim().split('\n')).toEqual([0, 1, 2, 3, 4, 5].map((i) => JSON.stringify(`victim ${i}\n`)));
+  expect(out.status).toBe(0);
+});
+
+test('the image closed before done, its number reused by another file: every page exact, done resolves', () => {
+  writeFileSync(t.path('other.bin'), memoryLike(1536, 42));
+  const out = child(`
+import { openImage } from '@LIB@';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+const data = readFileSync('@FILE@');
+const image = await openImage('@FILE@');
+const r = await image.restore({ mode: 'lazy', prefetch: false });
+const before = image.source.fd;
+await image.close();
+const other = openSync('@DIR@/other.bin', 'r');
+console.log('reused', other === before);
+const mem = new Uint8Array(r.regions[0].memory);
+const copy = Buffer.from(mem);
+await r.done.then(() => console.log('done ok'), (e) => console.log('done', e.code));
+const ref = await openImage('@FILE@');
+console.log('exact', copy.equals(Buffer.from(await ref.read(0x340000000n, mem.length))));
+await ref.close();
+closeSync(other);
+r.release();
+`);
+  expect(out.stderr).toBe('');
+  expect(out.signal).toBeNull();
+  expect(out.stdout).toContain('reused true');
+  expect(out.stdout).toContain('done ok');
+  expect(out.stdout).toContain('exact true');
+  expect(out.status).toBe(0);
+});
+
+test('a damaged chunk found after the image is closed rejects done with its own code', async () => {
+  const bad = t.path('bad.img');
+  writeFileSync(bad, readFileSync(file));
+  const probe = await openImage(bad);
+  const rec = (await probe.chunkTable()).get(200, CHUNK);
+  await probe.close();
+  flipByte(bad, rec.offset + 100);
+  const image = await openImage(bad);
+  const r = await image.restore({ mode: 'lazy' });
+  await image.close(); // before the prefetch threads reach chunk 200
+  try {
+    await expect(r.done).rejects.toMatchObject({ code: 'CORRUPT_CHUNK', chunk: 200, message: expect.stringMatching(/installed nothing/) });
+    const m = new Uint8Array(r.regions[0]!.memory!);
+    expect(Buffer.from(m.subarray(0, 200 * CHUNK)).equals(data.subarray(0, 200 * CHUNK))).toBe(true);
+    expect(Buffer.from(m.subarray(201 * CHUNK)).equals(data.subarray(201 * CHUNK))).toBe(true);
+  } finally {
+    r.release();
+  }
+});
+
+test('25 lazy restores of images opened from bytes let each image go (arrayBuffers bounded)', () => {
+  const out = child(`
+import { openImage } from '@LIB@';
+import { readFileSync } from 'node:fs';
+const file = readFileSync('@FILE@');
+for (let i = 0; i < 25; i++) {
+  const image = await openImage(new Uint8Array(file));
+  const r = await image.restore({ mode: 'lazy' });
+  await r.done;
+  r.release();
+  await image.close();
+}
+for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((res) => setTimeout(res, 20)); }
+console.log(JSON.stringify({ mib: process.memoryUsage().arrayBuffers / 2 ** 20 }));
+`);
+  expect(out.stderr).toBe('');
+  // Each image is 4 MiB: kept alive by its reader, 25 of them would be 100 MiB.
+  expect(JSON.parse(out.stdout).mib).toBeLessThan(24);
+  expect(out.status).toBe(0);
+});
+
+test("a child's profile and failures name the child's chunk numbers, not its parent's", async () => {
+  const A = 0x7f0000000000n;
+  const B = 0x7f1000000000n;
+  const a = memoryLike(16, 43);
+  const b = memoryLike(16, 44);
+  const parent = t.path('p.img');
+  const pw = await ImageWriter.create(parent, { fsync: false, chunkSize: 4096 });
+  await pw.addRegion({ address: 0x7e0000000000n, data: memoryLike(16, 45), kind: 'heap' }); // parent chunks 0..15
+  await pw.addRegion({ address: A, data: a, kind: 'heap' }); // 16..31
+  await pw.addRegion({ address: B, data: b, kind: 'heap' }); // 32..47
+  await pw.finish();
+  const childFile = t.path('c.img');
+  const cw = await ImageWriter.create(childFile, { fsync: false, chunkSize: 4096, parent });
+  await cw.addRegion({ address: A, data: memoryLike(16, 46), kind: 'heap' }); // child chunks 0..15
+  await cw.addRegion({ address: B, data: b, kind: 'heap' }); // 16..31, IN_PARENT (the parent's 32..47)
+  await cw.finish();
+  // A chunk of region B stored in the parent (memoryLike has zero pages, stored as ZERO).
+  const ptable = await (await openImage(parent)).chunkTable();
+  let j = 0;
+  while (ptable.get(32 + j, 4096).storedLength === 0) j++;
+  const image = await openImage(childFile);
+  expect(image.regions[1]!.firstChunk).toBe(16);
+  const r = await image.restore({ mode: 'lazy', prefetch: false });
+  try {
+    expect(new Uint8Array(r.regions[1]!.memory!)[j * 4096 + 7]).toBe(b[j * 4096 + 7]);
+    expect(r.accessProfile()).toEqual([16 + j]);
+  } finally {
+    r.release();
+    await image.close();
+  }
+  // The parent's chunk 32 + j (the child's 16 + j) damaged: done names 16 + j.
+  flipByte(parent, ptable.get(32 + j, 4096).offset + 10);
+  const image2 = await openImage(childFile);
+  const r2 = await image2.restore({ mode: 'lazy' });
+  try {
+    await expect(r2.done).rejects.toMatchObject({ chunk: 16 + j, message: expect.stringMatching(new RegExp(`^chunk ${16 + j} of the child`)) });
+  } finally {
+    r2.release();
+    await image2.close();
+  }
+});
+
+test('a release while a read() is pending rejects done as released, not as an I/O error', async () => {
+  const bytes = readFileSync(file);
+  const probe = await openImage(bytes);
+  const last = (await probe.chunkTable()).get(255, CHUNK);
+  await probe.close();
+  let hung = false;
+  const source: RandomAccessSource = {
+    size: bytes.length,
+    name: 'slow',
+    read: (offset, length) => {
+      if (offset === last.offset) {
+        hung = true;
+        return new Promise(() => {});
+      }
+      return Promise.resolve(new Uint8Array(bytes.subarray(offset, offset + length)));
+    },
+    close: async () => {},
+  };
+  const image = await openImage(source);
+  const r = await image.restore({ mode: 'lazy', prefetchThreads: 1 });
+  for (let i = 0; i < 500 && !(hung && r.lazyStats()!.settled === 255); i++) await new Promise((res) => setTimeout(res, 10));
+  expect(hung).toBe(true);
+  expect(r.lazyStats()!.settled).toBe(255);
+  r.release();
+  await expect(r.done).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/released before every chunk/) });
+  await image.close();
+});
