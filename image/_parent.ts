@@ -8,9 +8,10 @@
  */
 import { createHash } from 'node:crypto';
 import { dirname, isAbsolute, join } from 'node:path';
-import { CHUNK_IN_PARENT, LIMITS } from '../format/constants.js';
+import { CHUNK_IN_PARENT, FOOTER_SIZE, LIMITS } from '../format/constants.js';
 import { CrimgError, isCrimgError } from '../format/errors.js';
-import type { Footer } from '../format/footer.js';
+import { encodeFooter, type Footer } from '../format/footer.js';
+import { xxh64 } from '../codec/checksum.js';
 import type { ParentRecord } from '../format/validation.js';
 import type { ChunkTable, Region } from '../format/index-table.js';
 import { hex, toHex } from '../format/bytes.js';
@@ -59,14 +60,42 @@ export interface HashableImage {
  * Reads the index once, in pieces of at most 16 MiB.
  */
 export async function parentIndexHash(image: HashableImage): Promise<Uint8Array> {
+  return (await hashIndex(image)).hash;
+}
+
+/**
+ * {@link parentIndexHash}, with the bytes it hashed that the image then uses: its chunk table as
+ * stored (one read) and whether the footer hashed is the footer it opened with. The index after
+ * the chunk table is read in pieces of at most 16 MiB.
+ */
+async function hashIndex(image: HashableImage): Promise<{ hash: Uint8Array; chunkTable: Uint8Array; sameFooter: boolean }> {
   const h = createHash('sha256');
   h.update(image.headerBytes);
   h.update(image.validationBytes);
   const start = Number(image.footer.chunkTableOffset);
   const end = image.source.size;
+  const chunkTable = await image.source.read(start, Number(image.footer.chunkTableLength));
+  h.update(chunkTable);
   const piece = 16 * 1024 * 1024;
-  for (let at = start; at < end; at += piece) h.update(await image.source.read(at, Math.min(piece, end - at)));
-  return new Uint8Array(h.digest());
+  let tail: Uint8Array = new Uint8Array(0);
+  for (let at = start + chunkTable.byteLength; at < end; at += piece) {
+    const bytes = await image.source.read(at, Math.min(piece, end - at));
+    h.update(bytes);
+    tail = bytes.byteLength >= FOOTER_SIZE ? bytes : concat(tail, bytes);
+  }
+  const footer = tail.subarray(Math.max(0, tail.byteLength - FOOTER_SIZE));
+  return { hash: new Uint8Array(h.digest()), chunkTable, sameFooter: bytesEqual(footer, encodeFooter(image.footer, xxh64)) };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && a.every((v, i) => v === b[i]);
 }
 
 /** What a parent link needs of an open image (a child or a parent). */
@@ -74,6 +103,10 @@ export interface ChainImage extends HashableImage {
   readonly header: { readonly pageSize: number; readonly chunkSize: number; readonly imageId: Uint8Array };
   readonly validation: { readonly parent?: ParentRecord };
   readonly chunkCount: number;
+  /** True when the index is sealed and no key was given (no chunk table to adopt). */
+  readonly indexLocked?: boolean;
+  /** Takes the chunk table as stored, read and hashed by the parent link, as its own. */
+  adoptChunkTable?(stored: Uint8Array): Promise<unknown>;
   regionAt(address: bigint): Region | undefined;
   plainLength(r: Region, j: number): number;
   close(): Promise<void>;
@@ -166,8 +199,11 @@ export class ParentLink<T extends ChainImage> {
       if (got !== want) {
         throw new CrimgError('PARENT_MISMATCH', `${this.location} is image ${got}, not the parent image ${want} this child was written against`, { hint: 'give the child\'s own parent image' });
       }
-      const hash = await parentIndexHash(parent);
-      if (toHex(hash) !== toHex(rec.indexHash)) {
+      // The index is read once: the bytes hashed are the chunk table the parent then uses, and
+      // the footer hashed is the one it opened with (a parent rewritten after the hash can
+      // only serve chunks that fail the hashed table's checksums, never another image's).
+      const { hash, chunkTable, sameFooter } = await hashIndex(parent);
+      if (toHex(hash) !== toHex(rec.indexHash) || !sameFooter) {
         throw new CrimgError('PARENT_MISMATCH', `the parent image ${want} at ${this.location} was changed since the child was written: its header, validation block or index hash differs`, {
           hint: 'the parent was tampered with or rewritten; restore it from a good copy, or use a flattened child',
         });
@@ -180,6 +216,7 @@ export class ParentLink<T extends ChainImage> {
       if (parent.header.pageSize !== g.pageSize || parent.header.chunkSize !== g.chunkSize) {
         throw new CrimgError('PARENT_MISMATCH', `the parent image ${want} has page size ${parent.header.pageSize} and chunk size ${parent.header.chunkSize}, the child ${g.pageSize} and ${g.chunkSize}`, { hint: 'a child and its parent share the page and chunk size' });
       }
+      if (parent.adoptChunkTable !== undefined && !parent.indexLocked) await parent.adoptChunkTable(chunkTable);
       return parent;
     } catch (e) {
       await parent.close();

@@ -209,9 +209,17 @@ export class ImageReader {
     return this.chunkTablePromise;
   }
 
-  private async loadChunkTable(): Promise<ChunkTable> {
+  /** `stored`, the chunk table as stored and read by the caller (a parent's, hashed: 8.3), as this image's. */
+  adoptChunkTable(stored: Uint8Array): Promise<ChunkTable> {
+    if (this.closed) return Promise.reject(closedError('chunkTable'));
+    if (this.regionTable === null) return Promise.reject(keyRequired());
+    this.chunkTablePromise = this.loadChunkTable(stored);
+    return this.chunkTablePromise;
+  }
+
+  private async loadChunkTable(given?: Uint8Array): Promise<ChunkTable> {
     const off = Number(this.footer.chunkTableOffset);
-    const stored = await this.source.read(off, Number(this.footer.chunkTableLength));
+    const stored = given ?? await this.source.read(off, Number(this.footer.chunkTableLength));
     if (xxh64(stored) !== this.footer.chunkTableChecksum) {
       throw new CrimgError('CORRUPT_INDEX', 'chunk table checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
     }

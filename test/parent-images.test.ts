@@ -310,6 +310,54 @@ describe('the parent is checked before any of its bytes is used', () => {
     });
   });
 
+  test('rewritten in place after the child opened, before its first read: PARENT_MISMATCH', async () => {
+    const forged = t.path('forged-in-place.img');
+    const m = { heap: Buffer.from(pm.heap), stack: pm.stack };
+    m.heap[5000] ^= 1;
+    await writeImage(forged, m, { imageId: baseId });
+    const copy = t.path('in-place-base.img');
+    copyFileSync(base, copy);
+    const img = await openReader(child, { parent: copy });
+    writeFileSync(copy, readFileSync(forged)); // the same inode, truncated and rewritten
+    await expectCode(img.read(HEAP, cm.heap.length), 'PARENT_MISMATCH');
+    await img.close();
+  });
+
+  test('rewritten between the index hash and the chunk table: the table used is the one hashed (one read), the new bytes only fail', async () => {
+    const forged = t.path('forged-toctou.img');
+    const m = { heap: Buffer.from(pm.heap), stack: pm.stack };
+    m.heap[5000] ^= 1; // the parent's chunk 0, which the child takes from its parent
+    await writeImage(forged, m, { imageId: baseId });
+    const good = readFileSync(base);
+    const bad = readFileSync(forged);
+    expect(bad.length).toBe(good.length);
+    const r = await openReader(base);
+    const tableAt = Number(r.footer.chunkTableOffset);
+    await r.close();
+    // A parent whose file turns into the forged one once its whole index was read.
+    let tableReads = 0;
+    let swapped = false;
+    const source: RandomAccessSource = {
+      size: good.length,
+      name: 'swapping parent',
+      read(offset: number, length: number): Promise<Uint8Array> {
+        const out = Uint8Array.from((swapped ? bad : good).subarray(offset, offset + length));
+        if (offset === tableAt) tableReads++;
+        if (tableReads > 0 && offset >= tableAt && offset + length === good.length) swapped = true;
+        return Promise.resolve(out);
+      },
+      close: () => Promise.resolve(),
+    };
+    const img = await openReader(child, { parent: source });
+    const got = await img.read(HEAP, cm.heap.length).then((b) => b, (e: unknown) => e);
+    expect(got).toBeInstanceOf(CrimgError);
+    expect(['CORRUPT_CHUNK', 'PARENT_MISMATCH', 'SOURCE_CHANGED']).toContain((got as CrimgError).code);
+    expect({ swapped, tableReads }).toEqual({ swapped: true, tableReads: 1 });
+    // The chunks the forged file did not change are still the hashed parent's, exact.
+    expect((await img.read(HEAP + 8192n, 4096)).equals(cm.heap.subarray(8192, 12288))).toBe(true);
+    await img.close();
+  });
+
   test('the hint is relative to the child: the pair moved together still opens', async () => {
     const moved = t.path('moved');
     mkdirSync(moved, { recursive: true });
