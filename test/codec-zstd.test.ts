@@ -213,3 +213,56 @@ describe('hostile frames are CORRUPT_CHUNK in every decoder (spec 6.2)', () => {
     expect({ node: codes[0], portable: codes[1], native: nat }).toEqual({ node: expected, portable: expected, native: expected });
   });
 });
+
+/**
+ * `n` bytes of pages that repeat one page of pointer-like 64-bit words (into a 1 MiB heap), each
+ * page with its number written at a place of its own: compressible at every level (level 19
+ * included, quickly), no zero page, and no two pages alike.
+ */
+function pointers(n: number, seed: number): Buffer {
+  const page = Buffer.alloc(4096);
+  let x = seed >>> 0;
+  for (let o = 0; o < page.length; o += 8) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    page.writeBigUInt64LE(0x7f0000000000n + BigInt((x >>> 16) * 16), o);
+  }
+  const b = Buffer.alloc(n);
+  for (let p = 0; p < n / 4096; p++) {
+    page.copy(b, p * 4096);
+    b.writeUInt32LE(p, p * 4096 + (p % 512) * 8);
+  }
+  return b;
+}
+
+describe('chunks of 1 MiB and more: the window holds the whole chunk (single-segment frames)', () => {
+  // The levels' own windows are 512 KiB (1), 2 MiB (3) and 8 MiB (19): chunks larger than them
+  // were written as frames every reader refuses unless the encoder sizes the window per chunk.
+  test.each([
+    [1 << 20, 1], [1 << 20, 3], [1 << 20, 19], [16 << 20, 1], [16 << 20, 3], [16 << 20, 19],
+  ])('chunk size %i, zstd:%i: written, verified and read exactly by the native decoder and fzstd', async (chunkSize, level) => {
+    // Two full chunks and a shorter last one of 1.5 chunks' worth at 1 MiB; at 16 MiB one full
+    // chunk and a last one of 9 MiB (larger than level 19's own 8 MiB window).
+    const length = chunkSize === 1 << 20 ? 2 * chunkSize + (chunkSize >> 1) : chunkSize + (9 << 20);
+    const data = pointers(length, chunkSize + level);
+    const out = t.path(`big-${chunkSize}-${level}.img`);
+    const w = await ImageWriter.create(out, { compress: `zstd:${level}`, chunkSize, fsync: false });
+    await w.addRegion({ address: 0x7f0000000000n, data, name: 'heap' });
+    await w.finish();
+    for (const engine of ['node', 'portable'] as const) {
+      const img = await openImage(out, { engine });
+      expect({ engine, chunkSize: img.chunkSize }).toEqual({ engine, chunkSize });
+      expect(await img.verify()).toMatchObject({ ok: true, errors: [] });
+      expect((await img.read(0x7f0000000000n, length)).equals(data)).toBe(true);
+      expect((await img.chunkStats()).totals.chunks.encoded).toBe(chunkSize === 1 << 20 ? 3 : 2);
+      await img.close();
+    }
+    // The frames themselves: single-segment, content size the plain length, both decoders.
+    for (const size of [chunkSize, chunkSize === 1 << 20 ? chunkSize >> 1 : 9 << 20]) {
+      const plain = data.subarray(0, size);
+      const frame = zstdEncode(plain, level)!;
+      expect({ size, level, problem: zstdFrameProblem(frame, size), single: frame[4]! & 0x20 }).toEqual({ size, level, problem: undefined, single: 0x20 });
+      expect(Buffer.from(zstdDecode(frame, size, 'node')).equals(plain)).toBe(true);
+      expect(Buffer.from(zstdDecode(frame, size, 'portable')).equals(plain)).toBe(true);
+    }
+  });
+});
