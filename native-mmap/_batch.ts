@@ -6,7 +6,7 @@ import type { Reservation } from './index.js';
 
 /** One job of {@link decodeBatch}. */
 export interface DecodeBatchJob {
-  /** The image file, open for reading until the job is done; or `stored`, stored bytes already in memory, from file offset `storedBase` (left unchanged until done). */
+  /** The image file (the job reads a dup of it: closing it meanwhile is safe); or `stored`, stored bytes already in memory, from file offset `storedBase` (left unchanged until done). */
   fd?: number;
   stored?: Uint8Array; storedBase?: number;
   /** Header codec id, cipher id and chunk size. */

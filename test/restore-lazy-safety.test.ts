@@ -4,13 +4,15 @@
  * closed (and its number reused) before `done`; a failure found after close keeps its own code;
  * the JavaScript reader of a non-fd source is let go once the session ends; a child's profile and
  * failures name the child's chunk numbers; a release while a read() is pending rejects `done` as
- * released, not as an I/O error.
+ * released, not as an I/O error. And the same for decodeBatch (copy restore, verify): its file
+ * closed, its number reused, while the job reads.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { ImageWriter, openImage } from '../index.js';
+import { decodeBatch } from '../native-mmap/index.js';
 import type { RandomAccessSource } from '../image/source.js';
 import { flipByte, memoryLike, tempDir } from './helpers.js';
 import { requireNative } from './native-fixture.js';
@@ -198,4 +200,30 @@ test('a release while a read() is pending rejects done as released, not as an I/
   r.release();
   await expect(r.done).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/released before every chunk/) });
   await image.close();
+});
+
+test('decodeBatch reads its own dup: the file closed and its number reused while the job runs', async () => {
+  const image = await openImage(file);
+  const table = await image.chunkTable();
+  const region = image.regions[0]!;
+  const items = new BigUint64Array(256 * 8);
+  for (let c = 0; c < 256; c++) {
+    const rec = table.get(c, CHUNK);
+    items.set([BigInt(rec.offset), BigInt(c), region.address + BigInt(c * CHUNK), rec.checksum,
+      BigInt(rec.storedLength) | (BigInt(CHUNK) << 32n), BigInt(rec.flags) | (c === 255 ? 1n << 16n : 0n) | (BigInt(region.index) << 32n),
+      0xffffffffffffffffn, 0n], c * 8);
+  }
+  const h = image.header;
+  await image.close();
+  writeFileSync(t.path('other2.bin'), memoryLike(1536, 47));
+  const fd = openSync(file, 'r');
+  const job = decodeBatch({ fd, codec: h.codec, cipher: h.cipher, chunkSize: h.chunkSize, items, all: true, threads: 1 });
+  closeSync(fd);
+  const other = openSync(t.path('other2.bin'), 'r');
+  try {
+    expect(other).toBe(fd);
+    expect((await job).failures).toEqual([]);
+  } finally {
+    closeSync(other);
+  }
 });

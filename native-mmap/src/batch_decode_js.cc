@@ -3,7 +3,7 @@
 // reservation's placed memory or into scratch that is dropped.
 //
 // decodeBatch(job, done(err, result))
-//   job.fd                 the image file, open for reading until done runs; or
+//   job.fd                 the image file (the job reads a dup: the caller may close it); or
 //   job.stored, job.storedBase  a Uint8Array of stored bytes already in memory
 //                          and the file offset of its first byte (a remote span)
 //   job.codec, job.cipher  header ids; job.chunkSize the header chunk size
@@ -20,7 +20,10 @@
 // caller must leave the destinations placed (no unmap, protect or re-place
 // of them; the targets stay referenced by the job, and a released
 // reservation leaves its placements mapped).
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -53,7 +56,10 @@ class BatchWorker : public Napi::AsyncWorker {
   BatchWorker(Napi::Function cb, Napi::Object job)
       : Napi::AsyncWorker(cb, "crimg:decodeBatch"), keep_(Napi::Persistent(job)) {}
 
-  ~BatchWorker() override { explicit_bzero(key_.data(), key_.size()); }
+  ~BatchWorker() override {
+    explicit_bzero(key_.data(), key_.size());
+    if (job.fd >= 0) close(job.fd);  // the dup (DecodeBatchJs)
+  }
 
   BatchJob job;
   std::vector<BatchItem> items;
@@ -138,7 +144,11 @@ Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info) {
   try {
     BatchJob& j = w->job;
     if (job.Get("stored").IsUndefined()) {
-      j.fd = static_cast<int>(Integer(env, job.Get("fd"), "fd", 0, INT32_MAX));
+      const int fd = static_cast<int>(Integer(env, job.Get("fd"), "fd", 0, INT32_MAX));
+      // A dup, closed with the job: the image may be closed (and its number
+      // reused by another file) while the job reads.
+      j.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (j.fd < 0) ThrowRange(env, std::string("expected fd to be an open file: ") + strerror(errno));
     } else {
       // Stored bytes in memory (kept alive with the job; not to be changed until done runs).
       TypedBytes m = TypedArg(env, job.Get("stored"), napi_uint8_array, "stored to be a Uint8Array");
