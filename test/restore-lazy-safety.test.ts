@@ -227,3 +227,43 @@ test('decodeBatch reads its own dup: the file closed and its number reused while
     closeSync(other);
   }
 });
+
+test('without poison, faults on a failed chunk wait until release: not woken into a loop of faults', async () => {
+  const bad = t.path('bad-nopoison.img');
+  writeFileSync(bad, readFileSync(file));
+  const probe = await openImage(bad);
+  const rec = (await probe.chunkTable()).get(200, CHUNK);
+  await probe.close();
+  flipByte(bad, rec.offset + 100);
+  // Two write(2) calls at once from the failed chunk's pages, on libuv's threads (kernel-mode faults
+  // wait on the descriptor; the JavaScript thread stays free to count the faults).
+  const js = t.path('nopoison.mjs');
+  writeFileSync(js, `
+import { openImage } from '${path.join(ROOT, 'build', 'index.js')}';
+import { openSync, write } from 'node:fs';
+const image = await openImage(${JSON.stringify(bad)});
+const r = await image.restore({ mode: 'lazy', prefetch: false });
+const m = new Uint8Array(r.regions[0].memory);
+void m[0];
+// Each into its own file: writes to one file descriptor take turns (its position lock).
+const sink = (i) => openSync(${JSON.stringify(t.dir)} + '/sink' + i, 'w');
+const writes = [0, 1].map((i) => new Promise((res) => write(sink(i), m.subarray(200 * ${CHUNK}, 201 * ${CHUNK}), (e) => res(e ? e.code : 'ok'))));
+for (let i = 0; i < 200 && r.lazyStats().settled < 2; i++) await new Promise((res) => setTimeout(res, 5));
+await new Promise((res) => setTimeout(res, 300));
+const s = r.lazyStats();
+console.log(JSON.stringify({ poison: s.poison, settled: s.settled, faults: s.faults }));
+r.release();
+console.log(JSON.stringify(await Promise.all(writes)));
+await image.close();
+`);
+  const out = spawnSync(process.execPath, [js], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, CRIMG_UFFD_POISON: '0' } });
+  expect(out.stderr).toBe('');
+  const [stats, writes] = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  expect(stats.poison).toBe(false);
+  expect(stats.settled).toBe(2); // chunk 0 and the failed chunk 200
+  // One fault per chunk 0 page touched and one per waiting write; a loop makes thousands.
+  expect(stats.faults).toBeLessThan(10);
+  // Released: the waiting writes fail (unmapped), never read zeros.
+  expect(writes).toEqual(['EFAULT', 'EFAULT']);
+  expect(out.status).toBe(0);
+});

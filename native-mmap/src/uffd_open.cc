@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -67,7 +68,10 @@ UffdOpened OpenUffd() {
     }
     // UFFD_FEATURE_POISON where the kernel has it (6.6+); a refused
     // handshake cannot be repeated on the same descriptor, so make another.
-    bool poison = Handshake(fd, UFFD_FEATURE_POISON);
+    // CRIMG_UFFD_POISON=0: without it, as on older kernels (a failed chunk's
+    // pages left missing, a thread touching them waiting until release).
+    const char* knob = getenv("CRIMG_UFFD_POISON");
+    bool poison = !(knob != nullptr && strcmp(knob, "0") == 0) && Handshake(fd, UFFD_FEATURE_POISON);
     if (!poison) {
       close(fd);
       fd = Make(how);
