@@ -6,9 +6,9 @@
  * kernel that forbids reading another process's memory fails the first test, saying so.
  */
 import { jest } from '@jest/globals';
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openImage, describeHost, type Image } from '../index.js';
 import { captureProcess } from '../capture/process.js';
@@ -19,7 +19,7 @@ import { NT_FILE, PT_NOTE, decodeElfHeader, decodeFileNote, decodeNotes, decodeP
 import { parseStat } from '../capture/proc.js';
 import { NO_SUCH_PROCESS, PROCESS_EXITED } from '../capture/_codes.js';
 import { isTempOf } from '../image/_output-file.js';
-import { tempDir } from './helpers.js';
+import { installedCopy, tempDir } from './helpers.js';
 import { crimg, json } from './cli-helpers.js';
 import {
   canReadMemory, compileMemfill, ensureCaptureBuilt, expectedPattern, gcore, gdbBytes, requireTool, startMemfill,
@@ -372,16 +372,6 @@ describe('crimg capture', () => {
  * The package as `npm install` leaves it, copied to `dest` (world-readable): package.json, bin/,
  * build/, the addon, and the production dependencies that npm lists.
  */
-function installedCopy(dest: string): string {
-  const root = join(import.meta.dirname, '..');
-  const parts = ['package.json', 'bin', 'build', join('native-mmap', 'binding.gyp'), join('native-mmap', 'build', 'Release', 'crimg_mmap.node')];
-  const ls = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: root, encoding: 'utf8' });
-  expect(ls.status).toBe(0);
-  const deps = ls.stdout.split('\n').map((l) => relative(root, l.trim())).filter((l) => l.startsWith('node_modules'));
-  for (const part of [...parts, ...deps]) cpSync(join(root, part), join(dest, part), { recursive: true });
-  spawnSync('chmod', ['-R', 'a+rX', dest]);
-  return dest;
-}
 
 describe('gcore, import-core, export-core and gdb agree', () => {
   it('show the same bytes at the same addresses as the capture', async () => {

@@ -1,7 +1,8 @@
 /** Shared test helpers: temp dirs, memory-like data, byte flips. */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, cpSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 export function tempDir(): { dir: string; path: (name: string) => string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'crimg-test-'));
@@ -52,4 +53,21 @@ export function flipByte(file: string, at: number, mask = 0xff): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A copy of the package as a user would have it installed (the built code, the CLI, the addon and
+ * the production dependencies) at `dest`, readable by every user: tests that run a child as
+ * nobody use it, since a checkout under a 0700 directory (as CI's clone is) is unreadable to
+ * nobody. Returns `dest`.
+ */
+export function installedCopy(dest: string): string {
+  const root = join(import.meta.dirname, '..');
+  const parts = ['package.json', 'bin', 'build', join('native-mmap', 'binding.gyp'), join('native-mmap', 'build', 'Release', 'crimg_mmap.node')];
+  const ls = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: root, encoding: 'utf8' });
+  if (ls.status !== 0) throw new Error(`npm ls failed: ${ls.stderr}`);
+  const deps = ls.stdout.split('\n').map((l) => relative(root, l.trim())).filter((l) => l.startsWith('node_modules'));
+  for (const part of [...parts, ...deps]) cpSync(join(root, part), join(dest, part), { recursive: true });
+  spawnSync('chmod', ['-R', 'a+rX', dest]);
+  return dest;
 }

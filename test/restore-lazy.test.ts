@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { ImageWriter, openImage } from '../index.js';
 import { readMaps } from '../restore/_maps.js';
 import { LAYOUT, regionBytes, writeFixture, freeBase } from './restore-fixture.js';
-import { flipByte, memoryLike, tempDir } from './helpers.js';
+import { flipByte, installedCopy, memoryLike, tempDir } from './helpers.js';
 import { requireNative } from './native-fixture.js';
 
 requireNative();
@@ -139,7 +139,9 @@ describe('lazy restore of a memory-like image', () => {
 /** Runs `script` (ESM, importing the built library) in a child, optionally as nobody and/or under a seccomp filter. */
 function child(script: string, opts: { nobody?: boolean; seccomp?: boolean } = {}): { status: number | null; signal: string | null; stdout: string; stderr: string } {
   const file = t.path(`child-${Math.random().toString(36).slice(2)}.mjs`);
-  writeFileSync(file, script.replaceAll('@LIB@', path.join(ROOT, 'build', 'index.js')));
+  // nobody cannot read a checkout under a 0700 directory (as CI's clone is): it runs an installed copy.
+  const lib = opts.nobody ? path.join(nobodyPackage(), 'build', 'index.js') : path.join(ROOT, 'build', 'index.js');
+  writeFileSync(file, script.replaceAll('@LIB@', lib));
   chmodSync(file, 0o644);
   let cmd = process.execPath;
   let args = [file];
@@ -153,6 +155,13 @@ function child(script: string, opts: { nobody?: boolean; seccomp?: boolean } = {
   }
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+let installed: string | undefined;
+/** The package installed where nobody can read it (once per suite). */
+function nobodyPackage(): string {
+  installed ??= installedCopy(t.path('installed'));
+  return installed;
 }
 
 let launcher: string | undefined;
