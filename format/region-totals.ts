@@ -39,6 +39,36 @@ export interface RegionTotalsContext {
  * checkRegionTotals(chunkTablePlain, regionSectionPlain, { regionCount: 3, base: 8192 });
  */
 export function checkRegionTotals(chunks: Uint8Array, regions: Uint8Array, c: RegionTotalsContext): void {
+  const words = chunkWords(chunks);
+  const rw = words ? chunkWords(regions) : null;
+  if (words === null || rw === null) {
+    regionsByView(chunks, regions, c);
+    return;
+  }
+  // The common case in words, with no DataView call per field (2^20 regions: 45-77 ms in
+  // regionsByView, ISSUE 14's 100 ms for a first read); a region that disagrees is checked
+  // again by regionsByView, which names it.
+  const W = CHUNK_RECORD_SIZE / 4;
+  const RW = REGION_RECORD_SIZE / 4;
+  for (let k = 0, o = 0; k < c.regionCount; k++, o += RW) {
+    const first = rw[o + R_FIRST / 4 + 1]! * TWO32 + rw[o + R_FIRST / 4]!;
+    const end = first + rw[o + R_COUNT / 4 + 1]! * TWO32 + rw[o + R_COUNT / 4]!;
+    let stored = 0;
+    let zeros = 0;
+    for (let n = first * W + C_FLAGS / 4, e = end * W; n < e; n += W) {
+      if (words[n]! & CHUNK_ZERO) zeros++;
+      else stored += words[n - C_FLAGS / 4 + C_LENGTH / 4]!;
+    }
+    if (stored <= Number.MAX_SAFE_INTEGER && rw[o + R_STORED / 4]! === stored % TWO32
+      && rw[o + R_STORED / 4 + 1]! === Math.floor(stored / TWO32)
+      && rw[o + R_ZEROS / 4]! === zeros && rw[o + R_ZEROS / 4 + 1]! === 0) continue;
+    const at = k * REGION_RECORD_SIZE;
+    regionsByView(chunks, regions.subarray(at, at + REGION_RECORD_SIZE), { ...c, regionCount: 1, first: (c.first ?? 0) + k });
+  }
+}
+
+/** {@link checkRegionTotals} by DataView: any alignment and byte order; throws naming the region. */
+function regionsByView(chunks: Uint8Array, regions: Uint8Array, c: RegionTotalsContext): void {
   const rv = view(regions);
   const words = chunkWords(chunks);
   const cv = words ? null : view(chunks);
@@ -83,7 +113,7 @@ export function checkRegionTotals(chunks: Uint8Array, regions: Uint8Array, c: Re
 }
 
 /** The records as little-endian 32-bit words when they can be viewed so (aligned, little-endian host). */
-function chunkWords(chunks: Uint8Array): Uint32Array | null {
-  if (!LITTLE_ENDIAN || chunks.byteOffset % 4 !== 0) return null;
-  return new Uint32Array(chunks.buffer, chunks.byteOffset, Math.floor(chunks.byteLength / 4));
+function chunkWords(records: Uint8Array): Uint32Array | null {
+  if (!LITTLE_ENDIAN || records.byteOffset % 4 !== 0) return null;
+  return new Uint32Array(records.buffer, records.byteOffset, Math.floor(records.byteLength / 4));
 }
