@@ -1,0 +1,86 @@
+/**
+ * format/region-totals.ts: the first read's check of every region's totals against the chunk
+ * table (spec/FORMAT.md section 8.1, stage read). Its word path (aligned pieces, the common case)
+ * and its DataView path (any alignment) must accept the same tables and refuse the same ones with
+ * the same code, message and offset.
+ */
+import { checkRegionTotals } from '../format/region-totals.js';
+import { CHUNK_RECORD_SIZE, CHUNK_ZERO, CHUNK_RAW, REGION_RECORD_SIZE } from '../format/constants.js';
+import { prng } from './helpers.js';
+
+/** Region records (64 bytes each) over a chunk table (24 bytes each) with consistent totals. */
+function tables(seed: number): { chunks: Uint8Array; regions: Uint8Array; regionCount: number } {
+  const rnd = prng(seed);
+  const regionCount = 40;
+  const counts = Array.from({ length: regionCount }, () => Math.floor(rnd() * 6)); // gaps (0) too
+  const chunkCount = counts.reduce((a, b) => a + b, 0);
+  const chunks = new Uint8Array(chunkCount * CHUNK_RECORD_SIZE);
+  const cv = new DataView(chunks.buffer);
+  const regions = new Uint8Array(regionCount * REGION_RECORD_SIZE);
+  const rv = new DataView(regions.buffer);
+  let n = 0;
+  counts.forEach((count, i) => {
+    let stored = 0;
+    let zeros = 0;
+    for (let j = 0; j < count; j++, n++) {
+      const zero = rnd() < 0.3;
+      const length = zero ? 0 : 1 + Math.floor(rnd() * 70000);
+      cv.setUint32(n * CHUNK_RECORD_SIZE + 8, length, true);
+      cv.setUint16(n * CHUNK_RECORD_SIZE + 12, zero ? CHUNK_ZERO : CHUNK_RAW, true);
+      if (zero) zeros++;
+      else stored += length;
+    }
+    const o = i * REGION_RECORD_SIZE;
+    rv.setBigUint64(o + 16, BigInt(n - count), true);
+    rv.setBigUint64(o + 24, BigInt(count), true);
+    rv.setBigUint64(o + 32, BigInt(stored), true);
+    rv.setBigUint64(o + 40, BigInt(zeros), true);
+  });
+  return { chunks, regions, regionCount };
+}
+
+/** The same bytes at an odd offset: no 32-bit view is possible, so the DataView path runs. */
+function unaligned(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.length + 1).subarray(1);
+  out.set(bytes);
+  return out;
+}
+
+/** What checkRegionTotals throws for these tables (null when it accepts them). */
+function outcome(chunks: Uint8Array, regions: Uint8Array, regionCount: number): unknown {
+  try {
+    checkRegionTotals(chunks, regions, { regionCount, base: 4096, first: 7 });
+    return null;
+  } catch (e) {
+    const err = e as { code?: string; message: string; offset?: number; region?: number };
+    return { code: err.code, message: err.message, offset: err.offset, region: err.region };
+  }
+}
+
+test('consistent tables pass on both paths', () => {
+  for (let seed = 1; seed <= 5; seed++) {
+    const { chunks, regions, regionCount } = tables(seed);
+    expect(outcome(chunks, regions, regionCount)).toBeNull();
+    expect(outcome(unaligned(chunks), unaligned(regions), regionCount)).toBeNull();
+  }
+});
+
+test.each([
+  ['stored bytes one more', 32, 1n],
+  ['stored bytes high word', 36, 1n],
+  ['zero chunks one more', 40, 1n],
+  ['zero chunks high word', 44, 1n],
+])('%s: both paths refuse with the same code, message, offset and region', (_what, field, delta) => {
+  const { chunks, regions, regionCount } = tables(11);
+  for (const victim of [0, 17, regionCount - 1]) {
+    const bad = regions.slice();
+    const v = new DataView(bad.buffer);
+    const at = victim * REGION_RECORD_SIZE + field;
+    if (field % 8 === 0) v.setBigUint64(at, v.getBigUint64(at, true) + delta, true);
+    else v.setUint32(at, v.getUint32(at, true) + Number(delta), true);
+    const fast = outcome(chunks, bad, regionCount);
+    const slow = outcome(unaligned(chunks), unaligned(bad), regionCount);
+    expect(fast).toMatchObject({ code: 'CORRUPT_INDEX', region: 7 + victim, offset: 4096 + (7 + victim) * REGION_RECORD_SIZE + (field < 40 ? 32 : 40) });
+    expect(slow).toEqual(fast);
+  }
+});
