@@ -23,12 +23,12 @@
  */
 import { constants as zc, deflateRaw, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { promisify } from 'node:util';
-import { availableParallelism } from 'node:os';
 import { CrimgError } from '../format/errors.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
 import { portableLibraries } from './portable.js';
+import { NativeBatches, type BatchJob } from './_native-batches.js';
 import { DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, LIMITS } from '../format/constants.js';
 
 /** Node's zlib refuses output chunk sizes below this (zlib.constants.Z_MIN_CHUNK). */
@@ -300,25 +300,33 @@ export function storedBlocks(bytes: Uint8Array, final: boolean): Uint8Array {
 
 type DeflateBatch = (level: number, plains: Uint8Array[], random: Uint8Array, out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void) => void;
 
-/** Chunks per native deflate job: enough to amortise a pool wake-up, few enough to spread over the pool. */
-const NATIVE_BATCH = 16;
+/** A chunk for the native deflater, with its pages' randomness (see {@link NativeDeflater.deflate}). */
+interface DeflateJob extends BatchJob {
+  random: readonly boolean[] | null;
+}
 
 /**
  * The node engine's deflate through the native addon (native-mmap/src/deflate.cc): Node's own
  * zlib, the same bits as {@link deflateRawAsync} / {@link deflatePagesAsync}: each chunk whole,
- * as one stream (tested byte for byte), but chunks submitted in one synchronous stretch go to the pool as jobs of up to
- * {@link NATIVE_BATCH} chunks instead of one Transform stream and one pool wake-up per chunk,
- * which cost the main thread about 17 us a chunk here.
+ * as one stream (tested byte for byte), on libuv's pool in batches (codec/_native-batches.ts).
  */
 export class NativeDeflater {
-  private pending: { plain: Uint8Array; random: readonly boolean[] | null; resolve: (r: Uint8Array | null) => void; reject: (e: unknown) => void }[] = [];
-  private scheduled = false;
-  /** Batches waiting for a job slot, and jobs running. */
-  private readonly queued: (typeof this.pending)[] = [];
-  private running = 0;
-  private readonly maxJobs = Math.max(1, availableParallelism());
+  private readonly batches: NativeBatches<DeflateJob>;
 
-  private constructor(private readonly batch: DeflateBatch, private readonly level: number) {}
+  private constructor(batch: DeflateBatch, level: number) {
+    this.batches = new NativeBatches<DeflateJob>((jobs, out, sizes, done) => {
+      let pages = 0;
+      for (const j of jobs) pages += Math.ceil(j.plain.byteLength / 4096);
+      const random = new Uint8Array(pages);
+      let k = 0;
+      for (const j of jobs) {
+        const n = Math.ceil(j.plain.byteLength / 4096);
+        if (j.random) for (let p = 0; p < n; p++) random[k + p] = j.random[p] === true ? 1 : 0;
+        k += n;
+      }
+      batch(level, jobs.map((j) => j.plain), random, out, sizes, done);
+    });
+  }
 
   /** A deflater at `level`, or null when the addon is unavailable. */
   static create(level: number): NativeDeflater | null {
@@ -334,93 +342,6 @@ export class NativeDeflater {
    * not be smaller than `plain`.
    */
   deflate(plain: Uint8Array, random: readonly boolean[] | null): Promise<Uint8Array | null> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ plain, random, resolve, reject });
-      if (this.pending.length >= NATIVE_BATCH) {
-        this.flush();
-      } else if (!this.scheduled) {
-        // After this turn of the event loop: a pool job completing resolves a batch of chunks,
-        // and the writer submits as many new ones from promise callbacks within the same turn;
-        // a microtask would send each of those alone, one pool wake-up per chunk.
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          this.flush();
-        });
-      }
-    });
-  }
-
-  /** Cuts the pending chunks into batches and starts what the job limit allows. */
-  private flush(): void {
-    const all = this.pending;
-    this.pending = [];
-    for (let i = 0; i < all.length; i += NATIVE_BATCH) this.queued.push(all.slice(i, i + NATIVE_BATCH));
-    this.startJobs();
-  }
-
-  /**
-   * Starts queued batches while fewer than one job per core runs. More would not deflate
-   * faster, and would take the cores from the main thread that feeds them (measured on 2
-   * cores: with four jobs at once, each submission waited ~250 us for a core).
-   */
-  private startJobs(): void {
-    while (this.running < this.maxJobs && this.queued.length > 0) {
-      this.running++;
-      this.submit(this.queued.shift()!);
-    }
-  }
-
-  private done(): void {
-    this.running--;
-    this.startJobs();
-  }
-
-  private submit(jobs: typeof this.pending): void {
-    // Every job settles exactly once and the slot is released exactly once, whatever throws
-    // (a failed allocation here, a failed call, an error in the callback's own work).
-    let released = false;
-    const release = (): void => {
-      if (!released) {
-        released = true;
-        this.done();
-      }
-    };
-    try {
-      let pages = 0;
-      let bytes = 0;
-      for (const j of jobs) {
-        pages += Math.ceil(j.plain.byteLength / 4096);
-        bytes += j.plain.byteLength;
-      }
-      const random = new Uint8Array(pages);
-      let k = 0;
-      for (const j of jobs) {
-        const n = Math.ceil(j.plain.byteLength / 4096);
-        if (j.random) for (let p = 0; p < n; p++) random[k + p] = j.random[p] === true ? 1 : 0;
-        k += n;
-      }
-      const out = new Uint8Array(bytes);
-      const sizes = new Int32Array(jobs.length);
-      this.batch(this.level, jobs.map((j) => j.plain), random, out, sizes, (err) => {
-        try {
-          if (err) {
-            for (const j of jobs) j.reject(err);
-            return;
-          }
-          let at = 0;
-          jobs.forEach((j, i) => {
-            const size = sizes[i]!;
-            j.resolve(size < 0 ? null : out.subarray(at, at + size));
-            at += j.plain.byteLength;
-          });
-        } finally {
-          release();
-        }
-      });
-    } catch (e) {
-      for (const j of jobs) j.reject(e);
-      release();
-    }
+    return new Promise((resolve, reject) => this.batches.add({ plain, random, resolve, reject }));
   }
 }

@@ -16,7 +16,7 @@
  * into a buffer of that size, its work bounded by the frame's bytes.
  */
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { NativeBatches, type BatchJob } from './_native-batches.js';
 import { CrimgError } from '../format/errors.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
@@ -180,22 +180,16 @@ function fzstdDecompress(): typeof import('fzstd').decompress {
 
 type ZstdBatch = (level: number, plains: Uint8Array[], out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void) => void;
 
-/** Chunks per native zstd job, as codec/deflate.ts's NATIVE_BATCH. */
-const NATIVE_BATCH = 16;
-
 /**
- * The node engine's zstd on the encoder pool: chunks submitted in one synchronous stretch go to
- * libuv's pool as jobs of up to {@link NATIVE_BATCH} chunks (native-mmap/src/zstd_js.cc), at
- * most one job per core at a time, as codec/deflate.ts's NativeDeflater.
+ * The node engine's zstd on the encoder pool (native-mmap/src/zstd_js.cc), in batches as
+ * codec/deflate.ts's NativeDeflater (codec/_native-batches.ts).
  */
 export class NativeZstd {
-  private pending: { plain: Uint8Array; resolve: (r: Uint8Array | null) => void; reject: (e: unknown) => void }[] = [];
-  private scheduled = false;
-  private readonly queued: (typeof this.pending)[] = [];
-  private running = 0;
-  private readonly maxJobs = Math.max(1, availableParallelism());
+  private readonly batches: NativeBatches<BatchJob>;
 
-  private constructor(private readonly batch: ZstdBatch, private readonly level: number) {}
+  private constructor(batch: ZstdBatch, level: number) {
+    this.batches = new NativeBatches<BatchJob>((jobs, out, sizes, done) => batch(level, jobs.map((j) => j.plain), out, sizes, done));
+  }
 
   /** An encoder at `level` 1..19, or null when the addon is unavailable. */
   static create(level: number): NativeZstd | null {
@@ -206,66 +200,6 @@ export class NativeZstd {
 
   /** One zstd frame of `plain`, or null when it would not be smaller than `plain`. */
   compress(plain: Uint8Array): Promise<Uint8Array | null> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ plain, resolve, reject });
-      if (this.pending.length >= NATIVE_BATCH) {
-        this.flush();
-      } else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => {
-          this.scheduled = false;
-          this.flush();
-        });
-      }
-    });
-  }
-
-  private flush(): void {
-    const all = this.pending;
-    this.pending = [];
-    for (let i = 0; i < all.length; i += NATIVE_BATCH) this.queued.push(all.slice(i, i + NATIVE_BATCH));
-    this.startJobs();
-  }
-
-  private startJobs(): void {
-    while (this.running < this.maxJobs && this.queued.length > 0) {
-      this.running++;
-      this.submit(this.queued.shift()!);
-    }
-  }
-
-  private submit(jobs: typeof this.pending): void {
-    let released = false;
-    const release = (): void => {
-      if (!released) {
-        released = true;
-        this.running--;
-        this.startJobs();
-      }
-    };
-    try {
-      const bytes = jobs.reduce((s, j) => s + j.plain.byteLength, 0);
-      const out = new Uint8Array(bytes);
-      const sizes = new Int32Array(jobs.length);
-      this.batch(this.level, jobs.map((j) => j.plain), out, sizes, (err) => {
-        try {
-          if (err) {
-            for (const j of jobs) j.reject(err);
-            return;
-          }
-          let at = 0;
-          jobs.forEach((j, i) => {
-            const size = sizes[i]!;
-            j.resolve(size < 0 ? null : out.subarray(at, at + size));
-            at += j.plain.byteLength;
-          });
-        } finally {
-          release();
-        }
-      });
-    } catch (e) {
-      for (const j of jobs) j.reject(e);
-      release();
-    }
+    return new Promise((resolve, reject) => this.batches.add({ plain, resolve, reject }));
   }
 }
