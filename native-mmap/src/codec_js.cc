@@ -13,6 +13,7 @@
 #include "args.h"
 #include "bindings.h"
 #include "deflate.h"
+#include "batch_result.h"
 #include "errors.h"
 #include "scan.h"
 
@@ -148,38 +149,7 @@ class DeflateWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    Napi::Object keep = keep_.Value();
-    napi_typedarray_type t;
-    size_t out_len = 0, sizes_len = 0, off = 0;
-    void* out = nullptr;
-    void* sizes = nullptr;
-    napi_value ab;
-    const bool ok =
-        napi_get_typedarray_info(env, keep.Get("out"), &t, &out_len, &out, &ab, &off) == napi_ok &&
-        napi_get_typedarray_info(env, keep.Get("sizes"), &t, &sizes_len, &sizes, &ab, &off) == napi_ok &&
-        out != nullptr && sizes != nullptr && out_len >= out_.size() && sizes_len >= sizes_.size();
-    if (!ok) {
-      Napi::Error e = Napi::Error::New(env, "deflateBatch: out or sizes was detached or shrunk while deflating");
-      SetCode(e, "ERR_CRIMG_DEFLATE");
-      Callback().Call({e.Value()});
-      return;
-    }
-    // Checked again here: the pages may have been protected while deflating.
-    Failure f = AddressSpace::Get().CheckWritable(out, out_.size(), "out");
-    if (!f) f = AddressSpace::Get().CheckWritable(sizes, sizes_.size() * sizeof(int32_t), "sizes");
-    if (f) {
-      Napi::Error e = Napi::Error::New(env, "deflateBatch: " + f.message);
-      SetCode(e, "ERR_CRIMG_DEFLATE");
-      Callback().Call({e.Value()});
-      return;
-    }
-    size_t at = 0;
-    for (size_t i = 0; i < lengths_.size(); i++) {
-      if (sizes_[i] > 0) memcpy(static_cast<uint8_t*>(out) + at, out_.data() + at, static_cast<size_t>(sizes_[i]));
-      at += lengths_[i];
-    }
-    memcpy(sizes, sizes_.data(), sizes_.size() * sizeof(int32_t));
-    Callback().Call({env.Null()});
+    DeliverEncodedBatch(env, keep_.Value(), out_, sizes_, lengths_, "deflateBatch", "ERR_CRIMG_DEFLATE", Callback());
   }
 
  private:
