@@ -11,6 +11,7 @@ import type net from 'node:net';
 import { ImageWriter, openImage } from '../index.js';
 import { RemoteSource, type RemoteOptions } from '../image/index.js';
 import { CrimgError } from '../format/errors.js';
+import { parseByteRanges } from '../image/remote/_http.js';
 import { memoryLike, prng, tempDir } from './helpers.js';
 import { startFaultProxy, startNginx, type FaultProxy, type Fault, type Nginx } from './remote-servers.js';
 import { crimg } from './cli-helpers.js';
@@ -210,6 +211,30 @@ describe('faults through a proxy in front of nginx', () => {
     // Both ends are reached: most runs recover, some fail with a code.
     expect(outcomes['bytes of A'] ?? 0).toBeGreaterThan(10);
     expect((outcomes.SOURCE_CHANGED ?? 0) + (outcomes.IO_ERROR ?? 0) + (outcomes.TRUNCATED ?? 0)).toBeGreaterThan(0);
+  });
+});
+
+describe('impossible numbers from the server', () => {
+  test('a Content-Range past 2^53, past the object or ending before it starts is IO_ERROR at open, never a RangeError', async () => {
+    for (const bad of ['bytes 0-99/99999999999999999999', 'bytes 0-49151/100', 'bytes 5-4/1000000']) {
+      proxy.headers = (_n, h) => { if (h['content-range']) h['content-range'] = bad; };
+      const got = await readThrough('a.img');
+      expect([bad, got]).toEqual([bad, expect.objectContaining({ code: 'IO_ERROR' })]);
+      proxy.headers = () => {};
+    }
+  });
+
+  test('multipart/byteranges: a part ending before it starts, past the object, or too many parts is no body (never a walk back to the same delimiter)', () => {
+    const type = 'multipart/byteranges; boundary=B';
+    const part = (range: string, data: string): string => `--B\r\nContent-Range: bytes ${range}\r\n\r\n${data}\r\n`;
+    expect(parseByteRanges(type, Buffer.from(part('0-1/10', 'ab') + part('4-5/10', 'ef') + '--B--\r\n'))).toEqual([
+      { start: 0, end: 1, total: 10, bytes: Buffer.from('ab') },
+      { start: 4, end: 5, total: 10, bytes: Buffer.from('ef') },
+    ]);
+    expect(parseByteRanges(type, Buffer.from(part('1000-0/5000', 'xx') + '--B--\r\n'))).toBeNull();
+    expect(parseByteRanges(type, Buffer.from(part('0-1/1', 'ab') + '--B--\r\n'))).toBeNull();
+    expect(parseByteRanges(type, Buffer.from(part('0-1/99999999999999999999', 'ab') + '--B--\r\n'))).toBeNull();
+    expect(parseByteRanges(type, Buffer.from(part('0-0/9', 'a').repeat(3) + '--B--\r\n'), 2)).toBeNull();
   });
 });
 

@@ -148,9 +148,10 @@ export function safeUrl(url: URL): string {
 
 /**
  * The parts of a `multipart/byteranges` body (RFC 9110 section 14.6): each part's first byte
- * offset and bytes. Null when the body is not one.
+ * offset and bytes. Null when the body is not one, or a part's numbers are impossible (end before
+ * start, past the object's length, not exact integers), or it has more than `maxParts` parts.
  */
-export function parseByteRanges(contentType: string, body: Buffer): { start: number; end: number; total: number; bytes: Buffer }[] | null {
+export function parseByteRanges(contentType: string, body: Buffer, maxParts = 1024): { start: number; end: number; total: number; bytes: Buffer }[] | null {
   const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
   if (!m) return null;
   const delimiter = Buffer.from(`--${m[1] ?? m[2]}`);
@@ -166,10 +167,17 @@ export function parseByteRanges(contentType: string, body: Buffer): { start: num
     if (!cr) return null;
     const start = Number(cr[1]);
     const end = Number(cr[2]);
+    const total = cr[3] === '*' ? -1 : Number(cr[3]);
+    // A server's numbers are checked before they steer the walk: a part that ends before it
+    // starts, or past the object, or numbers beyond 2^53, make the body invalid (never a
+    // negative offset, which would find the same delimiter again, for ever).
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) return null;
+    if (total !== -1 && (!Number.isSafeInteger(total) || end >= total)) return null;
+    if (out.length >= maxParts) return null;
     const dataStart = headEnd + 4;
     const dataEnd = dataStart + (end - start + 1);
     if (dataEnd > body.length) return null;
-    out.push({ start, end, total: cr[3] === '*' ? -1 : Number(cr[3]), bytes: body.subarray(dataStart, dataEnd) });
+    out.push({ start, end, total, bytes: body.subarray(dataStart, dataEnd) });
     at = body.indexOf(delimiter, dataEnd);
   }
   return null;

@@ -333,7 +333,7 @@ export class RemoteSource implements RandomAccessSource {
         return [res.body];
       }
       const type = String(res.headers['content-type'] ?? '');
-      const parts = /^multipart\/byteranges/i.test(type) ? parseByteRanges(type, res.body) : null;
+      const parts = /^multipart\/byteranges/i.test(type) ? parseByteRanges(type, res.body, ranges.length * 4 + 16) : null;
       if (parts === null) {
         // One range for all (a server may merge them): slice it.
         const got = this.rangeOf(res, -1, -1, false);
@@ -441,6 +441,11 @@ export class RemoteSource implements RandomAccessSource {
       start = Number(cr[1]);
       end = Number(cr[2]) + 1;
       total = Number(cr[3]);
+      // The server's numbers, checked before they size anything: a range that ends before it
+      // starts or past the object, or numbers beyond 2^53, are a broken answer.
+      if (!Number.isSafeInteger(total) || !Number.isSafeInteger(end) || start >= end || end > total) {
+        throw this.ioError(`answered with an impossible Content-Range "${String(res.headers['content-range']).slice(0, 100)}" for [${wantStart}, ${wantEnd})`);
+      }
     }
     if (!first && total !== this.size) throw this.changed(`its size is now ${total}, not ${this.size}`);
     if (end - start !== res.body.length) throw new CrimgError('TRUNCATED', `${this.name}: a body of ${res.body.length} bytes for the range [${start}, ${end})`, { hint: 'the server cut the transfer short; try again' });
