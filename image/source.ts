@@ -4,7 +4,7 @@
  * same way (cf. yauzl's RandomAccessReader). Offsets are Numbers: files beyond 2^53 bytes are out of scope.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { fstatSync, readSync } from 'node:fs';
+import { constants, fstatSync, readSync } from 'node:fs';
 import { CrimgError } from '../format/errors.js';
 
 /** A readable byte range of known size. */
@@ -65,7 +65,9 @@ export class FileSource implements RandomAccessSource {
   static async open(path: string): Promise<FileSource> {
     let handle: FileHandle;
     try {
-      handle = await open(path, 'r');
+      // O_NONBLOCK: opening a FIFO (a parent hint may name one) would otherwise wait for a
+      // writer for ever; on a regular file it changes nothing.
+      handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
       throw new CrimgError('IO_ERROR', `cannot open ${path}: ${code}`, { cause: e });

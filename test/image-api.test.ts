@@ -256,3 +256,19 @@ describe('error categories', () => {
     expect(exitCodeOf(new RangeError('bad'))).toBe(2);
   });
 });
+
+describe('opening what is not a regular file', () => {
+  test('a FIFO, /dev/null and a directory are IO_ERROR at once (a FIFO is never waited on for a writer)', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const t = tempDir();
+    try {
+      const fifo = t.path('fifo');
+      execFileSync('mkfifo', [fifo]);
+      for (const path of [fifo, '/dev/null', t.dir]) {
+        await expect(openImage(path)).rejects.toMatchObject({ code: 'IO_ERROR' });
+      }
+    } finally {
+      t.cleanup();
+    }
+  });
+});
