@@ -16,6 +16,9 @@ import type { ParentRecord } from '../format/validation.js';
 import type { ChunkTable, Region } from '../format/index-table.js';
 import { hex, toHex } from '../format/bytes.js';
 import type { RandomAccessSource, SourceInput } from './source.js';
+
+/** A URL (`http://`, `s3://`, ...), as image/source.ts opens remotely. */
+const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
 import type { KeyInput } from './keying.js';
 
 /**
@@ -149,8 +152,21 @@ export class ParentLink<T extends ChainImage> {
   private hintPath(): string | undefined {
     const hint = this.record.hint;
     if (hint === '') return undefined;
+    const child = this.childPath;
+    if (child !== undefined && URL_LIKE.test(child)) {
+      // A remote child's hint is resolved against its URL, on the child's own origin only.
+      try {
+        const u = new URL(hint, child);
+        return u.origin === new URL(child).origin ? u.href : undefined;
+      } catch {
+        return undefined;
+      }
+    }
+    // A hint in an image never makes a local reader contact a server (with the user's
+    // credentials, for s3://): a URL is followed only when given (--parent, option parent).
+    if (URL_LIKE.test(hint)) return undefined;
     // Joined, not resolved: a child named by a relative path names its parent relatively too.
-    return isAbsolute(hint) || this.childPath === undefined ? hint : join(dirname(this.childPath), hint);
+    return isAbsolute(hint) || child === undefined ? hint : join(dirname(child), hint);
   }
 
   /**
@@ -180,7 +196,8 @@ export class ParentLink<T extends ChainImage> {
     const spec = this.given !== undefined ? toParentSpec(this.given) : undefined;
     const input = spec?.source ?? this.hintPath();
     if (input === undefined) {
-      throw new CrimgError('PARENT_REQUIRED', `the image is a child of image ${want} and records no location for it`, { hint: 'give the parent image (--parent FILE, option parent)' });
+      const why = rec.hint === '' ? 'records no location for it' : `records a location that is not followed (${JSON.stringify(rec.hint.slice(0, 200))}: a URL, or another origin than the child's)`;
+      throw new CrimgError('PARENT_REQUIRED', `the image is a child of image ${want} and ${why}`, { hint: 'give the parent image (--parent FILE, option parent)' });
     }
     let parent: T;
     try {

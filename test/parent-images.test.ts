@@ -371,6 +371,18 @@ describe('the parent is checked before any of its bytes is used', () => {
     });
   });
 
+  test('a hint that is a URL is never followed from a local child (PARENT_REQUIRED naming it); --parent still works', async () => {
+    const c = t.path('url-hint-child.img');
+    await writeImage(c, cm, { parent: base, parentHint: 's3://bucket/base.img' });
+    const img = await openReader(c);
+    const e = await expectCode(img.read(HEAP + 16384n, 4096), 'PARENT_REQUIRED');
+    expect(e.message).toContain('records a location that is not followed ("s3://bucket/base.img"');
+    await img.close();
+    const given = await openReader(c, { parent: base });
+    expect((await given.read(HEAP, cm.heap.length)).equals(cm.heap)).toBe(true);
+    await given.close();
+  });
+
   test('an encrypted parent with the wrong key is WRONG_KEY naming the parent', async () => {
     const eb = t.path('enc-base.img');
     const ec = t.path('enc-child.img');
