@@ -13,7 +13,9 @@
  * Before fzstd sees a byte, {@link zstdFrameProblem} checks the frame rules on the frame header
  * and block headers alone (no decoding): so both engines refuse the same frames with
  * `CORRUPT_CHUNK`, and fzstd only ever decodes a frame whose content size is the plain length,
- * into a buffer of that size, its work bounded by the frame's bytes.
+ * its work bounded by the frame's bytes; fzstd's streaming decoder then hands over the blocks'
+ * output, copied into a buffer of the plain length with a bounds check, and the frame must
+ * decode to exactly that many bytes.
  */
 import { createRequire } from 'node:module';
 import { NativeBatches, type BatchJob } from './_native-batches.js';
@@ -21,7 +23,6 @@ import { CrimgError } from '../format/errors.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
-import { portableEngineLoaded, portableLibraries } from './portable.js';
 import { CHUNK_ENCODED, LIMITS, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from '../format/constants.js';
 
 const HINT = 'the chunk is damaged; verify the image, or re-copy it from its source';
@@ -83,6 +84,9 @@ export function zstdFrameProblem(frame: Uint8Array, plainLength: number): string
     if (blockSize > Math.min(BLOCK_MAX, plainLength)) return 'frame does not decode (a block is larger than the window)';
     const stored = type === 1 ? 1 : blockSize;
     if (at + stored > n) return 'frame is truncated or malformed (a block is cut off)';
+    if (type === 2 && literalsSize(frame, at, blockSize) > Math.min(BLOCK_MAX, plainLength)) {
+      return 'frame does not decode (a block\'s literals are larger than the window)';
+    }
     at += stored;
     if (type !== 2) {
       known += blockSize;
@@ -94,6 +98,25 @@ export function zstdFrameProblem(frame: Uint8Array, plainLength: number): string
   if (at > n) return 'frame is truncated or malformed (its checksum is cut off)';
   if (at < n) return `frame is followed by ${n - at} bytes in its chunk (a chunk is one zstd frame and nothing else)`;
   return undefined;
+}
+
+/**
+ * The regenerated size in the literals section header of the compressed block of `blockSize`
+ * bytes at `at` (RFC 8878 3.1.1.3.1.1), or 0 when the header does not fit in the block (fzstd
+ * and libzstd refuse that themselves). fzstd clips literals past the window instead of refusing
+ * them, so the size is checked here.
+ */
+function literalsSize(frame: Uint8Array, at: number, blockSize: number): number {
+  if (blockSize < 1) return 0;
+  const b0 = frame[at]!;
+  const type = b0 & 3;
+  const sf = (b0 >> 2) & 3;
+  const headerBytes = type < 2 ? (sf === 0 || sf === 2 ? 1 : sf === 1 ? 2 : 3) : (sf < 2 ? 3 : sf === 2 ? 4 : 5);
+  if (headerBytes > blockSize) return 0;
+  const h = b0 + (headerBytes > 1 ? frame[at + 1]! * 2 ** 8 : 0) + (headerBytes > 2 ? frame[at + 2]! * 2 ** 16 : 0);
+  if (type < 2) return sf === 0 || sf === 2 ? b0 >> 3 : Math.floor(h / 16);
+  const h5 = h + (headerBytes > 3 ? frame[at + 3]! * 2 ** 24 : 0) + (headerBytes > 4 ? frame[at + 4]! * 2 ** 32 : 0);
+  return Math.floor(h5 / 16) % 2 ** (sf < 2 ? 10 : sf === 2 ? 14 : 18);
 }
 
 /**
@@ -156,25 +179,44 @@ export function zstdDecode(frame: Uint8Array, plainLength: number, engine?: Engi
   }
   const problem = zstdFrameProblem(frame, plainLength);
   if (problem !== undefined) throw corrupt(problem);
-  let out: Uint8Array;
+  return fzstdDecode(frame, plainLength);
+}
+
+/**
+ * Decodes a frame that passed {@link zstdFrameProblem} with fzstd's streaming decoder, block by
+ * block into exactly `plainLength` bytes: fzstd's one-shot `decompress` writes into the buffer it
+ * is given and returns that same buffer, so a frame whose compressed blocks decode to fewer
+ * bytes than its content size would come back as `plainLength` bytes with a stale tail. Output
+ * past `plainLength` is refused before it is copied, and a short total is refused at the end;
+ * memory stays bounded by the plain length (the output, and fzstd's window of the content size).
+ */
+function fzstdDecode(frame: Uint8Array, plainLength: number): Uint8Array {
+  const out = new Uint8Array(plainLength);
+  let length = 0;
   try {
-    out = fzstdDecompress()(frame, new Uint8Array(plainLength));
+    const d = new (fzstdModule().Decompress)((piece) => {
+      if (piece.byteLength > plainLength - length) throw corrupt(`frame decodes to more than the plain length of ${plainLength} bytes`);
+      out.set(piece, length);
+      length += piece.byteLength;
+    });
+    d.push(frame, true);
   } catch (e) {
+    if (e instanceof CrimgError) throw e;
     throw corrupt(`frame does not decode (${e instanceof Error ? e.message : String(e)})`);
   }
-  if (out.byteLength !== plainLength) throw corrupt(`frame decodes to ${out.byteLength} bytes, expected ${plainLength}`);
+  if (length !== plainLength) throw corrupt(`frame decodes to ${length} bytes, expected ${plainLength}`);
   return out;
 }
 
-let fzstd: typeof import('fzstd').decompress | null = null;
+let fzstd: typeof import('fzstd') | null = null;
 
 /**
- * fzstd's decoder: the portable engine's when it is loaded, else fzstd required on first use
- * (synchronously, as the codec's primitives are), for the node engine without the addon.
+ * fzstd, required on first use (synchronously, as the codec's primitives are), for the portable
+ * engine and for the node engine without the addon: the streaming `Decompress` that
+ * {@link fzstdDecode} needs is not among the portable engine's loaded libraries.
  */
-function fzstdDecompress(): typeof import('fzstd').decompress {
-  if (portableEngineLoaded()) return portableLibraries().zstdDecompress;
-  fzstd ??= (createRequire(import.meta.url)('fzstd') as typeof import('fzstd')).decompress;
+function fzstdModule(): typeof import('fzstd') {
+  fzstd ??= createRequire(import.meta.url)('fzstd') as typeof import('fzstd');
   return fzstd;
 }
 

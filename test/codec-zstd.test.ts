@@ -214,6 +214,36 @@ describe('hostile frames are CORRUPT_CHUNK in every decoder (spec 6.2)', () => {
   });
 });
 
+describe('compressed blocks that decode to other than the content size are CORRUPT_CHUNK', () => {
+  // Headers that pass zstdFrameProblem (it counts raw and RLE blocks only): fzstd's one-shot
+  // decoder returned the buffer it was given, so these came back as plain-length bytes.
+  const cases: [string, Uint8Array, number, RegExp][] = [
+    // magic, single-segment with content size 100, one compressed block of 5 raw literals
+    ['5 literals for a content size of 100', Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x64, 0x3d, 0x00, 0x00, 0x28, 0x41, 0x42, 0x43, 0x44, 0x45, 0x00]), 100, /decodes to 5 bytes, expected 100/],
+    // content size 40, one compressed block of 100 RLE literals (fzstd clipped them to 40)
+    ['100 literals for a content size of 40', Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x28, 0x25, 0x00, 0x00, 0x45, 0x06, 0x41, 0x00]), 40, /literals are larger than the window/],
+  ];
+  test.each(cases)('%s', (_name, frame, plainLength, why) => {
+    const err = (() => {
+      try {
+        zstdDecode(frame, plainLength, 'portable');
+        return null;
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(CrimgError);
+    expect(err).toMatchObject({ code: 'CORRUPT_CHUNK', message: expect.stringMatching(why) });
+    expect(() => zstdDecode(frame, plainLength, 'node')).toThrow(expect.objectContaining({ code: 'CORRUPT_CHUNK' }));
+    const out = new Uint8Array(plainLength);
+    const r = native.decodeChunk({
+      codec: 2, cipher: 0, chunkSize: 0, number: 0n, region: 0, address: 0n, last: false, plainLength,
+      flags: CHUNK_ENCODED, checksum: 0n, verifyChecksum: false,
+    }, frame, out);
+    expect(r?.code).toBe('CORRUPT_CHUNK');
+  });
+});
+
 /**
  * `n` bytes of pages that repeat one page of pointer-like 64-bit words (into a 1 MiB heap), each
  * page with its number written at a place of its own: compressible at every level (level 19
