@@ -90,5 +90,8 @@ describe('S3 settings chain', () => {
     }
     const big = refusal(files(`[default]\n${'#'.repeat(MAX_CONFIG_BYTES)}\n`, ''));
     expect(big.message).toContain(`more than ${MAX_CONFIG_BYTES}`);
+    // A device named by the environment is refused, never read until memory runs out.
+    const device = refusal({ ...files(CREDS, CONFIG), AWS_CONFIG_FILE: '/dev/zero', AWS_SHARED_CREDENTIALS_FILE: '/dev/zero' });
+    expect(device.message).toContain('/dev/zero is not a regular file');
   });
 });

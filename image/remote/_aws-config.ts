@@ -18,7 +18,8 @@
  * Files are read whole but bounded ({@link MAX_CONFIG_BYTES}); a missing file is no file (as
  * the SDKs do). Messages name files, lines and profiles, never a value.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { Buffer } from 'node:buffer';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CrimgError } from '../../format/errors.js';
@@ -71,24 +72,37 @@ export function parseIni(text: string, file: string): Ini {
   return out;
 }
 
-/** Reads and parses `file`, or null when it does not exist. */
+/**
+ * Reads and parses `file`, or null when it does not exist. Opened once (non-blocking, so a FIFO
+ * never waits for a writer), checked to be a regular file, and read up to the cap: a file that
+ * grows after the check, or a device, is never read past it.
+ */
 function readIni(file: string): Ini | null {
-  let size: number;
+  let fd: number;
   try {
-    size = statSync(file).size;
-  } catch {
-    return null;
-  }
-  if (size > MAX_CONFIG_BYTES) {
-    throw new CrimgError('INVALID_ARGUMENT', `${file} is ${size} bytes, more than ${MAX_CONFIG_BYTES} for an AWS config or credentials file`, { hint: 'point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at the right file' });
-  }
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new CrimgError('IO_ERROR', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { hint: 'check its permissions' });
   }
-  return parseIni(text.slice(0, MAX_CONFIG_BYTES), file);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      throw new CrimgError('INVALID_ARGUMENT', `${file} is not a regular file`, { hint: 'point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at the right file' });
+    }
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let got = 0;
+    for (let n; got < buf.length && (n = readSync(fd, buf, got, buf.length - got, null)) > 0;) got += n;
+    if (got > MAX_CONFIG_BYTES) {
+      throw new CrimgError('INVALID_ARGUMENT', `${file} is more than ${MAX_CONFIG_BYTES} bytes for an AWS config or credentials file`, { hint: 'point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE at the right file' });
+    }
+    return parseIni(buf.subarray(0, got).toString('utf8'), file);
+  } catch (e) {
+    if (e instanceof CrimgError) throw e;
+    throw new CrimgError('IO_ERROR', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { hint: 'check its permissions' });
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** `~/x` and `~` as the SDKs expand them. */
