@@ -16,6 +16,7 @@
         "src/views.cc",
         "src/mmap_js.cc",
         "src/codec_js.cc",
+        "src/region_check_js.cc",
         "src/write_back.cc",
         "src/scan.cc",
         "src/aead.cc",

@@ -33,6 +33,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scanChunks", Napi::Function::New(env, ScanChunksJs, "scanChunks"));
   exports.Set("xxh64", Napi::Function::New(env, Xxh64Js, "xxh64"));
   exports.Set("hashChunks", Napi::Function::New(env, HashChunksJs, "hashChunks"));
+  exports.Set("xxh64Init", Napi::Function::New(env, Xxh64InitJs, "xxh64Init"));
+  exports.Set("xxh64Update", Napi::Function::New(env, Xxh64UpdateJs, "xxh64Update"));
+  exports.Set("xxh64Digest", Napi::Function::New(env, Xxh64DigestJs, "xxh64Digest"));
+  exports.Set("checkRegionRecords", Napi::Function::New(env, CheckRegionRecordsJs, "checkRegionRecords"));
+  exports.Set("checkRegionTotals", Napi::Function::New(env, CheckRegionTotalsJs, "checkRegionTotals"));
   exports.Set("aeadSeal", Napi::Function::New(env, AeadSealJs, "aeadSeal"));
   exports.Set("writeBack", Napi::Function::New(env, WriteBack, "writeBack"));
   exports.Set("deflateBatch", Napi::Function::New(env, DeflateBatchJs, "deflateBatch"));

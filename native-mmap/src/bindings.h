@@ -23,10 +23,17 @@ Napi::Value View(const Napi::CallbackInfo& info);
 Napi::Value ScanChunksJs(const Napi::CallbackInfo& info);
 Napi::Value Xxh64Js(const Napi::CallbackInfo& info);
 Napi::Value HashChunksJs(const Napi::CallbackInfo& info);
+Napi::Value Xxh64InitJs(const Napi::CallbackInfo& info);
+Napi::Value Xxh64UpdateJs(const Napi::CallbackInfo& info);
+Napi::Value Xxh64DigestJs(const Napi::CallbackInfo& info);
 Napi::Value AeadSealJs(const Napi::CallbackInfo& info);
 Napi::Value DeflateBatchJs(const Napi::CallbackInfo& info);
 // chunk_decode_js.cc: one chunk through the native decoder (chunk_decode.h).
 Napi::Value DecodeChunkJs(const Napi::CallbackInfo& info);
+
+// region_check_js.cc: section 8.1's record checks and region totals, fast engine.
+Napi::Value CheckRegionRecordsJs(const Napi::CallbackInfo& info);
+Napi::Value CheckRegionTotalsJs(const Napi::CallbackInfo& info);
 
 // zstd_js.cc: zstd encoding of chunks (zstd_encode.h).
 Napi::Value ZstdCompressJs(const Napi::CallbackInfo& info);

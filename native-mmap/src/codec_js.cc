@@ -76,6 +76,51 @@ Napi::Value Xxh64Js(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(env, Xxh64(bytes.data == nullptr ? reinterpret_cast<const uint8_t*>("") : bytes.data, bytes.length, 0));
 }
 
+namespace {
+
+// The 80-byte state argument of the streaming XXH64 bindings, copied out (any alignment).
+Xxh64State StateArg(Napi::Env env, const Napi::Value& v, TypedBytes* bytes) {
+  *bytes = TypedArg(env, v, napi_uint8_array, "state to be a Uint8Array");
+  if (bytes->length != sizeof(Xxh64State)) {
+    ThrowRange(env, "expected state to be " + std::to_string(sizeof(Xxh64State)) + " bytes, got " + std::to_string(bytes->length));
+  }
+  CheckOut(env, *bytes, sizeof(Xxh64State), "state");
+  Xxh64State s;
+  memcpy(&s, bytes->data, sizeof s);
+  return s;
+}
+
+}  // namespace
+
+// xxh64Init(state: Uint8Array(80)) -> undefined: a new XXH64 (seed 0) over pieces.
+Napi::Value Xxh64InitJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TypedBytes out;
+  Xxh64State s = StateArg(env, info[0], &out);
+  Xxh64Init(&s);
+  memcpy(out.data, &s, sizeof s);
+  return env.Undefined();
+}
+
+// xxh64Update(state: Uint8Array(80), bytes: Uint8Array) -> undefined: the next piece.
+Napi::Value Xxh64UpdateJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TypedBytes out;
+  Xxh64State s = StateArg(env, info[0], &out);
+  TypedBytes bytes = TypedArg(env, info[1], napi_uint8_array, "bytes to be a Uint8Array");
+  if (bytes.length > 0) Xxh64Update(&s, bytes.data, bytes.length);
+  memcpy(out.data, &s, sizeof s);
+  return env.Undefined();
+}
+
+// xxh64Digest(state: Uint8Array(80)) -> bigint: XXH64 of every piece so far.
+Napi::Value Xxh64DigestJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TypedBytes out;
+  const Xxh64State s = StateArg(env, info[0], &out);
+  return Napi::BigInt::New(env, Xxh64Digest(&s));
+}
+
 // aeadSeal(cipherId: 1 | 2, key: Uint8Array(32), nonce: Uint8Array(12), aad: Uint8Array,
 //          plain: Uint8Array, out: Uint8Array(plain.length + 16))
 // The format's cipher ids (spec/FORMAT.md section 7): 1 AES-256-GCM, 2

@@ -43,31 +43,12 @@ inline uint64_t Merge(uint64_t acc, uint64_t v) {
 
 }  // namespace
 
-uint64_t Xxh64(const uint8_t* p, size_t len, uint64_t seed) {
+namespace {
+
+// The tail of XXH64 after the stripes: the remaining `len` (< 32) bytes at `p`
+// into `h` (which already holds the total length), then the avalanche.
+uint64_t Finish(uint64_t h, const uint8_t* p, size_t len) {
   const uint8_t* const end = p + len;
-  uint64_t h;
-  if (len >= 32) {
-    const uint8_t* const limit = end - 32;
-    uint64_t v1 = seed + kP1 + kP2;
-    uint64_t v2 = seed + kP2;
-    uint64_t v3 = seed;
-    uint64_t v4 = seed - kP1;
-    do {
-      v1 = Round(v1, Read64(p));
-      v2 = Round(v2, Read64(p + 8));
-      v3 = Round(v3, Read64(p + 16));
-      v4 = Round(v4, Read64(p + 24));
-      p += 32;
-    } while (p <= limit);
-    h = Rotl(v1, 1) + Rotl(v2, 7) + Rotl(v3, 12) + Rotl(v4, 18);
-    h = Merge(h, v1);
-    h = Merge(h, v2);
-    h = Merge(h, v3);
-    h = Merge(h, v4);
-  } else {
-    h = seed + kP5;
-  }
-  h += static_cast<uint64_t>(len);
   while (p + 8 <= end) {
     h ^= Round(0, Read64(p));
     h = Rotl(h, 27) * kP1 + kP4;
@@ -89,6 +70,70 @@ uint64_t Xxh64(const uint8_t* p, size_t len, uint64_t seed) {
   h *= kP3;
   h ^= h >> 32;
   return h;
+}
+
+uint64_t Converge(const uint64_t v[4]) {
+  uint64_t h = Rotl(v[0], 1) + Rotl(v[1], 7) + Rotl(v[2], 12) + Rotl(v[3], 18);
+  for (int k = 0; k < 4; k++) h = Merge(h, v[k]);
+  return h;
+}
+
+// Stripes of 32 bytes from `p` while at least 32 remain; returns the bytes used.
+size_t Stripes(uint64_t v[4], const uint8_t* p, size_t len) {
+  size_t used = 0;
+  for (; used + 32 <= len; used += 32) {
+    v[0] = Round(v[0], Read64(p + used));
+    v[1] = Round(v[1], Read64(p + used + 8));
+    v[2] = Round(v[2], Read64(p + used + 16));
+    v[3] = Round(v[3], Read64(p + used + 24));
+  }
+  return used;
+}
+
+}  // namespace
+
+uint64_t Xxh64(const uint8_t* p, size_t len, uint64_t seed) {
+  uint64_t h;
+  size_t used = 0;
+  if (len >= 32) {
+    uint64_t v[4] = {seed + kP1 + kP2, seed + kP2, seed, seed - kP1};
+    used = Stripes(v, p, len);
+    h = Converge(v);
+  } else {
+    h = seed + kP5;
+  }
+  return Finish(h + static_cast<uint64_t>(len), p + used, len - used);
+}
+
+void Xxh64Init(Xxh64State* s) {
+  memset(s, 0, sizeof *s);
+  s->v[0] = kP1 + kP2;
+  s->v[1] = kP2;
+  s->v[2] = 0;
+  s->v[3] = 0 - kP1;
+}
+
+void Xxh64Update(Xxh64State* s, const uint8_t* p, size_t len) {
+  if (s->buffered > 31) s->buffered = 31;  // a state not made here: no write past buf
+  s->total += len;
+  if (s->buffered > 0) {
+    const size_t take = len < 32 - s->buffered ? len : 32 - s->buffered;
+    memcpy(s->buf + s->buffered, p, take);
+    s->buffered += static_cast<uint32_t>(take);
+    p += take;
+    len -= take;
+    if (s->buffered < 32) return;
+    Stripes(s->v, s->buf, 32);
+    s->buffered = 0;
+  }
+  const size_t used = Stripes(s->v, p, len);
+  memcpy(s->buf, p + used, len - used);
+  s->buffered = static_cast<uint32_t>(len - used);
+}
+
+uint64_t Xxh64Digest(const Xxh64State* s) {
+  const uint64_t h = s->total >= 32 ? Converge(s->v) : s->v[2] + kP5;  // v[2] is the seed until a stripe
+  return Finish(h + s->total, s->buf, s->buffered > 31 ? 31 : s->buffered);
 }
 
 bool IsZero(const uint8_t* p, size_t len) {

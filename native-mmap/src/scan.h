@@ -13,6 +13,20 @@ namespace crimg {
 // github.com/Cyan4973/xxHash, spec doc/xxhash_spec.md).
 uint64_t Xxh64(const uint8_t* p, size_t len, uint64_t seed);
 
+// XXH64 (seed 0) over bytes given in pieces: Init, Update per piece, Digest
+// (a file section read piece by piece, hashed without holding it whole).
+struct Xxh64State {
+  uint64_t v[4];
+  uint64_t total;
+  uint8_t buf[32];
+  uint32_t buffered;  // bytes of buf in use, < 32
+  uint32_t unused;
+};
+static_assert(sizeof(Xxh64State) == 80, "the JS side holds the state in 80 bytes");
+void Xxh64Init(Xxh64State* s);
+void Xxh64Update(Xxh64State* s, const uint8_t* p, size_t len);
+uint64_t Xxh64Digest(const Xxh64State* s);
+
 // True when every byte of [p, p + len) is zero. Stops at the first non-zero
 // word, so a chunk of data costs a few loads.
 bool IsZero(const uint8_t* p, size_t len);
