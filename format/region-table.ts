@@ -21,6 +21,8 @@ import { hex, view } from './bytes.js';
 import { CrimgError } from './errors.js';
 import { REGION_RECORD, decodeFields, offsetOf, type FieldName } from './fields.js';
 import type { Region, RegionSectionContext } from './index-table.js';
+import { checkRegionTotals, type TotalsChecker } from './region-totals.js';
+import { BAD_BLOCK, isContinuation, sanitize } from './_utf8-names.js';
 
 type RegionField = FieldName<(typeof REGION_RECORD.fields)[number]>;
 
@@ -73,10 +75,6 @@ function recordWords(bytes: Uint8Array, count: number): Uint32Array {
   return out;
 }
 
-/** log2 of the block size over which bytes outside characters are counted. */
-const BAD_BLOCK = 4;
-
-const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
 
 /** Indexes of the state {@link RegionTable} carries from piece to piece of records. */
 const NEXT_CHUNK = 0;
@@ -116,6 +114,24 @@ export interface SectionRecords {
    * @throws CrimgError when they cannot be read or are not the bytes checked at construction.
    */
   read(offset: number, into: Uint8Array): void;
+  /**
+   * Hands every record to `visit` again, in order, as pieces of whole records read now and
+   * checked to be the bytes checked at construction (a piece is only valid during the call).
+   * @throws CrimgError when they cannot be read or are not those bytes.
+   */
+  each(visit: (piece: Uint8Array, first: number) => void): void;
+}
+
+/**
+ * A fast engine for the record checks (the native addon's, passed in by image/: format/ does
+ * no I/O and loads nothing): it says how many records from the start pass every check of
+ * section 8.1, with `state` advanced past them; the table checks the record it stopped at
+ * itself, so the outcome and message are always the portable code's. Why: 2^20 records took
+ * 75-130 ms in the JS loop on a first open, mostly compiling it while it ran; natively 2-3 ms.
+ */
+export interface RecordChecker extends TotalsChecker {
+  checkRegionRecords(records: Uint8Array, first: number, state: Float64Array, ctx: Float64Array, strings: Uint8Array,
+    clean: Uint8Array | null, badBlocks: Uint32Array | null, lineStarts: Uint32Array | null): number;
 }
 
 /**
@@ -162,7 +178,7 @@ export class RegionTable {
    * codes and messages of {@link decodeRegionSection}.
    * @throws CrimgError CORRUPT_INDEX, LIMIT_EXCEEDED
    */
-  constructor(section: Uint8Array | SectionRecords, private readonly c: RegionSectionContext) {
+  constructor(section: Uint8Array | SectionRecords, private readonly c: RegionSectionContext, private readonly fast: RecordChecker | null = null) {
     const strBase = c.regionCount * REGION_RECORD_SIZE;
     const length = section instanceof Uint8Array ? section.length : strBase + section.strings.length;
     if (length !== strBase + c.stringTableLength) {
@@ -204,12 +220,32 @@ export class RegionTable {
     // Float64Array: an object's fields changed representation, Smi to double, mid-way).
     const state = Float64Array.of(0, -1, 0);
     if (this.file === null) {
-      this.checkRecords(recordWords(this.bytes!, c.regionCount), 0, c.regionCount, state);
+      this.checkPiece(this.bytes!.subarray(0, c.regionCount * REGION_RECORD_SIZE), 0, state);
     } else {
-      this.file.scan((piece, first) => this.checkRecords(recordWords(piece, piece.length / REGION_RECORD_SIZE), first, piece.length / REGION_RECORD_SIZE, state));
+      this.file.scan((piece, first) => this.checkPiece(piece, first, state));
     }
     if (state[NEXT_CHUNK] !== c.chunkCount) {
       throw new CrimgError('CORRUPT_INDEX', `regions account for ${state[NEXT_CHUNK]} chunks, the chunk table has ${c.chunkCount}`, { offset: c.base });
+    }
+  }
+
+  /**
+   * The whole records of `piece`, the first numbered `first`: by the fast engine when there is
+   * one, each record it stops at by {@link checkRecords} (which throws, or passes it on).
+   */
+  private checkPiece(piece: Uint8Array, first: number, state: Float64Array): void {
+    const n = piece.length / REGION_RECORD_SIZE;
+    const fast = this.fast;
+    if (fast === null) {
+      this.checkRecords(recordWords(piece, n), first, n, state);
+      return;
+    }
+    const c = this.c;
+    const ctx = Float64Array.of(c.pageSize, c.chunkSize, c.chunkCount, LIMITS.maxChunksPerRegion, LIMITS.maxNameLength, LINE_RECORDS, KIND_GAP);
+    const clean = this.utf8Table ? null : this.clean;
+    for (let k = 0; k < n; k++) {
+      k += fast.checkRegionRecords(piece.subarray(k * REGION_RECORD_SIZE), first + k, state, ctx, this.strings, clean, this.badBlocks, this.lineStarts);
+      if (k < n) this.checkRecords(recordWords(piece.subarray(k * REGION_RECORD_SIZE, (k + 1) * REGION_RECORD_SIZE), 1), first + k, 1, state);
     }
   }
 
@@ -301,21 +337,27 @@ export class RegionTable {
 
   /**
    * Hands the records, in order, to `f` as pieces of whole records (`first` the number of a
-   * piece's first record): the whole section's records at once when in memory, else pieces of
-   * at most 1 MiB read for the call. A piece is only valid during the call.
+   * piece's first record): the whole section's records at once when in memory, else pieces
+   * read for the call ({@link SectionRecords.each}). A piece is only valid during the call, and
+   * `f` must not look regions up (a read of the file may reuse the piece's memory).
    */
-  eachRecords(f: (piece: Uint8Array, first: number) => void): void {
+  private eachRecords(f: (piece: Uint8Array, first: number) => void): void {
     const end = this.count * REGION_RECORD_SIZE;
     if (this.file === null) {
       f(this.bytes!.subarray(0, end), 0);
       return;
     }
-    const piece = new Uint8Array(Math.min(end, 1 << 20));
-    for (let at = 0; at < end; at += piece.length) {
-      const part = piece.subarray(0, Math.min(piece.length, end - at));
-      this.file.read(at, part);
-      f(part, at / REGION_RECORD_SIZE);
-    }
+    this.file.each(f);
+  }
+
+  /**
+   * Section 8.1's totals of every region against `chunks`, the chunk table's plain bytes
+   * (format/region-totals.ts), by the fast engine when there is one.
+   * @throws CrimgError CORRUPT_INDEX naming the first region that disagrees.
+   */
+  checkTotals(chunks: Uint8Array): void {
+    const base = this.c.base;
+    this.eachRecords((piece, first) => checkRegionTotals(chunks, piece, { regionCount: piece.length / REGION_RECORD_SIZE, base, first }, this.fast));
   }
 
   /**
@@ -500,50 +542,6 @@ export class RegionTable {
 /** A u64 field known to be below 2^53, as a Number. */
 function word64(dv: DataView, o: number): number {
   return dv.getUint32(o + 4, true) * TWO32 + dv.getUint32(o, true);
-}
-
-/**
- * A copy of a string table that is not UTF-8 as a whole, with every byte that is not part of a
- * well-formed character (Unicode table 3-7, what a fatal TextDecoder accepts) made "?", and the
- * count of such bytes before each 16-byte block (a quarter of the table's size). One pass: O(table).
- */
-function sanitize(s: Uint8Array): { clean: Uint8Array; badBlocks: Uint32Array } {
-  const clean = s.slice();
-  for (let p = 0; p < s.length;) {
-    const len = sequenceLength(s, p);
-    if (len === 0) clean[p++] = 0x3f;
-    else p += len;
-  }
-  const size = 1 << BAD_BLOCK;
-  const badBlocks = new Uint32Array((s.length >> BAD_BLOCK) + 2);
-  let bad = 0;
-  for (let b = 0; b <= s.length + size; b += size) { // one block past the end, for the look-ahead above
-    badBlocks[b >> BAD_BLOCK] = bad;
-    const end = Math.min(s.length, b + size);
-    for (let k = b; k < end; k++) if (s[k] !== clean[k]) bad++;
-  }
-  return { clean, badBlocks };
-}
-
-/** The length of the well-formed UTF-8 character at `s[p]`, or 0 (Unicode table 3-7). */
-function sequenceLength(s: Uint8Array, p: number): number {
-  const b0 = s[p]!;
-  if (b0 < 0x80) return 1;
-  let len: number;
-  let lo = 0x80;
-  let hi = 0xbf;
-  if (b0 >= 0xc2 && b0 <= 0xdf) len = 2;
-  else if (b0 >= 0xe0 && b0 <= 0xef) { len = 3; if (b0 === 0xe0) lo = 0xa0; else if (b0 === 0xed) hi = 0x9f; }
-  else if (b0 >= 0xf0 && b0 <= 0xf4) { len = 4; if (b0 === 0xf0) lo = 0x90; else if (b0 === 0xf4) hi = 0x8f; }
-  else return 0;
-  if (p + len > s.length) return 0;
-  const b1 = s[p + 1]!;
-  if (b1 < lo || b1 > hi) return 0;
-  for (let k = 2; k < len; k++) {
-    const x = s[p + k]!;
-    if (x < 0x80 || x > 0xbf) return 0;
-  }
-  return len;
 }
 
 /** UTF-16 units of the UTF-8 characters starting in `s[from, to)`. */

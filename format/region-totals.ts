@@ -18,6 +18,15 @@ const R_ZEROS = offsetOf(REGION_RECORD, 'zeroChunks');
 const C_LENGTH = offsetOf(CHUNK_RECORD, 'storedLength');
 const C_FLAGS = offsetOf(CHUNK_RECORD, 'flags');
 
+/**
+ * A fast engine for the totals (the native addon's, passed in by image/): how many of the first
+ * `count` region records agree with their chunk records (chunks with flag `zeroFlag` counted
+ * as zero chunks). It decides no outcome: the region it stops at is checked here.
+ */
+export interface TotalsChecker {
+  checkRegionTotals(chunks: Uint8Array, regions: Uint8Array, count: number, zeroFlag: number): number;
+}
+
 /** Where the region section lies, for messages. */
 export interface RegionTotalsContext {
   /** Regions in `regions` (the footer's region count). */
@@ -38,7 +47,15 @@ export interface RegionTotalsContext {
  * @example
  * checkRegionTotals(chunkTablePlain, regionSectionPlain, { regionCount: 3, base: 8192 });
  */
-export function checkRegionTotals(chunks: Uint8Array, regions: Uint8Array, c: RegionTotalsContext): void {
+export function checkRegionTotals(chunks: Uint8Array, regions: Uint8Array, c: RegionTotalsContext, fast: TotalsChecker | null = null): void {
+  if (fast !== null) {
+    // The fast engine says how many regions agree; the one it stops at is checked here (named, or passed).
+    for (let k = 0; k < c.regionCount; k++) {
+      k += fast.checkRegionTotals(chunks, regions.subarray(k * REGION_RECORD_SIZE), c.regionCount - k, CHUNK_ZERO);
+      if (k < c.regionCount) regionsByView(chunks, regions.subarray(k * REGION_RECORD_SIZE, (k + 1) * REGION_RECORD_SIZE), { ...c, regionCount: 1, first: (c.first ?? 0) + k });
+    }
+    return;
+  }
   const words = chunkWords(chunks);
   const rw = words ? chunkWords(regions) : null;
   if (words === null || rw === null) {

@@ -18,6 +18,7 @@ import type { KeyInput } from './keying.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import type { ParentInput } from './_parent.js';
 import { IN_FILE_SECTION, fileChecksum, sectionInFile } from './_region-file.js';
+import { HUGE_FROM, hugeBytes, type Held } from './_huge.js';
 
 export interface OpenOptions {
   /** Master key or passphrase for an encrypted image. */
@@ -165,7 +166,12 @@ async function readRegions(source: RandomAccessSource, header: Header, footer: F
   const len = Number(footer.regionSectionLength);
   if (header.cipher === 0 && typeof source.fd === 'number' && len >= IN_FILE_SECTION && len === footer.regionCount * REGION_RECORD_SIZE + footer.stringTableLength) {
     const records = sectionInFile({ fd: source.fd, name: source.name, offset: off, length: len, regionCount: footer.regionCount, checksum: footer.regionSectionChecksum });
-    return { table: regionTable(records, header, footer, off), release: () => {} };
+    try {
+      return { table: regionTable(records, header, footer, off), release: records.release };
+    } catch (e) {
+      records.release();
+      throw e;
+    }
   }
   const { bytes: stored, release } = await readLarge(source, off, len);
   try {
@@ -210,44 +216,31 @@ function regionTable(plain: Uint8Array | SectionRecords, header: Header, footer:
   return new RegionTable(plain, {
     regionCount: footer.regionCount, stringTableLength: footer.stringTableLength,
     chunkCount: Number(footer.chunkCount), chunkSize: header.chunkSize, pageSize: header.pageSize, base: off,
-  });
+  }, nativeAddon());
 }
 
-/** Sections from this size are read into huge-page memory (when the native addon is there). */
-const LARGE_SECTION = 4 * 1024 * 1024;
+/**
+ * `length` bytes at `offset` kept as long as they are reachable (a chunk table): a large read
+ * from a file in huge-page memory (image/_huge.ts), which the collector unmaps. Why: a 12 MiB
+ * chunk table read into a fresh Buffer cost 36 ms of a first read here, page faults mostly.
+ */
+export async function readTable(source: RandomAccessSource, offset: number, length: number): Promise<Uint8Array> {
+  return (await readLarge(source, offset, length)).bytes;
+}
 
 /**
- * `length` bytes at `offset`; a large read from a file goes into anonymous memory advised for
- * huge pages. Why: the first touch of fresh 4 KiB pages dominates reading a 64 MiB region
- * section (measured here, loaded: 300-500 ms for a Buffer against 30-40 ms with huge pages).
- * `release()` unmaps that memory (the buffer is then detached); for other reads it does nothing.
+ * `length` bytes at `offset`; a large read from a file goes into huge-page memory
+ * (image/_huge.ts). `release()` unmaps that memory (the buffer is then detached); for other
+ * reads it does nothing.
  */
-async function readLarge(source: RandomAccessSource, offset: number, length: number): Promise<{ bytes: Uint8Array; release: () => void }> {
-  const addon = length >= LARGE_SECTION && source.readInto ? nativeAddon() : null;
-  if (addon) {
-    let ab: ArrayBuffer | null = null;
-    try {
-      ab = addon.mapAnonymous(Math.ceil(length / addon.pageSize()) * addon.pageSize(), 'rw-');
-      addon.advise(ab, ab.byteLength, 'hugepage');
-    } catch {
-      // No memory map or no huge pages: an ordinary buffer (or the mapping without the advice).
-    }
-    if (ab) {
-      const mapped = ab;
-      let released = false;
-      const release = (): void => {
-        if (!released) addon.unmap(mapped);
-        released = true;
-      };
-      try {
-        const bytes = new Uint8Array(mapped, 0, length);
-        await source.readInto!(bytes, offset);
-        return { bytes, release };
-      } catch (e) {
-        release();
-        throw e;
-      }
-    }
+async function readLarge(source: RandomAccessSource, offset: number, length: number): Promise<Held> {
+  if (length < HUGE_FROM || !source.readInto) return { bytes: await source.read(offset, length), release: () => {} };
+  const held = hugeBytes(length);
+  try {
+    await source.readInto(held.bytes, offset);
+    return held;
+  } catch (e) {
+    held.release();
+    throw e;
   }
-  return { bytes: await source.read(offset, length), release: () => {} };
 }

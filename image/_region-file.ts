@@ -2,7 +2,8 @@
  * A large region section of a local file kept in the file (issue 14): its records are read
  * once at open, in 1 MiB pieces, for the section checksum and the checks of section 8.1, and
  * read again by pread in 64 KiB lines when a region is asked for (format/region-table.ts holds
- * a 4 MiB cache of them). Only the string table stays in memory. Each 4 KiB block's XXH64 is
+ * a 4 MiB cache of them). Only the string table stays in memory (huge-page memory when large,
+ * image/_huge.ts; unmapped at close). Each 4 KiB block's XXH64 is
  * kept from the pass at open (8 bytes per 4 KiB) and checked on every later read, so a file
  * changed after open is told (SOURCE_CHANGED), never read as checked records. pread, not mmap:
  * a file truncated under the reader is an error, not a SIGBUS.
@@ -17,6 +18,8 @@ import { xxh64Chunks } from '../codec/checksum.js';
 import { REGION_RECORD_SIZE } from '../format/constants.js';
 import { CrimgError } from '../format/errors.js';
 import { RECORD_BLOCK, type SectionRecords } from '../format/region-table.js';
+import { hugeBytes } from './_huge.js';
+import { nativeAddon } from '../native-mmap/index.js';
 
 /** Bytes read at once at open: a multiple of the record and block sizes. */
 const PIECE = 1 << 20;
@@ -25,54 +28,77 @@ const PIECE = 1 << 20;
 export const IN_FILE_SECTION = 4 * 1024 * 1024;
 
 /**
- * Streaming XXH64 by xxhash-wasm's module (the wasm engine of codec/checksum.ts; the addon has
- * no streaming hash): its init64/update64/digest64 on a state at 0, pieces read by pread
- * straight into its memory at {@link DATA} (no copy), where the checks read them too. One
- * instance per process, instantiated synchronously on first use (2-7 ms here); a pass uses it
- * from start to end without yielding, so opens never interleave on it.
+ * A streaming XXH64 over a scratch buffer: pieces are read into {@link Stream.scratch} at 0 (a
+ * pass at open) or at {@link READS} (later reads) and hashed there, no copy. The native addon's
+ * (xxh64Init/Update/Digest over 2 MiB of huge-page scratch) when built, else xxhash-wasm's
+ * module (init64/update64/digest64, pieces read straight into its memory). One per process,
+ * made on first use; a pass uses it from start to end without yielding, so opens never
+ * interleave on it. Why native first: the wasm module's compile and its memory's first touch
+ * cost 8-13 ms of a first open here, its hash 1.6x the native one.
  */
 interface Stream {
-  mem: { buffer: ArrayBuffer; grow(pages: number): number };
-  init64(state: number, seed: bigint): void;
-  update64(state: number, at: number, length: number): void;
-  digest64(state: number): bigint;
+  /** 2 * PIECE bytes (a fresh view: growing a wasm memory detaches old ones). */
+  scratch(): Uint8Array;
+  begin(): void;
+  /** Hashes the `length` bytes at `at` of the scratch. */
+  update(at: number, length: number): void;
+  digest(): bigint;
 }
-/** Where pieces go in the module's memory: after the 88-byte state, 8-aligned. */
-const DATA = 128;
-/** Where later reads go (a read may come in the middle of a pass's piece: a record's second opinion). */
-const READS = DATA + PIECE;
+/** Where later reads go in the scratch (a read may come in the middle of a pass's piece: a record's second opinion). */
+const READS = PIECE;
 let stream: Stream | undefined;
 
+function theStream(): Stream {
+  return (stream ??= nativeStream() ?? wasmStream());
+}
+
+function nativeStream(): Stream | null {
+  const addon = nativeAddon();
+  if (addon === null) return null;
+  const scratch = hugeBytes(2 * PIECE).bytes; // kept for the process
+  const state = new Uint8Array(80);
+  return {
+    scratch: () => scratch,
+    begin: () => addon.xxh64Init(state),
+    update: (at, length) => addon.xxh64Update(state, scratch.subarray(at, at + length)),
+    digest: () => addon.xxh64Digest(state),
+  };
+}
+
+/** xxhash-wasm's module: its state at 0 (88 bytes), the scratch after it, 8-aligned. */
 function wasmStream(): Stream {
-  if (!stream) {
-    const entry = createRequire(import.meta.url).resolve('xxhash-wasm');
-    const file = join(dirname(entry), '..', 'workerd', 'xxhash.wasm');
-    // lib es2022 does not declare the WebAssembly global.
-    const { Module, Instance } = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object; Instance: new (m: object) => { exports: unknown } } }).WebAssembly;
-    const s = new Instance(new Module(readFileSync(file))).exports as Stream;
-    const need = READS + PIECE - s.mem.buffer.byteLength;
-    if (need > 0) s.mem.grow(Math.ceil(need / 65536));
-    stream = s;
+  interface Wasm {
+    mem: { buffer: ArrayBuffer; grow(pages: number): number };
+    init64(state: number, seed: bigint): void;
+    update64(state: number, at: number, length: number): void;
+    digest64(state: number): bigint;
   }
-  return stream;
+  const DATA = 128;
+  const entry = createRequire(import.meta.url).resolve('xxhash-wasm');
+  const file = join(dirname(entry), '..', 'workerd', 'xxhash.wasm');
+  // lib es2022 does not declare the WebAssembly global.
+  const { Module, Instance } = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object; Instance: new (m: object) => { exports: unknown } } }).WebAssembly;
+  const w = new Instance(new Module(readFileSync(file))).exports as Wasm;
+  const need = DATA + 2 * PIECE - w.mem.buffer.byteLength;
+  if (need > 0) w.mem.grow(Math.ceil(need / 65536));
+  return {
+    scratch: () => new Uint8Array(w.mem.buffer, DATA, 2 * PIECE),
+    begin: () => {
+      // init64 leaves part of the state as it was, so it is zeroed first (as xxhash-wasm's create64 does).
+      new Uint8Array(w.mem.buffer, 0, DATA).fill(0);
+      w.init64(0, 0n);
+    },
+    update: (at, length) => w.update64(0, DATA + at, length),
+    digest: () => BigInt.asUintN(64, w.digest64(0)),
+  };
 }
-
-/** Starts a hash: init64 leaves part of the state as it was, so it is zeroed first (as xxhash-wasm's create64 does). */
-function begin(s: Stream): void {
-  new Uint8Array(s.mem.buffer, 0, DATA).fill(0);
-  s.init64(0, 0n);
-}
-
-/** `length` bytes at `at` of the module's memory (a fresh view: growing the memory detaches old ones). */
-const wasmBytes = (s: Stream, length: number, at = DATA): Uint8Array => new Uint8Array(s.mem.buffer, at, length);
 
 /**
- * XXH64 of each {@link RECORD_BLOCK} of the `length` bytes at `at` of the module's memory (the
- * last may be short) into `sums`: the addon's hashChunks in one call when built (no BigInt per
- * block), else xxh64 per block.
+ * XXH64 of each {@link RECORD_BLOCK} of `bytes` (the last may be short) into `sums`: the
+ * addon's hashChunks in one call when built (no BigInt per block), else xxh64 per block.
  */
-function blockSums(s: Stream, at: number, length: number, sums: BigUint64Array): void {
-  xxh64Chunks(wasmBytes(s, length, at), RECORD_BLOCK, sums.subarray(0, Math.ceil(length / RECORD_BLOCK)));
+function blockSums(bytes: Uint8Array, sums: BigUint64Array): void {
+  xxh64Chunks(bytes, RECORD_BLOCK, sums.subarray(0, Math.ceil(bytes.length / RECORD_BLOCK)));
 }
 
 /** Where the section lies and what it must hash to. */
@@ -92,23 +118,30 @@ export interface SectionPlace {
  * beats any record's error) and read by `read` afterwards. Synchronous, like the table's checks.
  * @throws CrimgError SOURCE_CHANGED, IO_ERROR when reading fails.
  */
-export function sectionInFile(p: SectionPlace): SectionRecords {
+export function sectionInFile(p: SectionPlace): SectionRecords & { release(): void } {
   const recordsEnd = p.regionCount * REGION_RECORD_SIZE;
-  const strings = new Uint8Array(p.length - recordsEnd);
-  pread(p, strings, recordsEnd);
+  const held = hugeBytes(p.length - recordsEnd); // kept while the image is open: names are sliced from it
+  const strings = held.bytes;
+  try {
+    pread(p, strings, recordsEnd);
+  } catch (e) {
+    held.release();
+    throw e;
+  }
   const sums = new BigUint64Array(Math.ceil(recordsEnd / RECORD_BLOCK));
   let scanned = false;
   return {
     strings,
+    release: held.release,
     scan(visit) {
-      const s = wasmStream();
-      begin(s);
+      const s = theStream();
+      s.begin();
       let failure: { error: unknown } | null = null;
       for (let at = 0; at < recordsEnd; at += PIECE) {
-        const part = wasmBytes(s, Math.min(PIECE, recordsEnd - at));
+        const part = s.scratch().subarray(0, Math.min(PIECE, recordsEnd - at));
         pread(p, part, at);
-        s.update64(0, DATA, part.length);
-        blockSums(s, DATA, part.length, sums.subarray(at / RECORD_BLOCK));
+        s.update(0, part.length);
+        blockSums(part, sums.subarray(at / RECORD_BLOCK));
         if (failure === null) {
           try {
             visit(part, at / REGION_RECORD_SIZE);
@@ -119,39 +152,53 @@ export function sectionInFile(p: SectionPlace): SectionRecords {
       }
       for (let at = 0; at < strings.length; at += PIECE) {
         const part = strings.subarray(at, Math.min(strings.length, at + PIECE));
-        wasmBytes(s, part.length).set(part);
-        s.update64(0, DATA, part.length);
+        s.scratch().set(part);
+        s.update(0, part.length);
       }
-      if (BigInt.asUintN(64, s.digest64(0)) !== p.checksum) {
+      if (s.digest() !== p.checksum) {
         throw new CrimgError('CORRUPT_INDEX', 'region section checksum mismatch', { offset: p.offset, hint: 'the index is damaged; restore the image from a good copy' });
       }
       scanned = true;
       if (failure !== null) throw failure.error;
     },
     read(offset, into) {
-      // Read into the module's memory (hashed there, no copy to hash), then copied out.
-      const s = wasmStream();
       for (let done = 0; done < into.length; done += PIECE) {
-        const n = Math.min(PIECE, into.length - done);
-        const part = wasmBytes(s, n, READS);
-        pread(p, part, offset + done);
-        const first = (offset + done) / RECORD_BLOCK;
-        const got = new BigUint64Array(Math.ceil(n / RECORD_BLOCK));
-        blockSums(s, READS, n, got);
-        for (let k = 0; k < got.length; k++) {
-          // Before the scan has passed a block its sum is 0 (not yet known): only the scan's own
-          // second opinion on a record reads that early, from a block it has just summed.
-          if (scanned && got[k] !== sums[first + k]) {
-            const at = p.offset + offset + done + k * RECORD_BLOCK;
-            throw new CrimgError('SOURCE_CHANGED', `${p.name}: the region section changed since the image was opened (bytes at ${at})`, {
-              offset: at, hint: 'open the image again once nothing writes to it',
-            });
-          }
-        }
-        into.set(part, done);
+        into.set(checkedPiece(offset + done, Math.min(PIECE, into.length - done)), done);
       }
     },
+    each(visit) {
+      for (let at = 0; at < recordsEnd; at += PIECE) visit(checkedPiece(at, Math.min(PIECE, recordsEnd - at)), at / REGION_RECORD_SIZE);
+    },
   };
+
+  /**
+   * The `n` (<= PIECE) section bytes at `offset` (a multiple of RECORD_BLOCK), read into the
+   * scratch and hashed there per block against the sums of the pass at open; valid until the
+   * next read.
+   */
+  function checkedPiece(offset: number, n: number): Uint8Array {
+    const part = theStream().scratch().subarray(READS, READS + n);
+    pread(p, part, offset);
+    const first = offset / RECORD_BLOCK;
+    const got = new BigUint64Array(Math.ceil(n / RECORD_BLOCK));
+    blockSums(part, got);
+    // Before the scan has passed a block its sum is 0 (not yet known): only the scan's own
+    // second opinion on a record reads that early, from a block it has just summed.
+    if (scanned && !sameSums(got, sums.subarray(first, first + got.length))) {
+      let k = 0;
+      while (got[k] === sums[first + k]) k++;
+      const at = p.offset + offset + k * RECORD_BLOCK;
+      throw new CrimgError('SOURCE_CHANGED', `${p.name}: the region section changed since the image was opened (bytes at ${at})`, {
+        offset: at, hint: 'open the image again once nothing writes to it',
+      });
+    }
+    return part;
+  }
+}
+
+/** Whether two runs of sums are equal, compared as bytes (a BigInt per block cost 5.7 ms per 64 MiB). */
+function sameSums(a: BigUint64Array, b: BigUint64Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 /**
@@ -160,14 +207,14 @@ export function sectionInFile(p: SectionPlace): SectionRecords {
  * @throws CrimgError SOURCE_CHANGED, IO_ERROR when reading fails.
  */
 export function fileChecksum(p: Omit<SectionPlace, 'regionCount' | 'checksum'>): bigint {
-  const s = wasmStream();
-  begin(s);
+  const s = theStream();
+  s.begin();
   for (let at = 0; at < p.length; at += PIECE) {
-    const part = wasmBytes(s, Math.min(PIECE, p.length - at));
-    pread(p, part, at);
-    s.update64(0, DATA, part.length);
+    const n = Math.min(PIECE, p.length - at);
+    pread(p, s.scratch().subarray(0, n), at);
+    s.update(0, n);
   }
-  return BigInt.asUintN(64, s.digest64(0));
+  return s.digest();
 }
 
 /** Fills `into` from the section's byte `at` (pread: no mapping, so no SIGBUS on truncation). */

@@ -10,7 +10,6 @@ import type { Validation } from '../format/validation.js';
 import type { Footer } from '../format/footer.js';
 import { ChunkTable, type ChunkRecord, type Region } from '../format/index-table.js';
 import type { RegionTable } from '../format/region-table.js';
-import { checkRegionTotals } from '../format/region-totals.js';
 import { hex, toHex } from '../format/bytes.js';
 import { CrimgError } from '../format/errors.js';
 import { toBigAddress } from '../format/address.js';
@@ -18,7 +17,7 @@ import { toSource, type RandomAccessSource, type SourceInput } from './source.js
 import type { ChunkDecoder, DecodeContext, DecodedRun } from './chunk-decoder.js';
 import type { HostDescription } from './host.js';
 import { featureName, offeredFeatures } from './host.js';
-import { openParts, type ImageParts, type OpenOptions } from './_open.js';
+import { openParts, readTable, type ImageParts, type OpenOptions } from './_open.js';
 import { coalesceRuns } from './_runs.js';
 import { verifyImage, type VerifyOptions, type VerifyReport } from './verify.js';
 import { chunkStats, type ChunkStats } from './stats.js';
@@ -219,16 +218,15 @@ export class ImageReader {
 
   private async loadChunkTable(given?: Uint8Array): Promise<ChunkTable> {
     const off = Number(this.footer.chunkTableOffset);
-    const stored = given ?? await this.source.read(off, Number(this.footer.chunkTableLength));
+    const stored = given ?? await readTable(this.source, off, Number(this.footer.chunkTableLength));
     if (xxh64(stored) !== this.footer.chunkTableChecksum) {
       throw new CrimgError('CORRUPT_INDEX', 'chunk table checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
     }
     const plain = this.decoder ? this.decoder.openIndex(1, this.footer.chunkCount, stored, off) : stored;
     // Section 8.1: the regions' totals against the records, when the table is read (stage read).
-    const base = Number(this.footer.regionSectionOffset);
     // No chunk at all: every region is a gap, whose totals (0) were checked at open; the
     // records of a large section are not read again for nothing.
-    if (this.footer.chunkCount > 0n) this.regionTable!.eachRecords((piece, first) => checkRegionTotals(plain, piece, { regionCount: piece.length / REGION_RECORD_SIZE, base, first }));
+    if (this.footer.chunkCount > 0n) this.regionTable!.checkTotals(plain);
     return new ChunkTable(plain, {
       dataStart: this.dataStart, dataEnd: off, pageSize: this.header.pageSize, mappable: this.mappable,
       hasCodec: this.header.codec !== 0, hasCipher: this.header.cipher !== 0, hasParent: this.isChild, base: off,

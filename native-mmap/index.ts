@@ -42,6 +42,7 @@ import type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_b
 
 export type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_batch.js';
 import type { LazyBindings } from './_lazy.js';
+import type { CheckBindings } from './_checks.js';
 export type { LazySession, LazySpec, LazyStats } from './_lazy.js';
 import type { NativeChunkParams } from './_chunk.js';
 export type { NativeChunkParams } from './_chunk.js';
@@ -118,7 +119,7 @@ export interface SyscallError extends Error {
 }
 
 /** The addon's API, exactly as native-mmap/src/addon.cc exports it (the lazy-restore bindings in _lazy.ts). */
-export interface NativeMmap extends LazyBindings {
+export interface NativeMmap extends LazyBindings, CheckBindings {
   pageSize(): number;
   mapFile(fd: number, offset: number, length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
   mapAnonymous(length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
@@ -146,29 +147,6 @@ export interface NativeMmap extends LazyBindings {
   xxh64(bytes: Uint8Array): bigint;
   /** sums[k] = XXH64 (seed 0) of chunk k of `bytes` cut into `chunkSize` pieces (the last may be shorter). */
   hashChunks(bytes: Uint8Array, chunkSize: number, sums: BigUint64Array): void;
-  /** Starts XXH64 (seed 0) over pieces in `state`, 80 bytes the caller keeps (the hash of several xxh64Update calls, then xxh64Digest). */
-  xxh64Init(state: Uint8Array): void;
-  /** The next piece of a hash begun by xxh64Init. */
-  xxh64Update(state: Uint8Array, bytes: Uint8Array): void;
-  /** XXH64 of every piece given to `state` so far (the state is left as it was). */
-  xxh64Digest(state: Uint8Array): bigint;
-  /**
-   * Section 8.1's record checks over whole 64-byte region records (`first` the number of the
-   * first), after the records before them: `state` = [next chunk number, previous region's end
-   * high word (-1: none; 2^32: end of the address space), its low word], `ctx` = [page size,
-   * chunk size, chunk table records, max chunks per region, max name length, records per line
-   * of `lineStarts`, kind number of a gap]; `clean` and `badBlocks` as format/region-table.ts
-   * keeps them for a string table that is not UTF-8 (null otherwise). Returns how many records
-   * from the start pass every check, `state` advanced past them and their line starts set. The
-   * caller checks the record it stopped at itself: this decides no outcome.
-   */
-  checkRegionRecords(records: Uint8Array, first: number, state: Float64Array, ctx: Float64Array, strings: Uint8Array,
-    clean: Uint8Array | null, badBlocks: Uint32Array | null, lineStarts: Uint32Array | null): number;
-  /**
-   * How many of the first `count` region records of `regions` have stored bytes and zero chunks
-   * (chunks with flag `zeroFlag`) equal to their chunk records' in `chunks` (section 8.1).
-   */
-  checkRegionTotals(chunks: Uint8Array, regions: Uint8Array, count: number, zeroFlag: number): number;
   /**
    * Seals `plain` under the format's cipher id (spec/FORMAT.md section 7: 1 AES-256-GCM,
    * 2 ChaCha20-Poly1305; 32-byte key, 12-byte nonce) into `out`, which must hold

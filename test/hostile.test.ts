@@ -9,6 +9,7 @@
  * file's garbage never counts against another. Time budgets go through test/machine.ts.
  */
 import { spawnSync } from 'node:child_process';
+import { isUtf8 } from 'node:buffer';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -24,6 +25,9 @@ import { HOSTILE, HOSTILE_PASSPHRASE, assemble, distinctNameGaps, manyRegions, p
 import { crimg, ensureBuilt } from './cli-helpers.js';
 import { budget, slowdown } from './machine.js';
 import { prng, tempDir } from './helpers.js';
+import { nativeAddon } from '../native-mmap/index.js';
+
+const native = nativeAddon()!;
 
 const t = tempDir();
 afterAll(() => t.cleanup());
@@ -332,6 +336,7 @@ describe('the region section in place (issue 14, item 1)', () => {
     const rnd = prng(14);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     let refused = 0;
+    let stops = 0;
     for (let k = 0; k < 2000; k++) {
       const { bytes, c } = section(rnd, 1 + Math.floor(rnd() * 12));
       const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -358,9 +363,22 @@ describe('the region section in place (issue 14, item 1)', () => {
       const want = outcome(() => referenceDecode(bytes, c));
       const got = outcome(() => new RegionTable(bytes, c).all());
       expect({ k, got }).toEqual({ k, got: want });
+      // The native fast engine: the same outcome, and it stops exactly at the refused region.
+      expect({ k, native: outcome(() => new RegionTable(bytes, c, native).all()) }).toEqual({ k, native: want });
+      const stop = native.checkRegionRecords(bytes.subarray(0, c.regionCount * REGION_RECORD_SIZE), 0, Float64Array.of(0, -1, 0),
+        Float64Array.of(c.pageSize, c.chunkSize, c.chunkCount, LIMITS.maxChunksPerRegion, LIMITS.maxNameLength, 1024, KIND_GAP),
+        bytes.subarray(c.regionCount * REGION_RECORD_SIZE), null, null, null);
+      let region: number | undefined = c.regionCount; // where the portable code refuses (undefined: not at a record)
+      try { new RegionTable(bytes, c).all(); } catch (e) { region = (e as CrimgError).region; }
+      // (Called bare with no clean copy, it takes the string table for UTF-8: only then is its stop comparable.)
+      if (region !== undefined && isUtf8(bytes.subarray(c.regionCount * REGION_RECORD_SIZE))) {
+        expect({ k, stop, want }).toEqual({ k, stop: region, want });
+        stops++;
+      }
       if ('code' in (want as object)) refused++;
     }
     expect(refused).toBeGreaterThan(1000);
+    expect(stops).toBeGreaterThan(1200);
   });
 
   test('names: slices of one decoded table, multi-byte characters intact, a name cutting a character refused', () => {
@@ -416,6 +434,7 @@ describe('the region section in place (issue 14, item 1)', () => {
         const want = outcome(() => referenceDecode(one, c));
         expect({ k, i, got: outcome(() => [new RegionTable(one, c).get(0)]) }).toEqual({ k, i, got: want });
         expect({ k, i, got: outcome(() => new RegionTable(one, c).all()) }).toEqual({ k, i, got: want });
+        expect({ k, i, native: outcome(() => new RegionTable(one, c, native).all()) }).toEqual({ k, i, native: want });
         if ('code' in (want as object)) refused++; else accepted++;
       }
     }

@@ -2,11 +2,15 @@
  * format/region-totals.ts: the first read's check of every region's totals against the chunk
  * table (spec/FORMAT.md section 8.1, stage read). Its word path (aligned pieces, the common case)
  * and its DataView path (any alignment) must accept the same tables and refuse the same ones with
- * the same code, message and offset.
+ * the same code, message and offset; and so must the native addon's fast engine (checkRegionTotals
+ * in native-mmap/src/region_check_js.cc), which only says how far the regions agree.
  */
 import { checkRegionTotals } from '../format/region-totals.js';
 import { CHUNK_RECORD_SIZE, CHUNK_ZERO, CHUNK_RAW, REGION_RECORD_SIZE } from '../format/constants.js';
+import { nativeAddon } from '../native-mmap/index.js';
 import { prng } from './helpers.js';
+
+const native = nativeAddon()!;
 
 /** Region records (64 bytes each) over a chunk table (24 bytes each) with consistent totals. */
 function tables(seed: number): { chunks: Uint8Array; regions: Uint8Array; regionCount: number } {
@@ -47,9 +51,9 @@ function unaligned(bytes: Uint8Array): Uint8Array {
 }
 
 /** What checkRegionTotals throws for these tables (null when it accepts them). */
-function outcome(chunks: Uint8Array, regions: Uint8Array, regionCount: number): unknown {
+function outcome(chunks: Uint8Array, regions: Uint8Array, regionCount: number, fast: typeof native | null = null): unknown {
   try {
-    checkRegionTotals(chunks, regions, { regionCount, base: 4096, first: 7 });
+    checkRegionTotals(chunks, regions, { regionCount, base: 4096, first: 7 }, fast);
     return null;
   } catch (e) {
     const err = e as { code?: string; message: string; offset?: number; region?: number };
@@ -62,6 +66,8 @@ test('consistent tables pass on both paths', () => {
     const { chunks, regions, regionCount } = tables(seed);
     expect(outcome(chunks, regions, regionCount)).toBeNull();
     expect(outcome(unaligned(chunks), unaligned(regions), regionCount)).toBeNull();
+    expect(outcome(chunks, regions, regionCount, native)).toBeNull();
+    expect(native.checkRegionTotals(chunks, regions, regionCount, CHUNK_ZERO)).toBe(regionCount);
   }
 });
 
@@ -82,5 +88,53 @@ test.each([
     const slow = outcome(unaligned(chunks), unaligned(bad), regionCount);
     expect(fast).toMatchObject({ code: 'CORRUPT_INDEX', region: 7 + victim, offset: 4096 + (7 + victim) * REGION_RECORD_SIZE + (field < 40 ? 32 : 40) });
     expect(slow).toEqual(fast);
+    expect(outcome(chunks, bad, regionCount, native)).toEqual(fast);
+    expect(native.checkRegionTotals(chunks, bad, regionCount, CHUNK_ZERO)).toBe(victim); // it stops where the fault is
   }
+});
+
+test('3000 damaged tables (chunk lengths, flags, region totals and chunk ranges): the native engine stops exactly where the portable code first refuses', () => {
+  const rnd = prng(2024);
+  let refused = 0;
+  for (let k = 0; k < 3000; k++) {
+    const { chunks, regions, regionCount } = tables(100 + (k % 50));
+    const cv = new DataView(chunks.buffer);
+    const rv = new DataView(regions.buffer);
+    const damage = 1 + Math.floor(rnd() * 2);
+    for (let m = 0; m < damage; m++) {
+      const what = rnd();
+      if (what < 0.3 && chunks.length > 0) {
+        const n = Math.floor(rnd() * (chunks.length / CHUNK_RECORD_SIZE));
+        cv.setUint32(n * CHUNK_RECORD_SIZE + 8, [0, 1, 0xffffffff, cv.getUint32(n * CHUNK_RECORD_SIZE + 8, true) + 1][Math.floor(rnd() * 4)]!, true);
+      } else if (what < 0.5 && chunks.length > 0) {
+        const n = Math.floor(rnd() * (chunks.length / CHUNK_RECORD_SIZE));
+        cv.setUint16(n * CHUNK_RECORD_SIZE + 12, Math.floor(rnd() * 65536), true);
+      } else {
+        const i = Math.floor(rnd() * regionCount);
+        const field = [32, 36, 40, 44][Math.floor(rnd() * 4)]!;
+        const cur = rv.getUint32(i * REGION_RECORD_SIZE + field, true);
+        rv.setUint32(i * REGION_RECORD_SIZE + field, [cur + 1, cur - 1 >>> 0, 0, 0xffffffff][Math.floor(rnd() * 4)]! >>> 0, true);
+      }
+    }
+    const portable = outcome(chunks, regions, regionCount);
+    expect({ k, native: outcome(chunks, regions, regionCount, native) }).toEqual({ k, native: portable });
+    const stop = native.checkRegionTotals(chunks, regions, regionCount, CHUNK_ZERO);
+    expect({ k, stop }).toEqual({ k, stop: portable === null ? regionCount : (portable as { region: number }).region - 7 });
+    if (portable !== null) refused++;
+  }
+  expect(refused).toBeGreaterThan(1500);
+});
+
+test('regions whose chunk ranges leave the table: the native engine stops there and decides nothing', () => {
+  const { chunks, regions, regionCount } = tables(3);
+  const bad = regions.slice();
+  const v = new DataView(bad.buffer);
+  v.setBigUint64(5 * REGION_RECORD_SIZE + 16, 1n << 60n, true); // first chunk far past the table
+  expect(native.checkRegionTotals(chunks, bad, regionCount, CHUNK_ZERO)).toBe(5);
+  v.setBigUint64(5 * REGION_RECORD_SIZE + 16, 0n, true);
+  v.setBigUint64(5 * REGION_RECORD_SIZE + 24, (1n << 64n) - 1n, true); // a count that wraps
+  expect(native.checkRegionTotals(chunks, bad, regionCount, CHUNK_ZERO)).toBe(5);
+  // Bad arguments are errors (the addon's RangeError is another realm's under jest: matched by message).
+  expect(() => native.checkRegionTotals(chunks, bad, regionCount + 1, CHUNK_ZERO)).toThrow(/expected count to be at most 40, got 41/);
+  expect(() => native.checkRegionTotals(chunks, bad, 1, 0)).toThrow(/zeroFlag/);
 });
