@@ -20,11 +20,11 @@
  * refuses before writing (a core's note holds each region's name), so it is bounded and in the
  * matrix. The other commands on those two files open a 64 MiB region section, which stays in
  * the file (read as it streams by, then by pread when asked; a first read also checks every
- * region's totals against the chunk table, spec section 8.1): 64 MiB, and 100 ms + 2 ms per MiB
- * of file (228 and 260 ms). Idle CI runs measured 59-160 ms for them (dump of the valid image
- * 119-159 ms, export-core of the shared-name file 66-150 ms): the issue's flat 100 ms is not met
- * on those two files, and the README says so. (Before: 100 ms + 8 ms per MiB and 64 MiB + the
- * file's size; 660-1250 ms seen on a loaded machine.)
+ * region's totals against the chunk table, spec section 8.1), within the same 100 ms: the
+ * records are checked and hashed by the addon, and large tables go into huge-page memory (this
+ * VM's first touch of a 4 KiB page costs 12-25 us). (Before: 100 ms + 2 ms per MiB for those two
+ * files, 59-160 ms measured; before that 100 ms + 8 ms per MiB and 64 MiB + the file's size,
+ * 660-1250 ms seen on a loaded machine.)
  */
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { openImage } from '../index.js';
@@ -88,9 +88,6 @@ const COMMANDS: Record<string, Command> = {
 };
 
 /** Commands that print, check or copy every region or chunk: the user's request at 2^20 regions. */
-/** The corpus files whose region section is 64 MiB (2^20 regions). */
-const BIG_FILES: ReadonlySet<string> = new Set(['shared-name-gaps', 'many-regions']);
-
 const EXPLICIT: Record<string, ReadonlySet<string>> = {
   'many-regions': new Set(['inspect', 'inspect --json', 'stats', 'verify', 'diff', 'convert', 'export-core']),
   // export-core refuses this before writing (LIMIT_EXCEEDED): bounded, so measured.
@@ -187,8 +184,8 @@ describe('every CLI command over the hostile corpus', () => {
   const cases: [string, string][] = [];
   for (const name of Object.keys(HOSTILE)) for (const cmd of commandsOf(name)) cases.push([name, cmd]);
 
-  test.each(cases)('%s: %s ends with an answer within its time bound (100 ms; the two 64 MiB-section files 100 ms + 2 ms per MiB) and < 64 MiB beyond start-up', async (name, cmd) => {
-    const msBound = BIG_FILES.has(name) ? budget(100 + 2 * statSync(files[name]!).size / MiB) : budget(100);
+  test.each(cases)('%s: %s ends with an answer within 100 ms and < 64 MiB beyond start-up', async (name, cmd) => {
+    const msBound = budget(100);
     const rssBound = 64 * MiB;
     let m = (await resultsOf(name)).commands[cmd]!;
     let again = '';

@@ -120,8 +120,10 @@ describe('the hostile corpus: bounded time and memory per file (issue 14)', () =
       expect(got.ops['read after close']!.code).toBe('INVALID_ARGUMENT');
     }
     // Time: 100 ms on a quiet machine, whatever the file (a 64 MiB region section is read once
-    // in 1 MiB pieces and kept in the file: 55-60 ms warm, 105-160 ms on a machine at load 7).
-    // Before: a crash after 30 s; 2.1 s; then 66-182 ms with the section held in memory.
+    // in 1 MiB pieces, checked and hashed by the addon as it streams by, and kept in the file:
+    // 21-28 ms and 30-52 ms for the two 64 MiB files at load 1.5-4). Before: a crash after 30 s;
+    // 2.1 s; 66-182 ms with the section held in memory; 75 ms quiet and 130 ms on a CI run with
+    // the record loop in JS (compiled while it ran) and xxhash-wasm.
     within(open.ms < budget(100));
     for (const [op, v] of Object.entries(got.ops)) {
       if (op !== 'open') expect({ name, op, fast: v.ms < budget(100) }).toEqual({ name, op, fast: true });
