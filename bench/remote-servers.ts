@@ -261,8 +261,8 @@ export interface FaultProxy {
   bytes: number;
   /** Decides per request (numbered from 0); set it at any time. */
   plan: (n: number, req: http.IncomingMessage) => Fault;
-  /** Runs before request `n` is forwarded (e.g. replaces the object). */
-  before: (n: number) => void | Promise<void>;
+  /** Runs before request `n` is forwarded (e.g. replaces the object, or holds the request). */
+  before: (n: number, req: http.IncomingMessage) => void | Promise<void>;
   /** Edits the upstream's response headers of request `n` before they are sent (e.g. drops the ETag). */
   headers: (n: number, headers: http.IncomingHttpHeaders) => void;
   stop(): Promise<void>;
@@ -291,7 +291,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   const server = http.createServer((req, res) => {
     const n = proxy.requests++;
     void (async () => {
-      await proxy.before(n);
+      await proxy.before(n, req);
       const fault = proxy.plan(n, req);
       if (fault === 'reset') { req.socket.destroy(); return; }
       if (fault === 'stall') return;

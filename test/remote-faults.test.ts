@@ -5,7 +5,7 @@
  * the exact bytes of the version opened or in a coded error (IO_ERROR, TRUNCATED,
  * SOURCE_CHANGED): never other bytes, never a CORRUPT_* from a mix of two versions.
  */
-import { copyFileSync, renameSync, utimesSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, utimesSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import { ImageWriter, openImage } from '../index.js';
@@ -15,7 +15,10 @@ import { parseByteRanges } from '../image/remote/_http.js';
 import { memoryLike, prng, tempDir } from './helpers.js';
 import { startFaultProxy, startNginx, type FaultProxy, type Fault, type Nginx } from './remote-servers.js';
 import { crimg } from './cli-helpers.js';
+import { nativeBatchRefusal } from '../image/_native-batch.js';
+import { requireNative } from './native-fixture.js';
 
+requireNative();
 const BASE = 0x7f5600000000n;
 const t = tempDir();
 let nginx: Nginx;
@@ -211,6 +214,101 @@ describe('faults through a proxy in front of nginx', () => {
     // Both ends are reached: most runs recover, some fail with a code.
     expect(outcomes['bytes of A'] ?? 0).toBeGreaterThan(10);
     expect((outcomes.SOURCE_CHANGED ?? 0) + (outcomes.IO_ERROR ?? 0) + (outcomes.TRUNCATED ?? 0)).toBeGreaterThan(0);
+  });
+});
+
+describe('bodies received straight into the reader\'s memory', () => {
+  /** Copy restore of `name` through the proxy (native decode of fetched windows): the region's bytes, or the error. */
+  async function restoreThrough(name: string, options: RemoteOptions): Promise<Buffer | CrimgError> {
+    try {
+      const src = await RemoteSource.open(`${proxy.base}/${name}`, options);
+      try {
+        const image = await openImage(src);
+        try {
+          expect(nativeBatchRefusal(image)).toBeNull();
+          const result = await image.restore({ mode: 'copy' });
+          try {
+            return Buffer.from(new Uint8Array(result.regions[0]!.memory!)); // a copy: release() unmaps the memory
+          } finally {
+            result.release();
+          }
+        } finally {
+          await image.close();
+        }
+      } finally {
+        await src.close();
+      }
+    } catch (e) {
+      if (e instanceof CrimgError) return e;
+      throw e;
+    }
+  }
+
+  test('copy restore in 128 KiB windows (many more than the three reused slots): exact bytes; with resets, 503s and short bodies retried into the same slot, exact bytes of A or a coded error in 12 seeded runs', async () => {
+    // 32 KiB pieces: windows of 128 KiB; a.img stores ~1.6 MiB, so ~13 windows through 3 slots.
+    const SMALL: RemoteOptions = { ...FAST, pieceSize: 32 * 1024 };
+    const start = proxy.requests;
+    const clean = await restoreThrough('a.img', SMALL);
+    expect(clean).toBeInstanceOf(Buffer);
+    expect((clean as Buffer).equals(versionA)).toBe(true);
+    expect(proxy.requests - start).toBeGreaterThan(3 * 4 + 2);
+    const outcomes: string[] = [];
+    for (let seed = 1; seed <= 12; seed++) {
+      const rnd = prng(100 + seed);
+      const p = 0.1 + rnd() * 0.2;
+      proxy.plan = () => {
+        const x = rnd();
+        return x < p / 3 ? 'reset' : x < (2 * p) / 3 ? '503' : x < p ? 'short' : 'pass';
+      };
+      const got = await restoreThrough('a.img', { ...SMALL, retries: 2 });
+      const outcome = got instanceof CrimgError ? got.code : got.equals(versionA) ? 'bytes of A' : 'WRONG BYTES';
+      expect([seed, outcome]).toEqual([seed, expect.stringMatching(/^(bytes of A|IO_ERROR|TRUNCATED)$/)]);
+      outcomes.push(outcome);
+    }
+    expect(outcomes.filter((o) => o === 'bytes of A').length).toBeGreaterThan(3);
+  });
+
+  test('readInto: a long read fetched in pieces straight into the target, exact; a cached span copied without a request; a failed piece rejects only once every other piece has finished writing', async () => {
+    const src = await RemoteSource.open(`${proxy.base}/a.img`, { ...FAST, retries: 0, pieceSize: 64 * 1024, cacheBytes: 1 << 20 });
+    try {
+      const whole = readFileSync(t.path('a.img'));
+      const offset = 4096;
+      const length = 5 * 64 * 1024 + 100;
+      const target = new Uint8Array(length);
+      let before = src.stats.requests;
+      await src.readInto(target, offset);
+      expect(src.stats.requests - before).toBe(6);
+      expect(Buffer.from(target).equals(whole.subarray(offset, offset + length))).toBe(true);
+      // The tail was cached at open: no request.
+      before = src.stats.requests;
+      const tail = new Uint8Array(1000);
+      await src.readInto(tail, src.size - 1000);
+      expect(src.stats.requests - before).toBe(0);
+      expect(Buffer.from(tail).equals(whole.subarray(whole.length - 1000))).toBe(true);
+      // The first piece reset; the other five held at the proxy until released.
+      let release!: () => void;
+      const gate = new Promise<void>((r) => { release = r; });
+      const first = `bytes=${offset}-${offset + 64 * 1024 - 1}`;
+      let held = 0;
+      proxy.plan = (_n, req) => (req.headers.range === first ? 'reset' : 'pass');
+      proxy.before = async (_n, req) => {
+        if (req.headers.range === first) return;
+        held++;
+        await gate;
+      };
+      const into = new Uint8Array(length);
+      let settled = false;
+      const read = src.readInto(into, offset).then(() => null, (e: unknown) => e).finally(() => { settled = true; });
+      while (held < 5) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 100)); // the reset has come back by now
+      expect(settled).toBe(false);
+      release();
+      expect(await read).toMatchObject({ code: 'IO_ERROR' });
+      // Every other piece was written before readInto rejected; nothing writes after.
+      expect(Buffer.from(into.subarray(64 * 1024)).equals(whole.subarray(offset + 64 * 1024, offset + length))).toBe(true);
+    } finally {
+      await src.close();
+    }
   });
 });
 

@@ -85,6 +85,8 @@ export function httpRequest(r: HttpRequest): Promise<HttpResponse> {
       const dest = r.into ?? (size >= 0 ? Buffer.allocUnsafe(size) : null);
       const parts: Buffer[] = [];
       res.on('data', (b: Buffer) => {
+        // Nothing more is written once settled: a failed try's target may be refilled or unmapped.
+        if (settled) return;
         if (got + b.length > r.maxBody || (dest && got + b.length > dest.length)) {
           res.destroy();
           fail(new BodyTooLarge(got + b.length));

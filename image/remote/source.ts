@@ -243,13 +243,7 @@ export class RemoteSource implements RandomAccessSource {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    if (this.closed) throw new CrimgError('INVALID_ARGUMENT', `${this.name}: read after the source was closed`, { hint: 'open the image again; finish reads before closing' });
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`expected a non-negative integer offset, got ${offset}`);
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`expected a non-negative integer length, got ${length}`);
-    if (offset + length > this.size) {
-      throw new CrimgError('TRUNCATED', `${this.name}: needs bytes [${offset}, ${offset + length}) but the object ends at ${this.size}`, { offset, hint: 'the image is incomplete; upload it again' });
-    }
-    if (this.changedError) throw this.changedError;
+    this.checkRead(offset, length);
     if (length === 0) return new Uint8Array(0);
     const hit = this.cache.get(offset, length);
     if (hit) return hit;
@@ -262,8 +256,39 @@ export class RemoteSource implements RandomAccessSource {
     });
   }
 
+  /**
+   * Fills `target` with the bytes at `offset`: from the cache, else received straight into it
+   * (no buffer of its own, no copy: the native decoder's windows are filled this way),
+   * `pieceSize` bytes per request, in parallel. Settles only once no request writes into
+   * `target` any more (a caller may unmap it then), with the first failure if any.
+   */
   async readInto(target: Uint8Array, offset: number): Promise<void> {
-    target.set(await this.read(offset, target.byteLength));
+    const length = target.byteLength;
+    this.checkRead(offset, length);
+    if (length === 0) return;
+    const hit = this.cache.get(offset, length);
+    if (hit) {
+      target.set(hit);
+      return;
+    }
+    const jobs: Promise<unknown>[] = [];
+    for (let at = 0; at < length; at += this.o.pieceSize) {
+      const to = Math.min(length, at + this.o.pieceSize);
+      jobs.push(this.fetchRanges([[offset + at, offset + to]], target.subarray(at, to)));
+    }
+    const failed = (await Promise.allSettled(jobs)).find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /** A read's arguments and state checked (closed, bounds, a change seen). */
+  private checkRead(offset: number, length: number): void {
+    if (this.closed) throw new CrimgError('INVALID_ARGUMENT', `${this.name}: read after the source was closed`, { hint: 'open the image again; finish reads before closing' });
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`expected a non-negative integer offset, got ${offset}`);
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`expected a non-negative integer length, got ${length}`);
+    if (offset + length > this.size) {
+      throw new CrimgError('TRUNCATED', `${this.name}: needs bytes [${offset}, ${offset + length}) but the object ends at ${this.size}`, { offset, hint: 'the image is incomplete; upload it again' });
+    }
+    if (this.changedError) throw this.changedError;
   }
 
   async close(): Promise<void> {
