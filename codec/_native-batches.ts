@@ -2,20 +2,32 @@
  * Chunks for a native encoder (the addon's deflateBatch, zstdBatch) sent to libuv's pool in
  * batches: chunks submitted in one synchronous stretch go as jobs of up to
  * {@link NATIVE_BATCH} chunks instead of one pool wake-up per chunk (which cost the main thread
- * about 17 us a chunk here), at most one job per core at a time. Each job's output is one
- * buffer of the batch's plain length, each chunk at its plain offset. Shared by
- * codec/deflate.ts's NativeDeflater and codec/zstd.ts's NativeZstd.
+ * about 17 us a chunk here), at most one job per core at a time ({@link NativeJobs}). Shared by
+ * codec/deflate.ts's NativeDeflater, whose job writes each chunk at its plain offset in one
+ * buffer ({@link NativeBatches}), and codec/zstd.ts's NativeZstd, whose job returns a buffer
+ * per frame.
  */
 import { availableParallelism } from 'node:os';
 
 /** Chunks per native job: enough to amortise a pool wake-up, few enough to spread over the pool. */
 export const NATIVE_BATCH = 16;
 
-/** One chunk to encode: resolves to its encoded bytes, or null when they would not be smaller. */
-export interface BatchJob {
+/** A chunk of a native job: {@link NativeJobs} rejects it when its job fails. */
+export interface NativeJob {
   plain: Uint8Array;
-  resolve: (r: Uint8Array | null) => void;
   reject: (e: unknown) => void;
+}
+
+/**
+ * Runs one native job over `jobs` and calls `done` once, on the main thread: with the error
+ * every job is rejected with, or with null and `deliver`, which settles each job from the job's
+ * results (a throw from it rejects the jobs it did not settle).
+ */
+export type RunJobs<J extends NativeJob> = (jobs: J[], done: (err: Error | null, deliver?: () => void) => void) => void;
+
+/** One chunk to encode: resolves to its encoded bytes, or null when they would not be smaller. */
+export interface BatchJob extends NativeJob {
+  resolve: (r: Uint8Array | null) => void;
 }
 
 /**
@@ -25,7 +37,7 @@ export interface BatchJob {
 export type RunBatch<J extends BatchJob> = (jobs: J[], out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void) => void;
 
 /** The batching and job limit around one native encoder. */
-export class NativeBatches<J extends BatchJob> {
+export class NativeJobs<J extends NativeJob> {
   private pending: J[] = [];
   private scheduled = false;
   /** Batches waiting for a job slot. */
@@ -38,7 +50,7 @@ export class NativeBatches<J extends BatchJob> {
    */
   private readonly maxJobs = Math.max(1, availableParallelism());
 
-  constructor(private readonly run: RunBatch<J>) {}
+  constructor(private readonly run: RunJobs<J>) {}
 
   /** Queues `job`; it settles when its batch's native job completes. */
   add(job: J): void {
@@ -84,20 +96,12 @@ export class NativeBatches<J extends BatchJob> {
       }
     };
     try {
-      const out = new Uint8Array(jobs.reduce((s, j) => s + j.plain.byteLength, 0));
-      const sizes = new Int32Array(jobs.length);
-      this.run(jobs, out, sizes, (err) => {
+      this.run(jobs, (err, deliver) => {
         try {
-          if (err) {
-            for (const j of jobs) j.reject(err);
-            return;
-          }
-          let at = 0;
-          jobs.forEach((j, i) => {
-            const size = sizes[i]!;
-            j.resolve(size < 0 ? null : out.subarray(at, at + size));
-            at += j.plain.byteLength;
-          });
+          if (err) throw err;
+          deliver?.();
+        } catch (e) {
+          for (const j of jobs) j.reject(e); // a settled promise ignores it
         } finally {
           release();
         }
@@ -106,5 +110,26 @@ export class NativeBatches<J extends BatchJob> {
       for (const j of jobs) j.reject(e);
       release();
     }
+  }
+}
+
+/**
+ * {@link NativeJobs} over an encoder whose job writes each chunk's bytes at its plain offset in
+ * one output buffer of the batch's plain length (the addon's deflateBatch).
+ */
+export class NativeBatches<J extends BatchJob> extends NativeJobs<J> {
+  constructor(run: RunBatch<J>) {
+    super((jobs, done) => {
+      const out = new Uint8Array(jobs.reduce((s, j) => s + j.plain.byteLength, 0));
+      const sizes = new Int32Array(jobs.length);
+      run(jobs, out, sizes, (err) => done(err, () => {
+        let at = 0;
+        jobs.forEach((j, i) => {
+          const size = sizes[i]!;
+          j.resolve(size < 0 ? null : out.subarray(at, at + size));
+          at += j.plain.byteLength;
+        });
+      }));
+    });
   }
 }

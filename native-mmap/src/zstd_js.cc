@@ -1,8 +1,14 @@
 // JS bindings of zstd encoding (zstd_encode.h): one chunk on the calling
 // thread, and batches of chunks as one libuv pool job (the image writer's
-// encoder pool, as deflateBatch in codec_js.cc). Messages name only lengths.
+// encoder pool), with the writer's zero and entropy tests and checksums on the
+// pool thread too. Messages name only lengths.
 #include <string.h>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -10,8 +16,8 @@
 
 #include "args.h"
 #include "bindings.h"
-#include "batch_result.h"
 #include "errors.h"
+#include "scan.h"
 #include "zstd_encode.h"
 
 namespace crimg {
@@ -28,43 +34,183 @@ ZstdEncoder& ThreadEncoder() {
   throw e;
 }
 
-class ZstdWorker : public Napi::AsyncWorker {
+// Memory of batch jobs, kept from job to job: a fresh 4 KiB page costs 12-25 us
+// to fault in on a VM (a batch's 256 KiB, 64 pages, cost ~1 ms a job, more
+// than compressing it), so blocks go back to this free list instead of to
+// malloc, which hands buffers of this size back to the kernel. At most
+// kKeptBlocks are kept (two per job in flight, a handful of jobs).
+class BlockPool {
  public:
-  ZstdWorker(Napi::Function cb, int level, std::vector<uint8_t> plain, std::vector<size_t> lengths, Napi::Object keep)
-      : Napi::AsyncWorker(cb, "crimg:zstd"), level_(level), plain_(std::move(plain)), lengths_(std::move(lengths)),
-        keep_(Napi::Persistent(keep)) {}
+  struct Block {
+    std::unique_ptr<uint8_t[]> data;
+    size_t capacity = 0;
+  };
 
-  void Execute() override {
-    out_.resize(plain_.size());
-    sizes_.assign(lengths_.size(), -1);
-    ZstdEncoder& enc = ThreadEncoder();
-    size_t at = 0;
-    for (size_t i = 0; i < lengths_.size(); i++) {
-      const size_t len = lengths_[i];
-      const char* error = nullptr;
-      const int64_t n = len > 1 ? enc.Encode(level_, plain_.data() + at, len, out_.data() + at, len - 1, &error) : -1;
-      if (n == -2) {
-        SetError(std::string("zstdBatch: ") + (error != nullptr ? error : "zstd failed"));
-        return;
-      }
-      sizes_[i] = static_cast<int32_t>(n);
-      at += len;
-    }
+  static BlockPool& Get() {
+    static BlockPool* pool = new BlockPool();  // never destroyed: jobs may outlive static destruction
+    return *pool;
   }
 
+  // A block of at least `n` bytes (contents undefined).
+  Block Take(size_t n) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (size_t i = 0; i < free_.size(); i++) {
+        if (free_[i].capacity >= n) {
+          Block b = std::move(free_[i]);
+          free_[i] = std::move(free_.back());
+          free_.pop_back();
+          return b;
+        }
+      }
+    }
+    Block b;
+    b.capacity = std::max(n, kBlockSize);
+    b.data.reset(new uint8_t[b.capacity]);  // default-initialised: not written here
+    return b;
+  }
+
+  void Give(Block b) {
+    if (b.data == nullptr) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.size() < kKeptBlocks) free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr size_t kBlockSize = 256 * 1024;  // NATIVE_BATCH (16) chunks of 16 KiB
+  static constexpr size_t kKeptBlocks = 16;
+  std::mutex mutex_;
+  std::vector<Block> free_;
+};
+
+// Whether the whole 4 KiB page at `p` looks random: codec/chunk.ts's
+// pageLooksRandom, the same arithmetic in the same order (the Shannon entropy
+// of 256 bytes sampled at stride 16 above 6.9 bits per byte), so both decide
+// alike (test/codec-zstd-batch.test.ts compares them).
+bool PageLooksRandom(const uint8_t* p) {
+  static const std::array<double, 257> kNLogN = [] {
+    std::array<double, 257> t{};
+    for (int n = 1; n <= 256; n++) t[n] = n * std::log2(static_cast<double>(n));
+    return t;
+  }();
+  uint16_t hist[256] = {0};
+  for (int i = 0; i < 256; i++) hist[p[i * 16]]++;
+  double sum = 0;
+  for (int b = 0; b < 256; b++) sum += kNLogN[hist[b]];
+  return 8 - sum / 256 > 6.9;
+}
+
+// codec/chunk.ts's looksIncompressible: every whole page looks random (false
+// without a whole page).
+bool LooksIncompressible(const uint8_t* p, size_t len) {
+  const size_t pages = len / 4096;
+  if (pages == 0) return false;
+  for (size_t i = 0; i < pages; i++) {
+    if (!PageLooksRandom(p + i * 4096)) return false;
+  }
+  return true;
+}
+
+// zstdBatch's size codes besides a frame length.
+constexpr int32_t kNotSmaller = -1;  // the frame would not be smaller: store raw
+constexpr int32_t kZeroChunk = -2;   // every byte is zero (kScan)
+constexpr int32_t kRandom = -3;      // every page looks random: not compressed, store raw (kScan)
+
+// zstdBatch's flags.
+constexpr uint32_t kScan = 1;  // zero and entropy tests before compressing
+constexpr uint32_t kSums = 2;  // XXH64 of what is stored: the frame, else the plain bytes
+
+class ZstdWorker : public Napi::AsyncWorker {
+ public:
+  ZstdWorker(Napi::Function cb, int level, uint32_t flags, BlockPool::Block plain, std::vector<size_t> lengths)
+      : Napi::AsyncWorker(cb, "crimg:zstd"), level_(level), flags_(flags), plain_(std::move(plain)),
+        lengths_(std::move(lengths)) {}
+
+  ~ZstdWorker() override {
+    BlockPool::Get().Give(std::move(plain_));
+    BlockPool::Get().Give(std::move(out_));
+  }
+
+  void Execute() override {
+    size_t total = 0;
+    for (size_t len : lengths_) total += len;
+    out_ = BlockPool::Get().Take(total);
+    sizes_.assign(lengths_.size(), kNotSmaller);
+    if (flags_ & kSums) sums_.assign(lengths_.size(), 0);
+    ZstdEncoder& enc = ThreadEncoder();
+    size_t at = 0;
+    size_t put = 0;
+    for (size_t i = 0; i < lengths_.size(); i++) {
+      const size_t len = lengths_[i];
+      const uint8_t* plain = plain_.data.get() + at;
+      at += len;
+      int32_t size = kNotSmaller;
+      if ((flags_ & kScan) && IsZero(plain, len)) {
+        size = kZeroChunk;
+      } else if ((flags_ & kScan) && LooksIncompressible(plain, len)) {
+        size = kRandom;
+      } else if (len > 1) {
+        const char* error = nullptr;
+        const int64_t n = enc.Encode(level_, plain, len, out_.data.get() + put, len - 1, &error);
+        if (n == -2) {
+          SetError(std::string("zstdBatch: ") + (error != nullptr ? error : "zstd failed"));
+          return;
+        }
+        if (n >= 0) size = static_cast<int32_t>(n);
+      }
+      sizes_[i] = size;
+      if (flags_ & kSums) {
+        if (size >= 0) sums_[i] = Xxh64(out_.data.get() + put, static_cast<size_t>(size), 0);
+        else if (size != kZeroChunk) sums_[i] = Xxh64(plain, len, 0);
+      }
+      if (size > 0) put += static_cast<size_t>(size);
+    }
+    BlockPool::Get().Give(std::move(plain_));
+  }
+
+  // callback(null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null):
+  // each frame in a buffer of its own length, small enough that malloc reuses warm memory.
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    DeliverEncodedBatch(env, keep_.Value(), out_, sizes_, lengths_, "zstdBatch", "ERR_CRIMG_ZSTD", Callback());
+    const size_t n = sizes_.size();
+    Napi::Int32Array sizes = Napi::Int32Array::New(env, n);
+    memcpy(sizes.Data(), sizes_.data(), n * sizeof(int32_t));
+    Napi::Array frames = Napi::Array::New(env, n);
+    size_t put = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (sizes_[i] > 0) {
+        const size_t len = static_cast<size_t>(sizes_[i]);
+        frames.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, out_.data.get() + put, len));
+        put += len;
+      } else {
+        frames.Set(static_cast<uint32_t>(i), env.Null());
+      }
+    }
+    Napi::Value sums = env.Null();
+    if (flags_ & kSums) {
+      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, n * sizeof(uint64_t));
+      memcpy(ab.Data(), sums_.data(), n * sizeof(uint64_t));
+      napi_value typed;
+      if (napi_create_typedarray(env, napi_biguint64_array, n, ab, 0, &typed) != napi_ok) {
+        Napi::Error e = Napi::Error::New(env, "zstdBatch: could not create the checksums' array");
+        SetCode(e, "ERR_CRIMG_ZSTD");
+        Callback().Call({e.Value()});
+        return;
+      }
+      sums = Napi::Value(env, typed);
+    }
+    Callback().Call({env.Null(), sizes, frames, sums});
   }
 
  private:
   int level_;
-  std::vector<uint8_t> plain_;
+  uint32_t flags_;
+  BlockPool::Block plain_;
   std::vector<size_t> lengths_;
-  std::vector<uint8_t> out_;
+  BlockPool::Block out_;
   std::vector<int32_t> sizes_;
-  Napi::ObjectReference keep_;  // out and sizes, written when the job is done
+  std::vector<uint64_t> sums_;
 };
 
 }  // namespace
@@ -89,54 +235,47 @@ Napi::Value ZstdCompressJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// zstdBatch(level, plains: Uint8Array[], out: Uint8Array, sizes: Int32Array, callback(err)) -> undefined
-// One pool job compressing every chunk of `plains`: chunk i's frame goes to `out` at the sum of
-// the previous chunks' lengths, sizes[i] gets its length or -1 (not smaller). Inputs are copied
-// before this returns, results copied back on this thread, as deflateBatch.
+// zstdBatch(level, plains: Uint8Array[], flags, callback(err, sizes, frames, sums)) -> undefined
+// One pool job compressing every chunk of `plains`, copied before this returns (into kept
+// memory: see BlockPool). sizes[i]: chunk i's frame length (frames[i] holds the frame), or -1
+// (not smaller: store raw); with flags & 1 (scan) -2 for a chunk of zeros and -3 for one whose
+// pages all look random (not compressed, store raw), frames[i] null for all three. With
+// flags & 2, sums[i] is XXH64 of what is stored (the frame, else the plain bytes; 0 for zeros).
 Napi::Value ZstdBatchJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int level = static_cast<int>(Integer(env, info[0], "level", kZstdMinLevel, kZstdMaxLevel));
   if (!info[1].IsArray()) ThrowType(env, "expected plains to be an array of Uint8Array, got " + TypeName(info[1]));
-  if (!info[4].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[4]));
+  const uint32_t flags = static_cast<uint32_t>(Integer(env, info[2], "flags", 0, kScan | kSums));
+  if (!info[3].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[3]));
   Napi::Array list = info[1].As<Napi::Array>();
   const uint32_t n = list.Length();
   if (n > 4096) ThrowRange(env, "expected at most 4096 chunks in one batch, got " + std::to_string(n));
-  std::vector<Napi::Value> plains;
+  // Every element first (a getter runs script, which could detach a buffer already looked
+  // at), then their bytes, then the copy: no script runs between a pointer and its copy.
+  std::vector<Napi::Value> values;
+  values.reserve(n);
+  for (uint32_t i = 0; i < n; i++) values.push_back(list.Get(i));
+  std::vector<TypedBytes> plains;
   plains.reserve(n);
-  for (uint32_t i = 0; i < n; i++) plains.push_back(list.Get(i));
-  std::vector<uint8_t> plain;
   std::vector<size_t> lengths;
   lengths.reserve(n);
-  for (const Napi::Value& v : plains) {
+  size_t total = 0;
+  for (const Napi::Value& v : values) {
     TypedBytes b = TypedArg(env, v, napi_uint8_array, "every plain to be a Uint8Array");
-    if (b.length > 16 * 1024 * 1024 || plain.size() + b.length > (size_t{1} << 31)) {
+    if (b.length > 16 * 1024 * 1024 || total + b.length > (size_t{1} << 31)) {
       ThrowRange(env, "expected chunks of at most 16 MiB in a batch below 2 GiB");
     }
-    plain.insert(plain.end(), b.data, b.data + b.length);
+    plains.push_back(b);
     lengths.push_back(b.length);
+    total += b.length;
   }
-  TypedBytes out = TypedArg(env, info[2], napi_uint8_array, "out to be a Uint8Array");
-  if (out.length < plain.size()) {
-    ThrowRange(env, "expected out to hold the plains' total length " + std::to_string(plain.size()) + ", got " +
-                        std::to_string(out.length));
+  BlockPool::Block plain = BlockPool::Get().Take(total);
+  size_t at = 0;
+  for (const TypedBytes& b : plains) {
+    if (b.length > 0) memcpy(plain.data.get() + at, b.data, b.length);
+    at += b.length;
   }
-  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    ThrowType(env, "expected sizes to be an Int32Array, got " + TypeName(info[3]));
-  }
-  TypedBytes sizes = TypedArg(env, info[3], napi_int32_array, "sizes to be an Int32Array");
-  if (sizes.length < n) {
-    ThrowRange(env, "expected sizes to hold " + std::to_string(n) + " entries, got " + std::to_string(sizes.length));
-  }
-  if (!plain.empty()) {
-    if (Failure f = AddressSpace::Get().CheckWritable(out.data, plain.size(), "out")) ThrowFailure(env, f);
-  }
-  if (n > 0) {
-    if (Failure f = AddressSpace::Get().CheckWritable(sizes.data, n * sizeof(int32_t), "sizes")) ThrowFailure(env, f);
-  }
-  Napi::Object keep = Napi::Object::New(env);
-  keep.Set("out", info[2]);
-  keep.Set("sizes", info[3]);
-  auto* w = new ZstdWorker(info[4].As<Napi::Function>(), level, std::move(plain), std::move(lengths), keep);
+  auto* w = new ZstdWorker(info[3].As<Napi::Function>(), level, flags, std::move(plain), std::move(lengths));
   w->Queue();
   return env.Undefined();
 }
