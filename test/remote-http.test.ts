@@ -270,6 +270,15 @@ describe('reading over HTTP (nginx)', () => {
       { first: 3, count: 2, start: 100000, end: 190010 },
       { first: 5, count: 1, start: 190010, end: 210010 },
     ]);
+    // A small first window, each next one up to twice the one before, up to the window size.
+    const run = new BigUint64Array(8 * 40);
+    for (let i = 0; i < 40; i++) {
+      run[i * 8] = BigInt(1000 + i * 100);
+      run[i * 8 + 4] = 100n | (65536n << 32n);
+    }
+    expect(windowsOf(run, 1600, 200).map((w) => [w.first, w.count, w.end - w.start])).toEqual([
+      [0, 2, 200], [2, 4, 400], [6, 8, 800], [14, 16, 1600], [30, 10, 1000],
+    ]);
   });
 
   test('https:// (nginx with a self-signed certificate): exact bytes with it as the CA; without, IO_ERROR naming the TLS failure', async () => {
