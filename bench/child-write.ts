@@ -33,8 +33,9 @@ for (const r of layout) {
 }
 // Before finish(): it ends the encoder's worker threads, and their /proc entries with them.
 const threads = threadCpu();
+const t1 = process.hrtime.bigint();
 const summary = await writer.finish();
 const seconds = since(t0);
 const cpu = process.cpuUsage(cpu0);
-const result: WriteResult = { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, threads, summary, peakRss: peakRss() };
+const result: WriteResult = { seconds, finishSeconds: since(t1), cpuSeconds: (cpu.user + cpu.system) / 1e6, threads, summary, peakRss: peakRss() };
 process.stdout.write(JSON.stringify(result));

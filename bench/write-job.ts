@@ -38,6 +38,8 @@ export interface WriteJob {
 export interface WriteResult {
   /** ImageWriter.create to finish(), input reading included, process start excluded. */
   seconds: number;
+  /** The part of {@link seconds} in finish(): the chunks still encoding, the last writes, the index, the fsync and rename. */
+  finishSeconds: number;
   /** CPU seconds (user + system, all threads) over the same span: less noisy than wall time on a shared VM. */
   cpuSeconds: number;
   /**

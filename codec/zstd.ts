@@ -220,12 +220,39 @@ function fzstdModule(): typeof import('fzstd') {
   return fzstd;
 }
 
-type ZstdBatch = (level: number, plains: Uint8Array[], flags: number, done: (err: Error | null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null) => void) => void;
+type ZstdBatch = (level: number, plains: Uint8Array[], flags: number, done: (err: Error | null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null) => void) => { sizes: Int32Array; sums: BigUint64Array | null };
+
+/** What the native zstd job made of one chunk. */
+export interface ZstdChunk {
+  /** The frame, or null: a chunk of zeros (`zero`), or one to store raw (not smaller, or random-looking). */
+  frame: Uint8Array | null;
+  /** Every byte is zero (only with `scan`). */
+  zero: boolean;
+  /** XXH64 of what is stored, the frame or else the plain bytes (only with `sums`; 0n for zeros). */
+  checksum: bigint | null;
+}
+
+/** Options of {@link NativeZstd.create}. */
+export interface NativeZstdOptions {
+  /**
+   * The writer's tests in the addon, before the chunk is copied for the job: a chunk of zeros
+   * comes back `zero`, one whose whole pages all look random (codec/chunk.ts's
+   * looksIncompressible, the same arithmetic) is not compressed and comes back without a
+   * frame; neither is copied.
+   */
+  scan?: boolean;
+  /** XXH64 of what is stored, in the addon (an image without a cipher: the stored bytes are these). */
+  sums?: boolean;
+}
 
 /** A chunk for the native zstd job. */
 interface ZstdJob extends NativeJob {
-  resolve: (frame: Uint8Array | null) => void;
+  resolve: (r: ZstdChunk) => void;
 }
+
+/** zstdBatch's size codes (src/zstd_js.cc): a chunk of zeros, and one the job compresses. */
+const ZERO_CHUNK = -2;
+const TO_COMPRESS = -(2 ** 31);
 
 /**
  * The node engine's zstd on the encoder pool (native-mmap/src/zstd_js.cc), in batches
@@ -236,21 +263,38 @@ interface ZstdJob extends NativeJob {
 export class NativeZstd {
   private readonly jobs: NativeJobs<ZstdJob>;
 
-  private constructor(batch: ZstdBatch, level: number) {
-    this.jobs = new NativeJobs<ZstdJob>((jobs, done) => batch(level, jobs.map((j) => j.plain), 0, (err, _sizes, frames) => done(err, () => {
-      jobs.forEach((j, i) => j.resolve(frames[i] ?? null));
-    })));
+  private constructor(batch: ZstdBatch, level: number, flags: number) {
+    this.jobs = new NativeJobs<ZstdJob>((jobs, done) => {
+      let left = 0;
+      const known = batch(level, jobs.map((j) => j.plain), flags, (err, sizes, frames, sums) => done(err, () => {
+        jobs.forEach((j, i) => j.resolve({ frame: frames[i] ?? null, zero: sizes[i] === ZERO_CHUNK, checksum: sums ? sums[i]! : null }));
+      }));
+      // Zero and random chunks settle now, without waiting for the job (a resolved promise
+      // ignores the job's later resolve); with none left to compress there is no job.
+      jobs.forEach((j, i) => {
+        const size = known.sizes[i]!;
+        if (size === TO_COMPRESS) left++;
+        else j.resolve({ frame: null, zero: size === ZERO_CHUNK, checksum: known.sums ? known.sums[i]! : null });
+      });
+      if (left === 0) done(null);
+    });
   }
 
   /** An encoder at `level` 1..19, or null when the addon is unavailable. */
-  static create(level: number): NativeZstd | null {
+  static create(level: number, options: NativeZstdOptions = {}): NativeZstd | null {
     expectInt('level', level, ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL);
     const addon = nativeAddon();
-    return addon ? new NativeZstd(addon.zstdBatch.bind(addon), level) : null;
+    const flags = (options.scan ? 1 : 0) | (options.sums ? 2 : 0);
+    return addon ? new NativeZstd(addon.zstdBatch.bind(addon), level, flags) : null;
   }
 
-  /** One zstd frame of `plain`, or null when it would not be smaller than `plain`. */
-  compress(plain: Uint8Array): Promise<Uint8Array | null> {
+  /** What the job made of `plain` (see {@link ZstdChunk}). */
+  encode(plain: Uint8Array): Promise<ZstdChunk> {
     return new Promise((resolve, reject) => this.jobs.add({ plain, resolve, reject }));
+  }
+
+  /** One zstd frame of `plain`, or null when it would not be smaller than `plain` (without `scan`). */
+  async compress(plain: Uint8Array): Promise<Uint8Array | null> {
+    return (await this.encode(plain)).frame;
   }
 }

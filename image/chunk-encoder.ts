@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { xxh64 } from '../codec/checksum.js';
 import { CHUNK_RAW, CHUNK_ZERO } from '../format/constants.js';
-import { isZero, looksIncompressible, pageLooksRandom } from '../codec/chunk.js';
+import { isZero, pageLooksRandom } from '../codec/chunk.js';
 import { NativeDeflater, deflatePagesAsync, looksIncompressibleThroughout } from '../codec/deflate.js';
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -153,6 +153,7 @@ class ThreadPoolEncoder implements ChunkEncoder {
   }
 
   async encode(plain: Uint8Array, ctx: ChunkContext): Promise<EncodedChunk> {
+    if (this.zstd) return this.encodeZstd(this.zstd, plain, ctx);
     const f = this.fields;
     if (isZero(plain)) return { stored: new Uint8Array(0), flags: CHUNK_ZERO, checksum: 0n, plainLength: plain.length };
     let body = plain;
@@ -170,14 +171,29 @@ class ThreadPoolEncoder implements ChunkEncoder {
         body = encoded;
         flags = CHUNK_ENCODED;
       }
-    } else if (this.zstd && !looksIncompressible(plain)) {
-      const encoded = await this.zstd.compress(plain);
-      if (encoded !== null) {
-        body = encoded;
-        flags = CHUNK_ENCODED;
-      }
     }
+    return this.sealed(plain, body, flags, ctx);
+  }
+
+  /**
+   * zstd: the zero test, the entropy test (a chunk whose pages all look random is stored raw
+   * without compressing, as codec/chunk.ts's looksIncompressible decides) and, without a
+   * cipher, the checksum run in the addon (codec/zstd.ts's NativeZstd, scan and sums): the
+   * tests in C++ as the batch is submitted, the frames' checksums on the pool thread.
+   */
+  private async encodeZstd(zstd: NativeZstd, plain: Uint8Array, ctx: ChunkContext): Promise<EncodedChunk> {
+    const r = await zstd.encode(plain);
+    if (r.zero) return { stored: new Uint8Array(0), flags: CHUNK_ZERO, checksum: 0n, plainLength: plain.length };
+    const body = r.frame ?? plain;
+    const flags = r.frame ? CHUNK_ENCODED : CHUNK_RAW;
+    if (this.keys || r.checksum === null) return this.sealed(plain, body, flags, ctx);
+    return { stored: body, flags, checksum: r.checksum, plainLength: plain.length };
+  }
+
+  /** The chunk's stored form: `body` sealed when the image has a cipher, and its checksum. */
+  private sealed(plain: Uint8Array, body: Uint8Array, flags: number, ctx: ChunkContext): EncodedChunk {
     if (this.keys) {
+      const f = this.fields;
       const aad = chunkAad({ imageId: f.imageId, headerHash: this.h!, chunkNumber: ctx.chunkNumber, regionNumber: ctx.regionNumber, plainLength: plain.length, address: ctx.address, encoded: flags === CHUNK_ENCODED, last: ctx.last });
       body = seal(suiteForCipherId(f.cipher), this.keys.dataKey, chunkNonce(ctx.chunkNumber), aad, body, 'node');
       flags |= CHUNK_ENCRYPTED;
@@ -206,7 +222,7 @@ export async function createChunkEncoder(s: EncoderSetup): Promise<ChunkEncoder>
   if (f.codec === 0 && f.cipher === 0) return new PlainEncoder();
   if (s.engine === 'portable') await loadPortableEngine();
   // zstd is written by the addon only (codec/zstd.ts): refuse before any key work.
-  const zstd = f.codec === CODEC_ZSTD && s.engine === 'node' ? NativeZstd.create(f.codecLevel) : null;
+  const zstd = f.codec === CODEC_ZSTD && s.engine === 'node' ? NativeZstd.create(f.codecLevel, { scan: true, sums: f.cipher === 0 }) : null;
   if (f.codec === CODEC_ZSTD && zstd === null) throw zstdWriteUnsupported(s.engine);
   let keys: ImageKeys | null = null;
   if (f.cipher !== 0) {

@@ -174,8 +174,8 @@ export interface NativeMmap extends LazyBindings, CheckBindings {
   decodeBatch(job: DecodeBatchJob, done: (err: Error | null, result: DecodeBatchResult) => void): void;
   /** One zstd frame (spec 6.2) of `plain` at `level` 1..19 into `out`, on this thread: its length, or -1 when it does not fit. */
   zstdCompress(level: number, plain: Uint8Array, out: Uint8Array): number;
-  /** zstdCompress of every chunk of `plains` in one libuv pool job; flags 1: zero and entropy tests, 2: XXH64 sums (src/zstd_js.cc). */
-  zstdBatch(level: number, plains: Uint8Array[], flags: number, done: (err: Error | null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null) => void): void;
+  /** zstdCompress of every chunk of `plains` in one libuv pool job; flags 1: zero and entropy tests, 2: XXH64 sums; returns the codes known before the job (src/zstd_js.cc). */
+  zstdBatch(level: number, plains: Uint8Array[], flags: number, done: (err: Error | null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null) => void): { sizes: Int32Array; sums: BigUint64Array | null };
   /**
    * Starts writing `length` (>= 1) bytes of file `fd` from `offset` to disk without waiting
    * (sync_file_range SYNC_FILE_RANGE_WRITE, on the libuv pool), so that a later fsync has

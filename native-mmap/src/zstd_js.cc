@@ -1,10 +1,11 @@
 // JS bindings of zstd encoding (zstd_encode.h): one chunk on the calling
 // thread, and batches of chunks as one libuv pool job (the image writer's
-// encoder pool), with the writer's zero and entropy tests and checksums on the
-// pool thread too. Messages name only lengths.
+// encoder pool), with the writer's zero and entropy tests (on the calling
+// thread, before the copy) and checksums. Messages name only lengths.
 #include <string.h>
 
 #include <algorithm>
+#include <climits>
 #include <array>
 #include <cmath>
 #include <memory>
@@ -111,10 +112,20 @@ bool LooksIncompressible(const uint8_t* p, size_t len) {
   return true;
 }
 
+// `sums` as a BigUint64Array.
+Napi::Value BigSums(Napi::Env env, const std::vector<uint64_t>& sums) {
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, sums.size() * sizeof(uint64_t));
+  if (!sums.empty()) memcpy(ab.Data(), sums.data(), sums.size() * sizeof(uint64_t));
+  napi_value typed;
+  NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, napi_biguint64_array, sums.size(), ab, 0, &typed), Napi::Value());
+  return Napi::Value(env, typed);
+}
+
 // zstdBatch's size codes besides a frame length.
 constexpr int32_t kNotSmaller = -1;  // the frame would not be smaller: store raw
 constexpr int32_t kZeroChunk = -2;   // every byte is zero (kScan)
 constexpr int32_t kRandom = -3;      // every page looks random: not compressed, store raw (kScan)
+constexpr int32_t kCompress = INT32_MIN;  // before the job: to be compressed (its bytes are in the job's block)
 
 // zstdBatch's flags.
 constexpr uint32_t kScan = 1;  // zero and entropy tests before compressing
@@ -122,9 +133,12 @@ constexpr uint32_t kSums = 2;  // XXH64 of what is stored: the frame, else the p
 
 class ZstdWorker : public Napi::AsyncWorker {
  public:
-  ZstdWorker(Napi::Function cb, int level, uint32_t flags, BlockPool::Block plain, std::vector<size_t> lengths)
+  // `sizes`: kCompress for each chunk whose bytes are in `plain` (back to back, `lengths`
+  // long), else its final code; `sums` (with kSums) already set for the others.
+  ZstdWorker(Napi::Function cb, int level, uint32_t flags, BlockPool::Block plain, std::vector<size_t> lengths,
+             std::vector<int32_t> sizes, std::vector<uint64_t> sums)
       : Napi::AsyncWorker(cb, "crimg:zstd"), level_(level), flags_(flags), plain_(std::move(plain)),
-        lengths_(std::move(lengths)) {}
+        lengths_(std::move(lengths)), sizes_(std::move(sizes)), sums_(std::move(sums)) {}
 
   ~ZstdWorker() override {
     BlockPool::Get().Give(std::move(plain_));
@@ -133,23 +147,20 @@ class ZstdWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     size_t total = 0;
-    for (size_t len : lengths_) total += len;
+    for (size_t i = 0; i < lengths_.size(); i++) {
+      if (sizes_[i] == kCompress) total += lengths_[i];
+    }
     out_ = BlockPool::Get().Take(total);
-    sizes_.assign(lengths_.size(), kNotSmaller);
-    if (flags_ & kSums) sums_.assign(lengths_.size(), 0);
     ZstdEncoder& enc = ThreadEncoder();
     size_t at = 0;
     size_t put = 0;
     for (size_t i = 0; i < lengths_.size(); i++) {
+      if (sizes_[i] != kCompress) continue;
       const size_t len = lengths_[i];
       const uint8_t* plain = plain_.data.get() + at;
       at += len;
       int32_t size = kNotSmaller;
-      if ((flags_ & kScan) && IsZero(plain, len)) {
-        size = kZeroChunk;
-      } else if ((flags_ & kScan) && LooksIncompressible(plain, len)) {
-        size = kRandom;
-      } else if (len > 1) {
+      if (len > 1) {
         const char* error = nullptr;
         const int64_t n = enc.Encode(level_, plain, len, out_.data.get() + put, len - 1, &error);
         if (n == -2) {
@@ -159,10 +170,7 @@ class ZstdWorker : public Napi::AsyncWorker {
         if (n >= 0) size = static_cast<int32_t>(n);
       }
       sizes_[i] = size;
-      if (flags_ & kSums) {
-        if (size >= 0) sums_[i] = Xxh64(out_.data.get() + put, static_cast<size_t>(size), 0);
-        else if (size != kZeroChunk) sums_[i] = Xxh64(plain, len, 0);
-      }
+      if (flags_ & kSums) sums_[i] = size >= 0 ? Xxh64(out_.data.get() + put, static_cast<size_t>(size), 0) : Xxh64(plain, len, 0);
       if (size > 0) put += static_cast<size_t>(size);
     }
     BlockPool::Get().Give(std::move(plain_));
@@ -187,20 +195,7 @@ class ZstdWorker : public Napi::AsyncWorker {
         frames.Set(static_cast<uint32_t>(i), env.Null());
       }
     }
-    Napi::Value sums = env.Null();
-    if (flags_ & kSums) {
-      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, n * sizeof(uint64_t));
-      memcpy(ab.Data(), sums_.data(), n * sizeof(uint64_t));
-      napi_value typed;
-      if (napi_create_typedarray(env, napi_biguint64_array, n, ab, 0, &typed) != napi_ok) {
-        Napi::Error e = Napi::Error::New(env, "zstdBatch: could not create the checksums' array");
-        SetCode(e, "ERR_CRIMG_ZSTD");
-        Callback().Call({e.Value()});
-        return;
-      }
-      sums = Napi::Value(env, typed);
-    }
-    Callback().Call({env.Null(), sizes, frames, sums});
+    Callback().Call({env.Null(), sizes, frames, (flags_ & kSums) ? BigSums(env, sums_) : env.Null()});
   }
 
  private:
@@ -208,9 +203,9 @@ class ZstdWorker : public Napi::AsyncWorker {
   uint32_t flags_;
   BlockPool::Block plain_;
   std::vector<size_t> lengths_;
-  BlockPool::Block out_;
   std::vector<int32_t> sizes_;
   std::vector<uint64_t> sums_;
+  BlockPool::Block out_;
 };
 
 }  // namespace
@@ -235,12 +230,15 @@ Napi::Value ZstdCompressJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// zstdBatch(level, plains: Uint8Array[], flags, callback(err, sizes, frames, sums)) -> undefined
+// zstdBatch(level, plains: Uint8Array[], flags, callback(err, sizes, frames, sums)) -> Int32Array
 // One pool job compressing every chunk of `plains`, copied before this returns (into kept
 // memory: see BlockPool). sizes[i]: chunk i's frame length (frames[i] holds the frame), or -1
-// (not smaller: store raw); with flags & 1 (scan) -2 for a chunk of zeros and -3 for one whose
-// pages all look random (not compressed, store raw), frames[i] null for all three. With
-// flags & 2, sums[i] is XXH64 of what is stored (the frame, else the plain bytes; 0 for zeros).
+// (not smaller: store raw); with flags & 1 (scan, here before the copy) -2 for a chunk of zeros
+// and -3 for one whose pages all look random (not compressed, store raw), frames[i] null for
+// all three. With flags & 2, sums[i] is XXH64 of what is stored (the frame, else the plain
+// bytes; 0 for zeros). Returns { sizes, sums } known before the job: sizes -2 and -3 (their
+// sums final too), and -2^31 for each chunk the job compresses; when there is none, no job is
+// queued and the callback is never called.
 Napi::Value ZstdBatchJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int level = static_cast<int>(Integer(env, info[0], "level", kZstdMinLevel, kZstdMaxLevel));
@@ -269,15 +267,44 @@ Napi::Value ZstdBatchJs(const Napi::CallbackInfo& info) {
     lengths.push_back(b.length);
     total += b.length;
   }
-  BlockPool::Block plain = BlockPool::Get().Take(total);
-  size_t at = 0;
-  for (const TypedBytes& b : plains) {
-    if (b.length > 0) memcpy(plain.data.get() + at, b.data, b.length);
-    at += b.length;
+  // The tests here, on this thread: a zero chunk is read only until its end and a random one
+  // is sampled, and neither is copied; only the chunks to compress are (the job cannot read
+  // the caller's buffers, which script may detach or free meanwhile).
+  std::vector<int32_t> sizes(n, kCompress);
+  std::vector<uint64_t> sums((flags & kSums) ? n : 0, 0);
+  size_t copied = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const TypedBytes& b = plains[i];
+    if ((flags & kScan) && IsZero(b.data, b.length)) {
+      sizes[i] = kZeroChunk;
+    } else if ((flags & kScan) && LooksIncompressible(b.data, b.length)) {
+      sizes[i] = kRandom;
+      if (flags & kSums) sums[i] = Xxh64(b.data, b.length, 0);
+    } else {
+      copied += b.length;
+    }
   }
-  auto* w = new ZstdWorker(info[3].As<Napi::Function>(), level, flags, std::move(plain), std::move(lengths));
+  // The codes known now, returned at once: the caller need not wait for the job to store a
+  // zero or random chunk, and no job is queued when no chunk is left to compress.
+  Napi::Object known = Napi::Object::New(env);
+  Napi::Int32Array known_sizes = Napi::Int32Array::New(env, n);
+  if (n > 0) memcpy(known_sizes.Data(), sizes.data(), n * sizeof(int32_t));
+  known.Set("sizes", known_sizes);
+  known.Set("sums", (flags & kSums) ? BigSums(env, sums) : env.Null());
+  bool any = false;
+  for (uint32_t i = 0; i < n; i++) any = any || sizes[i] == kCompress;
+  if (!any) return known;
+  BlockPool::Block plain = BlockPool::Get().Take(copied);
+  size_t at = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (sizes[i] != kCompress || plains[i].length == 0) continue;
+    memcpy(plain.data.get() + at, plains[i].data, plains[i].length);
+    at += plains[i].length;
+  }
+  auto* w = new ZstdWorker(info[3].As<Napi::Function>(), level, flags, std::move(plain), std::move(lengths),
+                           std::move(sizes), std::move(sums));
   w->Queue();
-  return env.Undefined();
+  return known;
 }
 
 }  // namespace crimg

@@ -1,0 +1,115 @@
+/**
+ * The native zstd batch of the image writer (codec/zstd.ts NativeZstd, native-mmap/src/zstd_js.cc):
+ * its zero and entropy tests decide every chunk as codec/chunk.ts's isZero and
+ * looksIncompressible do, its checksums are XXH64 of what is stored, its frames decode to the
+ * chunk, and a zstd image's chunks are stored exactly as those functions say.
+ */
+import { randomBytes } from 'node:crypto';
+import { ImageWriter, openImage } from '../index.js';
+import { isZero, looksIncompressible, pageLooksRandom } from '../codec/chunk.js';
+import { xxh64 } from '../codec/checksum.js';
+import { NativeZstd, zstdDecode } from '../codec/zstd.js';
+import { tempDir, memoryLike } from './helpers.js';
+import { requireNative } from './native-fixture.js';
+
+requireNative();
+const t = tempDir();
+afterAll(() => t.cleanup());
+
+/** Pages whose sampled bytes sit around the entropy threshold: n distinct values over the 256 samples. */
+function nearThreshold(n: number, seed: number): Uint8Array {
+  const page = new Uint8Array(4096);
+  let s = seed;
+  for (let i = 0; i < 4096; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    page[i] = (s >>> 16) % n;
+  }
+  return page;
+}
+
+describe('NativeZstd with scan and sums', () => {
+  test('decides each chunk as isZero / looksIncompressible, sums what is stored, frames decode', async () => {
+    const z = NativeZstd.create(1, { scan: true, sums: true })!;
+    const chunks: Uint8Array[] = [];
+    const data = memoryLike(1024, 11); // zero, structured and random pages
+    for (let o = 0; o < data.length; o += 16384) chunks.push(data.subarray(o, o + 16384));
+    // Pages around the threshold (128 to 256 distinct sampled values), whole chunks of them.
+    for (let n = 100; n <= 256; n += 2) {
+      const c = new Uint8Array(16384);
+      for (let p = 0; p < 4; p++) c.set(nearThreshold(n, n * 7 + p), p * 4096);
+      chunks.push(c);
+    }
+    chunks.push(randomBytes(16384), new Uint8Array(16384), randomBytes(4096), new Uint8Array(1), randomBytes(100), new Uint8Array(3000).fill(7));
+    const results = await Promise.all(chunks.map((c) => z.encode(c)));
+    let random = 0;
+    let near = 0;
+    results.forEach((r, i) => {
+      const c = chunks[i]!;
+      expect(r.zero).toBe(isZero(c));
+      if (r.zero) {
+        expect(r.frame).toBeNull();
+        expect(r.checksum).toBe(0n);
+        return;
+      }
+      if (looksIncompressible(c)) {
+        random++;
+        expect(r.frame).toBeNull();
+      } else if (r.frame) {
+        expect(Buffer.from(zstdDecode(r.frame, c.length, 'portable')).equals(Buffer.from(c))).toBe(true);
+        expect(r.frame.length).toBeLessThan(c.length);
+      }
+      expect(r.checksum).toBe(xxh64(r.frame ?? c));
+    });
+    for (let n = 100; n <= 256; n += 2) near += pageLooksRandom(nearThreshold(n, n * 7), 0) ? 1 : 0;
+    // Both sides of the threshold are exercised.
+    expect(random).toBeGreaterThan(10);
+    expect(near).toBeGreaterThan(5);
+    expect(near).toBeLessThan(75);
+  });
+
+  test('without scan every chunk is compressed; without sums there are none', async () => {
+    const z = NativeZstd.create(3)!;
+    const zero = new Uint8Array(16384);
+    const r = await z.encode(zero);
+    expect(r.zero).toBe(false);
+    expect(r.checksum).toBeNull();
+    expect(Buffer.from(zstdDecode(r.frame!, zero.length)).equals(Buffer.from(zero))).toBe(true);
+    expect(await z.compress(randomBytes(16384))).toBeNull(); // not smaller
+  });
+
+  test('a batch that is all zero or random chunks settles without a job, and the next batch still runs', async () => {
+    const z = NativeZstd.create(1, { scan: true, sums: true })!;
+    const first = await Promise.all([new Uint8Array(16384), randomBytes(16384)].map((c) => z.encode(c)));
+    expect(first.map((r) => [r.zero, r.frame])).toEqual([[true, null], [false, null]]);
+    const text = new Uint8Array(16384).map((_, i) => 97 + (i % 13));
+    const again = await Promise.all(Array.from({ length: 40 }, () => z.encode(text)));
+    for (const r of again) expect(Buffer.from(zstdDecode(r.frame!, text.length)).equals(Buffer.from(text))).toBe(true);
+  });
+});
+
+test('a zstd image stores zero chunks as ZERO and random ones raw, with and without a cipher; both engines read it', async () => {
+  const data = memoryLike(512, 5);
+  const key = new Uint8Array(32).fill(9);
+  for (const encrypt of [undefined, 'aes-256-gcm'] as const) {
+    const out = t.path(`batch-${encrypt ?? 'plain'}.img`);
+    const w = await ImageWriter.create(out, { compress: 'zstd:1', fsync: false, ...(encrypt ? { encrypt, key } : {}) });
+    await w.addRegion({ address: 0x10000000n, data });
+    const summary = await w.finish();
+    let zeros = 0;
+    for (let o = 0; o < data.length; o += 16384) zeros += isZero(data.subarray(o, o + 16384)) ? 1 : 0;
+    expect(summary.zeroChunks).toBe(zeros);
+    for (const engine of ['node', 'portable'] as const) {
+      const img = await openImage(out, { engine, ...(encrypt ? { key } : {}) });
+      expect((await img.read(0x10000000n, data.length)).equals(data)).toBe(true);
+      expect(await img.verify()).toMatchObject({ ok: true });
+      const stats = await img.chunkStats();
+      let random = 0;
+      for (let o = 0; o < data.length; o += 16384) {
+        const c = data.subarray(o, o + 16384);
+        random += !isZero(c) && looksIncompressible(c) ? 1 : 0;
+      }
+      expect(stats.totals.chunks.raw).toBeGreaterThanOrEqual(random);
+      await img.close();
+    }
+  }
+});
