@@ -13,8 +13,9 @@ export interface LazySession {
 /**
  * What {@link NativeMmap.lazyStart} installs: the chunks of `regions` (5 words each: placed
  * address, recorded address, length, first chunk, region number) read from `table` (the chunk
- * table's bytes, section 5.3); `hot` chunk numbers are prefetched first, then the rest in image
- * order. The source is a file descriptor or a JS read callback; the context the image's codec,
+ * table's bytes, section 5.3: read in place by the session's threads, which keep a reference to
+ * it, until they end; nothing is built per chunk); `hot` chunk numbers are prefetched first,
+ * then the rest in image order. The source is a file descriptor or a JS read callback; the context the image's codec,
  * cipher and data key.
  */
 export interface LazySpec {

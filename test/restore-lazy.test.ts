@@ -9,9 +9,9 @@ import { chmodSync, openSync, closeSync, write, writeFileSync, realpathSync } fr
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ImageWriter, openImage } from '../index.js';
+import { ImageWriter, openImage, optimizeImage } from '../index.js';
 import { readMaps } from '../restore/_maps.js';
-import { LAYOUT, regionBytes, writeFixture, freeBase } from './restore-fixture.js';
+import { CHUNK, LAYOUT, PAGE, regionBytes, writeFixture, freeBase } from './restore-fixture.js';
 import { flipByte, installedCopy, memoryLike, tempDir } from './helpers.js';
 import { requireNative } from './native-fixture.js';
 
@@ -58,6 +58,44 @@ describe.each(SUITES)('lazy restore of the fixture, $name', ({ name, options }) 
       await image.close();
     }
   });
+});
+
+test('a selection of regions with a hot list across all of them: exact, chunk numbers are the image\'s', async () => {
+  // Chunks: heap 0-11, code 12-14, no access 15-16, zeros 17-19, tiny 20. The session numbers
+  // only the selected regions' chunks; the hot list and the profile speak the image's numbers.
+  const base = freeBase();
+  const src = t.path('selection.img');
+  const hot = t.path('selection-hot.img');
+  await writeFixture(src, base, { compress: 'deflate:1', encrypt: 'aes-256-gcm', key: KEY });
+  await optimizeImage(src, hot, { profile: [19, 13, 2, 20, 16, 8], key: KEY });
+  const image = await openImage(hot, { key: KEY });
+  try {
+    const picked = [2, 4, 5];
+    const r = await image.restore({ mode: 'lazy', regions: picked });
+    try {
+      await r.done;
+      picked.forEach((i, k) => {
+        if (LAYOUT[i]!.prot.startsWith('r')) expect(Buffer.from(r.regions[k]!.memory!).equals(regionBytes(LAYOUT[i]!, i))).toBe(true);
+      });
+      expect(r.lazyStats()).toMatchObject({ total: 7, settled: 7 });
+    } finally {
+      r.release();
+    }
+    const lazy = await image.restore({ mode: 'lazy', regions: [0, 5, 2], prefetch: false });
+    try {
+      const tiny = new Uint8Array(lazy.regions[2]!.memory!);
+      const code = new Uint8Array(lazy.regions[1]!.memory!);
+      const heap = new Uint8Array(lazy.regions[0]!.memory!);
+      expect([tiny[PAGE + 99], code[2 * CHUNK + 1], heap[11 * CHUNK + 4999], heap[0]]).toEqual(
+        [regionBytes(LAYOUT[5]!, 5)[PAGE + 99], regionBytes(LAYOUT[2]!, 2)[2 * CHUNK + 1], regionBytes(LAYOUT[0]!, 0)[11 * CHUNK + 4999], regionBytes(LAYOUT[0]!, 0)[0]]);
+      expect(lazy.accessProfile()).toEqual([20, 14, 11, 0]);
+      expect(lazy.lazyStats()).toMatchObject({ total: 16, faultInstalls: 4, prefetched: 0 });
+    } finally {
+      lazy.release();
+    }
+  } finally {
+    await image.close();
+  }
 });
 
 describe('lazy restore of a memory-like image', () => {

@@ -61,21 +61,13 @@ std::string ErrnoText(const char* what, int e) {
 
 LazySession::LazySession(LazyConfig config, bool poison, Done done)
     : config_(std::move(config)), poison_(poison), done_(std::move(done)) {
-  const size_t n = config_.chunks.size();
-  state_.reset(new std::atomic<uint8_t>[n]);
-  faulted_.reset(new std::atomic<uint8_t>[n]);
-  by_dest_.resize(n);
-  Prefault(state_.get(), n);
-  Prefault(faulted_.get(), n);
-  Prefault(by_dest_.data(), n * sizeof(uint32_t));
-  for (size_t i = 0; i < n; i++) {
-    state_[i].store(kPending, std::memory_order_relaxed);
-    faulted_[i].store(0, std::memory_order_relaxed);
-    by_dest_[i] = static_cast<uint32_t>(i);
-  }
-  // Regions are handed over in address order, so this is usually sorted already.
-  const auto by_dest = [this](uint32_t a, uint32_t b) { return config_.chunks[a].dest < config_.chunks[b].dest; };
-  if (!std::is_sorted(by_dest_.begin(), by_dest_.end(), by_dest)) std::sort(by_dest_.begin(), by_dest_.end(), by_dest);
+  const size_t n = std::max<size_t>(config_.count, 1);
+  state_.reset(static_cast<std::atomic<uint8_t>*>(calloc(n, 1)));
+  faulted_.reset(static_cast<std::atomic<uint8_t>*>(calloc(n, 1)));
+  if (!state_ || !faulted_) throw std::bad_alloc();
+  by_dest_.resize(config_.regions.size());
+  for (size_t i = 0; i < by_dest_.size(); i++) by_dest_[i] = static_cast<uint32_t>(i);
+  std::sort(by_dest_.begin(), by_dest_.end(), [this](uint32_t a, uint32_t b) { return config_.regions[a].dest < config_.regions[b].dest; });
 }
 
 const char* LazySession::Start(LazyConfig config, bool poison, Done done,
@@ -129,26 +121,16 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
     s->Close();
     return "eventfd";
   }
-  if (s->config_.chunks.empty()) {
+  if (s->config_.count == 0) {
     s->Settle();
   }
-  // The prefetch threads are started by the handler thread, off the caller's
-  // path (restore returns about 0.3 ms sooner); only the handler touches
-  // prefetchers_ until it is joined, and Stop() joins it first.
+  // The prefetch threads are started by the handler thread once it has
+  // served the first faults (or none came for a moment): off the caller's
+  // path, and not in the way of the first touch (their start cost ~1 ms of
+  // the first byte on this VM). Only the handler touches prefetchers_ until
+  // it is joined, and Stop() joins it first.
   try {
-    s->handler_ = std::thread([self = s] {
-      if (self->config_.prefetch && !self->stop_.load()) {
-        const unsigned threads = std::max(1u, self->config_.prefetch_threads);
-        try {
-          for (unsigned i = 0; i < threads; i++) {
-            self->prefetchers_.emplace_back([raw = self.get()] { raw->PrefetchLoop(); });
-          }
-        } catch (const std::exception&) {
-          // Fewer prefetch threads (none: the handler installs every chunk on its fault).
-        }
-      }
-      self->HandlerLoop();
-    });
+    s->handler_ = std::thread([self = s] { self->HandlerLoop(); });
   } catch (const std::system_error& e) {
     *err = e.code().value();
     s->done_called_.store(true);
@@ -215,15 +197,6 @@ uint64_t LazySession::Span(const LazyChunk& ch) const {
   return (static_cast<uint64_t>(ch.plain_len) + p - 1) / p * p;
 }
 
-int64_t LazySession::ChunkAt(uint64_t address) const {
-  auto it = std::upper_bound(by_dest_.begin(), by_dest_.end(), address,
-                             [this](uint64_t a, uint32_t c) { return a < config_.chunks[c].dest; });
-  if (it == by_dest_.begin()) return -1;
-  const uint32_t c = *(it - 1);
-  const LazyChunk& ch = config_.chunks[c];
-  return address < ch.dest + Span(ch) ? static_cast<int64_t>(c) : -1;
-}
-
 void LazySession::HandlerLoop() {
   const int uffd = config_.uffd;
   const uint64_t page = config_.page_size;
@@ -240,12 +213,18 @@ void LazySession::HandlerLoop() {
   fds[0] = {uffd, POLLIN, 0};
   fds[1] = {stop_fd_, POLLIN, 0};
   struct uffd_msg msgs[64];
+  bool prefetch = config_.prefetch;
   while (!stop_.load()) {
     if (Complete()) break;
-    int n = poll(fds, 2, -1);
+    int n = poll(fds, 2, prefetch ? 1 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
+    }
+    if (n == 0) {  // no fault within 1 ms: prefetch now
+      StartPrefetch();
+      prefetch = false;
+      continue;
     }
     if (fds[1].revents != 0) {
       uint64_t v;
@@ -280,6 +259,10 @@ void LazySession::HandlerLoop() {
       }
       Resolve(static_cast<uint32_t>(c), true);
     }
+    if (prefetch) {  // the first faults served: prefetch now
+      StartPrefetch();
+      prefetch = false;
+    }
   }
   // Every chunk in (or poisoned): the registration is no longer needed, and
   // a page dropped later (MADV_DONTNEED) should fill with zeros as any
@@ -301,8 +284,20 @@ void LazySession::HandlerLoop() {
   }
 }
 
+void LazySession::StartPrefetch() {
+  if (stop_.load()) return;
+  const unsigned threads = std::max(1u, config_.prefetch_threads);
+  try {
+    for (unsigned i = 0; i < threads; i++) prefetchers_.emplace_back([this] { PrefetchLoop(); });
+  } catch (const std::exception&) {
+    // Fewer prefetch threads (none: the handler installs every chunk on its fault).
+  }
+}
+
 void LazySession::PrefetchLoop() {
-  const size_t n = config_.order.size();
+  // The hot chunks first, then every chunk in order (one already in is skipped).
+  const std::vector<uint32_t>& hot = config_.hot;
+  const size_t n = hot.size() + config_.count;
   {
     // Background work (uffd.h kPrefetchNice); raising one's own nice is always allowed.
     const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
@@ -313,7 +308,7 @@ void LazySession::PrefetchLoop() {
   while (!stop_.load(std::memory_order_relaxed)) {
     const size_t i = next_.fetch_add(1);
     if (i >= n) break;
-    const uint32_t c = config_.order[i];
+    const uint32_t c = i < hot.size() ? hot[i] : static_cast<uint32_t>(i - hot.size());
     uint8_t expected = kPending;
     if (state_[c].compare_exchange_strong(expected, kBusy)) Install(c, false);
   }
@@ -336,7 +331,7 @@ void LazySession::Resolve(uint32_t c, bool by_fault) {
   // thread) or, without poison, left missing, its thread waiting until
   // release; waking it would fault again at once, a busy loop.
   if (by_fault && expected == kInstalled) {
-    const LazyChunk& ch = config_.chunks[c];
+    const LazyChunk ch = ChunkOf(c);
     struct uffdio_range range;
     range.start = ch.dest;
     range.len = Span(ch);
@@ -347,7 +342,7 @@ void LazySession::Resolve(uint32_t c, bool by_fault) {
 void LazySession::Install(uint32_t c, bool by_fault) {
   std::vector<uint8_t>& in = t_in;
   std::vector<uint8_t>& out = t_out;
-  const LazyChunk& ch = config_.chunks[c];
+  const LazyChunk ch = ChunkOf(c);
   std::string detail;
   const char* code = nullptr;
   try {
@@ -384,7 +379,7 @@ void LazySession::Install(uint32_t c, bool by_fault) {
 void LazySession::Assist(uint32_t c) {
   std::vector<uint8_t>& in = t_in;
   std::vector<uint8_t>& out = t_out;
-  const LazyChunk& ch = config_.chunks[c];
+  const LazyChunk ch = ChunkOf(c);
   std::string detail;
   const char* code = nullptr;
   try {
@@ -550,7 +545,7 @@ void LazySession::Fail(uint32_t c, const char* code, std::string detail) {
       failure_.detail = std::move(detail);
     }
   }
-  const LazyChunk& ch = config_.chunks[c];
+  const LazyChunk ch = ChunkOf(c);
   if (poison_) {
     // Any access to these pages from now on is a SIGBUS; a thread waiting
     // on one is woken into it.
@@ -577,7 +572,7 @@ void LazySession::Fail(uint32_t c, const char* code, std::string detail) {
 }
 
 void LazySession::Settle() {
-  const size_t total = config_.chunks.size();
+  const size_t total = config_.count;
   const size_t n = total == 0 ? 0 : settled_.fetch_add(1) + 1;
   if (n != total) return;
   if (!done_called_.exchange(true)) done_(false);

@@ -9,7 +9,7 @@
 //   lazyFailure(session) { code, chunk (number), detail } | null
 //
 // spec: { ranges: [{ reservation, offset, length }], table (the chunk table's
-// bytes), regions: BigUint64Array (5 words per region), chunkSize, dataStart,
+// bytes, read in place until the threads end), regions: BigUint64Array (5 words per region), chunkSize, dataStart,
 // dataEnd, hot: Float64Array (chunk numbers to prefetch first), prefetch,
 // threads: number, sources: [{ fd } | { read(offset, length) -> Promise<Uint8Array> }],
 // contexts: [{ codec, cipher, chunkSize, key?, imageId?, headerHash? }] }.
@@ -42,6 +42,13 @@ constexpr napi_type_tag kLazyTag = {0x6372696d676c617aULL, 0x51c2e8a07d3b9f14ULL
 
 struct Holder {
   std::shared_ptr<LazySession> session;
+  // The chunk table's bytes, read in place by the session's threads: kept
+  // alive while they may read them (collected before that, the reference is
+  // left, as the threads are).
+  Napi::ObjectReference table;
+  ~Holder() {
+    if (session && !session->ReadsOver()) table.SuppressDestruct();
+  }
 };
 
 std::shared_ptr<LazySession> SessionArg(Napi::Env env, const Napi::Value& v) {
@@ -191,82 +198,58 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
   if (rw.length % 5 != 0) ThrowRange(env, "expected spec.regions to hold 5 words per region");
   const uint64_t* rws = reinterpret_cast<const uint64_t*>(rw.data);
   const uint64_t records = table.length / 24;
-  {
-    // One allocation, its pages made present in one call: growing the vector
-    // and faulting its pages one by one cost about 1.5 ms of the restore's
-    // 1.6 ms for 4096 chunks on a VM whose host reclaims freed memory.
-    uint64_t total = 0;
-    for (size_t k = 0; k < rw.length / 5; k++) total += (rws[k * 5 + 2] + chunk_size - 1) / chunk_size;
-    config.chunks.reserve(static_cast<size_t>(std::min(total, records)));
-    Prefault(config.chunks.data(), config.chunks.capacity() * sizeof(LazyChunk));
-  }
+  // Nothing per chunk: regions, and the table read in place (a per-chunk list
+  // in fresh memory cost ~0.15 us a chunk, 2-3 ms of restore() per GiB of
+  // 64 KiB chunks on this VM).
+  config.table = table.data;
+  config.records = records;
+  config.chunk_size = chunk_size;
+  uint64_t count = 0;
   for (size_t k = 0; k < rw.length / 5; k++) {
     const uint64_t* x = rws + k * 5;
-    const uint64_t dest = x[0], recorded = x[1], length = x[2], first = x[3];
-    const uint32_t region = static_cast<uint32_t>(x[4]);
+    const uint64_t dest = x[0], length = x[2], first = x[3];
     const uint64_t n = (length + chunk_size - 1) / chunk_size;
     if (length == 0 || dest % config.page_size != 0 || first > records || n > records - first) {
       ThrowRange(env, "expected spec.regions[" + std::to_string(k) + "] to be a page-aligned region whose chunks are in the table");
     }
-    if (config.chunks.size() + n > UINT32_MAX) ThrowRange(env, "expected fewer than 2^32 chunks");
-    for (uint64_t j = 0; j < n; j++) {
-      const uint8_t* rec = table.data + (first + j) * 24;
-      LazyChunk c;
-      memcpy(&c.offset, rec, 8);
-      memcpy(&c.stored_len, rec + 8, 4);
-      memcpy(&c.flags, rec + 12, 2);
-      memcpy(&c.checksum, rec + 16, 8);
-      c.dest = dest + j * chunk_size;
-      c.address = recorded + j * chunk_size;
-      c.number = first + j;
-      c.listed = c.number;
-      c.plain_len = static_cast<uint32_t>(j + 1 < n ? chunk_size : length - j * chunk_size);
-      c.region = region;
-      c.last = j + 1 == n;
-      c.source = 0;
-      c.context = 0;
-      config.chunks.push_back(c);
-    }
+    if (count + n > UINT32_MAX) ThrowRange(env, "expected fewer than 2^32 chunks");
+    config.regions.push_back({dest, x[1], length, first, static_cast<uint32_t>(x[4]), static_cast<uint32_t>(count), static_cast<uint32_t>(n)});
+    count += n;
   }
+  config.count = static_cast<uint32_t>(count);
   // Prefetch order: the hot chunks (chunk numbers) that are restored, in
-  // their order, then every other chunk in image order.
+  // their order, then every chunk in image order (one in already is skipped).
   TypedBytes hot = TypedArg(env, spec.Get("hot"), napi_float64_array, "spec.hot to be a Float64Array");
   {
-    const auto& chunks = config.chunks;
-    const auto by_number = [](const LazyChunk& a, const LazyChunk& b) { return a.number < b.number; };
-    const bool sorted = std::is_sorted(chunks.begin(), chunks.end(), by_number);
-    std::vector<uint8_t> taken(hot.length > 0 ? chunks.size() : 0, 0);
-    config.order.reserve(chunks.size());
-    Prefault(config.order.data(), config.order.capacity() * sizeof(uint32_t));
+    std::vector<uint32_t> by_first(config.regions.size());
+    for (size_t k = 0; k < by_first.size(); k++) by_first[k] = static_cast<uint32_t>(k);
+    const auto& regions = config.regions;
+    std::sort(by_first.begin(), by_first.end(), [&regions](uint32_t a, uint32_t b) { return regions[a].first < regions[b].first; });
     const double* h = reinterpret_cast<const double*>(hot.data);
-    for (size_t i = 0; i < hot.length && sorted; i++) {
+    for (size_t i = 0; i < hot.length; i++) {
       if (!(h[i] >= 0) || h[i] > kMaxSafeInteger) continue;
-      LazyChunk key;
-      key.number = static_cast<uint64_t>(h[i]);
-      auto it = std::lower_bound(chunks.begin(), chunks.end(), key, by_number);
-      if (it == chunks.end() || it->number != key.number) continue;
-      const size_t idx = static_cast<size_t>(it - chunks.begin());
-      if (taken[idx]) continue;
-      taken[idx] = 1;
-      config.order.push_back(static_cast<uint32_t>(idx));
-    }
-    for (size_t i = 0; i < config.chunks.size(); i++) {
-      if (taken.empty() || !taken[i]) config.order.push_back(static_cast<uint32_t>(i));
+      const uint64_t number = static_cast<uint64_t>(h[i]);
+      auto it = std::upper_bound(by_first.begin(), by_first.end(), number,
+                                 [&regions](uint64_t x, uint32_t k) { return x < regions[k].first; });
+      if (it == by_first.begin()) continue;
+      const LazyRegion& r = regions[*(it - 1)];
+      if (number - r.first >= r.count) continue;
+      config.hot.push_back(static_cast<uint32_t>(r.begin + (number - r.first)));
     }
   }
   // A child image's IN_PARENT chunks resolved to their parent's (section 8.3): 8 words
   // each, [index in the chunk list, offset, stored length | flags << 32, checksum, number,
-  // region | last << 32, source | context << 16, 0]; applied after the prefetch order
-  // (which follows the child's chunk numbers). Sources and contexts are checked at install.
+  // region | last << 32, source | context << 16, 0]. Sources and contexts are checked at install.
   Napi::Value resolved = spec.Get("resolved");
   if (!resolved.IsUndefined()) {
     TypedBytes res = TypedArg(env, resolved, napi_biguint64_array, "spec.resolved to be a BigUint64Array");
     if (res.length % 8 != 0) ThrowRange(env, "expected spec.resolved to hold 8 words per chunk");
     const uint64_t* w = reinterpret_cast<const uint64_t*>(res.data);
+    config.resolved.reserve(res.length / 8);
     for (size_t k = 0; k < res.length / 8; k++) {
       const uint64_t* x = w + k * 8;
-      if (x[0] >= config.chunks.size()) ThrowRange(env, "expected spec.resolved[" + std::to_string(k) + "] to name a chunk of the regions");
-      LazyChunk& c = config.chunks[x[0]];
+      if (x[0] >= config.count) ThrowRange(env, "expected spec.resolved[" + std::to_string(k) + "] to name a chunk of the regions");
+      LazyChunk c{};
       c.offset = x[1];
       c.stored_len = static_cast<uint32_t>(x[2] & 0xffffffffu);
       c.flags = static_cast<uint16_t>((x[2] >> 32) & 0xffffu);
@@ -276,6 +259,13 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
       c.last = ((x[5] >> 32) & 1u) != 0;
       c.source = static_cast<uint16_t>(x[6] & 0xffffu);
       c.context = static_cast<uint16_t>((x[6] >> 16) & 0xffffu);
+      config.resolved.emplace_back(static_cast<uint32_t>(x[0]), c);
+    }
+    // In index order as made (restore/_lazy-chain.ts); a later entry for an index wins.
+    std::stable_sort(config.resolved.begin(), config.resolved.end(),
+                     [](const std::pair<uint32_t, LazyChunk>& a, const std::pair<uint32_t, LazyChunk>& b) { return a.first < b.first; });
+    for (size_t k = config.resolved.size(); k-- > 1;) {
+      if (config.resolved[k - 1].first == config.resolved[k].first) config.resolved.erase(config.resolved.begin() + static_cast<std::ptrdiff_t>(k - 1));
     }
   }
   Napi::Value pf = spec.Get("prefetch");
@@ -350,7 +340,7 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
     e.Set("errno", Napi::Number::New(env, err));
     throw e;
   }
-  auto handle = Napi::External<Holder>::New(env, new Holder{session},
+  auto handle = Napi::External<Holder>::New(env, new Holder{session, Napi::Persistent(spec.Get("table").As<Napi::Object>())},
                                            [](Napi::Env, Holder* h) { delete h; });
   napi_type_tag_object(env, handle, &kLazyTag);
   result.Set("session", handle);

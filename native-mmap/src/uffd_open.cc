@@ -1,7 +1,7 @@
 // OpenUffd (uffd.h), apart from uffd.cc for room: userfaultfd(2) tried three
 // ways, then the UFFDIO_API handshake, with UFFD_FEATURE_POISON when the
-// kernel has it. And the session's small members: Wake, ReleaseReaders and
-// the accessors.
+// kernel has it. And the session's small members: Wake, ReleaseReaders,
+// the accessors and the chunk lookups (ChunkAt, ChunkOf).
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -10,6 +10,8 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "uffd.h"
 
@@ -114,9 +116,70 @@ LazyStats LazySession::Stats() const {
   s.zero_installs = zero_installs_.load();
   s.eexist = eexist_.load();
   s.settled = settled_.load();
-  s.total = config_.chunks.size();
+  s.total = config_.count;
   s.poison = poison_;
   return s;
+}
+
+const LazyRegion& LazySession::RegionOf(uint32_t c) const {
+  const auto& regions = config_.regions;
+  auto it = std::upper_bound(regions.begin(), regions.end(), c,
+                             [](uint32_t x, const LazyRegion& r) { return x < r.begin; });
+  return *(it - 1);  // c < count, and the first region begins at 0
+}
+
+uint64_t LazySession::ChunkNumber(uint32_t c) const {
+  const LazyRegion& r = RegionOf(c);
+  return r.first + (c - r.begin);
+}
+
+int64_t LazySession::ChunkAt(uint64_t address) const {
+  auto it = std::upper_bound(by_dest_.begin(), by_dest_.end(), address,
+                             [this](uint64_t a, uint32_t k) { return a < config_.regions[k].dest; });
+  if (it == by_dest_.begin()) return -1;
+  const LazyRegion& r = config_.regions[*(it - 1)];
+  const uint64_t page = config_.page_size;
+  if (address - r.dest >= (r.length + page - 1) / page * page) return -1;
+  return static_cast<int64_t>(r.begin + (address - r.dest) / config_.chunk_size);
+}
+
+LazyChunk LazySession::ChunkOf(uint32_t c) const {
+  const LazyRegion& r = RegionOf(c);
+  const uint64_t j = c - r.begin;
+  const uint64_t size = config_.chunk_size;
+  LazyChunk ch;
+  const uint8_t* rec = config_.table + (r.first + j) * 24;
+  memcpy(&ch.offset, rec, 8);
+  memcpy(&ch.stored_len, rec + 8, 4);
+  memcpy(&ch.flags, rec + 12, 2);
+  memcpy(&ch.checksum, rec + 16, 8);
+  ch.dest = r.dest + j * size;
+  ch.address = r.address + j * size;
+  ch.number = r.first + j;
+  ch.listed = ch.number;
+  ch.plain_len = static_cast<uint32_t>(j + 1 < r.count ? size : r.length - j * size);
+  ch.region = r.number;
+  ch.last = j + 1 == r.count;
+  ch.source = 0;
+  ch.context = 0;
+  const auto& res = config_.resolved;
+  if (!res.empty()) {
+    auto it = std::lower_bound(res.begin(), res.end(), c,
+                               [](const std::pair<uint32_t, LazyChunk>& e, uint32_t x) { return e.first < x; });
+    if (it != res.end() && it->first == c) {
+      const LazyChunk& p = it->second;
+      ch.offset = p.offset;
+      ch.stored_len = p.stored_len;
+      ch.flags = p.flags;
+      ch.checksum = p.checksum;
+      ch.number = p.number;
+      ch.region = p.region;
+      ch.last = p.last;
+      ch.source = p.source;
+      ch.context = p.context;
+    }
+  }
+  return ch;
 }
 
 std::vector<uint32_t> LazySession::Profile() const {
