@@ -268,6 +268,96 @@ describe('bodies received straight into the reader\'s memory', () => {
     expect(outcomes.filter((o) => o === 'bytes of A').length).toBeGreaterThan(3);
   });
 
+  test.each([['reset'], ['503'], ['short'], ['stall']] as const)('copy restore, %s on the first two tries of every window request (received in place): retried, exact bytes', async (fault) => {
+    const SMALL: RemoteOptions = { ...FAST, ...(fault === 'stall' ? { pieceSize: 512 * 1024, timeoutMs: 150 } : { pieceSize: 64 * 1024 }) };
+    // The opening requests pass; every later one (a window's piece) fails twice first.
+    const plan = firstTries(fault, 2);
+    proxy.plan = (n, req) => (req.headers.connection === undefined ? plan(n, req) : 'pass');
+    const got = await restoreThrough('a.img', SMALL);
+    expect(got).toBeInstanceOf(Buffer);
+    expect((got as Buffer).equals(versionA)).toBe(true);
+  });
+
+  test('copy restore with every window request cut short: TRUNCATED; reset: IO_ERROR; the object replaced: SOURCE_CHANGED', async () => {
+    const SMALL: RemoteOptions = { ...FAST, pieceSize: 64 * 1024 };
+    const windows = (fault: Fault) => (_n: number, req: http.IncomingMessage): Fault => (req.headers.connection === undefined ? fault : 'pass');
+    proxy.plan = windows('short');
+    expect(await restoreThrough('a.img', SMALL)).toMatchObject({ code: 'TRUNCATED' });
+    proxy.plan = windows('reset');
+    expect(await restoreThrough('a.img', SMALL)).toMatchObject({ code: 'IO_ERROR' });
+    proxy.plan = () => 'pass';
+    copyFileSync(t.path('a.img'), t.path('served.img'));
+    utimesSync(t.path('served.img'), 1_500_000, 1_500_000);
+    let swapped = false;
+    proxy.before = (_n, req) => {
+      if (req.headers.connection === undefined && !swapped) {
+        swapped = true;
+        replaceByB();
+      }
+    };
+    expect(await restoreThrough('served.img', SMALL)).toMatchObject({ code: 'SOURCE_CHANGED' });
+    expect(swapped).toBe(true);
+  });
+
+  test('window bodies go to memory in place over plain http (no node:http Connection header); an answer without Content-Length (chunked) is asked again through node:http, which serves the rest: exact bytes', async () => {
+    const file = readFileSync(t.path('a.img'));
+    const seen: { range: string; viaNode: boolean; chunked: boolean }[] = [];
+    let chunkedFrom = Infinity;
+    const server = http.createServer((req, res) => {
+      const m = /^bytes=(\d*)-(\d*)$/.exec(String(req.headers.range ?? ''));
+      let start = 0;
+      let end = file.length - 1;
+      if (m && m[1] === '') start = file.length - Number(m[2]);
+      else if (m) { start = Number(m[1]); end = m[2] === '' ? end : Math.min(end, Number(m[2])); }
+      const chunked = seen.length >= chunkedFrom;
+      seen.push({ range: String(req.headers.range), viaNode: req.headers.connection !== undefined, chunked });
+      const headers: http.OutgoingHttpHeaders = { etag: '"v1"', 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', 'content-range': `bytes ${start}-${end}/${file.length}` };
+      if (!chunked) headers['content-length'] = String(end - start + 1);
+      res.writeHead(206, headers);
+      res.end(file.subarray(start, end + 1));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const restoreFrom = async (): Promise<Buffer> => {
+      const src = await RemoteSource.open(`${base}/a.img`, { ...FAST, pieceSize: 64 * 1024 });
+      try {
+        const image = await openImage(src);
+        try {
+          expect(nativeBatchRefusal(image)).toBeNull();
+          const result = await image.restore({ mode: 'copy' });
+          try {
+            return Buffer.from(new Uint8Array(result.regions[0]!.memory!));
+          } finally {
+            result.release();
+          }
+        } finally {
+          await image.close();
+        }
+      } finally {
+        await src.close();
+      }
+    };
+    try {
+      expect((await restoreFrom()).equals(versionA)).toBe(true);
+      const opening = seen.filter((r) => r.viaNode).length;
+      expect(opening).toBeLessThanOrEqual(2);
+      expect(seen.length - opening).toBeGreaterThan(10);
+      // From the first window on, answers are chunked: one is read in place up to its head,
+      // refused, and asked again through node:http, as is every later one.
+      seen.length = 0;
+      chunkedFrom = 2;
+      expect((await restoreFrom()).equals(versionA)).toBe(true);
+      const later = seen.slice(2);
+      expect(later.length).toBeGreaterThan(10);
+      expect(later[0]!.viaNode).toBe(false);
+      expect(later.slice(1).every((r) => r.viaNode && r.chunked)).toBe(true);
+      expect(later[1]!.range).toBe(later[0]!.range);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   test('readInto: a long read fetched in pieces straight into the target, exact; a cached span copied without a request; a failed piece rejects only once every other piece has finished writing', async () => {
     const src = await RemoteSource.open(`${proxy.base}/a.img`, { ...FAST, retries: 0, pieceSize: 64 * 1024, cacheBytes: 1 << 20 });
     try {

@@ -35,6 +35,7 @@ import type { RandomAccessSource } from '../source.js';
 import { BodyTooLarge, ShortBody, describeFailure, httpRequest, isTransient, makeAgent, parseByteRanges, safeUrl, type HttpResponse } from './_http.js';
 import { isS3Url, s3Target, type S3Options, type Signer } from './_s3.js';
 import { Limiter, SpanCache } from './_cache.js';
+import { DirectPool, DirectUnsupported } from './_direct.js';
 import { envSize } from './output.js';
 
 export interface RemoteOptions {
@@ -103,6 +104,11 @@ export class RemoteSource implements RandomAccessSource {
   /** What pins the version: a strong ETag, Last-Modified, or nothing (only the size; accepted by `allowUnpinned`). */
   pinnedBy: 'etag' | 'last-modified' | 'none' = 'none';
   private readonly o: Required<Omit<RemoteOptions, 's3' | 'ca'>>;
+  /**
+   * Plain http: long reads into a target received in place (image/remote/_direct.ts); null for
+   * https, or once a server gave an answer that client does not read.
+   */
+  private direct: DirectPool | null = null;
 
   private constructor(
     private readonly url: URL,
@@ -126,6 +132,9 @@ export class RemoteSource implements RandomAccessSource {
     };
     this.cache = new SpanCache(this.o.cacheBytes);
     this.limiter = new Limiter(this.o.connections);
+    if (url.protocol === 'http:' && process.env.CRIMG_REMOTE_DIRECT !== '0') {
+      this.direct = new DirectPool(url.hostname.replace(/^\[(.*)\]$/, '$1'), Number(url.port || 80), this.o.connections);
+    }
   }
 
   /** Bytes per range request of a long read (a native decode window is four of them, image/remote/_batch.ts). */
@@ -296,6 +305,7 @@ export class RemoteSource implements RandomAccessSource {
     this.closed = true;
     this.cache.clear();
     this.agent.destroy();
+    this.direct?.destroy();
   }
 
   /** Serves the reads gathered since the last turn: sorted, neighbours coalesced, spans in parallel. */
@@ -399,7 +409,8 @@ export class RemoteSource implements RandomAccessSource {
       let res: HttpResponse;
       try {
         this.stats.requests++;
-        res = await httpRequest({ method: 'GET', url: this.url, headers: await this.sign('GET', this.url, headers), timeoutMs: this.o.timeoutMs, maxBody, agent: this.agent, ...(into ? { into } : {}) });
+        const signed = await this.sign('GET', this.url, headers);
+        res = await this.send(signed, maxBody, into);
       } catch (e) {
         if (e instanceof BodyTooLarge) {
           throw this.ioError(`answered a range request with ${e.length} bytes: the server does not serve byte ranges`, 'serve the image from a server with range requests (nginx, S3)');
@@ -425,6 +436,24 @@ export class RemoteSource implements RandomAccessSource {
       throw new CrimgError('TRUNCATED', `${this.name}: ${range.replace('bytes=', 'bytes ')}: ${last.message}, ${this.o.retries + 1} times`, { hint: 'the server or network cut the transfer short; try again' });
     }
     throw this.ioError(`${range.replace('bytes=', 'bytes ')}: ${describeFailure(last)} after ${this.o.retries + 1} tries`, 'the server or network failed; try again later', last);
+  }
+
+  /**
+   * One GET: a body with a target over plain http received in place (DirectPool), else through
+   * node:http; an answer DirectPool does not read is asked again through node:http, which then
+   * serves every later request too.
+   */
+  private async send(headers: Record<string, string>, maxBody: number, into?: Uint8Array): Promise<HttpResponse> {
+    if (into && this.direct) {
+      try {
+        return await this.direct.request({ path: this.url.pathname + this.url.search, headers: { host: this.url.host, ...headers }, timeoutMs: this.o.timeoutMs, maxBody, into });
+      } catch (e) {
+        if (!(e instanceof DirectUnsupported)) throw e;
+        this.direct.destroy();
+        this.direct = null;
+      }
+    }
+    return httpRequest({ method: 'GET', url: this.url, headers, timeoutMs: this.o.timeoutMs, maxBody, agent: this.agent, ...(into ? { into } : {}) });
   }
 
   /** Pins the version of the first response. */
