@@ -224,10 +224,15 @@ type ZstdBatch = (level: number, plains: Uint8Array[], flags: number, done: (err
 
 /** What the native zstd job made of one chunk. */
 export interface ZstdChunk {
-  /** The frame, or null: a chunk of zeros (`zero`), or one to store raw (not smaller, or random-looking). */
+  /** The frame, or null: a chunk of zeros (`zero`), or one to store raw (`raw`). */
   frame: Uint8Array | null;
   /** Every byte is zero (only with `scan`). */
   zero: boolean;
+  /**
+   * A chunk stored raw (not smaller, or random-looking): a copy of its plain bytes, so that the
+   * caller's buffer is free as soon as {@link NativeZstd.encode} returns.
+   */
+  raw: Uint8Array | null;
   /** XXH64 of what is stored, the frame or else the plain bytes (only with `sums`; 0n for zeros). */
   checksum: bigint | null;
 }
@@ -237,16 +242,18 @@ export interface NativeZstdOptions {
   /**
    * The writer's tests in the addon, before the chunk is copied for the job: a chunk of zeros
    * comes back `zero`, one whose whole pages all look random (codec/chunk.ts's
-   * looksIncompressible, the same arithmetic) is not compressed and comes back without a
-   * frame; neither is copied.
+   * looksIncompressible, the same arithmetic) is not compressed and comes back `raw`;
+   * neither is copied for the job.
    */
   scan?: boolean;
   /** XXH64 of what is stored, in the addon (an image without a cipher: the stored bytes are these). */
   sums?: boolean;
 }
 
-/** A chunk for the native zstd job. */
+/** A chunk for the native zstd job: its bytes copied into a stage. */
 interface ZstdJob extends NativeJob {
+  stage: Stage;
+  settled: boolean;
   resolve: (r: ZstdChunk) => void;
 }
 
@@ -254,27 +261,49 @@ interface ZstdJob extends NativeJob {
 const ZERO_CHUNK = -2;
 const TO_COMPRESS = -(2 ** 31);
 
+/** Bytes of a stage: a batch of 16 KiB chunks (codec/_native-batches.ts NATIVE_BATCH). */
+const STAGE = 256 * 1024;
+/** Stages kept for reuse: those of the jobs in flight, and a few more. */
+const KEPT_STAGES = 8;
+
+/** Memory the chunks are copied into as they are submitted; reused once all its chunks are settled. */
+interface Stage {
+  bytes: Uint8Array;
+  used: number;
+  /** Chunks copied in and not yet settled. */
+  live: number;
+}
+
 /**
  * The node engine's zstd on the encoder pool (native-mmap/src/zstd_js.cc), in batches
- * (codec/_native-batches.ts). Each frame comes back in a buffer of its own length: a buffer of
- * the batch's plain length (256 KiB) was fresh memory every job, which cost more than the
- * compression on a VM (12-25 us per fresh 4 KiB page).
+ * (codec/_native-batches.ts). {@link encode} copies the chunk at once into a stage (kept
+ * memory, reused), so the caller may reuse its buffer as soon as the call returns: the image
+ * writer then reads file ranges into reused buffers too (image/_file-range.ts), where fresh ones
+ * cost a page fault per 4 KiB page in the read and slow first reads after it on a VM. Each
+ * frame comes back in a buffer of its own length: a buffer of the batch's plain length
+ * (256 KiB) was fresh memory every job (12-25 us per fresh 4 KiB page).
  */
 export class NativeZstd {
   private readonly jobs: NativeJobs<ZstdJob>;
+  private stage: Stage | null = null;
+  private readonly freeStages: Uint8Array[] = [];
 
   private constructor(batch: ZstdBatch, level: number, flags: number) {
     this.jobs = new NativeJobs<ZstdJob>((jobs, done) => {
       let left = 0;
       const known = batch(level, jobs.map((j) => j.plain), flags, (err, sizes, frames, sums) => done(err, () => {
-        jobs.forEach((j, i) => j.resolve({ frame: frames[i] ?? null, zero: sizes[i] === ZERO_CHUNK, checksum: sums ? sums[i]! : null }));
+        jobs.forEach((j, i) => {
+          if (j.settled) return;
+          const frame = frames[i] ?? null;
+          this.settle(j, { frame, zero: sizes[i] === ZERO_CHUNK, raw: frame ? null : j.plain.slice(), checksum: sums ? sums[i]! : null });
+        });
       }));
-      // Zero and random chunks settle now, without waiting for the job (a resolved promise
-      // ignores the job's later resolve); with none left to compress there is no job.
+      // Zero and random chunks settle now, without waiting for the job (a settled job ignores
+      // the job's later result); with none left to compress there is no job.
       jobs.forEach((j, i) => {
         const size = known.sizes[i]!;
         if (size === TO_COMPRESS) left++;
-        else j.resolve({ frame: null, zero: size === ZERO_CHUNK, checksum: known.sums ? known.sums[i]! : null });
+        else this.settle(j, { frame: null, zero: size === ZERO_CHUNK, raw: size === ZERO_CHUNK ? null : j.plain.slice(), checksum: known.sums ? known.sums[i]! : null });
       });
       if (left === 0) done(null);
     });
@@ -288,13 +317,60 @@ export class NativeZstd {
     return addon ? new NativeZstd(addon.zstdBatch.bind(addon), level, flags) : null;
   }
 
-  /** What the job made of `plain` (see {@link ZstdChunk}). */
+  /**
+   * What the job made of `plain` (see {@link ZstdChunk}). `plain` is copied before this
+   * returns: the caller may change or reuse it at once.
+   */
   encode(plain: Uint8Array): Promise<ZstdChunk> {
-    return new Promise((resolve, reject) => this.jobs.add({ plain, resolve, reject }));
+    const n = plain.byteLength;
+    let stage = this.stage;
+    if (stage === null || stage.bytes.byteLength - stage.used < n) {
+      this.release(stage, true);
+      stage = { bytes: n <= STAGE ? this.freeStages.pop() ?? new Uint8Array(STAGE) : new Uint8Array(n), used: 0, live: 0 };
+      this.stage = stage;
+    }
+    const copy = stage.bytes.subarray(stage.used, stage.used + n);
+    copy.set(plain);
+    stage.used += n;
+    stage.live++;
+    const s = stage;
+    return new Promise((resolve, reject) => {
+      const job: ZstdJob = {
+        plain: copy, stage: s, settled: false, resolve,
+        reject: (e) => {
+          if (job.settled) return; // a later failure of its batch changes nothing
+          job.settled = true;
+          this.done(s);
+          reject(e);
+        },
+      };
+      this.jobs.add(job);
+    });
   }
 
   /** One zstd frame of `plain`, or null when it would not be smaller than `plain` (without `scan`). */
   async compress(plain: Uint8Array): Promise<Uint8Array | null> {
     return (await this.encode(plain)).frame;
+  }
+
+  private settle(j: ZstdJob, r: ZstdChunk): void {
+    if (j.settled) return;
+    j.settled = true;
+    j.resolve(r);
+    this.done(j.stage);
+  }
+
+  /** One chunk of `s` settled. */
+  private done(s: Stage): void {
+    s.live--;
+    this.release(s, s !== this.stage);
+  }
+
+  /** Returns `s` to the free list once it is no longer filled (`retired`) and no chunk in it is live. */
+  private release(s: Stage | null, retired: boolean): void {
+    if (s === null) return;
+    if (s === this.stage && retired) this.stage = null;
+    if (s.live > 0 || s === this.stage || s.bytes.byteLength !== STAGE) return;
+    if (this.freeStages.length < KEPT_STAGES) this.freeStages.push(s.bytes);
   }
 }

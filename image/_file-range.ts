@@ -207,28 +207,37 @@ export class FileRangeReader {
 
   /**
    * A file range as pieces in fresh buffers, for an encoded image: the pieces become the
-   * chunks' plain bytes, so they cannot be reused.
+   * chunks' plain bytes, so they cannot be reused. With `reuse` (an encoder that copies each
+   * chunk as it is submitted, ChunkEncoder.copiesPlain) they are in reused buffers instead,
+   * each given back once the consumer asks for the block after the next (the chunk stream
+   * keeps at most one chunk of a piece past it) or the range ends.
    * @throws TypeError, RangeError on a bad range; CrimgError IO_ERROR
    */
-  async *pieces(range: FileRange): AsyncGenerator<RegionPiece> {
+  async *pieces(range: FileRange, reuse = false): AsyncGenerator<RegionPiece> {
     const r = await this.open(range, this.blockSize);
     let done = 0;
-    for await (const { buf, n, spans } of this.blocks(r, true)) {
-      if (n === 0) return; // a partial range's first unreadable page
-      done += n;
-      range.onRead?.(done);
-      if (spans === null) {
-        yield buf!.subarray(0, n);
-        continue;
+    const held: Buffer[] = [];
+    try {
+      for await (const { buf, n, spans } of this.blocks(r, !reuse)) {
+        if (reuse && buf !== null && held.push(buf) > 2) this.freeBuffers.push(held.shift()!);
+        if (n === 0) return; // a partial range's first unreadable page
+        done += n;
+        range.onRead?.(done);
+        if (spans === null) {
+          yield buf!.subarray(0, n);
+          continue;
+        }
+        // Absent chunks as zero runs: the chunk stream records them without bytes.
+        let pos = 0;
+        for (const [a, b] of spans) {
+          if (a > pos) yield { zeros: a - pos };
+          yield buf!.subarray(a, b);
+          pos = b;
+        }
+        if (pos < n) yield { zeros: n - pos };
       }
-      // Absent chunks as zero runs: the chunk stream records them without bytes.
-      let pos = 0;
-      for (const [a, b] of spans) {
-        if (a > pos) yield { zeros: a - pos };
-        yield buf!.subarray(a, b);
-        pos = b;
-      }
-      if (pos < n) yield { zeros: n - pos };
+    } finally {
+      this.freeBuffers.push(...held);
     }
   }
 

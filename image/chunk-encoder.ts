@@ -41,6 +41,13 @@ export interface ChunkEncoder {
   /** Called once with the final header and validation bytes (they feed the AEAD's `H`). */
   bindHeader(header: Uint8Array, validation: Uint8Array): void;
   encode(plain: Uint8Array, ctx: ChunkContext): Promise<EncodedChunk>;
+  /**
+   * True when encode() keeps nothing of `plain` once it returns (it copied what it needs, before
+   * its first await): the caller may reuse the buffer at once (image/_file-range.ts then reads
+   * file ranges into reused buffers). Absent: `plain` is held until the promise settles, and
+   * raw chunks' stored bytes may be views of it.
+   */
+  readonly copiesPlain?: boolean;
   /** A synchronous encode when the encoder needs no context and no worker (no codec, no cipher). */
   encodeSync?(plain: Uint8Array): EncodedChunk;
   /** Seals an index section (identity without a cipher). `domain` 1 chunk table, 2 region section. */
@@ -137,6 +144,8 @@ class CodecEncoder implements ChunkEncoder {
 class ThreadPoolEncoder implements ChunkEncoder {
   /** libuv's default pool size: deflates in flight at once. */
   readonly parallelism = 4;
+  /** zstd copies each chunk as it is submitted (codec/zstd.ts NativeZstd.encode); deflate does not. */
+  readonly copiesPlain: boolean;
   private h: Uint8Array | null = null;
 
   constructor(
@@ -146,7 +155,9 @@ class ThreadPoolEncoder implements ChunkEncoder {
     private readonly native: NativeDeflater | null,
     /** The addon's batched zstd, for codec 2 (which has no other encoder). */
     private readonly zstd: NativeZstd | null = null,
-  ) {}
+  ) {
+    this.copiesPlain = zstd !== null;
+  }
 
   bindHeader(header: Uint8Array, validation: Uint8Array): void {
     this.h = headerHash(header, validation, 'node');
@@ -182,9 +193,9 @@ class ThreadPoolEncoder implements ChunkEncoder {
    * tests in C++ as the batch is submitted, the frames' checksums on the pool thread.
    */
   private async encodeZstd(zstd: NativeZstd, plain: Uint8Array, ctx: ChunkContext): Promise<EncodedChunk> {
-    const r = await zstd.encode(plain);
+    const r = await zstd.encode(plain); // copies plain before the await: see copiesPlain
     if (r.zero) return { stored: new Uint8Array(0), flags: CHUNK_ZERO, checksum: 0n, plainLength: plain.length };
-    const body = r.frame ?? plain;
+    const body = r.frame ?? r.raw!;
     const flags = r.frame ? CHUNK_ENCODED : CHUNK_RAW;
     if (this.keys || r.checksum === null) return this.sealed(plain, body, flags, ctx);
     return { stored: body, flags, checksum: r.checksum, plainLength: plain.length };

@@ -307,7 +307,7 @@ export class ImageWriter {
       const rec: RegionRecord = { address, length: 0n, firstChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits, kindId, name, ...regionFlagFields(r, this.pageSize) };
       const encodeSync = this.encoder.encodeSync?.bind(this.encoder);
       if (isFileRange(r.data) && encodeSync) await this.files.copy(r.data, rec, encodeSync);
-      else if (isFileRange(r.data)) await this.stream.add(this.files.pieces(r.data), rec, regionNumber, true);
+      else if (isFileRange(r.data)) await this.stream.add(this.files.pieces(r.data, this.encoder.copiesPlain === true), rec, regionNumber, true);
       else await this.stream.add(r.data as RegionBytes, rec, regionNumber, false);
       // Nothing readable: nothing was queued or recorded (a region always ends page-aligned),
       // so the image goes on as if this call had not been made.
