@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { ImageWriter, openImage } from '../index.js';
 import { isZero, looksIncompressible, pageLooksRandom } from '../codec/chunk.js';
 import { xxh64 } from '../codec/checksum.js';
-import { NativeZstd, zstdDecode } from '../codec/zstd.js';
+import { NativeZstd, zstdDecode, zstdEncode } from '../codec/zstd.js';
 import { tempDir, memoryLike } from './helpers.js';
 import { requireNative } from './native-fixture.js';
 
@@ -139,4 +139,20 @@ test('file ranges read into reused buffers (zstd copies each chunk as it is subm
   }
   expect(await img.verify()).toMatchObject({ ok: true });
   await img.close();
+});
+
+test('a context reused across levels and chunk lengths makes the same frames whatever came before', () => {
+  const big = memoryLike(300, 3).subarray(0, 1 << 20); // a window of 2^20
+  const small = memoryLike(4, 4);
+  const steps: [Uint8Array, number][] = [[small, 1], [small, 1], [small, 19], [small.subarray(0, 5000), 19], [big, 1], [small, 1], [small, 3], [small, 1]];
+  const first = new Map<string, string>();
+  for (const [plain, level] of steps) {
+    const frame = zstdEncode(plain, level)!;
+    expect(Buffer.from(zstdDecode(frame, plain.length, 'portable')).equals(Buffer.from(plain))).toBe(true);
+    const key = `${plain.length}/${level}`;
+    const hex = Buffer.from(frame).toString('hex');
+    if (first.has(key)) expect(hex).toBe(first.get(key)); // the same bytes whatever came before
+    else first.set(key, hex);
+  }
+  expect(first.get('16384/19')).not.toBe(first.get('16384/1'));
 });

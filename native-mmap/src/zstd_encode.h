@@ -28,7 +28,11 @@ class ZstdEncoder {
                  const char** error);
 
  private:
+  static const char* SetParameters(void* cctx, int level, int window_log);
+
   void* cctx_ = nullptr;  // ZSTD_CCtx*
+  int level_ = 0;         // the parameters set on cctx_ (0: none yet)
+  int window_log_ = 0;
 };
 
 }  // namespace crimg
