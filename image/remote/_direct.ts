@@ -236,6 +236,12 @@ export class DirectPool {
     if (i >= 0) this.idle.splice(i, 1);
   }
 
+  /** Takes no more requests: idle connections close now, busy ones once their answer is in. */
+  retire(): void {
+    this.closed = true;
+    for (const c of this.idle.splice(0)) c.kill();
+  }
+
   /** Closes every connection (a request in flight fails). */
   destroy(): void {
     this.closed = true;

@@ -106,9 +106,10 @@ export class RemoteSource implements RandomAccessSource {
   private readonly o: Required<Omit<RemoteOptions, 's3' | 'ca'>>;
   /**
    * Plain http: long reads into a target received in place (image/remote/_direct.ts); null for
-   * https, or once a server gave an answer that client does not read.
+   * https. Off (`directOff`) once the server gave an answer that client does not read.
    */
   private direct: DirectPool | null = null;
+  private directOff = false;
 
   private constructor(
     private readonly url: URL,
@@ -444,13 +445,14 @@ export class RemoteSource implements RandomAccessSource {
    * serves every later request too.
    */
   private async send(headers: Record<string, string>, maxBody: number, into?: Uint8Array): Promise<HttpResponse> {
-    if (into && this.direct) {
+    if (into && this.direct && !this.directOff) {
       try {
         return await this.direct.request({ path: this.url.pathname + this.url.search, headers: { host: this.url.host, ...headers }, timeoutMs: this.o.timeoutMs, maxBody, into });
       } catch (e) {
         if (!(e instanceof DirectUnsupported)) throw e;
-        this.direct.destroy();
-        this.direct = null;
+        // Requests in flight on other connections finish (or are asked again the same way).
+        this.directOff = true;
+        this.direct.retire();
       }
     }
     return httpRequest({ method: 'GET', url: this.url, headers, timeoutMs: this.o.timeoutMs, maxBody, agent: this.agent, ...(into ? { into } : {}) });
