@@ -261,10 +261,11 @@ interface ZstdJob extends NativeJob {
 const ZERO_CHUNK = -2;
 const TO_COMPRESS = -(2 ** 31);
 
-/** Bytes of a stage: a batch of 16 KiB chunks (codec/_native-batches.ts NATIVE_BATCH). */
+/** Bytes of a stage: a batch of 16 KiB chunks (codec/_native-batches.ts NATIVE_BATCH), or one larger chunk. */
 const STAGE = 256 * 1024;
-/** Stages kept for reuse: those of the jobs in flight, and a few more. */
+/** Stages kept for reuse: those of the jobs in flight, and a few more; none larger than {@link KEPT_STAGE_MAX}. */
 const KEPT_STAGES = 8;
+const KEPT_STAGE_MAX = 4 * 1024 * 1024;
 
 /** Memory the chunks are copied into as they are submitted; reused once all its chunks are settled. */
 interface Stage {
@@ -326,7 +327,9 @@ export class NativeZstd {
     let stage = this.stage;
     if (stage === null || stage.bytes.byteLength - stage.used < n) {
       this.release(stage, true);
-      stage = { bytes: n <= STAGE ? this.freeStages.pop() ?? new Uint8Array(STAGE) : new Uint8Array(n), used: 0, live: 0 };
+      const kept = this.freeStages.findIndex((b) => b.byteLength >= n);
+      const bytes = kept >= 0 ? this.freeStages.splice(kept, 1)[0]! : new Uint8Array(Math.max(STAGE, n));
+      stage = { bytes, used: 0, live: 0 };
       this.stage = stage;
     }
     const copy = stage.bytes.subarray(stage.used, stage.used + n);
@@ -370,7 +373,7 @@ export class NativeZstd {
   private release(s: Stage | null, retired: boolean): void {
     if (s === null) return;
     if (s === this.stage && retired) this.stage = null;
-    if (s.live > 0 || s === this.stage || s.bytes.byteLength !== STAGE) return;
+    if (s.live > 0 || s === this.stage || s.bytes.byteLength > KEPT_STAGE_MAX) return;
     if (this.freeStages.length < KEPT_STAGES) this.freeStages.push(s.bytes);
   }
 }

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include <algorithm>
-#include <climits>
 #include <array>
+#include <climits>
 #include <cmath>
 #include <memory>
 #include <mutex>
@@ -39,7 +39,8 @@ ZstdEncoder& ThreadEncoder() {
 // to fault in on a VM (a batch's 256 KiB, 64 pages, cost ~1 ms a job, more
 // than compressing it), so blocks go back to this free list instead of to
 // malloc, which hands buffers of this size back to the kernel. At most
-// kKeptBlocks are kept (two per job in flight, a handful of jobs).
+// kKeptBlocks of at most kKeptCapacity bytes are kept (two per job in flight,
+// a handful of jobs): 4 MiB in all with 16 KiB chunks, 64 MiB at most.
 class BlockPool {
  public:
   struct Block {
@@ -71,8 +72,10 @@ class BlockPool {
     return b;
   }
 
+  // Keeps `b` for a later job, unless enough are kept or it is larger than kKeptCapacity (a
+  // batch of 1 MiB chunks and more: freed, not held for the life of the process).
   void Give(Block b) {
-    if (b.data == nullptr) return;
+    if (b.data == nullptr || b.capacity > kKeptCapacity) return;
     std::lock_guard<std::mutex> lock(mutex_);
     if (free_.size() < kKeptBlocks) free_.push_back(std::move(b));
   }
@@ -80,6 +83,7 @@ class BlockPool {
  private:
   static constexpr size_t kBlockSize = 256 * 1024;  // NATIVE_BATCH (16) chunks of 16 KiB
   static constexpr size_t kKeptBlocks = 16;
+  static constexpr size_t kKeptCapacity = 4 * 1024 * 1024;
   std::mutex mutex_;
   std::vector<Block> free_;
 };
