@@ -280,9 +280,9 @@ interface Stage {
  * (codec/_native-batches.ts). {@link encode} copies the chunk at once into a stage (kept
  * memory, reused), so the caller may reuse its buffer as soon as the call returns: the image
  * writer then reads file ranges into reused buffers too (image/_file-range.ts), where fresh ones
- * cost a page fault per 4 KiB page in the read and slow first reads after it on a VM. Each
- * frame comes back in a buffer of its own length: a buffer of the batch's plain length
- * (256 KiB) was fresh memory every job (12-25 us per fresh 4 KiB page).
+ * cost a page fault per 4 KiB page in the read and slow first reads after it on a VM. A
+ * batch's frames come back as views of one buffer of their total length: a buffer of the
+ * batch's plain length (256 KiB) was fresh memory every job (12-25 us per fresh 4 KiB page).
  */
 export class NativeZstd {
   private readonly jobs: NativeJobs<ZstdJob>;
@@ -300,11 +300,26 @@ export class NativeZstd {
         });
       }));
       // Zero and random chunks settle now, without waiting for the job (a settled job ignores
-      // the job's later result); with none left to compress there is no job.
+      // the job's later result); with none left to compress there is no job. The random ones'
+      // copies share one buffer (one allocation a batch, not one a chunk).
+      let rawBytes = 0;
       jobs.forEach((j, i) => {
         const size = known.sizes[i]!;
         if (size === TO_COMPRESS) left++;
-        else this.settle(j, { frame: null, zero: size === ZERO_CHUNK, raw: size === ZERO_CHUNK ? null : j.plain.slice(), checksum: known.sums ? known.sums[i]! : null });
+        else if (size !== ZERO_CHUNK) rawBytes += j.plain.byteLength;
+      });
+      const raws = rawBytes > 0 ? Buffer.allocUnsafe(rawBytes) : null;
+      let at = 0;
+      jobs.forEach((j, i) => {
+        const size = known.sizes[i]!;
+        if (size === TO_COMPRESS) return;
+        let raw: Uint8Array | null = null;
+        if (size !== ZERO_CHUNK) {
+          raw = raws!.subarray(at, at + j.plain.byteLength);
+          raw.set(j.plain);
+          at += j.plain.byteLength;
+        }
+        this.settle(j, { frame: null, zero: size === ZERO_CHUNK, raw, checksum: known.sums ? known.sums[i]! : null });
       });
       if (left === 0) done(null);
     });

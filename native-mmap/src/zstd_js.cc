@@ -180,8 +180,7 @@ class ZstdWorker : public Napi::AsyncWorker {
     BlockPool::Get().Give(std::move(plain_));
   }
 
-  // callback(null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null):
-  // each frame in a buffer of its own length, small enough that malloc reuses warm memory.
+  // callback(null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null).
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
@@ -189,11 +188,17 @@ class ZstdWorker : public Napi::AsyncWorker {
     Napi::Int32Array sizes = Napi::Int32Array::New(env, n);
     memcpy(sizes.Data(), sizes_.data(), n * sizeof(int32_t));
     Napi::Array frames = Napi::Array::New(env, n);
-    size_t put = 0;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += sizes_[i] > 0 ? static_cast<size_t>(sizes_[i]) : 0;
+    // One buffer of the frames' total length (a few tens of KiB: warm heap memory, one
+    // allocation a batch), each frame a view of it.
+    Napi::Buffer<uint8_t> all = Napi::Buffer<uint8_t>::Copy(env, out_.data.get(), total);
+    Napi::ArrayBuffer ab = all.ArrayBuffer();
+    size_t put = all.ByteOffset();
     for (size_t i = 0; i < n; i++) {
       if (sizes_[i] > 0) {
         const size_t len = static_cast<size_t>(sizes_[i]);
-        frames.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(env, out_.data.get() + put, len));
+        frames.Set(static_cast<uint32_t>(i), Napi::Uint8Array::New(env, len, ab, put));
         put += len;
       } else {
         frames.Set(static_cast<uint32_t>(i), env.Null());
