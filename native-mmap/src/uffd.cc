@@ -20,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -214,18 +215,28 @@ void LazySession::HandlerLoop() {
   fds[1] = {stop_fd_, POLLIN, 0};
   struct uffd_msg msgs[64];
   bool prefetch = config_.prefetch;
+  // With prefetch on: after kHelpAfterMs without a fault, the handler installs
+  // chunks of the prefetch order too, one per poll (the idle-class prefetch
+  // threads may get no core on a busy machine; `done` must not wait on them).
+  bool help = config_.prefetch;
+  bool helping = false;
   while (!stop_.load()) {
     if (Complete()) break;
-    int n = poll(fds, 2, prefetch ? 1 : -1);
+    int n = poll(fds, 2, prefetch ? 1 : !help ? -1 : helping ? 0 : kHelpAfterMs);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    if (n == 0) {  // no fault within 1 ms: prefetch now
+    if (n == 0 && prefetch) {  // no fault within 1 ms: prefetch now
       StartPrefetch();
       prefetch = false;
       continue;
     }
+    if (n == 0) {
+      helping = help = PrefetchOne();
+      continue;
+    }
+    helping = false;
     if (fds[1].revents != 0) {
       uint64_t v;
       (void)!read(stop_fd_, &v, sizeof v);
@@ -295,23 +306,29 @@ void LazySession::StartPrefetch() {
 }
 
 void LazySession::PrefetchLoop() {
-  // The hot chunks first, then every chunk in order (one already in is skipped).
-  const std::vector<uint32_t>& hot = config_.hot;
-  const size_t n = hot.size() + config_.count;
-  {
-    // Background work (uffd.h kPrefetchNice); raising one's own nice is always allowed.
+  // Background work (uffd.h kPrefetchPolicy): SCHED_IDLE, else kPrefetchNice
+  // nicer (raising one's own nice is always allowed).
+  struct sched_param idle;
+  memset(&idle, 0, sizeof idle);
+  if (sched_setscheduler(0, SCHED_IDLE, &idle) != 0) {
     const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
     errno = 0;
     const int nice = getpriority(PRIO_PROCESS, tid);
     if (errno == 0) (void)setpriority(PRIO_PROCESS, tid, std::min(19, nice + kPrefetchNice));
   }
-  while (!stop_.load(std::memory_order_relaxed)) {
-    const size_t i = next_.fetch_add(1);
-    if (i >= n) break;
-    const uint32_t c = i < hot.size() ? hot[i] : static_cast<uint32_t>(i - hot.size());
-    uint8_t expected = kPending;
-    if (state_[c].compare_exchange_strong(expected, kBusy)) Install(c, false);
+  while (!stop_.load(std::memory_order_relaxed) && PrefetchOne()) {
   }
+}
+
+bool LazySession::PrefetchOne() {
+  // The hot chunks first, then every chunk in order (one already in is skipped).
+  const std::vector<uint32_t>& hot = config_.hot;
+  const size_t i = next_.fetch_add(1);
+  if (i >= hot.size() + config_.count) return false;
+  const uint32_t c = i < hot.size() ? hot[i] : static_cast<uint32_t>(i - hot.size());
+  uint8_t expected = kPending;
+  if (state_[c].compare_exchange_strong(expected, kBusy)) Install(c, false);
+  return true;
 }
 
 void LazySession::Resolve(uint32_t c, bool by_fault) {

@@ -156,10 +156,14 @@ UffdOpened OpenUffd();
 // size would otherwise fault page by page on first write.
 void Prefault(const void* p, size_t bytes);
 
-// Prefetch threads run this much nicer than the process (setpriority per
-// thread): they are background work, and a thread touching the memory, or the
-// handler serving it, must not wait behind them for a core.
+// Prefetch threads run SCHED_IDLE: they are background work, and a thread
+// touching the memory, or the handler serving it, must not wait behind them
+// for a core (at nice +10 they still cost a fault 1-5 ms when they held both
+// cores on this VM; an idle-class thread is preempted at once by any wakeup).
+// Where SCHED_IDLE is refused, this much nicer than the process.
 constexpr int kPrefetchNice = 10;
+// Without a fault for this long, the handler prefetches too (between polls).
+constexpr int kHelpAfterMs = 2;
 
 class LazySession : public std::enable_shared_from_this<LazySession> {
  public:
@@ -199,6 +203,9 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   void HandlerLoop();
   // Starts the prefetch threads (the handler's, once).
   void StartPrefetch();
+  // Installs the next chunk of the prefetch order unless another thread has
+  // it; false once the order is exhausted.
+  bool PrefetchOne();
   void PrefetchLoop();
   // Installs chunk c unless another thread has it; by_fault: for a fault.
   void Resolve(uint32_t c, bool by_fault);
