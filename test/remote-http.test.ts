@@ -11,7 +11,10 @@ import { CrimgError } from '../format/errors.js';
 import { memoryLike, tempDir } from './helpers.js';
 import { selfSignedCert, startNginx, type Nginx } from './remote-servers.js';
 import { crimgBatch } from './cli-inproc.js';
-import { crimg } from './cli-helpers.js';
+import { ROOT, crimg, ensureBuilt } from './cli-helpers.js';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { writeFile } from 'node:fs/promises';
 import { nativeBatchRefusal } from '../image/_native-batch.js';
 import { windowsOf } from '../image/remote/_batch.js';
@@ -280,6 +283,28 @@ describe('reading over HTTP (nginx)', () => {
       [0, 2, 200], [2, 4, 400], [6, 8, 800], [14, 16, 1600], [30, 10, 1000],
     ]);
   });
+
+  test('a remote image restored and never closed does not keep its process alive: idle connections (node:http\'s and the in-place client\'s) do not hold the event loop', async () => {
+    ensureBuilt();
+    const index = pathToFileURL(join(ROOT, 'build', 'index.js')).href;
+    const batch = pathToFileURL(join(ROOT, 'build', 'image', '_native-batch.js')).href;
+    const code = `const { openImage } = await import(${JSON.stringify(index)});
+      const { nativeBatchRefusal } = await import(${JSON.stringify(batch)});
+      const image = await openImage(${JSON.stringify(`${nginx.base}/deflate.img`)}, { });
+      const r = await image.restore({ mode: 'copy' });
+      console.log(JSON.stringify({ native: nativeBatchRefusal(image), regions: r.regions.length }));`;
+    // The image is not closed and nothing else is waited for: the child must exit on its own.
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    // Killed before the test's timeout if it hangs, so that it does not outlive the test.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    const exitCode = await new Promise<number | null>((resolve) => child.on('exit', resolve)).finally(() => clearTimeout(guard));
+    expect([exitCode, err]).toEqual([0, '']);
+    expect(JSON.parse(out)).toEqual({ native: null, regions: 3 });
+  }, 30_000);
 
   test('https:// (nginx with a self-signed certificate): exact bytes with it as the CA; without, IO_ERROR naming the TLS failure', async () => {
     const src = await RemoteSource.open(`${nginx.tlsBase}/deflate.img`, { ca: cert.pem });

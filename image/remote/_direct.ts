@@ -84,6 +84,7 @@ class Connection {
         text += `${k}: ${v}\r\n`;
       }
       this.socket.setTimeout(req.timeoutMs);
+      this.socket.ref();
       this.socket.write(`${text}\r\n`, 'latin1');
     });
   }
@@ -178,6 +179,8 @@ class Connection {
       return;
     }
     this.socket.setTimeout(0);
+    // An idle connection does not keep the process alive (as node:http's agent does it).
+    this.socket.unref();
     this.onIdle(this);
   }
 
