@@ -14,6 +14,7 @@ const layout = regionLayout(job.totalBytes, job.regions);
 const source = job.source ?? 'range';
 const inMemory = source === 'memory' ? await readFile(job.input) : null;
 const cpu0 = process.cpuUsage();
+const faults0 = process.resourceUsage().minorPageFault;
 const t0 = process.hrtime.bigint();
 const writer = await ImageWriter.create(job.output, {
   fsync: job.fsync,
@@ -37,5 +38,8 @@ const t1 = process.hrtime.bigint();
 const summary = await writer.finish();
 const seconds = since(t0);
 const cpu = process.cpuUsage(cpu0);
-const result: WriteResult = { seconds, finishSeconds: since(t1), cpuSeconds: (cpu.user + cpu.system) / 1e6, threads, summary, peakRss: peakRss() };
+const result: WriteResult = {
+  seconds, finishSeconds: since(t1), cpuSeconds: (cpu.user + cpu.system) / 1e6, threads, summary, peakRss: peakRss(),
+  minorFaults: process.resourceUsage().minorPageFault - faults0,
+};
 process.stdout.write(JSON.stringify(result));
