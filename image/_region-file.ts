@@ -129,7 +129,8 @@ export function sectionInFile(p: SectionPlace): SectionRecords & { release(): vo
     throw e;
   }
   const sums = new BigUint64Array(Math.ceil(recordsEnd / RECORD_BLOCK));
-  let scanned = false;
+  /** Blocks whose sums are known: those the pass at open has read so far (all, once it is done). */
+  let summed = 0;
   return {
     strings,
     release: held.release,
@@ -142,6 +143,7 @@ export function sectionInFile(p: SectionPlace): SectionRecords & { release(): vo
         pread(p, part, at);
         s.update(0, part.length);
         blockSums(part, sums.subarray(at / RECORD_BLOCK));
+        summed = Math.ceil((at + part.length) / RECORD_BLOCK); // a record's second opinion reads these again
         if (failure === null) {
           try {
             visit(part, at / REGION_RECORD_SIZE);
@@ -158,7 +160,7 @@ export function sectionInFile(p: SectionPlace): SectionRecords & { release(): vo
       if (s.digest() !== p.checksum) {
         throw new CrimgError('CORRUPT_INDEX', 'region section checksum mismatch', { offset: p.offset, hint: 'the index is damaged; restore the image from a good copy' });
       }
-      scanned = true;
+      summed = sums.length;
       if (failure !== null) throw failure.error;
     },
     read(offset, into) {
@@ -182,11 +184,12 @@ export function sectionInFile(p: SectionPlace): SectionRecords & { release(): vo
     const first = offset / RECORD_BLOCK;
     const got = new BigUint64Array(Math.ceil(n / RECORD_BLOCK));
     blockSums(part, got);
-    // Before the scan has passed a block its sum is 0 (not yet known): only the scan's own
-    // second opinion on a record reads that early, from a block it has just summed.
-    if (scanned && !sameSums(got, sums.subarray(first, first + got.length))) {
+    // Only the blocks the pass at open has summed are known: while it runs, a record's second
+    // opinion reads its own piece again (summed just before), and must get those same bytes.
+    const known = Math.max(0, Math.min(got.length, summed - first));
+    if (known < got.length || !sameSums(got, sums.subarray(first, first + got.length))) {
       let k = 0;
-      while (got[k] === sums[first + k]) k++;
+      while (k < known && got[k] === sums[first + k]) k++;
       const at = p.offset + offset + k * RECORD_BLOCK;
       throw new CrimgError('SOURCE_CHANGED', `${p.name}: the region section changed since the image was opened (bytes at ${at})`, {
         offset: at, hint: 'open the image again once nothing writes to it',

@@ -219,6 +219,7 @@ export class ImageReader {
   private async loadChunkTable(given?: Uint8Array): Promise<ChunkTable> {
     const off = Number(this.footer.chunkTableOffset);
     const stored = given ?? await readTable(this.source, off, Number(this.footer.chunkTableLength));
+    if (this.closed) throw closedError('chunkTable'); // closed while reading: the section may be released
     if (xxh64(stored) !== this.footer.chunkTableChecksum) {
       throw new CrimgError('CORRUPT_INDEX', 'chunk table checksum mismatch', { offset: off, hint: 'the index is damaged; restore the image from a good copy' });
     }

@@ -248,6 +248,19 @@ describe('read after close (issue 14, item 13)', () => {
   });
 });
 
+test('close() while the chunk table loads: that load ends in CrimgError INVALID_ARGUMENT (the 2.5 MiB region section, in huge-page memory, is released by close)', async () => {
+  const path = t.path('closing.img');
+  writeFileSync(path, manyRegions(40_000)); // a 2.5 MiB section: read whole, into memory released at close
+  for (let k = 0; k < 3; k++) {
+    const img = await openImage(path, { workers: 0 });
+    const pending = img.chunkTable().then(() => null, (e: unknown) => e);
+    await img.close();
+    const e = await pending;
+    // Before: a TypeError from the released (detached) section, when the totals were checked.
+    expect({ k, error: e instanceof CrimgError ? e.code : String(e) }).toEqual({ k, error: 'INVALID_ARGUMENT' });
+  }
+});
+
 /** The region section decoder before issue 14 (every record an object, every name decoded), the reference. */
 function referenceDecode(bytes: Uint8Array, c: RegionSectionContext): Region[] {
   const strBase = c.regionCount * REGION_RECORD_SIZE;

@@ -55,10 +55,17 @@ test('the digest leaves the state as it was; a state of garbage or the wrong siz
   expect(native.xxh64Digest(state)).toBe(d);
   native.xxh64Update(state, new Uint8Array(0));
   expect(native.xxh64Digest(state)).toBe(d);
-  // Garbage (buffered count 0xffffffff): a hash, no write outside the state.
-  const junk = new Uint8Array(80).fill(0xff);
-  native.xxh64Update(junk, new Uint8Array(100).fill(1));
-  expect(typeof native.xxh64Digest(junk)).toBe('bigint');
+  // Garbage states (a buffered count up to 0xffffffff): a hash, and no byte written outside the
+  // state's 80 bytes (canaries on both sides).
+  const rnd = prng(66);
+  for (let k = 0; k < 500; k++) {
+    const frame = new Uint8Array(96).fill(0xa5);
+    const junk = frame.subarray(8, 88);
+    for (let i = 0; i < 80; i++) junk[i] = k === 0 ? 0xff : Math.floor(rnd() * 256);
+    native.xxh64Update(junk, new Uint8Array(Math.floor(rnd() * 200)).fill(1));
+    expect(typeof native.xxh64Digest(junk)).toBe('bigint');
+    expect({ k, before: [...frame.subarray(0, 8)], after: [...frame.subarray(88)] }).toEqual({ k, before: Array(8).fill(0xa5), after: Array(8).fill(0xa5) });
+  }
   expect(() => native.xxh64Init(new Uint8Array(79))).toThrow(/expected state to be 80 bytes, got 79/);
   expect(() => native.xxh64Update(new Uint8Array(80), 5 as unknown as Uint8Array)).toThrow(/bytes to be a Uint8Array/);
 });

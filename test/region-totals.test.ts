@@ -138,3 +138,22 @@ test('regions whose chunk ranges leave the table: the native engine stops there 
   expect(() => native.checkRegionTotals(chunks, bad, regionCount + 1, CHUNK_ZERO)).toThrow(/expected count to be at most 40, got 41/);
   expect(() => native.checkRegionTotals(chunks, bad, 1, 0)).toThrow(/zeroFlag/);
 });
+
+test('stored bytes past 2^53 - 1, even when the record holds their exact sum: refused by both (the native engine stops there)', () => {
+  // One region of 2^21 + 2 chunks of 0xffffffff bytes each: 9,007,207,842,578,430 bytes, past 2^53 - 1.
+  const n = (1 << 21) + 2;
+  const chunks = new Uint8Array(n * CHUNK_RECORD_SIZE);
+  const cv = new DataView(chunks.buffer);
+  for (let i = 0; i < n; i++) {
+    cv.setUint32(i * CHUNK_RECORD_SIZE + 8, 0xffffffff, true);
+    cv.setUint16(i * CHUNK_RECORD_SIZE + 12, CHUNK_RAW, true);
+  }
+  const regions = new Uint8Array(REGION_RECORD_SIZE);
+  const rv = new DataView(regions.buffer);
+  rv.setBigUint64(24, BigInt(n), true);
+  rv.setBigUint64(32, BigInt(n) * 0xffffffffn, true); // the exact sum
+  const portable = outcome(chunks, regions, 1);
+  expect(portable).toMatchObject({ code: 'CORRUPT_INDEX', region: 7 });
+  expect(outcome(chunks, regions, 1, native)).toEqual(portable);
+  expect(native.checkRegionTotals(chunks, regions, 1, CHUNK_ZERO)).toBe(0);
+});
