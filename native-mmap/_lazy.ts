@@ -51,6 +51,10 @@ export interface LazyStats {
   total: number;
   /** Failed chunks are poisoned (UFFDIO_POISON): an access is a SIGBUS. */
   poison: boolean;
+  /** Microseconds the handler spent reading, checking and decoding its fault installs' chunks. */
+  faultDecodeUs: number;
+  /** Microseconds of its UFFDIO_COPY / UFFDIO_ZEROPAGE for them (the rest of a fault is the kernel's round trip and the toucher's). */
+  faultInstallUs: number;
 }
 
 /** The lazy-restore bindings of {@link NativeMmap} (native-mmap/src/uffd_js.cc). */

@@ -118,6 +118,9 @@ describe('lazy restore of a memory-like image', () => {
       const s = r.lazyStats()!;
       expect(s.faultInstalls).toBe(5);
       expect(s.prefetched).toBe(0);
+      // The handler's own time on them: decoding, then the copies.
+      expect(s.faultDecodeUs).toBeGreaterThan(0);
+      expect(s.faultInstallUs).toBeGreaterThan(0);
       // done waits for every chunk; release first rejects it with the reason.
       r.release();
       await expect(r.done).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/released before every chunk/) });

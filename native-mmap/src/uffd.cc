@@ -215,14 +215,17 @@ void LazySession::HandlerLoop() {
   fds[1] = {stop_fd_, POLLIN, 0};
   struct uffd_msg msgs[64];
   bool prefetch = config_.prefetch;
-  // With prefetch on: after kHelpAfterMs without a fault, the handler installs
-  // chunks of the prefetch order too, one per poll (the idle-class prefetch
-  // threads may get no core on a busy machine; `done` must not wait on them).
+  // With prefetch on, the idle-class prefetch threads may get no core on a
+  // busy machine, and `done` must not wait on them for ever: when kHelpAfterMs
+  // pass with no fault and no chunk settled, the handler installs one chunk of
+  // the prefetch order itself (a few % of a core at most: the handler
+  // prefetching at full speed beside a thread touching prefetched memory made
+  // that thread 2x slower on this VM).
   bool help = config_.prefetch;
-  bool helping = false;
+  size_t seen = settled_.load();
   while (!stop_.load()) {
     if (Complete()) break;
-    int n = poll(fds, 2, prefetch ? 1 : !help ? -1 : helping ? 0 : kHelpAfterMs);
+    int n = poll(fds, 2, prefetch ? 1 : help ? kHelpAfterMs : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
@@ -230,13 +233,14 @@ void LazySession::HandlerLoop() {
     if (n == 0 && prefetch) {  // no fault within 1 ms: prefetch now
       StartPrefetch();
       prefetch = false;
+      seen = settled_.load();
       continue;
     }
     if (n == 0) {
-      helping = help = PrefetchOne();
+      if (settled_.load() == seen) help = PrefetchOne();
+      seen = settled_.load();
       continue;
     }
-    helping = false;
     if (fds[1].revents != 0) {
       uint64_t v;
       (void)!read(stop_fd_, &v, sizeof v);
@@ -362,6 +366,7 @@ void LazySession::Install(uint32_t c, bool by_fault) {
   const LazyChunk ch = ChunkOf(c);
   std::string detail;
   const char* code = nullptr;
+  const uint64_t t0 = by_fault ? MonotonicNs() : 0;
   try {
     code = Produce(ch, in, out, &detail);
   } catch (const std::exception&) {  // bad_alloc growing the buffers
@@ -378,7 +383,12 @@ void LazySession::Install(uint32_t c, bool by_fault) {
   auto& counter = by_fault ? fault_installs_ : prefetched_;
   counter.fetch_add(1, std::memory_order_relaxed);
   if (code != nullptr) zero_installs_.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t t1 = by_fault ? MonotonicNs() : 0;
   const bool in_place = code != nullptr ? Zero(ch.dest, Span(ch)) : Copy(ch.dest, out.data(), Span(ch));
+  if (by_fault) {
+    fault_decode_ns_.fetch_add(t1 - t0, std::memory_order_relaxed);
+    fault_install_ns_.fetch_add(MonotonicNs() - t1, std::memory_order_relaxed);
+  }
   if (!in_place && !stop_.load()) {
     // ENOMEM, or EAGAIN past the retries: counted installed, its pages
     // would read zeros once the descriptor closes.
@@ -498,59 +508,6 @@ const char* LazySession::Produce(const LazyChunk& ch, std::vector<uint8_t>& in, 
   }
   if (span > ch.plain_len) memset(out.data() + ch.plain_len, 0, span - ch.plain_len);
   return nullptr;
-}
-
-bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {
-  const uint64_t page = config_.page_size;
-  uint64_t done = 0;
-  int spins = 0;
-  while (done < length) {
-    struct uffdio_copy cp;
-    memset(&cp, 0, sizeof cp);
-    cp.dst = dest + done;
-    cp.src = reinterpret_cast<uint64_t>(src + done);
-    cp.len = length - done;
-    if (ioctl(config_.uffd, UFFDIO_COPY, &cp) == 0) return true;
-    const int e = errno;
-    if (cp.copy > 0) done += static_cast<uint64_t>(cp.copy);
-    if (e == EEXIST) {
-      eexist_.fetch_add(1, std::memory_order_relaxed);
-      done += page;
-    } else if (e == EAGAIN) {
-      // Copied part (and stopped at a present page, met next time), or the
-      // address space changing under us: try again, a bounded number of times.
-      if (cp.copy <= 0 && ++spins > 1000) return (errno = EAGAIN, false);
-      if (cp.copy <= 0) std::this_thread::yield();
-    } else {
-      return (errno = e, false);  // ENOMEM; ENOENT, ESRCH, EINVAL: unregistered or unmapped
-    }
-  }
-  return true;
-}
-
-bool LazySession::Zero(uint64_t dest, uint64_t length) {
-  const uint64_t page = config_.page_size;
-  uint64_t done = 0;
-  int spins = 0;
-  while (done < length) {
-    struct uffdio_zeropage zp;
-    memset(&zp, 0, sizeof zp);
-    zp.range.start = dest + done;
-    zp.range.len = length - done;
-    if (ioctl(config_.uffd, UFFDIO_ZEROPAGE, &zp) == 0) return true;
-    const int e = errno;
-    if (zp.zeropage > 0) done += static_cast<uint64_t>(zp.zeropage);
-    if (e == EEXIST) {
-      eexist_.fetch_add(1, std::memory_order_relaxed);
-      done += page;
-    } else if (e == EAGAIN) {
-      if (zp.zeropage <= 0 && ++spins > 1000) return (errno = EAGAIN, false);
-      if (zp.zeropage <= 0) std::this_thread::yield();
-    } else {
-      return (errno = e, false);
-    }
-  }
-  return true;
 }
 
 void LazySession::Fail(uint32_t c, const char* code, std::string detail) {

@@ -134,7 +134,15 @@ struct LazyStats {
   uint64_t settled = 0;         // chunks installed or failed
   uint64_t total = 0;
   bool poison = false;          // UFFDIO_POISON in use for failed chunks
+  // Time the handler spent on its fault installs: reading, checking and
+  // decoding; then UFFDIO_COPY / UFFDIO_ZEROPAGE (the rest of a fault's
+  // time is the kernel's round trip and the toucher's).
+  uint64_t fault_decode_ns = 0;
+  uint64_t fault_install_ns = 0;
 };
+
+// CLOCK_MONOTONIC in nanoseconds.
+uint64_t MonotonicNs();
 
 // userfaultfd(2), trying in order: the syscall; the syscall with
 // UFFD_USER_MODE_ONLY (allowed without privilege when the sysctl
@@ -162,7 +170,8 @@ void Prefault(const void* p, size_t bytes);
 // cores on this VM; an idle-class thread is preempted at once by any wakeup).
 // Where SCHED_IDLE is refused, this much nicer than the process.
 constexpr int kPrefetchNice = 10;
-// Without a fault for this long, the handler prefetches too (between polls).
+// With no fault and no chunk settled for this long, the handler installs a
+// prefetch chunk itself (the prefetch threads are starved).
 constexpr int kHelpAfterMs = 2;
 
 class LazySession : public std::enable_shared_from_this<LazySession> {
@@ -255,6 +264,7 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   std::vector<uint32_t> profile_;
   LazyFailure failure_;
   std::atomic<uint64_t> faults_{0}, fault_installs_{0}, prefetched_{0}, zero_installs_{0}, eexist_{0}, assists_{0};
+  std::atomic<uint64_t> fault_decode_ns_{0}, fault_install_ns_{0};
   std::mutex join_mu_;
 };
 

@@ -4,7 +4,8 @@
 //                                   | { session: null, why }
 //   lazyStop(session)    threads stopped and joined; memory untouched
 //   lazyClose(session)   descriptors closed (after the memory is unmapped)
-//   lazyStats(session)   { faults, faultInstalls, prefetched, zeroInstalls, eexist, settled, total, poison }
+//   lazyStats(session)   { faults, faultInstalls, prefetched, zeroInstalls, eexist, settled, total, poison,
+//                          faultDecodeUs, faultInstallUs }
 //   lazyProfile(session) Float64Array: chunk numbers in first-fault order
 //   lazyFailure(session) { code, chunk (number), detail } | null
 //
@@ -373,6 +374,8 @@ Napi::Value LazyStatsJs(const Napi::CallbackInfo& info) {
   o.Set("settled", static_cast<double>(s.settled));
   o.Set("total", static_cast<double>(s.total));
   o.Set("poison", s.poison);
+  o.Set("faultDecodeUs", static_cast<double>(s.fault_decode_ns) / 1e3);
+  o.Set("faultInstallUs", static_cast<double>(s.fault_install_ns) / 1e3);
   return o;
 }
 

@@ -1,7 +1,7 @@
 // OpenUffd (uffd.h), apart from uffd.cc for room: userfaultfd(2) tried three
 // ways, then the UFFDIO_API handshake, with UFFD_FEATURE_POISON when the
-// kernel has it. And the session's small members: Wake, ReleaseReaders,
-// the accessors and the chunk lookups (ChunkAt, ChunkOf).
+// kernel has it. And the session's small members: Copy and Zero (the
+// ioctls' retries), Wake, ReleaseReaders, the accessors and the chunk lookups.
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,6 +94,65 @@ UffdOpened OpenUffd() {
   return r;
 }
 
+bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {
+  const uint64_t page = config_.page_size;
+  uint64_t done = 0;
+  int spins = 0;
+  while (done < length) {
+    struct uffdio_copy cp;
+    memset(&cp, 0, sizeof cp);
+    cp.dst = dest + done;
+    cp.src = reinterpret_cast<uint64_t>(src + done);
+    cp.len = length - done;
+    if (ioctl(config_.uffd, UFFDIO_COPY, &cp) == 0) return true;
+    const int e = errno;
+    if (cp.copy > 0) done += static_cast<uint64_t>(cp.copy);
+    if (e == EEXIST) {
+      eexist_.fetch_add(1, std::memory_order_relaxed);
+      done += page;
+    } else if (e == EAGAIN) {
+      // Copied part (and stopped at a present page, met next time), or the
+      // address space changing under us: try again, a bounded number of times.
+      if (cp.copy <= 0 && ++spins > 1000) return (errno = EAGAIN, false);
+      if (cp.copy <= 0) std::this_thread::yield();
+    } else {
+      return (errno = e, false);  // ENOMEM; ENOENT, ESRCH, EINVAL: unregistered or unmapped
+    }
+  }
+  return true;
+}
+
+bool LazySession::Zero(uint64_t dest, uint64_t length) {
+  const uint64_t page = config_.page_size;
+  uint64_t done = 0;
+  int spins = 0;
+  while (done < length) {
+    struct uffdio_zeropage zp;
+    memset(&zp, 0, sizeof zp);
+    zp.range.start = dest + done;
+    zp.range.len = length - done;
+    if (ioctl(config_.uffd, UFFDIO_ZEROPAGE, &zp) == 0) return true;
+    const int e = errno;
+    if (zp.zeropage > 0) done += static_cast<uint64_t>(zp.zeropage);
+    if (e == EEXIST) {
+      eexist_.fetch_add(1, std::memory_order_relaxed);
+      done += page;
+    } else if (e == EAGAIN) {
+      if (zp.zeropage <= 0 && ++spins > 1000) return (errno = EAGAIN, false);
+      if (zp.zeropage <= 0) std::this_thread::yield();
+    } else {
+      return (errno = e, false);
+    }
+  }
+  return true;
+}
+
+uint64_t MonotonicNs() {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000u + static_cast<uint64_t>(t.tv_nsec);
+}
+
 void LazySession::Wake() {
   std::lock_guard<std::mutex> lock(fd_mu_);
   if (stop_fd_ < 0) return;
@@ -117,6 +177,8 @@ LazyStats LazySession::Stats() const {
   s.eexist = eexist_.load();
   s.settled = settled_.load();
   s.total = config_.count;
+  s.fault_decode_ns = fault_decode_ns_.load();
+  s.fault_install_ns = fault_install_ns_.load();
   s.poison = poison_;
   return s;
 }
