@@ -130,6 +130,30 @@ describe('lazy restore of a memory-like image', () => {
     }
   });
 
+  test('a page of an installed chunk that the process drops (MADV_DONTNEED) reads zeros again, at once: no busy loop of faults', async () => {
+    const native = requireNative();
+    const image = await openImage(file, { key: KEY });
+    const r = await image.restore({ mode: 'lazy', prefetch: false });
+    try {
+      const region = r.regions[0]!;
+      const m = new Uint8Array(region.memory!);
+      const at = 5 * 65536 + 4096; // the second page of chunk 5
+      expect(m[at + 10]).toBe(data[at + 10]); // installs chunk 5
+      const before = r.lazyStats()!.faults;
+      native.advise(region.address + BigInt(at), 4096, 'dontneed'); // as an allocator returning memory does
+      expect(m[at + 10]).toBe(0); // zeros, as any dropped anonymous page (it hung, faulting, until done)
+      expect(m[at + 4096 + 10]).toBe(data[at + 4096 + 10]); // the chunk's next page kept its bytes
+      m[at] = 7; // and the dropped page is ordinary memory again
+      expect(m[at]).toBe(7);
+      const s = r.lazyStats()!;
+      expect(s.faults - before).toBeLessThanOrEqual(2);
+      expect(s.faultInstalls).toBe(1);
+    } finally {
+      r.release();
+      await image.close();
+    }
+  });
+
   test('release while kernel-mode faults are pending: the process lives on, the writes finish or fail with EFAULT', async () => {
     const image = await openImage(file, { key: KEY });
     const r = await image.restore({ mode: 'lazy', prefetch: false });

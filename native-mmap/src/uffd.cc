@@ -272,7 +272,7 @@ void LazySession::HandlerLoop() {
           // Out of memory: the profile misses it; the fault is still served.
         }
       }
-      Resolve(static_cast<uint32_t>(c), true);
+      Resolve(static_cast<uint32_t>(c), true, addr);
     }
     if (prefetch) {  // the first faults served: prefetch now
       StartPrefetch();
@@ -335,7 +335,7 @@ bool LazySession::PrefetchOne() {
   return true;
 }
 
-void LazySession::Resolve(uint32_t c, bool by_fault) {
+void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {
   uint8_t expected = kPending;
   if (state_[c].compare_exchange_strong(expected, kBusy)) {
     Install(c, by_fault);
@@ -352,6 +352,12 @@ void LazySession::Resolve(uint32_t c, bool by_fault) {
   // thread) or, without poison, left missing, its thread waiting until
   // release; waking it would fault again at once, a busy loop.
   if (by_fault && expected == kInstalled) {
+    // A page of an installed chunk missing again was dropped by the process
+    // (MADV_DONTNEED, or MADV_FREE reclaimed): it reads zeros, as any dropped
+    // anonymous page. Only waking the thread made it fault again at once, a
+    // busy loop until done. A page present again (a fault read just before
+    // the install) is left as it is (EEXIST) and its thread woken below.
+    if (addr != 0) Zero(addr, config_.page_size);
     const LazyChunk ch = ChunkOf(c);
     struct uffdio_range range;
     range.start = ch.dest;

@@ -217,7 +217,7 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   bool PrefetchOne();
   void PrefetchLoop();
   // Installs chunk c unless another thread has it; by_fault: for a fault.
-  void Resolve(uint32_t c, bool by_fault);
+  void Resolve(uint32_t c, bool by_fault, uint64_t addr = 0);
   void Install(uint32_t c, bool by_fault);
   // A fault on a chunk a (nicer) prefetch thread has in hand: decoded and
   // copied here too, at the handler's priority; the first copy wins (EEXIST
