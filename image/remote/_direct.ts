@@ -14,30 +14,45 @@
  * a Content-Length; an answer without one, or chunked, or with a folded or malformed header, is
  * {@link DirectUnsupported} before any byte of its body is kept, and the caller sends the request
  * again through node:http. Failures keep node:http's meaning for the caller: a body that ends
- * early is ShortBody, no progress for `timeoutMs` RequestTimeout, a body longer than allowed
- * BodyTooLarge, a connection closed before an answer ECONNRESET.
+ * early (or stalls for `timeoutMs`) is ShortBody, no answer for `timeoutMs` RequestTimeout, a 200
+ * or 206 body longer than its target BodyTooLarge, a connection closed before an answer
+ * ECONNRESET, a 206 for other bytes than asked WrongRange (the connection is dropped).
+ *
+ * Other answers (412, 503, ...) are returned with their body when it is at most
+ * {@link ERROR_BODY} bytes, else with an empty one and the connection closed unread; 204 and 304
+ * have no body whatever their Content-Length (RFC 9112 6.3) and close the connection. A
+ * connection goes back to the pool a turn after its answer, so bytes that follow an answer (a
+ * server that answers twice) are seen as stray and close it, never read as the next answer;
+ * a few line breaks between answers are ignored (RFC 9112 2.2).
  */
 import net from 'node:net';
 import type http from 'node:http';
-import { BodyTooLarge, RequestTimeout, ShortBody, type HttpResponse } from './_http.js';
+import { BodyTooLarge, ERROR_BODY, RequestTimeout, ShortBody, WrongRange, coversRange, type HttpResponse } from './_http.js';
 
-/** An answer this client does not read (no Content-Length, chunked, an odd head): use node:http. */
-export class DirectUnsupported extends Error {}
+/**
+ * An answer this client does not read (no Content-Length, chunked, an odd head): use node:http.
+ * `status`: the answer's status, 0 when its status line was not read.
+ */
+export class DirectUnsupported extends Error {
+  status = 0;
+}
 
 /** The largest response head read. */
 const MAX_HEAD = 64 * 1024;
 /** The head buffer a connection starts with. */
 const HEAD = 16 * 1024;
+/** Line breaks ignored between two answers (RFC 9112 2.2); one more is a stray byte. */
+const MAX_BREAKS = 4;
 
 export interface DirectRequest {
   /** Path and query. */
   path: string;
   headers: Record<string, string>;
   timeoutMs: number;
-  /** Largest body of an answer other than 200 and 206 (a range's length). */
-  maxBody: number;
   /** Where a 200 or 206 body goes; it must not be longer. */
   into: Uint8Array;
+  /** The bytes asked for ([start, end)): a 206 that does not hold them is WrongRange. */
+  expect?: [number, number];
 }
 
 interface Active {
@@ -46,6 +61,8 @@ interface Active {
   reject: (e: unknown) => void;
   /** Head bytes so far (in `head`), then -1 once the body is being read. */
   headLength: number;
+  /** Whether a byte other than a line break came (line breaks before it are skipped). */
+  started: boolean;
   status: number;
   headers: http.IncomingHttpHeaders;
   body: Uint8Array | null;
@@ -58,6 +75,8 @@ interface Active {
 class Connection {
   private head = Buffer.allocUnsafe(HEAD);
   private active: Active | null = null;
+  /** Line breaks skipped since the last answer. */
+  private breaks = 0;
   readonly socket: net.Socket;
   dead = false;
 
@@ -74,7 +93,7 @@ class Connection {
 
   send(req: DirectRequest): Promise<HttpResponse> {
     return new Promise((resolve, reject) => {
-      this.active = { req, resolve, reject, headLength: 0, status: 0, headers: {}, body: null, declared: -1, got: 0, keepAlive: true };
+      this.active = { req, resolve, reject, headLength: 0, started: false, status: 0, headers: {}, body: null, declared: -1, got: 0, keepAlive: true };
       let text = `GET ${req.path} HTTP/1.1\r\n`;
       for (const [k, v] of Object.entries(req.headers)) {
         if (/[\r\n]/.test(k) || /[\r\n]/.test(v)) {
@@ -108,8 +127,11 @@ class Connection {
   private received(n: number): void {
     const a = this.active;
     if (a === null) {
-      // Bytes nobody asked for (a server that answers twice): the connection is not trusted again.
-      this.fail(null);
+      // A few line breaks between answers are ignored; other bytes nobody asked for (a server
+      // that answers twice): the connection is not trusted again.
+      let k = 0;
+      while (k < n && this.breaks < MAX_BREAKS && isBreak(this.head[k]!)) { k++; this.breaks++; }
+      if (k < n) this.fail(null);
       return;
     }
     try {
@@ -117,14 +139,26 @@ class Connection {
       else a.got += n;
       if (a.headLength < 0 && a.got >= a.declared) this.complete(a);
     } catch (e) {
+      if (e instanceof DirectUnsupported) e.status = a.status;
       this.fail(e);
     }
   }
 
   /** `n` more head bytes in `head`: once the head is whole, parsed and the body's start placed. */
   private headBytes(a: Active, n: number): void {
-    const start = Math.max(0, a.headLength - 3);
+    let start = Math.max(0, a.headLength - 3);
     a.headLength += n;
+    if (!a.started) {
+      // Line breaks before the status line (after the last answer) are skipped, a few.
+      let skip = 0;
+      while (skip < a.headLength && this.breaks < MAX_BREAKS && isBreak(this.head[skip]!)) { skip++; this.breaks++; }
+      if (skip > 0) {
+        this.head.copyWithin(0, skip, a.headLength);
+        a.headLength -= skip;
+        start = 0;
+      }
+      a.started = a.headLength > 0;
+    }
     if (a.headLength > this.head.length) throw new DirectUnsupported('head past its buffer');
     const end = this.head.subarray(0, a.headLength).indexOf('\r\n\r\n', start, 'latin1');
     if (end < 0) {
@@ -133,9 +167,16 @@ class Connection {
     }
     this.parseHead(a, this.head.toString('latin1', 0, end));
     const extra = this.head.subarray(end + 4, a.headLength);
-    if (extra.length > a.declared) throw new DirectUnsupported('more bytes than the Content-Length');
-    extra.copy(a.body!, 0);
-    a.got = extra.length;
+    const take = Math.min(extra.length, a.declared);
+    // Bytes past the answer (other than a few line breaks): the answer stands, the connection
+    // is not trusted again.
+    if (extra.length > take) {
+      let k = take;
+      while (k < extra.length && this.breaks < MAX_BREAKS && isBreak(extra[k]!)) { k++; this.breaks++; }
+      if (k < extra.length) a.keepAlive = false;
+    }
+    extra.copy(a.body!, 0, 0, take);
+    a.got = take;
     a.headLength = -1;
   }
 
@@ -145,7 +186,8 @@ class Connection {
     if (!status || status[2]![0] === '1') throw new DirectUnsupported('not an HTTP/1.x final answer');
     a.status = Number(status[2]);
     a.keepAlive = status[1] === '1';
-    const headers: Record<string, string> = {};
+    // No prototype: a header named constructor or __proto__ is a header like any other.
+    const headers: Record<string, string> = Object.create(null) as Record<string, string>;
     for (const line of lines.slice(1)) {
       const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/.exec(line);
       if (!m) throw new DirectUnsupported('a header line that is not name: value');
@@ -157,21 +199,42 @@ class Connection {
       }
       headers[name] = m[2]!;
     }
+    a.headers = headers;
+    if (a.status === 204 || a.status === 304) {
+      // No body, whatever the head says (RFC 9112 6.3); the connection is not kept.
+      a.declared = 0;
+      a.keepAlive = false;
+      a.body = new Uint8Array(0);
+      return;
+    }
     if (headers['transfer-encoding'] !== undefined) throw new DirectUnsupported('a transfer encoding');
     const length = headers['content-length'];
     if (length === undefined || !/^\d{1,15}$/.test(length)) throw new DirectUnsupported('no Content-Length');
     if (/\bclose\b/i.test(headers.connection ?? '')) a.keepAlive = false;
     else if (/\bkeep-alive\b/i.test(headers.connection ?? '')) a.keepAlive = true;
-    a.headers = headers;
     a.declared = Number(length);
-    const ranged = a.status === 200 || a.status === 206;
-    const room = ranged ? a.req.into.length : a.req.maxBody;
-    if (a.declared > room) throw new BodyTooLarge(a.declared);
-    a.body = ranged ? a.req.into : Buffer.allocUnsafe(a.declared);
+    if (a.status === 206 && a.req.expect && !coversRange(headers['content-range'], a.req.expect)) {
+      // The answer to another request (a server out of step): none of it is read.
+      throw new WrongRange(a.req.expect, headers['content-range']);
+    }
+    if (a.status === 200 || a.status === 206) {
+      if (a.declared > a.req.into.length) throw new BodyTooLarge(a.declared);
+      a.body = a.req.into;
+      return;
+    }
+    if (a.declared > ERROR_BODY) {
+      // An error page too long to keep: its status alone, the connection closed unread.
+      a.declared = 0;
+      a.keepAlive = false;
+      a.body = new Uint8Array(0);
+      return;
+    }
+    a.body = Buffer.allocUnsafe(a.declared);
   }
 
   private complete(a: Active): void {
     this.active = null;
+    this.breaks = 0;
     const body = a.body!;
     a.resolve({ status: a.status, headers: a.headers, body: Buffer.from(body.buffer, body.byteOffset, a.declared) });
     if (!a.keepAlive) {
@@ -181,19 +244,25 @@ class Connection {
     this.socket.setTimeout(0);
     // An idle connection does not keep the process alive (as node:http's agent does it).
     this.socket.unref();
-    this.onIdle(this);
+    // Back to the pool a turn later: bytes already received after this answer reach the guard
+    // in received() first (and close the connection) instead of being read as the answer to a
+    // request sent on it meanwhile.
+    setImmediate(() => {
+      if (!this.dead) this.onIdle(this);
+    });
   }
 
   /**
    * Ends the request in flight, if any, with `e` (null: the connection closed), as node:http
-   * would: ShortBody once a body had begun, else the error or ECONNRESET. The connection dies.
+   * would: ShortBody once a body had begun (also when it stalled), else the error or
+   * ECONNRESET. The connection dies.
    */
   private fail(e: unknown): void {
     const a = this.active;
     this.active = null;
     this.kill();
     if (a === null) return;
-    if (a.headLength < 0 && !(e instanceof BodyTooLarge) && !(e instanceof RequestTimeout)) {
+    if (a.headLength < 0) {
       a.reject(new ShortBody(a.got, a.declared));
       return;
     }
@@ -206,6 +275,10 @@ class Connection {
     this.socket.destroy();
     this.onDead(this);
   }
+}
+
+function isBreak(b: number): boolean {
+  return b === 13 || b === 10;
 }
 
 /** Connections to one server, kept alive between requests (at most `maxIdle` idle). */

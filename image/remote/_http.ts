@@ -2,7 +2,10 @@
  * One HTTP(S) request over node:http, with what a remote image source needs and nothing more:
  * keep-alive agents sized to the connections allowed, a timeout per request, a cap on the
  * body (a server that answers a range with the whole object is cut off, not read), and a body
- * that ends before its Content-Length reported as short (`ShortBody`), never as bytes.
+ * that ends before its Content-Length reported as short (`ShortBody`), never as bytes. Answers
+ * other than 200 and 206 (error pages) are read up to {@link ERROR_BODY} bytes; a longer one is
+ * returned with its status and an empty body, its connection closed unread. A 206 for other
+ * bytes than asked (`expect`) is WrongRange, its connection dropped.
  * Headers are never put into errors: they may carry a signature.
  */
 import http from 'node:http';
@@ -24,9 +27,14 @@ export interface HttpRequest {
   /** Largest body read; a longer one (by Content-Length or as it comes) fails with BodyTooLarge. */
   maxBody: number;
   agent: http.Agent;
-  /** Where the body goes (its whole length is expected): no copy of chunks gathered. */
+  /** Where a 200 or 206 body goes (its whole length is expected): no copy of chunks gathered. */
   into?: Uint8Array;
+  /** The bytes asked for ([start, end)): a 206 that does not hold them is WrongRange. */
+  expect?: [number, number];
 }
+
+/** The largest body read of an answer other than 200 and 206 (an error page); a longer one is not read. */
+export const ERROR_BODY = 64 * 1024;
 
 /** A body that ended before its Content-Length (a reset or a server that closed early). */
 export class ShortBody extends Error {
@@ -40,6 +48,23 @@ export class BodyTooLarge extends Error {
   constructor(readonly length: number) {
     super(`the response body of ${length} bytes is larger than asked for`);
   }
+}
+
+/**
+ * A 206 whose Content-Range does not hold the bytes asked for: the answer to another request (a
+ * connection out of step with its server). Its connection is dropped and the request tried again.
+ */
+export class WrongRange extends Error {
+  constructor(expect: [number, number], contentRange: string | undefined) {
+    super(`a 206 with Content-Range "${String(contentRange ?? '').slice(0, 80)}" answered the request for bytes [${expect[0]}, ${expect[1]})`);
+  }
+}
+
+/** Whether a Content-Range holds [start, end); one that is not `bytes a-b/n` is left to the caller (true). */
+export function coversRange(contentRange: string | string[] | undefined, [start, end]: [number, number]): boolean {
+  const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(String(contentRange ?? ''));
+  if (!m) return true;
+  return Number(m[1]) <= start && Number(m[2]) + 1 >= end;
 }
 
 /** A request that made no progress for its timeout. */
@@ -74,20 +99,41 @@ export function httpRequest(r: HttpRequest): Promise<HttpResponse> {
     const headers: Record<string, string> = { ...r.headers };
     if (r.body) headers['content-length'] = String(r.body.length);
     const req = lib.request(r.url, { method: r.method, headers, agent: r.agent }, (res) => {
-      declared = res.headers['content-length'] === undefined || r.method === 'HEAD' ? -1 : Number(res.headers['content-length']);
-      if (r.method !== 'HEAD' && declared > r.maxBody) {
+      const status = res.statusCode ?? 0;
+      const ranged = status === 200 || status === 206;
+      // No body for HEAD, 204 and 304, whatever their Content-Length (RFC 9112 6.3).
+      const bodiless = r.method === 'HEAD' || status === 204 || status === 304;
+      declared = res.headers['content-length'] === undefined || bodiless ? -1 : Number(res.headers['content-length']);
+      if (status === 206 && r.expect && !coversRange(res.headers['content-range'], r.expect)) {
+        // The answer to another request: none of it is read, the socket is not used again.
+        res.destroy();
+        fail(new WrongRange(r.expect, res.headers['content-range']));
+        return;
+      }
+      const cap = ranged ? r.maxBody : ERROR_BODY;
+      /** An error page longer than kept: its status alone; the socket closes unread. */
+      const unread = (): void => {
+        settled = true;
+        res.destroy();
+        req.destroy();
+        resolve({ status, headers: res.headers, body: Buffer.alloc(0) });
+      };
+      if (declared > cap) {
+        if (!ranged) { unread(); return; }
         res.destroy();
         fail(new BodyTooLarge(declared));
         return;
       }
       // The body is copied once, as it comes, into a buffer of its declared length (or `into`).
-      const size = r.into ? r.into.length : declared;
-      const dest = r.into ?? (size >= 0 ? Buffer.allocUnsafe(size) : null);
+      const into = ranged ? r.into : undefined;
+      const size = into ? into.length : declared;
+      const dest = into ?? (size >= 0 ? Buffer.allocUnsafe(size) : null);
       const parts: Buffer[] = [];
       res.on('data', (b: Buffer) => {
         // Nothing more is written once settled: a failed try's target may be refilled or unmapped.
         if (settled) return;
-        if (got + b.length > r.maxBody || (dest && got + b.length > dest.length)) {
+        if (got + b.length > cap || (dest && got + b.length > dest.length)) {
+          if (!ranged) { unread(); return; }
           res.destroy();
           fail(new BodyTooLarge(got + b.length));
           return;
@@ -98,13 +144,13 @@ export function httpRequest(r: HttpRequest): Promise<HttpResponse> {
       });
       res.on('end', () => {
         if (settled) return;
-        if (r.method !== 'HEAD' && declared >= 0 && got !== declared) {
+        if (declared >= 0 && got !== declared) {
           fail(new ShortBody(got, declared));
           return;
         }
         settled = true;
         const body = dest ? Buffer.from(dest.buffer, dest.byteOffset, got) : parts.length === 1 ? parts[0]! : Buffer.concat(parts, got);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+        resolve({ status, headers: res.headers, body });
       });
       res.on('aborted', () => fail(new ShortBody(got, declared)));
       res.on('error', (e) => fail(declared >= 0 && got < declared ? new ShortBody(got, declared) : e));
@@ -120,7 +166,7 @@ export function httpRequest(r: HttpRequest): Promise<HttpResponse> {
 
 /** Whether a failure of {@link httpRequest} is worth another try (resets, timeouts, short bodies). */
 export function isTransient(e: unknown): boolean {
-  if (e instanceof ShortBody || e instanceof RequestTimeout) return true;
+  if (e instanceof ShortBody || e instanceof RequestTimeout || e instanceof WrongRange) return true;
   const code = (e as NodeJS.ErrnoException | null)?.code;
   return typeof code === 'string' && TRANSIENT_CODES.has(code);
 }
@@ -129,7 +175,7 @@ const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDO
 
 /** What an error was, in words safe for a message: a code or a class, never headers. */
 export function describeFailure(e: unknown): string {
-  if (e instanceof ShortBody || e instanceof BodyTooLarge || e instanceof RequestTimeout) return e.message;
+  if (e instanceof ShortBody || e instanceof BodyTooLarge || e instanceof RequestTimeout || e instanceof WrongRange) return e.message;
   const code = (e as NodeJS.ErrnoException | null)?.code;
   return typeof code === 'string' ? code : (e instanceof Error ? e.name : 'failure');
 }

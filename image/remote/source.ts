@@ -21,7 +21,8 @@
  * - Reads that arrive together are sorted and neighbours (at most `gap` bytes apart) are
  *   served by one range request; a long read is cut in `pieceSize` pieces; up to
  *   `connections` requests run at once (keep-alive sockets).
- * - Resets, timeouts, 5xx and 429 answers and short bodies are retried `retries` times with
+ * - Resets, timeouts, 5xx and 429 answers, short bodies and 206s for other bytes than asked
+ *   (a connection out of step with its server: dropped) are retried `retries` times with
  *   exponential backoff and jitter; a body still short after that is TRUNCATED, anything
  *   else IO_ERROR naming the URL (without credentials or query) and the range.
  * - A bounded cache (`cacheBytes`, least recently used out) serves repeated reads.
@@ -106,10 +107,12 @@ export class RemoteSource implements RandomAccessSource {
   private readonly o: Required<Omit<RemoteOptions, 's3' | 'ca'>>;
   /**
    * Plain http: long reads into a target received in place (image/remote/_direct.ts); null for
-   * https. Off (`directOff`) once the server gave an answer that client does not read.
+   * https. Off (`directOff`) once the server answered a range in a way that client does not read
+   * (e.g. chunked), or after {@link ODD_ANSWERS} other such answers (a proxy's chunked 503).
    */
   private direct: DirectPool | null = null;
   private directOff = false;
+  private oddAnswers = 0;
 
   private constructor(
     private readonly url: URL,
@@ -411,7 +414,7 @@ export class RemoteSource implements RandomAccessSource {
       try {
         this.stats.requests++;
         const signed = await this.sign('GET', this.url, headers);
-        res = await this.send(signed, maxBody, into);
+        res = await this.send(signed, maxBody, into, ranges?.length === 1 ? ranges[0] : undefined);
       } catch (e) {
         if (e instanceof BodyTooLarge) {
           throw this.ioError(`answered a range request with ${e.length} bytes: the server does not serve byte ranges`, 'serve the image from a server with range requests (nginx, S3)');
@@ -442,20 +445,24 @@ export class RemoteSource implements RandomAccessSource {
   /**
    * One GET: a body with a target over plain http received in place (DirectPool), else through
    * node:http; an answer DirectPool does not read is asked again through node:http, which then
-   * serves every later request too.
+   * serves every later request too if it was a range's answer (200, 206) or the
+   * {@link ODD_ANSWERS}th other one. `expect`: the bytes asked for (a 206 for others is WrongRange).
    */
-  private async send(headers: Record<string, string>, maxBody: number, into?: Uint8Array): Promise<HttpResponse> {
+  private async send(headers: Record<string, string>, maxBody: number, into?: Uint8Array, expect?: [number, number]): Promise<HttpResponse> {
+    const expected = expect ? { expect } : {};
     if (into && this.direct && !this.directOff) {
       try {
-        return await this.direct.request({ path: this.url.pathname + this.url.search, headers: { host: this.url.host, ...headers }, timeoutMs: this.o.timeoutMs, maxBody, into });
+        return await this.direct.request({ path: this.url.pathname + this.url.search, headers: { host: this.url.host, ...headers }, timeoutMs: this.o.timeoutMs, into, ...expected });
       } catch (e) {
         if (!(e instanceof DirectUnsupported)) throw e;
-        // Requests in flight on other connections finish (or are asked again the same way).
-        this.directOff = true;
-        this.direct.retire();
+        if (e.status === 200 || e.status === 206 || ++this.oddAnswers >= ODD_ANSWERS) {
+          // Requests in flight on other connections finish (or are asked again the same way).
+          this.directOff = true;
+          this.direct.retire();
+        }
       }
     }
-    return httpRequest({ method: 'GET', url: this.url, headers, timeoutMs: this.o.timeoutMs, maxBody, agent: this.agent, ...(into ? { into } : {}) });
+    return httpRequest({ method: 'GET', url: this.url, headers, timeoutMs: this.o.timeoutMs, maxBody, agent: this.agent, ...(into ? { into } : {}), ...expected });
   }
 
   /** Pins the version of the first response. */
@@ -523,6 +530,9 @@ export class RemoteSource implements RandomAccessSource {
     return new CrimgError('IO_ERROR', `${this.name}: ${what}`, { ...(hint ? { hint } : {}), ...(cause instanceof Error ? { cause: new Error(describeFailure(cause)) } : {}) });
   }
 }
+
+/** Answers other than a range's (200, 206) the in-place client does not read before it is turned off. */
+const ODD_ANSWERS = 3;
 
 function positive(v: number | undefined, dflt: number, what: string): number {
   if (v === undefined) return dflt;
