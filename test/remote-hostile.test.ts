@@ -269,12 +269,12 @@ describe('issue 18.4: a body that stalls', () => {
 });
 
 describe('issue 18.5: odd but harmless answers', () => {
-  test.each(PATHS)('%s: header lines named constructor, toString and __proto__, and a line break after every answer: exact bytes, every range on the path asked for', async (_name, direct) => {
+  test.each(PATHS)('%s: header lines named constructor, toString and __proto__, and a line break before and after every answer: exact bytes, every range on the path asked for', async (_name, direct) => {
     const s = await serve((req, sock) => {
       const [a, b] = req.range;
       if (req.n < 2) { sock.write(partial(a, b)); return; }
       // Small ranges arrive with their head in one read, the others after it: both kinds.
-      sock.write(Buffer.concat([partial(a, b, { extra: ['Constructor: x', 'toString: y', '__proto__: z'] }), Buffer.from('\r\n')]));
+      sock.write(Buffer.concat([Buffer.from('\r\n'), partial(a, b, { extra: ['Constructor: x', 'toString: y', '__proto__: z'] }), Buffer.from('\r\n')]));
     });
     try {
       const src = await withPath(direct, () => RemoteSource.open(s.url, BASE));

@@ -75,7 +75,7 @@ interface Active {
 class Connection {
   private head = Buffer.allocUnsafe(HEAD);
   private active: Active | null = null;
-  /** Line breaks skipped since the last answer. */
+  /** Line breaks skipped since the last answer's head. */
   private breaks = 0;
   readonly socket: net.Socket;
   dead = false;
@@ -166,6 +166,8 @@ class Connection {
       return;
     }
     this.parseHead(a, this.head.toString('latin1', 0, end));
+    // Line breaks are counted from this answer's head on (up to the next answer's status line).
+    this.breaks = 0;
     const extra = this.head.subarray(end + 4, a.headLength);
     const take = Math.min(extra.length, a.declared);
     // Bytes past the answer (other than a few line breaks): the answer stands, the connection
@@ -234,7 +236,6 @@ class Connection {
 
   private complete(a: Active): void {
     this.active = null;
-    this.breaks = 0;
     const body = a.body!;
     a.resolve({ status: a.status, headers: a.headers, body: Buffer.from(body.buffer, body.byteOffset, a.declared) });
     if (!a.keepAlive) {
