@@ -266,6 +266,12 @@ const STAGE = 256 * 1024;
 /** Stages kept for reuse: those of the jobs in flight, and a few more; none larger than {@link KEPT_STAGE_MAX}. */
 const KEPT_STAGES = 8;
 const KEPT_STAGE_MAX = 4 * 1024 * 1024;
+/**
+ * Chunks up to this size are copied into stages as they are submitted; larger ones are not
+ * (the caller keeps them unchanged until they settle, as before stages): 64 chunks in flight
+ * of 16 MiB copied were +1 GiB, each in a fresh stage.
+ */
+export const ZSTD_COPY_MAX = KEPT_STAGE_MAX;
 
 /** Memory the chunks are copied into as they are submitted; reused once all its chunks are settled. */
 interface Stage {
@@ -334,11 +340,13 @@ export class NativeZstd {
   }
 
   /**
-   * What the job made of `plain` (see {@link ZstdChunk}). `plain` is copied before this
-   * returns: the caller may change or reuse it at once.
+   * What the job made of `plain` (see {@link ZstdChunk}). A `plain` of at most
+   * {@link ZSTD_COPY_MAX} bytes is copied before this returns: the caller may change or reuse
+   * it at once; a larger one must stay unchanged until the promise settles.
    */
   encode(plain: Uint8Array): Promise<ZstdChunk> {
     const n = plain.byteLength;
+    if (n > ZSTD_COPY_MAX) return this.submit(plain, { bytes: plain, used: n, live: 1 }); // not copied, never kept
     let stage = this.stage;
     if (stage === null || stage.bytes.byteLength - stage.used < n) {
       this.release(stage, true);
@@ -351,7 +359,11 @@ export class NativeZstd {
     copy.set(plain);
     stage.used += n;
     stage.live++;
-    const s = stage;
+    return this.submit(copy, stage);
+  }
+
+  /** Queues the chunk `copy` (in stage `s`, counted live there). */
+  private submit(copy: Uint8Array, s: Stage): Promise<ZstdChunk> {
     return new Promise((resolve, reject) => {
       const job: ZstdJob = {
         plain: copy, stage: s, settled: false, resolve,

@@ -10,7 +10,7 @@ import { NativeDeflater, deflatePagesAsync, looksIncompressibleThroughout } from
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CODEC_DEFLATE, CODEC_ZSTD } from '../format/constants.js';
-import { NativeZstd, zstdWriteUnsupported } from '../codec/zstd.js';
+import { NativeZstd, ZSTD_COPY_MAX, zstdWriteUnsupported } from '../codec/zstd.js';
 import type { HeaderFields } from '../format/header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { defaultWorkers } from './_workers.js';
@@ -144,7 +144,7 @@ class CodecEncoder implements ChunkEncoder {
 class ThreadPoolEncoder implements ChunkEncoder {
   /** libuv's default pool size: deflates in flight at once. */
   readonly parallelism = 4;
-  /** zstd copies each chunk as it is submitted (codec/zstd.ts NativeZstd.encode); deflate does not. */
+  /** zstd copies each chunk of up to 4 MiB as it is submitted (codec/zstd.ts NativeZstd.encode); deflate does not. */
   readonly copiesPlain: boolean;
   private h: Uint8Array | null = null;
 
@@ -156,7 +156,7 @@ class ThreadPoolEncoder implements ChunkEncoder {
     /** The addon's batched zstd, for codec 2 (which has no other encoder). */
     private readonly zstd: NativeZstd | null = null,
   ) {
-    this.copiesPlain = zstd !== null;
+    this.copiesPlain = zstd !== null && fields.chunkSize <= ZSTD_COPY_MAX;
   }
 
   bindHeader(header: Uint8Array, validation: Uint8Array): void {

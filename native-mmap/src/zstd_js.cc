@@ -10,6 +10,7 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,8 @@ class BlockPool {
     return *pool;
   }
 
-  // A block of at least `n` bytes (contents undefined).
+  // A block of at least `n` bytes (contents undefined); its data is null when memory is out
+  // (a bad_alloc would end the process: the addon does not turn C++ exceptions into JS ones).
   Block Take(size_t n) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -68,7 +70,8 @@ class BlockPool {
     }
     Block b;
     b.capacity = std::max(n, kBlockSize);
-    b.data.reset(new uint8_t[b.capacity]);  // default-initialised: not written here
+    b.data.reset(new (std::nothrow) uint8_t[b.capacity]);  // default-initialised: not written here
+    if (b.data == nullptr) b.capacity = 0;
     return b;
   }
 
@@ -155,6 +158,10 @@ class ZstdWorker : public Napi::AsyncWorker {
       if (sizes_[i] == kCompress) total += lengths_[i];
     }
     out_ = BlockPool::Get().Take(total);
+    if (out_.data == nullptr) {
+      SetError("zstdBatch: out of memory for the frames of " + std::to_string(total) + " bytes");
+      return;
+    }
     ZstdEncoder& enc = ThreadEncoder();
     size_t at = 0;
     size_t put = 0;
@@ -184,27 +191,38 @@ class ZstdWorker : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    const size_t n = sizes_.size();
-    Napi::Int32Array sizes = Napi::Int32Array::New(env, n);
-    memcpy(sizes.Data(), sizes_.data(), n * sizeof(int32_t));
-    Napi::Array frames = Napi::Array::New(env, n);
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += sizes_[i] > 0 ? static_cast<size_t>(sizes_[i]) : 0;
-    // One buffer of the frames' total length (a few tens of KiB: warm heap memory, one
-    // allocation a batch), each frame a view of it.
-    Napi::Buffer<uint8_t> all = Napi::Buffer<uint8_t>::Copy(env, out_.data.get(), total);
-    Napi::ArrayBuffer ab = all.ArrayBuffer();
-    size_t put = all.ByteOffset();
-    for (size_t i = 0; i < n; i++) {
-      if (sizes_[i] > 0) {
-        const size_t len = static_cast<size_t>(sizes_[i]);
-        frames.Set(static_cast<uint32_t>(i), Napi::Uint8Array::New(env, len, ab, put));
-        put += len;
-      } else {
-        frames.Set(static_cast<uint32_t>(i), env.Null());
+    // A failure building the results (out of memory for the frames' buffer) goes to the
+    // callback, so the batch's chunks are rejected rather than left pending for ever.
+    Napi::Value results[3];
+    try {
+      const size_t n = sizes_.size();
+      Napi::Int32Array sizes = Napi::Int32Array::New(env, n);
+      memcpy(sizes.Data(), sizes_.data(), n * sizeof(int32_t));
+      Napi::Array frames = Napi::Array::New(env, n);
+      size_t total = 0;
+      for (size_t i = 0; i < n; i++) total += sizes_[i] > 0 ? static_cast<size_t>(sizes_[i]) : 0;
+      // One buffer of the frames' total length (a few tens of KiB: warm heap memory, one
+      // allocation a batch), each frame a view of it.
+      Napi::Buffer<uint8_t> all = Napi::Buffer<uint8_t>::Copy(env, out_.data.get(), total);
+      Napi::ArrayBuffer ab = all.ArrayBuffer();
+      size_t put = all.ByteOffset();
+      for (size_t i = 0; i < n; i++) {
+        if (sizes_[i] > 0) {
+          const size_t len = static_cast<size_t>(sizes_[i]);
+          frames.Set(static_cast<uint32_t>(i), Napi::Uint8Array::New(env, len, ab, put));
+          put += len;
+        } else {
+          frames.Set(static_cast<uint32_t>(i), env.Null());
+        }
       }
+      results[0] = sizes;
+      results[1] = frames;
+      results[2] = (flags_ & kSums) ? BigSums(env, sums_) : env.Null();
+    } catch (const Napi::Error& e) {
+      Callback().Call({e.Value()});
+      return;
     }
-    Callback().Call({env.Null(), sizes, frames, (flags_ & kSums) ? BigSums(env, sums_) : env.Null()});
+    Callback().Call({env.Null(), results[0], results[1], results[2]});
   }
 
  private:
@@ -304,6 +322,7 @@ Napi::Value ZstdBatchJs(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < n; i++) any = any || sizes[i] == kCompress;
   if (!any) return known;
   BlockPool::Block plain = BlockPool::Get().Take(copied);
+  if (plain.data == nullptr) ThrowRange(env, "zstdBatch: out of memory for a batch of " + std::to_string(copied) + " bytes");
   size_t at = 0;
   for (uint32_t i = 0; i < n; i++) {
     if (sizes[i] != kCompress || plains[i].length == 0) continue;
