@@ -18,6 +18,7 @@
 #include "args.h"
 #include "bindings.h"
 #include "errors.h"
+#include "scan.h"
 
 namespace crimg {
 namespace {
@@ -26,21 +27,6 @@ constexpr size_t kRegionRecord = 64;  // section 8.1
 constexpr size_t kChunkRecord = 24;   // section 5.3
 constexpr int kBadBlock = 4;          // format/region-table.ts BAD_BLOCK
 
-inline uint64_t U64(const uint8_t* p) {
-  uint64_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-inline uint32_t U32(const uint8_t* p) {
-  uint32_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-inline uint16_t U16(const uint8_t* p) {
-  uint16_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
 inline bool Continuation(uint8_t b) { return (b & 0xc0) == 0x80; }
 
 // An optional typed-array argument: null/undefined gives {nullptr, 0}.
@@ -148,14 +134,14 @@ Napi::Value CheckRegionRecordsJs(const Napi::CallbackInfo& info) {
   size_t k = 0;
   for (; k < n; k++) {
     const uint8_t* r = records.data + k * kRegionRecord;
-    const uint64_t address = U64(r);
-    const uint64_t length = U64(r + 8);
-    const uint64_t first_chunk = U64(r + 16);
-    const uint64_t count = U64(r + 24);
-    const uint64_t stored = U64(r + 32);
-    const uint64_t zeros = U64(r + 40);
-    const uint64_t name_offset = U32(r + 48);
-    const uint64_t name_end = name_offset + U32(r + 52);
+    const uint64_t address = Load64(r);
+    const uint64_t length = Load64(r + 8);
+    const uint64_t first_chunk = Load64(r + 16);
+    const uint64_t count = Load64(r + 24);
+    const uint64_t stored = Load64(r + 32);
+    const uint64_t zeros = Load64(r + 40);
+    const uint64_t name_offset = Load32(r + 48);
+    const uint64_t name_end = name_offset + Load32(r + 52);
     const uint8_t prot = r[56];
     const bool gap = r[57] == gap_kind;
     const unsigned __int128 end = static_cast<unsigned __int128>(address) + length;
@@ -213,17 +199,17 @@ Napi::Value CheckRegionTotalsJs(const Napi::CallbackInfo& info) {
   size_t k = 0;
   for (; k < count; k++) {
     const uint8_t* r = regions.data + k * kRegionRecord;
-    const uint64_t first = U64(r + 16);
-    const uint64_t n = U64(r + 24);
+    const uint64_t first = Load64(r + 16);
+    const uint64_t n = Load64(r + 24);
     if (first > records || n > records - first) break;
     uint64_t stored = 0;
     uint64_t zeros = 0;
     for (const uint8_t *p = chunks.data + first * kChunkRecord, *e = p + n * kChunkRecord; p < e; p += kChunkRecord) {
-      if (U16(p + 12) & zero_flag) zeros++;
-      else stored += U32(p + 8);
+      if (Load16(p + 12) & zero_flag) zeros++;
+      else stored += Load32(p + 8);
     }
     // Sums past 2^53 - 1 are refused by the portable code (region-totals.ts): stop there too.
-    if (stored > 0x1FFFFFFFFFFFFFull || stored != U64(r + 32) || zeros != U64(r + 40)) break;
+    if (stored > 0x1FFFFFFFFFFFFFull || stored != Load64(r + 32) || zeros != Load64(r + 40)) break;
   }
   return Napi::Number::New(env, static_cast<double>(k));
 }

@@ -17,19 +17,6 @@ constexpr uint64_t kP5 = 0x27D4EB2F165667C5ULL;
 
 inline uint64_t Rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
-// Unaligned little-endian loads (x86-64 and aarch64 Linux are little-endian;
-// binding.gyp builds for Linux only).
-inline uint64_t Read64(const uint8_t* p) {
-  uint64_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-inline uint32_t Read32(const uint8_t* p) {
-  uint32_t v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-
 inline uint64_t Round(uint64_t acc, uint64_t input) {
   acc += input * kP2;
   acc = Rotl(acc, 31);
@@ -50,12 +37,12 @@ namespace {
 uint64_t Finish(uint64_t h, const uint8_t* p, size_t len) {
   const uint8_t* const end = p + len;
   while (p + 8 <= end) {
-    h ^= Round(0, Read64(p));
+    h ^= Round(0, Load64(p));
     h = Rotl(h, 27) * kP1 + kP4;
     p += 8;
   }
   if (p + 4 <= end) {
-    h ^= static_cast<uint64_t>(Read32(p)) * kP1;
+    h ^= static_cast<uint64_t>(Load32(p)) * kP1;
     h = Rotl(h, 23) * kP2 + kP3;
     p += 4;
   }
@@ -82,10 +69,10 @@ uint64_t Converge(const uint64_t v[4]) {
 size_t Stripes(uint64_t v[4], const uint8_t* p, size_t len) {
   size_t used = 0;
   for (; used + 32 <= len; used += 32) {
-    v[0] = Round(v[0], Read64(p + used));
-    v[1] = Round(v[1], Read64(p + used + 8));
-    v[2] = Round(v[2], Read64(p + used + 16));
-    v[3] = Round(v[3], Read64(p + used + 24));
+    v[0] = Round(v[0], Load64(p + used));
+    v[1] = Round(v[1], Load64(p + used + 8));
+    v[2] = Round(v[2], Load64(p + used + 16));
+    v[3] = Round(v[3], Load64(p + used + 24));
   }
   return used;
 }
@@ -139,10 +126,10 @@ uint64_t Xxh64Digest(const Xxh64State* s) {
 bool IsZero(const uint8_t* p, size_t len) {
   size_t i = 0;
   // Data chunks almost always fail on the first word: test it alone first.
-  if (len >= 8 && Read64(p) != 0) return false;
+  if (len >= 8 && Load64(p) != 0) return false;
   for (; i + 64 <= len; i += 64) {
     uint64_t acc = 0;
-    for (size_t k = 0; k < 64; k += 8) acc |= Read64(p + i + k);
+    for (size_t k = 0; k < 64; k += 8) acc |= Load64(p + i + k);
     if (acc != 0) return false;
   }
   for (; i < len; i++) {

@@ -6,8 +6,27 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 namespace crimg {
+
+// Unaligned little-endian loads (x86-64 and aarch64 Linux are little-endian;
+// binding.gyp builds for Linux only).
+inline uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint32_t Load32(const uint8_t* p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint16_t Load16(const uint8_t* p) {
+  uint16_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
 
 // XXH64 of `len` bytes at `p` with `seed` (the reference algorithm,
 // github.com/Cyan4973/xxHash, spec doc/xxhash_spec.md).
