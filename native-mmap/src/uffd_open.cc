@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "uffd.h"
 
@@ -94,27 +96,28 @@ UffdOpened OpenUffd() {
   return r;
 }
 
-bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {
-  const uint64_t page = config_.page_size;
+namespace {
+
+// The retry loop shared by UFFDIO_COPY and UFFDIO_ZEROPAGE over [dest, dest +
+// length): `op(at, len, &did)` issues the ioctl for [at, at + len) and returns
+// its result, `did` the bytes it filled (negative: none). A page already
+// present (EEXIST) is counted and skipped; EAGAIN (stopped at a present page,
+// or the address space changing) is tried again a bounded number of times.
+template <typename Op>
+bool FillRange(uint64_t dest, uint64_t length, uint64_t page, std::atomic<uint64_t>& eexist, Op op) {
   uint64_t done = 0;
   int spins = 0;
   while (done < length) {
-    struct uffdio_copy cp;
-    memset(&cp, 0, sizeof cp);
-    cp.dst = dest + done;
-    cp.src = reinterpret_cast<uint64_t>(src + done);
-    cp.len = length - done;
-    if (ioctl(config_.uffd, UFFDIO_COPY, &cp) == 0) return true;
+    int64_t did = 0;
+    if (op(dest + done, length - done, &did) == 0) return true;
     const int e = errno;
-    if (cp.copy > 0) done += static_cast<uint64_t>(cp.copy);
+    if (did > 0) done += static_cast<uint64_t>(did);
     if (e == EEXIST) {
-      eexist_.fetch_add(1, std::memory_order_relaxed);
+      eexist.fetch_add(1, std::memory_order_relaxed);
       done += page;
     } else if (e == EAGAIN) {
-      // Copied part (and stopped at a present page, met next time), or the
-      // address space changing under us: try again, a bounded number of times.
-      if (cp.copy <= 0 && ++spins > 1000) return (errno = EAGAIN, false);
-      if (cp.copy <= 0) std::this_thread::yield();
+      if (did <= 0 && ++spins > 1000) return (errno = EAGAIN, false);
+      if (did <= 0) std::this_thread::yield();
     } else {
       return (errno = e, false);  // ENOMEM; ENOENT, ESRCH, EINVAL: unregistered or unmapped
     }
@@ -122,29 +125,33 @@ bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {
   return true;
 }
 
+}  // namespace
+
+bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {
+  const int uffd = config_.uffd;
+  return FillRange(dest, length, config_.page_size, eexist_, [&](uint64_t at, uint64_t len, int64_t* did) {
+    struct uffdio_copy cp;
+    memset(&cp, 0, sizeof cp);
+    cp.dst = at;
+    cp.src = reinterpret_cast<uint64_t>(src + (at - dest));
+    cp.len = len;
+    const int r = ioctl(uffd, UFFDIO_COPY, &cp);
+    *did = cp.copy;
+    return r;
+  });
+}
+
 bool LazySession::Zero(uint64_t dest, uint64_t length) {
-  const uint64_t page = config_.page_size;
-  uint64_t done = 0;
-  int spins = 0;
-  while (done < length) {
+  const int uffd = config_.uffd;
+  return FillRange(dest, length, config_.page_size, eexist_, [&](uint64_t at, uint64_t len, int64_t* did) {
     struct uffdio_zeropage zp;
     memset(&zp, 0, sizeof zp);
-    zp.range.start = dest + done;
-    zp.range.len = length - done;
-    if (ioctl(config_.uffd, UFFDIO_ZEROPAGE, &zp) == 0) return true;
-    const int e = errno;
-    if (zp.zeropage > 0) done += static_cast<uint64_t>(zp.zeropage);
-    if (e == EEXIST) {
-      eexist_.fetch_add(1, std::memory_order_relaxed);
-      done += page;
-    } else if (e == EAGAIN) {
-      if (zp.zeropage <= 0 && ++spins > 1000) return (errno = EAGAIN, false);
-      if (zp.zeropage <= 0) std::this_thread::yield();
-    } else {
-      return (errno = e, false);
-    }
-  }
-  return true;
+    zp.range.start = at;
+    zp.range.len = len;
+    const int r = ioctl(uffd, UFFDIO_ZEROPAGE, &zp);
+    *did = zp.zeropage;
+    return r;
+  });
 }
 
 uint64_t MonotonicNs() {
