@@ -3,20 +3,13 @@
  * by native-mmap/index.ts: a private module so that the loader stays under the line limit.
  */
 import type { Reservation } from './index.js';
+import type { NativeImageParams } from './_chunk.js';
 
 /** One job of {@link decodeBatch}. */
-export interface DecodeBatchJob {
+export interface DecodeBatchJob extends NativeImageParams {
   /** The image file (the job reads a dup of it: closing it meanwhile is safe); or `stored`, stored bytes already in memory, from file offset `storedBase` (left unchanged until done). */
   fd?: number;
   stored?: Uint8Array; storedBase?: number;
-  /** Header codec id, cipher id and chunk size. */
-  codec: number;
-  cipher: number;
-  chunkSize: number;
-  /** Kd (32), image id (16) and H (32), with a cipher; copied, and wiped after the job. */
-  dataKey?: Uint8Array;
-  imageId?: Uint8Array;
-  headerHash?: Uint8Array;
   /**
    * 8 words per chunk, in image order: file offset of the stored bytes; chunk number; address
    * of its first byte; checksum; stored length | plain length << 32; flags | last << 16 |
