@@ -58,14 +58,17 @@ beforeEach(() => {
   proxy.headers = () => {};
 });
 
-/** Opens a.img through the proxy and reads its region: the bytes, or the error. */
-async function readThrough(name: string, options: RemoteOptions = FAST): Promise<Buffer | CrimgError> {
+/**
+ * Opens `name` through the proxy as an image, hands it to `use`, closes both: what `use`
+ * returned, or the CrimgError on the way.
+ */
+async function throughProxy(name: string, options: RemoteOptions, use: (image: Awaited<ReturnType<typeof openImage>>) => Promise<Buffer>): Promise<Buffer | CrimgError> {
   try {
     const src = await RemoteSource.open(`${proxy.base}/${name}`, options);
     try {
       const image = await openImage(src);
       try {
-        return Buffer.from(await image.read(BASE, image.regions[0]!.length > 0n ? Number(image.regions[0]!.length) : 0));
+        return await use(image);
       } finally {
         await image.close();
       }
@@ -78,28 +81,20 @@ async function readThrough(name: string, options: RemoteOptions = FAST): Promise
   }
 }
 
+/** Opens a.img through the proxy and reads its region: the bytes, or the error. */
+function readThrough(name: string, options: RemoteOptions = FAST): Promise<Buffer | CrimgError> {
+  return throughProxy(name, options, async (image) => Buffer.from(await image.read(BASE, Number(image.regions[0]!.length))));
+}
+
 /**
  * Opens `name` through the proxy, then runs `afterOpen` (a change of the server's answers or
  * of the object), then reads the region: the bytes, or the error.
  */
-async function readAfterOpen(name: string, options: RemoteOptions, afterOpen: () => void): Promise<Buffer | CrimgError> {
-  try {
-    const src = await RemoteSource.open(`${proxy.base}/${name}`, options);
-    try {
-      const image = await openImage(src);
-      try {
-        afterOpen();
-        return Buffer.from(await image.read(BASE, Number(image.regions[0]!.length)));
-      } finally {
-        await image.close();
-      }
-    } finally {
-      await src.close();
-    }
-  } catch (e) {
-    if (e instanceof CrimgError) return e;
-    throw e;
-  }
+function readAfterOpen(name: string, options: RemoteOptions, afterOpen: () => void): Promise<Buffer | CrimgError> {
+  return throughProxy(name, options, async (image) => {
+    afterOpen();
+    return Buffer.from(await image.read(BASE, Number(image.regions[0]!.length)));
+  });
 }
 
 /** Serves a fresh copy of a.img as served.img, with its own mtime (so its own ETag). */
@@ -219,29 +214,16 @@ describe('faults through a proxy in front of nginx', () => {
 
 describe('bodies received straight into the reader\'s memory', () => {
   /** Copy restore of `name` through the proxy (native decode of fetched windows): the region's bytes, or the error. */
-  async function restoreThrough(name: string, options: RemoteOptions): Promise<Buffer | CrimgError> {
-    try {
-      const src = await RemoteSource.open(`${proxy.base}/${name}`, options);
+  function restoreThrough(name: string, options: RemoteOptions): Promise<Buffer | CrimgError> {
+    return throughProxy(name, options, async (image) => {
+      expect(nativeBatchRefusal(image)).toBeNull();
+      const result = await image.restore({ mode: 'copy' });
       try {
-        const image = await openImage(src);
-        try {
-          expect(nativeBatchRefusal(image)).toBeNull();
-          const result = await image.restore({ mode: 'copy' });
-          try {
-            return Buffer.from(new Uint8Array(result.regions[0]!.memory!)); // a copy: release() unmaps the memory
-          } finally {
-            result.release();
-          }
-        } finally {
-          await image.close();
-        }
+        return Buffer.from(new Uint8Array(result.regions[0]!.memory!)); // a copy: release() unmaps the memory
       } finally {
-        await src.close();
+        result.release();
       }
-    } catch (e) {
-      if (e instanceof CrimgError) return e;
-      throw e;
-    }
+    });
   }
 
   test('copy restore in 128 KiB windows (many more than the three reused slots): exact bytes; with resets, 503s and short bodies retried into the same slot, exact bytes of A or a coded error in 12 seeded runs', async () => {
