@@ -6,9 +6,8 @@
  * returning, and copy mode returns only once every chunk is in place: neither has a "first"
  * for the list to order, so both read in image order (file order: one positioned read per run).
  */
-import type { Region } from '../format/index-table.js';
 import { advise, pageSize } from '../native-mmap/index.js';
-import type { Slot } from './_place.js';
+import { findByChunk, type Slot } from './_place.js';
 
 /**
  * MADV_WILLNEED on the placed slots' hot chunks, in list order, consecutive chunks of one
@@ -22,7 +21,7 @@ export function adviseHot(slots: readonly Slot[], hot: readonly number[], chunkS
   let calls = 0;
   for (let k = 0; k < hot.length;) {
     const c = hot[k]!;
-    const s = slotOf(placed, c);
+    const s = findByChunk(placed, c, (p) => p.region);
     let n = 1;
     while (k + n < hot.length && hot[k + n] === c + n && s && c + n < s.region.firstChunk + s.region.chunkCount) n++;
     k += n;
@@ -37,17 +36,4 @@ export function adviseHot(slots: readonly Slot[], hot: readonly number[], chunkS
     }
   }
   return calls;
-}
-
-function slotOf(placed: readonly Slot[], chunk: number): Slot | undefined {
-  let lo = 0;
-  let hi = placed.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const r: Region = placed[mid]!.region;
-    if (chunk < r.firstChunk) hi = mid - 1;
-    else if (chunk >= r.firstChunk + r.chunkCount) lo = mid + 1;
-    else return placed[mid];
-  }
-  return undefined;
 }

@@ -12,7 +12,7 @@
  * thread touching them waits until `release()`.
  */
 import { CrimgError, isCrimgError } from '../format/errors.js';
-import type { ChunkTable, Region } from '../format/index-table.js';
+import type { ChunkTable } from '../format/index-table.js';
 import { hex } from '../format/bytes.js';
 import type { ImageReader } from '../image/reader.js';
 import { jsErrorOf } from '../image/_native-batch.js';
@@ -21,7 +21,7 @@ import { hotListChunks } from '../image/optimize-hot-list.js';
 import {
   nativeAddon, pageSize, protect, reserve, unmap, type LazySession, type LazyStats, type Prot,
 } from '../native-mmap/index.js';
-import { adviseAll, placeAll, syscallFailure, viewOf, type Slot } from './_place.js';
+import { adviseAll, findByChunk, placeAll, syscallFailure, viewOf, type Slot } from './_place.js';
 import { fitsBuffer, label, readable, type Progress, type Restoration } from './_result.js';
 import type { RestoreAdvice } from './_types.js';
 
@@ -209,7 +209,7 @@ function finish(s: Slot, whole: ArrayBuffer | undefined): void {
 
 /** The CrimgError of a chunk the handler did not install: the JavaScript reader's own, when it fails alike. */
 async function failed(image: ImageReader, table: ChunkTable, f: { code: string; chunk: number; detail: string }): Promise<unknown> {
-  const region = regionOf(image.regions, f.chunk);
+  const region = findByChunk(image.regions, f.chunk, (r) => r);
   if (region) {
     const j = f.chunk - region.firstChunk;
     const address = region.address + BigInt(j) * BigInt(image.header.chunkSize);
@@ -232,19 +232,6 @@ async function failed(image: ImageReader, table: ChunkTable, f: { code: string; 
 function withNote(e: CrimgError): CrimgError {
   e.message = `${e.message}; lazy restore installed nothing there`;
   return e;
-}
-
-function regionOf(regions: readonly Region[], chunk: number): Region | undefined {
-  let lo = 0;
-  let hi = regions.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const r = regions[mid]!;
-    if (chunk < r.firstChunk) hi = mid - 1;
-    else if (chunk >= r.firstChunk + r.chunkCount) lo = mid + 1;
-    else return r;
-  }
-  return undefined;
 }
 
 /**

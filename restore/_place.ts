@@ -215,3 +215,20 @@ export function mapRegions(slots: readonly Slot[], plans: ReadonlyMap<Region, Fl
     advance(progress, s.length);
   }
 }
+
+/**
+ * The item of `items` (in chunk order: regions by address, gaps holding none) whose region
+ * holds chunk number `chunk`, by binary search; undefined when none does.
+ */
+export function findByChunk<T>(items: readonly T[], chunk: number, regionOf: (item: T) => Region): T | undefined {
+  let lo = 0;
+  let hi = items.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = regionOf(items[mid]!);
+    if (chunk < r.firstChunk) hi = mid - 1;
+    else if (chunk >= r.firstChunk + r.chunkCount) lo = mid + 1;
+    else return items[mid];
+  }
+  return undefined;
+}
