@@ -19,7 +19,7 @@
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImageWriter, type WriteSummary } from '../image/writer.js';
+import { ImageWriter, type GapOptions, type WriteSummary } from '../image/writer.js';
 import { onInterrupt } from '../image/_interrupt.js';
 import type { RegionRecord } from '../format/index-table.js';
 import { describeHost } from '../image/host.js';
@@ -33,7 +33,7 @@ import { lockProcess } from './lock.js';
 import { removeFiles, stageKey, stagePaths } from './_stage.js';
 import { MemLog } from './_mem-log.js';
 import { logMapping, regionFlags, replay, unreadableUntil, type RegionPlan, type ReplayItem } from './_replay.js';
-import { clearSoftDirty, mappingKey, runningPass, softDirtyUnavailable, stopPass, type RunningPass, type Tracking } from './_precopy.js';
+import { mappingKey, preCopyPass, stopPass, stopTracking, type PreCopyUsed, type RunningPass, type Tracker, type TrackingChoice } from './_precopy.js';
 import type { ParentInput } from '../image/_parent.js';
 import { producerVersion } from './version.js';
 import { imageWriterOptions, type ImageOutputOptions } from './_image-options.js';
@@ -80,16 +80,21 @@ export interface CaptureOptions extends ImageOutputOptions {
    */
   encodeWhileStopped?: boolean;
   /**
-   * Pre-copy (capture/_precopy.ts): clear the soft-dirty bits, read the memory while the
-   * process runs, then stop it and read only the pages written since (and mappings that
-   * appeared or changed). The image is the one a full stop makes at the moment of the stop;
-   * the stop is as long as reading what changed. A kernel without soft-dirty tracking (no
-   * CONFIG_MEM_SOFT_DIRTY) makes the stop read every page again but seal and write only those
-   * whose checksum changed (tracking 'checksums'); without a page map, or for a process
-   * already stopped, it falls back to a full stop. {@link CaptureResult.preCopy} says which.
-   * Not with `encodeWhileStopped`.
+   * Pre-copy (capture/_precopy.ts): track writes, read the memory while the process runs, then
+   * stop it and read only the pages written since (and mappings that appeared or changed): the
+   * image a full stop makes at the moment of the stop. Without a page map, or for a process
+   * already stopped, a full stop; {@link CaptureResult.preCopy} says which. Not with
+   * `encodeWhileStopped`.
    */
   preCopy?: boolean;
+  /**
+   * How a pre-copy finds written pages. 'auto' (default): soft-dirty bits (CONFIG_MEM_SOFT_DIRTY),
+   * else write protection through a userfaultfd the process is made to open ('uffd-wp': Linux
+   * 6.7+, x86-64, one thread stopped for under a millisecond; with catch-up passes), else
+   * 'checksums' (the stop reads every page again, seals and writes only the changed ones). A
+   * named method falls back to 'checksums' only.
+   */
+  preCopyTracking?: TrackingChoice;
   /**
    * Pre-copy only: awaited after the running pass, just before SIGSTOP (tests and demos change
    * the process there: whatever it does then is in the image).
@@ -134,7 +139,7 @@ export interface CaptureResult {
    * the bytes the stop took from the process instead of the running pass (changed pages and
    * new mappings), and why soft-dirty bits were not used), or why it fell back to a full stop.
    */
-  preCopy?: { used: true; tracking: 'soft-dirty' | 'checksums'; runningBytes: number; changedBytes: number; why?: string } | { used: false; fallback: string };
+  preCopy?: PreCopyUsed | { used: false; fallback: string };
 }
 
 
@@ -252,23 +257,22 @@ async function captureLocked(
   const wasStopped = stat.state === 'T' || stat.state === 't';
   let stoppedAt = 0;
   let resumedAt = 0;
+  let tracker: Tracker | null = null;
   try {
     let reader: MemReader | null = null;
     const progress = new Progress(options.onProgress);
-    // Pre-copy: the running pass, unless soft-dirty tracking is missing.
+    // Pre-copy: tracking, the running pass and catch-up passes (capture/_precopy.ts).
     let preCopy: CaptureResult['preCopy'];
     let before: RunningPass | null = null;
-    let tracking: Tracking = 'soft-dirty';
     if (options.preCopy) {
       const why = wasStopped ? 'the process was already stopped' : pagemap === null ? `/proc/${pid}/pagemap could not be opened` : null;
       if (why !== null) {
         preCopy = { used: false, fallback: why };
       } else {
-        // Soft-dirty bits where the kernel has them, else the pages' checksums.
-        const noSoftDirty = (await softDirtyUnavailable()) ?? await clearSoftDirty(pid);
-        if (noSoftDirty !== null) tracking = 'checksums';
-        before = await runningPass(pid, mem, pagemap!, log!, host.pageSize, options.fileMappings === 'gap', tracking, (n) => progress.read(n));
-        preCopy = { used: true, tracking, runningBytes: log!.readBytes, changedBytes: 0, ...(noSoftDirty !== null && { why: noSoftDirty }) };
+        let result: PreCopyUsed;
+        ({ tracker, before, result } = await preCopyPass(pid, mem, pagemap!, log!, host.pageSize, options.fileMappings === 'gap',
+          options.preCopyTracking ?? 'auto', (n) => progress.read(n)));
+        preCopy = result;
         await options.beforeStop?.();
       }
     }
@@ -292,24 +296,24 @@ async function captureLocked(
     progress.start();
     if (!log) reader = new MemReader(mem, pid, host.pageSize, pieceSize, progress);
     const items: ReplayItem[] = [];
+    // A gap goes to the log's items, or straight to the writer.
+    const addGap = async (gap: GapOptions): Promise<void> => {
+      if (log) items.push({ type: 'gap', gap });
+      else await writer.addGap(gap).then(() => { reader!.counts.gaps++; });
+    };
     for (const [i, plan] of plans.entries()) {
       if (plan.note) notes.push(plan.note);
       if (plan.action === 'gap') {
         // A file mapping left to its file keeps where in the file it starts, and whether shared.
         const e = maps[i]!;
         const fileGap = parseFileGapName(plan.name) !== null ? { fileOffset: e.offset, ...(e.perms[3] === 's' && { shared: true }) } : {};
-        const gap = { address: plan.start, length: plan.end - plan.start, name: plan.name, ...fileGap };
-        if (log) items.push({ type: 'gap', gap });
-        else {
-          await writer.addGap(gap);
-          reader!.counts.gaps++;
-        }
+        await addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name, ...fileGap });
         continue;
       }
       const base = before?.get(mappingKey(maps[i]!));
       if (base && !plan.noRead && maps[i]!.perms[3] === 'p') {
         // Read whole while it ran: only what changed since.
-        const item = await stopPass(log!, mem, pagemap!, pid, host.pageSize, plan, maps[i]!, base, tracking, (n) => progress.read(n));
+        const item = await stopPass(log!, mem, pagemap!, pid, host.pageSize, plan, maps[i]!, base.slices, tracker!.tracking, (n) => progress.read(n));
         if (item) {
           items.push(item);
           progress.covered(plan.end - plan.start);
@@ -321,12 +325,7 @@ async function captureLocked(
       const runs = plan.zeroWhenAbsent ? present : null;
       if (plan.noRead && present !== null && present.length === 0) {
         // Nothing was ever written there (guard pages, reservations).
-        const gap = { address: plan.start, length: plan.end - plan.start, name: plan.name };
-        if (log) items.push({ type: 'gap', gap });
-        else {
-          await writer.addGap(gap);
-          reader!.counts.gaps++;
-        }
+        await addGap({ address: plan.start, length: plan.end - plan.start, name: plan.name });
         continue;
       }
       // Without a page map (it could not be opened or read) what such a mapping holds is
@@ -347,6 +346,8 @@ async function captureLocked(
     // Everything is read: the process may go on while the image is written (and encoded).
     await log?.flush();
     if (guard.resume()) resumedAt = performance.now();
+    // The process runs again: its pages may lose their write protection (the kernel's work).
+    if (tracker) stopTracking(tracker);
     const stoppedBytesRead = log ? log.readBytes - runningBytes : reader!.bytesRead;
     if (preCopy?.used) preCopy.changedBytes = log!.bytes - runningLogged;
     if (log) await replay(writer, log, items);
@@ -366,6 +367,7 @@ async function captureLocked(
     await writer.abort();
     throw e;
   } finally {
+    if (tracker) stopTracking(tracker);
     await mem.close().catch(() => {});
     await pagemap?.close().catch(() => {});
     await log?.close();

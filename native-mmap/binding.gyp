@@ -30,7 +30,8 @@
         "src/provision.cc",
         "src/uffd.cc",
         "src/uffd_open.cc",
-        "src/uffd_js.cc"
+        "src/uffd_js.cc",
+        "src/track_writes.cc"
       ],
       # node-addon-api's "except" flavour: C++ exceptions on, so a JS exception
       # raised while reading an argument (say a throwing getter on opts)

@@ -43,6 +43,7 @@ import type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_b
 export type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_batch.js';
 import type { LazyBindings } from './_lazy.js';
 import type { CheckBindings } from './_checks.js';
+import type { TrackBindings } from './_track.js';
 export type { LazySession, LazySpec, LazyStats } from './_lazy.js';
 import type { NativeChunkParams } from './_chunk.js';
 export type { NativeChunkParams } from './_chunk.js';
@@ -119,7 +120,7 @@ export interface SyscallError extends Error {
 }
 
 /** The addon's API, exactly as native-mmap/src/addon.cc exports it (the lazy-restore bindings in _lazy.ts). */
-export interface NativeMmap extends LazyBindings, CheckBindings {
+export interface NativeMmap extends LazyBindings, CheckBindings, TrackBindings {
   pageSize(): number;
   mapFile(fd: number, offset: number, length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
   mapAnonymous(length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
@@ -217,7 +218,7 @@ const FUNCTIONS = [
   'placeRuns', 'view', 'scanChunks', 'xxh64', 'hashChunks', 'xxh64Init', 'xxh64Update', 'xxh64Digest', 'checkRegionRecords', 'checkRegionTotals', 'aeadSeal', 'deflateBatch', 'writeBack',
   'decodeChunk', 'zstdCompress', 'zstdBatch',
   'lazyStart', 'lazyStop', 'lazyClose', 'lazyStats', 'lazyProfile', 'lazyFailure',
-  'decodeBatch',
+  'decodeBatch', 'trackWritesOpen', 'trackWritesProtect', 'trackWritesScan', 'closeFd',
 ] as const satisfies readonly (keyof NativeMmap)[];
 type FunctionName = { [K in keyof NativeMmap]: NativeMmap[K] extends (...args: never[]) => unknown ? K : never }[keyof NativeMmap];
 // Fails to compile, naming the function, when NativeMmap gains one that FUNCTIONS lacks.

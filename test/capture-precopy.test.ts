@@ -7,7 +7,7 @@
  */
 import { jest } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openImage, type Image } from '../index.js';
@@ -20,7 +20,7 @@ import { MemLog, type LogPiece } from '../capture/_mem-log.js';
 import { parseMaps, planMapping } from '../capture/proc-maps.js';
 import { ImageWriter } from '../image/writer.js';
 import { open as openFile } from 'node:fs/promises';
-import { tempDir } from './helpers.js';
+import { installedCopy, tempDir } from './helpers.js';
 import { crimg, json } from './cli-helpers.js';
 import { ROOT, ensureCaptureBuilt, requireTool } from './capture-fixture.js';
 
@@ -36,6 +36,7 @@ interface Rewriter {
   pages: number;
   zap: bigint;
   gone: bigint;
+  kw: bigint;
   /** Sends a one-letter command and resolves with its JSON answer. */
   command(c: string): Promise<Record<string, unknown>>;
   kill(): void;
@@ -55,10 +56,10 @@ const binary = compileRewriter();
  * thread's rseq cpu_id whenever it moves to another CPU, even while "paused", and the tests
  * compare images taken at different moments.
  */
-function startRewriter(mib: number, perSecond: number, dataFile?: string): Promise<Rewriter> {
+function startRewriter(mib: number, perSecond: number, dataFile?: string, env: Record<string, string> = {}): Promise<Rewriter> {
   return new Promise((resolve, reject) => {
     const p: ChildProcess = spawn(binary, [String(mib), String(perSecond), ...(dataFile ? [dataFile] : [])], {
-      stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GLIBC_TUNABLES: 'glibc.pthread.rseq=0' },
+      stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GLIBC_TUNABLES: 'glibc.pthread.rseq=0', ...env },
     });
     let buf = '';
     const waiting: ((v: Record<string, unknown>) => void)[] = [];
@@ -73,7 +74,7 @@ function startRewriter(mib: number, perSecond: number, dataFile?: string): Promi
           first = false;
           resolve({
             pid: v['pid'] as number, header: BigInt(v['header'] as string), gen: BigInt(v['gen'] as string), pages: v['pages'] as number,
-            zap: BigInt(v['zap'] as string), gone: BigInt(v['gone'] as string),
+            zap: BigInt(v['zap'] as string), gone: BigInt(v['gone'] as string), kw: BigInt(v['kw'] as string),
             command: (c) => new Promise((r) => { waiting.push(r); p.stdin!.write(c); }),
             kill: () => {
               try { process.kill(p.pid!, 'SIGCONT'); } catch { /* gone */ }
@@ -167,8 +168,32 @@ describe('run arithmetic and page map bits (pure)', () => {
 });
 
 const softDirty = await softDirtyUnavailable();
-/** How this kernel lets a pre-copy find written pages: soft-dirty bits, else checksums. */
-const tracking = softDirty === null ? 'soft-dirty' : 'checksums';
+/**
+ * How a pre-copy finds written pages here by default: soft-dirty bits where the kernel has
+ * them, else write protection (Linux 6.7+ on x86-64, as on the machines CI runs on).
+ */
+const tracking = softDirty === null ? 'soft-dirty' : 'uffd-wp';
+
+/** The userfaultfds process `pid` holds, and how many descriptors. */
+function descriptors(pid: number): { uffds: number; count: number } {
+  const names = readdirSync(`/proc/${pid}/fd`);
+  const links = names.map((n) => { try { return readlinkSync(`/proc/${pid}/fd/${n}`); } catch { return ''; } });
+  return { uffds: links.filter((l) => l.includes('userfaultfd')).length, count: names.length };
+}
+
+/** Pages of [address, address + pages pages) of process `pid` still write-protected (pagemap bit 57). */
+function protectedPages(pid: number, address: bigint, pages: number): number {
+  const fd = openSync(`/proc/${pid}/pagemap`, 'r');
+  try {
+    const e = Buffer.alloc(pages * 8);
+    readSync(fd, e, 0, e.length, Number(address / BigInt(PAGE)) * 8);
+    let n = 0;
+    for (let i = 0; i < pages; i++) if ((e.readUInt32LE(i * 8 + 4) & (1 << 25)) !== 0) n++;
+    return n;
+  } finally {
+    closeSync(fd);
+  }
+}
 
 test('the soft-dirty check agrees with the kernel configuration (CONFIG_MEM_SOFT_DIRTY)', () => {
   const config = spawnSync('sh', ['-c', 'zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r) 2>/dev/null'], { encoding: 'utf8' }).stdout;
@@ -178,34 +203,49 @@ test('the soft-dirty check agrees with the kernel configuration (CONFIG_MEM_SOFT
 });
 
 describe('captureProcess preCopy', () => {
-  it('reads while the process rewrites pages, stops only for the written ones, and shows each page at its generation as of the stop', async () => {
+  it.each([['auto', tracking], ['checksums', 'checksums']] as const)('%s: reads while the process rewrites pages, stops only for the written ones, and shows each page at its generation as of the stop', async (choice, expected) => {
     const w = await startRewriter(16, 2000);
     try {
       const key = randomBytes(32);
-      const path = tmp.path('pre.img');
+      const path = tmp.path(`pre-${choice}.img`);
       let mapped = 0n;
+      const fds = descriptors(w.pid);
       const r: CaptureResult = await captureProcess(w.pid, path, {
-        fsync: false, preCopy: true, compress: 'deflate:1', encrypt: 'aes-256-gcm', key,
-        // Between the passes: drop the zap pages, unmap gone, map a new mapping.
+        fsync: false, preCopy: true, preCopyTracking: choice, compress: 'deflate:1', encrypt: 'aes-256-gcm', key,
+        // Between the passes: drop the zap pages, unmap gone, map a new mapping, have the
+        // kernel write a page of kw (read(2) from a pipe).
         beforeStop: async () => {
           await w.command('z');
           // Mapped before gone is unmapped, so that it cannot take gone's place.
           mapped = BigInt((await w.command('n'))['mapped'] as string);
           await w.command('u');
+          await w.command('k');
         },
       });
-      expect(r.preCopy).toMatchObject({ used: true, tracking });
+      expect(r.preCopy).toMatchObject({ used: true, tracking: expected });
       expect(r.staged).toBe(true);
       const { runningBytes, changedBytes } = r.preCopy as { runningBytes: number; changedBytes: number };
       expect(runningBytes).toBeGreaterThanOrEqual(w.pages * PAGE);
       // The stop took what changed from the process: less than the running pass read (the
       // writer rewrites 2000 of 4096 pages a second).
       expect(changedBytes).toBeLessThan(runningBytes);
-      // Soft-dirty: the stop reads only that; checksums: it reads everything again.
-      if (tracking === 'soft-dirty') expect(r.stoppedBytesRead).toBe(changedBytes);
+      // Written pages known: the stop reads only those; checksums: it reads everything again.
+      if (expected !== 'checksums') expect(r.stoppedBytesRead).toBe(changedBytes);
       else expect(r.stoppedBytesRead).toBeGreaterThan(changedBytes);
+      if (expected === 'uffd-wp') {
+        // Catch-up passes ran while the process did; a thread was stopped to set it up.
+        const pre = r.preCopy as { catchUp?: { rounds: number; bytes: number }; attachMs?: number };
+        expect(pre.catchUp!.rounds).toBeGreaterThanOrEqual(1);
+        expect(pre.catchUp!.bytes).toBeGreaterThan(0);
+        expect(pre.attachMs).toBeGreaterThan(0);
+      }
       expect(r.bytesRead).toBe(runningBytes + r.stoppedBytesRead);
-      expect(tempsIn(tmp.dir, 'pre.img')).toEqual([]);
+      expect(tempsIn(tmp.dir, `pre-${choice}.img`)).toEqual([]);
+      // The process keeps no descriptor of ours, no page stays protected, and it answers (the
+      // read(2) it sat in when a thread was stopped went on).
+      expect(descriptors(w.pid)).toEqual(fds);
+      expect(protectedPages(w.pid, w.gen, w.pages)).toBe(0);
+      expect(await w.command('p')).toHaveProperty('paused');
       const image = await openImage(path, { key });
       try {
         await expectConsistent(image, w);
@@ -214,6 +254,8 @@ describe('captureProcess preCopy', () => {
         const fresh = await image.read(mapped, 64 * 1024);
         expect(fresh.subarray(0, 6).toString()).toBe('NEWMAP');
         expect(fresh.subarray(6).equals(Buffer.alloc(64 * 1024 - 6, 'N'))).toBe(true);
+        // The kernel's write (no user instruction wrote the page) is in the image.
+        expect((await image.read(w.kw, 64 * 1024)).toString('latin1')).toBe('K'.repeat(PAGE) + 'W'.repeat(PAGE) + 'K'.repeat(14 * PAGE));
       } finally {
         await image.close();
       }
@@ -222,7 +264,7 @@ describe('captureProcess preCopy', () => {
     }
   });
 
-  it('writes what a full stop writes, region for region and byte for byte (writer paused)', async () => {
+  it.each([['auto', tracking], ['checksums', 'checksums']] as const)('%s: writes what a full stop writes, region for region and byte for byte (writer paused)', async (choice, expected) => {
     const w = await startRewriter(8, 2000);
     try {
       await new Promise((r) => setTimeout(r, 200));
@@ -231,8 +273,19 @@ describe('captureProcess preCopy', () => {
       // The direct path (raw), the log (deflate + cipher) and a pre-copy.
       await captureProcess(w.pid, tmp.path('full-raw.img'), { fsync: false });
       await captureProcess(w.pid, tmp.path('full-enc.img'), { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key });
-      const pre = await captureProcess(w.pid, tmp.path('pre-raw.img'), { fsync: false, preCopy: true });
-      expect(pre.preCopy).toMatchObject({ used: true, tracking, changedBytes: 0 });
+      const pre = await captureProcess(w.pid, tmp.path('pre-raw.img'), { fsync: false, preCopy: true, preCopyTracking: choice });
+      expect(pre.preCopy).toMatchObject({ used: true, tracking: expected });
+      // Checksums: nothing changed. Written pages: the paused threads' stacks, which their
+      // sleep loops write (with the same bytes), and nothing else.
+      const { changedBytes } = pre.preCopy as { changedBytes: number };
+      if (expected === 'checksums') expect(changedBytes).toBe(0);
+      else {
+        expect(changedBytes).toBeLessThanOrEqual(16 * PAGE);
+        // ... and the stop read only those (every other page was protected, and stayed so),
+        // as did the catch-up passes.
+        expect(pre.stoppedBytesRead).toBe(changedBytes);
+        if (expected === 'uffd-wp') expect((pre.preCopy as { catchUp: { bytes: number } }).catchUp.bytes).toBeLessThanOrEqual(16 * PAGE);
+      }
       const images = [await openImage(tmp.path('full-raw.img')), await openImage(tmp.path('full-enc.img'), { key }), await openImage(tmp.path('pre-raw.img'))];
       try {
         const [a, b, c] = await Promise.all(images.map(contents));
@@ -274,6 +327,100 @@ describe('captureProcess preCopy', () => {
 
   it('refuses preCopy with encodeWhileStopped', async () => {
     await expect(captureProcess(process.ppid, tmp.path('x.img'), { preCopy: true, encodeWhileStopped: true })).rejects.toThrow(RangeError);
+  });
+});
+
+describe('pre-copy by write protection (uffd-wp)', () => {
+  it('restarts the system call a stopped thread sat in: a sleep sleeps its whole time, and exits 0', async () => {
+    const t0 = performance.now();
+    const sleeper = spawn('sleep', ['1.5'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const r = await captureProcess(sleeper.pid!, tmp.path('sleep.img'), { fsync: false, preCopy: true, preCopyTracking: 'uffd-wp' });
+      expect(r.preCopy).toMatchObject({ used: true, tracking: 'uffd-wp' });
+      // clock_nanosleep was interrupted (ERESTART_RESTARTBLOCK): restarted, not failed with errno 516.
+      const code = await new Promise<number | null>((res) => sleeper.on('exit', (c) => res(c)));
+      expect(code).toBe(0);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(1500);
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+  });
+
+  it('falls back to checksums in a process whose sandbox refuses userfaultfd(2), and says why', async () => {
+    const w = await startRewriter(4, 1000, undefined, { REWRITER_NO_UFFD: '1' });
+    try {
+      const fds = descriptors(w.pid);
+      const r = await captureProcess(w.pid, tmp.path('sandboxed.img'), { fsync: false, preCopy: true, beforeStop: async () => { await w.command('k'); } });
+      expect(r.preCopy).toMatchObject({ used: true, tracking: softDirty === null ? 'soft-dirty' : 'checksums' });
+      if (softDirty !== null) {
+        expect((r.preCopy as { why: string }).why).toBe(`${softDirty}; write protection (userfaultfd) could not be set up: userfaultfd(2) in the process (ENOSYS)`);
+      }
+      expect(descriptors(w.pid)).toEqual(fds);
+      expect(await w.command('p')).toHaveProperty('paused');
+      const image = await openImage(tmp.path('sandboxed.img'));
+      try {
+        await expectConsistent(image, w);
+        expect((await image.read(w.kw + BigInt(PAGE), PAGE)).equals(Buffer.alloc(PAGE, 'W'))).toBe(true);
+      } finally {
+        await image.close();
+      }
+    } finally {
+      w.kill();
+    }
+  });
+
+  // Without CAP_SYS_PTRACE (vm.unprivileged_userfaultfd=0 here) the process's userfaultfd is
+  // user-mode only; asynchronous write protection still sees the kernel's writes. nobody runs
+  // an installed copy of the package (a checkout under a 0700 directory is unreadable to it),
+  // which starts the rewriter as nobody and captures it.
+  it('works for an unprivileged user on an unprivileged process, kernel writes included', async () => {
+    expect({ uid: process.getuid?.(), why: 'the tests run as root to act as another user' }).toMatchObject({ uid: 0 });
+    expect(readFileSync('/proc/sys/vm/unprivileged_userfaultfd', 'utf8').trim()).toBe('0');
+    // A directory nobody can reach (the suite's own is 0700).
+    const open = tempDir();
+    chmodSync(open.dir, 0o755);
+    const dir = open.path('nobody-pre');
+    mkdirSync(dir);
+    chmodSync(dir, 0o777);
+    const pkg = installedCopy(open.path('installed'));
+    copyFileSync(binary, join(dir, 'rewriter'));
+    chmodSync(join(dir, 'rewriter'), 0o755);
+    const script = join(dir, 'run.mjs');
+    writeFileSync(script, `
+import { spawn } from 'node:child_process';
+const [pkg, dir] = process.argv.slice(2);
+const { captureProcess } = await import(pkg + '/build/capture/process.js');
+const p = spawn(dir + '/rewriter', ['4', '1000'], { stdio: ['pipe', 'pipe', 'inherit'], env: { GLIBC_TUNABLES: 'glibc.pthread.rseq=0' } });
+const lines = [];
+let buf = '';
+const waiters = [];
+p.stdout.on('data', (d) => {
+  buf += d;
+  for (let nl = buf.indexOf('\\n'); nl >= 0; nl = buf.indexOf('\\n')) { const v = JSON.parse(buf.slice(0, nl)); buf = buf.slice(nl + 1); (waiters.shift() ?? ((x) => lines.push(x)))(v); }
+});
+const next = () => new Promise((r) => lines.length ? r(lines.shift()) : waiters.push(r));
+const info = await next();
+const r = await captureProcess(info.pid, dir + '/nobody.img', { fsync: false, preCopy: true, beforeStop: async () => { p.stdin.write('k'); await next(); } });
+p.stdin.write('p');
+await next();
+process.stdout.write(JSON.stringify({ info, preCopy: r.preCopy }) + '\\n');
+p.stdin.end();
+`);
+    const run = spawnSync(process.execPath, [script, pkg, dir], { uid: 65534, gid: 65534, encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' }, timeout: 60000 });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const out = JSON.parse(run.stdout) as { info: Record<string, string | number>; preCopy: { used: boolean; tracking: string } };
+    expect(out.preCopy).toMatchObject({ used: true, tracking });
+    const w = { header: BigInt(out.info['header']!), gen: BigInt(out.info['gen']!), pages: Number(out.info['pages']), kw: BigInt(out.info['kw']!) } as Rewriter;
+    const image = await openImage(join(dir, 'nobody.img'));
+    try {
+      await expectConsistent(image, w);
+      expect((await image.read(w.kw + BigInt(PAGE), PAGE)).equals(Buffer.alloc(PAGE, 'W'))).toBe(true);
+    } finally {
+      await image.close();
+      open.cleanup();
+    }
   });
 });
 
@@ -395,7 +542,7 @@ describe('crimg capture --pre-copy --parent', () => {
       expect(two.status).toBe(0);
       expect(two.stdout).toMatch(tracking === 'soft-dirty'
         ? /pre-copy: read .* while it ran, .* while stopped; changed pages found by soft-dirty bits/
-        : /pre-copy: read .* while it ran, .* while stopped; changed pages found by checksum, every page read again while stopped: (this kernel does not track soft-dirty pages|checking soft-dirty tracking needs the native addon)/);
+        : /pre-copy: read .* while it ran, .* while stopped; changed pages found by write protection \(userfaultfd\), .* read again in \d catch-up passes before the stop: this kernel does not track soft-dirty pages/);
       const image = await openImage(child);
       try {
         await expectConsistent(image, w, initial);
@@ -408,7 +555,12 @@ describe('crimg capture --pre-copy --parent', () => {
       expect(statSync(child).size).toBeLessThan(statSync(base).size / 4);
       const three = await crimg(['capture', '--pid', String(w.pid), tmp.path('nonative.img'), '--pre-copy'], { CRIMG_NO_NATIVE: '1' });
       expect(three.status).toBe(0);
-      expect(three.stdout).toContain('changed pages found by checksum, every page read again while stopped: checking soft-dirty tracking needs the native addon');
+      expect(three.stdout).toContain('changed pages found by checksum, every page read again while stopped: checking soft-dirty tracking needs the native addon'
+        + ' (npm run build:native); write protection needs the native addon (npm run build:native)');
+      // Asked for checksums: no ptrace, no userfaultfd.
+      const four = await crimg(['capture', '--pid', String(w.pid), tmp.path('sums.img'), '--pre-copy', '--pre-copy-tracking', 'checksums']);
+      expect(four.status).toBe(0);
+      expect(four.stdout).toMatch(/changed pages found by checksum, every page read again while stopped\n/);
     } finally {
       w.kill();
     }

@@ -16,6 +16,10 @@
  * zap:    64 KiB, every byte 'Z'; `z` on stdin drops its pages (MADV_DONTNEED: zeros again).
  * gone:   64 KiB, every byte 'U'; `u` on stdin unmaps it.
  *         `n` on stdin maps 64 KiB more, "NEWMAP" at its start and 'N' after.
+ * kw:     64 KiB, every byte 'K'; `k` on stdin has the kernel write its second page: 4096 bytes
+ *         of 'W' go through a pipe and read(2) copies them in (a write no user instruction does).
+ * With REWRITER_NO_UFFD=1 in the environment, a seccomp filter makes userfaultfd(2) fail with
+ * ENOSYS in every thread (a sandboxed process: pre-copy cannot use write protection there).
  *         `p` on stdin pauses the writer thread, `r` resumes it.
  * Each command is answered with one JSON line once done.
  *
@@ -24,8 +28,15 @@
  * Built with: gcc -O2 -pthread -o rewriter rewriter.c
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +71,21 @@ static void *anon(size_t len) {
   void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) die("mmap");
   return p;
+}
+
+static void forbid_userfaultfd(void) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_userfaultfd, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("prctl");
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) die("seccomp");
 }
 
 static uint64_t splitmix64(uint64_t x) {
@@ -132,11 +158,14 @@ int main(int argc, char **argv) {
   memset(zap, 'Z', SMALL);
   unsigned char *gone = anon(SMALL);
   memset(gone, 'U', SMALL);
+  unsigned char *kw = anon(SMALL);
+  memset(kw, 'K', SMALL);
+  if (getenv("REWRITER_NO_UFFD")) forbid_userfaultfd();
 
   pthread_t t;
   if (pthread_create(&t, NULL, writer, NULL) != 0) die("pthread_create");
-  printf("{\"pid\":%d,\"header\":\"%p\",\"gen\":\"%p\",\"pages\":%llu,\"zap\":\"%p\",\"gone\":\"%p\"}\n", (int)getpid(), (void *)hdr,
-         (void *)gen_base, (unsigned long long)pages, (void *)zap, (void *)gone);
+  printf("{\"pid\":%d,\"header\":\"%p\",\"gen\":\"%p\",\"pages\":%llu,\"zap\":\"%p\",\"gone\":\"%p\",\"kw\":\"%p\"}\n", (int)getpid(),
+         (void *)hdr, (void *)gen_base, (unsigned long long)pages, (void *)zap, (void *)gone, (void *)kw);
   fflush(stdout);
   char c;
   while (read(0, &c, 1) == 1) {
@@ -151,6 +180,14 @@ int main(int argc, char **argv) {
       memset(m, 'N', SMALL);
       memcpy(m, "NEWMAP", 6);
       printf("{\"mapped\":\"%p\"}\n", (void *)m);
+    } else if (c == 'k') {
+      int fds[2];
+      char w[PAGE];
+      memset(w, 'W', PAGE);
+      if (pipe(fds) != 0 || write(fds[1], w, PAGE) != PAGE || read(fds[0], kw + PAGE, PAGE) != PAGE) die("pipe");
+      close(fds[0]);
+      close(fds[1]);
+      printf("{\"kernel\":\"%p\"}\n", (void *)(kw + PAGE));
     } else if (c == 'p') {
       __atomic_store_n(&idle, 0, __ATOMIC_RELEASE);
       __atomic_store_n(&paused, 1, __ATOMIC_RELEASE);

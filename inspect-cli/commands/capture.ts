@@ -29,6 +29,13 @@ function parseMs(text: string | number, option: string): number {
   return Number(t);
 }
 
+/** How a pre-copy found the written pages, as the output says it. */
+const PRE_COPY_HOW = {
+  'soft-dirty': '; changed pages found by soft-dirty bits',
+  'uffd-wp': '; changed pages found by write protection (userfaultfd)',
+  checksums: '; changed pages found by checksum, every page read again while stopped',
+} as const;
+
 export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void): Argv {
   return y.command(
     'capture <out>',
@@ -43,7 +50,8 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
       .option('stop-timeout', { type: 'string', requiresArg: true, default: '5000', describe: 'milliseconds to wait for every thread to stop after SIGSTOP' })
       .option('lock-wait', { type: 'string', requiresArg: true, default: '0', describe: 'milliseconds to wait for another capture of the same process to finish (0: fail at once with PROCESS_BUSY)' })
       .option('encode-while-stopped', { type: 'boolean', describe: 'compress and encrypt while the process is stopped (default: read raw pages into a stage file beside OUT while stopped, encode after resuming it)' })
-      .option('pre-copy', { type: 'boolean', conflicts: 'encode-while-stopped', describe: 'read the memory while the process runs, then stop it only for the pages written since (soft-dirty bits; a kernel without them makes the stop read every page again and write only the changed ones, and the output says so)' })
+      .option('pre-copy', { type: 'boolean', conflicts: 'encode-while-stopped', describe: 'read the memory while the process runs, then stop it only for the pages written since (found by --pre-copy-tracking; the output says which)' })
+      .option('pre-copy-tracking', { type: 'string', choices: ['auto', 'soft-dirty', 'uffd-wp', 'checksums'] as const, default: 'auto', describe: "how --pre-copy finds written pages: soft-dirty bits; uffd-wp: write protection through a userfaultfd the process is made to open (Linux 6.7+, x86-64; a thread of it stopped for under a millisecond); checksums: the stop reads every page again and writes only the changed ones; auto: the first that works, in that order (a named one falls back to checksums)" })
       .option('parent', { type: 'string', requiresArg: true, describe: 'write a child image of this earlier capture: only chunks that differ from it are stored (reading the child needs it)' })
       .option('file-mappings', { type: 'string', choices: ['copy', 'gap'] as const, default: 'copy', describe: "copy: every readable mapping's bytes (a self-contained image); gap: read-only mappings of files the process has not written become gaps named 'PATH @0xOFFSET PROT', as gcore and CRIU leave them out" })
       .example('$0 capture --pid 1234 app.img', 'capture process 1234')
@@ -71,7 +79,7 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           // An s3:// OUT has no directory for a stage file: encode while stopped, nothing on local disk.
           // (A pre-copy logs its pages in the temporary directory then, sealed when encrypted.)
           ...(a.encodeWhileStopped || (/^s3:\/\//i.test(a.out) && !a.preCopy) ? { encodeWhileStopped: true } : {}),
-          ...(a.preCopy ? { preCopy: true } : {}),
+          ...(a.preCopy ? { preCopy: true, preCopyTracking: a.preCopyTracking as 'auto' } : {}),
           ...(a.parent !== undefined ? { parent: a.parent } : {}),
           fileMappings: a.fileMappings as 'copy' | 'gap',
           labels: keyedValues(a.label, '--label', (v) => v),
@@ -91,7 +99,8 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           + (result.staged ? '; encoded after the stop' : '');
         const pre = result.preCopy === undefined ? []
           : result.preCopy.used ? [`  pre-copy: read ${humanBytes(result.preCopy.runningBytes)} while it ran, ${humanBytes(result.stoppedBytesRead)} while stopped`
-            + (result.preCopy.tracking === 'checksums' ? `; changed pages found by checksum, every page read again while stopped: ${safeText(result.preCopy.why ?? '')}` : '; changed pages found by soft-dirty bits')]
+            + PRE_COPY_HOW[result.preCopy.tracking] + (result.preCopy.catchUp ? `, ${humanBytes(result.preCopy.catchUp.bytes)} read again in ${result.preCopy.catchUp.rounds} catch-up passes before the stop` : '')
+            + (result.preCopy.why !== undefined ? `: ${safeText(result.preCopy.why)}` : '')]
             : [`  pre-copy fell back to a full stop: ${safeText(result.preCopy.fallback)}`];
         cli.print(
           // The command name, mapping names in notes and the path are the target's or the

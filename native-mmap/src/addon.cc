@@ -51,6 +51,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lazyStats", Napi::Function::New(env, LazyStatsJs, "lazyStats"));
   exports.Set("lazyProfile", Napi::Function::New(env, LazyProfile, "lazyProfile"));
   exports.Set("lazyFailure", Napi::Function::New(env, LazyFailureJs, "lazyFailure"));
+  exports.Set("trackWritesOpen", Napi::Function::New(env, TrackWritesOpen, "trackWritesOpen"));
+  exports.Set("trackWritesProtect", Napi::Function::New(env, TrackWritesProtect, "trackWritesProtect"));
+  exports.Set("trackWritesScan", Napi::Function::New(env, TrackWritesScan, "trackWritesScan"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   // Whether view() buffers escape V8's external-memory accounting (see
   // buffers.h); informational.
   exports.Set("unaccountedViews",

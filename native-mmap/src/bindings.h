@@ -53,6 +53,12 @@ Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info);
 // write_back.cc: sync_file_range write-back hints.
 Napi::Value WriteBack(const Napi::CallbackInfo& info);
 
+// track_writes.cc: another process's writes, by asynchronous write protection.
+Napi::Value TrackWritesOpen(const Napi::CallbackInfo& info);
+Napi::Value TrackWritesProtect(const Napi::CallbackInfo& info);
+Napi::Value TrackWritesScan(const Napi::CallbackInfo& info);
+Napi::Value CloseFd(const Napi::CallbackInfo& info);
+
 }  // namespace crimg
 
 #endif  // CRIMG_BINDINGS_H_

@@ -29,6 +29,7 @@ const char* ErrnoName(int err) {
     case EFBIG: return "EFBIG";
     case ENOSPC: return "ENOSPC";
     case ESPIPE: return "ESPIPE";
+    case ESRCH: return "ESRCH";
     case EROFS: return "EROFS";
     case ENOSYS: return "ENOSYS";
     case EOVERFLOW: return "EOVERFLOW";
