@@ -164,6 +164,22 @@ export class ChunkRecords {
   }
 
   /**
+   * Records `count` IN_PARENT chunks (a child's chunks held by its parent, section 8.3), `plain`
+   * bytes in all: no bytes, and counted in no region total (neither stored nor zero).
+   * @throws RangeError beyond the chunk table's limit ({@link MAX_CHUNKS})
+   */
+  storeInParent(count: number, plain: number): void {
+    if (count <= 0) return;
+    this.reserve(count);
+    const words = this.words!;
+    const w = this.count * W.size;
+    words.fill(0, w, w + count * W.size);
+    for (let k = 0, at = w + W.flags; k < count; k++, at += W.size) words[at] = CHUNK_IN_PARENT;
+    this.count += count;
+    this.plainBytes += plain;
+  }
+
+  /**
    * Ends region `rec` of `chunks` chunks: sets its chunk count and, in a MAPPABLE image, pads
    * to a page boundary, where the next region's first chunk starts (section 5.2).
    * @throws RangeError beyond {@link LIMITS}.maxChunksPerRegion chunks

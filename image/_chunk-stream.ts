@@ -20,8 +20,30 @@ export interface ZeroRun {
   readonly zeros: number;
 }
 
-/** One piece of streamed region data: bytes, or a run of zeros given by its length. */
-export type RegionPiece = Uint8Array | ZeroRun;
+/**
+ * A child image's bytes that equal its parent's at the same addresses (spec/FORMAT.md section
+ * 8.3), given by their length instead of their bytes: what a caller that tracks writes knows
+ * without reading or comparing (capture's pre-copy with `since`). Their chunks become IN_PARENT
+ * records (ZERO where the parent's chunk is ZERO) with no bytes read, compared or decoded: the
+ * caller vouches for them, as the spec requires of a writer. The run starts on a chunk boundary
+ * of the region and covers whole chunks, or ends the region (its last chunk then as long as the
+ * parent's); the parent must have a chunk at each of its chunks' addresses with the same plain
+ * length (RangeError otherwise). Only with the writer's `parent`. `sameAsParent`: a
+ * non-negative safe integer.
+ */
+export interface ParentRun {
+  readonly sameAsParent: number;
+}
+
+/** One piece of streamed region data: bytes, a run of zeros given by its length, or of the parent's bytes. */
+export type RegionPiece = Uint8Array | ZeroRun | ParentRun;
+
+/**
+ * For each of `count` chunks from `address` (whole chunks, the last `lastLength` long): 1 where
+ * the parent's chunk is ZERO, 0 where the child's record is IN_PARENT.
+ * @throws RangeError where the parent has no chunk there of that plain length
+ */
+export type ParentKinds = (address: bigint, count: number, lastLength: number) => Promise<Uint8Array>;
 
 /**
  * Region bytes held or streamed by the caller: all at once, or pieces with a length not known
@@ -32,8 +54,11 @@ export type RegionPiece = Uint8Array | ZeroRun;
  */
 export type RegionBytes = Uint8Array | AsyncIterable<RegionPiece> | Iterable<RegionPiece>;
 
-/** A chunk on its way through the encoder, or a run of whole zero chunks recorded after it. */
-type Inflight = { p: Promise<EncodedChunk>; zeros: 0; rec: RegionRecord } | { p: null; zeros: number; rec: RegionRecord };
+/**
+ * A chunk on its way through the encoder, or a run of `zeros` chunks recorded after it: ZERO
+ * records, or IN_PARENT ones (`inParent`), `plain` bytes in all.
+ */
+type Inflight = { p: Promise<EncodedChunk>; zeros: 0; rec: RegionRecord } | { p: null; zeros: number; plain: number; inParent: boolean; rec: RegionRecord };
 
 /** The chunks of one image being written that pass through its encoder. */
 export class ChunkStream {
@@ -51,6 +76,8 @@ export class ChunkStream {
     private readonly chunkSize: number,
     /** The native addon's chunk scan, for raw images written by the node engine. */
     private readonly scanner: NativeMmap | null,
+    /** A child image's parent lookups ({@link ParentRun}); null without a parent. */
+    private readonly parentKinds: ParentKinds | null = null,
   ) {}
 
   /** The number the next region's first chunk gets: chunks of earlier regions may still be encoding. */
@@ -63,10 +90,11 @@ export class ChunkStream {
    * whether it is the last (the `last` flag of the AEAD's associated data, section 7.3).
    * Without codec and cipher the chunks are encoded synchronously (a memcmp and a hash), with
    * no promise per chunk. `owned`: the pieces are the writer's own (a file range read into
-   * fresh buffers), so their chunks may still be encoding when this resolves.
+   * fresh buffers), so their chunks may still be encoding when this resolves. `compare` false: a
+   * child's chunks are stored without comparing them with its parent's (ChunkContext.changed).
    * @throws TypeError when `data` is not region bytes; RangeError beyond the chunk limit
    */
-  async add(data: RegionBytes, rec: RegionRecord, regionNumber: number, owned: boolean): Promise<void> {
+  async add(data: RegionBytes, rec: RegionRecord, regionNumber: number, owned: boolean, compare = true): Promise<void> {
     const cs = this.chunkSize;
     const out = this.out;
     const inflight = this.inflight;
@@ -82,7 +110,7 @@ export class ChunkStream {
       }
       const number = this.nextChunk;
       const address = rec.address + BigInt(chunkIndex) * BigInt(cs);
-      const p = this.encoder.encode(plain, { chunkNumber: number, regionNumber, address, last });
+      const p = this.encoder.encode(plain, { chunkNumber: number, regionNumber, address, last, ...(!compare && { changed: true }) });
       p.catch(() => {}); // handled: awaited in order below, by the next region, or by finish()
       inflight.push({ p, zeros: 0, rec });
       this.inflightChunks++;
@@ -90,15 +118,16 @@ export class ChunkStream {
       if (inflight.length < maxInflight) return undefined;
       return this.storeOldest();
     };
-    // Records `count` whole zero chunks: behind the chunks still encoding, in chunk order.
-    const zeroChunks = (count: number): Promise<void> | undefined => {
+    // Records `count` zero chunks (IN_PARENT ones with `inParent`) of `plain` bytes: behind the
+    // chunks still encoding, in chunk order.
+    const zeroChunks = (count: number, plain = count * cs, inParent = false): Promise<void> | undefined => {
       chunkIndex += count;
       if (inflight.length === 0) {
-        this.records.storeZeros(count, rec);
+        if (inParent) this.records.storeInParent(count, plain); else this.records.storeZeros(count, rec, plain);
         return out.full ? out.flush() : undefined;
       }
       checkTableRoom(this.nextChunk, count, cs);
-      inflight.push({ p: null, zeros: count, rec });
+      inflight.push({ p: null, zeros: count, plain, inParent, rec });
       this.inflightChunks += count;
       return inflight.length < maxInflight ? undefined : this.storeOldest();
     };
@@ -129,7 +158,37 @@ export class ChunkStream {
     if (pieces === null || typeof pieces !== 'object' || (!(Symbol.asyncIterator in pieces) && !(Symbol.iterator in pieces))) {
       throw new TypeError(`expected region data as a Uint8Array, an (async) iterable of Uint8Array or a Readable, got ${typeof data}`);
     }
+    // Set by a parent run that ended inside a chunk: it must have been the region's last bytes.
+    let endedShort = -1n;
     for await (const piece of pieces as AsyncIterable<RegionPiece>) {
+      if (endedShort >= 0n && (piece instanceof Uint8Array ? piece.length > 0 : pieceLength(piece) > 0)) {
+        throw new RangeError(`expected a { sameAsParent } run that ends inside a chunk to end the region, got more bytes after byte ${endedShort} of it`);
+      }
+      if (!(piece instanceof Uint8Array) && typeof piece === 'object' && piece !== null && 'sameAsParent' in piece) {
+        const n = pieceLength(piece);
+        if (n === 0) continue;
+        if (this.parentKinds === null) throw new TypeError('expected { sameAsParent } pieces only in a child image (the writer\'s option parent)');
+        // A whole chunk held back in case it was the region's last: it is not.
+        if (pendingBytes === cs) {
+          const wait = submit(take(cs), false);
+          if (wait) await wait;
+        }
+        if (pendingBytes !== 0) throw new RangeError(`expected a { sameAsParent } run to start on a chunk boundary (${cs} bytes) of the region, got one at byte ${rec.length}`);
+        const tail = n % cs;
+        const count = Math.ceil(n / cs);
+        checkTableRoom(this.nextChunk, count, cs);
+        const kinds = await this.parentKinds(rec.address + BigInt(chunkIndex) * BigInt(cs), count, tail === 0 ? cs : tail);
+        rec.length += BigInt(n);
+        for (let k = 0; k < count;) {
+          let m = k + 1;
+          while (m < count && kinds[m] === kinds[k]) m++;
+          const wait = zeroChunks(m - k, (m - k) * cs - (m === count && tail !== 0 ? cs - tail : 0), kinds[k] === 0);
+          if (wait) await wait;
+          k = m;
+        }
+        if (tail !== 0) endedShort = rec.length;
+        continue;
+      }
       if (!(piece instanceof Uint8Array)) {
         let n = zeroRunLength(piece);
         if (n === 0) continue;
@@ -203,7 +262,7 @@ export class ChunkStream {
     if (e.p === null) {
       this.inflight.shift();
       this.inflightChunks -= e.zeros;
-      this.records.storeZeros(e.zeros, e.rec);
+      if (e.inParent) this.records.storeInParent(e.zeros, e.plain); else this.records.storeZeros(e.zeros, e.rec, e.plain);
     } else {
       const c = await e.p;
       this.inflight.shift();
@@ -220,13 +279,23 @@ export class ChunkStream {
   }
 }
 
+/** The length of a {@link ZeroRun} or {@link ParentRun} piece (checked). */
+function pieceLength(piece: unknown): number {
+  if (typeof piece === 'object' && piece !== null && 'sameAsParent' in piece) {
+    const n = (piece as ParentRun).sameAsParent;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new RangeError(`expected a { sameAsParent } run of a non-negative safe integer of bytes, got ${String(n)}`);
+    return n;
+  }
+  return zeroRunLength(piece);
+}
+
 /**
  * The length of a {@link ZeroRun} piece.
  * @throws TypeError when `piece` is neither bytes nor a zero run; RangeError on a bad length
  */
 function zeroRunLength(piece: unknown): number {
   const n = typeof piece === 'object' && piece !== null && 'zeros' in piece ? (piece as ZeroRun).zeros : undefined;
-  if (n === undefined) throw new TypeError(`expected region data pieces as Uint8Array or { zeros: number }, got ${piece === null ? 'null' : typeof piece}`);
+  if (n === undefined) throw new TypeError(`expected region data pieces as Uint8Array, { zeros: number } or { sameAsParent: number }, got ${piece === null ? 'null' : typeof piece}`);
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new RangeError(`expected a zero run of a non-negative safe integer of bytes, got ${String(n)}`);
   return n;
 }

@@ -124,7 +124,7 @@ export class ParentDiffEncoder implements ChunkEncoder {
   }
 
   async encode(plain: Uint8Array, ctx: ChunkContext): Promise<EncodedChunk> {
-    if (await this.sameAsParent(ctx.address, plain)) {
+    if (ctx.changed !== true && await this.sameAsParent(ctx.address, plain)) {
       this.inParent++;
       return { stored: NOTHING, flags: CHUNK_IN_PARENT, checksum: 0n, plainLength: plain.length };
     }
@@ -152,6 +152,34 @@ export class ParentDiffEncoder implements ChunkEncoder {
         await this.parent.close();
       }
     }
+  }
+
+  /**
+   * For a run the caller vouches equals the parent ({@link ParentRun}): for each of `count`
+   * chunks from `address` (whole chunks, the last `lastLength` long), 1 where the parent's chunk
+   * is ZERO (the child records ZERO: no parent needed), 0 for IN_PARENT. Reads only the
+   * parent's index; counts the IN_PARENT ones in {@link inParent}.
+   * @throws RangeError where the parent has no chunk at that address with that plain length
+   */
+  async parentKinds(address: bigint, count: number, lastLength: number): Promise<Uint8Array> {
+    const p = this.parent;
+    const table = await p.chunkTable();
+    const cs = p.chunkSize;
+    const out = new Uint8Array(count);
+    let r: Region | undefined;
+    for (let k = 0; k < count; k++) {
+      const at = address + BigInt(k) * BigInt(cs);
+      const length = k === count - 1 ? lastLength : cs;
+      if (r === undefined || at < r.address || at >= r.address + r.length) r = p.regionAt(at);
+      const rel = r === undefined || r.isGap ? -1n : at - r.address;
+      const j = Number(rel / BigInt(cs));
+      if (r === undefined || r.isGap || rel % BigInt(cs) !== 0n || p.plainLength(r, j) !== length) {
+        throw new RangeError(`expected the parent to hold a chunk of ${length} bytes at 0x${at.toString(16)} for a { sameAsParent } run, but it has none there (another region or chunk boundary): give those bytes instead`);
+      }
+      if (table.get(r.firstChunk + j, length).flags & CHUNK_ZERO) out[k] = 1;
+      else this.inParent++;
+    }
+    return out;
   }
 
   /**

@@ -33,6 +33,8 @@ export interface ChunkContext {
   regionNumber: number;
   address: bigint;
   last: boolean;
+  /** A child image's chunk the caller says differs from its parent's: stored without comparing (RegionOptions.compareWithParent). */
+  changed?: boolean;
 }
 
 export interface ChunkEncoder {

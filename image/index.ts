@@ -13,7 +13,7 @@ export type { Segment, SegmentOptions, SegmentedImage } from './segments.js';
 export { diffImages } from './diff.js';
 export type { ImageDiff, DiffOptions, RegionChange, RegionField, MemoryDifference, AddressRange } from './diff.js';
 export { ImageWriter, parseCompress, defaultChunkSize } from './writer.js';
-export type { WriterOptions, RegionOptions, GapOptions, RegionData, RegionBytes, RegionPiece, ZeroRun, FileRange, PresentRange, WriteSummary } from './writer.js';
+export type { WriterOptions, RegionOptions, GapOptions, RegionData, RegionBytes, RegionPiece, ZeroRun, ParentRun, FileRange, PresentRange, WriteSummary } from './writer.js';
 export { OutputFile, createExclusive, DEFAULT_OUTPUT_MODE } from './_output-file.js';
 export type { OutputFileOptions } from './_output-file.js';
 export { onInterrupt, INTERRUPT_SIGNALS } from './_interrupt.js';

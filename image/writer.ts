@@ -37,7 +37,7 @@ import { FileRangeReader, type FileRange } from './_file-range.js';
 import { ParentDiffEncoder, openParentForWriting, type ParentForWriting } from './_parent-writer.js';
 import type { ParentInput } from './_parent.js';
 
-export type { RegionBytes, RegionPiece, ZeroRun } from './_chunk-stream.js';
+export type { ParentRun, RegionBytes, RegionPiece, ZeroRun } from './_chunk-stream.js';
 export type { FileRange, PresentRange } from './_file-range.js';
 /** Bytes of a region: held or streamed by the caller ({@link RegionBytes}), or a file range the writer reads. */
 export type RegionData = RegionBytes | FileRange;
@@ -140,6 +140,13 @@ export interface RegionOptions {
    * returned record has none). Default none.
    */
   fileOffset?: bigint | number;
+  /**
+   * A child image's (option `parent`) regions only: false stores the chunks given as bytes
+   * without comparing them with the parent's, for a caller that knows they changed and gives the
+   * unchanged ones as `{ sameAsParent }` runs (ParentRun): then no byte of the parent is read.
+   * Default true.
+   */
+  compareWithParent?: boolean;
 }
 
 export interface GapOptions {
@@ -198,7 +205,8 @@ export class ImageWriter {
     mapFiles: boolean,
   ) {
     this.chunks = new ChunkRecords(out, pageSize, chunkSize, mappable, sparse);
-    this.stream = new ChunkStream(encoder, this.chunks, out, chunkSize, scanner);
+    this.stream = new ChunkStream(encoder, this.chunks, out, chunkSize, scanner,
+      encoder instanceof ParentDiffEncoder ? (a, n, last) => encoder.parentKinds(a, n, last) : null);
     this.files = new FileRangeReader(this.chunks, out, pageSize, chunkSize, scanner, mapFiles);
   }
 
@@ -307,8 +315,8 @@ export class ImageWriter {
       const rec: RegionRecord = { address, length: 0n, firstChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits, kindId, name, ...regionFlagFields(r, this.pageSize) };
       const encodeSync = this.encoder.encodeSync?.bind(this.encoder);
       if (isFileRange(r.data) && encodeSync) await this.files.copy(r.data, rec, encodeSync);
-      else if (isFileRange(r.data)) await this.stream.add(this.files.pieces(r.data, this.encoder.copiesPlain === true), rec, regionNumber, true);
-      else await this.stream.add(r.data as RegionBytes, rec, regionNumber, false);
+      else if (isFileRange(r.data)) await this.stream.add(this.files.pieces(r.data, this.encoder.copiesPlain === true), rec, regionNumber, true, r.compareWithParent !== false);
+      else await this.stream.add(r.data as RegionBytes, rec, regionNumber, false, r.compareWithParent !== false);
       // Nothing readable: nothing was queued or recorded (a region always ends page-aligned),
       // so the image goes on as if this call had not been made.
       if (rec.length === 0n && isFileRange(r.data) && r.data.partial === true) return rec;

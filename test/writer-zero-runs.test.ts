@@ -6,7 +6,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { ImageWriter, openImage, type WriterOptions } from '../index.js';
-import type { RegionPiece } from '../image/index.js';
+import type { RegionPiece, ZeroRun } from '../image/index.js';
 import { memoryLike, prng, tempDir } from './helpers.js';
 import { budget } from './machine.js';
 
@@ -82,7 +82,7 @@ describe('a zero run writes the image its zeros as bytes write', () => {
             [{ zeros: 5 * chunkSize + 8192 }],
             [memoryLike(3, seed), { zeros: chunkSize - 4096 }, { zeros: 0 }, { zeros: 4096 }, { zeros: 2 * chunkSize }],
           ];
-          const asBytes = regions.map((pieces) => pieces.map((p) => (p instanceof Uint8Array ? p : new Uint8Array(p.zeros))));
+          const asBytes = regions.map((pieces) => pieces.map((p) => (p instanceof Uint8Array ? p : new Uint8Array((p as ZeroRun).zeros))));
           const expected = await write(t.path(`bytes-${seed}.img`), options, chunkSize, asBytes, false);
           const got = await write(t.path(`runs-${seed}.img`), options, chunkSize, regions, seed % 2 === 0);
           expect(got.equals(expected)).toBe(true);
@@ -150,7 +150,7 @@ describe('a TiB of zeros costs records, not bytes', () => {
       [{ zeros: 1.5 }, /non-negative safe integer/],
       [{ zeros: 2 ** 53 }, /non-negative safe integer/],
       [{ zeros: '4096' }, /non-negative safe integer/],
-      [{ length: 4096 }, /as Uint8Array or \{ zeros: number \}/],
+      [{ length: 4096 }, /as Uint8Array, \{ zeros: number \} or \{ sameAsParent: number \}/],
       [null, /got null/],
     ] as const) {
       const w = await ImageWriter.create(t.path('bad.img'), { ...FIXED });
