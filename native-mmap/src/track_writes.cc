@@ -27,7 +27,9 @@
 #include <unistd.h>
 #include <linux/userfaultfd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -261,12 +263,13 @@ int OpenTracker(pid_t pid, Stage* stage) {
 
 #endif  // __x86_64__
 
-// One PAGEMAP_SCAN walk over [start, end), every region it reports appended to `out` as
-// pairs. Returns 0 or the errno.
+// One PAGEMAP_SCAN walk over [start, end), every region it reports put in `out` as ascending,
+// disjoint, merged [start, end) pairs. Returns 0 or the errno.
 int Scan(int pagemap, uint64_t start, uint64_t end, uint64_t flags, uint64_t mask, uint64_t anyof,
          std::vector<uint64_t>* out) {
   constexpr size_t kRegions = 1024;
   page_region regions[kRegions];
+  std::vector<std::pair<uint64_t, uint64_t>> found;
   for (uint64_t at = start; at < end;) {
     pm_scan_arg a{};
     a.size = sizeof a;
@@ -283,16 +286,30 @@ int Scan(int pagemap, uint64_t start, uint64_t end, uint64_t flags, uint64_t mas
       if (errno == EINTR) continue;
       return errno;
     }
+    uint64_t last = at;
     for (long i = 0; out && i < n; i++) {
-      if (!out->empty() && out->back() == regions[i].start) {
-        out->back() = regions[i].end;  // one run across the vector's end
-      } else {
-        out->push_back(regions[i].start);
-        out->push_back(regions[i].end);
-      }
+      found.emplace_back(regions[i].start, regions[i].end);
+      if (regions[i].end > last) last = regions[i].end;
     }
-    if (a.walk_end <= at || a.walk_end > end) return EIO;  // no progress: never loop
-    at = a.walk_end;
+    // A walk that did not fill the vector went to `end`. Linux 6.18 then reports a walk_end
+    // below the last 512 regions of a call that returned more than 512: going on from there
+    // listed them twice (and, protecting, any page written meanwhile below the last region out
+    // of order). A full vector: on from where the walk stopped, never back.
+    if (!out || static_cast<uint64_t>(n) < a.vec_len) break;
+    const uint64_t next = a.walk_end > last ? a.walk_end : last;
+    if (next <= at || next > end) return EIO;  // no progress: never loop
+    at = next;
+  }
+  if (!out) return 0;
+  std::sort(found.begin(), found.end());
+  for (const auto& [from, to] : found) {
+    if (to <= from) continue;
+    if (!out->empty() && from <= out->back()) {
+      if (to > out->back()) out->back() = to;  // adjacent or overlapping: one run
+    } else {
+      out->push_back(from);
+      out->push_back(to);
+    }
   }
   return 0;
 }
