@@ -179,30 +179,49 @@ export async function replay(writer: ImageWriter, log: MemLog, items: readonly R
 /** Pieces read back ahead of the one being written (each is up to the piece size, 2 MiB). */
 const READ_AHEAD = 2;
 
-/** [start, end) of memory: the slices' bytes, zero runs between them; the next pieces are read while one is written. */
+/**
+ * [start, end) of memory: the slices' bytes, zero runs between them; the next pieces are read
+ * while one is written. A piece is read once and kept until its last slice: the stop's and
+ * catch-up passes' small pieces interleave with the running pass's (a page of a 2 MiB piece
+ * written since), which were read again at every interleaving before (3,500 changed pages made
+ * a 1 GiB replay 6x slower).
+ */
 async function* regionBytes(log: MemLog, start: bigint, end: bigint, slices: readonly Slice[]): AsyncGenerator<RegionPiece> {
+  // Pieces in the order of their first slice, and the index of each one's last slice.
   const pieces: LogPiece[] = [];
-  for (const s of slices) if (pieces[pieces.length - 1] !== s.piece) pieces.push(s.piece);
-  const reads: Promise<Uint8Array>[] = [];
+  const last = new Map<LogPiece, number>();
+  slices.forEach((s, i) => {
+    if (!last.has(s.piece)) pieces.push(s.piece);
+    last.set(s.piece, i);
+  });
+  const reads: (Promise<Uint8Array> | undefined)[] = [];
+  let next = 0;
   const readUpTo = (k: number): void => {
-    while (reads.length <= k && reads.length < pieces.length) {
-      const r = log.read(pieces[reads.length]!);
+    for (; next <= k && next < pieces.length; next++) {
+      const r = log.read(pieces[next]!);
       r.catch(() => {}); // awaited below; a read left behind by an earlier failure must not crash the process
-      reads.push(r);
+      reads[next] = r;
     }
   };
+  const held = new Map<LogPiece, Uint8Array>();
+  let first = 0; // pieces[first] is the next one to be taken from `reads`
   let at = start;
-  let k = -1;
-  let held = null as { piece: LogPiece; bytes: Uint8Array } | null;
-  for (const s of slices) {
-    if (s.start > at) yield { zeros: Number(s.start - at) };
-    if (held?.piece !== s.piece) {
-      k++;
-      readUpTo(k + READ_AHEAD);
-      held = { piece: s.piece, bytes: await reads[k]! };
-      delete reads[k];
+  for (const [i, s] of slices.entries()) {
+    // Slices lie in order inside the region: anything else would write other bytes than were read.
+    if (s.start < at || s.end > end || s.start >= s.end) {
+      throw new Error(`internal error: a slice of the memory log at 0x${s.start.toString(16)}-0x${s.end.toString(16)} is out of order in region 0x${start.toString(16)}-0x${end.toString(16)} (at 0x${at.toString(16)}); nothing was written`);
     }
-    yield held.bytes.subarray(Number(s.start - s.piece.address), Number(s.end - s.piece.address));
+    if (s.start > at) yield { zeros: Number(s.start - at) };
+    let bytes = held.get(s.piece);
+    if (bytes === undefined) {
+      // The next piece in first-use order: this one.
+      readUpTo(first + READ_AHEAD);
+      bytes = await reads[first]!;
+      reads[first++] = undefined;
+      held.set(s.piece, bytes);
+    }
+    yield bytes.subarray(Number(s.start - s.piece.address), Number(s.end - s.piece.address));
+    if (last.get(s.piece) === i) held.delete(s.piece);
     at = s.end;
   }
   if (at < end) yield { zeros: Number(end - at) };

@@ -425,6 +425,51 @@ p.stdin.end();
 });
 
 describe('the memory log', () => {
+  it('replays slices that interleave small pieces with large ones reading each piece once', async () => {
+    // The "memory": a file read at the addresses (0x10000000 on).
+    const AT = 0x10000000;
+    const src = tmp.path('interleave.bin');
+    const bytes = randomBytes(4 * 65536);
+    const put = async (b: Buffer): Promise<void> => {
+      const h = await openFile(src, 'w');
+      await h.write(b, 0, b.length, AT);
+      await h.close();
+    };
+    await put(bytes);
+    const fh = await openFile(src, 'r');
+    const log = await MemLog.create(tmp.path('interleave.log'), randomBytes(32), 65536, PAGE);
+    try {
+      expect(await log.logRuns(fh, 'src', [{ start: BigInt(AT), end: BigInt(AT + bytes.length) }])).toBeNull();
+      // Every 3rd page "written since": logged again, page by page.
+      const changed = Buffer.from(bytes);
+      const runs = [];
+      for (let p = 1; p < bytes.length / PAGE; p += 3) runs.push({ start: BigInt(AT + p * PAGE), end: BigInt(AT + (p + 1) * PAGE) });
+      for (const r of runs) changed.fill(0x5a, Number(r.start) - AT, Number(r.end) - AT);
+      await put(changed);
+      const first = log.pieces.length;
+      expect(await log.logRuns(fh, 'src', runs)).toBeNull();
+      await log.flush();
+      const slices = overlay(slicesFrom(log, 0).slice(0, first), runs, slicesFrom(log, first));
+      const reads = jest.spyOn(log, 'read');
+      const w = await ImageWriter.create(tmp.path('interleave.img'), { fsync: false });
+      const entry = parseMaps('10000000-10040000 rw-p 00000000 00:00 0 \n')[0]!;
+      await replay(w, log, [{ type: 'region', start: BigInt(AT), end: BigInt(AT + bytes.length), plan: planMapping(entry) as RegionPlan, entry, slices }]);
+      await w.finish();
+      // 4 large pieces and one per changed page, each read once (a large one was read again
+      // at every interleaving).
+      expect(reads).toHaveBeenCalledTimes(4 + runs.length);
+      const image = await openImage(tmp.path('interleave.img'));
+      try {
+        expect((await image.read(BigInt(AT), bytes.length)).equals(changed)).toBe(true);
+      } finally {
+        await image.close();
+      }
+    } finally {
+      await log.close();
+      await fh.close();
+    }
+  });
+
   it('gives back what was logged, keeps no plaintext on disk when sealed, and refuses a piece changed on disk (AUTH_FAILED)', async () => {
     const src = tmp.path('src.bin');
     const bytes = randomBytes(3 * 65536);
