@@ -21,13 +21,14 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { open as openFile, readFile, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { captureProcess, type CaptureOptions } from '../capture/process.js';
+import { captureProcess, type CaptureOptions, type CaptureResult } from '../capture/process.js';
+import type { WriteTracking } from '../capture/_since.js';
 import { ImageWriter, openImage, type WriterOptions } from '../index.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import { MiB, envMiB, since, syncAll, timeInterleaved } from './measure.js';
 import { mib, ms, pct, times, verdict, type Row } from './table.js';
 
-interface Sample { seconds: number; size: number; stoppedMs: number; stoppedBytes: number; totalMs: number; stored: number }
+interface Sample { seconds: number; size: number; stoppedMs: number; stoppedBytes: number; totalMs: number; stored: number; bytesRead: number }
 
 interface Rewriter { pid: number; gen: bigint; pages: number; proc: ChildProcess; command(c: string): Promise<Record<string, unknown>> }
 
@@ -75,11 +76,12 @@ export async function issue19Rows(root: string, dir: string, data: string, log: 
   const key = randomBytes(32);
   const enc: CaptureOptions = { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm', key };
   const out = (n: string): string => join(dir, n);
-  const lib = (name: string, o: CaptureOptions) => async (): Promise<Sample> => {
+  const lib = (name: string, o: CaptureOptions, seen?: (r: CaptureResult) => void) => async (): Promise<Sample> => {
     const t0 = process.hrtime.bigint();
     const r = await captureProcess(w.pid, out(name), { ...enc, ...o });
+    seen?.(r);
     if (o.preCopy && !r.preCopy?.used) throw new Error(`pre-copy fell back: ${r.preCopy && !r.preCopy.used ? r.preCopy.fallback : '?'}`);
-    return { seconds: since(t0), size: r.summary.fileSize, stoppedMs: r.stoppedMs, stoppedBytes: r.stoppedBytesRead, totalMs: r.totalMs, stored: r.summary.storedBytes };
+    return { seconds: since(t0), size: r.summary.fileSize, stoppedMs: r.stoppedMs, stoppedBytes: r.stoppedBytesRead, totalMs: r.totalMs, stored: r.summary.storedBytes, bytesRead: r.bytesRead };
   };
   const runs = await timeInterleaved<Sample>({
     full: lib('i19-full.img', {}),
@@ -102,17 +104,36 @@ export async function issue19Rows(root: string, dir: string, data: string, log: 
   const sizes = [{ tag: 'd', label: 'default chunks (16 KiB)', o: {} }, { tag: '4k', label: '4 KiB chunks', o: { chunkSize: 4096 } }];
   const childRuns: Record<string, Sample[]> = { d: [], '4k': [] };
   const parents: Record<string, Sample[]> = { d: [], '4k': [] };
-  for (let i = 0; i < 3; i++) {
-    await w.command('p');
-    syncAll();
-    for (const z of sizes) parents[z.tag]!.push(await lib(`i19-parent-${z.tag}${i}.img`, z.o)());
+  // Children whose capture tracked the writes since its parent's (keepTracking, then since):
+  // a process has one tracking at a time, so each is its own parent-child pair.
+  const sinceRuns: Record<string, Sample[]> = { d: [], '4k': [] };
+  const sinceParents: Record<string, Sample[]> = { d: [], '4k': [] };
+  const change = async (): Promise<void> => {
     await w.command('r');
     await new Promise((r) => setTimeout(r, 1000));
     await w.command('p');
     syncAll();
+  };
+  for (let i = 0; i < 3; i++) {
+    await w.command('p');
+    syncAll();
+    for (const z of sizes) parents[z.tag]!.push(await lib(`i19-parent-${z.tag}${i}.img`, z.o)());
+    await change();
     for (const z of sizes) childRuns[z.tag]!.push(await lib(`i19-child-${z.tag}${i}.img`, { preCopy: true, parent: out(`i19-parent-${z.tag}${i}.img`) })());
+    for (const z of sizes) {
+      const parent = out(`i19-kept-${z.tag}${i}.img`);
+      let tracking: WriteTracking | undefined;
+      sinceParents[z.tag]!.push(await lib(`i19-kept-${z.tag}${i}.img`, { ...z.o, preCopy: true, keepTracking: true }, (r) => { tracking = r.tracking; })());
+      if (!tracking) throw new Error('the parent capture kept no tracking');
+      await change();
+      try {
+        sinceRuns[z.tag]!.push(await lib(`i19-since-${z.tag}${i}.img`, { preCopy: true, parent, since: tracking })());
+      } finally {
+        tracking.close();
+      }
+    }
     await w.command('r');
-    for (const z of sizes) for (const f of [`i19-parent-${z.tag}${i}.img`, `i19-child-${z.tag}${i}.img`]) await rm(out(f), { force: true });
+    for (const z of sizes) for (const f of [`i19-parent-${z.tag}${i}.img`, `i19-child-${z.tag}${i}.img`, `i19-kept-${z.tag}${i}.img`, `i19-since-${z.tag}${i}.img`]) await rm(out(f), { force: true });
   }
   for (const z of sizes) {
     const kids = childRuns[z.tag]!;
@@ -134,6 +155,25 @@ export async function issue19Rows(root: string, dir: string, data: string, log: 
       ratio: times(fullTime / childTime), target: '>= 5x faster', result: verdict(fullTime >= 5 * childTime),
       value: childTime, unit: 's', baselineValue: fullTime, ratioValue: fullTime / childTime,
       note: `stopped ${child.stoppedMs} ms; the parent's chunks decoded on native threads (image/_parent-writer.ts), compared, only those that differ stored; median of 3`,
+    });
+  }
+  for (const z of sizes) {
+    const kids = sinceRuns[z.tag]!;
+    const ps = sinceParents[z.tag]!;
+    const mid = [...kids.keys()].sort((a, b) => kids[a]!.stored - kids[b]!.stored)[1]!;
+    const fullTime = median(parents[z.tag]!.map((x) => x.seconds));
+    const childTime = median(kids.map((x) => x.seconds));
+    rows.push({
+      section: 'issue 19', measure: `child image, writes tracked since the parent's capture (keepTracking, since), ${z.label}: stored chunk bytes`, figure: mib(kids[mid]!.stored),
+      baseline: `parent ${mib(ps[mid]!.stored)}`, ratio: pct(kids[mid]!.stored / ps[mid]!.stored), target: '<= 4.0 % (+ index)',
+      result: verdict(kids[mid]!.stored <= 0.04 * ps[mid]!.stored), value: kids[mid]!.size, unit: 'B', baselineValue: ps[mid]!.size, ratioValue: kids[mid]!.size / ps[mid]!.size,
+      note: `file ${mib(kids[mid]!.size)}, of it index and headers ${mib(kids[mid]!.size - kids[mid]!.stored)}; median of 3`,
+    });
+    rows.push({
+      section: 'issue 19', measure: `child image, writes tracked since the parent's capture, ${z.label}: whole capture time`, figure: ms(childTime), baseline: `full ${ms(fullTime)}`,
+      ratio: times(fullTime / childTime), target: '>= 5x faster', result: verdict(fullTime >= 5 * childTime),
+      value: childTime, unit: 's', baselineValue: fullTime, ratioValue: fullTime / childTime,
+      note: `stopped ${median(kids.map((x) => x.stoppedMs))} ms; read ${mib(median(kids.map((x) => x.bytesRead)))} of the process; unchanged chunks IN_PARENT from the parent's index (no parent byte read); median of 3`,
     });
   }
   rows.push(...await writerRows(dir, data, log));

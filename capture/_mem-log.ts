@@ -102,7 +102,7 @@ export class MemLog {
     private readonly fh: FileHandle,
     private readonly key: Uint8Array | null,
     private readonly pieceSize: number,
-    private readonly pageSize: number,
+    readonly pageSize: number,
   ) {
     // A piece is read, sealed in place (the tag after it) and written from one buffer.
     this.buffers = new BufferPool(READ_AHEAD + 1 + WRITES_IN_FLIGHT, pieceSize + TAG_SIZE);

@@ -43,6 +43,7 @@ import { presentRuns, pageStates } from './pagemap.js';
 import { isAlive, processExited } from './proc.js';
 import { clipRuns, complement, logMapping, overlay, slicesFrom, unionRuns, type RegionPlan, type ReplayItem, type Slice } from './_replay.js';
 import type { AddressRun, MemLog } from './_mem-log.js';
+import { sincePass, type SinceState, type WriteTracking } from './_since.js';
 
 /** How the stop finds the pages written since the running pass. */
 export type Tracking = 'soft-dirty' | 'uffd-wp' | 'checksums';
@@ -62,7 +63,7 @@ export interface Tracker {
 }
 
 /** What the running pass read whole, by {@link mappingKey}: the mapping's range and where each byte is logged. */
-export type RunningPass = Map<string, { start: bigint; end: bigint; slices: Slice[] }>;
+export type RunningPass = Map<string, { start: bigint; end: bigint; slices: Slice[]; since?: SinceState }>;
 
 /** {@link CaptureResult}'s `preCopy` when a pre-copy ran. */
 export interface PreCopyUsed {
@@ -86,11 +87,12 @@ export interface PreCopyUsed {
  */
 export async function preCopyPass(
   pid: number, mem: FileHandle, pagemap: FileHandle, log: MemLog, pageSize: number, gapFiles: boolean, choice: TrackingChoice,
-  onRead?: (n: number) => void,
+  since: WriteTracking | null, onRead?: (n: number) => void,
 ): Promise<{ tracker: Tracker; before: RunningPass; result: PreCopyUsed }> {
-  const tracker = await startTracking(pid, choice);
+  // Tracking kept by an earlier capture: taken over (its protections stand).
+  const tracker: Tracker = since ? { tracking: 'uffd-wp', uffd: since.take(), attachMs: 0 } : await startTracking(pid, choice);
   try {
-    const before = await runningPass(pid, mem, pagemap, log, pageSize, gapFiles, tracker, onRead);
+    const before = await runningPass(pid, mem, pagemap, log, pageSize, gapFiles, tracker, onRead, since);
     const rounds = tracker.uffd !== undefined ? await catchUp(pid, mem, pagemap, log, before, onRead) : null;
     const result: PreCopyUsed = {
       used: true, tracking: tracker.tracking, runningBytes: log.readBytes, changedBytes: 0,
@@ -125,6 +127,13 @@ export async function catchUp(
   for (let last = Infinity; rounds < CATCH_UP_MAX_ROUNDS;) {
     let bytes = 0;
     for (const [key, m] of before) {
+      if (m.since) {
+        const was = log.readBytes;
+        const r = await sincePass(log, mem, `/proc/${pid}/mem`, pagemap, log.pageSize, m.start, m.end, m.since, m.slices, true, false, onRead);
+        if (r) m.slices = r.slices; else before.delete(key);
+        bytes += log.readBytes - was;
+        continue;
+      }
       let runs: AddressRun[];
       try {
         runs = pairsToRuns(addon.trackWritesScan(pagemap.fd, m.start, m.end, true));
@@ -257,7 +266,7 @@ export function stopTracking(t: Tracker): void {
  */
 export async function runningPass(
   pid: number, mem: FileHandle, pagemap: FileHandle, log: MemLog, pageSize: number, gapFiles: boolean, tracker: Tracker,
-  onRead?: (n: number) => void,
+  onRead?: (n: number) => void, since: WriteTracking | null = null,
 ): Promise<RunningPass> {
   const { tracking } = tracker;
   const out: RunningPass = new Map();
@@ -273,6 +282,14 @@ export async function runningPass(
     if (plan.action !== 'region' || plan.noRead || e.perms[3] === 's') continue;
     // Read-only file mappings that the stop may leave to their files (fileMappings 'gap').
     if (gapFiles && e.path.startsWith('/') && e.perms[1] === '-') continue;
+    // Tracked since the parent's capture: only the chunks that changed since (capture/_since.ts).
+    const kept = since?.mappings.get(mappingKey(e));
+    if (kept) {
+      const state: SinceState = { chunkSize: since!.chunkSize, parentPresent: kept.present, changed: [] };
+      const r = await sincePass(log, mem, `/proc/${pid}/mem`, pagemap, pageSize, plan.start, plan.end, state, [], true, false, onRead);
+      if (r) out.set(mappingKey(e), { start: plan.start, end: plan.end, slices: r.slices, since: state });
+      continue;
+    }
     // Not trackable (the process tracks it itself: EBUSY): left to the stop.
     if (tracker.uffd !== undefined && nativeAddon()!.trackWritesProtect(tracker.uffd, pagemap.fd, plan.start, plan.end) !== 0) continue;
     let runs: AddressRun[];
@@ -302,14 +319,20 @@ export async function runningPass(
  */
 export async function stopPass(
   log: MemLog, mem: FileHandle, pagemap: FileHandle, pid: number, pageSize: number, plan: RegionPlan, entry: MapsEntry, base: Slice[],
-  tracking: Tracking, onRead?: (n: number) => void,
+  tracking: Tracking, onRead?: (n: number) => void, reprotect = false, since?: SinceState,
 ): Promise<ReplayItem | null> {
+  if (since) {
+    // Tracked since the parent's capture: the changed chunks' bytes, the rest the parent's.
+    const r = await sincePass(log, mem, `/proc/${pid}/mem`, pagemap, pageSize, plan.start, plan.end, since, base, reprotect, true, onRead);
+    if (r === null) return null;
+    return { type: 'region', start: plan.start, end: plan.end, plan, entry, slices: r.slices, present: r.present, parentRuns: complement(since.changed, plan.start, plan.end) };
+  }
   let present: AddressRun[];
   let dirty: AddressRun[];
   try {
     if (tracking === 'soft-dirty') ({ present, dirty } = await pageStates(pagemap, plan.start, plan.end, pageSize));
     else if (tracking === 'uffd-wp') {
-      dirty = pairsToRuns(nativeAddon()!.trackWritesScan(pagemap.fd, plan.start, plan.end, false));
+      dirty = pairsToRuns(nativeAddon()!.trackWritesScan(pagemap.fd, plan.start, plan.end, reprotect));
       present = await presentRuns(pagemap, plan.start, plan.end, pageSize);
     } else {
       present = await presentRuns(pagemap, plan.start, plan.end, pageSize);
@@ -333,7 +356,7 @@ export async function stopPass(
   const out = tracking !== 'checksums' ? unionRuns(absent, dirty)
     : unionRuns(plan.zeroWhenAbsent ? absent : [], logged.map((x) => ({ start: x.start, end: x.end })));
   const slices = overlay(base, out, logged);
-  return { type: 'region', start: plan.start, end: plan.end, plan, entry, slices };
+  return { type: 'region', start: plan.start, end: plan.end, plan, entry, slices, present };
 }
 
 /**

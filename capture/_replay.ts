@@ -24,10 +24,15 @@ export interface Slice {
   piece: LogPiece;
 }
 
-/** One record of the image to be: a region of logged slices (the rest of it zero), or a gap. */
+/**
+ * One record of the image to be: a region of logged slices (the rest of it zero), or a gap. A
+ * region of a child capture that tracked writes since its parent's (capture/_since.ts) has
+ * `parentRuns`: whole chunks equal to the parent's, written as such (no slice lies in them).
+ * `present`: the pages present at the stop, for tracking kept past it.
+ */
 export type ReplayItem =
   | { type: 'gap'; gap: GapOptions }
-  | { type: 'region'; start: bigint; end: bigint; plan: RegionPlan; entry: MapsEntry; slices: Slice[] };
+  | { type: 'region'; start: bigint; end: bigint; plan: RegionPlan; entry: MapsEntry; slices: Slice[]; parentRuns?: AddressRun[]; present?: AddressRun[] };
 
 /** The region flags of a mapping's region starting at `at`: SHARED, and FILE_OFFSET for a file. */
 export function regionFlags(plan: RegionPlan, entry: MapsEntry, at: bigint): { shared?: true; fileOffset?: bigint } {
@@ -168,10 +173,12 @@ export async function replay(writer: ImageWriter, log: MemLog, items: readonly R
       await writer.addGap(item.gap);
       continue;
     }
-    const { plan, entry, start, end, slices } = item;
+    const { plan, entry, start, end, slices, parentRuns } = item;
     await writer.addRegion({
-      address: start, data: regionBytes(log, start, end, slices),
+      address: start, data: regionBytes(log, start, end, slices, parentRuns ?? []),
       prot: plan.prot, kind: plan.kind, name: plan.name, ...regionFlags(plan, entry, start),
+      // Tracked since the parent: the chunks given as bytes changed (no need to compare them).
+      ...(parentRuns && { compareWithParent: false }),
     });
   }
 }
@@ -186,7 +193,7 @@ const READ_AHEAD = 2;
  * written since), which were read again at every interleaving before (3,500 changed pages made
  * a 1 GiB replay 6x slower).
  */
-async function* regionBytes(log: MemLog, start: bigint, end: bigint, slices: readonly Slice[]): AsyncGenerator<RegionPiece> {
+async function* regionBytes(log: MemLog, start: bigint, end: bigint, slices: readonly Slice[], parentRuns: readonly AddressRun[]): AsyncGenerator<RegionPiece> {
   // Pieces in the order of their first slice, and the index of each one's last slice.
   const pieces: LogPiece[] = [];
   const last = new Map<LogPiece, number>();
@@ -206,7 +213,19 @@ async function* regionBytes(log: MemLog, start: bigint, end: bigint, slices: rea
   const held = new Map<LogPiece, Uint8Array>();
   let first = 0; // pieces[first] is the next one to be taken from `reads`
   let at = start;
+  let p = 0; // the next of parentRuns
+  // Up to `to`: the parent's runs there, zeros between them.
+  const upTo = function* (to: bigint): Generator<RegionPiece> {
+    for (; p < parentRuns.length && parentRuns[p]!.start < to; p++) {
+      const r = parentRuns[p]!;
+      if (r.start < at || r.end > to) throw new Error(`internal error: a run equal to the parent at 0x${r.start.toString(16)}-0x${r.end.toString(16)} overlaps logged bytes in region 0x${start.toString(16)}-0x${end.toString(16)}; nothing was written`);
+      if (r.start > at) yield { zeros: Number(r.start - at) };
+      yield { sameAsParent: Number(r.end - r.start) };
+      at = r.end;
+    }
+  };
   for (const [i, s] of slices.entries()) {
+    yield* upTo(s.start);
     // Slices lie in order inside the region: anything else would write other bytes than were read.
     if (s.start < at || s.end > end || s.start >= s.end) {
       throw new Error(`internal error: a slice of the memory log at 0x${s.start.toString(16)}-0x${s.end.toString(16)} is out of order in region 0x${start.toString(16)}-0x${end.toString(16)} (at 0x${at.toString(16)}); nothing was written`);
@@ -224,5 +243,6 @@ async function* regionBytes(log: MemLog, start: bigint, end: bigint, slices: rea
     if (last.get(s.piece) === i) held.delete(s.piece);
     at = s.end;
   }
+  yield* upTo(end);
   if (at < end) yield { zeros: Number(end - at) };
 }

@@ -4,6 +4,7 @@
  */
 export { captureProcess } from './process.js';
 export type { CaptureOptions, CaptureResult } from './process.js';
+export { WriteTracking } from './_since.js';
 export { importCore } from './elf-import.js';
 export type { ImportCoreOptions, ImportCoreResult } from './elf-import.js';
 export { exportCore } from './elf-export.js';

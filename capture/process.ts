@@ -16,10 +16,11 @@
  * and Yama's ptrace_scope, or CAP_SYS_PTRACE), not PTRACE_ATTACH itself: the process is stopped
  * with a signal, so it is not traced and a debugger may still attach afterwards.
  */
+import { randomBytes } from 'node:crypto';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImageWriter, type GapOptions, type WriteSummary } from '../image/writer.js';
+import { ImageWriter, type GapOptions } from '../image/writer.js';
 import { onInterrupt } from '../image/_interrupt.js';
 import type { RegionRecord } from '../format/index-table.js';
 import { describeHost } from '../image/host.js';
@@ -33,114 +34,16 @@ import { lockProcess } from './lock.js';
 import { removeFiles, stageKey, stagePaths } from './_stage.js';
 import { MemLog } from './_mem-log.js';
 import { logMapping, regionFlags, replay, unreadableUntil, type RegionPlan, type ReplayItem } from './_replay.js';
-import { mappingKey, preCopyPass, stopPass, stopTracking, type PreCopyUsed, type RunningPass, type Tracker, type TrackingChoice } from './_precopy.js';
-import type { ParentInput } from '../image/_parent.js';
+import { checkSince, WriteTracking, type TrackedMapping } from './_since.js';
+import { mappingKey, preCopyPass, stopPass, stopTracking, type PreCopyUsed, type RunningPass, type Tracker } from './_precopy.js';
 import { producerVersion } from './version.js';
-import { imageWriterOptions, type ImageOutputOptions } from './_image-options.js';
+import { imageWriterOptions } from './_image-options.js';
 
 /** Bytes per read of /proc/PID/mem (CaptureOptions.pieceSize). */
 const DEFAULT_PIECE_SIZE = 2 * 1024 * 1024;
 
-export interface CaptureOptions extends ImageOutputOptions {
-  /** Leave the process stopped afterwards (default false: SIGCONT, even on failure). */
-  leaveStopped?: boolean;
-  /** Restore labels the restoring host must match (spec/FORMAT.md section 4). */
-  labels?: Record<string, string>;
-  /**
-   * Bytes per read of /proc/PID/mem: a multiple of the page size, at most 64 MiB, rounded up
-   * to whole chunks. Default 2 MiB: a first capture of 256 MiB took a median 129 ms with 2 MiB
-   * reads, 143 ms with 1 MiB or 4 MiB (fewer fresh buffers to fault in than 4 MiB, fewer
-   * reads and writes than 1 MiB).
-   */
-  pieceSize?: number;
-  /** How long to wait for every thread to stop after SIGSTOP (default 5000 ms). */
-  stopTimeoutMs?: number;
-  /** Called after each piece with bytes read so far and the readable bytes of all mappings. */
-  onProgress?: (doneBytes: number, totalBytes: number) => void;
-  /**
-   * 'copy' (default): every readable mapping's bytes go into the image, which is then
-   * self-contained. 'gap': read-only mappings of files the process has not written (libraries'
-   * code and constants) become gaps named `PATH @0xOFFSET PROT` (fileGapName), as gcore and
-   * CRIU leave them out; smaller, but the restorer must map those files itself.
-   */
-  fileMappings?: 'copy' | 'gap';
-  /**
-   * How long to wait for another capture of the same process to finish (default 0: fail at
-   * once with PROCESS_BUSY). See lock.ts.
-   */
-  lockWaitMs?: number;
-  /**
-   * With a codec or cipher: true encodes while the process is stopped, straight into the
-   * image (the stop then lasts as long as the encoding); false (default) reads the pages into a
-   * raw stage file beside the output while stopped, resumes the process, then encodes the
-   * stage into the image (the stop is as short as a raw capture's; the disk briefly holds both).
-   * With a cipher the stage is sealed with aes-256-gcm under a one-time key held in memory
-   * (capture/_stage.ts): no plaintext on disk. The pages go to a memory log
-   * (capture/_mem-log.ts), sealed piece by piece while the next pieces are read.
-   */
-  encodeWhileStopped?: boolean;
-  /**
-   * Pre-copy (capture/_precopy.ts): track writes, read the memory while the process runs, then
-   * stop it and read only the pages written since (and mappings that appeared or changed): the
-   * image a full stop makes at the moment of the stop. Without a page map, or for a process
-   * already stopped, a full stop; {@link CaptureResult.preCopy} says which. Not with
-   * `encodeWhileStopped`.
-   */
-  preCopy?: boolean;
-  /**
-   * How a pre-copy finds written pages. 'auto' (default): soft-dirty bits (CONFIG_MEM_SOFT_DIRTY),
-   * else write protection through a userfaultfd the process is made to open ('uffd-wp': Linux
-   * 6.7+, x86-64, one thread stopped for under a millisecond; with catch-up passes), else
-   * 'checksums' (the stop reads every page again, seals and writes only the changed ones). A
-   * named method falls back to 'checksums' only.
-   */
-  preCopyTracking?: TrackingChoice;
-  /**
-   * Pre-copy only: awaited after the running pass, just before SIGSTOP (tests and demos change
-   * the process there: whatever it does then is in the image).
-   */
-  beforeStop?: () => void | Promise<void>;
-  /**
-   * Write a child image of this earlier image (ImageWriter's `parent`, spec/FORMAT.md section
-   * 8.3): only chunks that differ from the parent's are stored.
-   */
-  parent?: ParentInput;
-}
-
-/** What {@link captureProcess} did. */
-export interface CaptureResult {
-  pid: number;
-  /** The command name (/proc/PID/comm) at the time of capture. Not stored in the image. */
-  comm: string;
-  summary: WriteSummary;
-  /** Mappings in /proc/PID/maps. */
-  mappings: number;
-  /** Data regions and gaps written. */
-  dataRegions: number;
-  gaps: number;
-  /** Bytes read from /proc/PID/mem. */
-  bytesRead: number;
-  /** Decisions worth telling the user: pseudo mappings recorded as gaps, unreadable pages. */
-  notes: string[];
-  /** How long the process was stopped, in milliseconds (until SIGCONT, or until the end). */
-  stoppedMs: number;
-  /** Wall time of the whole capture in milliseconds. */
-  totalMs: number;
-  /** True when the process was already stopped before the capture (it is then left stopped). */
-  wasStopped: boolean;
-  /** True when the capture sent SIGCONT at the end. */
-  resumed: boolean;
-  /** True when the pages went to a memory log first and were encoded after the stop. */
-  staged: boolean;
-  /** Bytes read from /proc/PID/mem while the process was stopped (all of bytesRead without pre-copy). */
-  stoppedBytesRead: number;
-  /**
-   * With `preCopy`: used (how written pages were found, the bytes read while the process ran,
-   * the bytes the stop took from the process instead of the running pass (changed pages and
-   * new mappings), and why soft-dirty bits were not used), or why it fell back to a full stop.
-   */
-  preCopy?: PreCopyUsed | { used: false; fallback: string };
-}
+import type { CaptureOptions, CaptureResult } from './options.js';
+export type { CaptureOptions, CaptureResult } from './options.js';
 
 
 /**
@@ -177,6 +80,8 @@ export async function captureProcess(pid: number, outPath: string, options: Capt
     throw new RangeError(`expected fileMappings 'copy' or 'gap', got ${JSON.stringify(options.fileMappings)}`);
   }
   if (options.preCopy && options.encodeWhileStopped) throw new RangeError('expected preCopy or encodeWhileStopped, not both: a pre-copy encodes after the stop');
+  if (options.keepTracking && !options.preCopy) throw new RangeError('expected keepTracking with preCopy: the tracking is what a pre-copy sets up');
+  if (options.since !== undefined && (!options.preCopy || options.parent === undefined)) throw new RangeError('expected since with preCopy and parent (the image of the capture that kept the tracking)');
   const lockWaitMs = checkMs(options.lockWaitMs ?? 0, 'lockWaitMs');
   const stopTimeoutMs = checkMs(options.stopTimeoutMs ?? 5000, 'stopTimeoutMs');
   const t0 = performance.now();
@@ -225,6 +130,8 @@ async function captureLocked(
   // scrypt or a parent that cannot be opened cost the process nothing.
   let writer: ImageWriter;
   let log: MemLog | null = null;
+  // Known before writing: a tracking kept past the stop names the image it is relative to.
+  const imageId = randomBytes(16);
   const validation = {
     producerName: 'crimg-capture',
     producerVersion: producerVersion(),
@@ -236,9 +143,17 @@ async function captureLocked(
   };
   try {
     writer = await ImageWriter.create(outPath, {
-      pageSize: host.pageSize, ...imageWriterOptions(options), validation,
+      pageSize: host.pageSize, ...imageWriterOptions(options), validation, imageId,
       ...(options.parent !== undefined && { parent: options.parent }),
     });
+    if (options.since !== undefined) {
+      try {
+        checkSince(options.since, pid, startTime, writer.parentImageId);
+      } catch (e) {
+        await writer.abort();
+        throw e;
+      }
+    }
     if (stage) {
       try {
         log = await MemLog.create(stage.path, sealKey, pieceSize, host.pageSize);
@@ -258,6 +173,9 @@ async function captureLocked(
   let stoppedAt = 0;
   let resumedAt = 0;
   let tracker: Tracker | null = null;
+  // Tracking kept past the stop (options.keepTracking): the mappings tracked, and the result's.
+  const tracked = new Map<string, TrackedMapping>();
+  let kept: WriteTracking | undefined;
   try {
     let reader: MemReader | null = null;
     const progress = new Progress(options.onProgress);
@@ -271,7 +189,7 @@ async function captureLocked(
       } else {
         let result: PreCopyUsed;
         ({ tracker, before, result } = await preCopyPass(pid, mem, pagemap!, log!, host.pageSize, options.fileMappings === 'gap',
-          options.preCopyTracking ?? 'auto', (n) => progress.read(n)));
+          options.preCopyTracking ?? 'auto', options.since ?? null, (n) => progress.read(n)));
         preCopy = result;
         await options.beforeStop?.();
       }
@@ -313,8 +231,10 @@ async function captureLocked(
       const base = before?.get(mappingKey(maps[i]!));
       if (base && !plan.noRead && maps[i]!.perms[3] === 'p') {
         // Read whole while it ran: only what changed since.
-        const item = await stopPass(log!, mem, pagemap!, pid, host.pageSize, plan, maps[i]!, base.slices, tracker!.tracking, (n) => progress.read(n));
+        const item = await stopPass(log!, mem, pagemap!, pid, host.pageSize, plan, maps[i]!, base.slices, tracker!.tracking, (n) => progress.read(n),
+          options.keepTracking === true, base.since);
         if (item) {
+          if (item.type === 'region' && item.present) tracked.set(mappingKey(maps[i]!), { start: plan.start, end: plan.end, present: item.present });
           items.push(item);
           progress.covered(plan.end - plan.start);
           continue;
@@ -346,6 +266,10 @@ async function captureLocked(
     // Everything is read: the process may go on while the image is written (and encoded).
     await log?.flush();
     if (guard.resume()) resumedAt = performance.now();
+    if (options.keepTracking && tracker?.tracking === 'uffd-wp' && tracker.uffd !== undefined) {
+      kept = new WriteTracking(pid, startTime, imageId, writer.chunkSize, tracked, tracker.uffd);
+      delete tracker.uffd;
+    }
     // The process runs again: its pages may lose their write protection (the kernel's work).
     if (tracker) stopTracking(tracker);
     const stoppedBytesRead = log ? log.readBytes - runningBytes : reader!.bytesRead;
@@ -361,9 +285,10 @@ async function captureLocked(
     return {
       pid, comm, summary, mappings: maps.length, dataRegions: counts.regions, gaps: counts.gaps, bytesRead: log ? log.readBytes : reader!.bytesRead, notes,
       stoppedMs: Math.round((resumedAt || end) - stoppedAt), totalMs: Math.round(end - t0),
-      wasStopped, resumed: resumedAt !== 0, staged, stoppedBytesRead, ...(preCopy && { preCopy }),
+      wasStopped, resumed: resumedAt !== 0, staged, stoppedBytesRead, ...(preCopy && { preCopy }), ...(kept && { tracking: kept }),
     };
   } catch (e) {
+    kept?.close();
     await writer.abort();
     throw e;
   } finally {

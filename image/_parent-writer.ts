@@ -119,6 +119,9 @@ export class ParentDiffEncoder implements ChunkEncoder {
 
   get parallelism(): number { return this.inner.parallelism; }
 
+  /** The parent's image id. */
+  get parentImageId(): Uint8Array { return this.parent.header.imageId; }
+
   bindHeader(header: Uint8Array, validation: Uint8Array): void {
     this.inner.bindHeader(header, validation);
   }

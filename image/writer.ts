@@ -193,7 +193,8 @@ export class ImageWriter {
     private readonly out: WriteQueue,
     private readonly header: Uint8Array,
     private readonly pageSize: number,
-    chunkSize: number,
+    /** The image's chunk size (a child's is its parent's). */
+    readonly chunkSize: number,
     mappable: boolean,
     private readonly encoder: ChunkEncoder,
     private readonly doFsync: boolean,
@@ -289,6 +290,11 @@ export class ImageWriter {
     await out.writeAt(header, 0);
     await out.writeAt(validation, header.length);
     return w;
+  }
+
+  /** The image id of a child's parent (option `parent`); null for a standalone image. */
+  get parentImageId(): Uint8Array | null {
+    return this.encoder instanceof ParentDiffEncoder ? this.encoder.parentImageId : null;
   }
 
   /**

@@ -424,6 +424,105 @@ p.stdin.end();
   });
 });
 
+describe('tracking kept past the stop: children that read only what changed since (keepTracking, since)', () => {
+  it('captures a chain of three, each reading only the chunks written or dropped since the last, each image the process at its stop', async () => {
+    const data = Buffer.alloc(16 * 1024 * 1024);
+    const initial = (p: number): bigint => 0xdada000000000000n + BigInt(p);
+    for (let p = 0; p < data.length / PAGE; p++) for (let i = 0; i < PAGE; i += 8) data.writeBigUInt64LE(initial(p), p * PAGE + i);
+    writeFileSync(tmp.path('since-data.bin'), data);
+    const w = await startRewriter(16, 200, tmp.path('since-data.bin'));
+    const key = randomBytes(32);
+    const enc = { fsync: false, compress: 'deflate:1', encrypt: 'aes-256-gcm' as const, key };
+    try {
+      const one = await captureProcess(w.pid, tmp.path('since-0.img'), { ...enc, preCopy: true, preCopyTracking: 'uffd-wp', keepTracking: true });
+      const kept = one.tracking!;
+      expect(kept.open).toBe(true);
+      expect(kept.mappings.size).toBeGreaterThan(3);
+      // Still protected while kept: only pages written since are not.
+      expect(protectedPages(w.pid, w.gen, w.pages)).toBeGreaterThan(w.pages / 2);
+      await new Promise((r) => setTimeout(r, 300));
+      // Dropped and kernel-written pages: in mappings that stay as they were (the rewriter's
+      // small mappings share one with its gen pages), so that tracking, not a new mapping, finds them.
+      const two = await captureProcess(w.pid, tmp.path('since-1.img'), {
+        ...enc, preCopy: true, parent: tmp.path('since-0.img'), since: kept, keepTracking: true,
+        beforeStop: async () => {
+          await w.command('z');
+          await w.command('k');
+        },
+      });
+      expect(kept.open).toBe(false); // taken over
+      expect(two.preCopy).toMatchObject({ used: true, tracking: 'uffd-wp' });
+      // 200 pages a second for well under 2 s: a small part of the 16 MiB was read, the rest
+      // left to the parent without reading it.
+      expect(two.bytesRead).toBeLessThan(8 * 1024 * 1024);
+      expect(two.summary.inParentChunks).toBeGreaterThan(400);
+      for (const [path, k] of [[tmp.path('since-1.img'), two]] as const) {
+        const image = await openImage(path, { key });
+        try {
+          await expectConsistent(image, w, initial);
+          expect((await image.read(w.zap, 64 * 1024)).equals(Buffer.alloc(64 * 1024))).toBe(true); // dropped since: zeros
+          expect((await image.read(w.kw + BigInt(PAGE), PAGE)).equals(Buffer.alloc(PAGE, 'W'))).toBe(true);
+          expect(await image.verify()).toMatchObject({ ok: true });
+        } finally {
+          await image.close();
+        }
+        expect(k.tracking!.open).toBe(true);
+      }
+      // The third, writer paused, after a mapping appeared and one went (they split the one
+      // mapping: read whole, compared with the parent): the same regions and bytes as a full
+      // capture at that moment.
+      await w.command('p');
+      const mapped = BigInt((await w.command('n'))['mapped'] as string);
+      await w.command('u');
+      const three = await captureProcess(w.pid, tmp.path('since-2.img'), { ...enc, preCopy: true, parent: tmp.path('since-1.img'), since: two.tracking! });
+      expect(three.tracking).toBeUndefined();
+      expect(two.tracking!.open).toBe(false);
+      expect(protectedPages(w.pid, w.gen, w.pages)).toBe(0); // closed at its end
+      await captureProcess(w.pid, tmp.path('since-full.img'), { ...enc });
+      const images = [await openImage(tmp.path('since-2.img'), { key }), await openImage(tmp.path('since-full.img'), { key })];
+      try {
+        const [a, b] = await Promise.all(images.map(contents));
+        expect(a!.table).toEqual(b!.table);
+        for (const row of b!.table) {
+          if (row.includes(' stack ')) continue;
+          expect([row, a!.bytes.get(row)?.equals(b!.bytes.get(row)!)]).toEqual([row, b!.bytes.has(row) ? true : undefined]);
+        }
+        await expectConsistent(images[0]!, w, initial);
+        expect((await images[0]!.read(mapped, 6)).toString()).toBe('NEWMAP');
+        expect((await images[0]!.read(w.zap, 64 * 1024)).equals(Buffer.alloc(64 * 1024))).toBe(true);
+      } finally {
+        for (const i of images) await i.close();
+      }
+    } finally {
+      w.kill();
+    }
+  });
+
+  it('refuses a tracking that does not fit, leaving it open', async () => {
+    const w = await startRewriter(4, 100);
+    const other = await startRewriter(4, 100);
+    try {
+      const one = await captureProcess(w.pid, tmp.path('fit-0.img'), { fsync: false, preCopy: true, preCopyTracking: 'uffd-wp', keepTracking: true });
+      await captureProcess(w.pid, tmp.path('fit-other.img'), { fsync: false });
+      const kept = one.tracking!;
+      const refused = async (pid: number, o: Parameters<typeof captureProcess>[2], message: RegExp): Promise<void> => {
+        await expect(captureProcess(pid, tmp.path('fit-x.img'), o)).rejects.toThrow(message);
+        expect(kept.open).toBe(true);
+      };
+      await refused(w.pid, { fsync: false, since: kept, parent: tmp.path('fit-0.img') }, /expected since with preCopy and parent/);
+      await refused(w.pid, { fsync: false, preCopy: true, since: kept }, /expected since with preCopy and parent/);
+      await refused(w.pid, { fsync: false, keepTracking: true }, /expected keepTracking with preCopy/);
+      await refused(w.pid, { fsync: false, preCopy: true, since: kept, parent: tmp.path('fit-other.img') }, /image ids differ/);
+      await refused(other.pid, { fsync: false, preCopy: true, since: kept, parent: tmp.path('fit-0.img') }, new RegExp(`expected \`since\` to track process ${other.pid}, got tracking of process ${w.pid}`));
+      await captureProcess(w.pid, tmp.path('fit-1.img'), { fsync: false, preCopy: true, since: kept, parent: tmp.path('fit-0.img') });
+      await expect(captureProcess(w.pid, tmp.path('fit-2.img'), { fsync: false, preCopy: true, since: kept, parent: tmp.path('fit-0.img') })).rejects.toThrow(/already closed or used by another capture/);
+    } finally {
+      w.kill();
+      other.kill();
+    }
+  });
+});
+
 describe('the memory log', () => {
   it('replays slices that interleave small pieces with large ones reading each piece once', async () => {
     // The "memory": a file read at the addresses (0x10000000 on).
