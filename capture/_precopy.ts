@@ -280,6 +280,10 @@ export async function runningPass(
   for (const e of parseMaps(text)) {
     const plan = planMapping(e);
     if (plan.action !== 'region' || plan.noRead || e.perms[3] === 's') continue;
+    // File memory, with written bits: the stop reads it whole. Its page-cache pages change with
+    // the file (another process's write(2) sets no bit here), and a dropped page of it reads
+    // from the file again (under write protection, a marker the page map shows as swapped).
+    if (!plan.zeroWhenAbsent && tracking !== 'checksums') continue;
     // Read-only file mappings that the stop may leave to their files (fileMappings 'gap').
     if (gapFiles && e.path.startsWith('/') && e.perms[1] === '-') continue;
     // Tracked since the parent's capture: only the chunks that changed since (capture/_since.ts).

@@ -40,6 +40,8 @@ export interface TrackedMapping {
  */
 export class WriteTracking {
   private fd: number | null;
+  /** One dropped without close() is closed when collected (the process's pages unprotected then). */
+  private static readonly leaked = new FinalizationRegistry<number>((fd) => nativeAddon()?.closeFd(fd));
 
   /** @internal made by captureProcess */
   constructor(
@@ -54,6 +56,7 @@ export class WriteTracking {
     uffd: number,
   ) {
     this.fd = uffd;
+    WriteTracking.leaked.register(this, uffd, this);
   }
 
   /** Whether it still tracks (not closed, not taken over). */
@@ -66,6 +69,7 @@ export class WriteTracking {
     if (this.fd === null) throw new RangeError('expected open write tracking for `since`, got one already closed or used by another capture');
     const fd = this.fd;
     this.fd = null;
+    WriteTracking.leaked.unregister(this);
     return fd;
   }
 
@@ -74,6 +78,7 @@ export class WriteTracking {
     if (this.fd === null) return;
     nativeAddon()?.closeFd(this.fd);
     this.fd = null;
+    WriteTracking.leaked.unregister(this);
   }
 }
 

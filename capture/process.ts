@@ -269,6 +269,8 @@ async function captureLocked(
     if (options.keepTracking && tracker?.tracking === 'uffd-wp' && tracker.uffd !== undefined) {
       kept = new WriteTracking(pid, startTime, imageId, writer.chunkSize, tracked, tracker.uffd);
       delete tracker.uffd;
+    } else if (options.keepTracking && preCopy?.used) {
+      notes.push(`keepTracking: no tracking was kept: it needs write protection ('uffd-wp'), and this pre-copy used '${preCopy.tracking}'`);
     }
     // The process runs again: its pages may lose their write protection (the kernel's work).
     if (tracker) stopTracking(tracker);

@@ -30,6 +30,7 @@ const char* ErrnoName(int err) {
     case ENOSPC: return "ENOSPC";
     case ESPIPE: return "ESPIPE";
     case ESRCH: return "ESRCH";
+    case ENOEXEC: return "ENOEXEC";
     case EROFS: return "EROFS";
     case ENOSYS: return "ENOSYS";
     case EOVERFLOW: return "EOVERFLOW";

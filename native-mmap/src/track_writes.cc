@@ -14,6 +14,7 @@
 // detaches. From then on every ioctl is ours; when our descriptor closes (at the end of the
 // capture, or when this process dies) the kernel unregisters the memory and clears every
 // protection.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -29,6 +30,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <utility>
 #include <string>
 #include <vector>
@@ -73,23 +75,102 @@ namespace {
 
 #if defined(__x86_64__)
 
-// The kernel's restart codes (include/linux/errno.h: not exported to user space).
-constexpr long kErestartSys = 512, kErestartNoIntr = 513, kErestartNoHand = 514,
-               kErestartRestartBlock = 516;
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+struct RseqConfiguration {
+  uint64_t rseq_abi_pointer;
+  uint32_t rseq_abi_size, signature, flags, pad;
+};
 
 struct Stage {
   const char* what = nullptr;
   int err = 0;
 };
 
-// Waits for the next stop of a traced thread. 0 and the stop's status, or the errno.
+// Waits for the next ptrace stop of `tid`: 0 and its status, or the errno (ESRCH when it
+// exited: the exit is left unreaped, for whoever waits for the process, say Node for a child).
 int WaitStop(pid_t tid, int* status) {
   for (;;) {
+    siginfo_t si{};
+    if (waitid(P_PID, tid, &si, WEXITED | WSTOPPED | __WALL | WNOWAIT) != 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (si.si_code != CLD_TRAPPED && si.si_code != CLD_STOPPED) return ESRCH;
     const pid_t r = waitpid(tid, status, __WALL);
-    if (r == tid) return WIFSTOPPED(*status) ? 0 : ESRCH;  // exited or killed
+    if (r == tid) return WIFSTOPPED(*status) ? 0 : ESRCH;
     if (r < 0 && errno == EINTR) continue;
     return r < 0 ? errno : ESRCH;
   }
+}
+
+// Waits for the PTRACE_EVENT_STOP a PTRACE_INTERRUPT asked for. A signal-delivery-stop on the
+// way is let through unchanged (delivered as it would have been). 0, or the errno; EAGAIN for
+// a group-stop (job control stopped the process meanwhile: it is left so).
+int WaitInterrupt(pid_t tid) {
+  for (;;) {
+    int status = 0;
+    if (const int err = WaitStop(tid, &status)) return err;
+    if (status >> 16 == PTRACE_EVENT_STOP) {
+      const int sig = WSTOPSIG(status);
+      return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU ? EAGAIN : 0;
+    }
+    if (status >> 16 != 0 || ptrace(PTRACE_CONT, tid, nullptr, WSTOPSIG(status)) != 0) return EINTR;
+  }
+}
+
+// The state letter of /proc/PID/task/TID/stat, or 0.
+char ThreadState(pid_t pid, pid_t tid) {
+  char path[96];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
+  FILE* f = fopen(path, "re");
+  if (!f) return 0;
+  char buf[512];
+  const size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char* close_paren = strrchr(buf, ')');
+  return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
+}
+
+// A thread of `pid` that PTRACE_INTERRUPT stops at once: running, or in an interruptible sleep
+// (not D: a thread in an uninterruptible wait, vfork's parent included, stops only when it
+// ends). The leader when it can be; 0 when none is.
+pid_t ChooseThread(pid_t pid) {
+  const char leader = ThreadState(pid, pid);
+  if (leader == 'R' || leader == 'S') return pid;
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR* d = opendir(path);
+  if (!d) return 0;
+  pid_t found = 0;
+  for (dirent* e; found == 0 && (e = readdir(d)) != nullptr;) {
+    const long tid = strtol(e->d_name, nullptr, 10);
+    if (tid <= 0) continue;
+    const char st = ThreadState(pid, static_cast<pid_t>(tid));
+    if (st == 'R' || st == 'S') found = static_cast<pid_t>(tid);
+  }
+  closedir(d);
+  return found;
+}
+
+// The Seccomp: field of /proc/PID/status (0: none), or -1.
+int SeccompMode(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE* f = fopen(path, "re");
+  if (!f) return -1;
+  char line[256];
+  int mode = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "Seccomp:", 8) == 0) {
+      mode = atoi(line + 8);
+      break;
+    }
+  }
+  fclose(f);
+  return mode;
 }
 
 // The address of a `syscall` instruction (0f 05) in the target's vdso, or 0 with *err set.
@@ -128,31 +209,23 @@ uintptr_t FindSyscall(pid_t pid, int* err) {
   return 0;
 }
 
-// Runs one system call in the stopped thread `tid` from the instruction at `at`: its result
-// (a -errno on failure) in *result. Signals that arrive meanwhile are kept in *pending for the
-// detach. Returns 0 or the errno of the tracing itself.
-int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long a1, long a2,
-           long* result, int* pending) {
+// Runs one system call in the stopped thread `tid` from the instruction at `at` (its signals
+// blocked: nothing else can stop it but SIGKILL and job control). Its result (a -errno on
+// failure) in *result. Returns 0 or the errno of the tracing itself.
+int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long a1, long a2, long* result) {
   user_regs_struct r = saved;
   r.rip = at;
   r.rax = nr;
-  r.orig_rax = -1;  // not in a system call: no restart of the interrupted one here
+  r.orig_rax = -1;  // not in a system call: no restart of the interrupted one on the way
   r.rdi = a1;
   r.rsi = a2;
   r.rdx = r.r10 = r.r8 = r.r9 = 0;
   if (ptrace(PTRACE_SETREGS, tid, nullptr, &r) != 0) return errno;
-  for (int stops = 0; stops < 2;) {  // system call entry, then exit
+  for (int stop = 0; stop < 2; stop++) {  // system call entry, then exit
     if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0) return errno;
     int status = 0;
     if (const int err = WaitStop(tid, &status)) return err;
-    const int sig = WSTOPSIG(status);
-    if (sig == (SIGTRAP | 0x80)) {
-      stops++;
-    } else if (status >> 16 == 0 && sig != SIGTRAP) {
-      *pending = sig;  // a signal on its way in: delivered at the detach
-    } else if (status >> 16 != PTRACE_EVENT_STOP) {
-      return EINTR;  // something else traces events in this thread: give up
-    }
+    if (WSTOPSIG(status) != (SIGTRAP | 0x80)) return EINTR;  // a fault or a group-stop: give up
   }
   if (ptrace(PTRACE_GETREGS, tid, nullptr, &r) != 0) return errno;
   *result = static_cast<long>(r.rax);
@@ -161,52 +234,76 @@ int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long
 
 // The whole of trackWritesOpen. Returns our descriptor, or -1 with *stage set.
 int OpenTracker(pid_t pid, Stage* stage) {
+  const int seccomp = SeccompMode(pid);
+  if (seccomp != 0) {
+    // A filter may kill the process (or raise SIGSYS in it) for a userfaultfd(2) of ours.
+    *stage = {seccomp > 0 ? "checking /proc/PID/status: the process runs under seccomp, which may kill it for a system call made for it"
+                          : "reading /proc/PID/status", seccomp > 0 ? EPERM : ESRCH};
+    return -1;
+  }
+  const pid_t tid = ChooseThread(pid);
+  if (tid == 0) {
+    *stage = {"choosing a thread that is running or in an interruptible sleep", EAGAIN};
+    return -1;
+  }
   int err = 0;
   const uintptr_t at = FindSyscall(pid, &err);
   if (at == 0) {
     *stage = {"finding a syscall instruction in the process's vdso", err};
     return -1;
   }
-  if (ptrace(PTRACE_SEIZE, pid, nullptr, PTRACE_O_TRACESYSGOOD) != 0) {
+  if (ptrace(PTRACE_SEIZE, tid, nullptr, PTRACE_O_TRACESYSGOOD) != 0) {
     *stage = {"PTRACE_SEIZE", errno};
     return -1;
   }
-  int status = 0;
-  int pending = 0;
-  if (ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0) {
+  if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) {
     *stage = {"PTRACE_INTERRUPT", errno};
-    ptrace(PTRACE_DETACH, pid, nullptr, nullptr);
+    ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
     return -1;
   }
-  for (;;) {
-    if (const int err = WaitStop(pid, &status)) {
-      *stage = {"waiting for the thread to stop", err};
-      return -1;  // gone: nothing to detach from
-    }
-    if (status >> 16 == PTRACE_EVENT_STOP) break;
-    // A signal arrived first: keep it for the detach, and let the interrupt come.
-    pending = WSTOPSIG(status);
-    if (ptrace(PTRACE_CONT, pid, nullptr, nullptr) != 0) {
-      *stage = {"PTRACE_CONT", errno};
-      return -1;
-    }
+  if ((err = WaitInterrupt(tid)) != 0) {
+    *stage = {"waiting for the thread to stop", err};
+    if (err != ESRCH) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    return -1;
   }
+  // Stopped where a signal would be delivered, registers as they are. From here on it goes
+  // back through the same point: the kernel then restarts (or, for a signal with a handler,
+  // interrupts) the system call it sat in, and delivers what arrived meanwhile, itself.
   user_regs_struct saved;
-  if (ptrace(PTRACE_GETREGS, pid, nullptr, &saved) != 0) {
+  uint64_t mask = 0;
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &saved) != 0 ||
+      ptrace(PTRACE_GETSIGMASK, tid, sizeof mask, &mask) != 0) {
     *stage = {"PTRACE_GETREGS", errno};
-    ptrace(PTRACE_DETACH, pid, nullptr, pending);
+    ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
     return -1;
   }
+  if (saved.cs != 0x33) {  // a 32-bit (compat) process: its vdso's instruction is another call
+    *stage = {"checking the thread runs 64-bit code", ENOEXEC};
+    ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    return -1;
+  }
+  // A restartable sequence the thread is in: the injected returns to user space clear its
+  // rseq_cs (the kernel's fixup sees an address outside it); put it back so that the final
+  // return aborts the sequence as a preemption would.
+  RseqConfiguration rseq{};
+  uint64_t rseq_cs = 0;
+  const bool has_rseq = ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, sizeof rseq, &rseq) > 0 && rseq.rseq_abi_pointer != 0;
+  if (has_rseq) {
+    errno = 0;
+    rseq_cs = static_cast<uint64_t>(ptrace(PTRACE_PEEKDATA, tid, rseq.rseq_abi_pointer + 8, nullptr));
+    if (errno != 0) rseq_cs = 0;
+  }
+  const uint64_t all = ~0ull;
   long theirs = 0;
-  err = Inject(pid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, &theirs, &pending);
+  int ours = -1;
+  err = ptrace(PTRACE_SETSIGMASK, tid, sizeof all, &all) != 0 ? errno : 0;
+  if (err == 0) err = Inject(tid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, &theirs);
   // Without CAP_SYS_PTRACE (vm.unprivileged_userfaultfd=0): user-mode faults only. Write
   // protection in asynchronous mode is resolved by the kernel either way, kernel-mode writes
   // (read(2) into a protected page) included.
   if (err == 0 && theirs == -EPERM) {
-    err = Inject(pid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0,
-                 &theirs, &pending);
+    err = Inject(tid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, &theirs);
   }
-  int ours = -1;
   if (err != 0) {
     *stage = {"running userfaultfd(2) in the process", err};
   } else if (theirs < 0) {
@@ -221,7 +318,7 @@ int OpenTracker(pid_t pid, Stage* stage) {
       close(pidfd);
     }
     long closed = 0;
-    const int cerr = Inject(pid, saved, at, SYS_close, theirs, 0, &closed, &pending);
+    const int cerr = Inject(tid, saved, at, SYS_close, theirs, 0, &closed);
     if (cerr != 0 && ours >= 0) {
       // The process may keep a descriptor it did not open: say so rather than track.
       close(ours);
@@ -229,26 +326,22 @@ int OpenTracker(pid_t pid, Stage* stage) {
       *stage = {"closing the process's copy of the userfaultfd", cerr};
     }
   }
-  // Put the thread back as it was. Stopped inside an interruptible system call it would have
-  // been restarted on the way out of this stop; the injected calls took that way, so restart
-  // it the way the kernel does (arch/x86/kernel/signal.c, no handler run).
-  user_regs_struct back = saved;
-  const long rax = static_cast<long>(saved.rax);
-  if (static_cast<long>(saved.orig_rax) >= 0) {
-    if (rax == -kErestartSys || rax == -kErestartNoIntr || rax == -kErestartNoHand) {
-      back.rax = saved.orig_rax;
-      back.rip -= 2;
-    } else if (rax == -kErestartRestartBlock) {
-      back.rax = SYS_restart_syscall;
-      back.rip -= 2;
-    }
+  // Back as it was: registers, signal mask, rseq_cs; then through a stop where signals are
+  // delivered (PTRACE_INTERRUPT), so that the kernel restarts the interrupted call or delivers
+  // a signal with the usual rules, and let go there.
+  bool back = ptrace(PTRACE_SETREGS, tid, nullptr, &saved) == 0 &&
+              ptrace(PTRACE_SETSIGMASK, tid, sizeof mask, &mask) == 0;
+  if (has_rseq && rseq_cs != 0) ptrace(PTRACE_POKEDATA, tid, rseq.rseq_abi_pointer + 8, rseq_cs);
+  if (back && err != ESRCH) {
+    back = ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0 && ptrace(PTRACE_CONT, tid, nullptr, nullptr) == 0 &&
+           WaitInterrupt(tid) != ESRCH;
+    ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
   }
-  if (ptrace(PTRACE_SETREGS, pid, nullptr, &back) != 0 && ours >= 0) {
+  if (!back && ours >= 0) {
     close(ours);
     ours = -1;
-    *stage = {"PTRACE_SETREGS", errno};
+    *stage = {"putting the thread back", errno != 0 ? errno : EIO};
   }
-  ptrace(PTRACE_DETACH, pid, nullptr, pending);
   if (ours < 0) return -1;
   uffdio_api api{};
   api.api = UFFD_API;
