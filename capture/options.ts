@@ -75,7 +75,10 @@ export interface CaptureOptions extends ImageOutputOptions {
    * Pre-copy with write protection ('uffd-wp') only: keep tracking the process's writes past
    * the stop (the stop protects the pages it lists again), and return the tracking as
    * {@link CaptureResult.tracking}, for the next capture's `since`. Costs the process a minor
-   * fault per first write to a page until it is closed.
+   * fault per first write to a page until it is closed. Without `parent` and `chunkSize` the
+   * image takes page-sized chunks: the first of a chain, whose children take its chunk size, so
+   * that a written page makes one chunk of a child differ (with 16 KiB chunks, 2 % of the pages
+   * written at random make 7.8 % of the chunks differ).
    */
   keepTracking?: boolean;
   /**

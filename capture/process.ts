@@ -143,6 +143,9 @@ async function captureLocked(
   };
   try {
     writer = await ImageWriter.create(outPath, {
+      // The first image of a tracked chain: a page per chunk, so that a written page makes one
+      // chunk of the next child differ, not four (its children take its chunk size).
+      ...(options.keepTracking && options.parent === undefined && { chunkSize: host.pageSize }),
       pageSize: host.pageSize, ...imageWriterOptions(options), validation, imageId,
       ...(options.parent !== undefined && { parent: options.parent }),
     });

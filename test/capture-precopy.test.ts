@@ -516,6 +516,8 @@ describe('tracking kept past the stop: children that read only what changed sinc
       const one = await captureProcess(w.pid, tmp.path('since-0.img'), { ...enc, preCopy: true, preCopyTracking: 'uffd-wp', keepTracking: true });
       const kept = one.tracking!;
       expect(kept.open).toBe(true);
+      // The first image of a tracked chain: a page per chunk (its children take its chunk size).
+      expect(kept.chunkSize).toBe(PAGE);
       expect(kept.mappings.size).toBeGreaterThan(3);
       // Still protected while kept: only pages written since are not.
       expect(protectedPages(w.pid, w.gen, w.pages)).toBeGreaterThan(w.pages / 2);
