@@ -10,6 +10,10 @@
  *   <= 4 % of the parent plus the child's index), and its whole capture time against the
  *   parent's (target >= 5x faster). Medians of 3. Both at the default chunk size (16 KiB with
  *   deflate) and at 4 KiB (a page per chunk: a rewritten page then changes one chunk, not four).
+ * - A child whose capture tracked the writes since its parent's (the parent captured with
+ *   keepTracking, the child with since and keepTracking: the steady state of periodic
+ *   checkpoints), at 16 KiB and 4 KiB chunks: stored bytes and whole capture time against a
+ *   full capture; ending the tracking (once per chain) timed apart. Medians of 3.
  * - The library writer alone (ImageWriter from memory, no process): a full image and a child of it
  *   after 2 % of the pages changed, both chunk sizes, the child's parent compared on native
  *   threads (decodeBatch) and, for comparison, on the JavaScript thread (CRIMG_NATIVE_DECODE=0).

@@ -172,7 +172,7 @@ describe('trackWrites*', () => {
   it('says why a process cannot be tracked', () => {
     const dead = spawnSync('true').pid!;
     const e = (() => { try { native.trackWritesOpen(dead); return null; } catch (x) { return x as { code?: string; syscall?: string }; } })();
-    expect(e).toMatchObject({ code: 'ESRCH', syscall: 'reading /proc/PID/status' });
+    expect(e).toMatchObject({ code: 'ESRCH', syscall: 'choosing a thread that is running or in an interruptible sleep' });
   });
 
   it('leaves no page protected once closed', async () => {
@@ -182,5 +182,95 @@ describe('trackWrites*', () => {
     native.closeFd(other);
     expect(protectedPages(target.pid, target.other, 16)).toBe(0);
     await target.ask('s 0 1'); // still answers
+  });
+});
+
+// A process whose sibling thread, the moment its leader is in a ptrace stop ('t'), sends the
+// leader SIGSTOP ("stop") or ends the process ("exit"). It is the child of a parent process
+// that prints what waitpid(WUNTRACED) told it: the stop or the exit must reach that parent.
+const RACER = `
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static pid_t leader;
+static const char *mode;
+static char state(pid_t t) {
+  char p[64], b[512];
+  snprintf(p, sizeof p, "/proc/self/task/%d/stat", t);
+  int fd = open(p, O_RDONLY);
+  if (fd < 0) return 0;
+  int n = read(fd, b, sizeof b - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  b[n] = 0;
+  char *c = strrchr(b, ')');
+  return c ? c[2] : 0;
+}
+static void *watch(void *a) {
+  (void)a;
+  for (;;) if (state(leader) == 't') {
+    if (!strcmp(mode, "stop")) syscall(SYS_tgkill, getpid(), leader, SIGSTOP); else syscall(SYS_exit_group, 7);
+    return 0;
+  }
+}
+int main(int argc, char **argv) {
+  (void)argc;
+  mode = argv[1];
+  pid_t c = fork();
+  if (c) {
+    printf("%d\\n", c);
+    fflush(stdout);
+    int st;
+    waitpid(c, &st, WUNTRACED);
+    printf("%s\\n", WIFSTOPPED(st) ? "stopped" : WIFEXITED(st) ? "exited" : "other");
+    fflush(stdout);
+    if (WIFSTOPPED(st)) { kill(c, SIGKILL); waitpid(c, &st, 0); }
+    return 0;
+  }
+  leader = getpid();
+  pthread_t t;
+  pthread_create(&t, 0, watch, 0);
+  for (;;) pause();
+}
+`;
+
+describe('trackWritesOpen and the target\'s own life', () => {
+  const racer = (() => {
+    writeFileSync(join(t.dir, 'racer.c'), RACER);
+    const r = spawnSync('gcc', ['-O2', '-pthread', '-o', join(t.dir, 'racer'), join(t.dir, 'racer.c')], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`gcc failed: ${r.stderr}`);
+    return join(t.dir, 'racer');
+  })();
+  const run = (mode: string): Promise<{ opened: string; parent: string }> => new Promise((resolve, reject) => {
+    const p = spawn(racer, [mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let buf = '';
+    let opened = '';
+    p.on('error', reject);
+    p.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      if (opened === '' && lines.length > 1) {
+        const pid = Number(lines[0]);
+        setTimeout(() => {
+          try { native.closeFd(native.trackWritesOpen(pid)); opened = 'ok'; } catch (e) { opened = (e as { code?: string }).code ?? 'error'; }
+        }, 100);
+      }
+      if (lines.length > 2) resolve({ opened, parent: lines[1]! });
+    });
+    setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`no answer from the racer's parent: ${JSON.stringify(buf)}`)); }, 10000);
+  });
+  it('a SIGSTOP that arrives while the injected calls run still stops the process', async () => {
+    const r = await run('stop');
+    expect(r).toEqual({ opened: 'ok', parent: 'stopped' });
+  });
+  it('an exit while the thread is traced reaches the process\'s parent', async () => {
+    const r = await run('exit');
+    expect(r).toEqual({ opened: 'ESRCH', parent: 'exited' });
   });
 });

@@ -88,8 +88,12 @@ struct Stage {
   int err = 0;
 };
 
-// Waits for the next ptrace stop of `tid`: 0 and its status, or the errno (ESRCH when it
-// exited: the exit is left unreaped, for whoever waits for the process, say Node for a child).
+// Whether an exit of the traced thread is left unreaped: only the leader of a child of this
+// process (Node's child_process reaps it). Any other exit is reaped here, which hands a leader
+// back to its real parent and lets a thread group whose thread we traced end.
+bool leave_exit = false;
+
+// Waits for the next ptrace stop of `tid`: 0 and its status, or the errno (ESRCH when it exited).
 int WaitStop(pid_t tid, int* status) {
   for (;;) {
     siginfo_t si{};
@@ -97,7 +101,10 @@ int WaitStop(pid_t tid, int* status) {
       if (errno == EINTR) continue;
       return errno;
     }
-    if (si.si_code != CLD_TRAPPED && si.si_code != CLD_STOPPED) return ESRCH;
+    if (si.si_code != CLD_TRAPPED && si.si_code != CLD_STOPPED) {
+      if (!leave_exit) waitpid(tid, status, __WALL);
+      return ESRCH;
+    }
     const pid_t r = waitpid(tid, status, __WALL);
     if (r == tid) return WIFSTOPPED(*status) ? 0 : ESRCH;
     if (r < 0 && errno == EINTR) continue;
@@ -134,31 +141,68 @@ char ThreadState(pid_t pid, pid_t tid) {
   return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
 }
 
-// A thread of `pid` that PTRACE_INTERRUPT stops at once: running, or in an interruptible sleep
-// (not D: a thread in an uninterruptible wait, vfork's parent included, stops only when it
-// ends). The leader when it can be; 0 when none is.
-pid_t ChooseThread(pid_t pid) {
-  const char leader = ThreadState(pid, pid);
-  if (leader == 'R' || leader == 'S') return pid;
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/task", pid);
-  DIR* d = opendir(path);
-  if (!d) return 0;
-  pid_t found = 0;
-  for (dirent* e; found == 0 && (e = readdir(d)) != nullptr;) {
-    const long tid = strtol(e->d_name, nullptr, 10);
-    if (tid <= 0) continue;
-    const char st = ThreadState(pid, static_cast<pid_t>(tid));
-    if (st == 'R' || st == 'S') found = static_cast<pid_t>(tid);
-  }
-  closedir(d);
-  return found;
+// Whether thread `tid` sits in a system call that a ptrace stop makes return EINTR instead of
+// restarting it (signal(7): epoll_wait, epoll_pwait(2), sigtimedwait, semop, semtimedop).
+bool InNonRestartingCall(pid_t pid, pid_t tid) {
+  char path[96];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", pid, tid);
+  FILE* f = fopen(path, "re");
+  if (!f) return false;
+  long nr = -1;
+  const int got = fscanf(f, "%ld", &nr);
+  fclose(f);
+  if (got != 1) return false;  // "running"
+  return nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == 441 /* epoll_pwait2 */ ||
+         nr == SYS_rt_sigtimedwait || nr == SYS_semop || nr == SYS_semtimedop;
 }
 
-// The Seccomp: field of /proc/PID/status (0: none), or -1.
-int SeccompMode(pid_t pid) {
+// A thread of `pid` that PTRACE_INTERRUPT stops at once: running, or in an interruptible sleep
+// (not D: a thread in an uninterruptible wait, vfork's parent included, stops only when it
+// ends); one not in a call a stop would fail with EINTR when there is one; the leader first.
+// 0 when none is.
+pid_t ChooseThread(pid_t pid) {
+  std::vector<pid_t> tids{pid};
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  if (DIR* d = opendir(path)) {
+    for (dirent* e; (e = readdir(d)) != nullptr;) {
+      const long tid = strtol(e->d_name, nullptr, 10);
+      if (tid > 0 && tid != pid) tids.push_back(static_cast<pid_t>(tid));
+    }
+    closedir(d);
+  }
+  pid_t fallback = 0;
+  for (const pid_t tid : tids) {
+    const char st = ThreadState(pid, tid);
+    if (st != 'R' && st != 'S') continue;
+    if (!InNonRestartingCall(pid, tid)) return tid;
+    if (fallback == 0) fallback = tid;
+  }
+  return fallback;
+}
+
+// The PPid: field of /proc/PID/status, or -1.
+pid_t ParentOf(pid_t pid) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE* f = fopen(path, "re");
+  if (!f) return -1;
+  char line[256];
+  pid_t ppid = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "PPid:", 5) == 0) {
+      ppid = static_cast<pid_t>(atoi(line + 5));
+      break;
+    }
+  }
+  fclose(f);
+  return ppid;
+}
+
+// The Seccomp: field of /proc/PID/task/TID/status (0: none), or -1.
+int SeccompMode(pid_t pid, pid_t tid) {
+  char path[96];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
   FILE* f = fopen(path, "re");
   if (!f) return -1;
   char line[256];
@@ -210,9 +254,11 @@ uintptr_t FindSyscall(pid_t pid, int* err) {
 }
 
 // Runs one system call in the stopped thread `tid` from the instruction at `at` (its signals
-// blocked: nothing else can stop it but SIGKILL and job control). Its result (a -errno on
-// failure) in *result. Returns 0 or the errno of the tracing itself.
-int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long a1, long a2, long* result) {
+// blocked: only SIGSTOP and SIGKILL get through). Its result (a -errno on failure) in
+// *result. A SIGSTOP (or job control's group-stop) on the way is kept in *pending, to be
+// raised again once the thread is let go. Returns 0 or the errno of the tracing itself.
+int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long a1, long a2, long* result,
+           int* pending) {
   user_regs_struct r = saved;
   r.rip = at;
   r.rax = nr;
@@ -221,11 +267,19 @@ int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long
   r.rsi = a2;
   r.rdx = r.r10 = r.r8 = r.r9 = 0;
   if (ptrace(PTRACE_SETREGS, tid, nullptr, &r) != 0) return errno;
-  for (int stop = 0; stop < 2; stop++) {  // system call entry, then exit
+  for (int stop = 0; stop < 2;) {  // system call entry, then exit
     if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0) return errno;
     int status = 0;
     if (const int err = WaitStop(tid, &status)) return err;
-    if (WSTOPSIG(status) != (SIGTRAP | 0x80)) return EINTR;  // a fault or a group-stop: give up
+    const int sig = WSTOPSIG(status);
+    if (sig == (SIGTRAP | 0x80)) {
+      stop++;
+    } else if ((status >> 16 == 0 && sig == SIGSTOP) ||
+               (status >> 16 == PTRACE_EVENT_STOP && (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU))) {
+      *pending = sig;  // a stop on its way: suppressed now (the call goes on), raised at the end
+    } else {
+      return EINTR;  // a fault of the injected call: give up
+    }
   }
   if (ptrace(PTRACE_GETREGS, tid, nullptr, &r) != 0) return errno;
   *result = static_cast<long>(r.rax);
@@ -234,18 +288,19 @@ int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long
 
 // The whole of trackWritesOpen. Returns our descriptor, or -1 with *stage set.
 int OpenTracker(pid_t pid, Stage* stage) {
-  const int seccomp = SeccompMode(pid);
+  const pid_t tid = ChooseThread(pid);
+  if (tid == 0) {
+    *stage = {"choosing a thread that is running or in an interruptible sleep", ThreadState(pid, pid) == 0 ? ESRCH : EAGAIN};
+    return -1;
+  }
+  const int seccomp = SeccompMode(pid, tid);
   if (seccomp != 0) {
     // A filter may kill the process (or raise SIGSYS in it) for a userfaultfd(2) of ours.
     *stage = {seccomp > 0 ? "checking /proc/PID/status: the process runs under seccomp, which may kill it for a system call made for it"
                           : "reading /proc/PID/status", seccomp > 0 ? EPERM : ESRCH};
     return -1;
   }
-  const pid_t tid = ChooseThread(pid);
-  if (tid == 0) {
-    *stage = {"choosing a thread that is running or in an interruptible sleep", EAGAIN};
-    return -1;
-  }
+  leave_exit = tid == pid && ParentOf(pid) == getpid();
   int err = 0;
   const uintptr_t at = FindSyscall(pid, &err);
   if (at == 0) {
@@ -296,13 +351,14 @@ int OpenTracker(pid_t pid, Stage* stage) {
   const uint64_t all = ~0ull;
   long theirs = 0;
   int ours = -1;
+  int pending = 0;  // a stop signal that arrived meanwhile
   err = ptrace(PTRACE_SETSIGMASK, tid, sizeof all, &all) != 0 ? errno : 0;
-  if (err == 0) err = Inject(tid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, &theirs);
+  if (err == 0) err = Inject(tid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, &theirs, &pending);
   // Without CAP_SYS_PTRACE (vm.unprivileged_userfaultfd=0): user-mode faults only. Write
   // protection in asynchronous mode is resolved by the kernel either way, kernel-mode writes
   // (read(2) into a protected page) included.
   if (err == 0 && theirs == -EPERM) {
-    err = Inject(tid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, &theirs);
+    err = Inject(tid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, &theirs, &pending);
   }
   if (err != 0) {
     *stage = {"running userfaultfd(2) in the process", err};
@@ -318,7 +374,7 @@ int OpenTracker(pid_t pid, Stage* stage) {
       close(pidfd);
     }
     long closed = 0;
-    const int cerr = Inject(tid, saved, at, SYS_close, theirs, 0, &closed);
+    const int cerr = Inject(tid, saved, at, SYS_close, theirs, 0, &closed, &pending);
     if (cerr != 0 && ours >= 0) {
       // The process may keep a descriptor it did not open: say so rather than track.
       close(ours);
@@ -328,19 +384,23 @@ int OpenTracker(pid_t pid, Stage* stage) {
   }
   // Back as it was: registers, signal mask, rseq_cs; then through a stop where signals are
   // delivered (PTRACE_INTERRUPT), so that the kernel restarts the interrupted call or delivers
-  // a signal with the usual rules, and let go there.
-  bool back = ptrace(PTRACE_SETREGS, tid, nullptr, &saved) == 0 &&
-              ptrace(PTRACE_SETSIGMASK, tid, sizeof mask, &mask) == 0;
-  if (has_rseq && rseq_cs != 0) ptrace(PTRACE_POKEDATA, tid, rseq.rseq_abi_pointer + 8, rseq_cs);
-  if (back && err != ESRCH) {
-    back = ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0 && ptrace(PTRACE_CONT, tid, nullptr, nullptr) == 0 &&
-           WaitInterrupt(tid) != ESRCH;
-    ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+  // a signal with the usual rules, and let go there (always, unless it is gone).
+  int back_err = 0;
+  if (err != ESRCH) {
+    if (ptrace(PTRACE_SETREGS, tid, nullptr, &saved) != 0 || ptrace(PTRACE_SETSIGMASK, tid, sizeof mask, &mask) != 0) back_err = errno;
+    if (has_rseq && rseq_cs != 0) ptrace(PTRACE_POKEDATA, tid, rseq.rseq_abi_pointer + 8, rseq_cs);
+    if (back_err == 0) {
+      if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 || ptrace(PTRACE_CONT, tid, nullptr, nullptr) != 0) back_err = errno;
+      else if (const int w = WaitInterrupt(tid); w == ESRCH) back_err = ESRCH;
+    }
+    if (back_err != ESRCH) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    // A stop that arrived while its calls ran: raised again, now that it can take it.
+    if (pending != 0 && back_err != ESRCH) syscall(SYS_tgkill, pid, tid, pending);
   }
-  if (!back && ours >= 0) {
+  if (back_err != 0 && ours >= 0) {
     close(ours);
     ours = -1;
-    *stage = {"putting the thread back", errno != 0 ? errno : EIO};
+    *stage = {"putting the thread back", back_err};
   }
   if (ours < 0) return -1;
   uffdio_api api{};
