@@ -10,9 +10,10 @@ export interface TrackBindings {
    * userfaultfd(2) from its vdso; the descriptor is taken over (pidfd_getfd) and the process's
    * copy closed. Needs ptrace access to the process. Close it with {@link closeFd}: the kernel
    * then unregisters the memory and clears every protection.
+   * `holdMs` (tests only, at most 10000): the thread is kept stopped that long mid-injection.
    * @throws Error with `code` (the errno's name) and `syscall` (the step that failed).
    */
-  trackWritesOpen(pid: number): number;
+  trackWritesOpen(pid: number, holdMs?: number): number;
   /**
    * Registers the mapping [start, end) for write protection and protects its present and
    * swapped pages (untouched pages stay as they are: a write there shows as written).

@@ -4,10 +4,10 @@
  * target whose writes the test chooses, so every scan has an exact expected answer.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireNative, outcome } from './native-fixture.js';
-import { tempDir } from './helpers.js';
+import { protectedPages, tempDir } from './helpers.js';
 
 const native = requireNative();
 const t = tempDir();
@@ -86,19 +86,6 @@ function pages(pairs: BigUint64Array, base: bigint): number[] {
   return out;
 }
 
-/** Pages of [base, base + count pages) whose page map entry has bit 57 (uffd-wp protected). */
-function protectedPages(pid: number, base: bigint, count: number): number {
-  const fd = openSync(`/proc/${pid}/pagemap`, 'r');
-  try {
-    const e = Buffer.alloc(count * 8);
-    readSync(fd, e, 0, e.length, Number(base / BigInt(PAGE)) * 8);
-    let n = 0;
-    for (let i = 0; i < count; i++) if ((e.readUInt32LE(i * 8 + 4) & (1 << 25)) !== 0) n++;
-    return n;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function uffdsOf(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).filter((n) => { try { return readlinkSync(`/proc/${pid}/fd/${n}`).includes('userfaultfd'); } catch { return false; } }).length;
@@ -164,6 +151,7 @@ describe('trackWrites*', () => {
   it('checks its arguments', () => {
     expect(outcome(() => native.trackWritesOpen(0))).toBe('RangeError:ERR_INVALID_ARG_VALUE');
     expect(outcome(() => native.trackWritesOpen('1' as unknown as number))).toBe('TypeError:ERR_INVALID_ARG_TYPE');
+    expect(outcome(() => native.trackWritesOpen(1, 10001))).toBe('RangeError:ERR_INVALID_ARG_VALUE');
     expect(outcome(() => native.trackWritesProtect(uffd, pagemap, 0x2000n, 0x1000n))).toBe('RangeError:ERR_INVALID_ARG_VALUE');
     expect(outcome(() => native.trackWritesProtect(uffd, pagemap, 0x1001n, 0x3000n))).toBe('RangeError:ERR_INVALID_ARG_VALUE');
     expect(outcome(() => native.trackWritesScan(pagemap, 0x1000n, 0x2000n, 1 as unknown as boolean))).toBe('TypeError:ERR_INVALID_ARG_TYPE');
@@ -197,6 +185,7 @@ const RACER = `
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 static pid_t leader;
 static const char *mode;
@@ -214,10 +203,13 @@ static char state(pid_t t) {
 }
 static void *watch(void *a) {
   (void)a;
-  for (;;) if (state(leader) == 't') {
+  time_t until = time(0) + 20;  /* never traced: gone on its own */
+  while (time(0) < until) if (state(leader) == 't') {
     if (!strcmp(mode, "stop")) syscall(SYS_tgkill, getpid(), leader, SIGSTOP); else syscall(SYS_exit_group, 7);
     return 0;
   }
+  syscall(SYS_exit_group, 9);
+  return 0;
 }
 int main(int argc, char **argv) {
   (void)argc;
@@ -251,19 +243,26 @@ describe('trackWritesOpen and the target\'s own life', () => {
     const p = spawn(racer, [mode], { stdio: ['ignore', 'pipe', 'inherit'] });
     let buf = '';
     let opened = '';
+    let pid = 0;
     p.on('error', reject);
     p.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       const lines = buf.split('\n');
-      if (opened === '' && lines.length > 1) {
-        const pid = Number(lines[0]);
+      if (opened === '' && pid === 0 && lines.length > 1) {
+        pid = Number(lines[0]);
         setTimeout(() => {
-          try { native.closeFd(native.trackWritesOpen(pid)); opened = 'ok'; } catch (e) { opened = (e as { code?: string }).code ?? 'error'; }
+          // Held stopped 300 ms mid-injection: the sibling sees it traced even on a loaded machine.
+          try { native.closeFd(native.trackWritesOpen(pid, 300)); opened = 'ok'; } catch (e) { opened = (e as { code?: string }).code ?? 'error'; }
         }, 100);
       }
       if (lines.length > 2) resolve({ opened, parent: lines[1]! });
     });
-    setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`no answer from the racer's parent: ${JSON.stringify(buf)}`)); }, 10000);
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      reject(new Error(`no answer from the racer's parent: ${JSON.stringify(buf)}`));
+    }, 10000);
+    p.on('exit', () => clearTimeout(timer));
   });
   it('a SIGSTOP that arrives while the injected calls run still stops the process', async () => {
     const r = await run('stop');

@@ -112,6 +112,21 @@ int WaitStop(pid_t tid, int* status) {
   }
 }
 
+// After a ptrace request failed with ESRCH (the traced thread was killed and is exiting): waits
+// for its exit and reaps it as WaitStop does, so that its parent sees it (no-op once reaped).
+void ReapGone(pid_t tid) {
+  for (;;) {
+    siginfo_t si{};
+    if (waitid(P_PID, tid, &si, WEXITED | __WALL | WNOWAIT) != 0) {
+      if (errno == EINTR) continue;
+      return;  // ECHILD: reaped already, or not ours to wait for
+    }
+    int status = 0;
+    if (!leave_exit) waitpid(tid, &status, __WALL);
+    return;
+  }
+}
+
 // Waits for the PTRACE_EVENT_STOP a PTRACE_INTERRUPT asked for. A signal-delivery-stop on the
 // way is let through unchanged (delivered as it would have been). 0, or the errno; EAGAIN for
 // a group-stop (job control stopped the process meanwhile: it is left so).
@@ -181,40 +196,35 @@ pid_t ChooseThread(pid_t pid) {
   return fallback;
 }
 
-// The PPid: field of /proc/PID/status, or -1.
-pid_t ParentOf(pid_t pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/status", pid);
+// The number after `field` (say "PPid:") in the status file `path`, or -1.
+long StatusField(const char* path, const char* field) {
   FILE* f = fopen(path, "re");
   if (!f) return -1;
   char line[256];
-  pid_t ppid = -1;
+  long value = -1;
+  const size_t n = strlen(field);
   while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "PPid:", 5) == 0) {
-      ppid = static_cast<pid_t>(atoi(line + 5));
+    if (strncmp(line, field, n) == 0) {
+      value = atol(line + n);
       break;
     }
   }
   fclose(f);
-  return ppid;
+  return value;
+}
+
+// The PPid: of /proc/PID/status, or -1.
+pid_t ParentOf(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  return static_cast<pid_t>(StatusField(path, "PPid:"));
 }
 
 // The Seccomp: field of /proc/PID/task/TID/status (0: none), or -1.
 int SeccompMode(pid_t pid, pid_t tid) {
   char path[96];
   snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
-  FILE* f = fopen(path, "re");
-  if (!f) return -1;
-  char line[256];
-  int mode = -1;
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "Seccomp:", 8) == 0) {
-      mode = atoi(line + 8);
-      break;
-    }
-  }
-  fclose(f);
-  return mode;
+  return static_cast<int>(StatusField(path, "Seccomp:"));
 }
 
 // The address of a `syscall` instruction (0f 05) in the target's vdso, or 0 with *err set.
@@ -287,7 +297,7 @@ int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long
 }
 
 // The whole of trackWritesOpen. Returns our descriptor, or -1 with *stage set.
-int OpenTracker(pid_t pid, Stage* stage) {
+int OpenTracker(pid_t pid, Stage* stage, unsigned hold_ms) {
   const pid_t tid = ChooseThread(pid);
   if (tid == 0) {
     *stage = {"choosing a thread that is running or in an interruptible sleep", ThreadState(pid, pid) == 0 ? ESRCH : EAGAIN};
@@ -360,6 +370,8 @@ int OpenTracker(pid_t pid, Stage* stage) {
   if (err == 0 && theirs == -EPERM) {
     err = Inject(tid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, &theirs, &pending);
   }
+  // Tests: the thread held in its stop, so that a sibling can act while it is traced.
+  if (err == 0 && hold_ms > 0) usleep(hold_ms * 1000u);
   if (err != 0) {
     *stage = {"running userfaultfd(2) in the process", err};
   } else if (theirs < 0) {
@@ -394,8 +406,11 @@ int OpenTracker(pid_t pid, Stage* stage) {
       else if (const int w = WaitInterrupt(tid); w == ESRCH) back_err = ESRCH;
     }
     if (back_err != ESRCH) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+    else ReapGone(tid);
     // A stop that arrived while its calls ran: raised again, now that it can take it.
     if (pending != 0 && back_err != ESRCH) syscall(SYS_tgkill, pid, tid, pending);
+  } else {
+    ReapGone(tid);
   }
   if (back_err != 0 && ours >= 0) {
     close(ours);
@@ -476,18 +491,20 @@ void Range(Napi::Env env, const Napi::CallbackInfo& info, size_t first, uint64_t
 
 }  // namespace
 
-// trackWritesOpen(pid) -> fd: a userfaultfd of process pid's memory, asynchronous
-// write-protect mode on. Throws an Error with code (the errno's name), syscall (the stage).
+// trackWritesOpen(pid, holdMs?) -> fd: a userfaultfd of process pid's memory, asynchronous
+// write-protect mode on. holdMs (tests): keep the thread stopped that long mid-injection. Throws an Error with code (the errno's name), syscall (the stage).
 Napi::Value TrackWritesOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const pid_t pid = static_cast<pid_t>(Integer(env, info[0], "pid", 1, INT32_MAX));
+  const unsigned hold_ms = info[1].IsUndefined() ? 0 : static_cast<unsigned>(Integer(env, info[1], "holdMs", 0, 10000));
 #if defined(__x86_64__)
   Stage stage;
-  const int fd = OpenTracker(pid, &stage);
+  const int fd = OpenTracker(pid, &stage, hold_ms);
   if (fd >= 0) return Napi::Number::New(env, fd);
   ThrowFailure(env, Failure::Errno(stage.err, stage.what, false, 0));
 #else
   (void)pid;
+  (void)hold_ms;
   ThrowFailure(env, Failure::Errno(ENOSYS, "injecting userfaultfd(2) (x86-64 only)", false, 0));
 #endif
 }
