@@ -151,12 +151,7 @@ export class ChunkRecords {
    */
   storeZeros(count: number, rec: RegionRecord, plain = count * this.chunkSize): void {
     if (count <= 0) return;
-    this.reserve(count);
-    const words = this.words!;
-    const w = this.count * W.size;
-    words.fill(0, w, w + count * W.size);
-    for (let k = 0, at = w + W.flags; k < count; k++, at += W.size) words[at] = CHUNK_ZERO;
-    this.count += count;
+    this.recordsOnly(count, CHUNK_ZERO);
     rec.zeroChunks += count;
     this.zeroChunks += count;
     this.plainBytes += plain;
@@ -170,13 +165,18 @@ export class ChunkRecords {
    */
   storeInParent(count: number, plain: number): void {
     if (count <= 0) return;
+    this.recordsOnly(count, CHUNK_IN_PARENT);
+    this.plainBytes += plain;
+  }
+
+  /** `count` records with no stored bytes (offset, length and checksum 0) and flags `flag`. */
+  private recordsOnly(count: number, flag: number): void {
     this.reserve(count);
     const words = this.words!;
     const w = this.count * W.size;
     words.fill(0, w, w + count * W.size);
-    for (let k = 0, at = w + W.flags; k < count; k++, at += W.size) words[at] = CHUNK_IN_PARENT;
+    for (let k = 0, at = w + W.flags; k < count; k++, at += W.size) words[at] = flag;
     this.count += count;
-    this.plainBytes += plain;
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import { jest } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openImage, type Image } from '../index.js';
@@ -20,7 +20,7 @@ import { MemLog, type LogPiece } from '../capture/_mem-log.js';
 import { parseMaps, planMapping } from '../capture/proc-maps.js';
 import { ImageWriter } from '../image/writer.js';
 import { open as openFile } from 'node:fs/promises';
-import { installedCopy, tempDir } from './helpers.js';
+import { installedCopy, protectedPages, tempDir } from './helpers.js';
 import { crimg, json } from './cli-helpers.js';
 import { ROOT, ensureCaptureBuilt, requireTool } from './capture-fixture.js';
 
@@ -181,19 +181,6 @@ function descriptors(pid: number): { uffds: number; count: number } {
   return { uffds: links.filter((l) => l.includes('userfaultfd')).length, count: names.length };
 }
 
-/** Pages of [address, address + pages pages) of process `pid` still write-protected (pagemap bit 57). */
-function protectedPages(pid: number, address: bigint, pages: number): number {
-  const fd = openSync(`/proc/${pid}/pagemap`, 'r');
-  try {
-    const e = Buffer.alloc(pages * 8);
-    readSync(fd, e, 0, e.length, Number(address / BigInt(PAGE)) * 8);
-    let n = 0;
-    for (let i = 0; i < pages; i++) if ((e.readUInt32LE(i * 8 + 4) & (1 << 25)) !== 0) n++;
-    return n;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 test('the soft-dirty check agrees with the kernel configuration (CONFIG_MEM_SOFT_DIRTY)', () => {
   const config = spawnSync('sh', ['-c', 'zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r) 2>/dev/null'], { encoding: 'utf8' }).stdout;

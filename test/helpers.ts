@@ -71,3 +71,20 @@ export function installedCopy(dest: string): string {
   spawnSync('chmod', ['-R', 'a+rX', dest]);
   return dest;
 }
+
+/**
+ * How many pages of [address, address + pages pages) of process `pid` are write-protected by a
+ * userfaultfd (bit 57 of their /proc/PID/pagemap entries).
+ */
+export function protectedPages(pid: number, address: bigint, pages: number): number {
+  const fd = openSync(`/proc/${pid}/pagemap`, 'r');
+  try {
+    const e = Buffer.alloc(pages * 8);
+    readSync(fd, e, 0, e.length, Number(address / 4096n) * 8);
+    let n = 0;
+    for (let i = 0; i < pages; i++) if ((e.readUInt32LE(i * 8 + 4) & (1 << 25)) !== 0) n++;
+    return n;
+  } finally {
+    closeSync(fd);
+  }
+}
