@@ -754,7 +754,7 @@ describe('crimg capture --pre-copy --parent', () => {
       expect(two.status).toBe(0);
       expect(two.stdout).toMatch(tracking === 'soft-dirty'
         ? /pre-copy: read .* while it ran, .* while stopped; changed pages found by soft-dirty bits/
-        : /pre-copy: read .* while it ran, .* while stopped; changed pages found by write protection \(userfaultfd\), .* read again in \d catch-up passes before the stop: this kernel does not track soft-dirty pages/);
+        : /pre-copy: read .* while it ran, .* while stopped; changed pages found by write protection \(userfaultfd\), .* read again in \d catch-up pass(es)? before the stop: this kernel does not track soft-dirty pages/);
       const image = await openImage(child);
       try {
         await expectConsistent(image, w, initial);

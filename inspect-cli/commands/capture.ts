@@ -99,7 +99,7 @@ export function registerCapture(y: Argv, cli: Cli, exit: (code: number) => void)
           + (result.staged ? '; encoded after the stop' : '');
         const pre = result.preCopy === undefined ? []
           : result.preCopy.used ? [`  pre-copy: read ${humanBytes(result.preCopy.runningBytes)} while it ran, ${humanBytes(result.stoppedBytesRead)} while stopped`
-            + PRE_COPY_HOW[result.preCopy.tracking] + (result.preCopy.catchUp ? `, ${humanBytes(result.preCopy.catchUp.bytes)} read again in ${result.preCopy.catchUp.rounds} catch-up passes before the stop` : '')
+            + PRE_COPY_HOW[result.preCopy.tracking] + (result.preCopy.catchUp ? `, ${humanBytes(result.preCopy.catchUp.bytes)} read again in ${result.preCopy.catchUp.rounds} catch-up pass${result.preCopy.catchUp.rounds === 1 ? '' : 'es'} before the stop` : '')
             + (result.preCopy.why !== undefined ? `: ${safeText(result.preCopy.why)}` : '')]
             : [`  pre-copy fell back to a full stop: ${safeText(result.preCopy.fallback)}`];
         cli.print(
