@@ -189,15 +189,14 @@ export async function issue19Rows(root: string, dir: string, data: string, log: 
   }
   rows.push(...await writerRows(dir, data, log));
 
-  // Exactness: the writer paused, a child restored against the memory itself.
-  await w.command('p');
-  try {
-    await lib('i19-exact.img', { preCopy: true, parent: out('i19-full.img') })();
+  // Exactness: the writer paused, a child restored against the memory itself: one written
+  // against a full image (compared), one whose capture tracked the writes since its parent's.
+  const exactness = async (name: string, label: string): Promise<void> => {
     const mem = await openFile(`/proc/${w.pid}/mem`, 'r');
     const truth = Buffer.alloc(sizeMiB * MiB);
     for (let done = 0; done < truth.length;) done += (await mem.read(truth, done, truth.length - done, Number(w.gen) + done)).bytesRead;
     await mem.close();
-    const image = await openImage(out('i19-exact.img'), { key });
+    const image = await openImage(out(name), { key });
     const verdicts: string[] = [];
     try {
       for (const mode of ['copy', 'lazy'] as const) {
@@ -223,10 +222,27 @@ export async function issue19Rows(root: string, dir: string, data: string, log: 
     }
     const exact = verdicts.filter((v) => v.endsWith('exact')).length;
     rows.push({
-      section: 'issue 19', measure: `restore of a child image against /proc/PID/mem (${sizeMiB} MiB, writer paused)`, figure: verdicts.join(', '),
+      section: 'issue 19', measure: `restore of a child image ${label} against /proc/PID/mem (${sizeMiB} MiB, writer paused)`, figure: verdicts.join(', '),
       baseline: 'the process', ratio: '-', target: 'exact', result: verdict(exact >= 1 && !verdicts.some((v) => v.endsWith('DIFFERS'))),
     });
+  };
+  await w.command('p');
+  try {
+    await lib('i19-exact.img', { preCopy: true, parent: out('i19-full.img') })();
+    await exactness('i19-exact.img', '(--parent, compared)');
   } finally {
+    await w.command('r');
+  }
+  let tracking: WriteTracking | undefined;
+  await lib('i19-exact-kept.img', { preCopy: true, keepTracking: true }, (r) => { tracking = r.tracking; })();
+  if (!tracking) throw new Error('the parent capture kept no tracking');
+  await new Promise((r) => setTimeout(r, 1000));
+  await w.command('p');
+  try {
+    await lib('i19-exact-since.img', { preCopy: true, parent: out('i19-exact-kept.img'), since: tracking })();
+    await exactness('i19-exact-since.img', '(tracked since its parent: keepTracking, since)');
+  } finally {
+    tracking.close();
     await w.command('r');
   }
   return rows;
