@@ -43,7 +43,7 @@ import { presentRuns, pageStates } from './pagemap.js';
 import { isAlive, processExited } from './proc.js';
 import { clipRuns, complement, logMapping, overlay, slicesFrom, unionRuns, type RegionPlan, type ReplayItem, type Slice } from './_replay.js';
 import type { AddressRun, MemLog } from './_mem-log.js';
-import { sincePass, type SinceState, type WriteTracking } from './_since.js';
+import { sincePass, writtenRuns, type SinceState, type WriteTracking } from './_since.js';
 
 /** How the stop finds the pages written since the running pass. */
 export type Tracking = 'soft-dirty' | 'uffd-wp' | 'checksums';
@@ -121,7 +121,6 @@ const CATCH_UP_MAX_ROUNDS = 4;
 export async function catchUp(
   pid: number, mem: FileHandle, pagemap: FileHandle, log: MemLog, before: RunningPass, onRead?: (n: number) => void,
 ): Promise<{ rounds: number; bytes: number }> {
-  const addon = nativeAddon()!;
   let rounds = 0;
   let total = 0;
   for (let last = Infinity; rounds < CATCH_UP_MAX_ROUNDS;) {
@@ -136,7 +135,7 @@ export async function catchUp(
       }
       let runs: AddressRun[];
       try {
-        runs = pairsToRuns(addon.trackWritesScan(pagemap.fd, m.start, m.end, true));
+        runs = writtenRuns(pagemap, m.start, m.end, true);
       } catch {
         before.delete(key);
         continue;
@@ -163,13 +162,6 @@ export async function catchUp(
     last = bytes;
   }
   return { rounds, bytes: total };
-}
-
-/** The addon's [start, end) pairs as runs. */
-function pairsToRuns(pairs: BigUint64Array): AddressRun[] {
-  const out: AddressRun[] = [];
-  for (let i = 0; i + 1 < pairs.length; i += 2) out.push({ start: pairs[i]!, end: pairs[i + 1]! });
-  return out;
 }
 
 /** A mapping's identity across the two passes. */
@@ -336,7 +328,7 @@ export async function stopPass(
   try {
     if (tracking === 'soft-dirty') ({ present, dirty } = await pageStates(pagemap, plan.start, plan.end, pageSize));
     else if (tracking === 'uffd-wp') {
-      dirty = pairsToRuns(nativeAddon()!.trackWritesScan(pagemap.fd, plan.start, plan.end, reprotect));
+      dirty = writtenRuns(pagemap, plan.start, plan.end, reprotect);
       present = await presentRuns(pagemap, plan.start, plan.end, pageSize);
     } else {
       present = await presentRuns(pagemap, plan.start, plan.end, pageSize);

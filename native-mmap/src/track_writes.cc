@@ -88,25 +88,28 @@ struct Stage {
   int err = 0;
 };
 
-// Whether an exit of the traced thread is left unreaped: only the leader of a child of this
-// process (Node's child_process reaps it). Any other exit is reaped here, which hands a leader
-// back to its real parent and lets a thread group whose thread we traced end.
-bool leave_exit = false;
+// The thread being traced, and whether its exit is left unreaped: only the leader of a child of
+// this process (Node's child_process reaps it). Any other exit is reaped here, which hands a
+// leader back to its real parent and lets a thread group whose thread we traced end.
+struct Tracee {
+  pid_t tid;
+  bool leave_exit;
+};
 
-// Waits for the next ptrace stop of `tid`: 0 and its status, or the errno (ESRCH when it exited).
-int WaitStop(pid_t tid, int* status) {
+// Waits for the next ptrace stop of the traced thread: 0 and its status, or the errno (ESRCH when it exited).
+int WaitStop(const Tracee& t, int* status) {
   for (;;) {
     siginfo_t si{};
-    if (waitid(P_PID, tid, &si, WEXITED | WSTOPPED | __WALL | WNOWAIT) != 0) {
+    if (waitid(P_PID, t.tid, &si, WEXITED | WSTOPPED | __WALL | WNOWAIT) != 0) {
       if (errno == EINTR) continue;
       return errno;
     }
     if (si.si_code != CLD_TRAPPED && si.si_code != CLD_STOPPED) {
-      if (!leave_exit) waitpid(tid, status, __WALL);
+      if (!t.leave_exit) waitpid(t.tid, status, __WALL);
       return ESRCH;
     }
-    const pid_t r = waitpid(tid, status, __WALL);
-    if (r == tid) return WIFSTOPPED(*status) ? 0 : ESRCH;
+    const pid_t r = waitpid(t.tid, status, __WALL);
+    if (r == t.tid) return WIFSTOPPED(*status) ? 0 : ESRCH;
     if (r < 0 && errno == EINTR) continue;
     return r < 0 ? errno : ESRCH;
   }
@@ -114,15 +117,15 @@ int WaitStop(pid_t tid, int* status) {
 
 // After a ptrace request failed with ESRCH (the traced thread was killed and is exiting): waits
 // for its exit and reaps it as WaitStop does, so that its parent sees it (no-op once reaped).
-void ReapGone(pid_t tid) {
+void ReapGone(const Tracee& t) {
   for (;;) {
     siginfo_t si{};
-    if (waitid(P_PID, tid, &si, WEXITED | __WALL | WNOWAIT) != 0) {
+    if (waitid(P_PID, t.tid, &si, WEXITED | __WALL | WNOWAIT) != 0) {
       if (errno == EINTR) continue;
       return;  // ECHILD: reaped already, or not ours to wait for
     }
     int status = 0;
-    if (!leave_exit) waitpid(tid, &status, __WALL);
+    if (!t.leave_exit) waitpid(t.tid, &status, __WALL);
     return;
   }
 }
@@ -130,15 +133,15 @@ void ReapGone(pid_t tid) {
 // Waits for the PTRACE_EVENT_STOP a PTRACE_INTERRUPT asked for. A signal-delivery-stop on the
 // way is let through unchanged (delivered as it would have been). 0, or the errno; EAGAIN for
 // a group-stop (job control stopped the process meanwhile: it is left so).
-int WaitInterrupt(pid_t tid) {
+int WaitInterrupt(const Tracee& t) {
   for (;;) {
     int status = 0;
-    if (const int err = WaitStop(tid, &status)) return err;
+    if (const int err = WaitStop(t, &status)) return err;
     if (status >> 16 == PTRACE_EVENT_STOP) {
       const int sig = WSTOPSIG(status);
       return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU ? EAGAIN : 0;
     }
-    if (status >> 16 != 0 || ptrace(PTRACE_CONT, tid, nullptr, WSTOPSIG(status)) != 0) return EINTR;
+    if (status >> 16 != 0 || ptrace(PTRACE_CONT, t.tid, nullptr, WSTOPSIG(status)) != 0) return EINTR;
   }
 }
 
@@ -263,11 +266,11 @@ uintptr_t FindSyscall(pid_t pid, int* err) {
   return 0;
 }
 
-// Runs one system call in the stopped thread `tid` from the instruction at `at` (its signals
+// Runs one system call in the stopped traced thread from the instruction at `at` (its signals
 // blocked: only SIGSTOP and SIGKILL get through). Its result (a -errno on failure) in
 // *result. A SIGSTOP (or job control's group-stop) on the way is kept in *pending, to be
 // raised again once the thread is let go. Returns 0 or the errno of the tracing itself.
-int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long a1, long a2, long* result,
+int Inject(const Tracee& t, const user_regs_struct& saved, uintptr_t at, long nr, long a1, long a2, long* result,
            int* pending) {
   user_regs_struct r = saved;
   r.rip = at;
@@ -276,11 +279,11 @@ int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long
   r.rdi = a1;
   r.rsi = a2;
   r.rdx = r.r10 = r.r8 = r.r9 = 0;
-  if (ptrace(PTRACE_SETREGS, tid, nullptr, &r) != 0) return errno;
+  if (ptrace(PTRACE_SETREGS, t.tid, nullptr, &r) != 0) return errno;
   for (int stop = 0; stop < 2;) {  // system call entry, then exit
-    if (ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr) != 0) return errno;
+    if (ptrace(PTRACE_SYSCALL, t.tid, nullptr, nullptr) != 0) return errno;
     int status = 0;
-    if (const int err = WaitStop(tid, &status)) return err;
+    if (const int err = WaitStop(t, &status)) return err;
     const int sig = WSTOPSIG(status);
     if (sig == (SIGTRAP | 0x80)) {
       stop++;
@@ -291,7 +294,7 @@ int Inject(pid_t tid, const user_regs_struct& saved, uintptr_t at, long nr, long
       return EINTR;  // a fault of the injected call: give up
     }
   }
-  if (ptrace(PTRACE_GETREGS, tid, nullptr, &r) != 0) return errno;
+  if (ptrace(PTRACE_GETREGS, t.tid, nullptr, &r) != 0) return errno;
   *result = static_cast<long>(r.rax);
   return 0;
 }
@@ -310,7 +313,7 @@ int OpenTracker(pid_t pid, Stage* stage, unsigned hold_ms) {
                           : "reading /proc/PID/status", seccomp > 0 ? EPERM : ESRCH};
     return -1;
   }
-  leave_exit = tid == pid && ParentOf(pid) == getpid();
+  const Tracee traced{tid, tid == pid && ParentOf(pid) == getpid()};
   int err = 0;
   const uintptr_t at = FindSyscall(pid, &err);
   if (at == 0) {
@@ -326,7 +329,7 @@ int OpenTracker(pid_t pid, Stage* stage, unsigned hold_ms) {
     ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
     return -1;
   }
-  if ((err = WaitInterrupt(tid)) != 0) {
+  if ((err = WaitInterrupt(traced)) != 0) {
     *stage = {"waiting for the thread to stop", err};
     if (err != ESRCH) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
     return -1;
@@ -363,12 +366,12 @@ int OpenTracker(pid_t pid, Stage* stage, unsigned hold_ms) {
   int ours = -1;
   int pending = 0;  // a stop signal that arrived meanwhile
   err = ptrace(PTRACE_SETSIGMASK, tid, sizeof all, &all) != 0 ? errno : 0;
-  if (err == 0) err = Inject(tid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, &theirs, &pending);
+  if (err == 0) err = Inject(traced, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, &theirs, &pending);
   // Without CAP_SYS_PTRACE (vm.unprivileged_userfaultfd=0): user-mode faults only. Write
   // protection in asynchronous mode is resolved by the kernel either way, kernel-mode writes
   // (read(2) into a protected page) included.
   if (err == 0 && theirs == -EPERM) {
-    err = Inject(tid, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, &theirs, &pending);
+    err = Inject(traced, saved, at, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, &theirs, &pending);
   }
   // Tests: the thread held in its stop, so that a sibling can act while it is traced.
   if (err == 0 && hold_ms > 0) usleep(hold_ms * 1000u);
@@ -386,7 +389,7 @@ int OpenTracker(pid_t pid, Stage* stage, unsigned hold_ms) {
       close(pidfd);
     }
     long closed = 0;
-    const int cerr = Inject(tid, saved, at, SYS_close, theirs, 0, &closed, &pending);
+    const int cerr = Inject(traced, saved, at, SYS_close, theirs, 0, &closed, &pending);
     if (cerr != 0 && ours >= 0) {
       // The process may keep a descriptor it did not open: say so rather than track.
       close(ours);
@@ -403,14 +406,14 @@ int OpenTracker(pid_t pid, Stage* stage, unsigned hold_ms) {
     if (has_rseq && rseq_cs != 0) ptrace(PTRACE_POKEDATA, tid, rseq.rseq_abi_pointer + 8, rseq_cs);
     if (back_err == 0) {
       if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 || ptrace(PTRACE_CONT, tid, nullptr, nullptr) != 0) back_err = errno;
-      else if (const int w = WaitInterrupt(tid); w == ESRCH) back_err = ESRCH;
+      else if (const int w = WaitInterrupt(traced); w == ESRCH) back_err = ESRCH;
     }
     if (back_err != ESRCH) ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
-    else ReapGone(tid);
+    else ReapGone(traced);
     // A stop that arrived while its calls ran: raised again, now that it can take it.
     if (pending != 0 && back_err != ESRCH) syscall(SYS_tgkill, pid, tid, pending);
   } else {
-    ReapGone(tid);
+    ReapGone(traced);
   }
   if (back_err != 0 && ours >= 0) {
     close(ours);
