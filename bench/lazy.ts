@@ -11,7 +11,9 @@
  * - touching every page (then `done`): lazy vs copy;
  * - raw: first byte and touch-all, lazy vs map (checked, the default map).
  * Prints one line per figure, with what the handler's installs cost it (read, check and decode;
- * UFFDIO_COPY): the rest of a fault is the kernel's round trip and the touching thread's. The
+ * UFFDIO_COPY): the rest of a fault is the kernel's round trip and the touching thread's; how
+ * many of them the warm thread read ahead of the touching thread, and how often the handler
+ * moved to the touching thread's CPU (native-mmap/src/uffd.h kWarm, kFollowFaulter). The
  * machine is shared: report the load with the figures.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -61,7 +63,7 @@ function touch(m: Uint8Array, chunks: readonly number[]): void {
   for (const c of chunks) for (let p = 0; p < CHUNK; p += PAGE) sink += m[c * CHUNK + p]!;
 }
 
-interface Run { ms: number; faults: number; assists: number; decodeUs: number; installUs: number }
+interface Run { ms: number; faults: number; assists: number; decodeUs: number; installUs: number; warmed: number; moves: number }
 
 async function measure(file: string, mode: 'lazy' | 'copy' | 'map', what: 'first' | 'set' | 'all', opts: object, set: number[]): Promise<Run> {
   const image = await openImage(file, opts);
@@ -80,7 +82,7 @@ async function measure(file: string, mode: 'lazy' | 'copy' | 'map', what: 'first
   r.release();
   await image.close();
   const per = (us: number | undefined): number => (stats && stats.faultInstalls > 0 ? (us ?? 0) / stats.faultInstalls : 0);
-  return { ms, faults: stats?.faultInstalls ?? 0, assists: stats?.assists ?? 0, decodeUs: per(stats?.faultDecodeUs), installUs: per(stats?.faultInstallUs) };
+  return { ms, faults: stats?.faultInstalls ?? 0, assists: stats?.assists ?? 0, decodeUs: per(stats?.faultDecodeUs), installUs: per(stats?.faultInstallUs), warmed: stats?.warmed ?? 0, moves: stats?.handlerMoves ?? 0 };
 }
 
 async function series(label: string, f: () => Promise<Run>): Promise<number> {
@@ -91,7 +93,9 @@ async function series(label: string, f: () => Promise<Run>): Promise<number> {
   const assists = median(runs.map((x) => x.assists));
   const decode = median(runs.map((x) => x.decodeUs));
   const install = median(runs.map((x) => x.installUs));
-  const split = faults > 0 ? `; per handler install ${decode.toFixed(1)} us read+check+decode, ${install.toFixed(1)} us UFFDIO_COPY/ZEROPAGE` : '';
+  const warmed = median(runs.map((x) => x.warmed));
+  const moves = median(runs.map((x) => x.moves));
+  const split = faults > 0 ? `; per handler install ${decode.toFixed(1)} us read+check+decode, ${install.toFixed(1)} us UFFDIO_COPY/ZEROPAGE; warmed ${warmed}, handler moves ${moves}` : '';
   console.log(`${label.padEnd(48)} ${ms.toFixed(2).padStart(10)} ms  handler installs ${faults}, assists ${assists}${split}`);
   return ms;
 }

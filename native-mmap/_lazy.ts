@@ -55,6 +55,18 @@ export interface LazyStats {
   faultDecodeUs: number;
   /** Microseconds of its UFFDIO_COPY / UFFDIO_ZEROPAGE for them (the rest of a fault is the kernel's round trip and the toucher's). */
   faultInstallUs: number;
+  /**
+   * Fault installs whose other pages the warm thread read first, while the faulting thread
+   * went on (a fresh page's first read costs ~5 us on a VM with shadow page tables); the warm
+   * thread settles them. CRIMG_LAZY_WARM=0 turns it off.
+   */
+  warmed: number;
+  /**
+   * Times the handler moved to the CPU its faulting thread last ran on, so that a fault wakes
+   * no other CPU (needs UFFD_FEATURE_THREAD_ID and more than one allowed CPU; CRIMG_LAZY_FOLLOW=0
+   * turns it off).
+   */
+  handlerMoves: number;
 }
 
 /** The lazy-restore bindings of {@link NativeMmap} (native-mmap/src/uffd_js.cc). */

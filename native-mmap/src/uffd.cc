@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -158,6 +159,8 @@ LazySession::~LazySession() {
   for (auto& t : prefetchers_) {
     if (t.joinable()) t.join();
   }
+  EndWarm();
+  if (warmer_.joinable()) warmer_.join();
   if (!done_called_.exchange(true)) done_(true);
   Close();
 }
@@ -172,6 +175,8 @@ void LazySession::Stop() {
   for (auto& t : prefetchers_) {
     if (t.joinable()) t.join();
   }
+  EndWarm();
+  if (warmer_.joinable()) warmer_.join();
   if (!done_called_.exchange(true)) done_(true);
   if (!handler_.joinable()) ReleaseReaders();
 }
@@ -210,6 +215,12 @@ void LazySession::HandlerLoop() {
   t_out.reserve(widest);
   Prefault(t_in.data(), t_in.capacity());
   Prefault(t_out.data(), t_out.capacity());
+  {
+    const char* knob = getenv("CRIMG_LAZY_FOLLOW");
+    CPU_ZERO(&follow_.allowed);
+    follow_.on = kFollowFaulter && config_.thread_id && !(knob != nullptr && strcmp(knob, "0") == 0) &&
+                 sched_getaffinity(0, sizeof follow_.allowed, &follow_.allowed) == 0 && CPU_COUNT(&follow_.allowed) > 1;
+  }
   struct pollfd fds[2];
   fds[0] = {uffd, POLLIN, 0};
   fds[1] = {stop_fd_, POLLIN, 0};
@@ -223,6 +234,7 @@ void LazySession::HandlerLoop() {
   // that thread 2x slower on this VM).
   bool help = config_.prefetch;
   size_t seen = settled_.load();
+  bool warm_tried = false;
   while (!stop_.load()) {
     if (Complete()) break;
     int n = poll(fds, 2, prefetch ? 1 : help ? kHelpAfterMs : -1);
@@ -256,6 +268,7 @@ void LazySession::HandlerLoop() {
     for (size_t k = 0; k < count && !stop_.load(); k++) {
       if (msgs[k].event != UFFD_EVENT_PAGEFAULT) continue;
       faults_.fetch_add(1, std::memory_order_relaxed);
+      if (follow_.on) Follow(msgs[k].arg.pagefault.feat.ptid);
       const uint64_t addr = msgs[k].arg.pagefault.address & ~(page - 1);
       const int64_t c = ChunkAt(addr);
       if (c < 0) {
@@ -274,11 +287,17 @@ void LazySession::HandlerLoop() {
       }
       Resolve(static_cast<uint32_t>(c), true, addr);
     }
+    if (!warm_tried) {  // the first faults served: the warm thread now
+      warm_tried = true;
+      StartWarm();
+    }
     if (prefetch) {  // the first faults served: prefetch now
       StartPrefetch();
       prefetch = false;
     }
   }
+  if (follow_.stat_fd >= 0) close(follow_.stat_fd);
+  follow_.stat_fd = -1;
   // Every chunk in (or poisoned): the registration is no longer needed, and
   // a page dropped later (MADV_DONTNEED) should fill with zeros as any
   // anonymous page, not wait for a handler that is gone. With a failed chunk
@@ -296,6 +315,62 @@ void LazySession::HandlerLoop() {
       if (t.joinable()) t.join();
     }
     ReleaseReaders();
+  }
+}
+
+void LazySession::Follow(uint32_t tid) {
+  if (tid == 0) return;
+  if (tid != follow_.tid || follow_.stat_fd < 0) {
+    if (follow_.stat_fd >= 0) close(follow_.stat_fd);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%u/stat", tid);
+    follow_.stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+    follow_.tid = tid;
+    if (follow_.stat_fd < 0) return;  // gone, or no /proc: stay where it is
+  }
+  // Field 39 ("processor"), counted after the ")" that ends the command
+  // name (which may hold spaces and parentheses).
+  char buf[1024];
+  const ssize_t n = pread(follow_.stat_fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) {
+    close(follow_.stat_fd);
+    follow_.stat_fd = -1;
+    return;
+  }
+  buf[n] = 0;
+  const char* at = strrchr(buf, ')');
+  if (at == nullptr) return;
+  int field = 2;
+  long cpu = -1;
+  for (; *at != 0; at++) {
+    if (*at == ' ' && ++field == 39) {
+      char* end = nullptr;
+      cpu = strtol(at + 1, &end, 10);
+      if (end == at + 1) cpu = -1;
+      break;
+    }
+  }
+  if (cpu < 0 || cpu >= CPU_SETSIZE || cpu == follow_.pinned || !CPU_ISSET(cpu, &follow_.allowed)) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  if (sched_setaffinity(0, sizeof one, &one) == 0) {
+    follow_.pinned = static_cast<int>(cpu);
+    handler_moves_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void LazySession::StartWarm() {
+  const char* knob = getenv("CRIMG_LAZY_WARM");
+  if (!kWarm || stop_.load() || (knob != nullptr && strcmp(knob, "0") == 0)) return;
+  // Joined by Stop() and the destructor after the handler (the only thread
+  // that touches warmer_ and warm_on_ until it is joined); the warm thread
+  // holds no reference, so it never runs the destructor.
+  try {
+    warmer_ = std::thread([this] { WarmLoop(); });
+    warm_on_.store(true);
+  } catch (const std::system_error&) {
+    // No warm thread: a faulting thread reads its chunk's pages first itself.
   }
 }
 
@@ -320,6 +395,8 @@ void LazySession::PrefetchLoop() {
     const int nice = getpriority(PRIO_PROCESS, tid);
     if (errno == 0) (void)setpriority(PRIO_PROCESS, tid, std::min(19, nice + kPrefetchNice));
   }
+  // Every CPU the handler was allowed at its start (it may be pinned to one now: kFollowFaulter).
+  if (follow_.on) (void)sched_setaffinity(0, sizeof follow_.allowed, &follow_.allowed);
   while (!stop_.load(std::memory_order_relaxed) && PrefetchOne()) {
   }
 }
@@ -338,7 +415,7 @@ bool LazySession::PrefetchOne() {
 void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {
   uint8_t expected = kPending;
   if (state_[c].compare_exchange_strong(expected, kBusy)) {
-    Install(c, by_fault);
+    Install(c, by_fault, addr);
     return;
   }
   // Busy: its installer's copy (or poison) wakes the waiter; the handler
@@ -366,7 +443,7 @@ void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {
   }
 }
 
-void LazySession::Install(uint32_t c, bool by_fault) {
+void LazySession::Install(uint32_t c, bool by_fault, uint64_t addr) {
   std::vector<uint8_t>& in = t_in;
   std::vector<uint8_t>& out = t_out;
   const LazyChunk ch = ChunkOf(c);
@@ -390,7 +467,13 @@ void LazySession::Install(uint32_t c, bool by_fault) {
   counter.fetch_add(1, std::memory_order_relaxed);
   if (code != nullptr) zero_installs_.fetch_add(1, std::memory_order_relaxed);
   const uint64_t t1 = by_fault ? MonotonicNs() : 0;
-  const bool in_place = code != nullptr ? Zero(ch.dest, Span(ch)) : Copy(ch.dest, out.data(), Span(ch));
+  // For a fault, with the warm thread: installed without waking, handed to the warm thread,
+  // then woken (kWarm: the waking CPU then has a wake-up pending, so the faulting thread
+  // stays on the CPU it faulted on, the handler's, rather than being moved to an idle one).
+  const bool handoff = by_fault && warm_on_.load();
+  const uint64_t span = Span(ch);
+  const bool wake = !handoff;
+  const bool in_place = code != nullptr ? Zero(ch.dest, span, wake) : Copy(ch.dest, out.data(), span, wake);
   if (by_fault) {
     fault_decode_ns_.fetch_add(t1 - t0, std::memory_order_relaxed);
     fault_install_ns_.fetch_add(MonotonicNs() - t1, std::memory_order_relaxed);
@@ -399,6 +482,7 @@ void LazySession::Install(uint32_t c, bool by_fault) {
     // ENOMEM, or EAGAIN past the retries: counted installed, its pages
     // would read zeros once the descriptor closes.
     const int e = errno;
+    if (!wake) WakeRange(ch.dest, span);  // the pages that did go in
     counter.fetch_sub(1, std::memory_order_relaxed);
     if (code != nullptr) zero_installs_.fetch_sub(1, std::memory_order_relaxed);
     Fail(c, "IO_ERROR", ErrnoText(code != nullptr ? "cannot install the chunk's zero pages (UFFDIO_ZEROPAGE)"
@@ -406,7 +490,60 @@ void LazySession::Install(uint32_t c, bool by_fault) {
     return;
   }
   state_[c].store(kInstalled);
+  if (handoff) {
+    bool queued = false;
+    {
+      std::lock_guard<std::mutex> lock(warm_mu_);
+      try {
+        warm_.emplace_back(c, addr);
+        queued = true;
+      } catch (const std::exception&) {
+        // Out of memory: not warmed, settled here.
+      }
+    }
+    if (queued) warm_cv_.notify_one();
+    if (!wake) WakeRange(ch.dest, span);
+    if (queued) return;  // the warm thread settles it
+  }
   Settle();
+}
+
+void LazySession::WakeRange(uint64_t start, uint64_t length) {
+  struct uffdio_range range;
+  range.start = start;
+  range.len = length;
+  ioctl(config_.uffd, UFFDIO_WAKE, &range);
+}
+
+void LazySession::Warm(uint32_t c, uint64_t skip) {
+  const LazyChunk ch = ChunkOf(c);
+  const uint64_t page = config_.page_size;
+  uint64_t sum = 0;
+  for (uint64_t off = Span(ch); off >= page && !stop_.load(std::memory_order_relaxed);) {
+    off -= page;
+    if (ch.dest + off != skip) sum += *reinterpret_cast<const volatile uint8_t*>(ch.dest + off);
+  }
+  warm_sink_.fetch_add(sum, std::memory_order_relaxed);
+}
+
+void LazySession::WarmLoop() {
+  // Every CPU the handler was allowed at its start (it may be pinned to one now: kFollowFaulter).
+  if (follow_.on) (void)sched_setaffinity(0, sizeof follow_.allowed, &follow_.allowed);
+  std::vector<std::pair<uint32_t, uint64_t>> work;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(warm_mu_);
+      warm_cv_.wait(lock, [this] { return !warm_.empty() || stop_.load() || Complete(); });
+      if (warm_.empty()) return;
+      work.swap(warm_);
+    }
+    for (const auto& w : work) {
+      Warm(w.first, w.second);
+      warmed_.fetch_add(1, std::memory_order_relaxed);
+      Settle();
+    }
+    work.clear();
+  }
 }
 
 void LazySession::Assist(uint32_t c) {
@@ -516,6 +653,13 @@ const char* LazySession::Produce(const LazyChunk& ch, std::vector<uint8_t>& in, 
   return nullptr;
 }
 
+void LazySession::EndWarm() {
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);  // no lost wake-up between its test and its wait
+  }
+  warm_cv_.notify_all();
+}
+
 void LazySession::Fail(uint32_t c, const char* code, std::string detail) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -556,6 +700,7 @@ void LazySession::Settle() {
   const size_t n = total == 0 ? 0 : settled_.fetch_add(1) + 1;
   if (n != total) return;
   if (!done_called_.exchange(true)) done_(false);
+  EndWarm();
   Wake();  // the handler ends
 }
 

@@ -5,7 +5,7 @@
 //   lazyStop(session)    threads stopped and joined; memory untouched
 //   lazyClose(session)   descriptors closed (after the memory is unmapped)
 //   lazyStats(session)   { faults, faultInstalls, prefetched, zeroInstalls, eexist, settled, total, poison,
-//                          faultDecodeUs, faultInstallUs }
+//                          faultDecodeUs, faultInstallUs, warmed, handlerMoves }
 //   lazyProfile(session) Float64Array: chunk numbers in first-fault order
 //   lazyFailure(session) { code, chunk (number), detail } | null
 //
@@ -322,6 +322,7 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
   }
   config.uffd = opened.fd;
   config.user_mode_only = opened.user_mode_only;
+  config.thread_id = opened.thread_id;
 
   auto tsfn = std::make_shared<Napi::ThreadSafeFunction>(
       Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "crimg:lazy-done", 0, 1));
@@ -376,6 +377,8 @@ Napi::Value LazyStatsJs(const Napi::CallbackInfo& info) {
   o.Set("poison", s.poison);
   o.Set("faultDecodeUs", static_cast<double>(s.fault_decode_ns) / 1e3);
   o.Set("faultInstallUs", static_cast<double>(s.fault_install_ns) / 1e3);
+  o.Set("warmed", static_cast<double>(s.warmed));
+  o.Set("handlerMoves", static_cast<double>(s.handler_moves));
   return o;
 }
 

@@ -71,22 +71,37 @@ UffdOpened OpenUffd() {
       r.why += ErrnoText(kVia[how], errno);
       continue;
     }
-    // UFFD_FEATURE_POISON where the kernel has it (6.6+); a refused
-    // handshake cannot be repeated on the same descriptor, so make another.
-    // CRIMG_UFFD_POISON=0: without it, as on older kernels (a failed chunk's
-    // pages left missing, a thread touching them waiting until release).
+    // UFFD_FEATURE_POISON where the kernel has it (6.6+) and
+    // UFFD_FEATURE_THREAD_ID (4.14+, the handler follows the faulting
+    // thread's CPU: uffd.h kFollowFaulter); a refused handshake cannot be
+    // repeated on the same descriptor, so each next try makes another.
+    // CRIMG_UFFD_POISON=0: without poison, as on older kernels (a failed
+    // chunk's pages left missing, a thread touching them waiting until release).
     const char* knob = getenv("CRIMG_UFFD_POISON");
-    bool poison = !(knob != nullptr && strcmp(knob, "0") == 0) && Handshake(fd, UFFD_FEATURE_POISON);
-    if (!poison) {
-      close(fd);
-      fd = Make(how);
-      if (fd < 0 || !Handshake(fd, 0)) {
-        if (!r.why.empty()) r.why += "; ";
-        r.why += ErrnoText(kVia[how], errno);
-        if (fd >= 0) close(fd);
-        continue;
+    const bool want_poison = !(knob != nullptr && strcmp(knob, "0") == 0);
+    const uint64_t tries[] = {UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_THREAD_ID, 0};
+    uint64_t features = 0;
+    bool shaken = false;
+    for (uint64_t want : tries) {
+      if (!want_poison && (want & UFFD_FEATURE_POISON)) continue;
+      if (fd < 0) fd = Make(how);
+      if (fd < 0) break;
+      if (Handshake(fd, want)) {
+        features = want;
+        shaken = true;
+        break;
       }
+      close(fd);
+      fd = -1;
     }
+    if (!shaken) {
+      if (!r.why.empty()) r.why += "; ";
+      r.why += ErrnoText(kVia[how], errno);
+      if (fd >= 0) close(fd);
+      continue;
+    }
+    const bool poison = (features & UFFD_FEATURE_POISON) != 0;
+    r.thread_id = (features & UFFD_FEATURE_THREAD_ID) != 0;
     r.fd = fd;
     r.user_mode_only = how == 2;
     r.poison = poison;
@@ -127,7 +142,7 @@ bool FillRange(uint64_t dest, uint64_t length, uint64_t page, std::atomic<uint64
 
 }  // namespace
 
-bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {
+bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length, bool wake) {
   const int uffd = config_.uffd;
   return FillRange(dest, length, config_.page_size, eexist_, [&](uint64_t at, uint64_t len, int64_t* did) {
     struct uffdio_copy cp;
@@ -135,19 +150,21 @@ bool LazySession::Copy(uint64_t dest, const uint8_t* src, uint64_t length) {
     cp.dst = at;
     cp.src = reinterpret_cast<uint64_t>(src + (at - dest));
     cp.len = len;
+    cp.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE;
     const int r = ioctl(uffd, UFFDIO_COPY, &cp);
     *did = cp.copy;
     return r;
   });
 }
 
-bool LazySession::Zero(uint64_t dest, uint64_t length) {
+bool LazySession::Zero(uint64_t dest, uint64_t length, bool wake) {
   const int uffd = config_.uffd;
   return FillRange(dest, length, config_.page_size, eexist_, [&](uint64_t at, uint64_t len, int64_t* did) {
     struct uffdio_zeropage zp;
     memset(&zp, 0, sizeof zp);
     zp.range.start = at;
     zp.range.len = len;
+    zp.mode = wake ? 0 : UFFDIO_ZEROPAGE_MODE_DONTWAKE;
     const int r = ioctl(uffd, UFFDIO_ZEROPAGE, &zp);
     *did = zp.zeropage;
     return r;
@@ -186,6 +203,8 @@ LazyStats LazySession::Stats() const {
   s.total = config_.count;
   s.fault_decode_ns = fault_decode_ns_.load();
   s.fault_install_ns = fault_install_ns_.load();
+  s.warmed = warmed_.load();
+  s.handler_moves = handler_moves_.load();
   s.poison = poison_;
   return s;
 }
