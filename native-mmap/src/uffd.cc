@@ -145,7 +145,9 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
 
 LazySession::~LazySession() {
   // The last owner: JS released it (Stop and Close ran) or collected it
-  // after every chunk settled; or the handler thread itself, ending.
+  // after every chunk settled; or the handler thread itself, ending. The
+  // warm thread first (see Stop; here its queue is empty, every chunk settled).
+  JoinWarm();
   stop_.store(true);
   Wake();
   // The handler first: it starts the prefetch threads (on this thread, it is past that).
@@ -159,8 +161,6 @@ LazySession::~LazySession() {
   for (auto& t : prefetchers_) {
     if (t.joinable()) t.join();
   }
-  EndWarm();
-  if (warmer_.joinable()) warmer_.join();
   if (!done_called_.exchange(true)) done_(true);
   Close();
 }
@@ -168,6 +168,10 @@ LazySession::~LazySession() {
 void LazySession::Stop() {
   std::lock_guard<std::mutex> lock(join_mu_);
   if (closed_.load()) return;
+  // The warm thread first, while the handler still serves faults: a page of
+  // a chunk it reads may be missing again (dropped by the process), and only
+  // the handler can bring it in.
+  JoinWarm();
   stop_.store(true);
   Wake();
   // The handler first: it starts the prefetch threads, and touches prefetchers_ until it ends.
@@ -175,8 +179,6 @@ void LazySession::Stop() {
   for (auto& t : prefetchers_) {
     if (t.joinable()) t.join();
   }
-  EndWarm();
-  if (warmer_.joinable()) warmer_.join();
   if (!done_called_.exchange(true)) done_(true);
   if (!handler_.joinable()) ReleaseReaders();
 }
@@ -215,12 +217,9 @@ void LazySession::HandlerLoop() {
   t_out.reserve(widest);
   Prefault(t_in.data(), t_in.capacity());
   Prefault(t_out.data(), t_out.capacity());
-  {
-    const char* knob = getenv("CRIMG_LAZY_FOLLOW");
-    CPU_ZERO(&follow_.allowed);
-    follow_.on = kFollowFaulter && config_.thread_id && !(knob != nullptr && strcmp(knob, "0") == 0) &&
-                 sched_getaffinity(0, sizeof follow_.allowed, &follow_.allowed) == 0 && CPU_COUNT(&follow_.allowed) > 1;
-  }
+  CPU_ZERO(&follow_.allowed);
+  follow_.on = kFollowFaulter && config_.follow && config_.thread_id &&
+               sched_getaffinity(0, sizeof follow_.allowed, &follow_.allowed) == 0 && CPU_COUNT(&follow_.allowed) > 1;
   struct pollfd fds[2];
   fds[0] = {uffd, POLLIN, 0};
   fds[1] = {stop_fd_, POLLIN, 0};
@@ -326,7 +325,11 @@ void LazySession::Follow(uint32_t tid) {
     snprintf(path, sizeof path, "/proc/self/task/%u/stat", tid);
     follow_.stat_fd = open(path, O_RDONLY | O_CLOEXEC);
     follow_.tid = tid;
-    if (follow_.stat_fd < 0) return;  // gone, or no /proc: stay where it is
+    if (follow_.stat_fd < 0) {
+      // No /proc (or not this process's): not tried again. A thread gone: the next one is.
+      if (errno != ESRCH) follow_.on = false;
+      return;
+    }
   }
   // Field 39 ("processor"), counted after the ")" that ends the command
   // name (which may hold spaces and parentheses).
@@ -357,21 +360,34 @@ void LazySession::Follow(uint32_t tid) {
   if (sched_setaffinity(0, sizeof one, &one) == 0) {
     follow_.pinned = static_cast<int>(cpu);
     handler_moves_.fetch_add(1, std::memory_order_relaxed);
+  } else if (errno == EPERM) {
+    follow_.on = false;  // refused (a seccomp profile, say): not tried again
   }
 }
 
 void LazySession::StartWarm() {
-  const char* knob = getenv("CRIMG_LAZY_WARM");
-  if (!kWarm || stop_.load() || (knob != nullptr && strcmp(knob, "0") == 0)) return;
-  // Joined by Stop() and the destructor after the handler (the only thread
-  // that touches warmer_ and warm_on_ until it is joined); the warm thread
-  // holds no reference, so it never runs the destructor.
+  if (!kWarm || !config_.warm) return;
+  // Under warm_mu_: Stop() (JoinWarm) takes warmer_ from another thread. The
+  // warm thread holds no reference, so it never runs the destructor.
+  std::lock_guard<std::mutex> lock(warm_mu_);
+  if (warm_stop_.load() || stop_.load()) return;
   try {
     warmer_ = std::thread([this] { WarmLoop(); });
     warm_on_.store(true);
   } catch (const std::system_error&) {
     // No warm thread: a faulting thread reads its chunk's pages first itself.
   }
+}
+
+void LazySession::JoinWarm() {
+  std::thread warmer;
+  {
+    std::lock_guard<std::mutex> lock(warm_mu_);
+    warm_stop_.store(true);
+    warmer = std::move(warmer_);
+  }
+  warm_cv_.notify_all();
+  if (warmer.joinable() && warmer.get_id() != std::this_thread::get_id()) warmer.join();
 }
 
 void LazySession::StartPrefetch() {
@@ -519,7 +535,7 @@ void LazySession::Warm(uint32_t c, uint64_t skip) {
   const LazyChunk ch = ChunkOf(c);
   const uint64_t page = config_.page_size;
   uint64_t sum = 0;
-  for (uint64_t off = Span(ch); off >= page && !stop_.load(std::memory_order_relaxed);) {
+  for (uint64_t off = Span(ch); off >= page && !warm_stop_.load(std::memory_order_relaxed);) {
     off -= page;
     if (ch.dest + off != skip) sum += *reinterpret_cast<const volatile uint8_t*>(ch.dest + off);
   }
@@ -533,7 +549,7 @@ void LazySession::WarmLoop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(warm_mu_);
-      warm_cv_.wait(lock, [this] { return !warm_.empty() || stop_.load() || Complete(); });
+      warm_cv_.wait(lock, [this] { return !warm_.empty() || warm_stop_.load() || Complete(); });
       if (warm_.empty()) return;
       work.swap(warm_);
     }
@@ -699,7 +715,9 @@ void LazySession::Settle() {
   const size_t total = config_.count;
   const size_t n = total == 0 ? 0 : settled_.fetch_add(1) + 1;
   if (n != total) return;
-  if (!done_called_.exchange(true)) done_(false);
+  // Settled while release() stops the threads (the warm thread finishing its
+  // queue): released first, not done; the memory is about to be unmapped.
+  if (!done_called_.exchange(true)) done_(stop_.load() || warm_stop_.load());
   EndWarm();
   Wake();  // the handler ends
 }

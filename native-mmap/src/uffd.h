@@ -101,6 +101,8 @@ struct LazyConfig {
   size_t page_size = 4096;
   bool user_mode_only = false;
   bool thread_id = false;               // OpenUffd's: faults name their thread (kFollowFaulter)
+  bool follow = true;                   // kFollowFaulter unless CRIMG_LAZY_FOLLOW=0 (read by the caller's thread)
+  bool warm = true;                     // kWarm unless CRIMG_LAZY_WARM=0
   std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [start, length) registered
   // What is restored: O(regions), nothing per chunk (restore returns sooner:
   // a per-chunk list in fresh memory cost ~0.15 us a chunk on this VM).
@@ -191,8 +193,9 @@ constexpr bool kFollowFaulter = true;
 // shadow page tables: one exit per page, whoever reads it first, once per
 // process). A chunk installed for a fault is handed to a warm thread, which
 // reads its other pages from the last while the faulting thread reads from
-// where it faulted; prefetch threads read the pages of what they install.
-// CRIMG_LAZY_WARM=0 turns it off.
+// where it faulted, then settles it. (Prefetch threads do not: where the
+// touching thread follows right behind them, as with a hot list, reading
+// ahead only moved the same work to the busier CPU.) CRIMG_LAZY_WARM=0 turns it off.
 constexpr bool kWarm = true;
 
 class LazySession : public std::enable_shared_from_this<LazySession> {
@@ -261,8 +264,10 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   // `skip` (kWarm). Stops early when the session stops.
   void Warm(uint32_t c, uint64_t skip);
   void WarmLoop();
-  // Lets the warm thread see stop_ or Complete().
+  // Lets the warm thread see warm_stop_ or Complete().
   void EndWarm();
+  // Ends and joins the warm thread (it drops what it has queued unread).
+  void JoinWarm();
   // UFFDIO_WAKE of the threads waiting on [start, start + length).
   void WakeRange(uint64_t start, uint64_t length);
   // Ends the handler's poll (the eventfd, unless closed).
@@ -308,6 +313,7 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   // kWarm: chunks installed for a fault, with the faulting page, for the
   // warm thread, which reads their other pages and then settles them.
   std::atomic<bool> warm_on_{false};  // set and read by the handler thread
+  std::atomic<bool> warm_stop_{false};
   std::thread warmer_;
   std::mutex warm_mu_;
   std::condition_variable warm_cv_;

@@ -38,7 +38,10 @@ bool Handshake(int fd, uint64_t features) {
   memset(&api, 0, sizeof api);
   api.api = UFFD_API;
   api.features = features;
-  return ioctl(fd, UFFDIO_API, &api) == 0;
+  if (ioctl(fd, UFFDIO_API, &api) != 0) return false;
+  if ((api.features & features) == features) return true;
+  errno = EINVAL;  // accepted without offering all that was asked
+  return false;
 }
 
 // One way of making the descriptor; -1 with errno.
