@@ -30,6 +30,7 @@
         "src/provision.cc",
         "src/uffd.cc",
         "src/uffd_open.cc",
+        "src/uffd_threads.cc",
         "src/uffd_js.cc",
         "src/track_writes.cc"
       ],
