@@ -413,6 +413,7 @@ void LazySession::Install(uint32_t c, bool by_fault, uint64_t addr) {
       try {
         warm_.emplace_back(c, addr);
         queued = true;
+        warm_posted_.store(true, std::memory_order_relaxed);
       } catch (const std::exception&) {
         // Out of memory: not warmed, settled here.
       }

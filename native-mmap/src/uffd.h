@@ -197,6 +197,12 @@ constexpr bool kFollowFaulter = true;
 // touching thread follows right behind them, as with a hot list, reading
 // ahead only moved the same work to the busier CPU.) CRIMG_LAZY_WARM=0 turns it off.
 constexpr bool kWarm = true;
+// After its last chunk the warm thread waits this long awake (a pause loop)
+// for the next before it sleeps: woken from sleep it started 10-30 us late on
+// this VM, half a chunk's reads, and an idle CPU also drew the faulting
+// thread's wake-up away from the handler's CPU. A 10 % working set: 273 ->
+// 243 ms (medians of 5, interleaved); 100 us: 249 ms, 1 and 3 ms as 300 us.
+constexpr uint64_t kWarmSpinNs = 300000;
 
 class LazySession : public std::enable_shared_from_this<LazySession> {
  public:
@@ -314,6 +320,7 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   // warm thread, which reads their other pages and then settles them.
   std::atomic<bool> warm_on_{false};  // set and read by the handler thread
   std::atomic<bool> warm_stop_{false};
+  std::atomic<bool> warm_posted_{false};  // a chunk queued since the warm thread last took the queue
   std::thread warmer_;
   std::mutex warm_mu_;
   std::condition_variable warm_cv_;

@@ -148,6 +148,7 @@ void LazySession::WarmLoop() {
       warm_cv_.wait(lock, [this] { return !warm_.empty() || warm_stop_.load() || Complete(); });
       if (warm_.empty()) return;
       work.swap(warm_);
+      warm_posted_.store(false, std::memory_order_relaxed);
     }
     for (const auto& w : work) {
       Warm(w.first, w.second);
@@ -155,6 +156,13 @@ void LazySession::WarmLoop() {
       Settle();
     }
     work.clear();
+    // Faults come in bursts: wait for the next chunk awake a little (kWarmSpinNs) rather
+    // than asleep, whose wake-up costs more than the chunk's reads (see uffd.h).
+    const uint64_t t0 = MonotonicNs();
+    while (!warm_posted_.load(std::memory_order_relaxed) && !warm_stop_.load(std::memory_order_relaxed) &&
+           !Complete() && MonotonicNs() - t0 < kWarmSpinNs) {
+      __builtin_ia32_pause();
+    }
   }
 }
 
