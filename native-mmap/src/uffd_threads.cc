@@ -152,7 +152,7 @@ void LazySession::WarmLoop() {
     }
     for (const auto& w : work) {
       Warm(w.first, w.second);
-      warmed_.fetch_add(1, std::memory_order_relaxed);
+      if (!warm_stop_.load()) warmed_.fetch_add(1, std::memory_order_relaxed);  // else dropped unread
       Settle();
     }
     work.clear();
@@ -161,7 +161,11 @@ void LazySession::WarmLoop() {
     const uint64_t t0 = MonotonicNs();
     while (!warm_posted_.load(std::memory_order_relaxed) && !warm_stop_.load(std::memory_order_relaxed) &&
            !Complete() && MonotonicNs() - t0 < kWarmSpinNs) {
+#if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
+#elif defined(__aarch64__)
+      asm volatile("yield");
+#endif
     }
   }
 }
