@@ -352,10 +352,7 @@ void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {
     // the install) is left as it is (EEXIST) and its thread woken below.
     if (addr != 0) Zero(addr, config_.page_size);
     const LazyChunk ch = ChunkOf(c);
-    struct uffdio_range range;
-    range.start = ch.dest;
-    range.len = Span(ch);
-    ioctl(config_.uffd, UFFDIO_WAKE, &range);
+    WakeRange(ch.dest, Span(ch));
   }
 }
 

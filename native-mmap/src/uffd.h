@@ -166,6 +166,10 @@ struct UffdOpened {
 };
 UffdOpened OpenUffd();
 
+// Whether the environment variable `name` is "0" (a knob turned off). Read
+// on the JS thread only: getenv elsewhere could race a setenv from script.
+bool KnobOff(const char* name);
+
 // Makes the pages of [p, p + bytes) present in one call (MADV_POPULATE_WRITE
 // on the whole pages inside it; best effort): a fresh vector of a session's
 // size would otherwise fault page by page on first write.

@@ -323,11 +323,8 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
   config.uffd = opened.fd;
   config.user_mode_only = opened.user_mode_only;
   config.thread_id = opened.thread_id;
-  // Read here, on the JS thread: getenv on a session's thread could race a setenv from script.
-  const char* follow = getenv("CRIMG_LAZY_FOLLOW");
-  const char* warm = getenv("CRIMG_LAZY_WARM");
-  config.follow = !(follow != nullptr && strcmp(follow, "0") == 0);
-  config.warm = !(warm != nullptr && strcmp(warm, "0") == 0);
+  config.follow = !KnobOff("CRIMG_LAZY_FOLLOW");  // here, on the JS thread (KnobOff)
+  config.warm = !KnobOff("CRIMG_LAZY_WARM");
 
   auto tsfn = std::make_shared<Napi::ThreadSafeFunction>(
       Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "crimg:lazy-done", 0, 1));

@@ -64,6 +64,11 @@ std::string ErrnoText(const char* what, int e) {
 
 }  // namespace
 
+bool KnobOff(const char* name) {
+  const char* v = getenv(name);
+  return v != nullptr && strcmp(v, "0") == 0;
+}
+
 UffdOpened OpenUffd() {
   UffdOpened r;
   static const char* const kVia[] = {"syscall", "/dev/userfaultfd", "syscall (user mode only)"};
@@ -80,8 +85,7 @@ UffdOpened OpenUffd() {
     // repeated on the same descriptor, so each next try makes another.
     // CRIMG_UFFD_POISON=0: without poison, as on older kernels (a failed
     // chunk's pages left missing, a thread touching them waiting until release).
-    const char* knob = getenv("CRIMG_UFFD_POISON");
-    const bool want_poison = !(knob != nullptr && strcmp(knob, "0") == 0);
+    const bool want_poison = !KnobOff("CRIMG_UFFD_POISON");
     const uint64_t tries[] = {UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_THREAD_ID, 0};
     uint64_t features = 0;
     bool shaken = false;
