@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -385,8 +384,7 @@ void LazySession::Install(uint32_t c, bool by_fault, uint64_t addr) {
   // stays on the CPU it faulted on, the handler's, rather than being moved to an idle one).
   const bool handoff = by_fault && warm_on_.load();
   const uint64_t span = Span(ch);
-  const bool wake = !handoff;
-  const bool in_place = code != nullptr ? Zero(ch.dest, span, wake) : Copy(ch.dest, out.data(), span, wake);
+  const bool in_place = code != nullptr ? Zero(ch.dest, span, !handoff) : Copy(ch.dest, out.data(), span, !handoff);
   if (by_fault) {
     fault_decode_ns_.fetch_add(t1 - t0, std::memory_order_relaxed);
     fault_install_ns_.fetch_add(MonotonicNs() - t1, std::memory_order_relaxed);
@@ -395,7 +393,7 @@ void LazySession::Install(uint32_t c, bool by_fault, uint64_t addr) {
     // ENOMEM, or EAGAIN past the retries: counted installed, its pages
     // would read zeros once the descriptor closes.
     const int e = errno;
-    if (!wake) WakeRange(ch.dest, span);  // the pages that did go in
+    if (handoff) WakeRange(ch.dest, span);  // the pages that did go in
     counter.fetch_sub(1, std::memory_order_relaxed);
     if (code != nullptr) zero_installs_.fetch_sub(1, std::memory_order_relaxed);
     Fail(c, "IO_ERROR", ErrnoText(code != nullptr ? "cannot install the chunk's zero pages (UFFDIO_ZEROPAGE)"
@@ -416,7 +414,7 @@ void LazySession::Install(uint32_t c, bool by_fault, uint64_t addr) {
       }
     }
     if (queued) warm_cv_.notify_one();
-    if (!wake) WakeRange(ch.dest, span);
+    WakeRange(ch.dest, span);
     if (queued) return;  // the warm thread settles it
   }
   Settle();
