@@ -6,11 +6,11 @@
  * padded to a page boundary.
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { CHUNK_IN_PARENT, CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, alignUp } from '../format/constants.js';
+import { CHUNK_ENCODED, CHUNK_IN_PARENT, CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, alignUp } from '../format/constants.js';
 import { writeChunkRecord, type RegionRecord } from '../format/index-table.js';
 import { CHUNK_RECORD_WORDS as W } from '../format/fields.js';
 import type { NativeMmap } from '../native-mmap/index.js';
-import type { EncodedChunk } from './chunk-encoder.js';
+import { PIECE_ZERO, type EncodedChunk, type EncodedPiece } from './chunk-encoder.js';
 import { WRITE_BATCH, type WriteQueue } from './_write-queue.js';
 
 const ZERO_PAD = new Uint8Array(LIMITS.maxPageSize);
@@ -140,6 +140,61 @@ export class ChunkRecords {
     this.zeroChunks += zeros;
     this.plainBytes += bytes.length;
     return chunks;
+  }
+
+  /**
+   * Records the chunks of one encoded piece of `rec` (`plain` bytes: whole chunks but for a
+   * region's last) and queues their stored bytes, `p.stored`, in one piece: the same records
+   * and bytes as {@link store} of each chunk's {@link EncodedChunk} in the compact layout (an
+   * encoded image is never sparse).
+   * @throws RangeError beyond the chunk table's limit ({@link MAX_CHUNKS})
+   */
+  storePiece(p: EncodedPiece, rec: RegionRecord, plain: number): void {
+    const cs = this.chunkSize;
+    const out = this.out;
+    const chunks = p.sizes.length;
+    let total = 0;
+    for (let k = 0; k < chunks; k++) {
+      const size = p.sizes[k]!;
+      if (size !== PIECE_ZERO) total += size > 0 ? size : Math.min(cs, plain - k * cs);
+    }
+    if (chunks !== Math.ceil(plain / cs) || total !== p.stored.length) {
+      throw new RangeError(`expected an encoded piece of ${Math.ceil(plain / cs)} chunks storing ${total} bytes, got ${chunks} chunks and ${p.stored.length} bytes`);
+    }
+    if (this.sparse) throw new RangeError('expected an encoded piece only in the compact layout');
+    this.reserve(chunks);
+    const words = this.words!;
+    const sumWords = new Uint32Array(p.sums.buffer, p.sums.byteOffset, chunks * 2);
+    const base = out.pos;
+    let at = 0; // bytes of p.stored recorded so far
+    let zeros = 0;
+    for (let k = 0; k < chunks; k++) {
+      const size = p.sizes[k]!;
+      const w = this.count++ * W.size;
+      if (size === PIECE_ZERO) {
+        words.fill(0, w, w + W.size);
+        words[w + W.flags] = CHUNK_ZERO;
+        zeros++;
+        continue;
+      }
+      const length = size > 0 ? size : Math.min(cs, plain - k * cs);
+      const offset = base + at;
+      words[w + W.offset] = offset >>> 0;
+      words[w + W.offset + 1] = Math.floor(offset / 0x100000000);
+      words[w + W.storedLength] = length;
+      words[w + W.flags] = size > 0 ? CHUNK_ENCODED : CHUNK_RAW; // and the reserved u16 above it 0
+      words[w + W.checksum] = sumWords[2 * k]!;
+      words[w + W.checksum + 1] = sumWords[2 * k + 1]!;
+      at += length;
+    }
+    if (at > 0) out.queue(p.stored);
+    // Its memory is reused once the write that takes it is done.
+    if (at > 0) out.afterWrite(p.release); else p.release();
+    rec.storedBytes += BigInt(at);
+    rec.zeroChunks += zeros;
+    this.storedBytes += at;
+    this.zeroChunks += zeros;
+    this.plainBytes += plain;
   }
 
   /**

@@ -4,9 +4,11 @@
  */
 import type { RegionRecord } from '../format/index-table.js';
 import type { NativeMmap } from '../native-mmap/index.js';
-import type { ChunkEncoder, EncodedChunk } from './chunk-encoder.js';
+import { PIECE_MAX, type ChunkEncoder, type EncodedChunk, type EncodedPiece } from './chunk-encoder.js';
 import { checkTableRoom, type ChunkRecords } from './_chunk-records.js';
 import type { WriteQueue } from './_write-queue.js';
+import type { DirectRange, FileRangeReader } from './_file-range.js';
+import { CrimgError } from '../format/errors.js';
 
 /**
  * A run of zero bytes given by its length instead of its bytes: `{ zeros: 1 << 40 }` is a TiB
@@ -55,10 +57,26 @@ export type ParentKinds = (address: bigint, count: number, lastLength: number) =
 export type RegionBytes = Uint8Array | AsyncIterable<RegionPiece> | Iterable<RegionPiece>;
 
 /**
- * A chunk on its way through the encoder, or a run of `zeros` chunks recorded after it: ZERO
- * records, or IN_PARENT ones (`inParent`), `plain` bytes in all.
+ * A chunk on its way through the encoder, a piece of `chunks` chunks (`plain` bytes) encoded in
+ * one call, or a run of `zeros` chunks recorded after them: ZERO records, or IN_PARENT ones
+ * (`inParent`), `plain` bytes in all.
  */
-type Inflight = { p: Promise<EncodedChunk>; zeros: 0; rec: RegionRecord } | { p: null; zeros: number; plain: number; inParent: boolean; rec: RegionRecord };
+type Inflight =
+  | { kind: 'chunk'; p: Promise<EncodedChunk>; rec: RegionRecord }
+  | { kind: 'piece'; p: Promise<EncodedPiece>; chunks: number; plain: number; rec: RegionRecord; onStored?: () => void }
+  | { kind: 'zeros'; zeros: number; plain: number; inParent: boolean; rec: RegionRecord };
+
+/**
+ * Bytes of a piece for ChunkEncoder.encodePiece: one native job, big enough that the main
+ * thread's share (a copy and a promise) is small against compressing it, small enough that
+ * {@link PIECES_IN_FLIGHT} of them keep every core busy within a 4 MiB read block.
+ */
+const PIECE_BYTES = Math.min(1024 * 1024, PIECE_MAX);
+/**
+ * Pieces encoding at once: one per core of a 2-core machine and one more being queued. More
+ * would take libuv's pool (4 threads) from the reads and writes of the same image.
+ */
+const PIECES_IN_FLIGHT = 3;
 
 /** The chunks of one image being written that pass through its encoder. */
 export class ChunkStream {
@@ -66,6 +84,8 @@ export class ChunkStream {
   private readonly inflight: Inflight[] = [];
   /** Chunks in {@link inflight} (a zero run entry counts its chunks). */
   private inflightChunks = 0;
+  /** Pieces in {@link inflight}. */
+  private inflightPieces = 0;
   /** One chunk of zeros, never written to: the bytes of a zero run's partial chunks. */
   private zeroChunk: Uint8Array | null = null;
 
@@ -100,6 +120,8 @@ export class ChunkStream {
     const inflight = this.inflight;
     const maxInflight = Math.max(4, this.encoder.parallelism * 16);
     const syncEncode = this.encoder.encodeSync?.bind(this.encoder);
+    const encodePiece = this.encoder.encodePiece?.bind(this.encoder);
+    const pieceChunks = Math.max(1, Math.floor(PIECE_BYTES / cs));
     let chunkIndex = 0;
     // Returns a promise only when the caller must wait (a full write window or in-flight queue).
     const submit = (plain: Uint8Array, last: boolean): Promise<void> | undefined => {
@@ -112,11 +134,26 @@ export class ChunkStream {
       const address = rec.address + BigInt(chunkIndex) * BigInt(cs);
       const p = this.encoder.encode(plain, { chunkNumber: number, regionNumber, address, last, ...(!compare && { changed: true }) });
       p.catch(() => {}); // handled: awaited in order below, by the next region, or by finish()
-      inflight.push({ p, zeros: 0, rec });
+      inflight.push({ kind: 'chunk', p, rec });
       this.inflightChunks++;
       chunkIndex++;
       if (inflight.length < maxInflight) return undefined;
       return this.storeOldest();
+    };
+    // Whole chunks in one call (ChunkEncoder.encodePiece), stored in order with the others.
+    const submitPiece = (bytes: Uint8Array): Promise<void> | undefined => {
+      const count = Math.ceil(bytes.length / cs);
+      checkTableRoom(this.nextChunk, count, cs);
+      const p = encodePiece!(bytes);
+      p.catch(() => {}); // handled as a chunk's is
+      inflight.push({ kind: 'piece', p, chunks: count, plain: bytes.length, rec });
+      this.inflightChunks += count;
+      this.inflightPieces++;
+      chunkIndex += count;
+      if (this.inflightPieces < PIECES_IN_FLIGHT && inflight.length < maxInflight) return undefined;
+      return (async () => {
+        while (this.inflightPieces >= PIECES_IN_FLIGHT || inflight.length >= maxInflight) await this.storeOldest();
+      })();
     };
     // Records `count` zero chunks (IN_PARENT ones with `inParent`) of `plain` bytes: behind the
     // chunks still encoding, in chunk order.
@@ -127,7 +164,7 @@ export class ChunkStream {
         return out.full ? out.flush() : undefined;
       }
       checkTableRoom(this.nextChunk, count, cs);
-      inflight.push({ p: null, zeros: count, plain, inParent, rec });
+      inflight.push({ kind: 'zeros', zeros: count, plain, inParent, rec });
       this.inflightChunks += count;
       return inflight.length < maxInflight ? undefined : this.storeOldest();
     };
@@ -230,6 +267,11 @@ export class ChunkStream {
           if (out.full) await out.flush();
           continue;
         }
+        if (encodePiece && pending.length === 1) {
+          const wait = submitPiece(take(Math.min(Math.floor((pendingBytes - 1) / cs), pieceChunks) * cs));
+          if (wait) await wait;
+          continue;
+        }
         const wait = submit(take(cs), false);
         if (wait) await wait;
       }
@@ -251,6 +293,46 @@ export class ChunkStream {
     await out.drain();
   }
 
+  /**
+   * The chunks of a file range `d` into region `rec`, read and encoded by the encoder's
+   * encodeFilePiece in pieces (no read, copy or promise per chunk on this thread). Like
+   * {@link add} of the writer's own pieces, the last pieces may still be encoding when this
+   * resolves, but for a caller's fd (`d.borrowed`), every read of which is done by then.
+   * `files` keeps a file it opened open while its pieces read it.
+   * @throws CrimgError IO_ERROR when a read fails or the file ends early (at the piece's store)
+   */
+  async addFile(d: DirectRange, rec: RegionRecord, files: FileRangeReader): Promise<void> {
+    const cs = this.chunkSize;
+    const inflight = this.inflight;
+    const maxInflight = Math.max(4, this.encoder.parallelism * 16);
+    const span = Math.max(1, Math.floor(PIECE_BYTES / cs)) * cs;
+    const reads: Promise<unknown>[] = [];
+    let chunks = 0;
+    for (let at = 0; at < d.total; at += span) {
+      const n = Math.min(span, d.total - at);
+      const count = Math.ceil(n / cs);
+      checkTableRoom(this.nextChunk, count, cs);
+      const position = d.start + at;
+      const p = this.encoder.encodeFilePiece!(d.fd, position, n).catch((e: unknown) => { throw readFailure(e, d.name, position + n); });
+      p.catch(() => {}); // handled as a chunk's is
+      if (d.borrowed) reads.push(p); else files.holdOpen(p);
+      const read = at + n;
+      inflight.push({ kind: 'piece', p, chunks: count, plain: n, rec, ...(d.onRead && { onStored: () => d.onRead!(read) }) });
+      this.inflightChunks += count;
+      this.inflightPieces++;
+      chunks += count;
+      rec.length += BigInt(n);
+      while (this.inflightPieces >= PIECES_IN_FLIGHT || inflight.length >= maxInflight) await this.storeOldest();
+    }
+    this.records.endRegion(rec, chunks);
+    if (reads.length > 0) await Promise.allSettled(reads);
+  }
+
+  /** Waits until every chunk and piece in flight has settled, storing none (an image being abandoned). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inflight.map((e) => (e.kind === 'zeros' ? null : e.p)));
+  }
+
   /** Stores every chunk still encoding, in order (earlier regions' first). */
   async drain(): Promise<void> {
     while (this.inflight.length) await this.storeOldest();
@@ -259,10 +341,17 @@ export class ChunkStream {
   /** Stores the oldest entry of {@link inflight} once it is encoded (a zero run at once). */
   private async storeOldest(): Promise<void> {
     const e = this.inflight[0]!;
-    if (e.p === null) {
+    if (e.kind === 'zeros') {
       this.inflight.shift();
       this.inflightChunks -= e.zeros;
       if (e.inParent) this.records.storeInParent(e.zeros, e.plain); else this.records.storeZeros(e.zeros, e.rec, e.plain);
+    } else if (e.kind === 'piece') {
+      const piece = await e.p;
+      this.inflight.shift();
+      this.inflightChunks -= e.chunks;
+      this.inflightPieces--;
+      this.records.storePiece(piece, e.rec, e.plain);
+      e.onStored?.();
     } else {
       const c = await e.p;
       this.inflight.shift();
@@ -277,6 +366,18 @@ export class ChunkStream {
     this.zeroChunk ??= new Uint8Array(this.chunkSize);
     return this.zeroChunk.subarray(0, n);
   }
+}
+
+/**
+ * The IO_ERROR of a failed read of a file piece (NativeMmap.zstdFilePiece's error), named as
+ * the writer's own reads name theirs; any other error as it is. `end`: the piece's end.
+ */
+function readFailure(e: unknown, name: string, end: number): unknown {
+  const err = e as { code?: string; syscall?: string; position?: number };
+  if (typeof err?.position !== 'number') return e;
+  if (err.code === 'ERR_CRIMG_EOF') return new CrimgError('IO_ERROR', `${name} ended ${end - err.position} bytes early at ${err.position}`, { cause: e });
+  if (err.syscall === 'pread') return new CrimgError('IO_ERROR', `cannot read ${name} at ${err.position}: ${err.code}`, { cause: e });
+  return e;
 }
 
 /** The length of a {@link ZeroRun} or {@link ParentRun} piece (checked). */

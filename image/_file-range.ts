@@ -119,6 +119,20 @@ interface OpenRange {
 
 
 /**
+ * A file range an encoder reads itself (ChunkEncoder.encodeFilePiece), from {@link
+ * FileRangeReader.direct}: `total` bytes of `fd` from `start`. `borrowed`: the caller's fd,
+ * which it may close once addRegion resolves, so every read of it must be done by then.
+ */
+export interface DirectRange {
+  fd: number;
+  name: string;
+  start: number;
+  total: number;
+  borrowed: boolean;
+  onRead: ((bytes: number) => void) | undefined;
+}
+
+/**
  * A block of a range: `n` bytes from its start. `spans` null: all `n` are in `buf`. Otherwise
  * only its chunk-aligned spans (all but the last end on a chunk) are in `buf`, which is null
  * when there are none; the rest of the block is whole zero chunks, never read.
@@ -133,6 +147,8 @@ export class FileRangeReader {
    * region's last).
    */
   private readonly blockSize: number;
+  /** Reads by an encoder of the file opened by path ({@link holdOpen}), not yet settled. */
+  private readonly reads = new Set<Promise<unknown>>();
   /** The unit a raw image's file ranges are read in: {@link COPY_BLOCK}, or one chunk when larger. */
   private readonly copyBlock: number;
   /** Read buffers whose writes are done. */
@@ -241,7 +257,36 @@ export class FileRangeReader {
     }
   }
 
-  /** Closes the file opened by path. Never throws. */
+  /**
+   * `range` checked and opened for an encoder that reads files itself, or null when it is not
+   * a whole range of a regular file (`partial`, `present`, another kind of file, or positions
+   * past 2^53), which {@link pieces} then reads. A range past the file's end fails here, as
+   * the reads of {@link pieces} would; a file that shrinks afterwards fails the piece that
+   * reads past its end (ChunkStream.addFile).
+   * @throws TypeError, RangeError on a bad range; CrimgError IO_ERROR when its path cannot be
+   *   opened or the range runs past the file's end
+   */
+  async direct(range: FileRange): Promise<DirectRange | null> {
+    if (range.partial === true || range.present !== undefined) return null;
+    const r = await this.open(range, this.blockSize);
+    const end = r.start + BigInt(r.total);
+    if (end > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    const st = fstatSync(r.fd, { bigint: true });
+    if (!st.isFile()) return null;
+    if (end > st.size) throw new CrimgError('IO_ERROR', `${r.name} ended ${end - st.size} bytes early at ${st.size}`);
+    return { fd: r.fd, name: r.name, start: Number(r.start), total: r.total, borrowed: range.path === undefined, onRead: range.onRead };
+  }
+
+  /**
+   * Keeps the file opened by path open until `reading` settles (an encoder's read of it,
+   * {@link direct}): the file is closed for another path, or by {@link close}, only after.
+   */
+  holdOpen(reading: Promise<unknown>): void {
+    const held: Promise<unknown> = reading.then(() => {}, () => {}).finally(() => this.reads.delete(held));
+    this.reads.add(held);
+  }
+
+  /** Closes the file opened by path, once the reads held on it are done ({@link holdOpen}). Never throws. */
   async close(): Promise<void> {
     await this.closeCached();
   }
@@ -438,6 +483,8 @@ export class FileRangeReader {
   private async closeCached(): Promise<void> {
     const f = this.cachedFile;
     this.cachedFile = null;
+    // An fd number is reused at once: a read still in flight would read whatever file got it.
+    while (this.reads.size > 0) await Promise.allSettled([...this.reads]);
     await f?.fh.close().catch(() => {});
   }
 }

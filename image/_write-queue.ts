@@ -44,6 +44,10 @@ export class WriteQueue {
   /** Contiguous byte runs of the batch before holes (sparse layout), written with it. */
   private segments: { at: number; bufs: Uint8Array[] }[] = [];
   private pendingWrites: Promise<void>[] = [];
+  /** Called when the write that takes the bytes queued since the last flushNow is done ({@link afterWrite}). */
+  private written: (() => void)[] = [];
+  /** Settles once every write started so far has settled. */
+  private allWritten: Promise<unknown> = Promise.resolve();
   /** writeBack jobs not yet done (the file stays open until they are), and who waits for them. */
   private writeBacksInFlight = 0;
   private writeBacksDone: (() => void) | null = null;
@@ -89,6 +93,16 @@ export class WriteQueue {
     this.pos += bytes.length;
   }
 
+  /**
+   * Calls `fn` once every byte queued so far is written, or its write failed (a piece's
+   * buffer is then free for reuse). Not called when the image is abandoned before the bytes
+   * are flushed.
+   */
+  afterWrite(fn: () => void): void {
+    if (this.batch.length > 0 || this.segments.length > 0) this.written.push(fn);
+    else void this.allWritten.then(fn);
+  }
+
   /** Leaves `n` bytes unwritten (a hole of the sparse layout): the batch so far becomes a segment. */
   skip(n: number): void {
     if (this.batch.length > 0) {
@@ -124,6 +138,8 @@ export class WriteQueue {
     this.batch = [];
     this.batchStart = this.pos;
     this.batchBytes = 0;
+    const written = this.written;
+    this.written = [];
     if (this.segments.length === 0) return Promise.resolve();
     const segments = this.segments;
     this.segments = [];
@@ -136,6 +152,8 @@ export class WriteQueue {
         if (failed) throw failed.reason;
       });
     p.catch(() => {}); // handled: the next flush or finish awaits it and sees the error
+    this.allWritten = Promise.allSettled([this.allWritten, p]);
+    if (written.length > 0) void this.allWritten.then(() => { for (const fn of written) fn(); });
     this.pendingWrites.push(p);
     return p;
   }

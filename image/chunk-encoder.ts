@@ -10,7 +10,7 @@ import { NativeDeflater, deflatePagesAsync, looksIncompressibleThroughout } from
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CODEC_DEFLATE, CODEC_ZSTD } from '../format/constants.js';
-import { NativeZstd, ZSTD_COPY_MAX, zstdWriteUnsupported } from '../codec/zstd.js';
+import { NativeZstd, ZSTD_COPY_MAX, ZSTD_PIECE_MAX, ZSTD_PIECE_ZERO, zstdWriteUnsupported } from '../codec/zstd.js';
 import type { HeaderFields } from '../format/header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { defaultWorkers } from './_workers.js';
@@ -27,6 +27,30 @@ export interface EncodedChunk {
   checksum: bigint;
   plainLength: number;
 }
+
+/**
+ * What {@link ChunkEncoder.encodePiece} made of a piece of a region: per chunk, the record
+ * {@link ChunkEncoder.encode} would give it, and the stored bytes of all of them back to back.
+ */
+export interface EncodedPiece {
+  /**
+   * Per chunk: > 0, an encoded form (CHUNK_ENCODED) of that many bytes; {@link PIECE_ZERO}, a
+   * chunk of zeros (nothing stored); any other negative, stored raw (CHUNK_RAW), its plain length.
+   */
+  sizes: Int32Array;
+  /** XXH64 of each chunk's stored bytes (0 for a chunk of zeros). */
+  sums: BigUint64Array;
+  /** The chunks' stored bytes, in chunk order, back to back. */
+  stored: Uint8Array;
+  /** Gives {@link stored}'s memory back to the encoder: call once it is written. */
+  release(): void;
+}
+
+/** {@link EncodedPiece.sizes}'s code of a chunk of zeros. */
+export const PIECE_ZERO = ZSTD_PIECE_ZERO;
+
+/** The largest piece {@link ChunkEncoder.encodePiece} takes. */
+export const PIECE_MAX = ZSTD_PIECE_MAX;
 
 export interface ChunkContext {
   chunkNumber: number;
@@ -52,6 +76,19 @@ export interface ChunkEncoder {
   readonly copiesPlain?: boolean;
   /** A synchronous encode when the encoder needs no context and no worker (no codec, no cipher). */
   encodeSync?(plain: Uint8Array): EncodedChunk;
+  /**
+   * Whole chunks of a region at once (a piece of up to {@link PIECE_MAX} bytes, the last chunk
+   * may be shorter only when it ends the region), copied before this returns: the records and
+   * bytes {@link encode} would give each chunk, with no promise per chunk. Only an encoder whose
+   * chunks need no context has it (zstd without a cipher).
+   */
+  encodePiece?(bytes: Uint8Array): Promise<EncodedPiece>;
+  /**
+   * {@link encodePiece} of `length` bytes (up to {@link PIECE_MAX}) of file `fd` from `position`,
+   * read off the main thread by the encoder itself; `fd` must stay open until the promise
+   * settles. A failed read rejects with the addon's error (NativeMmap.zstdFilePiece).
+   */
+  encodeFilePiece?(fd: number, position: number, length: number): Promise<EncodedPiece>;
   /** Seals an index section (identity without a cipher). `domain` 1 chunk table, 2 region section. */
   sealIndex(domain: 1 | 2, count: bigint, plain: Uint8Array): Uint8Array;
   close(): Promise<void>;
@@ -148,6 +185,10 @@ class ThreadPoolEncoder implements ChunkEncoder {
   readonly parallelism = 4;
   /** zstd copies each chunk of up to 4 MiB as it is submitted (codec/zstd.ts NativeZstd.encode); deflate does not. */
   readonly copiesPlain: boolean;
+  /** zstd without a cipher: a piece of a region in one native job (codec/zstd.ts NativeZstd.encodePiece). */
+  readonly encodePiece?: (bytes: Uint8Array) => Promise<EncodedPiece>;
+  /** The same, read from a file by the job itself (NativeZstd.encodeFilePiece). */
+  readonly encodeFilePiece?: (fd: number, position: number, length: number) => Promise<EncodedPiece>;
   private h: Uint8Array | null = null;
 
   constructor(
@@ -159,6 +200,10 @@ class ThreadPoolEncoder implements ChunkEncoder {
     private readonly zstd: NativeZstd | null = null,
   ) {
     this.copiesPlain = zstd !== null && fields.chunkSize <= ZSTD_COPY_MAX;
+    if (zstd !== null && keys === null) {
+      this.encodePiece = (bytes) => zstd.encodePiece(bytes, fields.chunkSize);
+      this.encodeFilePiece = (fd, position, length) => zstd.encodeFilePiece(fd, position, length, fields.chunkSize);
+    }
   }
 
   bindHeader(header: Uint8Array, validation: Uint8Array): void {

@@ -320,7 +320,9 @@ export class ImageWriter {
       const firstChunk = this.stream.nextChunk;
       const rec: RegionRecord = { address, length: 0n, firstChunk, chunkCount: 0, storedBytes: 0n, zeroChunks: 0, protBits, kindId, name, ...regionFlagFields(r, this.pageSize) };
       const encodeSync = this.encoder.encodeSync?.bind(this.encoder);
+      const direct = isFileRange(r.data) && !encodeSync && this.encoder.encodeFilePiece ? await this.files.direct(r.data) : null;
       if (isFileRange(r.data) && encodeSync) await this.files.copy(r.data, rec, encodeSync);
+      else if (direct) await this.stream.addFile(direct, rec, this.files);
       else if (isFileRange(r.data)) await this.stream.add(this.files.pieces(r.data, this.encoder.copiesPlain === true), rec, regionNumber, true, r.compareWithParent !== false);
       else await this.stream.add(r.data as RegionBytes, rec, regionNumber, false, r.compareWithParent !== false);
       // Nothing readable: nothing was queued or recorded (a region always ends page-aligned),
@@ -405,6 +407,7 @@ export class ImageWriter {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     await this.out.settle();
+    await this.stream.settle(); // pieces reading a caller's fd or a file about to be closed
     await this.files.close();
     await this.out.discard();
     await this.encoder.close().catch(() => {});

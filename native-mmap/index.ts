@@ -44,6 +44,7 @@ export type { DecodeBatchFailure, DecodeBatchJob, DecodeBatchResult } from './_b
 import type { LazyBindings } from './_lazy.js';
 import type { CheckBindings } from './_checks.js';
 import type { TrackBindings } from './_track.js';
+import type { EncodeBindings } from './_encode.js';
 export type { LazySession, LazySpec, LazyStats } from './_lazy.js';
 import type { NativeChunkParams } from './_chunk.js';
 export type { NativeChunkParams } from './_chunk.js';
@@ -120,7 +121,7 @@ export interface SyscallError extends Error {
 }
 
 /** The addon's API, exactly as native-mmap/src/addon.cc exports it (the lazy-restore bindings in _lazy.ts). */
-export interface NativeMmap extends LazyBindings, CheckBindings, TrackBindings {
+export interface NativeMmap extends LazyBindings, CheckBindings, TrackBindings, EncodeBindings {
   pageSize(): number;
   mapFile(fd: number, offset: number, length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
   mapAnonymous(length: number, prot: ReadableProt, opts?: MapOptions): ArrayBuffer;
@@ -149,19 +150,6 @@ export interface NativeMmap extends LazyBindings, CheckBindings, TrackBindings {
   /** sums[k] = XXH64 (seed 0) of chunk k of `bytes` cut into `chunkSize` pieces (the last may be shorter). */
   hashChunks(bytes: Uint8Array, chunkSize: number, sums: BigUint64Array): void;
   /**
-   * Seals `plain` under the format's cipher id (spec/FORMAT.md section 7: 1 AES-256-GCM,
-   * 2 ChaCha20-Poly1305; 32-byte key, 12-byte nonce) into `out`, which must hold
-   * plain.length + 16 bytes: ciphertext, then the tag. Node's OpenSSL.
-   */
-  aeadSeal(cipherId: 1 | 2, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array, out: Uint8Array): void;
-  /**
-   * Raw DEFLATE of every chunk of `plains` at `level` in one libuv pool job, with Node's zlib:
-   * chunk i's flags are the next ceil(length / 4096) bytes of `random` (1: keep the page as a
-   * stored block), its output goes to `out` at the sum of the previous chunks' lengths, and
-   * sizes[i] is its length, or -1 when it would not be smaller. `done` runs on this thread.
-   */
-  deflateBatch(level: number, plains: Uint8Array[], random: Uint8Array, out: Uint8Array, sizes: Int32Array, done: (err: Error | null) => void): void;
-  /**
    * One stored chunk into `out` (p.plainLength bytes), on this thread, by the native readers' C++
    * decoder (src/chunk_decode.h, spec 5.3's order): null, or the failure's code and message (out zeroed).
    */
@@ -173,10 +161,6 @@ export interface NativeMmap extends LazyBindings, CheckBindings, TrackBindings {
    * (verify). See {@link decodeBatch}.
    */
   decodeBatch(job: DecodeBatchJob, done: (err: Error | null, result: DecodeBatchResult) => void): void;
-  /** One zstd frame (spec 6.2) of `plain` at `level` 1..19 into `out`, on this thread: its length, or -1 when it does not fit. */
-  zstdCompress(level: number, plain: Uint8Array, out: Uint8Array): number;
-  /** zstdCompress of every chunk of `plains` in one libuv pool job; flags 1: zero and entropy tests, 2: XXH64 sums; returns the codes known before the job (src/zstd_js.cc). */
-  zstdBatch(level: number, plains: Uint8Array[], flags: number, done: (err: Error | null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null) => void): { sizes: Int32Array; sums: BigUint64Array | null };
   /**
    * Starts writing `length` (>= 1) bytes of file `fd` from `offset` to disk without waiting
    * (sync_file_range SYNC_FILE_RANGE_WRITE, on the libuv pool), so that a later fsync has
@@ -216,7 +200,7 @@ function packageRoot(from: string): string | null {
 const FUNCTIONS = [
   'pageSize', 'mapFile', 'mapAnonymous', 'reserve', 'unmap', 'protect', 'advise', 'addressOf',
   'placeRuns', 'view', 'scanChunks', 'xxh64', 'hashChunks', 'xxh64Init', 'xxh64Update', 'xxh64Digest', 'checkRegionRecords', 'checkRegionTotals', 'aeadSeal', 'deflateBatch', 'writeBack',
-  'decodeChunk', 'zstdCompress', 'zstdBatch',
+  'decodeChunk', 'zstdCompress', 'zstdBatch', 'zstdPiece', 'zstdFilePiece',
   'lazyStart', 'lazyStop', 'lazyClose', 'lazyStats', 'lazyProfile', 'lazyFailure',
   'decodeBatch', 'trackWritesOpen', 'trackWritesProtect', 'trackWritesScan', 'closeFd',
 ] as const satisfies readonly (keyof NativeMmap)[];

@@ -38,6 +38,8 @@ Napi::Value CheckRegionTotalsJs(const Napi::CallbackInfo& info);
 // zstd_js.cc: zstd encoding of chunks (zstd_encode.h).
 Napi::Value ZstdCompressJs(const Napi::CallbackInfo& info);
 Napi::Value ZstdBatchJs(const Napi::CallbackInfo& info);
+Napi::Value ZstdPieceJs(const Napi::CallbackInfo& info);
+Napi::Value ZstdFilePieceJs(const Napi::CallbackInfo& info);
 
 // uffd_js.cc: lazy restore through userfaultfd (uffd.h).
 Napi::Value LazyStart(const Napi::CallbackInfo& info);

@@ -22,6 +22,7 @@ const char* ErrnoName(int err) {
     case EBUSY: return "EBUSY";
     case EEXIST: return "EEXIST";
     case ENODEV: return "ENODEV";
+    case EISDIR: return "EISDIR";
     case EINVAL: return "EINVAL";
     case ENFILE: return "ENFILE";
     case EMFILE: return "EMFILE";
@@ -73,6 +74,10 @@ void SetCode(Napi::Error& e, const char* code) {
 
 [[noreturn]] void ThrowFailure(Napi::Env env, const Failure& f) {
   if (f.kind == Failure::Kind::kPolicy) ThrowRange(env, f.message);
+  throw SyscallError(env, f);
+}
+
+Napi::Error SyscallError(Napi::Env env, const Failure& f) {
   const char* code = ErrnoName(f.err);
   std::string message = std::string(code) + ": " + f.syscall + " failed";
   if (f.has_address) message += " at " + Hex(f.address);
@@ -86,7 +91,7 @@ void SetCode(Napi::Error& e, const char* code) {
   if (f.has_address) {
     o.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(f.address)));
   }
-  throw e;
+  return e;
 }
 
 std::string TypeName(const Napi::Value& v) {

@@ -23,6 +23,9 @@ void SetCode(Napi::Error& e, const char* code);
 [[noreturn]] void ThrowRange(Napi::Env env, const std::string& message);
 // A policy refusal as a RangeError, a failed syscall as a system error.
 [[noreturn]] void ThrowFailure(Napi::Env env, const Failure& f);
+// The system error ThrowFailure throws for a failed syscall (f.kind kErrno), to deliver
+// rather than throw (an async job's callback).
+Napi::Error SyscallError(Napi::Env env, const Failure& f);
 
 // The type alone, for arguments whose value must never appear in a message.
 std::string TypeName(const Napi::Value& v);

@@ -2,7 +2,9 @@
 // thread, and batches of chunks as one libuv pool job (the image writer's
 // encoder pool), with the writer's zero and entropy tests (on the calling
 // thread, before the copy) and checksums. Messages name only lengths.
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -235,6 +237,160 @@ class ZstdWorker : public Napi::AsyncWorker {
   BlockPool::Block out_;
 };
 
+// zstdPiece's job: every chunk of one piece of a region (whole chunks but
+// perhaps the last), each tested, compressed and summed as zstdBatch does with
+// kScan | kSums, the stored bytes back to back in one block. The piece was
+// copied into `plain` before the job (zstdPiece), or the job reads it from a
+// file into `plain` itself (zstdFilePiece), and the stored bytes are copied on the
+// main thread after it into memory the caller's `alloc` gives then (exactly
+// what is stored: the caller packs pieces into kept memory): the pool thread
+// touches no script memory.
+class ZstdPieceWorker : public Napi::AsyncWorker {
+ public:
+  // `fd` >= 0: `plain` is filled by reading `length` bytes of `fd` from `position` first.
+  ZstdPieceWorker(Napi::Function cb, int level, size_t chunk_size, BlockPool::Block plain, size_t length,
+                  Napi::Function alloc, int fd = -1, uint64_t position = 0)
+      : Napi::AsyncWorker(cb, "crimg:zstd-piece"), level_(level), chunk_size_(chunk_size), plain_(std::move(plain)),
+        length_(length), sizes_((length + chunk_size - 1) / chunk_size, 0), sums_(sizes_.size(), 0),
+        alloc_(Napi::Persistent(alloc)), fd_(fd), position_(position) {}
+
+  ~ZstdPieceWorker() override {
+    BlockPool::Get().Give(std::move(plain_));
+    BlockPool::Get().Give(std::move(out_));
+  }
+
+  void Execute() override {
+    if (fd_ >= 0 && !Read()) return;
+    out_ = BlockPool::Get().Take(length_);
+    if (out_.data == nullptr) {
+      SetError("zstdPiece: out of memory for the stored bytes of " + std::to_string(length_) + " bytes");
+      return;
+    }
+    ZstdEncoder& enc = ThreadEncoder();
+    uint8_t* out = out_.data.get();
+    size_t put = 0;  // each chunk stores at most its plain length: put + len <= length_
+    for (size_t i = 0, at = 0; i < sizes_.size(); i++, at += chunk_size_) {
+      const size_t len = std::min(chunk_size_, length_ - at);
+      const uint8_t* p = plain_.data.get() + at;
+      if (IsZero(p, len)) {
+        sizes_[i] = kZeroChunk;
+        continue;
+      }
+      int32_t size = kRandom;
+      if (!LooksIncompressible(p, len)) {
+        size = kNotSmaller;
+        if (len > 1) {
+          const char* error = nullptr;
+          const int64_t n = enc.Encode(level_, p, len, out + put, len - 1, &error);
+          if (n == -2) {
+            SetError(std::string("zstdPiece: ") + (error != nullptr ? error : "zstd failed"));
+            return;
+          }
+          if (n >= 0) size = static_cast<int32_t>(n);
+        }
+      }
+      const size_t stored = size >= 0 ? static_cast<size_t>(size) : len;
+      if (size < 0) memcpy(out + put, p, len);
+      sizes_[i] = size;
+      sums_[i] = Xxh64(out + put, stored, 0);
+      put += stored;
+    }
+    used_ = put;
+    BlockPool::Get().Give(std::move(plain_));
+  }
+
+  // callback(null, sizes: Int32Array, sums: BigUint64Array, stored), where stored =
+  // alloc(used) holds the stored bytes; what alloc returns is checked first (a Uint8Array of
+  // at least `used` writable bytes), and a throw from it goes to the callback.
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    Napi::Value results[3];
+    try {
+      Napi::Value stored = alloc_.Call({Napi::Number::New(env, static_cast<double>(used_))});
+      napi_typedarray_type t;
+      size_t out_len = 0, off = 0;
+      void* out = nullptr;
+      napi_value ab;
+      const bool ok = stored.IsTypedArray() &&
+                      napi_get_typedarray_info(env, stored, &t, &out_len, &out, &ab, &off) == napi_ok &&
+                      t == napi_uint8_array && out_len >= used_ && (used_ == 0 || out != nullptr);
+      Failure f;
+      if (ok && used_ > 0) f = AddressSpace::Get().CheckWritable(out, used_, "alloc's memory");
+      if (!ok || f) {
+        Napi::Error e = Napi::Error::New(env, std::string("zstdPiece: ") +
+            (ok ? f.message : "expected alloc to return a Uint8Array of at least " + std::to_string(used_) + " bytes"));
+        SetCode(e, "ERR_CRIMG_ZSTD");
+        throw e;
+      }
+      if (used_ > 0) memcpy(out, out_.data.get(), used_);
+      Napi::Int32Array sizes = Napi::Int32Array::New(env, sizes_.size());
+      memcpy(sizes.Data(), sizes_.data(), sizes_.size() * sizeof(int32_t));
+      results[0] = sizes;
+      results[1] = BigSums(env, sums_);
+      results[2] = stored;
+    } catch (const Napi::Error& e) {
+      Callback().Call({e.Value()});
+      return;
+    }
+    Callback().Call({env.Null(), results[0], results[1], results[2]});
+  }
+
+ private:
+  int level_;
+  size_t chunk_size_;
+  BlockPool::Block plain_;
+  size_t length_;
+  std::vector<int32_t> sizes_;
+  std::vector<uint64_t> sums_;
+  // A failed read: the syscall error (code the errno name, syscall 'pread'), or for a file that
+  // ended early an Error with code ERR_CRIMG_EOF; `position` (a number) where the read was.
+  void OnError(const Napi::Error& e) override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (read_err_ < 0) {
+      Callback().Call({e.Value()});
+      return;
+    }
+    Napi::Error r = read_err_ > 0 ? SyscallError(env, Failure::Errno(read_err_, "pread", false, 0))
+                                  : Napi::Error::New(env, "zstdFilePiece: the file ended early");
+    if (read_err_ == 0) SetCode(r, "ERR_CRIMG_EOF");
+    r.Value().Set("position", Napi::Number::New(env, static_cast<double>(read_at_)));
+    Callback().Call({r.Value()});
+  }
+
+ private:
+  // Reads the piece from fd_ into plain_; false (and the error set) when it cannot.
+  bool Read() {
+    plain_ = BlockPool::Get().Take(length_);
+    if (plain_.data == nullptr) {
+      SetError("zstdFilePiece: out of memory for a piece of " + std::to_string(length_) + " bytes");
+      return false;
+    }
+    size_t done = 0;
+    while (done < length_) {
+      const ssize_t n = pread(fd_, plain_.data.get() + done, length_ - done, static_cast<off_t>(position_ + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        read_err_ = n < 0 ? errno : 0;
+        read_at_ = position_ + done;
+        SetError("read failed");  // OnError builds the error from read_err_
+        return false;
+      }
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  Napi::FunctionReference alloc_;  // gives the memory the stored bytes are copied into
+  int fd_;
+  uint64_t position_;
+  int read_err_ = -1;  // >= 0 once a read failed: its errno, 0 for end of file
+  uint64_t read_at_ = 0;
+  BlockPool::Block out_;
+  size_t used_ = 0;
+};
+
 }  // namespace
 
 // zstdCompress(level 1..19, plain: Uint8Array, out: Uint8Array) -> frame length, or -1 when
@@ -333,6 +489,60 @@ Napi::Value ZstdBatchJs(const Napi::CallbackInfo& info) {
                            std::move(sizes), std::move(sums));
   w->Queue();
   return known;
+}
+
+// zstdPiece(level, bytes: Uint8Array, chunkSize, alloc(n) -> Uint8Array, callback(err, sizes,
+// sums, stored)) -> undefined. One pool job for a whole piece of a region: chunk i is
+// bytes[i * chunkSize, ...) (the last may be shorter); sizes[i] is its frame length, -1 or -3
+// (stored raw: not smaller, or every page looks random) or -2 (zeros, nothing stored); sums[i]
+// XXH64 of what is stored (0 for zeros); `stored`, what alloc(n) returned when the job was done
+// (n: the bytes stored), holds the stored bytes of the chunks in order, back to back, so that a
+// compact image writes them as they are. `bytes` (at most 64 MiB, at most 65536 chunks) is
+// copied before this returns: the caller may reuse it at once.
+Napi::Value ZstdPieceJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int level = static_cast<int>(Integer(env, info[0], "level", kZstdMinLevel, kZstdMaxLevel));
+  TypedBytes bytes = TypedArg(env, info[1], napi_uint8_array, "bytes to be a Uint8Array");
+  const size_t chunk = static_cast<size_t>(Integer(env, info[2], "chunkSize", 1, 16 * 1024 * 1024));
+  if (!info[3].IsFunction()) ThrowType(env, "expected alloc to be a function, got " + TypeName(info[3]));
+  if (!info[4].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[4]));
+  if (bytes.length == 0 || bytes.length > 64 * 1024 * 1024) {
+    ThrowRange(env, "expected a piece of 1 byte to 64 MiB, got " + std::to_string(bytes.length) + " bytes");
+  }
+  if ((bytes.length + chunk - 1) / chunk > 65536) {
+    ThrowRange(env, "expected at most 65536 chunks in a piece, got " + std::to_string((bytes.length + chunk - 1) / chunk));
+  }
+  BlockPool::Block plain = BlockPool::Get().Take(bytes.length);
+  if (plain.data == nullptr) ThrowRange(env, "zstdPiece: out of memory for a piece of " + std::to_string(bytes.length) + " bytes");
+  memcpy(plain.data.get(), bytes.data, bytes.length);
+  auto* w = new ZstdPieceWorker(info[4].As<Napi::Function>(), level, chunk, std::move(plain), bytes.length,
+                                info[3].As<Napi::Function>());
+  w->Queue();
+  return env.Undefined();
+}
+
+// zstdFilePiece(level, fd, position, length, chunkSize, alloc, callback) -> undefined
+// zstdPiece of `length` bytes (1 byte to 64 MiB) of file `fd` from `position` (a safe
+// integer), read by the job itself on the pool thread: no copy on this thread. Keep `fd` open
+// until the callback. A failed read is the callback's error: a system error (code the errno
+// name, syscall 'pread') or, when the file ends first, code ERR_CRIMG_EOF; either with the
+// `position` of the read.
+Napi::Value ZstdFilePieceJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int level = static_cast<int>(Integer(env, info[0], "level", kZstdMinLevel, kZstdMaxLevel));
+  const int fd = static_cast<int>(Integer(env, info[1], "fd", 0, INT_MAX));
+  const double position = Integer(env, info[2], "position", 0, 9007199254740991.0);
+  const size_t length = static_cast<size_t>(Integer(env, info[3], "length", 1, 64 * 1024 * 1024));
+  const size_t chunk = static_cast<size_t>(Integer(env, info[4], "chunkSize", 1, 16 * 1024 * 1024));
+  if (!info[5].IsFunction()) ThrowType(env, "expected alloc to be a function, got " + TypeName(info[5]));
+  if (!info[6].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[6]));
+  if ((length + chunk - 1) / chunk > 65536) {
+    ThrowRange(env, "expected at most 65536 chunks in a piece, got " + std::to_string((length + chunk - 1) / chunk));
+  }
+  auto* w = new ZstdPieceWorker(info[6].As<Napi::Function>(), level, chunk, BlockPool::Block(), length,
+                                info[5].As<Napi::Function>(), fd, static_cast<uint64_t>(position));
+  w->Queue();
+  return env.Undefined();
 }
 
 }  // namespace crimg

@@ -1,0 +1,240 @@
+/**
+ * zstd images written a piece at a time (ChunkEncoder.encodePiece, codec/zstd.ts
+ * NativeZstd.encodePiece, native-mmap/src/zstd_js.cc zstdPiece): a region's whole chunks go to
+ * the addon in pieces of up to 1 MiB, one pool job each, instead of a promise per chunk. The
+ * image must be byte for byte the one the chunk-by-chunk path writes (the same region given as
+ * pieces shorter than a chunk, which that path takes), at every chunk size,
+ * with zero, random, structured and incompressible chunks, and with the output buffers reused
+ * across many pieces; and the binding must refuse bad arguments and memory it cannot write.
+ */
+import { jest } from '@jest/globals';
+import { closeSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { ImageWriter, openImage, type WriterOptions } from '../index.js';
+import { xxh64 } from '../codec/checksum.js';
+import { NativeZstd, zstdDecode } from '../codec/zstd.js';
+import { nativeAddon } from '../native-mmap/index.js';
+import { memoryLike, tempDir } from './helpers.js';
+import { requireNative } from './native-fixture.js';
+
+requireNative();
+const t = tempDir();
+afterAll(() => t.cleanup());
+
+const FIXED: WriterOptions = {
+  imageId: new Uint8Array(16).fill(5), created: 1_700_000_000_000n, validation: { architecture: 'x86_64' }, fsync: false,
+};
+
+/** Region bytes mixing zero, random, structured pages, a page of one byte, and `tail` bytes of 7 (whole pages). */
+function regionBytes(pages: number, seed: number, tail: number): Buffer {
+  const b = Buffer.concat([memoryLike(pages, seed), randomBytes(3 * 4096), Buffer.alloc(4096, 0x41), Buffer.alloc(tail, 7)]);
+  return b;
+}
+
+/** The same bytes as pieces shorter than any chunk: the chunk stream then submits chunk by chunk. */
+function* small(bytes: Uint8Array): Generator<Uint8Array> {
+  for (let o = 0; o < bytes.length; o += 1000) yield bytes.subarray(o, Math.min(bytes.length, o + 1000));
+}
+
+type Source = 'bytes' | 'small' | 'file' | 'fd';
+
+async function write(path: string, options: WriterOptions, regions: Buffer[], source: Source): Promise<Buffer> {
+  const w = await ImageWriter.create(path, { ...FIXED, ...options });
+  let address = 0x7f0000000000n;
+  for (const [i, bytes] of regions.entries()) {
+    let data: Parameters<ImageWriter['addRegion']>[0]['data'];
+    let fd = -1;
+    if (source === 'bytes') data = bytes;
+    else if (source === 'small') data = small(bytes);
+    else {
+      // Each region at an odd offset of its own file: the writer switches files between regions.
+      const file = `${path}.r${i}`;
+      writeFileSync(file, Buffer.concat([Buffer.alloc(4097, 0xee), bytes, Buffer.alloc(100, 0xee)]));
+      if (source === 'fd') fd = openSync(file, 'r');
+      data = source === 'fd' ? { fd, position: 4097, length: bytes.length } : { path: file, position: 4097, length: bytes.length };
+    }
+    const rec = await w.addRegion({ address, data });
+    // A caller's fd may be closed once addRegion resolves: every read of it is done.
+    if (fd >= 0) closeSync(fd);
+    address += rec.length + 0x100000n;
+  }
+  await w.finish();
+  return readFileSync(path);
+}
+
+describe('a zstd image written in pieces is the image written chunk by chunk', () => {
+  const spy = jest.spyOn(NativeZstd.prototype, 'encodePiece');
+  const fileSpy = jest.spyOn(NativeZstd.prototype, 'encodeFilePiece');
+  afterAll(() => {
+    spy.mockRestore();
+    fileSpy.mockRestore();
+  });
+
+  for (const chunkSize of [4096, 16384, 65536, 2 * 1024 * 1024]) {
+    test(`chunk size ${chunkSize}`, async () => {
+      const options: WriterOptions = { compress: 'zstd:1', chunkSize };
+      // Regions of one chunk or less, of several pieces (> 1 MiB), and ending short of a chunk.
+      const regions = [
+        regionBytes(0, 1, 0).subarray(0, 4096),
+        regionBytes(700, 2, 5 * 4096),
+        regionBytes(40, 3, 4096),
+        Buffer.alloc(3 * chunkSize + 4096), // zeros only
+      ];
+      spy.mockClear();
+      fileSpy.mockClear();
+      const expected = await write(t.path(`small-${chunkSize}.img`), options, regions, 'small');
+      expect(spy).not.toHaveBeenCalled();
+      expect(fileSpy).not.toHaveBeenCalled();
+      for (const source of ['bytes', 'file', 'fd'] as const) {
+        spy.mockClear();
+        fileSpy.mockClear();
+        const path = t.path(`${source}-${chunkSize}.img`);
+        const got = await write(path, options, regions, source);
+        // Bytes in memory are copied a piece at a time; a file range is read by the pool jobs.
+        expect(source === 'bytes' ? spy : fileSpy).toHaveBeenCalled();
+        expect(source === 'bytes' ? fileSpy : spy).not.toHaveBeenCalled();
+        expect(got.equals(expected)).toBe(true);
+        const img = await openImage(path);
+        try {
+          expect((await img.verify()).ok).toBe(true);
+          for (const [i, r] of img.regions.entries()) expect((await img.read(r.address, regions[i]!.length)).equals(regions[i]!)).toBe(true);
+        } finally {
+          await img.close();
+        }
+      }
+    });
+  }
+
+  test('48 MiB in one region: output buffers reused across pieces, every byte where it belongs', async () => {
+    // Distinct content per MiB, so a buffer reused before its write would show in the file.
+    const region = Buffer.concat(Array.from({ length: 48 }, (_, i) => memoryLike(256, 100 + i)));
+    const options: WriterOptions = { compress: 'zstd:1' };
+    const expected = await write(t.path('big-small.img'), options, [region], 'small');
+    for (const source of ['bytes', 'file', 'fd'] as const) {
+      const got = await write(t.path(`big-${source}.img`), options, [region], source);
+      expect(got.equals(expected)).toBe(true);
+    }
+    const img = await openImage(t.path('big-file.img'));
+    try {
+      expect((await img.read(img.regions[0]!.address, region.length)).equals(region)).toBe(true);
+    } finally {
+      await img.close();
+    }
+  });
+});
+
+describe('a file range read by the pool jobs', () => {
+  const bytes = memoryLike(4096, 21); // 16 MiB: sixteen pieces
+
+  test('progress in order, to the range\'s length', async () => {
+    const file = t.path('range.bin');
+    writeFileSync(file, bytes);
+    const seen: number[] = [];
+    const w = await ImageWriter.create(t.path('progress.img'), { ...FIXED, compress: 'zstd:1' });
+    await w.addRegion({ address: 0x10000000n, data: { path: file, onRead: (n) => seen.push(n) } });
+    await w.finish();
+    expect(seen).toEqual(Array.from({ length: 16 }, (_, k) => (k + 1) * 1024 * 1024));
+  });
+
+  test('a range past the end of the file fails at once; a file that shrinks while read fails the image with IO_ERROR', async () => {
+    const file = t.path('shrinks.bin');
+    writeFileSync(file, bytes);
+    const short = await ImageWriter.create(t.path('short.img'), { ...FIXED, compress: 'zstd:1' });
+    await expect(short.addRegion({ address: 0x10000000n, data: { path: file, position: 4096, length: bytes.length } }))
+      .rejects.toMatchObject({ code: 'IO_ERROR', message: `${file} ended 4096 bytes early at ${bytes.length}` });
+    // Cut to 2 MiB once the first piece is stored: the fourth piece is read after that (three
+    // are in flight at most), and finds the end of the file.
+    const w = await ImageWriter.create(t.path('shrunk.img'), { ...FIXED, compress: 'zstd:1' });
+    await expect(w.addRegion({ address: 0x10000000n, data: { path: file, onRead: (n) => { if (n === 1024 * 1024) truncateSync(file, 2 * 1024 * 1024); } } }))
+      // The third piece may have been read before the cut or after: it ends at 2 or at 3 MiB.
+      .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(new RegExp(`ended ${1024 * 1024} bytes early at (${2 * 1024 * 1024}|${3 * 1024 * 1024})$`)) });
+    for (const name of ['short.img', 'shrunk.img']) expect(() => readFileSync(t.path(name))).toThrow(/ENOENT/);
+  });
+});
+
+describe('zstdPiece, the binding', () => {
+  const addon = nativeAddon()!;
+  const piece = (bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array): Promise<{ sizes: Int32Array; sums: BigUint64Array; stored: Uint8Array }> =>
+    new Promise((resolve, reject) => {
+      addon.zstdPiece(1, bytes, chunkSize, alloc, (err, sizes, sums, stored) => (err ? reject(err) : resolve({ sizes, sums, stored })));
+    });
+
+  test('codes, sums and stored bytes per chunk, in what alloc gave; frames decode to their chunk', async () => {
+    const cs = 16384;
+    const bytes = Buffer.concat([Buffer.alloc(cs), randomBytes(cs), memoryLike(4, 9), Buffer.alloc(cs, 3), Buffer.from([1, 2, 3])]);
+    let asked = -1;
+    const { sizes, sums, stored: out } = await piece(bytes, cs, (n) => {
+      asked = n;
+      return new Uint8Array(n + 10).subarray(5, 5 + n);
+    });
+    expect(Array.from(sizes.slice(0, 2))).toEqual([-2, -3]);
+    expect(sizes.length).toBe(5);
+    let at = 0;
+    for (let k = 0; k < sizes.length; k++) {
+      const plain = bytes.subarray(k * cs, Math.min(bytes.length, (k + 1) * cs));
+      const s = sizes[k]!;
+      if (s === -2) {
+        expect(sums[k]).toBe(0n);
+        continue;
+      }
+      const len = s > 0 ? s : plain.length;
+      const stored = out.subarray(at, at + len);
+      expect(sums[k]).toBe(xxh64(stored));
+      if (s > 0) expect(Buffer.from(zstdDecode(stored, plain.length)).equals(plain)).toBe(true);
+      else expect(Buffer.from(stored).equals(plain)).toBe(true);
+      at += len;
+    }
+    expect(asked).toBe(at);
+    expect(out.length).toBe(at);
+    // A 3-byte chunk is never smaller as a frame: stored raw.
+    expect(sizes[4]).toBe(-1);
+  });
+
+  test('refuses bad arguments before queuing anything', () => {
+    const cb = (): void => {};
+    const alloc = (n: number): Uint8Array => new Uint8Array(n);
+    expect(() => addon.zstdPiece(1, new Uint8Array(0), 4096, alloc, cb)).toThrow(/1 byte to 64 MiB/);
+    expect(() => addon.zstdPiece(1, new Uint8Array(65537), 1, alloc, cb)).toThrow(/at most 65536 chunks/);
+    expect(() => addon.zstdPiece(0, new Uint8Array(1), 4096, alloc, cb)).toThrow(/level to be an integer in \[1, 19\]/);
+    expect(() => addon.zstdPiece(1, new Uint8Array(1), 0, alloc, cb)).toThrow(/chunkSize/);
+    expect(() => addon.zstdPiece(1, new Uint8Array(1), 4096, null as never, cb)).toThrow(/alloc to be a function/);
+    expect(() => addon.zstdPiece(1, new Uint8Array(1), 4096, alloc, null as never)).toThrow(/callback/);
+  });
+
+  test('zstdFilePiece: the piece read from the file; a failed read or an early end is the callback\'s coded error', async () => {
+    const bytes = memoryLike(32, 8);
+    const file = t.path('piece.bin');
+    writeFileSync(file, bytes);
+    const fd = openSync(file, 'r');
+    const dir = openSync(t.path('.'), 'r');
+    const run = (f: number, position: number, length: number): Promise<{ sizes: Int32Array; stored: Uint8Array }> => new Promise((resolve, reject) => {
+      addon.zstdFilePiece(1, f, position, length, 16384, (n) => new Uint8Array(n), (err, sizes, _sums, stored) => (err ? reject(err) : resolve({ sizes, stored })));
+    });
+    try {
+      const fromFile = await run(fd, 4096, 65536);
+      const fromBytes = await piece(bytes.subarray(4096, 4096 + 65536), 16384, (n) => new Uint8Array(n));
+      expect(Array.from(fromFile.sizes)).toEqual(Array.from(fromBytes.sizes));
+      expect(Buffer.from(fromFile.stored).equals(Buffer.from(fromBytes.stored))).toBe(true);
+      await expect(run(fd, 65536, 131072)).rejects.toMatchObject({ code: 'ERR_CRIMG_EOF', position: bytes.length });
+      await expect(run(dir, 0, 4096)).rejects.toMatchObject({ code: 'EISDIR', syscall: 'pread', position: 0 });
+      expect(() => addon.zstdFilePiece(1, -1, 0, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/fd/);
+      expect(() => addon.zstdFilePiece(1, fd, -1, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/position/);
+      expect(() => addon.zstdFilePiece(1, fd, 0, 64 * 1024 * 1024 + 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/length/);
+    } finally {
+      closeSync(fd);
+      closeSync(dir);
+    }
+  });
+
+  test('alloc giving too little, a detached buffer, or throwing: an error to the callback, nothing written', async () => {
+    const bytes = memoryLike(64, 4);
+    await expect(piece(bytes, 16384, (n) => new Uint8Array(n - 1))).rejects.toMatchObject({ code: 'ERR_CRIMG_ZSTD', message: expect.stringMatching(/alloc to return a Uint8Array of at least \d+ bytes/) });
+    await expect(piece(bytes, 16384, () => new Uint16Array(bytes.length) as never)).rejects.toMatchObject({ code: 'ERR_CRIMG_ZSTD' });
+    await expect(piece(bytes, 16384, (n) => {
+      const b = new Uint8Array(n);
+      structuredClone(b.buffer, { transfer: [b.buffer] });
+      return b;
+    })).rejects.toMatchObject({ code: 'ERR_CRIMG_ZSTD' });
+    await expect(piece(bytes, 16384, () => { throw new TypeError('no memory here'); })).rejects.toThrow('no memory here');
+  });
+});
