@@ -223,7 +223,7 @@ function fzstdModule(): typeof import('fzstd') {
 type ZstdBatch = (level: number, plains: Uint8Array[], flags: number, done: (err: Error | null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null) => void) => { sizes: Int32Array; sums: BigUint64Array | null };
 type PieceDone = (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void;
 type ZstdPieceJob = (level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone) => void;
-type ZstdFilePieceJob = (level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone) => void;
+type ZstdFilePieceJob = (level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, read?: () => void) => void;
 
 /** The largest piece {@link NativeZstd.encodePiece} takes. */
 export const ZSTD_PIECE_MAX = 64 * 1024 * 1024;
@@ -245,10 +245,11 @@ export interface ZstdPiece {
 }
 
 /**
- * Memory the pieces' stored bytes are packed into, back to back, as their jobs end: a buffer
- * per piece, sized for its plain length, left most of each untouched but for the kept ones,
- * and the writes in flight hold ~50 pieces' worth (a fault per fresh 4 KiB page, ~16,000 per
- * 512 MiB written). Reused once every piece in it is written; at most {@link KEPT_ARENAS} kept.
+ * Memory the pieces' stored bytes are packed into, back to back, as their jobs end (exactly
+ * what each stores, ~40 % of its plain length here): the writes in flight hold ~50 pieces'
+ * stored bytes, which a buffer per piece, sized for its plain length, spread over ~50 MiB of
+ * first-touched pages (a fault per 4 KiB page, ~15,000 per 512 MiB written). An arena is reused
+ * once every piece in it is written; at most {@link KEPT_ARENAS} are kept.
  */
 const ARENA = 4 * 1024 * 1024;
 const KEPT_ARENAS = 12;
@@ -395,11 +396,12 @@ export class NativeZstd {
 
   /**
    * {@link encodePiece} of `length` bytes (1 byte to {@link ZSTD_PIECE_MAX}) of file `fd` from
-   * `position`, read by the pool job itself. Keep `fd` open until the promise settles. A failed
-   * read rejects with the addon's error (see NativeMmap.zstdFilePiece).
+   * `position`, read by the pool job itself; `read` runs once the read is done (before the
+   * promise settles). Keep `fd` open until then, or until the promise settles. A failed read
+   * rejects with the addon's error (see NativeMmap.zstdFilePiece).
    */
-  encodeFilePiece(fd: number, position: number, length: number, chunkSize: number): Promise<ZstdPiece> {
-    return this.runPiece((alloc, done) => this.filePiece(this.level, fd, position, length, chunkSize, alloc, done));
+  encodeFilePiece(fd: number, position: number, length: number, chunkSize: number, read?: () => void): Promise<ZstdPiece> {
+    return this.runPiece((alloc, done) => this.filePiece(this.level, fd, position, length, chunkSize, alloc, done, read));
   }
 
   /** Runs one piece job, its stored bytes packed into the arena ({@link pack}). */

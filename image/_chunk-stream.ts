@@ -63,13 +63,14 @@ export type RegionBytes = Uint8Array | AsyncIterable<RegionPiece> | Iterable<Reg
  */
 type Inflight =
   | { kind: 'chunk'; p: Promise<EncodedChunk>; rec: RegionRecord }
-  | { kind: 'piece'; p: Promise<EncodedPiece>; chunks: number; plain: number; rec: RegionRecord; onStored?: () => void }
+  | { kind: 'piece'; p: Promise<EncodedPiece>; chunks: number; plain: number; rec: RegionRecord }
   | { kind: 'zeros'; zeros: number; plain: number; inParent: boolean; rec: RegionRecord };
 
 /**
- * Bytes of a piece for ChunkEncoder.encodePiece: one native job, big enough that the main
- * thread's share (a copy and a promise) is small against compressing it, small enough that
- * {@link PIECES_IN_FLIGHT} of them keep every core busy within a 4 MiB read block.
+ * Bytes of a piece for ChunkEncoder.encodePiece (whole chunks: one chunk when chunks are
+ * larger): one native job, big enough that the main thread's share (a copy and a promise) is
+ * small against compressing it, small enough that {@link PIECES_IN_FLIGHT} of them keep every
+ * core busy within a 4 MiB read block.
  */
 const PIECE_BYTES = Math.min(1024 * 1024, PIECE_MAX);
 /**
@@ -295,29 +296,39 @@ export class ChunkStream {
 
   /**
    * The chunks of a file range `d` into region `rec`, read and encoded by the encoder's
-   * encodeFilePiece in pieces (no read, copy or promise per chunk on this thread). Like
+   * encodeFilePiece in pieces (no read, copy or promise per chunk on this thread). As with
    * {@link add} of the writer's own pieces, the last pieces may still be encoding when this
-   * resolves, but for a caller's fd (`d.borrowed`), every read of which is done by then.
-   * `files` keeps a file it opened open while its pieces read it.
-   * @throws CrimgError IO_ERROR when a read fails or the file ends early (at the piece's store)
+   * resolves; but every read of the file is done by then (the caller may change or close it),
+   * and `d.onRead` has been told of each, in order. `files` keeps a file it opened open while
+   * its pieces read it, whatever happens.
+   * @throws CrimgError IO_ERROR when a read fails or the file ends early
    */
   async addFile(d: DirectRange, rec: RegionRecord, files: FileRangeReader): Promise<void> {
     const cs = this.chunkSize;
     const inflight = this.inflight;
     const maxInflight = Math.max(4, this.encoder.parallelism * 16);
     const span = Math.max(1, Math.floor(PIECE_BYTES / cs)) * cs;
-    const reads: Promise<unknown>[] = [];
+    // Every read, in order, each followed by its progress call: settles once all are done,
+    // rejects with the first failure.
+    let reading: Promise<void> = Promise.resolve();
     let chunks = 0;
     for (let at = 0; at < d.total; at += span) {
       const n = Math.min(span, d.total - at);
       const count = Math.ceil(n / cs);
       checkTableRoom(this.nextChunk, count, cs);
       const position = d.start + at;
-      const p = this.encoder.encodeFilePiece!(d.fd, position, n).catch((e: unknown) => { throw readFailure(e, d.name, position + n); });
+      let readDone!: () => void;
+      const read = new Promise<void>((resolve) => { readDone = resolve; });
+      const p = this.encoder.encodeFilePiece!(d.fd, position, n, readDone).catch((e: unknown) => { throw readFailure(e, d.name, position + n); });
       p.catch(() => {}); // handled as a chunk's is
-      if (d.borrowed) reads.push(p); else files.holdOpen(p);
-      const read = at + n;
-      inflight.push({ kind: 'piece', p, chunks: count, plain: n, rec, ...(d.onRead && { onStored: () => d.onRead!(read) }) });
+      files.holdOpen(p);
+      // A piece that settles without calling readDone failed: its read, or what followed it.
+      const settled = Promise.race([read, p.then(() => {})]);
+      settled.catch(() => {});
+      const readBytes = at + n;
+      reading = reading.then(() => settled).then(d.onRead && (() => d.onRead!(readBytes)));
+      reading.catch(() => {});
+      inflight.push({ kind: 'piece', p, chunks: count, plain: n, rec });
       this.inflightChunks += count;
       this.inflightPieces++;
       chunks += count;
@@ -325,7 +336,7 @@ export class ChunkStream {
       while (this.inflightPieces >= PIECES_IN_FLIGHT || inflight.length >= maxInflight) await this.storeOldest();
     }
     this.records.endRegion(rec, chunks);
-    if (reads.length > 0) await Promise.allSettled(reads);
+    await reading;
   }
 
   /** Waits until every chunk and piece in flight has settled, storing none (an image being abandoned). */
@@ -351,7 +362,6 @@ export class ChunkStream {
       this.inflightChunks -= e.chunks;
       this.inflightPieces--;
       this.records.storePiece(piece, e.rec, e.plain);
-      e.onStored?.();
     } else {
       const c = await e.p;
       this.inflight.shift();

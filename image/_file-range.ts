@@ -25,8 +25,10 @@ import { WRITE_BATCH, type WriteQueue } from './_write-queue.js';
  * for an image without codec and cipher its chunks are tested, hashed and written from those
  * buffers, which then hold a private copy, so a file that changes meanwhile (a live process's
  * tmpfs segment) still yields chunks that match their checksums. With a codec or cipher every
- * read takes a fresh buffer instead: its bytes become the chunks' plain bytes, held until they
- * are encoded.
+ * read takes a fresh buffer instead, whose bytes become the chunks' plain bytes, held until they
+ * are encoded (zstd: reused buffers, each chunk copied as it is submitted). zstd without a
+ * cipher has its pool jobs read a regular file's range themselves, 1 MiB each, all read before
+ * addRegion resolves.
  *
  * `mapFiles: true` maps a regular file's range instead (raw images, native addon, 4 MiB at a
  * time, MAP_POPULATE): chunks are tested and hashed in place and written from the mapping.
@@ -118,17 +120,12 @@ interface OpenRange {
 }
 
 
-/**
- * A file range an encoder reads itself (ChunkEncoder.encodeFilePiece), from {@link
- * FileRangeReader.direct}: `total` bytes of `fd` from `start`. `borrowed`: the caller's fd,
- * which it may close once addRegion resolves, so every read of it must be done by then.
- */
+/** A file range an encoder reads itself (ChunkEncoder.encodeFilePiece), from {@link FileRangeReader.direct}: `total` bytes of `fd` from `start`. */
 export interface DirectRange {
   fd: number;
   name: string;
   start: number;
   total: number;
-  borrowed: boolean;
   onRead: ((bytes: number) => void) | undefined;
 }
 
@@ -259,22 +256,20 @@ export class FileRangeReader {
 
   /**
    * `range` checked and opened for an encoder that reads files itself, or null when it is not
-   * a whole range of a regular file (`partial`, `present`, another kind of file, or positions
-   * past 2^53), which {@link pieces} then reads. A range past the file's end fails here, as
-   * the reads of {@link pieces} would; a file that shrinks afterwards fails the piece that
-   * reads past its end (ChunkStream.addFile).
-   * @throws TypeError, RangeError on a bad range; CrimgError IO_ERROR when its path cannot be
-   *   opened or the range runs past the file's end
+   * a plain range within a regular file's size (`partial`, `present`, `readSize`, another kind
+   * of file, a size that says nothing of the contents as /proc/PID/mem's 0, or positions past
+   * 2^53), which {@link pieces} then reads as before. A file that shrinks afterwards fails the
+   * piece that reads past its end (ChunkStream.addFile).
+   * @throws TypeError, RangeError on a bad range; CrimgError IO_ERROR when its path cannot be opened
    */
   async direct(range: FileRange): Promise<DirectRange | null> {
-    if (range.partial === true || range.present !== undefined) return null;
+    if (range.partial === true || range.present !== undefined || range.readSize !== undefined) return null;
     const r = await this.open(range, this.blockSize);
     const end = r.start + BigInt(r.total);
     if (end > BigInt(Number.MAX_SAFE_INTEGER)) return null;
     const st = fstatSync(r.fd, { bigint: true });
-    if (!st.isFile()) return null;
-    if (end > st.size) throw new CrimgError('IO_ERROR', `${r.name} ended ${end - st.size} bytes early at ${st.size}`);
-    return { fd: r.fd, name: r.name, start: Number(r.start), total: r.total, borrowed: range.path === undefined, onRead: range.onRead };
+    if (!st.isFile() || end > st.size) return null;
+    return { fd: r.fd, name: r.name, start: Number(r.start), total: r.total, onRead: range.onRead };
   }
 
   /**

@@ -152,7 +152,7 @@ export class WriteQueue {
         if (failed) throw failed.reason;
       });
     p.catch(() => {}); // handled: the next flush or finish awaits it and sees the error
-    this.allWritten = Promise.allSettled([this.allWritten, p]);
+    this.allWritten = Promise.allSettled([this.allWritten, p]).then(() => {}); // no chain of results kept
     if (written.length > 0) void this.allWritten.then(() => { for (const fn of written) fn(); });
     this.pendingWrites.push(p);
     return p;

@@ -85,10 +85,11 @@ export interface ChunkEncoder {
   encodePiece?(bytes: Uint8Array): Promise<EncodedPiece>;
   /**
    * {@link encodePiece} of `length` bytes (up to {@link PIECE_MAX}) of file `fd` from `position`,
-   * read off the main thread by the encoder itself; `fd` must stay open until the promise
-   * settles. A failed read rejects with the addon's error (NativeMmap.zstdFilePiece).
+   * read off the main thread by the encoder itself; `read` runs once the read is done, before
+   * the promise settles. `fd` must stay open until then, or until the promise settles. A failed
+   * read rejects with the addon's error (NativeMmap.zstdFilePiece), and `read` is not called.
    */
-  encodeFilePiece?(fd: number, position: number, length: number): Promise<EncodedPiece>;
+  encodeFilePiece?(fd: number, position: number, length: number, read: () => void): Promise<EncodedPiece>;
   /** Seals an index section (identity without a cipher). `domain` 1 chunk table, 2 region section. */
   sealIndex(domain: 1 | 2, count: bigint, plain: Uint8Array): Uint8Array;
   close(): Promise<void>;
@@ -188,7 +189,7 @@ class ThreadPoolEncoder implements ChunkEncoder {
   /** zstd without a cipher: a piece of a region in one native job (codec/zstd.ts NativeZstd.encodePiece). */
   readonly encodePiece?: (bytes: Uint8Array) => Promise<EncodedPiece>;
   /** The same, read from a file by the job itself (NativeZstd.encodeFilePiece). */
-  readonly encodeFilePiece?: (fd: number, position: number, length: number) => Promise<EncodedPiece>;
+  readonly encodeFilePiece?: (fd: number, position: number, length: number, read: () => void) => Promise<EncodedPiece>;
   private h: Uint8Array | null = null;
 
   constructor(
@@ -200,9 +201,10 @@ class ThreadPoolEncoder implements ChunkEncoder {
     private readonly zstd: NativeZstd | null = null,
   ) {
     this.copiesPlain = zstd !== null && fields.chunkSize <= ZSTD_COPY_MAX;
-    if (zstd !== null && keys === null) {
+    // Pieces are recorded as little-endian words (image/_chunk-records.ts), as the raw scan is.
+    if (zstd !== null && keys === null && new Uint8Array(Uint16Array.of(1).buffer)[0] === 1) {
       this.encodePiece = (bytes) => zstd.encodePiece(bytes, fields.chunkSize);
-      this.encodeFilePiece = (fd, position, length) => zstd.encodeFilePiece(fd, position, length, fields.chunkSize);
+      this.encodeFilePiece = (fd, position, length, read) => zstd.encodeFilePiece(fd, position, length, fields.chunkSize, read);
     }
   }
 

@@ -32,9 +32,11 @@ export interface EncodeBindings {
   zstdPiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void): void;
   /**
    * {@link zstdPiece} of `length` bytes (1 byte to 64 MiB) of file `fd` from `position`, read
-   * by the job itself on its pool thread: no copy on this thread. Keep `fd` open until `done`.
-   * A failed read is `done`'s error: a system error (code the errno name, syscall 'pread') or,
-   * when the file ends first, code ERR_CRIMG_EOF; either with the read's `position`.
+   * by the job itself on its pool thread: no copy on this thread. `read` runs on this thread
+   * once the read is done (before `done`); keep `fd` open until then, or until `done`. A failed
+   * read is `done`'s error (and `read` is not called): a system error (code the errno name,
+   * syscall 'pread') or, when the file ends first, code ERR_CRIMG_EOF; either with the read's
+   * `position`.
    */
-  zstdFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void): void;
+  zstdFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void): void;
 }

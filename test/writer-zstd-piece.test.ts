@@ -70,7 +70,7 @@ describe('a zstd image written in pieces is the image written chunk by chunk', (
     fileSpy.mockRestore();
   });
 
-  for (const chunkSize of [4096, 16384, 65536, 2 * 1024 * 1024]) {
+  for (const chunkSize of [4096, 16384, 65536, 2 * 1024 * 1024, 8 * 1024 * 1024]) {
     test(`chunk size ${chunkSize}`, async () => {
       const options: WriterOptions = { compress: 'zstd:1', chunkSize };
       // Regions of one chunk or less, of several pieces (> 1 MiB), and ending short of a chunk.
@@ -126,30 +126,68 @@ describe('a zstd image written in pieces is the image written chunk by chunk', (
 describe('a file range read by the pool jobs', () => {
   const bytes = memoryLike(4096, 21); // 16 MiB: sixteen pieces
 
-  test('progress in order, to the range\'s length', async () => {
+  test('every read done, and told in order, before addRegion resolves', async () => {
     const file = t.path('range.bin');
     writeFileSync(file, bytes);
     const seen: number[] = [];
     const w = await ImageWriter.create(t.path('progress.img'), { ...FIXED, compress: 'zstd:1' });
     await w.addRegion({ address: 0x10000000n, data: { path: file, onRead: (n) => seen.push(n) } });
-    await w.finish();
     expect(seen).toEqual(Array.from({ length: 16 }, (_, k) => (k + 1) * 1024 * 1024));
+    // The file may change now: the image holds what was read.
+    writeFileSync(file, Buffer.alloc(bytes.length, 0xaa));
+    await w.finish();
+    const img = await openImage(t.path('progress.img'));
+    try {
+      expect((await img.read(0x10000000n, bytes.length)).equals(bytes)).toBe(true);
+    } finally {
+      await img.close();
+    }
   });
 
-  test('a range past the end of the file fails at once; a file that shrinks while read fails the image with IO_ERROR', async () => {
-    const file = t.path('shrinks.bin');
-    writeFileSync(file, bytes);
-    const short = await ImageWriter.create(t.path('short.img'), { ...FIXED, compress: 'zstd:1' });
-    await expect(short.addRegion({ address: 0x10000000n, data: { path: file, position: 4096, length: bytes.length } }))
-      .rejects.toMatchObject({ code: 'IO_ERROR', message: `${file} ended 4096 bytes early at ${bytes.length}` });
-    // Cut to 2 MiB once the first piece is stored: the fourth piece is read after that (three
-    // are in flight at most), and finds the end of the file.
-    const w = await ImageWriter.create(t.path('shrunk.img'), { ...FIXED, compress: 'zstd:1' });
-    await expect(w.addRegion({ address: 0x10000000n, data: { path: file, onRead: (n) => { if (n === 1024 * 1024) truncateSync(file, 2 * 1024 * 1024); } } }))
-      // The third piece may have been read before the cut or after: it ends at 2 or at 3 MiB.
-      .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(new RegExp(`ended ${1024 * 1024} bytes early at (${2 * 1024 * 1024}|${3 * 1024 * 1024})$`)) });
-    for (const name of ['short.img', 'shrunk.img']) expect(() => readFileSync(t.path(name))).toThrow(/ENOENT/);
+  test('a file whose size says nothing of its contents (/proc/self/mem) is read as before', async () => {
+    const addon = nativeAddon()!;
+    const mapped = addon.mapAnonymous(1024 * 1024, 'rw-');
+    const mem = Buffer.from(mapped);
+    mem.set(memoryLike(256, 5));
+    const path = t.path('self-mem.img');
+    try {
+      const w = await ImageWriter.create(path, { ...FIXED, compress: 'zstd:1' });
+      await w.addRegion({ address: 0x10000000n, data: { path: '/proc/self/mem', position: addon.addressOf(mapped), length: mem.length } });
+      await w.finish();
+      const img = await openImage(path);
+      try {
+        expect((await img.read(0x10000000n, mem.length)).equals(memoryLike(256, 5))).toBe(true);
+      } finally {
+        await img.close();
+      }
+    } finally {
+      addon.unmap(mapped);
+    }
   });
+
+  for (const by of ['path', 'fd'] as const) {
+    test(`a range past the end of the file, or a file that shrinks while read, fails addRegion with IO_ERROR (by ${by})`, async () => {
+      const file = t.path(`shrinks-${by}.bin`);
+      writeFileSync(file, bytes);
+      const fd = by === 'fd' ? openSync(file, 'r') : -1;
+      const range = by === 'fd' ? { fd, name: file } : { path: file };
+      try {
+        const short = await ImageWriter.create(t.path(`short-${by}.img`), { ...FIXED, compress: 'zstd:1' });
+        await expect(short.addRegion({ address: 0x10000000n, data: { ...range, position: 4096, length: bytes.length } }))
+          .rejects.toMatchObject({ code: 'IO_ERROR', message: `${file} ended 4096 bytes early at ${bytes.length}` });
+        // Cut to 2 MiB once the first piece is read: the fourth piece is submitted only after
+        // the first is stored (three in flight at most), and finds the end of the file.
+        const w = await ImageWriter.create(t.path(`shrunk-${by}.img`), { ...FIXED, compress: 'zstd:1' });
+        const cut = (n: number): void => { if (n === 1024 * 1024) truncateSync(file, 2 * 1024 * 1024); };
+        await expect(w.addRegion({ address: 0x10000000n, data: { ...range, length: bytes.length, onRead: cut } }))
+          // The third piece may have been read before the cut or after: it ends at 2 or at 3 MiB.
+          .rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringMatching(new RegExp(`^${file} ended ${1024 * 1024} bytes early at (${2 * 1024 * 1024}|${3 * 1024 * 1024})$`)) });
+        for (const name of [`short-${by}.img`, `shrunk-${by}.img`]) expect(() => readFileSync(t.path(name))).toThrow(/ENOENT/);
+      } finally {
+        if (fd >= 0) closeSync(fd);
+      }
+    });
+  }
 });
 
 describe('zstdPiece, the binding', () => {
@@ -207,8 +245,13 @@ describe('zstdPiece, the binding', () => {
     writeFileSync(file, bytes);
     const fd = openSync(file, 'r');
     const dir = openSync(t.path('.'), 'r');
+    // `read` comes before the callback, and never with a failed read.
+    const events: string[] = [];
     const run = (f: number, position: number, length: number): Promise<{ sizes: Int32Array; stored: Uint8Array }> => new Promise((resolve, reject) => {
-      addon.zstdFilePiece(1, f, position, length, 16384, (n) => new Uint8Array(n), (err, sizes, _sums, stored) => (err ? reject(err) : resolve({ sizes, stored })));
+      addon.zstdFilePiece(1, f, position, length, 16384, (n) => new Uint8Array(n), (err, sizes, _sums, stored) => {
+        events.push(err ? 'failed' : 'done');
+        if (err) reject(err); else resolve({ sizes, stored });
+      }, () => events.push('read'));
     });
     try {
       const fromFile = await run(fd, 4096, 65536);
@@ -217,6 +260,8 @@ describe('zstdPiece, the binding', () => {
       expect(Buffer.from(fromFile.stored).equals(Buffer.from(fromBytes.stored))).toBe(true);
       await expect(run(fd, 65536, 131072)).rejects.toMatchObject({ code: 'ERR_CRIMG_EOF', position: bytes.length });
       await expect(run(dir, 0, 4096)).rejects.toMatchObject({ code: 'EISDIR', syscall: 'pread', position: 0 });
+      expect(events).toEqual(['read', 'done', 'failed', 'failed']);
+      expect(() => addon.zstdFilePiece(1, fd, 0, 1, 4096, () => new Uint8Array(1), () => {}, 5 as never)).toThrow(/read to be a function/);
       expect(() => addon.zstdFilePiece(1, -1, 0, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/fd/);
       expect(() => addon.zstdFilePiece(1, fd, -1, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/position/);
       expect(() => addon.zstdFilePiece(1, fd, 0, 64 * 1024 * 1024 + 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/length/);

@@ -1,7 +1,9 @@
 // JS bindings of zstd encoding (zstd_encode.h): one chunk on the calling
-// thread, and batches of chunks as one libuv pool job (the image writer's
-// encoder pool), with the writer's zero and entropy tests (on the calling
-// thread, before the copy) and checksums. Messages name only lengths.
+// thread; batches of chunks as one libuv pool job (the image writer's encoder
+// pool), with the writer's zero and entropy tests (on the calling thread,
+// before the copy) and checksums; and whole pieces of a region as one pool job
+// (the tests, compression and checksums in the job, the piece copied first or
+// read from its file by the job). Messages name only lengths.
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,7 +45,8 @@ ZstdEncoder& ThreadEncoder() {
 // than compressing it), so blocks go back to this free list instead of to
 // malloc, which hands buffers of this size back to the kernel. At most
 // kKeptBlocks of at most kKeptCapacity bytes are kept (two per job in flight,
-// a handful of jobs): 4 MiB in all with 16 KiB chunks, 64 MiB at most.
+// a handful of jobs): 4 MiB in all for batches of 16 KiB chunks, 16 MiB for
+// pieces of 1 MiB, 64 MiB at most.
 class BlockPool {
  public:
   struct Block {
@@ -130,6 +133,13 @@ Napi::Value BigSums(Napi::Env env, const std::vector<uint64_t>& sums) {
   return Napi::Value(env, typed);
 }
 
+// `v` as an Int32Array.
+Napi::Int32Array Int32s(Napi::Env env, const std::vector<int32_t>& v) {
+  Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
+  if (!v.empty()) memcpy(a.Data(), v.data(), v.size() * sizeof(int32_t));
+  return a;
+}
+
 // zstdBatch's size codes besides a frame length.
 constexpr int32_t kNotSmaller = -1;  // the frame would not be smaller: store raw
 constexpr int32_t kZeroChunk = -2;   // every byte is zero (kScan)
@@ -198,8 +208,7 @@ class ZstdWorker : public Napi::AsyncWorker {
     Napi::Value results[3];
     try {
       const size_t n = sizes_.size();
-      Napi::Int32Array sizes = Napi::Int32Array::New(env, n);
-      memcpy(sizes.Data(), sizes_.data(), n * sizeof(int32_t));
+      Napi::Int32Array sizes = Int32s(env, sizes_);
       Napi::Array frames = Napi::Array::New(env, n);
       size_t total = 0;
       for (size_t i = 0; i < n; i++) total += sizes_[i] > 0 ? static_cast<size_t>(sizes_[i]) : 0;
@@ -245,22 +254,29 @@ class ZstdWorker : public Napi::AsyncWorker {
 // main thread after it into memory the caller's `alloc` gives then (exactly
 // what is stored: the caller packs pieces into kept memory): the pool thread
 // touches no script memory.
-class ZstdPieceWorker : public Napi::AsyncWorker {
+class ZstdPieceWorker : public Napi::AsyncProgressWorker<char> {
  public:
-  // `fd` >= 0: `plain` is filled by reading `length` bytes of `fd` from `position` first.
+  // `fd` >= 0: `plain` is filled by reading `length` bytes of `fd` from `position` first, and
+  // `read` (when a function) is called on the main thread once that read is done, before the
+  // callback (the caller may then let the file change: the rest of the job does not read it).
   ZstdPieceWorker(Napi::Function cb, int level, size_t chunk_size, BlockPool::Block plain, size_t length,
-                  Napi::Function alloc, int fd = -1, uint64_t position = 0)
-      : Napi::AsyncWorker(cb, "crimg:zstd-piece"), level_(level), chunk_size_(chunk_size), plain_(std::move(plain)),
-        length_(length), sizes_((length + chunk_size - 1) / chunk_size, 0), sums_(sizes_.size(), 0),
-        alloc_(Napi::Persistent(alloc)), fd_(fd), position_(position) {}
+                  Napi::Function alloc, int fd = -1, uint64_t position = 0, Napi::Value read = Napi::Value())
+      : Napi::AsyncProgressWorker<char>(cb, "crimg:zstd-piece"), level_(level), chunk_size_(chunk_size),
+        plain_(std::move(plain)), length_(length), sizes_((length + chunk_size - 1) / chunk_size, 0),
+        sums_(sizes_.size(), 0), alloc_(Napi::Persistent(alloc)), fd_(fd), position_(position) {
+    if (!read.IsEmpty() && read.IsFunction()) read_ = Napi::Persistent(read.As<Napi::Function>());
+  }
 
   ~ZstdPieceWorker() override {
     BlockPool::Get().Give(std::move(plain_));
     BlockPool::Get().Give(std::move(out_));
   }
 
-  void Execute() override {
-    if (fd_ >= 0 && !Read()) return;
+  void Execute(const ExecutionProgress& progress) override {
+    if (fd_ >= 0) {
+      if (!Read()) return;
+      if (!read_.IsEmpty()) progress.Signal();
+    }
     out_ = BlockPool::Get().Take(length_);
     if (out_.data == nullptr) {
       SetError("zstdPiece: out of memory for the stored bytes of " + std::to_string(length_) + " bytes");
@@ -295,8 +311,8 @@ class ZstdPieceWorker : public Napi::AsyncWorker {
       sums_[i] = Xxh64(out + put, stored, 0);
       put += stored;
     }
+    BlockPool::Get().Give(std::move(plain_));  // for the next job now, not when this one is deleted
     used_ = put;
-    BlockPool::Get().Give(std::move(plain_));
   }
 
   // callback(null, sizes: Int32Array, sums: BigUint64Array, stored), where stored =
@@ -324,9 +340,7 @@ class ZstdPieceWorker : public Napi::AsyncWorker {
         throw e;
       }
       if (used_ > 0) memcpy(out, out_.data.get(), used_);
-      Napi::Int32Array sizes = Napi::Int32Array::New(env, sizes_.size());
-      memcpy(sizes.Data(), sizes_.data(), sizes_.size() * sizeof(int32_t));
-      results[0] = sizes;
+      results[0] = Int32s(env, sizes_);
       results[1] = BigSums(env, sums_);
       results[2] = stored;
     } catch (const Napi::Error& e) {
@@ -336,13 +350,13 @@ class ZstdPieceWorker : public Napi::AsyncWorker {
     Callback().Call({env.Null(), results[0], results[1], results[2]});
   }
 
- private:
-  int level_;
-  size_t chunk_size_;
-  BlockPool::Block plain_;
-  size_t length_;
-  std::vector<int32_t> sizes_;
-  std::vector<uint64_t> sums_;
+  // The read is done (Execute signalled it): `read`, on the main thread.
+  void OnProgress(const char*, size_t) override {
+    if (read_.IsEmpty()) return;
+    Napi::HandleScope scope(Env());
+    read_.Call({});
+  }
+
   // A failed read: the syscall error (code the errno name, syscall 'pread'), or for a file that
   // ended early an Error with code ERR_CRIMG_EOF; `position` (a number) where the read was.
   void OnError(const Napi::Error& e) override {
@@ -382,7 +396,14 @@ class ZstdPieceWorker : public Napi::AsyncWorker {
     return true;
   }
 
+  int level_;
+  size_t chunk_size_;
+  BlockPool::Block plain_;
+  size_t length_;
+  std::vector<int32_t> sizes_;
+  std::vector<uint64_t> sums_;
   Napi::FunctionReference alloc_;  // gives the memory the stored bytes are copied into
+  Napi::FunctionReference read_;   // zstdFilePiece's `read`: told when the read is done
   int fd_;
   uint64_t position_;
   int read_err_ = -1;  // >= 0 once a read failed: its errno, 0 for end of file
@@ -470,9 +491,7 @@ Napi::Value ZstdBatchJs(const Napi::CallbackInfo& info) {
   // The codes known now, returned at once: the caller need not wait for the job to store a
   // zero or random chunk, and no job is queued when no chunk is left to compress.
   Napi::Object known = Napi::Object::New(env);
-  Napi::Int32Array known_sizes = Napi::Int32Array::New(env, n);
-  if (n > 0) memcpy(known_sizes.Data(), sizes.data(), n * sizeof(int32_t));
-  known.Set("sizes", known_sizes);
+  known.Set("sizes", Int32s(env, sizes));
   known.Set("sums", (flags & kSums) ? BigSums(env, sums) : env.Null());
   bool any = false;
   for (uint32_t i = 0; i < n; i++) any = any || sizes[i] == kCompress;
@@ -521,12 +540,13 @@ Napi::Value ZstdPieceJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// zstdFilePiece(level, fd, position, length, chunkSize, alloc, callback) -> undefined
+// zstdFilePiece(level, fd, position, length, chunkSize, alloc, callback[, read]) -> undefined
 // zstdPiece of `length` bytes (1 byte to 64 MiB) of file `fd` from `position` (a safe
 // integer), read by the job itself on the pool thread: no copy on this thread. Keep `fd` open
-// until the callback. A failed read is the callback's error: a system error (code the errno
-// name, syscall 'pread') or, when the file ends first, code ERR_CRIMG_EOF; either with the
-// `position` of the read.
+// until `read` (called with no argument once the read is done, before the callback) or the
+// callback. A failed read is the callback's error (and `read` is not called): a system error
+// (code the errno name, syscall 'pread') or, when the file ends first, code ERR_CRIMG_EOF;
+// either with the `position` of the read.
 Napi::Value ZstdFilePieceJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int level = static_cast<int>(Integer(env, info[0], "level", kZstdMinLevel, kZstdMaxLevel));
@@ -536,11 +556,12 @@ Napi::Value ZstdFilePieceJs(const Napi::CallbackInfo& info) {
   const size_t chunk = static_cast<size_t>(Integer(env, info[4], "chunkSize", 1, 16 * 1024 * 1024));
   if (!info[5].IsFunction()) ThrowType(env, "expected alloc to be a function, got " + TypeName(info[5]));
   if (!info[6].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[6]));
+  if (!info[7].IsUndefined() && !info[7].IsFunction()) ThrowType(env, "expected read to be a function, got " + TypeName(info[7]));
   if ((length + chunk - 1) / chunk > 65536) {
     ThrowRange(env, "expected at most 65536 chunks in a piece, got " + std::to_string((length + chunk - 1) / chunk));
   }
   auto* w = new ZstdPieceWorker(info[6].As<Napi::Function>(), level, chunk, BlockPool::Block(), length,
-                                info[5].As<Napi::Function>(), fd, static_cast<uint64_t>(position));
+                                info[5].As<Napi::Function>(), fd, static_cast<uint64_t>(position), info[7]);
   w->Queue();
   return env.Undefined();
 }
