@@ -89,6 +89,8 @@ export class ChunkStream {
   private inflightChunks = 0;
   /** Pieces in {@link inflight}. */
   private inflightPieces = 0;
+  /** Set by {@link settle}: the image is being abandoned, so no file piece starts any more. */
+  private abandoned = false;
   /** One chunk of zeros, never written to: the bytes of a zero run's partial chunks. */
   private zeroChunk: Uint8Array | null = null;
 
@@ -315,6 +317,8 @@ export class ChunkStream {
     let reading: Promise<void> = Promise.resolve();
     let chunks = 0;
     for (let at = 0; at < d.total; at += span) {
+      // abort() while this runs: its files are about to close, so no read may start.
+      if (this.abandoned) throw new TypeError('expected an open writer, got one that was aborted while adding a region');
       const n = Math.min(span, d.total - at);
       const count = Math.ceil(n / cs);
       checkTableRoom(this.nextChunk, count, cs);
@@ -343,6 +347,7 @@ export class ChunkStream {
 
   /** Waits until every chunk and piece in flight has settled, storing none (an image being abandoned). */
   async settle(): Promise<void> {
+    this.abandoned = true;
     await Promise.allSettled(this.inflight.map((e) => (e.kind === 'zeros' ? null : e.p)));
   }
 

@@ -8,7 +8,7 @@
  * across many pieces; and the binding must refuse bad arguments and memory it cannot write.
  */
 import { jest } from '@jest/globals';
-import { closeSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { ImageWriter, openImage, type WriterOptions } from '../index.js';
 import { xxh64 } from '../codec/checksum.js';
@@ -163,6 +163,17 @@ describe('a file range read by the pool jobs', () => {
     } finally {
       addon.unmap(mapped);
     }
+  });
+
+  test('abort() while a file range is being added: no piece starts after it, nothing is left behind', async () => {
+    const file = t.path('aborted.bin');
+    writeFileSync(file, bytes);
+    const w = await ImageWriter.create(t.path('aborted.img'), { ...FIXED, compress: 'zstd:1' });
+    const adding = w.addRegion({ address: 0x10000000n, data: { path: file } });
+    adding.catch(() => {}); // it rejects while abort() runs: asserted below
+    await w.abort();
+    await expect(adding).rejects.toThrow(/aborted while adding a region/);
+    expect(readdirSync(t.path('.')).filter((f) => f.startsWith('aborted.img'))).toEqual([]);
   });
 
   for (const by of ['path', 'fd'] as const) {
