@@ -80,12 +80,9 @@ process.exit(0); // a worker pool left idle must not keep the child alive
 
 /**
  * Runs `runs` in order in one child process (after `warm`) and returns their results. Rejects
- * when the child dies or takes longer than `timeoutMs`. `maxOldSpaceMiB` caps V8's old space
- * (--max-old-space-size): a run that needs more dies instead of passing, and one that needs
- * less is not let grow its heap lazily (on a loaded machine V8 collected late enough that one
- * bounded run's peak RSS varied from 127 to 591 MiB).
+ * when the child dies or takes longer than `timeoutMs`.
  */
-export async function crimgBatch(runs: BatchRun[], o: { warm?: BatchRun[]; timeoutMs?: number; maxOldSpaceMiB?: number } = {}): Promise<Batch> {
+export async function crimgBatch(runs: BatchRun[], o: { warm?: BatchRun[]; timeoutMs?: number } = {}): Promise<Batch> {
   ensureBuilt();
   const dir = mkdtempSync(join(tmpdir(), 'crimg-batch-'));
   try {
@@ -97,8 +94,7 @@ export async function crimgBatch(runs: BatchRun[], o: { warm?: BatchRun[]; timeo
     const env = { ...process.env };
     delete env['NODE_OPTIONS']; // jest's --experimental-vm-modules is not for the child
     const stderr = await new Promise<string>((resolvePromise, reject) => {
-      const heap = o.maxOldSpaceMiB === undefined ? [] : [`--max-old-space-size=${o.maxOldSpaceMiB}`];
-      const child = spawn(process.execPath, ['--expose-gc', ...heap, script, jobFile, resultFile], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: o.timeoutMs ?? 120_000 });
+      const child = spawn(process.execPath, ['--expose-gc', script, jobFile, resultFile], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: o.timeoutMs ?? 120_000 });
       const err: Buffer[] = [];
       child.stderr.on('data', (b: Buffer) => err.push(b));
       child.on('error', reject);
