@@ -16,6 +16,20 @@ import { WRITE_BATCH, type WriteQueue } from './_write-queue.js';
 const ZERO_PAD = new Uint8Array(LIMITS.maxPageSize);
 
 /**
+ * A stored chunk's record (section 5.3) written as 32-bit words at word `w` (format/fields.ts):
+ * `offset`, `length`, `flags` (the reserved u16 above them 0) and the checksum, sum `k` of
+ * `sumWords` (XXH64 sums as pairs of little-endian words).
+ */
+function putWords(words: Uint32Array, w: number, offset: number, length: number, flags: number, sumWords: Uint32Array, k: number): void {
+  words[w + W.offset] = offset >>> 0;
+  words[w + W.offset + 1] = Math.floor(offset / 0x100000000);
+  words[w + W.storedLength] = length;
+  words[w + W.flags] = flags;
+  words[w + W.checksum] = sumWords[2 * k]!;
+  words[w + W.checksum + 1] = sumWords[2 * k + 1]!;
+}
+
+/**
  * The most chunks one image can record: its chunk table (24 bytes a record) is held in memory
  * while writing and read whole by the reader, and one typed array holds at most
  * buffer.constants.MAX_LENGTH (4 GiB on Node 20) bytes. A region of 1 TiB is 268,435,456
@@ -111,15 +125,7 @@ export class ChunkRecords {
           runPos = out.pos;
         }
         const plain = Math.min(cs, bytes.length - k * cs);
-        const offset = runPos + (k - runStart) * cs;
-        // A chunk record (section 5.3), written as words (format/fields.ts).
-        const w = this.count++ * W.size;
-        words[w + W.offset] = offset >>> 0;
-        words[w + W.offset + 1] = Math.floor(offset / 0x100000000);
-        words[w + W.storedLength] = plain;
-        words[w + W.flags] = CHUNK_RAW; // and the reserved u16 above it 0
-        words[w + W.checksum] = sumWords[2 * k]!;
-        words[w + W.checksum + 1] = sumWords[2 * k + 1]!;
+        putWords(words, this.count++ * W.size, runPos + (k - runStart) * cs, plain, CHUNK_RAW, sumWords, k);
         stored += plain;
         continue;
       }
@@ -178,13 +184,7 @@ export class ChunkRecords {
         continue;
       }
       const length = size > 0 ? size : Math.min(cs, plain - k * cs);
-      const offset = base + at;
-      words[w + W.offset] = offset >>> 0;
-      words[w + W.offset + 1] = Math.floor(offset / 0x100000000);
-      words[w + W.storedLength] = length;
-      words[w + W.flags] = size > 0 ? CHUNK_ENCODED : CHUNK_RAW; // and the reserved u16 above it 0
-      words[w + W.checksum] = sumWords[2 * k]!;
-      words[w + W.checksum + 1] = sumWords[2 * k + 1]!;
+      putWords(words, w, base + at, length, size > 0 ? CHUNK_ENCODED : CHUNK_RAW, sumWords, k);
       at += length;
     }
     if (at > 0) out.queue(p.stored);

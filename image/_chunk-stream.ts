@@ -8,8 +8,7 @@ import type { NativeMmap } from '../native-mmap/index.js';
 import { PIECE_MAX, type ChunkEncoder, type EncodedChunk, type EncodedPiece } from './chunk-encoder.js';
 import { checkTableRoom, type ChunkRecords } from './_chunk-records.js';
 import type { WriteQueue } from './_write-queue.js';
-import type { DirectRange, FileRangeReader } from './_file-range.js';
-import { CrimgError } from '../format/errors.js';
+import { filePieceFailure, type DirectRange } from './_file-range.js';
 
 /**
  * A run of zero bytes given by its length instead of its bytes: `{ zeros: 1 << 40 }` is a TiB
@@ -303,11 +302,11 @@ export class ChunkStream {
    * encodeFilePiece in pieces (no read, copy or promise per chunk on this thread). As with
    * {@link add} of the writer's own pieces, the last pieces may still be encoding when this
    * resolves; but every read of the file is done by then (the caller may change or close it),
-   * and `d.onRead` has been told of each, in order. `files` keeps a file it opened open while
-   * its pieces read it, whatever happens.
+   * and `d.onRead` has been told of each, in order. On failure, the writer's abort settles the
+   * pieces still reading ({@link settle}) before it closes the file.
    * @throws CrimgError IO_ERROR when a read fails or the file ends early
    */
-  async addFile(d: DirectRange, rec: RegionRecord, files: FileRangeReader): Promise<void> {
+  async addFile(d: DirectRange, rec: RegionRecord): Promise<void> {
     const cs = this.chunkSize;
     const inflight = this.inflight;
     const maxInflight = Math.max(4, this.encoder.parallelism * 16);
@@ -325,9 +324,8 @@ export class ChunkStream {
       const position = d.start + at;
       let readDone!: () => void;
       const read = new Promise<void>((resolve) => { readDone = resolve; });
-      const p = this.encoder.encodeFilePiece!(d.fd, position, n, readDone).catch((e: unknown) => { throw readFailure(e, d.name, position + n); });
+      const p = this.encoder.encodeFilePiece!(d.fd, position, n, readDone).catch((e: unknown) => { throw filePieceFailure(e, d.name, position + n); });
       p.catch(() => {}); // handled as a chunk's is
-      files.holdOpen(p);
       // A piece that settles without calling readDone failed: its read, or what followed it.
       const settled = Promise.race([read, p.then(() => {})]);
       settled.catch(() => {});
@@ -383,18 +381,6 @@ export class ChunkStream {
     this.zeroChunk ??= new Uint8Array(this.chunkSize);
     return this.zeroChunk.subarray(0, n);
   }
-}
-
-/**
- * The IO_ERROR of a failed read of a file piece (NativeMmap.zstdFilePiece's error), named as
- * the writer's own reads name theirs; any other error as it is. `end`: the piece's end.
- */
-function readFailure(e: unknown, name: string, end: number): unknown {
-  const err = e as { code?: string; syscall?: string; position?: number };
-  if (typeof err?.position !== 'number') return e;
-  if (err.code === 'ERR_CRIMG_EOF') return new CrimgError('IO_ERROR', `${name} ended ${end - err.position} bytes early at ${err.position}`, { cause: e });
-  if (err.syscall === 'pread') return new CrimgError('IO_ERROR', `cannot read ${name} at ${err.position}: ${err.code}`, { cause: e });
-  return e;
 }
 
 /** The length of a {@link ZeroRun} or {@link ParentRun} piece (checked). */

@@ -144,8 +144,6 @@ export class FileRangeReader {
    * region's last).
    */
   private readonly blockSize: number;
-  /** Reads by an encoder of the file opened by path ({@link holdOpen}), not yet settled. */
-  private readonly reads = new Set<Promise<unknown>>();
   /** The unit a raw image's file ranges are read in: {@link COPY_BLOCK}, or one chunk when larger. */
   private readonly copyBlock: number;
   /** Read buffers whose writes are done. */
@@ -272,16 +270,7 @@ export class FileRangeReader {
     return { fd: r.fd, name: r.name, start: Number(r.start), total: r.total, onRead: range.onRead };
   }
 
-  /**
-   * Keeps the file opened by path open until `reading` settles (an encoder's read of it,
-   * {@link direct}): the file is closed for another path, or by {@link close}, only after.
-   */
-  holdOpen(reading: Promise<unknown>): void {
-    const held: Promise<unknown> = reading.then(() => {}, () => {}).finally(() => this.reads.delete(held));
-    this.reads.add(held);
-  }
-
-  /** Closes the file opened by path, once the reads held on it are done ({@link holdOpen}). Never throws. */
+  /** Closes the file opened by path. Never throws. */
   async close(): Promise<void> {
     await this.closeCached();
   }
@@ -478,8 +467,6 @@ export class FileRangeReader {
   private async closeCached(): Promise<void> {
     const f = this.cachedFile;
     this.cachedFile = null;
-    // An fd number is reused at once: a read still in flight would read whatever file got it.
-    while (this.reads.size > 0) await Promise.allSettled([...this.reads]);
     await f?.fh.close().catch(() => {});
   }
 }
@@ -490,6 +477,29 @@ export class FileRangeReader {
  * one. @returns the bytes read
  * @throws CrimgError IO_ERROR
  */
+/** The IO_ERROR of a read of `name` that failed at `at` with errno name `code`. */
+function cannotRead(name: string, at: bigint | number, code: string, cause: unknown): CrimgError {
+  return new CrimgError('IO_ERROR', `cannot read ${name} at ${at}: ${code}`, { cause });
+}
+
+/** The IO_ERROR of a read of `name` that found the file's end at `at`, `missing` bytes short. */
+function endedEarly(name: string, missing: bigint | number, at: bigint | number, cause?: unknown): CrimgError {
+  return new CrimgError('IO_ERROR', `${name} ended ${missing} bytes early at ${at}`, cause === undefined ? {} : { cause });
+}
+
+/**
+ * The IO_ERROR of an encoder's failed read of a file piece that ends at `end`
+ * (NativeMmap.zstdFilePiece's error, which carries the read's `position`), named as the
+ * reader's own reads name theirs; any other error as it is.
+ */
+export function filePieceFailure(e: unknown, name: string, end: number): unknown {
+  const err = e as { code?: string; syscall?: string; position?: number };
+  if (typeof err?.position !== 'number') return e;
+  if (err.code === 'ERR_CRIMG_EOF') return endedEarly(name, end - err.position, err.position, e);
+  if (err.syscall === 'pread') return cannotRead(name, err.position, err.code ?? 'UNKNOWN', e);
+  return e;
+}
+
 async function readInto(fd: number, name: string, buf: Buffer, position: bigint, want: number, partialPage = 0, into = 0): Promise<number> {
   let done = 0;
   while (done < want) {
@@ -502,11 +512,11 @@ async function readInto(fd: number, name: string, buf: Buffer, position: bigint,
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? String(e);
       if (partialPage && ENDS_PARTIAL.has(code)) break;
-      throw new CrimgError('IO_ERROR', `cannot read ${name} at ${at}: ${code}`, { cause: e });
+      throw cannotRead(name, at, code, e);
     }
     if (n === 0) {
       if (partialPage) break;
-      throw new CrimgError('IO_ERROR', `${name} ended ${want - done} bytes early at ${at}`);
+      throw endedEarly(name, want - done, at);
     }
     done += n;
   }

@@ -146,6 +146,15 @@ constexpr int32_t kZeroChunk = -2;   // every byte is zero (kScan)
 constexpr int32_t kRandom = -3;      // every page looks random: not compressed, store raw (kScan)
 constexpr int32_t kCompress = INT32_MIN;  // before the job: to be compressed (its bytes are in the job's block)
 
+// The frame of chunk `p` (`len` bytes) at `level` into `out` when smaller than the chunk:
+// its length, or kNotSmaller; -2 when zstd failed (`*error` names why). Both batch and piece
+// jobs compress through it, so they store alike.
+int64_t FrameIfSmaller(ZstdEncoder& enc, int level, const uint8_t* p, size_t len, uint8_t* out, const char** error) {
+  if (len <= 1) return kNotSmaller;
+  const int64_t n = enc.Encode(level, p, len, out, len - 1, error);
+  return n == -1 ? kNotSmaller : n;
+}
+
 // zstdBatch's flags.
 constexpr uint32_t kScan = 1;  // zero and entropy tests before compressing
 constexpr uint32_t kSums = 2;  // XXH64 of what is stored: the frame, else the plain bytes
@@ -182,16 +191,13 @@ class ZstdWorker : public Napi::AsyncWorker {
       const size_t len = lengths_[i];
       const uint8_t* plain = plain_.data.get() + at;
       at += len;
-      int32_t size = kNotSmaller;
-      if (len > 1) {
-        const char* error = nullptr;
-        const int64_t n = enc.Encode(level_, plain, len, out_.data.get() + put, len - 1, &error);
-        if (n == -2) {
-          SetError(std::string("zstdBatch: ") + (error != nullptr ? error : "zstd failed"));
-          return;
-        }
-        if (n >= 0) size = static_cast<int32_t>(n);
+      const char* error = nullptr;
+      const int64_t n = FrameIfSmaller(enc, level_, plain, len, out_.data.get() + put, &error);
+      if (n == -2) {
+        SetError(std::string("zstdBatch: ") + (error != nullptr ? error : "zstd failed"));
+        return;
       }
+      const int32_t size = static_cast<int32_t>(n);
       sizes_[i] = size;
       if (flags_ & kSums) sums_[i] = size >= 0 ? Xxh64(out_.data.get() + put, static_cast<size_t>(size), 0) : Xxh64(plain, len, 0);
       if (size > 0) put += static_cast<size_t>(size);
@@ -294,16 +300,13 @@ class ZstdPieceWorker : public Napi::AsyncProgressWorker<char> {
       }
       int32_t size = kRandom;
       if (!LooksIncompressible(p, len)) {
-        size = kNotSmaller;
-        if (len > 1) {
-          const char* error = nullptr;
-          const int64_t n = enc.Encode(level_, p, len, out + put, len - 1, &error);
-          if (n == -2) {
-            SetError(std::string("zstdPiece: ") + (error != nullptr ? error : "zstd failed"));
-            return;
-          }
-          if (n >= 0) size = static_cast<int32_t>(n);
+        const char* error = nullptr;
+        const int64_t n = FrameIfSmaller(enc, level_, p, len, out + put, &error);
+        if (n == -2) {
+          SetError(std::string("zstdPiece: ") + (error != nullptr ? error : "zstd failed"));
+          return;
         }
+        size = static_cast<int32_t>(n);
       }
       const size_t stored = size >= 0 ? static_cast<size_t>(size) : len;
       if (size < 0) memcpy(out + put, p, len);
