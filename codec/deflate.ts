@@ -29,6 +29,7 @@ import { expectBytes, expectInt } from './_check.js';
 import { checkEngine, type Engine } from './engine.js';
 import { portableLibraries } from './portable.js';
 import { NativeBatches, type BatchJob } from './_native-batches.js';
+import { NativePieces } from './pieces.js';
 import { DEFLATE_MAX_LEVEL, DEFLATE_MIN_LEVEL, LIMITS } from '../format/constants.js';
 
 /** Node's zlib refuses output chunk sizes below this (zlib.constants.Z_MIN_CHUNK). */
@@ -312,8 +313,11 @@ interface DeflateJob extends BatchJob {
  */
 export class NativeDeflater {
   private readonly batches: NativeBatches<DeflateJob>;
+  /** Whole pieces of a region in one job each (codec/pieces.ts), the bytes {@link deflate} makes chunk by chunk. */
+  readonly pieces: NativePieces;
 
-  private constructor(batch: DeflateBatch, level: number) {
+  private constructor(batch: DeflateBatch, pieces: NativePieces, level: number) {
+    this.pieces = pieces;
     this.batches = new NativeBatches<DeflateJob>((jobs, out, sizes, done) => {
       let pages = 0;
       for (const j of jobs) pages += Math.ceil(j.plain.byteLength / 4096);
@@ -331,7 +335,7 @@ export class NativeDeflater {
   /** A deflater at `level`, or null when the addon is unavailable. */
   static create(level: number): NativeDeflater | null {
     const addon = nativeAddon();
-    return addon ? new NativeDeflater(addon.deflateBatch.bind(addon), level) : null;
+    return addon ? new NativeDeflater(addon.deflateBatch.bind(addon), new NativePieces(addon.deflatePiece.bind(addon), addon.deflateFilePiece.bind(addon), level), level) : null;
   }
 
   /**

@@ -19,6 +19,7 @@
  */
 import { createRequire } from 'node:module';
 import { NativeJobs, type NativeJob } from './_native-batches.js';
+import { NativePieces } from './pieces.js';
 import { CrimgError } from '../format/errors.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
@@ -221,50 +222,6 @@ function fzstdModule(): typeof import('fzstd') {
 }
 
 type ZstdBatch = (level: number, plains: Uint8Array[], flags: number, done: (err: Error | null, sizes: Int32Array, frames: (Uint8Array | null)[], sums: BigUint64Array | null) => void) => { sizes: Int32Array; sums: BigUint64Array | null };
-type PieceDone = (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void;
-type ZstdPieceJob = (level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone) => void;
-type ZstdFilePieceJob = (level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, read?: () => void) => void;
-
-/** The largest piece {@link NativeZstd.encodePiece} takes. */
-export const ZSTD_PIECE_MAX = 64 * 1024 * 1024;
-
-/**
- * What the native zstd job made of a piece of a region (whole chunks but perhaps the last):
- * per chunk what {@link NativeZstd.encode} with `scan` and `sums` makes of it, in one job and
- * one buffer.
- */
-export interface ZstdPiece {
-  /** Per chunk: its frame's length (> 0); ZSTD_PIECE_ZERO: all zeros, nothing stored; any other negative: stored raw, its plain length. */
-  sizes: Int32Array;
-  /** XXH64 of what is stored (0 for a chunk of zeros). */
-  sums: BigUint64Array;
-  /** What is stored of the chunks, in chunk order, back to back. */
-  stored: Uint8Array;
-  /** Gives the memory of {@link stored} back for a later piece: call once nothing reads it any more (it is written). */
-  release(): void;
-}
-
-/**
- * Memory the pieces' stored bytes are packed into, back to back, as their jobs end (exactly
- * what each stores, ~40 % of its plain length on memory-like data): the pieces behind the
- * writes in flight then touch about what they store, where a buffer per piece, sized for its
- * plain length, would spread them over up to 2.5 times the memory (each page touched for the
- * first time costs a fault, ~5 us on a VM). An arena is reused once every piece in it is
- * written; at most {@link KEPT_ARENAS} are kept.
- */
-const ARENA = 4 * 1024 * 1024;
-const KEPT_ARENAS = 12;
-
-/** An arena being filled or still read by writes: `live` pieces in it not yet released. */
-interface Arena {
-  bytes: Uint8Array;
-  used: number;
-  live: number;
-}
-
-/** {@link ZstdPiece.sizes}'s code of a chunk of zeros. */
-export const ZSTD_PIECE_ZERO = -2;
-
 /** What the native zstd job made of one chunk. */
 export interface ZstdChunk {
   /** The frame, or null: a chunk of zeros (`zero`), or one to store raw (`raw`). */
@@ -337,11 +294,11 @@ export class NativeZstd {
   private readonly jobs: NativeJobs<ZstdJob>;
   private stage: Stage | null = null;
   private readonly freeStages: Uint8Array[] = [];
-  /** The arena {@link encodePiece}'s stored bytes are packed into, and arenas free for reuse. */
-  private arena: Arena | null = null;
-  private readonly freeArenas: Uint8Array[] = [];
+  /** Whole pieces of a region in one job each (codec/pieces.ts). */
+  readonly pieces: NativePieces;
 
-  private constructor(batch: ZstdBatch, private readonly piece: ZstdPieceJob, private readonly filePiece: ZstdFilePieceJob, private readonly level: number, flags: number) {
+  private constructor(batch: ZstdBatch, pieces: NativePieces, level: number, flags: number) {
+    this.pieces = pieces;
     this.jobs = new NativeJobs<ZstdJob>((jobs, done) => {
       let left = 0;
       const known = batch(level, jobs.map((j) => j.plain), flags, (err, sizes, frames, sums) => done(err, () => {
@@ -382,80 +339,7 @@ export class NativeZstd {
     expectInt('level', level, ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL);
     const addon = nativeAddon();
     const flags = (options.scan ? 1 : 0) | (options.sums ? 2 : 0);
-    return addon ? new NativeZstd(addon.zstdBatch.bind(addon), addon.zstdPiece.bind(addon), addon.zstdFilePiece.bind(addon), level, flags) : null;
-  }
-
-  /**
-   * Every chunk of `bytes` (1 byte to {@link ZSTD_PIECE_MAX}, cut into `chunkSize` chunks, the
-   * last may be shorter) in one pool job, tested, compressed and summed as {@link encode} with
-   * `scan` and `sums` does chunk by chunk, whatever this encoder's options. `bytes` is copied
-   * before this returns: the caller may reuse it at once.
-   */
-  encodePiece(bytes: Uint8Array, chunkSize: number): Promise<ZstdPiece> {
-    return this.runPiece((alloc, done) => this.piece(this.level, bytes, chunkSize, alloc, done));
-  }
-
-  /**
-   * {@link encodePiece} of `length` bytes (1 byte to {@link ZSTD_PIECE_MAX}) of file `fd` from
-   * `position`, read by the pool job itself; `read` runs once the read is done (before the
-   * promise settles). Keep `fd` open until then, or until the promise settles. A failed read
-   * rejects with the addon's error (see NativeMmap.zstdFilePiece).
-   */
-  encodeFilePiece(fd: number, position: number, length: number, chunkSize: number, read?: () => void): Promise<ZstdPiece> {
-    return this.runPiece((alloc, done) => this.filePiece(this.level, fd, position, length, chunkSize, alloc, done, read));
-  }
-
-  /** Runs one piece job, its stored bytes packed into the arena ({@link pack}). */
-  private runPiece(start: (alloc: (n: number) => Uint8Array, done: PieceDone) => void): Promise<ZstdPiece> {
-    let release = (): void => {};
-    const alloc = (n: number): Uint8Array => {
-      const slot = this.pack(n);
-      release = slot.release;
-      return slot.bytes;
-    };
-    return new Promise((resolve, reject) => {
-      start(alloc, (err, sizes, sums, stored) => {
-        if (err) {
-          release();
-          reject(err);
-        } else {
-          resolve({ sizes, sums, stored, release });
-        }
-      });
-    });
-  }
-
-  /** `n` bytes of the arena being filled (a new or kept one when it has no room), and how to give them back (once). */
-  private pack(n: number): { bytes: Uint8Array; release: () => void } {
-    if (n === 0) return { bytes: new Uint8Array(0), release: () => {} };
-    let a = this.arena;
-    if (a === null || a.bytes.byteLength - a.used < n) {
-      const kept = this.freeArenas.findIndex((b) => b.byteLength >= n);
-      a = { bytes: kept >= 0 ? this.freeArenas.splice(kept, 1)[0]! : new Uint8Array(Math.max(ARENA, n)), used: 0, live: 0 };
-      const old = this.arena;
-      this.arena = a;
-      if (old) this.keepArena(old);
-    }
-    const arena = a;
-    const bytes = arena.bytes.subarray(arena.used, arena.used + n);
-    arena.used += n;
-    arena.live++;
-    let released = false;
-    return {
-      bytes,
-      release: () => {
-        if (released) return;
-        released = true;
-        arena.live--;
-        this.keepArena(arena);
-      },
-    };
-  }
-
-  /** Keeps `a` for reuse once it is no longer filled and nothing in it is live. */
-  private keepArena(a: Arena): void {
-    if (a === this.arena || a.live > 0 || a.bytes.byteLength > ARENA) return;
-    if (this.freeArenas.length < KEPT_ARENAS) this.freeArenas.push(a.bytes);
+    return addon ? new NativeZstd(addon.zstdBatch.bind(addon), new NativePieces(addon.zstdPiece.bind(addon), addon.zstdFilePiece.bind(addon), level), level, flags) : null;
   }
 
   /**

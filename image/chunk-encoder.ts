@@ -10,7 +10,8 @@ import { NativeDeflater, deflatePagesAsync, looksIncompressibleThroughout } from
 import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CODEC_DEFLATE, CODEC_ZSTD } from '../format/constants.js';
-import { NativeZstd, ZSTD_COPY_MAX, ZSTD_PIECE_MAX, ZSTD_PIECE_ZERO, zstdWriteUnsupported } from '../codec/zstd.js';
+import { NativeZstd, ZSTD_COPY_MAX, zstdWriteUnsupported } from '../codec/zstd.js';
+import { PIECE_MAX as NATIVE_PIECE_MAX, PIECE_ZERO as NATIVE_PIECE_ZERO, type NativePieces } from '../codec/pieces.js';
 import type { HeaderFields } from '../format/header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { defaultWorkers } from './_workers.js';
@@ -47,10 +48,10 @@ export interface EncodedPiece {
 }
 
 /** {@link EncodedPiece.sizes}'s code of a chunk of zeros. */
-export const PIECE_ZERO = ZSTD_PIECE_ZERO;
+export const PIECE_ZERO = NATIVE_PIECE_ZERO;
 
 /** The largest piece {@link ChunkEncoder.encodePiece} takes. */
-export const PIECE_MAX = ZSTD_PIECE_MAX;
+export const PIECE_MAX = NATIVE_PIECE_MAX;
 
 export interface ChunkContext {
   chunkNumber: number;
@@ -80,7 +81,7 @@ export interface ChunkEncoder {
    * Whole chunks of a region at once (a piece of up to {@link PIECE_MAX} bytes, the last chunk
    * may be shorter only when it ends the region), copied before this returns: the records and
    * bytes {@link encode} would give each chunk, with no promise per chunk. Only an encoder whose
-   * chunks need no context has it (zstd without a cipher).
+   * chunks need no context has it (zstd or deflate without a cipher, in the addon).
    */
   encodePiece?(bytes: Uint8Array): Promise<EncodedPiece>;
   /**
@@ -186,9 +187,9 @@ class ThreadPoolEncoder implements ChunkEncoder {
   readonly parallelism = 4;
   /** zstd copies each chunk of up to 4 MiB as it is submitted (codec/zstd.ts NativeZstd.encode); deflate does not. */
   readonly copiesPlain: boolean;
-  /** zstd without a cipher: a piece of a region in one native job (codec/zstd.ts NativeZstd.encodePiece). */
+  /** zstd or deflate without a cipher: a piece of a region in one native job (codec/pieces.ts NativePieces.encodePiece). */
   readonly encodePiece?: (bytes: Uint8Array) => Promise<EncodedPiece>;
-  /** The same, read from a file by the job itself (NativeZstd.encodeFilePiece). */
+  /** The same, read from a file by the job itself (NativePieces.encodeFilePiece). */
   readonly encodeFilePiece?: (fd: number, position: number, length: number, read: () => void) => Promise<EncodedPiece>;
   private h: Uint8Array | null = null;
 
@@ -202,9 +203,11 @@ class ThreadPoolEncoder implements ChunkEncoder {
   ) {
     this.copiesPlain = zstd !== null && fields.chunkSize <= ZSTD_COPY_MAX;
     // Pieces are recorded as little-endian words (image/_chunk-records.ts), as the raw scan is.
-    if (zstd !== null && keys === null && new Uint8Array(Uint16Array.of(1).buffer)[0] === 1) {
-      this.encodePiece = (bytes) => zstd.encodePiece(bytes, fields.chunkSize);
-      this.encodeFilePiece = (fd, position, length, read) => zstd.encodeFilePiece(fd, position, length, fields.chunkSize, read);
+    // A cipher needs each chunk's context (nonce, associated data): chunk by chunk then.
+    const pieces: NativePieces | null = zstd?.pieces ?? native?.pieces ?? null;
+    if (pieces !== null && keys === null && new Uint8Array(Uint16Array.of(1).buffer)[0] === 1) {
+      this.encodePiece = (bytes) => pieces.encodePiece(bytes, fields.chunkSize);
+      this.encodeFilePiece = (fd, position, length, read) => pieces.encodeFilePiece(fd, position, length, fields.chunkSize, read);
     }
   }
 

@@ -1,5 +1,5 @@
 /**
- * The addon's encoder bindings (native-mmap/src/codec_js.cc, src/zstd_js.cc), part of
+ * The addon's encoder bindings (native-mmap/src/codec_js.cc, src/zstd_js.cc, src/piece_js.cc), part of
  * NativeMmap: a private module so that the loader stays under the line limit.
  */
 export interface EncodeBindings {
@@ -39,4 +39,12 @@ export interface EncodeBindings {
    * `position`.
    */
   zstdFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void): void;
+  /**
+   * {@link zstdPiece} with deflate at `level` 1..9: each chunk what deflateBatch makes of it
+   * with its pages' flags from codec/chunk.ts's pageLooksRandom (a raw chunk is -1 whether not
+   * smaller or random throughout), sums[i] XXH64 of what is stored.
+   */
+  deflatePiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void): void;
+  /** {@link zstdFilePiece} with deflate, as {@link deflatePiece}. */
+  deflateFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void): void;
 }

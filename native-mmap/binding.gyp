@@ -25,6 +25,8 @@
         "src/chunk_decode_js.cc",
         "src/zstd_encode.cc",
         "src/zstd_js.cc",
+        "src/encode_common.cc",
+        "src/piece_js.cc",
         "src/batch_decode.cc",
         "src/batch_decode_js.cc",
         "src/provision.cc",

@@ -38,8 +38,12 @@ Napi::Value CheckRegionTotalsJs(const Napi::CallbackInfo& info);
 // zstd_js.cc: zstd encoding of chunks (zstd_encode.h).
 Napi::Value ZstdCompressJs(const Napi::CallbackInfo& info);
 Napi::Value ZstdBatchJs(const Napi::CallbackInfo& info);
+
+// piece_js.cc: whole pieces of a region encoded in one pool job each.
 Napi::Value ZstdPieceJs(const Napi::CallbackInfo& info);
 Napi::Value ZstdFilePieceJs(const Napi::CallbackInfo& info);
+Napi::Value DeflatePieceJs(const Napi::CallbackInfo& info);
+Napi::Value DeflateFilePieceJs(const Napi::CallbackInfo& info);
 
 // uffd_js.cc: lazy restore through userfaultfd (uffd.h).
 Napi::Value LazyStart(const Napi::CallbackInfo& info);

@@ -98,7 +98,7 @@ bool LooksIncompressible(const uint8_t* p, size_t n) {
 
 }  // namespace
 
-const char* DeflateChunks(int level, const std::vector<DeflateInput>& inputs, int32_t* sizes) {
+int64_t DeflateIfSmaller(int level, const uint8_t* plain, size_t length, bool every_page_random, uint8_t* out) {
   // Each chunk whole, as one stream: exactly node:zlib's deflateRawSync bytes.
   // The page flags no longer split it: runs of pages flagged random were once kept as
   // stored blocks between separately deflated runs: a page flagged from 256
@@ -106,22 +106,25 @@ const char* DeflateChunks(int level, const std::vector<DeflateInput>& inputs, in
   // window and paid a sync flush and new code tables, so the chunk came out
   // larger than zlib's own on memory whose pages mix random and structured runs
   // (issue 16: 13.9 MB against 12.4 MB for 32 MiB). A chunk whose every page
-  // is flagged (a partial last page never is) is stored raw without trying
-  // zlib when every byte of it looks random too (LooksIncompressible).
+  // is flagged is stored raw without trying zlib when every byte of it looks
+  // random too (LooksIncompressible).
+  if (length == 0 || (every_page_random && LooksIncompressible(plain, length))) return -1;
+  uint8_t* end = out;
+  size_t avail = length - 1;
+  const int r = Compress(level, plain, length, &end, &avail);
+  if (r < 0) return -2;
+  return r == 1 ? static_cast<int64_t>(end - out) : -1;
+}
+
+const char* DeflateChunks(int level, const std::vector<DeflateInput>& inputs, int32_t* sizes) {
   for (size_t i = 0; i < inputs.size(); i++) {
     const DeflateInput& in = inputs[i];
     const size_t pages = (in.length + kPage - 1) / kPage;
     bool flagged = pages > 0;
     for (size_t p = 0; flagged && p < pages; p++) flagged = in.random[p] != 0;
-    if (flagged && LooksIncompressible(in.plain, in.length)) {
-      sizes[i] = -1;
-      continue;
-    }
-    uint8_t* out = in.out;
-    size_t avail = in.length > 0 ? in.length - 1 : 0;
-    const int r = in.length > 0 ? Compress(level, in.plain, in.length, &out, &avail) : 0;
-    if (r < 0) return "deflate failed";
-    sizes[i] = r == 1 ? static_cast<int32_t>(out - in.out) : -1;
+    const int64_t n = DeflateIfSmaller(level, in.plain, in.length, flagged, in.out);
+    if (n == -2) return "deflate failed";
+    sizes[i] = static_cast<int32_t>(n);
   }
   return nullptr;
 }

@@ -31,6 +31,12 @@ struct DeflateInput {
 const char* DeflateChunks(int level, const std::vector<DeflateInput>& inputs,
                           int32_t* sizes);
 
+// One chunk as DeflateChunks treats it, `every_page_random` standing for its
+// page flags (every page flagged: a partial last page never is): the length
+// written to `out` (room for length - 1 bytes), -1 to store it raw (not
+// smaller, or random throughout), -2 when zlib failed.
+int64_t DeflateIfSmaller(int level, const uint8_t* plain, size_t length, bool every_page_random, uint8_t* out);
+
 }  // namespace crimg
 
 #endif  // CRIMG_DEFLATE_H_

@@ -1,18 +1,20 @@
 /**
- * zstd images written a piece at a time (ChunkEncoder.encodePiece, codec/zstd.ts
- * NativeZstd.encodePiece, native-mmap/src/zstd_js.cc zstdPiece): a region's whole chunks go to
- * the addon in pieces of up to 1 MiB, one pool job each, instead of a promise per chunk. The
- * image must be byte for byte the one the chunk-by-chunk path writes (the same region given as
- * pieces shorter than a chunk, which that path takes), at every chunk size,
+ * zstd and deflate images written a piece at a time (ChunkEncoder.encodePiece, codec/pieces.ts
+ * NativePieces, native-mmap/src/piece_js.cc zstdPiece / deflatePiece): a region's whole chunks
+ * go to the addon in pieces of up to 1 MiB, one pool job each, instead of a promise per chunk.
+ * The image must be byte for byte the one the chunk-by-chunk path writes (the same region given
+ * as pieces shorter than a chunk, which that path takes), at every chunk size and codec level,
  * with zero, random, structured and incompressible chunks, and with the output buffers reused
- * across many pieces; and the binding must refuse bad arguments and memory it cannot write.
+ * across many pieces; and the bindings must refuse bad arguments and memory they cannot write.
  */
 import { jest } from '@jest/globals';
 import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { inflateRawSync } from 'node:zlib';
 import { ImageWriter, openImage, type WriterOptions } from '../index.js';
 import { xxh64 } from '../codec/checksum.js';
-import { NativeZstd, zstdDecode } from '../codec/zstd.js';
+import { NativePieces } from '../codec/pieces.js';
+import { zstdDecode } from '../codec/zstd.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import { memoryLike, tempDir } from './helpers.js';
 import { requireNative } from './native-fixture.js';
@@ -62,17 +64,22 @@ async function write(path: string, options: WriterOptions, regions: Buffer[], so
   return readFileSync(path);
 }
 
-describe('a zstd image written in pieces is the image written chunk by chunk', () => {
-  const spy = jest.spyOn(NativeZstd.prototype, 'encodePiece');
-  const fileSpy = jest.spyOn(NativeZstd.prototype, 'encodeFilePiece');
+describe('an image written in pieces is the image written chunk by chunk', () => {
+  const spy = jest.spyOn(NativePieces.prototype, 'encodePiece');
+  const fileSpy = jest.spyOn(NativePieces.prototype, 'encodeFilePiece');
   afterAll(() => {
     spy.mockRestore();
     fileSpy.mockRestore();
   });
 
-  for (const chunkSize of [4096, 16384, 65536, 2 * 1024 * 1024, 8 * 1024 * 1024]) {
-    test(`chunk size ${chunkSize}`, async () => {
-      const options: WriterOptions = { compress: 'zstd:1', chunkSize };
+  const cases: [string, number][] = [];
+  for (const compress of ['zstd:1', 'deflate:1']) {
+    for (const chunkSize of [4096, 16384, 65536, 2 * 1024 * 1024, 8 * 1024 * 1024]) cases.push([compress, chunkSize]);
+  }
+  cases.push(['zstd:3', 16384], ['deflate:6', 16384], ['deflate:9', 65536]);
+  for (const [compress, chunkSize] of cases) {
+    test(`${compress}, chunk size ${chunkSize}`, async () => {
+      const options: WriterOptions = { compress, chunkSize };
       // Regions of one chunk or less, of several pieces (> 1 MiB), and ending short of a chunk.
       const regions = [
         regionBytes(0, 1, 0).subarray(0, 4096),
@@ -82,13 +89,13 @@ describe('a zstd image written in pieces is the image written chunk by chunk', (
       ];
       spy.mockClear();
       fileSpy.mockClear();
-      const expected = await write(t.path(`small-${chunkSize}.img`), options, regions, 'small');
+      const expected = await write(t.path(`small-${compress}-${chunkSize}.img`), options, regions, 'small');
       expect(spy).not.toHaveBeenCalled();
       expect(fileSpy).not.toHaveBeenCalled();
       for (const source of ['bytes', 'file', 'fd'] as const) {
         spy.mockClear();
         fileSpy.mockClear();
-        const path = t.path(`${source}-${chunkSize}.img`);
+        const path = t.path(`${source}-${compress}-${chunkSize}.img`);
         const got = await write(path, options, regions, source);
         // Bytes in memory are copied a piece at a time; a file range is read by the pool jobs.
         expect(source === 'bytes' ? spy : fileSpy).toHaveBeenCalled();
@@ -105,20 +112,46 @@ describe('a zstd image written in pieces is the image written chunk by chunk', (
     });
   }
 
-  test('48 MiB in one region: output buffers reused across pieces, every byte where it belongs', async () => {
-    // Distinct content per MiB, so a buffer reused before its write would show in the file.
-    const region = Buffer.concat(Array.from({ length: 48 }, (_, i) => memoryLike(256, 100 + i)));
-    const options: WriterOptions = { compress: 'zstd:1' };
-    const expected = await write(t.path('big-small.img'), options, [region], 'small');
-    for (const source of ['bytes', 'file', 'fd'] as const) {
-      const got = await write(t.path(`big-${source}.img`), options, [region], source);
-      expect(got.equals(expected)).toBe(true);
-    }
-    const img = await openImage(t.path('big-file.img'));
-    try {
-      expect((await img.read(img.regions[0]!.address, region.length)).equals(region)).toBe(true);
-    } finally {
-      await img.close();
+  for (const compress of ['zstd:1', 'deflate:1']) {
+    test(`${compress}, 48 MiB in one region: output buffers reused across pieces, every byte where it belongs`, async () => {
+      // Distinct content per MiB, so a buffer reused before its write would show in the file.
+      const region = Buffer.concat(Array.from({ length: 48 }, (_, i) => memoryLike(256, 100 + i)));
+      const options: WriterOptions = { compress };
+      const expected = await write(t.path(`big-small-${compress}.img`), options, [region], 'small');
+      for (const source of ['bytes', 'file', 'fd'] as const) {
+        const got = await write(t.path(`big-${source}-${compress}.img`), options, [region], source);
+        expect(got.equals(expected)).toBe(true);
+      }
+      const img = await openImage(t.path(`big-file-${compress}.img`));
+      try {
+        expect((await img.read(img.regions[0]!.address, region.length)).equals(region)).toBe(true);
+      } finally {
+        await img.close();
+      }
+    });
+  }
+
+  test('with a cipher, or worker threads asked for, chunk by chunk: no piece job', async () => {
+    const region = regionBytes(300, 7, 0);
+    for (const options of [
+      { compress: 'zstd:1', encrypt: 'aes-256-gcm', key: new Uint8Array(32).fill(9) },
+      { compress: 'deflate:1', encrypt: 'chacha20-poly1305', key: new Uint8Array(32).fill(9) },
+      { compress: 'deflate:1', workers: 1 },
+    ] satisfies WriterOptions[]) {
+      spy.mockClear();
+      fileSpy.mockClear();
+      for (const source of ['bytes', 'file'] as const) {
+        const path = t.path(`nopiece-${source}.img`);
+        await write(path, options, [region], source);
+        const img = await openImage(path, 'key' in options ? { key: options.key } : {});
+        try {
+          expect((await img.read(img.regions[0]!.address, region.length)).equals(region)).toBe(true);
+        } finally {
+          await img.close();
+        }
+      }
+      expect(spy).not.toHaveBeenCalled();
+      expect(fileSpy).not.toHaveBeenCalled();
     }
   });
 });
@@ -201,14 +234,20 @@ describe('a file range read by the pool jobs', () => {
   }
 });
 
-describe('zstdPiece, the binding', () => {
-  const addon = nativeAddon()!;
-  const piece = (bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array): Promise<{ sizes: Int32Array; sums: BigUint64Array; stored: Uint8Array }> =>
+type Piece = { sizes: Int32Array; sums: BigUint64Array; stored: Uint8Array };
+const addon = nativeAddon()!;
+const CODECS = [
+  { name: 'zstd', piece: addon.zstdPiece.bind(addon), filePiece: addon.zstdFilePiece.bind(addon), maxLevel: 19, code: 'ERR_CRIMG_ZSTD', random: -3, decode: (b: Uint8Array, n: number) => Buffer.from(zstdDecode(b, n)) },
+  { name: 'deflate', piece: addon.deflatePiece.bind(addon), filePiece: addon.deflateFilePiece.bind(addon), maxLevel: 9, code: 'ERR_CRIMG_DEFLATE', random: -1, decode: (b: Uint8Array) => inflateRawSync(b) },
+];
+
+for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
+  const piece = (bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array): Promise<Piece> =>
     new Promise((resolve, reject) => {
-      addon.zstdPiece(1, bytes, chunkSize, alloc, (err, sizes, sums, stored) => (err ? reject(err) : resolve({ sizes, sums, stored })));
+      c.piece(1, bytes, chunkSize, alloc, (err, sizes, sums, stored) => (err ? reject(err) : resolve({ sizes, sums, stored })));
     });
 
-  test('codes, sums and stored bytes per chunk, in what alloc gave; frames decode to their chunk', async () => {
+  test('codes, sums and stored bytes per chunk, in what alloc gave; encoded forms decode to their chunk', async () => {
     const cs = 16384;
     const bytes = Buffer.concat([Buffer.alloc(cs), randomBytes(cs), memoryLike(4, 9), Buffer.alloc(cs, 3), Buffer.from([1, 2, 3])]);
     let asked = -1;
@@ -216,7 +255,8 @@ describe('zstdPiece, the binding', () => {
       asked = n;
       return new Uint8Array(n + 10).subarray(5, 5 + n);
     });
-    expect(Array.from(sizes.slice(0, 2))).toEqual([-2, -3]);
+    // Zeros; random pages (stored raw untried: zstd says -3, deflate -1 as for not smaller).
+    expect(Array.from(sizes.slice(0, 2))).toEqual([-2, c.random]);
     expect(sizes.length).toBe(5);
     let at = 0;
     for (let k = 0; k < sizes.length; k++) {
@@ -229,37 +269,39 @@ describe('zstdPiece, the binding', () => {
       const len = s > 0 ? s : plain.length;
       const stored = out.subarray(at, at + len);
       expect(sums[k]).toBe(xxh64(stored));
-      if (s > 0) expect(Buffer.from(zstdDecode(stored, plain.length)).equals(plain)).toBe(true);
+      if (s > 0) expect(c.decode(stored, plain.length).equals(plain)).toBe(true);
       else expect(Buffer.from(stored).equals(plain)).toBe(true);
       at += len;
     }
+    expect(sizes[3]! > 0).toBe(true); // a run of one byte value: encoded
     expect(asked).toBe(at);
     expect(out.length).toBe(at);
-    // A 3-byte chunk is never smaller as a frame: stored raw.
+    // A 3-byte chunk is never smaller encoded: stored raw.
     expect(sizes[4]).toBe(-1);
   });
 
   test('refuses bad arguments before queuing anything', () => {
     const cb = (): void => {};
     const alloc = (n: number): Uint8Array => new Uint8Array(n);
-    expect(() => addon.zstdPiece(1, new Uint8Array(0), 4096, alloc, cb)).toThrow(/1 byte to 64 MiB/);
-    expect(() => addon.zstdPiece(1, new Uint8Array(65537), 1, alloc, cb)).toThrow(/at most 65536 chunks/);
-    expect(() => addon.zstdPiece(0, new Uint8Array(1), 4096, alloc, cb)).toThrow(/level to be an integer in \[1, 19\]/);
-    expect(() => addon.zstdPiece(1, new Uint8Array(1), 0, alloc, cb)).toThrow(/chunkSize/);
-    expect(() => addon.zstdPiece(1, new Uint8Array(1), 4096, null as never, cb)).toThrow(/alloc to be a function/);
-    expect(() => addon.zstdPiece(1, new Uint8Array(1), 4096, alloc, null as never)).toThrow(/callback/);
+    expect(() => c.piece(1, new Uint8Array(0), 4096, alloc, cb)).toThrow(/1 byte to 64 MiB/);
+    expect(() => c.piece(1, new Uint8Array(65537), 1, alloc, cb)).toThrow(/at most 65536 chunks/);
+    expect(() => c.piece(0, new Uint8Array(1), 4096, alloc, cb)).toThrow(new RegExp(`level to be an integer in \\[1, ${c.maxLevel}\\]`));
+    expect(() => c.piece(c.maxLevel + 1, new Uint8Array(1), 4096, alloc, cb)).toThrow(new RegExp(`level to be an integer in \\[1, ${c.maxLevel}\\]`));
+    expect(() => c.piece(1, new Uint8Array(1), 0, alloc, cb)).toThrow(/chunkSize/);
+    expect(() => c.piece(1, new Uint8Array(1), 4096, null as never, cb)).toThrow(/alloc to be a function/);
+    expect(() => c.piece(1, new Uint8Array(1), 4096, alloc, null as never)).toThrow(/callback/);
   });
 
-  test('zstdFilePiece: the piece read from the file; a failed read or an early end is the callback\'s coded error', async () => {
+  test(`${c.name}FilePiece: the piece read from the file; a failed read or an early end is the callback's coded error`, async () => {
     const bytes = memoryLike(32, 8);
-    const file = t.path('piece.bin');
+    const file = t.path(`piece-${c.name}.bin`);
     writeFileSync(file, bytes);
     const fd = openSync(file, 'r');
     const dir = openSync(t.path('.'), 'r');
     // `read` comes before the callback, and never with a failed read.
     const events: string[] = [];
     const run = (f: number, position: number, length: number): Promise<{ sizes: Int32Array; stored: Uint8Array }> => new Promise((resolve, reject) => {
-      addon.zstdFilePiece(1, f, position, length, 16384, (n) => new Uint8Array(n), (err, sizes, _sums, stored) => {
+      c.filePiece(1, f, position, length, 16384, (n) => new Uint8Array(n), (err, sizes, _sums, stored) => {
         events.push(err ? 'failed' : 'done');
         if (err) reject(err); else resolve({ sizes, stored });
       }, () => events.push('read'));
@@ -269,13 +311,14 @@ describe('zstdPiece, the binding', () => {
       const fromBytes = await piece(bytes.subarray(4096, 4096 + 65536), 16384, (n) => new Uint8Array(n));
       expect(Array.from(fromFile.sizes)).toEqual(Array.from(fromBytes.sizes));
       expect(Buffer.from(fromFile.stored).equals(Buffer.from(fromBytes.stored))).toBe(true);
-      await expect(run(fd, 65536, 131072)).rejects.toMatchObject({ code: 'ERR_CRIMG_EOF', position: bytes.length });
+      await expect(run(fd, 65536, 131072)).rejects.toMatchObject({ code: 'ERR_CRIMG_EOF', position: bytes.length, message: `${c.name}FilePiece: the file ended early` });
       await expect(run(dir, 0, 4096)).rejects.toMatchObject({ code: 'EISDIR', syscall: 'pread', position: 0 });
       expect(events).toEqual(['read', 'done', 'failed', 'failed']);
-      expect(() => addon.zstdFilePiece(1, fd, 0, 1, 4096, () => new Uint8Array(1), () => {}, 5 as never)).toThrow(/read to be a function/);
-      expect(() => addon.zstdFilePiece(1, -1, 0, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/fd/);
-      expect(() => addon.zstdFilePiece(1, fd, -1, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/position/);
-      expect(() => addon.zstdFilePiece(1, fd, 0, 64 * 1024 * 1024 + 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/length/);
+      expect(() => c.filePiece(1, fd, 0, 1, 4096, () => new Uint8Array(1), () => {}, 5 as never)).toThrow(/read to be a function/);
+      expect(() => c.filePiece(1, -1, 0, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/fd/);
+      expect(() => c.filePiece(1, fd, -1, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/position/);
+      expect(() => c.filePiece(1, fd, 0, 64 * 1024 * 1024 + 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/length/);
+      expect(() => c.filePiece(c.maxLevel + 1, fd, 0, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/level/);
     } finally {
       closeSync(fd);
       closeSync(dir);
@@ -284,13 +327,13 @@ describe('zstdPiece, the binding', () => {
 
   test('alloc giving too little, a detached buffer, or throwing: an error to the callback, nothing written', async () => {
     const bytes = memoryLike(64, 4);
-    await expect(piece(bytes, 16384, (n) => new Uint8Array(n - 1))).rejects.toMatchObject({ code: 'ERR_CRIMG_ZSTD', message: expect.stringMatching(/alloc to return a Uint8Array of at least \d+ bytes/) });
-    await expect(piece(bytes, 16384, () => new Uint16Array(bytes.length) as never)).rejects.toMatchObject({ code: 'ERR_CRIMG_ZSTD' });
+    await expect(piece(bytes, 16384, (n) => new Uint8Array(n - 1))).rejects.toMatchObject({ code: c.code, message: expect.stringMatching(new RegExp(`^${c.name}Piece: expected alloc to return a Uint8Array of at least \\d+ bytes`)) });
+    await expect(piece(bytes, 16384, () => new Uint16Array(bytes.length) as never)).rejects.toMatchObject({ code: c.code });
     await expect(piece(bytes, 16384, (n) => {
       const b = new Uint8Array(n);
       structuredClone(b.buffer, { transfer: [b.buffer] });
       return b;
-    })).rejects.toMatchObject({ code: 'ERR_CRIMG_ZSTD' });
+    })).rejects.toMatchObject({ code: c.code });
     await expect(piece(bytes, 16384, () => { throw new TypeError('no memory here'); })).rejects.toThrow('no memory here');
   });
 });
