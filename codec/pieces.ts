@@ -2,15 +2,19 @@
  * Whole pieces of a region encoded in one native pool job each (native-mmap/src/piece_js.cc,
  * zstd and deflate alike): the job tests, encodes and sums every chunk of the piece as the
  * chunk-by-chunk path does, byte for byte, and the stored bytes come back packed into kept
- * memory. The image writer (image/_chunk-stream.ts) takes this path for an image without a
- * cipher: no promise, copy or test per chunk on the JavaScript thread.
+ * memory, sealed in the job too for an image with a cipher. The image writer
+ * (image/_chunk-stream.ts) takes this path for whole chunks of a region: no promise, copy, test
+ * or seal per chunk on the JavaScript thread.
  */
+import type { PieceSeal } from '../native-mmap/_encode.js';
+
+export type { PieceSeal };
 
 type PieceDone = (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void;
 /** The addon's zstdPiece / deflatePiece. */
-export type PieceJob = (level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone) => void;
+export type PieceJob = (level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, seal?: PieceSeal) => void;
 /** The addon's zstdFilePiece / deflateFilePiece. */
-export type FilePieceJob = (level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, read?: () => void) => void;
+export type FilePieceJob = (level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, read?: () => void, seal?: PieceSeal) => void;
 
 /** The largest piece {@link NativePieces.encodePiece} takes. */
 export const PIECE_MAX = 64 * 1024 * 1024;
@@ -23,7 +27,10 @@ export const PIECE_ZERO = -2;
  * chunk what the codec's chunk-by-chunk encoder makes of it, in one job and one buffer.
  */
 export interface NativePiece {
-  /** Per chunk: its encoded length (> 0); PIECE_ZERO: all zeros, nothing stored; any other negative: stored raw, its plain length. */
+  /**
+   * Per chunk: its encoded length (> 0); PIECE_ZERO: all zeros, nothing stored; any other
+   * negative: stored raw, its plain length. Sealed, each stores 16 bytes more (the tag).
+   */
   sizes: Int32Array;
   /** XXH64 of what is stored (0 for a chunk of zeros). */
   sums: BigUint64Array;
@@ -61,11 +68,11 @@ export class NativePieces {
 
   /**
    * Every chunk of `bytes` (1 byte to {@link PIECE_MAX}, cut into `chunkSize` chunks, the last
-   * may be shorter) in one pool job. `bytes` is copied before this returns: the caller may
-   * reuse it at once.
+   * may be shorter) in one pool job, each stored form sealed with `seal`. `bytes` is copied
+   * before this returns: the caller may reuse it at once.
    */
-  encodePiece(bytes: Uint8Array, chunkSize: number): Promise<NativePiece> {
-    return this.run((alloc, done) => this.piece(this.level, bytes, chunkSize, alloc, done));
+  encodePiece(bytes: Uint8Array, chunkSize: number, seal?: PieceSeal): Promise<NativePiece> {
+    return this.run((alloc, done) => this.piece(this.level, bytes, chunkSize, alloc, done, seal));
   }
 
   /**
@@ -74,8 +81,8 @@ export class NativePieces {
    * promise settles). Keep `fd` open until then, or until the promise settles. A failed read
    * rejects with the addon's error (see NativeMmap.zstdFilePiece).
    */
-  encodeFilePiece(fd: number, position: number, length: number, chunkSize: number, read?: () => void): Promise<NativePiece> {
-    return this.run((alloc, done) => this.filePiece(this.level, fd, position, length, chunkSize, alloc, done, read));
+  encodeFilePiece(fd: number, position: number, length: number, chunkSize: number, read?: () => void, seal?: PieceSeal): Promise<NativePiece> {
+    return this.run((alloc, done) => this.filePiece(this.level, fd, position, length, chunkSize, alloc, done, read, seal));
   }
 
   /** Runs one piece job, its stored bytes packed into the arena ({@link pack}). */

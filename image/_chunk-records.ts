@@ -6,7 +6,7 @@
  * padded to a page boundary.
  */
 import { constants as bufferConstants } from 'node:buffer';
-import { CHUNK_ENCODED, CHUNK_IN_PARENT, CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, alignUp } from '../format/constants.js';
+import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CHUNK_IN_PARENT, CHUNK_RAW, CHUNK_RECORD_SIZE, CHUNK_ZERO, LIMITS, TAG_SIZE, alignUp } from '../format/constants.js';
 import { writeChunkRecord, type RegionRecord } from '../format/index-table.js';
 import { CHUNK_RECORD_WORDS as W } from '../format/fields.js';
 import type { NativeMmap } from '../native-mmap/index.js';
@@ -160,9 +160,10 @@ export class ChunkRecords {
     const out = this.out;
     const chunks = p.sizes.length;
     let total = 0;
+    const tag = p.sealed ? TAG_SIZE : 0;
     for (let k = 0; k < chunks; k++) {
       const size = p.sizes[k]!;
-      if (size !== PIECE_ZERO) total += size > 0 ? size : Math.min(cs, plain - k * cs);
+      if (size !== PIECE_ZERO) total += (size > 0 ? size : Math.min(cs, plain - k * cs)) + tag;
     }
     if (chunks !== Math.ceil(plain / cs) || total !== p.stored.length) {
       throw new RangeError(`expected an encoded piece of ${Math.ceil(plain / cs)} chunks storing ${total} bytes, got ${chunks} chunks and ${p.stored.length} bytes`);
@@ -183,8 +184,8 @@ export class ChunkRecords {
         zeros++;
         continue;
       }
-      const length = size > 0 ? size : Math.min(cs, plain - k * cs);
-      putWords(words, w, base + at, length, size > 0 ? CHUNK_ENCODED : CHUNK_RAW, sumWords, k);
+      const length = (size > 0 ? size : Math.min(cs, plain - k * cs)) + tag;
+      putWords(words, w, base + at, length, (size > 0 ? CHUNK_ENCODED : CHUNK_RAW) | (p.sealed ? CHUNK_ENCRYPTED : 0), sumWords, k);
       at += length;
     }
     if (at > 0) out.queue(p.stored);

@@ -148,7 +148,8 @@ export class ChunkStream {
     const submitPiece = (bytes: Uint8Array): Promise<void> | undefined => {
       const count = Math.ceil(bytes.length / cs);
       checkTableRoom(this.nextChunk, count, cs);
-      const p = encodePiece!(bytes);
+      // Never the region's last chunk: at least a byte stays pending for submit(..., true).
+      const p = encodePiece!(bytes, { chunkNumber: this.nextChunk, regionNumber, address: rec.address + BigInt(chunkIndex) * BigInt(cs), last: false });
       p.catch(() => {}); // handled as a chunk's is
       inflight.push({ kind: 'piece', p, chunks: count, plain: bytes.length, rec });
       this.inflightChunks += count;
@@ -306,7 +307,7 @@ export class ChunkStream {
    * pieces still reading ({@link settle}) before it closes the file.
    * @throws CrimgError IO_ERROR when a read fails or the file ends early
    */
-  async addFile(d: DirectRange, rec: RegionRecord): Promise<void> {
+  async addFile(d: DirectRange, rec: RegionRecord, regionNumber: number): Promise<void> {
     const cs = this.chunkSize;
     const inflight = this.inflight;
     const maxInflight = Math.max(4, this.encoder.parallelism * 16);
@@ -324,7 +325,8 @@ export class ChunkStream {
       const position = d.start + at;
       let readDone!: () => void;
       const read = new Promise<void>((resolve) => { readDone = resolve; });
-      const p = this.encoder.encodeFilePiece!(d.fd, position, n, readDone).catch((e: unknown) => { throw filePieceFailure(e, d.name, position + n); });
+      const at0 = { chunkNumber: this.nextChunk, regionNumber, address: rec.address + BigInt(chunks) * BigInt(cs), last: at + n === d.total };
+      const p = this.encoder.encodeFilePiece!(d.fd, position, n, readDone, at0).catch((e: unknown) => { throw filePieceFailure(e, d.name, position + n); });
       p.catch(() => {}); // handled as a chunk's is
       // A piece that settles without calling readDone failed: its read, or what followed it.
       const settled = Promise.race([read, p.then(() => {})]);

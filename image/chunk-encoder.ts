@@ -11,7 +11,7 @@ import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CODEC_DEFLATE, CODEC_ZSTD } from '../format/constants.js';
 import { NativeZstd, ZSTD_COPY_MAX, zstdWriteUnsupported } from '../codec/zstd.js';
-import { PIECE_MAX as NATIVE_PIECE_MAX, PIECE_ZERO as NATIVE_PIECE_ZERO, type NativePieces } from '../codec/pieces.js';
+import { PIECE_MAX as NATIVE_PIECE_MAX, PIECE_ZERO as NATIVE_PIECE_ZERO, type NativePiece, type NativePieces, type PieceSeal } from '../codec/pieces.js';
 import type { HeaderFields } from '../format/header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { defaultWorkers } from './_workers.js';
@@ -43,8 +43,21 @@ export interface EncodedPiece {
   sums: BigUint64Array;
   /** The chunks' stored bytes, in chunk order, back to back. */
   stored: Uint8Array;
+  /** Each stored chunk sealed (CHUNK_ENCRYPTED): its stored form plus a 16-byte tag. */
+  sealed: boolean;
   /** Gives {@link stored}'s memory back to the encoder: call once it is written. */
   release(): void;
+}
+
+/** Where a piece's chunks are (the first one's context; each next chunk one chunk size on). */
+export interface PieceContext {
+  /** The piece's first chunk number. */
+  chunkNumber: number;
+  regionNumber: number;
+  /** The piece's first chunk's address. */
+  address: bigint;
+  /** The piece's last chunk ends the region. */
+  last: boolean;
 }
 
 /** {@link EncodedPiece.sizes}'s code of a chunk of zeros. */
@@ -80,17 +93,17 @@ export interface ChunkEncoder {
   /**
    * Whole chunks of a region at once (a piece of up to {@link PIECE_MAX} bytes, the last chunk
    * may be shorter only when it ends the region), copied before this returns: the records and
-   * bytes {@link encode} would give each chunk, with no promise per chunk. Only an encoder whose
-   * chunks need no context has it (zstd or deflate without a cipher, in the addon).
+   * bytes {@link encode} would give each chunk, with no promise per chunk. Only the addon's
+   * zstd and deflate have it (with or without a cipher).
    */
-  encodePiece?(bytes: Uint8Array): Promise<EncodedPiece>;
+  encodePiece?(bytes: Uint8Array, at: PieceContext): Promise<EncodedPiece>;
   /**
    * {@link encodePiece} of `length` bytes (up to {@link PIECE_MAX}) of file `fd` from `position`,
    * read off the main thread by the encoder itself; `read` runs once the read is done, before
    * the promise settles. `fd` must stay open until then, or until the promise settles. A failed
    * read rejects with the addon's error (NativeMmap.zstdFilePiece), and `read` is not called.
    */
-  encodeFilePiece?(fd: number, position: number, length: number, read: () => void): Promise<EncodedPiece>;
+  encodeFilePiece?(fd: number, position: number, length: number, read: () => void, at: PieceContext): Promise<EncodedPiece>;
   /** Seals an index section (identity without a cipher). `domain` 1 chunk table, 2 region section. */
   sealIndex(domain: 1 | 2, count: bigint, plain: Uint8Array): Uint8Array;
   close(): Promise<void>;
@@ -187,11 +200,13 @@ class ThreadPoolEncoder implements ChunkEncoder {
   readonly parallelism = 4;
   /** zstd copies each chunk of up to 4 MiB as it is submitted (codec/zstd.ts NativeZstd.encode); deflate does not. */
   readonly copiesPlain: boolean;
-  /** zstd or deflate without a cipher: a piece of a region in one native job (codec/pieces.ts NativePieces.encodePiece). */
-  readonly encodePiece?: (bytes: Uint8Array) => Promise<EncodedPiece>;
+  /** zstd or deflate in the addon: a piece of a region in one native job (codec/pieces.ts NativePieces.encodePiece), sealed there too. */
+  readonly encodePiece?: (bytes: Uint8Array, at: PieceContext) => Promise<EncodedPiece>;
   /** The same, read from a file by the job itself (NativePieces.encodeFilePiece). */
-  readonly encodeFilePiece?: (fd: number, position: number, length: number, read: () => void) => Promise<EncodedPiece>;
+  readonly encodeFilePiece?: (fd: number, position: number, length: number, read: () => void, at: PieceContext) => Promise<EncodedPiece>;
   private h: Uint8Array | null = null;
+  /** Image id || H: the start of every chunk's associated data, for {@link pieceSeal}. */
+  private prefix: Uint8Array | null = null;
 
   constructor(
     private readonly fields: HeaderFields,
@@ -203,16 +218,25 @@ class ThreadPoolEncoder implements ChunkEncoder {
   ) {
     this.copiesPlain = zstd !== null && fields.chunkSize <= ZSTD_COPY_MAX;
     // Pieces are recorded as little-endian words (image/_chunk-records.ts), as the raw scan is.
-    // A cipher needs each chunk's context (nonce, associated data): chunk by chunk then.
     const pieces: NativePieces | null = zstd?.pieces ?? native?.pieces ?? null;
-    if (pieces !== null && keys === null && new Uint8Array(Uint16Array.of(1).buffer)[0] === 1) {
-      this.encodePiece = (bytes) => pieces.encodePiece(bytes, fields.chunkSize);
-      this.encodeFilePiece = (fd, position, length, read) => pieces.encodeFilePiece(fd, position, length, fields.chunkSize, read);
+    if (pieces !== null && new Uint8Array(Uint16Array.of(1).buffer)[0] === 1) {
+      const sealed = keys !== null;
+      const done = (p: NativePiece): EncodedPiece => ({ sizes: p.sizes, sums: p.sums, stored: p.stored, sealed, release: p.release });
+      this.encodePiece = async (bytes, at) => done(await pieces.encodePiece(bytes, fields.chunkSize, this.pieceSeal(at)));
+      this.encodeFilePiece = async (fd, position, length, read, at) => done(await pieces.encodeFilePiece(fd, position, length, fields.chunkSize, read, this.pieceSeal(at)));
     }
   }
 
   bindHeader(header: Uint8Array, validation: Uint8Array): void {
     this.h = headerHash(header, validation, 'node');
+  }
+
+  /** A piece's sealing in the addon (spec section 7.3, as {@link sealed} seals a chunk), or undefined without a cipher. */
+  private pieceSeal(at: PieceContext): PieceSeal | undefined {
+    if (!this.keys) return undefined;
+    const f = this.fields;
+    this.prefix ??= Buffer.concat([f.imageId, this.h!]);
+    return { cipher: f.cipher as 1 | 2, key: this.keys.dataKey, prefix: this.prefix, chunk: at.chunkNumber, region: at.regionNumber, address: at.address, last: at.last };
   }
 
   async encode(plain: Uint8Array, ctx: ChunkContext): Promise<EncodedChunk> {

@@ -322,7 +322,7 @@ export class ImageWriter {
       const encodeSync = this.encoder.encodeSync?.bind(this.encoder);
       const direct = isFileRange(r.data) && !encodeSync && this.encoder.encodeFilePiece ? await this.files.direct(r.data) : null;
       if (isFileRange(r.data) && encodeSync) await this.files.copy(r.data, rec, encodeSync);
-      else if (direct) await this.stream.addFile(direct, rec);
+      else if (direct) await this.stream.addFile(direct, rec, regionNumber);
       else if (isFileRange(r.data)) await this.stream.add(this.files.pieces(r.data, this.encoder.copiesPlain === true), rec, regionNumber, true, r.compareWithParent !== false);
       else await this.stream.add(r.data as RegionBytes, rec, regionNumber, false, r.compareWithParent !== false);
       // Nothing readable: nothing was queued or recorded (a region always ends page-aligned),

@@ -2,6 +2,27 @@
  * The addon's encoder bindings (native-mmap/src/codec_js.cc, src/zstd_js.cc, src/piece_js.cc), part of
  * NativeMmap: a private module so that the loader stays under the line limit.
  */
+/**
+ * Sealing of a piece's chunks (an image with a cipher, spec/FORMAT.md section 7.3), as the
+ * chunk-by-chunk path seals each: nonce `u64 c || u32 0`, associated data `prefix || u64 c ||
+ * u32 region || u32 plain length || u64 address || u8 encoded || u8 last || u16 0`.
+ */
+export interface PieceSeal {
+  /** 1 AES-256-GCM, 2 ChaCha20-Poly1305. */
+  cipher: 1 | 2;
+  /** The data key `Kd`, 32 bytes (copied, and wiped when the job ends). */
+  key: Uint8Array;
+  /** Image id (16 bytes) || H (32 bytes). */
+  prefix: Uint8Array;
+  /** The piece's first chunk number. */
+  chunk: number;
+  region: number;
+  /** The piece's first chunk's address. */
+  address: bigint;
+  /** The piece's last chunk ends its region. */
+  last: boolean;
+}
+
 export interface EncodeBindings {
   /**
    * Seals `plain` under the format's cipher id (spec/FORMAT.md section 7: 1 AES-256-GCM,
@@ -29,7 +50,7 @@ export interface EncodeBindings {
    * least n bytes, checked), with the stored bytes of the chunks in order, back to back, copied
    * there on this thread just before `done` (src/zstd_js.cc).
    */
-  zstdPiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void): void;
+  zstdPiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, seal?: PieceSeal): void;
   /**
    * {@link zstdPiece} of `length` bytes (1 byte to 64 MiB) of file `fd` from `position`, read
    * by the job itself on its pool thread: no copy on this thread. `read` runs on this thread
@@ -38,13 +59,13 @@ export interface EncodeBindings {
    * syscall 'pread') or, when the file ends first, code ERR_CRIMG_EOF; either with the read's
    * `position`.
    */
-  zstdFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void): void;
+  zstdFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void, seal?: PieceSeal): void;
   /**
    * {@link zstdPiece} with deflate at `level` 1..9: each chunk what deflateBatch makes of it
    * with its pages' flags from codec/chunk.ts's pageLooksRandom (a raw chunk is -1 whether not
    * smaller or random throughout), sums[i] XXH64 of what is stored.
    */
-  deflatePiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void): void;
+  deflatePiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, seal?: PieceSeal): void;
   /** {@link zstdFilePiece} with deflate, as {@link deflatePiece}. */
-  deflateFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void): void;
+  deflateFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void, seal?: PieceSeal): void;
 }

@@ -9,10 +9,11 @@
  */
 import { jest } from '@jest/globals';
 import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import { ImageWriter, openImage, type WriterOptions } from '../index.js';
 import { xxh64 } from '../codec/checksum.js';
+import { chunkAad, chunkNonce } from '../codec/aad.js';
 import { NativePieces } from '../codec/pieces.js';
 import { zstdDecode } from '../codec/zstd.js';
 import { nativeAddon } from '../native-mmap/index.js';
@@ -131,28 +132,62 @@ describe('an image written in pieces is the image written chunk by chunk', () =>
     });
   }
 
-  test('with a cipher, or worker threads asked for, chunk by chunk: no piece job', async () => {
-    const region = regionBytes(300, 7, 0);
-    for (const options of [
-      { compress: 'zstd:1', encrypt: 'aes-256-gcm', key: new Uint8Array(32).fill(9) },
-      { compress: 'deflate:1', encrypt: 'chacha20-poly1305', key: new Uint8Array(32).fill(9) },
-      { compress: 'deflate:1', workers: 1 },
-    ] satisfies WriterOptions[]) {
+  // Sealed in the pool jobs: the nonce and associated data of each chunk (its number, region,
+  // address, plain length, form, and whether it ends its region) as the chunk-by-chunk path
+  // makes them. Regions ending short of a chunk and on a chunk boundary; several pieces.
+  const KEY = new Uint8Array(32).map((_, i) => 200 - i);
+  for (const [compress, encrypt, chunkSize] of [
+    ['zstd:1', 'aes-256-gcm', 16384], ['zstd:1', 'chacha20-poly1305', 4096], ['zstd:1', 'aes-256-gcm', 2 * 1024 * 1024],
+    ['deflate:1', 'aes-256-gcm', 65536], ['deflate:1', 'chacha20-poly1305', 16384], ['deflate:6', 'aes-256-gcm', 4096],
+  ] as const) {
+    test(`${compress} + ${encrypt}, chunk size ${chunkSize}: sealed in the pieces, the same image`, async () => {
+      const options: WriterOptions = { compress, chunkSize, encrypt, key: KEY, salt: new Uint8Array(16).fill(3) };
+      const regions = [
+        regionBytes(600, 11, 4096),
+        regionBytes(40, 12, 0).subarray(0, 2 * chunkSize), // ends on a chunk boundary
+        Buffer.alloc(chunkSize + 4096), // zeros only: nothing sealed
+        regionBytes(0, 13, 0).subarray(0, 4096),
+      ];
       spy.mockClear();
       fileSpy.mockClear();
-      for (const source of ['bytes', 'file'] as const) {
-        const path = t.path(`nopiece-${source}.img`);
-        await write(path, options, [region], source);
-        const img = await openImage(path, 'key' in options ? { key: options.key } : {});
+      const expected = await write(t.path(`sealed-small-${compress}-${encrypt}-${chunkSize}.img`), options, regions, 'small');
+      expect(spy).not.toHaveBeenCalled();
+      for (const source of ['bytes', 'file', 'fd'] as const) {
+        spy.mockClear();
+        fileSpy.mockClear();
+        const path = t.path(`sealed-${source}-${compress}-${encrypt}-${chunkSize}.img`);
+        const got = await write(path, options, regions, source);
+        expect(source === 'bytes' ? spy : fileSpy).toHaveBeenCalled();
+        expect(got.equals(expected)).toBe(true);
+        const img = await openImage(path, { key: KEY });
         try {
-          expect((await img.read(img.regions[0]!.address, region.length)).equals(region)).toBe(true);
+          expect((await img.verify()).ok).toBe(true);
+          for (const [i, r] of img.regions.entries()) expect((await img.read(r.address, regions[i]!.length)).equals(regions[i]!)).toBe(true);
         } finally {
           await img.close();
         }
       }
-      expect(spy).not.toHaveBeenCalled();
-      expect(fileSpy).not.toHaveBeenCalled();
+      // A wrong key opens nothing.
+      await expect(openImage(t.path(`sealed-file-${compress}-${encrypt}-${chunkSize}.img`), { key: new Uint8Array(32) })).rejects.toMatchObject({ code: 'WRONG_KEY' });
+    });
+  }
+
+  test('worker threads asked for: chunk by chunk, no piece job', async () => {
+    const region = regionBytes(300, 7, 0);
+    spy.mockClear();
+    fileSpy.mockClear();
+    for (const source of ['bytes', 'file'] as const) {
+      const path = t.path(`nopiece-${source}.img`);
+      await write(path, { compress: 'deflate:1', workers: 1 }, [region], source);
+      const img = await openImage(path);
+      try {
+        expect((await img.read(img.regions[0]!.address, region.length)).equals(region)).toBe(true);
+      } finally {
+        await img.close();
+      }
     }
+    expect(spy).not.toHaveBeenCalled();
+    expect(fileSpy).not.toHaveBeenCalled();
   });
 });
 
@@ -323,6 +358,75 @@ for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
       closeSync(fd);
       closeSync(dir);
     }
+  });
+
+  test('seal: each stored chunk sealed under its own nonce and associated data, opened here by node:crypto', async () => {
+    const cs = 16384;
+    const bytes = Buffer.concat([memoryLike(4, 9), Buffer.alloc(cs), randomBytes(cs), Buffer.alloc(cs, 3), Buffer.from([1, 2, 3])]);
+    const key = randomBytes(32);
+    const prefix = randomBytes(48);
+    for (const cipher of [1, 2] as const) {
+      for (const last of [true, false]) {
+        const seal = { cipher, key, prefix, chunk: 1000, region: 7, address: 0x7f0000004000n, last };
+        const { sizes, sums, stored } = await new Promise<Piece>((resolve, reject) => {
+          c.piece(1, bytes, cs, (n) => new Uint8Array(n), (err, sizes, sums, stored) => (err ? reject(err) : resolve({ sizes, sums, stored })), seal);
+        });
+        expect(sizes[1]).toBe(-2);
+        let at = 0;
+        for (let k = 0; k < sizes.length; k++) {
+          const plain = bytes.subarray(k * cs, Math.min(bytes.length, (k + 1) * cs));
+          const size = sizes[k]!;
+          if (size === -2) continue;
+          const body = size > 0 ? size : plain.length;
+          const sealed = stored.subarray(at, at + body + 16);
+          expect(sums[k]).toBe(xxh64(sealed));
+          const aad = chunkAad({
+            imageId: prefix.subarray(0, 16), headerHash: prefix.subarray(16), chunkNumber: 1000 + k, regionNumber: 7,
+            plainLength: plain.length, address: 0x7f0000004000n + BigInt(k * cs), encoded: size > 0, last: last && k === sizes.length - 1,
+          });
+          const d = cipher === 1 ? createDecipheriv('aes-256-gcm', key, chunkNonce(1000 + k), { authTagLength: 16 }) : createDecipheriv('chacha20-poly1305', key, chunkNonce(1000 + k), { authTagLength: 16 });
+          d.setAAD(aad, { plaintextLength: body });
+          d.setAuthTag(sealed.subarray(body));
+          const opened = Buffer.concat([d.update(sealed.subarray(0, body)), d.final()]);
+          expect((size > 0 ? c.decode(opened, plain.length) : opened).equals(plain)).toBe(true);
+          at += body + 16;
+        }
+        expect(stored.length).toBe(at);
+      }
+    }
+  });
+
+  test('seal: refused when malformed, before queuing anything; the key never shows', () => {
+    const cb = (): void => {};
+    const alloc = (n: number): Uint8Array => new Uint8Array(n);
+    const key = new Uint8Array(32).fill(0xab);
+    const good = { cipher: 1, key, prefix: new Uint8Array(48), chunk: 0, region: 0, address: 0n, last: false };
+    const bad: [object, RegExp][] = [
+      [{ ...good, cipher: 3 }, /seal\.cipher/],
+      [{ ...good, key: new Uint8Array(31) }, /seal\.key to be 32 bytes, got 31/],
+      [{ ...good, key: 'k' }, /seal\.key to be a Uint8Array/],
+      [{ ...good, prefix: new Uint8Array(47) }, /seal\.prefix to be 48 bytes/],
+      [{ ...good, chunk: -1 }, /seal\.chunk/],
+      [{ ...good, chunk: 2 ** 53 - 2 }, /seal\.chunk/], // its 4 chunks would pass 2^53 - 1
+      [{ ...good, region: 2 ** 32 }, /seal\.region/],
+      [{ ...good, address: 5 }, /seal\.address to be a bigint/],
+      [{ ...good, address: 2n ** 64n - 4096n }, /below 2\^64/],
+      [{ ...good, address: -1n }, /seal\.address/],
+      [{ ...good, last: 1 }, /seal\.last to be a boolean/],
+    ];
+    for (const [seal, message] of bad) {
+      let thrown: unknown = null;
+      try {
+        c.piece(1, new Uint8Array(4 * 4096), 4096, alloc, cb, seal as never);
+      } catch (e) {
+        thrown = e;
+      }
+      // A TypeError or RangeError of the addon's realm: matched by its message.
+      expect((thrown as Error | null)?.message).toMatch(message);
+      expect((thrown as Error).message).not.toMatch(/171|0xab/i);
+    }
+    expect(() => c.piece(1, new Uint8Array(1), 4096, alloc, cb, new Uint8Array(32) as never)).toThrow(/seal to be an object/);
+    expect(() => c.filePiece(1, 0, 0, 4096, 4096, alloc, cb, undefined, { ...good, key: new Uint8Array(33) } as never)).toThrow(/seal\.key to be 32 bytes/);
   });
 
   test('alloc giving too little, a detached buffer, or throwing: an error to the callback, nothing written', async () => {

@@ -15,6 +15,7 @@
 
 #include <napi.h>
 
+#include "aead.h"
 #include "args.h"
 #include "bindings.h"
 #include "deflate.h"
@@ -43,6 +44,48 @@ struct Codec {
 const Codec kDeflateCodec{kDeflate, 9, "deflatePiece", "deflateFilePiece", "ERR_CRIMG_DEFLATE", "deflate failed", "crimg:deflate-piece"};
 const Codec kZstdCodec{kZstd, kZstdMaxLevel, "zstdPiece", "zstdFilePiece", "ERR_CRIMG_ZSTD", "zstd failed", "crimg:zstd-piece"};
 
+constexpr size_t kTag = 16;      // an AEAD tag, after each sealed chunk's ciphertext
+constexpr size_t kPrefix = 48;   // image id (16) || H (32), the start of every chunk's associated data
+constexpr size_t kAad = 76;      // spec/FORMAT.md section 7.3
+
+// An image with a cipher: each stored form sealed under the data key with its
+// chunk's nonce and associated data (spec/FORMAT.md section 7.3), as the
+// chunk-by-chunk path seals it (image/chunk-encoder.ts). The key is wiped when
+// the job ends.
+struct Seal {
+  int cipher = 0;  // 0: no cipher
+  uint8_t key[32];
+  uint8_t prefix[kPrefix];
+  uint64_t first_chunk = 0;  // the piece's first chunk number
+  uint32_t region = 0;
+  uint64_t address = 0;      // the piece's first chunk's address
+  bool last = false;         // the piece's last chunk ends its region
+
+  Seal() = default;
+  Seal(const Seal&) = default;
+  Seal& operator=(const Seal&) = default;
+  ~Seal() { explicit_bzero(key, sizeof key); }
+};
+
+void PutLe(uint8_t* p, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+// Chunk `i` of the piece (`len` plain bytes, `encoded` or raw): its nonce and associated data.
+void SealInputs(const Seal& seal, size_t i, size_t chunk_size, size_t count, size_t len, bool encoded,
+                uint8_t nonce[12], uint8_t aad[kAad]) {
+  memset(nonce, 0, 12);
+  PutLe(nonce, seal.first_chunk + i, 8);  // u64 c || u32 0
+  memcpy(aad, seal.prefix, kPrefix);
+  PutLe(aad + 48, seal.first_chunk + i, 8);
+  PutLe(aad + 56, seal.region, 4);
+  PutLe(aad + 60, len, 4);
+  PutLe(aad + 64, seal.address + i * chunk_size, 8);
+  aad[72] = encoded ? 1 : 0;
+  aad[73] = seal.last && i + 1 == count ? 1 : 0;
+  aad[74] = aad[75] = 0;
+}
+
 // A piece's job: every chunk of one piece of a region (whole chunks but
 // perhaps the last), each tested, compressed and summed as the chunk-by-chunk
 // path does (zstd: zstdBatch with kScan | kSums; deflate: deflateBatch with the
@@ -58,10 +101,10 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
   // `fd` >= 0: `plain` is filled by reading `length` bytes of `fd` from `position` first, and
   // `read` (when a function) is called on the main thread once that read is done, before the
   // callback (the caller may then let the file change: the rest of the job does not read it).
-  PieceWorker(Napi::Function cb, const Codec& codec, int level, size_t chunk_size, BlockPool::Block plain, size_t length,
-              Napi::Function alloc, int fd = -1, uint64_t position = 0, Napi::Value read = Napi::Value())
+  PieceWorker(Napi::Function cb, const Codec& codec, int level, size_t chunk_size, const Seal& seal, BlockPool::Block plain,
+              size_t length, Napi::Function alloc, int fd = -1, uint64_t position = 0, Napi::Value read = Napi::Value())
       : Napi::AsyncProgressWorker<char>(cb, codec.resource), codec_(codec), level_(level), chunk_size_(chunk_size),
-        plain_(std::move(plain)), length_(length), sizes_((length + chunk_size - 1) / chunk_size, 0),
+        seal_(seal), plain_(std::move(plain)), length_(length), sizes_((length + chunk_size - 1) / chunk_size, 0),
         sums_(sizes_.size(), 0), alloc_(Napi::Persistent(alloc)), fd_(fd), position_(position) {
     if (!read.IsEmpty() && read.IsFunction()) read_ = Napi::Persistent(read.As<Napi::Function>());
   }
@@ -76,14 +119,17 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
       if (!Read()) return;
       if (!read_.IsEmpty()) progress.Signal();
     }
-    out_ = BlockPool::Get().Take(length_);
+    // Each chunk stores at most its plain length, and its tag when sealed.
+    const size_t tag = seal_.cipher != 0 ? kTag : 0;
+    const size_t capacity = length_ + tag * sizes_.size();
+    out_ = BlockPool::Get().Take(capacity);
     if (out_.data == nullptr) {
-      SetError(std::string(codec_.piece) + ": out of memory for the stored bytes of " + std::to_string(length_) + " bytes");
+      SetError(std::string(codec_.piece) + ": out of memory for the stored bytes of " + std::to_string(capacity) + " bytes");
       return;
     }
     ZstdEncoder& enc = ThreadZstdEncoder();
     uint8_t* out = out_.data.get();
-    size_t put = 0;  // each chunk stores at most its plain length: put + len <= length_
+    size_t put = 0;  // put + len + tag <= capacity for every chunk still to come
     for (size_t i = 0, at = 0; i < sizes_.size(); i++, at += chunk_size_) {
       const size_t len = std::min(chunk_size_, length_ - at);
       const uint8_t* p = plain_.data.get() + at;
@@ -104,8 +150,21 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
         return;
       }
       const int32_t size = static_cast<int32_t>(n);
-      const size_t stored = size >= 0 ? static_cast<size_t>(size) : len;
-      if (size < 0) memcpy(out + put, p, len);
+      const size_t body = size >= 0 ? static_cast<size_t>(size) : len;
+      if (tag == 0) {
+        if (size < 0) memcpy(out + put, p, len);
+      } else {
+        // Sealed into place: an encoded form where the encoder put it (in place), a raw chunk
+        // from the piece.
+        uint8_t nonce[12], aad[kAad];
+        SealInputs(seal_, i, chunk_size_, sizes_.size(), len, size >= 0, nonce, aad);
+        const char* failed = AeadSeal(seal_.cipher, seal_.key, nonce, aad, kAad, size >= 0 ? out + put : p, body, out + put);
+        if (failed != nullptr) {
+          SetError(std::string(codec_.piece) + ": sealing failed: " + failed);
+          return;
+        }
+      }
+      const size_t stored = body + tag;
       sizes_[i] = size;
       sums_[i] = Xxh64(out + put, stored, 0);
       put += stored;
@@ -198,6 +257,7 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
   const Codec& codec_;
   int level_;
   size_t chunk_size_;
+  Seal seal_;
   BlockPool::Block plain_;
   size_t length_;
   std::vector<int32_t> sizes_;
@@ -212,20 +272,58 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
   size_t used_ = 0;
 };
 
+// The `seal` argument of a piece of `count` chunks: undefined (no cipher), or { cipher: 1 | 2,
+// key: Uint8Array(32), prefix: Uint8Array(48) (image id || H), chunk (the piece's first chunk
+// number), region, address: bigint (its first chunk's), last: boolean (its last chunk ends
+// the region) }. Every property is read before any bytes are looked at: a getter runs script.
+// Messages never show the key.
+Seal SealArg(Napi::Env env, const Napi::Value& v, size_t count, size_t chunk_size) {
+  Seal seal;
+  if (v.IsUndefined()) return seal;
+  if (!v.IsObject() || v.IsTypedArray()) ThrowType(env, "expected seal to be an object, got " + TypeName(v));
+  Napi::Object o = v.As<Napi::Object>();
+  const Napi::Value cipher = o.Get("cipher"), key = o.Get("key"), prefix = o.Get("prefix"), chunk = o.Get("chunk"),
+                    region = o.Get("region"), address = o.Get("address"), last = o.Get("last");
+  seal.cipher = static_cast<int>(Integer(env, cipher, "seal.cipher", kCipherAes256Gcm, kCipherChacha20Poly1305));
+  seal.first_chunk = static_cast<uint64_t>(Integer(env, chunk, "seal.chunk", 0, kMaxSafeInteger - static_cast<double>(count)));
+  seal.region = static_cast<uint32_t>(Integer(env, region, "seal.region", 0, 4294967295.0));
+  if (!address.IsBigInt()) ThrowType(env, "expected seal.address to be a bigint, got " + TypeName(address));
+  bool lossless = false;
+  seal.address = address.As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless || (count - 1) * chunk_size > UINT64_MAX - seal.address) {
+    ThrowRange(env, "expected seal.address to be a u64 with the piece's " + std::to_string(count) + " chunks below 2^64");
+  }
+  if (!last.IsBoolean()) ThrowType(env, "expected seal.last to be a boolean, got " + TypeName(last));
+  seal.last = last.As<Napi::Boolean>().Value();
+  const TypedBytes k = TypedArg(env, key, napi_uint8_array, "seal.key to be a Uint8Array");
+  if (k.length != sizeof seal.key) ThrowRange(env, "expected seal.key to be 32 bytes, got " + std::to_string(k.length));
+  const TypedBytes pre = TypedArg(env, prefix, napi_uint8_array, "seal.prefix to be a Uint8Array");
+  if (pre.length != kPrefix) ThrowRange(env, "expected seal.prefix to be 48 bytes, got " + std::to_string(pre.length));
+  memcpy(seal.key, k.data, sizeof seal.key);
+  memcpy(seal.prefix, pre.data, kPrefix);
+  return seal;
+}
+
 // zstdPiece(level, bytes: Uint8Array, chunkSize, alloc(n) -> Uint8Array, callback(err, sizes,
-// sums, stored)) -> undefined, and deflatePiece(...) the same with deflate (level 1..9). One
+// sums, stored)[, seal]) -> undefined, and deflatePiece(...) the same with deflate (level 1..9). One
 // pool job for a whole piece of a region: chunk i is bytes[i * chunkSize, ...) (the last may
 // be shorter); sizes[i] is its encoded length, -1 or -3 (stored raw: not smaller, or every
 // page looks random; deflate says -1 for both) or -2 (zeros, nothing stored); sums[i]
 // XXH64 of what is stored (0 for zeros); `stored`, what alloc(n) returned when the job was done
 // (n: the bytes stored), holds the stored bytes of the chunks in order, back to back, so that a
 // compact image writes them as they are. `bytes` (at most 64 MiB, at most 65536 chunks) is
-// copied before this returns: the caller may reuse it at once.
+// copied before this returns: the caller may reuse it at once. With `seal` (SealArg), each
+// stored chunk is sealed: its ciphertext and 16-byte tag, sizes[i] still the encoded length
+// (or -1, -2, -3) before sealing, sums[i] XXH64 of the sealed bytes.
 Napi::Value PieceJs(const Napi::CallbackInfo& info, const Codec& codec) {
   Napi::Env env = info.Env();
   const int level = static_cast<int>(Integer(env, info[0], "level", 1, codec.max_level));
-  TypedBytes bytes = TypedArg(env, info[1], napi_uint8_array, "bytes to be a Uint8Array");
   const size_t chunk = static_cast<size_t>(Integer(env, info[2], "chunkSize", 1, 16 * 1024 * 1024));
+  // The seal first (its getters run script), then the bytes, copied before anything else runs.
+  const size_t count = info[1].IsTypedArray() ? (info[1].As<Napi::TypedArray>().ByteLength() + chunk - 1) / chunk : 1;
+  const Seal seal = SealArg(env, info[5], std::max<size_t>(count, 1), chunk);
+  TypedBytes bytes = TypedArg(env, info[1], napi_uint8_array, "bytes to be a Uint8Array");
+  if (seal.cipher != 0 && (bytes.length + chunk - 1) / chunk != count) ThrowRange(env, "expected bytes to keep their length while seal was read");
   if (!info[3].IsFunction()) ThrowType(env, "expected alloc to be a function, got " + TypeName(info[3]));
   if (!info[4].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[4]));
   if (bytes.length == 0 || bytes.length > 64 * 1024 * 1024) {
@@ -237,15 +335,16 @@ Napi::Value PieceJs(const Napi::CallbackInfo& info, const Codec& codec) {
   BlockPool::Block plain = BlockPool::Get().Take(bytes.length);
   if (plain.data == nullptr) ThrowRange(env, std::string(codec.piece) + ": out of memory for a piece of " + std::to_string(bytes.length) + " bytes");
   memcpy(plain.data.get(), bytes.data, bytes.length);
-  auto* w = new PieceWorker(info[4].As<Napi::Function>(), codec, level, chunk, std::move(plain), bytes.length,
-                                info[3].As<Napi::Function>());
+  auto* w = new PieceWorker(info[4].As<Napi::Function>(), codec, level, chunk, seal, std::move(plain), bytes.length,
+                            info[3].As<Napi::Function>());
   w->Queue();
   return env.Undefined();
 }
 
-// zstdFilePiece(level, fd, position, length, chunkSize, alloc, callback[, read]) -> undefined,
-// and deflateFilePiece(...): zstdPiece (deflatePiece) of `length` bytes (1 byte to 64 MiB) of file `fd` from `position` (a safe
-// integer), read by the job itself on the pool thread: no copy on this thread. Keep `fd` open
+// zstdFilePiece(level, fd, position, length, chunkSize, alloc, callback[, read[, seal]]) ->
+// undefined, and deflateFilePiece(...): zstdPiece (deflatePiece) of `length` bytes (1 byte to
+// 64 MiB) of file `fd` from `position` (a safe integer), read by the job itself on the pool
+// thread: no copy on this thread. Keep `fd` open
 // until `read` (called with no argument once the read is done, before the callback) or the
 // callback. A failed read is the callback's error (and `read` is not called): a system error
 // (code the errno name, syscall 'pread') or, when the file ends first, code ERR_CRIMG_EOF;
@@ -263,8 +362,9 @@ Napi::Value FilePieceJs(const Napi::CallbackInfo& info, const Codec& codec) {
   if ((length + chunk - 1) / chunk > 65536) {
     ThrowRange(env, "expected at most 65536 chunks in a piece, got " + std::to_string((length + chunk - 1) / chunk));
   }
-  auto* w = new PieceWorker(info[6].As<Napi::Function>(), codec, level, chunk, BlockPool::Block(), length,
-                                info[5].As<Napi::Function>(), fd, static_cast<uint64_t>(position), info[7]);
+  const Seal seal = SealArg(env, info[8], (length + chunk - 1) / chunk, chunk);
+  auto* w = new PieceWorker(info[6].As<Napi::Function>(), codec, level, chunk, seal, BlockPool::Block(), length,
+                            info[5].As<Napi::Function>(), fd, static_cast<uint64_t>(position), info[7]);
   w->Queue();
   return env.Undefined();
 }
