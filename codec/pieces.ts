@@ -7,6 +7,7 @@
  * or seal per chunk on the JavaScript thread.
  */
 import type { PieceSeal } from '../native-mmap/_encode.js';
+import { nativeAddon } from '../native-mmap/index.js';
 
 export type { PieceSeal };
 
@@ -137,4 +138,13 @@ export class NativePieces {
     if (a === this.arena || a.live > 0 || a.bytes.byteLength > ARENA) return;
     if (this.freeArenas.length < KEPT_ARENAS) this.freeArenas.push(a.bytes);
   }
+}
+
+/**
+ * Pieces with no codec (the addon's rawPiece): every chunk but a zero one stored raw, sealed in
+ * the job for an image with a cipher; null without the addon.
+ */
+export function rawPieces(): NativePieces | null {
+  const addon = nativeAddon();
+  return addon ? new NativePieces(addon.rawPiece.bind(addon), addon.rawFilePiece.bind(addon), 0) : null;
 }

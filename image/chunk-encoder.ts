@@ -11,7 +11,7 @@ import { deflateRaw } from 'node:zlib';
 import { promisify } from 'node:util';
 import { CHUNK_ENCODED, CHUNK_ENCRYPTED, CODEC_DEFLATE, CODEC_ZSTD } from '../format/constants.js';
 import { NativeZstd, ZSTD_COPY_MAX, zstdWriteUnsupported } from '../codec/zstd.js';
-import { PIECE_MAX as NATIVE_PIECE_MAX, PIECE_ZERO as NATIVE_PIECE_ZERO, type NativePiece, type NativePieces, type PieceSeal } from '../codec/pieces.js';
+import { PIECE_MAX as NATIVE_PIECE_MAX, PIECE_ZERO as NATIVE_PIECE_ZERO, rawPieces, type NativePiece, type NativePieces, type PieceSeal } from '../codec/pieces.js';
 import type { HeaderFields } from '../format/header.js';
 import { toKeySpec, type KeyInput } from './keying.js';
 import { defaultWorkers } from './_workers.js';
@@ -93,8 +93,8 @@ export interface ChunkEncoder {
   /**
    * Whole chunks of a region at once (a piece of up to {@link PIECE_MAX} bytes, the last chunk
    * may be shorter only when it ends the region), copied before this returns: the records and
-   * bytes {@link encode} would give each chunk, with no promise per chunk. Only the addon's
-   * zstd and deflate have it (with or without a cipher).
+   * bytes {@link encode} would give each chunk, with no promise per chunk. The addon's zstd and
+   * deflate have it (with or without a cipher), and its sealing of raw chunks (no codec, a cipher).
    */
   encodePiece?(bytes: Uint8Array, at: PieceContext): Promise<EncodedPiece>;
   /**
@@ -200,7 +200,7 @@ class ThreadPoolEncoder implements ChunkEncoder {
   readonly parallelism = 4;
   /** zstd copies each chunk of up to 4 MiB as it is submitted (codec/zstd.ts NativeZstd.encode); deflate does not. */
   readonly copiesPlain: boolean;
-  /** zstd or deflate in the addon: a piece of a region in one native job (codec/pieces.ts NativePieces.encodePiece), sealed there too. */
+  /** zstd, deflate or a cipher alone in the addon: a piece of a region in one native job (codec/pieces.ts NativePieces.encodePiece), sealed there too. */
   readonly encodePiece?: (bytes: Uint8Array, at: PieceContext) => Promise<EncodedPiece>;
   /** The same, read from a file by the job itself (NativePieces.encodeFilePiece). */
   readonly encodeFilePiece?: (fd: number, position: number, length: number, read: () => void, at: PieceContext) => Promise<EncodedPiece>;
@@ -218,7 +218,7 @@ class ThreadPoolEncoder implements ChunkEncoder {
   ) {
     this.copiesPlain = zstd !== null && fields.chunkSize <= ZSTD_COPY_MAX;
     // Pieces are recorded as little-endian words (image/_chunk-records.ts), as the raw scan is.
-    const pieces: NativePieces | null = zstd?.pieces ?? native?.pieces ?? null;
+    const pieces: NativePieces | null = zstd?.pieces ?? native?.pieces ?? (fields.codec === 0 && keys !== null ? rawPieces() : null);
     if (pieces !== null && new Uint8Array(Uint16Array.of(1).buffer)[0] === 1) {
       const sealed = keys !== null;
       const done = (p: NativePiece): EncodedPiece => ({ sizes: p.sizes, sums: p.sums, stored: p.stored, sealed, release: p.release });

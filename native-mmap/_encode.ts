@@ -68,4 +68,11 @@ export interface EncodeBindings {
   deflatePiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, seal?: PieceSeal): void;
   /** {@link zstdFilePiece} with deflate, as {@link deflatePiece}. */
   deflateFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void, seal?: PieceSeal): void;
+  /**
+   * {@link zstdPiece} with no codec (`level` 0): every chunk but a zero one stored raw (-1), with
+   * `seal` sealed as an image with a cipher stores it.
+   */
+  rawPiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, seal?: PieceSeal): void;
+  /** {@link zstdFilePiece} with no codec, as {@link rawPiece}. */
+  rawFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void, seal?: PieceSeal): void;
 }

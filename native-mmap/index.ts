@@ -200,7 +200,7 @@ function packageRoot(from: string): string | null {
 const FUNCTIONS = [
   'pageSize', 'mapFile', 'mapAnonymous', 'reserve', 'unmap', 'protect', 'advise', 'addressOf',
   'placeRuns', 'view', 'scanChunks', 'xxh64', 'hashChunks', 'xxh64Init', 'xxh64Update', 'xxh64Digest', 'checkRegionRecords', 'checkRegionTotals', 'aeadSeal', 'deflateBatch', 'writeBack',
-  'decodeChunk', 'zstdCompress', 'zstdBatch', 'zstdPiece', 'zstdFilePiece', 'deflatePiece', 'deflateFilePiece',
+  'decodeChunk', 'zstdCompress', 'zstdBatch', 'zstdPiece', 'zstdFilePiece', 'deflatePiece', 'deflateFilePiece', 'rawPiece', 'rawFilePiece',
   'lazyStart', 'lazyStop', 'lazyClose', 'lazyStats', 'lazyProfile', 'lazyFailure',
   'decodeBatch', 'trackWritesOpen', 'trackWritesProtect', 'trackWritesScan', 'closeFd',
 ] as const satisfies readonly (keyof NativeMmap)[];

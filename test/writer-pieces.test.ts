@@ -139,6 +139,7 @@ describe('an image written in pieces is the image written chunk by chunk', () =>
   for (const [compress, encrypt, chunkSize] of [
     ['zstd:1', 'aes-256-gcm', 16384], ['zstd:1', 'chacha20-poly1305', 4096], ['zstd:1', 'aes-256-gcm', 2 * 1024 * 1024],
     ['deflate:1', 'aes-256-gcm', 65536], ['deflate:1', 'chacha20-poly1305', 16384], ['deflate:6', 'aes-256-gcm', 4096],
+    ['none', 'aes-256-gcm', 16384], ['none', 'chacha20-poly1305', 65536],
   ] as const) {
     test(`${compress} + ${encrypt}, chunk size ${chunkSize}: sealed in the pieces, the same image`, async () => {
       const options: WriterOptions = { compress, chunkSize, encrypt, key: KEY, salt: new Uint8Array(16).fill(3) };
@@ -272,14 +273,16 @@ describe('a file range read by the pool jobs', () => {
 type Piece = { sizes: Int32Array; sums: BigUint64Array; stored: Uint8Array };
 const addon = nativeAddon()!;
 const CODECS = [
-  { name: 'zstd', piece: addon.zstdPiece.bind(addon), filePiece: addon.zstdFilePiece.bind(addon), maxLevel: 19, code: 'ERR_CRIMG_ZSTD', random: -3, decode: (b: Uint8Array, n: number) => Buffer.from(zstdDecode(b, n)) },
-  { name: 'deflate', piece: addon.deflatePiece.bind(addon), filePiece: addon.deflateFilePiece.bind(addon), maxLevel: 9, code: 'ERR_CRIMG_DEFLATE', random: -1, decode: (b: Uint8Array) => inflateRawSync(b) },
+  { name: 'zstd', piece: addon.zstdPiece.bind(addon), filePiece: addon.zstdFilePiece.bind(addon), level: 1, minLevel: 1, maxLevel: 19, code: 'ERR_CRIMG_ZSTD', random: -3, decode: (b: Uint8Array, n: number) => Buffer.from(zstdDecode(b, n)) },
+  { name: 'deflate', piece: addon.deflatePiece.bind(addon), filePiece: addon.deflateFilePiece.bind(addon), level: 1, minLevel: 1, maxLevel: 9, code: 'ERR_CRIMG_DEFLATE', random: -1, decode: (b: Uint8Array) => inflateRawSync(b) },
+  // No codec: every chunk but a zero one raw (for sealing, below).
+  { name: 'raw', piece: addon.rawPiece.bind(addon), filePiece: addon.rawFilePiece.bind(addon), level: 0, minLevel: 0, maxLevel: 0, code: 'ERR_CRIMG_AEAD', random: -1, decode: (b: Uint8Array) => Buffer.from(b) },
 ];
 
 for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
   const piece = (bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array): Promise<Piece> =>
     new Promise((resolve, reject) => {
-      c.piece(1, bytes, chunkSize, alloc, (err, sizes, sums, stored) => (err ? reject(err) : resolve({ sizes, sums, stored })));
+      c.piece(c.level, bytes, chunkSize, alloc, (err, sizes, sums, stored) => (err ? reject(err) : resolve({ sizes, sums, stored })));
     });
 
   test('codes, sums and stored bytes per chunk, in what alloc gave; encoded forms decode to their chunk', async () => {
@@ -308,7 +311,7 @@ for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
       else expect(Buffer.from(stored).equals(plain)).toBe(true);
       at += len;
     }
-    expect(sizes[3]! > 0).toBe(true); // a run of one byte value: encoded
+    expect(sizes[3]! > 0).toBe(c.name !== 'raw'); // a run of one byte value: encoded, but for raw
     expect(asked).toBe(at);
     expect(out.length).toBe(at);
     // A 3-byte chunk is never smaller encoded: stored raw.
@@ -318,13 +321,13 @@ for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
   test('refuses bad arguments before queuing anything', () => {
     const cb = (): void => {};
     const alloc = (n: number): Uint8Array => new Uint8Array(n);
-    expect(() => c.piece(1, new Uint8Array(0), 4096, alloc, cb)).toThrow(/1 byte to 64 MiB/);
-    expect(() => c.piece(1, new Uint8Array(65537), 1, alloc, cb)).toThrow(/at most 65536 chunks/);
-    expect(() => c.piece(0, new Uint8Array(1), 4096, alloc, cb)).toThrow(new RegExp(`level to be an integer in \\[1, ${c.maxLevel}\\]`));
-    expect(() => c.piece(c.maxLevel + 1, new Uint8Array(1), 4096, alloc, cb)).toThrow(new RegExp(`level to be an integer in \\[1, ${c.maxLevel}\\]`));
-    expect(() => c.piece(1, new Uint8Array(1), 0, alloc, cb)).toThrow(/chunkSize/);
-    expect(() => c.piece(1, new Uint8Array(1), 4096, null as never, cb)).toThrow(/alloc to be a function/);
-    expect(() => c.piece(1, new Uint8Array(1), 4096, alloc, null as never)).toThrow(/callback/);
+    expect(() => c.piece(c.level, new Uint8Array(0), 4096, alloc, cb)).toThrow(/1 byte to 64 MiB/);
+    expect(() => c.piece(c.level, new Uint8Array(65537), 1, alloc, cb)).toThrow(/at most 65536 chunks/);
+    expect(() => c.piece(c.minLevel - 1, new Uint8Array(1), 4096, alloc, cb)).toThrow(new RegExp(`level to be an integer in \\[${c.minLevel}, ${c.maxLevel}\\]`));
+    expect(() => c.piece(c.maxLevel + 1, new Uint8Array(1), 4096, alloc, cb)).toThrow(new RegExp(`level to be an integer in \\[${c.minLevel}, ${c.maxLevel}\\]`));
+    expect(() => c.piece(c.level, new Uint8Array(1), 0, alloc, cb)).toThrow(/chunkSize/);
+    expect(() => c.piece(c.level, new Uint8Array(1), 4096, null as never, cb)).toThrow(/alloc to be a function/);
+    expect(() => c.piece(c.level, new Uint8Array(1), 4096, alloc, null as never)).toThrow(/callback/);
   });
 
   test(`${c.name}FilePiece: the piece read from the file; a failed read or an early end is the callback's coded error`, async () => {
@@ -336,7 +339,7 @@ for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
     // `read` comes before the callback, and never with a failed read.
     const events: string[] = [];
     const run = (f: number, position: number, length: number): Promise<{ sizes: Int32Array; stored: Uint8Array }> => new Promise((resolve, reject) => {
-      c.filePiece(1, f, position, length, 16384, (n) => new Uint8Array(n), (err, sizes, _sums, stored) => {
+      c.filePiece(c.level, f, position, length, 16384, (n) => new Uint8Array(n), (err, sizes, _sums, stored) => {
         events.push(err ? 'failed' : 'done');
         if (err) reject(err); else resolve({ sizes, stored });
       }, () => events.push('read'));
@@ -349,10 +352,10 @@ for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
       await expect(run(fd, 65536, 131072)).rejects.toMatchObject({ code: 'ERR_CRIMG_EOF', position: bytes.length, message: `${c.name}FilePiece: the file ended early` });
       await expect(run(dir, 0, 4096)).rejects.toMatchObject({ code: 'EISDIR', syscall: 'pread', position: 0 });
       expect(events).toEqual(['read', 'done', 'failed', 'failed']);
-      expect(() => c.filePiece(1, fd, 0, 1, 4096, () => new Uint8Array(1), () => {}, 5 as never)).toThrow(/read to be a function/);
-      expect(() => c.filePiece(1, -1, 0, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/fd/);
-      expect(() => c.filePiece(1, fd, -1, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/position/);
-      expect(() => c.filePiece(1, fd, 0, 64 * 1024 * 1024 + 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/length/);
+      expect(() => c.filePiece(c.level, fd, 0, 1, 4096, () => new Uint8Array(1), () => {}, 5 as never)).toThrow(/read to be a function/);
+      expect(() => c.filePiece(c.level, -1, 0, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/fd/);
+      expect(() => c.filePiece(c.level, fd, -1, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/position/);
+      expect(() => c.filePiece(c.level, fd, 0, 64 * 1024 * 1024 + 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/length/);
       expect(() => c.filePiece(c.maxLevel + 1, fd, 0, 1, 4096, () => new Uint8Array(1), () => {})).toThrow(/level/);
     } finally {
       closeSync(fd);
@@ -369,7 +372,7 @@ for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
       for (const last of [true, false]) {
         const seal = { cipher, key, prefix, chunk: 1000, region: 7, address: 0x7f0000004000n, last };
         const { sizes, sums, stored } = await new Promise<Piece>((resolve, reject) => {
-          c.piece(1, bytes, cs, (n) => new Uint8Array(n), (err, sizes, sums, stored) => (err ? reject(err) : resolve({ sizes, sums, stored })), seal);
+          c.piece(c.level, bytes, cs, (n) => new Uint8Array(n), (err, sizes, sums, stored) => (err ? reject(err) : resolve({ sizes, sums, stored })), seal);
         });
         expect(sizes[1]).toBe(-2);
         let at = 0;
@@ -417,7 +420,7 @@ for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
     for (const [seal, message] of bad) {
       let thrown: unknown = null;
       try {
-        c.piece(1, new Uint8Array(4 * 4096), 4096, alloc, cb, seal as never);
+        c.piece(c.level, new Uint8Array(4 * 4096), 4096, alloc, cb, seal as never);
       } catch (e) {
         thrown = e;
       }
@@ -425,8 +428,8 @@ for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
       expect((thrown as Error | null)?.message).toMatch(message);
       expect((thrown as Error).message).not.toMatch(/171|0xab/i);
     }
-    expect(() => c.piece(1, new Uint8Array(1), 4096, alloc, cb, new Uint8Array(32) as never)).toThrow(/seal to be an object/);
-    expect(() => c.filePiece(1, 0, 0, 4096, 4096, alloc, cb, undefined, { ...good, key: new Uint8Array(33) } as never)).toThrow(/seal\.key to be 32 bytes/);
+    expect(() => c.piece(c.level, new Uint8Array(1), 4096, alloc, cb, new Uint8Array(32) as never)).toThrow(/seal to be an object/);
+    expect(() => c.filePiece(c.level, 0, 0, 4096, 4096, alloc, cb, undefined, { ...good, key: new Uint8Array(33) } as never)).toThrow(/seal\.key to be 32 bytes/);
   });
 
   test('alloc giving too little, a detached buffer, or throwing: an error to the callback, nothing written', async () => {

@@ -48,6 +48,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("zstdFilePiece", Napi::Function::New(env, ZstdFilePieceJs, "zstdFilePiece"));
   exports.Set("deflatePiece", Napi::Function::New(env, DeflatePieceJs, "deflatePiece"));
   exports.Set("deflateFilePiece", Napi::Function::New(env, DeflateFilePieceJs, "deflateFilePiece"));
+  exports.Set("rawPiece", Napi::Function::New(env, RawPieceJs, "rawPiece"));
+  exports.Set("rawFilePiece", Napi::Function::New(env, RawFilePieceJs, "rawFilePiece"));
   exports.Set("decodeBatch", Napi::Function::New(env, DecodeBatchJs, "decodeBatch"));
   exports.Set("lazyStart", Napi::Function::New(env, LazyStart, "lazyStart"));
   exports.Set("lazyStop", Napi::Function::New(env, LazyStop, "lazyStop"));

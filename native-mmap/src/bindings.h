@@ -44,6 +44,8 @@ Napi::Value ZstdPieceJs(const Napi::CallbackInfo& info);
 Napi::Value ZstdFilePieceJs(const Napi::CallbackInfo& info);
 Napi::Value DeflatePieceJs(const Napi::CallbackInfo& info);
 Napi::Value DeflateFilePieceJs(const Napi::CallbackInfo& info);
+Napi::Value RawPieceJs(const Napi::CallbackInfo& info);
+Napi::Value RawFilePieceJs(const Napi::CallbackInfo& info);
 
 // uffd_js.cc: lazy restore through userfaultfd (uffd.h).
 Napi::Value LazyStart(const Napi::CallbackInfo& info);

@@ -27,12 +27,14 @@
 namespace crimg {
 namespace {
 
-constexpr int kDeflate = 1;  // the header's codec ids (spec/FORMAT.md section 6)
+constexpr int kNone = 0;  // the header's codec ids (spec/FORMAT.md section 6)
+constexpr int kDeflate = 1;
 constexpr int kZstd = 2;
 
 // A codec as the piece bindings name it.
 struct Codec {
   int id;
+  int min_level;
   int max_level;
   const char* piece;       // the bindings' names, in messages
   const char* file_piece;
@@ -41,8 +43,10 @@ struct Codec {
   const char* resource;    // the async resource's name
 };
 
-const Codec kDeflateCodec{kDeflate, 9, "deflatePiece", "deflateFilePiece", "ERR_CRIMG_DEFLATE", "deflate failed", "crimg:deflate-piece"};
-const Codec kZstdCodec{kZstd, kZstdMaxLevel, "zstdPiece", "zstdFilePiece", "ERR_CRIMG_ZSTD", "zstd failed", "crimg:zstd-piece"};
+// No codec: every chunk but a zero one stored raw (an image with a cipher seals it).
+const Codec kNoneCodec{kNone, 0, 0, "rawPiece", "rawFilePiece", "ERR_CRIMG_AEAD", "sealing failed", "crimg:raw-piece"};
+const Codec kDeflateCodec{kDeflate, 1, 9, "deflatePiece", "deflateFilePiece", "ERR_CRIMG_DEFLATE", "deflate failed", "crimg:deflate-piece"};
+const Codec kZstdCodec{kZstd, kZstdMinLevel, kZstdMaxLevel, "zstdPiece", "zstdFilePiece", "ERR_CRIMG_ZSTD", "zstd failed", "crimg:zstd-piece"};
 
 constexpr size_t kTag = 16;      // an AEAD tag, after each sealed chunk's ciphertext
 constexpr size_t kPrefix = 48;   // image id (16) || H (32), the start of every chunk's associated data
@@ -137,10 +141,12 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
         sizes_[i] = kZeroChunk;
         continue;
       }
-      const bool random = EveryPageLooksRandom(p, len);
+      const bool random = codec_.id != kNone && EveryPageLooksRandom(p, len);
       const char* error = nullptr;
       int64_t n = kRandom;
-      if (codec_.id == kDeflate) {
+      if (codec_.id == kNone) {
+        n = kNotSmaller;
+      } else if (codec_.id == kDeflate) {
         n = DeflateIfSmaller(level_, p, len, random, out + put);
       } else if (!random) {
         n = FrameIfSmaller(enc, level_, p, len, out + put, &error);
@@ -305,7 +311,8 @@ Seal SealArg(Napi::Env env, const Napi::Value& v, size_t count, size_t chunk_siz
 }
 
 // zstdPiece(level, bytes: Uint8Array, chunkSize, alloc(n) -> Uint8Array, callback(err, sizes,
-// sums, stored)[, seal]) -> undefined, and deflatePiece(...) the same with deflate (level 1..9). One
+// sums, stored)[, seal]) -> undefined; deflatePiece(...) the same with deflate (level 1..9),
+// rawPiece(...) with no codec (level 0: every chunk but a zero one stored raw, -1). One
 // pool job for a whole piece of a region: chunk i is bytes[i * chunkSize, ...) (the last may
 // be shorter); sizes[i] is its encoded length, -1 or -3 (stored raw: not smaller, or every
 // page looks random; deflate says -1 for both) or -2 (zeros, nothing stored); sums[i]
@@ -317,7 +324,7 @@ Seal SealArg(Napi::Env env, const Napi::Value& v, size_t count, size_t chunk_siz
 // (or -1, -2, -3) before sealing, sums[i] XXH64 of the sealed bytes.
 Napi::Value PieceJs(const Napi::CallbackInfo& info, const Codec& codec) {
   Napi::Env env = info.Env();
-  const int level = static_cast<int>(Integer(env, info[0], "level", 1, codec.max_level));
+  const int level = static_cast<int>(Integer(env, info[0], "level", codec.min_level, codec.max_level));
   const size_t chunk = static_cast<size_t>(Integer(env, info[2], "chunkSize", 1, 16 * 1024 * 1024));
   // The seal first (its getters run script), then the bytes, copied before anything else runs.
   const size_t count = info[1].IsTypedArray() ? (info[1].As<Napi::TypedArray>().ByteLength() + chunk - 1) / chunk : 1;
@@ -351,7 +358,7 @@ Napi::Value PieceJs(const Napi::CallbackInfo& info, const Codec& codec) {
 // either with the `position` of the read.
 Napi::Value FilePieceJs(const Napi::CallbackInfo& info, const Codec& codec) {
   Napi::Env env = info.Env();
-  const int level = static_cast<int>(Integer(env, info[0], "level", 1, codec.max_level));
+  const int level = static_cast<int>(Integer(env, info[0], "level", codec.min_level, codec.max_level));
   const int fd = static_cast<int>(Integer(env, info[1], "fd", 0, INT_MAX));
   const double position = Integer(env, info[2], "position", 0, 9007199254740991.0);
   const size_t length = static_cast<size_t>(Integer(env, info[3], "length", 1, 64 * 1024 * 1024));
@@ -375,5 +382,7 @@ Napi::Value ZstdPieceJs(const Napi::CallbackInfo& info) { return PieceJs(info, k
 Napi::Value ZstdFilePieceJs(const Napi::CallbackInfo& info) { return FilePieceJs(info, kZstdCodec); }
 Napi::Value DeflatePieceJs(const Napi::CallbackInfo& info) { return PieceJs(info, kDeflateCodec); }
 Napi::Value DeflateFilePieceJs(const Napi::CallbackInfo& info) { return FilePieceJs(info, kDeflateCodec); }
+Napi::Value RawPieceJs(const Napi::CallbackInfo& info) { return PieceJs(info, kNoneCodec); }
+Napi::Value RawFilePieceJs(const Napi::CallbackInfo& info) { return FilePieceJs(info, kNoneCodec); }
 
 }  // namespace crimg
