@@ -6,16 +6,16 @@
  * (image/_chunk-stream.ts) takes this path for whole chunks of a region: no promise, copy, test
  * or seal per chunk on the JavaScript thread.
  */
-import type { PieceSeal } from '../native-mmap/_encode.js';
+import type { EncodeBindings, PieceSeal } from '../native-mmap/_encode.js';
 import { nativeAddon } from '../native-mmap/index.js';
 
 export type { PieceSeal };
 
-type PieceDone = (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void;
-/** The addon's zstdPiece / deflatePiece. */
-export type PieceJob = (level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, seal?: PieceSeal) => void;
-/** The addon's zstdFilePiece / deflateFilePiece. */
-export type FilePieceJob = (level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, read?: () => void, seal?: PieceSeal) => void;
+/** The addon's zstdPiece, deflatePiece or rawPiece. */
+export type PieceJob = EncodeBindings['zstdPiece'];
+/** The addon's zstdFilePiece, deflateFilePiece or rawFilePiece. */
+export type FilePieceJob = EncodeBindings['zstdFilePiece'];
+type PieceDone = Parameters<PieceJob>[4];
 
 /** The largest piece {@link NativePieces.encodePiece} takes. */
 export const PIECE_MAX = 64 * 1024 * 1024;

@@ -26,9 +26,10 @@ import { WRITE_BATCH, type WriteQueue } from './_write-queue.js';
  * buffers, which then hold a private copy, so a file that changes meanwhile (a live process's
  * tmpfs segment) still yields chunks that match their checksums. With a codec or cipher every
  * read takes a fresh buffer instead, whose bytes become the chunks' plain bytes, held until they
- * are encoded (zstd: reused buffers, each chunk copied as it is submitted). zstd without a
- * cipher has its pool jobs read a regular file's range themselves, 1 MiB each, all read before
- * addRegion resolves.
+ * are encoded (zstd: reused buffers, each chunk copied as it is submitted). An image with a
+ * codec or cipher whose encoder has piece jobs (ChunkEncoder.encodeFilePiece: the addon's zstd,
+ * deflate and sealing) has them read a regular file's range themselves, 1 MiB each, all read
+ * before addRegion resolves.
  *
  * `mapFiles: true` maps a regular file's range instead (raw images, native addon, 4 MiB at a
  * time, MAP_POPULATE): chunks are tested and hashed in place and written from the mapping.
@@ -489,8 +490,8 @@ function endedEarly(name: string, missing: bigint | number, at: bigint | number,
 
 /**
  * The IO_ERROR of an encoder's failed read of a file piece that ends at `end`
- * (NativeMmap.zstdFilePiece's error, which carries the read's `position`), named as the
- * reader's own reads name theirs; any other error as it is.
+ * (NativeMmap.zstdFilePiece's error, or its deflate and raw kin's, which carry the read's
+ * `position`), named as the reader's own reads name theirs; any other error as it is.
  */
 export function filePieceFailure(e: unknown, name: string, end: number): unknown {
   const err = e as { code?: string; syscall?: string; position?: number };

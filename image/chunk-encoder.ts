@@ -101,7 +101,7 @@ export interface ChunkEncoder {
    * {@link encodePiece} of `length` bytes (up to {@link PIECE_MAX}) of file `fd` from `position`,
    * read off the main thread by the encoder itself; `read` runs once the read is done, before
    * the promise settles. `fd` must stay open until then, or until the promise settles. A failed
-   * read rejects with the addon's error (NativeMmap.zstdFilePiece), and `read` is not called.
+   * read rejects with the addon's error (NativeMmap.zstdFilePiece and its kin), and `read` is not called.
    */
   encodeFilePiece?(fd: number, position: number, length: number, read: () => void, at: PieceContext): Promise<EncodedPiece>;
   /** Seals an index section (identity without a cipher). `domain` 1 chunk table, 2 region section. */
@@ -189,11 +189,14 @@ class CodecEncoder implements ChunkEncoder {
 }
 
 /**
- * The node engine's encoder: zero and entropy tests and the checksum on the calling thread,
- * deflate on libuv's thread pool (the addon's batched jobs over Node's zlib, else node:zlib's
- * async API), sealing on the calling thread (the addon's OpenSSL seal, about 5 us a chunk,
- * else node:crypto, about 12 us). Measured on 2 cores against the worker pool: no structured
- * clones and no worker round trip (~65 us a chunk), about a fifth less CPU.
+ * The node engine's encoder. Whole chunks of a region go to the addon a piece at a time
+ * ({@link encodePiece}: tests, codec, sealing and checksums in one libuv pool job per piece).
+ * Chunk by chunk (a region's last chunk, streamed pieces shorter than a chunk): zero and entropy
+ * tests and the checksum on the calling thread, deflate and zstd on libuv's thread pool (the
+ * addon's batched jobs over Node's zlib, else node:zlib's async API), sealing on the calling
+ * thread (the addon's OpenSSL seal, about 5 us a chunk, else node:crypto, about 12 us).
+ * Measured on 2 cores against the worker pool: no structured clones and no worker round trip
+ * (~65 us a chunk), about a fifth less CPU.
  */
 class ThreadPoolEncoder implements ChunkEncoder {
   /** libuv's default pool size: deflates in flight at once. */

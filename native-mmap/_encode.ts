@@ -23,6 +23,9 @@ export interface PieceSeal {
   last: boolean;
 }
 
+/** A piece job's end: the codes, sums and stored bytes of its chunks, or the error. */
+export type PieceDone = (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void;
+
 export interface EncodeBindings {
   /**
    * Seals `plain` under the format's cipher id (spec/FORMAT.md section 7: 1 AES-256-GCM,
@@ -48,9 +51,9 @@ export interface EncodeBindings {
    * or -3 (stored raw) or -2 (zeros); sums[i] XXH64 of what is stored (0 for zeros); `stored`
    * is what alloc(n) returned when the job was done (n: the bytes stored; a Uint8Array of at
    * least n bytes, checked), with the stored bytes of the chunks in order, back to back, copied
-   * there on this thread just before `done` (src/zstd_js.cc).
+   * there on this thread just before `done` (src/piece_js.cc).
    */
-  zstdPiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, seal?: PieceSeal): void;
+  zstdPiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, seal?: PieceSeal): void;
   /**
    * {@link zstdPiece} of `length` bytes (1 byte to 64 MiB) of file `fd` from `position`, read
    * by the job itself on its pool thread: no copy on this thread. `read` runs on this thread
@@ -59,20 +62,20 @@ export interface EncodeBindings {
    * syscall 'pread') or, when the file ends first, code ERR_CRIMG_EOF; either with the read's
    * `position`.
    */
-  zstdFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void, seal?: PieceSeal): void;
+  zstdFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, read?: () => void, seal?: PieceSeal): void;
   /**
    * {@link zstdPiece} with deflate at `level` 1..9: each chunk what deflateBatch makes of it
    * with its pages' flags from codec/chunk.ts's pageLooksRandom (a raw chunk is -1 whether not
    * smaller or random throughout), sums[i] XXH64 of what is stored.
    */
-  deflatePiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, seal?: PieceSeal): void;
+  deflatePiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, seal?: PieceSeal): void;
   /** {@link zstdFilePiece} with deflate, as {@link deflatePiece}. */
-  deflateFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void, seal?: PieceSeal): void;
+  deflateFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, read?: () => void, seal?: PieceSeal): void;
   /**
    * {@link zstdPiece} with no codec (`level` 0): every chunk but a zero one stored raw (-1), with
    * `seal` sealed as an image with a cipher stores it.
    */
-  rawPiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, seal?: PieceSeal): void;
+  rawPiece(level: number, bytes: Uint8Array, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, seal?: PieceSeal): void;
   /** {@link zstdFilePiece} with no codec, as {@link rawPiece}. */
-  rawFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: (err: Error | null, sizes: Int32Array, sums: BigUint64Array, stored: Uint8Array) => void, read?: () => void, seal?: PieceSeal): void;
+  rawFilePiece(level: number, fd: number, position: number, length: number, chunkSize: number, alloc: (n: number) => Uint8Array, done: PieceDone, read?: () => void, seal?: PieceSeal): void;
 }

@@ -173,6 +173,43 @@ describe('an image written in pieces is the image written chunk by chunk', () =>
     });
   }
 
+  test('sealed pieces among zero runs, with a region that ends in one: the same image as chunk by chunk', async () => {
+    for (const [compress, chunkSize] of [['deflate:1', 16384], ['zstd:1', 65536], ['none', 4096]] as const) {
+      const cs = chunkSize;
+      // Whole pieces, runs of zeros given by length (one that fills the chunk being gathered,
+      // several whole chunks, one that ends the region), and a piece that starts mid-chunk.
+      const parts = [memoryLike(700, 31), { zeros: 3 * cs + 100 }, memoryLike(300, 32).subarray(0, 300 * 4096 - 100), { zeros: 5 * cs }];
+      const regionOf = (split: boolean) => function* (): Generator<Uint8Array | { zeros: number }> {
+        for (const p of parts) {
+          if (p instanceof Uint8Array && split) yield* small(p);
+          else yield p;
+        }
+      };
+      const write2 = async (path: string, split: boolean): Promise<Buffer> => {
+        const w = await ImageWriter.create(path, { ...FIXED, compress, chunkSize, encrypt: 'aes-256-gcm', key: KEY, salt: new Uint8Array(16).fill(4) });
+        await w.addRegion({ address: 0x7f0000000000n, data: regionOf(split)() });
+        const second = Buffer.concat([memoryLike(64, 33), Buffer.alloc(2 * cs)]);
+        await w.addRegion({ address: 0x7f1000000000n, data: split ? small(second) : second });
+        await w.finish();
+        return readFileSync(path);
+      };
+      spy.mockClear();
+      const expected = await write2(t.path(`zeros-small-${compress}.img`), true);
+      expect(spy).not.toHaveBeenCalled();
+      const got = await write2(t.path(`zeros-pieces-${compress}.img`), false);
+      expect(spy).toHaveBeenCalled();
+      expect(got.equals(expected)).toBe(true);
+      const img = await openImage(t.path(`zeros-pieces-${compress}.img`), { key: KEY });
+      try {
+        expect((await img.verify()).ok).toBe(true);
+        const whole = Buffer.concat(parts.map((p) => (p instanceof Uint8Array ? p : Buffer.alloc(p.zeros))));
+        expect((await img.read(0x7f0000000000n, whole.length)).equals(whole)).toBe(true);
+      } finally {
+        await img.close();
+      }
+    }
+  });
+
   test('worker threads asked for: chunk by chunk, no piece job', async () => {
     const region = regionBytes(300, 7, 0);
     spy.mockClear();
@@ -429,6 +466,14 @@ for (const c of CODECS) describe(`${c.name}Piece, the binding`, () => {
       expect((thrown as Error).message).not.toMatch(/171|0xab/i);
     }
     expect(() => c.piece(c.level, new Uint8Array(1), 4096, alloc, cb, new Uint8Array(32) as never)).toThrow(/seal to be an object/);
+    // A seal whose getter detaches the piece (read first): refused, nothing read from freed memory.
+    const bytes = new Uint8Array(3 * 4096).fill(7);
+    const detaching = { ...good, get last(): boolean { structuredClone(bytes.buffer, { transfer: [bytes.buffer] }); return false; } };
+    expect(() => c.piece(c.level, bytes, 4096, alloc, cb, detaching as never)).toThrow(/bytes to keep their length/);
+    // One that detaches its own key: refused by the key's length.
+    const key2 = new Uint8Array(32);
+    const losing = { ...good, key: key2, get last(): boolean { structuredClone(key2.buffer, { transfer: [key2.buffer] }); return false; } };
+    expect(() => c.piece(c.level, new Uint8Array(4096), 4096, alloc, cb, losing as never)).toThrow(/seal\.key to be 32 bytes, got 0/);
     expect(() => c.filePiece(c.level, 0, 0, 4096, 4096, alloc, cb, undefined, { ...good, key: new Uint8Array(33) } as never)).toThrow(/seal\.key to be 32 bytes/);
   });
 

@@ -6,9 +6,34 @@
 // context is made, used and freed (which cleanses the key schedule) per call.
 #include "aead.h"
 
+#include <string.h>
+
 #include <openssl/evp.h>
 
 namespace crimg {
+namespace {
+
+void PutLe(uint8_t* p, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+}  // namespace
+
+void ChunkNonceAad(const uint8_t* image_id, const uint8_t* header_hash, uint64_t number, uint32_t region,
+                   uint32_t plain_length, uint64_t address, bool encoded, bool last, uint8_t nonce[12],
+                   uint8_t aad[kChunkAadLength]) {
+  memset(nonce, 0, 12);
+  PutLe(nonce, number, 8);
+  memcpy(aad, image_id, 16);
+  memcpy(aad + 16, header_hash, 32);
+  PutLe(aad + 48, number, 8);
+  PutLe(aad + 56, region, 4);
+  PutLe(aad + 60, plain_length, 4);
+  PutLe(aad + 64, address, 8);
+  aad[72] = encoded ? 1 : 0;
+  aad[73] = last ? 1 : 0;
+  aad[74] = aad[75] = 0;
+}
 
 const char* AeadSeal(int cipher_id, const uint8_t* key, const uint8_t* nonce,
                      const uint8_t* aad, size_t aad_len, const uint8_t* plain,

@@ -16,14 +16,14 @@
 #include "../deps/zstd/lib/zstd.h"
 #include "../deps/zstd/lib/zstd_errors.h"
 
+#include "aead.h"
 #include "scan.h"
 
 namespace crimg {
 namespace {
 
 constexpr uint32_t kMaxPlain = 16u * 1024 * 1024;  // LIMITS.maxChunkSize
-constexpr uint32_t kTag = 16;
-constexpr size_t kAadLength = 76;
+constexpr uint32_t kTag = kAeadTag;
 
 ChunkResult Fail(ChunkStatus s, const ChunkRecord& rec, const char* fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -42,13 +42,6 @@ ChunkResult Fail(ChunkStatus s, const ChunkRecord& rec, const char* fmt, ...) {
   return r;
 }
 
-void PutU32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void PutU64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
 // Opens ciphertext || tag into `out` (ct_len bytes). 1 verified, 0 tag
 // mismatch, -1 library failure.
 int AeadOpen(int cipher_id, const uint8_t* key, const uint8_t* nonce, const uint8_t* aad,
@@ -65,7 +58,7 @@ int AeadOpen(int cipher_id, const uint8_t* key, const uint8_t* nonce, const uint
   if (EVP_DecryptInit_ex(ctx, cipher, nullptr, nullptr, nullptr) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_IVLEN, 12, nullptr) == 1 &&
       EVP_DecryptInit_ex(ctx, nullptr, nullptr, key, nonce) == 1 &&
-      EVP_DecryptUpdate(ctx, nullptr, &n, aad, static_cast<int>(kAadLength)) == 1 &&
+      EVP_DecryptUpdate(ctx, nullptr, &n, aad, static_cast<int>(kChunkAadLength)) == 1 &&
       (ct_len == 0 || EVP_DecryptUpdate(ctx, out, &n, ct, static_cast<int>(ct_len)) == 1) &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTag), const_cast<uint8_t*>(tag)) == 1) {
     uint8_t end[16];
@@ -289,17 +282,10 @@ ChunkResult ChunkDecoder::Decode(const ChunkImage& image, const ChunkRecord& rec
   const uint8_t* body = stored;
   size_t body_len = rec.stored_length;
   if (encrypted) {
-    uint8_t nonce[12] = {0};
-    PutU64(nonce, rec.number);
-    uint8_t aad[kAadLength] = {0};
-    memcpy(aad, image.image_id, 16);
-    memcpy(aad + 16, image.header_hash, 32);
-    PutU64(aad + 48, rec.number);
-    PutU32(aad + 56, rec.region);
-    PutU32(aad + 60, rec.plain_length);
-    PutU64(aad + 64, rec.address);
-    aad[72] = encoded ? 1 : 0;
-    aad[73] = rec.last ? 1 : 0;
+    uint8_t nonce[12];
+    uint8_t aad[kChunkAadLength];
+    ChunkNonceAad(image.image_id, image.header_hash, rec.number, rec.region, rec.plain_length, rec.address, encoded,
+                  rec.last, nonce, aad);
     body_len = rec.stored_length - kTag;
     uint8_t* dst = out;  // RAW: ciphertext is as long as the plain bytes
     if (encoded) {

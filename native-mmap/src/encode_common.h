@@ -26,8 +26,8 @@ namespace crimg {
 // than compressing it), so blocks go back to this free list instead of to
 // malloc, which hands buffers of this size back to the kernel. At most
 // kKeptBlocks of at most kKeptCapacity bytes are kept (two per job in flight,
-// a handful of jobs): 4 MiB in all for batches of 16 KiB chunks, 16 MiB for
-// pieces of 1 MiB, 64 MiB at most.
+// a handful of jobs): 5 MiB in all for batches of 16 KiB chunks, 17 MiB for
+// pieces of 1 MiB, 66 MiB at most.
 class BlockPool {
  public:
   struct Block {
@@ -55,7 +55,10 @@ class BlockPool {
       }
     }
     Block b;
-    b.capacity = std::max(n, kBlockSize);
+    // Rounded up with room to spare, so that a block kept from a piece's plain bytes also
+    // serves a sealed piece's output (its plain length and a 16-byte tag per chunk), and the
+    // other way round: first fit would otherwise pass over every kept block of the other kind.
+    b.capacity = (std::max(n, kBlockSize) + kSpare + kSpare - 1) / kSpare * kSpare;
     b.data.reset(new (std::nothrow) uint8_t[b.capacity]);  // default-initialised: not written here
     if (b.data == nullptr) b.capacity = 0;
     return b;
@@ -71,8 +74,9 @@ class BlockPool {
 
  private:
   static constexpr size_t kBlockSize = 256 * 1024;  // NATIVE_BATCH (16) chunks of 16 KiB
+  static constexpr size_t kSpare = 64 * 1024;
   static constexpr size_t kKeptBlocks = 16;
-  static constexpr size_t kKeptCapacity = 4 * 1024 * 1024;
+  static constexpr size_t kKeptCapacity = 4 * 1024 * 1024 + 2 * kSpare;
   std::mutex mutex_;
   std::vector<Block> free_;
 };

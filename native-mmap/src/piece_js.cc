@@ -1,9 +1,9 @@
-// Whole pieces of a region encoded in one libuv pool job each, for the image
-// writer (image/_chunk-stream.ts): zstdPiece and deflatePiece take the piece's
-// bytes (copied before they return), zstdFilePiece and deflateFilePiece read it
-// from a file on the pool thread. Per chunk, the job makes what the
-// chunk-by-chunk path makes, byte for byte (test/writer-zstd-piece.test.ts).
-// Messages name only lengths and positions.
+// Whole pieces of a region encoded (and, with a cipher, sealed) in one libuv
+// pool job each, for the image writer (image/_chunk-stream.ts): zstdPiece,
+// deflatePiece and rawPiece (no codec) take the piece's bytes (copied before
+// they return), their FilePiece kin read it from a file on the pool thread.
+// Per chunk, the job makes what the chunk-by-chunk path makes, byte for byte
+// (test/writer-pieces.test.ts). Messages name only lengths and positions.
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,7 +38,7 @@ struct Codec {
   int max_level;
   const char* piece;       // the bindings' names, in messages
   const char* file_piece;
-  const char* code;        // the error code of a codec or alloc failure
+  const char* code;        // the error code of a failure other than a read's
   const char* failed;      // what failed, when the codec does not say
   const char* resource;    // the async resource's name
 };
@@ -48,9 +48,7 @@ const Codec kNoneCodec{kNone, 0, 0, "rawPiece", "rawFilePiece", "ERR_CRIMG_AEAD"
 const Codec kDeflateCodec{kDeflate, 1, 9, "deflatePiece", "deflateFilePiece", "ERR_CRIMG_DEFLATE", "deflate failed", "crimg:deflate-piece"};
 const Codec kZstdCodec{kZstd, kZstdMinLevel, kZstdMaxLevel, "zstdPiece", "zstdFilePiece", "ERR_CRIMG_ZSTD", "zstd failed", "crimg:zstd-piece"};
 
-constexpr size_t kTag = 16;      // an AEAD tag, after each sealed chunk's ciphertext
-constexpr size_t kPrefix = 48;   // image id (16) || H (32), the start of every chunk's associated data
-constexpr size_t kAad = 76;      // spec/FORMAT.md section 7.3
+constexpr size_t kPrefix = 48;  // image id (16) || H (32), the start of every chunk's associated data
 
 // An image with a cipher: each stored form sealed under the data key with its
 // chunk's nonce and associated data (spec/FORMAT.md section 7.3), as the
@@ -71,24 +69,6 @@ struct Seal {
   ~Seal() { explicit_bzero(key, sizeof key); }
 };
 
-void PutLe(uint8_t* p, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-// Chunk `i` of the piece (`len` plain bytes, `encoded` or raw): its nonce and associated data.
-void SealInputs(const Seal& seal, size_t i, size_t chunk_size, size_t count, size_t len, bool encoded,
-                uint8_t nonce[12], uint8_t aad[kAad]) {
-  memset(nonce, 0, 12);
-  PutLe(nonce, seal.first_chunk + i, 8);  // u64 c || u32 0
-  memcpy(aad, seal.prefix, kPrefix);
-  PutLe(aad + 48, seal.first_chunk + i, 8);
-  PutLe(aad + 56, seal.region, 4);
-  PutLe(aad + 60, len, 4);
-  PutLe(aad + 64, seal.address + i * chunk_size, 8);
-  aad[72] = encoded ? 1 : 0;
-  aad[73] = seal.last && i + 1 == count ? 1 : 0;
-  aad[74] = aad[75] = 0;
-}
 
 // A piece's job: every chunk of one piece of a region (whole chunks but
 // perhaps the last), each tested, compressed and summed as the chunk-by-chunk
@@ -124,7 +104,7 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
       if (!read_.IsEmpty()) progress.Signal();
     }
     // Each chunk stores at most its plain length, and its tag when sealed.
-    const size_t tag = seal_.cipher != 0 ? kTag : 0;
+    const size_t tag = seal_.cipher != 0 ? kAeadTag : 0;
     const size_t capacity = length_ + tag * sizes_.size();
     out_ = BlockPool::Get().Take(capacity);
     if (out_.data == nullptr) {
@@ -162,9 +142,10 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
       } else {
         // Sealed into place: an encoded form where the encoder put it (in place), a raw chunk
         // from the piece.
-        uint8_t nonce[12], aad[kAad];
-        SealInputs(seal_, i, chunk_size_, sizes_.size(), len, size >= 0, nonce, aad);
-        const char* failed = AeadSeal(seal_.cipher, seal_.key, nonce, aad, kAad, size >= 0 ? out + put : p, body, out + put);
+        uint8_t nonce[12], aad[kChunkAadLength];
+        ChunkNonceAad(seal_.prefix, seal_.prefix + 16, seal_.first_chunk + i, seal_.region, static_cast<uint32_t>(len),
+                      seal_.address + i * chunk_size_, size >= 0, seal_.last && i + 1 == sizes_.size(), nonce, aad);
+        const char* failed = AeadSeal(seal_.cipher, seal_.key, nonce, aad, kChunkAadLength, size >= 0 ? out + put : p, body, out + put);
         if (failed != nullptr) {
           SetError(std::string(codec_.piece) + ": sealing failed: " + failed);
           return;
@@ -227,7 +208,10 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (read_err_ < 0) {
-      Callback().Call({e.Value()});
+      // A codec, sealing or memory failure (SetError's message): coded here.
+      Napi::Value v = e.Value();
+      if (v.IsObject()) v.As<Napi::Object>().Set("code", Napi::String::New(env, codec_.code));
+      Callback().Call({v});
       return;
     }
     Napi::Error r = read_err_ > 0 ? SyscallError(env, Failure::Errno(read_err_, "pread", false, 0))
