@@ -221,8 +221,9 @@ class ThreadPoolEncoder implements ChunkEncoder {
   ) {
     this.copiesPlain = zstd !== null && fields.chunkSize <= ZSTD_COPY_MAX;
     // Pieces are recorded as little-endian words (image/_chunk-records.ts), as the raw scan is.
+    // CRIMG_WRITE_PIECES=0: chunk by chunk (the same image; for comparisons).
     const pieces: NativePieces | null = zstd?.pieces ?? native?.pieces ?? (fields.codec === 0 && keys !== null ? rawPieces() : null);
-    if (pieces !== null && new Uint8Array(Uint16Array.of(1).buffer)[0] === 1) {
+    if (pieces !== null && process.env.CRIMG_WRITE_PIECES !== '0' && new Uint8Array(Uint16Array.of(1).buffer)[0] === 1) {
       const sealed = keys !== null;
       const done = (p: NativePiece): EncodedPiece => ({ sizes: p.sizes, sums: p.sums, stored: p.stored, sealed, release: p.release });
       this.encodePiece = async (bytes, at) => done(await pieces.encodePiece(bytes, fields.chunkSize, this.pieceSeal(at)));

@@ -2,8 +2,9 @@
  * zstd and deflate images written a piece at a time (ChunkEncoder.encodePiece, codec/pieces.ts
  * NativePieces, native-mmap/src/piece_js.cc zstdPiece / deflatePiece): a region's whole chunks
  * go to the addon in pieces of up to 1 MiB, one pool job each, instead of a promise per chunk.
- * The image must be byte for byte the one the chunk-by-chunk path writes (the same region given
- * as pieces shorter than a chunk, which that path takes), at every chunk size and codec level,
+ * The image must be byte for byte the one the chunk-by-chunk path writes (CRIMG_WRITE_PIECES=0),
+ * from bytes, from streamed buffers (short ones go chunk by chunk, longer ones partly in pieces),
+ * from a file by path or fd, at every chunk size and codec level, sealed or not,
  * with zero, random, structured and incompressible chunks, and with the output buffers reused
  * across many pieces; and the bindings must refuse bad arguments and memory they cannot write.
  */
@@ -34,12 +35,25 @@ function regionBytes(pages: number, seed: number, tail: number): Buffer {
   return b;
 }
 
-/** The same bytes as pieces shorter than any chunk: the chunk stream then submits chunk by chunk. */
-function* small(bytes: Uint8Array): Generator<Uint8Array> {
-  for (let o = 0; o < bytes.length; o += 1000) yield bytes.subarray(o, Math.min(bytes.length, o + 1000));
+/** The same bytes as streamed buffers of `size` bytes. */
+function* small(bytes: Uint8Array, size = 1000): Generator<Uint8Array> {
+  for (let o = 0; o < bytes.length; o += size) yield bytes.subarray(o, Math.min(bytes.length, o + size));
 }
 
-type Source = 'bytes' | 'small' | 'file' | 'fd';
+/** bytes: one buffer; small: buffers of 1000 bytes; odd: of 300,007 bytes (several chunks, no piece, never aligned). */
+type Source = 'bytes' | 'small' | 'odd' | 'file' | 'fd';
+
+/** `fn` with pieces turned off (CRIMG_WRITE_PIECES=0): the chunk-by-chunk path, the reference. */
+async function chunkByChunk<T>(fn: () => Promise<T>): Promise<T> {
+  const before = process.env.CRIMG_WRITE_PIECES;
+  process.env.CRIMG_WRITE_PIECES = '0';
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.CRIMG_WRITE_PIECES;
+    else process.env.CRIMG_WRITE_PIECES = before;
+  }
+}
 
 async function write(path: string, options: WriterOptions, regions: Buffer[], source: Source): Promise<Buffer> {
   const w = await ImageWriter.create(path, { ...FIXED, ...options });
@@ -48,7 +62,7 @@ async function write(path: string, options: WriterOptions, regions: Buffer[], so
     let data: Parameters<ImageWriter['addRegion']>[0]['data'];
     let fd = -1;
     if (source === 'bytes') data = bytes;
-    else if (source === 'small') data = small(bytes);
+    else if (source === 'small' || source === 'odd') data = small(bytes, source === 'small' ? 1000 : 300007);
     else {
       // Each region at an odd offset of its own file: the writer switches files between regions.
       const file = `${path}.r${i}`;
@@ -90,17 +104,18 @@ describe('an image written in pieces is the image written chunk by chunk', () =>
       ];
       spy.mockClear();
       fileSpy.mockClear();
-      const expected = await write(t.path(`small-${compress}-${chunkSize}.img`), options, regions, 'small');
+      const expected = await chunkByChunk(() => write(t.path(`chunks-${compress}-${chunkSize}.img`), options, regions, 'small'));
       expect(spy).not.toHaveBeenCalled();
       expect(fileSpy).not.toHaveBeenCalled();
-      for (const source of ['bytes', 'file', 'fd'] as const) {
+      for (const source of ['bytes', 'small', 'odd', 'file', 'fd'] as const) {
         spy.mockClear();
         fileSpy.mockClear();
         const path = t.path(`${source}-${compress}-${chunkSize}.img`);
         const got = await write(path, options, regions, source);
         // Bytes in memory are copied a piece at a time; a file range is read by the pool jobs.
-        expect(source === 'bytes' ? spy : fileSpy).toHaveBeenCalled();
-        expect(source === 'bytes' ? fileSpy : spy).not.toHaveBeenCalled();
+        if (source === 'bytes' || (source === 'odd' && chunkSize < 300007)) expect(spy).toHaveBeenCalled();
+        if (source === 'file' || source === 'fd') expect(fileSpy).toHaveBeenCalled();
+        expect(source === 'file' || source === 'fd' ? spy : fileSpy).not.toHaveBeenCalled();
         expect(got.equals(expected)).toBe(true);
         const img = await openImage(path);
         try {
@@ -118,8 +133,8 @@ describe('an image written in pieces is the image written chunk by chunk', () =>
       // Distinct content per MiB, so a buffer reused before its write would show in the file.
       const region = Buffer.concat(Array.from({ length: 48 }, (_, i) => memoryLike(256, 100 + i)));
       const options: WriterOptions = { compress };
-      const expected = await write(t.path(`big-small-${compress}.img`), options, [region], 'small');
-      for (const source of ['bytes', 'file', 'fd'] as const) {
+      const expected = await chunkByChunk(() => write(t.path(`big-chunks-${compress}.img`), options, [region], 'bytes'));
+      for (const source of ['bytes', 'small', 'file', 'fd'] as const) {
         const got = await write(t.path(`big-${source}-${compress}.img`), options, [region], source);
         expect(got.equals(expected)).toBe(true);
       }
@@ -151,14 +166,14 @@ describe('an image written in pieces is the image written chunk by chunk', () =>
       ];
       spy.mockClear();
       fileSpy.mockClear();
-      const expected = await write(t.path(`sealed-small-${compress}-${encrypt}-${chunkSize}.img`), options, regions, 'small');
+      const expected = await chunkByChunk(() => write(t.path(`sealed-chunks-${compress}-${encrypt}-${chunkSize}.img`), options, regions, 'bytes'));
       expect(spy).not.toHaveBeenCalled();
-      for (const source of ['bytes', 'file', 'fd'] as const) {
+      for (const source of ['bytes', 'small', 'file', 'fd'] as const) {
         spy.mockClear();
         fileSpy.mockClear();
         const path = t.path(`sealed-${source}-${compress}-${encrypt}-${chunkSize}.img`);
         const got = await write(path, options, regions, source);
-        expect(source === 'bytes' ? spy : fileSpy).toHaveBeenCalled();
+        if (source !== 'small') expect(source === 'file' || source === 'fd' ? fileSpy : spy).toHaveBeenCalled();
         expect(got.equals(expected)).toBe(true);
         const img = await openImage(path, { key: KEY });
         try {
@@ -173,7 +188,7 @@ describe('an image written in pieces is the image written chunk by chunk', () =>
     });
   }
 
-  test('sealed pieces among zero runs, with a region that ends in one: the same image as chunk by chunk', async () => {
+  test('sealed pieces among zero runs given by length, with a region that ends in one: the same image as chunk by chunk', async () => {
     for (const [compress, chunkSize] of [['deflate:1', 16384], ['zstd:1', 65536], ['none', 4096]] as const) {
       const cs = chunkSize;
       // Whole pieces, runs of zeros given by length (one that fills the chunk being gathered,
@@ -194,11 +209,14 @@ describe('an image written in pieces is the image written chunk by chunk', () =>
         return readFileSync(path);
       };
       spy.mockClear();
-      const expected = await write2(t.path(`zeros-small-${compress}.img`), true);
+      const expected = await chunkByChunk(() => write2(t.path(`zeros-chunks-${compress}.img`), false));
       expect(spy).not.toHaveBeenCalled();
-      const got = await write2(t.path(`zeros-pieces-${compress}.img`), false);
-      expect(spy).toHaveBeenCalled();
-      expect(got.equals(expected)).toBe(true);
+      for (const split of [false, true]) {
+        spy.mockClear();
+        const got = await write2(t.path(`zeros-pieces-${compress}.img`), split);
+        expect(spy.mock.calls.length > 0).toBe(!split);
+        expect(got.equals(expected)).toBe(true);
+      }
       const img = await openImage(t.path(`zeros-pieces-${compress}.img`), { key: KEY });
       try {
         expect((await img.verify()).ok).toBe(true);
