@@ -3,6 +3,7 @@
  * of 3 interleaved runs after a warm-up:
  * - writing a zstd:1 image against `zstd -1 -T2` writing the same input to a file, both durable
  *   (the image is fsynced; zstd's file by `sync`), and the image's size against zstd's file;
+ *   for reference, the same write with aes-256-gcm, and chunk by chunk (CRIMG_WRITE_PIECES=0);
  * - copy-mode restore of the zstd:1 image (native batch decoder, every core, zero runs free)
  *   against `zstd -d` of zstd's own file to /dev/null; with aes-256-gcm on top;
  * - verify() of the zstd:1 image against the deflate:1 image's;
@@ -82,7 +83,7 @@ export async function zstdBench(ctx: RestoreBenchContext): Promise<{ rows: Row[]
   const T = ZSTD_TARGETS;
   const f = {
     zimg: join(ctx.dir, 'zstd1.img'), zaes: join(ctx.dir, 'zstd1-aes.img'), dimg: join(ctx.dir, 'deflate1.img'),
-    zfile: join(ctx.dir, 'input.zst'),
+    zfile: join(ctx.dir, 'input.zst'), zchunks: join(ctx.dir, 'zstd1-chunks.img'),
   };
   const total = ctx.total;
   const rate = (s: number): number => total / MiB / s;
@@ -90,15 +91,29 @@ export async function zstdBench(ctx: RestoreBenchContext): Promise<{ rows: Row[]
 
   // Write: the image fsynced by the writer, zstd's file by sync; outputs removed and dirty
   // pages flushed before each run.
-  ctx.log('zstd: timing the zstd:1 write and zstd -1 -T2 (durable both)');
+  ctx.log('zstd: timing the zstd:1 write (pieces; chunk by chunk; + aes-256-gcm) and zstd -1 -T2 (durable all)');
+  const write = async (output: string, more: { encrypt?: 'aes-256-gcm' } = {}) => {
+    const r = await runWriteJob({ input: ctx.input, output, totalBytes: total, regions: REGIONS, fsync: true, compress: 'zstd:1', ...more });
+    return { seconds: r.seconds, cpu: r.cpuSeconds, main: r.threads.find((x) => x.main)?.seconds ?? 0, faults: r.minorFaults };
+  };
+  const outputs: Record<string, string> = { crimg: f.zimg, crimgAes: f.zaes, crimgChunks: f.zchunks, zstd: f.zfile };
   const writers: Record<string, () => Promise<{ seconds: number; cpu?: number; main?: number; faults?: number }>> = {
-    crimg: async () => {
-      const r = await runWriteJob({ input: ctx.input, output: f.zimg, totalBytes: total, regions: REGIONS, fsync: true, compress: 'zstd:1' });
-      return { seconds: r.seconds, cpu: r.cpuSeconds, main: r.threads.find((x) => x.main)?.seconds ?? 0, faults: r.minorFaults };
+    crimg: () => write(f.zimg),
+    crimgAes: () => write(f.zaes, { encrypt: 'aes-256-gcm' }),
+    // The same image chunk by chunk (a promise, copy and seal per chunk on the main thread).
+    crimgChunks: async () => {
+      const before = process.env.CRIMG_WRITE_PIECES;
+      process.env.CRIMG_WRITE_PIECES = '0';
+      try {
+        return await write(f.zchunks);
+      } finally {
+        if (before === undefined) delete process.env.CRIMG_WRITE_PIECES;
+        else process.env.CRIMG_WRITE_PIECES = before;
+      }
     },
   };
   if (tool) writers.zstd = () => timeShell('zstd -q -1 -T2 -f "$1" -o "$2" && sync', [ctx.input, f.zfile]);
-  const w = await timeInterleaved(writers, { prepare: (name) => freshOutput(name === 'crimg' ? f.zimg : f.zfile) });
+  const w = await timeInterleaved(writers, { prepare: (name) => freshOutput(outputs[name]!) });
   raw.write = Object.fromEntries(Object.entries(w).map(([k, v]) => [k, v.samples]));
   const imageSize = (await stat(f.zimg)).size;
   // Where the writer's time goes: the median run's process CPU (all threads), its main thread's, and its minor page faults.
@@ -121,9 +136,20 @@ export async function zstdBench(ctx: RestoreBenchContext): Promise<{ rows: Row[]
   } else {
     rows.push({ section: S1, measure: 'crimg write zstd:1 vs zstd -1 -T2', figure: mibps(total, w.crimg!.seconds), baseline: 'skipped (zstd not installed)', ratio: '-', target: '-', result: 'skipped', note: cpuNote });
   }
+  const c = w.crimg!.seconds;
+  for (const [name, measure, baseline] of [
+    ['crimgAes', 'crimg write zstd:1 + aes-256-gcm, fsynced', 'zstd:1 alone'],
+    ['crimgChunks', 'crimg write zstd:1 chunk by chunk (CRIMG_WRITE_PIECES=0), fsynced', 'in pieces (the default)'],
+  ] as const) {
+    const s = w[name]!.seconds;
+    rows.push({
+      section: S1, measure, figure: mibps(total, s), baseline: `${baseline} ${mibps(total, c)}`, ratio: `${times(s / c)} the time`,
+      target: 'info', result: 'info', value: rate(s), unit: 'MiB/s', baselineValue: rate(c), ratioValue: s / c,
+      note: `CPU ${w[name]!.result.cpu?.toFixed(2)} s (main thread ${w[name]!.result.main?.toFixed(2)} s)`,
+    });
+  }
 
-  ctx.log('zstd: writing the zstd:1 + aes-256-gcm and the deflate:1 images');
-  await runWriteJob({ input: ctx.input, output: f.zaes, totalBytes: total, regions: REGIONS, fsync: false, compress: 'zstd:1', encrypt: 'aes-256-gcm' });
+  ctx.log('zstd: writing the deflate:1 image');
   await runWriteJob({ input: ctx.input, output: f.dimg, totalBytes: total, regions: REGIONS, fsync: false, compress: 'deflate:1' });
   syncAll();
 
