@@ -124,9 +124,10 @@ export class BatchItems {
 
   /**
    * Decodes every chunk. `all`: every failure (verify), else the first in image order
-   * (restore). `populate`: provision destination pages in bulk first.
+   * (restore). `populate`: provision destination pages in bulk first, in 2 MiB pages where the
+   * destinations fill half of one or more unless `huge` is false.
    */
-  async run(image: NativeBatchImage, o: { all: boolean; populate: boolean; threads?: number }): Promise<DecodeBatchFailure[]> {
+  async run(image: NativeBatchImage, o: { all: boolean; populate: boolean; huge?: boolean; threads?: number }): Promise<DecodeBatchFailure[]> {
     if (this.n === 0) return [];
     const h = image.header;
     const keys = h.cipher !== 0 ? image.chunkKeys() : null;
@@ -134,7 +135,7 @@ export class BatchItems {
       codec: h.codec, cipher: h.cipher, chunkSize: h.chunkSize,
       ...(keys && { dataKey: keys.dataKey, headerHash: keys.headerHash, imageId: h.imageId }),
       items: this.words.subarray(0, this.n * WORDS), targets: this.targets,
-      threads: o.threads ?? 0, populate: o.populate, all: o.all,
+      threads: o.threads ?? 0, populate: o.populate, all: o.all, huge: o.huge !== false,
     };
     // A remote image: its stored bytes fetched window by window, decoded from memory.
     if (image.source.fd === undefined) return decodeFetched(image.source, job);

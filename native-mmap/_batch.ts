@@ -23,6 +23,11 @@ export interface DecodeBatchJob extends NativeImageParams {
   threads?: number;
   /** Provision each destination in bulk (MADV_POPULATE_WRITE) before writing it. */
   populate?: boolean;
+  /**
+   * With `populate` (default true): 2 MiB pages for every aligned 2 MiB of a target that the
+   * destinations fill at least half of. False keeps 4 KiB pages (restore's 'nohugepage').
+   */
+  huge?: boolean;
   /** Report every failing chunk (verify), not only the first in image order (restore). */
   all?: boolean;
 }

@@ -178,8 +178,10 @@ async function copyNative(image: ImageReader, table: ChunkTable, slots: readonly
   slots.forEach((s, i) => {
     if (!s.region.isGap) advance(progress, s.length - stored[i]!);
   });
-  // CRIMG_NATIVE_POPULATE=0: page by page instead (the bench's comparison).
-  const failures = await items.run(image, { all: false, populate: process.env.CRIMG_NATIVE_POPULATE !== '0' });
+  // CRIMG_NATIVE_POPULATE=0: page by page instead (the bench's comparison). 2 MiB pages where
+  // the stored chunks fill half of one or more (native-mmap/src/provision.cc), unless the
+  // caller's advice is 'nohugepage'.
+  const failures = await items.run(image, { all: false, populate: process.env.CRIMG_NATIVE_POPULATE !== '0', huge: advice !== 'nohugepage' });
   if (failures.length > 0) {
     const f = failures[0]!;
     throw await jsErrorOf(image, items.chunk(image, f.item), f);

@@ -38,9 +38,11 @@ export interface RestoreOptions {
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   /**
    * Advice for every data region, given before any page is touched: 'hugepage' makes the first
-   * touch of anonymous memory (zero runs, copy mode) fault 2 MiB at a time; 'willneed' starts
-   * reading the image file's pages in; 'sequential', 'random', 'nohugepage'. Best effort: a
-   * kernel that refuses it (no transparent huge pages) adds a warning, not an error.
+   * touch of anonymous memory (zero runs, copy mode) fault 2 MiB at a time everywhere (copy mode
+   * already takes 2 MiB pages where the stored chunks fill half an aligned 2 MiB or more);
+   * 'nohugepage' keeps every page 4 KiB (no zero chunk resident); 'willneed' starts reading the
+   * image file's pages in; 'sequential', 'random'. Best effort: a kernel that refuses it (no
+   * transparent huge pages) adds a warning, not an error.
    */
   advise?: RestoreAdvice;
   /**

@@ -80,7 +80,7 @@ class Batch {
     if (threads == 0) threads = 1;
     threads = static_cast<unsigned>(std::min<size_t>({threads, units_.size(), 256}));
     populate_ = job_.populate && PopulateSupported();
-    if (populate_) AdviseHuge();
+    if (populate_ && job_.huge) AdviseHugeWhereMostlyStored(items_);
     std::vector<std::thread> pool;
     // This thread works too: threads - 1 more.
     for (unsigned t = 1; t < threads; t++) {
@@ -121,24 +121,6 @@ class Batch {
       }
       if (!ok) stop_.store(true, std::memory_order_release);
     }
-  }
-
-  // Huge pages wherever the destinations cover an aligned 2 MiB whole (their
-  // ranges merged across units: one unit covers 1 MiB of the file).
-  void AdviseHuge() {
-    uintptr_t start = 0, end = 0;
-    for (const BatchItem& it : items_) {
-      if (it.dest == nullptr) continue;
-      const uintptr_t s = reinterpret_cast<uintptr_t>(it.dest);
-      if (end != 0 && s == end) {
-        end = s + it.rec.plain_length;
-        continue;
-      }
-      if (end != 0) HugeWhereCovered(start, end);
-      start = s;
-      end = s + it.rec.plain_length;
-    }
-    if (end != 0) HugeWhereCovered(start, end);
   }
 
   // Makes the destinations of a unit's items present before they are written,

@@ -33,6 +33,8 @@ struct BatchItem {
   uint64_t file_offset = 0;  // where the stored bytes lie (checked by the caller against the data area)
   ChunkRecord rec;
   uint8_t* dest = nullptr;   // rec.plain_length bytes of writable memory, or nullptr to drop
+  uintptr_t target_start = 0;  // the reservation `dest` lies in: [target_start, target_end)
+  uintptr_t target_end = 0;
 };
 
 struct BatchJob {
@@ -46,6 +48,7 @@ struct BatchJob {
   ChunkImage image;          // pointers borrowed for the call
   unsigned threads = 0;      // 0: every core (hardware_concurrency)
   bool populate = false;     // provision destination pages in bulk before writing them
+  bool huge = true;          // with populate: 2 MiB pages where destinations fill half a 2 MiB or more
   bool all = false;          // report every failure, not only the first
 };
 
@@ -77,7 +80,9 @@ bool PopulateWrite(uintptr_t address, size_t length);
 bool PopulateSupported();
 // MADV_HUGEPAGE on every aligned 2 MiB of [start, end) (best effort): a range
 // that destinations cover whole, so that populating it takes 2 MiB pages.
-void HugeWhereCovered(uintptr_t start, uintptr_t end);
+// Huge pages for every aligned 2 MiB of a target that the items' destinations
+// fill at least half of (provision.cc).
+void AdviseHugeWhereMostlyStored(const std::vector<BatchItem>& items);
 
 }  // namespace crimg
 

@@ -170,6 +170,8 @@ Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info) {
     Napi::Value threads = job.Get("threads");
     j.threads = threads.IsUndefined() ? 0 : static_cast<unsigned>(Integer(env, threads, "threads", 0, 256));
     j.populate = Flag(env, job, "populate");
+    const Napi::Value huge = job.Get("huge");
+    j.huge = huge.IsUndefined() || huge.ToBoolean().Value();
     j.all = Flag(env, job, "all");
     std::vector<Reservation*> targets;
     Napi::Value list = job.Get("targets");
@@ -245,6 +247,8 @@ Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info) {
         }
         const uintptr_t at = r->address + static_cast<uintptr_t>(v[6]);
         it.dest = reinterpret_cast<uint8_t*>(at);
+        it.target_start = r->address;
+        it.target_end = r->address + r->span;
         if (at != run_end) {
           check_run();
           run_start = at;

@@ -1,0 +1,79 @@
+/**
+ * Copy restore's page size (native-mmap/src/provision.cc): every aligned 2 MiB of a region that
+ * its stored chunks fill at least half of is advised for 2 MiB pages (MADV_HUGEPAGE, "hg" in the
+ * mapping's VmFlags), spans mostly zero are not (their zero chunks stay unbacked), and the caller's
+ * 'nohugepage' advice keeps every span at 4 KiB pages. The bytes are the image's either way.
+ */
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { openImage, ImageWriter } from '../index.js';
+import { requireNative } from './native-fixture.js';
+import { tempDir } from './helpers.js';
+
+requireNative();
+const t = tempDir();
+afterAll(() => t.cleanup());
+
+const MiB = 1024 * 1024;
+const HUGE = 2 * MiB;
+
+/** The VmFlags of every mapping of this process, by address range. */
+function mappings(): { start: bigint; end: bigint; flags: string[] }[] {
+  const out: { start: bigint; end: bigint; flags: string[] }[] = [];
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (m) out.push({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), flags: [] });
+    else if (line.startsWith('VmFlags:') && out.length > 0) out[out.length - 1]!.flags = line.slice(8).trim().split(/\s+/);
+  }
+  return out;
+}
+
+/** Whether the aligned 2 MiB at `base` lies in one mapping advised for huge pages. */
+function advisedHuge(maps: ReturnType<typeof mappings>, base: bigint): boolean {
+  const m = maps.find((x) => x.start <= base && base + BigInt(HUGE) <= x.end);
+  return m !== undefined && m.flags.includes('hg');
+}
+
+test('2 MiB pages where the stored chunks fill half of an aligned 2 MiB or more, not elsewhere; none with nohugepage', async () => {
+  // 10 MiB stored throughout, then 10 MiB of zeros with one stored page per MiB.
+  const sparse = Buffer.alloc(10 * MiB);
+  for (let k = 0; k < 10; k++) sparse.fill(7, k * MiB, k * MiB + 4096);
+  const data = Buffer.concat([randomBytes(10 * MiB), sparse]);
+  const path = t.path('huge.img');
+  for (const compress of ['zstd:1', 'deflate:1']) {
+    const w = await ImageWriter.create(path, { compress, fsync: false });
+    await w.addRegion({ address: 0x7f5000000000n, data });
+    await w.finish();
+    const image = await openImage(path);
+    try {
+      for (const advise of [undefined, 'nohugepage'] as const) {
+        const r = await image.restore({ mode: 'copy', ...(advise && { advise }) });
+        try {
+          const region = r.regions[0]!;
+          expect(Buffer.from(region.memory!).equals(data)).toBe(true);
+          const maps = mappings();
+          const first = (region.address + BigInt(HUGE) - 1n) & ~BigInt(HUGE - 1);
+          let stored = 0;
+          let zero = 0;
+          for (let base = first; base + BigInt(HUGE) <= region.address + region.length; base += BigInt(HUGE)) {
+            const at = Number(base - region.address);
+            // Spans wholly in the first half are all stored; wholly in the second, 2 pages of 512.
+            if (at + HUGE <= 10 * MiB) {
+              expect(advisedHuge(maps, base)).toBe(advise === undefined);
+              stored++;
+            } else if (at >= 10 * MiB) {
+              expect(advisedHuge(maps, base)).toBe(false);
+              zero++;
+            }
+          }
+          expect(stored).toBeGreaterThanOrEqual(4);
+          expect(zero).toBeGreaterThanOrEqual(4);
+        } finally {
+          r.release();
+        }
+      }
+    } finally {
+      await image.close();
+    }
+  }
+});
