@@ -4,7 +4,7 @@
  * - writing a zstd:1 image against `zstd -1 -T2` writing the same input to a file, both durable
  *   (the image is fsynced; zstd's file by `sync`), and the image's size against zstd's file;
  *   for reference, the same write with aes-256-gcm, and chunk by chunk (CRIMG_WRITE_PIECES=0);
- * - copy-mode restore of the zstd:1 image (native batch decoder, every core, zero runs free)
+ * - copy-mode restore of the zstd:1 image (native batch decoder, every core, zero runs not written)
  *   against `zstd -d` of zstd's own file to /dev/null; with aes-256-gcm on top;
  * - verify() of the zstd:1 image against the deflate:1 image's;
  * - copy restore under a cold page supply (the first restore of a fresh process) and a warm one
@@ -182,7 +182,7 @@ export async function zstdBench(ctx: RestoreBenchContext): Promise<{ rows: Row[]
     rows.push({
       section: S2, measure: "copy restore of the zstd:1 image, advise: 'hugepage'", figure: mibps(total, h),
       baseline: tool ? `zstd -d ${mibps(total, t.zstdD!.seconds)}` : `no advice ${mibps(total, r)}`, ratio: tool ? times(t.zstdD!.seconds / h) : times(r / h),
-      target: 'info', result: 'info', value: rate(h), unit: 'MiB/s', note: `no advice ${mibps(total, r)}: 2 MiB pages where a populated range covers them`,
+      target: 'info', result: 'info', value: rate(h), unit: 'MiB/s', note: `no advice ${mibps(total, r)}: 2 MiB pages where the stored chunks fill half an aligned 2 MiB`,
     });
     const a = t.restoreAes!.seconds;
     rows.push({

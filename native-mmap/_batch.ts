@@ -24,8 +24,8 @@ export interface DecodeBatchJob extends NativeImageParams {
   /** Provision each destination in bulk (MADV_POPULATE_WRITE) before writing it. */
   populate?: boolean;
   /**
-   * With `populate` (default true): 2 MiB pages for every aligned 2 MiB of a target that the
-   * destinations fill at least half of. False keeps 4 KiB pages (restore's 'nohugepage').
+   * With `populate`: 2 MiB pages for every aligned 2 MiB of a target that the destinations fill
+   * at least half of, unless false (restore's 'nohugepage'). Default true.
    */
   huge?: boolean;
   /** Report every failing chunk (verify), not only the first in image order (restore). */

@@ -149,8 +149,10 @@ function settle(s: Slot, whole: ArrayBuffer | null): void {
  * call), every stored chunk of every region read and decoded in one more, on every core,
  * straight into place, each destination provisioned in bulk first (a fault per page costs
  * 12 us on a VM whose host reclaims freed memory; MADV_POPULATE_WRITE of the same GiB is
- * 25 times cheaper). Zero chunks are neither read nor touched. The first failing chunk in image
- * order is thrown as the CrimgError the JavaScript path gives; the caller releases the memory.
+ * 25 times cheaper). Zero chunks are neither read nor written (inside an aligned 2 MiB that
+ * stored chunks fill half of, they come resident with its 2 MiB page). The first failing
+ * chunk in image order is thrown as the CrimgError the JavaScript path gives; the caller
+ * releases the memory.
  */
 async function copyNative(image: ImageReader, table: ChunkTable, slots: readonly Slot[], advice: RestoreAdvice | undefined, result: Restoration, progress: Progress): Promise<void> {
   const cs = image.header.chunkSize;

@@ -33,8 +33,8 @@ struct BatchItem {
   uint64_t file_offset = 0;  // where the stored bytes lie (checked by the caller against the data area)
   ChunkRecord rec;
   uint8_t* dest = nullptr;   // rec.plain_length bytes of writable memory, or nullptr to drop
-  uintptr_t target_start = 0;  // the reservation `dest` lies in: [target_start, target_end)
-  uintptr_t target_end = 0;
+  uintptr_t target_start = 0;  // the reservation `dest` lies in: [target_start, target_end),
+  uintptr_t target_end = 0;    // empty when parts of it were lost to other mappings
 };
 
 struct BatchJob {
@@ -78,10 +78,9 @@ std::vector<BatchFailure> DecodeBatch(const BatchJob& job, const std::vector<Bat
 bool PopulateWrite(uintptr_t address, size_t length);
 // Whether this kernel has MADV_POPULATE_WRITE (probed on first use).
 bool PopulateSupported();
-// MADV_HUGEPAGE on every aligned 2 MiB of [start, end) (best effort): a range
-// that destinations cover whole, so that populating it takes 2 MiB pages.
-// Huge pages for every aligned 2 MiB of a target that the items' destinations
-// fill at least half of (provision.cc).
+// MADV_HUGEPAGE (best effort) on every aligned 2 MiB inside a target that the
+// items' destinations fill at least half of, so that populating it takes a
+// 2 MiB page (provision.cc).
 void AdviseHugeWhereMostlyStored(const std::vector<BatchItem>& items);
 
 }  // namespace crimg

@@ -170,8 +170,7 @@ Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info) {
     Napi::Value threads = job.Get("threads");
     j.threads = threads.IsUndefined() ? 0 : static_cast<unsigned>(Integer(env, threads, "threads", 0, 256));
     j.populate = Flag(env, job, "populate");
-    const Napi::Value huge = job.Get("huge");
-    j.huge = huge.IsUndefined() || huge.ToBoolean().Value();
+    j.huge = job.Get("huge").IsUndefined() || Flag(env, job, "huge");
     j.all = Flag(env, job, "all");
     std::vector<Reservation*> targets;
     Napi::Value list = job.Get("targets");
@@ -247,8 +246,11 @@ Napi::Value DecodeBatchJs(const Napi::CallbackInfo& info) {
         }
         const uintptr_t at = r->address + static_cast<uintptr_t>(v[6]);
         it.dest = reinterpret_cast<uint8_t*>(at);
-        it.target_start = r->address;
-        it.target_end = r->address + r->span;
+        // No advice in a reservation with lost holes: something else may live there now.
+        if (r->lost.empty()) {
+          it.target_start = r->address;
+          it.target_end = r->address + r->span;
+        }
         if (at != run_end) {
           check_run();
           run_start = at;

@@ -9,13 +9,15 @@
 // for every aligned 2 MiB that its stored chunks fill at least half of: the
 // zero chunks inside such a span become resident (zero-filled with the page,
 // never written), at most as much memory again as the span's stored bytes;
-// spans mostly or wholly zero keep 4 KiB pages and cost nothing.
+// with transparent huge pages in 'madvise' mode (the setting here) spans
+// mostly or wholly zero keep 4 KiB pages and cost nothing ('always' makes any
+// populated span huge anyway, unless restore's advice is 'nohugepage').
 #include <errno.h>
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
-#include <unordered_map>
+#include <new>
 #include <vector>
 
 #include "batch_decode.h"
@@ -45,29 +47,39 @@ bool PopulateSupported() {
 
 void AdviseHugeWhereMostlyStored(const std::vector<BatchItem>& items) {
   constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  struct Span {
-    size_t stored = 0;
-    uintptr_t target_start = 0, target_end = 0;
-  };
-  std::unordered_map<uintptr_t, Span> spans;
-  for (const BatchItem& it : items) {
-    if (it.dest == nullptr) continue;
-    uintptr_t at = reinterpret_cast<uintptr_t>(it.dest);
-    const uintptr_t end = at + it.rec.plain_length;
-    while (at < end) {
-      const uintptr_t base = at & ~(kHuge - 1);
-      const uintptr_t stop = std::min(end, base + kHuge);
-      Span& s = spans[base];
-      s.stored += stop - at;
-      s.target_start = it.target_start;
-      s.target_end = it.target_end;
-      at = stop;
-    }
-  }
-  // Only inside the reservation: memory around it is not the restore's to advise.
+  // One pass in item order (ascending addresses within a target): a span's stored bytes are
+  // summed while its items follow each other; a span met again later is summed anew (less
+  // advice, never more).
   std::vector<uintptr_t> bases;
-  for (const auto& [base, s] : spans) {
-    if (s.stored * 2 >= kHuge && base >= s.target_start && base + kHuge <= s.target_end) bases.push_back(base);
+  uintptr_t span = 0, lo = 0, hi = 0;
+  size_t stored = 0;
+  bool open = false;
+  const auto close = [&] {
+    if (open && stored * 2 >= kHuge && span >= lo && span + kHuge <= hi) bases.push_back(span);
+  };
+  try {
+    for (const BatchItem& it : items) {
+      if (it.dest == nullptr) continue;
+      uintptr_t at = reinterpret_cast<uintptr_t>(it.dest);
+      const uintptr_t end = at + it.rec.plain_length;
+      while (at < end) {
+        const uintptr_t base = at & ~(kHuge - 1);
+        const uintptr_t stop = std::min(end, base + kHuge);
+        if (!open || base != span || it.target_start != lo) {
+          close();
+          span = base;
+          lo = it.target_start;
+          hi = it.target_end;
+          stored = 0;
+          open = true;
+        }
+        stored += stop - at;
+        at = stop;
+      }
+    }
+    close();
+  } catch (const std::bad_alloc&) {
+    // Best effort: the spans found so far are advised, the rest keep 4 KiB pages.
   }
   std::sort(bases.begin(), bases.end());
   for (size_t i = 0; i < bases.size();) {
