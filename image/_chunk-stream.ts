@@ -104,6 +104,11 @@ export class ChunkStream {
     private readonly parentKinds: ParentKinds | null = null,
   ) {}
 
+  /** Entries {@link inflight} holds before a new one waits for the oldest to be stored. */
+  private get maxInflight(): number {
+    return Math.max(4, this.encoder.parallelism * 16);
+  }
+
   /** The number the next region's first chunk gets: chunks of earlier regions may still be encoding. */
   get nextChunk(): number {
     return this.records.count + this.inflightChunks;
@@ -122,7 +127,7 @@ export class ChunkStream {
     const cs = this.chunkSize;
     const out = this.out;
     const inflight = this.inflight;
-    const maxInflight = Math.max(4, this.encoder.parallelism * 16);
+    const maxInflight = this.maxInflight;
     const syncEncode = this.encoder.encodeSync?.bind(this.encoder);
     const encodePiece = this.encoder.encodePiece?.bind(this.encoder);
     const pieceChunks = Math.max(1, Math.floor(PIECE_BYTES / cs));
@@ -150,15 +155,8 @@ export class ChunkStream {
       checkTableRoom(this.nextChunk, count, cs);
       // Never the region's last chunk: at least a byte stays pending for submit(..., true).
       const p = encodePiece!(bytes, { chunkNumber: this.nextChunk, regionNumber, address: rec.address + BigInt(chunkIndex) * BigInt(cs), last: false });
-      p.catch(() => {}); // handled as a chunk's is
-      inflight.push({ kind: 'piece', p, chunks: count, plain: bytes.length, rec });
-      this.inflightChunks += count;
-      this.inflightPieces++;
       chunkIndex += count;
-      if (this.inflightPieces < PIECES_IN_FLIGHT && inflight.length < maxInflight) return undefined;
-      return (async () => {
-        while (this.inflightPieces >= PIECES_IN_FLIGHT || inflight.length >= maxInflight) await this.storeOldest();
-      })();
+      return this.queuePiece(p, count, bytes.length, rec);
     };
     // Records `count` zero chunks (IN_PARENT ones with `inParent`) of `plain` bytes: behind the
     // chunks still encoding, in chunk order.
@@ -309,8 +307,6 @@ export class ChunkStream {
    */
   async addFile(d: DirectRange, rec: RegionRecord, regionNumber: number): Promise<void> {
     const cs = this.chunkSize;
-    const inflight = this.inflight;
-    const maxInflight = Math.max(4, this.encoder.parallelism * 16);
     const span = Math.max(1, Math.floor(PIECE_BYTES / cs)) * cs;
     // Every read, in order, each followed by its progress call: settles once all are done,
     // rejects with the first failure.
@@ -327,22 +323,34 @@ export class ChunkStream {
       const read = new Promise<void>((resolve) => { readDone = resolve; });
       const at0 = { chunkNumber: this.nextChunk, regionNumber, address: rec.address + BigInt(chunks) * BigInt(cs), last: at + n === d.total };
       const p = this.encoder.encodeFilePiece!(d.fd, position, n, readDone, at0).catch((e: unknown) => { throw filePieceFailure(e, d.name, position + n); });
-      p.catch(() => {}); // handled as a chunk's is
       // A piece that settles without calling readDone failed: its read, or what followed it.
       const settled = Promise.race([read, p.then(() => {})]);
       settled.catch(() => {});
       const readBytes = at + n;
       reading = reading.then(() => settled).then(d.onRead && (() => d.onRead!(readBytes)));
       reading.catch(() => {});
-      inflight.push({ kind: 'piece', p, chunks: count, plain: n, rec });
-      this.inflightChunks += count;
-      this.inflightPieces++;
       chunks += count;
       rec.length += BigInt(n);
-      while (this.inflightPieces >= PIECES_IN_FLIGHT || inflight.length >= maxInflight) await this.storeOldest();
+      await this.queuePiece(p, count, n, rec);
     }
     this.records.endRegion(rec, chunks);
     await reading;
+  }
+
+  /**
+   * Queues piece `p` (`chunks` chunks, `plain` bytes of `rec`) behind the chunks in flight; a
+   * promise when the caller must wait: {@link PIECES_IN_FLIGHT} pieces, or a full queue.
+   */
+  private queuePiece(p: Promise<EncodedPiece>, chunks: number, plain: number, rec: RegionRecord): Promise<void> | undefined {
+    p.catch(() => {}); // handled as a chunk's is: awaited in order by storeOldest
+    this.inflight.push({ kind: 'piece', p, chunks, plain, rec });
+    this.inflightChunks += chunks;
+    this.inflightPieces++;
+    const full = (): boolean => this.inflightPieces >= PIECES_IN_FLIGHT || this.inflight.length >= this.maxInflight;
+    if (!full()) return undefined;
+    return (async () => {
+      while (full()) await this.storeOldest();
+    })();
   }
 
   /** Waits until every chunk and piece in flight has settled, storing none (an image being abandoned). */

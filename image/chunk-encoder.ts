@@ -33,32 +33,16 @@ export interface EncodedChunk {
  * What {@link ChunkEncoder.encodePiece} made of a piece of a region: per chunk, the record
  * {@link ChunkEncoder.encode} would give it, and the stored bytes of all of them back to back.
  */
-export interface EncodedPiece {
-  /**
-   * Per chunk: > 0, an encoded form (CHUNK_ENCODED) of that many bytes; {@link PIECE_ZERO}, a
-   * chunk of zeros (nothing stored); any other negative, stored raw (CHUNK_RAW), its plain length.
-   */
-  sizes: Int32Array;
-  /** XXH64 of each chunk's stored bytes (0 for a chunk of zeros). */
-  sums: BigUint64Array;
-  /** The chunks' stored bytes, in chunk order, back to back. */
-  stored: Uint8Array;
+export interface EncodedPiece extends NativePiece {
   /** Each stored chunk sealed (CHUNK_ENCRYPTED): its stored form plus a 16-byte tag. */
   sealed: boolean;
-  /** Gives {@link stored}'s memory back to the encoder: call once it is written. */
-  release(): void;
 }
 
-/** Where a piece's chunks are (the first one's context; each next chunk one chunk size on). */
-export interface PieceContext {
-  /** The piece's first chunk number. */
-  chunkNumber: number;
-  regionNumber: number;
-  /** The piece's first chunk's address. */
-  address: bigint;
-  /** The piece's last chunk ends the region. */
-  last: boolean;
-}
+/**
+ * Where a piece's chunks are: its first chunk's number and address (each next chunk one chunk
+ * size on), and `last` when the piece's last chunk ends the region.
+ */
+export type PieceContext = Omit<ChunkContext, 'changed'>;
 
 /** {@link EncodedPiece.sizes}'s code of a chunk of zeros. */
 export const PIECE_ZERO = NATIVE_PIECE_ZERO;
@@ -225,7 +209,7 @@ class ThreadPoolEncoder implements ChunkEncoder {
     const pieces: NativePieces | null = zstd?.pieces ?? native?.pieces ?? (fields.codec === 0 && keys !== null ? rawPieces() : null);
     if (pieces !== null && process.env.CRIMG_WRITE_PIECES !== '0' && new Uint8Array(Uint16Array.of(1).buffer)[0] === 1) {
       const sealed = keys !== null;
-      const done = (p: NativePiece): EncodedPiece => ({ sizes: p.sizes, sums: p.sums, stored: p.stored, sealed, release: p.release });
+      const done = (p: NativePiece): EncodedPiece => ({ ...p, sealed });
       this.encodePiece = async (bytes, at) => done(await pieces.encodePiece(bytes, fields.chunkSize, this.pieceSeal(at)));
       this.encodeFilePiece = async (fd, position, length, read, at) => done(await pieces.encodeFilePiece(fd, position, length, fields.chunkSize, read, this.pieceSeal(at)));
     }

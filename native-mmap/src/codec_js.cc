@@ -211,7 +211,7 @@ class DeflateWorker : public Napi::AsyncWorker {
 
 Napi::Value DeflateBatchJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const double level = Integer(env, info[0], "level", 1, 9);
+  const double level = Integer(env, info[0], "level", 1, kDeflateMaxLevel);
   if (!info[1].IsArray()) ThrowType(env, "expected plains to be an array of Uint8Array, got " + TypeName(info[1]));
   if (!info[5].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[5]));
   // Every element first (an index getter runs script), then one pointer at a time, each

@@ -11,6 +11,8 @@
 
 namespace crimg {
 
+constexpr int kDeflateMaxLevel = 9;  // zlib's levels: 1 (fastest) to 9
+
 struct DeflateInput {
   const uint8_t* plain;
   size_t length;

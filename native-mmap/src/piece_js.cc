@@ -45,9 +45,11 @@ struct Codec {
 
 // No codec: every chunk but a zero one stored raw (an image with a cipher seals it).
 const Codec kNoneCodec{kNone, 0, 0, "rawPiece", "rawFilePiece", "ERR_CRIMG_AEAD", "sealing failed", "crimg:raw-piece"};
-const Codec kDeflateCodec{kDeflate, 1, 9, "deflatePiece", "deflateFilePiece", "ERR_CRIMG_DEFLATE", "deflate failed", "crimg:deflate-piece"};
+const Codec kDeflateCodec{kDeflate, 1, kDeflateMaxLevel, "deflatePiece", "deflateFilePiece", "ERR_CRIMG_DEFLATE", "deflate failed", "crimg:deflate-piece"};
 const Codec kZstdCodec{kZstd, kZstdMinLevel, kZstdMaxLevel, "zstdPiece", "zstdFilePiece", "ERR_CRIMG_ZSTD", "zstd failed", "crimg:zstd-piece"};
 
+constexpr size_t kPieceMax = 64 * 1024 * 1024;  // codec/pieces.ts PIECE_MAX
+constexpr size_t kMaxChunk = 16 * 1024 * 1024;   // LIMITS.maxChunkSize
 constexpr size_t kPrefix = 48;  // image id (16) || H (32), the start of every chunk's associated data
 
 // An image with a cipher: each stored form sealed under the data key with its
@@ -262,12 +264,12 @@ class PieceWorker : public Napi::AsyncProgressWorker<char> {
   size_t used_ = 0;
 };
 
-// The `seal` argument of a piece of `count` chunks: undefined (no cipher), or { cipher: 1 | 2,
+// The `seal` argument of a piece: undefined (no cipher), or { cipher: 1 | 2,
 // key: Uint8Array(32), prefix: Uint8Array(48) (image id || H), chunk (the piece's first chunk
 // number), region, address: bigint (its first chunk's), last: boolean (its last chunk ends
 // the region) }. Every property is read before any bytes are looked at: a getter runs script.
-// Messages never show the key.
-Seal SealArg(Napi::Env env, const Napi::Value& v, size_t count, size_t chunk_size) {
+// Messages never show the key. Its span is checked once the piece's length is known (SealSpan).
+Seal SealArg(Napi::Env env, const Napi::Value& v) {
   Seal seal;
   if (v.IsUndefined()) return seal;
   if (!v.IsObject() || v.IsTypedArray()) ThrowType(env, "expected seal to be an object, got " + TypeName(v));
@@ -275,14 +277,12 @@ Seal SealArg(Napi::Env env, const Napi::Value& v, size_t count, size_t chunk_siz
   const Napi::Value cipher = o.Get("cipher"), key = o.Get("key"), prefix = o.Get("prefix"), chunk = o.Get("chunk"),
                     region = o.Get("region"), address = o.Get("address"), last = o.Get("last");
   seal.cipher = static_cast<int>(Integer(env, cipher, "seal.cipher", kCipherAes256Gcm, kCipherChacha20Poly1305));
-  seal.first_chunk = static_cast<uint64_t>(Integer(env, chunk, "seal.chunk", 0, kMaxSafeInteger - static_cast<double>(count)));
+  seal.first_chunk = static_cast<uint64_t>(Integer(env, chunk, "seal.chunk", 0, kMaxSafeInteger));
   seal.region = static_cast<uint32_t>(Integer(env, region, "seal.region", 0, 4294967295.0));
   if (!address.IsBigInt()) ThrowType(env, "expected seal.address to be a bigint, got " + TypeName(address));
   bool lossless = false;
   seal.address = address.As<Napi::BigInt>().Uint64Value(&lossless);
-  if (!lossless || (count - 1) * chunk_size > UINT64_MAX - seal.address) {
-    ThrowRange(env, "expected seal.address to be a u64 with the piece's " + std::to_string(count) + " chunks below 2^64");
-  }
+  if (!lossless) ThrowRange(env, "expected seal.address to be a u64");
   if (!last.IsBoolean()) ThrowType(env, "expected seal.last to be a boolean, got " + TypeName(last));
   seal.last = last.As<Napi::Boolean>().Value();
   const TypedBytes k = TypedArg(env, key, napi_uint8_array, "seal.key to be a Uint8Array");
@@ -292,6 +292,26 @@ Seal SealArg(Napi::Env env, const Napi::Value& v, size_t count, size_t chunk_siz
   memcpy(seal.key, k.data, sizeof seal.key);
   memcpy(seal.prefix, pre.data, kPrefix);
   return seal;
+}
+
+// A piece of `length` bytes (1 byte to 64 MiB) in chunks of `chunk`: its chunk count (at most
+// 65536).
+size_t PieceChunks(Napi::Env env, size_t length, size_t chunk) {
+  if (length == 0 || length > kPieceMax) ThrowRange(env, "expected a piece of 1 byte to 64 MiB, got " + std::to_string(length) + " bytes");
+  const size_t count = (length + chunk - 1) / chunk;
+  if (count > 65536) ThrowRange(env, "expected at most 65536 chunks in a piece, got " + std::to_string(count));
+  return count;
+}
+
+// The seal's chunk numbers and addresses for a piece of `count` chunks stay in range.
+void SealSpan(Napi::Env env, const Seal& seal, size_t count, size_t chunk) {
+  if (seal.cipher == 0) return;
+  if (seal.first_chunk > static_cast<uint64_t>(kMaxSafeInteger) - count) {
+    ThrowRange(env, "expected seal.chunk with the piece's " + std::to_string(count) + " chunks below 2^53");
+  }
+  if ((count - 1) * chunk > UINT64_MAX - seal.address) {
+    ThrowRange(env, "expected seal.address with the piece's " + std::to_string(count) + " chunks below 2^64");
+  }
 }
 
 // zstdPiece(level, bytes: Uint8Array, chunkSize, alloc(n) -> Uint8Array, callback(err, sizes,
@@ -309,20 +329,13 @@ Seal SealArg(Napi::Env env, const Napi::Value& v, size_t count, size_t chunk_siz
 Napi::Value PieceJs(const Napi::CallbackInfo& info, const Codec& codec) {
   Napi::Env env = info.Env();
   const int level = static_cast<int>(Integer(env, info[0], "level", codec.min_level, codec.max_level));
-  const size_t chunk = static_cast<size_t>(Integer(env, info[2], "chunkSize", 1, 16 * 1024 * 1024));
-  // The seal first (its getters run script), then the bytes, copied before anything else runs.
-  const size_t count = info[1].IsTypedArray() ? (info[1].As<Napi::TypedArray>().ByteLength() + chunk - 1) / chunk : 1;
-  const Seal seal = SealArg(env, info[5], std::max<size_t>(count, 1), chunk);
-  TypedBytes bytes = TypedArg(env, info[1], napi_uint8_array, "bytes to be a Uint8Array");
-  if (seal.cipher != 0 && (bytes.length + chunk - 1) / chunk != count) ThrowRange(env, "expected bytes to keep their length while seal was read");
+  const size_t chunk = static_cast<size_t>(Integer(env, info[2], "chunkSize", 1, kMaxChunk));
   if (!info[3].IsFunction()) ThrowType(env, "expected alloc to be a function, got " + TypeName(info[3]));
   if (!info[4].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[4]));
-  if (bytes.length == 0 || bytes.length > 64 * 1024 * 1024) {
-    ThrowRange(env, "expected a piece of 1 byte to 64 MiB, got " + std::to_string(bytes.length) + " bytes");
-  }
-  if ((bytes.length + chunk - 1) / chunk > 65536) {
-    ThrowRange(env, "expected at most 65536 chunks in a piece, got " + std::to_string((bytes.length + chunk - 1) / chunk));
-  }
+  // The seal first (its getters run script), then the bytes, copied before anything else runs.
+  const Seal seal = SealArg(env, info[5]);
+  TypedBytes bytes = TypedArg(env, info[1], napi_uint8_array, "bytes to be a Uint8Array");
+  SealSpan(env, seal, PieceChunks(env, bytes.length, chunk), chunk);
   BlockPool::Block plain = BlockPool::Get().Take(bytes.length);
   if (plain.data == nullptr) ThrowRange(env, std::string(codec.piece) + ": out of memory for a piece of " + std::to_string(bytes.length) + " bytes");
   memcpy(plain.data.get(), bytes.data, bytes.length);
@@ -345,15 +358,14 @@ Napi::Value FilePieceJs(const Napi::CallbackInfo& info, const Codec& codec) {
   const int level = static_cast<int>(Integer(env, info[0], "level", codec.min_level, codec.max_level));
   const int fd = static_cast<int>(Integer(env, info[1], "fd", 0, INT_MAX));
   const double position = Integer(env, info[2], "position", 0, 9007199254740991.0);
-  const size_t length = static_cast<size_t>(Integer(env, info[3], "length", 1, 64 * 1024 * 1024));
-  const size_t chunk = static_cast<size_t>(Integer(env, info[4], "chunkSize", 1, 16 * 1024 * 1024));
+  const size_t length = static_cast<size_t>(Integer(env, info[3], "length", 1, kPieceMax));
+  const size_t chunk = static_cast<size_t>(Integer(env, info[4], "chunkSize", 1, kMaxChunk));
   if (!info[5].IsFunction()) ThrowType(env, "expected alloc to be a function, got " + TypeName(info[5]));
   if (!info[6].IsFunction()) ThrowType(env, "expected a callback function, got " + TypeName(info[6]));
   if (!info[7].IsUndefined() && !info[7].IsFunction()) ThrowType(env, "expected read to be a function, got " + TypeName(info[7]));
-  if ((length + chunk - 1) / chunk > 65536) {
-    ThrowRange(env, "expected at most 65536 chunks in a piece, got " + std::to_string((length + chunk - 1) / chunk));
-  }
-  const Seal seal = SealArg(env, info[8], (length + chunk - 1) / chunk, chunk);
+  const size_t count = PieceChunks(env, length, chunk);
+  const Seal seal = SealArg(env, info[8]);
+  SealSpan(env, seal, count, chunk);
   auto* w = new PieceWorker(info[6].As<Napi::Function>(), codec, level, chunk, seal, BlockPool::Block(), length,
                             info[5].As<Napi::Function>(), fd, static_cast<uint64_t>(position), info[7]);
   w->Queue();
