@@ -8,13 +8,15 @@
  *   optimizeImage with that working set's recorded access profile as its hot list (chunks the
  *   handler installed for a fault, and "assists": faults on a chunk a prefetch thread had in
  *   hand, which the handler decoded too, counted in both);
- * - touching every page (then `done`): lazy vs copy;
+ * - touching every page (then `done`): lazy vs copy, and lazy in 4 KiB pages (advise
+ *   'nohugepage': no whole 2 MiB spans, native-mmap/src/uffd.h kWholeSpans);
  * - raw: first byte and touch-all, lazy vs map (checked, the default map).
  * Prints one line per figure, with what the handler's installs cost it (read, check and decode;
  * UFFDIO_COPY): the rest of a fault is the kernel's round trip and the touching thread's; how
- * many of them the warm thread read ahead of the touching thread, and how often the handler
- * moved to the touching thread's CPU (native-mmap/src/uffd.h kWarm, kFollowFaulter). The
- * machine is shared: report the load with the figures.
+ * many of them the warm thread read ahead of the touching thread, how often the handler
+ * moved to the touching thread's CPU (native-mmap/src/uffd.h kWarm, kFollowFaulter), and how
+ * many 2 MiB spans went in whole (kWholeSpans). The series of one figure run interleaved, as
+ * the VM's supply of fresh pages drifts. The machine is shared: report the load with the figures.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -63,13 +65,13 @@ function touch(m: Uint8Array, chunks: readonly number[]): void {
   for (const c of chunks) for (let p = 0; p < CHUNK; p += PAGE) sink += m[c * CHUNK + p]!;
 }
 
-interface Run { ms: number; faults: number; assists: number; decodeUs: number; installUs: number; warmed: number; moves: number }
+interface Run { ms: number; faults: number; assists: number; decodeUs: number; installUs: number; warmed: number; moves: number; spans: number }
 
-async function measure(file: string, mode: 'lazy' | 'copy' | 'map', what: 'first' | 'set' | 'all', opts: object, set: number[]): Promise<Run> {
+async function measure(file: string, mode: 'lazy' | 'copy' | 'map', what: 'first' | 'set' | 'all', opts: object, set: number[], advise?: 'nohugepage'): Promise<Run> {
   const image = await openImage(file, opts);
   await image.chunkTable();
   const t0 = now();
-  const r = await image.restore({ mode });
+  const r = await image.restore({ mode, ...(advise && { advise }) });
   const m = new Uint8Array(r.regions[0]!.memory!);
   if (what === 'first') sink += m[(MIB << 19) + 5]!;
   else if (what === 'set') touch(m, set);
@@ -82,12 +84,21 @@ async function measure(file: string, mode: 'lazy' | 'copy' | 'map', what: 'first
   r.release();
   await image.close();
   const per = (us: number | undefined): number => (stats && stats.faultInstalls > 0 ? (us ?? 0) / stats.faultInstalls : 0);
-  return { ms, faults: stats?.faultInstalls ?? 0, assists: stats?.assists ?? 0, decodeUs: per(stats?.faultDecodeUs), installUs: per(stats?.faultInstallUs), warmed: stats?.warmed ?? 0, moves: stats?.handlerMoves ?? 0 };
+  return { ms, faults: stats?.faultInstalls ?? 0, assists: stats?.assists ?? 0, decodeUs: per(stats?.faultDecodeUs), installUs: per(stats?.faultInstallUs), warmed: stats?.warmed ?? 0, moves: stats?.handlerMoves ?? 0, spans: stats?.spansMoved ?? 0 };
 }
 
-async function series(label: string, f: () => Promise<Run>): Promise<number> {
-  const runs: Run[] = [];
-  for (let i = 0; i < RUNS; i++) runs.push(await f());
+/**
+ * Runs each of `pairs` RUNS times, interleaved, after one untimed round (the VM's supply of
+ * fresh pages drifts: a process's first GiB came 2-4x slower), and prints each median.
+ */
+async function series(...pairs: [string, () => Promise<Run>][]): Promise<number[]> {
+  const runs: Run[][] = pairs.map(() => []);
+  for (const [, f] of pairs) await f();
+  for (let i = 0; i < RUNS; i++) for (const [k, [, f]] of pairs.entries()) runs[k]!.push(await f());
+  return pairs.map(([label], k) => report(label, runs[k]!));
+}
+
+function report(label: string, runs: Run[]): number {
   const ms = median(runs.map((x) => x.ms));
   const faults = median(runs.map((x) => x.faults));
   const assists = median(runs.map((x) => x.assists));
@@ -95,8 +106,9 @@ async function series(label: string, f: () => Promise<Run>): Promise<number> {
   const install = median(runs.map((x) => x.installUs));
   const warmed = median(runs.map((x) => x.warmed));
   const moves = median(runs.map((x) => x.moves));
+  const spans = median(runs.map((x) => x.spans));
   const split = faults > 0 ? `; per handler install ${decode.toFixed(1)} us read+check+decode, ${install.toFixed(1)} us UFFDIO_COPY/ZEROPAGE; warmed ${warmed}, handler moves ${moves}` : '';
-  console.log(`${label.padEnd(48)} ${ms.toFixed(2).padStart(10)} ms  handler installs ${faults}, assists ${assists}${split}`);
+  console.log(`${label.padEnd(52)} ${ms.toFixed(2).padStart(10)} ms  handler installs ${faults}, assists ${assists}, 2 MiB spans moved in ${spans}${split}`);
   return ms;
 }
 
@@ -118,24 +130,26 @@ async function main(): Promise<void> {
   await image.close();
   await optimizeImage(enc, hot, { profile, key: KEY }); // crimg optimize's library call
 
-  const lazyFirst = await series('encoded: first byte, lazy', () => measure(enc, 'lazy', 'first', o, set));
-  const copyFirst = await series('encoded: first byte, copy', () => measure(enc, 'copy', 'first', o, set));
-  const lazySet = await series('encoded: 10 % working set, lazy', () => measure(enc, 'lazy', 'set', o, set));
-  const copySet = await series('encoded: 10 % working set, copy', () => measure(enc, 'copy', 'set', o, set));
-  const hotSet = await series('encoded: 10 % working set, lazy + hot list', () => measure(hot, 'lazy', 'set', o, set));
-  const lazyAll = await series('encoded: touch every page, lazy', () => measure(enc, 'lazy', 'all', o, set));
-  const copyAll = await series('encoded: touch every page, copy', () => measure(enc, 'copy', 'all', o, set));
-  const rawLazyFirst = await series('raw: first byte, lazy', () => measure(raw, 'lazy', 'first', {}, set));
-  const rawMapFirst = await series('raw: first byte, map (checked)', () => measure(raw, 'map', 'first', {}, set));
-  const rawLazyAll = await series('raw: touch every page, lazy', () => measure(raw, 'lazy', 'all', {}, set));
-  const rawMapAll = await series('raw: touch every page, map (checked)', () => measure(raw, 'map', 'all', {}, set));
+  const [lazyFirst, copyFirst] = await series(['encoded: first byte, lazy', () => measure(enc, 'lazy', 'first', o, set)], ['encoded: first byte, copy', () => measure(enc, 'copy', 'first', o, set)]);
+  const [lazySet, copySet, hotSet] = await series(
+    ['encoded: 10 % working set, lazy', () => measure(enc, 'lazy', 'set', o, set)],
+    ['encoded: 10 % working set, copy', () => measure(enc, 'copy', 'set', o, set)],
+    ['encoded: 10 % working set, lazy + hot list', () => measure(hot, 'lazy', 'set', o, set)],
+  );
+  const [lazyAll, copyAll, smallAll] = await series(
+    ['encoded: touch every page, lazy', () => measure(enc, 'lazy', 'all', o, set)],
+    ['encoded: touch every page, copy', () => measure(enc, 'copy', 'all', o, set)],
+    ['encoded: touch every page, lazy, 4 KiB pages', () => measure(enc, 'lazy', 'all', o, set, 'nohugepage')],
+  );
+  const [rawLazyFirst, rawMapFirst] = await series(['raw: first byte, lazy', () => measure(raw, 'lazy', 'first', {}, set)], ['raw: first byte, map (checked)', () => measure(raw, 'map', 'first', {}, set)]);
+  const [rawLazyAll, rawMapAll] = await series(['raw: touch every page, lazy', () => measure(raw, 'lazy', 'all', {}, set)], ['raw: touch every page, map (checked)', () => measure(raw, 'map', 'all', {}, set)]);
   const probe = await openImage(enc, o);
   const regions = probe.regions.length;
   await probe.close();
   const target = 2 + 0.01 * regions;
   console.log(`first byte, lazy: ${lazyFirst.toFixed(2)} ms (target < ${target.toFixed(2)} ms: 2 ms + 10 us x ${regions} region${regions === 1 ? '' : 's'}: ${lazyFirst < target ? 'met' : 'not met'})`);
   console.log(`working set, lazy: ${lazySet.toFixed(1)} ms (target <= ${(copySet / 5).toFixed(1)} ms, copy's ${copySet.toFixed(1)} ms / 5: ${lazySet <= copySet / 5 ? 'met' : 'not met'})`);
-  console.log(`first byte: copy / lazy ${(copyFirst / lazyFirst).toFixed(1)}x; working set: copy / lazy ${(copySet / lazySet).toFixed(2)}x (target >= 5), lazy / lazy+hot ${(lazySet / hotSet).toFixed(2)}x (target >= 1.5); touch all: lazy / copy ${(lazyAll / copyAll).toFixed(2)}x (target <= 1.3); raw: lazy / map first byte ${(rawLazyFirst / rawMapFirst).toFixed(2)}x, touch all ${(rawLazyAll / rawMapAll).toFixed(2)}x (sink ${sink & 1})`);
+  console.log(`first byte: copy / lazy ${(copyFirst / lazyFirst).toFixed(1)}x; working set: copy / lazy ${(copySet / lazySet).toFixed(2)}x (target >= 5), lazy / lazy+hot ${(lazySet / hotSet).toFixed(2)}x (target >= 1.5); touch all: lazy / copy ${(lazyAll / copyAll).toFixed(2)}x (target <= 1.3; in 4 KiB pages ${(smallAll / copyAll).toFixed(2)}x); raw: lazy / map first byte ${(rawLazyFirst / rawMapFirst).toFixed(2)}x, touch all ${(rawLazyAll / rawMapAll).toFixed(2)}x (sink ${sink & 1})`);
 }
 
 try {

@@ -28,6 +28,8 @@ export interface LazySpec {
   hot: Float64Array;
   prefetch: boolean;
   threads: number;
+  /** Whole 2 MiB spans (see LazyStats.spansMoved); default true. */
+  huge?: boolean;
   sources: ({ fd: number; dataStart?: number; dataEnd?: number } | { read(offset: number, length: number): Promise<Uint8Array> })[];
   contexts: { codec: number; cipher: number; chunkSize: number; key?: Uint8Array; imageId?: Uint8Array; headerHash?: Uint8Array }[];
   /** A child's IN_PARENT chunks resolved down its chain, 8 words each (spec 8.3; native-mmap/src/uffd_js.cc). */
@@ -67,6 +69,20 @@ export interface LazyStats {
    * turns it off).
    */
   handlerMoves: number;
+  /**
+   * Aligned 2 MiB spans of whole chunks installed whole: decoded into a huge page and moved in
+   * with one UFFDIO_MOVE (Linux 6.8+), so that a reader takes one 2 MiB page, not 512 fresh
+   * 4 KiB ones (native-mmap/src/uffd.h kWholeSpans). Prefetch does so in image order, and the
+   * handler for a thread walking the memory; 0 where the kernel lacks UFFDIO_MOVE or transparent
+   * huge pages, with advise 'nohugepage', or CRIMG_LAZY_HUGE=0.
+   */
+  spansMoved: number;
+  /** Spans that could be installed whole (those of the regions, see spansMoved). */
+  spans: number;
+  /** Microseconds whole spans took to read, check and decode (in all threads; the first write takes the huge page). */
+  spanDecodeUs: number;
+  /** Microseconds their UFFDIO_MOVE took. */
+  spanMoveUs: number;
 }
 
 /** The lazy-restore bindings of {@link NativeMmap} (native-mmap/src/uffd_js.cc). */

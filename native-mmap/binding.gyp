@@ -33,6 +33,7 @@
         "src/uffd.cc",
         "src/uffd_open.cc",
         "src/uffd_threads.cc",
+        "src/uffd_spans.cc",
         "src/uffd_js.cc",
         "src/track_writes.cc"
       ],

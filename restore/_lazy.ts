@@ -176,7 +176,7 @@ export function lazyRestore(image: ImageReader, table: ChunkTable, slots: readon
     started = native.lazyStart({
       ranges: data.map((s) => ({ reservation: s.res, offset: s.offset, length: s.span })),
       table: table.bytes, regions, chunkSize: h.chunkSize, dataStart: image.dataStart, dataEnd: Number(image.footer.chunkTableOffset),
-      hot: Float64Array.from(run.hot), prefetch: run.prefetch, threads: run.threads,
+      hot: Float64Array.from(run.hot), prefetch: run.prefetch, threads: run.threads, huge: advice !== 'nohugepage',
       sources: [source, ...(chain?.sources ?? [])],
       contexts: [{ codec: h.codec, cipher: h.cipher, chunkSize: h.chunkSize, ...(keys && { key: keys.dataKey, imageId: h.imageId, headerHash: keys.headerHash }) }, ...(chain?.contexts ?? [])],
       ...(chain && { resolved: chain.resolve(slots, table, h.chunkSize) }),

@@ -65,7 +65,8 @@ LazySession::LazySession(LazyConfig config, bool poison, Done done)
   const size_t n = std::max<size_t>(config_.count, 1);
   state_.reset(static_cast<std::atomic<uint8_t>*>(calloc(n, 1)));
   faulted_.reset(static_cast<std::atomic<uint8_t>*>(calloc(n, 1)));
-  if (!state_ || !faulted_) throw std::bad_alloc();
+  span_state_.reset(static_cast<std::atomic<uint8_t>*>(calloc(std::max<size_t>(config_.spans.size(), 1), 1)));
+  if (!state_ || !faulted_ || !span_state_) throw std::bad_alloc();
   by_dest_.resize(config_.regions.size());
   for (size_t i = 0; i < by_dest_.size(); i++) by_dest_[i] = static_cast<uint32_t>(i);
   std::sort(by_dest_.begin(), by_dest_.end(), [this](uint32_t a, uint32_t b) { return config_.regions[a].dest < config_.regions[b].dest; });
@@ -96,6 +97,7 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
     }
     config.sources[i].fd = dup;
   }
+  PlanSpans(&config);
   size_t registered = 0;
   for (const auto& range : config.ranges) {
     struct uffdio_register reg;
@@ -322,12 +324,46 @@ bool LazySession::PrefetchOne() {
   const size_t i = next_.fetch_add(1);
   if (i >= hot.size() + config_.count) return false;
   const uint32_t c = i < hot.size() ? hot[i] : static_cast<uint32_t>(i - hot.size());
+  // In image order a span goes whole; a hot chunk alone (uffd.h kWholeSpans).
+  const int64_t s = SpanOf(c);
+  if (s >= 0) {
+    if (i >= hot.size() && TakeWhole(static_cast<size_t>(s))) {
+      InstallWhole(static_cast<size_t>(s), false);
+      return true;
+    }
+    if (!ChunkWise(static_cast<size_t>(s))) return true;  // another thread's, whole
+  }
   uint8_t expected = kPending;
   if (state_[c].compare_exchange_strong(expected, kBusy)) Install(c, false);
   return true;
 }
 
 void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {
+  const int64_t s = SpanOf(c);
+  if (s >= 0) {
+    // A fault on the near edge of the span next to the last fault's: a
+    // thread walking the memory, which will want the whole span (uffd.h
+    // kWholeSpans; a scattered working set does this once in ~16,000 faults).
+    const LazySpan& sp = config_.spans[static_cast<size_t>(s)];
+    const bool walking = by_fault && ((last_span_ == s - 1 && c == sp.first) ||
+                                      (last_span_ == s + 1 && c == sp.first + sp.count - 1));
+    if (by_fault) last_span_ = s;
+    if (walking && TakeWhole(static_cast<size_t>(s))) {
+      InstallWhole(static_cast<size_t>(s), true);
+      return;
+    }
+    if (!ChunkWise(static_cast<size_t>(s))) {
+      // Taken whole: its move (or its copies) wakes the thread. Not the
+      // handler's to assist: a page copied in would split the move.
+      // Installed: a page dropped since, as below.
+      if (by_fault && state_[c].load() == kInstalled) {
+        if (addr != 0) Zero(addr, config_.page_size);
+        const LazyChunk ch = ChunkOf(c);
+        WakeRange(ch.dest, Span(ch));
+      }
+      return;
+    }
+  }
   uint8_t expected = kPending;
   if (state_[c].compare_exchange_strong(expected, kBusy)) {
     Install(c, by_fault, addr);
@@ -363,7 +399,8 @@ void LazySession::Install(uint32_t c, bool by_fault, uint64_t addr) {
   const char* code = nullptr;
   const uint64_t t0 = by_fault ? MonotonicNs() : 0;
   try {
-    code = Produce(ch, in, out, &detail);
+    out.resize(Span(ch));
+    code = Produce(ch, in, out.data(), &detail);
   } catch (const std::exception&) {  // bad_alloc growing the buffers
     code = "IO_ERROR";
     detail = "out of memory";
@@ -427,7 +464,8 @@ void LazySession::Assist(uint32_t c) {
   std::string detail;
   const char* code = nullptr;
   try {
-    code = Produce(ch, in, out, &detail);
+    out.resize(Span(ch));
+    code = Produce(ch, in, out.data(), &detail);
   } catch (const std::exception&) {
     return;  // out of memory: the owner installs (or fails) it
   }
@@ -437,7 +475,7 @@ void LazySession::Assist(uint32_t c) {
   else Copy(ch.dest, out.data(), Span(ch));
 }
 
-const char* LazySession::Produce(const LazyChunk& ch, std::vector<uint8_t>& in, std::vector<uint8_t>& out, std::string* detail) {
+const char* LazySession::Produce(const LazyChunk& ch, std::vector<uint8_t>& in, uint8_t* out, std::string* detail) {
   thread_local ChunkDecoder decoder;
   const uint64_t span = Span(ch);
   // The chunk's own image: a child's IN_PARENT chunk comes from a parent (section 8.3).
@@ -462,12 +500,11 @@ const char* LazySession::Produce(const LazyChunk& ch, std::vector<uint8_t>& in, 
     return "INVALID_ARGUMENT";
   }
   const LazySource& src = config_.sources[ch.source];
-  out.resize(span);
   // A raw unencrypted chunk is read straight into the page buffer and
   // checked there; others are read, then checked and decoded into it.
   const bool direct = (ch.flags & (kChunkRaw | kChunkEncrypted)) == kChunkRaw && ch.stored_len == ch.plain_len;
   if (!direct) in.resize(ch.stored_len);
-  uint8_t* dst = direct ? out.data() : in.data();
+  uint8_t* dst = direct ? out : in.data();
   const char* failed = nullptr;
   if (src.fd >= 0) {
     size_t done = 0;
@@ -517,13 +554,13 @@ const char* LazySession::Produce(const LazyChunk& ch, std::vector<uint8_t>& in, 
     rec.stored_length = ch.stored_len;
     rec.flags = ch.flags;
     rec.checksum = ch.checksum;
-    ChunkResult r = decoder.Decode(image, rec, dst, out.data());
+    ChunkResult r = decoder.Decode(image, rec, dst, out);
     if (r.status != ChunkStatus::kOk) {
       *detail = r.message;
       return r.code();
     }
   }
-  if (span > ch.plain_len) memset(out.data() + ch.plain_len, 0, span - ch.plain_len);
+  if (span > ch.plain_len) memset(out + ch.plain_len, 0, span - ch.plain_len);
   return nullptr;
 }
 

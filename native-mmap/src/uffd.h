@@ -52,6 +52,15 @@ struct LazyChunk {
   uint16_t context;     // index into LazyConfig::contexts
 };
 
+// An aligned 2 MiB of a region's memory made of whole chunks (kWholeSpans):
+// installed either whole, decoded into a huge page and moved in with one
+// UFFDIO_MOVE, or chunk by chunk, never both. Built by Start (PlanSpans).
+struct LazySpan {
+  uint64_t start;   // 2 MiB-aligned
+  uint32_t first;   // its first chunk's index
+  uint32_t count;   // its chunks (2 MiB / chunk size)
+};
+
 // One restored region. The session numbers the chunks of its regions
 // 0..count-1 in order (a chunk's "index"); a region's are [begin, begin + count).
 struct LazyRegion {
@@ -103,6 +112,8 @@ struct LazyConfig {
   bool thread_id = false;               // OpenUffd's: faults name their thread (kFollowFaulter)
   bool follow = true;                   // kFollowFaulter unless CRIMG_LAZY_FOLLOW=0 (read by the caller's thread)
   bool warm = true;                     // kWarm unless CRIMG_LAZY_WARM=0
+  bool move = false;                    // OpenUffd's: UFFDIO_MOVE offered (Linux 6.8+)
+  bool huge = true;                     // kWholeSpans: spec.huge (no 'nohugepage' advice) and not CRIMG_LAZY_HUGE=0
   std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [start, length) registered
   // What is restored: O(regions), nothing per chunk (restore returns sooner:
   // a per-chunk list in fresh memory cost ~0.15 us a chunk on this VM).
@@ -117,6 +128,7 @@ struct LazyConfig {
   // A child's IN_PARENT chunks resolved to a parent's (section 8.3), by
   // ascending index: source, context, number and record replace the table's.
   std::vector<std::pair<uint32_t, LazyChunk>> resolved;
+  std::vector<LazySpan> spans;          // by ascending first chunk (Start fills it)
   std::vector<uint32_t> hot;            // indices prefetched first, then every chunk in order
   bool prefetch = true;
   unsigned prefetch_threads = 2;
@@ -145,6 +157,10 @@ struct LazyStats {
   uint64_t fault_install_ns = 0;
   uint64_t warmed = 0;         // fault installs whose other pages the warm thread read (kWarm)
   uint64_t handler_moves = 0;  // times the handler moved to its faulting thread's CPU (kFollowFaulter)
+  uint64_t spans_moved = 0;    // 2 MiB spans installed whole by UFFDIO_MOVE of a huge page (kWholeSpans)
+  uint64_t spans = 0;          // spans that could be (config.spans)
+  uint64_t span_decode_ns = 0; // time whole spans took to read, check and decode (their first write takes the huge page)
+  uint64_t span_move_ns = 0;   // and to move in
 };
 
 // CLOCK_MONOTONIC in nanoseconds.
@@ -161,6 +177,7 @@ struct UffdOpened {
   bool user_mode_only = false;
   bool poison = false;
   bool thread_id = false;  // UFFD_FEATURE_THREAD_ID: a fault names its thread
+  bool move = false;       // UFFD_FEATURE_MOVE (6.8+; kWholeSpans), unless CRIMG_LAZY_HUGE=0
   const char* via = "";  // "syscall", "syscall (user mode only)", "/dev/userfaultfd"
   std::string why;       // when fd < 0
 };
@@ -169,6 +186,13 @@ UffdOpened OpenUffd();
 // Whether the environment variable `name` is "0" (a knob turned off). Read
 // on the JS thread only: getenv elsewhere could race a setenv from script.
 bool KnobOff(const char* name);
+
+// kWholeSpans: fills config->spans with the aligned 2 MiB spans of whole
+// chunks of its regions, and advises them MADV_HUGEPAGE, where the kernel
+// offers UFFDIO_MOVE (config->move), config->huge asks for it, pages are
+// 4 KiB, transparent huge pages are not 'never' and the chunk size divides
+// 2 MiB; else leaves it empty. Before the ranges are registered.
+void PlanSpans(LazyConfig* config);
 
 // Makes the pages of [p, p + bytes) present in one call (MADV_POPULATE_WRITE
 // on the whole pages inside it; best effort): a fresh vector of a session's
@@ -207,6 +231,22 @@ constexpr bool kWarm = true;
 // thread's wake-up away from the handler's CPU. A 10 % working set: 273 ->
 // 243 ms (medians of 5, interleaved); 100 us: 249 ms, 1 and 3 ms as 300 us.
 constexpr uint64_t kWarmSpinNs = 300000;
+// Whole spans. UFFDIO_COPY of anonymous memory installs 4 KiB pages, and on
+// this VM each costs its first reader a shadow-page exit (~2.5-5 us), whoever
+// reads it: touching every page of a 1 GiB lazy restore cost 1.4-1.8 s
+// against 11 ms once the same memory was moved in as 2 MiB pages (a C loop:
+// 512 UFFDIO_MOVEs of a freshly filled huge page, 119 ms for the GiB, against
+// 230-300 ms of 64 KiB UFFDIO_COPYs). So where a region holds aligned 2 MiB
+// spans of whole chunks (and the kernel has UFFDIO_MOVE, Linux 6.8, and
+// transparent huge pages), a span is decoded into a per-thread huge page and
+// moved in whole: by the prefetch threads in image order (hot-list chunks go
+// one by one, a hot list being a scattered working set), and by the handler
+// for a fault next to the last fault's span (a thread walking the memory);
+// other faults install their chunk alone, as a 2 MiB decode would serve a
+// scattered working set 10x slower. A span less than half stored goes chunk
+// by chunk (its zero chunks as zero pages, no memory). CRIMG_LAZY_HUGE=0 and
+// the 'nohugepage' advice turn it off.
+constexpr uint64_t kSpanBytes = 2u << 20;
 
 class LazySession : public std::enable_shared_from_this<LazySession> {
  public:
@@ -214,7 +254,8 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   // or failed), or when the session is stopped first (stopped = true).
   using Done = std::function<void(bool stopped)>;
 
-  // Registers the ranges and starts the threads; nullptr or what failed
+  // Plans the whole spans (kWholeSpans: config.spans, MADV_HUGEPAGE on
+  // them), registers the ranges and starts the threads; nullptr or what failed
   // (then nothing is left registered and the descriptor is closed).
   static const char* Start(LazyConfig config, bool poison, Done done,
                            std::shared_ptr<LazySession>* out, int* err);
@@ -264,7 +305,8 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   void Assist(uint32_t c);
   // Reads, checks and decodes chunk c into `out` (its span, zero-padded);
   // nullptr, or the CrimgError code with `detail` set.
-  const char* Produce(const LazyChunk& ch, std::vector<uint8_t>& in, std::vector<uint8_t>& out, std::string* detail);
+  // `out` holds Span(ch) bytes.
+  const char* Produce(const LazyChunk& ch, std::vector<uint8_t>& in, uint8_t* out, std::string* detail);
   // wake = false: UFFDIO_COPY_MODE_DONTWAKE (the caller wakes the range).
   bool Copy(uint64_t dest, const uint8_t* src, uint64_t length, bool wake = true);
   bool Zero(uint64_t dest, uint64_t length, bool wake = true);
@@ -288,6 +330,18 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   const LazyRegion& RegionOf(uint32_t c) const;
   LazyChunk ChunkOf(uint32_t c) const;
   uint64_t Span(const LazyChunk& ch) const;
+  // kWholeSpans (uffd_spans.cc). The span holding chunk c, or -1.
+  int64_t SpanOf(uint32_t c) const;
+  // Claims span s to install whole; false when another thread claimed it
+  // (whole or chunk by chunk), or it is less than half stored (then marked
+  // chunk by chunk).
+  bool TakeWhole(size_t s);
+  // Marks span s as installed chunk by chunk; false when it is taken whole.
+  bool ChunkWise(size_t s);
+  // Decodes every chunk of span s (claimed by TakeWhole) into this thread's
+  // huge page and moves it in; chunk by chunk from there when a chunk fails
+  // or the move is refused.
+  void InstallWhole(size_t s, bool by_fault);
 
   LazyConfig config_;
   bool poison_;
@@ -299,6 +353,8 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   // calloc'd (kPending and 0): large ones are fresh zero pages, not touched until used.
   std::unique_ptr<std::atomic<uint8_t>[], Free> state_;
   std::unique_ptr<std::atomic<uint8_t>[], Free> faulted_;
+  std::unique_ptr<std::atomic<uint8_t>[], Free> span_state_;  // kWholeSpans: free, whole, chunk by chunk
+  int64_t last_span_ = -2;  // the last fault's span (the handler's only)
   std::atomic<size_t> next_{0};
   std::atomic<size_t> settled_{0};
   std::atomic<bool> stop_{false};
@@ -335,7 +391,7 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   LazyFailure failure_;
   std::atomic<uint64_t> faults_{0}, fault_installs_{0}, prefetched_{0}, zero_installs_{0}, eexist_{0}, assists_{0};
   std::atomic<uint64_t> fault_decode_ns_{0}, fault_install_ns_{0};
-  std::atomic<uint64_t> warmed_{0}, handler_moves_{0};
+  std::atomic<uint64_t> warmed_{0}, handler_moves_{0}, spans_moved_{0}, span_decode_ns_{0}, span_move_ns_{0};
   std::mutex join_mu_;
 };
 

@@ -5,14 +5,16 @@
 //   lazyStop(session)    threads stopped and joined; memory untouched
 //   lazyClose(session)   descriptors closed (after the memory is unmapped)
 //   lazyStats(session)   { faults, faultInstalls, prefetched, zeroInstalls, eexist, settled, total, poison,
-//                          faultDecodeUs, faultInstallUs, warmed, handlerMoves }
+//                          faultDecodeUs, faultInstallUs, warmed, handlerMoves, spansMoved, spans,
+//                          spanDecodeUs, spanMoveUs }
 //   lazyProfile(session) Float64Array: chunk numbers in first-fault order
 //   lazyFailure(session) { code, chunk (number), detail } | null
 //
 // spec: { ranges: [{ reservation, offset, length }], table (the chunk table's
 // bytes, read in place until the threads end), regions: BigUint64Array (5 words per region), chunkSize, dataStart,
 // dataEnd, hot: Float64Array (chunk numbers to prefetch first), prefetch,
-// threads: number, sources: [{ fd } | { read(offset, length) -> Promise<Uint8Array> }],
+// threads: number, huge?: boolean (whole 2 MiB spans, uffd.h kWholeSpans; default true),
+// sources: [{ fd } | { read(offset, length) -> Promise<Uint8Array> }],
 // contexts: [{ codec, cipher, chunkSize, key?, imageId?, headerHash? }] }.
 // `done` runs on the JS thread once every chunk is settled, or once the
 // session is stopped first (stopped = true). Keys are copied into the session
@@ -272,6 +274,10 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
   Napi::Value pf = spec.Get("prefetch");
   config.prefetch = !pf.IsBoolean() || pf.As<Napi::Boolean>().Value();
   config.prefetch_threads = static_cast<unsigned>(Integer(env, spec.Get("threads"), "spec.threads", 1, 64));
+  // Whole spans in 2 MiB pages (uffd.h kWholeSpans) unless false ('nohugepage' advice).
+  Napi::Value hv = spec.Get("huge");
+  if (!hv.IsUndefined() && !hv.IsBoolean()) ThrowType(env, "expected spec.huge to be a boolean, got " + Describe(hv));
+  const bool huge = !hv.IsBoolean() || hv.As<Napi::Boolean>().Value();
 
   Napi::Value sv = spec.Get("sources");
   if (!sv.IsArray()) ThrowType(env, "expected spec.sources to be an array, got " + Describe(sv));
@@ -325,6 +331,8 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
   config.thread_id = opened.thread_id;
   config.follow = !KnobOff("CRIMG_LAZY_FOLLOW");  // here, on the JS thread (KnobOff)
   config.warm = !KnobOff("CRIMG_LAZY_WARM");
+  config.move = opened.move;
+  config.huge = huge && !KnobOff("CRIMG_LAZY_HUGE");
 
   auto tsfn = std::make_shared<Napi::ThreadSafeFunction>(
       Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "crimg:lazy-done", 0, 1));
@@ -381,6 +389,10 @@ Napi::Value LazyStatsJs(const Napi::CallbackInfo& info) {
   o.Set("faultInstallUs", static_cast<double>(s.fault_install_ns) / 1e3);
   o.Set("warmed", static_cast<double>(s.warmed));
   o.Set("handlerMoves", static_cast<double>(s.handler_moves));
+  o.Set("spansMoved", static_cast<double>(s.spans_moved));
+  o.Set("spans", static_cast<double>(s.spans));
+  o.Set("spanDecodeUs", static_cast<double>(s.span_decode_ns / 1000));
+  o.Set("spanMoveUs", static_cast<double>(s.span_move_ns / 1000));
   return o;
 }
 

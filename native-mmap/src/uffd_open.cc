@@ -24,6 +24,9 @@
 #ifndef UFFD_FEATURE_POISON
 #define UFFD_FEATURE_POISON (1 << 14)
 #endif
+#ifndef UFFD_FEATURE_MOVE
+#define UFFD_FEATURE_MOVE (1 << 16)
+#endif
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC 0xAA
 #define USERFAULTFD_IOC_NEW _IO(USERFAULTFD_IOC, 0x00)
@@ -85,12 +88,17 @@ UffdOpened OpenUffd() {
     // repeated on the same descriptor, so each next try makes another.
     // CRIMG_UFFD_POISON=0: without poison, as on older kernels (a failed
     // chunk's pages left missing, a thread touching them waiting until release).
+    // UFFD_FEATURE_MOVE (6.8+: uffd.h kWholeSpans) with each, unless CRIMG_LAZY_HUGE=0.
     const bool want_poison = !KnobOff("CRIMG_UFFD_POISON");
-    const uint64_t tries[] = {UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_THREAD_ID, 0};
+    const bool want_move = !KnobOff("CRIMG_LAZY_HUGE");
+    const uint64_t tries[] = {UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MOVE,
+                              UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID,
+                              UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MOVE, UFFD_FEATURE_THREAD_ID, 0};
     uint64_t features = 0;
     bool shaken = false;
     for (uint64_t want : tries) {
       if (!want_poison && (want & UFFD_FEATURE_POISON)) continue;
+      if (!want_move && (want & UFFD_FEATURE_MOVE)) continue;
       if (fd < 0) fd = Make(how);
       if (fd < 0) break;
       if (Handshake(fd, want)) {
@@ -109,6 +117,7 @@ UffdOpened OpenUffd() {
     }
     const bool poison = (features & UFFD_FEATURE_POISON) != 0;
     r.thread_id = (features & UFFD_FEATURE_THREAD_ID) != 0;
+    r.move = (features & UFFD_FEATURE_MOVE) != 0;
     r.fd = fd;
     r.user_mode_only = how == 2;
     r.poison = poison;
@@ -212,6 +221,10 @@ LazyStats LazySession::Stats() const {
   s.fault_install_ns = fault_install_ns_.load();
   s.warmed = warmed_.load();
   s.handler_moves = handler_moves_.load();
+  s.spans_moved = spans_moved_.load();
+  s.spans = config_.spans.size();
+  s.span_decode_ns = span_decode_ns_.load();
+  s.span_move_ns = span_move_ns_.load();
   s.poison = poison_;
   return s;
 }

@@ -1,0 +1,253 @@
+// Whole spans of a lazy restore (uffd.h kWholeSpans): an aligned 2 MiB of
+// whole chunks decoded into a per-thread huge page and moved in with one
+// UFFDIO_MOVE, so that its reader takes one 2 MiB page instead of 512 fresh
+// 4 KiB ones. From the kernel (mm/userfaultfd.c, Linux 6.8+):
+// - UFFDIO_MOVE moves a PMD-mapped huge page whole when source and
+//   destination are 2 MiB-aligned, the length covers it and nothing is mapped
+//   at the destination's PMD; otherwise it splits the page and moves 4 KiB
+//   pages (still correct, only slower). A page present at the destination
+//   stops it with EEXIST; a source page shared with a forked child, EBUSY;
+//   a page table or page another thread holds for a moment, EAGAIN (moved
+//   again here); `move` is then the bytes moved before it (the rest is
+//   installed here by UFFDIO_COPY from the same buffer).
+// - Both areas must be private anonymous, writable, with the same
+//   protection, and the destination registered with this descriptor; a fault
+//   in a huge-page-eligible area reaches the handler with its PMD still empty
+//   (do_huge_pmd_anonymous_page asks userfaultfd first), which is why the
+//   spans are advised MADV_HUGEPAGE before they are registered.
+// - Unless UFFDIO_MOVE_MODE_DONTWAKE, the move wakes every thread waiting on
+//   a fault in the range.
+#include "uffd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
+#ifndef UFFDIO_MOVE
+struct uffdio_move {
+  __u64 dst;
+  __u64 src;
+  __u64 len;
+  __u64 mode;
+  __s64 move;
+};
+#define _UFFDIO_MOVE (0x05)
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+
+namespace crimg {
+namespace {
+
+constexpr uint8_t kPending = 0;  // chunk states, as uffd.cc
+constexpr uint8_t kBusy = 1;
+constexpr uint8_t kInstalled = 2;
+constexpr uint8_t kSpanFree = 0;  // span states
+constexpr uint8_t kSpanWhole = 1;
+constexpr uint8_t kSpanChunks = 2;
+static_assert(kPending == 0, "calloc'd states start pending");
+
+// One thread's 2 MiB-aligned buffer, advised MADV_HUGEPAGE (its first write
+// takes one huge page) and MADV_DONTFORK (a forked child sharing it would
+// make the move refuse it). `clean`: nothing written since it was emptied
+// (a move takes its page; MADV_DONTNEED drops it), so zero chunks need no
+// writing. Made on a thread's first whole span, unmapped when it ends.
+struct SpanBuffer {
+  uint8_t* base = nullptr;
+  bool clean = true;
+  SpanBuffer() {
+    void* p = mmap(nullptr, 2 * kSpanBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return;
+    const uintptr_t at = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t aligned = (at + kSpanBytes - 1) & ~(kSpanBytes - 1);
+    if (aligned > at) munmap(p, aligned - at);
+    if (at + 2 * kSpanBytes > aligned + kSpanBytes) {
+      munmap(reinterpret_cast<void*>(aligned + kSpanBytes), at + 2 * kSpanBytes - (aligned + kSpanBytes));
+    }
+    base = reinterpret_cast<uint8_t*>(aligned);
+    (void)madvise(base, kSpanBytes, MADV_HUGEPAGE);
+    (void)madvise(base, kSpanBytes, MADV_DONTFORK);
+  }
+  ~SpanBuffer() {
+    if (base != nullptr) munmap(base, kSpanBytes);
+  }
+  void Empty() {
+    if (!clean) (void)madvise(base, kSpanBytes, MADV_DONTNEED);
+    clean = true;
+  }
+};
+thread_local SpanBuffer t_span;
+thread_local std::vector<uint8_t> t_span_in;
+
+// Transparent huge pages not turned off ('never'); read once.
+bool HugePagesOffered() {
+  static const bool offered = [] {
+    const int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[128];
+    const ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    return strstr(buf, "[never]") == nullptr;
+  }();
+  return offered;
+}
+
+}  // namespace
+
+void PlanSpans(LazyConfig* config) {
+  config->spans.clear();
+  const uint64_t page = config->page_size;
+  const uint64_t size = config->chunk_size;
+  if (!config->move || !config->huge || page != 4096 || size == 0 || size > kSpanBytes ||
+      kSpanBytes % size != 0 || !HugePagesOffered()) {
+    return;
+  }
+  for (const LazyRegion& r : config->regions) {  // ascending `begin`: so are the spans
+    if (r.dest % size != 0) continue;  // chunks would straddle the spans
+    // The chunks' pages end at `end` (the last chunk's page-rounded length).
+    const uint64_t end = r.dest + (r.length + page - 1) / page * page;
+    const uint64_t a = (r.dest + kSpanBytes - 1) & ~(kSpanBytes - 1);
+    const uint64_t z = end & ~(kSpanBytes - 1);
+    if (z <= a) continue;
+    const bool registered = std::any_of(config->ranges.begin(), config->ranges.end(), [a, z](const std::pair<uint64_t, uint64_t>& g) {
+      return g.first <= a && z <= g.first + g.second;
+    });
+    if (!registered || madvise(reinterpret_cast<void*>(a), z - a, MADV_HUGEPAGE) != 0) continue;
+    for (uint64_t at = a; at < z; at += kSpanBytes) {
+      config->spans.push_back({at, static_cast<uint32_t>(r.begin + (at - r.dest) / size), static_cast<uint32_t>(kSpanBytes / size)});
+    }
+  }
+}
+
+int64_t LazySession::SpanOf(uint32_t c) const {
+  const auto& spans = config_.spans;
+  if (spans.empty()) return -1;
+  auto it = std::upper_bound(spans.begin(), spans.end(), c, [](uint32_t x, const LazySpan& s) { return x < s.first; });
+  if (it == spans.begin()) return -1;
+  --it;
+  return c - it->first < it->count ? it - spans.begin() : -1;
+}
+
+bool LazySession::TakeWhole(size_t s) {
+  if (span_state_[s].load(std::memory_order_relaxed) != kSpanFree) return false;
+  // Less than half stored: chunk by chunk, its zero chunks as zero pages
+  // (whole, they would take memory; the rule copy mode's huge pages follow).
+  const LazySpan& sp = config_.spans[s];
+  uint32_t zero = 0;
+  for (uint32_t k = 0; k < sp.count; k++) {
+    if (ChunkOf(sp.first + k).flags & kChunkZero) zero++;
+  }
+  const uint8_t want = zero * 2 > sp.count ? kSpanChunks : kSpanWhole;
+  uint8_t expected = kSpanFree;
+  return span_state_[s].compare_exchange_strong(expected, want) && want == kSpanWhole;
+}
+
+bool LazySession::ChunkWise(size_t s) {
+  uint8_t expected = kSpanFree;
+  return span_state_[s].compare_exchange_strong(expected, kSpanChunks) || expected == kSpanChunks;
+}
+
+void LazySession::InstallWhole(size_t s, bool by_fault) {
+  const LazySpan sp = config_.spans[s];
+  // Claimed whole: no other thread claims these chunks (uffd.cc Resolve,
+  // PrefetchOne ask ChunkWise first).
+  for (uint32_t k = 0; k < sp.count; k++) state_[sp.first + k].store(kBusy);
+  SpanBuffer& buf = t_span;
+  if (buf.base == nullptr) {  // no buffer (out of address space): chunk by chunk
+    for (uint32_t k = 0; k < sp.count && !stop_.load(); k++) Install(sp.first + k, by_fault);
+    return;
+  }
+  buf.Empty();
+  buf.clean = false;
+  const uint64_t t0 = MonotonicNs();
+  struct Bad {
+    uint32_t k;
+    const char* code;
+    std::string detail;
+  };
+  std::vector<Bad> bad;  // chunks that failed their check (none, almost always)
+  for (uint32_t k = 0; k < sp.count; k++) {
+    const LazyChunk ch = ChunkOf(sp.first + k);
+    std::string detail;
+    const char* code = nullptr;
+    try {
+      code = Produce(ch, t_span_in, buf.base + (ch.dest - sp.start), &detail);
+      // A zero chunk: the buffer's fresh page is zeros already.
+      if (code != nullptr && strcmp(code, "ZERO") != 0) bad.push_back({k, code, std::move(detail)});
+    } catch (const std::exception&) {  // bad_alloc: this chunk, or the list
+      bad.push_back({k, "IO_ERROR", "out of memory"});
+    }
+    if (stop_.load()) return;  // released: not a failure of the span (the buffer is emptied next time)
+  }
+  const uint64_t t1 = MonotonicNs();
+  auto& counter = by_fault ? fault_installs_ : prefetched_;
+  // Counted before the pages go in: the woken thread may read the counters at once.
+  counter.fetch_add(sp.count - bad.size(), std::memory_order_relaxed);
+  if (bad.empty()) spans_moved_.fetch_add(1, std::memory_order_relaxed);
+  uint64_t moved = 0;
+  // EAGAIN: a transient state (a page table or folio another thread holds
+  // for a moment); the rest is moved again, a bounded number of times.
+  for (int tries = 0; bad.empty() && moved < kSpanBytes && tries < 100; tries++) {
+    struct uffdio_move m;
+    memset(&m, 0, sizeof m);
+    m.dst = sp.start + moved;
+    m.src = reinterpret_cast<uint64_t>(buf.base) + moved;
+    m.len = kSpanBytes - moved;
+    if (ioctl(config_.uffd, UFFDIO_MOVE, &m) == 0) {
+      moved = kSpanBytes;
+      break;
+    }
+    const int e = errno;
+    if (m.move > 0) moved += static_cast<uint64_t>(m.move);
+    if (e != EAGAIN) break;
+    if (m.move <= 0) std::this_thread::yield();
+  }
+  const uint64_t t2 = MonotonicNs();
+  span_decode_ns_.fetch_add(t1 - t0, std::memory_order_relaxed);
+  span_move_ns_.fetch_add(t2 - t1, std::memory_order_relaxed);
+  if (by_fault) {
+    fault_decode_ns_.fetch_add(t1 - t0, std::memory_order_relaxed);
+    fault_install_ns_.fetch_add(t2 - t1, std::memory_order_relaxed);
+  }
+  if (moved == kSpanBytes) {
+    buf.clean = true;  // the move took its page
+    for (uint32_t k = 0; k < sp.count; k++) state_[sp.first + k].store(kInstalled);
+    for (uint32_t k = 0; k < sp.count; k++) Settle();
+    return;
+  }
+  // A chunk failed, or the move was refused part way: chunk by chunk from
+  // the buffer (the part moved is in; a failed chunk's pages are poisoned).
+  if (bad.empty()) spans_moved_.fetch_sub(1, std::memory_order_relaxed);
+  size_t b = 0;
+  for (uint32_t k = 0; k < sp.count; k++) {
+    const uint32_t c = sp.first + k;
+    if (b < bad.size() && bad[b].k == k) {
+      Fail(c, bad[b].code, std::move(bad[b].detail));
+      b++;
+      continue;
+    }
+    const LazyChunk ch = ChunkOf(c);
+    const uint64_t off = ch.dest - sp.start;
+    const uint64_t span = Span(ch);
+    if (off + span > moved && !Copy(ch.dest, buf.base + off, span)) {
+      if (stop_.load()) return;
+      const int e = errno;
+      counter.fetch_sub(1, std::memory_order_relaxed);
+      Fail(c, "IO_ERROR", std::string("cannot install the chunk's pages (UFFDIO_COPY): ") + strerror(e));
+      continue;
+    }
+    state_[c].store(kInstalled);
+    Settle();
+  }
+  buf.Empty();
+}
+
+}  // namespace crimg

@@ -1,0 +1,225 @@
+/**
+ * Lazy restore in whole 2 MiB spans (native-mmap/src/uffd_spans.cc, uffd.h kWholeSpans): an
+ * aligned 2 MiB of whole chunks is decoded into a huge page and moved in with one UFFDIO_MOVE.
+ * Prefetch moves every span its stored chunks fill half of or more (the rest go chunk by chunk,
+ * their zero chunks as zero pages); the handler moves a span whole only for a fault on the near
+ * edge of the span next to the last fault's; 'nohugepage' and CRIMG_LAZY_HUGE=0 turn it off; a
+ * corrupt chunk in a span is never installed while the span's other chunks are. Bytes exact in
+ * every case.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openImage, ImageWriter } from '../index.js';
+import { requireNative } from './native-fixture.js';
+import { flipByte, memoryLike, tempDir } from './helpers.js';
+
+requireNative();
+const t = tempDir();
+afterAll(() => t.cleanup());
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const KEY = new Uint8Array(32).fill(9);
+const HUGE = 2 * 1024 * 1024;
+
+/** Bytes of [start, end) mapped by 2 MiB pages (AnonHugePages of the mappings inside it). */
+function hugeBytes(start: bigint, end: bigint): number {
+  let total = 0;
+  let inside = false;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (m) inside = BigInt(`0x${m[1]}`) >= start && BigInt(`0x${m[2]}`) <= end;
+    else if (inside && line.startsWith('AnonHugePages:')) total += Number(/(\d+)/.exec(line)![1]) * 1024;
+  }
+  return total;
+}
+
+describe('prefetch moves the spans half stored or more, whole', () => {
+  // 2 MiB blocks of 128 chunks of 16 KiB whose first k are stored: all, 60 %, exactly half,
+  // just under half, 2 %, none, all.
+  const CHUNK = 16384;
+  const stored = [128, 77, 64, 63, 2, 0, 128];
+  const whole = stored.filter((k) => k * 2 >= 128).length;
+  const data = Buffer.concat(stored.map((k) => Buffer.concat([randomBytes(k * CHUNK), Buffer.alloc((128 - k) * CHUNK)])));
+  const SUITES = [
+    { name: 'zstd:1 + aes-256-gcm', options: { compress: 'zstd:1', encrypt: 'aes-256-gcm', key: KEY } },
+    { name: 'deflate:1', options: { compress: 'deflate:1' } },
+    { name: 'raw', options: {} },
+  ] as const;
+
+  test.each(SUITES)('$name: bytes exact; moved spans are 2 MiB pages; none with nohugepage', async ({ name, options }) => {
+    const file = t.path(`spans-${name.replace(/\W+/g, '-')}.img`);
+    const w = await ImageWriter.create(file, { fsync: false, chunkSize: CHUNK, ...options });
+    await w.addRegion({ address: 0x7f6000000000n, data, prot: 'r--', kind: 'heap', name: 'heap' });
+    await w.finish();
+    const image = await openImage(file, { key: KEY });
+    try {
+      for (const advise of [undefined, 'nohugepage'] as const) {
+        const r = await image.restore({ mode: 'lazy', ...(advise && { advise }) });
+        try {
+          await r.done;
+          const region = r.regions[0]!;
+          expect(region.address % BigInt(HUGE)).toBe(0n);
+          expect(Buffer.from(region.memory!).equals(data)).toBe(true);
+          const s = r.lazyStats()!;
+          expect(s.settled).toBe(s.total);
+          expect(s.spans).toBe(advise ? 0 : stored.length);
+          expect(s.spansMoved).toBe(advise ? 0 : whole);
+          // Zero chunks of the mostly-zero spans go in as zero pages; a moved span's are in its page.
+          expect(s.zeroInstalls).toBe(stored.reduce((n, k) => n + (advise || k * 2 < 128 ? 128 - k : 0), 0));
+          const huge = hugeBytes(region.address, region.address + BigInt(data.length));
+          if (advise) expect(huge).toBe(0);
+          else expect(huge).toBeGreaterThanOrEqual(whole * HUGE);
+          if (!advise) expect(s.spanDecodeUs).toBeGreaterThan(0);
+        } finally {
+          r.release();
+        }
+      }
+    } finally {
+      await image.close();
+    }
+  });
+
+  test('CRIMG_LAZY_HUGE=0 turns it off', async () => {
+    // In a child process: the session reads it from the process environment, which jest's
+    // sandbox does not pass on to the addon.
+    const file = t.path('spans-knob.img');
+    const w = await ImageWriter.create(file, { fsync: false, chunkSize: CHUNK, compress: 'zstd:1' });
+    await w.addRegion({ address: 0x7f6000000000n, data });
+    await w.finish();
+    const script = t.path('spans-knob.mjs');
+    writeFileSync(script, `
+import { openImage } from ${JSON.stringify(path.join(ROOT, 'build', 'index.js'))};
+import { createHash } from 'node:crypto';
+const image = await openImage(${JSON.stringify(file)});
+const r = await image.restore({ mode: 'lazy' });
+await r.done;
+const { spans, spansMoved } = r.lazyStats();
+console.log(JSON.stringify({ spans, spansMoved, sha: createHash('sha256').update(new Uint8Array(r.regions[0].memory)).digest('hex') }));
+r.release();
+await image.close();
+`);
+    const sha = createHash('sha256').update(data).digest('hex');
+    for (const [knob, spans] of [['0', 0], ['1', stored.length]] as const) {
+      const out = spawnSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, CRIMG_LAZY_HUGE: knob }, timeout: 60_000 });
+      expect(out.status).toBe(0);
+      expect(JSON.parse(out.stdout)).toEqual({ spans, spansMoved: spans === 0 ? 0 : whole, sha });
+    }
+  });
+});
+
+describe('8 MiB memory-like, 64 KiB chunks (4 spans of 32)', () => {
+  const data = memoryLike(2048, 23);
+  const file = t.path('walk.img');
+  beforeAll(async () => {
+    const w = await ImageWriter.create(file, { fsync: false, chunkSize: 65536, compress: 'zstd:1', encrypt: 'aes-256-gcm', key: KEY });
+    await w.addRegion({ address: 0x7f7000000000n, data, prot: 'rw-', kind: 'heap', name: 'heap' });
+    await w.finish();
+  });
+
+  test('the handler moves a span whole only for a fault on the near edge of the span next to the last fault\'s', async () => {
+    const image = await openImage(file, { key: KEY });
+    const r = await image.restore({ mode: 'lazy', prefetch: false });
+    try {
+      const m = new Uint8Array(r.regions[0]!.memory!);
+      const at = (c: number, page = 0): number => c * 65536 + page * 4096 + 7;
+      const touch = (c: number, page = 0): void => expect(m[at(c, page)]).toBe(data[at(c, page)]);
+      touch(0); // span 0, no fault before: its chunk alone
+      expect(r.lazyStats()).toMatchObject({ faultInstalls: 1, spansMoved: 0 });
+      touch(32); // the first chunk of span 1, after span 0: walking up, the whole span
+      expect(r.lazyStats()).toMatchObject({ faultInstalls: 33, spansMoved: 1 });
+      touch(101); // span 3, not next to span 1: its chunk alone
+      expect(r.lazyStats()).toMatchObject({ faultInstalls: 34, spansMoved: 1 });
+      touch(64 + 5); // span 2 next to span 3, but not its last chunk: alone
+      expect(r.lazyStats()).toMatchObject({ faultInstalls: 35, spansMoved: 1 });
+      touch(1); // span 0 again: already chunk by chunk
+      expect(r.lazyStats()).toMatchObject({ faultInstalls: 36, spansMoved: 1 });
+      touch(96 - 1, 15); // span 2's last chunk after span 0: not next to it, alone
+      expect(r.lazyStats()).toMatchObject({ faultInstalls: 37, spansMoved: 1 });
+      expect(r.accessProfile()).toEqual([0, 32, 101, 69, 1, 95]);
+      // Every page of every span exact, whichever way it came in.
+      expect(Buffer.from(m).equals(data)).toBe(true);
+      await r.done;
+      expect(r.lazyStats()!.spansMoved).toBe(1);
+    } finally {
+      r.release();
+      await image.close();
+    }
+    // Walking down: the last chunk of the span below the last fault's.
+    const image2 = await openImage(file, { key: KEY });
+    const r2 = await image2.restore({ mode: 'lazy', prefetch: false });
+    try {
+      const m = new Uint8Array(r2.regions[0]!.memory!);
+      expect(m[127 * 65536]).toBe(data[127 * 65536]);
+      expect(m[95 * 65536 + 65535]).toBe(data[95 * 65536 + 65535]);
+      expect(r2.lazyStats()).toMatchObject({ faultInstalls: 33, spansMoved: 1 });
+      expect(Buffer.from(m.subarray(64 * 65536, 96 * 65536)).equals(data.subarray(64 * 65536, 96 * 65536))).toBe(true);
+    } finally {
+      r2.release();
+      await image2.close();
+    }
+  });
+
+  test('a corrupt chunk in a span: done rejects naming it, the span\'s other chunks exact, a touch of it a SIGBUS', async () => {
+    const bad = t.path('walk-bad.img');
+    writeFileSync(bad, readFileSync(file));
+    const probe = await openImage(bad, { key: KEY });
+    const rec = (await probe.chunkTable()).get(40, 65536);
+    await probe.close();
+    expect(rec.storedLength).toBeGreaterThan(0);
+    flipByte(bad, rec.offset + 20);
+    const image = await openImage(bad, { key: KEY });
+    const r = await image.restore({ mode: 'lazy' });
+    try {
+      await expect(r.done).rejects.toMatchObject({ code: 'CORRUPT_CHUNK', chunk: 40 });
+      expect(r.lazyStats()).toMatchObject({ spansMoved: 3, settled: 128 });
+      const m = new Uint8Array(r.regions[0]!.memory!);
+      for (let c = 0; c < 128; c++) {
+        if (c !== 40) expect(Buffer.from(m.subarray(c * 65536, (c + 1) * 65536)).equals(data.subarray(c * 65536, (c + 1) * 65536))).toBe(true);
+      }
+    } finally {
+      r.release();
+      await image.close();
+    }
+    const script = t.path('walk-bad.mjs');
+    writeFileSync(script, `
+import { openImage } from ${JSON.stringify(path.join(ROOT, 'build', 'index.js'))};
+const image = await openImage(${JSON.stringify(bad)}, { key: new Uint8Array(32).fill(9) });
+const r = await image.restore({ mode: 'lazy' });
+await r.done.catch((e) => console.log('done', e.code, e.chunk));
+const m = new Uint8Array(r.regions[0].memory);
+const sum = (c) => m.subarray(c * 65536, (c + 1) * 65536).reduce((a, b) => a + b, 0);
+console.log('neighbours', sum(39), sum(41));
+console.log('got', m[40 * 65536 + 4096 * 3]);
+`);
+    const out = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 60_000 });
+    const sum = (c: number): number => data.subarray(c * 65536, (c + 1) * 65536).reduce((a, b) => a + b, 0);
+    expect(out.stdout).toContain('done CORRUPT_CHUNK 40');
+    expect(out.stdout).toContain(`neighbours ${sum(39)} ${sum(41)}`);
+    expect(out.stdout).not.toContain('got');
+    expect(out.signal).toBe('SIGBUS');
+  });
+
+  test('released at once, again and again, while the prefetch threads hold whole spans', async () => {
+    const image = await openImage(file, { key: KEY });
+    try {
+      for (let i = 0; i < 6; i++) {
+        const r = await image.restore({ mode: 'lazy' });
+        if (i % 2 === 1) await new Promise((res) => setTimeout(res, 3));
+        r.release();
+        await r.done.then(
+          () => undefined,
+          (e: unknown) => expect(e).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/released before every chunk/) }),
+        );
+      }
+      const r = await image.restore({ mode: 'lazy' });
+      await r.done;
+      expect(Buffer.from(r.regions[0]!.memory!).equals(data)).toBe(true);
+      r.release();
+    } finally {
+      await image.close();
+    }
+  });
+});
