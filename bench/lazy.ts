@@ -65,7 +65,7 @@ function touch(m: Uint8Array, chunks: readonly number[]): void {
   for (const c of chunks) for (let p = 0; p < CHUNK; p += PAGE) sink += m[c * CHUNK + p]!;
 }
 
-interface Run { ms: number; faults: number; assists: number; decodeUs: number; installUs: number; warmed: number; moves: number; spans: number }
+interface Run { ms: number; faults: number; assists: number; decodeUs: number; installUs: number; warmed: number; moves: number; spans: number; spanUs: number; moveUs: number }
 
 async function measure(file: string, mode: 'lazy' | 'copy' | 'map', what: 'first' | 'set' | 'all', opts: object, set: number[], advise?: 'nohugepage'): Promise<Run> {
   const image = await openImage(file, opts);
@@ -84,7 +84,7 @@ async function measure(file: string, mode: 'lazy' | 'copy' | 'map', what: 'first
   r.release();
   await image.close();
   const per = (us: number | undefined): number => (stats && stats.faultInstalls > 0 ? (us ?? 0) / stats.faultInstalls : 0);
-  return { ms, faults: stats?.faultInstalls ?? 0, assists: stats?.assists ?? 0, decodeUs: per(stats?.faultDecodeUs), installUs: per(stats?.faultInstallUs), warmed: stats?.warmed ?? 0, moves: stats?.handlerMoves ?? 0, spans: stats?.spansMoved ?? 0 };
+  return { ms, faults: stats?.faultInstalls ?? 0, assists: stats?.assists ?? 0, decodeUs: per(stats?.faultDecodeUs), installUs: per(stats?.faultInstallUs), warmed: stats?.warmed ?? 0, moves: stats?.handlerMoves ?? 0, spans: stats?.spansMoved ?? 0, spanUs: stats && stats.spansMoved > 0 ? stats.spanDecodeUs / stats.spansMoved : 0, moveUs: stats && stats.spansMoved > 0 ? stats.spanMoveUs / stats.spansMoved : 0 };
 }
 
 /**
@@ -107,8 +107,9 @@ function report(label: string, runs: Run[]): number {
   const warmed = median(runs.map((x) => x.warmed));
   const moves = median(runs.map((x) => x.moves));
   const spans = median(runs.map((x) => x.spans));
+  const whole = spans > 0 ? ` (each ${median(runs.map((x) => x.spanUs)).toFixed(0)} us to read, check and decode, ${median(runs.map((x) => x.moveUs)).toFixed(0)} us to move)` : '';
   const split = faults > 0 ? `; per handler install ${decode.toFixed(1)} us read+check+decode, ${install.toFixed(1)} us UFFDIO_COPY/ZEROPAGE; warmed ${warmed}, handler moves ${moves}` : '';
-  console.log(`${label.padEnd(52)} ${ms.toFixed(2).padStart(10)} ms  handler installs ${faults}, assists ${assists}, 2 MiB spans moved in ${spans}${split}`);
+  console.log(`${label.padEnd(52)} ${ms.toFixed(2).padStart(10)} ms  (runs ${runs.map((x) => x.ms.toFixed(0)).join(' ')}) handler installs ${faults}, assists ${assists}, 2 MiB spans moved in ${spans}${whole}${split}`);
   return ms;
 }
 

@@ -228,16 +228,24 @@ void LazySession::HandlerLoop() {
   bool prefetch = config_.prefetch;
   // With prefetch on, the idle-class prefetch threads may get no core on a
   // busy machine, and `done` must not wait on them for ever: when kHelpAfterMs
-  // pass with no fault and no chunk settled, the handler installs one chunk of
-  // the prefetch order itself (a few % of a core at most: the handler
+  // pass with no fault and no progress, the handler installs one chunk (or
+  // whole span) of the prefetch order itself (a few % of a core at most: the handler
   // prefetching at full speed beside a thread touching prefetched memory made
   // that thread 2x slower on this VM).
   bool help = config_.prefetch;
-  size_t seen = settled_.load();
+  // Progress: chunks settled, and chunks decoded into a whole span in hand
+  // (which settle together, 2 ms or more apart).
+  const auto progress = [this] { return settled_.load() + span_chunks_.load(std::memory_order_relaxed); };
+  size_t seen = progress();
   bool warm_tried = false;
   while (!stop_.load()) {
     if (Complete()) break;
-    int n = poll(fds, 2, prefetch ? 1 : help ? kHelpAfterMs : -1);
+    int timeout = prefetch ? 1 : help ? kHelpAfterMs : -1;
+    if (!waiting_.empty()) {
+      const int next = AssistWaiting();
+      if (next >= 0 && (timeout < 0 || next < timeout)) timeout = next;
+    }
+    int n = poll(fds, 2, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
@@ -245,12 +253,13 @@ void LazySession::HandlerLoop() {
     if (n == 0 && prefetch) {  // no fault within 1 ms: prefetch now
       StartPrefetch();
       prefetch = false;
-      seen = settled_.load();
+      seen = progress();
       continue;
     }
+    if (n == 0 && !waiting_.empty()) continue;  // a waiting fault's deadline (AssistWaiting, above)
     if (n == 0) {
-      if (settled_.load() == seen) help = PrefetchOne();
-      seen = settled_.load();
+      if (progress() == seen) help = PrefetchOne();
+      seen = progress();
       continue;
     }
     if (fds[1].revents != 0) {
@@ -353,10 +362,17 @@ void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {
       return;
     }
     if (!ChunkWise(static_cast<size_t>(s))) {
-      // Taken whole: its move (or its copies) wakes the thread. Not the
-      // handler's to assist: a page copied in would split the move.
-      // Installed: a page dropped since, as below.
-      if (by_fault && state_[c].load() == kInstalled) {
+      // Taken whole: its move (or its copies) wakes the thread; if that takes
+      // too long, the handler assists (AssistWaiting: a page copied in stops
+      // the move there). Installed: a page dropped since, as below.
+      const uint8_t now = by_fault ? state_[c].load() : kPending;
+      if (now == kBusy) {
+        try {
+          waiting_.push_back({c, addr, MonotonicNs() + kSpanAssistAfterMs * 1000000ull});
+        } catch (const std::exception&) {
+          // Out of memory: the fault waits for the move.
+        }
+      } else if (now == kInstalled) {
         if (addr != 0) Zero(addr, config_.page_size);
         const LazyChunk ch = ChunkOf(c);
         WakeRange(ch.dest, Span(ch));

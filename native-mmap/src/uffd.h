@@ -2,8 +2,10 @@
 // restore is registered for MISSING faults; a handler thread resolves each
 // fault by decoding the whole chunk that holds it and installing it with one
 // UFFDIO_COPY (UFFDIO_ZEROPAGE for a zero chunk), and prefetch threads install
-// the other chunks, a hot list first, then in image order. No JavaScript runs
-// per fault or per chunk read from a file.
+// the other chunks, a hot list first, then in image order; an aligned 2 MiB of
+// whole chunks may go in whole, as a huge page moved in with UFFDIO_MOVE
+// (kWholeSpans, uffd_spans.cc). No JavaScript runs per fault or per chunk read
+// from a file.
 //
 // Never unverified bytes: a chunk is installed only after its checksum (and
 // tag, and exact decoding) passed; a chunk that fails is not installed, its
@@ -247,6 +249,14 @@ constexpr uint64_t kWarmSpinNs = 300000;
 // by chunk (its zero chunks as zero pages, no memory). CRIMG_LAZY_HUGE=0 and
 // the 'nohugepage' advice turn it off.
 constexpr uint64_t kSpanBytes = 2u << 20;
+// A fault on a span another thread is installing whole waits for its move; a
+// prefetch thread is idle-class, and on a busy machine may get no core: after
+// this long the handler decodes and copies the faulting chunk itself (the move
+// then stops at that page, and the rest of the span goes chunk by chunk). A
+// span takes 1.4-2.3 ms here, 4-6.5 ms on average when huge pages come cold,
+// and at 8 ms the bench's touch-all runs saw 2-3 assists (each costing its
+// span the huge page).
+constexpr int kSpanAssistAfterMs = 20;
 
 class LazySession : public std::enable_shared_from_this<LazySession> {
  public:
@@ -355,6 +365,18 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   std::unique_ptr<std::atomic<uint8_t>[], Free> faulted_;
   std::unique_ptr<std::atomic<uint8_t>[], Free> span_state_;  // kWholeSpans: free, whole, chunk by chunk
   int64_t last_span_ = -2;  // the last fault's span (the handler's only)
+  std::atomic<bool> spans_off_{false};  // a move refused for good: no more whole spans
+  std::atomic<uint64_t> span_chunks_{0};  // chunks decoded into whole spans (progress for the handler's help)
+  // Faults waiting on a span another thread installs whole: chunk, page and
+  // when to assist (kSpanAssistAfterMs). The handler's only.
+  struct Waiting {
+    uint32_t chunk;
+    uint64_t addr;
+    uint64_t deadline_ns;
+  };
+  std::vector<Waiting> waiting_;
+  // Assists the waiting faults past their deadline; the poll timeout (ms) until the next, or -1.
+  int AssistWaiting();
   std::atomic<size_t> next_{0};
   std::atomic<size_t> settled_{0};
   std::atomic<bool> stop_{false};

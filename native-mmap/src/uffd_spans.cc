@@ -53,15 +53,17 @@ constexpr uint8_t kSpanWhole = 1;
 constexpr uint8_t kSpanChunks = 2;
 static_assert(kPending == 0, "calloc'd states start pending");
 
-// One thread's 2 MiB-aligned buffer, advised MADV_HUGEPAGE (its first write
-// takes one huge page) and MADV_DONTFORK (a forked child sharing it would
-// make the move refuse it). `clean`: nothing written since it was emptied
-// (a move takes its page; MADV_DONTNEED drops it), so zero chunks need no
-// writing. Made on a thread's first whole span, unmapped when it ends.
+// One thread's 2 MiB-aligned buffer, advised MADV_HUGEPAGE (one huge page
+// where the kernel has one) and MADV_DONTFORK (a forked child sharing its page
+// would make the move refuse it). Made on a thread's first whole span,
+// unmapped when the thread ends.
 struct SpanBuffer {
   uint8_t* base = nullptr;
-  bool clean = true;
-  SpanBuffer() {
+  bool clean = true;  // emptied by a whole move: nothing mapped in it
+  SpanBuffer() { Map(); }
+  ~SpanBuffer() { Unmap(); }
+  void Map() {
+    clean = true;
     void* p = mmap(nullptr, 2 * kSpanBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return;
     const uintptr_t at = reinterpret_cast<uintptr_t>(p);
@@ -74,16 +76,29 @@ struct SpanBuffer {
     (void)madvise(base, kSpanBytes, MADV_HUGEPAGE);
     (void)madvise(base, kSpanBytes, MADV_DONTFORK);
   }
-  ~SpanBuffer() {
+  void Unmap() {
     if (base != nullptr) munmap(base, kSpanBytes);
+    base = nullptr;
   }
-  void Empty() {
-    if (!clean) (void)madvise(base, kSpanBytes, MADV_DONTNEED);
-    clean = true;
+  // Ready for a span: mapped, zero and present (MADV_POPULATE_WRITE: one huge
+  // page, or 512 small ones where none is to be had, so that a zero chunk,
+  // which is not written, is no hole the move would refuse). After a span that
+  // did not end in a whole move, a new mapping: what was left in the old one
+  // (pages, a page table that would split every later move) goes with it.
+  bool Ready() {
+    if (!clean) {
+      Unmap();
+      Map();
+    }
+    if (base == nullptr) return false;
+    clean = false;
+    Prefault(base, kSpanBytes);
+    return true;
   }
 };
 thread_local SpanBuffer t_span;
 thread_local std::vector<uint8_t> t_span_in;
+thread_local std::vector<uint8_t> t_span_zero;  // per chunk of the span in hand: a zero chunk
 
 // Transparent huge pages not turned off ('never'); read once.
 bool HugePagesOffered() {
@@ -110,6 +125,19 @@ void PlanSpans(LazyConfig* config) {
       kSpanBytes % size != 0 || !HugePagesOffered()) {
     return;
   }
+  const auto& resolved = config->resolved;
+  // Chunk c's flags: a child's IN_PARENT chunk resolved to a parent's, else its record's.
+  const auto flags_of = [config, &resolved](const LazyRegion& r, uint32_t c) -> uint16_t {
+    if (!resolved.empty()) {
+      auto it = std::lower_bound(resolved.begin(), resolved.end(), c,
+                                 [](const std::pair<uint32_t, LazyChunk>& e, uint32_t x) { return e.first < x; });
+      if (it != resolved.end() && it->first == c) return it->second.flags;
+    }
+    uint16_t f;
+    memcpy(&f, config->table + (r.first + (c - r.begin)) * 24 + 12, 2);
+    return f;
+  };
+  const uint32_t per = static_cast<uint32_t>(kSpanBytes / size);
   for (const LazyRegion& r : config->regions) {  // ascending `begin`: so are the spans
     if (r.dest % size != 0) continue;  // chunks would straddle the spans
     // The chunks' pages end at `end` (the last chunk's page-rounded length).
@@ -120,10 +148,33 @@ void PlanSpans(LazyConfig* config) {
     const bool registered = std::any_of(config->ranges.begin(), config->ranges.end(), [a, z](const std::pair<uint64_t, uint64_t>& g) {
       return g.first <= a && z <= g.first + g.second;
     });
-    if (!registered || madvise(reinterpret_cast<void*>(a), z - a, MADV_HUGEPAGE) != 0) continue;
+    if (!registered) continue;
+    // Only spans the stored chunks fill half of or more (the rule copy mode's huge pages
+    // follow): the others go chunk by chunk, their zero chunks as zero pages, and are not
+    // advised, so that neither a write fault there (which takes a huge page before it asks
+    // the handler) nor khugepaged once every chunk is in makes their zeros resident.
+    // Advised in runs of neighbours, one madvise each.
+    size_t run = config->spans.size();
+    const auto advise = [config, &run]() {
+      const size_t n = config->spans.size() - run;
+      if (n > 0 && madvise(reinterpret_cast<void*>(config->spans[run].start), n * kSpanBytes, MADV_HUGEPAGE) != 0) {
+        config->spans.resize(run);
+      }
+      run = config->spans.size();
+    };
     for (uint64_t at = a; at < z; at += kSpanBytes) {
-      config->spans.push_back({at, static_cast<uint32_t>(r.begin + (at - r.dest) / size), static_cast<uint32_t>(kSpanBytes / size)});
+      const uint32_t first = static_cast<uint32_t>(r.begin + (at - r.dest) / size);
+      uint32_t zero = 0;
+      for (uint32_t k = 0; k < per; k++) {
+        if (flags_of(r, first + k) & kChunkZero) zero++;
+      }
+      if (zero * 2 > per) {
+        advise();
+        continue;
+      }
+      config->spans.push_back({at, first, per});
     }
+    advise();
   }
 }
 
@@ -137,17 +188,12 @@ int64_t LazySession::SpanOf(uint32_t c) const {
 }
 
 bool LazySession::TakeWhole(size_t s) {
-  if (span_state_[s].load(std::memory_order_relaxed) != kSpanFree) return false;
-  // Less than half stored: chunk by chunk, its zero chunks as zero pages
-  // (whole, they would take memory; the rule copy mode's huge pages follow).
-  const LazySpan& sp = config_.spans[s];
-  uint32_t zero = 0;
-  for (uint32_t k = 0; k < sp.count; k++) {
-    if (ChunkOf(sp.first + k).flags & kChunkZero) zero++;
+  if (spans_off_.load(std::memory_order_relaxed)) {
+    ChunkWise(s);
+    return false;
   }
-  const uint8_t want = zero * 2 > sp.count ? kSpanChunks : kSpanWhole;
   uint8_t expected = kSpanFree;
-  return span_state_[s].compare_exchange_strong(expected, want) && want == kSpanWhole;
+  return span_state_[s].compare_exchange_strong(expected, kSpanWhole);
 }
 
 bool LazySession::ChunkWise(size_t s) {
@@ -161,31 +207,44 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
   // PrefetchOne ask ChunkWise first).
   for (uint32_t k = 0; k < sp.count; k++) state_[sp.first + k].store(kBusy);
   SpanBuffer& buf = t_span;
-  if (buf.base == nullptr) {  // no buffer (out of address space): chunk by chunk
-    for (uint32_t k = 0; k < sp.count && !stop_.load(); k++) Install(sp.first + k, by_fault);
-    return;
-  }
-  buf.Empty();
-  buf.clean = false;
-  const uint64_t t0 = MonotonicNs();
   struct Bad {
     uint32_t k;
     const char* code;
     std::string detail;
   };
   std::vector<Bad> bad;  // chunks that failed their check (none, almost always)
+  std::vector<uint8_t>& zero = t_span_zero;
+  bool ready = false;
+  try {
+    bad.reserve(sp.count);
+    zero.assign(sp.count, 0);
+    ready = buf.Ready();
+  } catch (const std::exception&) {
+    ready = false;
+  }
+  if (!ready) {  // no buffer (out of address space or memory): chunk by chunk
+    for (uint32_t k = 0; k < sp.count && !stop_.load(); k++) Install(sp.first + k, by_fault);
+    return;
+  }
+  const uint64_t t0 = MonotonicNs();
   for (uint32_t k = 0; k < sp.count; k++) {
     const LazyChunk ch = ChunkOf(sp.first + k);
     std::string detail;
     const char* code = nullptr;
     try {
       code = Produce(ch, t_span_in, buf.base + (ch.dest - sp.start), &detail);
-      // A zero chunk: the buffer's fresh page is zeros already.
-      if (code != nullptr && strcmp(code, "ZERO") != 0) bad.push_back({k, code, std::move(detail)});
-    } catch (const std::exception&) {  // bad_alloc: this chunk, or the list
-      bad.push_back({k, "IO_ERROR", "out of memory"});
+    } catch (const std::exception&) {  // bad_alloc growing the stored bytes' buffer
+      code = "IO_ERROR";
+      detail = "out of memory";
     }
-    if (stop_.load()) return;  // released: not a failure of the span (the buffer is emptied next time)
+    if (stop_.load()) return;  // released: not a failure of the span (the buffer is remade next time)
+    span_chunks_.fetch_add(1, std::memory_order_relaxed);
+    if (code == nullptr) continue;
+    if (strcmp(code, "ZERO") == 0) {
+      zero[k] = 1;  // the buffer's fresh page is zeros there already
+      continue;
+    }
+    bad.push_back({k, code, std::move(detail)});  // reserved: no allocation
   }
   const uint64_t t1 = MonotonicNs();
   auto& counter = by_fault ? fault_installs_ : prefetched_;
@@ -193,8 +252,9 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
   counter.fetch_add(sp.count - bad.size(), std::memory_order_relaxed);
   if (bad.empty()) spans_moved_.fetch_add(1, std::memory_order_relaxed);
   uint64_t moved = 0;
-  // EAGAIN: a transient state (a page table or folio another thread holds
-  // for a moment); the rest is moved again, a bounded number of times.
+  int refused = 0;
+  // EAGAIN: part moved, then a transient state or a page present; the rest is
+  // tried again (a page present then says EEXIST), a bounded number of times.
   for (int tries = 0; bad.empty() && moved < kSpanBytes && tries < 100; tries++) {
     struct uffdio_move m;
     memset(&m, 0, sizeof m);
@@ -207,9 +267,18 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
     }
     const int e = errno;
     if (m.move > 0) moved += static_cast<uint64_t>(m.move);
-    if (e != EAGAIN) break;
-    if (m.move <= 0) std::this_thread::yield();
+    if (e == EAGAIN) {
+      if (m.move <= 0) std::this_thread::yield();
+      continue;
+    }
+    refused = e;
+    break;
   }
+  // Refused for a reason that will not pass (EINVAL: a protection or lock
+  // mismatch; ENOENT: a hole; EBUSY: a shared page; ENOMEM): no more whole
+  // spans in this session. EEXIST is the handler's copy of a chunk whose fault
+  // waited too long (Resolve), not a reason.
+  if (refused != 0 && refused != EEXIST) spans_off_.store(true);
   const uint64_t t2 = MonotonicNs();
   span_decode_ns_.fetch_add(t1 - t0, std::memory_order_relaxed);
   span_move_ns_.fetch_add(t2 - t1, std::memory_order_relaxed);
@@ -219,12 +288,29 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
   }
   if (moved == kSpanBytes) {
     buf.clean = true;  // the move took its page
+    // A prefetch thread reads a byte of every 4 KiB of the span where it now
+    // lies, before settling it (its protection may forbid reads once done):
+    // when the host backs the page in 4 KiB pieces, this VM's shadow page
+    // tables take an exit per 4 KiB at the first read from each new address,
+    // and a thread touching every page paid ~700 ms per GiB for them alone
+    // (touch-all runs of 400-530 ms against 1.1-1.25 s, the same spans
+    // decoded as fast in both). Here the two prefetch threads pay it, side by
+    // side. Where the page is mapped whole it costs one exit. Not for a
+    // fault: its thread is already reading the span.
+    if (!by_fault) {
+      uint64_t sum = 0;
+      for (uint64_t off = 0; off < kSpanBytes && !stop_.load(std::memory_order_relaxed); off += config_.page_size) {
+        sum += *reinterpret_cast<const volatile uint8_t*>(sp.start + off);
+      }
+      warm_sink_.fetch_add(sum, std::memory_order_relaxed);
+    }
     for (uint32_t k = 0; k < sp.count; k++) state_[sp.first + k].store(kInstalled);
     for (uint32_t k = 0; k < sp.count; k++) Settle();
     return;
   }
   // A chunk failed, or the move was refused part way: chunk by chunk from
-  // the buffer (the part moved is in; a failed chunk's pages are poisoned).
+  // the buffer (the part moved is in; a failed chunk's pages are poisoned,
+  // a zero chunk's are zero pages).
   if (bad.empty()) spans_moved_.fetch_sub(1, std::memory_order_relaxed);
   size_t b = 0;
   for (uint32_t k = 0; k < sp.count; k++) {
@@ -237,17 +323,42 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
     const LazyChunk ch = ChunkOf(c);
     const uint64_t off = ch.dest - sp.start;
     const uint64_t span = Span(ch);
-    if (off + span > moved && !Copy(ch.dest, buf.base + off, span)) {
-      if (stop_.load()) return;
-      const int e = errno;
-      counter.fetch_sub(1, std::memory_order_relaxed);
-      Fail(c, "IO_ERROR", std::string("cannot install the chunk's pages (UFFDIO_COPY): ") + strerror(e));
-      continue;
+    if (off + span > moved) {
+      if (zero[k]) zero_installs_.fetch_add(1, std::memory_order_relaxed);
+      if (!(zero[k] ? Zero(ch.dest, span) : Copy(ch.dest, buf.base + off, span))) {
+        if (stop_.load()) return;
+        const int e = errno;
+        counter.fetch_sub(1, std::memory_order_relaxed);
+        if (zero[k]) zero_installs_.fetch_sub(1, std::memory_order_relaxed);
+        Fail(c, "IO_ERROR", std::string(zero[k] ? "cannot install the chunk's zero pages (UFFDIO_ZEROPAGE): "
+                                                : "cannot install the chunk's pages (UFFDIO_COPY): ") + strerror(e));
+        continue;
+      }
     }
     state_[c].store(kInstalled);
     Settle();
   }
-  buf.Empty();
+}
+
+int LazySession::AssistWaiting() {
+  const uint64_t now = MonotonicNs();
+  uint64_t next = UINT64_MAX;
+  size_t keep = 0;
+  uint32_t assisted = UINT32_MAX;  // entries come in fault order: one chunk's repeats are neighbours
+  for (size_t i = 0; i < waiting_.size(); i++) {
+    const Waiting w = waiting_[i];
+    if (state_[w.chunk].load() != kBusy) continue;  // in, or failed: its install woke the thread
+    if (now >= w.deadline_ns) {
+      if (w.chunk != assisted) Assist(w.chunk);  // its copy wakes the thread
+      assisted = w.chunk;
+      continue;
+    }
+    next = std::min(next, w.deadline_ns);
+    waiting_[keep++] = w;
+  }
+  waiting_.resize(keep);
+  if (next == UINT64_MAX) return -1;
+  return static_cast<int>((next - now + 999999) / 1000000);
 }
 
 }  // namespace crimg
