@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openImage, ImageWriter } from '../index.js';
+import { openImage, optimizeImage, ImageWriter } from '../index.js';
 import type { RandomAccessSource } from '../image/source.js';
 import { requireNative } from './native-fixture.js';
 import { flipByte, memoryLike, tempDir } from './helpers.js';
@@ -139,7 +139,9 @@ describe('8 MiB memory-like, 64 KiB chunks (4 spans of 32)', () => {
       expect(r.lazyStats()).toMatchObject({ faultInstalls: 35, spansMoved: 1 });
       touch(1); // span 0 again: already chunk by chunk
       expect(r.lazyStats()).toMatchObject({ faultInstalls: 36, spansMoved: 1 });
-      expect(r.accessProfile()).toEqual([0, 32, 96, 64, 1]);
+      // The span a walking fault brought in whole is listed in the walk's order, as its faults would have been.
+      const walk = Array.from({ length: 32 }, (_, k) => 32 + k);
+      expect(r.accessProfile()).toEqual([0, ...walk, 96, 64, 1]);
       // Every page of every span exact, whichever way it came in.
       expect(Buffer.from(m).equals(data)).toBe(true);
       await r.done;
@@ -156,7 +158,34 @@ describe('8 MiB memory-like, 64 KiB chunks (4 spans of 32)', () => {
       expect(m[127 * 65536]).toBe(data[127 * 65536]);
       expect(m[95 * 65536 + 65535]).toBe(data[95 * 65536 + 65535]);
       expect(r2.lazyStats()).toMatchObject({ faultInstalls: 33, spansMoved: 1 });
+      expect(r2.accessProfile()).toEqual([127, ...Array.from({ length: 32 }, (_, k) => 95 - k)]);
       expect(Buffer.from(m.subarray(64 * 65536, 96 * 65536)).equals(data.subarray(64 * 65536, 96 * 65536))).toBe(true);
+    } finally {
+      r2.release();
+      await image2.close();
+    }
+  });
+
+  test('a hot list from a walking profile moves the walked spans whole; a scattered one goes chunk by chunk', async () => {
+    const image = await openImage(file, { key: KEY });
+    const r = await image.restore({ mode: 'lazy', prefetch: false });
+    const m = new Uint8Array(r.regions[0]!.memory!);
+    for (let i = 0; i < 64 * 65536; i += 4096) expect(m[i]).toBe(data[i]); // spans 0 and 1, walking up
+    for (const c of [100, 70, 110]) expect(m[c * 65536]).toBe(data[c * 65536]); // scattered in spans 2 and 3
+    const profile = r.accessProfile();
+    r.release();
+    await image.close();
+    // Span 0 chunk by chunk (its first fault had no neighbour), span 1 whole (walked into).
+    expect(profile).toEqual([...Array.from({ length: 64 }, (_, k) => k), 100, 70, 110]);
+    const hot = t.path('walk-hot.img');
+    await optimizeImage(file, hot, { profile, key: KEY });
+    const image2 = await openImage(hot, { key: KEY });
+    const r2 = await image2.restore({ mode: 'lazy' });
+    try {
+      await r2.done;
+      expect(Buffer.from(r2.regions[0]!.memory!).equals(data)).toBe(true);
+      // Spans 0 and 1 whole from the list's runs; 2 and 3 chunk by chunk (their hot chunks alone first).
+      expect(r2.lazyStats()).toMatchObject({ spans: 4, spansMoved: 2 });
     } finally {
       r2.release();
       await image2.close();

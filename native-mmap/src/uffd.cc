@@ -333,10 +333,12 @@ bool LazySession::PrefetchOne() {
   const size_t i = next_.fetch_add(1);
   if (i >= hot.size() + config_.count) return false;
   const uint32_t c = i < hot.size() ? hot[i] : static_cast<uint32_t>(i - hot.size());
-  // In image order a span goes whole; a hot chunk alone (uffd.h kWholeSpans).
+  // In image order a span goes whole; a hot chunk alone, unless it starts a run
+  // of the list through half its span or more (a walk a profile recorded:
+  // Resolve lists a span a walking fault brought in whole) (uffd.h kWholeSpans).
   const int64_t s = SpanOf(c);
   if (s >= 0) {
-    if (i >= hot.size() && TakeWhole(static_cast<size_t>(s))) {
+    if ((i >= hot.size() || HotRun(i, config_.spans[static_cast<size_t>(s)])) && TakeWhole(static_cast<size_t>(s))) {
       InstallWhole(static_cast<size_t>(s), false);
       return true;
     }
@@ -358,6 +360,21 @@ void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {
                                       (last_span_ == s + 1 && c == sp.first + sp.count - 1));
     if (by_fault) last_span_ = s;
     if (walking && TakeWhole(static_cast<size_t>(s))) {
+      // Its thread walks on through the span: the span's chunks join the
+      // access profile in the walk's order, as their faults would have.
+      const bool up = c == sp.first;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (uint32_t k = 1; k < sp.count; k++) {
+          const uint32_t x = up ? c + k : c - k;
+          if (faulted_[x].exchange(1) != 0) continue;
+          try {
+            profile_.push_back(x);
+          } catch (const std::exception&) {
+            break;  // out of memory: the profile misses them
+          }
+        }
+      }
       InstallWhole(static_cast<size_t>(s), true);
       return;
     }

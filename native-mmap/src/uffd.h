@@ -348,6 +348,9 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   bool TakeWhole(size_t s);
   // Marks span s as installed chunk by chunk; false when it is taken whole.
   bool ChunkWise(size_t s);
+  // Whether config_.hot[i..] runs from an edge of `sp` through half of it or
+  // more, one chunk after another (up or down).
+  bool HotRun(size_t i, const LazySpan& sp) const;
   // Decodes every chunk of span s (claimed by TakeWhole) into this thread's
   // huge page and moves it in; chunk by chunk from there when a chunk fails
   // or the move is refused.

@@ -196,6 +196,19 @@ bool LazySession::TakeWhole(size_t s) {
   return span_state_[s].compare_exchange_strong(expected, kSpanWhole);
 }
 
+bool LazySession::HotRun(size_t i, const LazySpan& sp) const {
+  const std::vector<uint32_t>& hot = config_.hot;
+  const uint32_t c = hot[i];
+  const uint32_t need = std::max<uint32_t>(sp.count / 2, 1);
+  if (hot.size() - i < need) return false;
+  const bool up = c == sp.first;
+  if (!up && c != sp.first + sp.count - 1) return false;
+  for (uint32_t k = 1; k < need; k++) {
+    if (hot[i + k] != (up ? c + k : c - k)) return false;
+  }
+  return true;
+}
+
 bool LazySession::ChunkWise(size_t s) {
   uint8_t expected = kSpanFree;
   return span_state_[s].compare_exchange_strong(expected, kSpanChunks) || expected == kSpanChunks;
