@@ -350,53 +350,7 @@ bool LazySession::PrefetchOne() {
 }
 
 void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {
-  const int64_t s = SpanOf(c);
-  if (s >= 0) {
-    // A fault on the near edge of the span next to the last fault's: a
-    // thread walking the memory, which will want the whole span (uffd.h
-    // kWholeSpans; a scattered working set does this once in ~16,000 faults).
-    const LazySpan& sp = config_.spans[static_cast<size_t>(s)];
-    const bool walking = by_fault && ((last_span_ == s - 1 && c == sp.first) ||
-                                      (last_span_ == s + 1 && c == sp.first + sp.count - 1));
-    if (by_fault) last_span_ = s;
-    if (walking && TakeWhole(static_cast<size_t>(s))) {
-      // Its thread walks on through the span: the span's chunks join the
-      // access profile in the walk's order, as their faults would have.
-      const bool up = c == sp.first;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        for (uint32_t k = 1; k < sp.count; k++) {
-          const uint32_t x = up ? c + k : c - k;
-          if (faulted_[x].exchange(1) != 0) continue;
-          try {
-            profile_.push_back(x);
-          } catch (const std::exception&) {
-            break;  // out of memory: the profile misses them
-          }
-        }
-      }
-      InstallWhole(static_cast<size_t>(s), true);
-      return;
-    }
-    if (!ChunkWise(static_cast<size_t>(s))) {
-      // Taken whole: its move (or its copies) wakes the thread; if that takes
-      // too long, the handler assists (AssistWaiting: a page copied in stops
-      // the move there). Installed: a page dropped since, as below.
-      const uint8_t now = by_fault ? state_[c].load() : kPending;
-      if (now == kBusy) {
-        try {
-          waiting_.push_back({c, addr, MonotonicNs() + kSpanAssistAfterMs * 1000000ull});
-        } catch (const std::exception&) {
-          // Out of memory: the fault waits for the move.
-        }
-      } else if (now == kInstalled) {
-        if (addr != 0) Zero(addr, config_.page_size);
-        const LazyChunk ch = ChunkOf(c);
-        WakeRange(ch.dest, Span(ch));
-      }
-      return;
-    }
-  }
+  if (ResolveInSpan(c, by_fault, addr)) return;
   uint8_t expected = kPending;
   if (state_[c].compare_exchange_strong(expected, kBusy)) {
     Install(c, by_fault, addr);

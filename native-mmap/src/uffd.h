@@ -346,6 +346,10 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   // (whole or chunk by chunk), or it is less than half stored (then marked
   // chunk by chunk).
   bool TakeWhole(size_t s);
+  // A fault (or Resolve) on chunk c where c lies in a span: installs the span
+  // whole for a walking fault, waits (or has handled) a span taken whole;
+  // false when c is to be installed alone (its span, if any, chunk by chunk).
+  bool ResolveInSpan(uint32_t c, bool by_fault, uint64_t addr);
   // Marks span s as installed chunk by chunk; false when it is taken whole.
   bool ChunkWise(size_t s);
   // Whether config_.hot[i..] runs from an edge of `sp` through half of it or
