@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openImage, optimizeImage, ImageWriter } from '../index.js';
 import type { RandomAccessSource } from '../image/source.js';
+import { CHUNK_IN_PARENT } from '../format/constants.js';
 import { requireNative } from './native-fixture.js';
 import { flipByte, memoryLike, tempDir } from './helpers.js';
 
@@ -189,6 +190,32 @@ describe('8 MiB memory-like, 64 KiB chunks (4 spans of 32)', () => {
     } finally {
       r2.release();
       await image2.close();
+    }
+  });
+
+  test('a child image: spans of its own chunks and of its parent\'s, each from its own file, exact', async () => {
+    // The child keeps spans 0 and 2 of the parent's (IN_PARENT), changes 1 and 3, and half of 2.
+    const changed = Buffer.from(data);
+    const other = memoryLike(2048, 29);
+    for (const [from, to] of [[32, 64], [96, 128], [64, 80]]) other.copy(changed, from! * 65536, from! * 65536, to! * 65536);
+    const childFile = t.path('walk-child.img');
+    const cw = await ImageWriter.create(childFile, { fsync: false, chunkSize: 65536, compress: 'zstd:1', encrypt: 'aes-256-gcm', key: KEY, parent: file });
+    await cw.addRegion({ address: 0x7f7000000000n, data: changed, prot: 'rw-', kind: 'heap', name: 'heap' });
+    await cw.finish();
+    const image = await openImage(childFile, { key: KEY });
+    const table = await image.chunkTable();
+    const inParent = Array.from({ length: 128 }, (_, c) => (table.get(c, 65536).flags & CHUNK_IN_PARENT) !== 0);
+    // Spans 0 and 2's second half from the parent, 1, 3 and 2's first half the child's own.
+    expect(inParent.filter((x, c) => x !== (c < 32 || (c >= 80 && c < 96))).length).toBeLessThan(8); // memoryLike's repeats aside
+    expect(inParent.slice(0, 32).filter(Boolean).length).toBeGreaterThan(24);
+    const r = await image.restore({ mode: 'lazy' });
+    try {
+      await r.done;
+      expect(Buffer.from(r.regions[0]!.memory!).equals(changed)).toBe(true);
+      expect(r.lazyStats()).toMatchObject({ spans: 4, spansMoved: 4 });
+    } finally {
+      r.release();
+      await image.close();
     }
   });
 

@@ -192,8 +192,9 @@ bool KnobOff(const char* name);
 // kWholeSpans: fills config->spans with the aligned 2 MiB spans of whole
 // chunks of its regions, and advises them MADV_HUGEPAGE, where the kernel
 // offers UFFDIO_MOVE (config->move), config->huge asks for it, pages are
-// 4 KiB, transparent huge pages are not 'never' and the chunk size divides
-// 2 MiB; else leaves it empty. Before the ranges are registered.
+// 4 KiB, 2 MiB transparent huge pages are to be had (uffd_spans.cc
+// HugePagesOffered) and the chunk size divides 2 MiB; else leaves it empty.
+// Before the ranges are registered.
 void PlanSpans(LazyConfig* config);
 
 // Makes the pages of [p, p + bytes) present in one call (MADV_POPULATE_WRITE

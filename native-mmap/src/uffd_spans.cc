@@ -25,9 +25,11 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
 #include <thread>
 
 #ifndef UFFDIO_MOVE
@@ -100,17 +102,26 @@ thread_local SpanBuffer t_span;
 thread_local std::vector<uint8_t> t_span_in;
 thread_local std::vector<uint8_t> t_span_zero;  // per chunk of the span in hand: a zero chunk
 
-// Transparent huge pages not turned off ('never'); read once.
+// The first line of a small sysfs file, or "" when it cannot be read.
+std::string ReadSmall(const char* path) {
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[256];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// 2 MiB transparent huge pages to be had: the PMD size is 2 MiB, THP is not
+// 'never', nor its 2 MiB size (Linux 6.8+: 'inherit' follows the first), nor
+// turned off for this process (PR_SET_THP_DISABLE). Read once per process.
 bool HugePagesOffered() {
   static const bool offered = [] {
-    const int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    char buf[128];
-    const ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return false;
-    buf[n] = 0;
-    return strstr(buf, "[never]") == nullptr;
+    if (ReadSmall("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size").compare(0, 7, "2097152") != 0) return false;
+    const std::string all = ReadSmall("/sys/kernel/mm/transparent_hugepage/enabled");
+    if (all.empty() || all.find("[never]") != std::string::npos) return false;
+    if (ReadSmall("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled").find("[never]") != std::string::npos) return false;
+    return prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) != 1;
   }();
   return offered;
 }
