@@ -185,8 +185,11 @@ describe('8 MiB memory-like, 64 KiB chunks (4 spans of 32)', () => {
     try {
       await r2.done;
       expect(Buffer.from(r2.regions[0]!.memory!).equals(data)).toBe(true);
-      // Spans 0 and 1 whole from the list's runs; 2 and 3 chunk by chunk (their hot chunks alone first).
-      expect(r2.lazyStats()).toMatchObject({ spans: 4, spansMoved: 2 });
+      // Spans 0 and 1 whole from the list's runs; 2 and 3 chunk by chunk (their hot chunks alone
+      // first), unless a prefetch thread stalled between taking a hot chunk of one and marking it.
+      const s = r2.lazyStats()!;
+      expect(s.spans).toBe(4);
+      expect([2, 3]).toContain(s.spansMoved);
     } finally {
       r2.release();
       await image2.close();
@@ -267,7 +270,7 @@ console.log('got', m[40 * 65536 + 4096 * 3]);
         const r = await image.restore({ mode: 'lazy' });
         if (i % 2 === 1) {
           // Once one span is decoded and before the last: the other prefetch thread holds one.
-          for (let k = 0; k < 2000; k++) {
+          for (const end = performance.now() + 2000; performance.now() < end; ) {
             const s = r.lazyStats()!;
             if (s.spanDecodeUs > 0 && s.settled < s.total) {
               midway++;
@@ -316,26 +319,34 @@ console.log('got', m[40 * 65536 + 4096 * 3]);
       },
       close: async () => {},
     };
-    const image = await openImage(source, { key: KEY });
-    const r = await image.restore({ mode: 'lazy', prefetchThreads: 1 });
-    const out = await fsp.open(t.path('stuck.out'), 'w');
-    try {
-      for (let i = 0; i < 1000 && !held; i++) await new Promise((res) => setTimeout(res, 1));
-      expect(held).toBe(true);
-      const t0 = performance.now();
-      await out.write(new Uint8Array(r.regions[0]!.memory!, 50 * 65536, 65536));
-      expect(performance.now() - t0).toBeLessThan(1000);
-      expect(r.lazyStats()!.assists).toBeGreaterThanOrEqual(1);
-      await out.close();
-      expect(readFileSync(t.path('stuck.out')).equals(data.subarray(50 * 65536, 51 * 65536))).toBe(true);
-      await r.done;
-      expect(Buffer.from(r.regions[0]!.memory!).equals(data)).toBe(true);
-      // Span 1 went in chunk by chunk after the handler's copy stopped its move.
-      expect(r.lazyStats()!.spansMoved).toBeLessThan(4);
-    } finally {
-      r.release();
-      await out.close().catch(() => {});
-      await image.close();
+    // The handler's own help could take span 1 first on a starved machine (then it is the one
+    // waiting on the read): tried up to three times.
+    let served = false;
+    for (let attempt = 0; attempt < 3 && !served; attempt++) {
+      held = false;
+      const image = await openImage(source, { key: KEY });
+      const r = await image.restore({ mode: 'lazy', prefetchThreads: 1 });
+      const out = await fsp.open(t.path('stuck.out'), 'w');
+      try {
+        expect(r.mode).toBe('lazy');
+        expect(r.reason).toBeUndefined();
+        for (let i = 0; i < 1000 && !held; i++) await new Promise((res) => setTimeout(res, 1));
+        expect(held).toBe(true);
+        const t0 = performance.now();
+        await out.write(new Uint8Array(r.regions[0]!.memory!, 50 * 65536, 65536));
+        served = performance.now() - t0 < 1000 && r.lazyStats()!.assists >= 1;
+        await out.close();
+        expect(readFileSync(t.path('stuck.out')).equals(data.subarray(50 * 65536, 51 * 65536))).toBe(true);
+        await r.done;
+        expect(Buffer.from(r.regions[0]!.memory!).equals(data)).toBe(true);
+        // Span 1 went in chunk by chunk after the handler's copy stopped its move.
+        if (served) expect(r.lazyStats()!.spansMoved).toBeLessThan(4);
+      } finally {
+        r.release();
+        await out.close().catch(() => {});
+        await image.close();
+      }
     }
+    expect(served).toBe(true);
   });
 });

@@ -258,7 +258,7 @@ void LazySession::HandlerLoop() {
     }
     if (n == 0 && !waiting_.empty()) continue;  // a waiting fault's deadline (AssistWaiting, above)
     if (n == 0) {
-      if (progress() == seen) help = PrefetchOne();
+      if (progress() == seen) help = HelpOne();
       seen = progress();
       continue;
     }
@@ -325,28 +325,6 @@ void LazySession::HandlerLoop() {
     }
     ReleaseReaders();
   }
-}
-
-bool LazySession::PrefetchOne() {
-  // The hot chunks first, then every chunk in order (one already in is skipped).
-  const std::vector<uint32_t>& hot = config_.hot;
-  const size_t i = next_.fetch_add(1);
-  if (i >= hot.size() + config_.count) return false;
-  const uint32_t c = i < hot.size() ? hot[i] : static_cast<uint32_t>(i - hot.size());
-  // In image order a span goes whole; a hot chunk alone, unless it starts a run
-  // of the list through half its span or more (a walk a profile recorded:
-  // Resolve lists a span a walking fault brought in whole) (uffd.h kWholeSpans).
-  const int64_t s = SpanOf(c);
-  if (s >= 0) {
-    if ((i >= hot.size() || HotRun(i, config_.spans[static_cast<size_t>(s)])) && TakeWhole(static_cast<size_t>(s))) {
-      InstallWhole(static_cast<size_t>(s), false);
-      return true;
-    }
-    if (!ChunkWise(static_cast<size_t>(s))) return true;  // another thread's, whole
-  }
-  uint8_t expected = kPending;
-  if (state_[c].compare_exchange_strong(expected, kBusy)) Install(c, false);
-  return true;
 }
 
 void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {

@@ -196,6 +196,9 @@ bool KnobOff(const char* name);
 // HugePagesOffered) and the chunk size divides 2 MiB; else leaves it empty.
 // Before the ranges are registered.
 void PlanSpans(LazyConfig* config);
+// Marks the calling thread as a prefetch thread (it reads the pages of the
+// spans it moves in; uffd_spans.cc).
+void MarkPrefetchThread();
 
 // Makes the pages of [p, p + bytes) present in one call (MADV_POPULATE_WRITE
 // on the whole pages inside it; best effort): a fresh vector of a session's
@@ -243,7 +246,8 @@ constexpr uint64_t kWarmSpinNs = 300000;
 // spans of whole chunks (and the kernel has UFFDIO_MOVE, Linux 6.8, and
 // transparent huge pages), a span is decoded into a per-thread huge page and
 // moved in whole: by the prefetch threads in image order (hot-list chunks go
-// one by one, a hot list being a scattered working set), and by the handler
+// one by one, a hot list being a scattered working set, unless a run of it
+// covers half a span: HotRun), and by the handler
 // for a fault next to the last fault's span (a thread walking the memory);
 // other faults install their chunk alone, as a 2 MiB decode would serve a
 // scattered working set 10x slower. A span less than half stored goes chunk
@@ -304,7 +308,12 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   void StartPrefetch();
   // Installs the next chunk of the prefetch order unless another thread has
   // it; false once the order is exhausted.
-  bool PrefetchOne();
+  // worked: set when it installed something (not only skipped a chunk or span
+  // another thread holds).
+  bool PrefetchOne(bool* worked = nullptr);
+  // The handler's help: PrefetchOne until it installs something; false once
+  // the order is exhausted.
+  bool HelpOne();
   void PrefetchLoop();
   // Installs chunk c unless another thread has it; by_fault: for a fault.
   void Resolve(uint32_t c, bool by_fault, uint64_t addr = 0);
@@ -344,8 +353,8 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   // kWholeSpans (uffd_spans.cc). The span holding chunk c, or -1.
   int64_t SpanOf(uint32_t c) const;
   // Claims span s to install whole; false when another thread claimed it
-  // (whole or chunk by chunk), or it is less than half stored (then marked
-  // chunk by chunk).
+  // (whole or chunk by chunk), or whole spans are off (then marked chunk by
+  // chunk).
   bool TakeWhole(size_t s);
   // A fault (or Resolve) on chunk c where c lies in a span: installs the span
   // whole for a walking fault, waits (or has handled) a span taken whole;
@@ -379,7 +388,6 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   // when to assist (kSpanAssistAfterMs). The handler's only.
   struct Waiting {
     uint32_t chunk;
-    uint64_t addr;
     uint64_t deadline_ns;
   };
   std::vector<Waiting> waiting_;

@@ -44,6 +44,10 @@ struct uffdio_move {
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+
 namespace crimg {
 namespace {
 
@@ -53,21 +57,30 @@ constexpr uint8_t kInstalled = 2;
 constexpr uint8_t kSpanFree = 0;  // span states
 constexpr uint8_t kSpanWhole = 1;
 constexpr uint8_t kSpanChunks = 2;
+constexpr uint8_t kSpanBroken = 3;  // taken whole, and the handler copied a chunk in: its faults are assisted at once
 static_assert(kPending == 0, "calloc'd states start pending");
 
 // One thread's 2 MiB-aligned buffer, advised MADV_HUGEPAGE (one huge page
 // where the kernel has one) and MADV_DONTFORK (a forked child sharing its page
-// would make the move refuse it). Made on a thread's first whole span,
-// unmapped when the thread ends.
+// would make the move refuse it). A whole move of a huge page leaves it empty
+// (no page table), ready for the next span; after any other span, and every
+// kRemapEvery spans (a buffer that got small pages, where no huge page was to
+// be had, keeps a page table that splits every later move), it is mapped anew:
+// remapping for every span made raw spans ~2x dearer here (~0.9 against ~0.4 ms).
+// Unmapped when the thread ends.
+constexpr int kRemapEvery = 64;
 struct SpanBuffer {
   uint8_t* base = nullptr;
-  bool clean = true;  // emptied by a whole move: nothing mapped in it
-  SpanBuffer() { Map(); }
+  bool reuse = false;  // the last span ended in a whole move
+  int uses = 0;
   ~SpanBuffer() { Unmap(); }
-  void Map() {
-    clean = true;
+  void Unmap() {
+    if (base != nullptr) munmap(base, kSpanBytes);
+    base = nullptr;
+  }
+  bool Map() {
     void* p = mmap(nullptr, 2 * kSpanBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) return;
+    if (p == MAP_FAILED) return false;
     const uintptr_t at = reinterpret_cast<uintptr_t>(p);
     const uintptr_t aligned = (at + kSpanBytes - 1) & ~(kSpanBytes - 1);
     if (aligned > at) munmap(p, aligned - at);
@@ -77,30 +90,25 @@ struct SpanBuffer {
     base = reinterpret_cast<uint8_t*>(aligned);
     (void)madvise(base, kSpanBytes, MADV_HUGEPAGE);
     (void)madvise(base, kSpanBytes, MADV_DONTFORK);
-  }
-  void Unmap() {
-    if (base != nullptr) munmap(base, kSpanBytes);
-    base = nullptr;
+    return true;
   }
   // Ready for a span: mapped, zero and present (MADV_POPULATE_WRITE: one huge
-  // page, or 512 small ones where none is to be had, so that a zero chunk,
-  // which is not written, is no hole the move would refuse). After a span that
-  // did not end in a whole move, a new mapping: what was left in the old one
-  // (pages, a page table that would split every later move) goes with it.
+  // page, or 512 small ones where none is to be had, else written), so that a
+  // zero chunk, which is not written, is no hole the move would refuse.
   bool Ready() {
-    if (!clean) {
+    if (base == nullptr || !reuse || ++uses % kRemapEvery == 0) {
       Unmap();
-      Map();
+      if (!Map()) return false;
     }
-    if (base == nullptr) return false;
-    clean = false;
-    Prefault(base, kSpanBytes);
+    reuse = false;
+    if (madvise(base, kSpanBytes, MADV_POPULATE_WRITE) != 0) memset(base, 0, kSpanBytes);
     return true;
   }
 };
 thread_local SpanBuffer t_span;
 thread_local std::vector<uint8_t> t_span_in;
 thread_local std::vector<uint8_t> t_span_zero;  // per chunk of the span in hand: a zero chunk
+thread_local bool t_prefetch_thread = false;     // MarkPrefetchThread
 
 // The first line of a small sysfs file, or "" when it cannot be read.
 std::string ReadSmall(const char* path) {
@@ -127,6 +135,8 @@ bool HugePagesOffered() {
 }
 
 }  // namespace
+
+void MarkPrefetchThread() { t_prefetch_thread = true; }
 
 void PlanSpans(LazyConfig* config) {
   config->spans.clear();
@@ -239,13 +249,18 @@ bool LazySession::ResolveInSpan(uint32_t c, bool by_fault, uint64_t addr) {
   if (!ChunkWise(static_cast<size_t>(s))) {
     // Taken whole: its move (or its copies) wakes the thread; if that takes
     // too long, the handler assists (AssistWaiting: a page copied in stops
-    // the move there). Installed: a page dropped since, as in Resolve.
-    const uint8_t now = by_fault ? state_[c].load() : kPending;
-    if (now == kBusy) {
-      try {
-        waiting_.push_back({c, addr, MonotonicNs() + kSpanAssistAfterMs * 1000000ull});
-      } catch (const std::exception&) {
-        // Out of memory: the fault waits for the move.
+    // the move there), and once it has, at once (kSpanBroken). Installed: a
+    // page dropped since, as in Resolve.
+    const uint8_t now = by_fault ? state_[c].load() : kInstalled + 1;
+    if (now == kPending || now == kBusy) {
+      if (span_state_[s].load() == kSpanBroken) {
+        Assist(c);
+      } else if (std::none_of(waiting_.begin(), waiting_.end(), [c](const Waiting& w) { return w.chunk == c; })) {
+        try {
+          waiting_.push_back({c, MonotonicNs() + kSpanAssistAfterMs * 1000000ull});
+        } catch (const std::exception&) {
+          // Out of memory: the fault waits for the move.
+        }
       }
     } else if (now == kInstalled) {
       if (addr != 0) Zero(addr, config_.page_size);
@@ -361,7 +376,10 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
     fault_install_ns_.fetch_add(t2 - t1, std::memory_order_relaxed);
   }
   if (moved == kSpanBytes) {
-    buf.clean = true;  // the move took its page
+    buf.reuse = true;  // the move took its page
+    // Installed before the reads below: a fault there (a page the process
+    // dropped meanwhile) is then served at once as a dropped page.
+    for (uint32_t k = 0; k < sp.count; k++) state_[sp.first + k].store(kInstalled);
     // A prefetch thread reads a byte of every 4 KiB of the span where it now
     // lies, before settling it (its protection may forbid reads once done):
     // when the host backs the page in 4 KiB pieces, this VM's shadow page
@@ -370,15 +388,15 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
     // (touch-all runs of 400-530 ms against 1.1-1.25 s, the same spans
     // decoded as fast in both). Here the two prefetch threads pay it, side by
     // side. Where the page is mapped whole it costs one exit. Not for a
-    // fault: its thread is already reading the span.
-    if (!by_fault) {
+    // fault (its thread is already reading the span), nor on the handler's
+    // help (the handler must not fault on memory only it can serve).
+    if (!by_fault && t_prefetch_thread) {
       uint64_t sum = 0;
       for (uint64_t off = 0; off < kSpanBytes && !stop_.load(std::memory_order_relaxed); off += config_.page_size) {
         sum += *reinterpret_cast<const volatile uint8_t*>(sp.start + off);
       }
       warm_sink_.fetch_add(sum, std::memory_order_relaxed);
     }
-    for (uint32_t k = 0; k < sp.count; k++) state_[sp.first + k].store(kInstalled);
     for (uint32_t k = 0; k < sp.count; k++) Settle();
     return;
   }
@@ -415,16 +433,19 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
 }
 
 int LazySession::AssistWaiting() {
-  const uint64_t now = MonotonicNs();
   uint64_t next = UINT64_MAX;
   size_t keep = 0;
-  uint32_t assisted = UINT32_MAX;  // entries come in fault order: one chunk's repeats are neighbours
   for (size_t i = 0; i < waiting_.size(); i++) {
     const Waiting w = waiting_[i];
-    if (state_[w.chunk].load() != kBusy) continue;  // in, or failed: its install woke the thread
+    const uint8_t state = state_[w.chunk].load();
+    if (state != kPending && state != kBusy) continue;  // in, or failed: its install woke the thread
+    const uint64_t now = MonotonicNs();
     if (now >= w.deadline_ns) {
-      if (w.chunk != assisted) Assist(w.chunk);  // its copy wakes the thread
-      assisted = w.chunk;
+      // The span's owner is stuck: the chunk copied in here (waking the
+      // thread), and the span's next faults at once.
+      const int64_t s = SpanOf(w.chunk);
+      if (s >= 0) span_state_[s].store(kSpanBroken);
+      Assist(w.chunk);
       continue;
     }
     next = std::min(next, w.deadline_ns);
@@ -432,7 +453,8 @@ int LazySession::AssistWaiting() {
   }
   waiting_.resize(keep);
   if (next == UINT64_MAX) return -1;
-  return static_cast<int>((next - now + 999999) / 1000000);
+  const uint64_t now = MonotonicNs();
+  return next <= now ? 0 : static_cast<int>((next - now + 999999) / 1000000);
 }
 
 }  // namespace crimg

@@ -19,6 +19,10 @@
 #include <system_error>
 
 namespace crimg {
+namespace {
+constexpr uint8_t kPending = 0;  // chunk states, as uffd.cc
+constexpr uint8_t kBusy = 1;
+}  // namespace
 
 void LazySession::Follow(uint32_t tid) {
   if (tid == 0) return;
@@ -103,6 +107,40 @@ void LazySession::StartPrefetch() {
   }
 }
 
+bool LazySession::PrefetchOne(bool* worked) {
+  // The hot chunks first, then every chunk in order (one already in is skipped).
+  const std::vector<uint32_t>& hot = config_.hot;
+  const size_t i = next_.fetch_add(1);
+  if (i >= hot.size() + config_.count) return false;
+  const uint32_t c = i < hot.size() ? hot[i] : static_cast<uint32_t>(i - hot.size());
+  // In image order a span goes whole; a hot chunk alone, unless it starts a run
+  // of the list through half its span or more (a walk a profile recorded:
+  // Resolve lists a span a walking fault brought in whole) (uffd.h kWholeSpans).
+  const int64_t s = SpanOf(c);
+  if (s >= 0) {
+    if ((i >= hot.size() || HotRun(i, config_.spans[static_cast<size_t>(s)])) && TakeWhole(static_cast<size_t>(s))) {
+      InstallWhole(static_cast<size_t>(s), false);
+      if (worked != nullptr) *worked = true;
+      return true;
+    }
+    if (!ChunkWise(static_cast<size_t>(s))) return true;  // another thread's, whole
+  }
+  uint8_t expected = kPending;
+  if (state_[c].compare_exchange_strong(expected, kBusy)) {
+    Install(c, false);
+    if (worked != nullptr) *worked = true;
+  }
+  return true;
+}
+
+bool LazySession::HelpOne() {
+  // Past chunks and spans other threads hold (bounded: each call takes an index).
+  bool worked = false;
+  bool more = true;
+  while (more && !worked && !stop_.load(std::memory_order_relaxed)) more = PrefetchOne(&worked);
+  return more;
+}
+
 void LazySession::PrefetchLoop() {
   // Background work (uffd.h kPrefetchPolicy): SCHED_IDLE, else kPrefetchNice
   // nicer (raising one's own nice is always allowed).
@@ -116,6 +154,7 @@ void LazySession::PrefetchLoop() {
   }
   // Every CPU the handler was allowed at its start (it may be pinned to one now: kFollowFaulter).
   if (follow_.on) (void)sched_setaffinity(0, sizeof follow_.allowed, &follow_.allowed);
+  MarkPrefetchThread();
   while (!stop_.load(std::memory_order_relaxed) && PrefetchOne()) {
   }
 }
