@@ -232,7 +232,7 @@ void LazySession::HandlerLoop() {
   // whole span) of the prefetch order itself (a few % of a core at most: the handler
   // prefetching at full speed beside a thread touching prefetched memory made
   // that thread 2x slower on this VM).
-  bool help = config_.prefetch;
+  bool help = config_.prefetch && config_.help;
   // Progress: chunks settled, and chunks decoded into a whole span in hand
   // (which settle together, 2 ms or more apart).
   const auto progress = [this] { return settled_.load() + span_chunks_.load(std::memory_order_relaxed); };

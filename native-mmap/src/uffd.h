@@ -114,6 +114,7 @@ struct LazyConfig {
   bool thread_id = false;               // OpenUffd's: faults name their thread (kFollowFaulter)
   bool follow = true;                   // kFollowFaulter unless CRIMG_LAZY_FOLLOW=0 (read by the caller's thread)
   bool warm = true;                     // kWarm unless CRIMG_LAZY_WARM=0
+  bool help = true;                     // the handler's help (kHelpAfterMs) unless CRIMG_LAZY_HELP=0
   bool move = false;                    // OpenUffd's: UFFDIO_MOVE offered (Linux 6.8+)
   bool huge = true;                     // kWholeSpans: spec.huge (no 'nohugepage' advice) and not CRIMG_LAZY_HUGE=0
   std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [start, length) registered
@@ -212,7 +213,8 @@ void Prefault(const void* p, size_t bytes);
 // Where SCHED_IDLE is refused, this much nicer than the process.
 constexpr int kPrefetchNice = 10;
 // With no fault and no chunk settled for this long, the handler installs a
-// prefetch chunk itself (the prefetch threads are starved).
+// prefetch chunk itself (the prefetch threads are starved). CRIMG_LAZY_HELP=0
+// turns it off (for tests: `done` then waits on the prefetch threads alone).
 constexpr int kHelpAfterMs = 2;
 // The handler runs on the CPU of the thread whose fault it serves (read from
 // /proc/self/task/TID/stat, ~3 us; moving costs ~17 us when that CPU changes).

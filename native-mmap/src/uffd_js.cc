@@ -331,6 +331,7 @@ Napi::Value LazyStart(const Napi::CallbackInfo& info) {
   config.thread_id = opened.thread_id;
   config.follow = !KnobOff("CRIMG_LAZY_FOLLOW");  // here, on the JS thread (KnobOff)
   config.warm = !KnobOff("CRIMG_LAZY_WARM");
+  config.help = !KnobOff("CRIMG_LAZY_HELP");
   config.move = opened.move;
   config.huge = huge && !KnobOff("CRIMG_LAZY_HUGE");
 
