@@ -149,6 +149,7 @@ LazySession::~LazySession() {
   // after every chunk settled; or the handler thread itself, ending. The
   // warm thread first (see Stop; here its queue is empty, every chunk settled).
   JoinWarm();
+  EndSpanReads();
   stop_.store(true);
   Wake();
   // The handler first: it starts the prefetch threads (on this thread, it is past that).
@@ -173,6 +174,7 @@ void LazySession::Stop() {
   // a chunk it reads may be missing again (dropped by the process), and only
   // the handler can bring it in.
   JoinWarm();
+  EndSpanReads();  // likewise, the prefetch threads' reads of the spans they moved
   stop_.store(true);
   Wake();
   // The handler first: it starts the prefetch threads, and touches prefetchers_ until it ends.

@@ -385,6 +385,13 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   std::unique_ptr<std::atomic<uint8_t>[], Free> span_state_;  // kWholeSpans: free, whole, chunk by chunk
   int64_t last_span_ = -2;  // the last fault's span (the handler's only)
   std::atomic<bool> spans_off_{false};  // a move refused for good: no more whole spans
+  // Prefetch threads reading a span they moved (InstallWhole), and the flag
+  // that ends those reads: a page of it the process dropped faults, and only
+  // the handler can serve it, so Stop() ends the reads before the handler.
+  std::atomic<int> span_readers_{0};
+  std::atomic<bool> span_reads_off_{false};
+  // Ends the span reads and waits (bounded) for the readers to leave them.
+  void EndSpanReads();
   std::atomic<uint64_t> span_chunks_{0};  // chunks decoded into whole spans (progress for the handler's help)
   // Faults waiting on a span another thread installs whole: chunk, page and
   // when to assist (kSpanAssistAfterMs). The handler's only.

@@ -391,10 +391,14 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
     // fault (its thread is already reading the span), nor on the handler's
     // help (the handler must not fault on memory only it can serve).
     if (!by_fault && t_prefetch_thread) {
+      // Entered, then the flag read (both sequentially consistent): either
+      // EndSpanReads sees this thread in, or this thread sees the flag.
+      span_readers_.fetch_add(1);
       uint64_t sum = 0;
-      for (uint64_t off = 0; off < kSpanBytes && !stop_.load(std::memory_order_relaxed); off += config_.page_size) {
+      for (uint64_t off = 0; off < kSpanBytes && !span_reads_off_.load(); off += config_.page_size) {
         sum += *reinterpret_cast<const volatile uint8_t*>(sp.start + off);
       }
+      span_readers_.fetch_sub(1);
       warm_sink_.fetch_add(sum, std::memory_order_relaxed);
     }
     for (uint32_t k = 0; k < sp.count; k++) Settle();
@@ -455,6 +459,15 @@ int LazySession::AssistWaiting() {
   if (next == UINT64_MAX) return -1;
   const uint64_t now = MonotonicNs();
   return next <= now ? 0 : static_cast<int>((next - now + 999999) / 1000000);
+}
+
+void LazySession::EndSpanReads() {
+  span_reads_off_.store(true);
+  // The handler still runs: a reader waiting on a dropped page is served (a
+  // zero page) and leaves at its next page. Bounded: a handler itself waiting
+  // on a JavaScript read cannot serve it while this thread waits here.
+  const uint64_t t0 = MonotonicNs();
+  while (span_readers_.load() != 0 && MonotonicNs() - t0 < 1000000000ull) std::this_thread::yield();
 }
 
 }  // namespace crimg
