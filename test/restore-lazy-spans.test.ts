@@ -116,6 +116,22 @@ await image.close();
 describe('8 MiB memory-like, 64 KiB chunks (4 spans of 32)', () => {
   const data = memoryLike(2048, 23);
   const file = t.path('walk.img');
+  type Restored = Awaited<ReturnType<Awaited<ReturnType<typeof openImage>>['restore']>>;
+  type Stats = NonNullable<ReturnType<Restored['lazyStats']>>;
+  /** The lazy statistics once `ready` holds or every chunk settled (2 s at most). */
+  const until = async (r: Restored, ready: (s: Stats) => boolean): Promise<Stats> => {
+    for (const end = performance.now() + 2000; ; await new Promise((res) => setImmediate(res))) {
+      const s = r.lazyStats()!;
+      if (ready(s) || s.settled === s.total || performance.now() >= end) return s;
+    }
+  };
+  /** A lazy restore of `image` after the others: every byte exact. */
+  const restoresExact = async (image: Awaited<ReturnType<typeof openImage>>): Promise<void> => {
+    const r = await image.restore({ mode: 'lazy' });
+    await r.done;
+    expect(Buffer.from(r.regions[0]!.memory!).equals(data)).toBe(true);
+    r.release();
+  };
   beforeAll(async () => {
     const w = await ImageWriter.create(file, { fsync: false, chunkSize: 65536, compress: 'zstd:1', encrypt: 'aes-256-gcm', key: KEY });
     await w.addRegion({ address: 0x7f7000000000n, data, prot: 'rw-', kind: 'heap', name: 'heap' });
@@ -269,15 +285,8 @@ console.log('got', m[40 * 65536 + 4096 * 3]);
         const r = await image.restore({ mode: 'lazy' });
         if (i % 2 === 1) {
           // Once one span is decoded and before the last: the other prefetch thread holds one.
-          for (const end = performance.now() + 2000; performance.now() < end; ) {
-            const s = r.lazyStats()!;
-            if (s.spanDecodeUs > 0 && s.settled < s.total) {
-              midway++;
-              break;
-            }
-            if (s.settled === s.total) break;
-            await new Promise((res) => setImmediate(res));
-          }
+          const s = await until(r, (x) => x.spanDecodeUs > 0);
+          if (s.spanDecodeUs > 0 && s.settled < s.total) midway++;
         }
         r.release();
         await r.done.then(
@@ -286,10 +295,7 @@ console.log('got', m[40 * 65536 + 4096 * 3]);
         );
       }
       expect(midway).toBeGreaterThan(0);
-      const r = await image.restore({ mode: 'lazy' });
-      await r.done;
-      expect(Buffer.from(r.regions[0]!.memory!).equals(data)).toBe(true);
-      r.release();
+      await restoresExact(image);
     } finally {
       await image.close();
     }
@@ -303,11 +309,7 @@ console.log('got', m[40 * 65536 + 4096 * 3]);
       for (let i = 0; i < 20; i++) {
         const r = await image.restore({ mode: 'lazy' });
         const base = r.regions[0]!.address;
-        for (const end = performance.now() + 2000; performance.now() < end; ) {
-          const s = r.lazyStats()!;
-          if (s.spansMoved > 0 || s.settled === s.total) break;
-          await new Promise((res) => setImmediate(res));
-        }
+        await until(r, (x) => x.spansMoved > 0);
         // Every page of every span dropped, as an allocator returning memory does: a prefetch
         // thread reading a span it moved faults on them, and only the handler can serve it.
         for (let k = 0; k < 4; k++) native.advise(base + BigInt(k * HUGE), HUGE, 'dontneed');
@@ -316,10 +318,7 @@ console.log('got', m[40 * 65536 + 4096 * 3]);
         await r.done.catch(() => undefined);
       }
       expect(dropped).toBeGreaterThan(0);
-      const r = await image.restore({ mode: 'lazy' });
-      await r.done;
-      expect(Buffer.from(r.regions[0]!.memory!).equals(data)).toBe(true);
-      r.release();
+      await restoresExact(image);
     } finally {
       await image.close();
     }

@@ -19,6 +19,8 @@
 //   a fault in the range.
 #include "uffd.h"
 
+#include "batch_decode.h"  // PopulateWrite (provision.cc)
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -42,10 +44,6 @@ struct uffdio_move {
 };
 #define _UFFDIO_MOVE (0x05)
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
-#endif
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14
 #endif
 
 namespace crimg {
@@ -101,7 +99,7 @@ struct SpanBuffer {
       if (!Map()) return false;
     }
     reuse = false;
-    if (madvise(base, kSpanBytes, MADV_POPULATE_WRITE) != 0) memset(base, 0, kSpanBytes);
+    if (!PopulateWrite(reinterpret_cast<uintptr_t>(base), kSpanBytes)) memset(base, 0, kSpanBytes);
     return true;
   }
 };
