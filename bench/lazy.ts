@@ -10,7 +10,10 @@
  *   hand, which the handler decoded too, counted in both);
  * - touching every page (then `done`): lazy vs copy, and lazy in 4 KiB pages (advise
  *   'nohugepage': no whole 2 MiB spans, native-mmap/src/uffd.h kWholeSpans);
- * - raw: first byte and touch-all, lazy vs map (checked, the default map).
+ * - raw: first byte and touch-all, lazy vs map (checked, the default map);
+ * - the floor of the working-set figure on this machine, decode left out: bench/c/uffd_floor.c
+ *   touching the same chunks in the same order, each fault answered by a bare UFFDIO_COPY of an
+ *   already-made chunk (nothing to read, check or decode), 4 KiB pages like any UFFDIO_COPY.
  * Prints one line per figure, with what the handler's installs cost it (read, check and decode;
  * UFFDIO_COPY): the rest of a fault is the kernel's round trip and the touching thread's; how
  * many of them the warm thread read ahead of the touching thread, how often the handler
@@ -18,9 +21,11 @@
  * many 2 MiB spans went in whole (kWholeSpans). The series of one figure run interleaved, as
  * the VM's supply of fresh pages drifts. The machine is shared: report the load with the figures.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ImageWriter, openImage, optimizeImage } from '../index.js';
 import { memoryLikePieces } from './memory-like.js';
 
@@ -29,6 +34,7 @@ const RUNS = Number(process.env.CRIMG_BENCH_RUNS ?? 3);
 const CODEC = process.env.CRIMG_BENCH_LAZY_CODEC ?? 'zstd:1';
 const CHUNK = 65536;
 const PAGE = 4096;
+const SPAN = 2 << 20;
 const KEY = new Uint8Array(32).fill(3);
 const BASE = 0x500000000000n;
 
@@ -58,6 +64,23 @@ function workingSet(): number[] {
     [all[i], all[j]] = [all[j]!, all[i]!];
   }
   return all.slice(0, Math.ceil(chunks / 10));
+}
+
+/**
+ * bench/c/uffd_floor.c on the working set: the milliseconds of each of RUNS runs (and the
+ * faults its handler served), or why it could not run.
+ */
+function uffdFloor(set: readonly number[]): { ms: number[]; faults: number } | string {
+  const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const binary = path.join(dir, 'uffd_floor');
+  const cc = spawnSync('gcc', ['-O2', '-pthread', '-o', binary, path.join(root, 'bench', 'c', 'uffd_floor.c')], { encoding: 'utf8' });
+  if (cc.status !== 0) return `gcc failed: ${(cc.stderr || String(cc.error)).trim().slice(0, 200)}`;
+  const file = path.join(dir, 'set.bin');
+  writeFileSync(file, new Uint8Array(Uint32Array.from(set).buffer));
+  const run = spawnSync(binary, [String(MIB), String(CHUNK), file, String(RUNS)], { encoding: 'utf8' });
+  if (run.status !== 0) return `uffd_floor failed: ${(run.stderr || String(run.error)).trim().slice(0, 200)}`;
+  const lines = run.stdout.trim().split('\n').map((l) => l.split(' ').map(Number));
+  return { ms: lines.map((l) => l[0]!), faults: lines[0]?.[1] ?? 0 };
 }
 
 let sink = 0;
@@ -144,12 +167,22 @@ async function main(): Promise<void> {
   );
   const [rawLazyFirst, rawMapFirst] = await series(['raw: first byte, lazy', () => measure(raw, 'lazy', 'first', {}, set)], ['raw: first byte, map (checked)', () => measure(raw, 'map', 'first', {}, set)]);
   const [rawLazyAll, rawMapAll] = await series(['raw: touch every page, lazy', () => measure(raw, 'lazy', 'all', {}, set)], ['raw: touch every page, map (checked)', () => measure(raw, 'map', 'all', {}, set)]);
+  const floor = uffdFloor(set);
+  const floorMs = typeof floor === 'string' ? NaN : median(floor.ms);
+  console.log(typeof floor === 'string'
+    ? `working set floor (bench/c/uffd_floor.c): not measured, ${floor}`
+    : `${'working set floor: C handler, bare UFFDIO_COPY, no decode'.padEnd(52)} ${floorMs.toFixed(2).padStart(10)} ms  (runs ${floor.ms.map((x) => x.toFixed(0)).join(' ')}) faults ${floor.faults}, 4 KiB pages`);
   const probe = await openImage(enc, o);
   const regions = probe.regions.length;
   await probe.close();
   const target = 2 + 0.01 * regions;
   console.log(`first byte, lazy: ${lazyFirst.toFixed(2)} ms (target < ${target.toFixed(2)} ms: 2 ms + 10 us x ${regions} region${regions === 1 ? '' : 's'}: ${lazyFirst < target ? 'met' : 'not met'})`);
   console.log(`working set, lazy: ${lazySet.toFixed(1)} ms (target <= ${(copySet / 5).toFixed(1)} ms, copy's ${copySet.toFixed(1)} ms / 5: ${lazySet <= copySet / 5 ? 'met' : 'not met'})`);
+  if (!Number.isNaN(floorMs)) {
+    const spans = new Set(set.map((c) => Math.floor((c * CHUNK) / SPAN))).size;
+    const all = Math.ceil((MIB << 20) / SPAN);
+    console.log(`working set floor: ${floorMs.toFixed(1)} ms with nothing to decode, copy / floor ${(copySet / floorMs).toFixed(2)}x: a lazy restore in 4 KiB pages ${copySet / floorMs >= 5 ? 'can' : 'cannot'} reach 5x copy on this machine (lazy / floor ${(lazySet / floorMs).toFixed(2)}x); in 2 MiB pages it would decode the ${spans} of ${all} spans the set touches (${((100 * spans) / all).toFixed(0)} %), as copy decodes all`);
+  }
   console.log(`first byte: copy / lazy ${(copyFirst / lazyFirst).toFixed(1)}x; working set: copy / lazy ${(copySet / lazySet).toFixed(2)}x (target >= 5), lazy / lazy+hot ${(lazySet / hotSet).toFixed(2)}x (target >= 1.5); touch all: lazy / copy ${(lazyAll / copyAll).toFixed(2)}x (target <= 1.3; in 4 KiB pages ${(smallAll / copyAll).toFixed(2)}x); raw: lazy / map first byte ${(rawLazyFirst / rawMapFirst).toFixed(2)}x, touch all ${(rawLazyAll / rawMapAll).toFixed(2)}x (sink ${sink & 1})`);
 }
 
