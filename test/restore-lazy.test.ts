@@ -130,6 +130,38 @@ describe('lazy restore of a memory-like image', () => {
     }
   });
 
+  test('until done, a fork()ed child does not inherit the memory (its unregistered copy would read missing pages as zeros): VmFlags dc, then not', async () => {
+    /** The VmFlags of the mapping holding `address`, from /proc/self/smaps. */
+    const vmFlags = async (address: bigint): Promise<string[]> => {
+      let inside = false;
+      for (const line of (await fsp.readFile('/proc/self/smaps', 'utf8')).split('\n')) {
+        const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+        if (range) inside = BigInt(`0x${range[1]}`) <= address && address < BigInt(`0x${range[2]}`);
+        else if (inside && line.startsWith('VmFlags:')) return line.slice(8).trim().split(/\s+/);
+      }
+      throw new Error(`no mapping holds ${address.toString(16)}`);
+    };
+    const image = await openImage(file, { key: KEY });
+    const r = await image.restore({ mode: 'lazy', prefetch: false });
+    try {
+      const region = r.regions[0]!;
+      const m = new Uint8Array(region.memory!);
+      expect(m[3 * 65536]).toBe(data[3 * 65536]);
+      expect(await vmFlags(region.address)).toContain('dc');
+      expect(await vmFlags(region.address + BigInt(data.length - 1))).toContain('dc');
+      let sum = 0;
+      for (let i = 0; i < m.length; i += 4096) sum += m[i]!;
+      await r.done;
+      expect(sum).toBeGreaterThan(0);
+      expect(await vmFlags(region.address)).not.toContain('dc');
+      expect(await vmFlags(region.address + BigInt(data.length - 1))).not.toContain('dc');
+      expect(Buffer.from(m).equals(data)).toBe(true);
+    } finally {
+      r.release();
+      await image.close();
+    }
+  });
+
   test('a page of an installed chunk that the process drops (MADV_DONTNEED) reads zeros again, at once: no busy loop of faults', async () => {
     const native = requireNative();
     const image = await openImage(file, { key: KEY });

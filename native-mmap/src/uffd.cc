@@ -116,6 +116,10 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
     close(uffd);  // unregisters what was registered
     return "UFFDIO_REGISTER";
   }
+  // Not inherited until every chunk is in: a fork()ed child's copy of a
+  // registered range is not registered (no UFFD_FEATURE_EVENT_FORK), so its
+  // missing pages would read as zeros there. Absent, they fault (SIGSEGV).
+  for (const auto& range : config.ranges) (void)madvise(reinterpret_cast<void*>(range.first), range.second, MADV_DONTFORK);
   std::shared_ptr<LazySession> s(new LazySession(std::move(config), poison, std::move(done)));
   s->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->stop_fd_ < 0) {
@@ -572,7 +576,11 @@ void LazySession::Settle() {
   if (n != total) return;
   // Settled while release() stops the threads (the warm thread finishing its
   // queue): released first, not done; the memory is about to be unmapped.
-  if (!done_called_.exchange(true)) done_(stop_.load() || warm_stop_.load());
+  const bool released = stop_.load() || warm_stop_.load();
+  if (!released) {
+    for (const auto& range : config_.ranges) (void)madvise(reinterpret_cast<void*>(range.first), range.second, MADV_DOFORK);
+  }
+  if (!done_called_.exchange(true)) done_(released);
   EndWarm();
   Wake();  // the handler ends
 }
