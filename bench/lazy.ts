@@ -1,6 +1,6 @@
 /**
  * Lazy restore against copy and map (issue 17): a memory-like image (CRIMG_BENCH_LAZY_MIB,
- * default 1024 MiB, 64 KiB chunks) zstd:1 (deflate:1 with CRIMG_BENCH_LAZY_CODEC=deflate:1)
+ * default 1024 MiB, CRIMG_BENCH_LAZY_CHUNK bytes per chunk, default 64 KiB) zstd:1 (deflate:1 with CRIMG_BENCH_LAZY_CODEC=deflate:1)
  * + aes-256-gcm, and raw. Medians of CRIMG_BENCH_RUNS (default 3) of:
  * - restore() to the first readable byte (lazy: one fault; copy: the whole decode);
  * - a 10 % working set (10 % of the chunks, chosen at random, one byte of every page read, in
@@ -32,7 +32,7 @@ import { memoryLikePieces } from './memory-like.js';
 const MIB = Number(process.env.CRIMG_BENCH_LAZY_MIB ?? 1024);
 const RUNS = Number(process.env.CRIMG_BENCH_RUNS ?? 3);
 const CODEC = process.env.CRIMG_BENCH_LAZY_CODEC ?? 'zstd:1';
-const CHUNK = 65536;
+const CHUNK = Number(process.env.CRIMG_BENCH_LAZY_CHUNK ?? 65536);
 const PAGE = 4096;
 const SPAN = 2 << 20;
 const KEY = new Uint8Array(32).fill(3);

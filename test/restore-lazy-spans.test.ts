@@ -182,6 +182,34 @@ describe('8 MiB memory-like, 64 KiB chunks (4 spans of 32)', () => {
     }
   });
 
+  test('2 MiB chunks: every fault moves its chunk in whole, one huge page, walking or not', async () => {
+    const big = t.path('spans-2m.img');
+    const d = memoryLike(4 * 512, 5).map((b, i) => (i % 4096 === 7 ? b | 1 : b)); // no chunk all zero
+    const w = await ImageWriter.create(big, { fsync: false, chunkSize: HUGE, compress: 'zstd:1', encrypt: 'aes-256-gcm', key: KEY });
+    await w.addRegion({ address: 0x7f6400000000n, data: d, prot: 'rw-', kind: 'heap', name: 'heap' });
+    await w.finish();
+    const image = await openImage(big, { key: KEY });
+    const r = await image.restore({ mode: 'lazy', prefetch: false });
+    try {
+      const region = r.regions[0]!;
+      const m = new Uint8Array(region.memory!);
+      expect(m[2 * HUGE + 4096 * 9 + 7]).toBe(d[2 * HUGE + 4096 * 9 + 7]); // chunk 2, no fault before it
+      expect(r.lazyStats()).toMatchObject({ faultInstalls: 1, spansMoved: 1 });
+      const huge = (): number => hugeBytes(region.address, region.address + BigInt(d.length));
+      expect(huge()).toBe(HUGE);
+      expect(m[0]).toBe(d[0]); // chunk 0: not next to chunk 2's span
+      expect(r.lazyStats()).toMatchObject({ faultInstalls: 2, spansMoved: 2 });
+      expect(huge()).toBe(2 * HUGE);
+      expect(r.accessProfile()).toEqual([2, 0]);
+      expect(Buffer.from(m).equals(d)).toBe(true);
+      await r.done;
+      expect(r.lazyStats()).toMatchObject({ faultInstalls: 4, spansMoved: 4 });
+    } finally {
+      r.release();
+      await image.close();
+    }
+  });
+
   test('a hot list from a walking profile moves the walked spans whole; a scattered one goes chunk by chunk', async () => {
     const image = await openImage(file, { key: KEY });
     const r = await image.restore({ mode: 'lazy', prefetch: false });

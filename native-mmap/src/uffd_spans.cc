@@ -221,8 +221,11 @@ bool LazySession::ResolveInSpan(uint32_t c, bool by_fault, uint64_t addr) {
   // A fault on the near edge of the span next to the last fault's: a
   // thread walking the memory, which will want the whole span (uffd.h
   // kWholeSpans; a scattered working set does this once in ~16,000 faults).
+  // A span of one chunk (2 MiB chunks) is always taken whole: it decodes
+  // nothing more, and its pages come in one huge page instead of 512 small
+  // ones, each an exit at its first read on a VM.
   const LazySpan& sp = config_.spans[static_cast<size_t>(s)];
-  const bool walking = by_fault && ((last_span_ == s - 1 && c == sp.first) ||
+  const bool walking = by_fault && (sp.count == 1 || (last_span_ == s - 1 && c == sp.first) ||
                                     (last_span_ == s + 1 && c == sp.first + sp.count - 1));
   if (by_fault) last_span_ = s;
   if (walking && TakeWhole(static_cast<size_t>(s))) {
