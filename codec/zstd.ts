@@ -13,9 +13,9 @@
  * Before fzstd sees a byte, {@link zstdFrameProblem} checks the frame rules on the frame header
  * and block headers alone (no decoding): so both engines refuse the same frames with
  * `CORRUPT_CHUNK`, and fzstd only ever decodes a frame whose content size is the plain length,
- * its work bounded by the frame's bytes; fzstd's streaming decoder then hands over the blocks'
- * output, copied into a buffer of the plain length with a bounds check, and the frame must
- * decode to exactly that many bytes.
+ * its work linear in the frame's bytes and the plain length; the frame must then decode to
+ * exactly that many bytes (checked by decoding twice into differently filled buffers), and
+ * match its content checksum when it has one.
  */
 import { createRequire } from 'node:module';
 import { NativeJobs, type NativeJob } from './_native-batches.js';
@@ -23,6 +23,7 @@ import { NativePieces } from './pieces.js';
 import { CrimgError } from '../format/errors.js';
 import { nativeAddon } from '../native-mmap/index.js';
 import { expectBytes, expectInt } from './_check.js';
+import { xxh64 } from './checksum.js';
 import { checkEngine, type Engine } from './engine.js';
 import { CHUNK_ENCODED, LIMITS, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from '../format/constants.js';
 
@@ -184,37 +185,47 @@ export function zstdDecode(frame: Uint8Array, plainLength: number, engine?: Engi
 }
 
 /**
- * Decodes a frame that passed {@link zstdFrameProblem} with fzstd's streaming decoder, block by
- * block into exactly `plainLength` bytes: fzstd's one-shot `decompress` writes into the buffer it
- * is given and returns that same buffer, so a frame whose compressed blocks decode to fewer
- * bytes than its content size would come back as `plainLength` bytes with a stale tail. Output
- * past `plainLength` is refused before it is copied, and a short total is refused at the end;
- * memory stays bounded by the plain length (the output, and fzstd's window of the content size).
+ * Decodes a frame that passed {@link zstdFrameProblem} with fzstd's one-shot `decompress`, into
+ * a buffer of `plainLength` + 1 bytes, twice: first filled with 0x00, then with 0xff. Its work
+ * is linear in the frame and the output (its streaming decoder shifts the whole window for
+ * every block: a frame of millions of tiny blocks took hours). fzstd writes into the buffer it
+ * is given and does not say how much it wrote, so the two decodes tell: a byte the frame did
+ * not write (a frame that decodes short), or one it made from bytes it had not written, differs
+ * between them; a written last byte (the guard) is output past the plain length. Then the
+ * content checksum, when the frame has one (low 32 bits of XXH64 of the content, RFC 8878
+ * 3.1.1), which fzstd skips. Memory: two buffers of the plain length.
  */
 function fzstdDecode(frame: Uint8Array, plainLength: number): Uint8Array {
-  const out = new Uint8Array(plainLength);
-  let length = 0;
-  try {
-    const d = new (fzstdModule().Decompress)((piece) => {
-      if (piece.byteLength > plainLength - length) throw corrupt(`frame decodes to more than the plain length of ${plainLength} bytes`);
-      out.set(piece, length);
-      length += piece.byteLength;
-    });
-    d.push(frame, true);
-  } catch (e) {
-    if (e instanceof CrimgError) throw e;
-    throw corrupt(`frame does not decode (${e instanceof Error ? e.message : String(e)})`);
+  const decode = (fill: number): Uint8Array => {
+    const out = new Uint8Array(plainLength + 1);
+    if (fill !== 0) out.fill(fill);
+    try {
+      fzstdModule().decompress(frame, out);
+    } catch (e) {
+      // fzstd's errors (and a RangeError of a block written past the buffer)
+      throw corrupt(`frame does not decode (${e instanceof Error ? e.message : String(e)})`);
+    }
+    return out;
+  };
+  const a = decode(0);
+  const b = decode(0xff);
+  if (a[plainLength] === b[plainLength]) throw corrupt(`frame decodes to more than the plain length of ${plainLength} bytes`);
+  const plain = a.subarray(0, plainLength);
+  if (!Buffer.from(plain.buffer, plain.byteOffset, plainLength).equals(b.subarray(0, plainLength))) {
+    throw corrupt(`frame decodes to fewer than its ${plainLength} bytes, or copies bytes it has not decoded`);
   }
-  if (length !== plainLength) throw corrupt(`frame decodes to ${length} bytes, expected ${plainLength}`);
-  return out;
+  if ((frame[4]! >> 2) & 1) {
+    const stored = frame[frame.byteLength - 4]! | (frame[frame.byteLength - 3]! << 8) | (frame[frame.byteLength - 2]! << 16) | (frame[frame.byteLength - 1]! << 24);
+    if (Number(xxh64(plain) & 0xffffffffn) !== stored >>> 0) throw corrupt('frame content checksum does not match its content');
+  }
+  return plain;
 }
 
 let fzstd: typeof import('fzstd') | null = null;
 
 /**
  * fzstd, required on first use (synchronously, as the codec's primitives are), for the portable
- * engine and for the node engine without the addon: the streaming `Decompress` that
- * {@link fzstdDecode} needs is not among the portable engine's loaded libraries.
+ * engine and for the node engine without the addon.
  */
 function fzstdModule(): typeof import('fzstd') {
   fzstd ??= createRequire(import.meta.url)('fzstd') as typeof import('fzstd');

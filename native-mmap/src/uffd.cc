@@ -58,6 +58,11 @@ std::string ErrnoText(const char* what, int e) {
   return std::string(what) + ": " + strerror(e);
 }
 
+// MADV_DONTFORK or MADV_DOFORK over every registered range.
+void Inherit(const LazyConfig& config, int advice) {
+  for (const auto& r : config.ranges) (void)madvise(reinterpret_cast<void*>(r.first), r.second, advice);
+}
+
 }  // namespace
 
 LazySession::LazySession(LazyConfig config, bool poison, Done done)
@@ -98,6 +103,11 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
     config.sources[i].fd = dup;
   }
   PlanSpans(&config);
+  // Not inherited until every chunk is in (from before the registration, so
+  // that a fork() from another thread never copies a registered range): a
+  // fork()ed child's copy is not registered (no UFFD_FEATURE_EVENT_FORK), so
+  // its missing pages would read as zeros there. Absent, they fault (SIGSEGV).
+  Inherit(config, MADV_DONTFORK);
   size_t registered = 0;
   for (const auto& range : config.ranges) {
     struct uffdio_register reg;
@@ -114,18 +124,16 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
   if (*err != 0) {
     undo(config.sources.size());
     close(uffd);  // unregisters what was registered
+    Inherit(config, MADV_DOFORK);  // the caller copies into the memory instead
     return "UFFDIO_REGISTER";
   }
-  // Not inherited until every chunk is in: a fork()ed child's copy of a
-  // registered range is not registered (no UFFD_FEATURE_EVENT_FORK), so its
-  // missing pages would read as zeros there. Absent, they fault (SIGSEGV).
-  for (const auto& range : config.ranges) (void)madvise(reinterpret_cast<void*>(range.first), range.second, MADV_DONTFORK);
   std::shared_ptr<LazySession> s(new LazySession(std::move(config), poison, std::move(done)));
   s->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->stop_fd_ < 0) {
     *err = errno;
     s->done_called_.store(true);  // the caller reports it, done never runs
     s->Close();
+    Inherit(s->config_, MADV_DOFORK);
     return "eventfd";
   }
   if (s->config_.count == 0) {
@@ -142,6 +150,7 @@ const char* LazySession::Start(LazyConfig config, bool poison, Done done,
     *err = e.code().value();
     s->done_called_.store(true);
     s->Close();
+    Inherit(s->config_, MADV_DOFORK);
     return "thread creation";
   }
   *out = s;
@@ -576,10 +585,11 @@ void LazySession::Settle() {
   if (n != total) return;
   // Settled while release() stops the threads (the warm thread finishing its
   // queue): released first, not done; the memory is about to be unmapped.
+  // Inherited again once every chunk is in and none failed (a failed
+  // chunk's pages stay missing or poisoned: a child must not read them as zeros).
   const bool released = stop_.load() || warm_stop_.load();
-  if (!released) {
-    for (const auto& range : config_.ranges) (void)madvise(reinterpret_cast<void*>(range.first), range.second, MADV_DOFORK);
-  }
+  const bool failed = [this] { std::lock_guard<std::mutex> lock(mu_); return !failure_.code.empty(); }();
+  if (!released && !failed) Inherit(config_, MADV_DOFORK);
   if (!done_called_.exchange(true)) done_(released);
   EndWarm();
   Wake();  // the handler ends
