@@ -185,38 +185,38 @@ export function zstdDecode(frame: Uint8Array, plainLength: number, engine?: Engi
 }
 
 /**
- * Decodes a frame that passed {@link zstdFrameProblem} with fzstd's one-shot `decompress`, into
- * a buffer of `plainLength` + 1 bytes, twice: first filled with 0x00, then with 0xff. Its work
- * is linear in the frame and the output (its streaming decoder shifts the whole window for
+ * Decodes a frame that passed {@link zstdFrameProblem} with fzstd's one-shot `decompress` into
+ * a buffer of `plainLength` bytes, twice: first filled with 0x00, then with 0xff. Its work is
+ * linear in the frame and the output (fzstd's streaming decoder shifts the whole window for
  * every block: a frame of millions of tiny blocks took hours). fzstd writes into the buffer it
- * is given and does not say how much it wrote, so the two decodes tell: a byte the frame did
- * not write (a frame that decodes short), or one it made from bytes it had not written, differs
- * between them; a written last byte (the guard) is output past the plain length. Then the
- * content checksum, when the frame has one (low 32 bits of XXH64 of the content, RFC 8878
- * 3.1.1), which fzstd skips. Memory: two buffers of the plain length.
+ * is given without saying how much it wrote, so the two decodes tell: a byte the frame did not
+ * write (a frame that decodes short), or one it made from bytes it had not written, differs
+ * between them. A raw block past the end throws; output of an RLE or compressed block past the
+ * plain length is dropped by fzstd, not detected (the native decoder refuses such a frame:
+ * spec/FORMAT.md section 6.2). Then the content checksum, when the frame has one (the low 32
+ * bits of XXH64 of the content, RFC 8878 3.1.1), which fzstd skips. Memory: two buffers of the
+ * plain length.
  */
 function fzstdDecode(frame: Uint8Array, plainLength: number): Uint8Array {
   const decode = (fill: number): Uint8Array => {
-    const out = new Uint8Array(plainLength + 1);
+    const out = new Uint8Array(plainLength);
     if (fill !== 0) out.fill(fill);
     try {
       fzstdModule().decompress(frame, out);
     } catch (e) {
-      // fzstd's errors (and a RangeError of a block written past the buffer)
+      // fzstd's errors, and a RangeError of a block written past the buffer
       throw corrupt(`frame does not decode (${e instanceof Error ? e.message : String(e)})`);
     }
     return out;
   };
-  const a = decode(0);
-  const b = decode(0xff);
-  if (a[plainLength] === b[plainLength]) throw corrupt(`frame decodes to more than the plain length of ${plainLength} bytes`);
-  const plain = a.subarray(0, plainLength);
-  if (!Buffer.from(plain.buffer, plain.byteOffset, plainLength).equals(b.subarray(0, plainLength))) {
+  const plain = decode(0);
+  if (!Buffer.from(plain.buffer, plain.byteOffset, plainLength).equals(decode(0xff))) {
     throw corrupt(`frame decodes to fewer than its ${plainLength} bytes, or copies bytes it has not decoded`);
   }
   if ((frame[4]! >> 2) & 1) {
-    const stored = frame[frame.byteLength - 4]! | (frame[frame.byteLength - 3]! << 8) | (frame[frame.byteLength - 2]! << 16) | (frame[frame.byteLength - 1]! << 24);
-    if (Number(xxh64(plain) & 0xffffffffn) !== stored >>> 0) throw corrupt('frame content checksum does not match its content');
+    const n = frame.byteLength;
+    const stored = (frame[n - 4]! | (frame[n - 3]! << 8) | (frame[n - 2]! << 16) | (frame[n - 1]! << 24)) >>> 0;
+    if (Number(xxh64(plain) & 0xffffffffn) !== stored) throw corrupt('frame content checksum does not match its content');
   }
   return plain;
 }

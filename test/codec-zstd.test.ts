@@ -168,12 +168,36 @@ function reheader(frame: Uint8Array, o: { single?: boolean; dictId?: number; siz
   return Uint8Array.from([...head, ...body]);
 }
 
+/**
+ * A single-segment frame of `blocks` RLE blocks of `each` bytes (byte k & 0xff in block k), with
+ * a content checksum (`checksum`: the right one, or this value) or none.
+ */
+function rleFrame(blocks: number, each: number, checksum?: 'right' | number): Uint8Array {
+  const size = blocks * each;
+  const out = [0x28, 0xb5, 0x2f, 0xfd, 0x80 | 0x20 | (checksum === undefined ? 0 : 0x04), size & 0xff, (size >> 8) & 0xff, (size >> 16) & 0xff, size >>> 24];
+  for (let k = 0; k < blocks; k++) {
+    const h = (k === blocks - 1 ? 1 : 0) | (1 << 1) | (each << 3);
+    out.push(h & 0xff, (h >> 8) & 0xff, (h >> 16) & 0xff, k & 0xff);
+  }
+  if (checksum !== undefined) {
+    const plain = new Uint8Array(size);
+    for (let k = 0; k < blocks; k++) plain.fill(k & 0xff, k * each, (k + 1) * each);
+    const c = checksum === 'right' ? Number(xxh64(plain) & 0xffffffffn) : checksum;
+    out.push(c & 0xff, (c >> 8) & 0xff, (c >> 16) & 0xff, c >>> 24);
+  }
+  return Uint8Array.from(out);
+}
+
 describe('hostile frames are CORRUPT_CHUNK in every decoder (spec 6.2)', () => {
   const CHUNK = 65536;
   const plain = Uint8Array.from({ length: CHUNK }, (_v, i) => (i % 64 < 6 ? (i * 7) & 0xff : 0x61 + ((i >> 6) % 26)));
   const good = zstdEncode(plain, 1)!;
+  const right = rleFrame(4, CHUNK / 4, 'right');
+  const wrong = rleFrame(4, CHUNK / 4, ((right[right.length - 4]! | (right[right.length - 3]! << 8) | (right[right.length - 2]! << 16) | (right[right.length - 1]! << 24)) ^ 1) >>> 0);
   const cases: [string, Uint8Array, number, RegExp][] = [
     ['the good frame rebuilt (control)', reheader(good, {}), CHUNK, /^$/],
+    ['a content checksum that matches (control)', right, CHUNK, /^$/],
+    ['a content checksum that does not match', wrong, CHUNK, /checksum/],
     ['a skippable frame before the frame', Uint8Array.from([0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4, ...good]), CHUNK, /skippable/],
     ['a dictionary id', reheader(good, { dictId: 77 }), CHUNK, /dictionar/],
     ['not single-segment, window 128 KiB > chunk', reheader(good, { single: false, windowLog: 17 }), CHUNK, /single-segment/],
@@ -214,12 +238,43 @@ describe('hostile frames are CORRUPT_CHUNK in every decoder (spec 6.2)', () => {
   });
 });
 
+test('a frame of half a million 8-byte RLE blocks (4 MiB) decodes in every engine, the same bytes: the portable decoder\'s work is linear', () => {
+  // fzstd's streaming decoder shifted its 4 MiB window for every block: ~2 TiB of copying.
+  const plainLength = 4 << 20;
+  const frame = rleFrame(plainLength / 8, 8);
+  expect(zstdFrameProblem(frame, plainLength)).toBeUndefined();
+  const portable = zstdDecode(frame, plainLength, 'portable');
+  const node = zstdDecode(frame, plainLength, 'node');
+  expect(Buffer.from(portable).equals(Buffer.from(node))).toBe(true);
+  expect([portable[0], portable[8], portable[8 * 255], portable[8 * 256 + 7], portable[plainLength - 1]]).toEqual([0, 1, 255, 0, 255]);
+});
+
+test('a raw or RLE block over 128 KiB (chunks over 128 KiB) is CORRUPT_CHUNK in every decoder; two of 128 KiB decode', () => {
+  const plainLength = 256 << 10;
+  const nativeCode = (frame: Uint8Array): string => {
+    const out = new Uint8Array(plainLength);
+    const r = requireNative().decodeChunk({
+      codec: 2, cipher: 0, chunkSize: plainLength, number: 0n, region: 0, address: 0n, last: false, plainLength,
+      flags: CHUNK_ENCODED, checksum: 0n, verifyChecksum: false,
+    }, frame, out);
+    return r === null ? 'ok' : `${r.code} ${r.message}`;
+  };
+  const one = rleFrame(1, plainLength); // RFC 8878: a block holds at most 128 KiB
+  for (const engine of ['node', 'portable'] as const) {
+    expect(() => zstdDecode(one, plainLength, engine)).toThrow(expect.objectContaining({ code: 'CORRUPT_CHUNK', message: expect.stringMatching(/a block is larger than the window/) }));
+  }
+  expect(nativeCode(one)).toMatch(/^CORRUPT_CHUNK .*a block is larger than the window/);
+  const two = rleFrame(2, plainLength / 2);
+  expect(Buffer.from(zstdDecode(two, plainLength, 'portable')).equals(Buffer.from(zstdDecode(two, plainLength, 'node')))).toBe(true);
+  expect(nativeCode(two)).toBe('ok');
+});
+
 describe('compressed blocks that decode to other than the content size are CORRUPT_CHUNK', () => {
   // Headers that pass zstdFrameProblem (it counts raw and RLE blocks only): fzstd's one-shot
   // decoder returned the buffer it was given, so these came back as plain-length bytes.
   const cases: [string, Uint8Array, number, RegExp][] = [
     // magic, single-segment with content size 100, one compressed block of 5 raw literals
-    ['5 literals for a content size of 100', Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x64, 0x3d, 0x00, 0x00, 0x28, 0x41, 0x42, 0x43, 0x44, 0x45, 0x00]), 100, /decodes to 5 bytes, expected 100/],
+    ['5 literals for a content size of 100', Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x64, 0x3d, 0x00, 0x00, 0x28, 0x41, 0x42, 0x43, 0x44, 0x45, 0x00]), 100, /decodes to fewer than its 100 bytes/],
     // content size 40, one compressed block of 100 RLE literals (fzstd clipped them to 40)
     ['100 literals for a content size of 40', Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x28, 0x25, 0x00, 0x00, 0x45, 0x06, 0x41, 0x00]), 40, /literals are larger than the window/],
   ];

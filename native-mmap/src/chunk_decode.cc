@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <algorithm>
 #include <new>
 #include <utility>
 
@@ -225,6 +226,20 @@ ChunkResult Unzstd(ZSTD_DCtx* d, const ChunkImage& image, const ChunkRecord& rec
     return Fail(ChunkStatus::kCorruptChunk, rec,
                 "zstd frame is followed by %zu bytes in its chunk (a chunk is one zstd frame and nothing else)",
                 len - frame);
+  }
+  // RFC 8878 3.1.1.2.3: no block holds more than min(window, 128 KiB). libzstd's
+  // one-shot decoder does not hold raw and RLE blocks to it (its streaming one
+  // does), so a frame of one 256 KiB RLE block decoded here and nowhere else.
+  // The block walk is bounded: ZSTD_findFrameCompressedSize checked it fits.
+  const size_t block_max = std::min<size_t>(ZSTD_BLOCKSIZE_MAX, rec.plain_length);
+  for (size_t at = fh.headerSize; at + 3 <= len;) {
+    const uint32_t bh = static_cast<uint32_t>(src[at]) | static_cast<uint32_t>(src[at + 1]) << 8 |
+                        static_cast<uint32_t>(src[at + 2]) << 16;
+    if ((bh >> 3) > block_max) {
+      return Fail(ChunkStatus::kCorruptChunk, rec, "zstd frame does not decode (a block is larger than the window)");
+    }
+    at += 3 + (((bh >> 1) & 3) == 1 ? 1 : (bh >> 3));
+    if ((bh & 1) != 0) break;
   }
   const size_t got = ZSTD_decompressDCtx(d, out, rec.plain_length, src, len);
   if (ZSTD_isError(got)) {
