@@ -360,6 +360,38 @@ console.log('got', new Uint8Array(r.regions[0].memory)[${firstStored} * 65536 + 
     expect(out.signal).toBe('SIGBUS');
   });
 
+  test('a corrupt chunk whose poison the kernel refuses (its range split by a protect) never reads as zeros: its page waits until release', async () => {
+    const bad = t.path('bad-split.img');
+    await fsp.copyFile(file, bad);
+    const image = await openImage(bad, { key: KEY });
+    const rec = (await image.chunkTable()).get(firstStored, 65536);
+    await image.close();
+    flipByte(bad, rec.offset + 10);
+    chmodSync(bad, 0o644);
+    const out = child(restoreScript(`
+const { protect } = await import(${JSON.stringify(path.join(ROOT, 'build', 'native-mmap', 'index.js'))});
+const { write } = await import('node:fs');
+const r = await image.restore({ mode: 'lazy' });
+const region = r.regions[0];
+// A page inside the corrupt chunk made r-- while the memory is rw-: its mapping is split there,
+// and UFFDIO_POISON over the chunk's range fails (ENOENT).
+protect(region.address + BigInt(${firstStored} * 65536 + 4096), 4096, 'r--');
+await r.done.catch((e) => console.log('done', e.code));
+const sink = tmpdir() + '/crimg-split-' + process.pid;
+const fd = openSync(sink, 'w');
+unlinkSync(sink);
+write(fd, new Uint8Array(region.memory, ${firstStored} * 65536, 4096), 0, 4096, null, (err) => console.log('write', err ? err.code : 'ok'));
+await new Promise((resolve) => setTimeout(resolve, 300));
+console.log('releasing');
+r.release();
+await new Promise((resolve) => setTimeout(resolve, 100));
+`, () => bad));
+    expect(out.stderr).toBe('');
+    expect(out.stdout).toContain('done CORRUPT_CHUNK');
+    // Before: the uffd closed once every chunk settled, and the page read as zeros ('write ok' at once).
+    expect(out.stdout).toMatch(/releasing\s+write EFAULT/);
+  });
+
   test('as nobody (vm.unprivileged_userfaultfd=0): user-mode-only lazy restore; write(2) from a page not yet in place fails with EFAULT', () => {
     const out = child(restoreScript(`
 const r = await image.restore({ mode: 'lazy', prefetch: false });

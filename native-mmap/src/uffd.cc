@@ -30,19 +30,6 @@
 
 #include "scan.h"
 
-#ifndef UFFD_FEATURE_POISON
-#define UFFD_FEATURE_POISON (1 << 14)
-#endif
-#ifndef UFFDIO_POISON
-struct uffdio_poison {
-  struct uffdio_range range;
-  __u64 mode;
-  __s64 updated;
-};
-#define _UFFDIO_POISON (0x08)
-#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
-#endif
-
 namespace crimg {
 namespace {
 
@@ -329,7 +316,7 @@ void LazySession::HandlerLoop() {
   if (!stop_.load() && Complete()) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (failure_.code.empty() || poison_) {
+      if (failure_.code.empty() || (poison_ && !poison_refused_.load())) {
         if (!uffd_closed_.exchange(true)) close(config_.uffd);
       }
     }
@@ -553,28 +540,10 @@ void LazySession::Fail(uint32_t c, const char* code, std::string detail) {
       failure_.detail = std::move(detail);
     }
   }
+  // Any access to its pages from now on is a SIGBUS; a thread waiting on
+  // one is woken into it. Refused: the uffd stays open (HandlerLoop).
   const LazyChunk ch = ChunkOf(c);
-  if (poison_) {
-    // Any access to these pages from now on is a SIGBUS; a thread waiting
-    // on one is woken into it.
-    const uint64_t page = config_.page_size;
-    const uint64_t span = Span(ch);
-    uint64_t done = 0;
-    while (done < span) {
-      struct uffdio_poison p;
-      memset(&p, 0, sizeof p);
-      p.range.start = ch.dest + done;
-      p.range.len = span - done;
-      if (ioctl(config_.uffd, UFFDIO_POISON, &p) == 0) break;
-      const int e = errno;
-      if (p.updated > 0) done += static_cast<uint64_t>(p.updated);
-      if (e == EEXIST) {
-        done += page;
-      } else if (e != EAGAIN) {
-        break;
-      }
-    }
-  }
+  if (poison_ && !Poison(ch.dest, Span(ch))) poison_refused_.store(true);
   state_[c].store(kFailed);
   Settle();
 }

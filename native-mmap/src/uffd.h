@@ -333,6 +333,9 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   bool Copy(uint64_t dest, const uint8_t* src, uint64_t length, bool wake = true);
   bool Zero(uint64_t dest, uint64_t length, bool wake = true);
   void Fail(uint32_t c, const char* code, std::string detail);
+  // UFFDIO_POISON over [dest, dest + length); false when the kernel refused
+  // part of it (ENOENT, ENOMEM, EAGAIN 1000 times): those pages stay missing.
+  bool Poison(uint64_t dest, uint64_t length);
   void Settle();
   // Reads one byte of every page of chunk c, the last first, but the page at
   // `skip` (kWarm). Stops early when the session stops.
@@ -405,6 +408,7 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   std::atomic<size_t> next_{0};
   std::atomic<size_t> settled_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<bool> poison_refused_{false};  // a failed chunk's pages not all poisoned
   std::atomic<bool> done_called_{false};
   std::atomic<bool> closed_{false};
   std::atomic<bool> uffd_closed_{false};
