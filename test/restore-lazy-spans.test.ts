@@ -352,6 +352,56 @@ console.log('got', m[40 * 65536 + 4096 * 3]);
     }
   });
 
+  test('released while the handler waits on a JavaScript read and a prefetch thread reads a span whose pages were dropped: no hang, 20 times', () => {
+    // A JavaScript source whose reads of chunk 127 never answer. A write(2) of chunk 127's page
+    // on a libuv thread faults there, and the handler waits on that read. Then every span's
+    // pages are dropped while prefetch threads read the spans they moved: their faults need
+    // the handler. release() once hung here: it waited for those reads (EndSpanReads, 1 s),
+    // then stopped the handler, whose read only then gave up, and joined a prefetch thread
+    // whose fault no one would serve. Now release() first ends the JavaScript reads.
+    const script = t.path('js-release.mjs');
+    writeFileSync(script, `
+import { openImage } from ${JSON.stringify(path.join(ROOT, 'build', 'index.js'))};
+import { advise } from ${JSON.stringify(path.join(ROOT, 'build', 'native-mmap', 'index.js'))};
+import { readFileSync, promises as fsp } from 'node:fs';
+const key = new Uint8Array(32).fill(9);
+const bytes = readFileSync(${JSON.stringify(file)});
+const probe = await openImage(bytes, { key });
+const rec127 = (await probe.chunkTable()).get(127, 65536);
+await probe.close();
+const source = {
+  size: bytes.length, name: 'js', close: async () => {},
+  read: (offset, length) => offset === rec127.offset ? new Promise(() => {}) : Promise.resolve(new Uint8Array(bytes.subarray(offset, offset + length))),
+};
+const image = await openImage(source, { key });
+let moved = 0;
+const codes = new Set();
+for (let i = 0; i < 20; i++) {
+  const r = await image.restore({ mode: 'lazy' });
+  const base = r.regions[0].address;
+  for (const end = performance.now() + 2000; r.lazyStats().spansMoved === 0 && performance.now() < end;) await new Promise((res) => setImmediate(res));
+  moved += r.lazyStats().spansMoved;
+  const out = await fsp.open(${JSON.stringify(t.path('js-release.out'))}, 'w');
+  const wrote = out.write(new Uint8Array(r.regions[0].memory, 127 * 65536, 4096)).then(() => 'ok', (e) => e.code);
+  await new Promise((res) => setTimeout(res, 20));
+  for (let k = 0; k < 4; k++) advise(base + BigInt(k * 2 * 1024 * 1024), 2 * 1024 * 1024, 'dontneed');
+  r.release();
+  codes.add(await wrote);
+  await out.close();
+  await r.done.catch(() => undefined);
+}
+console.log(JSON.stringify({ moved, codes: [...codes] }));
+await image.close();
+`);
+    const out = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 90_000 });
+    expect(out.signal).toBeNull();
+    expect(out.stderr).toBe('');
+    const got = JSON.parse(out.stdout) as { moved: number; codes: string[] };
+    expect(got.moved).toBeGreaterThan(0);
+    // The write of chunk 127's page never got its bytes: released, it fails.
+    expect(got.codes).toEqual(['EFAULT']);
+  });
+
   test('a fault on a span whose prefetch thread is stuck is served by the handler after a few ms', () => {
     // An image read through a JavaScript source whose first read of chunk 40 (span 1) hangs
     // 1.5 s: the prefetch thread installing span 1 whole waits on it. A write(2) of chunk 50's

@@ -148,6 +148,7 @@ LazySession::~LazySession() {
   // The last owner: JS released it (Stop and Close ran) or collected it
   // after every chunk settled; or the handler thread itself, ending. The
   // warm thread first (see Stop; here its queue is empty, every chunk settled).
+  reads_off_.store(true);
   JoinWarm();
   EndSpanReads();
   stop_.store(true);
@@ -172,7 +173,8 @@ void LazySession::Stop() {
   if (closed_.load()) return;
   // The warm thread first, while the handler still serves faults: a page of
   // a chunk it reads may be missing again (dropped by the process), and only
-  // the handler can bring it in.
+  // the handler can bring it in, once no JS read holds it (reads_off_).
+  reads_off_.store(true);
   JoinWarm();
   EndSpanReads();  // likewise, the prefetch threads' reads of the spans they moved
   stop_.store(true);
@@ -373,7 +375,7 @@ void LazySession::Install(uint32_t c, bool by_fault, uint64_t addr) {
     detail = "out of memory";
   }
   // Released meanwhile (a read answered "stopped", say): not a failure of the chunk.
-  if (stop_.load()) return;
+  if (stop_.load() || (code != nullptr && strcmp(code, "ZERO") != 0 && reads_off_.load())) return;
   if (code != nullptr && strcmp(code, "ZERO") != 0) {
     Fail(c, code, std::move(detail));
     return;
@@ -489,7 +491,7 @@ const char* LazySession::Produce(const LazyChunk& ch, std::vector<uint8_t>& in, 
       done += static_cast<size_t>(r);
     }
   } else if (src.read) {
-    failed = src.read(ch.offset, ch.stored_len, dst, stop_);
+    failed = src.read(ch.offset, ch.stored_len, dst, reads_off_);
   } else {
     failed = "the source has no reader";
   }

@@ -408,6 +408,10 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   std::atomic<size_t> next_{0};
   std::atomic<size_t> settled_{0};
   std::atomic<bool> stop_{false};
+  // Set first in Stop() and the destructor: reads through a JS source end
+  // ("stopped"), so that the handler, waiting on one, goes back to serving the
+  // faults of the threads Stop() joins (the JS thread, in release(), answers none).
+  std::atomic<bool> reads_off_{false};
   std::atomic<bool> poison_refused_{false};  // a failed chunk's pages not all poisoned
   std::atomic<bool> done_called_{false};
   std::atomic<bool> closed_{false};

@@ -105,6 +105,7 @@ LazySource JsSource(Napi::Env env, Napi::Function read) {
   // the image source it holds, would never be collected.
   s.release = [tsfn] { tsfn->Release(); };
   s.read = [tsfn](uint64_t offset, size_t length, uint8_t* out, const std::atomic<bool>& stop) -> const char* {
+    if (stop.load()) return "stopped";  // no call queued for a JS thread that may run it only after release
     auto req = std::make_shared<ReadRequest>();
     req->offset = offset;
     req->length = length;

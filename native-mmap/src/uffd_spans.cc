@@ -327,7 +327,8 @@ void LazySession::InstallWhole(size_t s, bool by_fault) {
       code = "IO_ERROR";
       detail = "out of memory";
     }
-    if (stop_.load()) return;  // released: not a failure of the span (the buffer is remade next time)
+    // Released (or releasing, a read answered "stopped"): not a failure of the span (the buffer is remade next time).
+    if (stop_.load() || (code != nullptr && strcmp(code, "ZERO") != 0 && reads_off_.load())) return;
     span_chunks_.fetch_add(1, std::memory_order_relaxed);
     if (code == nullptr) continue;
     if (strcmp(code, "ZERO") == 0) {

@@ -165,7 +165,7 @@ void LazySession::PrefetchLoop() {
   // Every CPU the handler was allowed at its start (it may be pinned to one now: kFollowFaulter).
   if (follow_.on) (void)sched_setaffinity(0, sizeof follow_.allowed, &follow_.allowed);
   MarkPrefetchThread();
-  while (!stop_.load(std::memory_order_relaxed) && PrefetchOne()) {
+  while (!stop_.load(std::memory_order_relaxed) && !reads_off_.load(std::memory_order_relaxed) && PrefetchOne()) {
   }
 }
 
