@@ -147,10 +147,12 @@ export function lazyRestore(image: ImageReader, table: ChunkTable, slots: readon
     stats: () => (state.session ? native.lazyStats(state.session) : null),
     profile: () => (state.session ? Array.from(native.lazyProfile(state.session)) : []),
   };
+  let released = false;
   const onDone = (stopped: boolean): void => {
     const session = state.session;
     if (session === null) return;
-    if (stopped) {
+    // released: a done(false) queued just before release() runs after it, on unmapped memory
+    if (stopped || released) {
       settle.reject(new CrimgError('INVALID_ARGUMENT', 'the restore was released before every chunk was in place', { hint: 'await restored.done before release() to wait for every page' }));
       return;
     }
@@ -190,7 +192,10 @@ export function lazyRestore(image: ImageReader, table: ChunkTable, slots: readon
   }
   const session = started.session;
   state.session = session;
-  result.beforeRelease(() => native.lazyStop(session));
+  result.beforeRelease(() => {
+    released = true;
+    native.lazyStop(session);
+  });
   result.afterRelease(() => native.lazyClose(session));
   return state;
 }

@@ -360,7 +360,7 @@ console.log('got', new Uint8Array(r.regions[0].memory)[${firstStored} * 65536 + 
     expect(out.signal).toBe('SIGBUS');
   });
 
-  test('a corrupt chunk whose poison the kernel refuses (its range split by a protect) never reads as zeros: its page waits until release', async () => {
+  test('a corrupt chunk whose poison the kernel refuses (its range split by a protect) never reads as zeros: its page waits until release; the handler serves on', async () => {
     const bad = t.path('bad-split.img');
     await fsp.copyFile(file, bad);
     const image = await openImage(bad, { key: KEY });
@@ -377,6 +377,12 @@ const region = r.regions[0];
 // and UFFDIO_POISON over the chunk's range fails (ENOENT).
 protect(region.address + BigInt(${firstStored} * 65536 + 4096), 4096, 'r--');
 await r.done.catch((e) => console.log('done', e.code));
+// After done, with the descriptor kept open: a page the process drops from a good chunk reads
+// zeros, as any dropped anonymous page (it waited for a handler that had ended).
+const { advise } = await import(${JSON.stringify(path.join(ROOT, 'build', 'native-mmap', 'index.js'))});
+const good = ${firstStored} === 2 ? 3 : 2;
+advise(region.address + BigInt(good * 65536), 4096, 'dontneed');
+console.log('dropped page reads', new Uint8Array(region.memory)[good * 65536 + 9]);
 const sink = tmpdir() + '/crimg-split-' + process.pid;
 const fd = openSync(sink, 'w');
 unlinkSync(sink);
@@ -390,6 +396,7 @@ await new Promise((resolve) => setTimeout(resolve, 100));
     expect(out.stdout).toContain('done CORRUPT_CHUNK');
     // Before: the uffd closed once every chunk settled, and the page read as zeros ('write ok' at once).
     expect(out.stdout).toMatch(/releasing\s+write EFAULT/);
+    expect(out.stdout).toContain('dropped page reads 0');
   });
 
   test('as nobody (vm.unprivileged_userfaultfd=0): user-mode-only lazy restore; write(2) from a page not yet in place fails with EFAULT', () => {

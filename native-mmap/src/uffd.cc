@@ -242,8 +242,16 @@ void LazySession::HandlerLoop() {
   const auto progress = [this] { return settled_.load() + span_chunks_.load(std::memory_order_relaxed); };
   size_t seen = progress();
   bool warm_tried = false;
+  bool finished = false;
   while (!stop_.load()) {
-    if (Complete()) break;
+    if (!finished && Complete()) {
+      finished = true;
+      if (Finish()) break;
+      // The descriptor stays open (a failed chunk's pages missing): faults
+      // still come, a page the process drops from a good chunk among them.
+      prefetch = help = false;
+      warm_tried = true;
+    }
     int timeout = prefetch ? 1 : help ? kHelpAfterMs : -1;
     if (!waiting_.empty()) {
       const int next = AssistWaiting();
@@ -311,24 +319,29 @@ void LazySession::HandlerLoop() {
   }
   if (follow_.stat_fd >= 0) close(follow_.stat_fd);
   follow_.stat_fd = -1;
+  if (!finished && !stop_.load() && Complete()) Finish();  // the loop left on a poll error
+}
+
+bool LazySession::Finish() {
   // Every chunk in (or poisoned): the registration is no longer needed, and
   // a page dropped later (MADV_DONTNEED) should fill with zeros as any
   // anonymous page, not wait for a handler that is gone. With a failed chunk
   // left missing (no poison), the descriptor stays open until release.
-  if (!stop_.load() && Complete()) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (failure_.code.empty() || (poison_ && !poison_refused_.load())) {
-        if (!uffd_closed_.exchange(true)) close(config_.uffd);
-      }
+  bool closed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failure_.code.empty() || (poison_ && !poison_refused_.load())) {
+      if (!uffd_closed_.exchange(true)) close(config_.uffd);
+      closed = true;
     }
-    // No chunk is left to read (a prefetch thread holds none once all are
-    // settled): the readers go now, not at release, which may never come.
-    for (auto& t : prefetchers_) {
-      if (t.joinable()) t.join();
-    }
-    ReleaseReaders();
   }
+  // No chunk is left to read (a prefetch thread holds none once all are
+  // settled): the readers go now, not at release, which may never come.
+  for (auto& t : prefetchers_) {
+    if (t.joinable()) t.join();
+  }
+  ReleaseReaders();
+  return closed;
 }
 
 void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {

@@ -302,6 +302,10 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
  private:
   explicit LazySession(LazyConfig config, bool poison, Done done);
   void HandlerLoop();
+  // Once every chunk settled, on the handler: closes the userfaultfd unless a
+  // failed chunk's pages stay missing (then false: the handler serves on),
+  // joins the prefetch threads and releases the readers.
+  bool Finish();
   // Moves the handler to the CPU thread `tid` last ran on (kFollowFaulter).
   void Follow(uint32_t tid);
   // Starts the warm thread (kWarm; the handler's, once).
