@@ -191,9 +191,10 @@ export function zstdDecode(frame: Uint8Array, plainLength: number, engine?: Engi
  * every block: a frame of millions of tiny blocks took hours). fzstd writes into the buffer it
  * is given without saying how much it wrote, so the two decodes tell: a byte the frame did not
  * write (a frame that decodes short), or one it made from bytes it had not written, differs
- * between them. A raw block past the end throws; output of an RLE or compressed block past the
- * plain length is dropped by fzstd, not detected (the native decoder refuses such a frame:
- * spec/FORMAT.md section 6.2). Then the content checksum, when the frame has one (the low 32
+ * between them. Not detected (the native decoder refuses these; spec/FORMAT.md section 6.2):
+ * a short gap that the last compressed block's literals fill (fzstd lays them out at the end
+ * of the block's window first), and output of an RLE or compressed block past the plain length
+ * (fzstd drops it; a raw block past the end throws). Then the content checksum, when the frame has one (the low 32
  * bits of XXH64 of the content, RFC 8878 3.1.1), which fzstd skips. Memory: two buffers of the
  * plain length.
  */

@@ -269,6 +269,15 @@ test('a raw or RLE block over 128 KiB (chunks over 128 KiB) is CORRUPT_CHUNK in 
   expect(nativeCode(two)).toBe('ok');
 });
 
+test('known gap (spec 6.2): a short frame whose literals fill the gap decodes in the portable engine; the native one refuses it', () => {
+  // Content size 100, one compressed block: 60 RLE literals of 'A', no sequence. libzstd makes
+  // 60 bytes and refuses; fzstd lays the literals out at [40, 100) before moving them to [0, 60).
+  const frame = Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x64, 0x25, 0x00, 0x00, 0xc5, 0x03, 0x41, 0x00]);
+  expect(zstdFrameProblem(frame, 100)).toBeUndefined();
+  expect(Buffer.from(zstdDecode(frame, 100, 'portable')).equals(Buffer.alloc(100, 0x41))).toBe(true);
+  expect(() => zstdDecode(frame, 100, 'node')).toThrow(expect.objectContaining({ code: 'CORRUPT_CHUNK' }));
+});
+
 describe('compressed blocks that decode to other than the content size are CORRUPT_CHUNK', () => {
   // Headers that pass zstdFrameProblem (it counts raw and RLE blocks only): fzstd's one-shot
   // decoder returned the buffer it was given, so these came back as plain-length bytes.

@@ -336,11 +336,13 @@ bool LazySession::Finish() {
     }
   }
   // No chunk is left to read (a prefetch thread holds none once all are
-  // settled): the readers go now, not at release, which may never come.
+  // settled): the readers go now, not at release, which may never come; the
+  // chunk table too unless the handler serves on (it reads it: ChunkOf).
   for (auto& t : prefetchers_) {
     if (t.joinable()) t.join();
   }
-  ReleaseReaders();
+  if (closed) ReleaseReaders();
+  else ReleaseSources();
   return closed;
 }
 

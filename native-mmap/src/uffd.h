@@ -353,8 +353,11 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   void WakeRange(uint64_t start, uint64_t length);
   // Ends the handler's poll (the eventfd, unless closed).
   void Wake();
-  // Lets every source's reader go, once (no thread may read after).
+  // Lets every source's reader go, once (no thread may read after), and
+  // the chunk table (ReadsOver()).
   void ReleaseReaders();
+  // The sources' readers only: the handler still reads the table (Finish).
+  void ReleaseSources();
   int64_t ChunkAt(uint64_t address) const;
   const LazyRegion& RegionOf(uint32_t c) const;
   LazyChunk ChunkOf(uint32_t c) const;
@@ -423,6 +426,7 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   std::mutex fd_mu_;  // stop_fd_: written by any thread, closed by Close()
   int stop_fd_ = -1;
   std::atomic<bool> readers_released_{false};
+  std::atomic<bool> sources_released_{false};
   std::thread handler_;
   std::vector<std::thread> prefetchers_;
   // kFollowFaulter: the CPUs the handler may use (the prefetch threads get

@@ -201,7 +201,12 @@ void LazySession::Wake() {
 }
 
 void LazySession::ReleaseReaders() {
-  if (readers_released_.exchange(true)) return;
+  ReleaseSources();
+  readers_released_.store(true);
+}
+
+void LazySession::ReleaseSources() {
+  if (sources_released_.exchange(true)) return;
   for (auto& src : config_.sources) {
     if (src.release) src.release();
   }
