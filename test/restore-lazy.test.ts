@@ -327,14 +327,20 @@ ${body}
 await image.close();
 `;
 
-  test('corrupt chunk: done rejects naming it, the other chunks are exact, and a touch of its pages is a SIGBUS', async () => {
-    const bad = t.path('bad.img');
+  /** A copy of the image named `name` with a byte of chunk `firstStored` flipped. */
+  const corruptCopy = async (name: string): Promise<string> => {
+    const bad = t.path(name);
     await fsp.copyFile(file, bad);
     const image = await openImage(bad, { key: KEY });
     const rec = (await image.chunkTable()).get(firstStored, 65536);
     await image.close();
     flipByte(bad, rec.offset + 10);
     chmodSync(bad, 0o644);
+    return bad;
+  };
+
+  test('corrupt chunk: done rejects naming it, the other chunks are exact, and a touch of its pages is a SIGBUS', async () => {
+    const bad = await corruptCopy('bad.img');
     const img2 = await openImage(bad, { key: KEY });
     const r = await img2.restore({ mode: 'lazy' });
     await expect(r.done).rejects.toMatchObject({ code: 'CORRUPT_CHUNK', chunk: firstStored, message: expect.stringMatching(/installed nothing/) });
@@ -361,13 +367,7 @@ console.log('got', new Uint8Array(r.regions[0].memory)[${firstStored} * 65536 + 
   });
 
   test('a corrupt chunk whose poison the kernel refuses (its range split by a protect) never reads as zeros: its page waits until release; the handler serves on', async () => {
-    const bad = t.path('bad-split.img');
-    await fsp.copyFile(file, bad);
-    const image = await openImage(bad, { key: KEY });
-    const rec = (await image.chunkTable()).get(firstStored, 65536);
-    await image.close();
-    flipByte(bad, rec.offset + 10);
-    chmodSync(bad, 0o644);
+    const bad = await corruptCopy('bad-split.img');
     const out = child(restoreScript(`
 const { protect } = await import(${JSON.stringify(path.join(ROOT, 'build', 'native-mmap', 'index.js'))});
 const { write } = await import('node:fs');
