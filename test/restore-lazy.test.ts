@@ -5,6 +5,7 @@
  * only as nobody, copy when no userfaultfd can be had, /dev/userfaultfd under a seccomp filter).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, openSync, closeSync, write, writeFileSync, realpathSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -397,6 +398,28 @@ await new Promise((resolve) => setTimeout(resolve, 100));
     // Before: the uffd closed once every chunk settled, and the page read as zeros ('write ok' at once).
     expect(out.stdout).toMatch(/releasing\s+write EFAULT/);
     expect(out.stdout).toContain('dropped page reads 0');
+  });
+
+  test('a good chunk whose range the process split (mprotect of one of its pages) before it came in is installed page by page, exact', () => {
+    const out = child(restoreScript(`
+const { protect } = await import(${JSON.stringify(path.join(ROOT, 'build', 'native-mmap', 'index.js'))});
+const { createHash } = await import('node:crypto');
+const r = await image.restore({ mode: 'lazy', prefetch: false });
+const region = r.regions[0];
+// One page in the middle of chunk 5 made r-- while the memory is rw-: its mapping is split
+// there, and one UFFDIO_COPY of the whole chunk does not cross mappings (ENOENT).
+protect(region.address + BigInt(5 * 65536 + 4096 * 7), 4096, 'r--');
+const m = new Uint8Array(region.memory);
+console.log('byte', m[5 * 65536 + 4096 * 7 + 3], 'stats', JSON.stringify({ installs: r.lazyStats().faultInstalls }));
+for (let i = 0; i < m.length; i += 4096) void m[i];
+await r.done;
+console.log('sha', createHash('sha256').update(m).digest('hex'));
+r.release();
+`));
+    expect(out.stderr).toBe('');
+    expect(out.signal).toBeNull();
+    expect(out.stdout).toContain(`byte ${data[5 * 65536 + 4096 * 7 + 3]} stats {"installs":1}`);
+    expect(out.stdout).toContain(`sha ${createHash('sha256').update(data).digest('hex')}`);
   });
 
   test('as nobody (vm.unprivileged_userfaultfd=0): user-mode-only lazy restore; write(2) from a page not yet in place fails with EFAULT', () => {

@@ -138,12 +138,23 @@ template <typename Op>
 bool FillRange(uint64_t dest, uint64_t length, uint64_t page, std::atomic<uint64_t>& eexist, Op op) {
   uint64_t done = 0;
   int spins = 0;
+  bool paged = false;  // a page at a time: the range crosses mappings
   while (done < length) {
     int64_t did = 0;
-    if (op(dest + done, length - done, &did) == 0) return true;
+    const uint64_t len = paged ? std::min(page, length - done) : length - done;
+    if (op(dest + done, len, &did) == 0) {
+      if (!paged) return true;
+      done += len;
+      continue;
+    }
     const int e = errno;
     if (did > 0) done += static_cast<uint64_t>(did);
-    if (e == EEXIST) {
+    if (e == ENOENT && !paged && did <= 0 && len > page) {
+      // The range spans more than one mapping (the process changed the
+      // protection of part of it: mprotect splits the mapping), which one
+      // ioctl does not cross (ENOENT): page by page, each in one mapping.
+      paged = true;
+    } else if (e == EEXIST) {
       eexist.fetch_add(1, std::memory_order_relaxed);
       done += page;
     } else if (e == EAGAIN) {
