@@ -33,10 +33,6 @@
 namespace crimg {
 namespace {
 
-constexpr uint8_t kPending = 0;
-constexpr uint8_t kBusy = 1;
-constexpr uint8_t kInstalled = 2;
-constexpr uint8_t kFailed = 3;
 // Per thread: the stored bytes and the page-rounded plain bytes handed to
 // UFFDIO_COPY (Install and Assist share them; a thread does one at a time).
 thread_local std::vector<uint8_t> t_in, t_out;

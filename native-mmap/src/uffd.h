@@ -212,6 +212,15 @@ void Prefault(const void* p, size_t bytes);
 // cores on this VM; an idle-class thread is preempted at once by any wakeup).
 // Where SCHED_IDLE is refused, this much nicer than the process.
 constexpr int kPrefetchNice = 10;
+// A chunk's state (LazySession::state_), and a 2 MiB span's (span_state_).
+constexpr uint8_t kPending = 0;
+constexpr uint8_t kBusy = 1;
+constexpr uint8_t kInstalled = 2;
+constexpr uint8_t kFailed = 3;
+constexpr uint8_t kSpanFree = 0;
+constexpr uint8_t kSpanWhole = 1;
+constexpr uint8_t kSpanChunks = 2;
+constexpr uint8_t kSpanBroken = 3;  // taken whole, and the handler copied a chunk in: its faults are assisted at once
 // With no fault and no chunk settled for this long, the handler installs a
 // prefetch chunk itself (the prefetch threads are starved). CRIMG_LAZY_HELP=0
 // turns it off (for tests: `done` then waits on the prefetch threads alone).
@@ -337,8 +346,9 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   bool Copy(uint64_t dest, const uint8_t* src, uint64_t length, bool wake = true);
   bool Zero(uint64_t dest, uint64_t length, bool wake = true);
   void Fail(uint32_t c, const char* code, std::string detail);
-  // UFFDIO_POISON over [dest, dest + length); false when the kernel refused
-  // part of it (ENOENT, ENOMEM, EAGAIN 1000 times): those pages stay missing.
+  // UFFDIO_POISON over [dest, dest + length), as Copy and Zero fill (page by
+  // page across mappings); false when the kernel refused part of it (ENOMEM,
+  // EAGAIN 1000 times): those pages stay missing.
   bool Poison(uint64_t dest, uint64_t length);
   void Settle();
   // Reads one byte of every page of chunk c, the last first, but the page at

@@ -24,6 +24,15 @@
 #ifndef UFFD_FEATURE_POISON
 #define UFFD_FEATURE_POISON (1 << 14)
 #endif
+#ifndef UFFDIO_POISON
+struct uffdio_poison {
+  struct uffdio_range range;
+  __u64 mode;
+  __s64 updated;
+};
+#define _UFFDIO_POISON (0x08)
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
 #ifndef UFFD_FEATURE_MOVE
 #define UFFD_FEATURE_MOVE (1 << 16)
 #endif
@@ -194,6 +203,19 @@ bool LazySession::Zero(uint64_t dest, uint64_t length, bool wake) {
     zp.mode = wake ? 0 : UFFDIO_ZEROPAGE_MODE_DONTWAKE;
     const int r = ioctl(uffd, UFFDIO_ZEROPAGE, &zp);
     *did = zp.zeropage;
+    return r;
+  });
+}
+
+bool LazySession::Poison(uint64_t dest, uint64_t length) {
+  const int uffd = config_.uffd;
+  return FillRange(dest, length, config_.page_size, eexist_, [&](uint64_t at, uint64_t len, int64_t* did) {
+    struct uffdio_poison p;
+    memset(&p, 0, sizeof p);
+    p.range.start = at;
+    p.range.len = len;
+    const int r = ioctl(uffd, UFFDIO_POISON, &p);
+    *did = p.updated;
     return r;
   });
 }

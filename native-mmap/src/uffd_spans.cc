@@ -49,13 +49,6 @@ struct uffdio_move {
 namespace crimg {
 namespace {
 
-constexpr uint8_t kPending = 0;  // chunk states, as uffd.cc
-constexpr uint8_t kBusy = 1;
-constexpr uint8_t kInstalled = 2;
-constexpr uint8_t kSpanFree = 0;  // span states
-constexpr uint8_t kSpanWhole = 1;
-constexpr uint8_t kSpanChunks = 2;
-constexpr uint8_t kSpanBroken = 3;  // taken whole, and the handler copied a chunk in: its faults are assisted at once
 static_assert(kPending == 0, "calloc'd states start pending");
 
 // One thread's 2 MiB-aligned buffer, advised MADV_HUGEPAGE (one huge page

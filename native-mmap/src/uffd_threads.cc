@@ -18,21 +18,7 @@
 #include <algorithm>
 #include <system_error>
 
-#ifndef UFFDIO_POISON
-struct uffdio_poison {
-  struct uffdio_range range;
-  __u64 mode;
-  __s64 updated;
-};
-#define _UFFDIO_POISON (0x08)
-#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
-#endif
-
 namespace crimg {
-namespace {
-constexpr uint8_t kPending = 0;  // chunk states, as uffd.cc
-constexpr uint8_t kBusy = 1;
-}  // namespace
 
 void LazySession::Follow(uint32_t tid) {
   if (tid == 0) return;
@@ -224,26 +210,6 @@ void LazySession::EndWarm() {
     std::lock_guard<std::mutex> lock(warm_mu_);  // no lost wake-up between its test and its wait
   }
   warm_cv_.notify_all();
-}
-
-bool LazySession::Poison(uint64_t dest, uint64_t length) {
-  const uint64_t page = config_.page_size;
-  uint64_t done = 0;
-  for (int again = 0; done < length;) {
-    struct uffdio_poison p;
-    memset(&p, 0, sizeof p);
-    p.range.start = dest + done;
-    p.range.len = length - done;
-    if (ioctl(config_.uffd, UFFDIO_POISON, &p) == 0) return true;
-    const int e = errno;
-    if (p.updated > 0) done += static_cast<uint64_t>(p.updated);
-    if (e == EEXIST) {
-      done += page;  // a page already in (or poisoned): the rest after it
-    } else if (e != EAGAIN || ++again > 1000) {
-      return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace crimg
