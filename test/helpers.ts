@@ -1,6 +1,6 @@
 /** Shared test helpers: temp dirs, memory-like data, byte flips. */
 import { spawnSync } from 'node:child_process';
-import { closeSync, cpSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -87,4 +87,27 @@ export function protectedPages(pid: number, address: bigint, pages: number): num
   } finally {
     closeSync(fd);
   }
+}
+
+/** One mapping of this process in /proc/self/smaps. */
+export interface SmapsMapping {
+  start: bigint;
+  end: bigint;
+  /** VmFlags: `hg` advised for huge pages, `dc` not inherited by fork(), ... */
+  flags: string[];
+  /** AnonHugePages, in bytes: memory mapped by 2 MiB pages. */
+  anonHuge: number;
+}
+
+/** This process's mappings, from /proc/self/smaps. */
+export function smapsMappings(): SmapsMapping[] {
+  const out: SmapsMapping[] = [];
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    const last = out[out.length - 1];
+    if (m) out.push({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), flags: [], anonHuge: 0 });
+    else if (last && line.startsWith('VmFlags:')) last.flags = line.slice(8).trim().split(/\s+/);
+    else if (last && line.startsWith('AnonHugePages:')) last.anonHuge = Number(/(\d+)/.exec(line)![1]) * 1024;
+  }
+  return out;
 }

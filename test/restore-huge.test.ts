@@ -4,11 +4,10 @@
  * mapping's VmFlags), spans mostly zero are not (their zero chunks stay unbacked), and the caller's
  * 'nohugepage' advice keeps every span at 4 KiB pages. The bytes are the image's either way.
  */
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { openImage, ImageWriter } from '../index.js';
 import { requireNative } from './native-fixture.js';
-import { tempDir } from './helpers.js';
+import { smapsMappings, tempDir, type SmapsMapping } from './helpers.js';
 
 requireNative();
 const t = tempDir();
@@ -18,18 +17,8 @@ const MiB = 1024 * 1024;
 const HUGE = 2 * MiB;
 
 /** The VmFlags of every mapping of this process, by address range. */
-function mappings(): { start: bigint; end: bigint; flags: string[] }[] {
-  const out: { start: bigint; end: bigint; flags: string[] }[] = [];
-  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (m) out.push({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), flags: [] });
-    else if (line.startsWith('VmFlags:') && out.length > 0) out[out.length - 1]!.flags = line.slice(8).trim().split(/\s+/);
-  }
-  return out;
-}
-
 /** Whether the aligned 2 MiB at `base` lies in one mapping advised for huge pages. */
-function advisedHuge(maps: ReturnType<typeof mappings>, base: bigint): boolean {
+function advisedHuge(maps: SmapsMapping[], base: bigint): boolean {
   const m = maps.find((x) => x.start <= base && base + BigInt(HUGE) <= x.end);
   return m !== undefined && m.flags.includes('hg');
 }
@@ -53,7 +42,7 @@ test('2 MiB pages where the stored chunks fill half of an aligned 2 MiB or more,
           const region = r.regions[0]!;
           expect(Buffer.from(region.memory!).equals(data)).toBe(true);
           expect(region.address % BigInt(HUGE)).toBe(0n);
-          const maps = mappings();
+          const maps = smapsMappings();
           const got = stored.map((_, k) => advisedHuge(maps, region.address + BigInt(k * HUGE)));
           expect(got).toEqual(stored.map((k) => advise === undefined && k * CHUNK * 2 >= HUGE));
         } finally {

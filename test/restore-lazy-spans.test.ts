@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { openImage, optimizeImage, ImageWriter } from '../index.js';
 import { CHUNK_IN_PARENT } from '../format/constants.js';
 import { requireNative } from './native-fixture.js';
-import { flipByte, memoryLike, tempDir } from './helpers.js';
+import { flipByte, memoryLike, smapsMappings, tempDir } from './helpers.js';
 
 requireNative();
 const t = tempDir();
@@ -27,14 +27,7 @@ const HUGE = 2 * 1024 * 1024;
 
 /** Bytes of [start, end) mapped by 2 MiB pages (AnonHugePages of the mappings inside it). */
 function hugeBytes(start: bigint, end: bigint): number {
-  let total = 0;
-  let inside = false;
-  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
-    if (m) inside = BigInt(`0x${m[1]}`) >= start && BigInt(`0x${m[2]}`) <= end;
-    else if (inside && line.startsWith('AnonHugePages:')) total += Number(/(\d+)/.exec(line)![1]) * 1024;
-  }
-  return total;
+  return smapsMappings().filter((m) => m.start >= start && m.end <= end).reduce((n, m) => n + m.anonHuge, 0);
 }
 
 describe('prefetch moves the spans half stored or more, whole', () => {

@@ -359,16 +359,18 @@ void LazySession::Resolve(uint32_t c, bool by_fault, uint64_t addr) {
   // Only installed: a failed chunk's pages are poisoned (the poison woke the
   // thread) or, without poison, left missing, its thread waiting until
   // release; waking it would fault again at once, a busy loop.
-  if (by_fault && expected == kInstalled) {
-    // A page of an installed chunk missing again was dropped by the process
-    // (MADV_DONTNEED, or MADV_FREE reclaimed): it reads zeros, as any dropped
-    // anonymous page. Only waking the thread made it fault again at once, a
-    // busy loop until done. A page present again (a fault read just before
-    // the install) is left as it is (EEXIST) and its thread woken below.
-    if (addr != 0) Zero(addr, config_.page_size);
-    const LazyChunk ch = ChunkOf(c);
-    WakeRange(ch.dest, Span(ch));
-  }
+  if (by_fault && expected == kInstalled) Dropped(c, addr);
+}
+
+void LazySession::Dropped(uint32_t c, uint64_t addr) {
+  // A page of an installed chunk missing again was dropped by the process
+  // (MADV_DONTNEED, or MADV_FREE reclaimed): it reads zeros, as any dropped
+  // anonymous page. Only waking the thread made it fault again at once, a
+  // busy loop until done. A page present again (a fault read just before
+  // the install) is left as it is (EEXIST) and its thread woken below.
+  if (addr != 0) Zero(addr, config_.page_size);
+  const LazyChunk ch = ChunkOf(c);
+  WakeRange(ch.dest, Span(ch));
 }
 
 void LazySession::Install(uint32_t c, bool by_fault, uint64_t addr) {

@@ -346,6 +346,9 @@ class LazySession : public std::enable_shared_from_this<LazySession> {
   bool Copy(uint64_t dest, const uint8_t* src, uint64_t length, bool wake = true);
   bool Zero(uint64_t dest, uint64_t length, bool wake = true);
   void Fail(uint32_t c, const char* code, std::string detail);
+  // A fault on installed chunk c: its page at `addr` was dropped by the
+  // process; a zero page in, the chunk's waiters woken.
+  void Dropped(uint32_t c, uint64_t addr);
   // UFFDIO_POISON over [dest, dest + length), as Copy and Zero fill (page by
   // page across mappings); false when the kernel refused part of it (ENOMEM,
   // EAGAIN 1000 times): those pages stay missing.

@@ -257,9 +257,7 @@ bool LazySession::ResolveInSpan(uint32_t c, bool by_fault, uint64_t addr) {
         }
       }
     } else if (now == kInstalled) {
-      if (addr != 0) Zero(addr, config_.page_size);
-      const LazyChunk ch = ChunkOf(c);
-      WakeRange(ch.dest, Span(ch));
+      Dropped(c, addr);
     }
     return true;
   }
