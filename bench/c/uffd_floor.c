@@ -65,9 +65,15 @@ int main(int argc, char** argv) {
   const size_t length = (size_t)atol(argv[1]) << 20;
   chunk = (size_t)atol(argv[2]);
   const int runs = atoi(argv[4]);
+  if (length == 0 || chunk < 4096 || chunk % 4096 != 0 || length % chunk != 0 || runs < 1) {
+    fprintf(stderr, "uffd_floor: MIB, CHUNK (a multiple of 4096 dividing MIB MiB) and RUNS must be positive\n");
+    return 2;
+  }
   FILE* f = fopen(argv[3], "rb");
   if (f == NULL) die("open SET");
   uint32_t* set = malloc(length / chunk * sizeof *set);
+  source = aligned_alloc(4096, chunk);
+  if (set == NULL || source == NULL) die("malloc");
   const size_t n = fread(set, sizeof *set, length / chunk, f);
   fclose(f);
   for (size_t i = 0; i < n; i++) {
@@ -76,7 +82,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  source = aligned_alloc(4096, chunk);
   for (size_t i = 0; i < chunk; i++) source[i] = (uint8_t)(i * 131 + 7);
   volatile unsigned sink = 0;
   for (int r = 0; r < runs; r++) {
