@@ -25,9 +25,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ImageWriter, openImage, optimizeImage } from '../index.js';
 import { memoryLikePieces } from './memory-like.js';
+import { compileC } from './restore-setup.js';
 
 const MIB = Number(process.env.CRIMG_BENCH_LAZY_MIB ?? 1024);
 const RUNS = Number(process.env.CRIMG_BENCH_RUNS ?? 3);
@@ -71,10 +71,9 @@ function workingSet(): number[] {
  * faults its handler served), or why it could not run.
  */
 function uffdFloor(set: readonly number[]): { ms: number[]; faults: number } | string {
-  const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const binary = path.join(dir, 'uffd_floor');
-  const cc = spawnSync('gcc', ['-O2', '-pthread', '-o', binary, path.join(root, 'bench', 'c', 'uffd_floor.c')], { encoding: 'utf8' });
-  if (cc.status !== 0) return `gcc failed: ${(cc.stderr || String(cc.error)).trim().slice(0, 200)}`;
+  const cc = compileC('uffd_floor', dir);
+  if ('skipped' in cc) return cc.skipped;
+  const binary = cc.binary;
   const file = path.join(dir, 'set.bin');
   writeFileSync(file, new Uint8Array(Uint32Array.from(set).buffer));
   const run = spawnSync(binary, [String(MIB), String(CHUNK), file, String(RUNS)], { encoding: 'utf8' });

@@ -74,12 +74,12 @@ function cSource(name: string): string {
 }
 
 /**
- * Compiles bench/c/NAME.c with `gcc -O2` into `dir`.
+ * Compiles bench/c/NAME.c with `gcc -O2 -pthread` into `dir`.
  * @returns the binary, or the reason it could not be built.
  */
 export function compileC(name: string, dir: string): { binary: string } | { skipped: string } {
   const binary = join(dir, name);
-  const run = spawnSync('gcc', ['-O2', '-o', binary, cSource(name)], { encoding: 'utf8' });
+  const run = spawnSync('gcc', ['-O2', '-pthread', '-o', binary, cSource(name)], { encoding: 'utf8' });
   if (run.error) return { skipped: `gcc not available (${run.error.message})` };
   if (run.status !== 0) return { skipped: `gcc failed: ${run.stderr.trim().split('\n')[0]}` };
   return { binary };
